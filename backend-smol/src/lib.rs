@@ -1,0 +1,135 @@
+//! # supertrees-smol
+//!
+//! The [smol] backend of supertrees: [`SmolSpawner`] runs each worker host
+//! on an [`async_executor::Executor`] driven by [`async_io::block_on`], and
+//! [`SmolTimer`] sleeps with [`async_io::Timer`].
+//!
+//! Use it through the `supertrees` facade with `default-features = false,
+//! features = ["smol"]`, which makes `Supertree::start()` run on smol and
+//! keeps Tokio out of the build.
+//!
+//! [smol]: https://docs.rs/smol
+//!
+//! # Examples
+//!
+//! ```
+//! use supertrees_core::Spawner;
+//! use supertrees_smol::SmolSpawner;
+//!
+//! let spawner = SmolSpawner::new();
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! spawner.block_on(Box::pin(async move {
+//!     SmolSpawner::new().spawn(Box::pin(async move {
+//!         let _ = tx.send(42);
+//!     }));
+//!     // Let the spawned task run before block_on returns.
+//!     async_io::Timer::after(std::time::Duration::from_millis(1)).await;
+//! }));
+//! assert_eq!(rx.recv(), Ok(42));
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_executor::LocalExecutor;
+use supertrees_core::{BoxFuture, Spawner, Timer};
+
+thread_local! {
+    /// The executor of the `block_on` running on this thread, if any.
+    static EXECUTOR: RefCell<Option<Rc<LocalExecutor<'static>>>> = const { RefCell::new(None) };
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs worker hosts on a smol executor.
+///
+/// Each worker host runs one single-threaded executor, driven by
+/// [`async_io::block_on`] so that `async-io` timers and I/O (and everything
+/// built on them, like `smol::net`) work inside workers.
+///
+/// [`spawn`](Spawner::spawn) must be called from inside
+/// [`block_on`](Spawner::block_on) (which is where the engine calls it);
+/// elsewhere the task is run on a thread of its own.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supertrees_core::Spawner;
+/// use supertrees_smol::SmolSpawner;
+///
+/// SmolSpawner::new().block_on(Box::pin(async {
+///     async_io::Timer::after(Duration::from_millis(1)).await;
+/// }));
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SmolSpawner;
+
+impl SmolSpawner {
+    /// The smol spawner.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Spawner for SmolSpawner {
+    fn block_on(&self, fut: BoxFuture) {
+        let executor = Rc::new(LocalExecutor::new());
+        let previous = EXECUTOR.with(|e| e.replace(Some(executor.clone())));
+        let was_inside = INSIDE.with(|i| i.replace(true));
+        async_io::block_on(executor.run(fut));
+        INSIDE.with(|i| i.set(was_inside));
+        EXECUTOR.with(|e| *e.borrow_mut() = previous);
+    }
+
+    fn spawn(&self, fut: BoxFuture) {
+        match EXECUTOR.with(|e| e.borrow().clone()) {
+            Some(executor) => executor.spawn(fut).detach(),
+            None => {
+                std::thread::spawn(move || async_io::block_on(fut));
+            }
+        }
+    }
+
+    fn is_inside_runtime(&self) -> bool {
+        INSIDE.with(Cell::get)
+    }
+}
+
+/// The `async-io` clock and timers.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supertrees_core::Timer;
+/// use supertrees_smol::SmolTimer;
+///
+/// let timer = SmolTimer::new();
+/// let start = timer.now();
+/// async_io::block_on(timer.sleep(Duration::from_millis(2)));
+/// assert!(timer.now() - start >= Duration::from_millis(2));
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SmolTimer;
+
+impl SmolTimer {
+    /// The `async-io` timer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Timer for SmolTimer {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture {
+        Box::pin(async move {
+            async_io::Timer::after(duration).await;
+        })
+    }
+}

@@ -1,0 +1,147 @@
+//! # supertrees-tokio
+//!
+//! The [Tokio] backend of supertrees: [`TokioSpawner`] runs each worker host
+//! on a Tokio runtime built inside the freshly forked host, and
+//! [`TokioTimer`] is Tokio's clock.
+//!
+//! Most users get these through the `supertrees` facade (feature `tokio`, on
+//! by default) and never name them; `Supertree::start()` uses them.
+//!
+//! [Tokio]: https://tokio.rs
+//!
+//! # Examples
+//!
+//! ```
+//! use supertrees_core::Spawner;
+//! use supertrees_tokio::TokioSpawner;
+//!
+//! let spawner = TokioSpawner::new();
+//! assert!(!spawner.is_inside_runtime());
+//! spawner.block_on(Box::pin(async {
+//!     let (tx, rx) = tokio::sync::oneshot::channel();
+//!     TokioSpawner::new().spawn(Box::pin(async move {
+//!         let _ = tx.send(42);
+//!     }));
+//!     assert_eq!(rx.await, Ok(42));
+//! }));
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use supertrees_core::{BoxFuture, Spawner, Timer};
+
+/// Which Tokio scheduler a worker host runs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// Tokio's multi-thread scheduler, as `#[tokio::main]` builds.
+    #[default]
+    MultiThread,
+    /// One thread per worker host.
+    CurrentThread,
+}
+
+/// Runs worker hosts on Tokio.
+///
+/// [`new`](TokioSpawner::new) (and `Default`) builds a multi-thread runtime
+/// in each worker host, as `#[tokio::main]` would, so workers written for
+/// supertrees 0.1 behave as before; [`current_thread`](TokioSpawner::current_thread)
+/// builds a single-threaded one, which is cheaper to start and lighter per
+/// host. Both enable Tokio's I/O and time drivers.
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::Spawner;
+/// use supertrees_tokio::TokioSpawner;
+///
+/// TokioSpawner::current_thread().block_on(Box::pin(async {
+///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+/// }));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct TokioSpawner {
+    flavor: Flavor,
+}
+
+impl TokioSpawner {
+    /// A spawner that builds a multi-thread runtime in each worker host.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A spawner that builds a current-thread runtime in each worker host.
+    pub fn current_thread() -> Self {
+        Self {
+            flavor: Flavor::CurrentThread,
+        }
+    }
+}
+
+impl Spawner for TokioSpawner {
+    /// Builds the runtime and runs `fut` on it.
+    ///
+    /// # Panics
+    ///
+    /// If the runtime can not be built (e.g. no threads can be spawned); in a
+    /// worker host the engine turns that panic into a failed host, reported
+    /// with this message, and restarts its workers with backoff.
+    fn block_on(&self, fut: BoxFuture) {
+        let mut builder = match self.flavor {
+            Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        };
+        match builder.enable_all().build() {
+            Ok(runtime) => runtime.block_on(fut),
+            Err(err) => panic!("supertrees-tokio: could not build the Tokio runtime: {err}"),
+        }
+    }
+
+    fn spawn(&self, fut: BoxFuture) {
+        tokio::spawn(fut);
+    }
+
+    fn is_inside_runtime(&self) -> bool {
+        tokio::runtime::Handle::try_current().is_ok()
+    }
+}
+
+/// Tokio's clock: [`now`](Timer::now) follows `tokio::time::Instant`, so a
+/// paused Tokio clock (`start_paused`) is seen by the engine too.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supertrees_core::Timer;
+/// use supertrees_tokio::TokioTimer;
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+/// rt.block_on(async {
+///     let timer = TokioTimer::new();
+///     let start = timer.now();
+///     timer.sleep(Duration::from_millis(2)).await;
+///     assert!(timer.now() - start >= Duration::from_millis(2));
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokioTimer;
+
+impl TokioTimer {
+    /// Tokio's timer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Timer for TokioTimer {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}

@@ -1,0 +1,411 @@
+//! One supervisor process: the poll loop that drives a [`Machine`] with real
+//! children — forked child supervisors, and one worker host for all worker
+//! children.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::PollFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::host;
+use super::sys::{self, SignalPipe};
+use super::wire::{self, Command, Event};
+use crate::machine::{Action, ChildPolicy, Machine, Outcome};
+use crate::tree::{Child, Supervisor};
+use crate::{ChildExit, Shutdown, Spawner, Timer};
+
+/// A child process we may have to kill if it does not stop in time.
+#[derive(Debug)]
+struct Proc {
+    pid: Pid,
+    kill_at: Option<Instant>,
+}
+
+/// The running worker host and its pipes.
+#[derive(Debug)]
+struct Host {
+    pid: Pid,
+    commands: OwnedFd,
+    events: OwnedFd,
+    outbox: Vec<u8>,
+    inbox: Vec<u8>,
+    kill_at: Option<Instant>,
+}
+
+/// How a supervisor process ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ending {
+    pub(crate) outcome: Outcome,
+    /// The signal (SIGTERM/SIGINT) that asked this supervisor to stop, if any.
+    pub(crate) signal: Option<Signal>,
+}
+
+impl Ending {
+    /// The exit code of a forked supervisor that ended this way.
+    pub(crate) fn exit_code(self) -> i32 {
+        match (self.outcome, self.signal) {
+            (Outcome::GaveUp, _) => sys::EXIT_GAVE_UP,
+            (Outcome::Normal, Some(sig)) => 128 + sig as i32,
+            (Outcome::Normal, None) => 0,
+        }
+    }
+}
+
+pub(crate) struct Node<'a, S, T> {
+    sup: &'a mut Supervisor,
+    machine: Machine,
+    spawner: S,
+    timer: T,
+    signals: Option<SignalPipe>,
+    is_worker: Vec<bool>,
+    procs: Vec<Option<Proc>>,
+    live: Vec<bool>,
+    host: Option<Host>,
+    stop_signal: Option<Signal>,
+    ending: Option<Outcome>,
+}
+
+impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
+    pub(crate) fn new(
+        sup: &'a mut Supervisor,
+        path: String,
+        spawner: S,
+        timer: T,
+        signals: SignalPipe,
+    ) -> Self {
+        let policies: Vec<ChildPolicy> = sup
+            .children
+            .iter()
+            .map(|c| ChildPolicy {
+                restart: c.restart_policy(),
+                backoff: c.backoff_policy(),
+                is_supervisor: matches!(c, Child::Supervisor(_)),
+            })
+            .collect();
+        let is_worker = policies.iter().map(|p| !p.is_supervisor).collect();
+        let count = policies.len();
+        Self {
+            machine: Machine::new(path, policies, sup.strategy, sup.intensity),
+            sup,
+            spawner,
+            timer,
+            signals: Some(signals),
+            is_worker,
+            procs: (0..count).map(|_| None).collect(),
+            live: vec![false; count],
+            host: None,
+            stop_signal: None,
+            ending: None,
+        }
+    }
+
+    /// Runs the supervisor until it ends.
+    pub(crate) fn run(mut self) -> Ending {
+        tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
+        self.machine.handle_start(self.timer.now());
+        loop {
+            while let Some(action) = self.machine.poll_action() {
+                match action {
+                    Action::Start(n) => self.start(n),
+                    Action::Stop(n) => self.stop(n),
+                    Action::Exit(outcome) => {
+                        self.ending = Some(outcome);
+                        self.stop_host();
+                    }
+                }
+            }
+            if let (Some(outcome), None) = (self.ending, &self.host) {
+                tracing::info!(supervisor = %self.machine.path(), ?outcome, "supervisor stopped");
+                return Ending {
+                    outcome,
+                    signal: self.stop_signal,
+                };
+            }
+            self.wait();
+        }
+    }
+
+    /// The intensity this supervisor applied.
+    pub(crate) fn intensity(&self) -> crate::Intensity {
+        self.machine.intensity()
+    }
+
+    fn child_path(&self, n: usize) -> String {
+        format!("{}/{n}", self.machine.path())
+    }
+
+    fn start(&mut self, n: usize) {
+        if self.is_worker[n] {
+            self.start_worker(n);
+        } else {
+            self.start_supervisor(n);
+        }
+    }
+
+    fn start_worker(&mut self, n: usize) {
+        if self.host.is_none() {
+            if let Err(err) = self.fork_host() {
+                tracing::error!(supervisor = %self.machine.path(), child = n, %err, "fork of the worker host failed; will retry with backoff");
+                self.machine.handle_exit(n, ChildExit::ForkFailed(err as i32), self.timer.now());
+                return;
+            }
+        }
+        self.live[n] = true;
+        self.send(Command::Start(n as u32));
+        tracing::debug!(supervisor = %self.machine.path(), child = n, "worker started");
+    }
+
+    fn fork_host(&mut self) -> Result<(), Errno> {
+        let (cmd_read, cmd_write) = sys::pipe()?;
+        let (ev_read, ev_write) = sys::pipe()?;
+        let path = format!("{}/host", self.machine.path());
+        let parent_ends = [cmd_write.as_raw_fd(), ev_read.as_raw_fd()];
+        let pid = sys::fork_child(|| {
+            for fd in parent_ends {
+                let _ = nix::unistd::close(fd);
+            }
+            self.leave_parent_state();
+            let workers = std::mem::take(&mut self.sup.children)
+                .into_iter()
+                .map(|c| match c {
+                    Child::Worker(w) => Some(w),
+                    Child::Supervisor(_) => None,
+                })
+                .collect();
+            host::run(self.spawner.clone(), path, workers, cmd_read, ev_write)
+        })?;
+        tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
+        self.host = Some(Host {
+            pid,
+            commands: cmd_write,
+            events: ev_read,
+            outbox: Vec::new(),
+            inbox: Vec::new(),
+            kill_at: None,
+        });
+        Ok(())
+    }
+
+    fn start_supervisor(&mut self, n: usize) {
+        let path = self.child_path(n);
+        let forked = sys::fork_child(|| {
+            self.leave_parent_state();
+            let Some(Child::Supervisor(mut sup)) = std::mem::take(&mut self.sup.children).into_iter().nth(n) else {
+                return sys::EXIT_PANICKED;
+            };
+            sys::ignore(Signal::SIGINT);
+            let signals = match SignalPipe::install(&[Signal::SIGCHLD, Signal::SIGTERM]) {
+                Ok(signals) => signals,
+                Err(err) => {
+                    tracing::error!(supervisor = %path, %err, "could not set up signal handling");
+                    return 1;
+                }
+            };
+            Node::new(&mut sup, path, self.spawner.clone(), self.timer.clone(), signals)
+                .run()
+                .exit_code()
+        });
+        match forked {
+            Ok(pid) => {
+                tracing::info!(supervisor = %self.machine.path(), child = n, pid = pid.as_raw(), "child supervisor started");
+                self.procs[n] = Some(Proc { pid, kill_at: None });
+            }
+            Err(err) => {
+                tracing::error!(supervisor = %self.machine.path(), child = n, %err, "fork failed; will retry with backoff");
+                self.machine.handle_exit(n, ChildExit::ForkFailed(err as i32), self.timer.now());
+            }
+        }
+    }
+
+    /// In a freshly forked child: let go of this supervisor's descriptors and
+    /// signal handling, which belong to the parent.
+    fn leave_parent_state(&mut self) {
+        if let Some(signals) = self.signals.take() {
+            signals.abandon_in_child();
+        }
+        self.host = None;
+    }
+
+    fn stop(&mut self, n: usize) {
+        let now = self.timer.now();
+        if self.is_worker[n] {
+            if self.live[n] && self.host.is_some() {
+                self.send(Command::Stop(n as u32));
+            } else {
+                self.live[n] = false;
+                self.machine.handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now);
+            }
+            return;
+        }
+        let shutdown = self.sup.shutdown;
+        match &mut self.procs[n] {
+            Some(proc) => proc.kill_at = terminate(proc.pid, shutdown, now),
+            None => self.machine.handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now),
+        }
+    }
+
+    /// Asks the host to stop its remaining workers and exit.
+    fn stop_host(&mut self) {
+        let now = self.timer.now();
+        let kill_at = self.sup.shutdown.kill_after().map(|d| now + d);
+        if let Some(host) = &mut self.host {
+            host.kill_at = kill_at;
+        }
+        self.send(Command::Shutdown);
+    }
+
+    fn send(&mut self, cmd: Command) {
+        if let Some(host) = &mut self.host {
+            host.outbox.extend_from_slice(&cmd.encode());
+            flush(host);
+        }
+    }
+
+    /// Sleeps until something happens, then feeds it to the machine.
+    fn wait(&mut self) {
+        let now = self.timer.now();
+        let deadline = self
+            .machine
+            .poll_timeout()
+            .into_iter()
+            .chain(self.procs.iter().flatten().filter_map(|p| p.kill_at))
+            .chain(self.host.iter().filter_map(|h| h.kill_at))
+            .min();
+        let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        if timeout != Some(Duration::ZERO) {
+            let Some(signals) = &self.signals else { return };
+            let mut fds = vec![sys::readable(signals.fd())];
+            if let Some(host) = &self.host {
+                fds.push(sys::readable(host.events.as_fd()));
+                if !host.outbox.is_empty() {
+                    fds.push(nix::poll::PollFd::new(host.commands.as_fd(), PollFlags::POLLOUT));
+                }
+            }
+            sys::wait_readable(&mut fds, timeout);
+        }
+        let signals = self.signals.as_ref().map(SignalPipe::drain).unwrap_or_default();
+        let now = self.timer.now();
+        self.read_events(now);
+        if let Some(host) = &mut self.host {
+            flush(host);
+        }
+        for sig in &signals {
+            if matches!(sig, Signal::SIGTERM | Signal::SIGINT) && self.stop_signal.is_none() {
+                tracing::info!(supervisor = %self.machine.path(), signal = %sig, "shutdown requested");
+                self.stop_signal = Some(*sig);
+                self.machine.handle_shutdown(now);
+            }
+        }
+        if signals.contains(&Signal::SIGCHLD) {
+            self.reap(now);
+        }
+        self.kill_overdue(now);
+        if self.machine.poll_timeout().is_some_and(|t| t <= now) {
+            self.machine.handle_timeout(now);
+        }
+    }
+
+    fn read_events(&mut self, now: Instant) {
+        let Some(host) = &mut self.host else { return };
+        let mut chunk = [0u8; wire::FRAME * 128];
+        loop {
+            match nix::unistd::read(&host.events, &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => host.inbox.extend_from_slice(&chunk[..n]),
+            }
+        }
+        for frame in wire::take_frames(&mut host.inbox) {
+            match Event::decode(&frame) {
+                Some(Event::Exited(n, exit)) if self.live.get(n as usize) == Some(&true) => {
+                    let n = n as usize;
+                    self.live[n] = false;
+                    tracing::debug!(supervisor = %self.machine.path(), child = n, %exit, "worker exited");
+                    self.machine.handle_exit(n, exit, now);
+                }
+                other => tracing::warn!(supervisor = %self.machine.path(), ?frame, ?other, "unexpected host event dropped"),
+            }
+        }
+    }
+
+    fn reap(&mut self, now: Instant) {
+        for n in 0..self.procs.len() {
+            let Some(proc) = &self.procs[n] else { continue };
+            if let Some(exit) = sys::try_reap(proc.pid) {
+                tracing::info!(supervisor = %self.machine.path(), child = n, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
+                self.procs[n] = None;
+                self.machine.handle_exit(n, exit, now);
+            }
+        }
+        let Some(host) = &self.host else { return };
+        let pid = host.pid;
+        let Some(exit) = sys::try_reap(pid) else { return };
+        self.read_events(now);
+        self.host = None;
+        let exit = match exit {
+            ChildExit::Normal => ChildExit::Exited(0),
+            other => other,
+        };
+        let live: Vec<usize> = (0..self.live.len()).filter(|&n| self.live[n]).collect();
+        if live.is_empty() {
+            tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
+        } else {
+            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = ?live, "worker host died with running workers");
+        }
+        for n in live {
+            self.live[n] = false;
+            self.machine.handle_exit(n, exit, now);
+        }
+    }
+
+    fn kill_overdue(&mut self, now: Instant) {
+        let overdue = |kill_at: &mut Option<Instant>| {
+            let due = kill_at.is_some_and(|t| t <= now);
+            if due {
+                *kill_at = None;
+            }
+            due
+        };
+        for proc in self.procs.iter_mut().flatten() {
+            if overdue(&mut proc.kill_at) {
+                tracing::warn!(supervisor = %self.machine.path(), pid = proc.pid.as_raw(), "child did not stop in time; killing it");
+                sys::send(proc.pid, Signal::SIGKILL);
+            }
+        }
+        if let Some(host) = &mut self.host {
+            if overdue(&mut host.kill_at) {
+                tracing::warn!(supervisor = %self.machine.path(), pid = host.pid.as_raw(), "worker host did not stop in time; killing it");
+                sys::send(host.pid, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Sends the first stop signal `shutdown` asks for; returns when to SIGKILL.
+fn terminate(pid: Pid, shutdown: Shutdown, now: Instant) -> Option<Instant> {
+    match shutdown.kill_after() {
+        Some(Duration::ZERO) => {
+            sys::send(pid, Signal::SIGKILL);
+            None
+        }
+        after => {
+            sys::send(pid, Signal::SIGTERM);
+            after.map(|d| now + d)
+        }
+    }
+}
+
+/// Writes as much of the host's outbox as the pipe takes, without blocking.
+fn flush(host: &mut Host) {
+    while !host.outbox.is_empty() {
+        match nix::unistd::write(&host.commands, &host.outbox) {
+            Ok(n) => {
+                host.outbox.drain(..n);
+            }
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+}

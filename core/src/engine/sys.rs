@@ -1,0 +1,249 @@
+//! Every system call of the process engine, and the only `unsafe` code of
+//! supertrees: fork, `_exit`, the parent-death signal, the signal self-pipe.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::time::TimeSpec;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::ChildExit;
+
+/// Exit code of a supervisor process whose restart intensity was exceeded.
+pub(crate) const EXIT_GAVE_UP: i32 = 3;
+/// Exit code of a forked process whose own code panicked (an engine bug).
+pub(crate) const EXIT_PANICKED: i32 = 101;
+/// The signals a supervisor process listens to.
+pub(crate) const SUPERVISOR_SIGNALS: [Signal; 3] = [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT];
+
+/// Forks. In the child, `body` runs and its return value becomes the exit
+/// code passed to `_exit`: the child never returns into the caller's code,
+/// never unwinds past this point, and never runs the caller's destructors or
+/// `atexit` handlers.
+///
+/// Right after fork the child asks for SIGKILL when its parent dies
+/// (`PR_SET_PDEATHSIG`) and exits at once if the parent is already gone.
+pub(crate) fn fork_child(body: impl FnOnce() -> i32) -> Result<Pid, Errno> {
+    let parent = nix::unistd::getpid();
+    // Until the child has installed its own handlers, a stop signal must wait
+    // instead of being lost: block them across fork. The parent unblocks at
+    // once; the child in `SignalPipe::install`.
+    let mut stop_signals = SigSet::empty();
+    for sig in SUPERVISOR_SIGNALS {
+        stop_signals.add(sig);
+    }
+    let old_mask = stop_signals.thread_swap_mask(signal::SigmaskHow::SIG_BLOCK);
+    // SAFETY: every caller is a supervisor process, which is single-threaded
+    // (the root warns when it is not), and the child only runs engine code
+    // that ends in `_exit` below.
+    let forked = unsafe { nix::unistd::fork() };
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        if let Ok(old) = old_mask {
+            let _ = old.thread_set_mask();
+        }
+    }
+    match forked? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code = match set_parent_death_signal(parent) {
+                Ok(()) => catch_unwind(AssertUnwindSafe(body)).unwrap_or(EXIT_PANICKED),
+                Err(_) => 0,
+            };
+            exit_now(code)
+        }
+    }
+}
+
+fn set_parent_death_signal(parent: Pid) -> Result<(), Errno> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    // The parent may have died between fork and prctl: then no signal comes.
+    if nix::unistd::getppid() != parent {
+        return Err(Errno::ESRCH);
+    }
+    Ok(())
+}
+
+/// Flushes Rust's standard streams and ends the process with `_exit(code)`.
+pub(crate) fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` is always safe to call; it ends the process without
+    // running atexit handlers or destructors, which is the point.
+    unsafe { libc::_exit(code) }
+}
+
+/// A non-blocking, close-on-exec pipe: `(read end, write end)`.
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+}
+
+/// Makes a file descriptor blocking again.
+pub(crate) fn set_blocking(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).map(drop)
+}
+
+/// The write end of the current process's signal self-pipe, read by the
+/// signal handler.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signo: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: errno access and write(2) are async-signal-safe; the byte lives
+    // on this stack frame. errno is saved and restored around the write.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let byte = signo as u8;
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// Delivery of `signals` as bytes on a pipe, for a poll loop. Dropping it
+/// puts the previous handlers back.
+#[derive(Debug)]
+pub(crate) struct SignalPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    previous: Vec<(Signal, SigAction)>,
+}
+
+impl SignalPipe {
+    /// Installs handlers for `signals` that write the signal number to a
+    /// fresh pipe.
+    pub(crate) fn install(signals: &[Signal]) -> Result<Self, Errno> {
+        let (read, write) = pipe()?;
+        SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
+            SigSet::empty(),
+        );
+        let mut pipe = Self {
+            read,
+            write,
+            previous: Vec::new(),
+        };
+        for &sig in signals {
+            // SAFETY: `on_signal` only performs async-signal-safe calls.
+            let old = unsafe { signal::sigaction(sig, &action) }?;
+            pipe.previous.push((sig, old));
+        }
+        // A forked child starts with the stop signals blocked (see
+        // `fork_child`); now that they have somewhere to go, let them in.
+        let mut unblock = SigSet::empty();
+        for sig in SUPERVISOR_SIGNALS {
+            unblock.add(sig);
+        }
+        unblock.thread_unblock()?;
+        Ok(pipe)
+    }
+
+    /// The end to poll for readability.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.read.as_fd()
+    }
+
+    /// The signals delivered since the last call, in order.
+    pub(crate) fn drain(&self) -> Vec<Signal> {
+        let mut buf = [0u8; 64];
+        let mut out = Vec::new();
+        while let Ok(n @ 1..) = nix::unistd::read(&self.read, &mut buf) {
+            out.extend(buf[..n].iter().filter_map(|&b| Signal::try_from(i32::from(b)).ok()));
+        }
+        out
+    }
+
+    /// In a freshly forked child: forgets the parent's handlers (this process
+    /// installs its own) and closes the parent's pipe.
+    pub(crate) fn abandon_in_child(mut self) {
+        self.previous.clear();
+        SIGNAL_PIPE.store(-1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        if SIGNAL_PIPE.load(Ordering::Relaxed) == self.write.as_raw_fd() {
+            SIGNAL_PIPE.store(-1, Ordering::Relaxed);
+        }
+        for (sig, old) in self.previous.drain(..).rev() {
+            // SAFETY: restores the action that was installed before ours.
+            let _ = unsafe { signal::sigaction(sig, &old) };
+        }
+    }
+}
+
+/// Sets `sig` to be ignored (e.g. SIGINT in forked processes, which their
+/// parent stops in order instead of the terminal killing them all at once).
+pub(crate) fn ignore(sig: Signal) {
+    let action = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_IGN installs no handler code.
+    let _ = unsafe { signal::sigaction(sig, &action) };
+}
+
+/// Resets `sig` to its default action.
+pub(crate) fn default_action(sig: Signal) {
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_DFL installs no handler code.
+    let _ = unsafe { signal::sigaction(sig, &action) };
+}
+
+/// Sends `sig` to `pid`, ignoring a process that is already gone.
+pub(crate) fn send(pid: Pid, sig: Signal) {
+    if let Err(err) = signal::kill(pid, sig) {
+        if err != Errno::ESRCH {
+            tracing::warn!(pid = pid.as_raw(), signal = %sig, %err, "kill failed");
+        }
+    }
+}
+
+/// Reaps `pid` if it has exited; `None` while it runs.
+pub(crate) fn try_reap(pid: Pid) -> Option<ChildExit> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, 0)) => Some(ChildExit::Normal),
+        Ok(WaitStatus::Exited(_, EXIT_GAVE_UP)) => Some(ChildExit::GaveUp),
+        Ok(WaitStatus::Exited(_, code)) => Some(ChildExit::Exited(code)),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(ChildExit::Signaled(sig as i32)),
+        Ok(_) => None,
+        // ECHILD: not our child (any more); treat as gone so nothing waits on it.
+        Err(Errno::ECHILD) => Some(ChildExit::Exited(-1)),
+        Err(_) => None,
+    }
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: forever),
+/// with nanosecond precision. Interruption by a signal counts as a wake-up.
+pub(crate) fn wait_readable(fds: &mut [PollFd<'_>], timeout: Option<Duration>) {
+    let timeout = timeout.map(TimeSpec::from_duration);
+    match nix::poll::ppoll(fds, timeout, None) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(err) => tracing::warn!(%err, "ppoll failed"),
+    }
+}
+
+/// A `PollFd` waiting for input on `fd`.
+pub(crate) fn readable(fd: BorrowedFd<'_>) -> PollFd<'_> {
+    PollFd::new(fd, PollFlags::POLLIN)
+}
+
+/// How many threads the calling process has (1 when `/proc` can't tell).
+pub(crate) fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| dir.count())
+        .unwrap_or(1)
+}

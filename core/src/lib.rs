@@ -1,0 +1,158 @@
+//! # supertrees-core
+//!
+//! The runtime-agnostic core of [supertrees]: Erlang/OTP-style supervision
+//! trees for async Rust, where every supervisor is its own forked process and
+//! workers are async tasks.
+//!
+//! This crate holds everything that does not depend on an async runtime:
+//!
+//! * the tree model — [`Supertree`], [`Supervisor`], [`Worker`],
+//!   [`Restartable`];
+//! * the policies, as plain values with pure functions —
+//!   [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`], [`Intensity`],
+//!   [`Shutdown`];
+//! * the [`Spawner`] and [`Timer`] traits a backend implements;
+//! * the fork-per-supervisor process engine behind
+//!   [`Supertree::start_with`];
+//! * [`testing`]: a deterministic simulation on a fake clock.
+//!
+//! Most users depend on the `supertrees` facade instead, which adds
+//! `Supertree::start()` on the Tokio (default) or smol backend.
+//!
+//! ## Semantics in one place
+//!
+//! Each supervisor is driven by one sans-IO state machine: it takes child
+//! exits and timer expiries with the time they happened and returns what to
+//! start and stop. The simulation and the process engine drive the same
+//! machine, so a timeline proven with [`testing::run_simulated`] holds in
+//! real processes.
+//!
+//! * A worker's future returning is a **normal** exit; a panic (or the death
+//!   of its worker host) is **abnormal**.
+//! * **Restart**: [`RestartPolicy`] decides whether the child runs again;
+//!   [`BackoffPolicy`] how long to wait (`min_delay * multiplier^(k-1)`, capped
+//!   at `max_delay`, reset after a run of at least `reset_after`).
+//! * **Strategy**: with [`Strategy::OneForAll`] and [`Strategy::RestForOne`]
+//!   a restart also stops the affected siblings one at a time in reverse
+//!   order, then starts the whole group in order after the failed child's
+//!   backoff. Siblings stopped this way run again unless their policy forbids
+//!   another run (`Never`, or `Once` already used). A child that is not
+//!   restarted (e.g. `Never`) does not trigger its strategy.
+//! * **Intensity**: more than `max_restarts` restarts within `within` and the
+//!   supervisor stops all children in reverse order and gives up; its parent
+//!   sees a failed child ([`ChildExit::GaveUp`]) and, at the root, the tree
+//!   ends with [`Error::IntensityExceeded`].
+//! * **End of work**: a supervisor whose children have all finished for good
+//!   exits normally and is never restarted, whatever its restart policy.
+//!
+//! [supertrees]: https://docs.rs/supertrees
+//!
+//! ## Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use supertrees_core::testing::{run_simulated, FakeTimer};
+//! use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+//!
+//! struct Job;
+//! impl Worker for Job {
+//!     fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+//!         Box::pin(async { println!("job ran") })
+//!     }
+//! }
+//! impl Restartable for Job {
+//!     fn restart_policy(&self) -> RestartPolicy {
+//!         RestartPolicy::Never
+//!     }
+//! }
+//!
+//! let tree = Supertree::new().add_supervisor(|s| s.add_worker(Job).add_worker(Job));
+//! run_simulated(tree, FakeTimer::new())?;
+//! # Ok::<(), supertrees_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+mod exit;
+mod machine;
+mod policy;
+mod rt;
+mod tree;
+mod worker;
+
+mod engine;
+pub mod testing;
+
+pub use error::Error;
+pub use exit::ChildExit;
+pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
+pub use rt::{BoxFuture, Spawner, Timer};
+pub use tree::{Supertree, Supervisor};
+pub use worker::{Restartable, Worker};
+
+impl Supertree {
+    /// Runs the tree with real processes on `spawner`'s executor, and
+    /// returns when the tree ends.
+    ///
+    /// The calling process becomes the root supervisor; every child
+    /// supervisor is forked, and each supervisor's workers run as tasks of
+    /// one forked worker host that calls [`Spawner::block_on`]. See the
+    /// process model in the crate's engine documentation (the `engine`
+    /// section of the README).
+    ///
+    /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM
+    /// or SIGINT stopped the tree in order. No forked process ever returns
+    /// from this call.
+    ///
+    /// # Errors
+    ///
+    /// * [`Error::InsideRuntime`] at once, if `spawner` reports that the
+    ///   calling thread is inside its runtime;
+    /// * [`Error::IntensityExceeded`] if the root's restart intensity was
+    ///   exceeded;
+    /// * [`Error::Os`] if the root's signal handling could not be set up.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// use supertrees_core::{BoxFuture, Spawner, Supertree, Timer};
+    ///
+    /// #[derive(Clone)]
+    /// struct Blocking;
+    /// impl Spawner for Blocking {
+    ///     fn block_on(&self, fut: BoxFuture) {
+    ///         futures::executor::block_on(fut)
+    ///     }
+    ///     fn spawn(&self, fut: BoxFuture) {
+    ///         std::thread::spawn(move || futures::executor::block_on(fut));
+    ///     }
+    /// }
+    ///
+    /// #[derive(Clone)]
+    /// struct ThreadTimer;
+    /// impl Timer for ThreadTimer {
+    ///     fn now(&self) -> Instant {
+    ///         Instant::now()
+    ///     }
+    ///     fn sleep(&self, duration: Duration) -> BoxFuture {
+    ///         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    ///         std::thread::spawn(move || {
+    ///             std::thread::sleep(duration);
+    ///             let _ = tx.send(());
+    ///         });
+    ///         Box::pin(async move {
+    ///             let _ = rx.await;
+    ///         })
+    ///     }
+    /// }
+    ///
+    /// Supertree::new().start_with(Blocking, ThreadTimer)?;
+    /// # Ok::<(), supertrees_core::Error>(())
+    /// ```
+    pub fn start_with(self, spawner: impl Spawner, timer: impl Timer) -> Result<(), Error> {
+        engine::run(self, spawner, timer)
+    }
+}

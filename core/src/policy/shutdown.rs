@@ -1,0 +1,46 @@
+//! [`Shutdown`]: how a supervisor stops a child process.
+
+use std::time::Duration;
+
+/// How a supervisor stops a child process (a child supervisor or the worker
+/// host): children stop one at a time, in reverse start order.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supertrees_core::Shutdown;
+///
+/// assert_eq!(Shutdown::default(), Shutdown::Timeout(Duration::from_secs(5)));
+/// assert_eq!(Shutdown::Timeout(Duration::from_millis(10)).kill_after(), Some(Duration::from_millis(10)));
+/// assert_eq!(Shutdown::Kill.kill_after(), Some(Duration::ZERO));
+/// assert_eq!(Shutdown::Infinity.kill_after(), None);
+/// ```
+#[derive(Debug, PartialEq, Eq, Clone, Copy, Hash)]
+pub enum Shutdown {
+    /// Send SIGTERM, and SIGKILL if the child has not exited after this long
+    /// (the default: 5 s).
+    Timeout(Duration),
+    /// Send SIGKILL at once.
+    Kill,
+    /// Send SIGTERM and wait for as long as the child takes.
+    Infinity,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::Timeout(Duration::from_secs(5))
+    }
+}
+
+impl Shutdown {
+    /// How long after the stop request SIGKILL is sent, or `None` for never.
+    /// `Some(Duration::ZERO)` means SIGKILL straight away, with no SIGTERM.
+    pub fn kill_after(self) -> Option<Duration> {
+        match self {
+            Shutdown::Timeout(d) => Some(d),
+            Shutdown::Kill => Some(Duration::ZERO),
+            Shutdown::Infinity => None,
+        }
+    }
+}

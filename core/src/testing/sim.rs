@@ -1,0 +1,179 @@
+//! The simulation driver: supervisors as nested futures in one thread,
+//! driven by the same [`Machine`] as the process engine.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::FutureExt;
+
+use super::FakeTimer;
+use crate::machine::{Action, ChildPolicy, Machine, Outcome};
+use crate::tree::{Child, Supervisor};
+use crate::{ChildExit, Error, Supertree, Timer};
+
+/// Runs `tree` to its end in the calling thread, on `timer`'s virtual time.
+///
+/// Each supervisor is a task and each worker a future polled by it; no process
+/// is forked and no runtime is needed. Every policy (restart, backoff,
+/// strategy, intensity) behaves as in the process engine: both drive the same
+/// state machine. Whenever every task waits, the clock jumps to the next
+/// deadline of `timer`, so runs are exact and instant.
+///
+/// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
+/// or on each other: a Tokio or smol timer has no runtime to fire it.
+/// Stopping a child drops its future (children of a supervisor in reverse
+/// order); [`Shutdown`](crate::Shutdown) timeouts do not apply.
+///
+/// # Errors
+///
+/// [`Error::IntensityExceeded`] when the root gives up, and [`Error::Stalled`]
+/// when every task waits and no timer is pending, so the tree could never
+/// progress.
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::testing::{run_simulated, FakeTimer};
+/// use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+///
+/// struct Once;
+/// impl Worker for Once {
+///     fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+///         Box::pin(async {})
+///     }
+/// }
+/// impl Restartable for Once {
+///     fn restart_policy(&self) -> RestartPolicy {
+///         RestartPolicy::Once
+///     }
+/// }
+///
+/// let timer = FakeTimer::new();
+/// run_simulated(Supertree::new().add_worker(Once), timer.clone())?;
+/// // One restart after the default 50 ms backoff.
+/// assert_eq!(timer.elapsed().as_millis(), 50);
+/// # Ok::<(), supertrees_core::Error>(())
+/// ```
+pub fn run_simulated(tree: impl Into<Supertree>, timer: FakeTimer) -> Result<(), Error> {
+    let tree = tree.into();
+    let root = supervise(&tree.root, "root".to_owned(), timer.clone());
+    let outcome = drive(root, &timer)?;
+    match outcome {
+        Outcome::Normal => Ok(()),
+        Outcome::GaveUp => {
+            let intensity = tree.root.intensity;
+            Err(Error::IntensityExceeded {
+                path: "root".to_owned(),
+                max_restarts: intensity.max_restarts().unwrap_or(u32::MAX),
+                within: intensity.within().unwrap_or_default(),
+            })
+        }
+    }
+}
+
+/// Polls `fut` to completion; when nothing is awake, jumps the clock.
+fn drive<F: Future>(fut: F, timer: &FakeTimer) -> Result<F::Output, Error> {
+    let mut fut = std::pin::pin!(fut);
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        flag.0.store(false, Ordering::SeqCst);
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return Ok(out);
+        }
+        if !flag.0.load(Ordering::SeqCst) && !timer.jump_to_next_deadline() {
+            return Err(Error::Stalled);
+        }
+    }
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+type ChildFuture<'a> = Pin<Box<dyn Future<Output = ChildExit> + 'a>>;
+
+/// The running children of one simulated supervisor. Dropped in reverse
+/// order, as a supervisor stops its children.
+struct Running<'a>(Vec<Option<ChildFuture<'a>>>);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        while let Some(child) = self.0.pop() {
+            drop(child);
+        }
+    }
+}
+
+fn supervise<'a>(sup: &'a Supervisor, path: String, timer: FakeTimer) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
+    Box::pin(async move {
+        let policies = sup.children.iter().map(|c| ChildPolicy {
+            restart: c.restart_policy(),
+            backoff: c.backoff_policy(),
+            is_supervisor: matches!(c, Child::Supervisor(_)),
+        });
+        let mut machine = Machine::new(path, policies, sup.strategy, sup.intensity);
+        let mut running = Running(sup.children.iter().map(|_| None).collect());
+        machine.handle_start(timer.now());
+        loop {
+            while let Some(action) = machine.poll_action() {
+                match action {
+                    Action::Start(n) => {
+                        let child_path = format!("{}/{n}", machine.path());
+                        running.0[n] = Some(start(&sup.children[n], child_path, &timer));
+                    }
+                    Action::Stop(n) => {
+                        drop(running.0[n].take());
+                        machine.handle_exit(n, ChildExit::Signaled(nix::libc::SIGTERM), timer.now());
+                    }
+                    Action::Exit(outcome) => return outcome,
+                }
+            }
+            let mut sleep = machine.poll_timeout().map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
+            let event = futures::future::poll_fn(|cx| {
+                for (n, slot) in running.0.iter_mut().enumerate() {
+                    if let Some(child) = slot {
+                        if let Poll::Ready(exit) = child.as_mut().poll(cx) {
+                            *slot = None;
+                            return Poll::Ready(Some((n, exit)));
+                        }
+                    }
+                }
+                match &mut sleep {
+                    Some(sleep) => sleep.as_mut().poll(cx).map(|()| None),
+                    None => Poll::Pending,
+                }
+            })
+            .await;
+            match event {
+                Some((n, exit)) => machine.handle_exit(n, exit, timer.now()),
+                None => machine.handle_timeout(timer.now()),
+            }
+        }
+    })
+}
+
+fn start<'a>(child: &'a Child, path: String, timer: &FakeTimer) -> ChildFuture<'a> {
+    match child {
+        Child::Worker(worker) => match catch_unwind(AssertUnwindSafe(|| worker.init())) {
+            Ok(fut) => Box::pin(AssertUnwindSafe(fut).catch_unwind().map(|result| match result {
+                Ok(()) => ChildExit::Normal,
+                Err(_) => ChildExit::Panicked,
+            })),
+            Err(_) => Box::pin(async { ChildExit::Panicked }),
+        },
+        Child::Supervisor(sup) => Box::pin(supervise(sup, path, timer.clone()).map(|outcome| match outcome {
+            Outcome::Normal => ChildExit::Normal,
+            Outcome::GaveUp => ChildExit::GaveUp,
+        })),
+    }
+}
