@@ -3,7 +3,7 @@
 //! Erlang/OTP-style supervision trees for async Rust, where every supervisor
 //! is its own forked process and workers are async tasks. A worker that
 //! panics, a process killed with SIGKILL, a machine under load: the tree
-//! heals, leaks nothing, and says what happened (through [`tracing`] events).
+//! heals, leaks nothing, and says what happened (through [`tracing`](https://docs.rs/tracing) events).
 //!
 //! ```no_run
 //! use supertrees::{RestartPolicy, Restartable, Supertree, Worker};

@@ -63,9 +63,15 @@ pub(crate) struct Node<'a, S, T> {
     is_worker: Vec<bool>,
     procs: Vec<Option<Proc>>,
     live: Vec<bool>,
+    /// When a worker asked to stop must have reported back, or its host is
+    /// killed (a worker that blocks its thread can not be dropped).
+    worker_kill_at: Vec<Option<Instant>>,
     host: Option<Host>,
     stop_signal: Option<Signal>,
     ending: Option<Outcome>,
+    /// Whether every child of this process is the engine's (a forked
+    /// supervisor): then it reaps with `waitpid(-1)` and adopts orphans.
+    owns_all_children: bool,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -96,10 +102,20 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             is_worker,
             procs: (0..count).map(|_| None).collect(),
             live: vec![false; count],
+            worker_kill_at: vec![None; count],
             host: None,
             stop_signal: None,
             ending: None,
+            owns_all_children: false,
         }
+    }
+
+    /// Marks this node as a forked supervisor process, whose children are all
+    /// the engine's: it becomes their subreaper and reaps any exited child.
+    pub(crate) fn forked(mut self) -> Self {
+        sys::become_subreaper();
+        self.owns_all_children = true;
+        self
     }
 
     /// Runs the supervisor until it ends.
@@ -205,6 +221,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 }
             };
             Node::new(&mut sup, path, self.spawner.clone(), self.timer.clone(), signals)
+                .forked()
                 .run()
                 .exit_code()
         });
@@ -231,16 +248,17 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
 
     fn stop(&mut self, n: usize) {
         let now = self.timer.now();
+        let shutdown = self.sup.shutdown;
         if self.is_worker[n] {
             if self.live[n] && self.host.is_some() {
                 self.send(Command::Stop(n as u32));
+                self.worker_kill_at[n] = shutdown.kill_after().map(|d| now + d);
             } else {
                 self.live[n] = false;
                 self.machine.handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now);
             }
             return;
         }
-        let shutdown = self.sup.shutdown;
         match &mut self.procs[n] {
             Some(proc) => proc.kill_at = terminate(proc.pid, shutdown, now),
             None => self.machine.handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now),
@@ -273,6 +291,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .into_iter()
             .chain(self.procs.iter().flatten().filter_map(|p| p.kill_at))
             .chain(self.host.iter().filter_map(|h| h.kill_at))
+            .chain(self.worker_kill_at.iter().flatten().copied())
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         if timeout != Some(Duration::ZERO) {
@@ -322,6 +341,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 Some(Event::Exited(n, exit)) if self.live.get(n as usize) == Some(&true) => {
                     let n = n as usize;
                     self.live[n] = false;
+                    self.worker_kill_at[n] = None;
                     tracing::debug!(supervisor = %self.machine.path(), child = n, %exit, "worker exited");
                     self.machine.handle_exit(n, exit, now);
                 }
@@ -331,17 +351,42 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 
     fn reap(&mut self, now: Instant) {
-        for n in 0..self.procs.len() {
-            let Some(proc) = &self.procs[n] else { continue };
-            if let Some(exit) = sys::try_reap(proc.pid) {
-                tracing::info!(supervisor = %self.machine.path(), child = n, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
-                self.procs[n] = None;
-                self.machine.handle_exit(n, exit, now);
+        if self.owns_all_children {
+            while let Some((pid, exit)) = sys::reap_any() {
+                self.reaped(pid, exit, now);
+            }
+            return;
+        }
+        let pids: Vec<Pid> = self
+            .procs
+            .iter()
+            .flatten()
+            .map(|p| p.pid)
+            .chain(self.host.as_ref().map(|h| h.pid))
+            .collect();
+        for pid in pids {
+            if let Some(exit) = sys::try_reap(pid) {
+                self.reaped(pid, exit, now);
             }
         }
-        let Some(host) = &self.host else { return };
-        let pid = host.pid;
-        let Some(exit) = sys::try_reap(pid) else { return };
+    }
+
+    /// Feeds the exit of process `pid` to the machine.
+    fn reaped(&mut self, pid: Pid, exit: ChildExit, now: Instant) {
+        if let Some(n) = self.procs.iter().position(|p| p.as_ref().is_some_and(|p| p.pid == pid)) {
+            tracing::info!(supervisor = %self.machine.path(), child = n, pid = pid.as_raw(), %exit, "child supervisor exited");
+            self.procs[n] = None;
+            self.machine.handle_exit(n, exit, now);
+            return;
+        }
+        if self.host.as_ref().is_some_and(|h| h.pid == pid) {
+            self.host_exited(pid, exit, now);
+            return;
+        }
+        tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "reaped an orphaned descendant");
+    }
+
+    fn host_exited(&mut self, pid: Pid, exit: ChildExit, now: Instant) {
         self.read_events(now);
         self.host = None;
         let exit = match exit {
@@ -349,6 +394,11 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             other => other,
         };
         let live: Vec<usize> = (0..self.live.len()).filter(|&n| self.live[n]).collect();
+        if exit == ChildExit::Exited(sys::EXIT_PANICKED) {
+            tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(),
+                "worker host panicked outside its workers (e.g. its runtime could not be built); \
+                 its panic message is on stderr");
+        }
         if live.is_empty() {
             tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
         } else {
@@ -356,6 +406,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         for n in live {
             self.live[n] = false;
+            self.worker_kill_at[n] = None;
             self.machine.handle_exit(n, exit, now);
         }
     }
@@ -374,7 +425,16 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 sys::send(proc.pid, Signal::SIGKILL);
             }
         }
+        let mut stuck_worker = false;
+        for kill_at in &mut self.worker_kill_at {
+            stuck_worker |= overdue(kill_at);
+        }
         if let Some(host) = &mut self.host {
+            if stuck_worker {
+                tracing::warn!(supervisor = %self.machine.path(), pid = host.pid.as_raw(),
+                    "a worker did not stop in time; killing its worker host");
+                sys::send(host.pid, Signal::SIGKILL);
+            }
             if overdue(&mut host.kill_at) {
                 tracing::warn!(supervisor = %self.machine.path(), pid = host.pid.as_raw(), "worker host did not stop in time; killing it");
                 sys::send(host.pid, Signal::SIGKILL);

@@ -215,14 +215,44 @@ pub(crate) fn send(pid: Pid, sig: Signal) {
 /// Reaps `pid` if it has exited; `None` while it runs.
 pub(crate) fn try_reap(pid: Pid) -> Option<ChildExit> {
     match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, 0)) => Some(ChildExit::Normal),
-        Ok(WaitStatus::Exited(_, EXIT_GAVE_UP)) => Some(ChildExit::GaveUp),
-        Ok(WaitStatus::Exited(_, code)) => Some(ChildExit::Exited(code)),
-        Ok(WaitStatus::Signaled(_, sig, _)) => Some(ChildExit::Signaled(sig as i32)),
-        Ok(_) => None,
+        Ok(status) => exit_of(status).map(|(_, exit)| exit),
         // ECHILD: not our child (any more); treat as gone so nothing waits on it.
         Err(Errno::ECHILD) => Some(ChildExit::Exited(-1)),
         Err(_) => None,
+    }
+}
+
+/// Reaps any exited child of this process (including adopted orphans, see
+/// [`become_subreaper`]); `None` when none has exited.
+pub(crate) fn reap_any() -> Option<(Pid, ChildExit)> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(status) => {
+                if let Some(reaped) = exit_of(status) {
+                    return Some(reaped);
+                }
+            }
+        }
+    }
+}
+
+fn exit_of(status: WaitStatus) -> Option<(Pid, ChildExit)> {
+    match status {
+        WaitStatus::Exited(pid, 0) => Some((pid, ChildExit::Normal)),
+        WaitStatus::Exited(pid, EXIT_GAVE_UP) => Some((pid, ChildExit::GaveUp)),
+        WaitStatus::Exited(pid, code) => Some((pid, ChildExit::Exited(code))),
+        WaitStatus::Signaled(pid, sig, _) => Some((pid, ChildExit::Signaled(sig as i32))),
+        _ => None,
+    }
+}
+
+/// Makes this (forked supervisor) process the reaper of its orphaned
+/// descendants: when one of its child supervisors dies, the grandchildren
+/// that `PR_SET_PDEATHSIG` kills are reaped here, not left to init.
+pub(crate) fn become_subreaper() {
+    if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::debug!(%err, "PR_SET_CHILD_SUBREAPER failed; orphans go to init");
     }
 }
 
