@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures::executor::{LocalPool, LocalSpawner};
 use futures::task::SpawnExt;
-use supertrees::{BackoffPolicy, BoxFuture, RestartPolicy, Restartable, Spawner, Supertree, Timer, Worker};
+use supertrees::{
+    BackoffPolicy, BoxFuture, RestartPolicy, Restartable, Spawner, Supertree, Timer, Worker,
+};
 
 thread_local! {
     static CURRENT: RefCell<Option<LocalSpawner>> = const { RefCell::new(None) };
@@ -75,7 +77,10 @@ impl Worker for Job {
         let (timer, num) = (self.timer.clone(), self.num);
         Box::pin(async move {
             timer.sleep(Duration::from_millis(2)).await;
-            println!("job {num} ran on the LocalPool in pid {}", std::process::id());
+            println!(
+                "job {num} ran on the LocalPool in pid {}",
+                std::process::id()
+            );
         })
     }
 }
@@ -93,8 +98,16 @@ impl Restartable for Job {
 fn main() {
     let timer = ThreadTimer;
     let tree = Supertree::new()
-        .add_worker(Job { timer: timer.clone(), num: 1 })
-        .add_supervisor(|s| s.add_worker(Job { timer: timer.clone(), num: 2 }));
+        .add_worker(Job {
+            timer: timer.clone(),
+            num: 1,
+        })
+        .add_supervisor(|s| {
+            s.add_worker(Job {
+                timer: timer.clone(),
+                num: 2,
+            })
+        });
     if let Err(err) = tree.start_with(PoolSpawner, timer) {
         eprintln!("tree failed: {err}");
         std::process::exit(1);

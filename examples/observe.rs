@@ -51,13 +51,18 @@ impl Restartable for Flaky {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let tree = Supertree::new()
         .with_intensity(Intensity::new(20, Duration::from_secs(10)))
         .add_worker(Steady)
         .add_worker(Flaky)
-        .add_supervisor(|s| s.add_worker(Steady).add_supervisor(|s| s.add_worker(Steady)));
+        .add_supervisor(|s| {
+            s.add_worker(Steady)
+                .add_supervisor(|s| s.add_worker(Steady))
+        });
     match tree.start() {
         Ok(()) => println!("tree stopped cleanly"),
         Err(err) => {

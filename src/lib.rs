@@ -170,7 +170,9 @@ impl Supertree {
     }
 
     fn map(self, f: impl FnOnce(supertrees_core::Supertree) -> supertrees_core::Supertree) -> Self {
-        Self { inner: f(self.inner) }
+        Self {
+            inner: f(self.inner),
+        }
     }
 
     /// Runs the tree on the default backend (Tokio with the default

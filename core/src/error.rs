@@ -77,9 +77,9 @@ impl fmt::Display for Error {
                 "a supervision tree can not be started from inside a running async runtime; \
                  call start() from a plain fn main",
             ),
-            Error::Stalled => f.write_str(
-                "simulation stalled: every task waits and no timer is pending",
-            ),
+            Error::Stalled => {
+                f.write_str("simulation stalled: every task waits and no timer is pending")
+            }
             Error::Os { context, source } => write!(f, "{context}: {source}"),
         }
     }

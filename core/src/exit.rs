@@ -54,7 +54,11 @@ impl fmt::Display for ChildExit {
             },
             ChildExit::GaveUp => f.write_str("gave up: restart intensity exceeded"),
             ChildExit::ForkFailed(errno) => {
-                write!(f, "could not be forked: {}", nix::errno::Errno::from_raw(*errno))
+                write!(
+                    f,
+                    "could not be forked: {}",
+                    nix::errno::Errno::from_raw(*errno)
+                )
             }
         }
     }

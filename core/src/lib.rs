@@ -72,7 +72,9 @@
 //!   process: runtimes only ever exist in worker hosts, so every `fork`
 //!   happens in a single-threaded process. A supervisor exits 0 when its work
 //!   is done, 3 when its intensity was
-//!   exceeded, and 128+signal after a stop it did not get from its parent.
+//!   exceeded, and 128+signal when a signal stopped it. Its parent treats
+//!   any exit of a child it asked to stop as that stop; a SIGTERM from
+//!   anyone else makes the supervisor a failed child, restarted by policy.
 //! * **Failures travel up** as exit statuses: the parent reaps the child
 //!   (SIGCHLD self-pipe, `waitpid` on its own pids only, so the root never
 //!   steals your other children) and feeds the exit to its machine.

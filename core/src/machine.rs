@@ -51,11 +51,15 @@ pub(crate) struct ChildPolicy {
 enum State {
     /// Not started yet.
     Idle,
-    Running { since: Instant },
+    Running {
+        since: Instant,
+    },
     /// Asked to stop; its exit is awaited.
     Stopping,
     /// OneForOne restart due at this time.
-    Waiting { at: Instant },
+    Waiting {
+        at: Instant,
+    },
     /// Stopped (or exited) as part of a group restart, to start with the group.
     Pending,
     /// Finished for good.
@@ -156,7 +160,9 @@ impl Machine {
         };
         match child.state {
             State::Stopping => self.stopped(n),
-            State::Running { since } => self.exited(n, exit, now, now.saturating_duration_since(since)),
+            State::Running { since } => {
+                self.exited(n, exit, now, now.saturating_duration_since(since))
+            }
             state => {
                 tracing::debug!(supervisor = %self.path, child = n, ?state, "exit of a child that was not running ignored");
             }
@@ -213,7 +219,8 @@ impl Machine {
         let child = &mut self.children[n];
         let shutting_down = !matches!(self.phase, Phase::Running);
         let finished = child.policy.is_supervisor && !exit.is_failure();
-        if shutting_down || finished || !child.policy.restart.restarts_after(&exit, child.restarts) {
+        if shutting_down || finished || !child.policy.restart.restarts_after(&exit, child.restarts)
+        {
             child.state = State::Done;
             if !shutting_down {
                 tracing::info!(supervisor = %self.path, child = n, %exit, restart_policy = ?child.policy.restart,
@@ -249,7 +256,12 @@ impl Machine {
         group.members.insert(n);
         for m in affected {
             let sibling = &self.children[m];
-            if m != n && matches!(sibling.state, State::Running { .. } | State::Stopping | State::Pending) {
+            if m != n
+                && matches!(
+                    sibling.state,
+                    State::Running { .. } | State::Stopping | State::Pending
+                )
+            {
                 group.members.insert(m);
             }
         }
@@ -279,7 +291,10 @@ impl Machine {
         self.phase = Phase::ShuttingDown(outcome);
         self.group = None;
         for child in &mut self.children {
-            if matches!(child.state, State::Waiting { .. } | State::Pending | State::Idle) {
+            if matches!(
+                child.state,
+                State::Waiting { .. } | State::Pending | State::Idle
+            ) {
                 child.state = State::Done;
             }
         }
@@ -297,9 +312,13 @@ impl Machine {
     fn after_event(&mut self, now: Instant) {
         match self.phase {
             Phase::Running => {
-                self.stop_next(|m, this| this.group.as_ref().is_some_and(|g| g.members.contains(&m)));
+                self.stop_next(|m, this| {
+                    this.group.as_ref().is_some_and(|g| g.members.contains(&m))
+                });
                 let due: Vec<usize> = (0..self.children.len())
-                    .filter(|&n| matches!(self.children[n].state, State::Waiting { at } if at <= now))
+                    .filter(
+                        |&n| matches!(self.children[n].state, State::Waiting { at } if at <= now),
+                    )
                     .collect();
                 for n in due {
                     self.start_child(n, now, true);

@@ -258,6 +258,8 @@ impl Default for Supertree {
 
 impl fmt::Debug for Supertree {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Supertree").field("root", &self.root).finish()
+        f.debug_struct("Supertree")
+            .field("root", &self.root)
+            .finish()
     }
 }

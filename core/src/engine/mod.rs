@@ -15,7 +15,11 @@ use node::Node;
 use sys::SignalPipe;
 
 /// Runs `tree` in this process as the root supervisor; see the module docs.
-pub(crate) fn run<S: Spawner, T: Timer>(mut tree: Supertree, spawner: S, timer: T) -> Result<(), Error> {
+pub(crate) fn run<S: Spawner, T: Timer>(
+    mut tree: Supertree,
+    spawner: S,
+    timer: T,
+) -> Result<(), Error> {
     if spawner.is_inside_runtime() {
         return Err(Error::InsideRuntime);
     }

@@ -165,7 +165,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if self.host.is_none() {
             if let Err(err) = self.fork_host() {
                 tracing::error!(supervisor = %self.machine.path(), child = n, %err, "fork of the worker host failed; will retry with backoff");
-                self.machine.handle_exit(n, ChildExit::ForkFailed(err as i32), self.timer.now());
+                self.machine
+                    .handle_exit(n, ChildExit::ForkFailed(err as i32), self.timer.now());
                 return;
             }
         }
@@ -209,7 +210,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let path = self.child_path(n);
         let forked = sys::fork_child(|| {
             self.leave_parent_state();
-            let Some(Child::Supervisor(mut sup)) = std::mem::take(&mut self.sup.children).into_iter().nth(n) else {
+            let Some(Child::Supervisor(mut sup)) =
+                std::mem::take(&mut self.sup.children).into_iter().nth(n)
+            else {
                 return sys::EXIT_PANICKED;
             };
             sys::ignore(Signal::SIGINT);
@@ -220,10 +223,16 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     return 1;
                 }
             };
-            Node::new(&mut sup, path, self.spawner.clone(), self.timer.clone(), signals)
-                .forked()
-                .run()
-                .exit_code()
+            Node::new(
+                &mut sup,
+                path,
+                self.spawner.clone(),
+                self.timer.clone(),
+                signals,
+            )
+            .forked()
+            .run()
+            .exit_code()
         });
         match forked {
             Ok(pid) => {
@@ -232,7 +241,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             }
             Err(err) => {
                 tracing::error!(supervisor = %self.machine.path(), child = n, %err, "fork failed; will retry with backoff");
-                self.machine.handle_exit(n, ChildExit::ForkFailed(err as i32), self.timer.now());
+                self.machine
+                    .handle_exit(n, ChildExit::ForkFailed(err as i32), self.timer.now());
             }
         }
     }
@@ -255,13 +265,16 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 self.worker_kill_at[n] = shutdown.kill_after().map(|d| now + d);
             } else {
                 self.live[n] = false;
-                self.machine.handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now);
+                self.machine
+                    .handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now);
             }
             return;
         }
         match &mut self.procs[n] {
             Some(proc) => proc.kill_at = terminate(proc.pid, shutdown, now),
-            None => self.machine.handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now),
+            None => self
+                .machine
+                .handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now),
         }
     }
 
@@ -300,12 +313,19 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             if let Some(host) = &self.host {
                 fds.push(sys::readable(host.events.as_fd()));
                 if !host.outbox.is_empty() {
-                    fds.push(nix::poll::PollFd::new(host.commands.as_fd(), PollFlags::POLLOUT));
+                    fds.push(nix::poll::PollFd::new(
+                        host.commands.as_fd(),
+                        PollFlags::POLLOUT,
+                    ));
                 }
             }
             sys::wait_readable(&mut fds, timeout);
         }
-        let signals = self.signals.as_ref().map(SignalPipe::drain).unwrap_or_default();
+        let signals = self
+            .signals
+            .as_ref()
+            .map(SignalPipe::drain)
+            .unwrap_or_default();
         let now = self.timer.now();
         self.read_events(now);
         if let Some(host) = &mut self.host {
@@ -345,7 +365,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     tracing::debug!(supervisor = %self.machine.path(), child = n, %exit, "worker exited");
                     self.machine.handle_exit(n, exit, now);
                 }
-                other => tracing::warn!(supervisor = %self.machine.path(), ?frame, ?other, "unexpected host event dropped"),
+                other => {
+                    tracing::warn!(supervisor = %self.machine.path(), ?frame, ?other, "unexpected host event dropped")
+                }
             }
         }
     }
@@ -373,7 +395,11 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
 
     /// Feeds the exit of process `pid` to the machine.
     fn reaped(&mut self, pid: Pid, exit: ChildExit, now: Instant) {
-        if let Some(n) = self.procs.iter().position(|p| p.as_ref().is_some_and(|p| p.pid == pid)) {
+        if let Some(n) = self
+            .procs
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.pid == pid))
+        {
             tracing::info!(supervisor = %self.machine.path(), child = n, pid = pid.as_raw(), %exit, "child supervisor exited");
             self.procs[n] = None;
             self.machine.handle_exit(n, exit, now);

@@ -23,7 +23,8 @@ pub(crate) const EXIT_GAVE_UP: i32 = 3;
 /// Exit code of a forked process whose own code panicked (an engine bug).
 pub(crate) const EXIT_PANICKED: i32 = 101;
 /// The signals a supervisor process listens to.
-pub(crate) const SUPERVISOR_SIGNALS: [Signal; 3] = [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT];
+pub(crate) const SUPERVISOR_SIGNALS: [Signal; 3] =
+    [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT];
 
 /// Forks. In the child, `body` runs and its return value becomes the exit
 /// code passed to `_exit`: the child never returns into the caller's code,
@@ -163,7 +164,11 @@ impl SignalPipe {
         let mut buf = [0u8; 64];
         let mut out = Vec::new();
         while let Ok(n @ 1..) = nix::unistd::read(&self.read, &mut buf) {
-            out.extend(buf[..n].iter().filter_map(|&b| Signal::try_from(i32::from(b)).ok()));
+            out.extend(
+                buf[..n]
+                    .iter()
+                    .filter_map(|&b| Signal::try_from(i32::from(b)).ok()),
+            );
         }
         out
     }

@@ -31,7 +31,10 @@ fn frame(tag: u8, value: u32) -> [u8; FRAME] {
 }
 
 fn unframe(bytes: &[u8]) -> (u8, u32) {
-    (bytes[0], u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]))
+    (
+        bytes[0],
+        u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+    )
 }
 
 impl Command {
@@ -98,14 +101,21 @@ mod tests {
 
     #[test]
     fn commands_round_trip() {
-        for c in [Command::Start(0), Command::Stop(u32::MAX), Command::Shutdown] {
+        for c in [
+            Command::Start(0),
+            Command::Stop(u32::MAX),
+            Command::Shutdown,
+        ] {
             assert_eq!(Command::decode(&c.encode()), Some(c));
         }
     }
 
     #[test]
     fn events_round_trip() {
-        for e in [Event::Exited(3, ChildExit::Normal), Event::Exited(7, ChildExit::Panicked)] {
+        for e in [
+            Event::Exited(3, ChildExit::Normal),
+            Event::Exited(7, ChildExit::Panicked),
+        ] {
             assert_eq!(Event::decode(&e.encode()), Some(e));
         }
     }
@@ -125,6 +135,9 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(buf.len(), 5);
         buf.extend_from_slice(&Command::Stop(2).encode()[5..]);
-        assert_eq!(Command::decode(&take_frames(&mut buf)[0]), Some(Command::Stop(2)));
+        assert_eq!(
+            Command::decode(&take_frames(&mut buf)[0]),
+            Some(Command::Stop(2))
+        );
     }
 }

@@ -1,1 +1,692 @@
+//! Exact timelines of the supervisor state machine: every test feeds events
+//! with explicit instants and asserts the precise sequence of actions and
+//! timeouts that follows.
+
 use super::*;
+
+use crate::ChildExit::{GaveUp, Normal, Panicked, Signaled};
+
+const SIGTERM: i32 = 15;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// 100 ms → 800 ms, ×2, reset after 10 s.
+fn backoff() -> BackoffPolicy {
+    BackoffPolicy::new(ms(100), ms(800), Duration::from_secs(10), 2.0)
+}
+
+fn worker(restart: RestartPolicy) -> ChildPolicy {
+    ChildPolicy {
+        restart,
+        backoff: backoff(),
+        is_supervisor: false,
+    }
+}
+
+fn supervisor(restart: RestartPolicy) -> ChildPolicy {
+    ChildPolicy {
+        is_supervisor: true,
+        ..worker(restart)
+    }
+}
+
+/// A machine and the instant its timeline starts at.
+struct Harness {
+    m: Machine,
+    base: Instant,
+}
+
+impl Harness {
+    fn new(children: Vec<ChildPolicy>, strategy: Strategy, intensity: Intensity) -> Self {
+        Self {
+            m: Machine::new("root".to_owned(), children, strategy, intensity),
+            base: Instant::now(),
+        }
+    }
+
+    fn one_for_one(children: Vec<ChildPolicy>) -> Self {
+        Self::new(children, Strategy::OneForOne, Intensity::unlimited())
+    }
+
+    fn at(&self, t: u64) -> Instant {
+        self.base + ms(t)
+    }
+
+    fn drain(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.m.poll_action()).collect()
+    }
+
+    fn start(&mut self, t: u64) -> Vec<Action> {
+        self.m.handle_start(self.at(t));
+        self.drain()
+    }
+
+    fn exit(&mut self, n: usize, exit: ChildExit, t: u64) -> Vec<Action> {
+        self.m.handle_exit(n, exit, self.at(t));
+        self.drain()
+    }
+
+    /// The driver's answer to `Action::Stop(n)`: the child's exit, as a
+    /// signal, at `t`.
+    fn stopped(&mut self, n: usize, t: u64) -> Vec<Action> {
+        self.exit(n, Signaled(SIGTERM), t)
+    }
+
+    fn timeout(&mut self, t: u64) -> Vec<Action> {
+        self.m.handle_timeout(self.at(t));
+        self.drain()
+    }
+
+    fn shutdown(&mut self, t: u64) -> Vec<Action> {
+        self.m.handle_shutdown(self.at(t));
+        self.drain()
+    }
+
+    /// The next timeout, in ms after `base`.
+    fn next_timeout(&self) -> Option<u64> {
+        self.m
+            .poll_timeout()
+            .map(|at| at.duration_since(self.base).as_millis() as u64)
+    }
+}
+
+use Action::{Exit, Start, Stop};
+
+// ---------------------------------------------------------------------------
+// Start, end of work
+// ---------------------------------------------------------------------------
+
+#[test]
+fn starts_every_child_in_order() {
+    let mut h = Harness::one_for_one(vec![
+        worker(RestartPolicy::Always),
+        supervisor(RestartPolicy::Always),
+        worker(RestartPolicy::Never),
+    ]);
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.next_timeout(), None);
+    // A second handle_start is ignored.
+    assert_eq!(h.start(5), []);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn zero_children_exit_normally_at_once() {
+    let mut h = Harness::one_for_one(vec![]);
+    assert_eq!(h.start(0), [Exit(Outcome::Normal)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(1000), []);
+    assert_eq!(h.shutdown(1000), []);
+}
+
+#[test]
+fn exits_normally_once_every_child_is_done() {
+    let mut h = Harness::one_for_one(vec![
+        worker(RestartPolicy::Never),
+        worker(RestartPolicy::OnFailure),
+        supervisor(RestartPolicy::Always),
+    ]);
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(1, Normal, 10), []);
+    assert_eq!(h.exit(0, Panicked, 20), []);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.exit(2, Normal, 30), [Exit(Outcome::Normal)]);
+    // Nothing happens after the exit.
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(5000), []);
+    assert_eq!(h.exit(0, Panicked, 5000), []);
+    assert_eq!(h.shutdown(5000), []);
+}
+
+#[test]
+fn exits_of_unknown_or_idle_children_are_ignored() {
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Always)]);
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.exit(7, Panicked, 1), []);
+    assert_eq!(h.next_timeout(), None);
+    // Child 0 is waiting for its restart: a second exit report is ignored.
+    assert_eq!(h.exit(0, Panicked, 2), []);
+    assert_eq!(h.next_timeout(), Some(102));
+    assert_eq!(h.exit(0, Panicked, 3), []);
+    assert_eq!(h.next_timeout(), Some(102));
+    assert_eq!(h.timeout(102), [Start(0)]);
+}
+
+// ---------------------------------------------------------------------------
+// OneForOne, backoff, restart policies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn one_for_one_restarts_only_the_child_after_its_backoff() {
+    let mut h = Harness::one_for_one(vec![
+        worker(RestartPolicy::Always),
+        worker(RestartPolicy::Always),
+    ]);
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    // min 100, max 800, ×2: restarts at 100, 300, 700, 1500, 2300, 3100.
+    let mut t = 0;
+    for expected in [100, 300, 700, 1500, 2300, 3100] {
+        assert_eq!(h.exit(1, Normal, t), []);
+        assert_eq!(h.next_timeout(), Some(expected));
+        assert_eq!(h.timeout(expected - 1), [], "too early at {}", expected - 1);
+        assert_eq!(h.next_timeout(), Some(expected));
+        assert_eq!(h.timeout(expected), [Start(1)]);
+        assert_eq!(h.next_timeout(), None);
+        t = expected;
+    }
+}
+
+#[test]
+fn a_late_timeout_starts_everything_that_is_due_in_order() {
+    let mut h = Harness::one_for_one(vec![
+        worker(RestartPolicy::Always),
+        worker(RestartPolicy::Always),
+        worker(RestartPolicy::Always),
+    ]);
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(2, Panicked, 0), []);
+    assert_eq!(h.exit(0, Panicked, 50), []);
+    assert_eq!(h.exit(1, Panicked, 60), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(155), [Start(0), Start(2)]);
+    assert_eq!(h.next_timeout(), Some(160));
+    assert_eq!(h.timeout(160), [Start(1)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn backoff_resets_after_a_run_of_reset_after() {
+    let policy = ChildPolicy {
+        restart: RestartPolicy::Always,
+        backoff: BackoffPolicy::new(ms(100), ms(800), ms(1000), 2.0),
+        is_supervisor: false,
+    };
+    let mut h = Harness::one_for_one(vec![policy]);
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.exit(0, Panicked, 0), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(100), [Start(0)]);
+    // Ran 999 ms: no reset, 200 ms.
+    assert_eq!(h.exit(0, Panicked, 1099), []);
+    assert_eq!(h.next_timeout(), Some(1299));
+    assert_eq!(h.timeout(1299), [Start(0)]);
+    // Ran exactly 1000 ms: back to 100 ms.
+    assert_eq!(h.exit(0, Panicked, 2299), []);
+    assert_eq!(h.next_timeout(), Some(2399));
+    assert_eq!(h.timeout(2399), [Start(0)]);
+    // And the sequence grows again from there.
+    assert_eq!(h.exit(0, Panicked, 2399), []);
+    assert_eq!(h.next_timeout(), Some(2599));
+}
+
+#[test]
+fn always_restarts_after_normal_exits_and_failures() {
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Always)]);
+    assert_eq!(h.start(0), [Start(0)]);
+    let mut t = 0;
+    for exit in [Normal, Panicked, ChildExit::Exited(3), Signaled(9), Normal] {
+        assert_eq!(h.exit(0, exit, t), []);
+        let at = h.next_timeout().expect("a restart is scheduled");
+        assert_eq!(h.timeout(at), [Start(0)]);
+        t = at;
+    }
+    assert_eq!(t, 100 + 200 + 400 + 800 + 800);
+}
+
+#[test]
+fn once_runs_at_most_twice() {
+    for (first, second) in [(Normal, Normal), (Panicked, Panicked), (Normal, Panicked)] {
+        let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Once)]);
+        assert_eq!(h.start(0), [Start(0)]);
+        assert_eq!(h.exit(0, first, 10), []);
+        assert_eq!(h.next_timeout(), Some(110));
+        assert_eq!(h.timeout(110), [Start(0)]);
+        assert_eq!(h.exit(0, second, 120), [Exit(Outcome::Normal)]);
+        assert_eq!(h.next_timeout(), None);
+    }
+}
+
+#[test]
+fn never_is_not_restarted_after_any_exit() {
+    for exit in [Normal, Panicked, Signaled(9)] {
+        let mut h = Harness::one_for_one(vec![
+            worker(RestartPolicy::Never),
+            worker(RestartPolicy::Always),
+        ]);
+        assert_eq!(h.start(0), [Start(0), Start(1)]);
+        assert_eq!(h.exit(0, exit, 10), []);
+        assert_eq!(h.next_timeout(), None);
+        assert_eq!(h.timeout(10_000), []);
+    }
+}
+
+#[test]
+fn on_failure_restarts_failures_but_not_normal_exits() {
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::OnFailure)]);
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.exit(0, Panicked, 0), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(100), [Start(0)]);
+    assert_eq!(h.exit(0, ChildExit::Exited(1), 100), []);
+    assert_eq!(h.next_timeout(), Some(300));
+    assert_eq!(h.timeout(300), [Start(0)]);
+    assert_eq!(h.exit(0, Signaled(9), 300), []);
+    assert_eq!(h.next_timeout(), Some(700));
+    assert_eq!(h.timeout(700), [Start(0)]);
+    assert_eq!(h.exit(0, Normal, 750), [Exit(Outcome::Normal)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn supervisor_child_is_done_after_a_normal_exit_whatever_its_policy() {
+    let mut h = Harness::one_for_one(vec![
+        supervisor(RestartPolicy::Always),
+        supervisor(RestartPolicy::Once),
+        supervisor(RestartPolicy::OnFailure),
+    ]);
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(0, Normal, 5), []);
+    assert_eq!(h.exit(1, Normal, 6), []);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.exit(2, Normal, 7), [Exit(Outcome::Normal)]);
+}
+
+#[test]
+fn supervisor_child_is_restarted_after_a_failure() {
+    let mut h = Harness::one_for_one(vec![
+        supervisor(RestartPolicy::Always),
+        supervisor(RestartPolicy::Once),
+    ]);
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    assert_eq!(h.exit(0, GaveUp, 10), []);
+    assert_eq!(h.exit(1, Signaled(9), 20), []);
+    assert_eq!(h.next_timeout(), Some(110));
+    assert_eq!(h.timeout(110), [Start(0)]);
+    assert_eq!(h.next_timeout(), Some(120));
+    assert_eq!(h.timeout(120), [Start(1)]);
+    // Its own backoff grows for the next failure...
+    assert_eq!(h.exit(0, GaveUp, 130), []);
+    assert_eq!(h.next_timeout(), Some(330));
+    assert_eq!(h.timeout(330), [Start(0)]);
+    // ...its Once is used up...
+    assert_eq!(h.exit(1, GaveUp, 400), []);
+    assert_eq!(h.next_timeout(), None);
+    // ...and a normal exit after a restart still ends it.
+    assert_eq!(h.exit(0, Normal, 500), [Exit(Outcome::Normal)]);
+}
+
+// ---------------------------------------------------------------------------
+// OneForAll, RestForOne
+// ---------------------------------------------------------------------------
+
+fn always(n: usize) -> Vec<ChildPolicy> {
+    vec![worker(RestartPolicy::Always); n]
+}
+
+#[test]
+fn one_for_all_stops_the_others_one_at_a_time_in_reverse_then_starts_all_in_order() {
+    let mut h = Harness::new(always(4), Strategy::OneForAll, Intensity::unlimited());
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
+    assert_eq!(h.exit(1, Panicked, 10), [Stop(3)]);
+    // No timeout while the group is still stopping.
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(500), []);
+    assert_eq!(h.stopped(3, 12), [Stop(2)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.stopped(2, 15), [Stop(0)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.stopped(0, 20), []);
+    // The failed child's backoff counts from its exit at 10.
+    assert_eq!(h.next_timeout(), Some(110));
+    assert_eq!(h.timeout(109), []);
+    assert_eq!(h.timeout(110), [Start(0), Start(1), Start(2), Start(3)]);
+    assert_eq!(h.next_timeout(), None);
+
+    // The next failure: the last child, 200 ms (its 2nd consecutive restart
+    // counts only for child 1; child 3 is on its first).
+    assert_eq!(h.exit(3, Normal, 110), [Stop(2)]);
+    assert_eq!(h.stopped(2, 111), [Stop(1)]);
+    assert_eq!(h.stopped(1, 112), [Stop(0)]);
+    assert_eq!(h.stopped(0, 113), []);
+    assert_eq!(h.next_timeout(), Some(210));
+    assert_eq!(h.timeout(210), [Start(0), Start(1), Start(2), Start(3)]);
+}
+
+#[test]
+fn one_for_all_starts_at_once_when_stopping_outlasts_the_backoff() {
+    let mut h = Harness::new(always(3), Strategy::OneForAll, Intensity::unlimited());
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(0, Panicked, 0), [Stop(2)]);
+    assert_eq!(h.stopped(2, 60), [Stop(1)]);
+    assert_eq!(h.stopped(1, 250), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn one_for_all_with_a_single_child_restarts_it_after_its_backoff() {
+    let mut h = Harness::new(always(1), Strategy::OneForAll, Intensity::unlimited());
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.exit(0, Panicked, 0), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(100), [Start(0)]);
+}
+
+#[test]
+fn rest_for_one_only_affects_later_children() {
+    let mut h = Harness::new(always(4), Strategy::RestForOne, Intensity::unlimited());
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
+    assert_eq!(h.exit(1, Panicked, 0), [Stop(3)]);
+    assert_eq!(h.stopped(3, 1), [Stop(2)]);
+    assert_eq!(h.stopped(2, 2), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(100), [Start(1), Start(2), Start(3)]);
+
+    // The last child fails: only it restarts.
+    assert_eq!(h.exit(3, Panicked, 150), []);
+    assert_eq!(h.next_timeout(), Some(250));
+    assert_eq!(h.timeout(250), [Start(3)]);
+
+    // The first child fails: everything restarts.
+    assert_eq!(h.exit(0, Panicked, 300), [Stop(3)]);
+    assert_eq!(h.stopped(3, 300), [Stop(2)]);
+    assert_eq!(h.stopped(2, 300), [Stop(1)]);
+    assert_eq!(h.stopped(1, 300), []);
+    assert_eq!(h.next_timeout(), Some(400));
+    assert_eq!(h.timeout(400), [Start(0), Start(1), Start(2), Start(3)]);
+}
+
+#[test]
+fn rest_for_one_group_grows_when_an_earlier_child_fails() {
+    let mut h = Harness::new(always(3), Strategy::RestForOne, Intensity::unlimited());
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    // The last child: a group of one, due at 100.
+    assert_eq!(h.exit(2, Panicked, 0), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    // Child 0 fails before that: 0..3 restart together, after 0's backoff.
+    assert_eq!(h.exit(0, Panicked, 50), [Stop(1)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.stopped(1, 60), []);
+    assert_eq!(h.next_timeout(), Some(150));
+    assert_eq!(h.timeout(100), []);
+    assert_eq!(h.timeout(150), [Start(0), Start(1), Start(2)]);
+}
+
+#[test]
+fn siblings_stopped_by_a_group_restart_run_again_only_if_their_policy_allows() {
+    let mut h = Harness::new(
+        vec![
+            worker(RestartPolicy::Always),
+            worker(RestartPolicy::Never),
+            worker(RestartPolicy::Once),
+            worker(RestartPolicy::OnFailure),
+        ],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
+    assert_eq!(h.exit(0, Panicked, 0), [Stop(3)]);
+    assert_eq!(h.stopped(3, 1), [Stop(2)]);
+    assert_eq!(h.stopped(2, 2), [Stop(1)]);
+    assert_eq!(h.stopped(1, 3), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    // Never is not restarted; Once uses its one restart; OnFailure runs again.
+    assert_eq!(h.timeout(100), [Start(0), Start(2), Start(3)]);
+
+    // Second group restart: Once has run twice and stays down.
+    assert_eq!(h.exit(0, Panicked, 100), [Stop(3)]);
+    assert_eq!(h.stopped(3, 101), [Stop(2)]);
+    assert_eq!(h.stopped(2, 102), []);
+    assert_eq!(h.next_timeout(), Some(300));
+    assert_eq!(h.timeout(300), [Start(0), Start(3)]);
+}
+
+#[test]
+fn a_child_that_is_not_restarted_does_not_trigger_its_strategy() {
+    let mut h = Harness::new(
+        vec![
+            worker(RestartPolicy::Always),
+            worker(RestartPolicy::Never),
+            worker(RestartPolicy::OnFailure),
+        ],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(1, Panicked, 10), []);
+    assert_eq!(h.exit(2, Normal, 20), []);
+    assert_eq!(h.next_timeout(), None);
+    // Child 0 failing restarts only what still runs or may run again.
+    assert_eq!(h.exit(0, Panicked, 30), []);
+    assert_eq!(h.next_timeout(), Some(130));
+    assert_eq!(h.timeout(130), [Start(0)]);
+}
+
+#[test]
+fn a_child_failing_while_a_group_restart_is_in_progress() {
+    let mut h = Harness::new(always(3), Strategy::OneForAll, Intensity::unlimited());
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(2, Panicked, 0), [Stop(1)]);
+    // Child 0 fails while child 1 is being stopped: no second stop is
+    // issued, and the group waits for the later of both backoffs.
+    assert_eq!(h.exit(0, Panicked, 10), []);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.stopped(1, 20), []);
+    assert_eq!(h.next_timeout(), Some(110));
+    assert_eq!(h.timeout(100), []);
+    assert_eq!(h.timeout(110), [Start(0), Start(1), Start(2)]);
+
+    // Child 2's backoff kept growing: 200 ms on its second failure.
+    assert_eq!(h.exit(2, Panicked, 110), [Stop(1)]);
+    assert_eq!(h.stopped(1, 110), [Stop(0)]);
+    assert_eq!(h.stopped(0, 110), []);
+    assert_eq!(h.next_timeout(), Some(310));
+    assert_eq!(h.timeout(310), [Start(0), Start(1), Start(2)]);
+}
+
+#[test]
+fn a_never_sibling_exiting_by_itself_during_a_group_restart_is_not_restarted() {
+    let mut h = Harness::new(
+        vec![
+            worker(RestartPolicy::Always),
+            worker(RestartPolicy::Never),
+            worker(RestartPolicy::Always),
+        ],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(0, Panicked, 0), [Stop(2)]);
+    // The Never child exits by itself meanwhile: it is done.
+    assert_eq!(h.exit(1, Normal, 5), []);
+    assert_eq!(h.stopped(2, 10), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(100), [Start(0), Start(2)]);
+}
+
+#[test]
+fn a_group_restart_counts_as_one_restart_for_intensity() {
+    let mut h = Harness::new(
+        always(3),
+        Strategy::OneForAll,
+        Intensity::new(1, Duration::from_secs(1)),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(1, Panicked, 0), [Stop(2)]);
+    assert_eq!(h.stopped(2, 0), [Stop(0)]);
+    assert_eq!(h.stopped(0, 0), []);
+    assert_eq!(h.timeout(100), [Start(0), Start(1), Start(2)]);
+    // The second restart within 1 s is one too many.
+    assert_eq!(h.exit(1, Panicked, 200), [Stop(2)]);
+    assert_eq!(h.stopped(2, 201), [Stop(0)]);
+    assert_eq!(h.stopped(0, 202), [Exit(Outcome::GaveUp)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn a_second_failure_during_a_group_restart_can_exceed_the_intensity() {
+    let mut h = Harness::new(
+        always(3),
+        Strategy::OneForAll,
+        Intensity::new(1, Duration::from_secs(1)),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(2, Panicked, 0), [Stop(1)]);
+    // Exceeded while child 1 is still being stopped: wait for it, stop
+    // nothing else (child 0 has exited), give up, start nothing.
+    assert_eq!(h.exit(0, Panicked, 10), []);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.stopped(1, 20), [Exit(Outcome::GaveUp)]);
+    assert_eq!(h.timeout(1000), []);
+}
+
+// ---------------------------------------------------------------------------
+// Intensity, shutdown
+// ---------------------------------------------------------------------------
+
+#[test]
+fn intensity_exceeded_stops_running_children_in_reverse_then_gives_up() {
+    let mut h = Harness::new(
+        always(3),
+        Strategy::OneForOne,
+        Intensity::new(2, Duration::from_secs(1)),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(1, Panicked, 0), []);
+    assert_eq!(h.timeout(100), [Start(1)]);
+    assert_eq!(h.exit(1, Panicked, 100), []);
+    assert_eq!(h.timeout(300), [Start(1)]);
+    // Third restart within 1 s: more than 2.
+    assert_eq!(h.exit(1, Panicked, 300), [Stop(2)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.stopped(2, 310), [Stop(0)]);
+    assert_eq!(h.stopped(0, 320), [Exit(Outcome::GaveUp)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(10_000), []);
+}
+
+#[test]
+fn restarts_that_left_the_window_do_not_count() {
+    let mut h = Harness::new(
+        vec![ChildPolicy {
+            restart: RestartPolicy::Always,
+            backoff: BackoffPolicy::new(ms(100), ms(100), Duration::from_secs(60), 1.0),
+            is_supervisor: false,
+        }],
+        Strategy::OneForOne,
+        Intensity::new(1, ms(150)),
+    );
+    assert_eq!(h.start(0), [Start(0)]);
+    let mut t = 0;
+    // One restart per 200 ms never makes two within 150 ms.
+    for _ in 0..10 {
+        assert_eq!(h.exit(0, Panicked, t), []);
+        assert_eq!(h.timeout(t + 100), [Start(0)]);
+        t += 200;
+    }
+    assert_eq!(h.exit(0, Panicked, t), []);
+    // Two within 150 ms: given up; nothing else runs, so it exits at once.
+    assert_eq!(h.timeout(t + 100), [Start(0)]);
+    assert_eq!(h.exit(0, Panicked, t + 100), [Exit(Outcome::GaveUp)]);
+}
+
+#[test]
+fn giving_up_cancels_scheduled_restarts() {
+    let mut h = Harness::new(
+        always(3),
+        Strategy::OneForOne,
+        Intensity::new(1, Duration::from_secs(1)),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(0, Panicked, 0), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.exit(2, Panicked, 50), [Stop(1)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.stopped(1, 60), [Exit(Outcome::GaveUp)]);
+    assert_eq!(h.timeout(100), []);
+}
+
+#[test]
+fn zero_intensity_gives_up_on_the_first_restart() {
+    let mut h = Harness::new(
+        always(2),
+        Strategy::OneForOne,
+        Intensity::new(0, Duration::from_secs(1)),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    assert_eq!(h.exit(1, Normal, 0), [Stop(0)]);
+    assert_eq!(h.stopped(0, 0), [Exit(Outcome::GaveUp)]);
+}
+
+#[test]
+fn not_restarting_a_child_does_not_count_for_intensity() {
+    let mut h = Harness::new(
+        vec![
+            worker(RestartPolicy::Never),
+            worker(RestartPolicy::OnFailure),
+            worker(RestartPolicy::Always),
+        ],
+        Strategy::OneForOne,
+        Intensity::new(0, Duration::from_secs(1)),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.exit(0, Panicked, 0), []);
+    assert_eq!(h.exit(1, Normal, 0), []);
+    assert_eq!(h.exit(2, Normal, 0), [Exit(Outcome::GaveUp)]);
+}
+
+#[test]
+fn shutdown_stops_children_in_reverse_then_exits_normally() {
+    let mut h = Harness::one_for_one(always(3));
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.shutdown(50), [Stop(2)]);
+    // A second request changes nothing.
+    assert_eq!(h.shutdown(55), []);
+    assert_eq!(h.stopped(2, 60), [Stop(1)]);
+    assert_eq!(h.stopped(1, 70), [Stop(0)]);
+    assert_eq!(h.stopped(0, 80), [Exit(Outcome::Normal)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn shutdown_skips_children_that_wait_for_a_restart_or_exit_meanwhile() {
+    let mut h = Harness::one_for_one(always(4));
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
+    assert_eq!(h.exit(2, Panicked, 0), []);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.shutdown(10), [Stop(3)]);
+    assert_eq!(h.next_timeout(), None);
+    // Child 0 exits by itself while 3 is stopping: it is not restarted.
+    assert_eq!(h.exit(0, Panicked, 15), []);
+    assert_eq!(h.stopped(3, 20), [Stop(1)]);
+    assert_eq!(h.stopped(1, 30), [Exit(Outcome::Normal)]);
+    assert_eq!(h.timeout(100), []);
+}
+
+#[test]
+fn shutdown_during_a_group_restart_waits_for_the_stop_under_way() {
+    let mut h = Harness::new(always(4), Strategy::OneForAll, Intensity::unlimited());
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
+    assert_eq!(h.exit(1, Panicked, 0), [Stop(3)]);
+    assert_eq!(h.shutdown(5), []);
+    assert_eq!(h.stopped(3, 10), [Stop(2)]);
+    assert_eq!(h.stopped(2, 20), [Stop(0)]);
+    assert_eq!(h.stopped(0, 30), [Exit(Outcome::Normal)]);
+    assert_eq!(h.timeout(1000), []);
+}
+
+#[test]
+fn shutdown_before_start_exits_without_starting_anything() {
+    let mut h = Harness::one_for_one(always(2));
+    assert_eq!(h.shutdown(0), [Exit(Outcome::Normal)]);
+    assert_eq!(h.start(0), []);
+}
+
+#[test]
+fn accessors() {
+    let limit = Intensity::new(3, Duration::from_secs(5));
+    let h = Harness::new(always(1), Strategy::OneForOne, limit);
+    assert_eq!(h.m.path(), "root");
+    assert_eq!(h.m.intensity(), limit);
+}

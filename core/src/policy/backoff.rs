@@ -215,8 +215,18 @@ mod tests {
     fn default_matches_the_seed() {
         let p = BackoffPolicy::default();
         assert_eq!(
-            (p.min_delay(), p.max_delay(), p.reset_after(), p.multiplier()),
-            (ms(50), Duration::from_secs(60), Duration::from_secs(120), 1.2)
+            (
+                p.min_delay(),
+                p.max_delay(),
+                p.reset_after(),
+                p.multiplier()
+            ),
+            (
+                ms(50),
+                Duration::from_secs(60),
+                Duration::from_secs(120),
+                1.2
+            )
         );
         assert_eq!(p.delay_for(2), ms(60));
     }
@@ -251,11 +261,23 @@ mod tests {
     #[test]
     fn try_new_names_the_bad_field() {
         let s = Duration::from_secs;
-        assert_eq!(field_of(BackoffPolicy::try_new(ms(0), s(1), s(2), 2.0)), "min_delay");
-        assert_eq!(field_of(BackoffPolicy::try_new(s(2), s(1), s(3), 2.0)), "max_delay");
-        assert_eq!(field_of(BackoffPolicy::try_new(s(1), s(2), ms(0), 2.0)), "reset_after");
+        assert_eq!(
+            field_of(BackoffPolicy::try_new(ms(0), s(1), s(2), 2.0)),
+            "min_delay"
+        );
+        assert_eq!(
+            field_of(BackoffPolicy::try_new(s(2), s(1), s(3), 2.0)),
+            "max_delay"
+        );
+        assert_eq!(
+            field_of(BackoffPolicy::try_new(s(1), s(2), ms(0), 2.0)),
+            "reset_after"
+        );
         for m in [0.99, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert_eq!(field_of(BackoffPolicy::try_new(s(1), s(2), s(3), m)), "multiplier");
+            assert_eq!(
+                field_of(BackoffPolicy::try_new(s(1), s(2), s(3), m)),
+                "multiplier"
+            );
         }
         assert!(BackoffPolicy::try_new(s(1), s(1), s(1), 1.0).is_ok());
     }

@@ -114,31 +114,30 @@ impl Drop for Running<'_> {
     }
 }
 
-fn supervise<'a>(sup: &'a Supervisor, path: String, timer: FakeTimer) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
+/// Builds the future of one supervisor. Its machine starts here, not at the
+/// first poll, so children across nested supervisors start in tree order.
+fn supervise<'a>(
+    sup: &'a Supervisor,
+    path: String,
+    timer: FakeTimer,
+) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
+    let policies = sup.children.iter().map(|c| ChildPolicy {
+        restart: c.restart_policy(),
+        backoff: c.backoff_policy(),
+        is_supervisor: matches!(c, Child::Supervisor(_)),
+    });
+    let mut machine = Machine::new(path, policies, sup.strategy, sup.intensity);
+    let mut running = Running(sup.children.iter().map(|_| None).collect());
+    machine.handle_start(timer.now());
+    let started = apply(&mut machine, &mut running, sup, &timer);
     Box::pin(async move {
-        let policies = sup.children.iter().map(|c| ChildPolicy {
-            restart: c.restart_policy(),
-            backoff: c.backoff_policy(),
-            is_supervisor: matches!(c, Child::Supervisor(_)),
-        });
-        let mut machine = Machine::new(path, policies, sup.strategy, sup.intensity);
-        let mut running = Running(sup.children.iter().map(|_| None).collect());
-        machine.handle_start(timer.now());
+        if let Some(outcome) = started {
+            return outcome;
+        }
         loop {
-            while let Some(action) = machine.poll_action() {
-                match action {
-                    Action::Start(n) => {
-                        let child_path = format!("{}/{n}", machine.path());
-                        running.0[n] = Some(start(&sup.children[n], child_path, &timer));
-                    }
-                    Action::Stop(n) => {
-                        drop(running.0[n].take());
-                        machine.handle_exit(n, ChildExit::Signaled(nix::libc::SIGTERM), timer.now());
-                    }
-                    Action::Exit(outcome) => return outcome,
-                }
-            }
-            let mut sleep = machine.poll_timeout().map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
+            let mut sleep = machine
+                .poll_timeout()
+                .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
             let event = futures::future::poll_fn(|cx| {
                 for (n, slot) in running.0.iter_mut().enumerate() {
                     if let Some(child) = slot {
@@ -158,22 +157,56 @@ fn supervise<'a>(sup: &'a Supervisor, path: String, timer: FakeTimer) -> Pin<Box
                 Some((n, exit)) => machine.handle_exit(n, exit, timer.now()),
                 None => machine.handle_timeout(timer.now()),
             }
+            if let Some(outcome) = apply(&mut machine, &mut running, sup, &timer) {
+                return outcome;
+            }
         }
     })
 }
 
+/// Carries out the machine's pending actions; the outcome once it exits.
+fn apply<'a>(
+    machine: &mut Machine,
+    running: &mut Running<'a>,
+    sup: &'a Supervisor,
+    timer: &FakeTimer,
+) -> Option<Outcome> {
+    while let Some(action) = machine.poll_action() {
+        match action {
+            Action::Start(n) => {
+                let child_path = format!("{}/{n}", machine.path());
+                running.0[n] = Some(start(&sup.children[n], child_path, timer));
+            }
+            Action::Stop(n) => {
+                drop(running.0[n].take());
+                machine.handle_exit(n, ChildExit::Signaled(nix::libc::SIGTERM), timer.now());
+            }
+            Action::Exit(outcome) => return Some(outcome),
+        }
+    }
+    None
+}
+
 fn start<'a>(child: &'a Child, path: String, timer: &FakeTimer) -> ChildFuture<'a> {
     match child {
-        Child::Worker(worker) => match catch_unwind(AssertUnwindSafe(|| worker.init())) {
-            Ok(fut) => Box::pin(AssertUnwindSafe(fut).catch_unwind().map(|result| match result {
-                Ok(()) => ChildExit::Normal,
-                Err(_) => ChildExit::Panicked,
-            })),
-            Err(_) => Box::pin(async { ChildExit::Panicked }),
-        },
-        Child::Supervisor(sup) => Box::pin(supervise(sup, path, timer.clone()).map(|outcome| match outcome {
-            Outcome::Normal => ChildExit::Normal,
-            Outcome::GaveUp => ChildExit::GaveUp,
-        })),
+        Child::Worker(worker) => {
+            match catch_unwind(AssertUnwindSafe(|| worker.init())) {
+                Ok(fut) => Box::pin(AssertUnwindSafe(fut).catch_unwind().map(
+                    |result| match result {
+                        Ok(()) => ChildExit::Normal,
+                        Err(_) => ChildExit::Panicked,
+                    },
+                )),
+                Err(_) => Box::pin(async { ChildExit::Panicked }),
+            }
+        }
+        Child::Supervisor(sup) => {
+            Box::pin(
+                supervise(sup, path, timer.clone()).map(|outcome| match outcome {
+                    Outcome::Normal => ChildExit::Normal,
+                    Outcome::GaveUp => ChildExit::GaveUp,
+                }),
+            )
+        }
     }
 }

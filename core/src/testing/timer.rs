@@ -59,7 +59,9 @@ impl FakeTimer {
     fn clock(&self) -> MutexGuard<'_, Clock> {
         // A panic while the lock is held leaves the clock consistent (every
         // update is a single assignment), so a poisoned lock is still usable.
-        self.clock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.clock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Time passed on this clock since [`new`](FakeTimer::new).
@@ -79,7 +81,11 @@ impl FakeTimer {
             let mut clock = self.clock();
             clock.elapsed = clock.elapsed.max(elapsed);
             let now = clock.elapsed;
-            let due_keys: Vec<_> = clock.sleepers.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
+            let due_keys: Vec<_> = clock
+                .sleepers
+                .range(..=(now, u64::MAX))
+                .map(|(k, _)| *k)
+                .collect();
             due_keys
                 .into_iter()
                 .filter_map(|k| clock.sleepers.get_mut(&k).and_then(Option::take))
@@ -94,7 +100,11 @@ impl FakeTimer {
             let clock = self.clock();
             let now = clock.elapsed;
             // Deadlines at or before now were woken already.
-            clock.sleepers.keys().map(|(deadline, _)| *deadline).find(|d| *d > now)
+            clock
+                .sleepers
+                .keys()
+                .map(|(deadline, _)| *deadline)
+                .find(|d| *d > now)
         };
         match next {
             Some(deadline) => {

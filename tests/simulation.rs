@@ -1,0 +1,922 @@
+//! Exact timelines of whole trees on virtual time, through the public API
+//! only: `run_simulated` on a `FakeTimer`, no processes, no sleeps.
+//!
+//! Every worker here is a [`Probe`]: it follows a script (one [`Run`] per
+//! start, the last one repeating) and writes what happens to a shared
+//! [`Log`], stamped with `timer.elapsed()` in ms: `start` when `init()` is
+//! called, `exit` when its future returns, `panic` when it panics, and
+//! `dropped` when its supervisor drops it before it ended.
+//!
+//! Simultaneous events of different supervisors (e.g. a nested supervisor's
+//! workers and its parent's) are compared per worker with [`Log::of`]; the
+//! full order is asserted where it is fixed by causality or by start order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use supertrees::testing::{run_simulated, FakeTimer};
+use supertrees::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// What a probe does in one run.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    /// Returns at once (a normal exit).
+    Exit,
+    /// Panics at once (a failure).
+    Panic,
+    /// Sleeps on the fake timer for this many ms, then returns.
+    SleepExit(u64),
+    /// Sleeps on the fake timer for this many ms, then panics.
+    SleepPanic(u64),
+    /// Awaits a future that never completes and that nothing wakes.
+    Pending,
+}
+
+/// The shared timeline: `"<ms> <name> <event>"`.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, timer: &FakeTimer, name: &str, event: &str) {
+        let t = timer.elapsed().as_millis();
+        let mut events = self.0.lock().unwrap();
+        // Bounded, so that a runaway tree does not eat the memory while the
+        // watchdog in `simulate` waits.
+        if events.len() < 10_000 {
+            events.push(format!("{t} {name} {event}"));
+        }
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The events of `name` alone: `"<ms> <event>"`.
+    fn of(&self, name: &str) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter_map(|e| {
+                let (t, rest) = e.split_once(' ')?;
+                let (n, event) = rest.split_once(' ')?;
+                (n == name).then(|| format!("{t} {event}"))
+            })
+            .collect()
+    }
+
+    /// The times (ms) at which `name` started.
+    fn starts(&self, name: &str) -> Vec<u64> {
+        self.events()
+            .iter()
+            .filter_map(|e| {
+                let mut parts = e.split(' ');
+                let t = parts.next()?.parse().ok()?;
+                (parts.next()? == name && parts.next()? == "start").then_some(t)
+            })
+            .collect()
+    }
+}
+
+/// Logs `dropped` unless disarmed: the future was dropped before it ended.
+struct Guard {
+    name: &'static str,
+    timer: FakeTimer,
+    log: Log,
+    armed: bool,
+}
+
+impl Guard {
+    fn end(mut self, event: &str) {
+        self.armed = false;
+        self.log.push(&self.timer, self.name, event);
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.log.push(&self.timer, self.name, "dropped");
+        }
+    }
+}
+
+struct Probe {
+    name: &'static str,
+    timer: FakeTimer,
+    log: Log,
+    script: Vec<Run>,
+    runs: AtomicUsize,
+    restart: RestartPolicy,
+    backoff: BackoffPolicy,
+}
+
+impl Probe {
+    /// `Always`, 100 ms → 800 ms, ×2, reset after 10 s.
+    fn new(name: &'static str, timer: &FakeTimer, log: &Log, script: &[Run]) -> Self {
+        assert!(!script.is_empty());
+        Self {
+            name,
+            timer: timer.clone(),
+            log: log.clone(),
+            script: script.to_vec(),
+            runs: AtomicUsize::new(0),
+            restart: RestartPolicy::Always,
+            backoff: BackoffPolicy::new(ms(100), ms(800), secs(10), 2.0),
+        }
+    }
+
+    fn restart(mut self, restart: RestartPolicy) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    fn backoff(mut self, backoff: BackoffPolicy) -> Self {
+        self.backoff = backoff;
+        self
+    }
+}
+
+impl Restartable for Probe {
+    fn restart_policy(&self) -> RestartPolicy {
+        self.restart
+    }
+
+    fn backoff_policy(&self) -> BackoffPolicy {
+        self.backoff
+    }
+}
+
+impl Worker for Probe {
+    fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        let run = self.runs.fetch_add(1, Ordering::SeqCst);
+        let step = self.script[run.min(self.script.len() - 1)];
+        self.log.push(&self.timer, self.name, "start");
+        let guard = Guard {
+            name: self.name,
+            timer: self.timer.clone(),
+            log: self.log.clone(),
+            armed: true,
+        };
+        let timer = self.timer.clone();
+        let name = self.name;
+        Box::pin(async move {
+            let panics = match step {
+                Run::Exit => false,
+                Run::Panic => true,
+                Run::SleepExit(t) => {
+                    timer.sleep(ms(t)).await;
+                    false
+                }
+                Run::SleepPanic(t) => {
+                    timer.sleep(ms(t)).await;
+                    true
+                }
+                Run::Pending => {
+                    futures::future::pending::<()>().await;
+                    false
+                }
+            };
+            if panics {
+                guard.end("panic");
+                panic!("probe {name} fails on purpose");
+            }
+            guard.end("exit");
+        })
+    }
+}
+
+/// [`run_simulated`] on its own thread, so that a regression that makes a
+/// tree restart forever (which takes no virtual time to notice, but never
+/// ends) fails the test instead of hanging it.
+fn simulate(tree: Supertree, timer: &FakeTimer) -> Result<(), Error> {
+    let (tx, rx) = mpsc::channel();
+    let timer = timer.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(run_simulated(tree, timer));
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the simulation did not end (within 20 s of real time)")
+}
+
+fn assert_intensity_exceeded(result: Result<(), Error>, max: u32, window: Duration) {
+    match result {
+        Err(Error::IntensityExceeded {
+            path,
+            max_restarts,
+            within,
+        }) => {
+            assert_eq!(path, "root");
+            assert_eq!((max_restarts, within), (max, window));
+        }
+        other => panic!("expected IntensityExceeded at the root, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Restart policies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn always_restarts_until_the_intensity_is_exceeded() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let constant = BackoffPolicy::new(ms(10), ms(10), secs(10), 1.0);
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(3, secs(1)))
+        .add_worker(Probe::new("a", &timer, &log, &[Run::Exit, Run::Panic]).backoff(constant));
+
+    assert_intensity_exceeded(simulate(tree, &timer), 3, secs(1));
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 a exit",
+            "10 a start",
+            "10 a panic",
+            "20 a start",
+            "20 a panic",
+            "30 a start",
+            "30 a panic",
+        ]
+    );
+    assert_eq!(timer.elapsed(), ms(30));
+}
+
+#[test]
+fn once_runs_exactly_twice() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .add_worker(Probe::new("a", &timer, &log, &[Run::Exit]).restart(RestartPolicy::Once))
+        .add_worker(
+            Probe::new("b", &timer, &log, &[Run::SleepPanic(50)]).restart(RestartPolicy::Once),
+        );
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(log.starts("a"), [0, 100]);
+    assert_eq!(log.starts("b"), [0, 150]);
+    assert_eq!(timer.elapsed(), ms(200));
+}
+
+#[test]
+fn never_runs_once() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .add_worker(Probe::new("a", &timer, &log, &[Run::Panic]).restart(RestartPolicy::Never))
+        .add_worker(
+            Probe::new("b", &timer, &log, &[Run::SleepExit(70)]).restart(RestartPolicy::Never),
+        );
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        ["0 a start", "0 b start", "0 a panic", "70 b exit"]
+    );
+    assert_eq!(timer.elapsed(), ms(70));
+}
+
+#[test]
+fn on_failure_restarts_panics_but_not_normal_exits() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::SleepExit(30)]).restart(RestartPolicy::OnFailure),
+        )
+        .add_worker(
+            Probe::new(
+                "b",
+                &timer,
+                &log,
+                &[Run::Panic, Run::SleepPanic(10), Run::Exit],
+            )
+            .restart(RestartPolicy::OnFailure),
+        );
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 b panic",
+            "30 a exit",
+            "100 b start",
+            "110 b panic",
+            "310 b start",
+            "310 b exit",
+        ]
+    );
+}
+
+#[test]
+fn a_panic_inside_init_is_a_failure() {
+    struct Bad {
+        timer: FakeTimer,
+        starts: Arc<Mutex<Vec<u128>>>,
+    }
+    impl Restartable for Bad {
+        fn restart_policy(&self) -> RestartPolicy {
+            RestartPolicy::OnFailure
+        }
+    }
+    impl Worker for Bad {
+        fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+            let mut starts = self.starts.lock().unwrap();
+            starts.push(self.timer.elapsed().as_millis());
+            if starts.len() == 1 {
+                drop(starts);
+                panic!("init fails on purpose");
+            }
+            Box::pin(async {})
+        }
+    }
+
+    let timer = FakeTimer::new();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let tree = Supertree::new().add_worker(Bad {
+        timer: timer.clone(),
+        starts: starts.clone(),
+    });
+    simulate(tree, &timer).unwrap();
+    // The default backoff: 50 ms.
+    assert_eq!(*starts.lock().unwrap(), [0, 50]);
+}
+
+// ---------------------------------------------------------------------------
+// Backoff
+// ---------------------------------------------------------------------------
+
+#[test]
+fn backoff_doubles_up_to_its_cap() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(5, secs(10)))
+        .add_worker(Probe::new("a", &timer, &log, &[Run::Exit]));
+
+    assert_intensity_exceeded(simulate(tree, &timer), 5, secs(10));
+    assert_eq!(log.starts("a"), [0, 100, 300, 700, 1500, 2300]);
+    assert_eq!(timer.elapsed(), ms(2300));
+}
+
+#[test]
+fn backoff_starts_again_from_min_delay_after_a_run_of_reset_after() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let script = [Run::Panic, Run::SleepPanic(1000), Run::Panic, Run::Exit];
+    let tree = Supertree::new()
+        // Reset after exactly the 1000 ms that run 2 lasts.
+        .add_worker(
+            Probe::new("a", &timer, &log, &script)
+                .restart(RestartPolicy::OnFailure)
+                .backoff(BackoffPolicy::new(ms(100), ms(800), ms(1000), 2.0)),
+        )
+        // 1 ms more: no reset.
+        .add_worker(
+            Probe::new("b", &timer, &log, &script)
+                .restart(RestartPolicy::OnFailure)
+                .backoff(BackoffPolicy::new(ms(100), ms(800), ms(1001), 2.0)),
+        );
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(log.starts("a"), [0, 100, 1200, 1400]);
+    assert_eq!(log.starts("b"), [0, 100, 1300, 1700]);
+    assert_eq!(timer.elapsed(), ms(1700));
+}
+
+#[test]
+fn immediate_backoff_restarts_at_the_same_instant() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(3, secs(1)))
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::SleepPanic(5)])
+                .backoff(BackoffPolicy::immediate()),
+        );
+
+    assert_intensity_exceeded(simulate(tree, &timer), 3, secs(1));
+    assert_eq!(log.starts("a"), [0, 5, 10, 15]);
+}
+
+// ---------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn one_for_one_leaves_sleeping_siblings_alone() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::SleepExit(1000)]).restart(RestartPolicy::Never),
+        )
+        .add_worker(
+            Probe::new("b", &timer, &log, &[Run::SleepPanic(200), Run::Exit])
+                .restart(RestartPolicy::OnFailure),
+        )
+        .add_worker(
+            Probe::new("c", &timer, &log, &[Run::SleepExit(500)]).restart(RestartPolicy::Never),
+        );
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 c start",
+            "200 b panic",
+            "300 b start",
+            "300 b exit",
+            "500 c exit",
+            "1000 a exit",
+        ]
+    );
+}
+
+#[test]
+fn one_for_all_drops_sleeping_siblings_in_reverse_and_restarts_all_in_order() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let on_failure = |p: Probe| p.restart(RestartPolicy::OnFailure);
+    let tree = Supertree::new()
+        .with_strategy(Strategy::OneForAll)
+        .add_worker(on_failure(Probe::new(
+            "a",
+            &timer,
+            &log,
+            &[Run::SleepExit(1000), Run::SleepExit(10)],
+        )))
+        .add_worker(on_failure(Probe::new(
+            "b",
+            &timer,
+            &log,
+            &[Run::SleepPanic(200), Run::SleepExit(20)],
+        )))
+        .add_worker(on_failure(Probe::new(
+            "c",
+            &timer,
+            &log,
+            &[Run::SleepExit(1000), Run::SleepExit(30)],
+        )));
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 c start",
+            "200 b panic",
+            "200 c dropped",
+            "200 a dropped",
+            "300 a start",
+            "300 b start",
+            "300 c start",
+            "310 a exit",
+            "320 b exit",
+            "330 c exit",
+        ]
+    );
+    assert_eq!(timer.elapsed(), ms(330));
+}
+
+#[test]
+fn one_for_all_keeps_never_siblings_down_and_waits_for_the_failed_childs_backoff() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .with_strategy(Strategy::OneForAll)
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::SleepExit(1000)]).restart(RestartPolicy::Never),
+        )
+        .add_worker(
+            Probe::new("b", &timer, &log, &[Run::SleepExit(1000), Run::Exit])
+                .restart(RestartPolicy::Once),
+        )
+        .add_worker(
+            Probe::new(
+                "c",
+                &timer,
+                &log,
+                &[Run::SleepPanic(100), Run::SleepPanic(100), Run::Exit],
+            )
+            .restart(RestartPolicy::OnFailure),
+        );
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 c start",
+            // c fails: b then a are stopped; a is Never, so it stays down.
+            "100 c panic",
+            "100 b dropped",
+            "100 a dropped",
+            "200 b start",
+            "200 c start",
+            // b (Once) ran again and exits; c fails again after 100 ms and
+            // waits 200 ms this time; b has used its one restart.
+            "200 b exit",
+            "300 c panic",
+            "500 c start",
+            "500 c exit",
+        ]
+    );
+}
+
+#[test]
+fn rest_for_one_restarts_the_failed_child_and_later_ones_in_order() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let on_failure = |p: Probe| p.restart(RestartPolicy::OnFailure);
+    let tree = Supertree::new()
+        .with_strategy(Strategy::RestForOne)
+        .add_worker(on_failure(Probe::new(
+            "a",
+            &timer,
+            &log,
+            &[Run::SleepExit(1000)],
+        )))
+        .add_worker(on_failure(Probe::new(
+            "b",
+            &timer,
+            &log,
+            &[Run::SleepPanic(200), Run::Exit],
+        )))
+        .add_worker(on_failure(Probe::new(
+            "c",
+            &timer,
+            &log,
+            &[Run::SleepExit(1000), Run::Exit],
+        )))
+        .add_worker(on_failure(Probe::new(
+            "d",
+            &timer,
+            &log,
+            &[Run::SleepExit(500), Run::SleepExit(5)],
+        )));
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 c start",
+            "0 d start",
+            "200 b panic",
+            "200 d dropped",
+            "200 c dropped",
+            "300 b start",
+            "300 c start",
+            "300 d start",
+            "300 b exit",
+            "300 c exit",
+            "305 d exit",
+            "1000 a exit",
+        ]
+    );
+}
+
+#[test]
+fn rest_for_one_group_waits_for_the_latest_backoff_when_an_earlier_child_fails_meanwhile() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let on_failure = |p: Probe| p.restart(RestartPolicy::OnFailure);
+    let tree = Supertree::new()
+        .with_strategy(Strategy::RestForOne)
+        .add_worker(on_failure(Probe::new(
+            "a",
+            &timer,
+            &log,
+            &[Run::SleepPanic(50), Run::Exit],
+        )))
+        .add_worker(on_failure(Probe::new(
+            "b",
+            &timer,
+            &log,
+            &[Run::SleepExit(1000), Run::Exit],
+        )))
+        .add_worker(on_failure(Probe::new(
+            "c",
+            &timer,
+            &log,
+            &[Run::Panic, Run::Exit],
+        )));
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 c start",
+            // c is last: it alone waits, until 100.
+            "0 c panic",
+            // a fails meanwhile: b is stopped, and a, b, c start together
+            // after a's backoff (150), not c's (100).
+            "50 a panic",
+            "50 b dropped",
+            "150 a start",
+            "150 b start",
+            "150 c start",
+            "150 a exit",
+            "150 b exit",
+            "150 c exit",
+        ]
+    );
+}
+
+#[test]
+fn one_for_all_drops_a_nested_supervisor_and_its_workers_in_reverse() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .with_strategy(Strategy::OneForAll)
+        .add_worker(
+            Probe::new(
+                "a",
+                &timer,
+                &log,
+                &[Run::SleepPanic(100), Run::SleepExit(50)],
+            )
+            .restart(RestartPolicy::OnFailure),
+        )
+        .add_supervisor(move |s| {
+            s.add_worker(
+                Probe::new("x", &t, &l, &[Run::SleepExit(1000), Run::Exit])
+                    .restart(RestartPolicy::OnFailure),
+            )
+            .add_worker(
+                Probe::new("y", &t, &l, &[Run::SleepExit(1000), Run::Exit])
+                    .restart(RestartPolicy::OnFailure),
+            )
+        });
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 x start",
+            "0 y start",
+            "100 a panic",
+            // Stopping the supervisor stops its children in reverse order.
+            "100 y dropped",
+            "100 x dropped",
+            "200 a start",
+            "200 x start",
+            "200 y start",
+            "200 x exit",
+            "200 y exit",
+            "250 a exit",
+        ]
+    );
+    assert_eq!(timer.elapsed(), ms(250));
+}
+
+// ---------------------------------------------------------------------------
+// Nested supervisors: intensity escalates, work finishes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn nested_intensity_escalates_to_the_parent_which_applies_its_own_policy_and_backoff() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(2, secs(10)))
+        .add_worker(Probe::new("x", &timer, &log, &[Run::SleepExit(100_000)]))
+        .add_supervisor(move |s| {
+            s.with_intensity(Intensity::new(1, secs(1)))
+                // How the root treats this supervisor when it gives up:
+                .with_restart_policy(RestartPolicy::Always)
+                .with_backoff_policy(BackoffPolicy::new(ms(1000), ms(8000), secs(60), 2.0))
+                .add_worker(
+                    Probe::new("w", &t, &l, &[Run::Panic]).backoff(BackoffPolicy::new(
+                        ms(100),
+                        ms(100),
+                        secs(10),
+                        1.0,
+                    )),
+                )
+                .add_worker(Probe::new("y", &t, &l, &[Run::SleepExit(10_000)]))
+        });
+
+    assert_intensity_exceeded(simulate(tree, &timer), 2, secs(10));
+    // The nested supervisor gives up on w's 2nd restart within 1 s (at 100,
+    // 1200, 3300); the root restarts it after 1000, then 2000 ms, and gives
+    // up itself on its 3rd restart within 10 s.
+    assert_eq!(log.starts("w"), [0, 100, 1100, 1200, 3200, 3300]);
+    assert_eq!(
+        log.of("y"),
+        [
+            "0 start",
+            "100 dropped",
+            "1100 start",
+            "1200 dropped",
+            "3200 start",
+            "3300 dropped"
+        ]
+    );
+    assert_eq!(log.of("x"), ["0 start", "3300 dropped"]);
+    // Exact order at the end: the nested supervisor stops y and gives up,
+    // then the root stops x.
+    let events = log.events();
+    assert_eq!(
+        events[events.len() - 4..],
+        [
+            "3300 w start",
+            "3300 w panic",
+            "3300 y dropped",
+            "3300 x dropped"
+        ]
+    );
+    assert_eq!(timer.elapsed(), ms(3300));
+}
+
+#[test]
+fn giving_up_propagates_through_every_level_to_the_root() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let zero = Intensity::new(0, secs(1));
+    let tree = Supertree::new()
+        .with_intensity(zero)
+        .add_worker(Probe::new("a", &timer, &log, &[Run::SleepExit(100_000)]))
+        .add_supervisor(move |s| {
+            let (t2, l2) = (t.clone(), l.clone());
+            s.with_intensity(zero)
+                .add_worker(Probe::new("b", &t, &l, &[Run::SleepExit(100_000)]))
+                .add_supervisor(move |s| {
+                    s.with_intensity(zero)
+                        .add_worker(Probe::new("c", &t2, &l2, &[Run::SleepExit(100_000)]))
+                        .add_worker(Probe::new("w", &t2, &l2, &[Run::SleepPanic(40)]))
+                })
+        });
+
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 c start",
+            "0 w start",
+            "40 w panic",
+            "40 c dropped",
+            "40 b dropped",
+            "40 a dropped",
+        ]
+    );
+    assert_eq!(timer.elapsed(), ms(40));
+}
+
+#[test]
+fn a_nested_supervisor_that_gives_up_is_not_restarted_under_never() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::SleepExit(300)]).restart(RestartPolicy::Never),
+        )
+        .add_supervisor(move |s| {
+            s.with_intensity(Intensity::new(0, secs(1)))
+                .with_restart_policy(RestartPolicy::Never)
+                .add_worker(Probe::new("w", &t, &l, &[Run::SleepPanic(20)]))
+        });
+
+    // The nested supervisor fails, but Never means the root neither restarts
+    // it nor counts a restart: the tree ends normally once a is done.
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        ["0 a start", "0 w start", "20 w panic", "300 a exit"]
+    );
+    assert_eq!(timer.elapsed(), ms(300));
+}
+
+#[test]
+fn nested_supervisors_that_finish_their_work_end_the_tree_with_ok() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::SleepExit(10)]).restart(RestartPolicy::Never),
+        )
+        .add_supervisor(move |s| {
+            let (t2, l2) = (t.clone(), l.clone());
+            // Always: but a supervisor that finishes is never restarted.
+            s.with_restart_policy(RestartPolicy::Always)
+                .add_worker(Probe::new("b", &t, &l, &[Run::Exit]).restart(RestartPolicy::Once))
+                .add_supervisor(move |s| {
+                    s.with_restart_policy(RestartPolicy::Always).add_worker(
+                        Probe::new("c", &t2, &l2, &[Run::Panic, Run::SleepExit(500)])
+                            .restart(RestartPolicy::OnFailure),
+                    )
+                })
+        });
+
+    simulate(tree, &timer).unwrap();
+    assert_eq!(log.of("a"), ["0 start", "10 exit"]);
+    assert_eq!(log.of("b"), ["0 start", "0 exit", "100 start", "100 exit"]);
+    assert_eq!(log.of("c"), ["0 start", "0 panic", "100 start", "600 exit"]);
+    assert_eq!(timer.elapsed(), ms(600));
+}
+
+#[test]
+fn the_seed_tree_runs_every_once_worker_twice_and_ends() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let once = |name, t: &FakeTimer, l: &Log| {
+        Probe::new(name, t, l, &[Run::Exit])
+            .restart(RestartPolicy::Once)
+            .backoff(BackoffPolicy::default())
+    };
+    let tree = Supertree::new()
+        .add_worker(once("1", &timer, &log))
+        .add_supervisor(move |s| {
+            let (t2, l2) = (t.clone(), l.clone());
+            s.add_worker(once("2", &t, &l))
+                .add_supervisor(move |s| s.add_worker(once("3", &t2, &l2)))
+        });
+
+    simulate(tree, &timer).unwrap();
+    for name in ["1", "2", "3"] {
+        assert_eq!(log.starts(name), [0, 50], "worker {name}");
+    }
+    assert_eq!(timer.elapsed(), ms(50));
+}
+
+#[test]
+fn an_empty_tree_ends_at_once() {
+    let timer = FakeTimer::new();
+    simulate(Supertree::new(), &timer).unwrap();
+    simulate(Supertree::new().add_supervisor(|s| s), &timer).unwrap();
+    assert_eq!(timer.elapsed(), Duration::ZERO);
+}
+
+// ---------------------------------------------------------------------------
+// Stalled
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_worker_waiting_on_nothing_stalls_the_simulation() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new().add_worker(Probe::new("a", &timer, &log, &[Run::Pending]));
+
+    let result = simulate(tree, &timer);
+    assert!(matches!(result, Err(Error::Stalled)), "got {result:?}");
+    assert_eq!(log.of("a"), ["0 start", "0 dropped"]);
+    assert_eq!(timer.elapsed(), Duration::ZERO);
+}
+
+#[test]
+fn the_simulation_stalls_only_once_nothing_else_can_happen() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::SleepExit(500)]).restart(RestartPolicy::Never),
+        )
+        .add_supervisor(move |s| {
+            s.add_worker(Probe::new("p", &t, &l, &[Run::Pending]))
+                .add_worker(
+                    Probe::new("b", &t, &l, &[Run::SleepPanic(100), Run::SleepExit(100)])
+                        .restart(RestartPolicy::OnFailure),
+                )
+        });
+
+    let result = simulate(tree, &timer);
+    assert!(matches!(result, Err(Error::Stalled)), "got {result:?}");
+    assert_eq!(
+        log.of("b"),
+        ["0 start", "100 panic", "200 start", "300 exit"]
+    );
+    assert_eq!(log.of("a"), ["0 start", "500 exit"]);
+    assert_eq!(log.of("p"), ["0 start", "500 dropped"]);
+    assert_eq!(timer.elapsed(), ms(500));
+}
