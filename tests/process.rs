@@ -115,6 +115,12 @@ const SCENARIOS: &[Scenario] = &[
         10,
     ),
     scenario("chaos", scenario::chaos, drive::chaos, 30),
+    scenario(
+        "resource_limits",
+        scenario::resource_limits,
+        drive::resource_limits,
+        20,
+    ),
 ];
 
 /// Examples run as they are, when their binaries have been built.
@@ -260,11 +266,15 @@ mod scenario {
     /// Runs until stopped, holding a [`Guard`]; `Always`, no backoff.
     struct Forever {
         name: String,
+        backoff: BackoffPolicy,
     }
 
     impl Forever {
         fn new(name: impl Into<String>) -> Self {
-            Self { name: name.into() }
+            Self {
+                name: name.into(),
+                backoff: BackoffPolicy::immediate(),
+            }
         }
     }
 
@@ -283,7 +293,7 @@ mod scenario {
             RestartPolicy::Always
         }
         fn backoff_policy(&self) -> BackoffPolicy {
-            BackoffPolicy::immediate()
+            self.backoff
         }
     }
 
@@ -468,6 +478,38 @@ mod scenario {
 
     pub(crate) fn term_host_drops_futures() {
         report(Supertree::new().add_worker(Forever::new("root/w0")).start());
+    }
+
+    /// Runs a small tree inside a pids cgroup (v1) that first allows only
+    /// the root (every fork fails with EAGAIN), then too few tasks for a
+    /// Tokio runtime; the runner lifts the limit step by step. Prints
+    /// `cgroup <dir>`, or `skip <why>` where no pids cgroup can be made.
+    pub(crate) fn resource_limits() {
+        let dir = format!("/sys/fs/cgroup/pids/supertrees-test-{}", std::process::id());
+        let setup = std::fs::create_dir(&dir)
+            .and_then(|()| std::fs::write(format!("{dir}/pids.max"), "1"))
+            .and_then(|()| {
+                std::fs::write(
+                    format!("{dir}/cgroup.procs"),
+                    std::process::id().to_string(),
+                )
+            });
+        if let Err(err) = setup {
+            println!("skip no writable pids cgroup ({err})");
+            let _ = std::fs::remove_dir(&dir);
+            return;
+        }
+        println!("cgroup {dir}");
+        let ms = Duration::from_millis;
+        let worker = Forever {
+            name: "root/s0/w0".to_owned(),
+            backoff: BackoffPolicy::new(ms(10), ms(40), Duration::from_secs(5), 2.0),
+        };
+        report(
+            Supertree::new()
+                .add_supervisor(|s| s.add_worker(worker))
+                .start(),
+        );
     }
 
     /// See [`super::chaos_tree`].
@@ -842,6 +884,72 @@ mod drive {
         expect_count(run, &format!("dropped {W} {new_host}"), 1)
     }
 
+    /// See [`super::scenario::resource_limits`].
+    pub(crate) fn resource_limits(run: &mut Run) -> Result<(), String> {
+        const W: &str = "root/s0/w0";
+        let dir = run.wait_for("the cgroup line", |run| {
+            match run
+                .stdout()
+                .iter()
+                .find(|l| l.starts_with("cgroup ") || l.starts_with("skip "))
+            {
+                Some(line) => Ok(line.clone()),
+                None => Err("no 'cgroup' or 'skip' line yet".to_owned()),
+            }
+        })?;
+        let Some(dir) = dir.strip_prefix("cgroup ").map(str::to_owned) else {
+            run.note(format!("skipped: {dir}"));
+            return expect_exit_code(run, 0);
+        };
+        let limit = |max: &str| {
+            std::fs::write(format!("{dir}/pids.max"), max)
+                .map_err(|e| format!("writing pids.max in {dir}: {e}"))
+        };
+        let result = (|| {
+            run.wait_for("fork failures to be logged and retried", |run| {
+                match run.stderr_count(|l| l.contains("fork failed; will retry with backoff")) {
+                    n if n >= 2 => Ok(()),
+                    n => Err(format!("{n} 'fork failed' log lines")),
+                }
+            })?;
+            // Root, supervisor, host and its reader thread fit; a Tokio
+            // multi-thread runtime does not.
+            limit("4")?;
+            run.wait_for(
+                "a worker host that can not build its runtime to fail",
+                |run| {
+                    // Tokio panics when it can not spawn its worker threads;
+                    // the host turns that into exit code 101, reported and
+                    // retried by its supervisor.
+                    let reported = run
+                        .stderr_count(|l| l.contains("worker host panicked outside its workers"));
+                    let retried = run.stderr_count(|l| {
+                        l.contains("restarting after delay") && l.contains("exited with code 101")
+                    });
+                    if reported >= 2 && retried >= 2 {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{reported} host failure reports, {retried} retries"
+                        ))
+                    }
+                },
+            )?;
+            limit("max")?;
+            wait_up(run, 3, &[W])?;
+            run.note("fork EAGAIN and a runtime that could not be built were retried until the limit was lifted".to_owned());
+            run.signal_root(Signal::SIGTERM)?;
+            expect_exit_code(run, 0)?;
+            expect_count(run, "returned Ok", 1)
+        })();
+        let _ = limit("max");
+        let _ = run.wait_group_empty(Duration::from_secs(1));
+        if let Err(err) = std::fs::remove_dir(&dir) {
+            run.note(format!("could not remove {dir}: {err}"));
+        }
+        result
+    }
+
     pub(crate) fn chaos(run: &mut Run) -> Result<(), String> {
         const KILLS: usize = 100;
         let workers = chaos_tree::workers();
@@ -1034,7 +1142,8 @@ mod runner {
         }
         // A panic in a scenario that does not make workers panic on purpose
         // is a panic of engine code in some process of the tree.
-        if !name.starts_with("panic_") {
+        // resource_limits makes TokioSpawner::block_on panic on purpose.
+        if !name.starts_with("panic_") && name != "resource_limits" {
             let panics: Vec<String> = lock(&run.stderr)
                 .into_iter()
                 .filter(|l| l.contains("panicked"))
@@ -1213,6 +1322,10 @@ mod runner {
 
         pub(crate) fn stdout(&self) -> Vec<String> {
             lock(&self.stdout)
+        }
+
+        pub(crate) fn stderr_count(&self, pred: impl Fn(&str) -> bool) -> usize {
+            lock(&self.stderr).iter().filter(|l| pred(l)).count()
         }
 
         pub(crate) fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
