@@ -116,6 +116,18 @@ const SCENARIOS: &[Scenario] = &[
     ),
     scenario("chaos", scenario::chaos, drive::chaos, 30),
     scenario(
+        "panic_one_for_all_mix",
+        scenario::panic_one_for_all_mix,
+        drive::panic_one_for_all_mix,
+        10,
+    ),
+    scenario(
+        "shutdown_timeout_kills",
+        scenario::shutdown_timeout_kills,
+        drive::shutdown_timeout_kills,
+        10,
+    ),
+    scenario(
         "resource_limits",
         scenario::resource_limits,
         drive::resource_limits,
@@ -193,8 +205,8 @@ mod scenario {
     use std::time::{Duration, Instant};
 
     use supertrees::{
-        BackoffPolicy, BoxFuture, Error, Intensity, RestartPolicy, Restartable, Supertree,
-        Supervisor, Worker,
+        BackoffPolicy, BoxFuture, Error, Intensity, RestartPolicy, Restartable, Shutdown, Strategy,
+        Supertree, Supervisor, Worker,
     };
 
     use super::{chaos_tree, SCENARIOS};
@@ -508,6 +520,76 @@ mod scenario {
         report(
             Supertree::new()
                 .add_supervisor(|s| s.add_worker(worker))
+                .start(),
+        );
+    }
+
+    /// Prints `start <name> <pid>`, sleeps 100 ms, and panics; `Once`.
+    struct FailsLater {
+        name: String,
+    }
+
+    impl Worker for FailsLater {
+        fn init(&self) -> BoxFuture {
+            let name = self.name.clone();
+            Box::pin(async move {
+                println!("start {name} {}", std::process::id());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!("{name} fails after 100 ms");
+            })
+        }
+    }
+
+    impl Restartable for FailsLater {
+        fn restart_policy(&self) -> RestartPolicy {
+            RestartPolicy::Once
+        }
+        fn backoff_policy(&self) -> BackoffPolicy {
+            BackoffPolicy::immediate()
+        }
+    }
+
+    /// OneForAll across processes: worker `root/w0`, supervisor `root/s1`
+    /// (one worker), worker `root/w2` that fails once after 100 ms.
+    pub(crate) fn panic_one_for_all_mix() {
+        report(
+            Supertree::new()
+                .with_strategy(Strategy::OneForAll)
+                .add_worker(Forever::new("root/w0"))
+                .add_supervisor(|s| s.add_worker(Forever::new("root/s1/w0")))
+                .add_worker(FailsLater {
+                    name: "root/w2".to_owned(),
+                })
+                .start(),
+        );
+    }
+
+    /// Blocks its thread (never yields) once started, so it can not be
+    /// dropped; prints `start <name> <pid>` first.
+    struct Blocker;
+
+    impl Worker for Blocker {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async move {
+                println!("start root/s0/w0 {}", std::process::id());
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+        }
+    }
+
+    impl Restartable for Blocker {}
+
+    /// A supervisor with `Shutdown::Timeout(300 ms)` over a worker that can
+    /// not be stopped: its host must be killed after 300 ms.
+    pub(crate) fn shutdown_timeout_kills() {
+        report(
+            Supertree::new()
+                .add_supervisor(|s| {
+                    s.with_shutdown(Shutdown::Timeout(Duration::from_millis(300)))
+                        .add_worker(Blocker)
+                })
                 .start(),
         );
     }
@@ -882,6 +964,90 @@ mod drive {
         expect_exit_code(run, 0)?;
         expect_count(run, "returned Ok", 1)?;
         expect_count(run, &format!("dropped {W} {new_host}"), 1)
+    }
+
+    /// See [`super::scenario::panic_one_for_all_mix`].
+    pub(crate) fn panic_one_for_all_mix(run: &mut Run) -> Result<(), String> {
+        let all = ["root/w0", "root/s1/w0", "root/w2"];
+        // root + host, root/s1 + host.
+        wait_up(run, 4, &["root/w0", "root/s1/w0"])?;
+        run.wait_for(
+            "the group restart after root/w2 failed",
+            |run| match worker_starts(run, "root/w2") {
+                2 => Ok(()),
+                n => Err(format!("root/w2 started {n} time(s)")),
+            },
+        )?;
+        wait_up(run, 4, &["root/w0", "root/s1/w0"])?;
+        let lines = run.stdout();
+        let order: Vec<String> = lines
+            .iter()
+            .filter(|l| l.starts_with("start ") || l.starts_with("dropped "))
+            .map(|l| {
+                l.rsplit_once(' ')
+                    .map_or(l.clone(), |(head, _)| head.to_owned())
+            })
+            .collect();
+        // Stops go one at a time in reverse order: root/s1 (a process) is
+        // stopped, and its worker dropped, before root/w0. Starts are issued
+        // in order but run in different processes, so only their count is
+        // observable (ordered starts across processes need readiness).
+        let first_drop = order.iter().position(|l| l.starts_with("dropped "));
+        let Some(first_drop) = first_drop else {
+            return Err(format!(
+                "no worker was dropped by the group restart: {order:?}"
+            ));
+        };
+        let drops: Vec<&str> = order[first_drop..first_drop + 2.min(order.len() - first_drop)]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        if drops != ["dropped root/s1/w0", "dropped root/w0"] {
+            return Err(format!(
+                "expected root/s1/w0 then root/w0 to be dropped, got {order:?}"
+            ));
+        }
+        let mut before: Vec<&str> = order[..first_drop].iter().map(String::as_str).collect();
+        let mut after: Vec<&str> = order[first_drop + 2..].iter().map(String::as_str).collect();
+        before.sort_unstable();
+        after.sort_unstable();
+        let starts = ["start root/s1/w0", "start root/w0", "start root/w2"];
+        if before != starts || after != starts {
+            return Err(format!(
+                "expected all three to start before and after the group restart, got {order:?}"
+            ));
+        }
+        for w in &all[..2] {
+            if worker_starts(run, w) != 2 {
+                return Err(format!("{w} should have started exactly twice"));
+            }
+        }
+        run.note("OneForAll stopped the supervisor process and the worker in reverse order and restarted all in order".to_owned());
+        stop_root_ok(run)
+    }
+
+    /// See [`super::scenario::shutdown_timeout_kills`].
+    pub(crate) fn shutdown_timeout_kills(run: &mut Run) -> Result<(), String> {
+        wait_up(run, 3, &["root/s0/w0"])?;
+        let sent = Instant::now();
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        let took = sent.elapsed();
+        if took < Duration::from_millis(300) || took > Duration::from_secs(3) {
+            return Err(format!(
+                "the root exited {took:?} after SIGTERM; expected the 300 ms shutdown timeout to pass first, then a SIGKILL"
+            ));
+        }
+        run.note(format!(
+            "the stuck worker's host was killed; root exited {took:?} after SIGTERM"
+        ));
+        expect_count(run, "returned Ok", 1)
+    }
+
+    fn stop_root_ok(run: &mut Run) -> Result<(), String> {
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        expect_count(run, "returned Ok", 1)
     }
 
     /// See [`super::scenario::resource_limits`].
