@@ -161,26 +161,29 @@ fn start<S: Spawner>(
 ) -> Running {
     let (stop_tx, stop_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
-    let fut: BoxFuture = match catch_unwind(AssertUnwindSafe(|| worker.init())) {
-        Ok(fut) => fut,
+    let fut: Option<BoxFuture> = match catch_unwind(AssertUnwindSafe(|| worker.init())) {
+        Ok(fut) => Some(fut),
         Err(payload) => {
             log_panic(path, n, payload.as_ref());
-            Box::pin(async { std::panic::resume_unwind(Box::new("init() panicked")) })
+            None
         }
     };
     let path = path.to_owned();
     spawner.spawn(Box::pin(async move {
-        let guarded = AssertUnwindSafe(fut).catch_unwind();
-        let exit = match select(guarded, stop_rx).await {
-            Either::Left((Ok(()), _)) => ChildExit::Normal,
-            Either::Left((Err(payload), _)) => {
-                log_panic(&path, n, payload.as_ref());
-                ChildExit::Panicked
-            }
-            Either::Right((_, unfinished)) => {
-                drop(unfinished);
-                ChildExit::Signaled(Signal::SIGTERM as i32)
-            }
+        let exit = match fut {
+            // init() itself panicked: a failure, reported like any other.
+            None => ChildExit::Panicked,
+            Some(fut) => match select(AssertUnwindSafe(fut).catch_unwind(), stop_rx).await {
+                Either::Left((Ok(()), _)) => ChildExit::Normal,
+                Either::Left((Err(payload), _)) => {
+                    log_panic(&path, n, payload.as_ref());
+                    ChildExit::Panicked
+                }
+                Either::Right((_, unfinished)) => {
+                    drop(unfinished);
+                    ChildExit::Signaled(Signal::SIGTERM as i32)
+                }
+            },
         };
         report(&events, Event::Exited(n as u32, exit));
         let _ = done_tx.send(());
