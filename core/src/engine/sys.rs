@@ -120,6 +120,7 @@ pub(crate) struct SignalPipe {
     read: OwnedFd,
     write: OwnedFd,
     previous: Vec<(Signal, SigAction)>,
+    previous_mask: Option<SigSet>,
 }
 
 impl SignalPipe {
@@ -137,6 +138,7 @@ impl SignalPipe {
             read,
             write,
             previous: Vec::new(),
+            previous_mask: None,
         };
         for &sig in signals {
             // SAFETY: `on_signal` only performs async-signal-safe calls.
@@ -149,7 +151,7 @@ impl SignalPipe {
         for sig in SUPERVISOR_SIGNALS {
             unblock.add(sig);
         }
-        unblock.thread_unblock()?;
+        pipe.previous_mask = Some(unblock.thread_swap_mask(signal::SigmaskHow::SIG_UNBLOCK)?);
         Ok(pipe)
     }
 
@@ -177,6 +179,7 @@ impl SignalPipe {
     /// installs its own) and closes the parent's pipe.
     pub(crate) fn abandon_in_child(mut self) {
         self.previous.clear();
+        self.previous_mask = None;
         SIGNAL_PIPE.store(-1, Ordering::Relaxed);
     }
 }
@@ -189,6 +192,9 @@ impl Drop for SignalPipe {
         for (sig, old) in self.previous.drain(..).rev() {
             // SAFETY: restores the action that was installed before ours.
             let _ = unsafe { signal::sigaction(sig, &old) };
+        }
+        if let Some(mask) = self.previous_mask.take() {
+            let _ = mask.thread_set_mask();
         }
     }
 }
