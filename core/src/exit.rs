@@ -36,6 +36,10 @@ pub enum ChildExit {
 }
 
 impl ChildExit {
+    /// How the engines report a child they stopped on request (the machine
+    /// accepts any exit of a child it asked to stop).
+    pub(crate) const STOPPED: ChildExit = ChildExit::Signaled(nix::libc::SIGTERM);
+
     /// Whether this is an abnormal exit.
     pub fn is_failure(&self) -> bool {
         !matches!(self, ChildExit::Normal)

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::machine::{ChildPolicy, Machine};
 use crate::{BackoffPolicy, Intensity, RestartPolicy, Restartable, Shutdown, Strategy, Worker};
 
 /// One child of a supervisor, in the order it was added.
@@ -12,17 +13,19 @@ pub(crate) enum Child {
 }
 
 impl Child {
-    pub(crate) fn restart_policy(&self) -> RestartPolicy {
+    /// The policies its supervisor applies to this child.
+    pub(crate) fn policy(&self) -> ChildPolicy {
         match self {
-            Child::Worker(w) => w.restart_policy(),
-            Child::Supervisor(s) => s.restart_policy,
-        }
-    }
-
-    pub(crate) fn backoff_policy(&self) -> BackoffPolicy {
-        match self {
-            Child::Worker(w) => w.backoff_policy(),
-            Child::Supervisor(s) => s.backoff_policy,
+            Child::Worker(w) => ChildPolicy {
+                restart: w.restart_policy(),
+                backoff: w.backoff_policy(),
+                is_supervisor: false,
+            },
+            Child::Supervisor(s) => ChildPolicy {
+                restart: s.restart_policy,
+                backoff: s.backoff_policy,
+                is_supervisor: true,
+            },
         }
     }
 }
@@ -132,6 +135,13 @@ impl Supervisor {
     pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
         self.shutdown = shutdown;
         self
+    }
+
+    /// The state machine that supervises this supervisor's children; both
+    /// the simulation and the process engine drive one per supervisor.
+    pub(crate) fn machine(&self, path: String) -> Machine {
+        let policies = self.children.iter().map(Child::policy);
+        Machine::new(path, policies, self.strategy, self.intensity)
     }
 }
 

@@ -181,7 +181,7 @@ fn start<S: Spawner>(
                 }
                 Either::Right((_, unfinished)) => {
                     drop(unfinished);
-                    ChildExit::Signaled(Signal::SIGTERM as i32)
+                    ChildExit::STOPPED
                 }
             },
         };

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use super::host;
 use super::sys::{self, SignalPipe};
 use super::wire::{self, Command, Event};
-use crate::machine::{Action, ChildPolicy, Machine, Outcome};
+use crate::machine::{Action, Machine, Outcome};
 use crate::tree::{Child, Supervisor};
 use crate::{ChildExit, Shutdown, Spawner, Timer};
 
@@ -82,19 +82,14 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         timer: T,
         signals: SignalPipe,
     ) -> Self {
-        let policies: Vec<ChildPolicy> = sup
+        let is_worker: Vec<bool> = sup
             .children
             .iter()
-            .map(|c| ChildPolicy {
-                restart: c.restart_policy(),
-                backoff: c.backoff_policy(),
-                is_supervisor: matches!(c, Child::Supervisor(_)),
-            })
+            .map(|c| matches!(c, Child::Worker(_)))
             .collect();
-        let is_worker = policies.iter().map(|p| !p.is_supervisor).collect();
-        let count = policies.len();
+        let count = is_worker.len();
         Self {
-            machine: Machine::new(path, policies, sup.strategy, sup.intensity),
+            machine: sup.machine(path),
             sup,
             spawner,
             timer,
@@ -265,16 +260,13 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 self.worker_kill_at[n] = shutdown.kill_after().map(|d| now + d);
             } else {
                 self.live[n] = false;
-                self.machine
-                    .handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now);
+                self.machine.handle_exit(n, ChildExit::STOPPED, now);
             }
             return;
         }
         match &mut self.procs[n] {
             Some(proc) => proc.kill_at = terminate(proc.pid, shutdown, now),
-            None => self
-                .machine
-                .handle_exit(n, ChildExit::Signaled(Signal::SIGTERM as i32), now),
+            None => self.machine.handle_exit(n, ChildExit::STOPPED, now),
         }
     }
 

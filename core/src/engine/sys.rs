@@ -26,6 +26,11 @@ pub(crate) const EXIT_PANICKED: i32 = 101;
 pub(crate) const SUPERVISOR_SIGNALS: [Signal; 3] =
     [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT];
 
+/// [`SUPERVISOR_SIGNALS`] as a signal set, for masks.
+fn supervisor_signal_set() -> SigSet {
+    SUPERVISOR_SIGNALS.into_iter().collect()
+}
+
 /// Forks. In the child, `body` runs and its return value becomes the exit
 /// code passed to `_exit`: the child never returns into the caller's code,
 /// never unwinds past this point, and never runs the caller's destructors or
@@ -38,11 +43,7 @@ pub(crate) fn fork_child(body: impl FnOnce() -> i32) -> Result<Pid, Errno> {
     // Until the child has installed its own handlers, a stop signal must wait
     // instead of being lost: block them across fork. The parent unblocks at
     // once; the child in `SignalPipe::install`.
-    let mut stop_signals = SigSet::empty();
-    for sig in SUPERVISOR_SIGNALS {
-        stop_signals.add(sig);
-    }
-    let old_mask = stop_signals.thread_swap_mask(signal::SigmaskHow::SIG_BLOCK);
+    let old_mask = supervisor_signal_set().thread_swap_mask(signal::SigmaskHow::SIG_BLOCK);
     // SAFETY: every caller is a supervisor process, which is single-threaded
     // (the root warns when it is not), and the child only runs engine code
     // that ends in `_exit` below.
@@ -147,11 +148,8 @@ impl SignalPipe {
         }
         // A forked child starts with the stop signals blocked (see
         // `fork_child`); now that they have somewhere to go, let them in.
-        let mut unblock = SigSet::empty();
-        for sig in SUPERVISOR_SIGNALS {
-            unblock.add(sig);
-        }
-        pipe.previous_mask = Some(unblock.thread_swap_mask(signal::SigmaskHow::SIG_UNBLOCK)?);
+        pipe.previous_mask =
+            Some(supervisor_signal_set().thread_swap_mask(signal::SigmaskHow::SIG_UNBLOCK)?);
         Ok(pipe)
     }
 

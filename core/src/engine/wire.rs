@@ -73,7 +73,7 @@ impl Event {
         match unframe(bytes) {
             (1, n) => Some(Event::Exited(n, ChildExit::Normal)),
             (2, n) => Some(Event::Exited(n, ChildExit::Panicked)),
-            (3, n) => Some(Event::Exited(n, ChildExit::Signaled(nix::libc::SIGTERM))),
+            (3, n) => Some(Event::Exited(n, ChildExit::STOPPED)),
             _ => None,
         }
     }

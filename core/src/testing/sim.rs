@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures::FutureExt;
 
 use super::FakeTimer;
-use crate::machine::{Action, ChildPolicy, Machine, Outcome};
+use crate::machine::{Action, Machine, Outcome};
 use crate::tree::{Child, Supervisor};
 use crate::{ChildExit, Error, Supertree, Timer};
 
@@ -121,12 +121,7 @@ fn supervise<'a>(
     path: String,
     timer: FakeTimer,
 ) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
-    let policies = sup.children.iter().map(|c| ChildPolicy {
-        restart: c.restart_policy(),
-        backoff: c.backoff_policy(),
-        is_supervisor: matches!(c, Child::Supervisor(_)),
-    });
-    let mut machine = Machine::new(path, policies, sup.strategy, sup.intensity);
+    let mut machine = sup.machine(path);
     let mut running = Running(sup.children.iter().map(|_| None).collect());
     machine.handle_start(timer.now());
     let started = apply(&mut machine, &mut running, sup, &timer);
@@ -179,7 +174,7 @@ fn apply<'a>(
             }
             Action::Stop(n) => {
                 drop(running.0[n].take());
-                machine.handle_exit(n, ChildExit::Signaled(nix::libc::SIGTERM), timer.now());
+                machine.handle_exit(n, ChildExit::STOPPED, timer.now());
             }
             Action::Exit(outcome) => return Some(outcome),
         }
