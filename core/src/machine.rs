@@ -14,8 +14,12 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::policy::{BackoffState, RestartHistory};
-use crate::{BackoffPolicy, ChildExit, Intensity, RestartPolicy, Strategy};
+mod child;
+
+pub(crate) use child::{ChildPolicy, ChildRecord};
+
+use crate::policy::RestartHistory;
+use crate::{ChildExit, Intensity, Strategy};
 
 /// What a driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,16 +39,6 @@ pub(crate) enum Outcome {
     Normal,
     /// Its restart intensity was exceeded.
     GaveUp,
-}
-
-/// The policies a supervisor applies to one child.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ChildPolicy {
-    pub(crate) restart: RestartPolicy,
-    pub(crate) backoff: BackoffPolicy,
-    /// A supervisor that exits normally has finished its work: it is never
-    /// restarted, whatever its restart policy.
-    pub(crate) is_supervisor: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +62,8 @@ enum State {
 
 #[derive(Debug)]
 struct ChildSlot {
-    policy: ChildPolicy,
+    record: ChildRecord,
     state: State,
-    restarts: u32,
-    backoff: BackoffState,
 }
 
 /// A group restart under OneForAll/RestForOne: stop the members that still
@@ -115,10 +107,8 @@ impl Machine {
             children: children
                 .into_iter()
                 .map(|policy| ChildSlot {
-                    policy,
+                    record: ChildRecord::new(policy),
                     state: State::Idle,
-                    restarts: 0,
-                    backoff: BackoffState::default(),
                 })
                 .collect(),
             strategy,
@@ -138,6 +128,11 @@ impl Machine {
     /// The intensity this supervisor applies.
     pub(crate) fn intensity(&self) -> Intensity {
         self.intensity
+    }
+
+    /// Whether the supervisor is stopping all its children for good.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        matches!(self.phase, Phase::ShuttingDown(_))
     }
 
     /// Starts every child, in order.
@@ -166,6 +161,30 @@ impl Machine {
             state => {
                 tracing::debug!(supervisor = %self.path, child = n, ?state, "exit of a child that was not running ignored");
             }
+        }
+        self.after_event(now);
+    }
+
+    /// Child `n` exited with `exit` at `now` and was started again in place
+    /// by its worker host, which applied [`ChildRecord::restart_delay`] to a
+    /// `OneForOne` worker: the restart counts here, towards the intensity.
+    pub(crate) fn handle_restarted(&mut self, n: usize, exit: ChildExit, now: Instant) {
+        let running = matches!(self.phase, Phase::Running)
+            && matches!(
+                self.children.get(n).map(|c| c.state),
+                Some(State::Running { .. })
+            );
+        if !running {
+            return;
+        }
+        self.children[n].record.restarted();
+        self.children[n].state = State::Running { since: now };
+        if self.history.record(&self.intensity, now) {
+            self.give_up(n, exit);
+            // The worker still runs in its host: stop it with the others.
+            self.children[n].state = State::Running { since: now };
+        } else {
+            tracing::debug!(supervisor = %self.path, child = n, %exit, "worker exited; its host restarted it");
         }
         self.after_event(now);
     }
@@ -208,7 +227,7 @@ impl Machine {
     fn start_child(&mut self, n: usize, now: Instant, restart: bool) {
         let child = &mut self.children[n];
         if restart {
-            child.restarts = child.restarts.saturating_add(1);
+            child.record.restarted();
         }
         child.state = State::Running { since: now };
         self.actions.push_back(Action::Start(n));
@@ -218,26 +237,24 @@ impl Machine {
     fn exited(&mut self, n: usize, exit: ChildExit, now: Instant, ran_for: Duration) {
         let child = &mut self.children[n];
         let shutting_down = !matches!(self.phase, Phase::Running);
-        let finished = child.policy.is_supervisor && !exit.is_failure();
-        if shutting_down || finished || !child.policy.restart.restarts_after(&exit, child.restarts)
-        {
+        let delay = if shutting_down {
+            None
+        } else {
+            child.record.restart_delay(&exit, ran_for)
+        };
+        let Some(delay) = delay else {
             child.state = State::Done;
             if !shutting_down {
-                tracing::info!(supervisor = %self.path, child = n, %exit, restart_policy = ?child.policy.restart,
+                tracing::info!(supervisor = %self.path, child = n, %exit, restart_policy = ?child.record.policy.restart,
                     "child exited and will not be restarted");
             }
             if let Some(g) = self.group.as_mut() {
                 g.members.remove(&n);
             }
             return;
-        }
-        let delay = child.backoff.next_delay(&child.policy.backoff, ran_for);
+        };
         if self.history.record(&self.intensity, now) {
-            tracing::error!(supervisor = %self.path, child = n, %exit,
-                max_restarts = ?self.intensity.max_restarts(), within = ?self.intensity.within(),
-                "restart intensity exceeded; stopping all children and giving up");
-            self.children[n].state = State::Done;
-            self.shut_down(Outcome::GaveUp);
+            self.give_up(n, exit);
             return;
         }
         tracing::info!(supervisor = %self.path, child = n, %exit, delay = ?delay, "child exited; restarting after delay");
@@ -267,12 +284,30 @@ impl Machine {
         }
     }
 
+    /// Child `n`'s exit went over the restart intensity: stop everything.
+    fn give_up(&mut self, n: usize, exit: ChildExit) {
+        tracing::error!(supervisor = %self.path, child = n, %exit,
+            max_restarts = ?self.intensity.max_restarts(), within = ?self.intensity.within(),
+            "restart intensity exceeded; stopping all children and giving up");
+        self.children[n].state = State::Done;
+        self.shut_down(Outcome::GaveUp);
+    }
+
+    /// Child `n`'s restart record and the restart history, for a worker host
+    /// that restarts `n` in place.
+    pub(crate) fn delegate(&self, n: usize) -> Option<(ChildRecord, RestartHistory)> {
+        let child = self.children.get(n)?;
+        (self.strategy == Strategy::OneForOne && !child.record.policy.is_supervisor)
+            .then(|| (child.record, self.history.clone()))
+    }
+
     /// A child we asked to stop has exited.
     fn stopped(&mut self, n: usize) {
         let in_group = matches!(self.phase, Phase::Running)
             && self.group.as_ref().is_some_and(|g| g.members.contains(&n));
         let child = &mut self.children[n];
-        child.state = if in_group && child.policy.restart.allows_another_run(child.restarts) {
+        let record = &child.record;
+        child.state = if in_group && record.policy.restart.allows_another_run(record.restarts) {
             State::Pending
         } else {
             if let Some(g) = self.group.as_mut() {

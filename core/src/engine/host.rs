@@ -2,15 +2,24 @@
 //! tasks on the user's [`Spawner`], started and stopped by commands from the
 //! supervisor.
 //!
-//! The host owns no policy. It starts a worker when told, reports exactly one
-//! [`Event::Exited`] per start (after the worker's future has been dropped),
-//! and on SIGTERM or [`Command::Shutdown`] drops every worker's future in
-//! reverse order before it exits. A thread of its own reads the command pipe,
-//! so the host works on any executor without an I/O reactor.
+//! It starts a worker when told and reports exactly one [`Event::Exited`] per
+//! start (after the worker's future has been dropped). A `OneForOne` worker
+//! that exits on its own is restarted in place, with the supervisor's own
+//! rule ([`ChildRecord::restart_delay`]) and intensity, and reported as
+//! [`Event::Restarted`]: a restart costs no round trip between processes.
+//! Whatever the rule leaves undecided (a worker done for good, an intensity
+//! exceeded, any other strategy) goes back to the supervisor as `Exited`.
+//! On SIGTERM or [`Command::Shutdown`] the host drops every worker's future
+//! in reverse order before it exits. A thread of its own reads the command
+//! pipe, so the host works on any executor without an I/O reactor.
 
+use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
@@ -20,17 +29,70 @@ use nix::sys::signal::Signal;
 
 use super::sys::{self, SignalPipe};
 use super::wire::{self, Command, Event};
-use crate::{BoxFuture, ChildExit, Spawner, Worker};
+use crate::machine::ChildRecord;
+use crate::policy::RestartHistory;
+use crate::{BoxFuture, ChildExit, Intensity, Spawner, Timer, Worker};
+
+/// Backoff delays shorter than this are waited out by yielding to the
+/// executor instead of sleeping on the timer: runtime timers tick in whole
+/// milliseconds, which would turn a 2 µs backoff into 1 ms.
+const SPIN_BELOW: Duration = Duration::from_millis(1);
+
+/// What the host needs to restart `OneForOne` workers in place: their restart
+/// records and the supervisor's restart history, as the supervisor had them
+/// when it forked the host.
+#[derive(Debug)]
+pub(crate) struct Delegation {
+    pub(crate) records: Vec<Option<ChildRecord>>,
+    pub(crate) history: RestartHistory,
+    pub(crate) intensity: Intensity,
+}
+
+impl Delegation {
+    /// Applies the restart rule to worker `n`, which ran for `ran_for` and
+    /// exited with `exit` at `now`: the delay before it runs again, or `None`
+    /// when the supervisor must decide.
+    fn restart_delay(
+        &mut self,
+        n: usize,
+        exit: &ChildExit,
+        ran_for: Duration,
+        now: Instant,
+    ) -> Option<Duration> {
+        let record = self.records.get_mut(n)?.as_mut()?;
+        let delay = record.restart_delay(exit, ran_for)?;
+        if self.history.record(&self.intensity, now) {
+            return None;
+        }
+        record.restarted();
+        Some(delay)
+    }
+}
+
+/// A worker, shared between the host's main task and the task that runs it
+/// (`Worker` is `Send` but not `Sync`; `init` takes the lock briefly).
+type SharedWorker = Arc<Mutex<Box<dyn Worker>>>;
+
+/// Everything a worker task needs besides its worker.
+struct Ctx<S, T> {
+    spawner: S,
+    timer: T,
+    path: String,
+    events: OwnedFd,
+    delegation: Mutex<Delegation>,
+}
 
 /// Exit code of a host stopped by SIGTERM from anyone but its supervisor's
 /// `Shutdown` command: 128 + SIGTERM, as a shell reports it.
 const EXIT_TERMINATED: i32 = 128 + Signal::SIGTERM as i32;
 
 /// Runs the host until it is told to stop; returns the exit code.
-pub(crate) fn run<S: Spawner>(
+pub(crate) fn run<S: Spawner, T: Timer>(
     spawner: S,
+    timer: T,
     path: String,
     workers: Vec<Option<Box<dyn Worker>>>,
+    delegation: Delegation,
     commands: OwnedFd,
     events: OwnedFd,
 ) -> i32 {
@@ -58,9 +120,18 @@ pub(crate) fn run<S: Spawner>(
             return 1;
         }
     };
-    let events = Arc::new(events);
-    let main = serve(spawner.clone(), path, workers, rx, events);
-    spawner.block_on(Box::pin(main));
+    let ctx = Arc::new(Ctx {
+        spawner: spawner.clone(),
+        timer,
+        path,
+        events,
+        delegation: Mutex::new(delegation),
+    });
+    let workers: Vec<Option<SharedWorker>> = workers
+        .into_iter()
+        .map(|w| w.map(|w| Arc::new(Mutex::new(w))))
+        .collect();
+    spawner.block_on(Box::pin(serve(ctx, workers, rx)));
     match reader.join() {
         Ok(true) => EXIT_TERMINATED,
         _ => 0,
@@ -117,12 +188,10 @@ struct Running {
     done: oneshot::Receiver<()>,
 }
 
-async fn serve<S: Spawner>(
-    spawner: S,
-    path: String,
-    workers: Vec<Option<Box<dyn Worker>>>,
+async fn serve<S: Spawner, T: Timer>(
+    ctx: Arc<Ctx<S, T>>,
+    workers: Vec<Option<SharedWorker>>,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    events: Arc<OwnedFd>,
 ) {
     let mut running: Vec<Option<Running>> = workers.iter().map(|_| None).collect();
     while let Some(cmd) = commands.next().await {
@@ -130,10 +199,10 @@ async fn serve<S: Spawner>(
             Command::Start(n) => {
                 let n = n as usize;
                 let Some(Some(worker)) = workers.get(n) else {
-                    tracing::warn!(host = %path, child = n, "start of an unknown worker ignored");
+                    tracing::warn!(host = %ctx.path, child = n, "start of an unknown worker ignored");
                     continue;
                 };
-                running[n] = Some(start(&spawner, &path, n, worker.as_ref(), events.clone()));
+                running[n] = Some(start(&ctx, n, worker.clone()));
             }
             Command::Stop(n) => {
                 if let Some(task) = running.get_mut(n as usize).and_then(Option::take) {
@@ -151,46 +220,106 @@ async fn serve<S: Spawner>(
     }
 }
 
-/// Spawns worker `n`; the task reports its end on `events`.
-fn start<S: Spawner>(
-    spawner: &S,
-    path: &str,
-    n: usize,
-    worker: &dyn Worker,
-    events: Arc<OwnedFd>,
-) -> Running {
-    let (stop_tx, stop_rx) = oneshot::channel();
+/// Spawns the task of worker `n`: it runs the worker, restarts it in place
+/// while the restart rule allows, and reports its end on `events`.
+fn start<S: Spawner, T: Timer>(ctx: &Arc<Ctx<S, T>>, n: usize, worker: SharedWorker) -> Running {
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let (done_tx, done_rx) = oneshot::channel();
-    let fut: Option<BoxFuture> = match catch_unwind(AssertUnwindSafe(|| worker.init())) {
-        Ok(fut) => Some(fut),
-        Err(payload) => {
-            log_panic(path, n, payload.as_ref());
-            None
-        }
-    };
-    let path = path.to_owned();
-    spawner.spawn(Box::pin(async move {
-        let exit = match fut {
-            // init() itself panicked: a failure, reported like any other.
-            None => ChildExit::Panicked,
-            Some(fut) => match select(AssertUnwindSafe(fut).catch_unwind(), stop_rx).await {
-                Either::Left((Ok(()), _)) => ChildExit::Normal,
-                Either::Left((Err(payload), _)) => {
-                    log_panic(&path, n, payload.as_ref());
-                    ChildExit::Panicked
-                }
-                Either::Right((_, unfinished)) => {
-                    drop(unfinished);
-                    ChildExit::STOPPED
-                }
-            },
+    let ctx = ctx.clone();
+    ctx.spawner.clone().spawn(Box::pin(async move {
+        let exit = loop {
+            let started = ctx.timer.now();
+            let exit = match run_once(&ctx.path, n, &worker, &mut stop_rx).await {
+                Some(exit) => exit,
+                None => break ChildExit::STOPPED,
+            };
+            let now = ctx.timer.now();
+            let delay = match ctx.delegation.lock() {
+                Ok(mut d) => d.restart_delay(n, &exit, now.saturating_duration_since(started), now),
+                Err(_) => None,
+            };
+            let Some(delay) = delay else { break exit };
+            report(&ctx.events, Event::Restarted(n as u32, exit));
+            if !pause(&ctx.timer, delay, &mut stop_rx).await {
+                break ChildExit::STOPPED;
+            }
         };
-        report(&events, Event::Exited(n as u32, exit));
+        report(&ctx.events, Event::Exited(n as u32, exit));
         let _ = done_tx.send(());
     }));
     Running {
         stop: stop_tx,
         done: done_rx,
+    }
+}
+
+/// Runs worker `n` once: its exit, or `None` when it was stopped (its future
+/// is dropped before this returns).
+async fn run_once(
+    path: &str,
+    n: usize,
+    worker: &Mutex<Box<dyn Worker>>,
+    stop: &mut oneshot::Receiver<()>,
+) -> Option<ChildExit> {
+    let init = || match worker.lock() {
+        Ok(worker) => worker.init(),
+        // A panic in an earlier init() poisoned the lock; the worker is
+        // still there.
+        Err(poisoned) => poisoned.into_inner().init(),
+    };
+    let fut: BoxFuture = match catch_unwind(AssertUnwindSafe(init)) {
+        Ok(fut) => fut,
+        Err(payload) => {
+            // init() itself panicked: a failure, reported like any other.
+            log_panic(path, n, payload.as_ref());
+            return Some(ChildExit::Panicked);
+        }
+    };
+    match select(AssertUnwindSafe(fut).catch_unwind(), stop).await {
+        Either::Left((Ok(()), _)) => Some(ChildExit::Normal),
+        Either::Left((Err(payload), _)) => {
+            log_panic(path, n, payload.as_ref());
+            Some(ChildExit::Panicked)
+        }
+        Either::Right((_, unfinished)) => {
+            drop(unfinished);
+            None
+        }
+    }
+}
+
+/// Waits out a backoff `delay`; `false` when the worker was stopped meanwhile.
+async fn pause<T: Timer>(timer: &T, delay: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
+    if delay.is_zero() {
+        return true;
+    }
+    let wait: BoxFuture = if delay < SPIN_BELOW {
+        let deadline = timer.now() + delay;
+        let timer = timer.clone();
+        Box::pin(async move {
+            while timer.now() < deadline {
+                YieldNow(false).await;
+            }
+        })
+    } else {
+        timer.sleep(delay)
+    };
+    matches!(select(wait, stop).await, Either::Left(_))
+}
+
+/// Lets the executor run other tasks once.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

@@ -33,6 +33,9 @@ struct Host {
     outbox: Vec<u8>,
     inbox: Vec<u8>,
     kill_at: Option<Instant>,
+    /// Told to stop all its workers (in reverse order, as the machine would
+    /// one at a time) and exit.
+    shutting_down: bool,
 }
 
 /// How a supervisor process ended.
@@ -128,6 +131,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     }
                 }
             }
+            if let Some(host) = &mut self.host {
+                flush(host);
+            }
             if let (Some(outcome), None) = (self.ending, &self.host) {
                 tracing::info!(supervisor = %self.machine.path(), ?outcome, "supervisor stopped");
                 return Ending {
@@ -175,6 +181,19 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let (ev_read, ev_write) = sys::pipe()?;
         let path = format!("{}/host", self.machine.path());
         let parent_ends = [cmd_write.as_raw_fd(), ev_read.as_raw_fd()];
+        let mut history = None;
+        let records = (0..self.is_worker.len())
+            .map(|n| {
+                let (record, h) = self.machine.delegate(n)?;
+                history = Some(h);
+                Some(record)
+            })
+            .collect();
+        let delegation = host::Delegation {
+            records,
+            history: history.unwrap_or_default(),
+            intensity: self.machine.intensity(),
+        };
         let pid = sys::fork_child(|| {
             for fd in parent_ends {
                 let _ = nix::unistd::close(fd);
@@ -187,7 +206,15 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     Child::Supervisor(_) => None,
                 })
                 .collect();
-            host::run(self.spawner.clone(), path, workers, cmd_read, ev_write)
+            host::run(
+                self.spawner.clone(),
+                self.timer.clone(),
+                path,
+                workers,
+                delegation,
+                cmd_read,
+                ev_write,
+            )
         })?;
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
         self.host = Some(Host {
@@ -197,6 +224,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             outbox: Vec::new(),
             inbox: Vec::new(),
             kill_at: None,
+            shutting_down: false,
         });
         Ok(())
     }
@@ -255,12 +283,20 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let now = self.timer.now();
         let shutdown = self.sup.shutdown;
         if self.is_worker[n] {
-            if self.live[n] && self.host.is_some() {
-                self.send(Command::Stop(n as u32));
-                self.worker_kill_at[n] = shutdown.kill_after().map(|d| now + d);
-            } else {
+            if !self.live[n] || self.host.is_none() {
                 self.live[n] = false;
                 self.machine.handle_exit(n, ChildExit::STOPPED, now);
+                return;
+            }
+            self.worker_kill_at[n] = shutdown.kill_after().map(|d| now + d);
+            // When the rest of a shutdown stops only this host's workers, one
+            // command stops them all, in the same reverse order.
+            let only_workers_left =
+                self.machine.is_shutting_down() && self.procs[..n].iter().all(Option::is_none);
+            if only_workers_left {
+                self.shut_host_down();
+            } else {
+                self.send(Command::Stop(n as u32));
             }
             return;
         }
@@ -277,13 +313,22 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if let Some(host) = &mut self.host {
             host.kill_at = kill_at;
         }
-        self.send(Command::Shutdown);
+        self.shut_host_down();
     }
 
+    /// Sends the host `Shutdown`, once.
+    fn shut_host_down(&mut self) {
+        let Some(host) = &mut self.host else { return };
+        if !host.shutting_down {
+            host.shutting_down = true;
+            self.send(Command::Shutdown);
+        }
+    }
+
+    /// Queues `cmd` for the host; the run loop flushes it.
     fn send(&mut self, cmd: Command) {
         if let Some(host) = &mut self.host {
             host.outbox.extend_from_slice(&cmd.encode());
-            flush(host);
         }
     }
 
@@ -350,6 +395,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         for frame in wire::take_frames(&mut host.inbox) {
             match Event::decode(&frame) {
+                Some(Event::Restarted(n, exit)) if self.live.get(n as usize) == Some(&true) => {
+                    self.machine.handle_restarted(n as usize, exit, now);
+                }
                 Some(Event::Exited(n, exit)) if self.live.get(n as usize) == Some(&true) => {
                     let n = n as usize;
                     self.live[n] = false;

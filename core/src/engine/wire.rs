@@ -18,11 +18,15 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// Host → supervisor: exactly one per `Start`.
+/// Host → supervisor: exactly one `Exited` per `Start`, and any number of
+/// `Restarted` before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Event {
     /// Worker child `n` ended; its future has been dropped.
     Exited(u32, ChildExit),
+    /// Worker child `n` ended with this exit and the host started it again
+    /// in place (a `OneForOne` worker; see `Machine::handle_restarted`).
+    Restarted(u32, ChildExit),
 }
 
 fn frame(tag: u8, value: u32) -> [u8; FRAME] {
@@ -65,6 +69,8 @@ impl Event {
             // Stopped on request (or any other end): the supervisor only
             // accepts it for a child it asked to stop.
             Event::Exited(n, _) => frame(3, n),
+            Event::Restarted(n, ChildExit::Panicked) => frame(5, n),
+            Event::Restarted(n, _) => frame(4, n),
         }
     }
 
@@ -74,6 +80,8 @@ impl Event {
             (1, n) => Some(Event::Exited(n, ChildExit::Normal)),
             (2, n) => Some(Event::Exited(n, ChildExit::Panicked)),
             (3, n) => Some(Event::Exited(n, ChildExit::STOPPED)),
+            (4, n) => Some(Event::Restarted(n, ChildExit::Normal)),
+            (5, n) => Some(Event::Restarted(n, ChildExit::Panicked)),
             _ => None,
         }
     }
@@ -115,6 +123,8 @@ mod tests {
         for e in [
             Event::Exited(3, ChildExit::Normal),
             Event::Exited(7, ChildExit::Panicked),
+            Event::Restarted(0, ChildExit::Normal),
+            Event::Restarted(u32::MAX, ChildExit::Panicked),
         ] {
             assert_eq!(Event::decode(&e.encode()), Some(e));
         }

@@ -3,6 +3,7 @@
 //! timeouts that follows.
 
 use super::*;
+use crate::{BackoffPolicy, RestartPolicy};
 
 use crate::ChildExit::{GaveUp, Normal, Panicked, Signaled};
 
@@ -689,4 +690,72 @@ fn accessors() {
     let h = Harness::new(always(1), Strategy::OneForOne, limit);
     assert_eq!(h.m.path(), "root");
     assert_eq!(h.m.intensity(), limit);
+}
+
+// Restarts done in place by a worker host (`handle_restarted`).
+
+#[test]
+fn restarts_in_place_count_towards_the_intensity() {
+    let mut h = Harness::new(
+        vec![worker(RestartPolicy::Always), worker(RestartPolicy::Always)],
+        Strategy::OneForOne,
+        Intensity::new(2, ms(1000)),
+    );
+    h.start(0);
+    h.m.handle_restarted(1, Panicked, h.at(10));
+    h.m.handle_restarted(1, Normal, h.at(20));
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.m.poll_timeout(), None);
+    // The third restart inside the window exceeds 2 per second: both children
+    // (the in-place one included, still running in its host) are stopped.
+    h.m.handle_restarted(1, Panicked, h.at(30));
+    assert_eq!(h.drain(), [Action::Stop(1)]);
+    assert_eq!(h.stopped(1, 31), [Action::Stop(0)]);
+    assert_eq!(h.stopped(0, 32), [Action::Exit(Outcome::GaveUp)]);
+}
+
+#[test]
+fn restarts_in_place_advance_the_restart_count() {
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Once)]);
+    h.start(0);
+    h.m.handle_restarted(0, Normal, h.at(5));
+    // Its second run ends: `Once` has used its restart.
+    assert_eq!(h.exit(0, Normal, 9), [Action::Exit(Outcome::Normal)]);
+}
+
+#[test]
+fn restarts_in_place_of_children_not_running_are_ignored() {
+    let mut h = Harness::new(
+        vec![worker(RestartPolicy::Always)],
+        Strategy::OneForOne,
+        Intensity::new(0, ms(1000)),
+    );
+    assert!(h.m.delegate(0).is_some());
+    h.start(0);
+    h.m.handle_shutdown(h.at(1));
+    assert_eq!(h.drain(), [Action::Stop(0)]);
+    // Reported before the stop arrived: not a restart, no give-up.
+    h.m.handle_restarted(0, Normal, h.at(2));
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.stopped(0, 3), [Action::Exit(Outcome::Normal)]);
+}
+
+#[test]
+fn only_one_for_one_workers_are_delegated() {
+    let h = Harness::new(
+        vec![
+            worker(RestartPolicy::Always),
+            supervisor(RestartPolicy::Always),
+        ],
+        Strategy::OneForOne,
+        Intensity::unlimited(),
+    );
+    assert!(h.m.delegate(0).is_some());
+    assert!(h.m.delegate(1).is_none());
+    let h = Harness::new(
+        vec![worker(RestartPolicy::Always)],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    assert!(h.m.delegate(0).is_none());
 }

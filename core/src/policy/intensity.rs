@@ -55,7 +55,7 @@ impl Intensity {
 }
 
 /// The recent restarts of one supervisor, as many as its intensity needs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RestartHistory {
     times: VecDeque<Instant>,
 }
