@@ -58,8 +58,9 @@
 use std::fmt;
 
 pub use supertrees_core::{
-    BackoffPolicy, BoxFuture, ChildExit, Error, Intensity, RestartPolicy, Restartable, Shutdown,
-    Spawner, Strategy, Supervisor, Timer, Worker,
+    query_status, ready, BackoffPolicy, BoxFuture, ChildExit, Error, Event, EventKind, Intensity,
+    NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy, Restartable, Shutdown, Spawner,
+    Strategy, Supervisor, Timer, TreeStatus, Worker,
 };
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) and
@@ -167,6 +168,25 @@ impl Supertree {
     /// after 5 s).
     pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
         self.map(|t| t.with_shutdown(shutdown))
+    }
+
+    /// Calls `f` in the calling (root) process for every lifecycle event
+    /// anywhere in the tree; see [`supertrees_core::Supertree::on_event`].
+    pub fn on_event(self, f: impl FnMut(&Event) + Send + 'static) -> Self {
+        self.map(|t| t.on_event(f))
+    }
+
+    /// Calls `f` once the whole tree is up (and sends systemd `READY=1`
+    /// under `NOTIFY_SOCKET`); see [`supertrees_core::Supertree::on_ready`].
+    pub fn on_ready(self, f: impl FnOnce(&TreeStatus) + Send + 'static) -> Self {
+        self.map(|t| t.on_ready(f))
+    }
+
+    /// Serves the live tree status on an owner-only Unix socket at `path`;
+    /// see [`supertrees_core::Supertree::status_socket`] and
+    /// [`query_status`].
+    pub fn status_socket(self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.map(|t| t.status_socket(path))
     }
 
     fn map(self, f: impl FnOnce(supertrees_core::Supertree) -> supertrees_core::Supertree) -> Self {

@@ -38,6 +38,9 @@
 
 use std::time::Duration;
 
+#[path = "process/observe.rs"]
+mod observe;
+
 /// The environment variable that makes this binary run one scenario.
 const SCENARIO_VAR: &str = "SUPERTREES_SCENARIO";
 
@@ -131,6 +134,31 @@ const SCENARIOS: &[Scenario] = &[
         "resource_limits",
         scenario::resource_limits,
         drive::resource_limits,
+        20,
+    ),
+    // Issue 6: readiness, events, status socket, systemd, IPC faults.
+    scenario(
+        "observe",
+        observe::scenario::observe,
+        observe::drive::observe,
+        20,
+    ),
+    scenario(
+        "sd_notify",
+        observe::scenario::sd_notify,
+        observe::drive::sd_notify,
+        15,
+    ),
+    scenario(
+        "ipc_garbage",
+        observe::scenario::ipc_garbage,
+        observe::drive::ipc_garbage,
+        10,
+    ),
+    scenario(
+        "slow_reader",
+        observe::scenario::slow_reader,
+        observe::drive::slow_reader,
         20,
     ),
 ];
@@ -234,7 +262,7 @@ mod scenario {
     }
 
     /// Prints what `start()` returned, in a form the runner can match.
-    fn report(result: Result<(), Error>) {
+    pub(crate) fn report(result: Result<(), Error>) {
         match result {
             Ok(()) => println!("returned Ok"),
             Err(err) => {
@@ -1333,6 +1361,7 @@ mod runner {
             );
         }
         run.clean_up();
+        let _ = std::fs::remove_dir_all(super::observe::dir_of(run.pid()));
         let took = began.elapsed().as_secs_f64();
         if errors.is_empty() {
             println!("ok ({took:.2} s)");

@@ -528,11 +528,13 @@ fn one_for_all_keeps_never_siblings_down_and_waits_for_the_failed_childs_backoff
             "100 c panic",
             "100 b dropped",
             "100 a dropped",
+            // OneForAll starts in order, each child once the one before is
+            // ready: b (ready at its first poll) runs its second, instant
+            // run before c starts. b has used its one restart.
             "200 b start",
-            "200 c start",
-            // b (Once) ran again and exits; c fails again after 100 ms and
-            // waits 200 ms this time; b has used its one restart.
             "200 b exit",
+            "200 c start",
+            // c fails again after 100 ms and waits 200 ms this time.
             "300 c panic",
             "500 c start",
             "500 c exit",
@@ -583,11 +585,12 @@ fn rest_for_one_restarts_the_failed_child_and_later_ones_in_order() {
             "200 b panic",
             "200 d dropped",
             "200 c dropped",
+            // One at a time, each once the one before is ready.
             "300 b start",
-            "300 c start",
-            "300 d start",
             "300 b exit",
+            "300 c start",
             "300 c exit",
+            "300 d start",
             "305 d exit",
             "1000 a exit",
         ]
@@ -634,10 +637,10 @@ fn rest_for_one_group_waits_for_the_latest_backoff_when_an_earlier_child_fails_m
             "50 a panic",
             "50 b dropped",
             "150 a start",
-            "150 b start",
-            "150 c start",
             "150 a exit",
+            "150 b start",
             "150 b exit",
+            "150 c start",
             "150 c exit",
         ]
     );

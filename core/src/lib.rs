@@ -127,10 +127,13 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod event;
 mod exit;
 mod machine;
 mod policy;
+mod ready;
 mod rt;
+mod status;
 mod tree;
 mod worker;
 
@@ -138,11 +141,15 @@ mod engine;
 pub mod testing;
 
 pub use error::Error;
+pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
+pub use ready::ready;
 pub use rt::{BoxFuture, Spawner, Timer};
+pub use status::query_status;
+pub use status::{NodeState, NodeStatus, TreeStatus};
 pub use tree::{Supertree, Supervisor};
-pub use worker::{Restartable, Worker};
+pub use worker::{Readiness, Restartable, Worker};
 
 impl Supertree {
     /// Runs the tree with real processes on `spawner`'s executor, and

@@ -32,6 +32,25 @@ pub(crate) enum Action {
     Exit(Outcome),
 }
 
+/// What the machine decided, for the lifecycle events a driver reports
+/// (starts are reported by the driver itself, which knows the pids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// Child `child` exited with `exit`; it runs again after `restart`, or
+    /// not at all (`None`).
+    Exited {
+        child: usize,
+        exit: ChildExit,
+        restart: Option<Duration>,
+    },
+    /// Child `child` declared itself ready.
+    ChildReady(usize),
+    /// Every child is ready (or done): the supervisor is up. Once.
+    Ready,
+    /// The supervisor stops all its children, with this outcome.
+    Stopping(Outcome),
+}
+
 /// How a supervisor ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -45,6 +64,11 @@ pub(crate) enum Outcome {
 enum State {
     /// Not started yet.
     Idle,
+    /// To start (again, if `restart`) once every earlier sibling is ready:
+    /// OneForAll and RestForOne start children one at a time, as OTP.
+    Queued {
+        restart: bool,
+    },
     Running {
         since: Instant,
     },
@@ -64,6 +88,8 @@ enum State {
 struct ChildSlot {
     record: ChildRecord,
     state: State,
+    /// Whether its current run declared itself ready.
+    ready: bool,
 }
 
 /// A group restart under OneForAll/RestForOne: stop the members that still
@@ -93,6 +119,9 @@ pub(crate) struct Machine {
     group: Option<Group>,
     phase: Phase,
     actions: VecDeque<Action>,
+    reports: VecDeque<Report>,
+    /// Whether `Report::Ready` has been issued.
+    ready: bool,
 }
 
 impl Machine {
@@ -109,6 +138,7 @@ impl Machine {
                 .map(|policy| ChildSlot {
                     record: ChildRecord::new(policy),
                     state: State::Idle,
+                    ready: false,
                 })
                 .collect(),
             strategy,
@@ -117,6 +147,8 @@ impl Machine {
             group: None,
             phase: Phase::Created,
             actions: VecDeque::new(),
+            reports: VecDeque::new(),
+            ready: false,
         }
     }
 
@@ -144,7 +176,19 @@ impl Machine {
         for n in 0..self.children.len() {
             self.start_child(n, now, false);
         }
-        self.check_done();
+        self.after_event(now);
+    }
+
+    /// Child `n` declared itself ready at `now`.
+    pub(crate) fn handle_ready(&mut self, n: usize, now: Instant) {
+        let Some(child) = self.children.get_mut(n) else {
+            return;
+        };
+        if matches!(child.state, State::Running { .. }) && !child.ready {
+            child.ready = true;
+            self.reports.push_back(Report::ChildReady(n));
+            self.after_event(now);
+        }
     }
 
     /// Child `n` exited with `exit` at `now`.
@@ -154,7 +198,7 @@ impl Machine {
             return;
         };
         match child.state {
-            State::Stopping => self.stopped(n),
+            State::Stopping => self.stopped(n, exit, now),
             State::Running { since } => {
                 self.exited(n, exit, now, now.saturating_duration_since(since))
             }
@@ -168,7 +212,13 @@ impl Machine {
     /// Child `n` exited with `exit` at `now` and was started again in place
     /// by its worker host, which applied [`ChildRecord::restart_delay`] to a
     /// `OneForOne` worker: the restart counts here, towards the intensity.
-    pub(crate) fn handle_restarted(&mut self, n: usize, exit: ChildExit, now: Instant) {
+    pub(crate) fn handle_restarted(
+        &mut self,
+        n: usize,
+        exit: ChildExit,
+        delay: Duration,
+        now: Instant,
+    ) {
         let running = matches!(self.phase, Phase::Running)
             && matches!(
                 self.children.get(n).map(|c| c.state),
@@ -179,7 +229,14 @@ impl Machine {
         }
         self.children[n].record.restarted();
         self.children[n].state = State::Running { since: now };
-        if self.history.record(&self.intensity, now) {
+        self.children[n].ready = false;
+        let gives_up = self.history.record(&self.intensity, now);
+        self.reports.push_back(Report::Exited {
+            child: n,
+            exit,
+            restart: Some(delay).filter(|_| !gives_up),
+        });
+        if gives_up {
             self.give_up(n, exit);
             // The worker still runs in its host: stop it with the others.
             self.children[n].state = State::Running { since: now };
@@ -198,6 +255,12 @@ impl Machine {
     pub(crate) fn handle_shutdown(&mut self, now: Instant) {
         self.shut_down(Outcome::Normal);
         self.after_event(now);
+    }
+
+    /// The next decision to report, if any.
+    #[must_use]
+    pub(crate) fn poll_report(&mut self) -> Option<Report> {
+        self.reports.pop_front()
     }
 
     /// The next thing to do, if any.
@@ -224,13 +287,54 @@ impl Machine {
         waiting.chain(group).min()
     }
 
+    /// Whether children start one at a time, each once the one before is
+    /// ready (OTP's synchronous start): where a failure restarts siblings.
+    fn starts_in_order(&self) -> bool {
+        self.strategy != Strategy::OneForOne
+    }
+
     fn start_child(&mut self, n: usize, now: Instant, restart: bool) {
+        if self.starts_in_order() {
+            self.children[n].state = State::Queued { restart };
+            return;
+        }
+        self.launch(n, now, restart);
+    }
+
+    fn launch(&mut self, n: usize, now: Instant, restart: bool) {
         let child = &mut self.children[n];
         if restart {
             child.record.restarted();
         }
         child.state = State::Running { since: now };
+        child.ready = false;
         self.actions.push_back(Action::Start(n));
+    }
+
+    /// Starts queued children in order, each once every earlier sibling is
+    /// ready or done.
+    fn start_queued(&mut self, now: Instant) {
+        for n in 0..self.children.len() {
+            match self.children[n].state {
+                State::Queued { restart } => {
+                    self.launch(n, now, restart);
+                    return;
+                }
+                State::Running { .. } | State::Stopping if !self.children[n].ready => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// Issues `Report::Ready` the first time every child is ready or done.
+    fn check_ready(&mut self) {
+        let up = self.children.iter().all(|c| {
+            c.state == State::Done || (matches!(c.state, State::Running { .. }) && c.ready)
+        });
+        if up && !self.ready {
+            self.ready = true;
+            self.reports.push_back(Report::Ready);
+        }
     }
 
     /// A running child exited on its own.
@@ -242,7 +346,18 @@ impl Machine {
         } else {
             child.record.restart_delay(&exit, ran_for)
         };
+        let gives_up = delay.is_some() && self.history.record(&self.intensity, now);
+        self.reports.push_back(Report::Exited {
+            child: n,
+            exit,
+            restart: delay.filter(|_| !gives_up),
+        });
+        if gives_up {
+            self.give_up(n, exit);
+            return;
+        }
         let Some(delay) = delay else {
+            let child = &mut self.children[n];
             child.state = State::Done;
             if !shutting_down {
                 tracing::info!(supervisor = %self.path, child = n, %exit, restart_policy = ?child.record.policy.restart,
@@ -253,10 +368,6 @@ impl Machine {
             }
             return;
         };
-        if self.history.record(&self.intensity, now) {
-            self.give_up(n, exit);
-            return;
-        }
         tracing::info!(supervisor = %self.path, child = n, %exit, delay = ?delay, "child exited; restarting after delay");
         let at = now + delay;
         let affected = self.strategy.affected(n, self.children.len());
@@ -302,12 +413,13 @@ impl Machine {
     }
 
     /// A child we asked to stop has exited.
-    fn stopped(&mut self, n: usize) {
+    fn stopped(&mut self, n: usize, exit: ChildExit, now: Instant) {
         let in_group = matches!(self.phase, Phase::Running)
             && self.group.as_ref().is_some_and(|g| g.members.contains(&n));
         let child = &mut self.children[n];
         let record = &child.record;
-        child.state = if in_group && record.policy.restart.allows_another_run(record.restarts) {
+        let again = in_group && record.policy.restart.allows_another_run(record.restarts);
+        child.state = if again {
             State::Pending
         } else {
             if let Some(g) = self.group.as_mut() {
@@ -315,6 +427,15 @@ impl Machine {
             }
             State::Done
         };
+        let restart = match &self.group {
+            Some(g) if again => Some(g.at.saturating_duration_since(now)),
+            _ => None,
+        };
+        self.reports.push_back(Report::Exited {
+            child: n,
+            exit,
+            restart,
+        });
     }
 
     fn shut_down(&mut self, outcome: Outcome) {
@@ -324,11 +445,12 @@ impl Machine {
         }
         tracing::info!(supervisor = %self.path, ?outcome, "stopping all children in reverse order");
         self.phase = Phase::ShuttingDown(outcome);
+        self.reports.push_back(Report::Stopping(outcome));
         self.group = None;
         for child in &mut self.children {
             if matches!(
                 child.state,
-                State::Waiting { .. } | State::Pending | State::Idle
+                State::Waiting { .. } | State::Pending | State::Idle | State::Queued { .. }
             ) {
                 child.state = State::Done;
             }
@@ -367,6 +489,8 @@ impl Machine {
                         self.group = Some(group);
                     }
                 }
+                self.start_queued(now);
+                self.check_ready();
                 self.check_done();
             }
             Phase::ShuttingDown(outcome) => {

@@ -2,9 +2,13 @@
 //! node), built with chained calls before the tree starts.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::machine::{ChildPolicy, Machine};
-use crate::{BackoffPolicy, Intensity, RestartPolicy, Restartable, Shutdown, Strategy, Worker};
+use crate::{
+    BackoffPolicy, Event, Intensity, RestartPolicy, Restartable, Shutdown, Strategy, TreeStatus,
+    Worker,
+};
 
 /// One child of a supervisor, in the order it was added.
 pub(crate) enum Child {
@@ -201,6 +205,15 @@ impl Restartable for Supervisor {
 /// ```
 pub struct Supertree {
     pub(crate) root: Supervisor,
+    pub(crate) observers: Observers,
+}
+
+/// What the root process does with the tree's events, besides running it.
+#[derive(Default)]
+pub(crate) struct Observers {
+    pub(crate) on_event: Option<Box<dyn FnMut(&Event) + Send>>,
+    pub(crate) on_ready: Option<Box<dyn FnOnce(&TreeStatus) + Send>>,
+    pub(crate) status_socket: Option<PathBuf>,
 }
 
 impl Supertree {
@@ -208,7 +221,74 @@ impl Supertree {
     pub fn new() -> Self {
         Self {
             root: Supervisor::new(),
+            observers: Observers::default(),
         }
+    }
+
+    /// Calls `f` in the root process for every lifecycle [`Event`] anywhere
+    /// in the tree: each start, readiness, exit (with its restart decision)
+    /// and shutdown, with the path it concerns (`root/1/0`).
+    ///
+    /// Events travel to the root over one pipe that no supervisor ever waits
+    /// on: when the root falls behind, events are dropped and counted
+    /// ([`EventKind::Dropped`](crate::EventKind::Dropped)) rather than
+    /// slowing the tree down. `f` runs on the root's own loop, so it should
+    /// return quickly. Not called by the simulation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Supertree;
+    ///
+    /// let tree = Supertree::new().on_event(|event| eprintln!("{event}"));
+    /// ```
+    pub fn on_event(mut self, f: impl FnMut(&Event) + Send + 'static) -> Self {
+        self.observers.on_event = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` in the root process once the whole tree is up: every
+    /// supervisor's children are ready (see [`ready()`](crate::ready())),
+    /// with the tree's status at that moment. When `NOTIFY_SOCKET` is set,
+    /// the root also sends systemd `READY=1` then. Not called by the
+    /// simulation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Supertree;
+    ///
+    /// let tree = Supertree::new().on_ready(|status| println!("up:\n{status}"));
+    /// ```
+    pub fn on_ready(mut self, f: impl FnOnce(&TreeStatus) + Send + 'static) -> Self {
+        self.observers.on_ready = Some(Box::new(f));
+        self
+    }
+
+    /// Serves the live [`TreeStatus`] on a Unix socket at `path` while the
+    /// tree runs; [`query_status`](crate::query_status) (or the `status`
+    /// example) prints it from another terminal.
+    ///
+    /// The socket is created with mode 0600 in a directory only its owner can
+    /// enter (created with mode 0700 if missing; an existing directory that
+    /// others can enter is refused), and peers of another uid are refused.
+    /// One request per connection: the line `status`. A client that sends
+    /// anything else gets an error line; one that sends nothing is dropped
+    /// after 2 s. The root never waits on a client. The socket file is
+    /// removed when the tree ends. A socket that can not be created makes
+    /// `start` return [`Error::Os`](crate::Error::Os) before anything forks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Supertree;
+    ///
+    /// let dir = std::env::temp_dir().join("my-service");
+    /// let tree = Supertree::new().status_socket(dir.join("status.sock"));
+    /// ```
+    pub fn status_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.observers.status_socket = Some(path.into());
+        self
     }
 
     /// Adds a worker as the root's next child.
@@ -270,6 +350,9 @@ impl fmt::Debug for Supertree {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Supertree")
             .field("root", &self.root)
+            .field("on_event", &self.observers.on_event.is_some())
+            .field("on_ready", &self.observers.on_ready.is_some())
+            .field("status_socket", &self.observers.status_socket)
             .finish()
     }
 }

@@ -75,4 +75,48 @@ pub trait Restartable {
 pub trait Worker: Send + Restartable + 'static {
     /// Builds the future to run for this (re)start of the worker.
     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+    /// When this worker counts as ready: by default as soon as its future
+    /// has started; with [`Readiness::Notify`], when the future calls
+    /// [`ready()`](crate::ready()).
+    fn readiness(&self) -> Readiness {
+        Readiness::OnStart
+    }
+}
+
+/// When a worker counts as ready, for its supervisor's start (see
+/// [`ready()`](crate::ready())).
+///
+/// # Examples
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use supertrees_core::{Readiness, Restartable, Worker};
+///
+/// struct Server;
+///
+/// impl Worker for Server {
+///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+///         Box::pin(async {
+///             // Bind the listener first, then tell the supervisor.
+///             supertrees_core::ready();
+///             // ... serve ...
+///         })
+///     }
+///     fn readiness(&self) -> Readiness {
+///         Readiness::Notify
+///     }
+/// }
+/// impl Restartable for Server {}
+/// assert_eq!(Server.readiness(), Readiness::Notify);
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Readiness {
+    /// Ready as soon as its future is first polled (the default, and what
+    /// every supertrees 0.1 worker gets).
+    #[default]
+    OnStart,
+    /// Ready once its future calls [`ready()`](crate::ready()).
+    Notify,
 }

@@ -2,11 +2,11 @@
 //! tasks on the user's [`Spawner`], started and stopped by commands from the
 //! supervisor.
 //!
-//! It starts a worker when told and reports exactly one [`Event::Exited`] per
+//! It starts a worker when told and reports exactly one [`Note::Exited`] per
 //! start (after the worker's future has been dropped). A `OneForOne` worker
 //! that exits on its own is restarted in place, with the supervisor's own
 //! rule ([`ChildRecord::restart_delay`]) and intensity, and reported as
-//! [`Event::Restarted`]: a restart costs no round trip between processes.
+//! [`Note::Restarted`]: a restart costs no round trip between processes.
 //! Whatever the rule leaves undecided (a worker done for good, an intensity
 //! exceeded, any other strategy) goes back to the supervisor as `Exited`.
 //! On SIGTERM or [`Command::Shutdown`] the host drops every worker's future
@@ -28,9 +28,10 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::sys::{self, SignalPipe};
-use super::wire::{self, Command, Event};
+use super::wire::{self, Command, Note};
 use crate::machine::ChildRecord;
 use crate::policy::RestartHistory;
+use crate::ready::ReadyScope;
 use crate::{BoxFuture, ChildExit, Intensity, Spawner, Timer, Worker};
 
 /// Backoff delays shorter than this are waited out by yielding to the
@@ -78,7 +79,7 @@ struct Ctx<S, T> {
     spawner: S,
     timer: T,
     path: String,
-    events: OwnedFd,
+    events: Arc<OwnedFd>,
     delegation: Mutex<Delegation>,
 }
 
@@ -124,7 +125,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         spawner: spawner.clone(),
         timer,
         path,
-        events,
+        events: Arc::new(events),
         delegation: Mutex::new(delegation),
     });
     let workers: Vec<Option<SharedWorker>> = workers
@@ -229,7 +230,7 @@ fn start<S: Spawner, T: Timer>(ctx: &Arc<Ctx<S, T>>, n: usize, worker: SharedWor
     ctx.spawner.clone().spawn(Box::pin(async move {
         let exit = loop {
             let started = ctx.timer.now();
-            let exit = match run_once(&ctx.path, n, &worker, &mut stop_rx).await {
+            let exit = match run_once(&ctx, n, &worker, &mut stop_rx).await {
                 Some(exit) => exit,
                 None => break ChildExit::STOPPED,
             };
@@ -239,12 +240,12 @@ fn start<S: Spawner, T: Timer>(ctx: &Arc<Ctx<S, T>>, n: usize, worker: SharedWor
                 Err(_) => None,
             };
             let Some(delay) = delay else { break exit };
-            report(&ctx.events, Event::Restarted(n as u32, exit));
+            report(&ctx.events, Note::Restarted(n as u32, exit, delay));
             if !pause(&ctx.timer, delay, &mut stop_rx).await {
                 break ChildExit::STOPPED;
             }
         };
-        report(&ctx.events, Event::Exited(n as u32, exit));
+        report(&ctx.events, Note::Exited(n as u32, exit));
         let _ = done_tx.send(());
     }));
     Running {
@@ -255,20 +256,29 @@ fn start<S: Spawner, T: Timer>(ctx: &Arc<Ctx<S, T>>, n: usize, worker: SharedWor
 
 /// Runs worker `n` once: its exit, or `None` when it was stopped (its future
 /// is dropped before this returns).
-async fn run_once(
-    path: &str,
+async fn run_once<S, T>(
+    ctx: &Ctx<S, T>,
     n: usize,
     worker: &Mutex<Box<dyn Worker>>,
     stop: &mut oneshot::Receiver<()>,
 ) -> Option<ChildExit> {
-    let init = || match worker.lock() {
-        Ok(worker) => worker.init(),
-        // A panic in an earlier init() poisoned the lock; the worker is
-        // still there.
-        Err(poisoned) => poisoned.into_inner().init(),
+    let path = ctx.path.as_str();
+    let init = || {
+        let worker = match worker.lock() {
+            Ok(worker) => worker,
+            // A panic in an earlier init() poisoned the lock; the worker is
+            // still there.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (worker.init(), worker.readiness())
     };
-    let fut: BoxFuture = match catch_unwind(AssertUnwindSafe(init)) {
-        Ok(fut) => fut,
+    let fut: ReadyScope = match catch_unwind(AssertUnwindSafe(init)) {
+        Ok((fut, readiness)) => {
+            let events = ctx.events.clone();
+            ReadyScope::new(fut, readiness, move || {
+                report(&events, Note::Ready(n as u32))
+            })
+        }
         Err(payload) => {
             // init() itself panicked: a failure, reported like any other.
             log_panic(path, n, payload.as_ref());
@@ -323,8 +333,8 @@ impl Future for YieldNow {
     }
 }
 
-fn report(events: &OwnedFd, event: Event) {
-    let frame = event.encode();
+fn report(events: &OwnedFd, note: Note) {
+    let frame = note.encode();
     loop {
         match nix::unistd::write(events, &frame) {
             Err(Errno::EINTR) => continue,

@@ -3,15 +3,21 @@
 //! The process model is described in the crate docs (`## Process model`),
 //! which is what this module implements.
 
+mod events;
 mod host;
 mod node;
+mod root;
+mod status_socket;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
+mod systemd;
 mod wire;
 
 use crate::machine::Outcome;
 use crate::{Error, Spawner, Supertree, Timer};
-use node::Node;
+use node::{Node, Outlet};
+use root::Root;
+pub(crate) use status_socket::query as query_status;
 use sys::SignalPipe;
 
 /// Runs `tree` in this process as the root supervisor; see the module docs.
@@ -36,7 +42,15 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         context: "installing the root supervisor's signal handlers",
         source: errno.into(),
     })?;
-    let node = Node::new(&mut tree.root, "root".to_owned(), spawner, timer, signals);
+    let root = Root::new(std::mem::take(&mut tree.observers), timer.now())?;
+    let node = Node::new(
+        &mut tree.root,
+        "root".to_owned(),
+        spawner,
+        timer,
+        signals,
+        Outlet::Root(Box::new(root)),
+    );
     let intensity = node.intensity();
     let ending = node.run();
     match ending.outcome {

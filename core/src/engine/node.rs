@@ -10,12 +10,14 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::events::EventSink;
 use super::host;
+use super::root::Root;
 use super::sys::{self, SignalPipe};
-use super::wire::{self, Command, Event};
-use crate::machine::{Action, Machine, Outcome};
+use super::wire::{self, Command, Note};
+use crate::machine::{Action, Machine, Outcome, Report};
 use crate::tree::{Child, Supervisor};
-use crate::{ChildExit, Shutdown, Spawner, Timer};
+use crate::{ChildExit, Event, EventKind, NodeKind, Shutdown, Spawner, Timer};
 
 /// A child process we may have to kill if it does not stop in time.
 #[derive(Debug)]
@@ -36,6 +38,23 @@ struct Host {
     /// Told to stop all its workers (in reverse order, as the machine would
     /// one at a time) and exit.
     shutting_down: bool,
+}
+
+/// Where a supervisor's lifecycle events go.
+pub(crate) enum Outlet {
+    /// Nobody asked for them.
+    Quiet,
+    /// Up the event pipe to the root.
+    Pipe(EventSink),
+    /// This is the root.
+    Root(Box<Root>),
+}
+
+/// The link from a forked supervisor to its parent: the write end of the
+/// parent's pipe for child supervisors' notes, and this child's index.
+pub(crate) struct Parent {
+    notes: OwnedFd,
+    index: u32,
 }
 
 /// How a supervisor process ended.
@@ -75,6 +94,12 @@ pub(crate) struct Node<'a, S, T> {
     /// Whether every child of this process is the engine's (a forked
     /// supervisor): then it reaps with `waitpid(-1)` and adopts orphans.
     owns_all_children: bool,
+    outlet: Outlet,
+    /// The pipe child supervisors report their readiness on (read end,
+    /// write end), made when the first one is forked.
+    child_notes: Option<(OwnedFd, OwnedFd)>,
+    child_inbox: Vec<u8>,
+    parent: Option<Parent>,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -84,6 +109,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         spawner: S,
         timer: T,
         signals: SignalPipe,
+        outlet: Outlet,
     ) -> Self {
         let is_worker: Vec<bool> = sup
             .children
@@ -105,14 +131,20 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             stop_signal: None,
             ending: None,
             owns_all_children: false,
+            outlet,
+            child_notes: None,
+            child_inbox: Vec::new(),
+            parent: None,
         }
     }
 
     /// Marks this node as a forked supervisor process, whose children are all
     /// the engine's: it becomes their subreaper and reaps any exited child.
-    pub(crate) fn forked(mut self) -> Self {
+    /// It reports its readiness to `parent`.
+    pub(crate) fn forked(mut self, parent: Option<Parent>) -> Self {
         sys::become_subreaper();
         self.owns_all_children = true;
+        self.parent = parent;
         self
     }
 
@@ -130,7 +162,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                         self.stop_host();
                     }
                 }
+                self.report();
             }
+            self.report();
             if let Some(host) = &mut self.host {
                 flush(host);
             }
@@ -174,6 +208,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self.live[n] = true;
         self.send(Command::Start(n as u32));
         tracing::debug!(supervisor = %self.machine.path(), child = n, "worker started");
+        let pid = self.host.as_ref().map(|h| h.pid);
+        self.emit_child(n, pid, EventKind::Started(NodeKind::Worker));
     }
 
     fn fork_host(&mut self) -> Result<(), Errno> {
@@ -217,6 +253,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             )
         })?;
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
+        let host_path = format!("{}/host", self.machine.path());
+        self.emit(
+            || host_path,
+            Some(pid),
+            EventKind::Started(NodeKind::WorkerHost),
+        );
         self.host = Some(Host {
             pid,
             commands: cmd_write,
@@ -231,7 +273,29 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
 
     fn start_supervisor(&mut self, n: usize) {
         let path = self.child_path(n);
+        if self.child_notes.is_none() {
+            match sys::pipe() {
+                Ok(pipe) => self.child_notes = Some(pipe),
+                Err(err) => {
+                    tracing::error!(supervisor = %self.machine.path(), child = n, %err, "could not make the pipe for child supervisors; will retry with backoff");
+                    self.machine.handle_exit(
+                        n,
+                        ChildExit::ForkFailed(err as i32),
+                        self.timer.now(),
+                    );
+                    return;
+                }
+            }
+        }
         let forked = sys::fork_child(|| {
+            let parent = self.child_notes.take().map(|(read, notes)| {
+                drop(read);
+                Parent {
+                    notes,
+                    index: n as u32,
+                }
+            });
+            let outlet = self.outlet_for_child();
             self.leave_parent_state();
             let Some(Child::Supervisor(mut sup)) =
                 std::mem::take(&mut self.sup.children).into_iter().nth(n)
@@ -252,8 +316,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 self.spawner.clone(),
                 self.timer.clone(),
                 signals,
+                outlet,
             )
-            .forked()
+            .forked(parent)
             .run()
             .exit_code()
         });
@@ -261,6 +326,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             Ok(pid) => {
                 tracing::info!(supervisor = %self.machine.path(), child = n, pid = pid.as_raw(), "child supervisor started");
                 self.procs[n] = Some(Proc { pid, kill_at: None });
+                self.emit_child(n, Some(pid), EventKind::Started(NodeKind::Supervisor));
             }
             Err(err) => {
                 tracing::error!(supervisor = %self.machine.path(), child = n, %err, "fork failed; will retry with backoff");
@@ -277,6 +343,98 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             signals.abandon_in_child();
         }
         self.host = None;
+        self.child_notes = None;
+        self.parent = None;
+        if let Outlet::Root(root) = std::mem::replace(&mut self.outlet, Outlet::Quiet) {
+            drop(root.leave_in_child());
+        }
+        self.outlet = Outlet::Quiet;
+    }
+
+    /// In a freshly forked child supervisor: where its events go.
+    fn outlet_for_child(&mut self) -> Outlet {
+        match std::mem::replace(&mut self.outlet, Outlet::Quiet) {
+            Outlet::Quiet => Outlet::Quiet,
+            Outlet::Pipe(sink) => Outlet::Pipe(sink),
+            Outlet::Root(root) => root.leave_in_child().map_or(Outlet::Quiet, Outlet::Pipe),
+        }
+    }
+
+    /// Sends a lifecycle event about `path()` to the root, if anyone listens.
+    fn emit(&mut self, path: impl FnOnce() -> String, pid: Option<Pid>, kind: EventKind) {
+        let event = || Event {
+            path: path(),
+            pid: pid.and_then(|p| u32::try_from(p.as_raw()).ok()),
+            kind,
+        };
+        match &mut self.outlet {
+            Outlet::Quiet => {}
+            Outlet::Pipe(sink) => sink.send(&event()),
+            Outlet::Root(root) => root.emit(event()),
+        }
+    }
+
+    /// Sends a lifecycle event about child `n`.
+    fn emit_child(&mut self, n: usize, pid: Option<Pid>, kind: EventKind) {
+        if !matches!(self.outlet, Outlet::Quiet) {
+            let path = self.child_path(n);
+            self.emit(|| path, pid, kind);
+        }
+    }
+
+    /// Turns the machine's decisions into lifecycle events, and passes this
+    /// supervisor's readiness up.
+    fn report(&mut self) {
+        while let Some(report) = self.machine.poll_report() {
+            match report {
+                Report::Exited {
+                    child,
+                    exit,
+                    restart,
+                } => {
+                    let pid = if self.is_worker[child] {
+                        self.host
+                            .as_ref()
+                            .map(|h| h.pid)
+                            .filter(|_| restart.is_some() && self.live[child])
+                    } else {
+                        None
+                    };
+                    self.emit_child(child, pid, EventKind::Exited { exit, restart });
+                }
+                Report::ChildReady(n) if self.is_worker[n] => {
+                    let pid = self.host.as_ref().map(|h| h.pid);
+                    self.emit_child(n, pid, EventKind::Ready);
+                }
+                // A child supervisor reports its own readiness.
+                Report::ChildReady(_) => {}
+                Report::Ready => self.ready(),
+                Report::Stopping(outcome) => {
+                    if let Outlet::Root(root) = &mut self.outlet {
+                        root.stopping();
+                    }
+                    let path = self.machine.path().to_owned();
+                    let gave_up = outcome == Outcome::GaveUp;
+                    self.emit(|| path, Some(Pid::this()), EventKind::Stopping { gave_up });
+                }
+            }
+        }
+    }
+
+    /// Every child of this supervisor is ready.
+    fn ready(&mut self) {
+        tracing::debug!(supervisor = %self.machine.path(), "supervisor ready");
+        let path = self.machine.path().to_owned();
+        self.emit(|| path, Some(Pid::this()), EventKind::Ready);
+        if let Outlet::Root(root) = &mut self.outlet {
+            root.tree_ready();
+        }
+        if let Some(parent) = &self.parent {
+            let frame = Note::Ready(parent.index).encode();
+            if let Err(err) = nix::unistd::write(&parent.notes, &frame) {
+                tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");
+            }
+        }
     }
 
     fn stop(&mut self, n: usize) {
@@ -342,11 +500,21 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .chain(self.procs.iter().flatten().filter_map(|p| p.kill_at))
             .chain(self.host.iter().filter_map(|h| h.kill_at))
             .chain(self.worker_kill_at.iter().flatten().copied())
+            .chain(match &self.outlet {
+                Outlet::Root(root) => root.deadline(),
+                _ => None,
+            })
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         if timeout != Some(Duration::ZERO) {
             let Some(signals) = &self.signals else { return };
             let mut fds = vec![sys::readable(signals.fd())];
+            if let Some((read, _)) = &self.child_notes {
+                fds.push(sys::readable(read.as_fd()));
+            }
+            if let Outlet::Root(root) = &self.outlet {
+                fds.extend(root.poll_fds());
+            }
             if let Some(host) = &self.host {
                 fds.push(sys::readable(host.events.as_fd()));
                 if !host.outbox.is_empty() {
@@ -365,6 +533,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .unwrap_or_default();
         let now = self.timer.now();
         self.read_events(now);
+        self.read_child_notes(now);
+        if let Outlet::Root(root) = &mut self.outlet {
+            root.handle(now);
+        }
         if let Some(host) = &mut self.host {
             flush(host);
         }
@@ -384,6 +556,30 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
+    /// Reads child supervisors' readiness notes.
+    fn read_child_notes(&mut self, now: Instant) {
+        let Some((read, _)) = &self.child_notes else {
+            return;
+        };
+        let mut chunk = [0u8; wire::FRAME * 64];
+        loop {
+            match nix::unistd::read(read, &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.child_inbox.extend_from_slice(&chunk[..n]),
+            }
+        }
+        for frame in wire::take_frames(&mut self.child_inbox) {
+            match Note::decode(&frame) {
+                Some(Note::Ready(n)) if self.procs.get(n as usize).is_some_and(Option::is_some) => {
+                    self.machine.handle_ready(n as usize, now);
+                }
+                other => {
+                    tracing::warn!(supervisor = %self.machine.path(), ?frame, ?other, "unexpected note from a child supervisor dropped");
+                }
+            }
+        }
+    }
+
     fn read_events(&mut self, now: Instant) {
         let Some(host) = &mut self.host else { return };
         let mut chunk = [0u8; wire::FRAME * 128];
@@ -394,11 +590,16 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             }
         }
         for frame in wire::take_frames(&mut host.inbox) {
-            match Event::decode(&frame) {
-                Some(Event::Restarted(n, exit)) if self.live.get(n as usize) == Some(&true) => {
-                    self.machine.handle_restarted(n as usize, exit, now);
+            match Note::decode(&frame) {
+                Some(Note::Restarted(n, exit, delay))
+                    if self.live.get(n as usize) == Some(&true) =>
+                {
+                    self.machine.handle_restarted(n as usize, exit, delay, now);
                 }
-                Some(Event::Exited(n, exit)) if self.live.get(n as usize) == Some(&true) => {
+                Some(Note::Ready(n)) if self.live.get(n as usize) == Some(&true) => {
+                    self.machine.handle_ready(n as usize, now);
+                }
+                Some(Note::Exited(n, exit)) if self.live.get(n as usize) == Some(&true) => {
                     let n = n as usize;
                     self.live[n] = false;
                     self.worker_kill_at[n] = None;
@@ -470,6 +671,15 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         } else {
             tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = ?live, "worker host died with running workers");
         }
+        let host_path = format!("{}/host", self.machine.path());
+        self.emit(
+            || host_path,
+            Some(pid),
+            EventKind::Exited {
+                exit,
+                restart: None,
+            },
+        );
         for n in live {
             self.live[n] = false;
             self.worker_kill_at[n] = None;

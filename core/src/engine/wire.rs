@@ -1,13 +1,21 @@
-//! The messages between a supervisor and its worker host: fixed 8-byte
-//! frames over pipes (atomic below `PIPE_BUF`, so several host threads may
-//! write events at once).
+//! The messages between a supervisor and its children's processes: fixed
+//! 16-byte frames over pipes. Frames are smaller than `PIPE_BUF`, so each
+//! write is atomic and several writers (threads of a worker host, child
+//! supervisors sharing one pipe) never interleave.
+
+use std::time::Duration;
 
 use crate::ChildExit;
 
-/// One frame: a tag byte, three bytes of padding, a little-endian `u32`.
-pub(crate) const FRAME: usize = 8;
+/// One frame: a tag byte, three magic bytes, a little-endian `u32` (the
+/// child's index) and a little-endian `u64` (a value some tags carry).
+pub(crate) const FRAME: usize = 16;
 
-/// Supervisor → host.
+/// Bytes 1..4 of every frame: a reader that finds anything else there has
+/// lost the frame boundary and skips ahead to the next frame that has them.
+const MAGIC: [u8; 3] = *b"st!";
+
+/// Supervisor → worker host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Command {
     /// Start (or restart) worker child `n`.
@@ -18,88 +26,120 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// Host → supervisor: exactly one `Exited` per `Start`, and any number of
-/// `Restarted` before it.
+/// Worker host or child supervisor → supervisor. A host sends exactly one
+/// `Exited` per `Start`, and any number of `Restarted` and `Ready` before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Event {
+pub(crate) enum Note {
     /// Worker child `n` ended; its future has been dropped.
     Exited(u32, ChildExit),
     /// Worker child `n` ended with this exit and the host started it again
-    /// in place (a `OneForOne` worker; see `Machine::handle_restarted`).
-    Restarted(u32, ChildExit),
+    /// in place after this delay (a `OneForOne` worker; see
+    /// `Machine::handle_restarted`).
+    Restarted(u32, ChildExit, Duration),
+    /// Child `n` (a worker, or a child supervisor whose children all are)
+    /// is ready.
+    Ready(u32),
 }
 
-fn frame(tag: u8, value: u32) -> [u8; FRAME] {
-    let v = value.to_le_bytes();
-    [tag, 0, 0, 0, v[0], v[1], v[2], v[3]]
+fn frame(tag: u8, n: u32, value: u64) -> [u8; FRAME] {
+    let mut f = [0u8; FRAME];
+    f[0] = tag;
+    f[1..4].copy_from_slice(&MAGIC);
+    f[4..8].copy_from_slice(&n.to_le_bytes());
+    f[8..16].copy_from_slice(&value.to_le_bytes());
+    f
 }
 
-fn unframe(bytes: &[u8]) -> (u8, u32) {
-    (
-        bytes[0],
-        u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
-    )
+fn unframe(bytes: &[u8; FRAME]) -> (u8, u32, u64) {
+    let mut n = [0u8; 4];
+    n.copy_from_slice(&bytes[4..8]);
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&bytes[8..16]);
+    (bytes[0], u32::from_le_bytes(n), u64::from_le_bytes(value))
 }
 
 impl Command {
     pub(crate) fn encode(self) -> [u8; FRAME] {
         match self {
-            Command::Start(n) => frame(1, n),
-            Command::Stop(n) => frame(2, n),
-            Command::Shutdown => frame(3, 0),
+            Command::Start(n) => frame(1, n, 0),
+            Command::Stop(n) => frame(2, n, 0),
+            Command::Shutdown => frame(3, 0, 0),
         }
     }
 
     /// Decodes one frame; `None` for a garbled one.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(bytes: &[u8; FRAME]) -> Option<Self> {
         match unframe(bytes) {
-            (1, n) => Some(Command::Start(n)),
-            (2, n) => Some(Command::Stop(n)),
-            (3, 0) => Some(Command::Shutdown),
+            (1, n, 0) => Some(Command::Start(n)),
+            (2, n, 0) => Some(Command::Stop(n)),
+            (3, 0, 0) => Some(Command::Shutdown),
             _ => None,
         }
     }
 }
 
-impl Event {
+impl Note {
     pub(crate) fn encode(self) -> [u8; FRAME] {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         match self {
-            Event::Exited(n, ChildExit::Normal) => frame(1, n),
-            Event::Exited(n, ChildExit::Panicked) => frame(2, n),
+            Note::Exited(n, ChildExit::Normal) => frame(1, n, 0),
+            Note::Exited(n, ChildExit::Panicked) => frame(2, n, 0),
             // Stopped on request (or any other end): the supervisor only
             // accepts it for a child it asked to stop.
-            Event::Exited(n, _) => frame(3, n),
-            Event::Restarted(n, ChildExit::Panicked) => frame(5, n),
-            Event::Restarted(n, _) => frame(4, n),
+            Note::Exited(n, _) => frame(3, n, 0),
+            Note::Restarted(n, ChildExit::Panicked, delay) => frame(5, n, nanos(delay)),
+            Note::Restarted(n, _, delay) => frame(4, n, nanos(delay)),
+            Note::Ready(n) => frame(6, n, 0),
         }
     }
 
     /// Decodes one frame; `None` for a garbled one.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(bytes: &[u8; FRAME]) -> Option<Self> {
         match unframe(bytes) {
-            (1, n) => Some(Event::Exited(n, ChildExit::Normal)),
-            (2, n) => Some(Event::Exited(n, ChildExit::Panicked)),
-            (3, n) => Some(Event::Exited(n, ChildExit::STOPPED)),
-            (4, n) => Some(Event::Restarted(n, ChildExit::Normal)),
-            (5, n) => Some(Event::Restarted(n, ChildExit::Panicked)),
+            (1, n, 0) => Some(Note::Exited(n, ChildExit::Normal)),
+            (2, n, 0) => Some(Note::Exited(n, ChildExit::Panicked)),
+            (3, n, 0) => Some(Note::Exited(n, ChildExit::STOPPED)),
+            (4, n, ns) => Some(Note::Restarted(
+                n,
+                ChildExit::Normal,
+                Duration::from_nanos(ns),
+            )),
+            (5, n, ns) => Some(Note::Restarted(
+                n,
+                ChildExit::Panicked,
+                Duration::from_nanos(ns),
+            )),
+            (6, n, 0) => Some(Note::Ready(n)),
             _ => None,
         }
     }
 }
 
 /// Splits `buf` into whole frames, keeping a trailing partial frame for the
-/// next read.
+/// next read. Bytes that are not part of a frame (garbage written into the
+/// pipe) are logged and skipped: the next frame is found by its magic.
 pub(crate) fn take_frames(buf: &mut Vec<u8>) -> Vec<[u8; FRAME]> {
-    let whole = buf.len() / FRAME * FRAME;
-    let frames = buf[..whole]
-        .chunks_exact(FRAME)
-        .map(|c| {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    let mut skipped = 0;
+    while buf.len() - at >= FRAME {
+        if buf[at + 1..at + 4] == MAGIC {
             let mut f = [0u8; FRAME];
-            f.copy_from_slice(c);
-            f
-        })
-        .collect();
-    buf.drain(..whole);
+            f.copy_from_slice(&buf[at..at + FRAME]);
+            frames.push(f);
+            at += FRAME;
+        } else {
+            at += 1;
+            skipped += 1;
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            bytes = skipped,
+            "garbled bytes on a supervisor pipe dropped"
+        );
+    }
+    buf.drain(..at);
     frames
 }
 
@@ -119,21 +159,44 @@ mod tests {
     }
 
     #[test]
-    fn events_round_trip() {
+    fn notes_round_trip() {
         for e in [
-            Event::Exited(3, ChildExit::Normal),
-            Event::Exited(7, ChildExit::Panicked),
-            Event::Restarted(0, ChildExit::Normal),
-            Event::Restarted(u32::MAX, ChildExit::Panicked),
+            Note::Exited(3, ChildExit::Normal),
+            Note::Exited(7, ChildExit::Panicked),
+            Note::Restarted(0, ChildExit::Normal, Duration::from_micros(2)),
+            Note::Restarted(u32::MAX, ChildExit::Panicked, Duration::ZERO),
+            Note::Ready(9),
         ] {
-            assert_eq!(Event::decode(&e.encode()), Some(e));
+            assert_eq!(Note::decode(&e.encode()), Some(e));
         }
     }
 
     #[test]
     fn garbage_is_rejected() {
-        assert_eq!(Command::decode(&[9, 0, 0, 0, 0, 0, 0, 0]), None);
-        assert_eq!(Event::decode(&[0; FRAME]), None);
+        let mut bad = [0u8; FRAME];
+        bad[0] = 9;
+        assert_eq!(Command::decode(&bad), None);
+        assert_eq!(Note::decode(&[0; FRAME]), None);
+        // A known tag with a value it never carries.
+        let mut bad = Note::Ready(1).encode();
+        bad[9] = 1;
+        assert_eq!(Note::decode(&bad), None);
+    }
+
+    #[test]
+    fn garbage_between_frames_is_skipped() {
+        let mut buf = b"junk!".to_vec();
+        buf.extend_from_slice(&Note::Ready(1).encode());
+        buf.extend_from_slice(&[0xFF; 7]);
+        // A frame cut short: it and the frame it runs into are lost (they
+        // decode to nothing); the reader is back in step after them.
+        buf.extend_from_slice(&Note::Ready(2).encode()[..9]);
+        buf.extend_from_slice(&Note::Exited(3, ChildExit::Normal).encode());
+        buf.extend_from_slice(&Note::Ready(4).encode());
+        let notes: Vec<_> = take_frames(&mut buf).iter().map(Note::decode).collect();
+        assert_eq!(notes.first(), Some(&Some(Note::Ready(1))));
+        assert_eq!(notes.last(), Some(&Some(Note::Ready(4))));
+        assert!(buf.is_empty());
     }
 
     #[test]
@@ -146,8 +209,11 @@ mod tests {
         assert_eq!(buf.len(), 5);
         buf.extend_from_slice(&Command::Stop(2).encode()[5..]);
         assert_eq!(
-            Command::decode(&take_frames(&mut buf)[0]),
-            Some(Command::Stop(2))
+            take_frames(&mut buf)
+                .iter()
+                .map(Command::decode)
+                .collect::<Vec<_>>(),
+            [Some(Command::Stop(2))]
         );
     }
 }

@@ -37,13 +37,21 @@ fn supervisor(restart: RestartPolicy) -> ChildPolicy {
 struct Harness {
     m: Machine,
     base: Instant,
+    /// The time of the last event fed in.
+    now: Instant,
+    /// Whether every started child declares itself ready at once, as a
+    /// worker with `Readiness::OnStart` does when it is first polled.
+    auto_ready: bool,
 }
 
 impl Harness {
     fn new(children: Vec<ChildPolicy>, strategy: Strategy, intensity: Intensity) -> Self {
+        let base = Instant::now();
         Self {
             m: Machine::new("root".to_owned(), children, strategy, intensity),
-            base: Instant::now(),
+            base,
+            now: base,
+            auto_ready: true,
         }
     }
 
@@ -51,21 +59,41 @@ impl Harness {
         Self::new(children, Strategy::OneForOne, Intensity::unlimited())
     }
 
-    fn at(&self, t: u64) -> Instant {
-        self.base + ms(t)
+    fn at(&mut self, t: u64) -> Instant {
+        self.now = self.base + ms(t);
+        self.now
     }
 
     fn drain(&mut self) -> Vec<Action> {
-        std::iter::from_fn(|| self.m.poll_action()).collect()
+        let mut actions = Vec::new();
+        while let Some(action) = self.m.poll_action() {
+            if let (Start(n), true) = (&action, self.auto_ready) {
+                self.m.handle_ready(*n, self.now);
+            }
+            actions.push(action);
+        }
+        actions
+    }
+
+    fn ready(&mut self, n: usize, t: u64) -> Vec<Action> {
+        let now = self.at(t);
+        self.m.handle_ready(n, now);
+        self.drain()
+    }
+
+    fn reports(&mut self) -> Vec<Report> {
+        std::iter::from_fn(|| self.m.poll_report()).collect()
     }
 
     fn start(&mut self, t: u64) -> Vec<Action> {
-        self.m.handle_start(self.at(t));
+        let now = self.at(t);
+        self.m.handle_start(now);
         self.drain()
     }
 
     fn exit(&mut self, n: usize, exit: ChildExit, t: u64) -> Vec<Action> {
-        self.m.handle_exit(n, exit, self.at(t));
+        let now = self.at(t);
+        self.m.handle_exit(n, exit, now);
         self.drain()
     }
 
@@ -76,12 +104,14 @@ impl Harness {
     }
 
     fn timeout(&mut self, t: u64) -> Vec<Action> {
-        self.m.handle_timeout(self.at(t));
+        let now = self.at(t);
+        self.m.handle_timeout(now);
         self.drain()
     }
 
     fn shutdown(&mut self, t: u64) -> Vec<Action> {
-        self.m.handle_shutdown(self.at(t));
+        let now = self.at(t);
+        self.m.handle_shutdown(now);
         self.drain()
     }
 
@@ -702,13 +732,22 @@ fn restarts_in_place_count_towards_the_intensity() {
         Intensity::new(2, ms(1000)),
     );
     h.start(0);
-    h.m.handle_restarted(1, Panicked, h.at(10));
-    h.m.handle_restarted(1, Normal, h.at(20));
+    {
+        let now = h.at(10);
+        h.m.handle_restarted(1, Panicked, Duration::ZERO, now)
+    };
+    {
+        let now = h.at(20);
+        h.m.handle_restarted(1, Normal, Duration::ZERO, now)
+    };
     assert_eq!(h.drain(), []);
     assert_eq!(h.m.poll_timeout(), None);
     // The third restart inside the window exceeds 2 per second: both children
     // (the in-place one included, still running in its host) are stopped.
-    h.m.handle_restarted(1, Panicked, h.at(30));
+    {
+        let now = h.at(30);
+        h.m.handle_restarted(1, Panicked, Duration::ZERO, now)
+    };
     assert_eq!(h.drain(), [Action::Stop(1)]);
     assert_eq!(h.stopped(1, 31), [Action::Stop(0)]);
     assert_eq!(h.stopped(0, 32), [Action::Exit(Outcome::GaveUp)]);
@@ -718,7 +757,10 @@ fn restarts_in_place_count_towards_the_intensity() {
 fn restarts_in_place_advance_the_restart_count() {
     let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Once)]);
     h.start(0);
-    h.m.handle_restarted(0, Normal, h.at(5));
+    {
+        let now = h.at(5);
+        h.m.handle_restarted(0, Normal, Duration::ZERO, now)
+    };
     // Its second run ends: `Once` has used its restart.
     assert_eq!(h.exit(0, Normal, 9), [Action::Exit(Outcome::Normal)]);
 }
@@ -732,10 +774,16 @@ fn restarts_in_place_of_children_not_running_are_ignored() {
     );
     assert!(h.m.delegate(0).is_some());
     h.start(0);
-    h.m.handle_shutdown(h.at(1));
+    {
+        let now = h.at(1);
+        h.m.handle_shutdown(now)
+    };
     assert_eq!(h.drain(), [Action::Stop(0)]);
     // Reported before the stop arrived: not a restart, no give-up.
-    h.m.handle_restarted(0, Normal, h.at(2));
+    {
+        let now = h.at(2);
+        h.m.handle_restarted(0, Normal, Duration::ZERO, now)
+    };
     assert_eq!(h.drain(), []);
     assert_eq!(h.stopped(0, 3), [Action::Exit(Outcome::Normal)]);
 }
@@ -758,4 +806,136 @@ fn only_one_for_one_workers_are_delegated() {
         Intensity::unlimited(),
     );
     assert!(h.m.delegate(0).is_none());
+}
+
+// Readiness and reports.
+
+#[test]
+fn one_for_all_starts_each_child_once_the_one_before_is_ready() {
+    let mut h = Harness::new(
+        vec![worker(RestartPolicy::Always); 3],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.ready(0, 5), [Start(1)]);
+    // Readiness of a child that is already ready, or unknown, changes nothing.
+    assert_eq!(h.ready(0, 6), []);
+    assert_eq!(h.ready(7, 6), []);
+    assert_eq!(h.ready(1, 9), [Start(2)]);
+    assert_eq!(h.reports(), [Report::ChildReady(0), Report::ChildReady(1)]);
+    assert_eq!(h.ready(2, 12), []);
+    assert_eq!(h.reports(), [Report::ChildReady(2), Report::Ready]);
+}
+
+#[test]
+fn a_group_restart_also_starts_in_order_and_the_tree_stays_ready() {
+    let mut h = Harness::new(
+        vec![worker(RestartPolicy::Always); 2],
+        Strategy::RestForOne,
+        Intensity::unlimited(),
+    );
+    h.start(0);
+    h.reports();
+    h.auto_ready = false;
+    assert_eq!(h.exit(0, Panicked, 10), [Stop(1)]);
+    assert_eq!(h.stopped(1, 11), []);
+    assert_eq!(h.timeout(110), [Start(0)]);
+    assert_eq!(h.ready(0, 120), [Start(1)]);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Exited {
+                child: 0,
+                exit: Panicked,
+                restart: Some(ms(100))
+            },
+            Report::Exited {
+                child: 1,
+                exit: Signaled(SIGTERM),
+                restart: Some(ms(99))
+            },
+            Report::ChildReady(0),
+        ]
+    );
+    // `Ready` is reported once, for the first start only.
+    h.ready(1, 121);
+    assert_eq!(h.reports(), [Report::ChildReady(1)]);
+}
+
+#[test]
+fn one_for_one_starts_all_at_once_and_is_ready_when_all_are() {
+    let mut h = Harness::one_for_one(vec![
+        worker(RestartPolicy::Never),
+        worker(RestartPolicy::Always),
+    ]);
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    h.ready(1, 1);
+    assert_eq!(h.reports(), [Report::ChildReady(1)]);
+    // Child 0 ends for good without ever being ready: nothing to wait for.
+    h.exit(0, Normal, 2);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Exited {
+                child: 0,
+                exit: Normal,
+                restart: None
+            },
+            Report::Ready,
+        ]
+    );
+}
+
+#[test]
+fn a_child_done_before_it_was_ready_lets_the_next_one_start() {
+    let mut h = Harness::new(
+        vec![worker(RestartPolicy::Never), worker(RestartPolicy::Always)],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.exit(0, Normal, 3), [Start(1)]);
+}
+
+#[test]
+fn shutdown_and_give_up_are_reported() {
+    let mut h = Harness::new(
+        vec![worker(RestartPolicy::Always)],
+        Strategy::OneForOne,
+        Intensity::new(0, ms(1000)),
+    );
+    h.start(0);
+    h.reports();
+    assert_eq!(h.exit(0, Panicked, 1), [Exit(Outcome::GaveUp)]);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Exited {
+                child: 0,
+                exit: Panicked,
+                restart: None
+            },
+            Report::Stopping(Outcome::GaveUp),
+        ]
+    );
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Always)]);
+    h.start(0);
+    h.reports();
+    assert_eq!(h.shutdown(1), [Stop(0)]);
+    assert_eq!(h.stopped(0, 2), [Exit(Outcome::Normal)]);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Stopping(Outcome::Normal),
+            Report::Exited {
+                child: 0,
+                exit: Signaled(SIGTERM),
+                restart: None
+            },
+        ]
+    );
 }

@@ -5,13 +5,14 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures::FutureExt;
 
 use super::FakeTimer;
-use crate::machine::{Action, Machine, Outcome};
+use crate::machine::{Action, Machine, Outcome, Report};
+use crate::ready::ReadyScope;
 use crate::tree::{Child, Supervisor};
 use crate::{ChildExit, Error, Supertree, Timer};
 
@@ -60,7 +61,12 @@ use crate::{ChildExit, Error, Supertree, Timer};
 /// ```
 pub fn run_simulated(tree: impl Into<Supertree>, timer: FakeTimer) -> Result<(), Error> {
     let tree = tree.into();
-    let root = supervise(&tree.root, "root".to_owned(), timer.clone());
+    let root = supervise(
+        &tree.root,
+        "root".to_owned(),
+        timer.clone(),
+        Box::new(|| {}),
+    );
     let outcome = drive(root, &timer)?;
     match outcome {
         Outcome::Normal => Ok(()),
@@ -114,94 +120,161 @@ impl Drop for Running<'_> {
     }
 }
 
+/// Children that declared themselves ready, by index, for their supervisor's
+/// machine.
+type ReadyQueue = Arc<Mutex<Vec<usize>>>;
+
+/// Called once when a supervisor is ready.
+type OnReady<'a> = Box<dyn FnMut() + 'a>;
+
+/// One simulated supervisor's driving state.
+struct Sim<'a> {
+    sup: &'a Supervisor,
+    machine: Machine,
+    running: Running<'a>,
+    timer: FakeTimer,
+    ready: ReadyQueue,
+    on_ready: OnReady<'a>,
+}
+
 /// Builds the future of one supervisor. Its machine starts here, not at the
 /// first poll, so children across nested supervisors start in tree order.
+/// `on_ready` is called once every child is ready.
 fn supervise<'a>(
     sup: &'a Supervisor,
     path: String,
     timer: FakeTimer,
+    on_ready: OnReady<'a>,
 ) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
-    let mut machine = sup.machine(path);
-    let mut running = Running(sup.children.iter().map(|_| None).collect());
-    machine.handle_start(timer.now());
-    let started = apply(&mut machine, &mut running, sup, &timer);
+    let mut sim = Sim {
+        sup,
+        machine: sup.machine(path),
+        running: Running(sup.children.iter().map(|_| None).collect()),
+        timer,
+        ready: Arc::default(),
+        on_ready,
+    };
+    sim.machine.handle_start(sim.timer.now());
+    let started = sim.apply();
     Box::pin(async move {
         if let Some(outcome) = started {
             return outcome;
         }
         loop {
-            let mut sleep = machine
-                .poll_timeout()
-                .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
-            let event = futures::future::poll_fn(|cx| {
-                for (n, slot) in running.0.iter_mut().enumerate() {
-                    if let Some(child) = slot {
-                        if let Poll::Ready(exit) = child.as_mut().poll(cx) {
-                            *slot = None;
-                            return Poll::Ready(Some((n, exit)));
-                        }
-                    }
-                }
-                match &mut sleep {
-                    Some(sleep) => sleep.as_mut().poll(cx).map(|()| None),
-                    None => Poll::Pending,
-                }
-            })
-            .await;
-            match event {
-                Some((n, exit)) => machine.handle_exit(n, exit, timer.now()),
-                None => machine.handle_timeout(timer.now()),
-            }
-            if let Some(outcome) = apply(&mut machine, &mut running, sup, &timer) {
+            if let Some(outcome) = sim.step().await {
                 return outcome;
             }
         }
     })
 }
 
-/// Carries out the machine's pending actions; the outcome once it exits.
-fn apply<'a>(
-    machine: &mut Machine,
-    running: &mut Running<'a>,
-    sup: &'a Supervisor,
-    timer: &FakeTimer,
-) -> Option<Outcome> {
-    while let Some(action) = machine.poll_action() {
-        match action {
-            Action::Start(n) => {
-                let child_path = format!("{}/{n}", machine.path());
-                running.0[n] = Some(start(&sup.children[n], child_path, timer));
+impl<'a> Sim<'a> {
+    /// Waits for a child's exit or readiness, or the machine's next timeout,
+    /// and feeds it to the machine; the outcome once the supervisor exits.
+    async fn step(&mut self) -> Option<Outcome> {
+        let timer = &self.timer;
+        let mut sleep = self
+            .machine
+            .poll_timeout()
+            .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
+        let (running, ready) = (&mut self.running, &self.ready);
+        let exited = futures::future::poll_fn(|cx| {
+            for (n, slot) in running.0.iter_mut().enumerate() {
+                if let Some(child) = slot {
+                    if let Poll::Ready(exit) = child.as_mut().poll(cx) {
+                        *slot = None;
+                        return Poll::Ready(Some((n, exit)));
+                    }
+                }
             }
-            Action::Stop(n) => {
-                drop(running.0[n].take());
-                machine.handle_exit(n, ChildExit::STOPPED, timer.now());
+            if ready.lock().is_ok_and(|r| !r.is_empty()) {
+                return Poll::Ready(None);
             }
-            Action::Exit(outcome) => return Some(outcome),
+            match &mut sleep {
+                Some(sleep) => sleep.as_mut().poll(cx).map(|()| None),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let now = self.timer.now();
+        if let Some((n, exit)) = exited {
+            self.machine.handle_exit(n, exit, now);
+        }
+        let declared = self
+            .ready
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        for n in declared {
+            self.machine.handle_ready(n, now);
+        }
+        if self.machine.poll_timeout().is_some_and(|at| at <= now) {
+            self.machine.handle_timeout(now);
+        }
+        self.apply()
+    }
+
+    /// Carries out the machine's pending actions; the outcome once it exits.
+    fn apply(&mut self) -> Option<Outcome> {
+        loop {
+            while let Some(report) = self.machine.poll_report() {
+                if report == Report::Ready {
+                    (self.on_ready)();
+                }
+            }
+            match self.machine.poll_action()? {
+                Action::Start(n) => {
+                    let path = format!("{}/{n}", self.machine.path());
+                    let child = &self.sup.children[n];
+                    self.running.0[n] = Some(start(child, n, path, &self.timer, &self.ready));
+                }
+                Action::Stop(n) => {
+                    drop(self.running.0[n].take());
+                    self.machine
+                        .handle_exit(n, ChildExit::STOPPED, self.timer.now());
+                }
+                Action::Exit(outcome) => return Some(outcome),
+            }
         }
     }
-    None
 }
 
-fn start<'a>(child: &'a Child, path: String, timer: &FakeTimer) -> ChildFuture<'a> {
+/// Starts child `n`, which reports its readiness on `ready`.
+fn start<'a>(
+    child: &'a Child,
+    n: usize,
+    path: String,
+    timer: &FakeTimer,
+    ready: &ReadyQueue,
+) -> ChildFuture<'a> {
+    let ready = ready.clone();
+    let declare = move || {
+        if let Ok(mut r) = ready.lock() {
+            r.push(n);
+        }
+    };
     match child {
         Child::Worker(worker) => {
-            match catch_unwind(AssertUnwindSafe(|| worker.init())) {
-                Ok(fut) => Box::pin(AssertUnwindSafe(fut).catch_unwind().map(
-                    |result| match result {
-                        Ok(()) => ChildExit::Normal,
-                        Err(_) => ChildExit::Panicked,
-                    },
-                )),
+            match catch_unwind(AssertUnwindSafe(|| (worker.init(), worker.readiness()))) {
+                Ok((fut, readiness)) => {
+                    let fut = ReadyScope::new(fut, readiness, declare);
+                    Box::pin(
+                        AssertUnwindSafe(fut)
+                            .catch_unwind()
+                            .map(|result| match result {
+                                Ok(()) => ChildExit::Normal,
+                                Err(_) => ChildExit::Panicked,
+                            }),
+                    )
+                }
                 Err(_) => Box::pin(async { ChildExit::Panicked }),
             }
         }
-        Child::Supervisor(sup) => {
-            Box::pin(
-                supervise(sup, path, timer.clone()).map(|outcome| match outcome {
-                    Outcome::Normal => ChildExit::Normal,
-                    Outcome::GaveUp => ChildExit::GaveUp,
-                }),
-            )
-        }
+        Child::Supervisor(sup) => Box::pin(
+            supervise(sup, path, timer.clone(), Box::new(declare)).map(|outcome| match outcome {
+                Outcome::Normal => ChildExit::Normal,
+                Outcome::GaveUp => ChildExit::GaveUp,
+            }),
+        ),
     }
 }

@@ -1,0 +1,1188 @@
+//! The live-status Unix socket: the root supervisor answers `status`
+//! requests from processes of the same user with a rendering of the tree.
+//!
+//! The server is driven by the root's single-threaded poll loop: it hands out
+//! the fds to poll ([`StatusServer::poll_fds`]) and the next time it must
+//! wake up ([`StatusServer::next_deadline`]), and [`StatusServer::handle`]
+//! does whatever non-blocking work is possible. Nothing blocks.
+//!
+//! Only the owner may talk to it: the socket lives in a directory that only
+//! the owner can enter, the socket file has mode 0600, and every peer's
+//! `SO_PEERCRED` uid is checked against ours.
+//!
+//! Protocol: one request line per connection, at most [`MAX_REQUEST`] bytes
+//! including its `'\n'`. `status` is answered with the status text; anything
+//! else, an overlong line or silence is answered with one line starting with
+//! `error: `. The server closes the connection after its answer.
+
+use std::fmt::Write as _;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+
+/// How long a client has, from accept, to send its request line.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the server keeps trying to write an answer to a client that
+/// doesn't read it.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest request line, including its `'\n'`.
+pub(crate) const MAX_REQUEST: usize = 64;
+/// How many clients are served at the same time; more are told `busy`.
+pub(crate) const MAX_CLIENTS: usize = 16;
+
+/// How many connections one [`StatusServer::handle`] call accepts at most, so
+/// a flood of connections can't starve the rest of the poll loop.
+const ACCEPTS_PER_CALL: usize = 64;
+/// How long accepting pauses after accept(2) failed for a reason that would
+/// make it fail again at once (e.g. `EMFILE`), so the poll loop doesn't spin
+/// on a listener that stays readable.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How many unread bytes are discarded before closing a client: closing a
+/// Unix stream socket with unread input makes the peer's reads fail with
+/// `ECONNRESET` instead of ending cleanly after our answer.
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// How many bytes of an unknown request are echoed in the error line.
+const ECHOED_REQUEST: usize = 32;
+/// The longest answer [`query`] accepts.
+const MAX_ANSWER: usize = 64 << 20;
+
+/// The answer to a peer that is not our user.
+const PERMISSION_DENIED: &[u8] = b"error: permission denied\n";
+/// The answer to a client beyond [`MAX_CLIENTS`].
+const BUSY: &[u8] = b"error: busy\n";
+/// The answer to a request line longer than [`MAX_REQUEST`].
+const TOO_LONG: &str = "error: request too long\n";
+/// The answer to a client that sent no complete request line in time.
+const TIMED_OUT: &str = "error: timed out waiting for a request\n";
+
+/// A listening status socket and the clients it is serving.
+#[derive(Debug)]
+pub(crate) struct StatusServer {
+    /// The non-blocking listening socket.
+    listener: UnixListener,
+    /// Where the socket file is.
+    path: PathBuf,
+    /// Device and inode of the socket file we bound, so that dropping the
+    /// server removes that file and never one that replaced it.
+    file_id: (u64, u64),
+    /// The process that bound the socket: a forked copy of the server must
+    /// not remove the file when it is dropped.
+    owner_pid: u32,
+    /// Our effective uid, the only one allowed to connect.
+    uid: u32,
+    /// See [`REQUEST_TIMEOUT`].
+    request_timeout: Duration,
+    /// See [`WRITE_TIMEOUT`].
+    write_timeout: Duration,
+    /// See [`MAX_CLIENTS`].
+    max_clients: usize,
+    /// Until when accepting is paused, see [`ACCEPT_PAUSE`].
+    accept_paused_until: Option<Instant>,
+    /// The connections being served.
+    clients: Vec<Client>,
+}
+
+/// One accepted connection.
+#[derive(Debug)]
+struct Client {
+    /// The non-blocking connection.
+    stream: UnixStream,
+    /// When the client is dropped, or answered with [`TIMED_OUT`], if it
+    /// hasn't finished its current phase.
+    deadline: Instant,
+    /// What the client is waiting for.
+    state: ClientState,
+}
+
+/// The phase a [`Client`] is in.
+#[derive(Debug)]
+enum ClientState {
+    /// Reading the request line; holds what has arrived so far.
+    Reading(Vec<u8>),
+    /// Writing the answer; `written` bytes of `out` are sent.
+    Writing {
+        /// The whole answer.
+        out: Vec<u8>,
+        /// How much of it has been sent.
+        written: usize,
+    },
+}
+
+/// What reading a client's request came to.
+enum Request {
+    /// No complete line yet; wait for more.
+    Pending,
+    /// A complete line, without its `'\n'`.
+    Line(Vec<u8>),
+    /// [`MAX_REQUEST`] bytes and no `'\n'`.
+    TooLong,
+    /// The client hung up (or its connection failed) before a complete line.
+    Gone,
+}
+
+impl StatusServer {
+    /// Binds a non-blocking listening socket at `path`.
+    ///
+    /// The directory holding it must be one only the owner can enter: a
+    /// missing parent directory is created (it alone, not its ancestors)
+    /// with mode 0700; an existing one must be owned by our uid and have no
+    /// group or other permission bits, else binding fails with an error
+    /// naming the directory and the reason. A stale socket at `path`
+    /// (connecting is refused) is replaced; a live one, or a file that is not
+    /// a socket, is an error. The socket file gets mode 0600.
+    pub(crate) fn bind(path: &Path) -> Result<Self, io::Error> {
+        let uid = nix::unistd::geteuid().as_raw();
+        let dir = match path.parent() {
+            Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
+            Some(dir) if path.file_name().is_some() => dir,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{}` is not a path for a status socket", path.display()),
+                ))
+            }
+        };
+        prepare_directory(dir, uid)?;
+        remove_stale_socket(path)?;
+        let listener = UnixListener::bind(path).map_err(|err| {
+            with_context(err, format!("binding the status socket {}", path.display()))
+        })?;
+        // From here on, a failure must not leave our socket file behind.
+        let cleanup = |err: io::Error, what: &str| {
+            let _ = std::fs::remove_file(path);
+            with_context(err, format!("{what} {}", path.display()))
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|err| cleanup(err, "making private the status socket"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|err| cleanup(err, "making non-blocking the status socket"))?;
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|err| cleanup(err, "inspecting the status socket"))?;
+        tracing::debug!(path = %path.display(), "status socket listening");
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+            file_id: (meta.dev(), meta.ino()),
+            owner_pid: std::process::id(),
+            uid,
+            request_timeout: REQUEST_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+            max_clients: MAX_CLIENTS,
+            accept_paused_until: None,
+            clients: Vec::new(),
+        })
+    }
+
+    #[cfg(test)]
+    /// Replaces [`REQUEST_TIMEOUT`] (for tests).
+    pub(crate) fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    #[cfg(test)]
+    /// Replaces [`WRITE_TIMEOUT`] (for tests).
+    pub(crate) fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    #[cfg(test)]
+    /// Replaces [`MAX_CLIENTS`] (for tests).
+    pub(crate) fn with_max_clients(mut self, max_clients: usize) -> Self {
+        self.max_clients = max_clients;
+        self
+    }
+
+    #[cfg(test)]
+    /// Where the socket file is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The fds to poll and their events: the listener (readable, unless
+    /// accepting is paused after an error) and each client (readable while
+    /// its request is read, writable while it has output pending).
+    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let mut fds = Vec::with_capacity(1 + self.clients.len());
+        if self.accept_paused_until.is_none() {
+            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+        }
+        fds.extend(self.clients.iter().map(|client| {
+            let events = match client.state {
+                ClientState::Reading(_) => PollFlags::POLLIN,
+                ClientState::Writing { .. } => PollFlags::POLLOUT,
+            };
+            PollFd::new(client.stream.as_fd(), events)
+        }));
+        fds
+    }
+
+    /// The earliest time [`StatusServer::handle`] must be called even if no
+    /// fd is ready: the first client deadline, or the end of an accept pause.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.clients
+            .iter()
+            .map(|client| client.deadline)
+            .chain(self.accept_paused_until)
+            .min()
+    }
+
+    /// Does all the non-blocking work that is possible now: accepts pending
+    /// connections (refusing peers of another uid, and clients beyond the
+    /// limit), reads requests, answers them, writes pending output, times out
+    /// clients and drops finished ones. `render` produces the status text; it
+    /// is called once per `status` request.
+    pub(crate) fn handle(&mut self, now: Instant, render: &mut dyn FnMut() -> String) {
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+        }
+        if self.accept_paused_until.is_none() {
+            self.accept(now);
+        }
+        let write_timeout = self.write_timeout;
+        self.clients
+            .retain_mut(|client| client.advance(now, write_timeout, render));
+    }
+
+    /// Accepts the pending connections.
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPTS_PER_CALL {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        %err,
+                        "accepting a status client failed; pausing"
+                    );
+                    self.accept_paused_until = Some(after(now, ACCEPT_PAUSE));
+                    return;
+                }
+            };
+            if let Err(err) = stream.set_nonblocking(true) {
+                tracing::warn!(%err, "making a status client non-blocking failed; dropping it");
+                continue;
+            }
+            match socket::getsockopt(&stream, sockopt::PeerCredentials) {
+                Ok(peer) if peer.uid() == self.uid => {}
+                Ok(peer) => {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        peer_uid = peer.uid(),
+                        peer_pid = peer.pid(),
+                        "refusing a status client of another user"
+                    );
+                    refuse(stream, PERMISSION_DENIED);
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "can't tell who a status client is; refusing it");
+                    refuse(stream, PERMISSION_DENIED);
+                    continue;
+                }
+            }
+            if self.clients.len() >= self.max_clients {
+                tracing::debug!(clients = self.clients.len(), "status server busy");
+                refuse(stream, BUSY);
+                continue;
+            }
+            tracing::debug!("status client connected");
+            self.clients.push(Client {
+                stream,
+                deadline: after(now, self.request_timeout),
+                state: ClientState::Reading(Vec::new()),
+            });
+        }
+    }
+}
+
+impl Drop for StatusServer {
+    /// Removes the socket file, if it is still ours.
+    fn drop(&mut self) {
+        if std::process::id() != self.owner_pid {
+            return;
+        }
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.file_id => {
+                if let Err(err) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(path = %self.path.display(), %err, "removing the status socket failed");
+                }
+            }
+            Ok(_) => tracing::debug!(
+                path = %self.path.display(),
+                "the status socket was replaced; leaving the new one"
+            ),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                tracing::warn!(path = %self.path.display(), %err, "can't inspect the status socket");
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Makes all the progress possible now; `false` when the client is done
+    /// with and must be dropped.
+    fn advance(
+        &mut self,
+        now: Instant,
+        write_timeout: Duration,
+        render: &mut dyn FnMut() -> String,
+    ) -> bool {
+        if let ClientState::Reading(buf) = &mut self.state {
+            let answer = match read_request(&self.stream, buf) {
+                Request::Pending if now < self.deadline => return true,
+                Request::Pending => {
+                    tracing::debug!("status client sent no request in time");
+                    TIMED_OUT.to_owned()
+                }
+                Request::Line(line) => answer(&line, render),
+                Request::TooLong => {
+                    tracing::debug!("status client sent an overlong request");
+                    TOO_LONG.to_owned()
+                }
+                Request::Gone => return false,
+            };
+            self.state = ClientState::Writing {
+                out: answer.into_bytes(),
+                written: 0,
+            };
+            self.deadline = after(now, write_timeout);
+        }
+        let ClientState::Writing { out, written } = &mut self.state else {
+            return true;
+        };
+        while *written < out.len() {
+            match socket::send(
+                self.stream.as_raw_fd(),
+                &out[*written..],
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(0) | Err(Errno::EAGAIN) => {
+                    if now >= self.deadline {
+                        tracing::debug!(
+                            unsent = out.len() - *written,
+                            "status client doesn't read its answer; dropping it"
+                        );
+                        return false;
+                    }
+                    return true;
+                }
+                Ok(sent) => *written += sent,
+                Err(Errno::EINTR) => {}
+                Err(err) => {
+                    tracing::debug!(%err, "status client went away before its answer");
+                    return false;
+                }
+            }
+        }
+        drain(&self.stream);
+        tracing::debug!(bytes = out.len(), "status client answered");
+        false
+    }
+}
+
+/// Reads what has arrived of a request into `buf`, never more than
+/// [`MAX_REQUEST`] bytes in all.
+fn read_request(mut stream: &UnixStream, buf: &mut Vec<u8>) -> Request {
+    loop {
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            buf.truncate(end);
+            return Request::Line(std::mem::take(buf));
+        }
+        if buf.len() >= MAX_REQUEST {
+            return Request::TooLong;
+        }
+        let mut chunk = [0u8; MAX_REQUEST];
+        let room = MAX_REQUEST - buf.len();
+        match stream.read(&mut chunk[..room]) {
+            Ok(0) => {
+                tracing::debug!(
+                    received = buf.len(),
+                    "status client hung up before a request"
+                );
+                return Request::Gone;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Request::Pending,
+            Err(err) => {
+                tracing::debug!(%err, "reading a status request failed");
+                return Request::Gone;
+            }
+        }
+    }
+}
+
+/// The answer to the request `line` (without its `'\n'`).
+fn answer(line: &[u8], render: &mut dyn FnMut() -> String) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line == b"status" {
+        return render();
+    }
+    tracing::debug!(request = %sanitize(line), "unknown status request");
+    format!(
+        "error: unknown request `{}`; send `status`\n",
+        sanitize(line)
+    )
+}
+
+/// The first [`ECHOED_REQUEST`] bytes of `request` as printable ASCII
+/// without backquotes: other bytes are written `\xNN`.
+fn sanitize(request: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in request.iter().take(ECHOED_REQUEST) {
+        if (b.is_ascii_graphic() || b == b' ') && b != b'`' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            // Writing to a String never fails.
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    if request.len() > ECHOED_REQUEST {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Writes `line` if the socket takes it at once, then closes the connection.
+fn refuse(stream: UnixStream, line: &[u8]) {
+    let _ = socket::send(
+        stream.as_raw_fd(),
+        line,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    );
+    drain(&stream);
+}
+
+/// Discards up to [`DRAIN_LIMIT`] bytes of unread input, without blocking.
+fn drain(mut stream: &UnixStream) {
+    let mut buf = [0u8; 4096];
+    let mut drained = 0;
+    while drained < DRAIN_LIMIT {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Makes sure `dir` exists and only the owner (`uid`) can enter it.
+fn prepare_directory(dir: &Path, uid: u32) -> Result<(), io::Error> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // The umask may have taken bits away; make it exactly 0700.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |err| {
+                    with_context(
+                        err,
+                        format!(
+                            "making private the status socket directory {}",
+                            dir.display()
+                        ),
+                    )
+                },
+            )?;
+            tracing::debug!(dir = %dir.display(), "created the status socket directory");
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            return Err(with_context(
+                err,
+                format!("creating the status socket directory {}", dir.display()),
+            ))
+        }
+    }
+    let meta = std::fs::metadata(dir).map_err(|err| {
+        with_context(
+            err,
+            format!("inspecting the status socket directory {}", dir.display()),
+        )
+    })?;
+    let refuse = |reason: String| {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to put the status socket in {}: {reason}",
+                dir.display()
+            ),
+        ))
+    };
+    if !meta.is_dir() {
+        return refuse("it is not a directory".to_owned());
+    }
+    if meta.uid() != uid {
+        return refuse(format!(
+            "it is owned by uid {}, not by us (uid {uid})",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return refuse(format!(
+            "its mode is {mode:04o}; group and others must have no access (chmod 700 it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Removes a stale socket at `path` (one nothing accepts on); fails on a
+/// live socket or a file that is not a socket.
+fn remove_stale_socket(path: &Path) -> Result<(), io::Error> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => {
+            return Err(with_context(
+                err,
+                format!("inspecting {} for the status socket", path.display()),
+            ))
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "can't put the status socket at {}: a file that is not a socket is there",
+                path.display()
+            ),
+        ));
+    }
+    match connect_nonblocking(path) {
+        Err(Errno::ECONNREFUSED) => {
+            std::fs::remove_file(path).map_err(|err| {
+                with_context(
+                    err,
+                    format!("removing the stale status socket {}", path.display()),
+                )
+            })?;
+            tracing::info!(path = %path.display(), "replacing a stale status socket");
+            Ok(())
+        }
+        Err(Errno::ENOENT) => Ok(()),
+        // EAGAIN: the listener's backlog is full, so it is alive.
+        Ok(_) | Err(Errno::EAGAIN) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "another process is serving a status socket at {}",
+                path.display()
+            ),
+        )),
+        Err(err) => Err(with_context(
+            err.into(),
+            format!("probing the existing status socket {}", path.display()),
+        )),
+    }
+}
+
+/// Connects a non-blocking, close-on-exec stream socket to `path` without
+/// waiting (a full backlog gives `EAGAIN`).
+fn connect_nonblocking(path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = UnixAddr::new(path)?;
+    socket::connect(fd.as_raw_fd(), &addr)?;
+    Ok(fd)
+}
+
+/// `now + duration`, saturating far in the future instead of overflowing.
+fn after(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// `err` with `context` prepended to its message, keeping its kind.
+fn with_context(err: io::Error, context: String) -> io::Error {
+    io::Error::new(err.kind(), format!("{context}: {err}"))
+}
+
+/// Asks the status server at `path` for the status: connects, sends
+/// `status\n` and reads the answer until the server closes, all within
+/// `timeout`.
+///
+/// Fails with a message naming `path` when there is no socket (`NotFound`),
+/// nothing serves it (`ConnectionRefused`), it is not ours or we are not
+/// allowed (`PermissionDenied`), time runs out (`TimedOut`), or the server
+/// answers with an `error: ...` line.
+pub(crate) fn query(path: &Path, timeout: Duration) -> Result<String, io::Error> {
+    let deadline = after(Instant::now(), timeout);
+    let stream = UnixStream::from(connect_until(path, deadline)?);
+    let uid = nix::unistd::geteuid().as_raw();
+    match socket::getsockopt(&stream, sockopt::PeerCredentials) {
+        Ok(peer) if peer.uid() == uid => {}
+        Ok(peer) => {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the status socket {} is served by uid {}, not by us (uid {uid})",
+                    path.display(),
+                    peer.uid()
+                ),
+            ))
+        }
+        Err(err) => {
+            return Err(with_context(
+                err.into(),
+                format!("checking who serves the status socket {}", path.display()),
+            ))
+        }
+    }
+    let mut request: &[u8] = b"status\n";
+    // Set when the server closed before taking our request: it may have
+    // refused us (busy, permission denied) and its answer says why.
+    let mut unsent = None;
+    while !request.is_empty() {
+        match socket::send(stream.as_raw_fd(), request, MsgFlags::MSG_NOSIGNAL) {
+            Ok(sent) => request = &request[sent..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait_for(&stream, PollFlags::POLLOUT, deadline, path)?,
+            Err(err) => {
+                let err = with_context(
+                    err.into(),
+                    format!("sending a request to the status socket {}", path.display()),
+                );
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) {
+                    unsent = Some(err);
+                    break;
+                }
+                return Err(err);
+            }
+        }
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match (&stream).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.len() > MAX_ANSWER {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the status socket {} answered with more than {MAX_ANSWER} bytes",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                wait_for(&stream, PollFlags::POLLIN, deadline, path)?;
+            }
+            // The server closed with some of our input unread, after its
+            // answer: that ends the answer like EOF.
+            Err(err) if err.kind() == io::ErrorKind::ConnectionReset && !answer.is_empty() => break,
+            Err(err) => {
+                return Err(unsent.unwrap_or_else(|| {
+                    with_context(
+                        err,
+                        format!("reading from the status socket {}", path.display()),
+                    )
+                }));
+            }
+        }
+    }
+    if let (true, Some(err)) = (answer.is_empty(), unsent) {
+        return Err(err);
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    if let Some(message) = answer.strip_prefix("error: ") {
+        let message = message.lines().next().unwrap_or_default();
+        let kind = match message {
+            "permission denied" => io::ErrorKind::PermissionDenied,
+            "timed out waiting for a request" => io::ErrorKind::TimedOut,
+            _ => io::ErrorKind::Other,
+        };
+        return Err(io::Error::new(
+            kind,
+            format!(
+                "the status server at {} answered: {message}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(answer)
+}
+
+/// Connects to `path`, retrying while the server's backlog is full, until
+/// `deadline`.
+fn connect_until(path: &Path, deadline: Instant) -> Result<OwnedFd, io::Error> {
+    loop {
+        let errno = match connect_nonblocking(path) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => errno,
+        };
+        let (kind, reason) = match errno {
+            Errno::EAGAIN => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    (io::ErrorKind::TimedOut, "timed out connecting".to_owned())
+                } else {
+                    std::thread::sleep(remaining.min(Duration::from_millis(10)));
+                    continue;
+                }
+            }
+            Errno::ENOENT => (
+                io::ErrorKind::NotFound,
+                "no such socket (is the supervision tree running?)".to_owned(),
+            ),
+            Errno::ECONNREFUSED => (
+                io::ErrorKind::ConnectionRefused,
+                "nothing is serving it (a stale socket?)".to_owned(),
+            ),
+            Errno::EACCES | Errno::EPERM => (
+                io::ErrorKind::PermissionDenied,
+                "permission denied".to_owned(),
+            ),
+            errno => (io::Error::from(errno).kind(), errno.desc().to_owned()),
+        };
+        return Err(io::Error::new(
+            kind,
+            format!(
+                "can't connect to the status socket {}: {reason}",
+                path.display()
+            ),
+        ));
+    }
+}
+
+/// Waits until `stream` is ready for `events`, failing with `TimedOut` once
+/// `deadline` has passed.
+fn wait_for(
+    stream: &UnixStream,
+    events: PollFlags,
+    deadline: Instant,
+    path: &Path,
+) -> Result<(), io::Error> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timed out waiting for the status socket {}", path.display()),
+        ));
+    }
+    // Round up, so that the wait doesn't end just before the deadline.
+    let millis = remaining.as_nanos().div_ceil(1_000_000);
+    let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+    match nix::poll::poll(&mut [PollFd::new(stream.as_fd(), events)], timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(err) => Err(with_context(
+            err.into(),
+            format!("waiting for the status socket {}", path.display()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A fresh mode-0700 directory under the temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "supertrees-status-{}-{tag}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&path)
+                .expect("create the test dir");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+                .expect("chmod the test dir");
+            Self(path)
+        }
+
+        fn join(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).expect("metadata").mode() & 0o7777
+    }
+
+    /// One round of the poll loop: waits up to 5 ms for the server's fds,
+    /// then lets it work.
+    fn turn(server: &mut StatusServer, render: &mut dyn FnMut() -> String) {
+        {
+            let mut fds = server.poll_fds();
+            let _ = nix::poll::poll(&mut fds, PollTimeout::from(5u8));
+        }
+        server.handle(Instant::now(), render);
+    }
+
+    /// Connects, sends `request`, and drives the server on this thread until
+    /// the server closes the connection; returns what the client received.
+    fn exchange(
+        server: &mut StatusServer,
+        request: &[u8],
+        render: &mut dyn FnMut() -> String,
+    ) -> String {
+        let mut client = UnixStream::connect(server.path()).expect("connect");
+        client.write_all(request).expect("send the request");
+        client.set_nonblocking(true).expect("non-blocking client");
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            assert!(Instant::now() < give_up, "no answer; got {received:?}");
+            turn(server, render);
+            loop {
+                match client.read(&mut buf) {
+                    Ok(0) => return String::from_utf8(received).expect("UTF-8"),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(err) => panic!("client read failed: {err}"),
+                }
+            }
+        }
+    }
+
+    /// Runs `server` on a helper thread until the returned flag is set.
+    fn serve_in_background(
+        mut server: StatusServer,
+        text: &'static str,
+    ) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut render = || text.to_owned();
+            while !stopping.load(Ordering::Relaxed) {
+                turn(&mut server, &mut render);
+            }
+        });
+        (stop, thread)
+    }
+
+    #[test]
+    fn status_request_gets_the_rendered_text() {
+        let dir = TempDir::new("status");
+        let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
+        let mut renders = 0;
+        let mut render = || {
+            renders += 1;
+            "root: running\n  worker 0: running\n".to_owned()
+        };
+        assert_eq!(
+            exchange(&mut server, b"status\n", &mut render),
+            "root: running\n  worker 0: running\n"
+        );
+        assert_eq!(
+            exchange(&mut server, b"status\r\n", &mut render),
+            "root: running\n  worker 0: running\n"
+        );
+        assert_eq!(renders, 2);
+        assert!(server.clients.is_empty());
+    }
+
+    #[test]
+    fn unknown_request_gets_an_error_line() {
+        let dir = TempDir::new("unknown");
+        let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
+        let mut render = || -> String { panic!("rendered for an unknown request") };
+        assert_eq!(
+            exchange(&mut server, b"stats\n", &mut render),
+            "error: unknown request `stats`; send `status`\n"
+        );
+        assert_eq!(
+            exchange(&mut server, b"a`b\\c\x1b[2J\xff\n", &mut render),
+            "error: unknown request `a\\x60b\\x5cc\\x1b[2J\\xff`; send `status`\n"
+        );
+        let long = format!("{}\n", "y".repeat(40));
+        assert_eq!(
+            exchange(&mut server, long.as_bytes(), &mut render),
+            format!(
+                "error: unknown request `{}...`; send `status`\n",
+                "y".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn silent_client_times_out() {
+        let dir = TempDir::new("silent");
+        let mut server = StatusServer::bind(&dir.join("status.sock"))
+            .expect("bind")
+            .with_request_timeout(Duration::from_millis(100));
+        let mut render = String::new;
+        let start = Instant::now();
+        assert_eq!(
+            exchange(&mut server, b"", &mut render),
+            "error: timed out waiting for a request\n"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert_eq!(
+            exchange(&mut server, b"stat", &mut render),
+            "error: timed out waiting for a request\n"
+        );
+    }
+
+    #[test]
+    fn overlong_request_is_refused() {
+        let dir = TempDir::new("overlong");
+        let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
+        let mut render = String::new;
+        for len in [MAX_REQUEST, 100, 10_000] {
+            assert_eq!(
+                exchange(&mut server, "x".repeat(len).as_bytes(), &mut render),
+                "error: request too long\n",
+                "{len} bytes"
+            );
+        }
+        // The longest request that fits: 63 bytes and the newline.
+        let longest = format!("{}\n", "z".repeat(MAX_REQUEST - 1));
+        assert!(exchange(&mut server, longest.as_bytes(), &mut render)
+            .starts_with("error: unknown request `zzz"));
+    }
+
+    #[test]
+    fn clients_beyond_the_limit_are_told_busy() {
+        let dir = TempDir::new("busy");
+        let mut server = StatusServer::bind(&dir.join("status.sock"))
+            .expect("bind")
+            .with_max_clients(1);
+        let mut render = || "fine\n".to_owned();
+        let _waiting = UnixStream::connect(server.path()).expect("connect");
+        server.handle(Instant::now(), &mut render);
+        assert_eq!(server.clients.len(), 1);
+        assert_eq!(
+            exchange(&mut server, b"status\n", &mut render),
+            "error: busy\n"
+        );
+    }
+
+    #[test]
+    fn poll_fds_and_deadline_follow_the_clients() {
+        let dir = TempDir::new("pollfds");
+        let mut server = StatusServer::bind(&dir.join("status.sock"))
+            .expect("bind")
+            .with_request_timeout(Duration::from_secs(7));
+        let mut render = String::new;
+        assert_eq!(server.poll_fds().len(), 1);
+        assert_eq!(server.next_deadline(), None);
+        let client = UnixStream::connect(server.path()).expect("connect");
+        let now = Instant::now();
+        server.handle(now, &mut render);
+        let fds = server.poll_fds();
+        assert_eq!(fds.len(), 2);
+        assert_eq!(fds[1].events(), PollFlags::POLLIN);
+        drop(fds);
+        assert_eq!(server.next_deadline(), Some(now + Duration::from_secs(7)));
+        // A client that hangs up early is just dropped.
+        drop(client);
+        server.handle(Instant::now(), &mut render);
+        assert!(server.clients.is_empty());
+        assert_eq!(server.next_deadline(), None);
+    }
+
+    #[test]
+    fn client_that_does_not_read_is_dropped() {
+        let dir = TempDir::new("slow");
+        let mut server = StatusServer::bind(&dir.join("status.sock"))
+            .expect("bind")
+            .with_write_timeout(Duration::from_millis(100));
+        let big = "x".repeat(16 << 20);
+        let mut render = || big.clone();
+        let mut client = UnixStream::connect(server.path()).expect("connect");
+        client.write_all(b"status\n").expect("send the request");
+        let give_up = Instant::now() + Duration::from_secs(10);
+        server.handle(Instant::now(), &mut render);
+        assert!(matches!(
+            server.clients.first().map(|client| &client.state),
+            Some(ClientState::Writing { .. })
+        ));
+        while !server.clients.is_empty() {
+            assert!(
+                Instant::now() < give_up,
+                "the slow client was never dropped"
+            );
+            turn(&mut server, &mut render);
+        }
+        let mut received = Vec::new();
+        client
+            .read_to_end(&mut received)
+            .expect("read what was sent");
+        assert!(!received.is_empty() && received.len() < big.len());
+    }
+
+    #[test]
+    fn socket_is_0600_in_a_new_0700_directory() {
+        let dir = TempDir::new("modes");
+        let run = dir.join("run");
+        let path = run.join("status.sock");
+        let server = StatusServer::bind(&path).expect("bind");
+        assert_eq!(mode(&run), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert!(std::fs::symlink_metadata(&path)
+            .expect("metadata")
+            .file_type()
+            .is_socket());
+        drop(server);
+    }
+
+    #[test]
+    fn open_or_missing_ancestor_directories_are_refused() {
+        let dir = TempDir::new("open");
+        let open = dir.join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let err = StatusServer::bind(&open.join("status.sock")).expect_err("an open directory");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        let message = err.to_string();
+        assert!(message.contains(&open.display().to_string()), "{message}");
+        assert!(message.contains("0755"), "{message}");
+        // Only the parent is created, never its ancestors.
+        let deep = dir.join("a").join("b").join("status.sock");
+        let err = StatusServer::bind(&deep).expect_err("a missing grandparent");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!dir.join("a").exists());
+        // A parent that is a file.
+        let file = dir.join("file");
+        std::fs::write(&file, b"").expect("create a file");
+        assert!(StatusServer::bind(&file.join("status.sock")).is_err());
+    }
+
+    #[test]
+    fn stale_socket_is_replaced() {
+        let dir = TempDir::new("stale");
+        let path = dir.join("status.sock");
+        drop(UnixListener::bind(&path).expect("bind a socket that will go stale"));
+        assert!(path.exists());
+        let mut server = StatusServer::bind(&path).expect("replace the stale socket");
+        let mut render = || "replaced\n".to_owned();
+        assert_eq!(
+            exchange(&mut server, b"status\n", &mut render),
+            "replaced\n"
+        );
+    }
+
+    #[test]
+    fn live_socket_and_other_files_are_not_replaced() {
+        let dir = TempDir::new("live");
+        let path = dir.join("status.sock");
+        let _live = StatusServer::bind(&path).expect("bind");
+        let err = StatusServer::bind(&path).expect_err("a live socket");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(path.exists());
+        let file = dir.join("file");
+        std::fs::write(&file, b"keep me").expect("create a file");
+        let err = StatusServer::bind(&file).expect_err("a regular file");
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&file).expect("still there"), b"keep me");
+    }
+
+    #[test]
+    fn drop_removes_the_socket_file() {
+        let dir = TempDir::new("drop");
+        let path = dir.join("status.sock");
+        let server = StatusServer::bind(&path).expect("bind");
+        assert!(path.exists());
+        drop(server);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn query_returns_the_status() {
+        let dir = TempDir::new("query");
+        let path = dir.join("status.sock");
+        let server = StatusServer::bind(&path).expect("bind");
+        let (stop, thread) = serve_in_background(server, "root: running\n");
+        let answers: Vec<_> = (0..3)
+            .map(|_| query(&path, Duration::from_secs(5)))
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        thread.join().expect("the server thread");
+        for answer in answers {
+            assert_eq!(answer.expect("an answer"), "root: running\n");
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn query_reports_server_errors() {
+        let dir = TempDir::new("query-busy");
+        let path = dir.join("status.sock");
+        let server = StatusServer::bind(&path).expect("bind").with_max_clients(0);
+        let (stop, thread) = serve_in_background(server, "unused\n");
+        let answer = query(&path, Duration::from_secs(5));
+        stop.store(true, Ordering::Relaxed);
+        thread.join().expect("the server thread");
+        let err = answer.expect_err("a busy server");
+        assert!(err.to_string().contains("answered: busy"), "{err}");
+    }
+
+    #[test]
+    fn query_without_a_server_is_a_clear_error() {
+        let dir = TempDir::new("query-missing");
+        let path = dir.join("status.sock");
+        let err = query(&path, Duration::from_secs(1)).expect_err("no socket");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no such socket"), "{err}");
+
+        drop(UnixListener::bind(&path).expect("bind a socket that will go stale"));
+        let err = query(&path, Duration::from_secs(1)).expect_err("a stale socket");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+
+    #[test]
+    fn query_times_out_on_a_silent_server() {
+        let dir = TempDir::new("query-silent");
+        let path = dir.join("status.sock");
+        // Connections queue in the backlog, but nobody ever answers.
+        let _listener = UnixListener::bind(&path).expect("bind");
+        let start = Instant::now();
+        let err = query(&path, Duration::from_millis(100)).expect_err("a silent server");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,117 @@
+//! Lifecycle events: what happened where in the tree, as the root sees it.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::ChildExit;
+
+/// What a path in the tree names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeKind {
+    /// A supervisor process (`root` is the calling process).
+    Supervisor,
+    /// A worker: an async task in its supervisor's worker host.
+    Worker,
+    /// The worker-host process of a supervisor, at `<supervisor>/host`.
+    WorkerHost,
+}
+
+/// One lifecycle event of any process of the tree.
+///
+/// Every supervisor reports what happens to its children to the root process,
+/// which hands each event to the callback given to
+/// [`Supertree::on_event`](crate::Supertree::on_event) and folds it into the
+/// live [`TreeStatus`](crate::TreeStatus).
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::{ChildExit, Event, EventKind, NodeKind};
+///
+/// let event = Event {
+///     path: "root/1/0".into(),
+///     pid: Some(4242),
+///     kind: EventKind::Exited { exit: ChildExit::Panicked, restart: None },
+/// };
+/// assert_eq!(event.to_string(), "root/1/0 (pid 4242): panicked; not restarted");
+/// let started = Event { path: "root/1".into(), pid: Some(7), kind: EventKind::Started(NodeKind::Supervisor) };
+/// assert_eq!(started.to_string(), "root/1 (pid 7): supervisor started");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Where: a supervisor (`root/1`), a worker (`root/1/0`: child 0 of
+    /// `root/1`) or a worker host (`root/1/host`).
+    pub path: String,
+    /// The process: a supervisor's or host's own pid; for a worker, the pid
+    /// of the host it runs in. `None` where no process is known.
+    pub pid: Option<u32>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened, in an [`Event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// It started (or restarted).
+    Started(NodeKind),
+    /// It is ready: a worker declared it (see [`ready()`](crate::ready())),
+    /// or every child of a supervisor is ready.
+    Ready,
+    /// It exited with `exit`; it runs again after `restart`, or never
+    /// (`None`). A worker restarted in place by its host reports `Exited`
+    /// with the delay it waited and no separate `Started`.
+    Exited {
+        /// How it ended.
+        exit: ChildExit,
+        /// The delay before it runs again; `None` when it is not restarted.
+        restart: Option<Duration>,
+    },
+    /// A supervisor stops all its children in reverse order: asked to
+    /// (`gave_up == false`) or because its restart intensity was exceeded.
+    Stopping {
+        /// Whether the supervisor gave up.
+        gave_up: bool,
+    },
+    /// The tree could not report this many events to the root (its pipe was
+    /// full): the status may miss them.
+    Dropped(u64),
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeKind::Supervisor => "supervisor",
+            NodeKind::Worker => "worker",
+            NodeKind::WorkerHost => "worker host",
+        })
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)?;
+        if let Some(pid) = self.pid {
+            write!(f, " (pid {pid})")?;
+        }
+        f.write_str(": ")?;
+        match &self.kind {
+            EventKind::Started(kind) => write!(f, "{kind} started"),
+            EventKind::Ready => f.write_str("ready"),
+            EventKind::Exited {
+                exit,
+                restart: Some(delay),
+            } => write!(f, "{exit}; restarting after {delay:?}"),
+            EventKind::Exited {
+                exit,
+                restart: None,
+            } => write!(f, "{exit}; not restarted"),
+            EventKind::Stopping { gave_up: true } => {
+                f.write_str("restart intensity exceeded; stopping all children")
+            }
+            EventKind::Stopping { gave_up: false } => f.write_str("stopping all children"),
+            EventKind::Dropped(n) => write!(f, "{n} events were dropped"),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The live status of a whole tree, as the root knows it from the events.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::{ChildExit, Error, Event, EventKind, NodeKind};
+
+/// What a supervisor, worker or worker host is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeState {
+    /// Started, not ready yet.
+    Starting,
+    /// Started and ready.
+    Ready,
+    /// Exited; a restart is due after its backoff.
+    Restarting,
+    /// Its supervisor is stopping it (or, for a supervisor, its children).
+    Stopping,
+    /// Exited and not restarted.
+    Stopped,
+}
+
+/// One supervisor, worker or worker host in a [`TreeStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStatus {
+    /// Its path, e.g. `root/1/0`.
+    pub path: String,
+    /// What it is.
+    pub kind: NodeKind,
+    /// Its process (a worker's: its host's), while it runs.
+    pub pid: Option<u32>,
+    /// What it is doing.
+    pub state: NodeState,
+    /// How many times it has been restarted.
+    pub restarts: u32,
+    /// How it ended last time, if it ever did.
+    pub last_exit: Option<ChildExit>,
+    /// When it last started, as the root learnt it.
+    pub since: Option<Instant>,
+}
+
+/// A snapshot of the whole tree: every supervisor and worker with its pid,
+/// state, restart count, last exit and uptime, built by the root from the
+/// lifecycle [`Event`]s.
+///
+/// Its `Display` is an indented tree, like `systemctl status`; the root
+/// serves it on the socket given to
+/// [`Supertree::status_socket`](crate::Supertree::status_socket).
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::{Event, EventKind, NodeKind, TreeStatus};
+///
+/// let mut status = TreeStatus::new(100);
+/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Started(NodeKind::Worker) });
+/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Ready });
+/// let text = status.to_string();
+/// assert!(text.starts_with("root  supervisor  pid 100  starting"), "{text}");
+/// assert!(text.contains("└─ root/0  worker  pid 101  ready"), "{text}");
+/// ```
+#[derive(Debug, Clone)]
+pub struct TreeStatus {
+    nodes: BTreeMap<Vec<Segment>, NodeStatus>,
+    dropped: u64,
+}
+
+/// A path segment, ordered so that `root/2` comes before `root/10` and a
+/// supervisor's worker host before its children.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Segment {
+    Host,
+    Child(u32),
+    Other(String),
+}
+
+fn key(path: &str) -> Vec<Segment> {
+    path.split('/')
+        .skip(1)
+        .map(|s| match s {
+            "host" => Segment::Host,
+            s => s
+                .parse()
+                .map(Segment::Child)
+                .unwrap_or_else(|_| Segment::Other(s.to_owned())),
+        })
+        .collect()
+}
+
+impl TreeStatus {
+    /// The status of a tree whose root is the process `root_pid`.
+    pub fn new(root_pid: u32) -> Self {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            Vec::new(),
+            NodeStatus {
+                path: "root".to_owned(),
+                kind: NodeKind::Supervisor,
+                pid: Some(root_pid),
+                state: NodeState::Starting,
+                restarts: 0,
+                last_exit: None,
+                since: Some(Instant::now()),
+            },
+        );
+        Self { nodes, dropped: 0 }
+    }
+
+    /// Folds one event in.
+    pub fn record(&mut self, event: &Event) {
+        if let EventKind::Dropped(n) = event.kind {
+            self.dropped = self.dropped.saturating_add(n);
+            return;
+        }
+        let kind = match (&event.kind, event.path.ends_with("/host")) {
+            (EventKind::Started(kind), _) => *kind,
+            (_, true) => NodeKind::WorkerHost,
+            _ => NodeKind::Worker,
+        };
+        let node = self
+            .nodes
+            .entry(key(&event.path))
+            .or_insert_with(|| NodeStatus {
+                path: event.path.clone(),
+                kind,
+                pid: None,
+                state: NodeState::Starting,
+                restarts: 0,
+                last_exit: None,
+                since: None,
+            });
+        match &event.kind {
+            EventKind::Started(kind) => {
+                if matches!(node.state, NodeState::Restarting) {
+                    node.restarts = node.restarts.saturating_add(1);
+                }
+                node.kind = *kind;
+                node.pid = event.pid;
+                node.state = NodeState::Starting;
+                node.since = Some(Instant::now());
+            }
+            EventKind::Ready => node.state = NodeState::Ready,
+            EventKind::Exited { exit, restart } => {
+                node.last_exit = Some(*exit);
+                match restart {
+                    // Restarted in place by its host: running again already.
+                    Some(_) if node.kind == NodeKind::Worker && event.pid.is_some() => {
+                        node.restarts = node.restarts.saturating_add(1);
+                        node.state = NodeState::Starting;
+                        node.since = Some(Instant::now());
+                    }
+                    Some(_) => {
+                        node.state = NodeState::Restarting;
+                        node.pid = None;
+                    }
+                    None => {
+                        node.state = NodeState::Stopped;
+                        node.pid = None;
+                    }
+                }
+            }
+            EventKind::Stopping { .. } => node.state = NodeState::Stopping,
+            EventKind::Dropped(_) => {}
+        }
+    }
+
+    /// Every node, in tree order (the root first).
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeStatus> {
+        self.nodes.values()
+    }
+
+    /// The node at `path`, if the root has heard of it.
+    pub fn get(&self, path: &str) -> Option<&NodeStatus> {
+        self.nodes.get(&key(path))
+    }
+
+    /// How many events the root missed (see [`EventKind::Dropped`]).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// Asks the tree whose root serves `path` (see
+/// [`Supertree::status_socket`](crate::Supertree::status_socket)) for its
+/// status, as the indented text of [`TreeStatus`]. Gives up after 5 s.
+///
+/// # Errors
+///
+/// [`Error::Os`] with a message that names `path`: no socket there, nothing
+/// serving it, a socket of another user, a timeout, or an error line from
+/// the root.
+///
+/// # Examples
+///
+/// ```no_run
+/// let text = supertrees_core::query_status("/run/user/1000/my-service/status.sock")?;
+/// print!("{text}");
+/// # Ok::<(), supertrees_core::Error>(())
+/// ```
+pub fn query_status(path: impl AsRef<Path>) -> Result<String, Error> {
+    crate::engine::query_status(path.as_ref(), Duration::from_secs(5)).map_err(|source| Error::Os {
+        context: "asking the status socket",
+        source,
+    })
+}
+
+fn uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        1..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, s / 60 % 60),
+    }
+}
+
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeState::Starting => "starting",
+            NodeState::Ready => "ready",
+            NodeState::Restarting => "restarting",
+            NodeState::Stopping => "stopping",
+            NodeState::Stopped => "stopped",
+        })
+    }
+}
+
+impl fmt::Display for TreeStatus {
+    /// One line per node, indented under its supervisor with box-drawing
+    /// branches.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&Vec<Segment>> = self.nodes.keys().collect();
+        for (i, (k, node)) in self.nodes.iter().enumerate() {
+            // Whether a later node is a sibling of `k[..len]`: then its
+            // branch goes on below this line.
+            let continues = |len: usize| {
+                keys[i + 1..]
+                    .iter()
+                    .any(|o| o.len() == len && o[..len - 1] == k[..len - 1])
+            };
+            let mut prefix = String::new();
+            for len in 1..k.len() {
+                prefix.push_str(if continues(len) { "│  " } else { "   " });
+            }
+            if !k.is_empty() {
+                prefix.push_str(if continues(k.len()) {
+                    "├─ "
+                } else {
+                    "└─ "
+                });
+            }
+            write!(f, "{prefix}{}  {}", node.path, node.kind)?;
+            if let Some(pid) = node.pid {
+                write!(f, "  pid {pid}")?;
+            }
+            write!(f, "  {}", node.state)?;
+            if let (Some(since), NodeState::Starting | NodeState::Ready) = (node.since, node.state)
+            {
+                write!(f, "  up {}", uptime(since.elapsed()))?;
+            }
+            if node.restarts > 0 {
+                write!(f, "  restarts {}", node.restarts)?;
+            }
+            if let Some(exit) = node.last_exit {
+                write!(f, "  last exit: {exit}")?;
+            }
+            writeln!(f)?;
+        }
+        if self.dropped > 0 {
+            writeln!(
+                f,
+                "({} events dropped: this status may be incomplete)",
+                self.dropped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(path: &str, pid: Option<u32>, kind: EventKind) -> Event {
+        Event {
+            path: path.into(),
+            pid,
+            kind,
+        }
+    }
+
+    #[test]
+    fn paths_sort_numerically_with_hosts_first() {
+        let mut paths = ["root/10", "root/2", "root/2/0", "root/host", "root"]
+            .map(key)
+            .to_vec();
+        paths.sort();
+        assert_eq!(
+            paths,
+            ["root", "root/host", "root/2", "root/2/0", "root/10"].map(key)
+        );
+    }
+
+    #[test]
+    fn events_fold_into_states_and_counts() {
+        let mut s = TreeStatus::new(1);
+        s.record(&ev("root/0", Some(5), EventKind::Started(NodeKind::Worker)));
+        s.record(&ev("root/0", Some(5), EventKind::Ready));
+        s.record(&ev(
+            "root/0",
+            Some(5),
+            EventKind::Exited {
+                exit: ChildExit::Panicked,
+                restart: Some(Duration::ZERO),
+            },
+        ));
+        s.record(&ev(
+            "root/1",
+            Some(9),
+            EventKind::Started(NodeKind::Supervisor),
+        ));
+        s.record(&ev(
+            "root/1",
+            None,
+            EventKind::Exited {
+                exit: ChildExit::Signaled(9),
+                restart: Some(Duration::from_millis(50)),
+            },
+        ));
+        s.record(&ev(
+            "root/1",
+            Some(12),
+            EventKind::Started(NodeKind::Supervisor),
+        ));
+        s.record(&ev("root", None, EventKind::Dropped(3)));
+        let w = s.get("root/0").unwrap();
+        assert_eq!(
+            (w.state, w.restarts, w.last_exit),
+            (NodeState::Starting, 1, Some(ChildExit::Panicked))
+        );
+        let sup = s.get("root/1").unwrap();
+        assert_eq!(
+            (sup.state, sup.restarts, sup.pid),
+            (NodeState::Starting, 1, Some(12))
+        );
+        assert_eq!(s.dropped(), 3);
+        assert_eq!(s.nodes().count(), 3);
+    }
+
+    #[test]
+    fn display_is_an_indented_tree() {
+        let mut s = TreeStatus::new(1);
+        for (path, kind) in [
+            ("root/0", NodeKind::Supervisor),
+            ("root/0/host", NodeKind::WorkerHost),
+            ("root/0/0", NodeKind::Worker),
+            ("root/0/1", NodeKind::Worker),
+            ("root/1", NodeKind::Worker),
+        ] {
+            s.record(&ev(path, Some(2), EventKind::Started(kind)));
+        }
+        let text = s.to_string();
+        let shape: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                let path = l.find("root").unwrap_or(0);
+                let end = l[path..].find("  ").map_or(l.len(), |e| path + e);
+                &l[..end]
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "root",
+                "├─ root/0",
+                "│  ├─ root/0/host",
+                "│  ├─ root/0/0",
+                "│  └─ root/0/1",
+                "└─ root/1",
+            ],
+            "{text}"
+        );
+    }
+}
