@@ -41,6 +41,9 @@ enum Run {
     SleepPanic(u64),
     /// Awaits a future that never completes and that nothing wakes.
     Pending,
+    /// Sleeps the first ms, logs `ready` and calls `ready()`, sleeps the
+    /// second ms, then returns.
+    ReadyThenExit(u64, u64),
 }
 
 /// The shared timeline: `"<ms> <name> <event>"`.
@@ -118,6 +121,7 @@ struct Probe {
     runs: AtomicUsize,
     restart: RestartPolicy,
     backoff: BackoffPolicy,
+    readiness: Readiness,
 }
 
 impl Probe {
@@ -132,7 +136,14 @@ impl Probe {
             runs: AtomicUsize::new(0),
             restart: RestartPolicy::Always,
             backoff: BackoffPolicy::new(ms(100), ms(800), secs(10), 2.0),
+            readiness: Readiness::OnStart,
         }
+    }
+
+    /// Ready only once its run calls `ready()`.
+    fn notify(mut self) -> Self {
+        self.readiness = Readiness::Notify;
+        self
     }
 
     fn restart(mut self, restart: RestartPolicy) -> Self {
@@ -157,6 +168,10 @@ impl Restartable for Probe {
 }
 
 impl Worker for Probe {
+    fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+
     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
         let run = self.runs.fetch_add(1, Ordering::SeqCst);
         let step = self.script[run.min(self.script.len() - 1)];
@@ -183,6 +198,13 @@ impl Worker for Probe {
                 }
                 Run::Pending => {
                     futures::future::pending::<()>().await;
+                    false
+                }
+                Run::ReadyThenExit(ready, exit) => {
+                    timer.sleep(ms(ready)).await;
+                    guard.log.push(&timer, name, "ready");
+                    assert!(supertrees::ready());
+                    timer.sleep(ms(exit)).await;
                     false
                 }
             };
@@ -922,4 +944,70 @@ fn the_simulation_stalls_only_once_nothing_else_can_happen() {
     assert_eq!(log.of("a"), ["0 start", "500 exit"]);
     assert_eq!(log.of("p"), ["0 start", "500 dropped"]);
     assert_eq!(timer.elapsed(), ms(500));
+}
+
+// ---------------------------------------------------------------------------
+// Readiness
+// ---------------------------------------------------------------------------
+
+#[test]
+fn one_for_all_starts_each_child_once_the_previous_one_is_ready() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .with_strategy(Strategy::OneForAll)
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::ReadyThenExit(100, 1000)])
+                .notify()
+                .restart(RestartPolicy::Never),
+        )
+        // A supervisor is ready once all its children are: c at 250.
+        .add_supervisor(|s| {
+            s.add_worker(
+                Probe::new("c", &timer, &log, &[Run::ReadyThenExit(150, 1000)])
+                    .notify()
+                    .restart(RestartPolicy::Never),
+            )
+        })
+        .add_worker(
+            Probe::new("d", &timer, &log, &[Run::SleepExit(10)]).restart(RestartPolicy::Never),
+        );
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "100 a ready",
+            "100 c start",
+            "250 c ready",
+            "250 d start",
+            "260 d exit",
+            "1100 a exit",
+            "1250 c exit",
+        ]
+    );
+}
+
+#[test]
+fn one_for_one_starts_everything_at_once_whatever_the_readiness() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::ReadyThenExit(100, 0)])
+                .notify()
+                .restart(RestartPolicy::Never),
+        )
+        .add_worker(Probe::new("b", &timer, &log, &[Run::Exit]).restart(RestartPolicy::Never));
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        [
+            "0 a start",
+            "0 b start",
+            "0 b exit",
+            "100 a ready",
+            "100 a exit"
+        ]
+    );
 }

@@ -44,17 +44,25 @@
 //!   ends with [`Error::IntensityExceeded`].
 //! * **End of work**: a supervisor whose children have all finished for good
 //!   exits normally and is never restarted, whatever its restart policy.
+//! * **Readiness**: a worker is ready when its future is first polled, or,
+//!   with [`Readiness::Notify`], when it calls [`ready()`]. A supervisor is
+//!   ready once every child is ready (or done for good). Under `OneForAll`
+//!   and `RestForOne` children start one at a time, each once the one before
+//!   is ready, as OTP starts them; group restarts do the same. Under
+//!   `OneForOne` they all start at once. A child that never becomes ready
+//!   holds up its later siblings (there is no start timeout).
 //!
 //! ## Process model
 //!
 //! ```text
 //!  your process ── root supervisor (the thread that called start)
-//!   │   single-threaded poll loop: signal self-pipe, host event pipe, timers
+//!   │   single-threaded poll loop: signal self-pipe, host note pipe, child
+//!   │   supervisors' note pipe, event pipe, status socket, timers
 //!   ├── worker host   (forked)  ── runtime built by Spawner::block_on
 //!   │     tasks: worker 0, worker 2, ...      reader thread: command pipe
-//!   ├── supervisor root/1 (forked, single-threaded)
+//!   ├── supervisor root/1 (forked, single-threaded) ──events──▶ root
 //!   │     ├── worker host (forked)
-//!   │     └── supervisor root/1/1 (forked) ...
+//!   │     └── supervisor root/1/1 (forked) ──events──▶ root ...
 //!   └── supervisor root/3 (forked) ...
 //! ```
 //!
@@ -63,11 +71,16 @@
 //!   drives — with the exits of its children. Restart, backoff, strategy and
 //!   intensity are decided there and nowhere else.
 //! * **Workers.** A supervisor's workers are tasks in one forked *worker
-//!   host*. The host owns no policy: the supervisor sends `Start(n)`/`Stop(n)`
-//!   over a pipe and the host answers with exactly one `Exited(n, how)` per
-//!   start (normal return, panic, or stopped), after the future was dropped.
-//!   A host that dies (SIGKILL, OOM) is a failure of each worker it was
-//!   running.
+//!   host*. The supervisor sends `Start(n)`/`Stop(n)` over a pipe and the
+//!   host answers with exactly one `Exited(n, how)` per start (normal return,
+//!   panic, or stopped), after the future was dropped, and with `Ready(n)`.
+//!   Under `OneForOne`, where a worker's restart concerns it alone, the host
+//!   restarts it in place, applying the supervisor's own restart rule and
+//!   intensity (copied at fork), and tells the supervisor `Restarted(n)`, which
+//!   counts it: a restart costs no round trip between processes. A host that
+//!   dies (SIGKILL, OOM) is a failure of each worker it was running.
+//!   Messages are 16-byte frames with a magic; a reader skips (and logs)
+//!   bytes that are not a frame.
 //! * **Supervisors.** Every child supervisor is a forked, single-threaded
 //!   process: runtimes only ever exist in worker hosts, so every `fork`
 //!   happens in a single-threaded process. A supervisor exits 0 when its work
@@ -96,6 +109,28 @@
 //! * **Stuck workers.** A worker asked to stop reports back once its future
 //!   is dropped; one that does not within its supervisor's `Shutdown` timeout
 //!   (e.g. it blocks its thread) gets its worker host killed.
+//! * **Readiness travels up** as notes: a host reports `Ready(n)` for its
+//!   workers, a child supervisor writes `Ready(n)` on a pipe its parent
+//!   shares among its child supervisors once all its children are ready.
+//!
+//! ## Events, status and systemd
+//!
+//! With [`Supertree::on_event`] or [`Supertree::status_socket`], the root
+//! creates one pipe before it forks anything, and every supervisor writes an
+//! [`Event`] to it for each start, readiness, exit (with the restart
+//! decision) and shutdown of its children, with their paths (`root/1/0`) and
+//! pids. Writes never block: each message is smaller than `PIPE_BUF` (so
+//! atomic), the pipe is non-blocking, and when the root falls behind events
+//! are dropped, counted, and reported as [`EventKind::Dropped`]. The root
+//! reads a bounded number per turn of its loop, so neither a flood nor a slow
+//! callback keeps it from its signals and children.
+//!
+//! The root folds the events into a [`TreeStatus`] (pid, state, restart
+//! count, last exit, uptime of every node), printed as an indented tree and
+//! served on the status socket ([`query_status`] reads it). When
+//! `NOTIFY_SOCKET` is set the root speaks systemd's notify protocol:
+//! `READY=1` once the whole tree is ready, `STOPPING=1` when it shuts down,
+//! and `WATCHDOG=1` every half `WATCHDOG_USEC` while its loop runs.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

@@ -13,6 +13,8 @@ use crate::{ChildExit, Error, Event, EventKind, NodeKind};
 pub enum NodeState {
     /// Started, not ready yet.
     Starting,
+    /// A worker host process: running (readiness is its workers').
+    Running,
     /// Started and ready.
     Ready,
     /// Exited; a restart is due after its backoff.
@@ -140,7 +142,10 @@ impl TreeStatus {
                 }
                 node.kind = *kind;
                 node.pid = event.pid;
-                node.state = NodeState::Starting;
+                node.state = match kind {
+                    NodeKind::WorkerHost => NodeState::Running,
+                    _ => NodeState::Starting,
+                };
                 node.since = Some(Instant::now());
             }
             EventKind::Ready => node.state = NodeState::Ready,
@@ -222,6 +227,7 @@ impl fmt::Display for NodeState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             NodeState::Starting => "starting",
+            NodeState::Running => "running",
             NodeState::Ready => "ready",
             NodeState::Restarting => "restarting",
             NodeState::Stopping => "stopping",
