@@ -36,19 +36,23 @@ use supertrees_core::{BoxFuture, Spawner, Timer};
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Flavor {
     /// Tokio's multi-thread scheduler, as `#[tokio::main]` builds.
-    #[default]
     MultiThread,
     /// One thread per worker host.
+    #[default]
     CurrentThread,
 }
 
 /// Runs worker hosts on Tokio.
 ///
-/// [`new`](TokioSpawner::new) (and `Default`) builds a multi-thread runtime
-/// in each worker host, as `#[tokio::main]` would, so workers written for
-/// supertrees 0.1 behave as before; [`current_thread`](TokioSpawner::current_thread)
-/// builds a single-threaded one, which is cheaper to start and lighter per
-/// host. Both enable Tokio's I/O and time drivers.
+/// [`new`](TokioSpawner::new) (and `Default`, which `Supertree::start()`
+/// uses) builds a current-thread runtime in each worker host: supertrees
+/// spreads work over cores with processes (one host per supervisor), and a
+/// single-threaded host starts in about half the time, restarts faster after
+/// a crash and stops at once (see `BENCHMARKS.md`). Blocking work still has
+/// Tokio's blocking pool (`spawn_blocking`). Workers that need several cores
+/// inside one host can have a multi-thread runtime, as supertrees 0.1 built,
+/// with [`multi_thread`](TokioSpawner::multi_thread) and `start_with`. Both
+/// enable Tokio's I/O and time drivers.
 ///
 /// # Examples
 ///
@@ -66,15 +70,35 @@ pub struct TokioSpawner {
 }
 
 impl TokioSpawner {
-    /// A spawner that builds a multi-thread runtime in each worker host.
+    /// A spawner that builds a current-thread runtime in each worker host.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A spawner that builds a current-thread runtime in each worker host.
+    /// The same as [`new`](TokioSpawner::new): a current-thread runtime in
+    /// each worker host.
     pub fn current_thread() -> Self {
         Self {
             flavor: Flavor::CurrentThread,
+        }
+    }
+
+    /// A spawner that builds a multi-thread runtime in each worker host, as
+    /// `#[tokio::main]` (and supertrees 0.1) would: its workers run in
+    /// parallel on all cores.
+    ///
+    /// ```
+    /// use supertrees_core::Spawner;
+    /// use supertrees_tokio::TokioSpawner;
+    ///
+    /// TokioSpawner::multi_thread().block_on(Box::pin(async {
+    ///     let task = tokio::spawn(async { std::thread::current().id() });
+    ///     task.await.unwrap();
+    /// }));
+    /// ```
+    pub fn multi_thread() -> Self {
+        Self {
+            flavor: Flavor::MultiThread,
         }
     }
 }
@@ -93,7 +117,11 @@ impl Spawner for TokioSpawner {
             Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         };
         match builder.enable_all().build() {
-            Ok(runtime) => runtime.block_on(fut),
+            Ok(runtime) => {
+                runtime.block_on(fut);
+                // The host exits right after: do not wait for idle threads.
+                runtime.shutdown_background();
+            }
             Err(err) => panic!("supertrees-tokio: could not build the Tokio runtime: {err}"),
         }
     }

@@ -208,11 +208,16 @@ pub struct Supertree {
     pub(crate) observers: Observers,
 }
 
+/// The callback of [`Supertree::on_event`].
+type OnEvent = Box<dyn FnMut(&Event) + Send>;
+/// The callback of [`Supertree::on_ready`].
+type OnReady = Box<dyn FnOnce(&TreeStatus) + Send>;
+
 /// What the root process does with the tree's events, besides running it.
 #[derive(Default)]
 pub(crate) struct Observers {
-    pub(crate) on_event: Option<Box<dyn FnMut(&Event) + Send>>,
-    pub(crate) on_ready: Option<Box<dyn FnOnce(&TreeStatus) + Send>>,
+    pub(crate) on_event: Option<OnEvent>,
+    pub(crate) on_ready: Option<OnReady>,
     pub(crate) status_socket: Option<PathBuf>,
 }
 

@@ -89,6 +89,9 @@ pub(crate) struct Node<'a, S, T> {
     /// killed (a worker that blocks its thread can not be dropped).
     worker_kill_at: Vec<Option<Instant>>,
     host: Option<Host>,
+    /// Workers to start in a host that is forked once the current batch of
+    /// actions is done.
+    unhosted: Vec<usize>,
     stop_signal: Option<Signal>,
     ending: Option<Outcome>,
     /// Whether every child of this process is the engine's (a forked
@@ -128,6 +131,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             live: vec![false; count],
             worker_kill_at: vec![None; count],
             host: None,
+            unhosted: Vec::new(),
             stop_signal: None,
             ending: None,
             owns_all_children: false,
@@ -164,6 +168,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 }
                 self.report();
             }
+            if self.launch_host() {
+                continue;
+            }
             self.report();
             if let Some(host) = &mut self.host {
                 flush(host);
@@ -197,23 +204,56 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 
     fn start_worker(&mut self, n: usize) {
-        if self.host.is_none() {
-            if let Err(err) = self.fork_host() {
-                tracing::error!(supervisor = %self.machine.path(), child = n, %err, "fork of the worker host failed; will retry with backoff");
-                self.machine
-                    .handle_exit(n, ChildExit::ForkFailed(err as i32), self.timer.now());
-                return;
-            }
-        }
         self.live[n] = true;
+        if self.host.is_none() {
+            self.unhosted.push(n);
+            return;
+        }
         self.send(Command::Start(n as u32));
         tracing::debug!(supervisor = %self.machine.path(), child = n, "worker started");
         let pid = self.host.as_ref().map(|h| h.pid);
         self.emit_child(n, pid, EventKind::Started(NodeKind::Worker));
     }
 
-    fn fork_host(&mut self) -> Result<(), Errno> {
+    /// Forks a worker host for the workers waiting for one. Returns whether
+    /// that failed, which the machine has been told (so it has new actions).
+    fn launch_host(&mut self) -> bool {
+        if self.unhosted.is_empty() || self.host.is_some() {
+            return false;
+        }
+        let starts = std::mem::take(&mut self.unhosted);
+        match self.fork_host(&starts) {
+            Ok(pid) => {
+                for n in starts {
+                    tracing::debug!(supervisor = %self.machine.path(), child = n, "worker started");
+                    self.emit_child(n, Some(pid), EventKind::Started(NodeKind::Worker));
+                }
+                false
+            }
+            Err(err) => {
+                tracing::error!(supervisor = %self.machine.path(), workers = ?starts, %err, "fork of the worker host failed; will retry with backoff");
+                let now = self.timer.now();
+                for n in starts {
+                    self.live[n] = false;
+                    self.machine
+                        .handle_exit(n, ChildExit::ForkFailed(err as i32), now);
+                }
+                true
+            }
+        }
+    }
+
+    /// Forks the worker host, with `Start` commands for `starts` already in
+    /// its command pipe, so it starts them before anything else.
+    fn fork_host(&mut self, starts: &[usize]) -> Result<Pid, Errno> {
         let (cmd_read, cmd_write) = sys::pipe()?;
+        let first: Vec<u8> = starts
+            .iter()
+            .flat_map(|&n| Command::Start(n as u32).encode())
+            .collect();
+        // A fresh pipe takes 4096 frames; any rest goes through the outbox.
+        let written = nix::unistd::write(&cmd_write, &first)?;
+        let outbox = first[written..].to_vec();
         let (ev_read, ev_write) = sys::pipe()?;
         let path = format!("{}/host", self.machine.path());
         let parent_ends = [cmd_write.as_raw_fd(), ev_read.as_raw_fd()];
@@ -235,13 +275,16 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 let _ = nix::unistd::close(fd);
             }
             self.leave_parent_state();
-            let workers = std::mem::take(&mut self.sup.children)
-                .into_iter()
-                .map(|c| match c {
-                    Child::Worker(w) => Some(w),
-                    Child::Supervisor(_) => None,
-                })
-                .collect();
+            // The child supervisors' specs stay where they are, never
+            // dropped: see `take_children`.
+            let workers =
+                take_children(&mut self.sup.children, |_, c| matches!(c, Child::Worker(_)))
+                    .into_iter()
+                    .map(|c| match c {
+                        Some(Child::Worker(w)) => Some(w),
+                        _ => None,
+                    })
+                    .collect();
             host::run(
                 self.spawner.clone(),
                 self.timer.clone(),
@@ -263,12 +306,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             pid,
             commands: cmd_write,
             events: ev_read,
-            outbox: Vec::new(),
+            outbox,
             inbox: Vec::new(),
             kill_at: None,
             shutting_down: false,
         });
-        Ok(())
+        Ok(pid)
     }
 
     fn start_supervisor(&mut self, n: usize) {
@@ -297,9 +340,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             });
             let outlet = self.outlet_for_child();
             self.leave_parent_state();
-            let Some(Child::Supervisor(mut sup)) =
-                std::mem::take(&mut self.sup.children).into_iter().nth(n)
-            else {
+            let mut ours = take_children(&mut self.sup.children, |m, _| m == n);
+            let Some(Some(Child::Supervisor(mut sup))) = ours.get_mut(n).map(Option::take) else {
                 return sys::EXIT_PANICKED;
             };
             sys::ignore(Signal::SIGINT);
@@ -338,17 +380,30 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
 
     /// In a freshly forked child: let go of this supervisor's descriptors and
     /// signal handling, which belong to the parent.
+    ///
+    /// Descriptors are closed; memory is forgotten rather than freed, since
+    /// freeing would write to (and so copy) the heap pages shared with the
+    /// parent, for nothing: the process ends with `_exit`.
     fn leave_parent_state(&mut self) {
         if let Some(signals) = self.signals.take() {
             signals.abandon_in_child();
         }
-        self.host = None;
+        if let Some(host) = self.host.take() {
+            let Host {
+                commands,
+                events,
+                outbox,
+                inbox,
+                ..
+            } = host;
+            drop((commands, events));
+            std::mem::forget((outbox, inbox));
+        }
         self.child_notes = None;
         self.parent = None;
         if let Outlet::Root(root) = std::mem::replace(&mut self.outlet, Outlet::Quiet) {
             drop(root.leave_in_child());
         }
-        self.outlet = Outlet::Quiet;
     }
 
     /// In a freshly forked child supervisor: where its events go.
@@ -441,6 +496,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let now = self.timer.now();
         let shutdown = self.sup.shutdown;
         if self.is_worker[n] {
+            self.unhosted.retain(|&m| m != n);
             if !self.live[n] || self.host.is_none() {
                 self.live[n] = false;
                 self.machine.handle_exit(n, ChildExit::STOPPED, now);
@@ -717,6 +773,29 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             }
         }
     }
+}
+
+/// In a freshly forked child: moves out of `children` what `pick` keeps,
+/// by position. The rest (the parent's share of the tree) is forgotten, not
+/// dropped: freeing it would run users' destructors in the child and touch
+/// (copy) every page of the inherited tree, which made starting a large tree
+/// grow faster than linearly. The child ends with `_exit`, so nothing leaks.
+fn take_children(
+    children: &mut Vec<Child>,
+    keep: impl Fn(usize, &Child) -> bool,
+) -> Vec<Option<Child>> {
+    std::mem::take(children)
+        .into_iter()
+        .enumerate()
+        .map(|(n, child)| {
+            if keep(n, &child) {
+                Some(child)
+            } else {
+                std::mem::forget(child);
+                None
+            }
+        })
+        .collect()
 }
 
 /// Sends the first stop signal `shutdown` asks for; returns when to SIGKILL.

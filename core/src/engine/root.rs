@@ -78,16 +78,20 @@ impl Root {
     /// In a freshly forked child supervisor: the write end of the event pipe
     /// for its own events. The rest is the root's: the status server's fds
     /// are closed (its `Drop` leaves the socket file to the process that
-    /// made it), and the user's callbacks are forgotten, so that no user
-    /// destructor runs in the child.
+    /// made it), and the rest is forgotten: no user destructor runs in the
+    /// child, and no heap page shared with the root is written (copied) just
+    /// to free it.
     pub(crate) fn leave_in_child(self) -> Option<EventSink> {
         let Root {
             observers,
+            status,
             events,
+            decoder,
             server,
-            ..
+            notifier,
+            next_watchdog: _,
         } = self;
-        std::mem::forget(observers);
+        std::mem::forget((observers, status, decoder, notifier));
         drop(server);
         events.map(|(read, write)| {
             drop(read);
