@@ -198,6 +198,11 @@ impl Supertree {
     /// Runs the tree on the default backend (Tokio with the default
     /// features, smol with only `smol`) and returns when it ends.
     ///
+    /// On Tokio each worker host runs a current-thread runtime
+    /// (`TokioSpawner::new()`); for a multi-thread runtime per host, as
+    /// supertrees 0.1 built, use
+    /// `start_with(TokioSpawner::multi_thread(), TokioTimer::new())`.
+    ///
     /// Call it from a plain, single-threaded `fn main`: the calling process
     /// becomes the root supervisor and forks the rest of the tree. See
     /// [`start_with`](Supertree::start_with) for what it returns.
