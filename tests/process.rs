@@ -45,6 +45,9 @@ mod observe;
 const SCENARIO_VAR: &str = "SUPERTREES_SCENARIO";
 
 fn main() {
+    if let Some(socket) = std::env::var_os(observe::CLIENT_VAR) {
+        observe::client(socket.as_ref());
+    }
     match std::env::var(SCENARIO_VAR) {
         Ok(name) => scenario::run(&name),
         Err(_) => std::process::exit(runner::main()),

@@ -2,6 +2,20 @@
 //! notification and faults on the IPC channels. Included by `process.rs`:
 //! each scenario body runs in its own process, each drive in the runner.
 
+/// The environment variable that makes the test binary a status client: it
+/// asks the socket named there for the status, prints `ok` or `err <error>`
+/// and exits. The runner starts it as another user.
+pub(crate) const CLIENT_VAR: &str = "SUPERTREES_STATUS_CLIENT";
+
+/// The status client (see [`CLIENT_VAR`]).
+pub(crate) fn client(socket: &std::path::Path) -> ! {
+    match supertrees::query_status(socket) {
+        Ok(_) => println!("ok"),
+        Err(err) => println!("err {err}"),
+    }
+    std::process::exit(0)
+}
+
 /// Milliseconds since the Unix epoch: comparable across processes.
 fn now_ms() -> u128 {
     std::time::SystemTime::now()
@@ -232,6 +246,7 @@ pub(crate) mod scenario {
 pub(crate) mod drive {
     use std::io::{Read, Write};
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
     use std::os::unix::net::{UnixDatagram, UnixStream};
     use std::time::{Duration, Instant};
 
@@ -333,6 +348,24 @@ pub(crate) mod drive {
             if !text.contains(want) {
                 return Err(format!("status lacks {want:?}:\n{text}"));
             }
+        }
+        // 4b. Another user may not ask (the runner must be root to try).
+        if nix::unistd::geteuid().is_root() {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let out = std::process::Command::new(exe)
+                .env(super::CLIENT_VAR, &socket)
+                .env_remove("SUPERTREES_SCENARIO")
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .map_err(|e| format!("starting a client as uid 65534: {e}"))?;
+            let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if !answer.starts_with("err ") || !answer.contains("ermission denied") {
+                return Err(format!("a client of uid 65534 got {answer:?}"));
+            }
+            run.note(format!("uid 65534 was refused: {answer}"));
+        } else {
+            run.note("not root: the other-user check of the status socket was skipped".to_owned());
         }
         // 5. Garbage gets an error line; silence gets a timeout, and the root
         //    answers others meanwhile.
