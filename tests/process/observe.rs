@@ -246,8 +246,8 @@ pub(crate) mod scenario {
 pub(crate) mod drive {
     use std::io::{Read, Write};
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    use std::os::unix::process::CommandExt;
     use std::os::unix::net::{UnixDatagram, UnixStream};
+    use std::os::unix::process::CommandExt;
     use std::time::{Duration, Instant};
 
     use nix::sys::signal::Signal;
