@@ -38,6 +38,10 @@ struct Host {
     /// Told to stop all its workers (in reverse order, as the machine would
     /// one at a time) and exit.
     shutting_down: bool,
+    /// Whether its note pipe can still have something to read: a dying host
+    /// closes it before its exit status is ready, and a closed pipe polls as
+    /// readable forever.
+    notes_open: bool,
 }
 
 /// Where a supervisor's lifecycle events go.
@@ -310,6 +314,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             inbox: Vec::new(),
             kill_at: None,
             shutting_down: false,
+            notes_open: true,
         });
         Ok(pid)
     }
@@ -572,7 +577,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 fds.extend(root.poll_fds());
             }
             if let Some(host) = &self.host {
-                fds.push(sys::readable(host.events.as_fd()));
+                if host.notes_open {
+                    fds.push(sys::readable(host.events.as_fd()));
+                }
                 if !host.outbox.is_empty() {
                     fds.push(nix::poll::PollFd::new(
                         host.commands.as_fd(),
@@ -641,7 +648,11 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let mut chunk = [0u8; wire::FRAME * 128];
         loop {
             match nix::unistd::read(&host.events, &mut chunk) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => {
+                    host.notes_open = false;
+                    break;
+                }
+                Err(_) => break,
                 Ok(n) => host.inbox.extend_from_slice(&chunk[..n]),
             }
         }
