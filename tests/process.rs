@@ -153,6 +153,12 @@ const SCENARIOS: &[Scenario] = &[
         15,
     ),
     scenario(
+        "sd_notify_done",
+        observe::scenario::sd_notify_done,
+        observe::drive::sd_notify_done,
+        10,
+    ),
+    scenario(
         "ipc_garbage",
         observe::scenario::ipc_garbage,
         observe::drive::ipc_garbage,

@@ -129,8 +129,9 @@
 //! count, last exit, uptime of every node), printed as an indented tree and
 //! served on the status socket ([`query_status`] reads it). When
 //! `NOTIFY_SOCKET` is set the root speaks systemd's notify protocol:
-//! `READY=1` once the whole tree is ready, `STOPPING=1` when it shuts down,
-//! and `WATCHDOG=1` every half `WATCHDOG_USEC` while its loop runs.
+//! `READY=1` once the whole tree is ready, `STOPPING=1` when it shuts down
+//! (or has no work left), and `WATCHDOG=1` every half `WATCHDOG_USEC` while
+//! its loop runs.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

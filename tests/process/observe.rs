@@ -126,9 +126,9 @@ pub(crate) mod scenario {
         super::super::scenario::report(result);
     }
 
-    /// Waits for the runner's notify socket, points `NOTIFY_SOCKET` at it
-    /// with a 200 ms watchdog, and runs a tree that is ready after 300 ms.
-    pub(crate) fn sd_notify() {
+    /// Waits for the runner's notify socket and points `NOTIFY_SOCKET` at it,
+    /// with a 200 ms watchdog.
+    fn use_notify_socket() {
         let socket = test_dir().join("notify.sock");
         for _ in 0..500 {
             if socket.exists() {
@@ -139,6 +139,12 @@ pub(crate) mod scenario {
         // Single-threaded here: nothing else reads the environment.
         std::env::set_var("NOTIFY_SOCKET", &socket);
         std::env::set_var("WATCHDOG_USEC", "200000");
+    }
+
+    /// A tree that is ready after 300 ms and runs until SIGTERM, under
+    /// `NOTIFY_SOCKET`.
+    pub(crate) fn sd_notify() {
+        use_notify_socket();
         let result = Supertree::new()
             .add_supervisor(|s| {
                 s.add_worker(SlowStart {
@@ -147,6 +153,31 @@ pub(crate) mod scenario {
                 })
             })
             .add_worker(Marker("root/1"))
+            .start();
+        super::super::scenario::report(result);
+    }
+
+    /// Returns at once; never restarted.
+    struct Once;
+
+    impl Worker for Once {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async { println!("ran") })
+        }
+    }
+
+    impl Restartable for Once {
+        fn restart_policy(&self) -> supertrees::RestartPolicy {
+            supertrees::RestartPolicy::Never
+        }
+    }
+
+    /// A tree whose work is done at once, under `NOTIFY_SOCKET`.
+    pub(crate) fn sd_notify_done() {
+        use_notify_socket();
+        let result = Supertree::new()
+            .add_worker(Once)
+            .add_supervisor(|s| s.add_worker(Once))
             .start();
         super::super::scenario::report(result);
     }
@@ -486,6 +517,36 @@ pub(crate) mod drive {
         run.note(format!(
             "READY=1 after {ready_after:?} (slow worker 300 ms), {pings} WATCHDOG=1 pings, then STOPPING=1"
         ));
+        Ok(())
+    }
+
+    pub(crate) fn sd_notify_done(run: &mut Run) -> Result<(), String> {
+        let dir = test_dir_of(run);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let socket = UnixDatagram::bind(dir.join("notify.sock")).map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        let status = run.wait_exit()?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = socket.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if status.code() != Some(0) || run.count(|l| l == "ran") != 2 {
+            return Err(format!("the tree did not end normally: {status:?}"));
+        }
+        let without_pings: Vec<&str> = got
+            .iter()
+            .map(String::as_str)
+            .filter(|m| *m != "WATCHDOG=1")
+            .collect();
+        if without_pings != ["READY=1", "STOPPING=1"] {
+            return Err(format!(
+                "sd_notify messages {got:?}; expected READY=1 then STOPPING=1"
+            ));
+        }
+        run.note("a tree whose work is done sent READY=1, then STOPPING=1".to_owned());
         Ok(())
     }
 

@@ -168,6 +168,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     Action::Exit(outcome) => {
                         self.ending = Some(outcome);
                         self.stop_host();
+                        if let Outlet::Root(root) = &mut self.outlet {
+                            root.stopping();
+                        }
                     }
                 }
                 self.report();

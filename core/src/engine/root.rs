@@ -32,6 +32,8 @@ pub(crate) struct Root {
     server: Option<StatusServer>,
     notifier: Option<Notifier>,
     next_watchdog: Option<Instant>,
+    /// Whether systemd has been told `STOPPING=1`.
+    told_stopping: bool,
 }
 
 impl Root {
@@ -72,6 +74,7 @@ impl Root {
             server,
             notifier,
             next_watchdog,
+            told_stopping: false,
         })
     }
 
@@ -90,6 +93,7 @@ impl Root {
             server,
             notifier,
             next_watchdog: _,
+            told_stopping: _,
         } = self;
         std::mem::forget((observers, status, decoder, notifier));
         drop(server);
@@ -117,10 +121,12 @@ impl Root {
         }
     }
 
-    /// The tree is shutting down.
+    /// The tree is shutting down, or has no work left: tells systemd once.
     pub(crate) fn stopping(&mut self) {
         if let Some(n) = &self.notifier {
-            n.notify("STOPPING=1");
+            if !std::mem::replace(&mut self.told_stopping, true) {
+                n.notify("STOPPING=1");
+            }
         }
     }
 
