@@ -6,6 +6,7 @@
 mod events;
 mod host;
 mod node;
+mod outlet;
 mod root;
 mod status_socket;
 #[allow(unsafe_code)]
@@ -15,7 +16,8 @@ mod wire;
 
 use crate::machine::Outcome;
 use crate::{Error, Spawner, Supertree, Timer};
-use node::{Node, Outlet};
+use node::Node;
+use outlet::Outlet;
 use root::Root;
 pub(crate) use status_socket::query as query_status;
 use sys::SignalPipe;

@@ -10,9 +10,8 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::events::EventSink;
 use super::host;
-use super::root::Root;
+use super::outlet::Outlet;
 use super::sys::{self, SignalPipe};
 use super::wire::{self, Command, Note};
 use crate::machine::{Action, Machine, Outcome, Report};
@@ -42,16 +41,6 @@ struct Host {
     /// closes it before its exit status is ready, and a closed pipe polls as
     /// readable forever.
     notes_open: bool,
-}
-
-/// Where a supervisor's lifecycle events go.
-pub(crate) enum Outlet {
-    /// Nobody asked for them.
-    Quiet,
-    /// Up the event pipe to the root.
-    Pipe(EventSink),
-    /// This is the root.
-    Root(Box<Root>),
 }
 
 /// The link from a forked supervisor to its parent: the write end of the
@@ -168,7 +157,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     Action::Exit(outcome) => {
                         self.ending = Some(outcome);
                         self.stop_host();
-                        if let Outlet::Root(root) = &mut self.outlet {
+                        if let Some(root) = self.outlet.root() {
                             root.stopping();
                         }
                     }
@@ -346,7 +335,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     index: n as u32,
                 }
             });
-            let outlet = self.outlet_for_child();
+            let outlet = self.outlet.take_for_child();
             self.leave_parent_state();
             let mut ours = take_children(&mut self.sup.children, |m, _| m == n);
             let Some(Some(Child::Supervisor(mut sup))) = ours.get_mut(n).map(Option::take) else {
@@ -409,37 +398,21 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         self.child_notes = None;
         self.parent = None;
-        if let Outlet::Root(root) = std::mem::replace(&mut self.outlet, Outlet::Quiet) {
-            drop(root.leave_in_child());
-        }
-    }
-
-    /// In a freshly forked child supervisor: where its events go.
-    fn outlet_for_child(&mut self) -> Outlet {
-        match std::mem::replace(&mut self.outlet, Outlet::Quiet) {
-            Outlet::Quiet => Outlet::Quiet,
-            Outlet::Pipe(sink) => Outlet::Pipe(sink),
-            Outlet::Root(root) => root.leave_in_child().map_or(Outlet::Quiet, Outlet::Pipe),
-        }
+        drop(self.outlet.take_for_child());
     }
 
     /// Sends a lifecycle event about `path()` to the root, if anyone listens.
     fn emit(&mut self, path: impl FnOnce() -> String, pid: Option<Pid>, kind: EventKind) {
-        let event = || Event {
+        self.outlet.emit(|| Event {
             path: path(),
             pid: pid.and_then(|p| u32::try_from(p.as_raw()).ok()),
             kind,
-        };
-        match &mut self.outlet {
-            Outlet::Quiet => {}
-            Outlet::Pipe(sink) => sink.send(&event()),
-            Outlet::Root(root) => root.emit(event()),
-        }
+        });
     }
 
     /// Sends a lifecycle event about child `n`.
     fn emit_child(&mut self, n: usize, pid: Option<Pid>, kind: EventKind) {
-        if !matches!(self.outlet, Outlet::Quiet) {
+        if !self.outlet.is_quiet() {
             let path = self.child_path(n);
             self.emit(|| path, pid, kind);
         }
@@ -473,7 +446,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 Report::ChildReady(_) => {}
                 Report::Ready => self.ready(),
                 Report::Stopping(outcome) => {
-                    if let Outlet::Root(root) = &mut self.outlet {
+                    if let Some(root) = self.outlet.root() {
                         root.stopping();
                     }
                     let path = self.machine.path().to_owned();
@@ -489,7 +462,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         tracing::debug!(supervisor = %self.machine.path(), "supervisor ready");
         let path = self.machine.path().to_owned();
         self.emit(|| path, Some(Pid::this()), EventKind::Ready);
-        if let Outlet::Root(root) = &mut self.outlet {
+        if let Some(root) = self.outlet.root() {
             root.tree_ready();
         }
         if let Some(parent) = &self.parent {
@@ -600,7 +573,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let now = self.timer.now();
         self.read_events(now);
         self.read_child_notes(now);
-        if let Outlet::Root(root) = &mut self.outlet {
+        if let Some(root) = self.outlet.root() {
             root.handle(now);
         }
         if let Some(host) = &mut self.host {
