@@ -17,6 +17,7 @@ use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -111,14 +112,31 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         return 1;
     }
     let (tx, rx) = mpsc::unbounded();
-    let reader = std::thread::Builder::new()
-        .name("supertrees-host".into())
-        .spawn(move || read_commands(&commands, &signals, &tx));
-    let reader = match reader {
-        Ok(handle) => handle,
-        Err(err) => {
-            tracing::error!(host = %path, %err, "worker host could not start its command reader");
-            return 1;
+    // The supervisor wrote the first `Start`s before it forked this host:
+    // take them now, so those workers start before the reader thread (which
+    // takes ~100 µs to spawn) and without a hand-over between threads.
+    let mut reader = CommandReader::new(commands);
+    let ended = reader.forward_available(&tx);
+    let handle: Arc<Mutex<Option<std::thread::JoinHandle<bool>>>> = Arc::default();
+    let failed = Arc::new(AtomicBool::new(false));
+    let (slot, reader_failed, host) = (handle.clone(), failed.clone(), path.clone());
+    let start_reader = move || {
+        if ended {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("supertrees-host".into())
+            .spawn(move || reader.run(&signals, &tx));
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(handle);
+                }
+            }
+            Err(err) => {
+                tracing::error!(host = %host, %err, "worker host could not start its command reader");
+                reader_failed.store(true, Ordering::SeqCst);
+            }
         }
     };
     let ctx = Arc::new(Ctx {
@@ -132,47 +150,79 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         .into_iter()
         .map(|w| w.map(|w| Arc::new(Mutex::new(w))))
         .collect();
-    spawner.block_on(Box::pin(serve(ctx, workers, rx)));
-    match reader.join() {
-        Ok(true) => EXIT_TERMINATED,
+    spawner.block_on(Box::pin(serve(ctx, workers, rx, start_reader)));
+    let joined = handle
+        .lock()
+        .ok()
+        .and_then(|mut h| h.take())
+        .map(|h| h.join());
+    match joined {
+        Some(Ok(true)) => EXIT_TERMINATED,
+        _ if failed.load(Ordering::SeqCst) => 1,
         _ => 0,
     }
 }
 
-/// Forwards commands (and SIGTERM, as `Shutdown`) to the host's main task.
-/// Returns whether SIGTERM arrived.
-fn read_commands(
-    commands: &OwnedFd,
-    signals: &SignalPipe,
-    tx: &mpsc::UnboundedSender<Command>,
-) -> bool {
-    let mut buf = Vec::with_capacity(wire::FRAME * 64);
-    let mut chunk = [0u8; wire::FRAME * 64];
-    loop {
-        let mut fds = [sys::readable(signals.fd()), sys::readable(commands.as_fd())];
-        sys::wait_readable(&mut fds, None);
-        if signals.drain().contains(&Signal::SIGTERM) {
-            let _ = tx.unbounded_send(Command::Shutdown);
-            return true;
+/// Reads the command pipe and forwards commands (and SIGTERM, as
+/// `Shutdown`) to the host's main task.
+struct CommandReader {
+    commands: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl CommandReader {
+    fn new(commands: OwnedFd) -> Self {
+        Self {
+            commands,
+            buf: Vec::with_capacity(wire::FRAME * 64),
         }
-        match nix::unistd::read(commands, &mut chunk) {
-            Ok(0) => {
+    }
+
+    /// Runs until the host must stop; returns whether SIGTERM arrived.
+    fn run(mut self, signals: &SignalPipe, tx: &mpsc::UnboundedSender<Command>) -> bool {
+        loop {
+            let mut fds = [
+                sys::readable(signals.fd()),
+                sys::readable(self.commands.as_fd()),
+            ];
+            sys::wait_readable(&mut fds, None);
+            if signals.drain().contains(&Signal::SIGTERM) {
                 let _ = tx.unbounded_send(Command::Shutdown);
+                return true;
+            }
+            if self.forward_available(tx) {
                 return false;
             }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            Err(err) => {
-                tracing::error!(%err, "worker host lost its command pipe");
-                let _ = tx.unbounded_send(Command::Shutdown);
-                return false;
+        }
+    }
+
+    /// Forwards what the pipe holds now, without blocking. Returns `true`
+    /// once the host must stop (a `Shutdown`, or the supervisor is gone),
+    /// after forwarding a `Shutdown`.
+    fn forward_available(&mut self, tx: &mpsc::UnboundedSender<Command>) -> bool {
+        let mut chunk = [0u8; wire::FRAME * 64];
+        let mut gone = false;
+        loop {
+            match nix::unistd::read(&self.commands, &mut chunk) {
+                Ok(0) => {
+                    gone = true;
+                    break;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break,
+                Err(err) => {
+                    tracing::error!(%err, "worker host lost its command pipe");
+                    gone = true;
+                    break;
+                }
             }
         }
-        for frame in wire::take_frames(&mut buf) {
+        for frame in wire::take_frames(&mut self.buf) {
             match Command::decode(&frame) {
                 Some(Command::Shutdown) => {
-                    let _ = tx.unbounded_send(Command::Shutdown);
-                    return false;
+                    gone = true;
+                    break;
                 }
                 Some(cmd) => {
                     let _ = tx.unbounded_send(cmd);
@@ -180,6 +230,10 @@ fn read_commands(
                 None => tracing::warn!(?frame, "garbled command dropped"),
             }
         }
+        if gone {
+            let _ = tx.unbounded_send(Command::Shutdown);
+        }
+        gone
     }
 }
 
@@ -189,13 +243,34 @@ struct Running {
     done: oneshot::Receiver<()>,
 }
 
+/// The host's main task: starts and stops workers as commands arrive.
+/// `start_reader` starts the command reader thread; it runs as a task spawned
+/// once the commands received before the runtime existed have been carried
+/// out, so the workers they started are polled first.
 async fn serve<S: Spawner, T: Timer>(
     ctx: Arc<Ctx<S, T>>,
     workers: Vec<Option<SharedWorker>>,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    start_reader: impl FnOnce() + Send + 'static,
 ) {
     let mut running: Vec<Option<Running>> = workers.iter().map(|_| None).collect();
-    while let Some(cmd) = commands.next().await {
+    let mut start_reader = Some(start_reader);
+    loop {
+        let cmd = match commands.try_recv() {
+            Ok(cmd) => cmd,
+            Err(err) if err.is_closed() => break,
+            Err(_) => {
+                if let Some(start) = start_reader.take() {
+                    // If the thread can not start, its sender is dropped, the
+                    // channel closes and the host stops.
+                    ctx.spawner.spawn(Box::pin(async move { start() }));
+                }
+                match commands.next().await {
+                    Some(cmd) => cmd,
+                    None => break,
+                }
+            }
+        };
         match cmd {
             Command::Start(n) => {
                 let n = n as usize;
