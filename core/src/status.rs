@@ -265,7 +265,8 @@ impl fmt::Display for TreeStatus {
                 write!(f, "  pid {pid}")?;
             }
             write!(f, "  {}", node.state)?;
-            if let (Some(since), NodeState::Starting | NodeState::Ready) = (node.since, node.state)
+            if let (Some(since), NodeState::Starting | NodeState::Running | NodeState::Ready) =
+                (node.since, node.state)
             {
                 write!(f, "  up {}", uptime(since.elapsed()))?;
             }
