@@ -159,6 +159,12 @@ const SCENARIOS: &[Scenario] = &[
         10,
     ),
     scenario(
+        "panic_in_on_event",
+        observe::scenario::panic_in_on_event,
+        observe::drive::panic_in_on_event,
+        10,
+    ),
+    scenario(
         "ipc_garbage",
         observe::scenario::ipc_garbage,
         observe::drive::ipc_garbage,

@@ -238,7 +238,8 @@ impl Supertree {
     /// on: when the root falls behind, events are dropped and counted
     /// ([`EventKind::Dropped`](crate::EventKind::Dropped)) rather than
     /// slowing the tree down. `f` runs on the root's own loop, so it should
-    /// return quickly. Not called by the simulation.
+    /// return quickly; if it panics, the panic is logged and `f` is not
+    /// called again (the tree goes on). Not called by the simulation.
     ///
     /// # Examples
     ///

@@ -157,6 +157,16 @@ pub(crate) mod scenario {
         super::super::scenario::report(result);
     }
 
+    /// The `on_event` callback panics at the first event; the tree goes on.
+    pub(crate) fn panic_in_on_event() {
+        let result = Supertree::new()
+            .add_supervisor(|s| s.add_worker(Marker("root/0/0")))
+            .on_event(|event| panic!("callback panics at {event}"))
+            .on_ready(|_| println!("tree-ready {}", now_ms()))
+            .start();
+        super::super::scenario::report(result);
+    }
+
     /// Returns at once; never restarted.
     struct Once;
 
@@ -547,6 +557,23 @@ pub(crate) mod drive {
             ));
         }
         run.note("a tree whose work is done sent READY=1, then STOPPING=1".to_owned());
+        Ok(())
+    }
+
+    pub(crate) fn panic_in_on_event(run: &mut Run) -> Result<(), String> {
+        wait_line(run, "tree-ready ")?;
+        wait_line(run, "start root/0/0 ")?;
+        run.signal_root(Signal::SIGTERM)?;
+        let status = run.wait_exit()?;
+        if status.code() != Some(0) || !run.stdout().iter().any(|l| l == "returned Ok") {
+            return Err(format!("the tree did not stop cleanly: {status:?}"));
+        }
+        if run.stderr_count(|l| l.contains("the on_event callback panicked")) != 1 {
+            return Err("the callback's panic was not logged exactly once".to_owned());
+        }
+        run.note(
+            "a panicking on_event callback was logged and dropped; the tree ran on".to_owned(),
+        );
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! serve the status socket, and talk to systemd.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use nix::fcntl::{FcntlArg, OFlag};
@@ -107,7 +108,10 @@ impl Root {
     pub(crate) fn emit(&mut self, event: Event) {
         self.status.record(&event);
         if let Some(f) = &mut self.observers.on_event {
-            f(&event);
+            if catch_unwind(AssertUnwindSafe(|| f(&event))).is_err() {
+                tracing::error!("the on_event callback panicked; it will not be called again");
+                self.observers.on_event = None;
+            }
         }
     }
 
@@ -117,7 +121,10 @@ impl Root {
             n.notify("READY=1");
         }
         if let Some(f) = self.observers.on_ready.take() {
-            f(&self.status);
+            let status = &self.status;
+            if catch_unwind(AssertUnwindSafe(|| f(status))).is_err() {
+                tracing::error!("the on_ready callback panicked");
+            }
         }
     }
 
