@@ -120,6 +120,12 @@ const SCENARIOS: &[Scenario] = &[
         drive::term_host_drops_futures,
         10,
     ),
+    scenario(
+        "busy_restarts_stop",
+        scenario::busy_restarts_stop,
+        drive::busy_restarts_stop,
+        10,
+    ),
     scenario("chaos", scenario::chaos, drive::chaos, 30),
     scenario(
         "panic_one_for_all_mix",
@@ -533,6 +539,19 @@ mod scenario {
 
     pub(crate) fn term_host_drops_futures() {
         report(Supertree::new().add_worker(Forever::new("root/w0")).start());
+    }
+
+    /// A worker that returns at once, restarted at once without end (in
+    /// place, by its host), beside one that runs until stopped.
+    pub(crate) fn busy_restarts_stop() {
+        report(
+            Supertree::new()
+                .add_supervisor(|s| {
+                    s.add_worker(Forever::new("root/s0/w0"))
+                        .add_worker(Echo::new("root/s0/w1", RestartPolicy::Always))
+                })
+                .start(),
+        );
     }
 
     /// Runs a small tree inside a pids cgroup (v1) that first allows only
@@ -1015,6 +1034,33 @@ mod drive {
     }
 
     /// See [`super::scenario::panic_one_for_all_mix`].
+    /// A host whose worker restarts in a tight loop still obeys its
+    /// supervisor: SIGTERM to the root stops the tree at once, not after the
+    /// 5 s shutdown timeout that would kill a host that ignores commands.
+    pub(crate) fn busy_restarts_stop(run: &mut Run) -> Result<(), String> {
+        run.wait_for("the busy worker to have run 1000 times", |run| {
+            match run.count(|l| l == "run root/s0/w1") {
+                n if n >= 1000 => Ok(()),
+                n => Err(format!("{n} runs")),
+            }
+        })?;
+        run.signal_root(Signal::SIGTERM)?;
+        let asked = Instant::now();
+        expect_exit_code(run, 0)?;
+        let took = asked.elapsed();
+        if took > Duration::from_secs(1) {
+            return Err(format!("the tree took {took:?} to stop"));
+        }
+        expect_all_dropped(&run.stdout(), &["root/s0/w0"])?;
+        if run.stderr_count(|l| l.contains("did not stop in time")) > 0 {
+            return Err("a host had to be killed".to_owned());
+        }
+        run.note(format!(
+            "stopped {took:?} after SIGTERM while a worker restarted in a tight loop"
+        ));
+        Ok(())
+    }
+
     pub(crate) fn panic_one_for_all_mix(run: &mut Run) -> Result<(), String> {
         let all = ["root/w0", "root/s1/w0", "root/w2"];
         // root + host, root/s1 + host.

@@ -376,7 +376,11 @@ async fn run_once<S, T>(
 /// Waits out a backoff `delay`; `false` when the worker was stopped meanwhile.
 async fn pause<T: Timer>(timer: &T, delay: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
     if delay.is_zero() {
-        return true;
+        // Even an immediate restart first lets the executor run the rest of
+        // the host (its commands, other workers): a worker that ends at once
+        // must not starve them.
+        YieldNow(false).await;
+        return matches!(stop.try_recv(), Ok(None));
     }
     let wait: BoxFuture = if delay < SPIN_BELOW {
         let deadline = timer.now() + delay;
