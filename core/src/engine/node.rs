@@ -18,6 +18,10 @@ use crate::machine::{Action, Machine, Outcome, Report};
 use crate::tree::{Child, Supervisor};
 use crate::{ChildExit, Event, EventKind, NodeKind, Shutdown, Spawner, Timer};
 
+/// The most reads of a host's note pipe per turn of the loop (each up to 128
+/// notes).
+const NOTE_READS_PER_TURN: usize = 16;
+
 /// A child process we may have to kill if it does not stop in time.
 #[derive(Debug)]
 struct Proc {
@@ -571,7 +575,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .map(SignalPipe::drain)
             .unwrap_or_default();
         let now = self.timer.now();
-        self.read_events(now);
+        self.read_events(now, false);
         self.read_child_notes(now);
         if let Some(root) = self.outlet.root() {
             root.handle(now);
@@ -619,10 +623,14 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
-    fn read_events(&mut self, now: Instant) {
+    /// Reads and handles the host's notes: what the pipe holds, up to a
+    /// bound per turn of the loop (a host restarting workers in a tight loop
+    /// must not keep this supervisor from its signals), or everything when
+    /// the host is gone (`all`).
+    fn read_events(&mut self, now: Instant, all: bool) {
         let Some(host) = &mut self.host else { return };
         let mut chunk = [0u8; wire::FRAME * 128];
-        loop {
+        for _ in 0..if all { usize::MAX } else { NOTE_READS_PER_TURN } {
             match nix::unistd::read(&host.events, &mut chunk) {
                 Ok(0) => {
                     host.notes_open = false;
@@ -697,7 +705,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 
     fn host_exited(&mut self, pid: Pid, exit: ChildExit, now: Instant) {
-        self.read_events(now);
+        self.read_events(now, true);
         self.host = None;
         let exit = match exit {
             ChildExit::Normal => ChildExit::Exited(0),
