@@ -237,9 +237,8 @@ impl Machine {
             restart: Some(delay).filter(|_| !gives_up),
         });
         if gives_up {
+            // The worker still runs in its host: it is stopped with the others.
             self.give_up(n, exit);
-            // The worker still runs in its host: stop it with the others.
-            self.children[n].state = State::Running { since: now };
         } else {
             tracing::debug!(supervisor = %self.path, child = n, %exit, "worker exited; its host restarted it");
         }
@@ -353,6 +352,7 @@ impl Machine {
             restart: delay.filter(|_| !gives_up),
         });
         if gives_up {
+            self.children[n].state = State::Done;
             self.give_up(n, exit);
             return;
         }
@@ -395,12 +395,12 @@ impl Machine {
         }
     }
 
-    /// Child `n`'s exit went over the restart intensity: stop everything.
+    /// Child `n`'s exit went over the restart intensity: stop every child
+    /// that still runs, then give up.
     fn give_up(&mut self, n: usize, exit: ChildExit) {
         tracing::error!(supervisor = %self.path, child = n, %exit,
             max_restarts = ?self.intensity.max_restarts(), within = ?self.intensity.within(),
             "restart intensity exceeded; stopping all children and giving up");
-        self.children[n].state = State::Done;
         self.shut_down(Outcome::GaveUp);
     }
 
