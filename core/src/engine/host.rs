@@ -29,7 +29,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::sys::{self, SignalPipe};
-use super::wire::{self, Command, Note};
+use super::wire::{self, Command, Note, PipeState};
 use crate::machine::ChildRecord;
 use crate::policy::RestartHistory;
 use crate::ready::ReadyScope;
@@ -200,25 +200,16 @@ impl CommandReader {
     /// once the host must stop (a `Shutdown`, or the supervisor is gone),
     /// after forwarding a `Shutdown`.
     fn forward_available(&mut self, tx: &mpsc::UnboundedSender<Command>) -> bool {
-        let mut chunk = [0u8; wire::FRAME * 64];
-        let mut gone = false;
-        loop {
-            match nix::unistd::read(&self.commands, &mut chunk) {
-                Ok(0) => {
-                    gone = true;
-                    break;
-                }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => break,
-                Err(err) => {
-                    tracing::error!(%err, "worker host lost its command pipe");
-                    gone = true;
-                    break;
-                }
+        let (frames, state) = wire::read_frames(&self.commands, &mut self.buf, usize::MAX);
+        let mut gone = match state {
+            PipeState::Open => false,
+            PipeState::Closed => true,
+            PipeState::Failed(err) => {
+                tracing::error!(%err, "worker host lost its command pipe");
+                true
             }
-        }
-        for frame in wire::take_frames(&mut self.buf) {
+        };
+        for frame in frames {
             match Command::decode(&frame) {
                 Some(Command::Shutdown) => {
                     gone = true;

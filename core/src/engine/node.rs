@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use super::host;
 use super::outlet::Outlet;
 use super::sys::{self, SignalPipe};
-use super::wire::{self, Command, Note};
+use super::wire::{self, Command, Note, PipeState};
 use crate::machine::{Action, Machine, Outcome, Report};
 use crate::tree::{Child, Supervisor};
 use crate::{ChildExit, Event, EventKind, NodeKind, Shutdown, Spawner, Timer};
@@ -604,14 +604,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let Some((read, _)) = &self.child_notes else {
             return;
         };
-        let mut chunk = [0u8; wire::FRAME * 64];
-        loop {
-            match nix::unistd::read(read, &mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.child_inbox.extend_from_slice(&chunk[..n]),
-            }
-        }
-        for frame in wire::take_frames(&mut self.child_inbox) {
+        // This process holds a write end too: the pipe never closes.
+        let (frames, _) = wire::read_frames(read, &mut self.child_inbox, usize::MAX);
+        for frame in frames {
             match Note::decode(&frame) {
                 Some(Note::Ready(n)) if self.procs.get(n as usize).is_some_and(Option::is_some) => {
                     self.machine.handle_ready(n as usize, now);
@@ -629,18 +624,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// the host is gone (`all`).
     fn read_events(&mut self, now: Instant, all: bool) {
         let Some(host) = &mut self.host else { return };
-        let mut chunk = [0u8; wire::FRAME * 128];
-        for _ in 0..if all { usize::MAX } else { NOTE_READS_PER_TURN } {
-            match nix::unistd::read(&host.events, &mut chunk) {
-                Ok(0) => {
-                    host.notes_open = false;
-                    break;
-                }
-                Err(_) => break,
-                Ok(n) => host.inbox.extend_from_slice(&chunk[..n]),
-            }
+        let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
+        let (frames, state) = wire::read_frames(&host.events, &mut host.inbox, max_reads);
+        if state == PipeState::Closed {
+            host.notes_open = false;
         }
-        for frame in wire::take_frames(&mut host.inbox) {
+        for frame in frames {
             match Note::decode(&frame) {
                 Some(Note::Restarted(n, exit, delay))
                     if self.live.get(n as usize) == Some(&true) =>

@@ -3,7 +3,10 @@
 //! write is atomic and several writers (threads of a worker host, child
 //! supervisors sharing one pipe) never interleave.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
+
+use nix::errno::Errno;
 
 use crate::ChildExit;
 
@@ -115,6 +118,49 @@ impl Note {
     }
 }
 
+/// What [`read_frames`] found of the pipe beyond its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PipeState {
+    /// Empty for now (or the read bound was reached); writers remain.
+    Open,
+    /// Every writer is gone: nothing more will come.
+    Closed,
+    /// Reading failed.
+    Failed(Errno),
+}
+
+/// Reads what the non-blocking pipe `fd` holds, at most `max_reads` reads of
+/// up to 128 frames each, into `buf`; returns the whole frames received so
+/// far (see [`take_frames`]) and the pipe's state.
+pub(crate) fn read_frames(
+    fd: impl AsFd,
+    buf: &mut Vec<u8>,
+    max_reads: usize,
+) -> (Vec<[u8; FRAME]>, PipeState) {
+    let mut chunk = [0u8; FRAME * 128];
+    let mut state = PipeState::Open;
+    let mut reads = 0;
+    while reads < max_reads {
+        match nix::unistd::read(fd.as_fd(), &mut chunk) {
+            Ok(0) => {
+                state = PipeState::Closed;
+                break;
+            }
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                reads += 1;
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => break,
+            Err(err) => {
+                state = PipeState::Failed(err);
+                break;
+            }
+        }
+    }
+    (take_frames(buf), state)
+}
+
 /// Splits `buf` into whole frames, keeping a trailing partial frame for the
 /// next read. Bytes that are not part of a frame (garbage written into the
 /// pipe) are logged and skipped: the next frame is found by its magic.
@@ -197,6 +243,20 @@ mod tests {
         assert_eq!(notes.first(), Some(&Some(Note::Ready(1))));
         assert_eq!(notes.last(), Some(&Some(Note::Ready(4))));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn read_frames_honours_its_bound_and_sees_the_end() {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+        let notes: Vec<u8> = (0..300).flat_map(|n| Note::Ready(n).encode()).collect();
+        nix::unistd::write(&write, &notes).unwrap();
+        let mut buf = Vec::new();
+        let (first, state) = read_frames(&read, &mut buf, 1);
+        assert_eq!((first.len(), state), (128, PipeState::Open));
+        drop(write);
+        let (rest, state) = read_frames(&read, &mut buf, usize::MAX);
+        assert_eq!((rest.len(), state), (172, PipeState::Closed));
+        assert_eq!(Note::decode(&rest[171]), Some(Note::Ready(299)));
     }
 
     #[test]
