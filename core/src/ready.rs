@@ -5,14 +5,18 @@
 //! poll; [`ready()`] fires it. This needs no runtime support, so it works on
 //! any executor and in the simulation.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::{BoxFuture, Readiness};
+use futures::FutureExt;
+
+use crate::{BoxFuture, Readiness, Worker};
 
 /// Fires a callback at most once.
 struct Signal {
@@ -60,8 +64,27 @@ pub fn ready() -> bool {
         .unwrap_or(false)
 }
 
+/// The payload of a worker's panic.
+pub(crate) type Panic = Box<dyn Any + Send>;
+
+/// Starts one run of `worker`, as both engines run workers: calls its
+/// `init` now and returns the run, which calls `notify` once the worker is
+/// ready (see [`Readiness`]) and ends with the panic, if the worker (or its
+/// `init`) panicked.
+pub(crate) fn run_worker(
+    worker: &dyn Worker,
+    notify: impl Fn() + Send + Sync + 'static,
+) -> Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>> {
+    match catch_unwind(AssertUnwindSafe(|| (worker.init(), worker.readiness()))) {
+        Ok((fut, readiness)) => {
+            Box::pin(AssertUnwindSafe(ReadyScope::new(fut, readiness, notify)).catch_unwind())
+        }
+        Err(panic) => Box::pin(std::future::ready(Err(panic))),
+    }
+}
+
 /// One run of a worker, polled with its readiness signal current.
-pub(crate) struct ReadyScope {
+struct ReadyScope {
     fut: BoxFuture,
     signal: Arc<Signal>,
     on_start: bool,
@@ -69,7 +92,7 @@ pub(crate) struct ReadyScope {
 
 impl ReadyScope {
     /// Wraps one run's future; `notify` is called once, when it is ready.
-    pub(crate) fn new(
+    fn new(
         fut: BoxFuture,
         readiness: Readiness,
         notify: impl Fn() + Send + Sync + 'static,

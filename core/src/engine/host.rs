@@ -15,16 +15,15 @@
 
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
@@ -32,7 +31,7 @@ use super::sys::{self, SignalPipe};
 use super::wire::{self, Command, Note, PipeState};
 use crate::machine::ChildRecord;
 use crate::policy::RestartHistory;
-use crate::ready::ReadyScope;
+use crate::ready::run_worker;
 use crate::{BoxFuture, ChildExit, Intensity, Spawner, Timer, Worker};
 
 /// Backoff delays shorter than this are waited out by yielding to the
@@ -328,33 +327,19 @@ async fn run_once<S, T>(
     worker: &Mutex<Box<dyn Worker>>,
     stop: &mut oneshot::Receiver<()>,
 ) -> Option<ChildExit> {
-    let path = ctx.path.as_str();
-    let init = || {
-        let worker = match worker.lock() {
-            Ok(worker) => worker,
-            // A panic in an earlier init() poisoned the lock; the worker is
-            // still there.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        (worker.init(), worker.readiness())
+    let run = {
+        // A poisoned lock still holds the worker (`run_worker` catches
+        // panics, so it can only come from elsewhere).
+        let worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
+        let events = ctx.events.clone();
+        run_worker(worker.as_ref(), move || {
+            report(&events, Note::Ready(n as u32))
+        })
     };
-    let fut: ReadyScope = match catch_unwind(AssertUnwindSafe(init)) {
-        Ok((fut, readiness)) => {
-            let events = ctx.events.clone();
-            ReadyScope::new(fut, readiness, move || {
-                report(&events, Note::Ready(n as u32))
-            })
-        }
-        Err(payload) => {
-            // init() itself panicked: a failure, reported like any other.
-            log_panic(path, n, payload.as_ref());
-            return Some(ChildExit::Panicked);
-        }
-    };
-    match select(AssertUnwindSafe(fut).catch_unwind(), stop).await {
+    match select(run, stop).await {
         Either::Left((Ok(()), _)) => Some(ChildExit::Normal),
         Either::Left((Err(payload), _)) => {
-            log_panic(path, n, payload.as_ref());
+            log_panic(&ctx.path, n, payload.as_ref());
             Some(ChildExit::Panicked)
         }
         Either::Right((_, unfinished)) => {

@@ -2,7 +2,6 @@
 //! driven by the same [`Machine`] as the process engine.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use futures::FutureExt;
 
 use super::FakeTimer;
 use crate::machine::{Action, Machine, Outcome, Report};
-use crate::ready::ReadyScope;
+use crate::ready::run_worker;
 use crate::tree::{Child, Supervisor};
 use crate::{ChildExit, Error, Supertree, Timer};
 
@@ -255,20 +254,12 @@ fn start<'a>(
     };
     match child {
         Child::Worker(worker) => {
-            match catch_unwind(AssertUnwindSafe(|| (worker.init(), worker.readiness()))) {
-                Ok((fut, readiness)) => {
-                    let fut = ReadyScope::new(fut, readiness, declare);
-                    Box::pin(
-                        AssertUnwindSafe(fut)
-                            .catch_unwind()
-                            .map(|result| match result {
-                                Ok(()) => ChildExit::Normal,
-                                Err(_) => ChildExit::Panicked,
-                            }),
-                    )
-                }
-                Err(_) => Box::pin(async { ChildExit::Panicked }),
-            }
+            Box::pin(
+                run_worker(worker.as_ref(), declare).map(|result| match result {
+                    Ok(()) => ChildExit::Normal,
+                    Err(_) => ChildExit::Panicked,
+                }),
+            )
         }
         Child::Supervisor(sup) => Box::pin(
             supervise(sup, path, timer.clone(), Box::new(declare)).map(|outcome| match outcome {
