@@ -479,13 +479,20 @@ pub(crate) mod drive {
         Ok(())
     }
 
-    pub(crate) fn sd_notify(run: &mut Run) -> Result<(), String> {
+    /// The systemd notify socket the scenario waits for (see
+    /// `use_notify_socket`), receiving with a 100 ms timeout.
+    fn bind_notify_socket(run: &Run) -> Result<UnixDatagram, String> {
         let dir = test_dir_of(run);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let socket = UnixDatagram::bind(dir.join("notify.sock")).map_err(|e| e.to_string())?;
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .map_err(|e| e.to_string())?;
+        Ok(socket)
+    }
+
+    pub(crate) fn sd_notify(run: &mut Run) -> Result<(), String> {
+        let socket = bind_notify_socket(run)?;
         let began = Instant::now();
         let mut got: Vec<(String, Duration)> = Vec::new();
         let mut buf = [0u8; 256];
@@ -531,12 +538,7 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn sd_notify_done(run: &mut Run) -> Result<(), String> {
-        let dir = test_dir_of(run);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let socket = UnixDatagram::bind(dir.join("notify.sock")).map_err(|e| e.to_string())?;
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| e.to_string())?;
+        let socket = bind_notify_socket(run)?;
         let status = run.wait_exit()?;
         let mut got = Vec::new();
         let mut buf = [0u8; 256];
