@@ -404,12 +404,19 @@ impl Machine {
         self.shut_down(Outcome::GaveUp);
     }
 
-    /// Child `n`'s restart record and the restart history, for a worker host
-    /// that restarts `n` in place.
-    pub(crate) fn delegate(&self, n: usize) -> Option<(ChildRecord, RestartHistory)> {
-        let child = self.children.get(n)?;
-        (self.strategy == Strategy::OneForOne && !child.record.policy.is_supervisor)
-            .then(|| (child.record, self.history.clone()))
+    /// What a worker host needs to restart workers in place: the restart
+    /// record of each child it may restart (a worker, under `OneForOne`, by
+    /// position; `None` for the others) and the restart history.
+    pub(crate) fn delegation(&self) -> (Vec<Option<ChildRecord>>, RestartHistory) {
+        let records = self
+            .children
+            .iter()
+            .map(|child| {
+                (self.strategy == Strategy::OneForOne && !child.record.policy.is_supervisor)
+                    .then_some(child.record)
+            })
+            .collect();
+        (records, self.history.clone())
     }
 
     /// A child we asked to stop has exited.

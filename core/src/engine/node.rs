@@ -257,19 +257,13 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let (ev_read, ev_write) = sys::pipe()?;
         let path = format!("{}/host", self.machine.path());
         let parent_ends = [cmd_write.as_raw_fd(), ev_read.as_raw_fd()];
-        let mut history = None;
-        let records = (0..self.is_worker.len())
-            .map(|n| {
-                let (record, h) = self.machine.delegate(n)?;
-                history = Some(h);
-                Some(record)
-            })
-            .collect();
+        let (records, history) = self.machine.delegation();
         let delegation = host::Delegation {
             records,
-            history: history.unwrap_or_default(),
+            history,
             intensity: self.machine.intensity(),
         };
+        let host_path = path.clone();
         let pid = sys::fork_child(|| {
             for fd in parent_ends {
                 let _ = nix::unistd::close(fd);
@@ -296,7 +290,6 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             )
         })?;
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
-        let host_path = format!("{}/host", self.machine.path());
         self.emit(
             || host_path,
             Some(pid),

@@ -772,7 +772,7 @@ fn restarts_in_place_of_children_not_running_are_ignored() {
         Strategy::OneForOne,
         Intensity::new(0, ms(1000)),
     );
-    assert!(h.m.delegate(0).is_some());
+    assert!(h.m.delegation().0[0].is_some());
     h.start(0);
     {
         let now = h.at(1);
@@ -798,14 +798,14 @@ fn only_one_for_one_workers_are_delegated() {
         Strategy::OneForOne,
         Intensity::unlimited(),
     );
-    assert!(h.m.delegate(0).is_some());
-    assert!(h.m.delegate(1).is_none());
+    assert!(h.m.delegation().0[0].is_some());
+    assert!(h.m.delegation().0[1].is_none());
     let h = Harness::new(
         vec![worker(RestartPolicy::Always)],
         Strategy::OneForAll,
         Intensity::unlimited(),
     );
-    assert!(h.m.delegate(0).is_none());
+    assert!(h.m.delegation().0[0].is_none());
 }
 
 // Readiness and reports.
