@@ -100,7 +100,7 @@ pub(crate) mod scenario {
 
     /// OneForAll at the root: `root/1` may start only once the slow
     /// `root/0` is ready. `root/2` is a supervisor whose host the runner
-    /// kills. Events are printed as `event <event>`, the status socket is
+    /// kills, and `root/2/2` one it kills (restarted at once). Events are printed as `event <event>`, the status socket is
     /// served in the test directory.
     pub(crate) fn observe() {
         let result = Supertree::new()
@@ -113,6 +113,10 @@ pub(crate) mod scenario {
             .add_supervisor(|s| {
                 s.add_worker(Marker("root/2/0"))
                     .add_worker(Marker("root/2/1"))
+                    .add_supervisor(|s| {
+                        s.with_backoff_policy(BackoffPolicy::immediate())
+                            .add_worker(Marker("root/2/2/0"))
+                    })
             })
             .status_socket(test_dir().join("status.sock"))
             .on_event(|event| println!("event {event}"))
@@ -461,6 +465,27 @@ pub(crate) mod drive {
             }
         })?;
         expect_event(run, "root/2/host", "killed by signal SIGKILL")?;
+        // 6b. So does SIGKILL of a supervisor restarted at once: its exit is
+        //     reported before its new start.
+        let sup = pid_in(&expect_event(run, "root/2/2", "supervisor started")?)?;
+        run.signal(sup, Signal::SIGKILL)?;
+        run.wait_for("the killed supervisor to be up again", |_| {
+            let text = supertrees::query_status(&socket).map_err(|e| e.to_string())?;
+            let line = text
+                .lines()
+                .find(|l| l.contains("root/2/2  supervisor"))
+                .unwrap_or_default()
+                .to_owned();
+            if line.contains("restarts 1")
+                && line.contains("killed by signal SIGKILL")
+                && line.contains("ready")
+                && !line.contains(&format!("pid {sup} "))
+            {
+                Ok(())
+            } else {
+                Err(format!("root/2/2 is {line:?}"))
+            }
+        })?;
         // 7. Shutdown: the socket goes away.
         run.signal_root(Signal::SIGTERM)?;
         run.wait_exit()?;

@@ -154,7 +154,13 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
         self.machine.handle_start(self.timer.now());
         loop {
-            while let Some(action) = self.machine.poll_action() {
+            loop {
+                // Decisions are reported before the actions that follow
+                // them (an exit before the restart's start).
+                self.report();
+                let Some(action) = self.machine.poll_action() else {
+                    break;
+                };
                 match action {
                     Action::Start(n) => self.start(n),
                     Action::Stop(n) => self.stop(n),
@@ -166,12 +172,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                         }
                     }
                 }
-                self.report();
             }
             if self.launch_host() {
                 continue;
             }
-            self.report();
             if let Some(host) = &mut self.host {
                 flush(host);
             }
