@@ -295,7 +295,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         })?;
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
         self.emit(
-            || host_path,
+            host_path,
             Some(pid),
             EventKind::Started(NodeKind::WorkerHost),
         );
@@ -402,10 +402,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         drop(self.outlet.take_for_child());
     }
 
-    /// Sends a lifecycle event about `path()` to the root, if anyone listens.
-    fn emit(&mut self, path: impl FnOnce() -> String, pid: Option<Pid>, kind: EventKind) {
+    /// Sends a lifecycle event about `path` to the root, if anyone listens.
+    fn emit(&mut self, path: String, pid: Option<Pid>, kind: EventKind) {
         self.outlet.emit(|| Event {
-            path: path(),
+            path,
             pid: pid.and_then(|p| u32::try_from(p.as_raw()).ok()),
             kind,
         });
@@ -415,7 +415,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     fn emit_child(&mut self, n: usize, pid: Option<Pid>, kind: EventKind) {
         if !self.outlet.is_quiet() {
             let path = self.child_path(n);
-            self.emit(|| path, pid, kind);
+            self.emit(path, pid, kind);
         }
     }
 
@@ -452,7 +452,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     }
                     let path = self.machine.path().to_owned();
                     let gave_up = outcome == Outcome::GaveUp;
-                    self.emit(|| path, Some(Pid::this()), EventKind::Stopping { gave_up });
+                    self.emit(path, Some(Pid::this()), EventKind::Stopping { gave_up });
                 }
             }
         }
@@ -462,7 +462,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     fn ready(&mut self) {
         tracing::debug!(supervisor = %self.machine.path(), "supervisor ready");
         let path = self.machine.path().to_owned();
-        self.emit(|| path, Some(Pid::this()), EventKind::Ready);
+        self.emit(path, Some(Pid::this()), EventKind::Ready);
         if let Some(root) = self.outlet.root() {
             root.tree_ready();
         }
@@ -710,7 +710,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         let host_path = format!("{}/host", self.machine.path());
         self.emit(
-            || host_path,
+            host_path,
             Some(pid),
             EventKind::Exited {
                 exit,
