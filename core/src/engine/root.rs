@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use nix::fcntl::{FcntlArg, OFlag};
+use nix::fcntl::FcntlArg;
 use nix::poll::PollFd;
 
 use super::events::{Decoder, EventSink};
@@ -42,19 +42,17 @@ impl Root {
     /// `NOTIFY_SOCKET` is set.
     pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
         let wants_events = observers.on_event.is_some() || observers.status_socket.is_some();
-        let events =
-            if wants_events {
-                let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-                    .map_err(|errno| Error::Os {
-                        context: "creating the event pipe",
-                        source: errno.into(),
-                    })?;
-                // Best effort: the default 64 KiB works, only sooner full.
-                let _ = nix::fcntl::fcntl(&write, FcntlArg::F_SETPIPE_SZ(EVENT_PIPE_SIZE));
-                Some((read, write))
-            } else {
-                None
-            };
+        let events = if wants_events {
+            let (read, write) = sys::pipe().map_err(|errno| Error::Os {
+                context: "creating the event pipe",
+                source: errno.into(),
+            })?;
+            // Best effort: the default 64 KiB works, only sooner full.
+            let _ = nix::fcntl::fcntl(&write, FcntlArg::F_SETPIPE_SZ(EVENT_PIPE_SIZE));
+            Some((read, write))
+        } else {
+            None
+        };
         let server = match &observers.status_socket {
             Some(path) => Some(StatusServer::bind(path).map_err(|source| Error::Os {
                 context: "creating the status socket",
