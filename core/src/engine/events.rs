@@ -11,7 +11,7 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use nix::errno::Errno;
+use super::sys;
 
 use crate::{ChildExit, Event, EventKind, NodeKind};
 
@@ -207,13 +207,7 @@ impl EventSink {
     }
 
     fn write(&self, message: &[u8]) -> bool {
-        loop {
-            match nix::unistd::write(&self.fd, message) {
-                Err(Errno::EINTR) => continue,
-                Ok(n) => return n == message.len(),
-                Err(_) => return false,
-            }
-        }
+        sys::write(&self.fd, message).is_ok_and(|n| n == message.len())
     }
 }
 

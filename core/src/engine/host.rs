@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
 use futures::StreamExt;
-use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::sys::{self, SignalPipe};
@@ -389,16 +388,8 @@ impl Future for YieldNow {
 }
 
 fn report(events: &OwnedFd, note: Note) {
-    let frame = note.encode();
-    loop {
-        match nix::unistd::write(events, &frame) {
-            Err(Errno::EINTR) => continue,
-            Err(err) => {
-                tracing::error!(%err, "worker host could not report to its supervisor");
-                return;
-            }
-            Ok(_) => return,
-        }
+    if let Err(err) = sys::write(events, &note.encode()) {
+        tracing::error!(%err, "worker host could not report to its supervisor");
     }
 }
 

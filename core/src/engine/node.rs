@@ -468,7 +468,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         if let Some(parent) = &self.parent {
             let frame = Note::Ready(parent.index).encode();
-            if let Err(err) = nix::unistd::write(&parent.notes, &frame) {
+            if let Err(err) = sys::write(&parent.notes, &frame) {
                 tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");
             }
         }
@@ -796,11 +796,10 @@ fn terminate(pid: Pid, shutdown: Shutdown, now: Instant) -> Option<Instant> {
 /// Writes as much of the host's outbox as the pipe takes, without blocking.
 fn flush(host: &mut Host) {
     while !host.outbox.is_empty() {
-        match nix::unistd::write(&host.commands, &host.outbox) {
+        match sys::write(&host.commands, &host.outbox) {
             Ok(n) => {
                 host.outbox.drain(..n);
             }
-            Err(Errno::EINTR) => continue,
             Err(_) => break,
         }
     }

@@ -2,7 +2,7 @@
 //! supertrees: fork, `_exit`, the parent-death signal, the signal self-pipe.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -81,6 +81,16 @@ pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is always safe to call; it ends the process without
     // running atexit handlers or destructors, which is the point.
     unsafe { libc::_exit(code) }
+}
+
+/// `write(2)`, retried when a signal interrupts it.
+pub(crate) fn write(fd: impl AsFd, bytes: &[u8]) -> Result<usize, Errno> {
+    loop {
+        match nix::unistd::write(fd.as_fd(), bytes) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
