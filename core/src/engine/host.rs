@@ -31,7 +31,7 @@ use super::wire::{self, Command, Note, PipeState};
 use crate::machine::ChildRecord;
 use crate::policy::RestartHistory;
 use crate::ready::run_worker;
-use crate::{BoxFuture, ChildExit, Intensity, Spawner, Timer, Worker};
+use crate::{ChildExit, Intensity, Spawner, Timer, Worker};
 
 /// Backoff delays shorter than this are waited out by yielding to the
 /// executor instead of sleeping on the timer: runtime timers tick in whole
@@ -349,26 +349,25 @@ async fn run_once<S, T>(
 }
 
 /// Waits out a backoff `delay`; `false` when the worker was stopped meanwhile.
+///
+/// Delays below [`SPIN_BELOW`], zero included, are waited out by yielding to
+/// the executor, at least once: a worker that ends at once and is restarted
+/// at once must still let the rest of the host (its commands, the other
+/// workers) run.
 async fn pause<T: Timer>(timer: &T, delay: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
-    if delay.is_zero() {
-        // Even an immediate restart first lets the executor run the rest of
-        // the host (its commands, other workers): a worker that ends at once
-        // must not starve them.
-        YieldNow(false).await;
-        return matches!(stop.try_recv(), Ok(None));
+    if delay >= SPIN_BELOW {
+        return matches!(select(timer.sleep(delay), stop).await, Either::Left(_));
     }
-    let wait: BoxFuture = if delay < SPIN_BELOW {
-        let deadline = timer.now() + delay;
-        let timer = timer.clone();
-        Box::pin(async move {
-            while timer.now() < deadline {
-                YieldNow(false).await;
-            }
-        })
-    } else {
-        timer.sleep(delay)
-    };
-    matches!(select(wait, stop).await, Either::Left(_))
+    let deadline = timer.now() + delay;
+    loop {
+        YieldNow(false).await;
+        if !matches!(stop.try_recv(), Ok(None)) {
+            return false;
+        }
+        if timer.now() >= deadline {
+            return true;
+        }
+    }
 }
 
 /// Lets the executor run other tasks once.
