@@ -25,11 +25,10 @@ struct Signal {
 }
 
 impl Signal {
-    fn fire(&self) -> bool {
+    fn fire(&self) {
         if !self.fired.swap(true, Ordering::AcqRel) {
             (self.notify)();
         }
-        true
     }
 }
 
@@ -59,9 +58,7 @@ thread_local! {
 /// assert!(!supertrees_core::ready());
 /// ```
 pub fn ready() -> bool {
-    CURRENT
-        .with(|c| c.borrow().as_ref().map(|s| s.fire()))
-        .unwrap_or(false)
+    CURRENT.with(|c| c.borrow().as_ref().map(|s| s.fire()).is_some())
 }
 
 /// The payload of a worker's panic.
