@@ -1,0 +1,43 @@
+//! The live-status Unix socket: the root supervisor answers `status`
+//! requests from processes of the same user with a rendering of the tree.
+//!
+//! The server is driven by the root's single-threaded poll loop: it hands out
+//! the fds to poll ([`StatusServer::poll_fds`]) and the next time it must
+//! wake up ([`StatusServer::next_deadline`]), and [`StatusServer::handle`]
+//! does whatever non-blocking work is possible. Nothing blocks.
+//!
+//! Only the owner may talk to it: the socket lives in a directory that only
+//! the owner can enter, the socket file has mode 0600, and every peer's
+//! `SO_PEERCRED` uid is checked against ours.
+//!
+//! Protocol: one request line per connection, at most [`MAX_REQUEST`] bytes
+//! including its `'\n'`. `status` is answered with the status text; anything
+//! else, an overlong line or silence is answered with one line starting with
+//! `error: `. The server closes the connection after its answer.
+
+mod client;
+mod dir;
+mod server;
+#[cfg(test)]
+mod testing;
+
+use std::io;
+use std::time::{Duration, Instant};
+
+pub(crate) use client::query;
+pub(super) use server::StatusServer;
+
+/// The longest request line, including its `'\n'`.
+const MAX_REQUEST: usize = 64;
+
+/// `now + duration`, saturating far in the future instead of overflowing.
+fn after(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// `err` with `context` prepended to its message, keeping its kind.
+fn with_context(err: io::Error, context: String) -> io::Error {
+    io::Error::new(err.kind(), format!("{context}: {err}"))
+}
