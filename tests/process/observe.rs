@@ -1,5 +1,5 @@
 //! Scenarios for readiness, lifecycle events, the status socket, systemd
-//! notification and faults on the IPC channels. Included by `process.rs`:
+//! notification and faults on the IPC channels. Included by `main.rs`:
 //! each scenario body runs in its own process, each drive in the runner.
 
 /// The environment variable that makes the test binary a status client: it

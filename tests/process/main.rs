@@ -1,0 +1,234 @@
+//! Process-level tests of the fork-per-supervisor engine: real trees, real
+//! `fork`, real signals.
+//!
+//! This is a `harness = false` test, and one binary plays two parts:
+//!
+//! * **Scenario.** With `SUPERTREES_SCENARIO=<name>` in its environment the
+//!   binary runs that one scenario in its own, still single-threaded process:
+//!   it prints `root-pid <pid>`, builds a tree, calls `start()` (so this
+//!   process becomes the root supervisor and forks the rest of the tree),
+//!   prints what `start()` returned, and exits.
+//! * **Runner.** Without it, the binary runs every scenario (or those whose
+//!   name contains one of the arguments: `cargo test --test process -- NAME`)
+//!   one after the other, each as a child process in a process group of its
+//!   own, under a timeout. The runner reads the scenario's output, drives it
+//!   where the scenario needs it (signals, SIGKILL chaos) and checks its exit
+//!   status, its output, and that no process of its group is left behind.
+//!
+//! libtest runs tests on several threads, and forking a multi-threaded process
+//! is exactly what the engine must never do; hence the hand-written runner.
+//!
+//! The runner makes itself a child subreaper, so the processes of a tree that
+//! lose their parent are re-parented to the runner (not to whatever runs as
+//! PID 1), and it reaps them itself. A zombie whose parent is still a process
+//! of the tree is counted as the tree's fault.
+//!
+//! Scenario output protocol (one line each, on stdout):
+//!
+//! * `root-pid <pid>` first;
+//! * `start <worker> <pid>` when a worker's future starts (pid of its worker
+//!   host) and `dropped <worker> <pid>` when that future is dropped;
+//! * `run <worker>` for workers that return at once;
+//! * `returned Ok` or `returned Err <kind>: <message>` after `start()`.
+//!
+//! Environment: `SUPERTREES_CHAOS_SEED` fixes the chaos scenario's random
+//! choices (the seed used is printed); `RUST_LOG` sets the scenarios' log
+//! filter (default `info`; their stderr is shown for failed scenarios).
+//!
+//! Layout: this file holds the entry point and the table of scenarios;
+//! [`runner`] runs them and checks what every scenario must leave behind;
+//! [`scenario`] and [`drive`] hold what the scenario process and the runner
+//! share across topics. Each topic module has a `scenario` submodule (the
+//! bodies) and a `drive` submodule (the runner's side): [`start`] (seed
+//! compatibility and how `start()` ends), [`signals`] (signals and orderly
+//! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
+//! (resource limits) and [`observe`] (readiness, events, status socket,
+//! systemd, IPC faults). A new scenario is a body and a drive in its topic
+//! module, and a line in [`SCENARIOS`].
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+mod drive;
+mod failures;
+mod limits;
+mod observe;
+mod runner;
+mod scenario;
+mod signals;
+mod start;
+
+/// The environment variable that makes this binary run one scenario.
+const SCENARIO_VAR: &str = "SUPERTREES_SCENARIO";
+
+fn main() {
+    if let Some(socket) = std::env::var_os(observe::CLIENT_VAR) {
+        observe::client(socket.as_ref());
+    }
+    match std::env::var(SCENARIO_VAR) {
+        Ok(name) => scenario::run(&name),
+        Err(_) => std::process::exit(runner::main()),
+    }
+}
+
+/// What the runner does and checks while a scenario (or example) runs.
+type Drive = fn(&mut runner::Run) -> Result<(), String>;
+
+/// One scenario: what runs in the scenario process (`body`) and what the
+/// runner does and checks meanwhile (`drive`).
+struct Scenario {
+    name: &'static str,
+    body: fn(),
+    drive: Drive,
+    timeout: Duration,
+}
+
+const fn scenario(name: &'static str, body: fn(), drive: Drive, timeout_secs: u64) -> Scenario {
+    Scenario {
+        name,
+        body,
+        drive,
+        timeout: Duration::from_secs(timeout_secs),
+    }
+}
+
+/// Every scenario, in the order they run.
+const SCENARIOS: &[Scenario] = &[
+    // Issue 3: seed compatibility and the plain ways `start()` ends.
+    scenario("seed", start::scenario::seed, start::drive::seed, 10),
+    scenario(
+        "once_twice",
+        start::scenario::once_twice,
+        start::drive::once_twice,
+        10,
+    ),
+    scenario(
+        "start_returns",
+        start::scenario::start_returns,
+        start::drive::start_returns,
+        10,
+    ),
+    scenario(
+        "inside_runtime_multi_thread",
+        start::scenario::inside_runtime_multi_thread,
+        start::drive::inside_runtime,
+        10,
+    ),
+    scenario(
+        "inside_runtime_current_thread",
+        start::scenario::inside_runtime_current_thread,
+        start::drive::inside_runtime,
+        10,
+    ),
+    // Issue 4: robustness of the process engine.
+    scenario(
+        "kill_root",
+        signals::scenario::small_tree,
+        signals::drive::kill_root,
+        10,
+    ),
+    scenario(
+        "term_root",
+        signals::scenario::small_tree,
+        signals::drive::term_root,
+        15,
+    ),
+    scenario(
+        "int_root",
+        signals::scenario::small_tree,
+        signals::drive::int_root,
+        15,
+    ),
+    scenario(
+        "panic_intensity",
+        failures::scenario::panic_intensity,
+        failures::drive::panic_intensity,
+        10,
+    ),
+    scenario(
+        "panic_intensity_nested",
+        failures::scenario::panic_intensity_nested,
+        failures::drive::panic_intensity_nested,
+        10,
+    ),
+    scenario(
+        "term_host_drops_futures",
+        signals::scenario::term_host_drops_futures,
+        signals::drive::term_host_drops_futures,
+        10,
+    ),
+    scenario(
+        "busy_restarts_stop",
+        signals::scenario::busy_restarts_stop,
+        signals::drive::busy_restarts_stop,
+        10,
+    ),
+    scenario(
+        "chaos",
+        failures::scenario::chaos,
+        failures::drive::chaos,
+        30,
+    ),
+    scenario(
+        "panic_one_for_all_mix",
+        failures::scenario::panic_one_for_all_mix,
+        failures::drive::panic_one_for_all_mix,
+        10,
+    ),
+    scenario(
+        "shutdown_timeout_kills",
+        signals::scenario::shutdown_timeout_kills,
+        signals::drive::shutdown_timeout_kills,
+        10,
+    ),
+    scenario(
+        "resource_limits",
+        limits::scenario::resource_limits,
+        limits::drive::resource_limits,
+        20,
+    ),
+    // Issue 6: readiness, events, status socket, systemd, IPC faults.
+    scenario(
+        "observe",
+        observe::scenario::observe,
+        observe::drive::observe,
+        20,
+    ),
+    scenario(
+        "sd_notify",
+        observe::scenario::sd_notify,
+        observe::drive::sd_notify,
+        15,
+    ),
+    scenario(
+        "sd_notify_done",
+        observe::scenario::sd_notify_done,
+        observe::drive::sd_notify_done,
+        10,
+    ),
+    scenario(
+        "panic_in_on_event",
+        observe::scenario::panic_in_on_event,
+        observe::drive::panic_in_on_event,
+        10,
+    ),
+    scenario(
+        "ipc_garbage",
+        observe::scenario::ipc_garbage,
+        observe::drive::ipc_garbage,
+        10,
+    ),
+    scenario(
+        "slow_reader",
+        observe::scenario::slow_reader,
+        observe::drive::slow_reader,
+        20,
+    ),
+];
+
+/// Examples run as they are, when their binaries have been built.
+const EXAMPLES: &[(&str, Drive)] = &[
+    ("seed_tree", start::drive::seed),
+    ("smol_tree", start::drive::example),
+    ("custom_executor", start::drive::example),
+];
