@@ -1,6 +1,6 @@
 // The trees of the benchmark, written once against the seed's API (supertrees
 // 0.1.2) and compiled twice: `include!`d by `mod ours` and `mod seed` in
-// main.rs, where `st` names the crate under test and `start_tree` starts a
+// trees.rs, where `st` names the crate under test and `start_tree` starts a
 // tree of that crate. Everything here must stay source-compatible with both.
 
 use std::future::Future;
