@@ -3,10 +3,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::ChildExit;
 
 /// What a path in the tree names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum NodeKind {
     /// A supervisor process (`root` is the calling process).
@@ -37,8 +39,21 @@ pub enum NodeKind {
 /// assert_eq!(event.to_string(), "root/1/0 (pid 4242): panicked; not restarted");
 /// let started = Event { path: "root/1".into(), pid: Some(7), kind: EventKind::Started(NodeKind::Supervisor) };
 /// assert_eq!(started.to_string(), "root/1 (pid 7): supervisor started");
+/// let host = Event {
+///     path: "root/1/host".into(),
+///     pid: Some(8),
+///     kind: EventKind::HostExited {
+///         exit: ChildExit::Signaled(9),
+///         workers: 3,
+///         restart: Some(std::time::Duration::from_millis(20)),
+///     },
+/// };
+/// assert_eq!(
+///     host.to_string(),
+///     "root/1/host (pid 8): killed by signal SIGKILL; took down 3 workers, back after 20ms"
+/// );
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Where: a supervisor (`root/1`), a worker (`root/1/0`: child 0 of
     /// `root/1`) or a worker host (`root/1/host`).
@@ -51,7 +66,7 @@ pub struct Event {
 }
 
 /// What happened, in an [`Event`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum EventKind {
     /// It started (or restarted).
@@ -66,6 +81,19 @@ pub enum EventKind {
         /// How it ended.
         exit: ChildExit,
         /// The delay before it runs again; `None` when it is not restarted.
+        restart: Option<Duration>,
+    },
+    /// A worker host ended (at `<supervisor>/host`), taking down the
+    /// `workers` of its workers that were running; each of them has an
+    /// `Exited` event of its own, and the first to run again does so after
+    /// `restart` (`None`: none does). A host stopped on request exits with
+    /// [`ChildExit::Stopped`] and takes no worker down.
+    HostExited {
+        /// How the host process ended.
+        exit: ChildExit,
+        /// How many running workers it took down.
+        workers: u32,
+        /// When the first of them runs again, if any does.
         restart: Option<Duration>,
     },
     /// A supervisor stops all its children in reverse order: asked to
@@ -107,6 +135,21 @@ impl fmt::Display for Event {
                 exit,
                 restart: None,
             } => write!(f, "{exit}; not restarted"),
+            EventKind::HostExited {
+                exit, workers: 0, ..
+            } => write!(f, "{exit}"),
+            EventKind::HostExited {
+                exit,
+                workers,
+                restart,
+            } => {
+                let plural = if *workers == 1 { "" } else { "s" };
+                write!(f, "{exit}; took down {workers} worker{plural}, ")?;
+                match restart {
+                    Some(delay) => write!(f, "back after {delay:?}"),
+                    None => f.write_str("none restarted"),
+                }
+            }
             EventKind::Stopping { gave_up: true } => {
                 f.write_str("restart intensity exceeded; stopping all children")
             }

@@ -2,11 +2,15 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// How a child of a supervisor ended.
 ///
-/// Only [`Normal`](ChildExit::Normal) is a normal exit; every other variant
-/// is a failure, which is what [`RestartPolicy::OnFailure`](crate::RestartPolicy::OnFailure)
-/// restarts.
+/// [`Normal`](ChildExit::Normal) and [`Stopped`](ChildExit::Stopped) are
+/// normal exits; every other variant is a failure, which is what
+/// [`RestartPolicy::OnFailure`](crate::RestartPolicy::OnFailure) restarts.
+/// No meaning is read into a process's exit code: a worker host that exits
+/// with code 3 is `Exited(3)`.
 ///
 /// # Examples
 ///
@@ -16,12 +20,21 @@ use std::fmt;
 /// assert!(!ChildExit::Normal.is_failure());
 /// assert!(ChildExit::Signaled(9).is_failure());
 /// assert_eq!(ChildExit::Signaled(9).to_string(), "killed by signal SIGKILL");
+/// assert_eq!(ChildExit::Stopped.to_string(), "stopped");
+/// assert!(!ChildExit::Stopped.is_failure());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ChildExit {
     /// A worker's future returned, or a supervisor finished its work.
     Normal,
+    /// The tree stopped it on request: a shutdown, or a sibling's restart
+    /// under [`Strategy::OneForAll`](crate::Strategy::OneForAll) or
+    /// [`Strategy::RestForOne`](crate::Strategy::RestForOne). Displayed as
+    /// `stopped`. A child that had to be killed because it did not stop
+    /// within its [`Shutdown`](crate::Shutdown) timeout is reported with the
+    /// signal that killed it instead.
+    Stopped,
     /// A worker's future panicked.
     Panicked,
     /// A child process exited with this non-zero code.
@@ -36,13 +49,10 @@ pub enum ChildExit {
 }
 
 impl ChildExit {
-    /// How the engines report a child they stopped on request (the machine
-    /// accepts any exit of a child it asked to stop).
-    pub(crate) const STOPPED: ChildExit = ChildExit::Signaled(nix::libc::SIGTERM);
-
-    /// Whether this is an abnormal exit.
+    /// Whether this is an abnormal exit: anything but
+    /// [`Normal`](ChildExit::Normal) and [`Stopped`](ChildExit::Stopped).
     pub fn is_failure(&self) -> bool {
-        !matches!(self, ChildExit::Normal)
+        !matches!(self, ChildExit::Normal | ChildExit::Stopped)
     }
 }
 
@@ -50,6 +60,7 @@ impl fmt::Display for ChildExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChildExit::Normal => f.write_str("exited normally"),
+            ChildExit::Stopped => f.write_str("stopped"),
             ChildExit::Panicked => f.write_str("panicked"),
             ChildExit::Exited(code) => write!(f, "exited with code {code}"),
             ChildExit::Signaled(sig) => match nix::sys::signal::Signal::try_from(*sig) {

@@ -165,12 +165,14 @@
 mod error;
 mod event;
 mod exit;
+mod lease;
 mod machine;
 mod policy;
 mod ready;
 mod rt;
 mod status;
 mod tree;
+mod wire;
 mod worker;
 
 mod engine;

@@ -14,20 +14,32 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 mod child;
 
-pub(crate) use child::{ChildPolicy, ChildRecord};
+pub(crate) use child::{ChildIdx, ChildPolicy, ChildRecord, RecordState};
 
 use crate::policy::RestartHistory;
-use crate::{ChildExit, Intensity, Strategy};
+use crate::{ChildExit, EventKind, Intensity, Strategy};
 
 /// What a driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
-    /// Start (or restart) child `n`.
-    Start(usize),
-    /// Stop child `n`, then report its exit with `handle_exit`.
-    Stop(usize),
+    /// Start (or restart) this child. A worker that
+    /// [`lease`](Machine::lease) names may be restarted in place by its host.
+    Start(ChildIdx),
+    /// Ask these children to stop, in this order (reverse start order: a
+    /// run of workers of one host, stopped one after the other, or one child
+    /// supervisor), then report each exit with `handle_exit`.
+    Stop(Vec<ChildIdx>),
+    /// These children did not stop within their [`Shutdown`](crate::Shutdown)
+    /// time (or it is `Kill`): kill them, then report each exit.
+    Kill(Vec<ChildIdx>),
+    /// The budget of in-place restarts shrank because this machine recorded
+    /// a restart of its own: send the worker host a new [`Grant`] of
+    /// [`budget`](Machine::budget).
+    Grant,
     /// Every child has stopped: the supervisor ends with this outcome.
     Exit(Outcome),
 }
@@ -39,25 +51,45 @@ pub(crate) enum Report {
     /// Child `child` exited with `exit`; it runs again after `restart`, or
     /// not at all (`None`).
     Exited {
-        child: usize,
+        child: ChildIdx,
         exit: ChildExit,
         restart: Option<Duration>,
     },
     /// Child `child` declared itself ready.
-    ChildReady(usize),
+    ChildReady(ChildIdx),
     /// Every child is ready (or done): the supervisor is up. Once.
     Ready,
     /// The supervisor stops all its children, with this outcome.
     Stopping(Outcome),
 }
 
-/// How a supervisor ended.
+/// What a lifecycle event made from a [`Report`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// One of the supervisor's children.
+    Child(ChildIdx),
+    /// The supervisor itself.
+    Supervisor,
+}
+
+/// How a supervisor ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Outcome {
     /// Its work is done, or it was asked to shut down.
     Normal,
     /// Its restart intensity was exceeded.
     GaveUp,
+}
+
+/// How many in-place restarts a worker host may still make without asking:
+/// `budget` (`None`: unlimited) as of the moment its supervisor had
+/// received `as_of` of its `Restarted` notes. The host subtracts the
+/// restarts it made since, so a grant and restarts crossing on the wire
+/// never double-spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Grant {
+    pub(crate) budget: Option<u32>,
+    pub(crate) as_of: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +104,12 @@ enum State {
     Running {
         since: Instant,
     },
-    /// Asked to stop; its exit is awaited.
-    Stopping,
+    /// Asked to stop; its exit is awaited. It is killed at `kill_at`;
+    /// `killed` once it was.
+    Stopping {
+        kill_at: Option<Instant>,
+        killed: bool,
+    },
     /// OneForOne restart due at this time.
     Waiting {
         at: Instant,
@@ -82,6 +118,12 @@ enum State {
     Pending,
     /// Finished for good.
     Done,
+}
+
+impl State {
+    fn is_stopping(self) -> bool {
+        matches!(self, State::Stopping { .. })
+    }
 }
 
 #[derive(Debug)]
@@ -109,6 +151,12 @@ enum Phase {
 }
 
 /// One supervisor's children, their restart history and what happens next.
+///
+/// Methods come in three groups, as in quinn-proto's `Connection`:
+/// getters; `handle_*`, which feed in what happened with the time it
+/// happened; and `poll_*`, which hand back what to do and report. After any
+/// `handle_*`, drain `poll_report` and `poll_action`, then wait for the next
+/// event or `poll_timeout`.
 #[derive(Debug)]
 pub(crate) struct Machine {
     path: String,
@@ -131,16 +179,20 @@ impl Machine {
         strategy: Strategy,
         intensity: Intensity,
     ) -> Self {
+        // `ChildIdx` is a u32: a supervisor with more children could not be
+        // built in memory anyway.
+        let children = children
+            .into_iter()
+            .take(u32::MAX as usize)
+            .map(|policy| ChildSlot {
+                record: ChildRecord::new(policy, RecordState::default()),
+                state: State::Idle,
+                ready: false,
+            })
+            .collect();
         Self {
             path,
-            children: children
-                .into_iter()
-                .map(|policy| ChildSlot {
-                    record: ChildRecord::new(policy),
-                    state: State::Idle,
-                    ready: false,
-                })
-                .collect(),
+            children,
             strategy,
             intensity,
             history: RestartHistory::default(),
@@ -152,6 +204,8 @@ impl Machine {
         }
     }
 
+    // ----- getters
+
     /// The supervisor's path in the tree, e.g. `root/1/0`.
     pub(crate) fn path(&self) -> &str {
         &self.path
@@ -162,10 +216,78 @@ impl Machine {
         self.intensity
     }
 
+    /// `n` as the index of one of this supervisor's children, if it is one.
+    pub(crate) fn child(&self, n: usize) -> Option<ChildIdx> {
+        (n < self.children.len())
+            .then(|| ChildIdx::new(n))
+            .flatten()
+    }
+
+    /// Every child's index, in order.
+    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> {
+        (0..self.children.len()).filter_map(ChildIdx::new)
+    }
+
     /// Whether the supervisor is stopping all its children for good.
     pub(crate) fn is_shutting_down(&self) -> bool {
         matches!(self.phase, Phase::ShuttingDown(_))
     }
+
+    /// The policies of the children a worker host may restart in place, by
+    /// position (`None` for the others): workers, under `OneForOne`, where a
+    /// worker's restart concerns it alone.
+    pub(crate) fn leasable(&self) -> Vec<Option<ChildPolicy>> {
+        self.children
+            .iter()
+            .map(|c| self.is_leasable(c).then_some(c.record.policy))
+            .collect()
+    }
+
+    /// The lease for a start of `child`: its record as this machine has it,
+    /// for a worker its host may restart in place; `None` for the others.
+    pub(crate) fn lease(&self, child: ChildIdx) -> Option<RecordState> {
+        let slot = self.children.get(child.get())?;
+        self.is_leasable(slot).then_some(slot.record.state)
+    }
+
+    /// How many in-place restarts the intensity still allows from `now` on
+    /// (see [`Grant`]); `None` when unlimited.
+    pub(crate) fn budget(&self, now: Instant) -> Option<u32> {
+        self.history.budget(&self.intensity, now)
+    }
+
+    /// The lifecycle event `report` makes, the same in every driver: what it
+    /// is about, and what happened. A child supervisor's readiness makes
+    /// none here: that supervisor reports it itself.
+    pub(crate) fn event(&self, report: &Report) -> Option<(Subject, EventKind)> {
+        Some(match *report {
+            Report::Exited {
+                child,
+                exit,
+                restart,
+            } => (Subject::Child(child), EventKind::Exited { exit, restart }),
+            Report::ChildReady(child) => {
+                let slot = self.children.get(child.get())?;
+                if slot.record.policy.is_supervisor {
+                    return None;
+                }
+                (Subject::Child(child), EventKind::Ready)
+            }
+            Report::Ready => (Subject::Supervisor, EventKind::Ready),
+            Report::Stopping(outcome) => (
+                Subject::Supervisor,
+                EventKind::Stopping {
+                    gave_up: outcome == Outcome::GaveUp,
+                },
+            ),
+        })
+    }
+
+    fn is_leasable(&self, slot: &ChildSlot) -> bool {
+        self.strategy == Strategy::OneForOne && !slot.record.policy.is_supervisor
+    }
+
+    // ----- handle_*
 
     /// Starts every child, in order.
     pub(crate) fn handle_start(&mut self, now: Instant) {
@@ -179,46 +301,54 @@ impl Machine {
         self.after_event(now);
     }
 
-    /// Child `n` declared itself ready at `now`.
-    pub(crate) fn handle_ready(&mut self, n: usize, now: Instant) {
-        let Some(child) = self.children.get_mut(n) else {
+    /// Child `child` declared itself ready at `now`.
+    pub(crate) fn handle_ready(&mut self, child: ChildIdx, now: Instant) {
+        let n = child.get();
+        let Some(slot) = self.children.get_mut(n) else {
             return;
         };
-        if matches!(child.state, State::Running { .. }) && !child.ready {
-            child.ready = true;
-            self.reports.push_back(Report::ChildReady(n));
+        if matches!(slot.state, State::Running { .. }) && !slot.ready {
+            slot.ready = true;
+            self.reports.push_back(Report::ChildReady(child));
             self.after_event(now);
         }
     }
 
-    /// Child `n` exited with `exit` at `now`.
-    pub(crate) fn handle_exit(&mut self, n: usize, exit: ChildExit, now: Instant) {
-        let Some(child) = self.children.get(n) else {
-            tracing::warn!(supervisor = %self.path, child = n, "exit of an unknown child ignored");
+    /// Child `child` exited with `exit` at `now`. Any exit of a child asked
+    /// to stop is that stop.
+    pub(crate) fn handle_exit(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
+        let n = child.get();
+        let Some(slot) = self.children.get(n) else {
+            tracing::warn!(supervisor = %self.path, %child, "exit of an unknown child ignored");
             return;
         };
-        match child.state {
-            State::Stopping => self.stopped(n, exit, now),
+        match slot.state {
+            State::Stopping { killed, .. } => {
+                self.stopped(n, if killed { exit } else { ChildExit::Stopped }, now)
+            }
             State::Running { since } => {
                 self.exited(n, exit, now, now.saturating_duration_since(since))
             }
             state => {
-                tracing::debug!(supervisor = %self.path, child = n, ?state, "exit of a child that was not running ignored");
+                tracing::debug!(supervisor = %self.path, %child, ?state, "exit of a child that was not running ignored");
             }
         }
         self.after_event(now);
     }
 
-    /// Child `n` exited with `exit` at `now` and was started again in place
-    /// by its worker host, which applied [`ChildRecord::restart_delay`] to a
-    /// `OneForOne` worker: the restart counts here, towards the intensity.
+    /// Worker `child` exited with `exit` at `now` and its host started it
+    /// again in place after `delay`, spending its lease: `state` is the
+    /// record the host applied the rule to, which this machine adopts, and
+    /// the restart counts towards the intensity here.
     pub(crate) fn handle_restarted(
         &mut self,
-        n: usize,
+        child: ChildIdx,
         exit: ChildExit,
         delay: Duration,
+        state: RecordState,
         now: Instant,
     ) {
+        let n = child.get();
         let running = matches!(self.phase, Phase::Running)
             && matches!(
                 self.children.get(n).map(|c| c.state),
@@ -227,26 +357,48 @@ impl Machine {
         if !running {
             return;
         }
-        self.children[n].record.restarted();
-        self.children[n].state = State::Running { since: now };
-        self.children[n].ready = false;
+        let slot = &mut self.children[n];
+        slot.record.state = state;
+        slot.state = State::Running { since: now + delay };
+        slot.ready = false;
         let gives_up = self.history.record(&self.intensity, now);
         self.reports.push_back(Report::Exited {
-            child: n,
+            child,
             exit,
             restart: Some(delay).filter(|_| !gives_up),
         });
         if gives_up {
-            // The worker still runs in its host: it is stopped with the others.
+            // Only if a grant and a restart crossed: the worker still runs
+            // in its host and is stopped with the others.
             self.give_up(n, exit);
         } else {
-            tracing::debug!(supervisor = %self.path, child = n, %exit, "worker exited; its host restarted it");
+            tracing::debug!(supervisor = %self.path, %child, %exit, "worker exited; its host restarted it");
         }
         self.after_event(now);
     }
 
-    /// Time has reached `now`: start the restarts that are due.
+    /// Time has reached `now`: start the restarts that are due, kill the
+    /// children that did not stop in time.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let mut overdue = Vec::new();
+        for (n, slot) in self.children.iter_mut().enumerate() {
+            if let State::Stopping {
+                kill_at: Some(at), ..
+            } = slot.state
+            {
+                if at <= now {
+                    slot.state = State::Stopping {
+                        kill_at: None,
+                        killed: true,
+                    };
+                    overdue.extend(ChildIdx::new(n));
+                }
+            }
+        }
+        if !overdue.is_empty() {
+            tracing::warn!(supervisor = %self.path, children = ?overdue, "children did not stop in time; killing them");
+            self.actions.push_back(Action::Kill(overdue));
+        }
         self.after_event(now);
     }
 
@@ -255,6 +407,8 @@ impl Machine {
         self.shut_down(Outcome::Normal);
         self.after_event(now);
     }
+
+    // ----- poll_*
 
     /// The next decision to report, if any.
     #[must_use]
@@ -268,11 +422,16 @@ impl Machine {
         self.actions.pop_front()
     }
 
-    /// When `handle_timeout` must be called next, if a restart is scheduled.
+    /// When `handle_timeout` must be called next: a scheduled restart or a
+    /// stop's kill deadline.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let kills = self.children.iter().filter_map(|c| match c.state {
+            State::Stopping { kill_at, .. } => kill_at,
+            _ => None,
+        });
         if !matches!(self.phase, Phase::Running) {
-            return None;
+            return kills.min();
         }
         let waiting = self.children.iter().filter_map(|c| match c.state {
             State::Waiting { at } => Some(at),
@@ -283,8 +442,10 @@ impl Machine {
             .as_ref()
             .filter(|g| self.group_stopped(g))
             .map(|g| g.at);
-        waiting.chain(group).min()
+        waiting.chain(group).chain(kills).min()
     }
+
+    // ----- the rules
 
     /// Whether children start one at a time, each once the one before is
     /// ready (OTP's synchronous start): where a failure restarts siblings.
@@ -301,13 +462,16 @@ impl Machine {
     }
 
     fn launch(&mut self, n: usize, now: Instant, restart: bool) {
-        let child = &mut self.children[n];
+        let Some(child) = ChildIdx::new(n) else {
+            return;
+        };
+        let slot = &mut self.children[n];
         if restart {
-            child.record.restarted();
+            slot.record.restarted();
         }
-        child.state = State::Running { since: now };
-        child.ready = false;
-        self.actions.push_back(Action::Start(n));
+        slot.state = State::Running { since: now };
+        slot.ready = false;
+        self.actions.push_back(Action::Start(child));
     }
 
     /// Starts queued children in order, each once every earlier sibling is
@@ -319,7 +483,7 @@ impl Machine {
                     self.launch(n, now, restart);
                     return;
                 }
-                State::Running { .. } | State::Stopping if !self.children[n].ready => return,
+                State::Running { .. } | State::Stopping { .. } if !self.children[n].ready => return,
                 _ => {}
             }
         }
@@ -338,16 +502,19 @@ impl Machine {
 
     /// A running child exited on its own.
     fn exited(&mut self, n: usize, exit: ChildExit, now: Instant, ran_for: Duration) {
-        let child = &mut self.children[n];
+        let Some(child) = ChildIdx::new(n) else {
+            return;
+        };
         let shutting_down = !matches!(self.phase, Phase::Running);
+        let slot = &mut self.children[n];
         let delay = if shutting_down {
             None
         } else {
-            child.record.restart_delay(&exit, ran_for)
+            slot.record.restart_delay(&exit, ran_for)
         };
         let gives_up = delay.is_some() && self.history.record(&self.intensity, now);
         self.reports.push_back(Report::Exited {
-            child: n,
+            child,
             exit,
             restart: delay.filter(|_| !gives_up),
         });
@@ -357,10 +524,10 @@ impl Machine {
             return;
         }
         let Some(delay) = delay else {
-            let child = &mut self.children[n];
-            child.state = State::Done;
+            let slot = &mut self.children[n];
+            slot.state = State::Done;
             if !shutting_down {
-                tracing::info!(supervisor = %self.path, child = n, %exit, restart_policy = ?child.record.policy.restart,
+                tracing::info!(supervisor = %self.path, %child, %exit, restart_policy = ?slot.record.policy.restart,
                     "child exited and will not be restarted");
             }
             if let Some(g) = self.group.as_mut() {
@@ -368,7 +535,8 @@ impl Machine {
             }
             return;
         };
-        tracing::info!(supervisor = %self.path, child = n, %exit, delay = ?delay, "child exited; restarting after delay");
+        self.grant_changed();
+        tracing::info!(supervisor = %self.path, %child, %exit, delay = ?delay, "child exited; restarting after delay");
         let at = now + delay;
         let affected = self.strategy.affected(n, self.children.len());
         if affected.len() == 1 && self.strategy == Strategy::OneForOne {
@@ -387,11 +555,21 @@ impl Machine {
             if m != n
                 && matches!(
                     sibling.state,
-                    State::Running { .. } | State::Stopping | State::Pending
+                    State::Running { .. } | State::Stopping { .. } | State::Pending
                 )
             {
                 group.members.insert(m);
             }
+        }
+    }
+
+    /// This machine recorded a restart: a worker host spending a lease must
+    /// learn its smaller budget.
+    fn grant_changed(&mut self) {
+        let limited = self.intensity.max_restarts().is_some();
+        if limited && self.children.iter().any(|c| self.is_leasable(c)) {
+            self.actions.retain(|a| *a != Action::Grant);
+            self.actions.push_back(Action::Grant);
         }
     }
 
@@ -404,29 +582,16 @@ impl Machine {
         self.shut_down(Outcome::GaveUp);
     }
 
-    /// What a worker host needs to restart workers in place: the restart
-    /// record of each child it may restart (a worker, under `OneForOne`, by
-    /// position; `None` for the others) and the restart history.
-    pub(crate) fn delegation(&self) -> (Vec<Option<ChildRecord>>, RestartHistory) {
-        let records = self
-            .children
-            .iter()
-            .map(|child| {
-                (self.strategy == Strategy::OneForOne && !child.record.policy.is_supervisor)
-                    .then_some(child.record)
-            })
-            .collect();
-        (records, self.history.clone())
-    }
-
     /// A child we asked to stop has exited.
     fn stopped(&mut self, n: usize, exit: ChildExit, now: Instant) {
+        let Some(child) = ChildIdx::new(n) else {
+            return;
+        };
         let in_group = matches!(self.phase, Phase::Running)
             && self.group.as_ref().is_some_and(|g| g.members.contains(&n));
-        let child = &mut self.children[n];
-        let record = &child.record;
-        let again = in_group && record.policy.restart.allows_another_run(record.restarts);
-        child.state = if again {
+        let slot = &mut self.children[n];
+        let again = in_group && slot.record.allows_another_run();
+        slot.state = if again {
             State::Pending
         } else {
             if let Some(g) = self.group.as_mut() {
@@ -439,7 +604,7 @@ impl Machine {
             _ => None,
         };
         self.reports.push_back(Report::Exited {
-            child: n,
+            child,
             exit,
             restart,
         });
@@ -476,7 +641,7 @@ impl Machine {
     fn after_event(&mut self, now: Instant) {
         match self.phase {
             Phase::Running => {
-                self.stop_next(|m, this| {
+                self.stop_next(now, |m, this| {
                     this.group.as_ref().is_some_and(|g| g.members.contains(&m))
                 });
                 let due: Vec<usize> = (0..self.children.len())
@@ -501,7 +666,7 @@ impl Machine {
                 self.check_done();
             }
             Phase::ShuttingDown(outcome) => {
-                self.stop_next(|_, _| true);
+                self.stop_next(now, |_, _| true);
                 if self
                     .children
                     .iter()
@@ -515,18 +680,60 @@ impl Machine {
         }
     }
 
-    /// Stops the last running child chosen by `wanted`, unless a stop is
-    /// already under way: children stop one at a time, in reverse order.
-    fn stop_next(&mut self, wanted: impl Fn(usize, &Self) -> bool) {
-        if self.children.iter().any(|c| c.state == State::Stopping) {
+    /// Stops the last running children chosen by `wanted`, unless a stop is
+    /// already under way: children stop in reverse order, one at a time; in
+    /// a shutdown, a run of workers stops together (their host stops them
+    /// one after the other, in the order given).
+    fn stop_next(&mut self, now: Instant, wanted: impl Fn(usize, &Self) -> bool) {
+        if self.children.iter().any(|c| c.state.is_stopping()) {
             return;
         }
-        let next = (0..self.children.len())
+        let running =
+            |this: &Self, m: usize| matches!(this.children[m].state, State::Running { .. });
+        let Some(last) = (0..self.children.len())
             .rev()
-            .find(|&m| matches!(self.children[m].state, State::Running { .. }) && wanted(m, self));
-        if let Some(m) = next {
-            self.children[m].state = State::Stopping;
-            self.actions.push_back(Action::Stop(m));
+            .find(|&m| running(self, m) && wanted(m, self))
+        else {
+            return;
+        };
+        let mut batch = vec![last];
+        // Only a shutdown batches: a group restart stops one child at a
+        // time, as OTP does, so each stop is seen before the next.
+        if self.is_shutting_down() && !self.children[last].record.policy.is_supervisor {
+            for m in (0..last).rev() {
+                if !running(self, m) {
+                    continue;
+                }
+                if self.children[m].record.policy.is_supervisor {
+                    break;
+                }
+                if wanted(m, self) {
+                    batch.push(m);
+                }
+            }
+        }
+        let (mut stops, mut kills) = (Vec::new(), Vec::new());
+        for m in batch {
+            let Some(child) = ChildIdx::new(m) else {
+                continue;
+            };
+            let kill_after = self.children[m].record.policy.shutdown.kill_after();
+            let kill_now = kill_after == Some(Duration::ZERO);
+            self.children[m].state = State::Stopping {
+                kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
+                killed: kill_now,
+            };
+            if kill_now {
+                kills.push(child);
+            } else {
+                stops.push(child);
+            }
+        }
+        if !stops.is_empty() {
+            self.actions.push_back(Action::Stop(stops));
+        }
+        if !kills.is_empty() {
+            self.actions.push_back(Action::Kill(kills));
         }
     }
 

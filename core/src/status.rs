@@ -168,6 +168,12 @@ impl TreeStatus {
                     }
                 }
             }
+            EventKind::HostExited { exit, .. } => {
+                // A host is forked again when a worker next starts.
+                node.last_exit = Some(*exit);
+                node.state = NodeState::Stopped;
+                node.pid = None;
+            }
             EventKind::Stopping { .. } => node.state = NodeState::Stopping,
             EventKind::Dropped(_) => {}
         }

@@ -17,17 +17,20 @@ pub(crate) enum Child {
 }
 
 impl Child {
-    /// The policies its supervisor applies to this child.
-    pub(crate) fn policy(&self) -> ChildPolicy {
+    /// The policies its supervisor applies to this child, which it stops
+    /// as `shutdown` says.
+    pub(crate) fn policy(&self, shutdown: Shutdown) -> ChildPolicy {
         match self {
             Child::Worker(w) => ChildPolicy {
                 restart: w.restart_policy(),
                 backoff: w.backoff_policy(),
+                shutdown,
                 is_supervisor: false,
             },
             Child::Supervisor(s) => ChildPolicy {
                 restart: s.restart_policy,
                 backoff: s.backoff_policy,
+                shutdown,
                 is_supervisor: true,
             },
         }
@@ -144,7 +147,7 @@ impl Supervisor {
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor.
     pub(crate) fn machine(&self, path: String) -> Machine {
-        let policies = self.children.iter().map(Child::policy);
+        let policies = self.children.iter().map(|c| c.policy(self.shutdown));
         Machine::new(path, policies, self.strategy, self.intensity)
     }
 }

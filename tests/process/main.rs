@@ -45,7 +45,7 @@
 //! (resource limits) and [`observe`] (readiness, events, status socket,
 //! systemd, IPC faults). A new scenario is a body and a drive in its topic
 //! module, and a line in [`SCENARIOS`].
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 use std::time::Duration;
 

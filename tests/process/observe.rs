@@ -41,7 +41,6 @@ fn test_dir_of(run: &super::runner::Run) -> std::path::PathBuf {
 }
 
 pub(crate) mod scenario {
-    use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
@@ -214,14 +213,17 @@ pub(crate) mod scenario {
                         .flatten()
                     {
                         let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap_or(-1);
-                        let is_pipe = std::fs::read_link(entry.path())
-                            .is_ok_and(|l| l.to_string_lossy().starts_with("pipe:"));
-                        if fd > 2 && is_pipe {
-                            let path = format!("/proc/self/fd/{fd}");
-                            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
-                                if f.write_all(b"\xA5\x5Agarbage, truncated fram").is_ok() {
-                                    hit += 1;
-                                }
+                        let target = std::fs::read_link(entry.path())
+                            .map(|l| l.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        if fd > 2 && (target.starts_with("pipe:") || target.starts_with("socket:"))
+                        {
+                            // A frame's magic with an impossible length, a
+                            // frame cut short, then bytes that are no frame.
+                            let junk =
+                                b"\x5A\x17\xFF\xFF\xFF\xFFgarbage\x5A\x17\x09\x00\x00\x00trunc";
+                            if write_raw(fd, junk) {
+                                hit += 1;
                             }
                         }
                     }
@@ -232,6 +234,16 @@ pub(crate) mod scenario {
                 std::future::pending::<()>().await;
             })
         }
+    }
+
+    /// Writes `bytes` to descriptor `fd` of this process, a pipe or a
+    /// socket (which, unlike a pipe, can not be reopened through `/proc`).
+    #[allow(unsafe_code)]
+    fn write_raw(fd: i32, bytes: &[u8]) -> bool {
+        // SAFETY: `fd` was just listed in /proc/self/fd, and nothing in this
+        // single task closes it while it is borrowed for this one write.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        nix::unistd::write(fd, bytes).is_ok()
     }
 
     impl Restartable for Vandal {

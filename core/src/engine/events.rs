@@ -9,167 +9,58 @@
 //! anything garbled or truncated.
 
 use std::os::fd::OwnedFd;
-use std::time::Duration;
 
 use super::sys;
+use crate::wire::frame::{self, FrameReader};
+use crate::{Event, EventKind};
 
-use crate::{ChildExit, Event, EventKind, NodeKind};
-
-const MAGIC: [u8; 2] = [0xA5, 0x5A];
-/// Magic, length, then the fixed fields before the path.
-const HEADER: usize = 4;
-const FIXED: usize = 1 + 1 + 4 + 1 + 4 + 8 + 8;
 /// The longest message; longer paths are cut.
 pub(crate) const MAX_MESSAGE: usize = 512;
 
-/// Encodes one event as one message.
+/// Encodes one event as one message of at most [`MAX_MESSAGE`] bytes.
 pub(crate) fn encode(event: &Event) -> Vec<u8> {
-    let (kind, sub, exit, restart, count) = match &event.kind {
-        EventKind::Started(k) => (1u8, node_kind(*k), None, None, 0),
-        EventKind::Ready => (2, 0, None, None, 0),
-        EventKind::Exited { exit, restart } => (3, 0, Some(*exit), *restart, 0),
-        EventKind::Stopping { gave_up } => (4, u8::from(*gave_up), None, None, 0),
-        EventKind::Dropped(n) => (5, 0, None, None, *n),
-    };
-    let (exit_tag, exit_value) = exit.map_or((0xFF, 0), encode_exit);
-    let restart = restart.map_or(u64::MAX, |d| {
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
-    });
-    let mut path = event.path.as_bytes();
-    let room = MAX_MESSAGE - HEADER - FIXED;
-    if path.len() > room {
-        let mut cut = room;
-        while !event.path.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        path = &path[..cut];
+    let message = frame::encode(event);
+    let excess = message.len().saturating_sub(MAX_MESSAGE);
+    if excess == 0 {
+        return message;
     }
-    let len = u16::try_from(FIXED + path.len()).unwrap_or(u16::MAX);
-    let mut out = Vec::with_capacity(HEADER + FIXED + path.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.push(kind);
-    out.push(sub);
-    out.extend_from_slice(&event.pid.unwrap_or(0).to_le_bytes());
-    out.push(exit_tag);
-    out.extend_from_slice(&exit_value.to_le_bytes());
-    out.extend_from_slice(&restart.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(path);
-    out
-}
-
-fn node_kind(kind: NodeKind) -> u8 {
-    match kind {
-        NodeKind::Supervisor => 1,
-        NodeKind::Worker => 2,
-        NodeKind::WorkerHost => 3,
+    // The path's length prefix may shrink too, so cut a little more.
+    let mut cut = event.path.len().saturating_sub(excess + 2);
+    while !event.path.is_char_boundary(cut) {
+        cut -= 1;
     }
-}
-
-fn encode_exit(exit: ChildExit) -> (u8, i32) {
-    match exit {
-        ChildExit::Normal => (0, 0),
-        ChildExit::Panicked => (1, 0),
-        ChildExit::Exited(code) => (2, code),
-        ChildExit::Signaled(sig) => (3, sig),
-        ChildExit::GaveUp => (4, 0),
-        ChildExit::ForkFailed(errno) => (5, errno),
-    }
-}
-
-fn decode_exit(tag: u8, value: i32) -> Option<ChildExit> {
-    Some(match tag {
-        0 => ChildExit::Normal,
-        1 => ChildExit::Panicked,
-        2 => ChildExit::Exited(value),
-        3 => ChildExit::Signaled(value),
-        4 => ChildExit::GaveUp,
-        5 => ChildExit::ForkFailed(value),
-        _ => return None,
-    })
-}
-
-/// Decodes the body of one message (after magic and length).
-fn decode_body(body: &[u8]) -> Option<Event> {
-    let fixed = body.get(..FIXED)?;
-    let u32_at = |i: usize| fixed.get(i..i + 4)?.try_into().ok().map(u32::from_le_bytes);
-    let u64_at = |i: usize| fixed.get(i..i + 8)?.try_into().ok().map(u64::from_le_bytes);
-    let (kind, sub) = (fixed[0], fixed[1]);
-    let pid = u32_at(2)?;
-    let exit_tag = fixed[6];
-    let exit_value = i32::from_le_bytes(fixed.get(7..11)?.try_into().ok()?);
-    let restart = u64_at(11)?;
-    let count = u64_at(19)?;
-    let path = std::str::from_utf8(&body[FIXED..]).ok()?;
-    if !path.starts_with("root") {
-        return None;
-    }
-    let kind = match kind {
-        1 => EventKind::Started(match sub {
-            1 => NodeKind::Supervisor,
-            2 => NodeKind::Worker,
-            3 => NodeKind::WorkerHost,
-            _ => return None,
-        }),
-        2 => EventKind::Ready,
-        3 => EventKind::Exited {
-            exit: decode_exit(exit_tag, exit_value)?,
-            restart: (restart != u64::MAX).then(|| Duration::from_nanos(restart)),
-        },
-        4 => EventKind::Stopping { gave_up: sub == 1 },
-        5 => EventKind::Dropped(count),
-        _ => return None,
-    };
-    Some(Event {
-        path: path.to_owned(),
-        pid: (pid != 0).then_some(pid),
-        kind,
+    frame::encode(&Event {
+        path: event.path[..cut].to_owned(),
+        pid: event.pid,
+        kind: event.kind.clone(),
     })
 }
 
 /// Reassembles events from the bytes read off the pipe.
 #[derive(Debug, Default)]
 pub(crate) struct Decoder {
-    buf: Vec<u8>,
+    reader: FrameReader,
 }
 
 impl Decoder {
     /// Bytes received and not decoded yet.
     pub(crate) fn pending(&self) -> usize {
-        self.buf.len()
+        self.reader.pending()
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.reader.push(bytes);
     }
 
-    /// The next whole event; garbled bytes are logged and skipped.
+    /// The next whole event; garbled bytes are logged and skipped, and so
+    /// is an event that names no path of the tree.
     pub(crate) fn next_event(&mut self) -> Option<Event> {
         loop {
-            let start = self.buf.windows(2).position(|w| w == MAGIC);
-            let skip = start.unwrap_or(self.buf.len().saturating_sub(1));
-            if skip > 0 {
-                tracing::warn!(bytes = skip, "garbled bytes on the event pipe dropped");
-                self.buf.drain(..skip);
+            let event: Event = self.reader.next()?;
+            if event.path.starts_with("root") {
+                return Some(event);
             }
-            start?;
-            let header = self.buf.get(..HEADER)?;
-            let len = usize::from(u16::from_le_bytes([header[2], header[3]]));
-            if !(FIXED..=MAX_MESSAGE - HEADER).contains(&len) {
-                tracing::warn!(len, "event with an impossible length dropped");
-                self.buf.drain(..MAGIC.len());
-                continue;
-            }
-            let body = self.buf.get(HEADER..HEADER + len)?;
-            let event = decode_body(body);
-            if event.is_none() {
-                tracing::warn!(len, "garbled event dropped");
-                self.buf.drain(..MAGIC.len());
-                continue;
-            }
-            self.buf.drain(..HEADER + len);
-            return event;
+            tracing::warn!(path = %event.path, "event about no path of the tree dropped");
         }
     }
 }
@@ -214,6 +105,8 @@ impl EventSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ChildExit, NodeKind};
+    use std::time::Duration;
 
     fn samples() -> Vec<Event> {
         vec![
@@ -282,7 +175,7 @@ mod tests {
     #[test]
     fn garbage_and_truncated_messages_are_skipped() {
         let s = samples();
-        let mut bytes = b"junk\xA5".to_vec();
+        let mut bytes = b"junk\x5A".to_vec();
         bytes.extend(encode(&s[0]));
         // A truncated message followed by a whole one: the truncated one's
         // length swallows part of the next, which fails to decode; the
@@ -291,10 +184,10 @@ mod tests {
         bytes.extend(&cut[..cut.len() - 5]);
         bytes.extend(encode(&s[2]));
         // An impossible length.
-        bytes.extend([0xA5, 0x5A, 0xFF, 0xFF]);
+        bytes.extend([0x5A, 0x17, 0xFF, 0xFF, 0xFF, 0xFF]);
         // A bad kind.
         let mut bad = encode(&s[3]);
-        bad[HEADER] = 99;
+        bad[crate::wire::frame::HEADER + 1] = 99;
         bytes.extend(bad);
         bytes.extend(encode(&s[5]));
         let got = decode_all(&bytes);

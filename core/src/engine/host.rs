@@ -1,73 +1,37 @@
 //! The worker host: a forked process that runs one supervisor's workers as
 //! tasks on the user's [`Spawner`], started and stopped by commands from the
-//! supervisor.
+//! supervisor over its channel.
 //!
 //! It starts a worker when told and reports exactly one [`Note::Exited`] per
-//! start (after the worker's future has been dropped). A `OneForOne` worker
-//! that exits on its own is restarted in place, with the supervisor's own
-//! rule ([`ChildRecord::restart_delay`]) and intensity, and reported as
-//! [`Note::Restarted`]: a restart costs no round trip between processes.
-//! Whatever the rule leaves undecided (a worker done for good, an intensity
-//! exceeded, any other strategy) goes back to the supervisor as `Exited`.
-//! On SIGTERM or [`Command::Shutdown`] the host drops every worker's future
-//! in reverse order before it exits. A thread of its own reads the command
-//! pipe, so the host works on any executor without an I/O reactor.
+//! start (after the worker's future has been dropped). A worker started with
+//! a lease is restarted in place while the lease allows ([`crate::lease`]),
+//! with a [`Note::Restarted`] for each restart. On [`Command::Shutdown`] the
+//! host drops every worker's future in reverse order, reports each as
+//! stopped, and exits; a SIGTERM from anyone else does the same but reports
+//! the workers as killed by it. A thread of its own reads the channel, so
+//! the host works on any executor without an I/O reactor.
 
-use std::future::Future;
-use std::os::fd::{AsFd, OwnedFd};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use nix::sys::signal::Signal;
 
+use super::channel::{Channel, PipeState};
 use super::sys::{self, SignalPipe};
-use super::wire::{self, Command, Note, PipeState};
-use crate::machine::ChildRecord;
-use crate::policy::RestartHistory;
+use crate::lease::{run_leased, Leases};
+use crate::machine::{ChildIdx, ChildPolicy, Grant};
 use crate::ready::run_worker;
-use crate::{ChildExit, Intensity, Spawner, Timer, Worker};
+use crate::wire::{Command, Note};
+use crate::{ChildExit, Spawner, Timer, Worker};
 
 /// Backoff delays shorter than this are waited out by yielding to the
 /// executor instead of sleeping on the timer: runtime timers tick in whole
 /// milliseconds, which would turn a 2 µs backoff into 1 ms.
 const SPIN_BELOW: Duration = Duration::from_millis(1);
-
-/// What the host needs to restart `OneForOne` workers in place: their restart
-/// records and the supervisor's restart history, as the supervisor had them
-/// when it forked the host.
-#[derive(Debug)]
-pub(crate) struct Delegation {
-    pub(crate) records: Vec<Option<ChildRecord>>,
-    pub(crate) history: RestartHistory,
-    pub(crate) intensity: Intensity,
-}
-
-impl Delegation {
-    /// Applies the restart rule to worker `n`, which ran for `ran_for` and
-    /// exited with `exit` at `now`: the delay before it runs again, or `None`
-    /// when the supervisor must decide.
-    fn restart_delay(
-        &mut self,
-        n: usize,
-        exit: &ChildExit,
-        ran_for: Duration,
-        now: Instant,
-    ) -> Option<Duration> {
-        let record = self.records.get_mut(n)?.as_mut()?;
-        let delay = record.restart_delay(exit, ran_for)?;
-        if self.history.record(&self.intensity, now) {
-            return None;
-        }
-        record.restarted();
-        Some(delay)
-    }
-}
 
 /// A worker, shared between the host's main task and the task that runs it
 /// (`Worker` is `Send` but not `Sync`; `init` takes the lock briefly).
@@ -78,24 +42,50 @@ struct Ctx<S, T> {
     spawner: S,
     timer: T,
     path: String,
-    events: Arc<OwnedFd>,
-    delegation: Mutex<Delegation>,
+    /// The host's end of its channel; notes are written whole, under the
+    /// lock, so tasks on several threads never interleave.
+    channel: Mutex<Channel>,
+    leases: Mutex<Leases>,
 }
 
-/// Exit code of a host stopped by SIGTERM from anyone but its supervisor's
-/// `Shutdown` command: 128 + SIGTERM, as a shell reports it.
-const EXIT_TERMINATED: i32 = 128 + Signal::SIGTERM as i32;
+impl<S, T> Ctx<S, T> {
+    fn note(&self, note: &Note) {
+        let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(err) = channel.send(note) {
+            tracing::error!(host = %self.path, %err, "worker host could not report to its supervisor");
+        }
+    }
+}
 
-/// Runs the host until it is told to stop; returns the exit code.
-pub(crate) fn run<S: Spawner, T: Timer>(
-    spawner: S,
-    timer: T,
-    path: String,
-    workers: Vec<Option<Box<dyn Worker>>>,
-    delegation: Delegation,
-    commands: OwnedFd,
-    events: OwnedFd,
-) -> i32 {
+/// What the host's main task is told by the reader thread.
+#[derive(Debug)]
+enum Input {
+    Command(Command),
+    /// A SIGTERM from someone else than the supervisor: stop everything.
+    Terminated,
+}
+
+/// What a worker host is given at fork.
+pub(crate) struct Setup {
+    pub(crate) path: String,
+    pub(crate) workers: Vec<Option<Box<dyn Worker>>>,
+    /// The policies of the workers it may restart in place.
+    pub(crate) leasable: Vec<Option<ChildPolicy>>,
+    pub(crate) grant: Grant,
+    pub(crate) channel: OwnedFd,
+}
+
+/// Runs the host until it is told to stop; returns the exit code (which
+/// carries no meaning: everything the supervisor needs went over the
+/// channel).
+pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i32 {
+    let Setup {
+        path,
+        workers,
+        leasable,
+        grant,
+        channel,
+    } = setup;
     sys::ignore(Signal::SIGINT);
     sys::default_action(Signal::SIGCHLD);
     let signals = match SignalPipe::install(&[Signal::SIGTERM]) {
@@ -105,19 +95,20 @@ pub(crate) fn run<S: Spawner, T: Timer>(
             return 1;
         }
     };
-    if let Err(err) = sys::set_blocking(events.as_fd()) {
-        tracing::error!(host = %path, %err, "worker host could not set up its event pipe");
-        return 1;
-    }
+    let (reader_fd, channel) = match channel.try_clone() {
+        Ok(reader_fd) => (reader_fd, Channel::new(channel)),
+        Err(err) => {
+            tracing::error!(host = %path, %err, "worker host could not set up its channel");
+            return 1;
+        }
+    };
     let (tx, rx) = mpsc::unbounded();
     // The supervisor wrote the first `Start`s before it forked this host:
     // take them now, so those workers start before the reader thread (which
     // takes ~100 µs to spawn) and without a hand-over between threads.
-    let mut reader = CommandReader::new(commands);
+    let mut reader = CommandReader::new(reader_fd);
     let ended = reader.forward_available(&tx);
-    let handle: Arc<Mutex<Option<std::thread::JoinHandle<bool>>>> = Arc::default();
-    let failed = Arc::new(AtomicBool::new(false));
-    let (slot, reader_failed, host) = (handle.clone(), failed.clone(), path.clone());
+    let host = path.clone();
     let start_reader = move || {
         if ended {
             return;
@@ -125,110 +116,88 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         let spawned = std::thread::Builder::new()
             .name("supertrees-host".into())
             .spawn(move || reader.run(&signals, &tx));
-        match spawned {
-            Ok(handle) => {
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(handle);
-                }
-            }
-            Err(err) => {
-                tracing::error!(host = %host, %err, "worker host could not start its command reader");
-                reader_failed.store(true, Ordering::SeqCst);
-            }
+        if let Err(err) = spawned {
+            // Its sender is dropped: the channel closes and the host stops.
+            tracing::error!(host = %host, %err, "worker host could not start its command reader");
         }
     };
     let ctx = Arc::new(Ctx {
         spawner: spawner.clone(),
         timer,
         path,
-        events: Arc::new(events),
-        delegation: Mutex::new(delegation),
+        channel: Mutex::new(channel),
+        leases: Mutex::new(Leases::new(leasable, grant)),
     });
     let workers: Vec<Option<SharedWorker>> = workers
         .into_iter()
         .map(|w| w.map(|w| Arc::new(Mutex::new(w))))
         .collect();
     spawner.block_on(Box::pin(serve(ctx, workers, rx, start_reader)));
-    let joined = handle
-        .lock()
-        .ok()
-        .and_then(|mut h| h.take())
-        .map(|h| h.join());
-    match joined {
-        Some(Ok(true)) => EXIT_TERMINATED,
-        _ if failed.load(Ordering::SeqCst) => 1,
-        _ => 0,
-    }
+    0
 }
 
-/// Reads the command pipe and forwards commands (and SIGTERM, as
-/// `Shutdown`) to the host's main task.
+/// Reads the channel and forwards commands (and SIGTERM) to the host's main
+/// task.
 struct CommandReader {
-    commands: OwnedFd,
-    buf: Vec<u8>,
+    channel: Channel,
 }
 
 impl CommandReader {
-    fn new(commands: OwnedFd) -> Self {
+    fn new(fd: OwnedFd) -> Self {
         Self {
-            commands,
-            buf: Vec::with_capacity(wire::FRAME * 64),
+            channel: Channel::new(fd),
         }
     }
 
-    /// Runs until the host must stop; returns whether SIGTERM arrived.
-    fn run(mut self, signals: &SignalPipe, tx: &mpsc::UnboundedSender<Command>) -> bool {
+    /// Runs until the host must stop.
+    fn run(mut self, signals: &SignalPipe, tx: &mpsc::UnboundedSender<Input>) {
         loop {
             let mut fds = [
                 sys::readable(signals.fd()),
-                sys::readable(self.commands.as_fd()),
+                sys::readable(self.channel.fd()),
             ];
             sys::wait_readable(&mut fds, None);
             if signals.drain().contains(&Signal::SIGTERM) {
-                let _ = tx.unbounded_send(Command::Shutdown);
-                return true;
+                let _ = tx.unbounded_send(Input::Terminated);
+                return;
             }
             if self.forward_available(tx) {
-                return false;
+                return;
             }
         }
     }
 
-    /// Forwards what the pipe holds now, without blocking. Returns `true`
+    /// Forwards what the channel holds now, without blocking. Returns `true`
     /// once the host must stop (a `Shutdown`, or the supervisor is gone),
     /// after forwarding a `Shutdown`.
-    fn forward_available(&mut self, tx: &mpsc::UnboundedSender<Command>) -> bool {
-        let (frames, state) = wire::read_frames(&self.commands, &mut self.buf, usize::MAX);
+    fn forward_available(&mut self, tx: &mpsc::UnboundedSender<Input>) -> bool {
+        let (commands, state) = self.channel.read::<Command>(usize::MAX);
         let mut gone = match state {
             PipeState::Open => false,
             PipeState::Closed => true,
             PipeState::Failed(err) => {
-                tracing::error!(%err, "worker host lost its command pipe");
+                tracing::error!(%err, "worker host lost its channel");
                 true
             }
         };
-        for frame in frames {
-            match Command::decode(&frame) {
-                Some(Command::Shutdown) => {
-                    gone = true;
-                    break;
-                }
-                Some(cmd) => {
-                    let _ = tx.unbounded_send(cmd);
-                }
-                None => tracing::warn!(?frame, "garbled command dropped"),
+        for command in commands {
+            if command == Command::Shutdown {
+                gone = true;
+                break;
             }
+            let _ = tx.unbounded_send(Input::Command(command));
         }
         if gone {
-            let _ = tx.unbounded_send(Command::Shutdown);
+            let _ = tx.unbounded_send(Input::Command(Command::Shutdown));
         }
         gone
     }
 }
 
-/// A running worker task: a way to stop it and to learn that it ended.
+/// A running worker task: a way to stop it (with the exit to report) and
+/// to learn that it ended.
 struct Running {
-    stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<ChildExit>,
     done: oneshot::Receiver<()>,
 }
 
@@ -239,77 +208,108 @@ struct Running {
 async fn serve<S: Spawner, T: Timer>(
     ctx: Arc<Ctx<S, T>>,
     workers: Vec<Option<SharedWorker>>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut inputs: mpsc::UnboundedReceiver<Input>,
     start_reader: impl FnOnce() + Send + 'static,
 ) {
     let mut running: Vec<Option<Running>> = workers.iter().map(|_| None).collect();
     let mut start_reader = Some(start_reader);
-    loop {
-        let cmd = match commands.try_recv() {
-            Ok(cmd) => cmd,
-            Err(err) if err.is_closed() => break,
+    let stopped_as = loop {
+        let input = match inputs.try_recv() {
+            Ok(input) => input,
+            Err(err) if err.is_closed() => break ChildExit::Stopped,
             Err(_) => {
                 if let Some(start) = start_reader.take() {
-                    // If the thread can not start, its sender is dropped, the
-                    // channel closes and the host stops.
                     ctx.spawner.spawn(Box::pin(async move { start() }));
                 }
-                match commands.next().await {
-                    Some(cmd) => cmd,
-                    None => break,
+                match inputs.next().await {
+                    Some(input) => input,
+                    None => break ChildExit::Stopped,
                 }
             }
         };
-        match cmd {
-            Command::Start(n) => {
-                let n = n as usize;
-                let Some(Some(worker)) = workers.get(n) else {
-                    tracing::warn!(host = %ctx.path, child = n, "start of an unknown worker ignored");
+        let command = match input {
+            Input::Command(command) => command,
+            Input::Terminated => break ChildExit::Signaled(Signal::SIGTERM as i32),
+        };
+        match command {
+            Command::Start { child, lease } => {
+                let Some(Some(worker)) = workers.get(child.get()) else {
+                    tracing::warn!(host = %ctx.path, %child, "start of an unknown worker ignored");
                     continue;
                 };
-                running[n] = Some(start(&ctx, n, worker.clone()));
+                if let Ok(mut leases) = ctx.leases.lock() {
+                    leases.start(child, lease);
+                }
+                running[child.get()] = Some(start(&ctx, child, worker.clone()));
             }
-            Command::Stop(n) => {
-                if let Some(task) = running.get_mut(n as usize).and_then(Option::take) {
+            Command::Stop(child) => {
+                if let Some(task) = running.get_mut(child.get()).and_then(Option::take) {
                     // Fails only if the worker already ended, and reported it.
-                    let _ = task.stop.send(());
+                    let _ = task.stop.send(ChildExit::Stopped);
                 }
             }
-            Command::Shutdown => break,
+            Command::Grant(grant) => {
+                if let Ok(mut leases) = ctx.leases.lock() {
+                    leases.grant(grant);
+                }
+            }
+            Command::Shutdown => break ChildExit::Stopped,
         }
-    }
+    };
     for task in running.into_iter().rev().flatten() {
-        if task.stop.send(()).is_ok() {
+        if task.stop.send(stopped_as).is_ok() {
             let _ = task.done.await;
         }
     }
 }
 
-/// Spawns the task of worker `n`: it runs the worker, restarts it in place
-/// while the restart rule allows, and reports its end on `events`.
-fn start<S: Spawner, T: Timer>(ctx: &Arc<Ctx<S, T>>, n: usize, worker: SharedWorker) -> Running {
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+/// Spawns the task of worker `child`: it runs the worker, restarts it in
+/// place while its lease allows, and reports its end.
+fn start<S: Spawner, T: Timer>(
+    ctx: &Arc<Ctx<S, T>>,
+    child: ChildIdx,
+    worker: SharedWorker,
+) -> Running {
+    let (stop_tx, stop_rx) = oneshot::channel::<ChildExit>();
     let (done_tx, done_rx) = oneshot::channel();
     let ctx = ctx.clone();
     ctx.spawner.clone().spawn(Box::pin(async move {
-        let exit = loop {
-            let started = ctx.timer.now();
-            let exit = match run_once(&ctx, n, &worker, &mut stop_rx).await {
-                Some(exit) => exit,
-                None => break ChildExit::STOPPED,
-            };
-            let now = ctx.timer.now();
-            let delay = match ctx.delegation.lock() {
-                Ok(mut d) => d.restart_delay(n, &exit, now.saturating_duration_since(started), now),
-                Err(_) => None,
-            };
-            let Some(delay) = delay else { break exit };
-            report(&ctx.events, Note::Restarted(n as u32, exit, delay));
-            if !pause(&ctx.timer, delay, &mut stop_rx).await {
-                break ChildExit::STOPPED;
+        let run_once = || {
+            // A poisoned lock still holds the worker (`run_worker` catches
+            // panics, so it can only come from elsewhere).
+            let worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
+            let ready = ctx.clone();
+            let path = ctx.path.clone();
+            run_worker(worker.as_ref(), move || {
+                ready.note(&Note::WorkerReady(child))
+            })
+            .map(move |result| match result {
+                Ok(()) => ChildExit::Normal,
+                Err(payload) => {
+                    log_panic(&path, child, payload.as_ref());
+                    ChildExit::Panicked
+                }
+            })
+            .boxed()
+        };
+        let first = run_once();
+        let runs = run_leased(
+            child,
+            first,
+            run_once,
+            &ctx.leases,
+            &ctx.timer,
+            SPIN_BELOW,
+            |note| ctx.note(&note),
+        );
+        let exit = match select(Box::pin(runs), stop_rx).await {
+            Either::Left((exit, _)) => exit,
+            Either::Right((stopped, runs)) => {
+                drop(runs);
+                stopped.unwrap_or(ChildExit::Stopped)
             }
         };
-        report(&ctx.events, Note::Exited(n as u32, exit));
+        ctx.note(&Note::Exited { child, exit });
         let _ = done_tx.send(());
     }));
     Running {
@@ -318,85 +318,11 @@ fn start<S: Spawner, T: Timer>(ctx: &Arc<Ctx<S, T>>, n: usize, worker: SharedWor
     }
 }
 
-/// Runs worker `n` once: its exit, or `None` when it was stopped (its future
-/// is dropped before this returns).
-async fn run_once<S, T>(
-    ctx: &Ctx<S, T>,
-    n: usize,
-    worker: &Mutex<Box<dyn Worker>>,
-    stop: &mut oneshot::Receiver<()>,
-) -> Option<ChildExit> {
-    let run = {
-        // A poisoned lock still holds the worker (`run_worker` catches
-        // panics, so it can only come from elsewhere).
-        let worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
-        let events = ctx.events.clone();
-        run_worker(worker.as_ref(), move || {
-            report(&events, Note::Ready(n as u32))
-        })
-    };
-    match select(run, stop).await {
-        Either::Left((Ok(()), _)) => Some(ChildExit::Normal),
-        Either::Left((Err(payload), _)) => {
-            log_panic(&ctx.path, n, payload.as_ref());
-            Some(ChildExit::Panicked)
-        }
-        Either::Right((_, unfinished)) => {
-            drop(unfinished);
-            None
-        }
-    }
-}
-
-/// Waits out a backoff `delay`; `false` when the worker was stopped meanwhile.
-///
-/// Delays below [`SPIN_BELOW`], zero included, are waited out by yielding to
-/// the executor, at least once: a worker that ends at once and is restarted
-/// at once must still let the rest of the host (its commands, the other
-/// workers) run.
-async fn pause<T: Timer>(timer: &T, delay: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
-    if delay >= SPIN_BELOW {
-        return matches!(select(timer.sleep(delay), stop).await, Either::Left(_));
-    }
-    let deadline = timer.now() + delay;
-    loop {
-        YieldNow(false).await;
-        if !matches!(stop.try_recv(), Ok(None)) {
-            return false;
-        }
-        if timer.now() >= deadline {
-            return true;
-        }
-    }
-}
-
-/// Lets the executor run other tasks once.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-fn report(events: &OwnedFd, note: Note) {
-    if let Err(err) = sys::write(events, &note.encode()) {
-        tracing::error!(%err, "worker host could not report to its supervisor");
-    }
-}
-
-fn log_panic(path: &str, n: usize, payload: &(dyn std::any::Any + Send)) {
+fn log_panic(path: &str, child: ChildIdx, payload: &(dyn std::any::Any + Send)) {
     let message = payload
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(non-string panic payload)");
-    tracing::warn!(host = %path, child = n, message, "worker panicked");
+    tracing::warn!(host = %path, %child, message, "worker panicked");
 }

@@ -3,6 +3,7 @@
 //! The process model is described in the crate docs (`## Process model`),
 //! which is what this module implements.
 
+mod channel;
 mod events;
 mod host;
 mod node;
@@ -12,7 +13,6 @@ mod status_socket;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 mod systemd;
-mod wire;
 
 use crate::machine::Outcome;
 use crate::{Error, Spawner, Supertree, Timer};

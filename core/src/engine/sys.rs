@@ -18,9 +18,9 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::ChildExit;
 
-/// Exit code of a supervisor process whose restart intensity was exceeded.
-pub(crate) const EXIT_GAVE_UP: i32 = 3;
-/// Exit code of a forked process whose own code panicked (an engine bug).
+/// Exit code of a forked process whose own code panicked (an engine bug, or
+/// a runtime that could not be built): Rust's own code for a panic, kept
+/// only for the log line that points at stderr.
 pub(crate) const EXIT_PANICKED: i32 = 101;
 /// The signals a supervisor process listens to.
 pub(crate) const SUPERVISOR_SIGNALS: [Signal; 3] =
@@ -93,16 +93,37 @@ pub(crate) fn write(fd: impl AsFd, bytes: &[u8]) -> Result<usize, Errno> {
     }
 }
 
+/// Writes all of `bytes` to the non-blocking `fd`, waiting for room when it
+/// is full: how a child process talks to its supervisor, which always reads.
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                wait_readable(&mut fds, None);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// A non-blocking, close-on-exec Unix stream socket pair: one channel
+/// between a supervisor and a child process.
+pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+    )
+}
+
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
     nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-}
-
-/// Makes a file descriptor blocking again.
-pub(crate) fn set_blocking(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    use nix::fcntl::{fcntl, FcntlArg};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).map(drop)
 }
 
 /// The write end of the current process's signal self-pipe, read by the
@@ -258,8 +279,8 @@ pub(crate) fn reap_any() -> Option<(Pid, ChildExit)> {
 
 fn exit_of(status: WaitStatus) -> Option<(Pid, ChildExit)> {
     match status {
-        WaitStatus::Exited(pid, 0) => Some((pid, ChildExit::Normal)),
-        WaitStatus::Exited(pid, EXIT_GAVE_UP) => Some((pid, ChildExit::GaveUp)),
+        // Exit codes carry no meaning: a supervisor or host that ended by
+        // itself said how on its channel.
         WaitStatus::Exited(pid, code) => Some((pid, ChildExit::Exited(code))),
         WaitStatus::Signaled(pid, sig, _) => Some((pid, ChildExit::Signaled(sig as i32))),
         _ => None,

@@ -1,40 +1,73 @@
 //! One child's restart record, and the rule applied when it exits on its own.
 //!
 //! The supervisor's [`Machine`](super::Machine) applies it, and so does a
-//! worker host that restarts a `OneForOne` worker in place: both call
-//! [`ChildRecord::restart_delay`], so there is one restart rule.
+//! worker host that restarts a `OneForOne` worker in place on a lease
+//! (`crate::lease`): both call [`ChildRecord::restart_delay`] on the same
+//! record, which travels between them ([`RecordState`]), so there is one
+//! rule and one state.
 
+use std::fmt;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::policy::BackoffState;
-use crate::{BackoffPolicy, ChildExit, RestartPolicy};
+use crate::{BackoffPolicy, ChildExit, RestartPolicy, Shutdown};
+
+/// A child's position among its supervisor's children, checked to fit the
+/// wire (`u32`). It names a child of *some* supervisor: the machine checks
+/// it against its own children before use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub(crate) struct ChildIdx(u32);
+
+impl ChildIdx {
+    /// The index of the `n`-th child, if it fits.
+    pub(crate) fn new(n: usize) -> Option<Self> {
+        u32::try_from(n).ok().map(Self)
+    }
+
+    /// The position, for indexing.
+    pub(crate) fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for ChildIdx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The policies a supervisor applies to one child.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChildPolicy {
     pub(crate) restart: RestartPolicy,
     pub(crate) backoff: BackoffPolicy,
+    /// How the child is stopped: its TERM→KILL deadline.
+    pub(crate) shutdown: Shutdown,
     /// A supervisor that exits normally has finished its work: it is never
     /// restarted, whatever its restart policy.
     pub(crate) is_supervisor: bool,
 }
 
-/// A child's policies and where it stands: restarts so far and its place in
-/// the backoff sequence.
+/// Where a child stands: restarts so far and its place in the backoff
+/// sequence. What a lease hands to a worker host and gets back.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RecordState {
+    pub(crate) restarts: u32,
+    pub(crate) backoff: BackoffState,
+}
+
+/// A child's policies and where it stands.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChildRecord {
     pub(crate) policy: ChildPolicy,
-    pub(crate) restarts: u32,
-    backoff: BackoffState,
+    pub(crate) state: RecordState,
 }
 
 impl ChildRecord {
-    pub(crate) fn new(policy: ChildPolicy) -> Self {
-        Self {
-            policy,
-            restarts: 0,
-            backoff: BackoffState::default(),
-        }
+    pub(crate) fn new(policy: ChildPolicy, state: RecordState) -> Self {
+        Self { policy, state }
     }
 
     /// The child ran for `ran_for` and exited with `exit` on its own: the
@@ -46,14 +79,25 @@ impl ChildRecord {
         ran_for: Duration,
     ) -> Option<Duration> {
         let finished = self.policy.is_supervisor && !exit.is_failure();
-        if finished || !self.policy.restart.restarts_after(exit, self.restarts) {
+        if finished
+            || !self
+                .policy
+                .restart
+                .restarts_after(exit, self.state.restarts)
+        {
             return None;
         }
-        Some(self.backoff.next_delay(&self.policy.backoff, ran_for))
+        Some(self.state.backoff.next_delay(&self.policy.backoff, ran_for))
     }
 
     /// The child has been started again.
     pub(crate) fn restarted(&mut self) {
-        self.restarts = self.restarts.saturating_add(1);
+        self.state.restarts = self.state.restarts.saturating_add(1);
+    }
+
+    /// Whether the child may run again after its supervisor stopped it to
+    /// restart a group of siblings.
+    pub(crate) fn allows_another_run(&self) -> bool {
+        self.policy.restart.allows_another_run(self.state.restarts)
     }
 }

@@ -3,7 +3,7 @@
 //! timeouts that follows.
 
 use super::*;
-use crate::{BackoffPolicy, RestartPolicy};
+use crate::{BackoffPolicy, RestartPolicy, Shutdown};
 
 use crate::ChildExit::{GaveUp, Normal, Panicked, Signaled};
 
@@ -22,6 +22,8 @@ fn worker(restart: RestartPolicy) -> ChildPolicy {
     ChildPolicy {
         restart,
         backoff: backoff(),
+        // Kill deadlines have tests of their own.
+        shutdown: Shutdown::Infinity,
         is_supervisor: false,
     }
 }
@@ -42,6 +44,8 @@ struct Harness {
     /// Whether every started child declares itself ready at once, as a
     /// worker with `Readiness::OnStart` does when it is first polled.
     auto_ready: bool,
+    /// `Action::Grant`s issued so far.
+    grants: usize,
 }
 
 impl Harness {
@@ -52,6 +56,7 @@ impl Harness {
             base,
             now: base,
             auto_ready: true,
+            grants: 0,
         }
     }
 
@@ -64,10 +69,15 @@ impl Harness {
         self.now
     }
 
+    /// The actions issued, but for `Grant`s, which are counted in `grants`.
     fn drain(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(action) = self.m.poll_action() {
-            if let (Start(n), true) = (&action, self.auto_ready) {
+            if action == Action::Grant {
+                self.grants += 1;
+                continue;
+            }
+            if let (Action::Start(n), true) = (&action, self.auto_ready) {
                 self.m.handle_ready(*n, self.now);
             }
             actions.push(action);
@@ -77,7 +87,7 @@ impl Harness {
 
     fn ready(&mut self, n: usize, t: u64) -> Vec<Action> {
         let now = self.at(t);
-        self.m.handle_ready(n, now);
+        self.m.handle_ready(idx(n), now);
         self.drain()
     }
 
@@ -93,7 +103,7 @@ impl Harness {
 
     fn exit(&mut self, n: usize, exit: ChildExit, t: u64) -> Vec<Action> {
         let now = self.at(t);
-        self.m.handle_exit(n, exit, now);
+        self.m.handle_exit(idx(n), exit, now);
         self.drain()
     }
 
@@ -115,6 +125,11 @@ impl Harness {
         self.drain()
     }
 
+    /// The machine's restart budget at `t`.
+    fn budget(&self, t: u64) -> Option<u32> {
+        self.m.budget(self.base + ms(t))
+    }
+
     /// The next timeout, in ms after `base`.
     fn next_timeout(&self) -> Option<u64> {
         self.m
@@ -123,7 +138,23 @@ impl Harness {
     }
 }
 
-use Action::{Exit, Start, Stop};
+use Action::Exit;
+
+fn idx(n: usize) -> ChildIdx {
+    ChildIdx::new(n).unwrap()
+}
+
+/// `Action::Start` of child `n`.
+#[allow(non_snake_case)]
+fn Start(n: usize) -> Action {
+    Action::Start(idx(n))
+}
+
+/// `Action::Stop` of the children `n`, in this order.
+#[allow(non_snake_case)]
+fn Stop<const N: usize>(n: [usize; N]) -> Action {
+    Action::Stop(n.iter().map(|&n| idx(n)).collect())
+}
 
 // ---------------------------------------------------------------------------
 // Start, end of work
@@ -232,6 +263,7 @@ fn backoff_resets_after_a_run_of_reset_after() {
     let policy = ChildPolicy {
         restart: RestartPolicy::Always,
         backoff: BackoffPolicy::new(ms(100), ms(800), ms(1000), 2.0),
+        shutdown: Shutdown::default(),
         is_supervisor: false,
     };
     let mut h = Harness::one_for_one(vec![policy]);
@@ -356,17 +388,21 @@ fn always(n: usize) -> Vec<ChildPolicy> {
     vec![worker(RestartPolicy::Always); n]
 }
 
+fn supervisors(n: usize) -> Vec<ChildPolicy> {
+    vec![supervisor(RestartPolicy::Always); n]
+}
+
 #[test]
 fn one_for_all_stops_the_others_one_at_a_time_in_reverse_then_starts_all_in_order() {
     let mut h = Harness::new(always(4), Strategy::OneForAll, Intensity::unlimited());
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
-    assert_eq!(h.exit(1, Panicked, 10), [Stop(3)]);
+    assert_eq!(h.exit(1, Panicked, 10), [Stop([3])]);
     // No timeout while the group is still stopping.
     assert_eq!(h.next_timeout(), None);
     assert_eq!(h.timeout(500), []);
-    assert_eq!(h.stopped(3, 12), [Stop(2)]);
+    assert_eq!(h.stopped(3, 12), [Stop([2])]);
     assert_eq!(h.next_timeout(), None);
-    assert_eq!(h.stopped(2, 15), [Stop(0)]);
+    assert_eq!(h.stopped(2, 15), [Stop([0])]);
     assert_eq!(h.next_timeout(), None);
     assert_eq!(h.stopped(0, 20), []);
     // The failed child's backoff counts from its exit at 10.
@@ -377,9 +413,9 @@ fn one_for_all_stops_the_others_one_at_a_time_in_reverse_then_starts_all_in_orde
 
     // The next failure: the last child, 200 ms (its 2nd consecutive restart
     // counts only for child 1; child 3 is on its first).
-    assert_eq!(h.exit(3, Normal, 110), [Stop(2)]);
-    assert_eq!(h.stopped(2, 111), [Stop(1)]);
-    assert_eq!(h.stopped(1, 112), [Stop(0)]);
+    assert_eq!(h.exit(3, Normal, 110), [Stop([2])]);
+    assert_eq!(h.stopped(2, 111), [Stop([1])]);
+    assert_eq!(h.stopped(1, 112), [Stop([0])]);
     assert_eq!(h.stopped(0, 113), []);
     assert_eq!(h.next_timeout(), Some(210));
     assert_eq!(h.timeout(210), [Start(0), Start(1), Start(2), Start(3)]);
@@ -389,8 +425,8 @@ fn one_for_all_stops_the_others_one_at_a_time_in_reverse_then_starts_all_in_orde
 fn one_for_all_starts_at_once_when_stopping_outlasts_the_backoff() {
     let mut h = Harness::new(always(3), Strategy::OneForAll, Intensity::unlimited());
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
-    assert_eq!(h.exit(0, Panicked, 0), [Stop(2)]);
-    assert_eq!(h.stopped(2, 60), [Stop(1)]);
+    assert_eq!(h.exit(0, Panicked, 0), [Stop([2])]);
+    assert_eq!(h.stopped(2, 60), [Stop([1])]);
     assert_eq!(h.stopped(1, 250), [Start(0), Start(1), Start(2)]);
     assert_eq!(h.next_timeout(), None);
 }
@@ -408,8 +444,8 @@ fn one_for_all_with_a_single_child_restarts_it_after_its_backoff() {
 fn rest_for_one_only_affects_later_children() {
     let mut h = Harness::new(always(4), Strategy::RestForOne, Intensity::unlimited());
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
-    assert_eq!(h.exit(1, Panicked, 0), [Stop(3)]);
-    assert_eq!(h.stopped(3, 1), [Stop(2)]);
+    assert_eq!(h.exit(1, Panicked, 0), [Stop([3])]);
+    assert_eq!(h.stopped(3, 1), [Stop([2])]);
     assert_eq!(h.stopped(2, 2), []);
     assert_eq!(h.next_timeout(), Some(100));
     assert_eq!(h.timeout(100), [Start(1), Start(2), Start(3)]);
@@ -420,9 +456,9 @@ fn rest_for_one_only_affects_later_children() {
     assert_eq!(h.timeout(250), [Start(3)]);
 
     // The first child fails: everything restarts.
-    assert_eq!(h.exit(0, Panicked, 300), [Stop(3)]);
-    assert_eq!(h.stopped(3, 300), [Stop(2)]);
-    assert_eq!(h.stopped(2, 300), [Stop(1)]);
+    assert_eq!(h.exit(0, Panicked, 300), [Stop([3])]);
+    assert_eq!(h.stopped(3, 300), [Stop([2])]);
+    assert_eq!(h.stopped(2, 300), [Stop([1])]);
     assert_eq!(h.stopped(1, 300), []);
     assert_eq!(h.next_timeout(), Some(400));
     assert_eq!(h.timeout(400), [Start(0), Start(1), Start(2), Start(3)]);
@@ -436,7 +472,7 @@ fn rest_for_one_group_grows_when_an_earlier_child_fails() {
     assert_eq!(h.exit(2, Panicked, 0), []);
     assert_eq!(h.next_timeout(), Some(100));
     // Child 0 fails before that: 0..3 restart together, after 0's backoff.
-    assert_eq!(h.exit(0, Panicked, 50), [Stop(1)]);
+    assert_eq!(h.exit(0, Panicked, 50), [Stop([1])]);
     assert_eq!(h.next_timeout(), None);
     assert_eq!(h.stopped(1, 60), []);
     assert_eq!(h.next_timeout(), Some(150));
@@ -457,17 +493,17 @@ fn siblings_stopped_by_a_group_restart_run_again_only_if_their_policy_allows() {
         Intensity::unlimited(),
     );
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
-    assert_eq!(h.exit(0, Panicked, 0), [Stop(3)]);
-    assert_eq!(h.stopped(3, 1), [Stop(2)]);
-    assert_eq!(h.stopped(2, 2), [Stop(1)]);
+    assert_eq!(h.exit(0, Panicked, 0), [Stop([3])]);
+    assert_eq!(h.stopped(3, 1), [Stop([2])]);
+    assert_eq!(h.stopped(2, 2), [Stop([1])]);
     assert_eq!(h.stopped(1, 3), []);
     assert_eq!(h.next_timeout(), Some(100));
     // Never is not restarted; Once uses its one restart; OnFailure runs again.
     assert_eq!(h.timeout(100), [Start(0), Start(2), Start(3)]);
 
     // Second group restart: Once has run twice and stays down.
-    assert_eq!(h.exit(0, Panicked, 100), [Stop(3)]);
-    assert_eq!(h.stopped(3, 101), [Stop(2)]);
+    assert_eq!(h.exit(0, Panicked, 100), [Stop([3])]);
+    assert_eq!(h.stopped(3, 101), [Stop([2])]);
     assert_eq!(h.stopped(2, 102), []);
     assert_eq!(h.next_timeout(), Some(300));
     assert_eq!(h.timeout(300), [Start(0), Start(3)]);
@@ -498,7 +534,7 @@ fn a_child_that_is_not_restarted_does_not_trigger_its_strategy() {
 fn a_child_failing_while_a_group_restart_is_in_progress() {
     let mut h = Harness::new(always(3), Strategy::OneForAll, Intensity::unlimited());
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
-    assert_eq!(h.exit(2, Panicked, 0), [Stop(1)]);
+    assert_eq!(h.exit(2, Panicked, 0), [Stop([1])]);
     // Child 0 fails while child 1 is being stopped: no second stop is
     // issued, and the group waits for the later of both backoffs.
     assert_eq!(h.exit(0, Panicked, 10), []);
@@ -509,8 +545,8 @@ fn a_child_failing_while_a_group_restart_is_in_progress() {
     assert_eq!(h.timeout(110), [Start(0), Start(1), Start(2)]);
 
     // Child 2's backoff kept growing: 200 ms on its second failure.
-    assert_eq!(h.exit(2, Panicked, 110), [Stop(1)]);
-    assert_eq!(h.stopped(1, 110), [Stop(0)]);
+    assert_eq!(h.exit(2, Panicked, 110), [Stop([1])]);
+    assert_eq!(h.stopped(1, 110), [Stop([0])]);
     assert_eq!(h.stopped(0, 110), []);
     assert_eq!(h.next_timeout(), Some(310));
     assert_eq!(h.timeout(310), [Start(0), Start(1), Start(2)]);
@@ -528,7 +564,7 @@ fn a_never_sibling_exiting_by_itself_during_a_group_restart_is_not_restarted() {
         Intensity::unlimited(),
     );
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
-    assert_eq!(h.exit(0, Panicked, 0), [Stop(2)]);
+    assert_eq!(h.exit(0, Panicked, 0), [Stop([2])]);
     // The Never child exits by itself meanwhile: it is done.
     assert_eq!(h.exit(1, Normal, 5), []);
     assert_eq!(h.stopped(2, 10), []);
@@ -544,13 +580,14 @@ fn a_group_restart_counts_as_one_restart_for_intensity() {
         Intensity::new(1, Duration::from_secs(1)),
     );
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
-    assert_eq!(h.exit(1, Panicked, 0), [Stop(2)]);
-    assert_eq!(h.stopped(2, 0), [Stop(0)]);
+    assert_eq!(h.exit(1, Panicked, 0), [Stop([2])]);
+    assert_eq!(h.stopped(2, 0), [Stop([0])]);
     assert_eq!(h.stopped(0, 0), []);
     assert_eq!(h.timeout(100), [Start(0), Start(1), Start(2)]);
-    // The second restart within 1 s is one too many.
-    assert_eq!(h.exit(1, Panicked, 200), [Stop(2)]);
-    assert_eq!(h.stopped(2, 201), [Stop(0)]);
+    // The second restart within 1 s is one too many: the workers still
+    // running stop together, in reverse order.
+    assert_eq!(h.exit(1, Panicked, 200), [Stop([2, 0])]);
+    assert_eq!(h.stopped(2, 201), []);
     assert_eq!(h.stopped(0, 202), [Exit(Outcome::GaveUp)]);
     assert_eq!(h.next_timeout(), None);
 }
@@ -563,7 +600,7 @@ fn a_second_failure_during_a_group_restart_can_exceed_the_intensity() {
         Intensity::new(1, Duration::from_secs(1)),
     );
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
-    assert_eq!(h.exit(2, Panicked, 0), [Stop(1)]);
+    assert_eq!(h.exit(2, Panicked, 0), [Stop([1])]);
     // Exceeded while child 1 is still being stopped: wait for it, stop
     // nothing else (child 0 has exited), give up, start nothing.
     assert_eq!(h.exit(0, Panicked, 10), []);
@@ -589,9 +626,9 @@ fn intensity_exceeded_stops_running_children_in_reverse_then_gives_up() {
     assert_eq!(h.exit(1, Panicked, 100), []);
     assert_eq!(h.timeout(300), [Start(1)]);
     // Third restart within 1 s: more than 2.
-    assert_eq!(h.exit(1, Panicked, 300), [Stop(2)]);
+    assert_eq!(h.exit(1, Panicked, 300), [Stop([2, 0])]);
     assert_eq!(h.next_timeout(), None);
-    assert_eq!(h.stopped(2, 310), [Stop(0)]);
+    assert_eq!(h.stopped(2, 310), []);
     assert_eq!(h.stopped(0, 320), [Exit(Outcome::GaveUp)]);
     assert_eq!(h.next_timeout(), None);
     assert_eq!(h.timeout(10_000), []);
@@ -603,6 +640,7 @@ fn restarts_that_left_the_window_do_not_count() {
         vec![ChildPolicy {
             restart: RestartPolicy::Always,
             backoff: BackoffPolicy::new(ms(100), ms(100), Duration::from_secs(60), 1.0),
+            shutdown: Shutdown::default(),
             is_supervisor: false,
         }],
         Strategy::OneForOne,
@@ -632,7 +670,7 @@ fn giving_up_cancels_scheduled_restarts() {
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
     assert_eq!(h.exit(0, Panicked, 0), []);
     assert_eq!(h.next_timeout(), Some(100));
-    assert_eq!(h.exit(2, Panicked, 50), [Stop(1)]);
+    assert_eq!(h.exit(2, Panicked, 50), [Stop([1])]);
     assert_eq!(h.next_timeout(), None);
     assert_eq!(h.stopped(1, 60), [Exit(Outcome::GaveUp)]);
     assert_eq!(h.timeout(100), []);
@@ -646,7 +684,7 @@ fn zero_intensity_gives_up_on_the_first_restart() {
         Intensity::new(0, Duration::from_secs(1)),
     );
     assert_eq!(h.start(0), [Start(0), Start(1)]);
-    assert_eq!(h.exit(1, Normal, 0), [Stop(0)]);
+    assert_eq!(h.exit(1, Normal, 0), [Stop([0])]);
     assert_eq!(h.stopped(0, 0), [Exit(Outcome::GaveUp)]);
 }
 
@@ -668,29 +706,40 @@ fn not_restarting_a_child_does_not_count_for_intensity() {
 }
 
 #[test]
-fn shutdown_stops_children_in_reverse_then_exits_normally() {
+fn shutdown_stops_workers_together_in_reverse_then_exits_normally() {
     let mut h = Harness::one_for_one(always(3));
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
-    assert_eq!(h.shutdown(50), [Stop(2)]);
+    assert_eq!(h.shutdown(50), [Stop([2, 1, 0])]);
+    assert_eq!(h.shutdown(55), []);
+    assert_eq!(h.stopped(2, 60), []);
+    assert_eq!(h.stopped(1, 70), []);
+    assert_eq!(h.stopped(0, 80), [Exit(Outcome::Normal)]);
+}
+
+#[test]
+fn shutdown_stops_child_supervisors_one_at_a_time_in_reverse() {
+    let mut h = Harness::one_for_one(supervisors(3));
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.shutdown(50), [Stop([2])]);
     // A second request changes nothing.
     assert_eq!(h.shutdown(55), []);
-    assert_eq!(h.stopped(2, 60), [Stop(1)]);
-    assert_eq!(h.stopped(1, 70), [Stop(0)]);
+    assert_eq!(h.stopped(2, 60), [Stop([1])]);
+    assert_eq!(h.stopped(1, 70), [Stop([0])]);
     assert_eq!(h.stopped(0, 80), [Exit(Outcome::Normal)]);
     assert_eq!(h.next_timeout(), None);
 }
 
 #[test]
 fn shutdown_skips_children_that_wait_for_a_restart_or_exit_meanwhile() {
-    let mut h = Harness::one_for_one(always(4));
+    let mut h = Harness::one_for_one(supervisors(4));
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
     assert_eq!(h.exit(2, Panicked, 0), []);
     assert_eq!(h.next_timeout(), Some(100));
-    assert_eq!(h.shutdown(10), [Stop(3)]);
+    assert_eq!(h.shutdown(10), [Stop([3])]);
     assert_eq!(h.next_timeout(), None);
     // Child 0 exits by itself while 3 is stopping: it is not restarted.
     assert_eq!(h.exit(0, Panicked, 15), []);
-    assert_eq!(h.stopped(3, 20), [Stop(1)]);
+    assert_eq!(h.stopped(3, 20), [Stop([1])]);
     assert_eq!(h.stopped(1, 30), [Exit(Outcome::Normal)]);
     assert_eq!(h.timeout(100), []);
 }
@@ -699,10 +748,11 @@ fn shutdown_skips_children_that_wait_for_a_restart_or_exit_meanwhile() {
 fn shutdown_during_a_group_restart_waits_for_the_stop_under_way() {
     let mut h = Harness::new(always(4), Strategy::OneForAll, Intensity::unlimited());
     assert_eq!(h.start(0), [Start(0), Start(1), Start(2), Start(3)]);
-    assert_eq!(h.exit(1, Panicked, 0), [Stop(3)]);
+    assert_eq!(h.exit(1, Panicked, 0), [Stop([3])]);
     assert_eq!(h.shutdown(5), []);
-    assert_eq!(h.stopped(3, 10), [Stop(2)]);
-    assert_eq!(h.stopped(2, 20), [Stop(0)]);
+    // The workers left stop together once the stop under way is done.
+    assert_eq!(h.stopped(3, 10), [Stop([2, 0])]);
+    assert_eq!(h.stopped(2, 20), []);
     assert_eq!(h.stopped(0, 30), [Exit(Outcome::Normal)]);
     assert_eq!(h.timeout(1000), []);
 }
@@ -734,11 +784,17 @@ fn restarts_in_place_count_towards_the_intensity() {
     h.start(0);
     {
         let now = h.at(10);
-        h.m.handle_restarted(1, Panicked, Duration::ZERO, now)
+        h.m.handle_restarted(
+            idx(1),
+            Panicked,
+            Duration::ZERO,
+            RecordState::default(),
+            now,
+        )
     };
     {
         let now = h.at(20);
-        h.m.handle_restarted(1, Normal, Duration::ZERO, now)
+        h.m.handle_restarted(idx(1), Normal, Duration::ZERO, RecordState::default(), now)
     };
     assert_eq!(h.drain(), []);
     assert_eq!(h.m.poll_timeout(), None);
@@ -746,10 +802,16 @@ fn restarts_in_place_count_towards_the_intensity() {
     // (the in-place one included, still running in its host) are stopped.
     {
         let now = h.at(30);
-        h.m.handle_restarted(1, Panicked, Duration::ZERO, now)
+        h.m.handle_restarted(
+            idx(1),
+            Panicked,
+            Duration::ZERO,
+            RecordState::default(),
+            now,
+        )
     };
-    assert_eq!(h.drain(), [Action::Stop(1)]);
-    assert_eq!(h.stopped(1, 31), [Action::Stop(0)]);
+    assert_eq!(h.drain(), [Stop([1, 0])]);
+    assert_eq!(h.stopped(1, 31), []);
     assert_eq!(h.stopped(0, 32), [Action::Exit(Outcome::GaveUp)]);
 }
 
@@ -759,7 +821,12 @@ fn restarts_in_place_advance_the_restart_count() {
     h.start(0);
     {
         let now = h.at(5);
-        h.m.handle_restarted(0, Normal, Duration::ZERO, now)
+        // The host applied the rule to its lease: one restart used.
+        let state = RecordState {
+            restarts: 1,
+            ..RecordState::default()
+        };
+        h.m.handle_restarted(idx(0), Normal, Duration::ZERO, state, now)
     };
     // Its second run ends: `Once` has used its restart.
     assert_eq!(h.exit(0, Normal, 9), [Action::Exit(Outcome::Normal)]);
@@ -772,24 +839,24 @@ fn restarts_in_place_of_children_not_running_are_ignored() {
         Strategy::OneForOne,
         Intensity::new(0, ms(1000)),
     );
-    assert!(h.m.delegation().0[0].is_some());
+    assert!(h.m.leasable()[0].is_some());
     h.start(0);
     {
         let now = h.at(1);
         h.m.handle_shutdown(now)
     };
-    assert_eq!(h.drain(), [Action::Stop(0)]);
+    assert_eq!(h.drain(), [Stop([0])]);
     // Reported before the stop arrived: not a restart, no give-up.
     {
         let now = h.at(2);
-        h.m.handle_restarted(0, Normal, Duration::ZERO, now)
+        h.m.handle_restarted(idx(0), Normal, Duration::ZERO, RecordState::default(), now)
     };
     assert_eq!(h.drain(), []);
     assert_eq!(h.stopped(0, 3), [Action::Exit(Outcome::Normal)]);
 }
 
 #[test]
-fn only_one_for_one_workers_are_delegated() {
+fn only_one_for_one_workers_are_leased() {
     let h = Harness::new(
         vec![
             worker(RestartPolicy::Always),
@@ -798,14 +865,14 @@ fn only_one_for_one_workers_are_delegated() {
         Strategy::OneForOne,
         Intensity::unlimited(),
     );
-    assert!(h.m.delegation().0[0].is_some());
-    assert!(h.m.delegation().0[1].is_none());
+    assert!(h.m.leasable()[0].is_some());
+    assert!(h.m.leasable()[1].is_none());
     let h = Harness::new(
         vec![worker(RestartPolicy::Always)],
         Strategy::OneForAll,
         Intensity::unlimited(),
     );
-    assert!(h.m.delegation().0[0].is_none());
+    assert!(h.m.leasable()[0].is_none());
 }
 
 // Readiness and reports.
@@ -824,9 +891,12 @@ fn one_for_all_starts_each_child_once_the_one_before_is_ready() {
     assert_eq!(h.ready(0, 6), []);
     assert_eq!(h.ready(7, 6), []);
     assert_eq!(h.ready(1, 9), [Start(2)]);
-    assert_eq!(h.reports(), [Report::ChildReady(0), Report::ChildReady(1)]);
+    assert_eq!(
+        h.reports(),
+        [Report::ChildReady(idx(0)), Report::ChildReady(idx(1))]
+    );
     assert_eq!(h.ready(2, 12), []);
-    assert_eq!(h.reports(), [Report::ChildReady(2), Report::Ready]);
+    assert_eq!(h.reports(), [Report::ChildReady(idx(2)), Report::Ready]);
 }
 
 #[test]
@@ -839,7 +909,7 @@ fn a_group_restart_also_starts_in_order_and_the_tree_stays_ready() {
     h.start(0);
     h.reports();
     h.auto_ready = false;
-    assert_eq!(h.exit(0, Panicked, 10), [Stop(1)]);
+    assert_eq!(h.exit(0, Panicked, 10), [Stop([1])]);
     assert_eq!(h.stopped(1, 11), []);
     assert_eq!(h.timeout(110), [Start(0)]);
     assert_eq!(h.ready(0, 120), [Start(1)]);
@@ -847,21 +917,21 @@ fn a_group_restart_also_starts_in_order_and_the_tree_stays_ready() {
         h.reports(),
         [
             Report::Exited {
-                child: 0,
+                child: idx(0),
                 exit: Panicked,
                 restart: Some(ms(100))
             },
             Report::Exited {
-                child: 1,
-                exit: Signaled(SIGTERM),
+                child: idx(1),
+                exit: ChildExit::Stopped,
                 restart: Some(ms(99))
             },
-            Report::ChildReady(0),
+            Report::ChildReady(idx(0)),
         ]
     );
     // `Ready` is reported once, for the first start only.
     h.ready(1, 121);
-    assert_eq!(h.reports(), [Report::ChildReady(1)]);
+    assert_eq!(h.reports(), [Report::ChildReady(idx(1))]);
 }
 
 #[test]
@@ -873,14 +943,14 @@ fn one_for_one_starts_all_at_once_and_is_ready_when_all_are() {
     h.auto_ready = false;
     assert_eq!(h.start(0), [Start(0), Start(1)]);
     h.ready(1, 1);
-    assert_eq!(h.reports(), [Report::ChildReady(1)]);
+    assert_eq!(h.reports(), [Report::ChildReady(idx(1))]);
     // Child 0 ends for good without ever being ready: nothing to wait for.
     h.exit(0, Normal, 2);
     assert_eq!(
         h.reports(),
         [
             Report::Exited {
-                child: 0,
+                child: idx(0),
                 exit: Normal,
                 restart: None
             },
@@ -915,7 +985,7 @@ fn shutdown_and_give_up_are_reported() {
         h.reports(),
         [
             Report::Exited {
-                child: 0,
+                child: idx(0),
                 exit: Panicked,
                 restart: None
             },
@@ -925,17 +995,203 @@ fn shutdown_and_give_up_are_reported() {
     let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Always)]);
     h.start(0);
     h.reports();
-    assert_eq!(h.shutdown(1), [Stop(0)]);
+    assert_eq!(h.shutdown(1), [Stop([0])]);
     assert_eq!(h.stopped(0, 2), [Exit(Outcome::Normal)]);
     assert_eq!(
         h.reports(),
         [
             Report::Stopping(Outcome::Normal),
             Report::Exited {
-                child: 0,
-                exit: Signaled(SIGTERM),
+                child: idx(0),
+                exit: ChildExit::Stopped,
                 restart: None
             },
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Stops: words, kill deadlines
+// ---------------------------------------------------------------------------
+
+fn with_shutdown(mut policy: ChildPolicy, shutdown: Shutdown) -> ChildPolicy {
+    policy.shutdown = shutdown;
+    policy
+}
+
+/// `Action::Kill` of the children `n`.
+fn kill<const N: usize>(n: [usize; N]) -> Action {
+    Action::Kill(n.iter().map(|&n| idx(n)).collect())
+}
+
+#[test]
+fn a_child_stopped_on_request_is_reported_stopped_whatever_its_process_said() {
+    let mut h = Harness::one_for_one(supervisors(1));
+    h.start(0);
+    h.reports();
+    assert_eq!(h.shutdown(1), [Stop([0])]);
+    // A supervisor process reports the SIGTERM that stopped it.
+    assert_eq!(h.exit(0, Signaled(SIGTERM), 2), [Exit(Outcome::Normal)]);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Stopping(Outcome::Normal),
+            Report::Exited {
+                child: idx(0),
+                exit: ChildExit::Stopped,
+                restart: None
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_child_that_does_not_stop_in_time_is_killed_and_reported_as_killed() {
+    let policy = with_shutdown(
+        supervisor(RestartPolicy::Always),
+        Shutdown::Timeout(ms(500)),
+    );
+    let mut h = Harness::one_for_one(vec![policy; 2]);
+    h.start(0);
+    h.reports();
+    assert_eq!(h.shutdown(100), [Stop([1])]);
+    assert_eq!(h.next_timeout(), Some(600));
+    assert_eq!(h.timeout(599), []);
+    assert_eq!(h.timeout(600), [kill([1])]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.exit(1, Signaled(9), 601), [Stop([0])]);
+    // Child 0 stops in time.
+    assert_eq!(h.exit(0, Signaled(SIGTERM), 700), [Exit(Outcome::Normal)]);
+    let exits: Vec<ChildExit> = h
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Exited { exit, .. } => Some(exit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exits, [Signaled(9), ChildExit::Stopped]);
+}
+
+#[test]
+fn shutdown_kill_kills_at_once_and_infinity_waits_forever() {
+    let kill_policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Kill);
+    let mut h = Harness::one_for_one(vec![kill_policy; 2]);
+    h.start(0);
+    assert_eq!(h.shutdown(10), [kill([1, 0])]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.exit(1, Signaled(9), 11), []);
+    assert_eq!(h.exit(0, Signaled(9), 11), [Exit(Outcome::Normal)]);
+
+    let mut h = Harness::one_for_one(supervisors(1));
+    h.start(0);
+    assert_eq!(h.shutdown(10), [Stop([0])]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(1_000_000), []);
+}
+
+#[test]
+fn a_group_restart_kills_a_sibling_that_does_not_stop_in_time() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(50)));
+    let mut h = Harness::new(vec![policy; 2], Strategy::OneForAll, Intensity::unlimited());
+    h.start(0);
+    assert_eq!(h.exit(0, Panicked, 10), [Stop([1])]);
+    assert_eq!(h.next_timeout(), Some(60));
+    assert_eq!(h.timeout(60), [kill([1])]);
+    // Killed, it still restarts with the group, after the backoff.
+    assert_eq!(h.exit(1, Signaled(9), 61), []);
+    assert_eq!(h.next_timeout(), Some(110));
+    assert_eq!(h.timeout(110), [Start(0), Start(1)]);
+}
+
+// ---------------------------------------------------------------------------
+// Leases: in-place restarts share the machine's one state
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_host_death_after_in_place_restarts_continues_the_backoff() {
+    // 20 ms ×2: the host restarted the worker in place after 20, 40, 80,
+    // 160 ms; its death is the fifth consecutive failure: 320 ms.
+    let policy = ChildPolicy {
+        backoff: BackoffPolicy::new(ms(20), ms(10_000), Duration::from_secs(60), 2.0),
+        ..worker(RestartPolicy::Always)
+    };
+    let mut h = Harness::one_for_one(vec![policy]);
+    h.start(0);
+    let lease = h.m.lease(idx(0)).expect("a OneForOne worker is leased");
+    let mut leases = crate::lease::Leases::new(
+        h.m.leasable(),
+        Grant {
+            budget: None,
+            as_of: 0,
+        },
+    );
+    leases.start(idx(0), Some(lease));
+    let mut t = 0;
+    for expected in [20, 40, 80, 160] {
+        t += 1;
+        let (delay, state) = leases.spend(idx(0), &Panicked, ms(1)).unwrap();
+        assert_eq!(delay, ms(expected));
+        let now = h.at(t);
+        h.m.handle_restarted(idx(0), Panicked, delay, state, now);
+        t += expected;
+    }
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.exit(0, Signaled(9), t + 5), []);
+    assert_eq!(h.next_timeout(), Some(t + 5 + 320));
+}
+
+#[test]
+fn restarts_decided_here_shrink_the_grant_and_in_place_ones_do_not() {
+    let mut h = Harness::new(
+        vec![
+            worker(RestartPolicy::Always),
+            supervisor(RestartPolicy::Always),
+        ],
+        Strategy::OneForOne,
+        Intensity::new(5, Duration::from_secs(1)),
+    );
+    h.start(0);
+    assert_eq!(h.budget(0), Some(5));
+    {
+        let now = h.at(1);
+        h.m.handle_restarted(idx(0), Panicked, ms(100), RecordState::default(), now);
+    }
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.grants, 0);
+    assert_eq!(h.budget(1), Some(4));
+    // The child supervisor's restart is decided here: the host must know.
+    assert_eq!(h.exit(1, Signaled(9), 2), []);
+    assert_eq!(h.grants, 1);
+    assert_eq!(h.budget(2), Some(3));
+    // The window slides.
+    assert_eq!(h.budget(1001), Some(4));
+    // Unlimited intensity never needs a grant.
+    let mut h = Harness::one_for_one(vec![
+        worker(RestartPolicy::Always),
+        supervisor(RestartPolicy::Always),
+    ]);
+    h.start(0);
+    h.exit(1, Signaled(9), 2);
+    assert_eq!(h.grants, 0);
+    assert_eq!(h.budget(2), None);
+}
+
+#[test]
+fn events_made_from_reports_name_their_subject() {
+    let mut h = Harness::one_for_one(vec![
+        worker(RestartPolicy::Always),
+        supervisor(RestartPolicy::Always),
+    ]);
+    h.start(0);
+    let events: Vec<_> = h.reports().iter().filter_map(|r| h.m.event(r)).collect();
+    // The worker's readiness, then the supervisor's own once all are ready
+    // (the child supervisor reports its own readiness itself).
+    assert_eq!(
+        events,
+        [
+            (Subject::Child(idx(0)), crate::EventKind::Ready),
+            (Subject::Supervisor, crate::EventKind::Ready),
         ]
     );
 }

@@ -177,7 +177,7 @@ impl Default for BackoffPolicy {
 }
 
 /// One child's place in its backoff sequence.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BackoffState {
     consecutive: u32,
 }

@@ -82,6 +82,25 @@ impl RestartHistory {
         }
         exceeded
     }
+
+    /// How many more restarts, all at `now` or later, stay within
+    /// `intensity` if nobody else records one; `None` when unlimited.
+    ///
+    /// Restarts only leave the window as time passes, so a restart allowed
+    /// by the budget is allowed by [`record`](Self::record) at any later
+    /// time too: a worker host may spend it without asking.
+    pub(crate) fn budget(&self, intensity: &Intensity, now: Instant) -> Option<u32> {
+        let (max, within) = intensity.limit?;
+        if within.is_zero() {
+            return None;
+        }
+        let recent = self
+            .times
+            .iter()
+            .filter(|&&t| now.saturating_duration_since(t) < within)
+            .count();
+        Some(max.saturating_sub(u32::try_from(recent).unwrap_or(u32::MAX)))
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +148,23 @@ mod tests {
         let never = Intensity::new(0, Duration::ZERO);
         assert!(!h.record(&never, t));
         assert!(!h.record(&never, t));
+    }
+
+    #[test]
+    fn the_budget_is_what_record_still_allows() {
+        let limit = Intensity::new(3, Duration::from_millis(100));
+        let mut h = RestartHistory::default();
+        let t = Instant::now();
+        assert_eq!(h.budget(&Intensity::unlimited(), t), None);
+        assert_eq!(h.budget(&limit, t), Some(3));
+        h.record(&limit, at(t, 0));
+        h.record(&limit, at(t, 10));
+        assert_eq!(h.budget(&limit, at(t, 20)), Some(1));
+        assert!(!h.record(&limit, at(t, 20)));
+        assert_eq!(h.budget(&limit, at(t, 20)), Some(0));
+        assert!(h.clone().record(&limit, at(t, 20)));
+        // The window slides: t=0 and t=10 have left it at t=110.
+        assert_eq!(h.budget(&limit, at(t, 110)), Some(2));
     }
 
     #[test]

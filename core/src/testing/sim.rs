@@ -1,32 +1,48 @@
 //! The simulation driver: supervisors as nested futures in one thread,
-//! driven by the same [`Machine`] as the process engine.
+//! driven by the same [`Machine`] as the process engine, with the workers of
+//! each supervisor in a simulated worker host that restarts them in place on
+//! the same leases ([`crate::lease`]) as a real one.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use futures::FutureExt;
 
 use super::FakeTimer;
-use crate::machine::{Action, Machine, Outcome, Report};
+use crate::lease::{run_leased, Leases};
+use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
 use crate::ready::run_worker;
-use crate::tree::{Child, Supervisor};
-use crate::{ChildExit, Error, Supertree, Timer};
+use crate::tree::{Child, Observers, Supervisor};
+use crate::wire::Note;
+use crate::{ChildExit, Error, Event, EventKind, NodeKind, Supertree, Timer, TreeStatus};
 
 /// Runs `tree` to its end in the calling thread, on `timer`'s virtual time.
 ///
 /// Each supervisor is a task and each worker a future polled by it; no process
 /// is forked and no runtime is needed. Every policy (restart, backoff,
-/// strategy, intensity) behaves as in the process engine: both drive the same
-/// state machine. Whenever every task waits, the clock jumps to the next
-/// deadline of `timer`, so runs are exact and instant.
+/// strategy, intensity, shutdown) behaves as in the process engine: both
+/// drive the same state machine, and `OneForOne` workers are restarted in
+/// place by a simulated worker host on the same leases as a real one.
+/// Whenever every task waits, the clock jumps to the next deadline of
+/// `timer`, so runs are exact and instant.
+///
+/// The tree's [`on_event`](Supertree::on_event) callback gets the same
+/// [`Event`]s as in processes, with `pid: None` (worker hosts, which do not
+/// exist here, have none), and [`on_ready`](Supertree::on_ready) is called
+/// once the whole tree is ready.
 ///
 /// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
 /// or on each other: a Tokio or smol timer has no runtime to fire it.
-/// Stopping a child drops its future (children of a supervisor in reverse
-/// order); [`Shutdown`](crate::Shutdown) timeouts do not apply.
+/// Stopping a worker drops its future; stopping a child supervisor stops its
+/// children first, in reverse order, as in processes.
 ///
 /// # Errors
 ///
@@ -59,12 +75,17 @@ use crate::{ChildExit, Error, Supertree, Timer};
 /// # Ok::<(), supertrees_core::Error>(())
 /// ```
 pub fn run_simulated(tree: impl Into<Supertree>, timer: FakeTimer) -> Result<(), Error> {
-    let tree = tree.into();
+    let mut tree = tree.into();
+    let observer = Rc::new(RefCell::new(Observer {
+        observers: std::mem::take(&mut tree.observers),
+        status: TreeStatus::new(std::process::id()),
+    }));
     let root = supervise(
         &tree.root,
         "root".to_owned(),
         timer.clone(),
-        Box::new(|| {}),
+        Parent::Root(observer.clone()),
+        observer,
     );
     let outcome = drive(root, &timer)?;
     match outcome {
@@ -105,6 +126,41 @@ impl Wake for Flag {
     }
 }
 
+/// The user's callbacks and the status they see, as the root process keeps
+/// them.
+struct Observer {
+    observers: Observers,
+    status: TreeStatus,
+}
+
+impl Observer {
+    fn event(&mut self, path: String, kind: EventKind) {
+        let event = Event {
+            path,
+            pid: None,
+            kind,
+        };
+        self.status.record(&event);
+        if let Some(f) = &mut self.observers.on_event {
+            if catch_unwind(AssertUnwindSafe(|| f(&event))).is_err() {
+                tracing::error!("the on_event callback panicked; it will not be called again");
+                self.observers.on_event = None;
+            }
+        }
+    }
+
+    fn ready(&mut self) {
+        if let Some(f) = self.observers.on_ready.take() {
+            let status = &self.status;
+            if catch_unwind(AssertUnwindSafe(|| f(status))).is_err() {
+                tracing::error!("the on_ready callback panicked");
+            }
+        }
+    }
+}
+
+type Shared<T> = Rc<RefCell<T>>;
+
 type ChildFuture<'a> = Pin<Box<dyn Future<Output = ChildExit> + 'a>>;
 
 /// The running children of one simulated supervisor. Dropped in reverse
@@ -119,12 +175,15 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Children that declared themselves ready, by index, for their supervisor's
-/// machine.
-type ReadyQueue = Arc<Mutex<Vec<usize>>>;
+/// What children tell their simulated supervisor, in order: what a worker
+/// host or a child supervisor would write on its channel.
+type Notes = Arc<Mutex<VecDeque<(ChildIdx, Note)>>>;
 
-/// Called once when a supervisor is ready.
-type OnReady<'a> = Box<dyn FnMut() + 'a>;
+/// Whom a simulated supervisor tells that it is ready.
+enum Parent {
+    Root(Shared<Observer>),
+    Supervisor { notes: Notes, index: ChildIdx },
+}
 
 /// One simulated supervisor's driving state.
 struct Sim<'a> {
@@ -132,26 +191,67 @@ struct Sim<'a> {
     machine: Machine,
     running: Running<'a>,
     timer: FakeTimer,
-    ready: ReadyQueue,
-    on_ready: OnReady<'a>,
+    notes: Notes,
+    /// The simulated worker host's leases, and the `Restarted` notes taken
+    /// from it (what its grants count from).
+    leases: Arc<Mutex<Leases>>,
+    restarted: u64,
+    /// Set by the parent to stop this supervisor.
+    stop: Arc<AtomicBool>,
+    stopping: bool,
+    /// The stop flags of child supervisors, by position.
+    child_stops: Vec<Option<Arc<AtomicBool>>>,
+    parent: Parent,
+    observer: Shared<Observer>,
+}
+
+/// What woke a simulated supervisor.
+enum Happened {
+    Exited(usize, ChildExit),
+    Stop,
+    Other,
 }
 
 /// Builds the future of one supervisor. Its machine starts here, not at the
 /// first poll, so children across nested supervisors start in tree order.
-/// `on_ready` is called once every child is ready.
 fn supervise<'a>(
     sup: &'a Supervisor,
     path: String,
     timer: FakeTimer,
-    on_ready: OnReady<'a>,
-) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
+    parent: Parent,
+    observer: Shared<Observer>,
+) -> SupervisorFuture<'a> {
+    supervise_with_stop(sup, path, timer, parent, observer, Arc::default())
+}
+
+type SupervisorFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+
+fn supervise_with_stop<'a>(
+    sup: &'a Supervisor,
+    path: String,
+    timer: FakeTimer,
+    parent: Parent,
+    observer: Shared<Observer>,
+    stop: Arc<AtomicBool>,
+) -> SupervisorFuture<'a> {
+    let machine = sup.machine(path);
+    let grant = Grant {
+        budget: machine.budget(timer.now()),
+        as_of: 0,
+    };
     let mut sim = Sim {
         sup,
-        machine: sup.machine(path),
         running: Running(sup.children.iter().map(|_| None).collect()),
+        leases: Arc::new(Mutex::new(Leases::new(machine.leasable(), grant))),
+        machine,
         timer,
-        ready: Arc::default(),
-        on_ready,
+        notes: Arc::default(),
+        restarted: 0,
+        stop,
+        stopping: false,
+        child_stops: sup.children.iter().map(|_| None).collect(),
+        parent,
+        observer,
     };
     sim.machine.handle_start(sim.timer.now());
     let started = sim.apply();
@@ -168,44 +268,69 @@ fn supervise<'a>(
 }
 
 impl<'a> Sim<'a> {
-    /// Waits for a child's exit or readiness, or the machine's next timeout,
-    /// and feeds it to the machine; the outcome once the supervisor exits.
+    /// Waits for a child's exit or note, a stop request, or the machine's
+    /// next timeout, and feeds it to the machine; the outcome once the
+    /// supervisor exits.
     async fn step(&mut self) -> Option<Outcome> {
         let timer = &self.timer;
         let mut sleep = self
             .machine
             .poll_timeout()
             .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
-        let (running, ready) = (&mut self.running, &self.ready);
-        let exited = futures::future::poll_fn(|cx| {
+        let (running, notes, stop, stopping) =
+            (&mut self.running, &self.notes, &self.stop, self.stopping);
+        let happened = futures::future::poll_fn(|cx| {
+            if !stopping && stop.load(Ordering::SeqCst) {
+                return Poll::Ready(Happened::Stop);
+            }
             for (n, slot) in running.0.iter_mut().enumerate() {
                 if let Some(child) = slot {
                     if let Poll::Ready(exit) = child.as_mut().poll(cx) {
                         *slot = None;
-                        return Poll::Ready(Some((n, exit)));
+                        return Poll::Ready(Happened::Exited(n, exit));
                     }
                 }
             }
-            if ready.lock().is_ok_and(|r| !r.is_empty()) {
-                return Poll::Ready(None);
+            if notes.lock().is_ok_and(|q| !q.is_empty()) {
+                return Poll::Ready(Happened::Other);
             }
             match &mut sleep {
-                Some(sleep) => sleep.as_mut().poll(cx).map(|()| None),
+                Some(sleep) => sleep.as_mut().poll(cx).map(|()| Happened::Other),
                 None => Poll::Pending,
             }
         })
         .await;
         let now = self.timer.now();
-        if let Some((n, exit)) = exited {
-            self.machine.handle_exit(n, exit, now);
-        }
-        let declared = self
-            .ready
+        // Notes were written before any exit that follows them.
+        let notes = self
+            .notes
             .lock()
-            .map(|mut r| std::mem::take(&mut *r))
+            .map(|mut q| std::mem::take(&mut *q))
             .unwrap_or_default();
-        for n in declared {
-            self.machine.handle_ready(n, now);
+        for (child, note) in notes {
+            match note {
+                Note::WorkerReady(_) | Note::Ready => self.machine.handle_ready(child, now),
+                Note::Restarted {
+                    exit, delay, state, ..
+                } => {
+                    self.restarted += 1;
+                    self.machine
+                        .handle_restarted(child, exit, delay, state, now);
+                }
+                Note::Exited { .. } | Note::Ended(_) => {}
+            }
+        }
+        match happened {
+            Happened::Exited(n, exit) => {
+                if let Some(child) = self.machine.child(n) {
+                    self.machine.handle_exit(child, exit, now);
+                }
+            }
+            Happened::Stop => {
+                self.stopping = true;
+                self.machine.handle_shutdown(now);
+            }
+            Happened::Other => {}
         }
         if self.machine.poll_timeout().is_some_and(|at| at <= now) {
             self.machine.handle_timeout(now);
@@ -216,56 +341,144 @@ impl<'a> Sim<'a> {
     /// Carries out the machine's pending actions; the outcome once it exits.
     fn apply(&mut self) -> Option<Outcome> {
         loop {
-            while let Some(report) = self.machine.poll_report() {
-                if report == Report::Ready {
-                    (self.on_ready)();
-                }
-            }
+            self.report();
             match self.machine.poll_action()? {
-                Action::Start(n) => {
-                    let path = format!("{}/{n}", self.machine.path());
-                    let child = &self.sup.children[n];
-                    self.running.0[n] = Some(start(child, n, path, &self.timer, &self.ready));
+                Action::Start(child) => self.start(child),
+                Action::Stop(children) => {
+                    for child in children {
+                        let n = child.get();
+                        match self.child_stops[n].as_ref() {
+                            // Stopped by its own machine, children first.
+                            Some(stop) if self.running.0[n].is_some() => {
+                                stop.store(true, Ordering::SeqCst)
+                            }
+                            _ => {
+                                drop(self.running.0[n].take());
+                                self.machine.handle_exit(
+                                    child,
+                                    ChildExit::Stopped,
+                                    self.timer.now(),
+                                );
+                            }
+                        }
+                    }
                 }
-                Action::Stop(n) => {
-                    drop(self.running.0[n].take());
-                    self.machine
-                        .handle_exit(n, ChildExit::STOPPED, self.timer.now());
+                Action::Kill(children) => {
+                    for child in children {
+                        drop(self.running.0[child.get()].take());
+                        let killed = ChildExit::Signaled(nix::libc::SIGKILL);
+                        self.machine.handle_exit(child, killed, self.timer.now());
+                    }
+                }
+                Action::Grant => {
+                    let grant = Grant {
+                        budget: self.machine.budget(self.timer.now()),
+                        as_of: self.restarted,
+                    };
+                    if let Ok(mut leases) = self.leases.lock() {
+                        leases.grant(grant);
+                    }
                 }
                 Action::Exit(outcome) => return Some(outcome),
             }
         }
     }
-}
 
-/// Starts child `n`, which reports its readiness on `ready`.
-fn start<'a>(
-    child: &'a Child,
-    n: usize,
-    path: String,
-    timer: &FakeTimer,
-    ready: &ReadyQueue,
-) -> ChildFuture<'a> {
-    let ready = ready.clone();
-    let declare = move || {
-        if let Ok(mut r) = ready.lock() {
-            r.push(n);
+    /// Turns the machine's decisions into events, as a supervisor process
+    /// does, and passes readiness up.
+    fn report(&mut self) {
+        while let Some(report) = self.machine.poll_report() {
+            if report == Report::Ready {
+                match &self.parent {
+                    Parent::Root(observer) => observer.borrow_mut().ready(),
+                    Parent::Supervisor { notes, index } => {
+                        if let Ok(mut q) = notes.lock() {
+                            q.push_back((*index, Note::Ready));
+                        }
+                    }
+                }
+            }
+            if let Some((subject, kind)) = self.machine.event(&report) {
+                let path = match subject {
+                    Subject::Supervisor => self.machine.path().to_owned(),
+                    Subject::Child(child) => self.child_path(child),
+                };
+                self.observer.borrow_mut().event(path, kind);
+            }
         }
-    };
-    match child {
-        Child::Worker(worker) => {
-            Box::pin(
-                run_worker(worker.as_ref(), declare).map(|result| match result {
+    }
+
+    fn child_path(&self, child: ChildIdx) -> String {
+        format!("{}/{child}", self.machine.path())
+    }
+
+    /// Starts child `child`.
+    fn start(&mut self, child: ChildIdx) {
+        let n = child.get();
+        let path = self.child_path(child);
+        let (kind, future): (NodeKind, ChildFuture<'a>) = match &self.sup.children[n] {
+            Child::Worker(worker) => {
+                if let Ok(mut leases) = self.leases.lock() {
+                    leases.start(child, self.machine.lease(child));
+                }
+                (NodeKind::Worker, self.worker(child, worker.as_ref()))
+            }
+            Child::Supervisor(sup) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                self.child_stops[n] = Some(stop.clone());
+                let parent = Parent::Supervisor {
+                    notes: self.notes.clone(),
+                    index: child,
+                };
+                let fut = supervise_with_stop(
+                    sup,
+                    path.clone(),
+                    self.timer.clone(),
+                    parent,
+                    self.observer.clone(),
+                    stop,
+                );
+                let fut = fut.map(|outcome| match outcome {
+                    Outcome::Normal => ChildExit::Normal,
+                    Outcome::GaveUp => ChildExit::GaveUp,
+                });
+                (NodeKind::Supervisor, Box::pin(fut))
+            }
+        };
+        self.observer
+            .borrow_mut()
+            .event(path, EventKind::Started(kind));
+        self.running.0[n] = Some(future);
+    }
+
+    /// Worker `child` in the simulated host: its runs, restarted in place
+    /// while its lease allows.
+    fn worker(&self, child: ChildIdx, worker: &'a dyn crate::Worker) -> ChildFuture<'a> {
+        let (leases, timer, notes) = (self.leases.clone(), self.timer.clone(), self.notes.clone());
+        let ready = notes.clone();
+        let run = move || {
+            let ready = ready.clone();
+            let declare = move || {
+                if let Ok(mut q) = ready.lock() {
+                    q.push_back((child, Note::WorkerReady(child)));
+                }
+            };
+            run_worker(worker, declare)
+                .map(|result| match result {
                     Ok(()) => ChildExit::Normal,
                     Err(_) => ChildExit::Panicked,
-                }),
-            )
-        }
-        Child::Supervisor(sup) => Box::pin(
-            supervise(sup, path, timer.clone(), Box::new(declare)).map(|outcome| match outcome {
-                Outcome::Normal => ChildExit::Normal,
-                Outcome::GaveUp => ChildExit::GaveUp,
-            }),
-        ),
+                })
+                .boxed()
+        };
+        // Its first run starts now (`init` is called at the start, in order).
+        let first = run();
+        Box::pin(async move {
+            let note = |note: Note| {
+                if let Ok(mut q) = notes.lock() {
+                    q.push_back((child, note));
+                }
+            };
+            run_leased(child, first, run, &leases, &timer, Duration::ZERO, note).await
+        })
     }
 }

@@ -1,0 +1,233 @@
+//! A supervisor's child supervisors: each a forked process with a channel of
+//! its own, stopped with signals, reaped when it exits.
+
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use nix::poll::PollFd;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{take_children, Node};
+use crate::engine::channel::{Channel, PipeState};
+use crate::engine::sys::{self, SignalPipe};
+use crate::machine::ChildIdx;
+use crate::tree::Child;
+use crate::wire::{Ending, Note};
+use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
+
+/// A running child supervisor.
+#[derive(Debug)]
+struct Proc {
+    pid: Pid,
+    channel: Channel,
+    /// What it said of its end, once it did.
+    ending: Option<Ending>,
+}
+
+/// The child supervisor processes of one supervisor, by position.
+#[derive(Debug)]
+pub(super) struct ChildProcs {
+    procs: Vec<Option<Proc>>,
+}
+
+impl ChildProcs {
+    pub(super) fn new(children: usize) -> Self {
+        Self {
+            procs: (0..children).map(|_| None).collect(),
+        }
+    }
+
+    fn get(&self, child: ChildIdx) -> Option<&Proc> {
+        self.procs.get(child.get()).and_then(Option::as_ref)
+    }
+
+    pub(super) fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.procs.iter().flatten().map(|p| p.pid)
+    }
+
+    pub(super) fn child_of(&self, pid: Pid) -> Option<ChildIdx> {
+        let n = self
+            .procs
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.pid == pid))?;
+        ChildIdx::new(n)
+    }
+
+    /// Asks child `child` to stop (SIGTERM); `false` if it does not run.
+    pub(super) fn terminate(&self, child: ChildIdx) -> bool {
+        self.signal(child, Signal::SIGTERM)
+    }
+
+    /// Kills child `child` (SIGKILL); `false` if it does not run.
+    pub(super) fn kill(&self, child: ChildIdx) -> bool {
+        self.signal(child, Signal::SIGKILL)
+    }
+
+    fn signal(&self, child: ChildIdx, signal: Signal) -> bool {
+        let Some(proc) = self.get(child) else {
+            return false;
+        };
+        sys::send(proc.pid, signal);
+        true
+    }
+
+    pub(super) fn poll_fds(&self) -> impl Iterator<Item = PollFd<'_>> {
+        self.procs
+            .iter()
+            .flatten()
+            .filter(|p| p.channel.is_open())
+            .map(|p| sys::readable(p.channel.fd()))
+    }
+}
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// Forks child supervisor `child`.
+    pub(super) fn start_supervisor(&mut self, child: ChildIdx) {
+        let path = self.child_path(child);
+        let (ours, theirs) = match sys::socketpair() {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::error!(supervisor = %self.machine.path(), %child, %err, "could not make a channel for a child supervisor; will retry with backoff");
+                let now = self.timer.now();
+                self.machine
+                    .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
+                return;
+            }
+        };
+        let ours_raw = ours.as_raw_fd();
+        let forked = sys::fork_child(|| {
+            // The parent's end, which this process must not hold.
+            let _ = nix::unistd::close(ours_raw);
+            let outlet = self.outlet.take_for_child();
+            self.leave_parent_state();
+            let n = child.get();
+            let mut mine = take_children(&mut self.sup.children, |m, _| m == n);
+            let Some(Some(Child::Supervisor(mut sup))) = mine.get_mut(n).map(Option::take) else {
+                return sys::EXIT_PANICKED;
+            };
+            sys::ignore(Signal::SIGINT);
+            let signals = match SignalPipe::install(&[Signal::SIGCHLD, Signal::SIGTERM]) {
+                Ok(signals) => signals,
+                Err(err) => {
+                    tracing::error!(supervisor = %path, %err, "could not set up signal handling");
+                    return 1;
+                }
+            };
+            Node::new(
+                &mut sup,
+                path,
+                self.spawner.clone(),
+                self.timer.clone(),
+                signals,
+                outlet,
+            )
+            .forked(Channel::new(theirs))
+            .run();
+            0
+        });
+        match forked {
+            Ok(pid) => {
+                tracing::info!(supervisor = %self.machine.path(), %child, pid = pid.as_raw(), "child supervisor started");
+                self.procs.procs[child.get()] = Some(Proc {
+                    pid,
+                    channel: Channel::new(ours),
+                    ending: None,
+                });
+                self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Supervisor));
+            }
+            Err(err) => {
+                tracing::error!(supervisor = %self.machine.path(), %child, %err, "fork failed; will retry with backoff");
+                let now = self.timer.now();
+                self.machine
+                    .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
+            }
+        }
+    }
+
+    /// In a freshly forked child: lets go of the parent's child processes.
+    pub(super) fn leave_procs(&mut self) {
+        for proc in std::mem::take(&mut self.procs.procs).into_iter().flatten() {
+            proc.channel.abandon();
+        }
+    }
+
+    /// Reads what child supervisors said.
+    pub(super) fn read_procs(&mut self, now: Instant) {
+        for n in 0..self.procs.procs.len() {
+            let Some(child) = ChildIdx::new(n) else { break };
+            self.read_proc(child, now);
+        }
+    }
+
+    fn read_proc(&mut self, child: ChildIdx, now: Instant) {
+        let Some(proc) = self
+            .procs
+            .procs
+            .get_mut(child.get())
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if !proc.channel.is_open() {
+            return;
+        }
+        let (notes, state) = proc.channel.read::<Note>(usize::MAX);
+        if let PipeState::Failed(err) = state {
+            tracing::warn!(supervisor = %self.machine.path(), %child, %err, "reading a child supervisor's channel failed");
+        }
+        for note in notes {
+            match note {
+                Note::Ready => self.machine.handle_ready(child, now),
+                Note::Ended(ending) => {
+                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
+                        proc.ending = Some(ending);
+                    }
+                }
+                other => {
+                    tracing::warn!(supervisor = %self.machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
+                }
+            }
+        }
+    }
+
+    /// Child supervisor `child` exited with status `exit`.
+    pub(super) fn supervisor_exited(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
+        self.read_proc(child, now);
+        let Some(proc) = self.procs.procs[child.get()].take() else {
+            return;
+        };
+        // A supervisor that exited by itself said how; the exit code only
+        // says that it did.
+        let exit = match (exit, proc.ending) {
+            (ChildExit::Exited(0), Some(ending)) => ending.exit(),
+            (exit, _) => exit,
+        };
+        proc.channel.abandon();
+        tracing::info!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
+        self.machine.handle_exit(child, exit, now);
+    }
+
+    /// Tells the parent that every child of this supervisor is ready.
+    pub(super) fn tell_parent_ready(&self) {
+        if let Some(parent) = &self.parent {
+            if let Err(err) = parent.send(&Note::Ready) {
+                tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");
+            }
+        }
+    }
+
+    /// In a freshly forked child: let go of this supervisor's descriptors and
+    /// signal handling, which belong to the parent.
+    pub(super) fn leave_parent_state(&mut self) {
+        if let Some(signals) = self.signals.take() {
+            signals.abandon_in_child();
+        }
+        self.leave_host_link();
+        self.leave_procs();
+        if let Some(parent) = self.parent.take() {
+            parent.abandon();
+        }
+        drop(self.outlet.take_for_child());
+    }
+}

@@ -1,0 +1,412 @@
+//! The link from a supervisor to its worker host: forking it, the commands
+//! sent to it, the notes read from it, and its end.
+
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{take_children, Node};
+use crate::engine::channel::{Channel, PipeState};
+use crate::engine::host;
+use crate::engine::sys;
+use crate::machine::{ChildIdx, Grant, RecordState, Report};
+use crate::tree::Child;
+use crate::wire::{Command, Note};
+use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
+
+/// The most reads of the host's channel per turn of the loop (each up to
+/// 8 KiB of notes): a host restarting workers in a tight loop must not keep
+/// its supervisor from its signals.
+const NOTE_READS_PER_TURN: usize = 16;
+
+/// The running worker host.
+#[derive(Debug)]
+struct Host {
+    pid: Pid,
+    channel: Channel,
+    /// When it is killed if it has not exited (after `Shutdown`).
+    kill_at: Option<Instant>,
+    /// Told to stop all its workers and exit.
+    shutting_down: bool,
+    /// `Restarted` notes received from it: what its grants are counted from.
+    restarted: u64,
+}
+
+/// What a supervisor knows of its worker host and the workers in it.
+#[derive(Debug)]
+pub(super) struct HostLink {
+    host: Option<Host>,
+    /// Which workers run in the host (or wait for it to be forked).
+    live: Vec<bool>,
+    /// Workers to start in a host that is forked once the current batch of
+    /// actions is done, with their leases.
+    unhosted: Vec<(ChildIdx, Option<RecordState>)>,
+}
+
+impl HostLink {
+    pub(super) fn new(children: usize) -> Self {
+        Self {
+            host: None,
+            live: vec![false; children],
+            unhosted: Vec::new(),
+        }
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        self.host.is_some()
+    }
+
+    pub(super) fn pid(&self) -> Option<Pid> {
+        self.host.as_ref().map(|h| h.pid)
+    }
+
+    /// Whether worker `child` runs in the host.
+    pub(super) fn runs(&self, child: ChildIdx) -> bool {
+        self.host.is_some() && self.is_live(child)
+    }
+
+    fn is_live(&self, child: ChildIdx) -> bool {
+        self.live.get(child.get()) == Some(&true)
+    }
+
+    /// Starts worker `child` in the host, or once it is forked; the host's
+    /// pid if it runs.
+    pub(super) fn start(&mut self, child: ChildIdx, lease: Option<RecordState>) -> Option<Pid> {
+        self.live[child.get()] = true;
+        match &mut self.host {
+            Some(host) => {
+                host.channel.queue(&Command::Start { child, lease });
+                Some(host.pid)
+            }
+            None => {
+                self.unhosted.push((child, lease));
+                None
+            }
+        }
+    }
+
+    /// Asks the host to stop `workers`, in this order; with `whole_host`
+    /// and every live worker among them, to stop them all and exit. Returns
+    /// the workers that were not running in a host.
+    pub(super) fn stop(&mut self, workers: &[ChildIdx], whole_host: bool) -> Vec<ChildIdx> {
+        self.unhosted.retain(|(c, _)| !workers.contains(c));
+        let mut not_running = Vec::new();
+        let mut stops = Vec::new();
+        for &child in workers {
+            if self.is_live(child) && self.host.is_some() {
+                stops.push(child);
+            } else {
+                self.live[child.get()] = false;
+                not_running.push(child);
+            }
+        }
+        let all_live = (0..self.live.len())
+            .filter(|&n| self.live[n])
+            .all(|n| stops.iter().any(|c| c.get() == n));
+        if whole_host && all_live {
+            self.shut_down(None);
+        } else if let Some(host) = &mut self.host {
+            for child in stops {
+                host.channel.queue(&Command::Stop(child));
+            }
+        }
+        not_running
+    }
+
+    /// Kills the host, and so worker `child`, if it runs there.
+    pub(super) fn kill(&mut self, child: ChildIdx) -> bool {
+        match &self.host {
+            Some(host) if self.is_live(child) => {
+                tracing::warn!(pid = host.pid.as_raw(), %child, "a worker did not stop in time; killing its worker host");
+                sys::send(host.pid, Signal::SIGKILL);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends the host a new restart budget.
+    pub(super) fn grant(&mut self, budget: Option<u32>) {
+        if let Some(host) = &mut self.host {
+            let grant = Grant {
+                budget,
+                as_of: host.restarted,
+            };
+            host.channel.queue(&Command::Grant(grant));
+        }
+    }
+
+    /// Tells the host to stop every worker and exit (once), to be killed at
+    /// `kill_at` if it has not.
+    pub(super) fn shut_down(&mut self, kill_at: Option<Instant>) {
+        let Some(host) = &mut self.host else { return };
+        if !host.shutting_down {
+            host.shutting_down = true;
+            host.channel.queue(&Command::Shutdown);
+        }
+        if host.kill_at.is_none() {
+            host.kill_at = kill_at;
+        }
+    }
+
+    pub(super) fn kill_at(&self) -> Option<Instant> {
+        self.host.as_ref().and_then(|h| h.kill_at)
+    }
+
+    pub(super) fn kill_if_overdue(&mut self, now: Instant) {
+        let Some(host) = &mut self.host else { return };
+        if host.kill_at.is_some_and(|t| t <= now) {
+            host.kill_at = None;
+            tracing::warn!(
+                pid = host.pid.as_raw(),
+                "worker host did not exit in time; killing it"
+            );
+            sys::send(host.pid, Signal::SIGKILL);
+        }
+    }
+
+    pub(super) fn flush(&mut self) {
+        if let Some(host) = &mut self.host {
+            host.channel.flush();
+        }
+    }
+
+    pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let Some(host) = &self.host else {
+            return Vec::new();
+        };
+        let mut events = PollFlags::empty();
+        if host.channel.is_open() {
+            events |= PollFlags::POLLIN;
+        }
+        if host.channel.has_outbox() {
+            events |= PollFlags::POLLOUT;
+        }
+        if events.is_empty() {
+            return Vec::new();
+        }
+        vec![PollFd::new(host.channel.fd(), events)]
+    }
+}
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// Reports that worker `child` started in the host `pid`.
+    pub(super) fn worker_started(&mut self, child: ChildIdx, pid: Pid) {
+        tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
+        self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
+    }
+
+    /// Forks a worker host for the workers waiting for one. Returns whether
+    /// that failed, which the machine has been told (so it has new actions).
+    pub(super) fn launch_host(&mut self) -> bool {
+        if self.host.unhosted.is_empty() || self.host.host.is_some() {
+            return false;
+        }
+        let starts = std::mem::take(&mut self.host.unhosted);
+        match self.fork_host(&starts) {
+            Ok(pid) => {
+                for (child, _) in starts {
+                    self.worker_started(child, pid);
+                }
+                false
+            }
+            Err(err) => {
+                let workers: Vec<ChildIdx> = starts.iter().map(|(c, _)| *c).collect();
+                tracing::error!(supervisor = %self.machine.path(), ?workers, %err, "fork of the worker host failed; will retry with backoff");
+                let now = self.timer.now();
+                for child in workers {
+                    self.host.live[child.get()] = false;
+                    self.machine
+                        .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
+                }
+                true
+            }
+        }
+    }
+
+    /// Forks the worker host, with `Start` commands for `starts` already in
+    /// its channel, so it starts them before anything else.
+    fn fork_host(&mut self, starts: &[(ChildIdx, Option<RecordState>)]) -> Result<Pid, Errno> {
+        let (ours, theirs) = sys::socketpair()?;
+        let mut channel = Channel::new(ours);
+        for &(child, lease) in starts {
+            channel.queue(&Command::Start { child, lease });
+        }
+        // A fresh socket takes far more than a tree's first starts; any rest
+        // is flushed by the loop.
+        channel.flush();
+        let path = format!("{}/host", self.machine.path());
+        let grant = Grant {
+            budget: self.machine.budget(self.timer.now()),
+            as_of: 0,
+        };
+        let leasable = self.machine.leasable();
+        let host_path = path.clone();
+        let ours = channel.fd().as_raw_fd();
+        let pid = sys::fork_child(|| {
+            // The parent's end, which this process must not hold.
+            let _ = nix::unistd::close(ours);
+            self.leave_parent_state();
+            // The child supervisors' specs stay where they are, never
+            // dropped: see `take_children`.
+            let workers =
+                take_children(&mut self.sup.children, |_, c| matches!(c, Child::Worker(_)))
+                    .into_iter()
+                    .map(|c| match c {
+                        Some(Child::Worker(w)) => Some(w),
+                        _ => None,
+                    })
+                    .collect();
+            host::run(
+                self.spawner.clone(),
+                self.timer.clone(),
+                host::Setup {
+                    path,
+                    workers,
+                    leasable,
+                    grant,
+                    channel: theirs,
+                },
+            )
+        })?;
+        tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
+        self.emit(
+            host_path,
+            Some(pid),
+            EventKind::Started(NodeKind::WorkerHost),
+        );
+        self.host.host = Some(Host {
+            pid,
+            channel,
+            kill_at: None,
+            shutting_down: false,
+            restarted: 0,
+        });
+        Ok(pid)
+    }
+
+    /// In a freshly forked child: lets go of the parent's host link.
+    pub(super) fn leave_host_link(&mut self) {
+        if let Some(host) = self.host.host.take() {
+            host.channel.abandon();
+        }
+        std::mem::forget(std::mem::take(&mut self.host.unhosted));
+    }
+
+    /// Reads and handles the host's notes: what the channel holds, up to a
+    /// bound per turn of the loop, or everything when the host is gone
+    /// (`all`).
+    pub(super) fn read_host(&mut self, now: Instant, all: bool) {
+        let Some(host) = &mut self.host.host else {
+            return;
+        };
+        let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
+        let (notes, state) = host.channel.read::<Note>(max_reads);
+        if let PipeState::Failed(err) = state {
+            tracing::warn!(supervisor = %self.machine.path(), %err, "reading the worker host's channel failed");
+        }
+        for note in notes {
+            self.host_note(note, now);
+        }
+    }
+
+    fn host_note(&mut self, note: Note, now: Instant) {
+        match note {
+            Note::Restarted {
+                child,
+                exit,
+                delay,
+                state,
+            } => {
+                if let Some(host) = &mut self.host.host {
+                    host.restarted += 1;
+                }
+                if self.host.is_live(child) {
+                    self.machine
+                        .handle_restarted(child, exit, delay, state, now);
+                }
+            }
+            Note::WorkerReady(child) if self.host.is_live(child) => {
+                self.machine.handle_ready(child, now);
+            }
+            Note::Exited { child, exit } if self.host.is_live(child) => {
+                self.host.live[child.get()] = false;
+                tracing::debug!(supervisor = %self.machine.path(), %child, %exit, "worker exited");
+                self.machine.handle_exit(child, exit, now);
+            }
+            other => {
+                tracing::warn!(supervisor = %self.machine.path(), ?other, "unexpected note from the worker host dropped");
+            }
+        }
+    }
+
+    /// The host process ended with `exit`: every worker it still ran failed
+    /// with it.
+    pub(super) fn host_exited(&mut self, exit: ChildExit, now: Instant) {
+        self.read_host(now, true);
+        let Some(host) = self.host.host.take() else {
+            return;
+        };
+        let pid = host.pid;
+        let asked = host.shutting_down;
+        host.channel.abandon();
+        let exit = match exit {
+            ChildExit::Exited(0) if asked => ChildExit::Stopped,
+            other => other,
+        };
+        let live: Vec<ChildIdx> = self
+            .machine
+            .child_indices()
+            .filter(|&c| self.host.is_live(c))
+            .collect();
+        if exit == ChildExit::Exited(sys::EXIT_PANICKED) {
+            tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(),
+                "worker host panicked outside its workers (e.g. its runtime could not be built); \
+                 its panic message is on stderr");
+        }
+        if live.is_empty() {
+            tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
+        } else {
+            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = ?live, "worker host died with running workers");
+        }
+        // Report what was decided before, then the host's end with what it
+        // means for its workers, then each worker's exit.
+        self.report();
+        for &child in &live {
+            self.host.live[child.get()] = false;
+            self.machine.handle_exit(child, exit, now);
+        }
+        let mut reports = Vec::new();
+        while let Some(report) = self.machine.poll_report() {
+            reports.push(report);
+        }
+        let restart = reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Exited {
+                    child,
+                    restart: Some(delay),
+                    ..
+                } if live.contains(child) => Some(*delay),
+                _ => None,
+            })
+            .min();
+        let host_path = format!("{}/host", self.machine.path());
+        self.emit(
+            host_path,
+            Some(pid),
+            EventKind::HostExited {
+                exit,
+                workers: u32::try_from(live.len()).unwrap_or(u32::MAX),
+                restart,
+            },
+        );
+        for report in reports {
+            self.report_one(report);
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! One supervisor process: the poll loop that drives a [`Machine`] with real
+//! children — forked child supervisors ([`children`]), and one worker host
+//! for all worker children ([`host_link`]) — and reports what happens
+//! ([`report`]).
+//!
+//! It reads like a sans-IO driver: what happens (a note on a channel, a
+//! reaped child, a signal, a deadline) goes into the machine with the time
+//! it happened; what the machine decides comes out as actions, carried out
+//! here. No rule lives in this module.
+
+mod children;
+mod host_link;
+mod report;
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::channel::Channel;
+use super::outlet::Outlet;
+use super::sys::{self, SignalPipe};
+use crate::machine::{Action, ChildIdx, Machine, Outcome};
+use crate::tree::{Child, Supervisor};
+use crate::wire::{Ending, Note};
+use crate::{ChildExit, Spawner, Timer};
+use children::ChildProcs;
+use host_link::HostLink;
+
+pub(crate) struct Node<'a, S, T> {
+    sup: &'a mut Supervisor,
+    machine: Machine,
+    spawner: S,
+    timer: T,
+    signals: Option<SignalPipe>,
+    is_worker: Vec<bool>,
+    host: HostLink,
+    procs: ChildProcs,
+    stop_signal: Option<Signal>,
+    ending: Option<Outcome>,
+    /// Whether every child of this process is the engine's (a forked
+    /// supervisor): then it reaps with `waitpid(-1)` and adopts orphans.
+    owns_all_children: bool,
+    outlet: Outlet,
+    /// The channel to the parent supervisor, in a forked supervisor.
+    parent: Option<Channel>,
+}
+
+impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
+    pub(crate) fn new(
+        sup: &'a mut Supervisor,
+        path: String,
+        spawner: S,
+        timer: T,
+        signals: SignalPipe,
+        outlet: Outlet,
+    ) -> Self {
+        let is_worker: Vec<bool> = sup
+            .children
+            .iter()
+            .map(|c| matches!(c, Child::Worker(_)))
+            .collect();
+        let count = is_worker.len();
+        Self {
+            machine: sup.machine(path),
+            sup,
+            spawner,
+            timer,
+            signals: Some(signals),
+            is_worker,
+            host: HostLink::new(count),
+            procs: ChildProcs::new(count),
+            stop_signal: None,
+            ending: None,
+            owns_all_children: false,
+            outlet,
+            parent: None,
+        }
+    }
+
+    /// Marks this node as a forked supervisor process, whose children are all
+    /// the engine's: it becomes their subreaper and reaps any exited child.
+    /// It reports to its parent on `parent`.
+    pub(crate) fn forked(mut self, parent: Channel) -> Self {
+        sys::become_subreaper();
+        self.owns_all_children = true;
+        self.parent = Some(parent);
+        self
+    }
+
+    /// Runs the supervisor until it ends. A forked supervisor tells its
+    /// parent how it ended before it returns.
+    pub(crate) fn run(mut self) -> Ending {
+        tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
+        self.machine.handle_start(self.timer.now());
+        loop {
+            self.carry_out();
+            if self.launch_host() {
+                continue;
+            }
+            self.host.flush();
+            if let (Some(outcome), false) = (self.ending, self.host.is_up()) {
+                tracing::info!(supervisor = %self.machine.path(), ?outcome, "supervisor stopped");
+                let ending = Ending {
+                    outcome,
+                    signal: self.stop_signal.map(|s| s as i32),
+                };
+                if let Some(parent) = &self.parent {
+                    if let Err(err) = parent.send(&Note::Ended(ending)) {
+                        tracing::warn!(supervisor = %self.machine.path(), %err, "could not tell the parent how this supervisor ended");
+                    }
+                }
+                return ending;
+            }
+            self.wait();
+        }
+    }
+
+    /// The intensity this supervisor applied.
+    pub(crate) fn intensity(&self) -> crate::Intensity {
+        self.machine.intensity()
+    }
+
+    /// Carries out what the machine decided, reporting each decision before
+    /// the actions that follow it (an exit before the restart's start).
+    fn carry_out(&mut self) {
+        loop {
+            self.report();
+            let Some(action) = self.machine.poll_action() else {
+                return;
+            };
+            let now = self.timer.now();
+            match action {
+                Action::Start(child) => self.start(child),
+                Action::Stop(children) => self.stop(&children, now),
+                Action::Kill(children) => self.kill(&children, now),
+                Action::Grant => {
+                    let budget = self.machine.budget(now);
+                    self.host.grant(budget);
+                }
+                Action::Exit(outcome) => {
+                    self.ending = Some(outcome);
+                    let grace = self
+                        .sup
+                        .shutdown
+                        .kill_after()
+                        .unwrap_or(Duration::from_secs(5));
+                    self.host.shut_down(Some(now + grace));
+                    if let Some(root) = self.outlet.root() {
+                        root.stopping();
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, child: ChildIdx) {
+        if self.is_worker[child.get()] {
+            let lease = self.machine.lease(child);
+            if let Some(pid) = self.host.start(child, lease) {
+                self.worker_started(child, pid);
+            }
+        } else {
+            self.start_supervisor(child);
+        }
+    }
+
+    fn stop(&mut self, children: &[ChildIdx], now: Instant) {
+        for &child in children {
+            if self.is_worker[child.get()] {
+                continue;
+            }
+            if !self.procs.terminate(child) {
+                self.machine.handle_exit(child, ChildExit::Stopped, now);
+            }
+        }
+        let workers: Vec<ChildIdx> = children
+            .iter()
+            .copied()
+            .filter(|c| self.is_worker[c.get()])
+            .collect();
+        if workers.is_empty() {
+            return;
+        }
+        // When a shutdown stops every worker of the host, one command stops
+        // them all, in the same order, and the host exits.
+        let whole_host = self.machine.is_shutting_down();
+        for child in self.host.stop(&workers, whole_host) {
+            // Never reached its host: nothing runs to stop.
+            self.machine.handle_exit(child, ChildExit::Stopped, now);
+        }
+    }
+
+    fn kill(&mut self, children: &[ChildIdx], now: Instant) {
+        for &child in children {
+            let killed = if self.is_worker[child.get()] {
+                // A worker can not be killed alone: its host goes, and with
+                // it every worker it runs (they fail, and restart by policy).
+                self.host.kill(child)
+            } else {
+                self.procs.kill(child)
+            };
+            if !killed {
+                self.machine
+                    .handle_exit(child, ChildExit::Signaled(Signal::SIGKILL as i32), now);
+            }
+        }
+    }
+
+    /// Sleeps until something happens, then feeds it to the machine.
+    fn wait(&mut self) {
+        let now = self.timer.now();
+        let deadline = self
+            .machine
+            .poll_timeout()
+            .into_iter()
+            .chain(self.host.kill_at())
+            .chain(self.outlet.root().and_then(|root| root.deadline()))
+            .min();
+        let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        if timeout != Some(Duration::ZERO) {
+            let Some(signals) = &self.signals else { return };
+            let mut fds = vec![sys::readable(signals.fd())];
+            fds.extend(self.procs.poll_fds());
+            fds.extend(self.host.poll_fds());
+            if let Outlet::Root(root) = &self.outlet {
+                fds.extend(root.poll_fds());
+            }
+            sys::wait_readable(&mut fds, timeout);
+        }
+        let signals = self
+            .signals
+            .as_ref()
+            .map(SignalPipe::drain)
+            .unwrap_or_default();
+        let now = self.timer.now();
+        self.read_host(now, false);
+        self.read_procs(now);
+        if let Some(root) = self.outlet.root() {
+            root.handle(now);
+        }
+        self.host.flush();
+        for sig in &signals {
+            if matches!(sig, Signal::SIGTERM | Signal::SIGINT) && self.stop_signal.is_none() {
+                tracing::info!(supervisor = %self.machine.path(), signal = %sig, "shutdown requested");
+                self.stop_signal = Some(*sig);
+                self.machine.handle_shutdown(now);
+            }
+        }
+        if signals.contains(&Signal::SIGCHLD) {
+            self.reap(now);
+        }
+        self.host.kill_if_overdue(now);
+        if self.machine.poll_timeout().is_some_and(|t| t <= now) {
+            self.machine.handle_timeout(now);
+        }
+    }
+
+    fn reap(&mut self, now: Instant) {
+        if self.owns_all_children {
+            while let Some((pid, exit)) = sys::reap_any() {
+                self.reaped(pid, exit, now);
+            }
+            return;
+        }
+        let pids: Vec<_> = self.procs.pids().chain(self.host.pid()).collect();
+        for pid in pids {
+            if let Some(exit) = sys::try_reap(pid) {
+                self.reaped(pid, exit, now);
+            }
+        }
+    }
+
+    /// Feeds the exit of process `pid` to the machine.
+    fn reaped(&mut self, pid: nix::unistd::Pid, exit: ChildExit, now: Instant) {
+        if let Some(child) = self.procs.child_of(pid) {
+            self.supervisor_exited(child, exit, now);
+            return;
+        }
+        if self.host.pid() == Some(pid) {
+            self.host_exited(exit, now);
+            return;
+        }
+        tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "reaped an orphaned descendant");
+    }
+}
+
+/// In a freshly forked child: moves out of `children` what `keep` keeps,
+/// by position. The rest (the parent's share of the tree) is forgotten, not
+/// dropped: freeing it would run users' destructors in the child and touch
+/// (copy) every page of the inherited tree, which made starting a large tree
+/// grow faster than linearly. The child ends with `_exit`, so nothing leaks.
+fn take_children(
+    children: &mut Vec<Child>,
+    keep: impl Fn(usize, &Child) -> bool,
+) -> Vec<Option<Child>> {
+    std::mem::take(children)
+        .into_iter()
+        .enumerate()
+        .map(|(n, child)| {
+            if keep(n, &child) {
+                Some(child)
+            } else {
+                std::mem::forget(child);
+                None
+            }
+        })
+        .collect()
+}

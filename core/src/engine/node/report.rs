@@ -1,0 +1,86 @@
+//! What a supervisor process tells the world: lifecycle events to the root,
+//! readiness to its parent.
+
+use nix::unistd::Pid;
+
+use super::Node;
+use crate::machine::{ChildIdx, Report, Subject};
+use crate::{Event, EventKind, Spawner, Timer};
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    pub(super) fn child_path(&self, child: ChildIdx) -> String {
+        format!("{}/{child}", self.machine.path())
+    }
+
+    /// Sends a lifecycle event about `path` to the root, if anyone listens.
+    pub(super) fn emit(&mut self, path: String, pid: Option<Pid>, kind: EventKind) {
+        self.outlet.emit(|| Event {
+            path,
+            pid: pid.and_then(|p| u32::try_from(p.as_raw()).ok()),
+            kind,
+        });
+    }
+
+    /// Sends a lifecycle event about child `child`.
+    pub(super) fn emit_child(&mut self, child: ChildIdx, pid: Option<Pid>, kind: EventKind) {
+        if !self.outlet.is_quiet() {
+            let path = self.child_path(child);
+            self.emit(path, pid, kind);
+        }
+    }
+
+    /// Turns the machine's decisions into lifecycle events, and passes this
+    /// supervisor's readiness up.
+    pub(super) fn report(&mut self) {
+        while let Some(report) = self.machine.poll_report() {
+            self.report_one(report);
+        }
+    }
+
+    pub(super) fn report_one(&mut self, report: Report) {
+        match report {
+            Report::Ready => self.ready(),
+            Report::Stopping(_) => {
+                if let Some(root) = self.outlet.root() {
+                    root.stopping();
+                }
+            }
+            _ => {}
+        }
+        if self.outlet.is_quiet() {
+            return;
+        }
+        let Some((subject, kind)) = self.machine.event(&report) else {
+            return;
+        };
+        match subject {
+            Subject::Supervisor => {
+                let path = self.machine.path().to_owned();
+                self.emit(path, Some(Pid::this()), kind);
+            }
+            Subject::Child(child) => {
+                // A worker's pid is its host's, while it runs there: after
+                // an in-place restart, or when it is ready.
+                let in_host = match &kind {
+                    EventKind::Exited { restart, .. } => restart.is_some() && self.host.runs(child),
+                    _ => true,
+                };
+                let pid = if self.is_worker[child.get()] && in_host {
+                    self.host.pid()
+                } else {
+                    None
+                };
+                self.emit_child(child, pid, kind);
+            }
+        }
+    }
+
+    /// Every child of this supervisor is ready.
+    fn ready(&mut self) {
+        tracing::debug!(supervisor = %self.machine.path(), "supervisor ready");
+        if let Some(root) = self.outlet.root() {
+            root.tree_ready();
+        }
+        self.tell_parent_ready();
+    }
+}

@@ -1,0 +1,164 @@
+//! The one framing for everything on a supervisor's pipes and sockets:
+//! `MAGIC`, a little-endian `u32` length, then a [postcard] body.
+//!
+//! A reader that finds bytes which are not a frame (garbage written into a
+//! pipe, a frame cut short) logs them, skips ahead to the next magic, and
+//! goes on: a malformed or oversized frame is dropped, never a crash.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The first bytes of every frame.
+const MAGIC: [u8; 2] = [0x5A, 0x17];
+/// Magic and length.
+pub(crate) const HEADER: usize = MAGIC.len() + 4;
+/// The largest body a reader accepts; a longer length is taken as garbage.
+pub(crate) const MAX_BODY: usize = 1 << 16;
+
+/// Encodes `message` as one frame.
+///
+/// Every message type of the engine serializes infallibly (no maps with
+/// non-string keys, no unsized sequences); a failure would be a bug, and
+/// yields an empty body, which the reader drops and logs.
+pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let header = || {
+        let mut header = vec![0u8; HEADER];
+        header[..MAGIC.len()].copy_from_slice(&MAGIC);
+        header
+    };
+    let mut out = postcard::to_extend(message, header()).unwrap_or_else(|err| {
+        tracing::error!(%err, "a message could not be encoded");
+        header()
+    });
+    let len = u32::try_from(out.len() - HEADER).unwrap_or(u32::MAX);
+    out[MAGIC.len()..HEADER].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Reassembles frames from bytes as they arrive.
+#[derive(Debug, Default)]
+pub(crate) struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// Bytes received and not decoded yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends bytes read off the wire.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole message, or `None` until more bytes arrive. Garbled
+    /// bytes and frames that do not decode as `T` are logged and skipped.
+    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<T> {
+        loop {
+            let start = self.buf.windows(MAGIC.len()).position(|w| w == MAGIC);
+            let skip = start.unwrap_or(self.buf.len().saturating_sub(MAGIC.len() - 1));
+            if skip > 0 {
+                tracing::warn!(
+                    bytes = skip,
+                    "garbled bytes on a supervisor channel dropped"
+                );
+                self.buf.drain(..skip);
+            }
+            start?;
+            let header = self.buf.get(..HEADER)?;
+            let mut len = [0u8; 4];
+            len.copy_from_slice(&header[MAGIC.len()..]);
+            let len = u32::from_le_bytes(len) as usize;
+            if len == 0 || len > MAX_BODY {
+                tracing::warn!(len, "frame with an impossible length dropped");
+                self.buf.drain(..MAGIC.len());
+                continue;
+            }
+            let body = self.buf.get(HEADER..HEADER + len)?;
+            match postcard::from_bytes(body) {
+                Ok(message) => {
+                    self.buf.drain(..HEADER + len);
+                    return Some(message);
+                }
+                Err(err) => {
+                    tracing::warn!(len, %err, "frame that does not decode dropped");
+                    self.buf.drain(..MAGIC.len());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    enum Msg {
+        A(u32),
+        B { text: String, n: u64 },
+    }
+
+    fn samples() -> Vec<Msg> {
+        vec![
+            Msg::A(7),
+            Msg::B {
+                text: "root/1/0".into(),
+                n: u64::MAX,
+            },
+            Msg::A(0),
+        ]
+    }
+
+    fn decode_all(reader: &mut FrameReader) -> Vec<Msg> {
+        std::iter::from_fn(|| reader.next()).collect()
+    }
+
+    #[test]
+    fn frames_round_trip_whole_and_byte_by_byte() {
+        let bytes: Vec<u8> = samples().iter().flat_map(encode).collect();
+        let mut r = FrameReader::default();
+        r.push(&bytes);
+        assert_eq!(decode_all(&mut r), samples());
+        let mut out = Vec::new();
+        for b in bytes {
+            r.push(&[b]);
+            out.extend(decode_all(&mut r));
+        }
+        assert_eq!(out, samples());
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn garbage_truncation_and_bad_lengths_are_skipped() {
+        let s = samples();
+        let mut bytes = b"junk\x5A".to_vec();
+        bytes.extend(encode(&s[0]));
+        let cut = encode(&s[1]);
+        bytes.extend(&cut[..cut.len() - 3]);
+        bytes.extend(encode(&s[2]));
+        // An impossible length, then a body that is not a `Msg`.
+        bytes.extend([0x5A, 0x17, 0xFF, 0xFF, 0xFF, 0xFF]);
+        bytes.extend([0x5A, 0x17, 1, 0, 0, 0, 9]);
+        bytes.extend(encode(&s[0]));
+        let mut r = FrameReader::default();
+        r.push(&bytes);
+        let got = decode_all(&mut r);
+        assert_eq!(got.first(), Some(&s[0]));
+        assert_eq!(got.last(), Some(&s[0]));
+        assert!(got.len() >= 2 && got.len() <= 4, "{got:?}");
+        assert!(r.pending() < HEADER);
+    }
+
+    #[test]
+    fn a_partial_frame_waits_for_the_rest() {
+        let bytes = encode(&samples()[1]);
+        let mut r = FrameReader::default();
+        r.push(&bytes[..5]);
+        assert_eq!(r.next::<Msg>(), None);
+        r.push(&bytes[5..]);
+        assert_eq!(r.next::<Msg>(), Some(samples()[1].clone()));
+    }
+}

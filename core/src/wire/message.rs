@@ -1,0 +1,137 @@
+//! The messages of a supervisor's channel to each child process.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::machine::{ChildIdx, Grant, Outcome, RecordState};
+use crate::ChildExit;
+
+/// Supervisor → worker host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Command {
+    /// Start (or restart) worker `child`. With a `lease` (its restart record
+    /// as the supervisor's machine has it), the host restarts it in place
+    /// while the rule and the [`Grant`] allow; see `crate::lease`.
+    Start {
+        child: ChildIdx,
+        lease: Option<RecordState>,
+    },
+    /// Stop worker `child`: drop its future, then report it `Stopped`.
+    Stop(ChildIdx),
+    /// A new restart budget for in-place restarts.
+    Grant(Grant),
+    /// Stop every worker in reverse order, report each, and exit.
+    Shutdown,
+}
+
+/// Child process → supervisor. A worker host sends exactly one `Exited` per
+/// `Start`, and any number of `WorkerReady` and `Restarted` before it; a
+/// child supervisor sends `Ready` once and `Ended` last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Note {
+    /// Worker `child` declared itself ready.
+    WorkerReady(ChildIdx),
+    /// Worker `child` ended with `exit`, and the host started it again in
+    /// place after `delay`, spending its lease: `state` is its record now,
+    /// which the supervisor's machine adopts.
+    Restarted {
+        child: ChildIdx,
+        exit: ChildExit,
+        delay: Duration,
+        state: RecordState,
+    },
+    /// Worker `child` ended with `exit`; its future has been dropped, and
+    /// the supervisor decides what follows.
+    Exited { child: ChildIdx, exit: ChildExit },
+    /// A child supervisor: every one of its children is ready.
+    Ready,
+    /// A child supervisor's last word before it exits.
+    Ended(Ending),
+}
+
+/// How a supervisor process ended, as it tells its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ending {
+    pub(crate) outcome: Outcome,
+    /// The signal (SIGTERM, SIGINT) that asked it to stop, if any.
+    pub(crate) signal: Option<i32>,
+}
+
+impl Ending {
+    /// How its parent reports a child supervisor that ended this way (when
+    /// the parent did not ask it to stop; then it is `Stopped`).
+    pub(crate) fn exit(self) -> ChildExit {
+        match (self.outcome, self.signal) {
+            (Outcome::GaveUp, _) => ChildExit::GaveUp,
+            (Outcome::Normal, Some(signal)) => ChildExit::Signaled(signal),
+            (Outcome::Normal, None) => ChildExit::Normal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::{encode, FrameReader};
+
+    #[test]
+    fn every_message_round_trips_losslessly() {
+        let child = ChildIdx::new(3).unwrap();
+        let state = RecordState::default();
+        let commands = vec![
+            Command::Start {
+                child,
+                lease: Some(state),
+            },
+            Command::Start { child, lease: None },
+            Command::Stop(child),
+            Command::Grant(Grant {
+                budget: Some(4),
+                as_of: 9,
+            }),
+            Command::Shutdown,
+        ];
+        let notes = vec![
+            Note::WorkerReady(child),
+            Note::Restarted {
+                child,
+                exit: ChildExit::Exited(3),
+                delay: Duration::from_micros(2),
+                state,
+            },
+            Note::Exited {
+                child,
+                exit: ChildExit::ForkFailed(11),
+            },
+            Note::Exited {
+                child,
+                exit: ChildExit::Stopped,
+            },
+            Note::Ready,
+            Note::Ended(Ending {
+                outcome: Outcome::GaveUp,
+                signal: Some(15),
+            }),
+        ];
+        let mut r = FrameReader::default();
+        r.push(&commands.iter().flat_map(encode).collect::<Vec<u8>>());
+        assert_eq!(
+            std::iter::from_fn(|| r.next::<Command>()).collect::<Vec<_>>(),
+            commands
+        );
+        r.push(&notes.iter().flat_map(encode).collect::<Vec<u8>>());
+        assert_eq!(
+            std::iter::from_fn(|| r.next::<Note>()).collect::<Vec<_>>(),
+            notes
+        );
+    }
+
+    #[test]
+    fn endings_say_what_happened() {
+        let end = |outcome, signal| Ending { outcome, signal }.exit();
+        assert_eq!(end(Outcome::Normal, None), ChildExit::Normal);
+        assert_eq!(end(Outcome::GaveUp, None), ChildExit::GaveUp);
+        assert_eq!(end(Outcome::Normal, Some(15)), ChildExit::Signaled(15));
+    }
+}
