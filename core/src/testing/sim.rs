@@ -12,8 +12,8 @@ use futures::FutureExt;
 use super::FakeTimer;
 use crate::machine::{Action, Machine, Outcome, Report};
 use crate::ready::run_worker;
-use crate::tree::{Child, Supervisor};
-use crate::{ChildExit, Error, Supertree, Timer};
+use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
+use crate::{ChildExit, Error, Timer};
 
 /// Runs `tree` to its end in the calling thread, on `timer`'s virtual time.
 ///
@@ -58,8 +58,8 @@ use crate::{ChildExit, Error, Supertree, Timer};
 /// assert_eq!(timer.elapsed().as_millis(), 50);
 /// # Ok::<(), supertrees_core::Error>(())
 /// ```
-pub fn run_simulated(tree: impl Into<Supertree>, timer: FakeTimer) -> Result<(), Error> {
-    let tree = tree.into();
+pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Error> {
+    let tree = TreeParts::from(tree);
     let root = supervise(
         &tree.root,
         "root".to_owned(),
