@@ -111,6 +111,7 @@ impl fmt::Debug for Child {
 ///             .add_worker(W)
 ///     });
 /// ```
+#[must_use = "a tree does nothing until it is started, and each builder method returns the changed tree"]
 pub struct Tree<K> {
     pub(crate) children: Vec<Child>,
     pub(crate) strategy: Strategy,
