@@ -1051,3 +1051,26 @@ fn a_helper_generic_over_the_kind_configures_root_and_supervisors() {
     simulate(tree, &timer).unwrap();
     assert_eq!(log.events(), ["0 w start", "0 w panic"]);
 }
+
+/// The policies are plain values: `RestartPolicy` and `BackoffPolicy` stay
+/// `Copy` (as in supertrees 0.1), and so do the other policies; the enums
+/// that may grow are `#[non_exhaustive]`, so matching them needs a wildcard.
+#[test]
+fn policies_are_copy_and_their_enums_are_matched_with_a_wildcard() {
+    fn copy<T: Copy>(value: T) -> (T, T) {
+        (value, value)
+    }
+    let _ = copy(RestartPolicy::Once);
+    let _ = copy(BackoffPolicy::immediate());
+    let _ = copy(Strategy::OneForAll);
+    let _ = copy(Intensity::unlimited());
+    let _ = copy(Shutdown::Kill);
+    let _ = copy(Readiness::Notify);
+    // Outside the crate, the wildcard arm is required.
+    let twice = match RestartPolicy::Once {
+        RestartPolicy::Once => true,
+        RestartPolicy::Always | RestartPolicy::Never | RestartPolicy::OnFailure => false,
+        _ => false,
+    };
+    assert!(twice);
+}
