@@ -35,11 +35,16 @@ pub(crate) struct Root {
     next_watchdog: Option<Instant>,
     /// Whether systemd has been told `STOPPING=1`.
     told_stopping: bool,
+    /// The time of the current turn of the root's loop, as its timer read
+    /// it: given to [`new`](Self::new), then to [`handle`](Self::handle)
+    /// once per turn, before any event of that turn is emitted. Events are
+    /// recorded at it; nothing here reads a clock.
+    now: Instant,
 }
 
 impl Root {
     /// Sets up what `observers` asks for, and systemd notification when
-    /// `NOTIFY_SOCKET` is set.
+    /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
     pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
         let wants_events = observers.on_event.is_some() || observers.status_socket.is_some();
         let events = if wants_events {
@@ -67,13 +72,14 @@ impl Root {
             .map(|_| now);
         Ok(Self {
             observers,
-            status: TreeStatus::new(std::process::id()),
+            status: TreeStatus::new(std::process::id(), now),
             events,
             decoder: Decoder::default(),
             server,
             notifier,
             next_watchdog,
             told_stopping: false,
+            now,
         })
     }
 
@@ -93,6 +99,7 @@ impl Root {
             notifier,
             next_watchdog: _,
             told_stopping: _,
+            now: _,
         } = self;
         std::mem::forget((observers, status, decoder, notifier));
         drop(server);
@@ -102,9 +109,10 @@ impl Root {
         })
     }
 
-    /// Records an event of the root's own children, or one read off the pipe.
+    /// Records an event of the root's own children, or one read off the
+    /// pipe, at the time of the current turn.
     pub(crate) fn emit(&mut self, event: Event) {
-        self.status.record(&event);
+        self.status.record(&event, self.now);
         if let Some(f) = &mut self.observers.on_event {
             if catch_unwind(AssertUnwindSafe(|| f(&event))).is_err() {
                 tracing::error!("the on_event callback panicked; it will not be called again");
@@ -151,8 +159,9 @@ impl Root {
     /// When the root's poll loop must wake up for this at the latest.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let server = self.server.as_ref().and_then(StatusServer::next_deadline);
-        // Events left over from the last turn: come back at once.
-        let backlog = (self.decoder.pending() > 0).then(Instant::now);
+        // Events left over from the last turn: come back at once (this
+        // turn's time has passed already).
+        let backlog = (self.decoder.pending() > 0).then_some(self.now);
         server
             .into_iter()
             .chain(self.next_watchdog)
@@ -160,9 +169,11 @@ impl Root {
             .min()
     }
 
-    /// Does what is due at `now`: reads events, serves status requests,
-    /// pings the watchdog.
+    /// Starts a turn of the root's loop at `now` and does what is due:
+    /// reads events, serves status requests, pings the watchdog.
     pub(crate) fn handle(&mut self, now: Instant) {
+        self.now = now;
+        self.status.advance(now);
         self.read_events();
         if let Some(server) = &mut self.server {
             let status = &self.status;
