@@ -33,7 +33,8 @@
 //! ## Pieces
 //!
 //! * The tree: [`Supertree`] (the root, run in your process) and
-//!   [`Supervisor`] (a forked process each), with [`Worker`]s as async tasks.
+//!   [`Supervisor`] (a forked process each), the two kinds of one builder,
+//!   [`Tree`], with [`Worker`]s as async tasks.
 //! * Policies: [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`],
 //!   [`Intensity`], [`Shutdown`] — the semantics are spelled out in
 //!   [`supertrees_core`].
@@ -55,12 +56,10 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::fmt;
-
 pub use supertrees_core::{
-    query_status, ready, BackoffPolicy, BoxFuture, ChildExit, Error, Event, EventKind, Intensity,
-    NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy, Restartable, Shutdown, Spawner,
-    Strategy, Supervisor, Timer, TreeStatus, Worker,
+    query_status, ready, tree, Backend, BackoffPolicy, BoxFuture, ChildExit, Error, Event,
+    EventKind, Intensity, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy, Restartable,
+    Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
 };
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) and
@@ -72,21 +71,32 @@ pub mod testing {
 /// The Tokio backend (feature `tokio`, on by default).
 #[cfg(feature = "tokio")]
 pub mod tokio {
-    pub use supertrees_tokio::{TokioSpawner, TokioTimer};
+    pub use supertrees_tokio::{Tokio, TokioSpawner, TokioTimer};
 }
 
 /// The smol backend (feature `smol`).
 #[cfg(feature = "smol")]
 pub mod smol {
-    pub use supertrees_smol::{SmolSpawner, SmolTimer};
+    pub use supertrees_smol::{Smol, SmolSpawner, SmolTimer};
 }
 
 /// A supervision tree: the root supervisor, run in the calling process, and
 /// everything below it.
 ///
-/// Build it with chained calls, then [`start`](Supertree::start) it. Each
-/// call adds a child in order; that order is the start order, and stops go in
-/// reverse.
+/// Build it with chained calls (the methods of [`Tree`]), then
+/// [`start`](Tree::start) it. Each call adds a child in order; that order is
+/// the start order, and stops go in reverse.
+///
+/// This is the root [`Tree`] of the default backend: Tokio
+/// ([`tokio::Tokio`]) with the default features, smol (`smol::Smol`) with
+/// only `smol`. So `start()` runs on that backend, and
+/// [`start_with`](Tree::start_with) on any other. Without either feature it
+/// is [`supertrees_core::Supertree`], which has only `start_with`.
+///
+/// On Tokio each worker host runs a current-thread runtime
+/// (`TokioSpawner::new()`); for a multi-thread runtime per host, as
+/// supertrees 0.1 built, use
+/// `start_with(TokioSpawner::multi_thread(), TokioTimer::new())`.
 ///
 /// # Examples
 ///
@@ -116,151 +126,45 @@ pub mod smol {
 ///     eprintln!("tree failed: {err}");
 /// }
 /// ```
-#[derive(Default)]
-pub struct Supertree {
-    inner: supertrees_core::Supertree,
-}
+///
+/// Running on smol while Tokio stays the default:
+///
+/// ```no_run
+/// # #[cfg(feature = "smol")] {
+/// use supertrees::smol::{SmolSpawner, SmolTimer};
+/// supertrees::Supertree::new().start_with(SmolSpawner::new(), SmolTimer::new())?;
+/// # }
+/// # Ok::<(), supertrees::Error>(())
+/// ```
+#[cfg(feature = "tokio")]
+pub type Supertree = Tree<tree::Root<tokio::Tokio>>;
 
-impl Supertree {
-    /// An empty tree: a root supervisor with no children.
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// A supervision tree: the root supervisor, run in the calling process, and
+/// everything below it.
+///
+/// Build it with chained calls (the methods of [`Tree`]), then
+/// [`start`](Tree::start) it on smol, the default backend when `smol` is
+/// the only backend feature ([`smol::Smol`]); [`start_with`](Tree::start_with)
+/// runs it on any other.
+///
+/// # Examples
+///
+/// ```no_run
+/// use supertrees::{Restartable, Supertree, Worker};
+///
+/// struct Server;
+/// impl Worker for Server {
+///     fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+///         Box::pin(async { /* accept connections... */ })
+///     }
+/// }
+/// impl Restartable for Server {}
+///
+/// Supertree::new().add_worker(Server).start()?;
+/// # Ok::<(), supertrees::Error>(())
+/// ```
+#[cfg(all(feature = "smol", not(feature = "tokio")))]
+pub type Supertree = Tree<tree::Root<smol::Smol>>;
 
-    /// Adds a worker as the root's next child.
-    pub fn add_worker(self, worker: impl Worker) -> Self {
-        self.map(|t| t.add_worker(worker))
-    }
-
-    /// Adds a child supervisor, built by `f`, as the root's next child.
-    pub fn add_supervisor<F>(self, f: F) -> Self
-    where
-        F: FnOnce(Supervisor) -> Supervisor,
-    {
-        self.map(|t| t.add_supervisor(f))
-    }
-
-    /// Kept for supertrees 0.1 code: the root has no parent, so its own
-    /// restart policy is never applied.
-    pub fn with_restart_policy(self, restart_policy: RestartPolicy) -> Self {
-        self.map(|t| t.with_restart_policy(restart_policy))
-    }
-
-    /// Kept for supertrees 0.1 code: the root has no parent, so its own
-    /// backoff policy is never applied.
-    pub fn with_backoff_policy(self, backoff_policy: BackoffPolicy) -> Self {
-        self.map(|t| t.with_backoff_policy(backoff_policy))
-    }
-
-    /// Which siblings restart with a failed child of the root
-    /// (default [`Strategy::OneForOne`]).
-    pub fn with_strategy(self, strategy: Strategy) -> Self {
-        self.map(|t| t.with_strategy(strategy))
-    }
-
-    /// How many restarts the root tolerates before the tree stops with
-    /// [`Error::IntensityExceeded`] (default unlimited).
-    pub fn with_intensity(self, intensity: Intensity) -> Self {
-        self.map(|t| t.with_intensity(intensity))
-    }
-
-    /// How the root stops its child processes (default SIGTERM, then SIGKILL
-    /// after 5 s).
-    pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
-        self.map(|t| t.with_shutdown(shutdown))
-    }
-
-    /// Calls `f` in the calling (root) process for every lifecycle event
-    /// anywhere in the tree; see [`supertrees_core::Supertree::on_event`].
-    pub fn on_event(self, f: impl FnMut(&Event) + Send + 'static) -> Self {
-        self.map(|t| t.on_event(f))
-    }
-
-    /// Calls `f` once the whole tree is up (and sends systemd `READY=1`
-    /// under `NOTIFY_SOCKET`); see [`supertrees_core::Supertree::on_ready`].
-    pub fn on_ready(self, f: impl FnOnce(&TreeStatus) + Send + 'static) -> Self {
-        self.map(|t| t.on_ready(f))
-    }
-
-    /// Serves the live tree status on an owner-only Unix socket at `path`;
-    /// see [`supertrees_core::Supertree::status_socket`] and
-    /// [`query_status`].
-    pub fn status_socket(self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.map(|t| t.status_socket(path))
-    }
-
-    fn map(self, f: impl FnOnce(supertrees_core::Supertree) -> supertrees_core::Supertree) -> Self {
-        Self {
-            inner: f(self.inner),
-        }
-    }
-
-    /// Runs the tree on the default backend (Tokio with the default
-    /// features, smol with only `smol`) and returns when it ends.
-    ///
-    /// On Tokio each worker host runs a current-thread runtime
-    /// (`TokioSpawner::new()`); for a multi-thread runtime per host, as
-    /// supertrees 0.1 built, use
-    /// `start_with(TokioSpawner::multi_thread(), TokioTimer::new())`.
-    ///
-    /// Call it from a plain, single-threaded `fn main`: the calling process
-    /// becomes the root supervisor and forks the rest of the tree. See
-    /// [`start_with`](Supertree::start_with) for what it returns.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InsideRuntime`] when called from inside a running runtime
-    /// (e.g. within `#[tokio::main]`), [`Error::IntensityExceeded`] when the
-    /// root gives up, [`Error::Os`] if signal handling can not be set up.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// fn main() -> Result<(), supertrees::Error> {
-    ///     supertrees::Supertree::new().start()
-    /// }
-    /// ```
-    #[cfg(any(feature = "tokio", feature = "smol"))]
-    pub fn start(self) -> Result<(), Error> {
-        #[cfg(feature = "tokio")]
-        return self.start_with(tokio::TokioSpawner::new(), tokio::TokioTimer::new());
-        #[cfg(not(feature = "tokio"))]
-        return self.start_with(smol::SmolSpawner::new(), smol::SmolTimer::new());
-    }
-
-    /// Runs the tree on `spawner`'s executor, with `timer` as the clock of
-    /// every supervisor, and returns when the tree ends: `Ok(())` once no
-    /// child runs or will restart, or after SIGTERM/SIGINT stopped the tree in
-    /// order.
-    ///
-    /// # Errors
-    ///
-    /// As [`start`](Supertree::start).
-    ///
-    /// # Examples
-    ///
-    /// Running on smol while Tokio stays the default:
-    ///
-    /// ```no_run
-    /// # #[cfg(feature = "smol")] {
-    /// use supertrees::smol::{SmolSpawner, SmolTimer};
-    /// supertrees::Supertree::new().start_with(SmolSpawner::new(), SmolTimer::new())?;
-    /// # }
-    /// # Ok::<(), supertrees::Error>(())
-    /// ```
-    pub fn start_with(self, spawner: impl Spawner, timer: impl Timer) -> Result<(), Error> {
-        self.inner.start_with(spawner, timer)
-    }
-}
-
-impl From<Supertree> for supertrees_core::Supertree {
-    fn from(tree: Supertree) -> Self {
-        tree.inner
-    }
-}
-
-impl fmt::Debug for Supertree {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
-    }
-}
+#[cfg(not(any(feature = "tokio", feature = "smol")))]
+pub use supertrees_core::Supertree;

@@ -1011,3 +1011,66 @@ fn one_for_one_starts_everything_at_once_whatever_the_readiness() {
         ]
     );
 }
+
+/// Code written for supertrees 0.1 that set the root's own policies still
+/// compiles (deprecated): no parent ever applies them, so they change
+/// nothing.
+#[test]
+#[allow(deprecated)]
+fn the_roots_own_policies_still_compile_and_change_nothing() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let tree = Supertree::new()
+        .with_restart_policy(RestartPolicy::Never)
+        .with_backoff_policy(BackoffPolicy::immediate())
+        .add_worker(Probe::new("a", &timer, &log, &[Run::Exit]).restart(RestartPolicy::Once));
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.events(),
+        ["0 a start", "0 a exit", "100 a start", "100 a exit"]
+    );
+}
+
+/// One helper configures the root and any supervisor alike: they are two
+/// kinds of one builder.
+#[test]
+fn a_helper_generic_over_the_kind_configures_root_and_supervisors() {
+    fn never_twice<K>(tree: Tree<K>) -> Tree<K> {
+        tree.with_intensity(Intensity::new(0, secs(1)))
+    }
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = never_twice(Supertree::new()).add_supervisor(move |s| {
+        never_twice(s)
+            .with_restart_policy(RestartPolicy::Never)
+            .add_worker(Probe::new("w", &t, &l, &[Run::Panic]))
+    });
+    // The supervisor gives up on its first restart; Never: the root does not
+    // restart it (nor count a restart), so the tree ends normally.
+    simulate(tree, &timer).unwrap();
+    assert_eq!(log.events(), ["0 w start", "0 w panic"]);
+}
+
+/// The policies are plain values: `RestartPolicy` and `BackoffPolicy` stay
+/// `Copy` (as in supertrees 0.1), and so do the other policies; the enums
+/// that may grow are `#[non_exhaustive]`, so matching them needs a wildcard.
+#[test]
+fn policies_are_copy_and_their_enums_are_matched_with_a_wildcard() {
+    fn copy<T: Copy>(value: T) -> (T, T) {
+        (value, value)
+    }
+    let _ = copy(RestartPolicy::Once);
+    let _ = copy(BackoffPolicy::immediate());
+    let _ = copy(Strategy::OneForAll);
+    let _ = copy(Intensity::unlimited());
+    let _ = copy(Shutdown::Kill);
+    let _ = copy(Readiness::Notify);
+    // Outside the crate, the wildcard arm is required.
+    let twice = match RestartPolicy::Once {
+        RestartPolicy::Once => true,
+        RestartPolicy::Always | RestartPolicy::Never | RestartPolicy::OnFailure => false,
+        _ => false,
+    };
+    assert!(twice);
+}

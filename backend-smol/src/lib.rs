@@ -35,7 +35,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use async_executor::LocalExecutor;
-use supertrees_core::{BoxFuture, Spawner, Timer};
+use supertrees_core::{Backend, BoxFuture, Spawner, Timer};
 
 thread_local! {
     /// The executor of the `block_on` running on this thread, if any.
@@ -131,5 +131,39 @@ impl Timer for SmolTimer {
         Box::pin(async move {
             async_io::Timer::after(duration).await;
         })
+    }
+}
+
+/// The smol backend as a type: [`SmolSpawner::new()`] and [`SmolTimer`]. A
+/// root tree of this backend, `Tree<Root<Smol>>`, has `start()`; it is the
+/// `supertrees` facade's `Supertree` with `default-features = false,
+/// features = ["smol"]`.
+///
+/// A type only: it has no values.
+///
+/// # Examples
+///
+/// ```no_run
+/// use supertrees_core::tree::Root;
+/// use supertrees_core::Tree;
+/// use supertrees_smol::Smol;
+///
+/// fn main() -> Result<(), supertrees_core::Error> {
+///     Tree::<Root<Smol>>::new().start()
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Smol {}
+
+impl Backend for Smol {
+    type Spawner = SmolSpawner;
+    type Timer = SmolTimer;
+
+    fn spawner() -> SmolSpawner {
+        SmolSpawner::new()
+    }
+
+    fn timer() -> SmolTimer {
+        SmolTimer::new()
     }
 }

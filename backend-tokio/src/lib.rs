@@ -30,7 +30,7 @@
 
 use std::time::{Duration, Instant};
 
-use supertrees_core::{BoxFuture, Spawner, Timer};
+use supertrees_core::{Backend, BoxFuture, Spawner, Timer};
 
 /// Which Tokio scheduler a worker host runs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -171,5 +171,39 @@ impl Timer for TokioTimer {
 
     fn sleep(&self, duration: Duration) -> BoxFuture {
         Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// The Tokio backend as a type: [`TokioSpawner::new()`] (a current-thread
+/// runtime per worker host) and [`TokioTimer`]. A root tree of this backend,
+/// `Tree<Root<Tokio>>`, has `start()`; it is the `supertrees` facade's
+/// `Supertree` with the default features.
+///
+/// A type only: it has no values.
+///
+/// # Examples
+///
+/// ```no_run
+/// use supertrees_core::tree::Root;
+/// use supertrees_core::Tree;
+/// use supertrees_tokio::Tokio;
+///
+/// fn main() -> Result<(), supertrees_core::Error> {
+///     Tree::<Root<Tokio>>::new().start()
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tokio {}
+
+impl Backend for Tokio {
+    type Spawner = TokioSpawner;
+    type Timer = TokioTimer;
+
+    fn spawner() -> TokioSpawner {
+        TokioSpawner::new()
+    }
+
+    fn timer() -> TokioTimer {
+        TokioTimer::new()
     }
 }

@@ -6,8 +6,8 @@
 //!
 //! This crate holds everything that does not depend on an async runtime:
 //!
-//! * the tree model — [`Supertree`], [`Supervisor`], [`Worker`],
-//!   [`Restartable`];
+//! * the tree model — [`Supertree`] and [`Supervisor`] (the two kinds of
+//!   one builder, [`Tree`]), [`Worker`], [`Restartable`];
 //! * the policies, as plain values with pure functions —
 //!   [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`], [`Intensity`],
 //!   [`Shutdown`];
@@ -16,8 +16,9 @@
 //!   [`Supertree::start_with`];
 //! * [`testing`]: a deterministic simulation on a fake clock.
 //!
-//! Most users depend on the `supertrees` facade instead, which adds
-//! `Supertree::start()` on the Tokio (default) or smol backend.
+//! Most users depend on the `supertrees` facade instead, whose `Supertree`
+//! is the same tree on the Tokio (default) or smol [`Backend`], so it has
+//! [`start()`](Tree::start).
 //!
 //! ## Semantics in one place
 //!
@@ -167,11 +168,12 @@ mod event;
 mod exit;
 mod lease;
 mod machine;
+mod observe;
 mod policy;
 mod ready;
 mod rt;
 mod status;
-mod tree;
+pub mod tree;
 mod wire;
 mod worker;
 
@@ -183,73 +185,8 @@ pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
 pub use ready::ready;
-pub use rt::{BoxFuture, Spawner, Timer};
+pub use rt::{Backend, BoxFuture, Spawner, Timer};
 pub use status::query_status;
 pub use status::{NodeState, NodeStatus, TreeStatus};
-pub use tree::{Supertree, Supervisor};
+pub use tree::{Supertree, Supervisor, Tree};
 pub use worker::{Readiness, Restartable, Worker};
-
-impl Supertree {
-    /// Runs the tree with real processes on `spawner`'s executor, and
-    /// returns when the tree ends.
-    ///
-    /// The calling process becomes the root supervisor; every child
-    /// supervisor is forked, and each supervisor's workers run as tasks of
-    /// one forked worker host that calls [`Spawner::block_on`]. See the
-    /// process model in the crate's engine documentation (the `engine`
-    /// section of the README).
-    ///
-    /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM
-    /// or SIGINT stopped the tree in order. No forked process ever returns
-    /// from this call.
-    ///
-    /// # Errors
-    ///
-    /// * [`Error::InsideRuntime`] at once, if `spawner` reports that the
-    ///   calling thread is inside its runtime;
-    /// * [`Error::IntensityExceeded`] if the root's restart intensity was
-    ///   exceeded;
-    /// * [`Error::Os`] if the root's signal handling could not be set up.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use std::time::{Duration, Instant};
-    /// use supertrees_core::{BoxFuture, Spawner, Supertree, Timer};
-    ///
-    /// #[derive(Clone)]
-    /// struct Blocking;
-    /// impl Spawner for Blocking {
-    ///     fn block_on(&self, fut: BoxFuture) {
-    ///         futures::executor::block_on(fut)
-    ///     }
-    ///     fn spawn(&self, fut: BoxFuture) {
-    ///         std::thread::spawn(move || futures::executor::block_on(fut));
-    ///     }
-    /// }
-    ///
-    /// #[derive(Clone)]
-    /// struct ThreadTimer;
-    /// impl Timer for ThreadTimer {
-    ///     fn now(&self) -> Instant {
-    ///         Instant::now()
-    ///     }
-    ///     fn sleep(&self, duration: Duration) -> BoxFuture {
-    ///         let (tx, rx) = futures::channel::oneshot::channel::<()>();
-    ///         std::thread::spawn(move || {
-    ///             std::thread::sleep(duration);
-    ///             let _ = tx.send(());
-    ///         });
-    ///         Box::pin(async move {
-    ///             let _ = rx.await;
-    ///         })
-    ///     }
-    /// }
-    ///
-    /// Supertree::new().start_with(Blocking, ThreadTimer)?;
-    /// # Ok::<(), supertrees_core::Error>(())
-    /// ```
-    pub fn start_with(self, spawner: impl Spawner, timer: impl Timer) -> Result<(), Error> {
-        engine::run(self, spawner, timer)
-    }
-}

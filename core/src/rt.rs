@@ -115,3 +115,77 @@ pub trait Timer: Clone + Send + Sync + 'static {
     /// A future that completes once `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> BoxFuture;
 }
+
+/// A [`Spawner`] and a [`Timer`] known by type, so that a tree can be
+/// started without naming them: `start()` exists on every
+/// [`Tree<Root<B>>`](crate::Tree) whose `B` is a `Backend`.
+///
+/// Backend crates implement it on a marker type (`supertrees_tokio::Tokio`,
+/// `supertrees_smol::Smol`); the `supertrees` facade's `Supertree` is the
+/// root tree of its default backend, which is how its `start()` works.
+/// [`Supertree`](crate::Supertree) of this crate names no backend
+/// ([`Manual`](crate::tree::Manual)) and is started with
+/// [`start_with`](crate::Tree::start_with).
+///
+/// # Examples
+///
+/// A backend of your own, here on `futures`' executor and a thread-sleeping
+/// timer:
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use supertrees_core::tree::Root;
+/// use supertrees_core::{Backend, BoxFuture, Spawner, Timer, Tree};
+///
+/// #[derive(Clone)]
+/// struct Blocking;
+/// impl Spawner for Blocking {
+///     fn block_on(&self, fut: BoxFuture) {
+///         futures::executor::block_on(fut)
+///     }
+///     fn spawn(&self, fut: BoxFuture) {
+///         std::thread::spawn(move || futures::executor::block_on(fut));
+///     }
+/// }
+///
+/// #[derive(Clone)]
+/// struct ThreadTimer;
+/// impl Timer for ThreadTimer {
+///     fn now(&self) -> Instant {
+///         Instant::now()
+///     }
+///     fn sleep(&self, duration: Duration) -> BoxFuture {
+///         Box::pin(async move { std::thread::sleep(duration) })
+///     }
+/// }
+///
+/// enum MyBackend {}
+/// impl Backend for MyBackend {
+///     type Spawner = Blocking;
+///     type Timer = ThreadTimer;
+///     fn spawner() -> Blocking {
+///         Blocking
+///     }
+///     fn timer() -> ThreadTimer {
+///         ThreadTimer
+///     }
+/// }
+///
+/// /// The root tree that `start()`s on `MyBackend`.
+/// type MyTree = Tree<Root<MyBackend>>;
+///
+/// MyTree::new().start()?;
+/// # Ok::<(), supertrees_core::Error>(())
+/// ```
+pub trait Backend: 'static {
+    /// The executor of this backend.
+    type Spawner: Spawner;
+    /// The clock of this backend.
+    type Timer: Timer;
+
+    /// The spawner `start()` runs worker hosts on.
+    fn spawner() -> Self::Spawner;
+
+    /// The timer `start()` gives every supervisor.
+    fn timer() -> Self::Timer;
+}

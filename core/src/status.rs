@@ -41,7 +41,8 @@ pub struct NodeStatus {
     pub restarts: u32,
     /// How it ended last time, if it ever did.
     pub last_exit: Option<ChildExit>,
-    /// When it last started, as the root learnt it.
+    /// When it last started, as the root learnt it (on the clock of the
+    /// times given to [`TreeStatus::record`]).
     pub since: Option<Instant>,
 }
 
@@ -49,26 +50,37 @@ pub struct NodeStatus {
 /// state, restart count, last exit and uptime, built by the root from the
 /// lifecycle [`Event`]s.
 ///
+/// It reads no clock: each event comes with the time it happened, and
+/// uptimes are measured up to the latest time the status was given
+/// ([`new`](Self::new), [`record`](Self::record) or
+/// [`advance`](Self::advance)). The root passes the time its loop read from
+/// its [`Timer`](crate::Timer) once per turn.
+///
 /// Its `Display` is an indented tree, like `systemctl status`; the root
 /// serves it on the socket given to
-/// [`Supertree::status_socket`](crate::Supertree::status_socket).
+/// [`status_socket`](crate::Tree::status_socket).
 ///
 /// # Examples
 ///
 /// ```
+/// use std::time::{Duration, Instant};
 /// use supertrees_core::{Event, EventKind, NodeKind, TreeStatus};
 ///
-/// let mut status = TreeStatus::new(100);
-/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Started(NodeKind::Worker) });
-/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Ready });
+/// let t0 = Instant::now();
+/// let mut status = TreeStatus::new(100, t0);
+/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Started(NodeKind::Worker) }, t0);
+/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Ready }, t0);
+/// status.advance(t0 + Duration::from_secs(90));
 /// let text = status.to_string();
-/// assert!(text.starts_with("root  supervisor  pid 100  starting"), "{text}");
-/// assert!(text.contains("└─ root/0  worker  pid 101  ready"), "{text}");
+/// assert!(text.starts_with("root  supervisor  pid 100  starting  up 1m30s"), "{text}");
+/// assert!(text.contains("└─ root/0  worker  pid 101  ready  up 1m30s"), "{text}");
 /// ```
 #[derive(Debug, Clone)]
 pub struct TreeStatus {
     nodes: BTreeMap<Vec<Segment>, NodeStatus>,
     dropped: u64,
+    /// The latest time given: uptimes are measured up to it.
+    now: Instant,
 }
 
 /// A path segment, ordered so that `root/2` comes before `root/10` and a
@@ -94,8 +106,9 @@ fn key(path: &str) -> Vec<Segment> {
 }
 
 impl TreeStatus {
-    /// The status of a tree whose root is the process `root_pid`.
-    pub fn new(root_pid: u32) -> Self {
+    /// The status of a tree whose root, the process `root_pid`, started at
+    /// `now`.
+    pub fn new(root_pid: u32, now: Instant) -> Self {
         let mut nodes = BTreeMap::new();
         nodes.insert(
             Vec::new(),
@@ -106,14 +119,26 @@ impl TreeStatus {
                 state: NodeState::Starting,
                 restarts: 0,
                 last_exit: None,
-                since: Some(Instant::now()),
+                since: Some(now),
             },
         );
-        Self { nodes, dropped: 0 }
+        Self {
+            nodes,
+            dropped: 0,
+            now,
+        }
     }
 
-    /// Folds one event in.
-    pub fn record(&mut self, event: &Event) {
+    /// Moves the status's clock to `now` (never back): its `Display`
+    /// measures uptimes up to the latest time it was given.
+    pub fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Folds in one event, which happened at `now` (a start at `now` is the
+    /// node's [`since`](NodeStatus::since)); advances the clock to `now`.
+    pub fn record(&mut self, event: &Event, now: Instant) {
+        self.advance(now);
         if let EventKind::Dropped(n) = event.kind {
             self.dropped = self.dropped.saturating_add(n);
             return;
@@ -146,7 +171,7 @@ impl TreeStatus {
                     NodeKind::WorkerHost => NodeState::Running,
                     _ => NodeState::Starting,
                 };
-                node.since = Some(Instant::now());
+                node.since = Some(now);
             }
             EventKind::Ready => node.state = NodeState::Ready,
             EventKind::Exited { exit, restart } => {
@@ -156,7 +181,7 @@ impl TreeStatus {
                     Some(_) if node.kind == NodeKind::Worker && event.pid.is_some() => {
                         node.restarts = node.restarts.saturating_add(1);
                         node.state = NodeState::Starting;
-                        node.since = Some(Instant::now());
+                        node.since = Some(now);
                     }
                     Some(_) => {
                         node.state = NodeState::Restarting;
@@ -274,7 +299,11 @@ impl fmt::Display for TreeStatus {
             if let (Some(since), NodeState::Starting | NodeState::Running | NodeState::Ready) =
                 (node.since, node.state)
             {
-                write!(f, "  up {}", uptime(since.elapsed()))?;
+                write!(
+                    f,
+                    "  up {}",
+                    uptime(self.now.saturating_duration_since(since))
+                )?;
             }
             if node.restarts > 0 {
                 write!(f, "  restarts {}", node.restarts)?;
@@ -299,6 +328,12 @@ impl fmt::Display for TreeStatus {
 mod tests {
     use super::*;
 
+    /// Records `event` at the status's current time.
+    fn record(s: &mut TreeStatus, event: &Event) {
+        let now = s.now;
+        s.record(event, now);
+    }
+
     fn ev(path: &str, pid: Option<u32>, kind: EventKind) -> Event {
         Event {
             path: path.into(),
@@ -321,36 +356,43 @@ mod tests {
 
     #[test]
     fn events_fold_into_states_and_counts() {
-        let mut s = TreeStatus::new(1);
-        s.record(&ev("root/0", Some(5), EventKind::Started(NodeKind::Worker)));
-        s.record(&ev("root/0", Some(5), EventKind::Ready));
-        s.record(&ev(
-            "root/0",
-            Some(5),
-            EventKind::Exited {
-                exit: ChildExit::Panicked,
-                restart: Some(Duration::ZERO),
-            },
-        ));
-        s.record(&ev(
-            "root/1",
-            Some(9),
-            EventKind::Started(NodeKind::Supervisor),
-        ));
-        s.record(&ev(
-            "root/1",
-            None,
-            EventKind::Exited {
-                exit: ChildExit::Signaled(9),
-                restart: Some(Duration::from_millis(50)),
-            },
-        ));
-        s.record(&ev(
-            "root/1",
-            Some(12),
-            EventKind::Started(NodeKind::Supervisor),
-        ));
-        s.record(&ev("root", None, EventKind::Dropped(3)));
+        let mut s = TreeStatus::new(1, Instant::now());
+        record(
+            &mut s,
+            &ev("root/0", Some(5), EventKind::Started(NodeKind::Worker)),
+        );
+        record(&mut s, &ev("root/0", Some(5), EventKind::Ready));
+        record(
+            &mut s,
+            &ev(
+                "root/0",
+                Some(5),
+                EventKind::Exited {
+                    exit: ChildExit::Panicked,
+                    restart: Some(Duration::ZERO),
+                },
+            ),
+        );
+        record(
+            &mut s,
+            &ev("root/1", Some(9), EventKind::Started(NodeKind::Supervisor)),
+        );
+        record(
+            &mut s,
+            &ev(
+                "root/1",
+                None,
+                EventKind::Exited {
+                    exit: ChildExit::Signaled(9),
+                    restart: Some(Duration::from_millis(50)),
+                },
+            ),
+        );
+        record(
+            &mut s,
+            &ev("root/1", Some(12), EventKind::Started(NodeKind::Supervisor)),
+        );
+        record(&mut s, &ev("root", None, EventKind::Dropped(3)));
         let w = s.get("root/0").unwrap();
         assert_eq!(
             (w.state, w.restarts, w.last_exit),
@@ -367,7 +409,7 @@ mod tests {
 
     #[test]
     fn display_is_an_indented_tree() {
-        let mut s = TreeStatus::new(1);
+        let mut s = TreeStatus::new(1, Instant::now());
         for (path, kind) in [
             ("root/0", NodeKind::Supervisor),
             ("root/0/host", NodeKind::WorkerHost),
@@ -375,7 +417,7 @@ mod tests {
             ("root/0/1", NodeKind::Worker),
             ("root/1", NodeKind::Worker),
         ] {
-            s.record(&ev(path, Some(2), EventKind::Started(kind)));
+            record(&mut s, &ev(path, Some(2), EventKind::Started(kind)));
         }
         let text = s.to_string();
         let shape: Vec<&str> = text
@@ -398,5 +440,57 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    #[test]
+    fn uptimes_come_from_the_times_given_not_a_clock() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = TreeStatus::new(1, t0);
+        s.record(
+            &ev("root/0", Some(2), EventKind::Started(NodeKind::Worker)),
+            t0 + ms(500),
+        );
+        s.record(
+            &ev("root/1", Some(3), EventKind::Started(NodeKind::Worker)),
+            t0 + ms(2_000),
+        );
+        assert_eq!(s.get("root/0").unwrap().since, Some(t0 + ms(500)));
+        let up = |s: &TreeStatus, path: &str| {
+            let text = s.to_string();
+            let line = text
+                .lines()
+                .find(|l| l.contains(&format!("{path}  ")))
+                .unwrap();
+            line.split("  up ")
+                .nth(1)
+                .unwrap()
+                .split("  ")
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(up(&s, "root/0"), "1s");
+        s.advance(t0 + ms(65_000));
+        assert_eq!(
+            (up(&s, "root"), up(&s, "root/0"), up(&s, "root/1")),
+            ("1m5s".into(), "1m4s".into(), "1m3s".into())
+        );
+        // The clock never goes back.
+        s.advance(t0);
+        assert_eq!(up(&s, "root"), "1m5s");
+        // An in-place restart starts the uptime again at its time.
+        s.record(
+            &ev(
+                "root/0",
+                Some(2),
+                EventKind::Exited {
+                    exit: ChildExit::Panicked,
+                    restart: Some(Duration::ZERO),
+                },
+            ),
+            t0 + ms(66_000),
+        );
+        assert_eq!(up(&s, "root/0"), "0ms");
     }
 }

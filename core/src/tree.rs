@@ -1,13 +1,44 @@
-//! The tree model: [`Supertree`] (the root) and [`Supervisor`] (any other
-//! node), built with chained calls before the tree starts.
+//! The tree model: [`Tree`], the one builder behind [`Supertree`] (the root)
+//! and [`Supervisor`] (any other supervisor), built with chained calls before
+//! the tree starts.
+//!
+//! A `Tree<K>` is a supervisor with its children and the policies it applies
+//! to them; the *kind* `K` holds what only one sort of supervisor has:
+//!
+//! * [`Nested`], a supervisor below the root: its own restart and backoff
+//!   policy, applied by its parent ([`Supervisor`] is `Tree<Nested>`);
+//! * [`Root<B>`], the root: the callbacks and status socket of the tree, and
+//!   the backend `B` that [`start`](Tree::start) runs on
+//!   ([`Supertree`] is `Tree<Root<Manual>>` here, and the `supertrees`
+//!   facade's `Supertree` is the root of its default backend).
+//!
+//! Every builder method is defined once: those all supervisors share on
+//! `Tree<K>`, the others on the kind they belong to.
+//!
+//! # Examples
+//!
+//! A helper that configures the root and any supervisor alike:
+//!
+//! ```
+//! use std::time::Duration;
+//! use supertrees_core::{Intensity, Strategy, Supertree, Tree};
+//!
+//! fn strict<K>(tree: Tree<K>) -> Tree<K> {
+//!     tree.with_strategy(Strategy::OneForAll)
+//!         .with_intensity(Intensity::new(3, Duration::from_secs(5)))
+//! }
+//!
+//! let tree = strict(Supertree::new()).add_supervisor(strict);
+//! ```
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use crate::machine::{ChildPolicy, Machine};
 use crate::{
-    BackoffPolicy, Event, Intensity, RestartPolicy, Restartable, Shutdown, Strategy, TreeStatus,
-    Worker,
+    Backend, BackoffPolicy, Error, Event, Intensity, RestartPolicy, Restartable, Shutdown, Spawner,
+    Strategy, Timer, TreeStatus, Worker,
 };
 
 /// One child of a supervisor, in the order it was added.
@@ -17,8 +48,7 @@ pub(crate) enum Child {
 }
 
 impl Child {
-    /// The policies its supervisor applies to this child, which it stops
-    /// as `shutdown` says.
+    /// The policies its supervisor applies to this child.
     pub(crate) fn policy(&self, shutdown: Shutdown) -> ChildPolicy {
         match self {
             Child::Worker(w) => ChildPolicy {
@@ -28,8 +58,8 @@ impl Child {
                 is_supervisor: false,
             },
             Child::Supervisor(s) => ChildPolicy {
-                restart: s.restart_policy,
-                backoff: s.backoff_policy,
+                restart: s.kind.restart_policy,
+                backoff: s.kind.backoff_policy,
                 shutdown,
                 is_supervisor: true,
             },
@@ -50,12 +80,17 @@ impl fmt::Debug for Child {
     }
 }
 
-/// A supervisor below the root: a node of the tree with its own children and
-/// the policies it applies to them. In the process engine, every
-/// `Supervisor` is its own forked process.
+/// A supervisor being built, with everything below it: its children, in
+/// the order they were added, and the policies it applies to them.
 ///
-/// You get one in the closure of [`Supertree::add_supervisor`] or
-/// [`Supervisor::add_supervisor`].
+/// You do not name `Tree` often: [`Supertree`] (the root) and [`Supervisor`]
+/// (any other supervisor) are its two kinds, and the methods on this page
+/// are theirs. Those in the first block work on both; the others on the
+/// kind they name ([`Nested`] for a supervisor, [`Root`] for the root).
+/// Each call returns the changed tree, so calls chain.
+///
+/// In the process engine every supervisor is its own process: the root is
+/// the process that calls `start`, every other supervisor is forked.
 ///
 /// # Examples
 ///
@@ -67,121 +102,67 @@ impl fmt::Debug for Child {
 /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
 /// # impl Restartable for W {}
 ///
-/// let tree = Supertree::new().add_supervisor(|s| {
+/// let tree = Supertree::new()
+///     .with_intensity(Intensity::new(10, Duration::from_secs(60)))
+///     .add_worker(W)
+///     .add_supervisor(|s| {
+///         s.with_strategy(Strategy::OneForAll)
+///             // How the root treats this supervisor when it fails:
+///             .with_restart_policy(RestartPolicy::OnFailure)
+///             .add_worker(W)
+///             .add_worker(W)
+///     });
+/// ```
+#[must_use = "a tree does nothing until it is started, and each builder method returns the changed tree"]
+pub struct Tree<K> {
+    pub(crate) children: Vec<Child>,
+    pub(crate) strategy: Strategy,
+    pub(crate) intensity: Intensity,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) kind: K,
+}
+
+/// A supervisor below the root: a node of the tree with its own children and
+/// the policies it applies to them, and its own restart policy, applied by
+/// its parent. In the process engine, every `Supervisor` is its own forked
+/// process.
+///
+/// You get one in the closure of [`add_supervisor`](Tree::add_supervisor),
+/// on the root or on another supervisor. Its methods are those of
+/// [`Tree`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supertrees_core::{BackoffPolicy, Intensity, RestartPolicy, Strategy, Supertree, Supervisor};
+/// # use supertrees_core::{Restartable, Worker};
+/// # struct W;
+/// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
+/// # impl Restartable for W {}
+///
+/// fn pool(s: Supervisor) -> Supervisor {
 ///     s.with_strategy(Strategy::OneForAll)
 ///         .with_intensity(Intensity::new(5, Duration::from_secs(10)))
 ///         // How the parent treats this supervisor when it fails:
 ///         .with_restart_policy(RestartPolicy::OnFailure)
+///         .with_backoff_policy(BackoffPolicy::immediate())
 ///         .add_worker(W)
 ///         .add_worker(W)
-/// });
+/// }
+///
+/// let tree = Supertree::new().add_supervisor(pool).add_supervisor(pool);
 /// ```
-pub struct Supervisor {
-    pub(crate) children: Vec<Child>,
-    pub(crate) restart_policy: RestartPolicy,
-    pub(crate) backoff_policy: BackoffPolicy,
-    pub(crate) strategy: Strategy,
-    pub(crate) intensity: Intensity,
-    pub(crate) shutdown: Shutdown,
-}
-
-impl Supervisor {
-    fn new() -> Self {
-        Self {
-            children: Vec::new(),
-            restart_policy: RestartPolicy::default(),
-            backoff_policy: BackoffPolicy::default(),
-            strategy: Strategy::default(),
-            intensity: Intensity::default(),
-            shutdown: Shutdown::default(),
-        }
-    }
-
-    /// Adds a worker as the next child.
-    pub fn add_worker(mut self, worker: impl Worker) -> Self {
-        self.children.push(Child::Worker(Box::new(worker)));
-        self
-    }
-
-    /// Adds a child supervisor as the next child, built by `f`.
-    pub fn add_supervisor<F>(mut self, f: F) -> Self
-    where
-        F: FnOnce(Supervisor) -> Supervisor,
-    {
-        self.children.push(Child::Supervisor(f(Supervisor::new())));
-        self
-    }
-
-    /// When the parent restarts this supervisor after it *fails* (killed by a
-    /// signal, or its restart intensity exceeded). A supervisor that finishes
-    /// its work is never restarted.
-    pub fn with_restart_policy(mut self, restart_policy: RestartPolicy) -> Self {
-        self.restart_policy = restart_policy;
-        self
-    }
-
-    /// How long the parent waits before restarting this supervisor.
-    pub fn with_backoff_policy(mut self, backoff_policy: BackoffPolicy) -> Self {
-        self.backoff_policy = backoff_policy;
-        self
-    }
-
-    /// Which siblings restart with a failed child of this supervisor.
-    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
-        self.strategy = strategy;
-        self
-    }
-
-    /// How many restarts of its children this supervisor tolerates.
-    pub fn with_intensity(mut self, intensity: Intensity) -> Self {
-        self.intensity = intensity;
-        self
-    }
-
-    /// How this supervisor stops its child processes.
-    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
-        self.shutdown = shutdown;
-        self
-    }
-
-    /// The state machine that supervises this supervisor's children; both
-    /// the simulation and the process engine drive one per supervisor.
-    pub(crate) fn machine(&self, path: String) -> Machine {
-        let policies = self.children.iter().map(|c| c.policy(self.shutdown));
-        Machine::new(path, policies, self.strategy, self.intensity)
-    }
-}
-
-impl fmt::Debug for Supervisor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Supervisor")
-            .field("strategy", &self.strategy)
-            .field("intensity", &self.intensity)
-            .field("shutdown", &self.shutdown)
-            .field("restart_policy", &self.restart_policy)
-            .field("backoff_policy", &self.backoff_policy)
-            .field("children", &self.children)
-            .finish()
-    }
-}
-
-impl Restartable for Supervisor {
-    fn restart_policy(&self) -> RestartPolicy {
-        self.restart_policy
-    }
-
-    fn backoff_policy(&self) -> BackoffPolicy {
-        self.backoff_policy
-    }
-}
+pub type Supervisor = Tree<Nested>;
 
 /// A supervision tree: the root supervisor and everything below it.
 ///
-/// Build it with chained calls, then run it with
-/// [`start_with`](Supertree::start_with) (real processes) or
+/// Build it with chained calls (the methods of [`Tree`]), then run it with
+/// [`start_with`](Tree::start_with) (real processes) or
 /// [`testing::run_simulated`](crate::testing::run_simulated) (one thread,
-/// virtual time). The `supertrees` facade adds `start()` on its default
-/// backend.
+/// virtual time). This crate's `Supertree` names no backend
+/// ([`Manual`]); the `supertrees` facade's `Supertree` is the same tree on
+/// its default backend, which adds [`start()`](Tree::start).
 ///
 /// # Examples
 ///
@@ -206,14 +187,72 @@ impl Restartable for Supervisor {
 ///     .add_supervisor(|s| s.add_worker(W(2)).add_supervisor(|s| s.add_worker(W(3))));
 /// println!("{tree:#?}");
 /// ```
-pub struct Supertree {
-    pub(crate) root: Supervisor,
-    pub(crate) observers: Observers,
+pub type Supertree = Tree<Root<Manual>>;
+
+/// The kind of a [`Supervisor`]: what a supervisor below the root has and
+/// the root has not, its own restart and backoff policy, applied by its
+/// parent when it fails. Set them with
+/// [`with_restart_policy`](Tree::with_restart_policy) and
+/// [`with_backoff_policy`](Tree::with_backoff_policy).
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::tree::Nested;
+/// use supertrees_core::{Supervisor, Tree};
+///
+/// // The two are one type.
+/// fn same(s: Supervisor) -> Tree<Nested> {
+///     s
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct Nested {
+    restart_policy: RestartPolicy,
+    backoff_policy: BackoffPolicy,
 }
 
-/// The callback of [`Supertree::on_event`].
+/// The kind of the root of a tree: what only the root has, the observers of
+/// the whole tree ([`on_event`](Tree::on_event),
+/// [`on_ready`](Tree::on_ready), [`status_socket`](Tree::status_socket)),
+/// and the backend `B` that [`start`](Tree::start) runs the tree on: any
+/// [`Backend`], or [`Manual`] for none.
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::tree::{Manual, Root};
+/// use supertrees_core::{Supertree, Tree};
+///
+/// // This crate's Supertree is the root tree with no default backend.
+/// let tree: Tree<Root<Manual>> = Supertree::new();
+/// ```
+pub struct Root<B> {
+    observers: Observers,
+    backend: PhantomData<fn() -> B>,
+}
+
+/// The backend of a root that has none: such a tree has no `start()` and is
+/// run with [`start_with`](Tree::start_with) or
+/// [`run_simulated`](crate::testing::run_simulated). This crate's
+/// [`Supertree`] is `Tree<Root<Manual>>`.
+///
+/// A type only: it has no values.
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::tree::{Manual, Root};
+/// use supertrees_core::Tree;
+///
+/// let tree = Tree::<Root<Manual>>::new();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Manual {}
+
+/// The callback of [`Tree::on_event`].
 type OnEvent = Box<dyn FnMut(&Event) + Send>;
-/// The callback of [`Supertree::on_ready`].
+/// The callback of [`Tree::on_ready`].
 type OnReady = Box<dyn FnOnce(&TreeStatus) + Send>;
 
 /// What the root process does with the tree's events, besides running it.
@@ -224,13 +263,268 @@ pub(crate) struct Observers {
     pub(crate) status_socket: Option<PathBuf>,
 }
 
-impl Supertree {
-    /// An empty tree: a root supervisor with no children.
-    pub fn new() -> Self {
+/// A root tree taken apart for the process engine and the simulation: the
+/// root as a plain supervisor (its kind's policies are never applied: it has
+/// no parent), and what the root process does besides supervising.
+pub(crate) struct TreeParts {
+    pub(crate) root: Supervisor,
+    pub(crate) observers: Observers,
+}
+
+impl<B> From<Tree<Root<B>>> for TreeParts {
+    fn from(tree: Tree<Root<B>>) -> Self {
+        let Tree {
+            children,
+            strategy,
+            intensity,
+            shutdown,
+            kind,
+        } = tree;
         Self {
-            root: Supervisor::new(),
-            observers: Observers::default(),
+            root: Tree {
+                children,
+                strategy,
+                intensity,
+                shutdown,
+                kind: Nested::default(),
+            },
+            observers: kind.observers,
         }
+    }
+}
+
+/// The builder methods of every supervisor, the root included.
+impl<K> Tree<K> {
+    fn with_kind(kind: K) -> Self {
+        Self {
+            children: Vec::new(),
+            strategy: Strategy::default(),
+            intensity: Intensity::default(),
+            shutdown: Shutdown::default(),
+            kind,
+        }
+    }
+
+    /// Adds a worker as this supervisor's next child.
+    ///
+    /// Children start in the order they were added and stop in reverse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{Restartable, Supertree, Worker};
+    ///
+    /// struct Job;
+    /// impl Worker for Job {
+    ///     fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    ///         Box::pin(async { println!("job ran") })
+    ///     }
+    /// }
+    /// impl Restartable for Job {}
+    ///
+    /// let tree = Supertree::new().add_worker(Job).add_supervisor(|s| s.add_worker(Job));
+    /// ```
+    pub fn add_worker(mut self, worker: impl Worker) -> Self {
+        self.children.push(Child::Worker(Box::new(worker)));
+        self
+    }
+
+    /// Adds a child supervisor, built by `f` from an empty one, as this
+    /// supervisor's next child.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{RestartPolicy, Supertree};
+    /// # use supertrees_core::{Restartable, Worker};
+    /// # struct W;
+    /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
+    /// # impl Restartable for W {}
+    ///
+    /// let tree = Supertree::new().add_supervisor(|s| {
+    ///     s.with_restart_policy(RestartPolicy::OnFailure)
+    ///         .add_worker(W)
+    ///         .add_supervisor(|s| s.add_worker(W))
+    /// });
+    /// ```
+    pub fn add_supervisor<F>(mut self, f: F) -> Self
+    where
+        F: FnOnce(Supervisor) -> Supervisor,
+    {
+        self.children
+            .push(Child::Supervisor(f(Tree::with_kind(Nested::default()))));
+        self
+    }
+
+    /// Which siblings restart with a failed child of this supervisor
+    /// (default [`Strategy::OneForOne`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{Strategy, Supertree};
+    ///
+    /// let tree = Supertree::new()
+    ///     .with_strategy(Strategy::RestForOne)
+    ///     .add_supervisor(|s| s.with_strategy(Strategy::OneForAll));
+    /// ```
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// How many restarts of its children this supervisor tolerates before
+    /// it stops them all and gives up (default unlimited). Its parent then
+    /// sees a failed child; at the root, the tree ends with
+    /// [`Error::IntensityExceeded`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supertrees_core::{Intensity, Supertree};
+    ///
+    /// let tree = Supertree::new()
+    ///     .with_intensity(Intensity::new(10, Duration::from_secs(60)))
+    ///     .add_supervisor(|s| s.with_intensity(Intensity::new(3, Duration::from_secs(5))));
+    /// ```
+    pub fn with_intensity(mut self, intensity: Intensity) -> Self {
+        self.intensity = intensity;
+        self
+    }
+
+    /// How this supervisor stops its child processes (default SIGTERM, then
+    /// SIGKILL after 5 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supertrees_core::{Shutdown, Supertree};
+    ///
+    /// let tree = Supertree::new()
+    ///     .with_shutdown(Shutdown::Timeout(Duration::from_secs(30)))
+    ///     .add_supervisor(|s| s.with_shutdown(Shutdown::Kill));
+    /// ```
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The state machine that supervises this supervisor's children; both
+    /// the simulation and the process engine drive one per supervisor.
+    pub(crate) fn machine(&self, path: String) -> Machine {
+        let policies = self.children.iter().map(|c| c.policy(self.shutdown));
+        Machine::new(path, policies, self.strategy, self.intensity)
+    }
+}
+
+/// The builder methods only a supervisor below the root has: its own
+/// policies, applied by its parent.
+impl Tree<Nested> {
+    /// When the parent restarts this supervisor after it *fails* (killed by a
+    /// signal, or its restart intensity exceeded); default
+    /// [`RestartPolicy::Always`]. A supervisor that finishes its work is
+    /// never restarted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{RestartPolicy, Supertree};
+    /// # use supertrees_core::{Restartable, Worker};
+    /// # struct W;
+    /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
+    /// # impl Restartable for W {}
+    ///
+    /// let tree = Supertree::new()
+    ///     .add_supervisor(|s| s.with_restart_policy(RestartPolicy::Never).add_worker(W));
+    /// ```
+    pub fn with_restart_policy(mut self, restart_policy: RestartPolicy) -> Self {
+        self.kind.restart_policy = restart_policy;
+        self
+    }
+
+    /// How long the parent waits before restarting this supervisor (default
+    /// [`BackoffPolicy::default`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{BackoffPolicy, Supertree};
+    /// # use supertrees_core::{Restartable, Worker};
+    /// # struct W;
+    /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
+    /// # impl Restartable for W {}
+    ///
+    /// let tree = Supertree::new()
+    ///     .add_supervisor(|s| s.with_backoff_policy(BackoffPolicy::immediate()).add_worker(W));
+    /// ```
+    pub fn with_backoff_policy(mut self, backoff_policy: BackoffPolicy) -> Self {
+        self.kind.backoff_policy = backoff_policy;
+        self
+    }
+}
+
+/// The root: what only it has, and how to run the tree.
+impl<B> Tree<Root<B>> {
+    /// An empty tree: a root supervisor with no children.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Supertree;
+    ///
+    /// let tree = Supertree::new();
+    /// ```
+    pub fn new() -> Self {
+        Tree::with_kind(Root {
+            observers: Observers::default(),
+            backend: PhantomData,
+        })
+    }
+
+    /// Kept for supertrees 0.1 code; does nothing. The root has no parent to
+    /// restart it, so its own restart policy was never applied. Set restart
+    /// policies on workers ([`Restartable`]) and on supervisors below the
+    /// root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{RestartPolicy, Supertree};
+    ///
+    /// #[allow(deprecated)]
+    /// let tree = Supertree::new().with_restart_policy(RestartPolicy::Always);
+    /// ```
+    #[deprecated(
+        since = "0.2.0",
+        note = "the root has no parent, so its restart policy is never applied; this call does nothing"
+    )]
+    pub fn with_restart_policy(self, restart_policy: RestartPolicy) -> Self {
+        let _ = restart_policy;
+        self
+    }
+
+    /// Kept for supertrees 0.1 code; does nothing. The root has no parent to
+    /// restart it, so its own backoff policy was never applied. Set backoff
+    /// policies on workers ([`Restartable`]) and on supervisors below the
+    /// root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{BackoffPolicy, Supertree};
+    ///
+    /// #[allow(deprecated)]
+    /// let tree = Supertree::new().with_backoff_policy(BackoffPolicy::default());
+    /// ```
+    #[deprecated(
+        since = "0.2.0",
+        note = "the root has no parent, so its backoff policy is never applied; this call does nothing"
+    )]
+    pub fn with_backoff_policy(self, backoff_policy: BackoffPolicy) -> Self {
+        let _ = backoff_policy;
+        self
     }
 
     /// Calls `f` in the root process for every lifecycle [`Event`] anywhere
@@ -252,7 +546,7 @@ impl Supertree {
     /// let tree = Supertree::new().on_event(|event| eprintln!("{event}"));
     /// ```
     pub fn on_event(mut self, f: impl FnMut(&Event) + Send + 'static) -> Self {
-        self.observers.on_event = Some(Box::new(f));
+        self.kind.observers.on_event = Some(Box::new(f));
         self
     }
 
@@ -270,7 +564,7 @@ impl Supertree {
     /// let tree = Supertree::new().on_ready(|status| println!("up:\n{status}"));
     /// ```
     pub fn on_ready(mut self, f: impl FnOnce(&TreeStatus) + Send + 'static) -> Self {
-        self.observers.on_ready = Some(Box::new(f));
+        self.kind.observers.on_ready = Some(Box::new(f));
         self
     }
 
@@ -285,7 +579,7 @@ impl Supertree {
     /// anything else gets an error line; one that sends nothing is dropped
     /// after 2 s. The root never waits on a client. The socket file is
     /// removed when the tree ends. A socket that can not be created makes
-    /// `start` return [`Error::Os`](crate::Error::Os) before anything forks.
+    /// `start` return [`Error::Os`] before anything forks.
     ///
     /// # Examples
     ///
@@ -296,72 +590,186 @@ impl Supertree {
     /// let tree = Supertree::new().status_socket(dir.join("status.sock"));
     /// ```
     pub fn status_socket(mut self, path: impl Into<PathBuf>) -> Self {
-        self.observers.status_socket = Some(path.into());
+        self.kind.observers.status_socket = Some(path.into());
         self
     }
 
-    /// Adds a worker as the root's next child.
-    pub fn add_worker(mut self, worker: impl Worker) -> Self {
-        self.root = self.root.add_worker(worker);
-        self
-    }
-
-    /// Adds a child supervisor as the root's next child, built by `f`.
-    pub fn add_supervisor<F>(mut self, f: F) -> Self
-    where
-        F: FnOnce(Supervisor) -> Supervisor,
-    {
-        self.root = self.root.add_supervisor(f);
-        self
-    }
-
-    /// Kept for supertrees 0.1 code: the root has no parent to restart it, so
-    /// its own restart policy is never applied.
-    pub fn with_restart_policy(mut self, restart_policy: RestartPolicy) -> Self {
-        self.root = self.root.with_restart_policy(restart_policy);
-        self
-    }
-
-    /// Kept for supertrees 0.1 code: the root has no parent to restart it, so
-    /// its own backoff policy is never applied.
-    pub fn with_backoff_policy(mut self, backoff_policy: BackoffPolicy) -> Self {
-        self.root = self.root.with_backoff_policy(backoff_policy);
-        self
-    }
-
-    /// Which siblings restart with a failed child of the root.
-    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
-        self.root = self.root.with_strategy(strategy);
-        self
-    }
-
-    /// How many restarts of its children the root tolerates before the whole
-    /// tree stops with [`Error::IntensityExceeded`](crate::Error::IntensityExceeded).
-    pub fn with_intensity(mut self, intensity: Intensity) -> Self {
-        self.root = self.root.with_intensity(intensity);
-        self
-    }
-
-    /// How the root stops its child processes.
-    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
-        self.root = self.root.with_shutdown(shutdown);
-        self
+    /// Runs the tree with real processes on `spawner`'s executor, with
+    /// `timer` as the clock of every supervisor, and returns when the tree
+    /// ends.
+    ///
+    /// The calling process becomes the root supervisor; every child
+    /// supervisor is forked, and each supervisor's workers run as tasks of
+    /// one forked worker host that calls [`Spawner::block_on`]. See the
+    /// process model in the [crate documentation](crate#process-model).
+    ///
+    /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM
+    /// or SIGINT stopped the tree in order. No forked process ever returns
+    /// from this call. Call it from a plain, single-threaded `fn main`.
+    ///
+    /// # Errors
+    ///
+    /// * [`Error::InsideRuntime`] at once, if `spawner` reports that the
+    ///   calling thread is inside its runtime;
+    /// * [`Error::IntensityExceeded`] if the root's restart intensity was
+    ///   exceeded;
+    /// * [`Error::Os`] if the root's signal handling or status socket could
+    ///   not be set up.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// use supertrees_core::{BoxFuture, Spawner, Supertree, Timer};
+    ///
+    /// #[derive(Clone)]
+    /// struct Blocking;
+    /// impl Spawner for Blocking {
+    ///     fn block_on(&self, fut: BoxFuture) {
+    ///         futures::executor::block_on(fut)
+    ///     }
+    ///     fn spawn(&self, fut: BoxFuture) {
+    ///         std::thread::spawn(move || futures::executor::block_on(fut));
+    ///     }
+    /// }
+    ///
+    /// #[derive(Clone)]
+    /// struct ThreadTimer;
+    /// impl Timer for ThreadTimer {
+    ///     fn now(&self) -> Instant {
+    ///         Instant::now()
+    ///     }
+    ///     fn sleep(&self, duration: Duration) -> BoxFuture {
+    ///         let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    ///         std::thread::spawn(move || {
+    ///             std::thread::sleep(duration);
+    ///             let _ = tx.send(());
+    ///         });
+    ///         Box::pin(async move {
+    ///             let _ = rx.await;
+    ///         })
+    ///     }
+    /// }
+    ///
+    /// Supertree::new().start_with(Blocking, ThreadTimer)?;
+    /// # Ok::<(), supertrees_core::Error>(())
+    /// ```
+    pub fn start_with(self, spawner: impl Spawner, timer: impl Timer) -> Result<(), Error> {
+        crate::engine::run(TreeParts::from(self), spawner, timer)
     }
 }
 
-impl Default for Supertree {
+/// Starting a root whose backend is known by type.
+impl<B: Backend> Tree<Root<B>> {
+    /// Runs the tree on the backend `B` (for the `supertrees` facade's
+    /// `Supertree`: Tokio with the default features, smol with only `smol`),
+    /// and returns when it ends. The same as
+    /// [`start_with`](Tree::start_with)`(B::spawner(), B::timer())`.
+    ///
+    /// Call it from a plain, single-threaded `fn main`: the calling process
+    /// becomes the root supervisor and forks the rest of the tree.
+    ///
+    /// # Errors
+    ///
+    /// As [`start_with`](Tree::start_with): [`Error::InsideRuntime`] when
+    /// called from inside a running runtime (e.g. within `#[tokio::main]`),
+    /// [`Error::IntensityExceeded`] when the root gives up, [`Error::Os`] if
+    /// the root could not be set up.
+    ///
+    /// # Examples
+    ///
+    /// With a backend of your own (see [`Backend`]):
+    ///
+    /// ```no_run
+    /// # use std::time::{Duration, Instant};
+    /// # use supertrees_core::{BoxFuture, Spawner, Timer};
+    /// # #[derive(Clone)]
+    /// # struct Blocking;
+    /// # impl Spawner for Blocking {
+    /// #     fn block_on(&self, fut: BoxFuture) { futures::executor::block_on(fut) }
+    /// #     fn spawn(&self, fut: BoxFuture) { std::thread::spawn(move || futures::executor::block_on(fut)); }
+    /// # }
+    /// # #[derive(Clone)]
+    /// # struct ThreadTimer;
+    /// # impl Timer for ThreadTimer {
+    /// #     fn now(&self) -> Instant { Instant::now() }
+    /// #     fn sleep(&self, d: Duration) -> BoxFuture { Box::pin(async move { std::thread::sleep(d) }) }
+    /// # }
+    /// use supertrees_core::tree::Root;
+    /// use supertrees_core::{Backend, Tree};
+    ///
+    /// enum Threads {}
+    /// impl Backend for Threads {
+    ///     type Spawner = Blocking;
+    ///     type Timer = ThreadTimer;
+    ///     fn spawner() -> Blocking {
+    ///         Blocking
+    ///     }
+    ///     fn timer() -> ThreadTimer {
+    ///         ThreadTimer
+    ///     }
+    /// }
+    ///
+    /// fn main() -> Result<(), supertrees_core::Error> {
+    ///     Tree::<Root<Threads>>::new().start()
+    /// }
+    /// ```
+    pub fn start(self) -> Result<(), Error> {
+        self.start_with(B::spawner(), B::timer())
+    }
+}
+
+impl<B> Default for Tree<Root<B>> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for Supertree {
+impl Restartable for Tree<Nested> {
+    fn restart_policy(&self) -> RestartPolicy {
+        self.kind.restart_policy
+    }
+
+    fn backoff_policy(&self) -> BackoffPolicy {
+        self.kind.backoff_policy
+    }
+}
+
+impl fmt::Debug for Tree<Nested> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("strategy", &self.strategy)
+            .field("intensity", &self.intensity)
+            .field("shutdown", &self.shutdown)
+            .field("restart_policy", &self.kind.restart_policy)
+            .field("backoff_policy", &self.kind.backoff_policy)
+            .field("children", &self.children)
+            .finish()
+    }
+}
+
+impl<B> fmt::Debug for Tree<Root<B>> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let observers = &self.kind.observers;
         f.debug_struct("Supertree")
-            .field("root", &self.root)
+            .field("strategy", &self.strategy)
+            .field("intensity", &self.intensity)
+            .field("shutdown", &self.shutdown)
+            .field("on_event", &observers.on_event.is_some())
+            .field("on_ready", &observers.on_ready.is_some())
+            .field("status_socket", &observers.status_socket)
+            .field("children", &self.children)
+            .finish()
+    }
+}
+
+impl<B> fmt::Debug for Root<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Root")
             .field("on_event", &self.observers.on_event.is_some())
             .field("on_ready", &self.observers.on_ready.is_some())
             .field("status_socket", &self.observers.status_socket)
+            .field("backend", &std::any::type_name::<B>())
             .finish()
     }
 }

@@ -112,6 +112,7 @@ pub trait Worker: Send + Restartable + 'static {
 /// assert_eq!(Server.readiness(), Readiness::Notify);
 /// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Readiness {
     /// Ready as soon as its future is first polled (the default, and what
     /// every supertrees 0.1 worker gets).

@@ -15,7 +15,8 @@ pub(crate) mod sys;
 mod systemd;
 
 use crate::machine::Outcome;
-use crate::{Error, Spawner, Supertree, Timer};
+use crate::tree::TreeParts;
+use crate::{Error, Spawner, Timer};
 use node::Node;
 use outlet::Outlet;
 use root::Root;
@@ -24,7 +25,7 @@ use sys::SignalPipe;
 
 /// Runs `tree` in this process as the root supervisor; see the module docs.
 pub(crate) fn run<S: Spawner, T: Timer>(
-    mut tree: Supertree,
+    mut tree: TreeParts,
     spawner: S,
     timer: T,
 ) -> Result<(), Error> {

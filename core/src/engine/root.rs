@@ -3,7 +3,6 @@
 //! serve the status socket, and talk to systemd.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use nix::fcntl::FcntlArg;
@@ -13,8 +12,9 @@ use super::events::{Decoder, EventSink};
 use super::status_socket::StatusServer;
 use super::sys;
 use super::systemd::Notifier;
+use crate::observe::Observed;
 use crate::tree::Observers;
-use crate::{Error, Event, TreeStatus};
+use crate::{Error, Event};
 
 /// The pipe size the root asks for, so a burst of events (a whole tree
 /// starting) fits while the root catches up. Best effort.
@@ -25,8 +25,7 @@ const READ_CHUNK: usize = 16 << 10;
 const EVENTS_PER_TURN: usize = 256;
 
 pub(crate) struct Root {
-    observers: Observers,
-    status: TreeStatus,
+    observed: Observed,
     /// The event pipe: read end, and the write end forked supervisors take.
     events: Option<(OwnedFd, OwnedFd)>,
     decoder: Decoder,
@@ -35,11 +34,16 @@ pub(crate) struct Root {
     next_watchdog: Option<Instant>,
     /// Whether systemd has been told `STOPPING=1`.
     told_stopping: bool,
+    /// The time of the current turn of the root's loop, as its timer read
+    /// it: given to [`new`](Self::new), then to [`handle`](Self::handle)
+    /// once per turn, before any event of that turn is emitted. Events are
+    /// recorded at it; nothing here reads a clock.
+    now: Instant,
 }
 
 impl Root {
     /// Sets up what `observers` asks for, and systemd notification when
-    /// `NOTIFY_SOCKET` is set.
+    /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
     pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
         let wants_events = observers.on_event.is_some() || observers.status_socket.is_some();
         let events = if wants_events {
@@ -66,14 +70,14 @@ impl Root {
             .and_then(Notifier::watchdog_interval)
             .map(|_| now);
         Ok(Self {
-            observers,
-            status: TreeStatus::new(std::process::id()),
+            observed: Observed::new(observers, std::process::id(), now),
             events,
             decoder: Decoder::default(),
             server,
             notifier,
             next_watchdog,
             told_stopping: false,
+            now,
         })
     }
 
@@ -85,16 +89,17 @@ impl Root {
     /// to free it.
     pub(crate) fn leave_in_child(self) -> Option<EventSink> {
         let Root {
-            observers,
-            status,
+            observed,
             events,
             decoder,
             server,
             notifier,
             next_watchdog: _,
             told_stopping: _,
+            now: _,
         } = self;
-        std::mem::forget((observers, status, decoder, notifier));
+        observed.forget();
+        std::mem::forget((decoder, notifier));
         drop(server);
         events.map(|(read, write)| {
             drop(read);
@@ -102,15 +107,10 @@ impl Root {
         })
     }
 
-    /// Records an event of the root's own children, or one read off the pipe.
+    /// Records an event of the root's own children, or one read off the
+    /// pipe, at the time of the current turn.
     pub(crate) fn emit(&mut self, event: Event) {
-        self.status.record(&event);
-        if let Some(f) = &mut self.observers.on_event {
-            if catch_unwind(AssertUnwindSafe(|| f(&event))).is_err() {
-                tracing::error!("the on_event callback panicked; it will not be called again");
-                self.observers.on_event = None;
-            }
-        }
+        self.observed.event(&event, self.now);
     }
 
     /// The whole tree is up.
@@ -118,12 +118,7 @@ impl Root {
         if let Some(n) = &self.notifier {
             n.notify("READY=1");
         }
-        if let Some(f) = self.observers.on_ready.take() {
-            let status = &self.status;
-            if catch_unwind(AssertUnwindSafe(|| f(status))).is_err() {
-                tracing::error!("the on_ready callback panicked");
-            }
-        }
+        self.observed.ready();
     }
 
     /// The tree is shutting down, or has no work left: tells systemd once.
@@ -151,8 +146,9 @@ impl Root {
     /// When the root's poll loop must wake up for this at the latest.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let server = self.server.as_ref().and_then(StatusServer::next_deadline);
-        // Events left over from the last turn: come back at once.
-        let backlog = (self.decoder.pending() > 0).then(Instant::now);
+        // Events left over from the last turn: come back at once (this
+        // turn's time has passed already).
+        let backlog = (self.decoder.pending() > 0).then_some(self.now);
         server
             .into_iter()
             .chain(self.next_watchdog)
@@ -160,12 +156,14 @@ impl Root {
             .min()
     }
 
-    /// Does what is due at `now`: reads events, serves status requests,
-    /// pings the watchdog.
+    /// Starts a turn of the root's loop at `now` and does what is due:
+    /// reads events, serves status requests, pings the watchdog.
     pub(crate) fn handle(&mut self, now: Instant) {
+        self.now = now;
+        self.observed.advance(now);
         self.read_events();
         if let Some(server) = &mut self.server {
-            let status = &self.status;
+            let status = self.observed.status();
             server.handle(now, &mut || status.to_string());
         }
         if let (Some(at), Some(n)) = (self.next_watchdog, &self.notifier) {

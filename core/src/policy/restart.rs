@@ -23,6 +23,7 @@ use crate::ChildExit;
 /// assert!(RestartPolicy::OnFailure.restarts_after(&ChildExit::Panicked, 0));
 /// ```
 #[derive(Debug, Default, PartialEq, Eq, Clone, Copy, Hash)]
+#[non_exhaustive]
 pub enum RestartPolicy {
     /// Always restart the child (OTP `permanent`).
     #[default]

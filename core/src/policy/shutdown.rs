@@ -17,6 +17,7 @@ use std::time::Duration;
 /// assert_eq!(Shutdown::Infinity.kill_after(), None);
 /// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy, Hash)]
+#[non_exhaustive]
 pub enum Shutdown {
     /// Send SIGTERM, and SIGKILL if the child has not exited after this long
     /// (the default: 5 s).

@@ -17,6 +17,7 @@ use std::ops::Range;
 /// assert_eq!(Strategy::RestForOne.affected(1, 4), 1..4);
 /// ```
 #[derive(Debug, Default, PartialEq, Eq, Clone, Copy, Hash)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Restart only the child that exited (the default).
     #[default]

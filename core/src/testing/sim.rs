@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,10 +18,11 @@ use futures::FutureExt;
 use super::FakeTimer;
 use crate::lease::{run_leased, Leases};
 use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
+use crate::observe::Observed;
 use crate::ready::run_worker;
-use crate::tree::{Child, Observers, Supervisor};
+use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
 use crate::wire::Note;
-use crate::{ChildExit, Error, Event, EventKind, NodeKind, Supertree, Timer, TreeStatus};
+use crate::{ChildExit, Error, Event, EventKind, NodeKind, Timer};
 
 /// Runs `tree` to its end in the calling thread, on `timer`'s virtual time.
 ///
@@ -74,11 +74,12 @@ use crate::{ChildExit, Error, Event, EventKind, NodeKind, Supertree, Timer, Tree
 /// assert_eq!(timer.elapsed().as_millis(), 50);
 /// # Ok::<(), supertrees_core::Error>(())
 /// ```
-pub fn run_simulated(tree: impl Into<Supertree>, timer: FakeTimer) -> Result<(), Error> {
-    let mut tree = tree.into();
+pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Error> {
+    let mut tree = TreeParts::from(tree);
+    let observers = std::mem::take(&mut tree.observers);
     let observer = Rc::new(RefCell::new(Observer {
-        observers: std::mem::take(&mut tree.observers),
-        status: TreeStatus::new(std::process::id()),
+        observed: Observed::new(observers, std::process::id(), timer.now()),
+        timer: timer.clone(),
     }));
     let root = supervise(
         &tree.root,
@@ -126,11 +127,10 @@ impl Wake for Flag {
     }
 }
 
-/// The user's callbacks and the status they see, as the root process keeps
-/// them.
+/// The user's callbacks and the status they see, on the fake clock.
 struct Observer {
-    observers: Observers,
-    status: TreeStatus,
+    observed: Observed,
+    timer: FakeTimer,
 }
 
 impl Observer {
@@ -140,22 +140,7 @@ impl Observer {
             pid: None,
             kind,
         };
-        self.status.record(&event);
-        if let Some(f) = &mut self.observers.on_event {
-            if catch_unwind(AssertUnwindSafe(|| f(&event))).is_err() {
-                tracing::error!("the on_event callback panicked; it will not be called again");
-                self.observers.on_event = None;
-            }
-        }
-    }
-
-    fn ready(&mut self) {
-        if let Some(f) = self.observers.on_ready.take() {
-            let status = &self.status;
-            if catch_unwind(AssertUnwindSafe(|| f(status))).is_err() {
-                tracing::error!("the on_ready callback panicked");
-            }
-        }
+        self.observed.event(&event, self.timer.now());
     }
 }
 
@@ -390,7 +375,7 @@ impl<'a> Sim<'a> {
         while let Some(report) = self.machine.poll_report() {
             if report == Report::Ready {
                 match &self.parent {
-                    Parent::Root(observer) => observer.borrow_mut().ready(),
+                    Parent::Root(observer) => observer.borrow_mut().observed.ready(),
                     Parent::Supervisor { notes, index } => {
                         if let Ok(mut q) = notes.lock() {
                             q.push_back((*index, Note::Ready));
