@@ -1074,3 +1074,155 @@ fn policies_are_copy_and_their_enums_are_matched_with_a_wildcard() {
     };
     assert!(twice);
 }
+
+// ---------------------------------------------------------------------------
+// Events in simulation, and stops as the machine decides them
+// ---------------------------------------------------------------------------
+
+/// Collects every event as `"<ms> <event>"`, with the fake clock's time.
+fn record_events(timer: &FakeTimer) -> (Arc<Mutex<Vec<String>>>, impl FnMut(&Event) + Send) {
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (sink, timer) = (events.clone(), timer.clone());
+    let record = move |event: &Event| {
+        assert_eq!(event.pid, None, "no process, no pid: {event}");
+        sink.lock()
+            .unwrap()
+            .push(format!("{} {event}", timer.elapsed().as_millis()));
+    };
+    (events, record)
+}
+
+#[test]
+fn on_event_sees_the_same_events_as_in_processes_without_pids() {
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (events, record) = record_events(&timer);
+    let ready = Arc::new(Mutex::new(None));
+    let seen_ready = ready.clone();
+    let tree = Supertree::new()
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::Panic, Run::Exit]).restart(RestartPolicy::Once),
+        )
+        .add_supervisor(|s| {
+            s.add_worker(
+                Probe::new("b", &timer, &log, &[Run::SleepExit(30)]).restart(RestartPolicy::Never),
+            )
+        })
+        .on_event(record)
+        .on_ready(move |status| {
+            *seen_ready.lock().unwrap() = Some(status.to_string());
+        });
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            "0 root/0: worker started",
+            "0 root/1: supervisor started",
+            "0 root/1/0: worker started",
+            "0 root/1/0: ready",
+            "0 root/1: ready",
+            "0 root/0: ready",
+            "0 root/0: panicked; restarting after 100ms",
+            "30 root/1/0: exited normally; not restarted",
+            "30 root/1: exited normally; not restarted",
+            // root/0 failed before the tree was up: it is up once root/0's
+            // second run is ready.
+            "100 root/0: ready",
+            "100 root: ready",
+            "100 root/0: exited normally; not restarted",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+    );
+    let status = ready.lock().unwrap().clone().expect("on_ready was called");
+    assert!(status.contains("root/1/0"), "{status}");
+}
+
+#[test]
+fn in_place_restarts_spend_the_intensity_like_any_other() {
+    // 10 ms backoff, at most 3 restarts per second: the simulated host
+    // restarts in place at 10, 30 and 70 ms; the fourth failure, at 70 ms,
+    // is one too many and the root gives up then.
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (events, record) = record_events(&timer);
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(3, secs(1)))
+        .add_worker(
+            Probe::new("a", &timer, &log, &[Run::Panic]).backoff(BackoffPolicy::new(
+                ms(10),
+                secs(1),
+                secs(10),
+                2.0,
+            )),
+        )
+        .on_event(record);
+    assert_intensity_exceeded(simulate(tree, &timer), 3, secs(1));
+    assert_eq!(log.starts("a"), [0, 10, 30, 70]);
+    let exits: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.contains("panicked"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        exits,
+        [
+            "0 root/0: panicked; restarting after 10ms",
+            "10 root/0: panicked; restarting after 20ms",
+            "30 root/0: panicked; restarting after 40ms",
+            "70 root/0: panicked; not restarted",
+        ]
+    );
+    assert_eq!(timer.elapsed(), ms(70));
+}
+
+#[test]
+fn stopped_children_read_as_stopped_and_killed_ones_as_killed() {
+    // Giving up stops the siblings: with the default shutdown they are
+    // asked to stop; with `Shutdown::Kill` they are killed at once.
+    for (shutdown, word) in [
+        (Shutdown::Timeout(ms(500)), "stopped"),
+        (Shutdown::Kill, "killed by signal SIGKILL"),
+    ] {
+        let timer = FakeTimer::new();
+        let log = Log::default();
+        let (events, record) = record_events(&timer);
+        let tree = Supertree::new()
+            .with_intensity(Intensity::new(0, secs(1)))
+            .with_shutdown(shutdown)
+            .add_worker(Probe::new("a", &timer, &log, &[Run::Pending]))
+            .add_supervisor(|s| s.add_worker(Probe::new("b", &timer, &log, &[Run::Pending])))
+            .add_worker(Probe::new("c", &timer, &log, &[Run::SleepPanic(5)]))
+            .on_event(record);
+        assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+        let events = events.lock().unwrap().clone();
+        let exit_of = |path: &str| {
+            events
+                .iter()
+                .find(|e| e.starts_with(&format!("5 {path}: ")) && e.ends_with("not restarted"))
+                .cloned()
+                .unwrap_or_else(|| panic!("no exit of {path} in {events:#?}"))
+        };
+        assert_eq!(
+            exit_of("root/0"),
+            format!("5 root/0: {word}; not restarted")
+        );
+        assert_eq!(
+            exit_of("root/1"),
+            format!("5 root/1: {word}; not restarted")
+        );
+        assert_eq!(log.of("a"), ["0 start", "5 dropped"]);
+        assert_eq!(log.of("b"), ["0 start", "5 dropped"]);
+        if shutdown != Shutdown::Kill {
+            // A supervisor asked to stop stops its own children first.
+            assert!(
+                events.contains(&"5 root/1: stopping all children".to_owned()),
+                "{events:#?}"
+            );
+            assert!(events.contains(&"5 root/1/0: stopped; not restarted".to_owned()));
+        }
+    }
+}

@@ -49,6 +49,7 @@
 
 use std::time::Duration;
 
+mod decisions;
 mod drive;
 mod failures;
 mod limits;
@@ -223,6 +224,25 @@ const SCENARIOS: &[Scenario] = &[
         observe::scenario::slow_reader,
         observe::drive::slow_reader,
         20,
+    ),
+    // Issue 10: one decision-maker.
+    scenario(
+        "panic_lease_backoff",
+        decisions::scenario::lease_backoff,
+        decisions::drive::lease_backoff,
+        15,
+    ),
+    scenario(
+        "exit_codes",
+        decisions::scenario::exit_codes,
+        decisions::drive::exit_codes,
+        15,
+    ),
+    scenario(
+        "panic_differential",
+        decisions::scenario::differential,
+        decisions::drive::differential,
+        15,
     ),
 ];
 

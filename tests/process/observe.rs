@@ -17,7 +17,7 @@ pub(crate) fn client(socket: &std::path::Path) -> ! {
 }
 
 /// Milliseconds since the Unix epoch: comparable across processes.
-fn now_ms() -> u128 {
+pub(crate) fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
@@ -31,7 +31,7 @@ pub(crate) fn dir_of(pgid: i32) -> std::path::PathBuf {
 }
 
 /// The running scenario's directory, from any process of its tree.
-fn test_dir() -> std::path::PathBuf {
+pub(crate) fn test_dir() -> std::path::PathBuf {
     dir_of(nix::unistd::getpgrp().as_raw())
 }
 

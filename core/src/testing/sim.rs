@@ -397,16 +397,24 @@ impl<'a> Sim<'a> {
         format!("{}/{child}", self.machine.path())
     }
 
-    /// Starts child `child`.
+    /// Starts child `child`; its start is reported first, as its parent
+    /// reports a process's start before the process reports anything.
     fn start(&mut self, child: ChildIdx) {
         let n = child.get();
         let path = self.child_path(child);
-        let (kind, future): (NodeKind, ChildFuture<'a>) = match &self.sup.children[n] {
+        let kind = match &self.sup.children[n] {
+            Child::Worker(_) => NodeKind::Worker,
+            Child::Supervisor(_) => NodeKind::Supervisor,
+        };
+        self.observer
+            .borrow_mut()
+            .event(path.clone(), EventKind::Started(kind));
+        let future: ChildFuture<'a> = match &self.sup.children[n] {
             Child::Worker(worker) => {
                 if let Ok(mut leases) = self.leases.lock() {
                     leases.start(child, self.machine.lease(child));
                 }
-                (NodeKind::Worker, self.worker(child, worker.as_ref()))
+                self.worker(child, worker.as_ref())
             }
             Child::Supervisor(sup) => {
                 let stop = Arc::new(AtomicBool::new(false));
@@ -417,22 +425,18 @@ impl<'a> Sim<'a> {
                 };
                 let fut = supervise_with_stop(
                     sup,
-                    path.clone(),
+                    path,
                     self.timer.clone(),
                     parent,
                     self.observer.clone(),
                     stop,
                 );
-                let fut = fut.map(|outcome| match outcome {
+                Box::pin(fut.map(|outcome| match outcome {
                     Outcome::Normal => ChildExit::Normal,
                     Outcome::GaveUp => ChildExit::GaveUp,
-                });
-                (NodeKind::Supervisor, Box::pin(fut))
+                }))
             }
         };
-        self.observer
-            .borrow_mut()
-            .event(path, EventKind::Started(kind));
         self.running.0[n] = Some(future);
     }
 

@@ -348,6 +348,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// with it.
     pub(super) fn host_exited(&mut self, exit: ChildExit, now: Instant) {
         self.read_host(now, true);
+        // What it said before it died is reported while its pid is known.
+        self.report();
         let Some(host) = self.host.host.take() else {
             return;
         };
@@ -373,9 +375,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         } else {
             tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = ?live, "worker host died with running workers");
         }
-        // Report what was decided before, then the host's end with what it
-        // means for its workers, then each worker's exit.
-        self.report();
+        // The host's end with what it means for its workers, then each
+        // worker's exit.
         for &child in &live {
             self.host.live[child.get()] = false;
             self.machine.handle_exit(child, exit, now);

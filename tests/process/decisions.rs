@@ -1,0 +1,402 @@
+//! One decision-maker: restart decisions taken on one state whether a worker
+//! host restarts in place or its supervisor does, exits reported as they
+//! happened (no meaning read into exit codes, stops read as stops), and the
+//! same decisions in simulation and in processes.
+
+/// A run counter kept in a file of the scenario's directory, so it survives
+/// the death of the worker host that counts.
+fn next_run(name: &str) -> u32 {
+    let dir = super::observe::test_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join(format!("runs-{name}"));
+    let runs = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    let _ = std::fs::write(&file, runs.to_string());
+    runs
+}
+
+pub(crate) mod scenario {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use supertrees::testing::{run_simulated, FakeTimer};
+    use supertrees::{
+        BackoffPolicy, BoxFuture, EventKind, RestartPolicy, Restartable, Strategy, Supertree,
+        Worker,
+    };
+
+    use super::next_run;
+    use crate::observe::now_ms;
+    use crate::scenario::{report, Forever};
+
+    /// Panics on its first four runs, then prints `start w <ms>` and runs
+    /// until stopped. `Always`, backoff 20 ms ×2, no reset within the test.
+    struct FailsFourTimes;
+
+    impl Worker for FailsFourTimes {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {
+                if next_run("w") <= 4 {
+                    panic!("failure on purpose");
+                }
+                println!("start w {}", now_ms());
+                std::future::pending::<()>().await;
+            })
+        }
+    }
+
+    impl Restartable for FailsFourTimes {
+        fn backoff_policy(&self) -> BackoffPolicy {
+            let ms = Duration::from_millis;
+            BackoffPolicy::new(ms(20), ms(10_000), Duration::from_secs(600), 2.0)
+        }
+    }
+
+    /// Four in-place restarts, then the runner SIGKILLs the host: the fifth
+    /// consecutive failure waits 320 ms.
+    pub(crate) fn lease_backoff() {
+        let tree = Supertree::new()
+            .add_worker(FailsFourTimes)
+            .on_event(|event| println!("event {event} @{}", now_ms()));
+        report(tree.start());
+    }
+
+    /// Calls `std::process::exit(3)` on its first run (killing its host with
+    /// code 3); prints `start x` and returns on its second. `Once`.
+    struct ExitsWithThree;
+
+    impl Worker for ExitsWithThree {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {
+                if next_run("x") == 1 {
+                    std::process::exit(3);
+                }
+                println!("start x");
+            })
+        }
+    }
+
+    impl Restartable for ExitsWithThree {
+        fn restart_policy(&self) -> RestartPolicy {
+            RestartPolicy::Once
+        }
+    }
+
+    /// A worker that exits its host with code 3, and a supervisor stopped
+    /// by the runner's SIGTERM to the root.
+    pub(crate) fn exit_codes() {
+        let tree = Supertree::new()
+            .add_worker(ExitsWithThree)
+            .add_supervisor(|s| s.add_worker(Forever::new("root/1/0")))
+            .on_event(|event| println!("event {event}"));
+        report(tree.start());
+    }
+
+    /// What one run of a scripted worker does.
+    #[derive(Clone, Copy)]
+    enum Step {
+        Panic,
+        Return,
+        Forever,
+    }
+
+    /// A worker that plays its script, one step per run (the last step
+    /// repeats), counting runs in memory: its host never dies here.
+    struct Scripted {
+        script: &'static [Step],
+        runs: Arc<AtomicUsize>,
+        restart: RestartPolicy,
+        backoff_ms: u64,
+    }
+
+    impl Scripted {
+        fn new(script: &'static [Step], restart: RestartPolicy, backoff_ms: u64) -> Self {
+            Self {
+                script,
+                runs: Arc::default(),
+                restart,
+                backoff_ms,
+            }
+        }
+    }
+
+    impl Worker for Scripted {
+        fn init(&self) -> BoxFuture {
+            let run = self.runs.fetch_add(1, Ordering::SeqCst);
+            let step = self.script[run.min(self.script.len() - 1)];
+            Box::pin(async move {
+                match step {
+                    Step::Panic => panic!("scripted failure"),
+                    Step::Return => {}
+                    Step::Forever => std::future::pending::<()>().await,
+                }
+            })
+        }
+    }
+
+    impl Restartable for Scripted {
+        fn restart_policy(&self) -> RestartPolicy {
+            self.restart
+        }
+        fn backoff_policy(&self) -> BackoffPolicy {
+            let ms = Duration::from_millis(self.backoff_ms);
+            BackoffPolicy::new(ms, ms * 100, Duration::from_secs(600), 2.0)
+        }
+    }
+
+    /// OneForOne with backoff (`root/0`), a OneForAll group (`root/1`), an
+    /// OnFailure worker (`root/2`); it ends by itself.
+    fn scripted_tree() -> Supertree {
+        use Step::{Forever, Panic, Return};
+        Supertree::new()
+            .add_worker(Scripted::new(
+                &[Panic, Panic, Panic, Return],
+                RestartPolicy::OnFailure,
+                10,
+            ))
+            .add_supervisor(|s| {
+                s.with_strategy(Strategy::OneForAll)
+                    .add_worker(Scripted::new(&[Forever, Return], RestartPolicy::Once, 5))
+                    .add_worker(Scripted::new(
+                        &[Panic, Return],
+                        RestartPolicy::OnFailure,
+                        30,
+                    ))
+            })
+            .add_worker(Scripted::new(
+                &[Panic, Return],
+                RestartPolicy::OnFailure,
+                15,
+            ))
+    }
+
+    /// Prints each `Exited` event as `<engine> exited <path> <exit>; <restart ns or none>`.
+    fn print_exits(engine: &'static str) -> impl FnMut(&supertrees::Event) + Send + 'static {
+        move |event| {
+            if let EventKind::Exited { exit, restart } = &event.kind {
+                let restart = restart.map_or("none".to_owned(), |d| d.as_nanos().to_string());
+                println!("{engine} exited {} {exit}; {restart}", event.path);
+            }
+        }
+    }
+
+    /// The scripted tree in simulation, then in processes.
+    pub(crate) fn differential() {
+        let simulated = run_simulated(
+            scripted_tree().on_event(print_exits("sim")),
+            FakeTimer::new(),
+        );
+        println!("simulated {simulated:?}");
+        report(scripted_tree().on_event(print_exits("proc")).start());
+    }
+}
+
+pub(crate) mod drive {
+    use std::time::Duration;
+
+    use nix::sys::signal::Signal;
+
+    use crate::runner::Run;
+
+    fn lines_with(run: &Run, what: &str) -> Vec<String> {
+        run.stdout()
+            .into_iter()
+            .filter(|l| l.contains(what))
+            .collect()
+    }
+
+    fn wait_line(run: &mut Run, prefix: &str) -> Result<String, String> {
+        run.wait_for(&format!("a line starting with {prefix:?}"), |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with(prefix))
+                .ok_or_else(|| "not yet".to_owned())
+        })
+    }
+
+    fn number_after(line: &str, marker: char) -> Result<u128, String> {
+        line.rsplit(marker)
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("no number after {marker:?} in {line:?}"))
+    }
+
+    fn pid_in(line: &str) -> Result<i32, String> {
+        line.split("(pid ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("no pid in {line:?}"))
+    }
+
+    fn stop_cleanly(run: &mut Run) -> Result<(), String> {
+        run.signal_root(Signal::SIGTERM)?;
+        let status = run.wait_exit()?;
+        if status.code() != Some(0) || !run.stdout().iter().any(|l| l == "returned Ok") {
+            return Err(format!("the tree did not stop cleanly: {status:?}"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn lease_backoff(run: &mut Run) -> Result<(), String> {
+        let started = wait_line(run, "start w ")?;
+        let restarts: Vec<String> = lines_with(run, "event root/0 (")
+            .into_iter()
+            .filter(|l| l.contains("panicked; restarting after"))
+            .collect();
+        for (line, delay) in restarts.iter().zip(["20ms", "40ms", "80ms", "160ms"]) {
+            if !line.contains(&format!("restarting after {delay} ")) {
+                return Err(format!("expected a restart after {delay}: {line}"));
+            }
+        }
+        if restarts.len() != 4 {
+            return Err(format!("expected 4 in-place restarts, saw {restarts:?}"));
+        }
+        let host = run
+            .stdout()
+            .into_iter()
+            .find(|l| l.starts_with("event root/host ") && l.contains("worker host started"))
+            .ok_or("no host start event")?;
+        let killed_at = number_after(&started, ' ')?;
+        run.signal(pid_in(&host)?, Signal::SIGKILL)?;
+        let back = run.wait_for("the worker to run again", |run| {
+            let starts = lines_with(run, "start w ");
+            starts.get(1).cloned().ok_or_else(|| "not yet".to_owned())
+        })?;
+        let host_down = run
+            .stdout()
+            .into_iter()
+            .find(|l| l.starts_with("event root/host ") && l.contains("took down"))
+            .ok_or("no event of the host's death")?;
+        if !host_down.contains("killed by signal SIGKILL; took down 1 worker, back after 320ms") {
+            return Err(format!("the host's death reads {host_down:?}"));
+        }
+        let fifth = lines_with(run, "event root/0:")
+            .into_iter()
+            .find(|l| l.contains("killed by signal SIGKILL"))
+            .ok_or("no exit event for the worker killed with its host")?;
+        if !fifth.contains("restarting after 320ms") {
+            return Err(format!("the fifth failure must wait 320 ms: {fifth}"));
+        }
+        let waited = number_after(&back, ' ')?.saturating_sub(killed_at);
+        if waited < 320 {
+            return Err(format!(
+                "restarted {waited} ms after the kill, before 320 ms"
+            ));
+        }
+        stop_cleanly(run)?;
+        run.note(format!(
+            "in place after 20/40/80/160 ms, then the host's SIGKILL: back after {waited} ms (320 ms backoff)"
+        ));
+        Ok(())
+    }
+
+    pub(crate) fn exit_codes(run: &mut Run) -> Result<(), String> {
+        wait_line(run, "start x")?;
+        run.wait_for("root/1/0 to run", |run| {
+            lines_with(run, "start root/1/0 ")
+                .first()
+                .cloned()
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        std::thread::sleep(Duration::from_millis(50));
+        stop_cleanly(run)?;
+        let events = lines_with(run, "event ");
+        let expect = |path: &str, what: &str| -> Result<(), String> {
+            let (spaced, bare) = (format!("event {path} "), format!("event {path}:"));
+            if events
+                .iter()
+                .any(|l| (l.starts_with(&spaced) || l.starts_with(&bare)) && l.ends_with(what))
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no event for {path} ending with {what:?}: {events:#?}"
+                ))
+            }
+        };
+        expect("root/0", "exited with code 3; restarting after 50ms")?;
+        expect(
+            "root/host",
+            "exited with code 3; took down 1 worker, back after 50ms",
+        )?;
+        expect("root/1/0", "stopped; not restarted")?;
+        expect("root/1/host", "stopped")?;
+        expect("root/1", "stopped; not restarted")?;
+        let misread: Vec<&String> = events
+            .iter()
+            .filter(|l| l.contains("gave up") || l.contains("SIGTERM") || l.contains("143"))
+            .collect();
+        if !misread.is_empty() {
+            return Err(format!("exits misread: {misread:?}"));
+        }
+        run.note("exit(3) reads as code 3; stops read as stopped".to_owned());
+        Ok(())
+    }
+
+    /// `(path, exit, restart ns)` of every `Exited` event of one engine.
+    fn exits(run: &Run, engine: &str) -> Vec<(String, String, Option<u128>)> {
+        let prefix = format!("{engine} exited ");
+        run.stdout()
+            .into_iter()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(&prefix)?;
+                let (path, rest) = rest.split_once(' ')?;
+                let (exit, restart) = rest.rsplit_once("; ")?;
+                Some((path.to_owned(), exit.to_owned(), restart.parse().ok()))
+            })
+            .collect()
+    }
+
+    pub(crate) fn differential(run: &mut Run) -> Result<(), String> {
+        let status = run.wait_exit()?;
+        let out = run.stdout();
+        if status.code() != Some(0)
+            || !out.iter().any(|l| l == "simulated Ok(())")
+            || !out.iter().any(|l| l == "returned Ok")
+        {
+            return Err(format!("both runs must end Ok: {status:?}"));
+        }
+        let (sim, procs) = (exits(run, "sim"), exits(run, "proc"));
+        let mut paths: Vec<&String> = sim.iter().map(|(p, _, _)| p).collect();
+        paths.sort();
+        paths.dedup();
+        if paths.len() < 5 {
+            return Err(format!("too few paths exited in simulation: {paths:?}"));
+        }
+        let mut compared = 0;
+        for path in &paths {
+            let of = |all: &[(String, String, Option<u128>)]| -> Vec<(String, Option<u128>)> {
+                all.iter()
+                    .filter(|(p, _, _)| p == *path)
+                    .map(|(_, e, r)| (e.clone(), *r))
+                    .collect()
+            };
+            let (s, p) = (of(&sim), of(&procs));
+            let same = s.len() == p.len()
+                && s.iter().zip(&p).all(|((se, sr), (pe, pr))| {
+                    // A sibling stopped for a group restart waits out what is
+                    // left of the group's backoff: exact in simulation, a
+                    // little less in processes, where stopping takes time.
+                    let close = match (sr, pr) {
+                        (Some(a), Some(b)) if se == "stopped" => a.abs_diff(*b) < 10_000_000,
+                        (a, b) => a == b,
+                    };
+                    se == pe && close
+                });
+            if !same {
+                return Err(format!("{path}: simulation {s:?} but processes {p:?}"));
+            }
+            compared += s.len();
+        }
+        run.note(format!(
+            "{compared} exits on {} paths: same exits and restart delays in simulation and processes",
+            paths.len()
+        ));
+        Ok(())
+    }
+}
