@@ -29,7 +29,8 @@
 //! real processes.
 //!
 //! * A worker's future returning is a **normal** exit; a panic (or the death
-//!   of its worker host) is **abnormal**.
+//!   of its worker host) is **abnormal**. A child the tree stopped on request
+//!   exits [`ChildExit::Stopped`].
 //! * **Restart**: [`RestartPolicy`] decides whether the child runs again;
 //!   [`BackoffPolicy`] how long to wait (`min_delay * multiplier^(k-1)`, capped
 //!   at `max_delay`, reset after a run of at least `reset_after`).
@@ -39,6 +40,10 @@
 //!   backoff. Siblings stopped this way run again unless their policy forbids
 //!   another run (`Never`, or `Once` already used). A child that is not
 //!   restarted (e.g. `Never`) does not trigger its strategy.
+//! * **Shutdown**: a child asked to stop that has not exited after its
+//!   [`Shutdown`] timeout is killed, and reported with the signal that
+//!   killed it. In a shutdown, the workers of a supervisor stop together,
+//!   still in reverse order; each child supervisor stops alone.
 //! * **Intensity**: more than `max_restarts` restarts within `within` and the
 //!   supervisor stops all children in reverse order and gives up; its parent
 //!   sees a failed child ([`ChildExit::GaveUp`]) and, at the root, the tree
@@ -57,44 +62,60 @@
 //!
 //! ```text
 //!  your process ── root supervisor (the thread that called start)
-//!   │   single-threaded poll loop: signal self-pipe, host note pipe, child
-//!   │   supervisors' note pipe, event pipe, status socket, timers
+//!   │   single-threaded poll loop: signal self-pipe, one channel per child
+//!   │   process, event pipe, status socket, timers
 //!   ├── worker host   (forked)  ── runtime built by Spawner::block_on
-//!   │     tasks: worker 0, worker 2, ...      reader thread: command pipe
+//!   │     tasks: worker 0, worker 2, ...      reader thread: its channel
 //!   ├── supervisor root/1 (forked, single-threaded) ──events──▶ root
 //!   │     ├── worker host (forked)
 //!   │     └── supervisor root/1/1 (forked) ──events──▶ root ...
 //!   └── supervisor root/3 (forked) ...
 //! ```
 //!
-//! * **Who decides.** Every supervisor process drives one
-//!   state machine — the same state machine the simulation
-//!   drives — with the exits of its children. Restart, backoff, strategy and
-//!   intensity are decided there and nowhere else.
+//! * **Who decides.** Every supervisor process drives one state machine —
+//!   the same state machine the simulation drives — with everything that
+//!   happens to its children. Restart, backoff, strategy, intensity and the
+//!   TERM→KILL deadlines of stops are decided there and nowhere else.
+//! * **One channel per child.** Each child process talks to its supervisor
+//!   over one Unix socket pair, in one framing for everything: typed
+//!   messages, serialized with postcard, length-prefixed behind a magic, so
+//!   a reader skips (and logs) bytes that are not a frame. Lifecycle events
+//!   use the same framing on their own pipe to the root. Exit codes carry no
+//!   meaning: a worker that calls `std::process::exit(3)` kills its host with
+//!   [`ChildExit::Exited(3)`](ChildExit::Exited), nothing else.
 //! * **Workers.** A supervisor's workers are tasks in one forked *worker
-//!   host*. The supervisor sends `Start(n)`/`Stop(n)` over a pipe and the
-//!   host answers with exactly one `Exited(n, how)` per start (normal return,
-//!   panic, or stopped), after the future was dropped, and with `Ready(n)`.
-//!   Under `OneForOne`, where a worker's restart concerns it alone, the host
-//!   restarts it in place, applying the supervisor's own restart rule and
-//!   intensity (copied at fork), and tells the supervisor `Restarted(n)`, which
-//!   counts it: a restart costs no round trip between processes. A host that
-//!   dies (SIGKILL, OOM) is a failure of each worker it was running.
-//!   Messages are 16-byte frames with a magic; a reader skips (and logs)
-//!   bytes that are not a frame.
+//!   host*. The supervisor sends `Start`/`Stop` commands and the host answers
+//!   with exactly one `Exited` per start (normal return, panic, or stopped),
+//!   after the future was dropped, and with `WorkerReady`.
+//! * **Restarts in place, on a lease.** Under `OneForOne`, where a worker's
+//!   restart concerns it alone, a restart costs no round trip between
+//!   processes: each `Start` carries the worker's restart record (restarts so
+//!   far, place in its backoff sequence) as a lease, with a budget of
+//!   restarts the intensity still allows. The host applies the machine's own
+//!   rule to that record and hands the new record back with each `Restarted`
+//!   note; the machine adopts it and counts the restart. When the rule says
+//!   "not again" or the budget is spent, the host reports the exit and the
+//!   machine decides on the same state. So after four in-place restarts with
+//!   backoff 20 ms ×2 (20, 40, 80, 160 ms), a SIGKILL of the host is the
+//!   fifth consecutive failure and the worker comes back after 320 ms. A
+//!   host that dies (SIGKILL, OOM) is a failure of each worker it was
+//!   running; its event says how many it took down and when they return.
 //! * **Supervisors.** Every child supervisor is a forked, single-threaded
 //!   process: runtimes only ever exist in worker hosts, so every `fork`
-//!   happens in a single-threaded process. A supervisor exits 0 when its work
-//!   is done, 3 when its intensity was
-//!   exceeded, and 128+signal when a signal stopped it. Its parent treats
-//!   any exit of a child it asked to stop as that stop; a SIGTERM from
-//!   anyone else makes the supervisor a failed child, restarted by policy.
-//! * **Failures travel up** as exit statuses: the parent reaps the child
-//!   (SIGCHLD self-pipe, `waitpid` on its own pids only, so the root never
-//!   steals your other children) and feeds the exit to its machine.
-//! * **Stops travel down** as signals: a supervisor stops a child process
-//!   with SIGTERM and, after its [`Shutdown`] timeout,
-//!   SIGKILL; children stop one at a time in reverse start order. SIGTERM or
+//!   happens in a single-threaded process. Before it exits, a supervisor
+//!   tells its parent how it ended (work done, gave up, or stopped by a
+//!   signal). Its parent reports any exit of a child it asked to stop as
+//!   [`ChildExit::Stopped`]; a SIGTERM from anyone else makes the
+//!   supervisor a failed child, restarted by policy.
+//! * **Failures travel up**: the parent reaps the child (SIGCHLD self-pipe,
+//!   `waitpid` on its own pids only, so the root never steals your other
+//!   children), reads what the child said on its channel, and feeds the
+//!   exit to its machine.
+//! * **Stops travel down** as signals and commands: a supervisor stops a
+//!   child supervisor with SIGTERM and, after its [`Shutdown`] timeout,
+//!   SIGKILL; a worker with a `Stop` command, and a worker that is not gone
+//!   by its deadline (it blocks its thread) with a SIGKILL of its host.
+//!   Children stop in reverse start order. SIGTERM or
 //!   SIGINT at the root stops the whole tree that way and `start` returns
 //!   `Ok(())`. Forked processes ignore SIGINT, so Ctrl-C in a terminal stops
 //!   the tree in order instead of killing every process at once.
@@ -107,12 +128,9 @@
 //!   so the orphans of a killed child supervisor are reaped by their
 //!   grandparent instead of init; the root, which is your process, only ever
 //!   waits for its own children's pids.
-//! * **Stuck workers.** A worker asked to stop reports back once its future
-//!   is dropped; one that does not within its supervisor's `Shutdown` timeout
-//!   (e.g. it blocks its thread) gets its worker host killed.
-//! * **Readiness travels up** as notes: a host reports `Ready(n)` for its
-//!   workers, a child supervisor writes `Ready(n)` on a pipe its parent
-//!   shares among its child supervisors once all its children are ready.
+//! * **Readiness travels up** as notes on the same channels: a host reports
+//!   `WorkerReady` for its workers, a child supervisor `Ready` once all its
+//!   children are ready.
 //!
 //! ## Events, status and systemd
 //!

@@ -536,7 +536,11 @@ impl<B> Tree<Root<B>> {
     /// ([`EventKind::Dropped`](crate::EventKind::Dropped)) rather than
     /// slowing the tree down. `f` runs on the root's own loop, so it should
     /// return quickly; if it panics, the panic is logged and `f` is not
-    /// called again (the tree goes on). Not called by the simulation.
+    /// called again (the tree goes on).
+    ///
+    /// [`run_simulated`](crate::testing::run_simulated) calls it too, with
+    /// the same events (`pid: None`, and no worker-host events), so alerting
+    /// on events can be tested on virtual time.
     ///
     /// # Examples
     ///
@@ -553,8 +557,8 @@ impl<B> Tree<Root<B>> {
     /// Calls `f` in the root process once the whole tree is up: every
     /// supervisor's children are ready (see [`ready()`](crate::ready())),
     /// with the tree's status at that moment. When `NOTIFY_SOCKET` is set,
-    /// the root also sends systemd `READY=1` then. Not called by the
-    /// simulation.
+    /// the root also sends systemd `READY=1` then. The simulation calls it
+    /// too.
     ///
     /// # Examples
     ///
