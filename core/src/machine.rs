@@ -10,6 +10,12 @@
 //! Call order for a driver: `handle_start` once; then, after every
 //! `handle_exit`/`handle_timeout`/`handle_shutdown`, drain `poll_action` and
 //! sleep until `poll_timeout` (or the next child exit).
+//!
+//! Besides the exact timelines of `machine/tests.rs`, the model-based
+//! property tests of `machine/model.rs` drive the machine through random
+//! trees and event sequences and check its invariants (intensity, stop
+//! order, one exit per start, backoff delays, reports) against a model of
+//! the documented rules.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -748,5 +754,7 @@ impl Machine {
     }
 }
 
+#[cfg(test)]
+mod model;
 #[cfg(test)]
 mod tests;
