@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::machine::{ChildIdx, ChildPolicy, ChildRecord, Grant, RecordState};
+use crate::ready::Panic;
 use crate::wire::Note;
 use crate::{ChildExit, Timer};
 
@@ -90,19 +91,23 @@ impl Leases {
     }
 }
 
-/// One run of a worker: ends with its exit.
-pub(crate) type Run<'a> = Pin<Box<dyn Future<Output = ChildExit> + Send + 'a>>;
+/// One run of a worker, as [`run_worker`](crate::ready::run_worker) makes
+/// it: ends with the panic, if it panicked.
+pub(crate) type Run = Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>>;
 
-/// Runs worker `child` (its `first` run, then each run made by `run`) and
-/// restarts it in place while its lease allows, sending a `Restarted` note for each restart;
+/// Runs worker `child` (its `first` run, then each run made by `run`; a
+/// panic is handed to `panicked`) and restarts it in place while its lease
+/// allows, sending a `Restarted` note for each restart;
 /// returns the exit its supervisor must decide on. Backoff delays below
 /// `spin_below` are waited out by yielding to the executor (runtime timers
 /// tick in whole milliseconds), zero included: a worker that ends at once
 /// must still let the rest of the host run.
-pub(crate) async fn run_leased<'a, T: Timer>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_leased<T: Timer>(
     child: ChildIdx,
-    first: Run<'a>,
-    mut run: impl FnMut() -> Run<'a>,
+    first: Run,
+    mut run: impl FnMut() -> Run,
+    panicked: impl Fn(&Panic),
     leases: &Mutex<Leases>,
     timer: &T,
     spin_below: Duration,
@@ -111,7 +116,13 @@ pub(crate) async fn run_leased<'a, T: Timer>(
     let mut next = Some(first);
     loop {
         let started = timer.now();
-        let exit = next.take().unwrap_or_else(&mut run).await;
+        let exit = match next.take().unwrap_or_else(&mut run).await {
+            Ok(()) => ChildExit::Normal,
+            Err(panic) => {
+                panicked(&panic);
+                ChildExit::Panicked
+            }
+        };
         let ran_for = timer.now().saturating_duration_since(started);
         let spent = match leases.lock() {
             Ok(mut leases) => leases.spend(child, &exit, ran_for),

@@ -387,7 +387,7 @@ impl Machine {
     /// children that did not stop in time.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let mut overdue = Vec::new();
-        for (n, slot) in self.children.iter_mut().enumerate() {
+        for (n, slot) in self.children.iter_mut().enumerate().rev() {
             if let State::Stopping {
                 kill_at: Some(at), ..
             } = slot.state
@@ -481,7 +481,8 @@ impl Machine {
     }
 
     /// Starts queued children in order, each once every earlier sibling is
-    /// ready or done.
+    /// ready or done: one that waits for its restart, or is not ready yet,
+    /// holds up the later ones.
     fn start_queued(&mut self, now: Instant) {
         for n in 0..self.children.len() {
             match self.children[n].state {
@@ -489,8 +490,12 @@ impl Machine {
                     self.launch(n, now, restart);
                     return;
                 }
-                State::Running { .. } | State::Stopping { .. } if !self.children[n].ready => return,
-                _ => {}
+                State::Running { .. } if self.children[n].ready => {}
+                State::Idle | State::Done => {}
+                State::Running { .. }
+                | State::Stopping { .. }
+                | State::Waiting { .. }
+                | State::Pending => return,
             }
         }
     }
@@ -718,7 +723,9 @@ impl Machine {
                 }
             }
         }
-        let (mut stops, mut kills) = (Vec::new(), Vec::new());
+        // In batch order: a run of children to stop, then one to kill
+        // (`Shutdown::Kill`), and so on, so the reverse order holds across.
+        let mut actions: Vec<Action> = Vec::new();
         for m in batch {
             let Some(child) = ChildIdx::new(m) else {
                 continue;
@@ -729,18 +736,15 @@ impl Machine {
                 kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
                 killed: kill_now,
             };
-            if kill_now {
-                kills.push(child);
-            } else {
-                stops.push(child);
+            match (actions.last_mut(), kill_now) {
+                (Some(Action::Kill(run)), true) | (Some(Action::Stop(run)), false) => {
+                    run.push(child)
+                }
+                (_, true) => actions.push(Action::Kill(vec![child])),
+                (_, false) => actions.push(Action::Stop(vec![child])),
             }
         }
-        if !stops.is_empty() {
-            self.actions.push_back(Action::Stop(stops));
-        }
-        if !kills.is_empty() {
-            self.actions.push_back(Action::Kill(kills));
-        }
+        self.actions.extend(actions);
     }
 
     fn check_done(&mut self) {

@@ -59,7 +59,7 @@ impl Channel {
     }
 
     /// Reads what the descriptor holds, at most `max_reads` reads (each up
-    /// to 8 KiB), and returns the whole messages received so far.
+    /// to 2 KiB), and returns the whole messages received so far.
     pub(crate) fn read<T: DeserializeOwned>(&mut self, max_reads: usize) -> (Vec<T>, PipeState) {
         let state = fill(&self.fd, &mut self.reader, max_reads);
         if state != PipeState::Open {
@@ -70,7 +70,7 @@ impl Channel {
 
     /// Queues `message`; [`flush`](Self::flush) writes it.
     pub(crate) fn queue<T: Serialize>(&mut self, message: &T) {
-        self.outbox.extend(frame::encode(message));
+        frame::encode_into(&mut self.outbox, message);
     }
 
     /// Writes as much of the outbox as the descriptor takes, without
@@ -86,10 +86,13 @@ impl Channel {
         }
     }
 
-    /// Writes `message` now, waiting for room if need be: for a child
-    /// process, whose supervisor always reads.
-    pub(crate) fn send<T: Serialize>(&self, message: &T) -> Result<(), Errno> {
-        sys::write_all(self.fd.as_fd(), &frame::encode(message))
+    /// Writes `message` now (after anything queued), waiting for room if
+    /// need be: for a child process, whose supervisor always reads.
+    pub(crate) fn send<T: Serialize>(&mut self, message: &T) -> Result<(), Errno> {
+        self.queue(message);
+        let written = sys::write_all(self.fd.as_fd(), &self.outbox);
+        self.outbox.clear();
+        written
     }
 
     /// In a freshly forked child: lets go of this end. The buffers are
@@ -105,7 +108,9 @@ impl Channel {
 
 /// Reads what `fd` holds into `reader`: at most `max_reads` reads.
 pub(crate) fn fill(fd: impl AsFd, reader: &mut FrameReader, max_reads: usize) -> PipeState {
-    let mut chunk = [0u8; 8192];
+    // Small: every process of a tree reads its channels, and a deeper stack
+    // is memory each of them keeps.
+    let mut chunk = [0u8; 2048];
     let mut reads = 0;
     while reads < max_reads {
         match nix::unistd::read(fd.as_fd(), &mut chunk) {

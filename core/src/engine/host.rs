@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use nix::sys::signal::Signal;
 
 use super::channel::{Channel, PipeState};
@@ -50,7 +50,7 @@ struct Ctx<S, T> {
 
 impl<S, T> Ctx<S, T> {
     fn note(&self, note: &Note) {
-        let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(err) = channel.send(note) {
             tracing::error!(host = %self.path, %err, "worker host could not report to its supervisor");
         }
@@ -279,30 +279,23 @@ fn start<S: Spawner, T: Timer>(
             // panics, so it can only come from elsewhere).
             let worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
             let ready = ctx.clone();
-            let path = ctx.path.clone();
             run_worker(worker.as_ref(), move || {
                 ready.note(&Note::WorkerReady(child))
             })
-            .map(move |result| match result {
-                Ok(()) => ChildExit::Normal,
-                Err(payload) => {
-                    log_panic(&path, child, payload.as_ref());
-                    ChildExit::Panicked
-                }
-            })
-            .boxed()
         };
         let first = run_once();
         let runs = run_leased(
             child,
             first,
             run_once,
+            |panic| log_panic(&ctx.path, child, panic.as_ref()),
             &ctx.leases,
             &ctx.timer,
             SPIN_BELOW,
             |note| ctx.note(&note),
         );
-        let exit = match select(Box::pin(runs), stop_rx).await {
+        let runs = std::pin::pin!(runs);
+        let exit = match select(runs, stop_rx).await {
             Either::Left((exit, _)) => exit,
             Either::Right((stopped, runs)) => {
                 drop(runs);

@@ -447,17 +447,11 @@ impl<'a> Sim<'a> {
         let ready = notes.clone();
         let run = move || {
             let ready = ready.clone();
-            let declare = move || {
+            run_worker(worker, move || {
                 if let Ok(mut q) = ready.lock() {
                     q.push_back((child, Note::WorkerReady(child)));
                 }
-            };
-            run_worker(worker, declare)
-                .map(|result| match result {
-                    Ok(()) => ChildExit::Normal,
-                    Err(_) => ChildExit::Panicked,
-                })
-                .boxed()
+            })
         };
         // Its first run starts now (`init` is called at the start, in order).
         let first = run();
@@ -467,7 +461,18 @@ impl<'a> Sim<'a> {
                     q.push_back((child, note));
                 }
             };
-            run_leased(child, first, run, &leases, &timer, Duration::ZERO, note).await
+            let panicked = |_: &_| {};
+            run_leased(
+                child,
+                first,
+                run,
+                panicked,
+                &leases,
+                &timer,
+                Duration::ZERO,
+                note,
+            )
+            .await
         })
     }
 }

@@ -16,39 +16,59 @@ pub(crate) const HEADER: usize = MAGIC.len() + 4;
 pub(crate) const MAX_BODY: usize = 1 << 16;
 
 /// Encodes `message` as one frame.
+pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, message);
+    out
+}
+
+/// Appends `message` as one frame to `out`.
 ///
 /// Every message type of the engine serializes infallibly (no maps with
 /// non-string keys, no unsized sequences); a failure would be a bug, and
 /// yields an empty body, which the reader drops and logs.
-pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    let header = || {
-        let mut header = vec![0u8; HEADER];
-        header[..MAGIC.len()].copy_from_slice(&MAGIC);
-        header
-    };
-    let mut out = postcard::to_extend(message, header()).unwrap_or_else(|err| {
+pub(crate) fn encode_into<T: Serialize>(out: &mut Vec<u8>, message: &T) {
+    let start = out.len();
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[0; 4]);
+    if let Err(err) = postcard::to_extend(message, Append(out)) {
         tracing::error!(%err, "a message could not be encoded");
-        header()
-    });
-    let len = u32::try_from(out.len() - HEADER).unwrap_or(u32::MAX);
-    out[MAGIC.len()..HEADER].copy_from_slice(&len.to_le_bytes());
-    out
+        out.truncate(start + HEADER);
+    }
+    let len = u32::try_from(out.len() - start - HEADER).unwrap_or(u32::MAX);
+    out[start + MAGIC.len()..start + HEADER].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Appends to a buffer it borrows, for postcard.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
 }
 
 /// Reassembles frames from bytes as they arrive.
 #[derive(Debug, Default)]
 pub(crate) struct FrameReader {
     buf: Vec<u8>,
+    /// Where the bytes not decoded yet start in `buf`: consumed bytes are
+    /// dropped once per batch, not once per frame.
+    at: usize,
 }
 
 impl FrameReader {
     /// Bytes received and not decoded yet.
     pub(crate) fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.at
     }
 
     /// Appends bytes read off the wire.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.at > 0 {
+            self.buf.drain(..self.at);
+            self.at = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
@@ -56,34 +76,40 @@ impl FrameReader {
     /// bytes and frames that do not decode as `T` are logged and skipped.
     pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<T> {
         loop {
-            let start = self.buf.windows(MAGIC.len()).position(|w| w == MAGIC);
-            let skip = start.unwrap_or(self.buf.len().saturating_sub(MAGIC.len() - 1));
+            let rest = &self.buf[self.at..];
+            let start = rest.windows(MAGIC.len()).position(|w| w == MAGIC);
+            let skip = start.unwrap_or(rest.len().saturating_sub(MAGIC.len() - 1));
             if skip > 0 {
                 tracing::warn!(
                     bytes = skip,
                     "garbled bytes on a supervisor channel dropped"
                 );
-                self.buf.drain(..skip);
+                self.at += skip;
             }
             start?;
-            let header = self.buf.get(..HEADER)?;
+            let rest = &self.buf[self.at..];
+            let header = rest.get(..HEADER)?;
             let mut len = [0u8; 4];
             len.copy_from_slice(&header[MAGIC.len()..]);
             let len = u32::from_le_bytes(len) as usize;
             if len == 0 || len > MAX_BODY {
                 tracing::warn!(len, "frame with an impossible length dropped");
-                self.buf.drain(..MAGIC.len());
+                self.at += MAGIC.len();
                 continue;
             }
-            let body = self.buf.get(HEADER..HEADER + len)?;
+            let body = rest.get(HEADER..HEADER + len)?;
             match postcard::from_bytes(body) {
                 Ok(message) => {
-                    self.buf.drain(..HEADER + len);
+                    self.at += HEADER + len;
+                    if self.at == self.buf.len() {
+                        self.buf.clear();
+                        self.at = 0;
+                    }
                     return Some(message);
                 }
                 Err(err) => {
                     tracing::warn!(len, %err, "frame that does not decode dropped");
-                    self.buf.drain(..MAGIC.len());
+                    self.at += MAGIC.len();
                 }
             }
         }
@@ -150,6 +176,18 @@ mod tests {
         assert_eq!(got.last(), Some(&s[0]));
         assert!(got.len() >= 2 && got.len() <= 4, "{got:?}");
         assert!(r.pending() < HEADER);
+    }
+
+    #[test]
+    fn frames_appended_to_a_buffer_decode_in_order() {
+        let mut out = b"x".to_vec();
+        for m in samples() {
+            encode_into(&mut out, &m);
+        }
+        assert_eq!(
+            &out[1..],
+            &samples().iter().flat_map(encode).collect::<Vec<u8>>()[..]
+        );
     }
 
     #[test]

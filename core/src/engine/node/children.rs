@@ -72,12 +72,12 @@ impl ChildProcs {
         true
     }
 
-    pub(super) fn poll_fds(&self) -> impl Iterator<Item = PollFd<'_>> {
-        self.procs
-            .iter()
-            .flatten()
-            .filter(|p| p.channel.is_open())
-            .map(|p| sys::readable(p.channel.fd()))
+    /// The channels to poll, with the child each belongs to.
+    pub(super) fn poll_fds(&self) -> impl Iterator<Item = (ChildIdx, PollFd<'_>)> {
+        self.procs.iter().enumerate().filter_map(|(n, p)| {
+            let p = p.as_ref().filter(|p| p.channel.is_open())?;
+            Some((ChildIdx::new(n)?, sys::readable(p.channel.fd())))
+        })
     }
 }
 
@@ -152,10 +152,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
     }
 
-    /// Reads what child supervisors said.
-    pub(super) fn read_procs(&mut self, now: Instant) {
-        for n in 0..self.procs.procs.len() {
-            let Some(child) = ChildIdx::new(n) else { break };
+    /// Reads what the child supervisors `children` said.
+    pub(super) fn read_procs(&mut self, children: &[ChildIdx], now: Instant) {
+        for &child in children {
             self.read_proc(child, now);
         }
     }
@@ -209,8 +208,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     }
 
     /// Tells the parent that every child of this supervisor is ready.
-    pub(super) fn tell_parent_ready(&self) {
-        if let Some(parent) = &self.parent {
+    pub(super) fn tell_parent_ready(&mut self) {
+        if let Some(parent) = &mut self.parent {
             if let Err(err) = parent.send(&Note::Ready) {
                 tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");
             }

@@ -104,7 +104,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     outcome,
                     signal: self.stop_signal.map(|s| s as i32),
                 };
-                if let Some(parent) = &self.parent {
+                if let Some(parent) = &mut self.parent {
                     if let Err(err) = parent.send(&Note::Ended(ending)) {
                         tracing::warn!(supervisor = %self.machine.path(), %err, "could not tell the parent how this supervisor ended");
                     }
@@ -217,15 +217,25 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .chain(self.outlet.root().and_then(|root| root.deadline()))
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        // Child supervisors whose channel has something to read: only
+        // those are read, so a turn costs no syscall per idle child.
+        let mut said = Vec::new();
         if timeout != Some(Duration::ZERO) {
             let Some(signals) = &self.signals else { return };
             let mut fds = vec![sys::readable(signals.fd())];
-            fds.extend(self.procs.poll_fds());
+            let (children, proc_fds): (Vec<ChildIdx>, Vec<_>) = self.procs.poll_fds().unzip();
+            fds.extend(proc_fds);
             fds.extend(self.host.poll_fds());
             if let Outlet::Root(root) = &self.outlet {
                 fds.extend(root.poll_fds());
             }
             sys::wait_readable(&mut fds, timeout);
+            said = children
+                .into_iter()
+                .zip(&fds[1..])
+                .filter(|(_, fd)| fd.any().unwrap_or(true))
+                .map(|(child, _)| child)
+                .collect();
         }
         let signals = self
             .signals
@@ -234,7 +244,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .unwrap_or_default();
         let now = self.timer.now();
         self.read_host(now, false);
-        self.read_procs(now);
+        self.read_procs(&said, now);
         if let Some(root) = self.outlet.root() {
             root.handle(now);
         }
