@@ -31,7 +31,7 @@ pub(crate) mod scenario {
 
     use super::next_run;
     use crate::observe::now_ms;
-    use crate::scenario::{report, Forever};
+    use crate::scenario::report;
 
     /// Panics on its first four runs, then prints `start w <ms>` and runs
     /// until stopped. `Always`, backoff 20 ms ×2, no reset within the test.
@@ -86,12 +86,37 @@ pub(crate) mod scenario {
         }
     }
 
+    /// Prints `start root/1/0 <pid>`, runs until stopped; its future takes
+    /// 100 ms to drop, then prints `dropped root/1/0 <pid>`.
+    struct SlowDrop;
+
+    struct SlowGuard;
+
+    impl Drop for SlowGuard {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(100));
+            println!("dropped root/1/0 {}", std::process::id());
+        }
+    }
+
+    impl Worker for SlowDrop {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {
+                let _guard = SlowGuard;
+                println!("start root/1/0 {}", std::process::id());
+                std::future::pending::<()>().await;
+            })
+        }
+    }
+
+    impl Restartable for SlowDrop {}
+
     /// A worker that exits its host with code 3, and a supervisor stopped
     /// by the runner's SIGTERM to the root.
     pub(crate) fn exit_codes() {
         let tree = Supertree::new()
             .add_worker(ExitsWithThree)
-            .add_supervisor(|s| s.add_worker(Forever::new("root/1/0")))
+            .add_supervisor(|s| s.add_worker(SlowDrop))
             .on_event(|event| println!("event {event}"));
         report(tree.start());
     }
@@ -334,7 +359,21 @@ pub(crate) mod drive {
         if !misread.is_empty() {
             return Err(format!("exits misread: {misread:?}"));
         }
-        run.note("exit(3) reads as code 3; stops read as stopped".to_owned());
+        // A worker's exit is reported once its future is gone.
+        let out = run.stdout();
+        let dropped = out.iter().position(|l| l.starts_with("dropped root/1/0 "));
+        let stopped = out
+            .iter()
+            .position(|l| l == "event root/1/0: stopped; not restarted");
+        match (dropped, stopped) {
+            (Some(d), Some(s)) if d < s => {}
+            _ => {
+                return Err(format!(
+                    "the stop was reported before the future was dropped: {out:#?}"
+                ))
+            }
+        }
+        run.note("exit(3) reads as code 3; stops read as stopped, after the drop".to_owned());
         Ok(())
     }
 

@@ -284,23 +284,22 @@ fn start<S: Spawner, T: Timer>(
             })
         };
         let first = run_once();
-        let runs = run_leased(
-            child,
-            first,
-            run_once,
-            |panic| log_panic(&ctx.path, child, panic.as_ref()),
-            &ctx.leases,
-            &ctx.timer,
-            SPIN_BELOW,
-            |note| ctx.note(&note),
-        );
-        let runs = std::pin::pin!(runs);
-        let exit = match select(runs, stop_rx).await {
-            Either::Left((exit, _)) => exit,
-            Either::Right((stopped, runs)) => {
-                drop(runs);
-                stopped.unwrap_or(ChildExit::Stopped)
+        let exit = {
+            let runs = std::pin::pin!(run_leased(
+                child,
+                first,
+                run_once,
+                |panic| log_panic(&ctx.path, child, panic.as_ref()),
+                &ctx.leases,
+                &ctx.timer,
+                SPIN_BELOW,
+                |note| ctx.note(&note),
+            ));
+            match select(runs, stop_rx).await {
+                Either::Left((exit, _)) => exit,
+                Either::Right((stopped, _)) => stopped.unwrap_or(ChildExit::Stopped),
             }
+            // The worker's future is dropped here, before its exit is told.
         };
         ctx.note(&Note::Exited { child, exit });
         let _ = done_tx.send(());
