@@ -36,10 +36,15 @@ pub(crate) struct Channel {
 impl Channel {
     /// Wraps `fd`, which must be non-blocking.
     pub(crate) fn new(fd: OwnedFd) -> Self {
+        Self::with_outbox(fd, Vec::new())
+    }
+
+    /// Wraps `fd`, with `outbox` already queued (and its capacity kept).
+    pub(crate) fn with_outbox(fd: OwnedFd, outbox: Vec<u8>) -> Self {
         Self {
             fd,
             reader: FrameReader::default(),
-            outbox: Vec::new(),
+            outbox,
             open: true,
         }
     }
@@ -59,13 +64,18 @@ impl Channel {
     }
 
     /// Reads what the descriptor holds, at most `max_reads` reads (each up
-    /// to 2 KiB), and returns the whole messages received so far.
-    pub(crate) fn read<T: DeserializeOwned>(&mut self, max_reads: usize) -> (Vec<T>, PipeState) {
+    /// to 2 KiB); [`next`](Self::next) then hands out the messages.
+    pub(crate) fn receive(&mut self, max_reads: usize) -> PipeState {
         let state = fill(&self.fd, &mut self.reader, max_reads);
         if state != PipeState::Open {
             self.open = false;
         }
-        (std::iter::from_fn(|| self.reader.next()).collect(), state)
+        state
+    }
+
+    /// The next whole message received, if any.
+    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<T> {
+        self.reader.next()
     }
 
     /// Queues `message`; [`flush`](Self::flush) writes it.
@@ -147,14 +157,14 @@ mod tests {
         }
         a.flush();
         assert!(!a.has_outbox());
-        let (first, state) = b.read::<Note>(1);
-        assert_eq!(state, PipeState::Open);
+        assert_eq!(b.receive(1), PipeState::Open);
+        let first: Vec<Note> = std::iter::from_fn(|| b.next()).collect();
         assert!(!first.is_empty() && first.len() < notes.len());
         b.send(&Note::Ready).unwrap();
         drop(a);
-        let (rest, state) = b.read::<Note>(usize::MAX);
-        assert_eq!(state, PipeState::Closed);
+        assert_eq!(b.receive(usize::MAX), PipeState::Closed);
         assert!(!b.is_open());
+        let rest: Vec<Note> = std::iter::from_fn(|| b.next()).collect();
         assert_eq!([first, rest].concat(), notes);
     }
 }

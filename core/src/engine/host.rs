@@ -171,8 +171,7 @@ impl CommandReader {
     /// once the host must stop (a `Shutdown`, or the supervisor is gone),
     /// after forwarding a `Shutdown`.
     fn forward_available(&mut self, tx: &mpsc::UnboundedSender<Input>) -> bool {
-        let (commands, state) = self.channel.read::<Command>(usize::MAX);
-        let mut gone = match state {
+        let mut gone = match self.channel.receive(usize::MAX) {
             PipeState::Open => false,
             PipeState::Closed => true,
             PipeState::Failed(err) => {
@@ -180,7 +179,7 @@ impl CommandReader {
                 true
             }
         };
-        for command in commands {
+        while let Some(command) = self.channel.next::<Command>() {
             if command == Command::Shutdown {
                 gone = true;
                 break;

@@ -306,6 +306,65 @@ pub(crate) fn wait_readable(fds: &mut [PollFd<'_>], timeout: Option<Duration>) {
     }
 }
 
+/// The descriptors a supervisor's loop waits on, kept from one turn to the
+/// next so that waiting allocates nothing: a forked child inherits its
+/// parent's heap, and every allocation that lands on an inherited page
+/// copies it.
+#[derive(Debug, Default)]
+pub(crate) struct Poller {
+    fds: Vec<libc::pollfd>,
+}
+
+impl Poller {
+    /// Forgets last turn's descriptors.
+    pub(crate) fn clear(&mut self) {
+        self.fds.clear();
+    }
+
+    /// Waits for `events` on `fd` in the next [`wait`](Self::wait); returns
+    /// its index for [`ready`](Self::ready). `fd` must stay open until then.
+    pub(crate) fn add(&mut self, fd: BorrowedFd<'_>, events: PollFlags) -> usize {
+        self.fds.push(libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: events.bits(),
+            revents: 0,
+        });
+        self.fds.len() - 1
+    }
+
+    /// Waits until a descriptor is ready or `timeout` passes (`None`:
+    /// forever), with nanosecond precision; a signal counts as a wake-up.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>) {
+        let timeout = timeout.map(TimeSpec::from_duration);
+        let timeout_ptr = timeout
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t.as_ref() as *const libc::timespec);
+        // SAFETY: `fds` is a valid array of `len` pollfds, which ppoll
+        // writes `revents` into; the descriptors were open when added and
+        // this single-threaded loop closes none before waiting; the timeout
+        // is null or points to a live timespec; no signal mask is passed.
+        let n = unsafe {
+            libc::ppoll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                timeout_ptr,
+                std::ptr::null(),
+            )
+        };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR => {}
+                err => tracing::warn!(%err, "ppoll failed"),
+            }
+        }
+    }
+
+    /// Whether the descriptor at `index` had any event in the last wait.
+    pub(crate) fn ready(&self, index: usize) -> bool {
+        self.fds.get(index).is_some_and(|fd| fd.revents != 0)
+    }
+}
+
 /// A `PollFd` waiting for input on `fd`.
 pub(crate) fn readable(fd: BorrowedFd<'_>) -> PollFd<'_> {
     PollFd::new(fd, PollFlags::POLLIN)

@@ -1,10 +1,9 @@
 //! A supervisor's child supervisors: each a forked process with a channel of
 //! its own, stopped with signals, reaped when it exits.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Instant;
 
-use nix::poll::PollFd;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -28,7 +27,8 @@ struct Proc {
 /// The child supervisor processes of one supervisor, by position.
 #[derive(Debug)]
 pub(super) struct ChildProcs {
-    procs: Vec<Option<Proc>>,
+    /// Boxed: most children are workers, and a slot costs a word.
+    procs: Vec<Option<Box<Proc>>>,
 }
 
 impl ChildProcs {
@@ -39,7 +39,7 @@ impl ChildProcs {
     }
 
     fn get(&self, child: ChildIdx) -> Option<&Proc> {
-        self.procs.get(child.get()).and_then(Option::as_ref)
+        self.procs.get(child.get()).and_then(Option::as_deref)
     }
 
     pub(super) fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
@@ -72,11 +72,11 @@ impl ChildProcs {
         true
     }
 
-    /// The channels to poll, with the child each belongs to.
-    pub(super) fn poll_fds(&self) -> impl Iterator<Item = (ChildIdx, PollFd<'_>)> {
+    /// The channels to wait on, with the child each belongs to.
+    pub(super) fn open_channels(&self) -> impl Iterator<Item = (ChildIdx, BorrowedFd<'_>)> {
         self.procs.iter().enumerate().filter_map(|(n, p)| {
             let p = p.as_ref().filter(|p| p.channel.is_open())?;
-            Some((ChildIdx::new(n)?, sys::readable(p.channel.fd())))
+            Some((ChildIdx::new(n)?, p.channel.fd()))
         })
     }
 }
@@ -129,11 +129,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         match forked {
             Ok(pid) => {
                 tracing::info!(supervisor = %self.machine.path(), %child, pid = pid.as_raw(), "child supervisor started");
-                self.procs.procs[child.get()] = Some(Proc {
+                self.procs.procs[child.get()] = Some(Box::new(Proc {
                     pid,
                     channel: Channel::new(ours),
                     ending: None,
-                });
+                }));
                 self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Supervisor));
             }
             Err(err) => {
@@ -147,9 +147,12 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
 
     /// In a freshly forked child: lets go of the parent's child processes.
     pub(super) fn leave_procs(&mut self) {
-        for proc in std::mem::take(&mut self.procs.procs).into_iter().flatten() {
-            proc.channel.abandon();
+        let procs = std::mem::take(&mut self.procs.procs);
+        for proc in procs.iter().flatten() {
+            // The descriptor is closed; the rest is forgotten, not freed.
+            let _ = nix::unistd::close(proc.channel.fd().as_raw_fd());
         }
+        std::mem::forget(procs);
     }
 
     /// Reads what the child supervisors `children` said.
@@ -171,11 +174,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         if !proc.channel.is_open() {
             return;
         }
-        let (notes, state) = proc.channel.read::<Note>(usize::MAX);
-        if let PipeState::Failed(err) = state {
+        if let PipeState::Failed(err) = proc.channel.receive(usize::MAX) {
             tracing::warn!(supervisor = %self.machine.path(), %child, %err, "reading a child supervisor's channel failed");
         }
-        for note in notes {
+        while let Some(note) = self.procs.procs[child.get()]
+            .as_mut()
+            .and_then(|p| p.channel.next::<Note>())
+        {
             match note {
                 Note::Ready => self.machine.handle_ready(child, now),
                 Note::Ended(ending) => {
@@ -196,6 +201,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let Some(proc) = self.procs.procs[child.get()].take() else {
             return;
         };
+        let proc = *proc;
         // A supervisor that exited by itself said how; the exit code only
         // says that it did.
         let exit = match (exit, proc.ending) {

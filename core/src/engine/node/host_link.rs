@@ -1,11 +1,11 @@
 //! The link from a supervisor to its worker host: forking it, the commands
 //! sent to it, the notes read from it, and its end.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags};
+use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -175,10 +175,9 @@ impl HostLink {
         }
     }
 
-    pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let Some(host) = &self.host else {
-            return Vec::new();
-        };
+    /// The host's channel and what to wait for on it, if anything.
+    pub(super) fn interest(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
+        let host = self.host.as_ref()?;
         let mut events = PollFlags::empty();
         if host.channel.is_open() {
             events |= PollFlags::POLLIN;
@@ -186,10 +185,7 @@ impl HostLink {
         if host.channel.has_outbox() {
             events |= PollFlags::POLLOUT;
         }
-        if events.is_empty() {
-            return Vec::new();
-        }
-        vec![PollFd::new(host.channel.fd(), events)]
+        (!events.is_empty()).then(|| (host.channel.fd(), events))
     }
 }
 
@@ -232,24 +228,25 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// its channel, so it starts them before anything else.
     fn fork_host(&mut self, starts: &[(ChildIdx, Option<RecordState>)]) -> Result<Pid, Errno> {
         let (ours, theirs) = sys::socketpair()?;
-        let mut channel = Channel::new(ours);
+        let mut channel = Channel::with_outbox(ours, Vec::with_capacity(32 * starts.len() + 64));
         for &(child, lease) in starts {
             channel.queue(&Command::Start { child, lease });
         }
         // A fresh socket takes far more than a tree's first starts; any rest
         // is flushed by the loop.
         channel.flush();
-        let path = format!("{}/host", self.machine.path());
         let grant = Grant {
             budget: self.machine.budget(self.timer.now()),
             as_of: 0,
         };
-        let leasable = self.machine.leasable();
-        let host_path = path.clone();
         let ours = channel.fd().as_raw_fd();
         let pid = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             let _ = nix::unistd::close(ours);
+            // Built here, in the host: the supervisor neither allocates nor
+            // frees them, and keeps its heap compact for the next fork.
+            let path = format!("{}/host", self.machine.path());
+            let leasable = self.machine.leasable();
             self.leave_parent_state();
             // The child supervisors' specs stay where they are, never
             // dropped: see `take_children`.
@@ -274,6 +271,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             )
         })?;
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
+        let host_path = format!("{}/host", self.machine.path());
         self.emit(
             host_path,
             Some(pid),
@@ -305,11 +303,15 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             return;
         };
         let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
-        let (notes, state) = host.channel.read::<Note>(max_reads);
-        if let PipeState::Failed(err) = state {
+        if let PipeState::Failed(err) = host.channel.receive(max_reads) {
             tracing::warn!(supervisor = %self.machine.path(), %err, "reading the worker host's channel failed");
         }
-        for note in notes {
+        while let Some(note) = self
+            .host
+            .host
+            .as_mut()
+            .and_then(|h| h.channel.next::<Note>())
+        {
             self.host_note(note, now);
         }
     }

@@ -12,8 +12,10 @@ mod children;
 mod host_link;
 mod report;
 
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
 use super::channel::Channel;
@@ -43,6 +45,10 @@ pub(crate) struct Node<'a, S, T> {
     outlet: Outlet,
     /// The channel to the parent supervisor, in a forked supervisor.
     parent: Option<Channel>,
+    /// What the loop waits on, and the child supervisors that said
+    /// something in the last wait: kept across turns, not reallocated.
+    poller: sys::Poller,
+    said: Vec<ChildIdx>,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -74,6 +80,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             owns_all_children: false,
             outlet,
             parent: None,
+            poller: sys::Poller::default(),
+            said: Vec::new(),
         }
     }
 
@@ -219,23 +227,29 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         // Child supervisors whose channel has something to read: only
         // those are read, so a turn costs no syscall per idle child.
-        let mut said = Vec::new();
+        self.said.clear();
         if timeout != Some(Duration::ZERO) {
             let Some(signals) = &self.signals else { return };
-            let mut fds = vec![sys::readable(signals.fd())];
-            let (children, proc_fds): (Vec<ChildIdx>, Vec<_>) = self.procs.poll_fds().unzip();
-            fds.extend(proc_fds);
-            fds.extend(self.host.poll_fds());
-            if let Outlet::Root(root) = &self.outlet {
-                fds.extend(root.poll_fds());
+            self.poller.clear();
+            self.poller.add(signals.fd(), PollFlags::POLLIN);
+            for (_, fd) in self.procs.open_channels() {
+                self.poller.add(fd, PollFlags::POLLIN);
             }
-            sys::wait_readable(&mut fds, timeout);
-            said = children
-                .into_iter()
-                .zip(&fds[1..])
-                .filter(|(_, fd)| fd.any().unwrap_or(true))
-                .map(|(child, _)| child)
-                .collect();
+            if let Some((fd, events)) = self.host.interest() {
+                self.poller.add(fd, events);
+            }
+            if let Outlet::Root(root) = &self.outlet {
+                for fd in root.poll_fds() {
+                    self.poller
+                        .add(fd.as_fd(), fd.events() & !PollFlags::POLLNVAL);
+                }
+            }
+            self.poller.wait(timeout);
+            for (i, (child, _)) in self.procs.open_channels().enumerate() {
+                if self.poller.ready(1 + i) {
+                    self.said.push(child);
+                }
+            }
         }
         let signals = self
             .signals
@@ -244,7 +258,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .unwrap_or_default();
         let now = self.timer.now();
         self.read_host(now, false);
+        let said = std::mem::take(&mut self.said);
         self.read_procs(&said, now);
+        self.said = said;
         if let Some(root) = self.outlet.root() {
             root.handle(now);
         }
