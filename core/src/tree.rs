@@ -42,9 +42,13 @@ use crate::{
 };
 
 /// One child of a supervisor, in the order it was added.
+///
+/// Both variants are boxed: a tree's children lists stay small, and
+/// so do the holes their growth leaves in the heap that every forked process
+/// of the tree inherits (and copies where it allocates into them).
 pub(crate) enum Child {
     Worker(Box<dyn Worker>),
-    Supervisor(Supervisor),
+    Supervisor(Box<Supervisor>),
 }
 
 impl Child {
@@ -352,7 +356,9 @@ impl<K> Tree<K> {
         F: FnOnce(Supervisor) -> Supervisor,
     {
         self.children
-            .push(Child::Supervisor(f(Tree::with_kind(Nested::default()))));
+            .push(Child::Supervisor(Box::new(f(Tree::with_kind(
+                Nested::default(),
+            )))));
         self
     }
 

@@ -1,10 +1,11 @@
-//! One end of a channel between a supervisor and a child process (or of the
-//! event pipe): a non-blocking descriptor, the frames read so far, and the
-//! frames waiting to be written.
+//! One end of a channel between a supervisor and a child process: its
+//! non-blocking pipe ends, the frames read so far, and the frames waiting to
+//! be written.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::poll::PollFlags;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -22,10 +23,15 @@ pub(crate) enum PipeState {
     Failed(Errno),
 }
 
-/// One end of a channel.
+/// One end of a channel: what it reads from (`rx`) and writes to (`tx`),
+/// each a non-blocking pipe end. Pipes, not a socket pair: a message on a
+/// pipe costs a copy into the pipe's pages, where a Unix socket allocates
+/// (and accounts) a buffer per write, which halved the in-place restart
+/// rate; and a write of up to `PIPE_BUF` bytes to a pipe is atomic.
 #[derive(Debug)]
 pub(crate) struct Channel {
-    fd: OwnedFd,
+    rx: Option<OwnedFd>,
+    tx: Option<OwnedFd>,
     reader: FrameReader,
     outbox: Vec<u8>,
     /// Whether the other end may still send: a closed descriptor polls as
@@ -34,39 +40,97 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    /// Wraps `fd`, which must be non-blocking.
-    pub(crate) fn new(fd: OwnedFd) -> Self {
-        Self::with_outbox(fd, Vec::new())
+    /// A channel both ways: `(the supervisor's end, the child's end)`.
+    pub(crate) fn both_ways() -> Result<(Channel, Channel), Errno> {
+        let (down_rx, down_tx) = sys::pipe()?;
+        let (up_rx, up_tx) = sys::pipe()?;
+        Ok((
+            Channel::new(Some(up_rx), Some(down_tx)),
+            Channel::new(Some(down_rx), Some(up_tx)),
+        ))
     }
 
-    /// Wraps `fd`, with `outbox` already queued (and its capacity kept).
-    pub(crate) fn with_outbox(fd: OwnedFd, outbox: Vec<u8>) -> Self {
+    /// A channel up only, from the child: `(the supervisor's end, the
+    /// child's end)`. What travels down to a child supervisor today are
+    /// signals; the other direction is added when something needs it.
+    pub(crate) fn up_only() -> Result<(Channel, Channel), Errno> {
+        let (rx, tx) = sys::pipe()?;
+        Ok((Channel::new(Some(rx), None), Channel::new(None, Some(tx))))
+    }
+
+    fn new(rx: Option<OwnedFd>, tx: Option<OwnedFd>) -> Self {
         Self {
-            fd,
+            rx,
+            tx,
             reader: FrameReader::default(),
-            outbox,
+            outbox: Vec::new(),
             open: true,
         }
     }
 
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// Makes room for `bytes` of messages to queue.
+    pub(crate) fn reserve(&mut self, bytes: usize) {
+        self.outbox.reserve(bytes);
+    }
+
+    /// This end split in two: its reading half and its writing half.
+    pub(crate) fn split(self) -> (Channel, Channel) {
+        let Channel {
+            rx,
+            tx,
+            reader,
+            outbox,
+            open,
+        } = self;
+        (
+            Channel {
+                rx,
+                tx: None,
+                reader,
+                outbox: Vec::new(),
+                open,
+            },
+            Channel {
+                rx: None,
+                tx,
+                reader: FrameReader::default(),
+                outbox,
+                open,
+            },
+        )
+    }
+
+    /// What to wait for on this end: its reading descriptor while the other
+    /// end may send, its writing one while frames wait.
+    pub(crate) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
+        let rx = self.rx.as_ref().filter(|_| self.open);
+        let tx = self.tx.as_ref().filter(|_| !self.outbox.is_empty());
+        rx.map(|fd| (fd.as_fd(), PollFlags::POLLIN))
+            .into_iter()
+            .chain(tx.map(|fd| (fd.as_fd(), PollFlags::POLLOUT)))
+    }
+
+    /// The descriptors of this end, to close in a forked child that must
+    /// not hold them (see [`sys::close_in_child`]).
+    pub(crate) fn raw_fds(&self) -> [Option<RawFd>; 2] {
+        [
+            self.rx.as_ref().map(AsRawFd::as_raw_fd),
+            self.tx.as_ref().map(AsRawFd::as_raw_fd),
+        ]
     }
 
     /// Whether the other end may still send.
     pub(crate) fn is_open(&self) -> bool {
-        self.open
-    }
-
-    /// Whether frames wait to be written.
-    pub(crate) fn has_outbox(&self) -> bool {
-        !self.outbox.is_empty()
+        self.open && self.rx.is_some()
     }
 
     /// Reads what the descriptor holds, at most `max_reads` reads (each up
     /// to 2 KiB); [`next`](Self::next) then hands out the messages.
     pub(crate) fn receive(&mut self, max_reads: usize) -> PipeState {
-        let state = fill(&self.fd, &mut self.reader, max_reads);
+        let Some(rx) = &self.rx else {
+            return PipeState::Closed;
+        };
+        let state = fill(rx, &mut self.reader, max_reads);
         if state != PipeState::Open {
             self.open = false;
         }
@@ -86,8 +150,9 @@ impl Channel {
     /// Writes as much of the outbox as the descriptor takes, without
     /// blocking.
     pub(crate) fn flush(&mut self) {
+        let Some(tx) = &self.tx else { return };
         while !self.outbox.is_empty() {
-            match sys::write(&self.fd, &self.outbox) {
+            match sys::write(tx, &self.outbox) {
                 Ok(n) => {
                     self.outbox.drain(..n);
                 }
@@ -99,8 +164,11 @@ impl Channel {
     /// Writes `message` now (after anything queued), waiting for room if
     /// need be: for a child process, whose supervisor always reads.
     pub(crate) fn send<T: Serialize>(&mut self, message: &T) -> Result<(), Errno> {
-        self.queue(message);
-        let written = sys::write_all(self.fd.as_fd(), &self.outbox);
+        let Some(tx) = &self.tx else {
+            return Err(Errno::EBADF);
+        };
+        frame::encode_into(&mut self.outbox, message);
+        let written = sys::write_all(tx.as_fd(), &self.outbox);
         self.outbox.clear();
         written
     }
@@ -109,9 +177,13 @@ impl Channel {
     /// forgotten rather than freed (see `take_children`).
     pub(crate) fn abandon(self) {
         let Self {
-            fd, reader, outbox, ..
+            rx,
+            tx,
+            reader,
+            outbox,
+            ..
         } = self;
-        drop(fd);
+        drop((rx, tx));
         std::mem::forget((reader, outbox));
     }
 }
@@ -124,9 +196,7 @@ pub(crate) fn fill(fd: impl AsFd, reader: &mut FrameReader, max_reads: usize) ->
     let mut reads = 0;
     while reads < max_reads {
         match nix::unistd::read(fd.as_fd(), &mut chunk) {
-            // A peer that closed with our data unread resets the socket;
-            // what it sent before is read first.
-            Ok(0) | Err(Errno::ECONNRESET) => return PipeState::Closed,
+            Ok(0) => return PipeState::Closed,
             Ok(n) => {
                 reader.push(&chunk[..n]);
                 reads += 1;
@@ -147,8 +217,7 @@ mod tests {
 
     #[test]
     fn a_channel_carries_messages_both_ways_and_sees_the_end() {
-        let (a, b) = sys::socketpair().unwrap();
-        let (mut a, mut b) = (Channel::new(a), Channel::new(b));
+        let (mut b, mut a) = Channel::both_ways().unwrap();
         let notes: Vec<Note> = (0..2000)
             .map(|n| Note::WorkerReady(ChildIdx::new(n).unwrap()))
             .collect();
@@ -156,11 +225,13 @@ mod tests {
             a.queue(note);
         }
         a.flush();
-        assert!(!a.has_outbox());
+        assert_eq!(a.interest().count(), 1, "nothing left to write");
         assert_eq!(b.receive(1), PipeState::Open);
         let first: Vec<Note> = std::iter::from_fn(|| b.next()).collect();
         assert!(!first.is_empty() && first.len() < notes.len());
         b.send(&Note::Ready).unwrap();
+        a.receive(usize::MAX);
+        assert_eq!(a.next::<Note>(), Some(Note::Ready));
         drop(a);
         assert_eq!(b.receive(usize::MAX), PipeState::Closed);
         assert!(!b.is_open());

@@ -11,7 +11,6 @@
 //! the workers as killed by it. A thread of its own reads the channel, so
 //! the host works on any executor without an I/O reactor.
 
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -72,7 +71,8 @@ pub(crate) struct Setup {
     /// The policies of the workers it may restart in place.
     pub(crate) leasable: Vec<Option<ChildPolicy>>,
     pub(crate) grant: Grant,
-    pub(crate) channel: OwnedFd,
+    /// The host's end of its channel.
+    pub(crate) channel: Channel,
 }
 
 /// Runs the host until it is told to stop; returns the exit code (which
@@ -95,18 +95,14 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
             return 1;
         }
     };
-    let (reader_fd, channel) = match channel.try_clone() {
-        Ok(reader_fd) => (reader_fd, Channel::new(channel)),
-        Err(err) => {
-            tracing::error!(host = %path, %err, "worker host could not set up its channel");
-            return 1;
-        }
-    };
+    // Commands are read by a thread of the host's; notes are written by
+    // its tasks, one at a time.
+    let (commands, notes) = channel.split();
     let (tx, rx) = mpsc::unbounded();
     // The supervisor wrote the first `Start`s before it forked this host:
     // take them now, so those workers start before the reader thread (which
     // takes ~100 µs to spawn) and without a hand-over between threads.
-    let mut reader = CommandReader::new(reader_fd);
+    let mut reader = CommandReader { channel: commands };
     let ended = reader.forward_available(&tx);
     let host = path.clone();
     let start_reader = move || {
@@ -125,7 +121,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         spawner: spawner.clone(),
         timer,
         path,
-        channel: Mutex::new(channel),
+        channel: Mutex::new(notes),
         leases: Mutex::new(Leases::new(leasable, grant)),
     });
     let workers: Vec<Option<SharedWorker>> = workers
@@ -143,19 +139,15 @@ struct CommandReader {
 }
 
 impl CommandReader {
-    fn new(fd: OwnedFd) -> Self {
-        Self {
-            channel: Channel::new(fd),
-        }
-    }
-
     /// Runs until the host must stop.
     fn run(mut self, signals: &SignalPipe, tx: &mpsc::UnboundedSender<Input>) {
         loop {
-            let mut fds = [
-                sys::readable(signals.fd()),
-                sys::readable(self.channel.fd()),
-            ];
+            let mut fds = vec![sys::readable(signals.fd())];
+            fds.extend(
+                self.channel
+                    .interest()
+                    .map(|(fd, events)| nix::poll::PollFd::new(fd, events)),
+            );
             sys::wait_readable(&mut fds, None);
             if signals.drain().contains(&Signal::SIGTERM) {
                 let _ = tx.unbounded_send(Input::Terminated);

@@ -2,7 +2,7 @@
 //! supertrees: fork, `_exit`, the parent-death signal, the signal self-pipe.
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -109,16 +109,13 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errn
     Ok(())
 }
 
-/// A non-blocking, close-on-exec Unix stream socket pair: one channel
-/// between a supervisor and a child process.
-pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-    )
+/// In a freshly forked child: closes descriptors of the parent's that this
+/// process must not hold (the parent's ends of its channels), without
+/// touching the structures that own them, which the child forgets.
+pub(crate) fn close_in_child(fds: impl IntoIterator<Item = Option<RawFd>>) {
+    for fd in fds.into_iter().flatten() {
+        let _ = nix::unistd::close(fd);
+    }
 }
 
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.

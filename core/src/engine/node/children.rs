@@ -1,9 +1,10 @@
 //! A supervisor's child supervisors: each a forked process with a channel of
 //! its own, stopped with signals, reaped when it exits.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
+use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -72,11 +73,13 @@ impl ChildProcs {
         true
     }
 
-    /// The channels to wait on, with the child each belongs to.
-    pub(super) fn open_channels(&self) -> impl Iterator<Item = (ChildIdx, BorrowedFd<'_>)> {
-        self.procs.iter().enumerate().filter_map(|(n, p)| {
-            let p = p.as_ref().filter(|p| p.channel.is_open())?;
-            Some((ChildIdx::new(n)?, p.channel.fd()))
+    /// What to wait on for each child, with the child it belongs to.
+    pub(super) fn interest(&self) -> impl Iterator<Item = (ChildIdx, BorrowedFd<'_>, PollFlags)> {
+        self.procs.iter().enumerate().flat_map(|(n, p)| {
+            let child = ChildIdx::new(n);
+            p.iter()
+                .flat_map(|p| p.channel.interest())
+                .filter_map(move |(fd, events)| Some((child?, fd, events)))
         })
     }
 }
@@ -85,7 +88,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// Forks child supervisor `child`.
     pub(super) fn start_supervisor(&mut self, child: ChildIdx) {
         let path = self.child_path(child);
-        let (ours, theirs) = match sys::socketpair() {
+        let (ours, theirs) = match Channel::up_only() {
             Ok(pair) => pair,
             Err(err) => {
                 tracing::error!(supervisor = %self.machine.path(), %child, %err, "could not make a channel for a child supervisor; will retry with backoff");
@@ -95,10 +98,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 return;
             }
         };
-        let ours_raw = ours.as_raw_fd();
+        let ours_fds = ours.raw_fds();
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
-            let _ = nix::unistd::close(ours_raw);
+            sys::close_in_child(ours_fds);
             let outlet = self.outlet.take_for_child();
             self.leave_parent_state();
             let n = child.get();
@@ -122,7 +125,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 signals,
                 outlet,
             )
-            .forked(Channel::new(theirs))
+            .forked(theirs)
             .run();
             0
         });
@@ -131,7 +134,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 tracing::info!(supervisor = %self.machine.path(), %child, pid = pid.as_raw(), "child supervisor started");
                 self.procs.procs[child.get()] = Some(Box::new(Proc {
                     pid,
-                    channel: Channel::new(ours),
+                    channel: ours,
                     ending: None,
                 }));
                 self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Supervisor));
@@ -149,8 +152,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     pub(super) fn leave_procs(&mut self) {
         let procs = std::mem::take(&mut self.procs.procs);
         for proc in procs.iter().flatten() {
-            // The descriptor is closed; the rest is forgotten, not freed.
-            let _ = nix::unistd::close(proc.channel.fd().as_raw_fd());
+            // The descriptors are closed; the rest is forgotten, not freed.
+            sys::close_in_child(proc.channel.raw_fds());
         }
         std::mem::forget(procs);
     }

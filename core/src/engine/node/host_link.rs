@@ -1,7 +1,7 @@
 //! The link from a supervisor to its worker host: forking it, the commands
 //! sent to it, the notes read from it, and its end.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -175,17 +175,9 @@ impl HostLink {
         }
     }
 
-    /// The host's channel and what to wait for on it, if anything.
-    pub(super) fn interest(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
-        let host = self.host.as_ref()?;
-        let mut events = PollFlags::empty();
-        if host.channel.is_open() {
-            events |= PollFlags::POLLIN;
-        }
-        if host.channel.has_outbox() {
-            events |= PollFlags::POLLOUT;
-        }
-        (!events.is_empty()).then(|| (host.channel.fd(), events))
+    /// What to wait for on the host's channel.
+    pub(super) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
+        self.host.iter().flat_map(|host| host.channel.interest())
     }
 }
 
@@ -227,8 +219,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// Forks the worker host, with `Start` commands for `starts` already in
     /// its channel, so it starts them before anything else.
     fn fork_host(&mut self, starts: &[(ChildIdx, Option<RecordState>)]) -> Result<Pid, Errno> {
-        let (ours, theirs) = sys::socketpair()?;
-        let mut channel = Channel::with_outbox(ours, Vec::with_capacity(32 * starts.len() + 64));
+        let (mut channel, theirs) = Channel::both_ways()?;
+        channel.reserve(32 * starts.len() + 64);
         for &(child, lease) in starts {
             channel.queue(&Command::Start { child, lease });
         }
@@ -239,10 +231,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             budget: self.machine.budget(self.timer.now()),
             as_of: 0,
         };
-        let ours = channel.fd().as_raw_fd();
+        let ours = channel.raw_fds();
         let pid = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
-            let _ = nix::unistd::close(ours);
+            sys::close_in_child(ours);
             // Built here, in the host: the supervisor neither allocates nor
             // frees them, and keeps its heap compact for the next fork.
             let path = format!("{}/host", self.machine.path());

@@ -48,6 +48,8 @@ pub(crate) struct Node<'a, S, T> {
     /// What the loop waits on, and the child supervisors that said
     /// something in the last wait: kept across turns, not reallocated.
     poller: sys::Poller,
+    /// Each child supervisor's channel's place in `poller`.
+    watched: Vec<(ChildIdx, usize)>,
     said: Vec<ChildIdx>,
 }
 
@@ -81,6 +83,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             outlet,
             parent: None,
             poller: sys::Poller::default(),
+            watched: Vec::new(),
             said: Vec::new(),
         }
     }
@@ -231,11 +234,13 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if timeout != Some(Duration::ZERO) {
             let Some(signals) = &self.signals else { return };
             self.poller.clear();
+            self.watched.clear();
             self.poller.add(signals.fd(), PollFlags::POLLIN);
-            for (_, fd) in self.procs.open_channels() {
-                self.poller.add(fd, PollFlags::POLLIN);
+            for (child, fd, events) in self.procs.interest() {
+                let at = self.poller.add(fd, events);
+                self.watched.push((child, at));
             }
-            if let Some((fd, events)) = self.host.interest() {
+            for (fd, events) in self.host.interest() {
                 self.poller.add(fd, events);
             }
             if let Outlet::Root(root) = &self.outlet {
@@ -245,8 +250,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 }
             }
             self.poller.wait(timeout);
-            for (i, (child, _)) in self.procs.open_channels().enumerate() {
-                if self.poller.ready(1 + i) {
+            for &(child, at) in &self.watched {
+                if self.poller.ready(at) {
                     self.said.push(child);
                 }
             }
