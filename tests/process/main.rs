@@ -52,6 +52,7 @@ use std::time::Duration;
 mod decisions;
 mod drive;
 mod failures;
+mod host_children;
 mod limits;
 mod observe;
 mod runner;
@@ -242,6 +243,13 @@ const SCENARIOS: &[Scenario] = &[
         "panic_differential",
         decisions::scenario::differential,
         decisions::drive::differential,
+        15,
+    ),
+    // Issue 11: what a worker starts ends with its host.
+    scenario(
+        "worker_children",
+        host_children::scenario::worker_children,
+        host_children::drive::worker_children,
         15,
     ),
 ];

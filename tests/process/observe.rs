@@ -23,7 +23,7 @@ pub(crate) fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-/// The directory of the scenario whose root (and process group) is `pgid`;
+/// The directory of the scenario whose root (and session) is `pgid`;
 /// not created by the runner (the status socket's owner-only directory is
 /// created by the tree). The runner removes it after the scenario.
 pub(crate) fn dir_of(pgid: i32) -> std::path::PathBuf {
@@ -32,7 +32,7 @@ pub(crate) fn dir_of(pgid: i32) -> std::path::PathBuf {
 
 /// The running scenario's directory, from any process of its tree.
 pub(crate) fn test_dir() -> std::path::PathBuf {
-    dir_of(nix::unistd::getpgrp().as_raw())
+    dir_of(nix::unistd::getsid(None).map_or(0, |sid| sid.as_raw()))
 }
 
 /// The directory of the scenario `run` runs.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
@@ -205,7 +205,9 @@ fn lock(lines: &Mutex<Vec<String>>) -> Vec<String> {
 pub(crate) struct Proc {
     pub(crate) pid: i32,
     pub(crate) ppid: i32,
-    pub(crate) pgrp: i32,
+    /// The session: a scenario's root leads one, and every process of its
+    /// tree stays in it (worker hosts lead process groups of their own).
+    pub(crate) session: i32,
     pub(crate) state: char,
     pub(crate) threads: u32,
 }
@@ -218,19 +220,19 @@ impl Proc {
             pid,
             state: rest.first()?.chars().next()?,
             ppid: rest.get(1)?.parse().ok()?,
-            pgrp: rest.get(2)?.parse().ok()?,
+            session: rest.get(3)?.parse().ok()?,
             threads: rest.get(17)?.parse().ok()?,
         })
     }
 
-    /// Every process whose process group is `pgrp`.
-    fn group(pgrp: i32) -> Vec<Proc> {
+    /// Every process of the session `session`.
+    fn group(session: i32) -> Vec<Proc> {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return Vec::new();
         };
         dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .filter_map(Proc::read)
-            .filter(|p| p.pgrp == pgrp)
+            .filter(|p| p.session == session)
             .collect()
     }
 
@@ -261,8 +263,20 @@ impl Run {
     fn spawn(mut cmd: Command, timeout: Duration) -> Result<Run, String> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .stderr(Stdio::piped());
+        // A session (and process group) of its own: its tree's processes
+        // are found (and killed) by session, since worker hosts lead
+        // process groups of their own.
+        #[allow(unsafe_code)]
+        // SAFETY: `setsid` is async-signal-safe, and the closure touches
+        // nothing else between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
         let mut child = cmd.spawn().map_err(|e| format!("spawn {cmd:?}: {e}"))?;
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -341,7 +355,7 @@ impl Run {
                 return Ok(status);
             }
             if Instant::now() >= self.deadline {
-                let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                self.kill_session();
                 if let Ok(status) = self.child.wait() {
                     self.status = Some(status);
                 }
@@ -433,9 +447,16 @@ impl Run {
         }
     }
 
+    /// SIGKILLs every process of the scenario's session.
+    fn kill_session(&self) {
+        for proc in Proc::group(self.pid) {
+            let _ = kill(Pid::from_raw(proc.pid), Signal::SIGKILL);
+        }
+    }
+
     /// Kills whatever is left of the group and reaps it.
     fn clean_up(&mut self) {
-        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        self.kill_session();
         if self.status.is_none() {
             let _ = self.child.kill();
             self.status = self.child.wait().ok();

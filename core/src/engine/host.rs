@@ -10,6 +10,10 @@
 //! stopped, and exits; a SIGTERM from anyone else does the same but reports
 //! the workers as killed by it. A thread of its own reads the channel, so
 //! the host works on any executor without an I/O reactor.
+//!
+//! The host leads a process group of its own: processes its workers start
+//! (`std::process::Command`, and what those start) are in it, and its
+//! supervisor kills the whole group when the host ends, however it ends.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -86,6 +90,9 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         grant,
         channel,
     } = setup;
+    // Everything the workers start is in the host's own process group, and
+    // is killed with it when the host ends (see `HostLink`).
+    sys::become_group_leader();
     sys::ignore(Signal::SIGINT);
     sys::default_action(Signal::SIGCHLD);
     let signals = match SignalPipe::install(&[Signal::SIGTERM]) {

@@ -284,6 +284,26 @@ fn exit_of(status: WaitStatus) -> Option<(Pid, ChildExit)> {
     }
 }
 
+/// Makes this process the leader of a process group of its own: what it
+/// starts (and what they start) is in that group unless they leave it, so
+/// [`kill_group`] ends all of them with it.
+pub(crate) fn become_group_leader() {
+    if let Err(err) = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
+        tracing::warn!(%err, "setpgid failed; what this process starts may outlive it");
+    }
+}
+
+/// SIGKILLs every process left in the process group `pgid` (a worker host's,
+/// once it has exited). A group with no process left is no error.
+pub(crate) fn kill_group(pgid: Pid) {
+    match nix::sys::signal::killpg(pgid, Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(err) => {
+            tracing::warn!(%err, pgid = pgid.as_raw(), "killing a worker host's process group failed")
+        }
+    }
+}
+
 /// Makes this (forked supervisor) process the reaper of its orphaned
 /// descendants: when one of its child supervisors dies, the grandchildren
 /// that `PR_SET_PDEATHSIG` kills are reaped here, not left to init.

@@ -350,6 +350,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let pid = host.pid;
         let asked = host.shutting_down;
         host.channel.abandon();
+        // What its workers started ends with it (it leads its own group).
+        sys::kill_group(pid);
         let exit = match exit {
             ChildExit::Exited(0) if asked => ChildExit::Stopped,
             other => other,
