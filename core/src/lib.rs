@@ -128,6 +128,15 @@
 //!   so the orphans of a killed child supervisor are reaped by their
 //!   grandparent instead of init; the root, which is your process, only ever
 //!   waits for its own children's pids.
+//! * **What workers start ends with their host.** A worker host leads a
+//!   process group of its own, and its supervisor SIGKILLs the whole group
+//!   when the host ends, whether it was killed or stopped in order: a
+//!   `std::process::Command` a worker spawned does not outlive it. (A
+//!   process that leaves the group, e.g. with `setsid`, is on its own; and
+//!   when a supervisor itself is SIGKILLed, its host dies with it but what
+//!   the host's workers started is not killed: containing that needs a
+//!   cgroup.) Since hosts are background process groups of the terminal's
+//!   session, a worker that reads the terminal is stopped by `SIGTTIN`.
 //! * **Readiness travels up** as notes on the same channels: a host reports
 //!   `WorkerReady` for its workers, a child supervisor `Ready` once all its
 //!   children are ready.
