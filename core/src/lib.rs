@@ -77,7 +77,8 @@
 //!   happens to its children. Restart, backoff, strategy, intensity and the
 //!   TERM→KILL deadlines of stops are decided there and nowhere else.
 //! * **One channel per child.** Each child process talks to its supervisor
-//!   over one Unix socket pair, in one framing for everything: typed
+//!   over one channel (a pipe each way for a worker host, one up for a child
+//!   supervisor), in one framing for everything: typed
 //!   messages, serialized with postcard, length-prefixed behind a magic, so
 //!   a reader skips (and logs) bytes that are not a frame. Lifecycle events
 //!   use the same framing on their own pipe to the root. Exit codes carry no
