@@ -115,10 +115,13 @@
 //!   child supervisor with SIGTERM and, after its [`Shutdown`] timeout,
 //!   SIGKILL; a worker with a `Stop` command, and a worker that is not gone
 //!   by its deadline (it blocks its thread) with a SIGKILL of its host.
-//!   Children stop in reverse start order. SIGTERM or
-//!   SIGINT at the root stops the whole tree that way and `start` returns
-//!   `Ok(())`. Forked processes ignore SIGINT, so Ctrl-C in a terminal stops
-//!   the tree in order instead of killing every process at once.
+//!   Children stop in reverse start order. SIGTERM, SIGINT, SIGHUP or
+//!   SIGQUIT at the root stops the whole tree that way and `start` returns
+//!   `Ok(())` (the root removes its status socket). Forked processes ignore
+//!   SIGINT, SIGHUP and SIGQUIT, which a terminal sends to its whole
+//!   process group (`Ctrl-C`, `Ctrl-\`, a hangup): the tree then stops in
+//!   order through its root instead of every process dying at once. A
+//!   forked supervisor stops on SIGTERM alone.
 //! * **Nothing is orphaned.** Each forked process asks for SIGKILL when its
 //!   parent dies (`PR_SET_PDEATHSIG`, checked against a parent that died
 //!   first), so killing any supervisor, even the root with SIGKILL, takes

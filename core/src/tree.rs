@@ -613,8 +613,9 @@ impl<B> Tree<Root<B>> {
     /// one forked worker host that calls [`Spawner::block_on`]. See the
     /// process model in the [crate documentation](crate#process-model).
     ///
-    /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM
-    /// or SIGINT stopped the tree in order. No forked process ever returns
+    /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM,
+    /// SIGINT, SIGHUP or SIGQUIT stopped the tree in order (the handlers
+    /// that were installed before are put back). No forked process ever returns
     /// from this call. Call it from a plain, single-threaded `fn main`.
     ///
     /// # Errors

@@ -42,9 +42,10 @@
 //! bodies) and a `drive` submodule (the runner's side): [`start`] (seed
 //! compatibility and how `start()` ends), [`signals`] (signals and orderly
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
-//! (resource limits) and [`observe`] (readiness, events, status socket,
-//! systemd, IPC faults). A new scenario is a body and a drive in its topic
-//! module, and a line in [`SCENARIOS`].
+//! (resource limits), [`observe`] (readiness, events, status socket,
+//! systemd, IPC faults), [`decisions`] (one decision-maker) and
+//! [`hardening`] (SIGHUP/SIGQUIT). A new scenario is a body and a drive in
+//! its topic module, and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -52,6 +53,7 @@ use std::time::Duration;
 mod decisions;
 mod drive;
 mod failures;
+mod hardening;
 mod limits;
 mod observe;
 mod runner;
@@ -243,6 +245,31 @@ const SCENARIOS: &[Scenario] = &[
         decisions::scenario::differential,
         decisions::drive::differential,
         15,
+    ),
+    // Issue 11: hardening.
+    scenario(
+        "hup_root",
+        hardening::scenario::hangup,
+        hardening::drive::hup_root,
+        10,
+    ),
+    scenario(
+        "quit_root",
+        hardening::scenario::hangup,
+        hardening::drive::quit_root,
+        10,
+    ),
+    scenario(
+        "hup_group",
+        hardening::scenario::hangup,
+        hardening::drive::hup_group,
+        10,
+    ),
+    scenario(
+        "quit_group",
+        hardening::scenario::hangup,
+        hardening::drive::quit_group,
+        10,
     ),
 ];
 

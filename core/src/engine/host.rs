@@ -86,7 +86,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         grant,
         channel,
     } = setup;
-    sys::ignore(Signal::SIGINT);
+    sys::ignore_terminal_signals();
     sys::default_action(Signal::SIGCHLD);
     let signals = match SignalPipe::install(&[Signal::SIGTERM]) {
         Ok(signals) => signals,

@@ -54,7 +54,8 @@ pub(crate) enum Note {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Ending {
     pub(crate) outcome: Outcome,
-    /// The signal (SIGTERM, SIGINT) that asked it to stop, if any.
+    /// The signal (SIGTERM; at the root also SIGINT, SIGHUP, SIGQUIT) that
+    /// asked it to stop, if any.
     pub(crate) signal: Option<i32>,
 }
 

@@ -109,7 +109,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let Some(Some(Child::Supervisor(mut sup))) = mine.get_mut(n).map(Option::take) else {
                 return sys::EXIT_PANICKED;
             };
-            sys::ignore(Signal::SIGINT);
+            sys::ignore_terminal_signals();
             let signals = match SignalPipe::install(&[Signal::SIGCHLD, Signal::SIGTERM]) {
                 Ok(signals) => signals,
                 Err(err) => {

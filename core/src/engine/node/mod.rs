@@ -271,7 +271,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         self.host.flush();
         for sig in &signals {
-            if matches!(sig, Signal::SIGTERM | Signal::SIGINT) && self.stop_signal.is_none() {
+            if sys::STOP_SIGNALS.contains(sig) && self.stop_signal.is_none() {
                 tracing::info!(supervisor = %self.machine.path(), signal = %sig, "shutdown requested");
                 self.stop_signal = Some(*sig);
                 self.machine.handle_shutdown(now);
