@@ -40,10 +40,14 @@
 //!   backoff. Siblings stopped this way run again unless their policy forbids
 //!   another run (`Never`, or `Once` already used). A child that is not
 //!   restarted (e.g. `Never`) does not trigger its strategy.
-//! * **Shutdown**: a child asked to stop that has not exited after its
-//!   [`Shutdown`] timeout is killed, and reported with the signal that
-//!   killed it. In a shutdown, the workers of a supervisor stop together,
-//!   still in reverse order; each child supervisor stops alone.
+//! * **Shutdown**: a worker asked to stop that has not exited after its
+//!   supervisor's [`Shutdown`] timeout is killed, and reported with the
+//!   signal that killed it. A child supervisor is waited for as long as its
+//!   stop takes ([`Shutdown::Infinity`], as in OTP): its own timeouts bound
+//!   it, so a parent's timeout never races its child's and kills the child
+//!   in the middle of its stop. In a shutdown, the workers of a supervisor
+//!   stop together, still in reverse order; each child supervisor stops
+//!   alone.
 //! * **Intensity**: more than `max_restarts` restarts within `within` and the
 //!   supervisor stops all children in reverse order and gives up; its parent
 //!   sees a failed child ([`ChildExit::GaveUp`]) and, at the root, the tree
@@ -112,9 +116,10 @@
 //!   children), reads what the child said on its channel, and feeds the
 //!   exit to its machine.
 //! * **Stops travel down** as signals and commands: a supervisor stops a
-//!   child supervisor with SIGTERM and, after its [`Shutdown`] timeout,
-//!   SIGKILL; a worker with a `Stop` command, and a worker that is not gone
-//!   by its deadline (it blocks its thread) with a SIGKILL of its host.
+//!   child supervisor with SIGTERM and waits for it (that child applies its
+//!   own [`Shutdown`] timeout to its workers, so its stop is bounded); a
+//!   worker with a `Stop` command, and a worker that is not gone by its
+//!   supervisor's deadline (it blocks its thread) with a SIGKILL of its host.
 //!   Children stop in reverse start order. SIGTERM, SIGINT, SIGHUP or
 //!   SIGQUIT at the root stops the whole tree that way and `start` returns
 //!   `Ok(())` (the root removes its status socket). Forked processes ignore

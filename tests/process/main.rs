@@ -44,8 +44,8 @@
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
 //! (resource limits), [`observe`] (readiness, events, status socket,
 //! systemd, IPC faults), [`decisions`] (one decision-maker) and
-//! [`hardening`] (SIGHUP/SIGQUIT). A new scenario is a body and a drive in
-//! its topic module, and a line in [`SCENARIOS`].
+//! [`hardening`] (nested shutdowns, SIGHUP/SIGQUIT). A new scenario is a
+//! body and a drive in its topic module, and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -247,6 +247,18 @@ const SCENARIOS: &[Scenario] = &[
         15,
     ),
     // Issue 11: hardening.
+    scenario(
+        "nested_shutdown",
+        hardening::scenario::nested_shutdown,
+        hardening::drive::nested_shutdown,
+        10,
+    ),
+    scenario(
+        "nested_shutdown_default",
+        hardening::scenario::nested_shutdown_default,
+        hardening::drive::nested_shutdown_default,
+        15,
+    ),
     scenario(
         "hup_root",
         hardening::scenario::hangup,

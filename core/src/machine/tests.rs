@@ -1090,6 +1090,39 @@ fn shutdown_kill_kills_at_once_and_infinity_waits_forever() {
     assert_eq!(h.timeout(1_000_000), []);
 }
 
+/// A worker that never ends, for machines built from a tree.
+struct Idle;
+
+impl crate::Worker for Idle {
+    fn init(&self) -> crate::BoxFuture {
+        Box::pin(std::future::pending())
+    }
+}
+
+impl crate::Restartable for Idle {}
+
+#[test]
+fn a_child_supervisor_is_waited_for_and_the_timeout_applies_to_workers() {
+    // Built from a tree, as both drivers build it: the root's 100 ms would
+    // race the child supervisor's own 300 ms if it applied to it.
+    let tree = crate::Supertree::new()
+        .with_shutdown(Shutdown::Timeout(ms(100)))
+        .add_worker(Idle)
+        .add_supervisor(|s| s.with_shutdown(Shutdown::Timeout(ms(300))).add_worker(Idle));
+    let mut h = Harness::one_for_one(vec![]);
+    h.m = tree.machine("root".to_owned());
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    assert_eq!(h.shutdown(10), [Stop([1])]);
+    // No deadline: the child supervisor kills its own stuck workers.
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(10_000), []);
+    assert_eq!(h.exit(1, Signaled(SIGTERM), 10_310), [Stop([0])]);
+    // The root's own workers: killed after its 100 ms.
+    assert_eq!(h.next_timeout(), Some(10_410));
+    assert_eq!(h.timeout(10_410), [kill([0])]);
+    assert_eq!(h.exit(0, Signaled(9), 10_411), [Exit(Outcome::Normal)]);
+}
+
 #[test]
 fn a_group_restart_kills_a_sibling_that_does_not_stop_in_time() {
     let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(50)));
