@@ -113,8 +113,8 @@
 //!   supervisor a failed child, restarted by policy.
 //! * **Failures travel up**: the parent reaps the child (SIGCHLD self-pipe,
 //!   `waitpid` on its own pids only, so the root never steals your other
-//!   children), reads what the child said on its channel, and feeds the
-//!   exit to its machine.
+//!   children, unless it is PID 1: see below), reads what the child said
+//!   on its channel, and feeds the exit to its machine.
 //! * **Stops travel down** as signals and commands: a supervisor stops a
 //!   child supervisor with SIGTERM and waits for it (that child applies its
 //!   own [`Shutdown`] timeout to its workers, so its stop is bounded); a
@@ -134,8 +134,13 @@
 //!   return into your `main`, and never run its destructors or `atexit`
 //!   handlers. Forked supervisors are subreapers (`PR_SET_CHILD_SUBREAPER`),
 //!   so the orphans of a killed child supervisor are reaped by their
-//!   grandparent instead of init; the root, which is your process, only ever
-//!   waits for its own children's pids.
+//!   grandparent instead of init; the root, which is your process, only
+//!   waits for its own children's pids. A root that is PID 1 (the init of
+//!   a container or PID namespace) is where every orphan of the namespace
+//!   goes, e.g. the worker host of a child supervisor killed with SIGKILL:
+//!   it reaps every child that exits, as init must (tini does the same),
+//!   and feeds its own children's exits to its machine by pid. There, a
+//!   child your program forked itself before `start` is reaped too.
 //! * **Readiness travels up** as notes on the same channels: a host reports
 //!   `WorkerReady` for its workers, a child supervisor `Ready` once all its
 //!   children are ready.

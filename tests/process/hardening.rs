@@ -1,5 +1,6 @@
-//! Hardening: a supervisor waits for its child supervisors' stops instead
-//! of racing their timeouts; SIGHUP and SIGQUIT stop the tree in order.
+//! Hardening: a root that is PID 1 reaps the orphans it inherits; a
+//! supervisor waits for its child supervisors' stops instead of racing
+//! their timeouts; SIGHUP and SIGQUIT stop the tree in order.
 
 /// Workers and trees shared by the scenarios below.
 mod common {
@@ -29,11 +30,64 @@ mod common {
 pub(crate) mod scenario {
     use std::time::Duration;
 
-    use supertrees::{BoxFuture, Restartable, Shutdown, Supertree, Worker};
+    use supertrees::{BackoffPolicy, BoxFuture, Restartable, Shutdown, Supertree, Worker};
 
     use super::common::Blocker;
     use crate::observe::{now_ms, test_dir};
     use crate::scenario::{report, Forever};
+
+    /// When this process is PID 1 (of a PID namespace): a tree of two
+    /// supervisors, each with a worker, all restarted at once. Otherwise:
+    /// enters a new PID namespace and runs this same scenario as its PID 1,
+    /// printing `pid1 <pid>` (its pid here) and the line it returned; or
+    /// `skip <why>`.
+    pub(crate) fn pid1() {
+        if std::process::id() == 1 {
+            let sup = |name: &'static str| {
+                move |s: supertrees::Supervisor| {
+                    s.with_backoff_policy(BackoffPolicy::immediate())
+                        .add_worker(Forever::new(name))
+                }
+            };
+            report(
+                Supertree::new()
+                    .add_supervisor(sup("root/s0/w0"))
+                    .add_supervisor(sup("root/s1/w0"))
+                    .start(),
+            );
+            return;
+        }
+        if let Err(err) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID) {
+            println!("skip can not enter a new PID namespace ({err})");
+            return;
+        }
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(err) => {
+                println!("skip can not find this binary ({err})");
+                return;
+            }
+        };
+        // The first process forked after unshare is PID 1 of the namespace.
+        let mut child = match std::process::Command::new(exe).spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                println!("skip can not start PID 1 ({err})");
+                return;
+            }
+        };
+        println!("pid1 {}", child.id());
+        match child.wait() {
+            Ok(status) => {
+                println!("pid1 exited {:?}", status.code());
+                std::process::exit(status.code().unwrap_or(1));
+            }
+            Err(err) => {
+                println!("pid1 lost ({err})");
+                std::process::exit(1);
+            }
+        }
+    }
 
     /// root → supervisor → a worker that ignores stops; the inner
     /// supervisor kills its host after 300 ms, the root has a shorter
@@ -94,7 +148,104 @@ pub(crate) mod drive {
     use nix::unistd::Pid;
 
     use crate::drive::{expect_all_dropped, expect_count, expect_exit_code, wait_up};
-    use crate::runner::Run;
+    use crate::runner::{Proc, Run};
+
+    /// Waits for the scenario's `<prefix> ...` or `skip ...` line; `None`
+    /// after noting the skip.
+    fn setup_line(run: &mut Run, prefix: &str) -> Result<Option<String>, String> {
+        let line = run.wait_for(&format!("a {prefix:?} or 'skip' line"), |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with(prefix) || l.starts_with("skip "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        match line.strip_prefix("skip ") {
+            Some(why) => {
+                run.note(format!("skipped: {why}"));
+                Ok(None)
+            }
+            None => Ok(Some(line)),
+        }
+    }
+
+    /// See [`super::scenario::pid1`].
+    pub(crate) fn pid1(run: &mut Run) -> Result<(), String> {
+        let Some(line) = setup_line(run, "pid1 ")? else {
+            return expect_exit_code(run, 0);
+        };
+        let pid1: i32 = line
+            .strip_prefix("pid1 ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("bad line {line:?}"))?;
+        let result = pid1_checks(run, pid1);
+        if result.is_err() && run.poll_exit().is_none() {
+            // The runner's wind-down signals the outer process only.
+            let _ = run.signal(pid1, Signal::SIGTERM);
+        }
+        result
+    }
+
+    fn pid1_checks(run: &mut Run, pid1: i32) -> Result<(), String> {
+        let children = |run: &mut Run| -> (Vec<Proc>, Vec<Proc>) {
+            run.group()
+                .into_iter()
+                .filter(|p| p.ppid == pid1)
+                .partition(|p| p.state != 'Z')
+        };
+        // The outer scenario process, PID 1, two supervisors and their
+        // hosts (the workers print pids of the namespace: not checked).
+        let up = |run: &mut Run| {
+            run.wait_for("the tree in the namespace to be up", |run| {
+                let group = run.group();
+                let live = group.iter().filter(|p| p.state != 'Z').count();
+                let (sups, _) = children(run);
+                if live == 6 && sups.len() == 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{live} live processes, {} supervisors", sups.len()))
+                }
+            })
+        };
+        up(run)?;
+        for round in 0..20 {
+            let (live, _) = children(run);
+            let Some(victim) = live.first().map(|p| p.pid) else {
+                return Err(format!("round {round}: PID 1 has no child supervisor"));
+            };
+            run.signal(victim, Signal::SIGKILL)?;
+            run.wait_for("the killed supervisor to be replaced", |run| {
+                let (live, _) = children(run);
+                if live.len() == 2 && live.iter().all(|p| p.pid != victim) {
+                    Ok(())
+                } else {
+                    Err(format!("{} live children of PID 1", live.len()))
+                }
+            })?;
+        }
+        up(run)?;
+        let until = Instant::now() + Duration::from_secs(1);
+        let zombies = loop {
+            let (_, zombies) = children(run);
+            if zombies.is_empty() || Instant::now() >= until {
+                break zombies;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if !zombies.is_empty() {
+            return Err(format!(
+                "{} zombie(s) left with PID 1 after 20 SIGKILLs of child supervisors: {:?}",
+                zombies.len(),
+                zombies.iter().map(Proc::short).collect::<Vec<_>>()
+            ));
+        }
+        run.note(
+            "20 SIGKILLs of child supervisors under a root that is PID 1: no zombie left"
+                .to_owned(),
+        );
+        run.signal(pid1, Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        expect_count(run, "returned Ok", 1)
+    }
 
     /// Sends `signal` to the root and waits up to `limit` for it to exit.
     fn stop_latency(run: &mut Run, signal: Signal, limit: Duration) -> Result<Duration, String> {

@@ -44,8 +44,9 @@
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
 //! (resource limits), [`observe`] (readiness, events, status socket,
 //! systemd, IPC faults), [`decisions`] (one decision-maker) and
-//! [`hardening`] (nested shutdowns, SIGHUP/SIGQUIT). A new scenario is a
-//! body and a drive in its topic module, and a line in [`SCENARIOS`].
+//! [`hardening`] (PID 1, nested shutdowns, SIGHUP/SIGQUIT). A new
+//! scenario is a body and a drive in its topic module, and a line in
+//! [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -247,6 +248,12 @@ const SCENARIOS: &[Scenario] = &[
         15,
     ),
     // Issue 11: hardening.
+    scenario(
+        "pid1",
+        hardening::scenario::pid1,
+        hardening::drive::pid1,
+        30,
+    ),
     scenario(
         "nested_shutdown",
         hardening::scenario::nested_shutdown,

@@ -46,7 +46,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         source: errno.into(),
     })?;
     let root = Root::new(std::mem::take(&mut tree.observers), timer.now())?;
-    let node = Node::new(
+    let mut node = Node::new(
         &mut tree.root,
         "root".to_owned(),
         spawner,
@@ -54,6 +54,10 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         signals,
         Outlet::Root(Box::new(root)),
     );
+    if sys::is_pid_one() {
+        tracing::info!("running as PID 1: reaping every orphan of the PID namespace");
+        node = node.init_process();
+    }
     let intensity = node.intensity();
     let ending = node.run();
     match ending.outcome {

@@ -310,6 +310,12 @@ fn exit_of(status: WaitStatus) -> Option<(Pid, ChildExit)> {
     }
 }
 
+/// Whether this process is PID 1 of its PID namespace (a container's init),
+/// which every orphan of the namespace is re-parented to.
+pub(crate) fn is_pid_one() -> bool {
+    nix::unistd::getpid().as_raw() == 1
+}
+
 /// Makes this (forked supervisor) process the reaper of its orphaned
 /// descendants: when one of its child supervisors dies, the grandchildren
 /// that `PR_SET_PDEATHSIG` kills are reaped here, not left to init.

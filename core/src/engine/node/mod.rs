@@ -39,9 +39,12 @@ pub(crate) struct Node<'a, S, T> {
     procs: ChildProcs,
     stop_signal: Option<Signal>,
     ending: Option<Outcome>,
-    /// Whether every child of this process is the engine's (a forked
-    /// supervisor): then it reaps with `waitpid(-1)` and adopts orphans.
-    owns_all_children: bool,
+    /// Whether it reaps any exited child (`waitpid(-1)`), matching pids to
+    /// its children: in a forked supervisor, whose children are all the
+    /// engine's (and which adopts orphans as a subreaper), and in a root
+    /// that is PID 1, which inherits every orphan of its PID namespace and
+    /// must reap them, as init does. Otherwise only its children's pids.
+    reaps_any: bool,
     outlet: Outlet,
     /// The channel to the parent supervisor, in a forked supervisor.
     parent: Option<Channel>,
@@ -79,7 +82,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             procs: ChildProcs::new(count),
             stop_signal: None,
             ending: None,
-            owns_all_children: false,
+            reaps_any: false,
             outlet,
             parent: None,
             poller: sys::Poller::default(),
@@ -93,8 +96,18 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// It reports to its parent on `parent`.
     pub(crate) fn forked(mut self, parent: Channel) -> Self {
         sys::become_subreaper();
-        self.owns_all_children = true;
+        self.reaps_any = true;
         self.parent = Some(parent);
+        self
+    }
+
+    /// Marks this node as the root running as PID 1 (of a container or
+    /// PID namespace): every orphan of the namespace is re-parented to it,
+    /// so it reaps any exited child, as init must, and feeds the exits of
+    /// its own children to its machine. A child that the calling program
+    /// forked itself is reaped too.
+    pub(crate) fn init_process(mut self) -> Self {
+        self.reaps_any = true;
         self
     }
 
@@ -287,7 +300,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 
     fn reap(&mut self, now: Instant) {
-        if self.owns_all_children {
+        if self.reaps_any {
             while let Some((pid, exit)) = sys::reap_any() {
                 self.reaped(pid, exit, now);
             }
