@@ -34,6 +34,16 @@
 //! * **Restart**: [`RestartPolicy`] decides whether the child runs again;
 //!   [`BackoffPolicy`] how long to wait (`min_delay * multiplier^(k-1)`, capped
 //!   at `max_delay`, reset after a run of at least `reset_after`).
+//! * **Failures of the engine itself**: a child whose process could not be
+//!   forked (or a pipe made for it, [`ChildExit::ForkFailed`]) or set up
+//!   before any of its code ran ([`ChildExit::SetupFailed`]: a worker
+//!   host's runtime or threads did not start) is retried by its policies
+//!   too, but never sooner than a floor delay, whatever its backoff: 10 ms
+//!   after the first such failure in a row, doubling up to 1 s, and back to
+//!   10 ms once the child runs. The floor is the machine's decision, so it
+//!   shows in the [`EventKind::Exited`] restart delay. A machine out of
+//!   processes or file descriptors never sees a busy loop; signals are
+//!   handled meanwhile.
 //! * **Strategy**: with [`Strategy::OneForAll`] and [`Strategy::RestForOne`]
 //!   a restart also stops the affected siblings one at a time in reverse
 //!   order, then starts the whole group in order after the failed child's
@@ -115,6 +125,16 @@
 //!   `waitpid` on its own pids only, so the root never steals your other
 //!   children, unless it is PID 1: see below), reads what the child said
 //!   on its channel, and feeds the exit to its machine.
+//! * **When the engine itself fails** — `fork` or a pipe fails (`EAGAIN`
+//!   under a process limit, `EMFILE`), a worker host's runtime or threads
+//!   do not start (`Spawner::block_on` panics), a forked process can not
+//!   install its signal handling — the child is failed with
+//!   [`ChildExit::ForkFailed`] or [`ChildExit::SetupFailed`] (a forked
+//!   process says so on its channel before it exits; its exit code is not
+//!   read), and the machine retries it after at least its floor delay.
+//!   Every turn of a supervisor's loop goes through its wait, which handles
+//!   signals, whatever failed; and such failures are logged once, then in
+//!   one summary line per second per supervisor with their count.
 //! * **Stops travel down** as signals and commands: a supervisor stops a
 //!   child supervisor with SIGTERM and waits for it (that child applies its
 //!   own [`Shutdown`] timeout to its workers, so its stop is bounded); a

@@ -1,6 +1,8 @@
-//! Hardening: a root that is PID 1 reaps the orphans it inherits; a
-//! supervisor waits for its child supervisors' stops instead of racing
-//! their timeouts; SIGHUP and SIGQUIT stop the tree in order.
+//! Hardening: a machine where forks keep failing never sees a busy loop and
+//! still obeys SIGTERM; the engine's own failures are retried after a floor
+//! delay; a root that is PID 1 reaps the orphans it inherits; a supervisor
+//! waits for its child supervisors' stops instead of racing their timeouts;
+//! SIGHUP and SIGQUIT stop the tree in order.
 
 /// Workers and trees shared by the scenarios below.
 mod common {
@@ -30,11 +32,136 @@ mod common {
 pub(crate) mod scenario {
     use std::time::Duration;
 
-    use supertrees::{BackoffPolicy, BoxFuture, Restartable, Shutdown, Supertree, Worker};
+    use supertrees::{BackoffPolicy, BoxFuture, Restartable, Shutdown, Spawner, Supertree, Worker};
 
     use super::common::Blocker;
     use crate::observe::{now_ms, test_dir};
     use crate::scenario::{report, Forever};
+
+    /// Switches this (root) process to an unprivileged uid of its own with
+    /// `RLIMIT_NPROC` 2: the root and one child supervisor fit, every other
+    /// fork fails with `EAGAIN`. Prints `limited <uid>` or `skip <why>`.
+    fn limit_processes() -> bool {
+        use nix::sys::resource::{setrlimit, Resource};
+        use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+        if !Uid::effective().is_root() {
+            println!("skip not root: can not switch to an unprivileged uid");
+            return false;
+        }
+        // A uid no other process uses (RLIMIT_NPROC counts the processes
+        // of the real uid), unique per scenario process.
+        let id = 200_000 + std::process::id();
+        let dropped = setgroups(&[])
+            .and_then(|()| setresgid(Gid::from_raw(id), Gid::from_raw(id), Gid::from_raw(id)))
+            .and_then(|()| setresuid(Uid::from_raw(id), Uid::from_raw(id), Uid::from_raw(id)))
+            .and_then(|()| setrlimit(Resource::RLIMIT_NPROC, 2, 2));
+        match dropped {
+            Ok(()) => {
+                println!("limited {id}");
+                true
+            }
+            Err(err) => {
+                println!("skip could not drop privileges ({err})");
+                false
+            }
+        }
+    }
+
+    /// A worker and a supervisor with a worker, all restarted at once
+    /// (`BackoffPolicy::immediate()`), where no worker host can be forked.
+    /// Events are printed as `event <event> @<ms>`.
+    pub(crate) fn fork_fails() {
+        if !limit_processes() {
+            return;
+        }
+        let tree = Supertree::new()
+            .add_worker(Forever::new("root/w0"))
+            .add_supervisor(|s| {
+                s.with_backoff_policy(BackoffPolicy::immediate())
+                    .add_worker(Forever::new("root/s1/w0"))
+            })
+            .on_event(|event| println!("event {event} @{}", now_ms()));
+        report(tree.start());
+    }
+
+    /// Lowers `RLIMIT_NOFILE` so that the root can make its own pipes (its
+    /// signal pipe and its event pipe: 4 descriptors) and not one more:
+    /// every channel to a child then fails with `EMFILE`. Prints
+    /// `limited <n>` or `skip <why>`.
+    fn limit_files() -> bool {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+            Ok(dir) => dir
+                .filter_map(Result::ok)
+                // Not the descriptor of this listing, closed after it.
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .map_or(true, |to| !to.to_string_lossy().ends_with("/fd"))
+                })
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect(),
+            Err(err) => {
+                println!("skip can not list open descriptors ({err})");
+                return false;
+            }
+        };
+        // The limit leaves exactly 4 free descriptor numbers below it.
+        let mut free = 0;
+        let mut limit = 0u64;
+        while free < 4 {
+            if !open.contains(&(limit as i32)) {
+                free += 1;
+            }
+            limit += 1;
+        }
+        let hard = getrlimit(Resource::RLIMIT_NOFILE).map_or(limit, |(_, hard)| hard);
+        match setrlimit(Resource::RLIMIT_NOFILE, limit, hard) {
+            Ok(()) => {
+                println!("limited {limit}");
+                true
+            }
+            Err(err) => {
+                println!("skip could not lower RLIMIT_NOFILE ({err})");
+                false
+            }
+        }
+    }
+
+    /// The tree of [`fork_fails`], where no pipe can be made for a child.
+    pub(crate) fn pipe_fails() {
+        if !limit_files() {
+            return;
+        }
+        let tree = Supertree::new()
+            .add_worker(Forever::new("root/w0"))
+            .add_supervisor(|s| {
+                s.with_backoff_policy(BackoffPolicy::immediate())
+                    .add_worker(Forever::new("root/s1/w0"))
+            })
+            .on_event(|event| println!("event {event} @{}", now_ms()));
+        report(tree.start());
+    }
+
+    /// A spawner whose runtime can never be built: `block_on` panics before
+    /// it polls anything, as Tokio does when it can not spawn its threads.
+    #[derive(Clone)]
+    struct BrokenRuntime;
+
+    impl Spawner for BrokenRuntime {
+        fn block_on(&self, _fut: BoxFuture) {
+            panic!("this runtime can not be built (on purpose)");
+        }
+        fn spawn(&self, _fut: BoxFuture) {}
+    }
+
+    /// A worker whose host never gets a runtime, restarted at once by its
+    /// policy: the engine must still wait its floor.
+    pub(crate) fn host_setup_fails() {
+        let tree = Supertree::new()
+            .add_worker(Forever::new("root/w0"))
+            .on_event(|event| println!("event {event} @{}", now_ms()));
+        report(tree.start_with(BrokenRuntime, supertrees::tokio::TokioTimer::new()));
+    }
 
     /// When this process is PID 1 (of a PID namespace): a tree of two
     /// supervisors, each with a worker, all restarted at once. Otherwise:
@@ -166,6 +293,142 @@ pub(crate) mod drive {
             }
             None => Ok(Some(line)),
         }
+    }
+
+    /// CPU time used so far by the live processes of the scenario's group:
+    /// from `/proc/<pid>/schedstat` (nanoseconds), else from the clock ticks
+    /// (utime + stime) of `/proc/<pid>/stat`.
+    fn cpu_time(run: &mut Run) -> Duration {
+        let ticks_per_second = match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+            Ok(Some(n)) if n > 0 => n as u64,
+            _ => 100,
+        };
+        let of = |pid: i32| -> Option<Duration> {
+            if let Ok(sched) = std::fs::read_to_string(format!("/proc/{pid}/schedstat")) {
+                if let Some(ns) = sched.split_whitespace().next().and_then(|n| n.parse().ok()) {
+                    return Some(Duration::from_nanos(ns));
+                }
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+            let utime: u64 = rest.get(11)?.parse().ok()?;
+            let stime: u64 = rest.get(12)?.parse().ok()?;
+            Some(Duration::from_millis(
+                (utime + stime) * 1000 / ticks_per_second,
+            ))
+        };
+        run.group().iter().filter_map(|p| of(p.pid)).sum()
+    }
+
+    /// The restart delays of `path`'s `Exited` events, in order.
+    fn restart_delays(run: &Run, path: &str) -> Vec<String> {
+        let prefix = format!("event {path}: ");
+        run.stdout()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| l.split("; restarting after ").nth(1))
+            .filter_map(|l| l.split(' ').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Checks that the first delays of `path` grow from the 10 ms floor.
+    fn expect_floor(run: &Run, path: &str) -> Result<Vec<String>, String> {
+        let delays = restart_delays(run, path);
+        let expected = ["10ms", "20ms", "40ms", "80ms"];
+        if delays.len() < expected.len() || delays[..expected.len()] != expected {
+            return Err(format!(
+                "{path}: restart delays {delays:?}, expected them to start with {expected:?}"
+            ));
+        }
+        Ok(delays)
+    }
+
+    /// See [`super::scenario::fork_fails`].
+    pub(crate) fn fork_fails(run: &mut Run) -> Result<(), String> {
+        busy(run, "forks", &["root/0", "root/1/0"])
+    }
+
+    /// See [`super::scenario::pipe_fails`].
+    pub(crate) fn pipe_fails(run: &mut Run) -> Result<(), String> {
+        busy(run, "pipes", &["root/0", "root/1"])
+    }
+
+    /// While `what` keep failing: the CPU time and log lines of the tree
+    /// over a second, how soon SIGTERM stops it, and the floor under the
+    /// restart delays of `paths`.
+    fn busy(run: &mut Run, what: &str, paths: &[&str]) -> Result<(), String> {
+        if setup_line(run, "limited ")?.is_none() {
+            return expect_exit_code(run, 0);
+        }
+        run.wait_for("the first failure to be logged", |run| {
+            match run.stderr_count(|l| l.contains("will retry")) {
+                0 => Err("no failure logged".to_owned()),
+                _ => Ok(()),
+            }
+        })?;
+        let (cpu0, lines0, t0) = (cpu_time(run), run.stderr_count(|_| true), Instant::now());
+        std::thread::sleep(Duration::from_secs(1));
+        let (cpu1, lines1) = (cpu_time(run), run.stderr_count(|_| true));
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu = cpu1.saturating_sub(cpu0).as_secs_f64() / secs * 100.0;
+        let lines = (lines1.saturating_sub(lines0)) as f64 / secs;
+        run.note(format!(
+            "during the first second of failing {what}: the tree used {cpu:.2}% CPU and logged {lines:.0} lines/s"
+        ));
+        let latency = stop_latency(run, Signal::SIGTERM, Duration::from_secs(3));
+        match &latency {
+            Ok(took) => run.note(format!("SIGTERM stopped the tree in {took:?}")),
+            Err(err) => run.note(err.clone()),
+        }
+        let latency = latency?;
+        if cpu > 20.0 || lines > 20.0 {
+            return Err(format!(
+                "busy loop: {cpu:.0}% CPU, {lines:.0} log lines/s while {what} fail"
+            ));
+        }
+        if latency > Duration::from_millis(250) {
+            return Err(format!("SIGTERM took {latency:?} to stop the tree"));
+        }
+        for path in paths {
+            let delays = expect_floor(run, path)?;
+            run.note(format!("restart delays of {path}: {delays:?}"));
+        }
+        expect_exit_code(run, 0)?;
+        expect_count(run, "returned Ok", 1)
+    }
+
+    /// See [`super::scenario::host_setup_fails`].
+    pub(crate) fn host_setup_fails(run: &mut Run) -> Result<(), String> {
+        run.wait_for("five restarts of root/0", |run| {
+            match restart_delays(run, "root/0").len() {
+                n if n >= 5 => Ok(()),
+                n => Err(format!("{n} restarts")),
+            }
+        })?;
+        let delays = expect_floor(run, "root/0")?;
+        let exits: Vec<String> = run
+            .stdout()
+            .into_iter()
+            .filter(|l| l.starts_with("event root/0: "))
+            .collect();
+        if exits
+            .iter()
+            .any(|l| !l.contains("could not be set up: its process failed before it ran"))
+        {
+            return Err(format!(
+                "the host's setup failure must be told as such: {exits:?}"
+            ));
+        }
+        if run.stderr_count(|l| l.contains("exited with code 101")) > 0 {
+            return Err("an exit code was read as a setup failure".to_owned());
+        }
+        let took = stop_latency(run, Signal::SIGTERM, Duration::from_secs(3))?;
+        run.note(format!(
+            "a host whose runtime can not be built: restarted after {delays:?}; SIGTERM stopped the tree in {took:?}"
+        ));
+        expect_exit_code(run, 0)?;
+        expect_count(run, "returned Ok", 1)
     }
 
     /// See [`super::scenario::pid1`].

@@ -44,8 +44,8 @@
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
 //! (resource limits), [`observe`] (readiness, events, status socket,
 //! systemd, IPC faults), [`decisions`] (one decision-maker) and
-//! [`hardening`] (PID 1, nested shutdowns, SIGHUP/SIGQUIT). A new
-//! scenario is a body and a drive in its topic module, and a line in
+//! [`hardening`] (failing forks, PID 1, nested shutdowns, SIGHUP/SIGQUIT).
+//! A new scenario is a body and a drive in its topic module, and a line in
 //! [`SCENARIOS`].
 #![deny(unsafe_code)]
 
@@ -248,6 +248,24 @@ const SCENARIOS: &[Scenario] = &[
         15,
     ),
     // Issue 11: hardening.
+    scenario(
+        "fork_fails",
+        hardening::scenario::fork_fails,
+        hardening::drive::fork_fails,
+        15,
+    ),
+    scenario(
+        "pipe_fails",
+        hardening::scenario::pipe_fails,
+        hardening::drive::pipe_fails,
+        15,
+    ),
+    scenario(
+        "panic_host_setup",
+        hardening::scenario::host_setup_fails,
+        hardening::drive::host_setup_fails,
+        15,
+    ),
     scenario(
         "pid1",
         hardening::scenario::pid1,

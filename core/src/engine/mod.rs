@@ -8,6 +8,7 @@ mod events;
 mod host;
 mod node;
 mod outlet;
+mod ratelimit;
 mod root;
 mod status_socket;
 #[allow(unsafe_code)]

@@ -19,8 +19,9 @@ use nix::unistd::{ForkResult, Pid};
 use crate::ChildExit;
 
 /// Exit code of a forked process whose own code panicked (an engine bug, or
-/// a runtime that could not be built): Rust's own code for a panic, kept
-/// only for the log line that points at stderr.
+/// a runtime that panicked after it ran): Rust's own code for a panic. The
+/// engine reads no meaning into it; a process that could not be set up
+/// says so on its channel instead.
 pub(crate) const EXIT_PANICKED: i32 = 101;
 /// The signals the root supervisor listens to: SIGCHLD, and the signals
 /// that stop the tree in order ([`STOP_SIGNALS`]).

@@ -20,6 +20,7 @@ use nix::sys::signal::Signal;
 
 use super::channel::Channel;
 use super::outlet::Outlet;
+use super::ratelimit::{LogLimit, ENGINE_FAILURE_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
 use crate::machine::{Action, ChildIdx, Machine, Outcome};
 use crate::tree::{Child, Supervisor};
@@ -54,6 +55,10 @@ pub(crate) struct Node<'a, S, T> {
     /// Each child supervisor's channel's place in `poller`.
     watched: Vec<(ChildIdx, usize)>,
     said: Vec<ChildIdx>,
+    /// The log lines of failures of the engine's own machinery (forks,
+    /// pipes, hosts that could not be set up): one, then at most one
+    /// summary per second, however often they happen.
+    engine_log: LogLimit,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -88,6 +93,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             poller: sys::Poller::default(),
             watched: Vec::new(),
             said: Vec::new(),
+            engine_log: LogLimit::new(ENGINE_FAILURE_LOG_PERIOD),
         }
     }
 
@@ -119,7 +125,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         loop {
             self.carry_out();
             if self.launch_host() {
-                continue;
+                // The machine knows: carry out what it decided. A retry
+                // waits at least the engine's floor, and every turn goes
+                // through `wait`, which handles signals, whatever fails.
+                self.carry_out();
             }
             self.host.flush();
             if let (Some(outcome), false) = (self.ending, self.host.is_up()) {
@@ -230,15 +239,26 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
+    /// Whether to log a failure of the engine's machinery that happened
+    /// now: one, then a summary per second (see [`Self::wait`]).
+    fn engine_failure_logged(&mut self) -> bool {
+        let now = self.timer.now();
+        self.engine_log.admit(now)
+    }
+
     /// Sleeps until something happens, then feeds it to the machine.
     fn wait(&mut self) {
         let now = self.timer.now();
+        // Workers waiting for a host that has yet to be forked: at once.
+        let launch = self.host.awaits_launch().then_some(now);
         let deadline = self
             .machine
             .poll_timeout()
             .into_iter()
             .chain(self.host.kill_at())
             .chain(self.outlet.root().and_then(|root| root.deadline()))
+            .chain(self.engine_log.due())
+            .chain(launch)
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         // Child supervisors whose channel has something to read: only
@@ -296,6 +316,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self.host.kill_if_overdue(now);
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
             self.machine.handle_timeout(now);
+        }
+        if let Some(failures) = self.engine_log.summary(now) {
+            tracing::warn!(supervisor = %self.machine.path(), failures, period = ?ENGINE_FAILURE_LOG_PERIOD,
+                "the engine's machinery (fork, pipes, worker host setup) failed this many more times since the last line; each is retried after a floor delay");
         }
     }
 
