@@ -43,9 +43,19 @@ pub enum ChildExit {
     Signaled(i32),
     /// A child supervisor exceeded its restart intensity and gave up.
     GaveUp,
-    /// The child's process could not be forked (the `errno`, e.g. `EAGAIN`);
-    /// it is retried like any failed child.
+    /// The child's process could not be forked, or a pipe for it could not
+    /// be made (the `errno`, e.g. `EAGAIN`, `EMFILE`). A failure of the
+    /// engine's own machinery before any of the child's code ran: it is
+    /// retried by the child's restart policy, after at least the engine's
+    /// floor delay (see [`is_engine_failure`](ChildExit::is_engine_failure)).
     ForkFailed(i32),
+    /// The child's process was forked but could not be set up before any of
+    /// the child's code ran: its worker host's runtime or threads did not
+    /// start (e.g. [`Spawner::block_on`](crate::Spawner::block_on) panicked
+    /// building its runtime), or its signal handling could not be
+    /// installed. The process said so on its channel before it exited.
+    /// Retried like [`ForkFailed`](ChildExit::ForkFailed).
+    SetupFailed,
 }
 
 impl ChildExit {
@@ -53,6 +63,24 @@ impl ChildExit {
     /// [`Normal`](ChildExit::Normal) and [`Stopped`](ChildExit::Stopped).
     pub fn is_failure(&self) -> bool {
         !matches!(self, ChildExit::Normal | ChildExit::Stopped)
+    }
+
+    /// Whether the engine's own machinery failed before any of the child's
+    /// code ran ([`ForkFailed`](ChildExit::ForkFailed),
+    /// [`SetupFailed`](ChildExit::SetupFailed)): then the restart waits at
+    /// least a floor delay, whatever the child's backoff — 10 ms, doubling
+    /// with each consecutive such failure up to 1 s — so a machine out of
+    /// processes or file descriptors never sees a busy loop.
+    ///
+    /// ```
+    /// use supertrees_core::ChildExit;
+    ///
+    /// assert!(ChildExit::ForkFailed(11).is_engine_failure());
+    /// assert!(ChildExit::SetupFailed.is_engine_failure());
+    /// assert!(!ChildExit::Panicked.is_engine_failure());
+    /// ```
+    pub fn is_engine_failure(&self) -> bool {
+        matches!(self, ChildExit::ForkFailed(_) | ChildExit::SetupFailed)
     }
 }
 
@@ -74,6 +102,9 @@ impl fmt::Display for ChildExit {
                     "could not be forked: {}",
                     nix::errno::Errno::from_raw(*errno)
                 )
+            }
+            ChildExit::SetupFailed => {
+                f.write_str("could not be set up: its process failed before it ran")
             }
         }
     }

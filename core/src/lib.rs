@@ -34,16 +34,30 @@
 //! * **Restart**: [`RestartPolicy`] decides whether the child runs again;
 //!   [`BackoffPolicy`] how long to wait (`min_delay * multiplier^(k-1)`, capped
 //!   at `max_delay`, reset after a run of at least `reset_after`).
+//! * **Failures of the engine itself**: a child whose process could not be
+//!   forked (or a pipe made for it, [`ChildExit::ForkFailed`]) or set up
+//!   before any of its code ran ([`ChildExit::SetupFailed`]: a worker
+//!   host's runtime or threads did not start) is retried by its policies
+//!   too, but never sooner than a floor delay, whatever its backoff: 10 ms
+//!   after the first such failure in a row, doubling up to 1 s, and back to
+//!   10 ms once the child runs. The floor is the machine's decision, so it
+//!   shows in the [`EventKind::Exited`] restart delay. A machine out of
+//!   processes or file descriptors never sees a busy loop; signals are
+//!   handled meanwhile.
 //! * **Strategy**: with [`Strategy::OneForAll`] and [`Strategy::RestForOne`]
 //!   a restart also stops the affected siblings one at a time in reverse
 //!   order, then starts the whole group in order after the failed child's
 //!   backoff. Siblings stopped this way run again unless their policy forbids
 //!   another run (`Never`, or `Once` already used). A child that is not
 //!   restarted (e.g. `Never`) does not trigger its strategy.
-//! * **Shutdown**: a child asked to stop that has not exited after its
-//!   [`Shutdown`] timeout is killed, and reported with the signal that
-//!   killed it. In a shutdown, the workers of a supervisor stop together,
-//!   still in reverse order; each child supervisor stops alone.
+//! * **Shutdown**: a worker asked to stop that has not exited after its
+//!   supervisor's [`Shutdown`] timeout is killed, and reported with the
+//!   signal that killed it. A child supervisor is waited for as long as its
+//!   stop takes ([`Shutdown::Infinity`], as in OTP): its own timeouts bound
+//!   it, so a parent's timeout never races its child's and kills the child
+//!   in the middle of its stop. In a shutdown, the workers of a supervisor
+//!   stop together, still in reverse order; each child supervisor stops
+//!   alone.
 //! * **Intensity**: more than `max_restarts` restarts within `within` and the
 //!   supervisor stops all children in reverse order and gives up; its parent
 //!   sees a failed child ([`ChildExit::GaveUp`]) and, at the root, the tree
@@ -110,16 +124,30 @@
 //!   supervisor a failed child, restarted by policy.
 //! * **Failures travel up**: the parent reaps the child (SIGCHLD self-pipe,
 //!   `waitpid` on its own pids only, so the root never steals your other
-//!   children), reads what the child said on its channel, and feeds the
-//!   exit to its machine.
+//!   children, unless it is PID 1: see below), reads what the child said
+//!   on its channel, and feeds the exit to its machine.
+//! * **When the engine itself fails** — `fork` or a pipe fails (`EAGAIN`
+//!   under a process limit, `EMFILE`), a worker host's runtime or threads
+//!   do not start (`Spawner::block_on` panics), a forked process can not
+//!   install its signal handling — the child is failed with
+//!   [`ChildExit::ForkFailed`] or [`ChildExit::SetupFailed`] (a forked
+//!   process says so on its channel before it exits; its exit code is not
+//!   read), and the machine retries it after at least its floor delay.
+//!   Every turn of a supervisor's loop goes through its wait, which handles
+//!   signals, whatever failed; and such failures are logged once, then in
+//!   one summary line per second per supervisor with their count.
 //! * **Stops travel down** as signals and commands: a supervisor stops a
-//!   child supervisor with SIGTERM and, after its [`Shutdown`] timeout,
-//!   SIGKILL; a worker with a `Stop` command, and a worker that is not gone
-//!   by its deadline (it blocks its thread) with a SIGKILL of its host.
-//!   Children stop in reverse start order. SIGTERM or
-//!   SIGINT at the root stops the whole tree that way and `start` returns
-//!   `Ok(())`. Forked processes ignore SIGINT, so Ctrl-C in a terminal stops
-//!   the tree in order instead of killing every process at once.
+//!   child supervisor with SIGTERM and waits for it (that child applies its
+//!   own [`Shutdown`] timeout to its workers, so its stop is bounded); a
+//!   worker with a `Stop` command, and a worker that is not gone by its
+//!   supervisor's deadline (it blocks its thread) with a SIGKILL of its host.
+//!   Children stop in reverse start order. SIGTERM, SIGINT, SIGHUP or
+//!   SIGQUIT at the root stops the whole tree that way and `start` returns
+//!   `Ok(())` (the root removes its status socket). Forked processes ignore
+//!   SIGINT, SIGHUP and SIGQUIT, which a terminal sends to its whole
+//!   process group (`Ctrl-C`, `Ctrl-\`, a hangup): the tree then stops in
+//!   order through its root instead of every process dying at once. A
+//!   forked supervisor stops on SIGTERM alone.
 //! * **Nothing is orphaned.** Each forked process asks for SIGKILL when its
 //!   parent dies (`PR_SET_PDEATHSIG`, checked against a parent that died
 //!   first), so killing any supervisor, even the root with SIGKILL, takes
@@ -127,8 +155,13 @@
 //!   return into your `main`, and never run its destructors or `atexit`
 //!   handlers. Forked supervisors are subreapers (`PR_SET_CHILD_SUBREAPER`),
 //!   so the orphans of a killed child supervisor are reaped by their
-//!   grandparent instead of init; the root, which is your process, only ever
-//!   waits for its own children's pids.
+//!   grandparent instead of init; the root, which is your process, only
+//!   waits for its own children's pids. A root that is PID 1 (the init of
+//!   a container or PID namespace) is where every orphan of the namespace
+//!   goes, e.g. the worker host of a child supervisor killed with SIGKILL:
+//!   it reaps every child that exits, as init must (tini does the same),
+//!   and feeds its own children's exits to its machine by pid. There, a
+//!   child your program forked itself before `start` is reaped too.
 //! * **What workers start ends with their host.** A worker host leads a
 //!   process group of its own, and its supervisor SIGKILLs the whole group
 //!   when the host ends, whether it was killed or stopped in order: a

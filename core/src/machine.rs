@@ -7,6 +7,11 @@
 //! ([`crate::testing`]) and the process engine ([`crate::engine`]) are thin
 //! drivers around it, so a timeline proven in simulation holds in processes.
 //!
+//! The delay before a restart is decided here alone, including the floor
+//! under it when the engine itself failed to fork or set up the child
+//! ([`ChildExit::is_engine_failure`], [`engine_floor`]): drivers never
+//! delay or hasten a restart of their own accord.
+//!
 //! Call order for a driver: `handle_start` once; then, after every
 //! `handle_exit`/`handle_timeout`/`handle_shutdown`, drain `poll_action` and
 //! sleep until `poll_timeout` (or the next child exit).
@@ -138,6 +143,28 @@ struct ChildSlot {
     state: State,
     /// Whether its current run declared itself ready.
     ready: bool,
+    /// Consecutive failures of the engine's machinery to start it
+    /// ([`ChildExit::is_engine_failure`]): what its [`engine_floor`] grows
+    /// with. Reset once it runs (it is ready, or exits any other way).
+    engine_failures: u32,
+}
+
+/// The least delay before a child whose process the engine could not fork
+/// or set up runs again: [`ENGINE_FLOOR_MIN`] after the first such failure
+/// in a row, doubling with each one after, up to [`ENGINE_FLOOR_MAX`].
+const ENGINE_FLOOR_MIN: Duration = Duration::from_millis(10);
+/// The cap of [`engine_floor`].
+const ENGINE_FLOOR_MAX: Duration = Duration::from_secs(1);
+
+/// The floor delay after `failures` (≥ 1) consecutive failures of the
+/// engine's machinery for one child, whatever its backoff: a machine out
+/// of processes or file descriptors must not make supervisors spin. 10, 20,
+/// 40, ... ms, then 1 s.
+fn engine_floor(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    ENGINE_FLOOR_MIN
+        .saturating_mul(1 << doublings)
+        .min(ENGINE_FLOOR_MAX)
 }
 
 /// A group restart under OneForAll/RestForOne: stop the members that still
@@ -194,6 +221,7 @@ impl Machine {
                 record: ChildRecord::new(policy, RecordState::default()),
                 state: State::Idle,
                 ready: false,
+                engine_failures: 0,
             })
             .collect();
         Self {
@@ -315,6 +343,7 @@ impl Machine {
         };
         if matches!(slot.state, State::Running { .. }) && !slot.ready {
             slot.ready = true;
+            slot.engine_failures = 0;
             self.reports.push_back(Report::ChildReady(child));
             self.after_event(now);
         }
@@ -367,6 +396,8 @@ impl Machine {
         slot.record.state = state;
         slot.state = State::Running { since: now + delay };
         slot.ready = false;
+        // Its host runs: the engine started it.
+        slot.engine_failures = 0;
         let gives_up = self.history.record(&self.intensity, now);
         self.reports.push_back(Report::Exited {
             child,
@@ -518,11 +549,26 @@ impl Machine {
         };
         let shutting_down = !matches!(self.phase, Phase::Running);
         let slot = &mut self.children[n];
+        let engine_failure = exit.is_engine_failure();
+        slot.engine_failures = if engine_failure {
+            slot.engine_failures.saturating_add(1)
+        } else {
+            0
+        };
         let delay = if shutting_down {
             None
         } else {
             slot.record.restart_delay(&exit, ran_for)
         };
+        // The engine's own failure waits at least its floor, whatever the
+        // child's backoff.
+        let delay = delay.map(|d| {
+            if engine_failure {
+                d.max(engine_floor(slot.engine_failures))
+            } else {
+                d
+            }
+        });
         let gives_up = delay.is_some() && self.history.record(&self.intensity, now);
         self.reports.push_back(Report::Exited {
             child,
@@ -547,7 +593,12 @@ impl Machine {
             return;
         };
         self.grant_changed();
-        tracing::info!(supervisor = %self.path, %child, %exit, delay = ?delay, "child exited; restarting after delay");
+        if engine_failure {
+            // The engine logs these itself, at a bounded rate.
+            tracing::debug!(supervisor = %self.path, %child, %exit, delay = ?delay, "child could not be started; retrying after delay");
+        } else {
+            tracing::info!(supervisor = %self.path, %child, %exit, delay = ?delay, "child exited; restarting after delay");
+        }
         let at = now + delay;
         let affected = self.strategy.affected(n, self.children.len());
         if affected.len() == 1 && self.strategy == Strategy::OneForOne {

@@ -52,7 +52,14 @@ pub(crate) enum Child {
 }
 
 impl Child {
-    /// The policies its supervisor applies to this child.
+    /// The policies its supervisor applies to this child, whose workers it
+    /// stops with `shutdown`.
+    ///
+    /// A child supervisor is stopped with [`Shutdown::Infinity`], as OTP
+    /// stops supervisor children: its stop is bounded by its own children's
+    /// timeouts (its own [`with_shutdown`](Tree::with_shutdown)), and a
+    /// timeout of the parent's running at the same time would kill it in
+    /// the middle of its stop and orphan the processes it was stopping.
     pub(crate) fn policy(&self, shutdown: Shutdown) -> ChildPolicy {
         match self {
             Child::Worker(w) => ChildPolicy {
@@ -64,7 +71,7 @@ impl Child {
             Child::Supervisor(s) => ChildPolicy {
                 restart: s.kind.restart_policy,
                 backoff: s.kind.backoff_policy,
-                shutdown,
+                shutdown: Shutdown::Infinity,
                 is_supervisor: true,
             },
         }
@@ -399,8 +406,18 @@ impl<K> Tree<K> {
         self
     }
 
-    /// How this supervisor stops its child processes (default SIGTERM, then
-    /// SIGKILL after 5 s).
+    /// How this supervisor stops its workers (default: asks them to stop,
+    /// then SIGKILLs their worker host after 5 s).
+    ///
+    /// Child supervisors are not bound by it: a supervisor sends a child
+    /// supervisor SIGTERM and waits for it as long as it takes
+    /// ([`Shutdown::Infinity`], as OTP waits for supervisor children),
+    /// because that child's stop is bounded by its own `with_shutdown`: it
+    /// kills its own stuck workers when its timeout passes, then exits. So
+    /// the stop of a whole tree takes at most the sum of the timeouts of the
+    /// supervisors along its deepest chain, and no timeout of a parent ever
+    /// kills a child supervisor in the middle of its own stop (which would
+    /// orphan the processes it was stopping).
     ///
     /// # Examples
     ///
@@ -613,8 +630,9 @@ impl<B> Tree<Root<B>> {
     /// one forked worker host that calls [`Spawner::block_on`]. See the
     /// process model in the [crate documentation](crate#process-model).
     ///
-    /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM
-    /// or SIGINT stopped the tree in order. No forked process ever returns
+    /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM,
+    /// SIGINT, SIGHUP or SIGQUIT stopped the tree in order (the handlers
+    /// that were installed before are put back). No forked process ever returns
     /// from this call. Call it from a plain, single-threaded `fn main`.
     ///
     /// # Errors

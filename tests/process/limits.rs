@@ -1,6 +1,6 @@
 //! Resource limits: forks that fail with `EAGAIN` and worker hosts that
-//! can't build their runtime under a pids cgroup, retried until the runner
-//! lifts the limit.
+//! can't build their runtime under a pids cgroup, retried (after the
+//! engine's floor delay) until the runner lifts the limit.
 
 pub(crate) mod scenario {
     use std::time::Duration;
@@ -78,9 +78,15 @@ pub(crate) mod drive {
         };
         let result = (|| {
             run.wait_for("fork failures to be logged and retried", |run| {
-                match run.stderr_count(|l| l.contains("fork failed; will retry with backoff")) {
-                    n if n >= 2 => Ok(()),
-                    n => Err(format!("{n} 'fork failed' log lines")),
+                // One line, then a summary per second of the retries.
+                let failed = run.stderr_count(|l| l.contains("fork failed; will retry"));
+                let retried = run.stderr_count(|l| l.contains("failed this many more times"));
+                if failed >= 1 && retried >= 1 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{failed} 'fork failed' log lines, {retried} summaries of retries"
+                    ))
                 }
             })?;
             // Root, supervisor and host fit; the first worker thread of the
@@ -93,18 +99,18 @@ pub(crate) mod drive {
                 "a worker host that can not build its runtime to fail",
                 |run| {
                     // Tokio panics when it can not spawn its worker threads;
-                    // the host turns that into exit code 101, reported and
-                    // retried by its supervisor.
-                    let reported = run
-                        .stderr_count(|l| l.contains("worker host panicked outside its workers"));
-                    let retried = run.stderr_count(|l| {
-                        l.contains("restarting after delay") && l.contains("exited with code 101")
+                    // each host says so on its channel before it exits, and
+                    // its supervisor retries it after the engine's floor.
+                    let hosts = run.stderr_count(|l| l.contains("runtime did not run"));
+                    let reported = run.stderr_count(|l| {
+                        l.contains("worker host could not be set up")
+                            || l.contains("failed this many more times")
                     });
-                    if reported >= 2 && retried >= 2 {
+                    if hosts >= 2 && reported >= 1 {
                         Ok(())
                     } else {
                         Err(format!(
-                            "{reported} host failure reports, {retried} retries"
+                            "{hosts} hosts without a runtime, {reported} reports of it"
                         ))
                     }
                 },

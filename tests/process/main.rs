@@ -42,9 +42,11 @@
 //! bodies) and a `drive` submodule (the runner's side): [`start`] (seed
 //! compatibility and how `start()` ends), [`signals`] (signals and orderly
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
-//! (resource limits) and [`observe`] (readiness, events, status socket,
-//! systemd, IPC faults). A new scenario is a body and a drive in its topic
-//! module, and a line in [`SCENARIOS`].
+//! (resource limits), [`observe`] (readiness, events, status socket,
+//! systemd, IPC faults), [`decisions`] (one decision-maker) and
+//! [`hardening`] (failing forks, PID 1, nested shutdowns, SIGHUP/SIGQUIT).
+//! A new scenario is a body and a drive in its topic module, and a line in
+//! [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -52,6 +54,7 @@ use std::time::Duration;
 mod decisions;
 mod drive;
 mod failures;
+mod hardening;
 mod host_children;
 mod limits;
 mod observe;
@@ -244,6 +247,67 @@ const SCENARIOS: &[Scenario] = &[
         decisions::scenario::differential,
         decisions::drive::differential,
         15,
+    ),
+    // Issue 11: hardening.
+    scenario(
+        "fork_fails",
+        hardening::scenario::fork_fails,
+        hardening::drive::fork_fails,
+        15,
+    ),
+    scenario(
+        "pipe_fails",
+        hardening::scenario::pipe_fails,
+        hardening::drive::pipe_fails,
+        15,
+    ),
+    scenario(
+        "panic_host_setup",
+        hardening::scenario::host_setup_fails,
+        hardening::drive::host_setup_fails,
+        15,
+    ),
+    scenario(
+        "pid1",
+        hardening::scenario::pid1,
+        hardening::drive::pid1,
+        30,
+    ),
+    scenario(
+        "nested_shutdown",
+        hardening::scenario::nested_shutdown,
+        hardening::drive::nested_shutdown,
+        10,
+    ),
+    scenario(
+        "nested_shutdown_default",
+        hardening::scenario::nested_shutdown_default,
+        hardening::drive::nested_shutdown_default,
+        15,
+    ),
+    scenario(
+        "hup_root",
+        hardening::scenario::hangup,
+        hardening::drive::hup_root,
+        10,
+    ),
+    scenario(
+        "quit_root",
+        hardening::scenario::hangup,
+        hardening::drive::quit_root,
+        10,
+    ),
+    scenario(
+        "hup_group",
+        hardening::scenario::hangup,
+        hardening::drive::hup_group,
+        10,
+    ),
+    scenario(
+        "quit_group",
+        hardening::scenario::hangup,
+        hardening::drive::quit_group,
+        10,
     ),
     // Issue 11: what a worker starts ends with its host.
     scenario(

@@ -14,7 +14,16 @@
 //! The host leads a process group of its own: processes its workers start
 //! (`std::process::Command`, and what those start) are in it, and its
 //! supervisor kills the whole group when the host ends, however it ends.
+//!
+//! If the host can not be set up before it runs any worker (its signal
+//! handling, its runtime: `Spawner::block_on` panics or returns without
+//! polling) it sends [`Note::SetupFailed`] before it exits; if its reader
+//! thread does not start, it stops its workers and reports each as
+//! [`ChildExit::SetupFailed`]. Its supervisor then retries after the
+//! engine's floor delay, never reading meaning into the exit code.
 
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -66,6 +75,9 @@ enum Input {
     Command(Command),
     /// A SIGTERM from someone else than the supervisor: stop everything.
     Terminated,
+    /// The reader thread could not be started: stop everything, and report
+    /// each worker as [`ChildExit::SetupFailed`].
+    SetupFailed,
 }
 
 /// What a worker host is given at fork.
@@ -88,17 +100,18 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         workers,
         leasable,
         grant,
-        channel,
+        mut channel,
     } = setup;
     // Everything the workers start is in the host's own process group, and
     // is killed with it when the host ends (see `HostLink`).
     sys::become_group_leader();
-    sys::ignore(Signal::SIGINT);
+    sys::ignore_terminal_signals();
     sys::default_action(Signal::SIGCHLD);
     let signals = match SignalPipe::install(&[Signal::SIGTERM]) {
         Ok(signals) => signals,
         Err(err) => {
             tracing::error!(host = %path, %err, "worker host could not set up its signals");
+            let _ = channel.send(&Note::SetupFailed);
             return 1;
         }
     };
@@ -112,6 +125,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
     let mut reader = CommandReader { channel: commands };
     let ended = reader.forward_available(&tx);
     let host = path.clone();
+    let failed = tx.clone();
     let start_reader = move || {
         if ended {
             return;
@@ -120,8 +134,8 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
             .name("supertrees-host".into())
             .spawn(move || reader.run(&signals, &tx));
         if let Err(err) = spawned {
-            // Its sender is dropped: the channel closes and the host stops.
             tracing::error!(host = %host, %err, "worker host could not start its command reader");
+            let _ = failed.unbounded_send(Input::SetupFailed);
         }
     };
     let ctx = Arc::new(Ctx {
@@ -135,8 +149,26 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         .into_iter()
         .map(|w| w.map(|w| Arc::new(Mutex::new(w))))
         .collect();
-    spawner.block_on(Box::pin(serve(ctx, workers, rx, start_reader)));
-    0
+    // Whether `block_on` polled the host's main task at all: if not, the
+    // runtime never ran and nothing of the workers did.
+    let began = Arc::new(AtomicBool::new(false));
+    let main = {
+        let (ctx, began) = (ctx.clone(), began.clone());
+        async move {
+            began.store(true, Ordering::Relaxed);
+            serve(ctx, workers, rx, start_reader).await;
+        }
+    };
+    let ran = catch_unwind(AssertUnwindSafe(|| spawner.block_on(Box::pin(main))));
+    if began.load(Ordering::Relaxed) {
+        return match ran {
+            Ok(()) => 0,
+            Err(panic) => resume_unwind(panic),
+        };
+    }
+    tracing::error!(host = %ctx.path, "the worker host's runtime did not run (Spawner::block_on panicked or returned at once)");
+    ctx.note(&Note::SetupFailed);
+    1
 }
 
 /// Reads the channel and forwards commands (and SIGTERM) to the host's main
@@ -228,6 +260,7 @@ async fn serve<S: Spawner, T: Timer>(
         let command = match input {
             Input::Command(command) => command,
             Input::Terminated => break ChildExit::Signaled(Signal::SIGTERM as i32),
+            Input::SetupFailed => break ChildExit::SetupFailed,
         };
         match command {
             Command::Start { child, lease } => {

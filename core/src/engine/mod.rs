@@ -8,6 +8,7 @@ mod events;
 mod host;
 mod node;
 mod outlet;
+mod ratelimit;
 mod root;
 mod status_socket;
 #[allow(unsafe_code)]
@@ -46,7 +47,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         source: errno.into(),
     })?;
     let root = Root::new(std::mem::take(&mut tree.observers), timer.now())?;
-    let node = Node::new(
+    let mut node = Node::new(
         &mut tree.root,
         "root".to_owned(),
         spawner,
@@ -54,6 +55,10 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         signals,
         Outlet::Root(Box::new(root)),
     );
+    if sys::is_pid_one() {
+        tracing::info!("running as PID 1: reaping every orphan of the PID namespace");
+        node = node.init_process();
+    }
     let intensity = node.intensity();
     let ending = node.run();
     match ending.outcome {

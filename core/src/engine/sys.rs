@@ -19,12 +19,31 @@ use nix::unistd::{ForkResult, Pid};
 use crate::ChildExit;
 
 /// Exit code of a forked process whose own code panicked (an engine bug, or
-/// a runtime that could not be built): Rust's own code for a panic, kept
-/// only for the log line that points at stderr.
+/// a runtime that panicked after it ran): Rust's own code for a panic. The
+/// engine reads no meaning into it; a process that could not be set up
+/// says so on its channel instead.
 pub(crate) const EXIT_PANICKED: i32 = 101;
-/// The signals a supervisor process listens to.
-pub(crate) const SUPERVISOR_SIGNALS: [Signal; 3] =
-    [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT];
+/// The signals the root supervisor listens to: SIGCHLD, and the signals
+/// that stop the tree in order ([`STOP_SIGNALS`]).
+pub(crate) const SUPERVISOR_SIGNALS: [Signal; 5] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+/// The signals that make the root stop the whole tree in order. A forked
+/// supervisor stops on SIGTERM only.
+pub(crate) const STOP_SIGNALS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+/// The signals a terminal sends to a whole process group (Ctrl-C, Ctrl-\,
+/// a hangup): forked processes ignore them, so the tree stops in order
+/// through its root instead of every process dying at once.
+const TERMINAL_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP];
 
 /// [`SUPERVISOR_SIGNALS`] as a signal set, for masks.
 fn supervisor_signal_set() -> SigSet {
@@ -225,12 +244,20 @@ impl Drop for SignalPipe {
     }
 }
 
-/// Sets `sig` to be ignored (e.g. SIGINT in forked processes, which their
-/// parent stops in order instead of the terminal killing them all at once).
-pub(crate) fn ignore(sig: Signal) {
+/// Sets `sig` to be ignored.
+fn ignore(sig: Signal) {
     let action = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: SIG_IGN installs no handler code.
     let _ = unsafe { signal::sigaction(sig, &action) };
+}
+
+/// In a forked process: ignores the signals a terminal sends to the whole
+/// process group (SIGINT, SIGQUIT, SIGHUP), which the root turns into an
+/// orderly stop of the tree instead of every process dying at once.
+pub(crate) fn ignore_terminal_signals() {
+    for sig in TERMINAL_SIGNALS {
+        ignore(sig);
+    }
 }
 
 /// Resets `sig` to its default action.
@@ -302,6 +329,12 @@ pub(crate) fn kill_group(pgid: Pid) {
             tracing::warn!(%err, pgid = pgid.as_raw(), "killing a worker host's process group failed")
         }
     }
+}
+
+/// Whether this process is PID 1 of its PID namespace (a container's init),
+/// which every orphan of the namespace is re-parented to.
+pub(crate) fn is_pid_one() -> bool {
+    nix::unistd::getpid().as_raw() == 1
 }
 
 /// Makes this (forked supervisor) process the reaper of its orphaned

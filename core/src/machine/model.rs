@@ -103,6 +103,7 @@ fn an_exit() -> impl Gen<Value = ChildExit> {
         (1..=3i32).prop_map(ChildExit::Exited),
         Just(ChildExit::Signaled(9)),
         Just(ChildExit::ForkFailed(11)),
+        Just(ChildExit::SetupFailed),
     ]
 }
 
@@ -623,6 +624,9 @@ struct ModelChild {
     in_place: u32,
     /// Consecutive restarts since the last run of at least `reset_after`.
     consecutive: u32,
+    /// Consecutive exits that were failures of the engine's machinery
+    /// (fork, setup), since it last ran (was ready, or exited otherwise).
+    engine_failures: u32,
 }
 
 impl ModelChild {
@@ -699,6 +703,7 @@ impl<'a> Model<'a> {
             starts: 0,
             in_place: 0,
             consecutive: 0,
+            engine_failures: 0,
         };
         Self {
             tree,
@@ -735,6 +740,16 @@ impl<'a> Model<'a> {
         policy.delay_for(c.consecutive)
     }
 
+    /// The least delay after the `k`-th consecutive failure of the engine's
+    /// machinery: 10 ms, doubled each time, never above 1 s.
+    fn engine_floor(k: u32) -> Duration {
+        let mut floor = Duration::from_millis(10);
+        for _ in 1..k {
+            floor = (floor * 2).min(Duration::from_secs(1));
+        }
+        floor
+    }
+
     /// What the model expects of `step`; updates the model with it.
     fn step(&mut self, step: &Step) -> Expect {
         let expect = self.input(step);
@@ -756,7 +771,18 @@ impl<'a> Model<'a> {
                     let c = self.children[n];
                     let wants =
                         self.running && wants_restart(&self.tree.children[n], exit, c.restarts());
-                    let delay = wants.then(|| self.backoff(n, at.saturating_sub(c.since)));
+                    let engine = exit.is_engine_failure();
+                    let failures = if engine { c.engine_failures + 1 } else { 0 };
+                    self.children[n].engine_failures = failures;
+                    let delay = wants
+                        .then(|| self.backoff(n, at.saturating_sub(c.since)))
+                        .map(|d| {
+                            if engine {
+                                d.max(Self::engine_floor(failures))
+                            } else {
+                                d
+                            }
+                        });
                     let gives_up = wants && self.restart_at(at);
                     expect.own_exit = Some(OwnExit {
                         child: n,
@@ -786,6 +812,7 @@ impl<'a> Model<'a> {
                     let c = &mut self.children[n];
                     c.host_since = at + delay;
                     if accepted {
+                        c.engine_failures = 0;
                         c.in_place += 1;
                         c.since = at + delay;
                         c.run = Run::Up { ready: false };
@@ -803,6 +830,7 @@ impl<'a> Model<'a> {
                 let c = &mut self.children[n];
                 if c.run == (Run::Up { ready: false }) {
                     c.run = Run::Up { ready: true };
+                    c.engine_failures = 0;
                     expect.child_ready = Some(n);
                 }
             }
@@ -1097,7 +1125,9 @@ fn check_lifecycle(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
 
 /// Property 4: every restart delay (reported, or spent in place) is
 /// `delay_for(k)`, k counting consecutive restarts since the last run of at
-/// least `reset_after`; a restart never starts before its delay is over;
+/// least `reset_after`, raised to the engine's floor after a failure of the
+/// engine's machinery (10 ms doubling to 1 s over consecutive ones, counted
+/// since the child last ran); a restart never starts before its delay is over;
 /// under `OneForOne` it starts at the first wake-up once it is due, and
 /// `poll_timeout` never lets a due restart wait.
 fn check_backoff(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {

@@ -1090,6 +1090,39 @@ fn shutdown_kill_kills_at_once_and_infinity_waits_forever() {
     assert_eq!(h.timeout(1_000_000), []);
 }
 
+/// A worker that never ends, for machines built from a tree.
+struct Idle;
+
+impl crate::Worker for Idle {
+    fn init(&self) -> crate::BoxFuture {
+        Box::pin(std::future::pending())
+    }
+}
+
+impl crate::Restartable for Idle {}
+
+#[test]
+fn a_child_supervisor_is_waited_for_and_the_timeout_applies_to_workers() {
+    // Built from a tree, as both drivers build it: the root's 100 ms would
+    // race the child supervisor's own 300 ms if it applied to it.
+    let tree = crate::Supertree::new()
+        .with_shutdown(Shutdown::Timeout(ms(100)))
+        .add_worker(Idle)
+        .add_supervisor(|s| s.with_shutdown(Shutdown::Timeout(ms(300))).add_worker(Idle));
+    let mut h = Harness::one_for_one(vec![]);
+    h.m = tree.machine("root".to_owned());
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    assert_eq!(h.shutdown(10), [Stop([1])]);
+    // No deadline: the child supervisor kills its own stuck workers.
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(10_000), []);
+    assert_eq!(h.exit(1, Signaled(SIGTERM), 10_310), [Stop([0])]);
+    // The root's own workers: killed after its 100 ms.
+    assert_eq!(h.next_timeout(), Some(10_410));
+    assert_eq!(h.timeout(10_410), [kill([0])]);
+    assert_eq!(h.exit(0, Signaled(9), 10_411), [Exit(Outcome::Normal)]);
+}
+
 #[test]
 fn a_group_restart_kills_a_sibling_that_does_not_stop_in_time() {
     let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(50)));
@@ -1102,6 +1135,130 @@ fn a_group_restart_kills_a_sibling_that_does_not_stop_in_time() {
     assert_eq!(h.exit(1, Signaled(9), 61), []);
     assert_eq!(h.next_timeout(), Some(110));
     assert_eq!(h.timeout(110), [Start(0), Start(1)]);
+}
+
+// ---------------------------------------------------------------------------
+// Failures of the engine's machinery: a floor under the backoff
+// ---------------------------------------------------------------------------
+
+/// A worker restarted at once after any exit.
+fn immediate(restart: RestartPolicy) -> ChildPolicy {
+    ChildPolicy {
+        backoff: BackoffPolicy::immediate(),
+        ..worker(restart)
+    }
+}
+
+/// The restart delays of the `Exited` reports issued so far, in ms.
+fn restart_delays(h: &mut Harness) -> Vec<Option<u128>> {
+    h.reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Exited { restart, .. } => Some(restart.map(|d| d.as_millis())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_engine_failure_waits_a_floor_that_doubles_up_to_one_second() {
+    let mut h = Harness::one_for_one(vec![immediate(RestartPolicy::Always)]);
+    // Never ready: its process is never set up.
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0)]);
+    let floors = [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000];
+    let mut t = 0;
+    for (k, floor) in floors.into_iter().enumerate() {
+        let exit = if k % 2 == 0 {
+            ChildExit::ForkFailed(11)
+        } else {
+            ChildExit::SetupFailed
+        };
+        assert_eq!(h.exit(0, exit, t), []);
+        assert_eq!(h.next_timeout(), Some(t + floor));
+        assert_eq!(h.timeout(t + floor - 1), []);
+        t += floor;
+        assert_eq!(h.timeout(t), [Start(0)]);
+    }
+    // The events say so.
+    assert_eq!(restart_delays(&mut h), floors.map(|f| Some(u128::from(f))));
+}
+
+#[test]
+fn the_floor_starts_over_once_the_child_runs() {
+    let mut h = Harness::one_for_one(vec![immediate(RestartPolicy::Always)]);
+    h.auto_ready = false;
+    h.start(0);
+    h.exit(0, ChildExit::ForkFailed(11), 0);
+    assert_eq!(h.timeout(10), [Start(0)]);
+    h.exit(0, ChildExit::SetupFailed, 10);
+    assert_eq!(h.timeout(30), [Start(0)]);
+    // Ready: the engine started it; the next failure starts over at 10 ms.
+    h.ready(0, 31);
+    h.exit(0, ChildExit::ForkFailed(11), 40);
+    assert_eq!(h.next_timeout(), Some(50));
+    assert_eq!(h.timeout(50), [Start(0)]);
+    h.exit(0, ChildExit::ForkFailed(11), 50);
+    assert_eq!(h.timeout(70), [Start(0)]);
+    // A failure of its own (its code ran): its backoff alone, at once, and
+    // the engine's count starts over.
+    assert_eq!(h.exit(0, Panicked, 80), [Start(0)]);
+    h.exit(0, ChildExit::ForkFailed(11), 80);
+    assert_eq!(h.next_timeout(), Some(90));
+    assert_eq!(
+        restart_delays(&mut h),
+        [Some(10), Some(20), Some(10), Some(20), Some(0), Some(10)]
+    );
+}
+
+#[test]
+fn a_backoff_longer_than_the_floor_is_kept() {
+    // Backoff 100 ms ×2: above the floor's 10, 20 ms.
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Always)]);
+    h.auto_ready = false;
+    h.start(0);
+    h.exit(0, ChildExit::ForkFailed(11), 0);
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(100), [Start(0)]);
+    h.exit(0, ChildExit::ForkFailed(11), 100);
+    assert_eq!(h.next_timeout(), Some(300));
+}
+
+#[test]
+fn the_floor_holds_for_a_group_restart_and_restart_policies_still_apply() {
+    let mut h = Harness::new(
+        vec![immediate(RestartPolicy::Always); 2],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    h.start(0);
+    h.ready(0, 0);
+    h.ready(1, 0);
+    h.reports();
+    h.auto_ready = false;
+    assert_eq!(h.exit(0, ChildExit::ForkFailed(11), 5), [Stop([1])]);
+    assert_eq!(h.stopped(1, 6), []);
+    assert_eq!(h.next_timeout(), Some(15));
+    assert_eq!(h.timeout(15), [Start(0)]);
+    assert_eq!(restart_delays(&mut h), [Some(10), Some(9)]);
+
+    // `Never`: not restarted, engine failure or not.
+    let mut h = Harness::one_for_one(vec![immediate(RestartPolicy::Never)]);
+    h.start(0);
+    assert_eq!(
+        h.exit(0, ChildExit::ForkFailed(11), 0),
+        [Exit(Outcome::Normal)]
+    );
+}
+
+#[test]
+fn the_floor_is_what_the_rule_says() {
+    let ms_of = |n| engine_floor(n).as_millis();
+    assert_eq!(ms_of(1), 10);
+    assert_eq!(ms_of(2), 20);
+    assert_eq!(ms_of(7), 640);
+    assert_eq!(ms_of(8), 1000);
+    assert_eq!(ms_of(u32::MAX), 1000);
 }
 
 // ---------------------------------------------------------------------------

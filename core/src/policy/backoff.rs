@@ -113,6 +113,11 @@ impl BackoffPolicy {
 
     /// Restart at once, every time.
     ///
+    /// The process engine still waits a floor delay (10 ms, growing to 1 s)
+    /// before it retries a child whose process it could not fork or set up
+    /// ([`ChildExit::is_engine_failure`](crate::ChildExit::is_engine_failure)),
+    /// so a machine out of processes or descriptors never sees a busy loop.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use supertrees_core::BackoffPolicy;

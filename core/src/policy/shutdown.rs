@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
-/// How a supervisor stops a child process (a child supervisor or the worker
-/// host): children stop one at a time, in reverse start order.
+/// How a supervisor stops its workers (and so their worker host): children
+/// stop in reverse start order.
+///
+/// Set with [`with_shutdown`](crate::Tree::with_shutdown). A child
+/// supervisor is always stopped with [`Shutdown::Infinity`]: its own
+/// `with_shutdown` bounds its stop.
 ///
 /// # Examples
 ///

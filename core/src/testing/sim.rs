@@ -302,7 +302,8 @@ impl<'a> Sim<'a> {
                     self.machine
                         .handle_restarted(child, exit, delay, state, now);
                 }
-                Note::Exited { .. } | Note::Ended(_) => {}
+                // Nothing is forked or set up here, so nothing fails to be.
+                Note::Exited { .. } | Note::Ended(_) | Note::SetupFailed => {}
             }
         }
         match happened {

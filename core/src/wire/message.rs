@@ -27,7 +27,8 @@ pub(crate) enum Command {
 
 /// Child process → supervisor. A worker host sends exactly one `Exited` per
 /// `Start`, and any number of `WorkerReady` and `Restarted` before it; a
-/// child supervisor sends `Ready` once and `Ended` last.
+/// child supervisor sends `Ready` once and `Ended` last. Either sends
+/// `SetupFailed` alone, and exits, when it could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Note {
     /// Worker `child` declared itself ready.
@@ -48,13 +49,18 @@ pub(crate) enum Note {
     Ready,
     /// A child supervisor's last word before it exits.
     Ended(Ending),
+    /// The child process could not be set up before any user code ran (its
+    /// signal handling; a worker host's runtime), and exits: its exit is
+    /// [`ChildExit::SetupFailed`], whatever its exit code.
+    SetupFailed,
 }
 
 /// How a supervisor process ended, as it tells its parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Ending {
     pub(crate) outcome: Outcome,
-    /// The signal (SIGTERM, SIGINT) that asked it to stop, if any.
+    /// The signal (SIGTERM; at the root also SIGINT, SIGHUP, SIGQUIT) that
+    /// asked it to stop, if any.
     pub(crate) signal: Option<i32>,
 }
 
@@ -113,6 +119,11 @@ mod tests {
                 outcome: Outcome::GaveUp,
                 signal: Some(15),
             }),
+            Note::SetupFailed,
+            Note::Exited {
+                child,
+                exit: ChildExit::SetupFailed,
+            },
         ];
         let mut r = FrameReader::default();
         r.push(&commands.iter().flat_map(encode).collect::<Vec<u8>>());

@@ -23,6 +23,8 @@ struct Proc {
     channel: Channel,
     /// What it said of its end, once it did.
     ending: Option<Ending>,
+    /// It said it could not be set up ([`Note::SetupFailed`]).
+    setup_failed: bool,
 }
 
 /// The child supervisor processes of one supervisor, by position.
@@ -91,7 +93,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let (ours, theirs) = match Channel::up_only() {
             Ok(pair) => pair,
             Err(err) => {
-                tracing::error!(supervisor = %self.machine.path(), %child, %err, "could not make a channel for a child supervisor; will retry with backoff");
+                if self.engine_failure_logged() {
+                    tracing::error!(supervisor = %self.machine.path(), %child, %err,
+                        "could not make a channel for a child supervisor; will retry after its backoff, and at least a floor delay");
+                }
                 let now = self.timer.now();
                 self.machine
                     .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
@@ -109,11 +114,14 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let Some(Some(Child::Supervisor(mut sup))) = mine.get_mut(n).map(Option::take) else {
                 return sys::EXIT_PANICKED;
             };
-            sys::ignore(Signal::SIGINT);
+            sys::ignore_terminal_signals();
+            let mut theirs = theirs;
             let signals = match SignalPipe::install(&[Signal::SIGCHLD, Signal::SIGTERM]) {
                 Ok(signals) => signals,
                 Err(err) => {
                     tracing::error!(supervisor = %path, %err, "could not set up signal handling");
+                    // Said on the channel: the exit code means nothing.
+                    let _ = theirs.send(&Note::SetupFailed);
                     return 1;
                 }
             };
@@ -136,11 +144,15 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     pid,
                     channel: ours,
                     ending: None,
+                    setup_failed: false,
                 }));
                 self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Supervisor));
             }
             Err(err) => {
-                tracing::error!(supervisor = %self.machine.path(), %child, %err, "fork failed; will retry with backoff");
+                if self.engine_failure_logged() {
+                    tracing::error!(supervisor = %self.machine.path(), %child, %err,
+                        "fork failed; will retry after its backoff, and at least a floor delay");
+                }
                 let now = self.timer.now();
                 self.machine
                     .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
@@ -191,6 +203,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                         proc.ending = Some(ending);
                     }
                 }
+                Note::SetupFailed => {
+                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
+                        proc.setup_failed = true;
+                    }
+                }
                 other => {
                     tracing::warn!(supervisor = %self.machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
                 }
@@ -208,11 +225,17 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // A supervisor that exited by itself said how; the exit code only
         // says that it did.
         let exit = match (exit, proc.ending) {
+            _ if proc.setup_failed => ChildExit::SetupFailed,
             (ChildExit::Exited(0), Some(ending)) => ending.exit(),
             (exit, _) => exit,
         };
         proc.channel.abandon();
-        tracing::info!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
+        if !proc.setup_failed {
+            tracing::info!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
+        } else if self.engine_failure_logged() {
+            tracing::error!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(),
+                "child supervisor could not be set up; will retry after its backoff, and at least a floor delay");
+        }
         self.machine.handle_exit(child, exit, now);
     }
 

@@ -34,6 +34,9 @@ struct Host {
     shutting_down: bool,
     /// `Restarted` notes received from it: what its grants are counted from.
     restarted: u64,
+    /// It said it could not be set up ([`Note::SetupFailed`]): its exit is
+    /// [`ChildExit::SetupFailed`] for the workers it was to run.
+    setup_failed: bool,
 }
 
 /// What a supervisor knows of its worker host and the workers in it.
@@ -58,6 +61,11 @@ impl HostLink {
 
     pub(super) fn is_up(&self) -> bool {
         self.host.is_some()
+    }
+
+    /// Whether workers wait for a host to be forked.
+    pub(super) fn awaits_launch(&self) -> bool {
+        self.host.is_none() && !self.unhosted.is_empty()
     }
 
     pub(super) fn pid(&self) -> Option<Pid> {
@@ -204,7 +212,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             }
             Err(err) => {
                 let workers: Vec<ChildIdx> = starts.iter().map(|(c, _)| *c).collect();
-                tracing::error!(supervisor = %self.machine.path(), ?workers, %err, "fork of the worker host failed; will retry with backoff");
+                if self.engine_failure_logged() {
+                    tracing::error!(supervisor = %self.machine.path(), ?workers, %err,
+                        "fork of the worker host failed; will retry after its backoff, and at least a floor delay");
+                }
                 let now = self.timer.now();
                 for child in workers {
                     self.host.live[child.get()] = false;
@@ -275,6 +286,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             kill_at: None,
             shutting_down: false,
             restarted: 0,
+            setup_failed: false,
         });
         Ok(pid)
     }
@@ -327,6 +339,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             Note::WorkerReady(child) if self.host.is_live(child) => {
                 self.machine.handle_ready(child, now);
             }
+            Note::SetupFailed => {
+                if let Some(host) = &mut self.host.host {
+                    host.setup_failed = true;
+                }
+            }
             Note::Exited { child, exit } if self.host.is_live(child) => {
                 self.host.live[child.get()] = false;
                 tracing::debug!(supervisor = %self.machine.path(), %child, %exit, "worker exited");
@@ -349,10 +366,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         };
         let pid = host.pid;
         let asked = host.shutting_down;
+        let setup_failed = host.setup_failed;
         host.channel.abandon();
         // What its workers started ends with it (it leads its own group).
         sys::kill_group(pid);
+        // What the host said, never its exit code, tells a setup failure.
         let exit = match exit {
+            _ if setup_failed => ChildExit::SetupFailed,
             ChildExit::Exited(0) if asked => ChildExit::Stopped,
             other => other,
         };
@@ -361,12 +381,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             .child_indices()
             .filter(|&c| self.host.is_live(c))
             .collect();
-        if exit == ChildExit::Exited(sys::EXIT_PANICKED) {
-            tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(),
-                "worker host panicked outside its workers (e.g. its runtime could not be built); \
-                 its panic message is on stderr");
-        }
-        if live.is_empty() {
+        if setup_failed {
+            if self.engine_failure_logged() {
+                tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(), workers = ?live,
+                    "worker host could not be set up (its runtime or threads did not start; see its \
+                     own lines); will retry after its workers' backoff, and at least a floor delay");
+            }
+        } else if live.is_empty() {
             tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
         } else {
             tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = ?live, "worker host died with running workers");

@@ -20,6 +20,7 @@ use nix::sys::signal::Signal;
 
 use super::channel::Channel;
 use super::outlet::Outlet;
+use super::ratelimit::{LogLimit, ENGINE_FAILURE_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
 use crate::machine::{Action, ChildIdx, Machine, Outcome};
 use crate::tree::{Child, Supervisor};
@@ -39,9 +40,12 @@ pub(crate) struct Node<'a, S, T> {
     procs: ChildProcs,
     stop_signal: Option<Signal>,
     ending: Option<Outcome>,
-    /// Whether every child of this process is the engine's (a forked
-    /// supervisor): then it reaps with `waitpid(-1)` and adopts orphans.
-    owns_all_children: bool,
+    /// Whether it reaps any exited child (`waitpid(-1)`), matching pids to
+    /// its children: in a forked supervisor, whose children are all the
+    /// engine's (and which adopts orphans as a subreaper), and in a root
+    /// that is PID 1, which inherits every orphan of its PID namespace and
+    /// must reap them, as init does. Otherwise only its children's pids.
+    reaps_any: bool,
     outlet: Outlet,
     /// The channel to the parent supervisor, in a forked supervisor.
     parent: Option<Channel>,
@@ -51,6 +55,10 @@ pub(crate) struct Node<'a, S, T> {
     /// Each child supervisor's channel's place in `poller`.
     watched: Vec<(ChildIdx, usize)>,
     said: Vec<ChildIdx>,
+    /// The log lines of failures of the engine's own machinery (forks,
+    /// pipes, hosts that could not be set up): one, then at most one
+    /// summary per second, however often they happen.
+    engine_log: LogLimit,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -79,12 +87,13 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             procs: ChildProcs::new(count),
             stop_signal: None,
             ending: None,
-            owns_all_children: false,
+            reaps_any: false,
             outlet,
             parent: None,
             poller: sys::Poller::default(),
             watched: Vec::new(),
             said: Vec::new(),
+            engine_log: LogLimit::new(ENGINE_FAILURE_LOG_PERIOD),
         }
     }
 
@@ -93,8 +102,18 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// It reports to its parent on `parent`.
     pub(crate) fn forked(mut self, parent: Channel) -> Self {
         sys::become_subreaper();
-        self.owns_all_children = true;
+        self.reaps_any = true;
         self.parent = Some(parent);
+        self
+    }
+
+    /// Marks this node as the root running as PID 1 (of a container or
+    /// PID namespace): every orphan of the namespace is re-parented to it,
+    /// so it reaps any exited child, as init must, and feeds the exits of
+    /// its own children to its machine. A child that the calling program
+    /// forked itself is reaped too.
+    pub(crate) fn init_process(mut self) -> Self {
+        self.reaps_any = true;
         self
     }
 
@@ -106,7 +125,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         loop {
             self.carry_out();
             if self.launch_host() {
-                continue;
+                // The machine knows: carry out what it decided. A retry
+                // waits at least the engine's floor, and every turn goes
+                // through `wait`, which handles signals, whatever fails.
+                self.carry_out();
             }
             self.host.flush();
             if let (Some(outcome), false) = (self.ending, self.host.is_up()) {
@@ -217,15 +239,26 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
+    /// Whether to log a failure of the engine's machinery that happened
+    /// now: one, then a summary per second (see [`Self::wait`]).
+    fn engine_failure_logged(&mut self) -> bool {
+        let now = self.timer.now();
+        self.engine_log.admit(now)
+    }
+
     /// Sleeps until something happens, then feeds it to the machine.
     fn wait(&mut self) {
         let now = self.timer.now();
+        // Workers waiting for a host that has yet to be forked: at once.
+        let launch = self.host.awaits_launch().then_some(now);
         let deadline = self
             .machine
             .poll_timeout()
             .into_iter()
             .chain(self.host.kill_at())
             .chain(self.outlet.root().and_then(|root| root.deadline()))
+            .chain(self.engine_log.due())
+            .chain(launch)
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         // Child supervisors whose channel has something to read: only
@@ -271,7 +304,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         self.host.flush();
         for sig in &signals {
-            if matches!(sig, Signal::SIGTERM | Signal::SIGINT) && self.stop_signal.is_none() {
+            if sys::STOP_SIGNALS.contains(sig) && self.stop_signal.is_none() {
                 tracing::info!(supervisor = %self.machine.path(), signal = %sig, "shutdown requested");
                 self.stop_signal = Some(*sig);
                 self.machine.handle_shutdown(now);
@@ -284,10 +317,14 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
             self.machine.handle_timeout(now);
         }
+        if let Some(failures) = self.engine_log.summary(now) {
+            tracing::warn!(supervisor = %self.machine.path(), failures, period = ?ENGINE_FAILURE_LOG_PERIOD,
+                "the engine's machinery (fork, pipes, worker host setup) failed this many more times since the last line; each is retried after a floor delay");
+        }
     }
 
     fn reap(&mut self, now: Instant) {
-        if self.owns_all_children {
+        if self.reaps_any {
             while let Some((pid, exit)) = sys::reap_any() {
                 self.reaped(pid, exit, now);
             }
