@@ -113,3 +113,70 @@ pub(crate) mod drive {
         Ok(())
     }
 }
+
+/// A worker that panics as fast as it is restarted is logged at most once a
+/// second, with a count of the panics not logged.
+pub(crate) mod panic_log {
+    pub(crate) mod scenario {
+        use supertrees::{BackoffPolicy, BoxFuture, Restartable, Supertree, Worker};
+
+        use crate::scenario::report;
+
+        struct Panics;
+
+        impl Worker for Panics {
+            fn init(&self) -> BoxFuture {
+                Box::pin(async { panic!("panics at once, every run") })
+            }
+        }
+
+        impl Restartable for Panics {
+            fn backoff_policy(&self) -> BackoffPolicy {
+                BackoffPolicy::immediate()
+            }
+        }
+
+        pub(crate) fn panic_flood() {
+            // The default hook would print every panic: that is the
+            // program's choice, not the engine's log.
+            std::panic::set_hook(Box::new(|_| {}));
+            report(Supertree::new().add_worker(Panics).start());
+        }
+    }
+
+    pub(crate) mod drive {
+        use std::time::Duration;
+
+        use nix::sys::signal::Signal;
+
+        use crate::runner::Run;
+
+        pub(crate) fn panic_flood(run: &mut Run) -> Result<(), String> {
+            std::thread::sleep(Duration::from_millis(1500));
+            run.signal_root(Signal::SIGTERM)?;
+            let status = run.wait_exit()?;
+            if status.code() != Some(0) {
+                return Err(format!("the tree did not stop cleanly: {status:?}"));
+            }
+            let lines = run.stderr_count(|l| l.contains("worker panicked"));
+            let counted = run.stderr_count(|l| {
+                l.contains("worker panicked")
+                    && l.split("not_logged=").nth(1).is_some_and(|n| {
+                        n.split_whitespace()
+                            .next()
+                            .and_then(|n| n.parse::<u64>().ok())
+                            > Some(1000)
+                    })
+            });
+            if lines == 0 || lines > 3 || counted == 0 {
+                return Err(format!(
+                    "expected 1 to 3 'worker panicked' lines in 1.5 s, one counting over 1000 held back; saw {lines} ({counted} counting)"
+                ));
+            }
+            run.note(format!(
+                "{lines} log lines for a worker panicking in a tight loop for 1.5 s"
+            ));
+            Ok(())
+        }
+    }
+}

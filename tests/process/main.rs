@@ -316,6 +316,12 @@ const SCENARIOS: &[Scenario] = &[
         host_children::drive::worker_children,
         15,
     ),
+    scenario(
+        "panic_flood",
+        host_children::panic_log::scenario::panic_flood,
+        host_children::panic_log::drive::panic_flood,
+        15,
+    ),
 ];
 
 /// Examples run as they are, when their binaries have been built.

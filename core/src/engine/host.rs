@@ -33,6 +33,7 @@ use futures::StreamExt;
 use nix::sys::signal::Signal;
 
 use super::channel::{Channel, PipeState};
+use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
 use crate::lease::{run_leased, Leases};
 use crate::machine::{ChildIdx, ChildPolicy, Grant};
@@ -58,6 +59,8 @@ struct Ctx<S, T> {
     /// lock, so tasks on several threads never interleave.
     channel: Mutex<Channel>,
     leases: Mutex<Leases>,
+    /// Worker panics are logged at most once per period, with a count.
+    panics: Mutex<LogLimit>,
 }
 
 impl<S, T> Ctx<S, T> {
@@ -144,6 +147,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         path,
         channel: Mutex::new(notes),
         leases: Mutex::new(Leases::new(leasable, grant)),
+        panics: Mutex::new(LogLimit::new(REPEAT_LOG_PERIOD)),
     });
     let workers: Vec<Option<SharedWorker>> = workers
         .into_iter()
@@ -320,7 +324,7 @@ fn start<S: Spawner, T: Timer>(
                 child,
                 first,
                 run_once,
-                |panic| log_panic(&ctx.path, child, panic.as_ref()),
+                |panic| ctx.log_panic(child, panic.as_ref()),
                 &ctx.leases,
                 &ctx.timer,
                 SPIN_BELOW,
@@ -341,11 +345,22 @@ fn start<S: Spawner, T: Timer>(
     }
 }
 
-fn log_panic(path: &str, child: ChildIdx, payload: &(dyn std::any::Any + Send)) {
-    let message = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(non-string panic payload)");
-    tracing::warn!(host = %path, %child, message, "worker panicked");
+impl<S, T: Timer> Ctx<S, T> {
+    /// Logs a worker's panic, unless one was logged less than a period ago
+    /// (a worker that panics as fast as it restarts); the next line says
+    /// how many were not logged.
+    fn log_panic(&self, child: ChildIdx, payload: &(dyn std::any::Any + Send)) {
+        let now = self.timer.now();
+        let told = self
+            .panics
+            .lock()
+            .map_or(Some(0), |mut limit| limit.take(now));
+        let Some(not_logged) = told else { return };
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(non-string panic payload)");
+        tracing::warn!(host = %self.path, %child, message, not_logged, "worker panicked");
+    }
 }

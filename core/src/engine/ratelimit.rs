@@ -1,13 +1,14 @@
 //! Rate limiting of a log line that may repeat without end: a supervisor
-//! whose forks keep failing logs the first failure, then at most one
-//! summary per period with the number of failures it did not log.
+//! whose forks keep failing, or a worker that panics as fast as it is
+//! restarted, logs the first occurrence, then at most one line per period
+//! with the number of occurrences it did not log.
 
 use std::time::{Duration, Instant};
 
-/// How often a supervisor logs the failures of the engine's own machinery
-/// (a fork, a pipe, a worker host that could not be set up) that keep
-/// happening.
-pub(crate) const ENGINE_FAILURE_LOG_PERIOD: Duration = Duration::from_secs(1);
+/// How often a line that keeps repeating is logged: failures of the
+/// engine's own machinery (a fork, a pipe, a worker host that could not be
+/// set up) in a supervisor, worker panics in a worker host.
+pub(crate) const REPEAT_LOG_PERIOD: Duration = Duration::from_secs(1);
 
 /// Decides which occurrences of a repeated event are logged: one, then
 /// nothing but a summary of those that follow, at most one line (either
@@ -50,6 +51,15 @@ impl LogLimit {
         }
     }
 
+    /// An occurrence at `now`, for a line that tells what was held back
+    /// itself: `Some(n)` to log it with the `n` occurrences not logged
+    /// since the last line, `None` (counted) within `period` of it. Needs
+    /// no wake-up: what is held back is told with the next line.
+    pub(crate) fn take(&mut self, now: Instant) -> Option<u64> {
+        self.admit(now)
+            .then(|| std::mem::take(&mut self.suppressed))
+    }
+
     /// When a summary is due: a `period` after the last line, if anything
     /// was counted since.
     pub(crate) fn due(&self) -> Option<Instant> {
@@ -74,6 +84,17 @@ impl LogLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_tells_what_it_held_back_with_the_next_line() {
+        let t = Instant::now();
+        let mut limit = LogLimit::new(ms(1000));
+        assert_eq!(limit.take(t), Some(0));
+        assert_eq!(limit.take(t + ms(1)), None);
+        assert_eq!(limit.take(t + ms(999)), None);
+        assert_eq!(limit.take(t + ms(1000)), Some(2));
+        assert_eq!(limit.take(t + ms(2500)), Some(0));
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

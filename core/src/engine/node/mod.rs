@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 
 use super::channel::Channel;
 use super::outlet::Outlet;
-use super::ratelimit::{LogLimit, ENGINE_FAILURE_LOG_PERIOD};
+use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
 use crate::machine::{Action, ChildIdx, Machine, Outcome};
 use crate::tree::{Child, Supervisor};
@@ -93,7 +93,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             poller: sys::Poller::default(),
             watched: Vec::new(),
             said: Vec::new(),
-            engine_log: LogLimit::new(ENGINE_FAILURE_LOG_PERIOD),
+            engine_log: LogLimit::new(REPEAT_LOG_PERIOD),
         }
     }
 
@@ -318,7 +318,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             self.machine.handle_timeout(now);
         }
         if let Some(failures) = self.engine_log.summary(now) {
-            tracing::warn!(supervisor = %self.machine.path(), failures, period = ?ENGINE_FAILURE_LOG_PERIOD,
+            tracing::warn!(supervisor = %self.machine.path(), failures, period = ?REPEAT_LOG_PERIOD,
                 "the engine's machinery (fork, pipes, worker host setup) failed this many more times since the last line; each is retried after a floor delay");
         }
     }
