@@ -149,8 +149,8 @@
 //! served on the status socket ([`query_status`] reads it). When
 //! `NOTIFY_SOCKET` is set the root speaks systemd's notify protocol:
 //! `READY=1` once the whole tree is ready, `STOPPING=1` when it shuts down
-//! (or has no work left), and `WATCHDOG=1` every half `WATCHDOG_USEC` while
-//! its loop runs.
+//! (or has no work left), and `WATCHDOG=1` every half `WATCHDOG_USEC` (but
+//! not more often than every 10 ms) while its loop runs.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

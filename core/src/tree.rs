@@ -585,11 +585,22 @@ impl<B> Tree<Root<B>> {
     /// The socket is created with mode 0600 in a directory only its owner can
     /// enter (created with mode 0700 if missing; an existing directory that
     /// others can enter is refused), and peers of another uid are refused.
+    /// No directory above it may be writable by group or others unless it
+    /// has the sticky bit (as `/tmp` has): others could replace the socket's
+    /// directory. `path` must fit a Unix socket address (107 bytes on
+    /// Linux). A directory the root creates for the socket is removed with
+    /// it when the tree ends, and at once if the socket can not be created.
+    ///
     /// One request per connection: the line `status`. A client that sends
-    /// anything else gets an error line; one that sends nothing is dropped
-    /// after 2 s. The root never waits on a client. The socket file is
-    /// removed when the tree ends. A socket that can not be created makes
-    /// `start` return [`Error::Os`] before anything forks.
+    /// anything else, or ends the connection before its newline, gets an
+    /// error line; one that sends nothing is dropped after 2 s. Up to 16
+    /// clients are served at a time; more wait their turn in order, and a
+    /// client that has not sent its request 20 ms after it was accepted is
+    /// cut off (`error: busy`) when another waits, so a flood of idle
+    /// connections does not lock others out. The root never waits on a
+    /// client. The socket file is removed when the tree ends. A socket that
+    /// can not be created makes `start` return [`Error::Os`], naming the
+    /// path and the reason, before anything forks.
     ///
     /// # Examples
     ///

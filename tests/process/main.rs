@@ -42,9 +42,10 @@
 //! bodies) and a `drive` submodule (the runner's side): [`start`] (seed
 //! compatibility and how `start()` ends), [`signals`] (signals and orderly
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
-//! (resource limits) and [`observe`] (readiness, events, status socket,
-//! systemd, IPC faults). A new scenario is a body and a drive in its topic
-//! module, and a line in [`SCENARIOS`].
+//! (resource limits), [`observe`] (readiness, events, status socket,
+//! systemd, IPC faults) and [`hardening_root`] (the root under abuse). A
+//! new scenario is a body and a drive in its topic module, and a line in
+//! [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -52,6 +53,7 @@ use std::time::Duration;
 mod decisions;
 mod drive;
 mod failures;
+mod hardening_root;
 mod limits;
 mod observe;
 mod runner;
@@ -243,6 +245,25 @@ const SCENARIOS: &[Scenario] = &[
         decisions::scenario::differential,
         decisions::drive::differential,
         15,
+    ),
+    // Issue 11: hardening of the root.
+    scenario(
+        "watchdog_floor",
+        hardening_root::scenario::watchdog_floor,
+        hardening_root::drive::watchdog_floor,
+        15,
+    ),
+    scenario(
+        "status_abuse",
+        hardening_root::scenario::status_abuse,
+        hardening_root::drive::status_abuse,
+        20,
+    ),
+    scenario(
+        "status_dirs",
+        hardening_root::scenario::status_dirs,
+        hardening_root::drive::status_dirs,
+        10,
     ),
 ];
 

@@ -115,7 +115,7 @@ impl Root {
 
     /// The whole tree is up.
     pub(crate) fn tree_ready(&mut self) {
-        if let Some(n) = &self.notifier {
+        if let Some(n) = &mut self.notifier {
             n.notify("READY=1");
         }
         self.observed.ready();
@@ -123,7 +123,7 @@ impl Root {
 
     /// The tree is shutting down, or has no work left: tells systemd once.
     pub(crate) fn stopping(&mut self) {
-        if let Some(n) = &self.notifier {
+        if let Some(n) = &mut self.notifier {
             if !std::mem::replace(&mut self.told_stopping, true) {
                 n.notify("STOPPING=1");
             }
@@ -166,7 +166,7 @@ impl Root {
             let status = self.observed.status();
             server.handle(now, &mut || status.to_string());
         }
-        if let (Some(at), Some(n)) = (self.next_watchdog, &self.notifier) {
+        if let (Some(at), Some(n)) = (self.next_watchdog, &mut self.notifier) {
             if at <= now {
                 n.notify("WATCHDOG=1");
                 self.next_watchdog = n.watchdog_interval().map(|i| now + i);
