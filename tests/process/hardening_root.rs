@@ -1,6 +1,8 @@
-//! Scenarios for the hardening of the root (issue 11): the watchdog
-//! interval has a floor, and the status socket copes with a reconnect
-//! flood, half-sent requests and unsafe directories.
+//! Scenarios for the hardening of the root (issue 11): a slow `on_event`
+//! callback under a flood of events must not hold the root's loop (signals,
+//! status requests, watchdog pings), the watchdog interval has a floor, and
+//! the status socket copes with a reconnect flood, half-sent requests and
+//! unsafe directories.
 //! Included by `main.rs`: each scenario body runs in its own process, each
 //! drive in the runner.
 
@@ -20,12 +22,36 @@ fn status_socket_in(dir: &std::path::Path) -> PathBuf {
 
 pub(crate) mod scenario {
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
-    use supertrees::{BackoffPolicy, BoxFuture, Restartable, Supertree, Worker};
+    use supertrees::{BackoffPolicy, BoxFuture, EventKind, Restartable, Supertree, Worker};
 
     use super::super::observe::{now_ms, test_dir};
     use super::super::scenario::report;
+
+    /// Returns at once, `Always`, 1 µs backoff: its host restarts it in
+    /// place as fast as it can. Prints `runs <n> <ms>` every 20 000 runs.
+    struct Spinner;
+
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+
+    impl Worker for Spinner {
+        fn init(&self) -> BoxFuture {
+            let n = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 20_000 == 0 {
+                println!("runs {n} {}", now_ms());
+            }
+            Box::pin(async {})
+        }
+    }
+
+    impl Restartable for Spinner {
+        fn backoff_policy(&self) -> BackoffPolicy {
+            let us = Duration::from_micros(1);
+            BackoffPolicy::new(us, us * 2, Duration::from_secs(1), 2.0)
+        }
+    }
 
     /// Prints `start <name> <ms>` and runs until stopped.
     struct Marker(&'static str);
@@ -71,6 +97,18 @@ pub(crate) mod scenario {
         super::status_socket_in(&dir)
     }
 
+    /// The slow callback: 10 ms per event; prints `dropped <n>` for each
+    /// report of events it missed, and `callback <event>` for the root's
+    /// shutdown.
+    fn slow_callback(event: &supertrees::Event) {
+        match event.kind {
+            EventKind::Dropped(n) => println!("dropped {n}"),
+            EventKind::Stopping { .. } if event.path == "root" => println!("callback {event}"),
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
     /// Waits for the runner's notify socket and points `NOTIFY_SOCKET` at
     /// it, with `WATCHDOG_USEC=watchdog_usec`.
     fn use_notify_socket(watchdog_usec: &str) {
@@ -84,6 +122,20 @@ pub(crate) mod scenario {
         // Single-threaded here: nothing else reads the environment.
         std::env::set_var("NOTIFY_SOCKET", &socket);
         std::env::set_var("WATCHDOG_USEC", watchdog_usec);
+    }
+
+    /// A worker of the root restarting in place as fast as it can, a 10 ms
+    /// `on_event` callback, the status socket, and a 200 ms systemd
+    /// watchdog (pings every 100 ms).
+    pub(crate) fn slow_on_event() {
+        use_notify_socket("200000");
+        let result = Supertree::new()
+            .add_worker(Spinner)
+            .add_worker(Marker("root/1"))
+            .status_socket(status_socket())
+            .on_event(slow_callback)
+            .start();
+        report(result);
     }
 
     /// `WATCHDOG_USEC=1`: the root must not spin.
@@ -200,6 +252,18 @@ pub(crate) mod drive {
         (at, all)
     }
 
+    /// The longest time without a ping over `span`, counting from its start
+    /// and to its end.
+    fn max_gap(at: &[Duration], span: Duration) -> Duration {
+        let mut last = Duration::ZERO;
+        let mut gap = Duration::ZERO;
+        for &t in at.iter().chain([span].iter()) {
+            gap = gap.max(t.saturating_sub(last));
+            last = t;
+        }
+        gap
+    }
+
     /// Asks for the status; the answer and how long it took.
     fn timed_status(socket: &Path) -> (Result<String, String>, Duration) {
         let asked = Instant::now();
@@ -237,6 +301,58 @@ pub(crate) mod drive {
             ));
         }
         Ok(took)
+    }
+
+    /// Fault 1: status requests answered, watchdog pinged and SIGTERM obeyed
+    /// promptly while a 10 ms callback faces a restart flood.
+    pub(crate) fn slow_on_event(run: &mut Run) -> Result<(), String> {
+        let notify = bind_notify_socket(run)?;
+        let socket = super::status_socket_in(&dir_of_run(run));
+        wait_line(run, "start root/1 ")?;
+        // The flood is on from the start; let the callback fall behind.
+        std::thread::sleep(Duration::from_secs(1));
+        let span = Duration::from_secs(2);
+        let (at, _) = pings(&notify, span);
+        let gap = max_gap(&at, span);
+        let mut slowest = Duration::ZERO;
+        let mut failed = Vec::new();
+        for _ in 0..5 {
+            let (answer, took) = timed_status(&socket);
+            match answer {
+                Ok(text) if text.contains("root/0  worker") => {}
+                Ok(text) => failed.push(format!("the status lacks root/0:\n{text}")),
+                Err(err) => failed.push(format!("{err} (after {took:?})")),
+            }
+            slowest = slowest.max(took);
+        }
+        let dropped = line_with(run, "dropped ").unwrap_or_else(|| "no drop report".to_owned());
+        let took = term_and_time(run)?;
+        run.note(format!(
+            "10 ms on_event under a restart flood: {} pings in {span:?}, longest gap {gap:?} \
+             (interval 100 ms); slowest of 5 status queries {slowest:?}, {} failed; the \
+             callback got `{dropped}`; stopped {took:?} after SIGTERM",
+            at.len(),
+            failed.len()
+        ));
+        if !failed.is_empty() {
+            return Err(format!("status queries failed: {failed:?}"));
+        }
+        if !dropped.starts_with("dropped ") {
+            return Err("the callback was never told of dropped events".to_owned());
+        }
+        if line_with(run, "callback root ").is_none() {
+            return Err("the callback never saw the root's shutdown".to_owned());
+        }
+        if gap > Duration::from_millis(300) {
+            return Err(format!("a watchdog ping gap of {gap:?} (interval 100 ms)"));
+        }
+        if slowest > Duration::from_secs(1) {
+            return Err(format!("a status query took {slowest:?}"));
+        }
+        if took > Duration::from_secs(3) {
+            return Err(format!("the root took {took:?} to stop after SIGTERM"));
+        }
+        Ok(())
     }
 
     /// Fault 3a: `WATCHDOG_USEC=1` is clamped: the root neither spins nor

@@ -43,9 +43,9 @@
 //! compatibility and how `start()` ends), [`signals`] (signals and orderly
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
 //! (resource limits), [`observe`] (readiness, events, status socket,
-//! systemd, IPC faults) and [`hardening_root`] (the root under abuse). A
-//! new scenario is a body and a drive in its topic module, and a line in
-//! [`SCENARIOS`].
+//! systemd, IPC faults) and [`hardening_root`] (the root under slow
+//! callbacks, floods and abuse). A new scenario is a body and a drive in
+//! its topic module, and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -247,6 +247,12 @@ const SCENARIOS: &[Scenario] = &[
         15,
     ),
     // Issue 11: hardening of the root.
+    scenario(
+        "slow_on_event",
+        hardening_root::scenario::slow_on_event,
+        hardening_root::drive::slow_on_event,
+        30,
+    ),
     scenario(
         "watchdog_floor",
         hardening_root::scenario::watchdog_floor,

@@ -1,30 +1,50 @@
 //! What only the root process does besides supervising: gather the tree's
-//! lifecycle events into a [`TreeStatus`], hand them to the user's callbacks,
-//! serve the status socket, and talk to systemd.
+//! lifecycle events into a [`TreeStatus`](crate::TreeStatus), hand them to
+//! the user's callbacks a few per turn, serve the status socket, and talk
+//! to systemd.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::fcntl::FcntlArg;
-use nix::poll::PollFd;
+use nix::poll::{PollFd, PollFlags};
 
 use super::events::{Decoder, EventSink};
 use super::status_socket::StatusServer;
 use super::sys;
 use super::systemd::Notifier;
-use crate::observe::Observed;
+use crate::observe::{Observed, QUEUE_CAPACITY};
 use crate::tree::Observers;
 use crate::{Error, Event};
 
 /// The pipe size the root asks for, so a burst of events (a whole tree
 /// starting) fits while the root catches up. Best effort.
 const EVENT_PIPE_SIZE: i32 = 1 << 20;
-/// The most bytes read off the event pipe per turn of the root's loop.
+/// The size of one read off the event pipe.
 const READ_CHUNK: usize = 16 << 10;
-/// The most events handled per turn of the root's loop.
-const EVENTS_PER_TURN: usize = 256;
+/// The most bytes read off the event pipe per turn of the root's loop.
+/// Folding an event into the status is cheap (a microsecond or so), and the
+/// callbacks are queued, so a turn takes a lot: the pipe's backlog stays
+/// small and the status current.
+const READ_PER_TURN: usize = 256 << 10;
+/// The most bytes read off the event pipe once the tree has ended.
+const READ_AT_END: usize = 4 << 20;
+/// How long the user's callbacks may run per turn of the root's loop; one
+/// call is made per turn however long it takes.
+const CALLBACK_BUDGET: Duration = Duration::from_millis(5);
+/// How many of the events still waiting for the callback are kept once the
+/// tree has ended: the newest (its end among them); older ones are dropped
+/// and counted.
+const EVENTS_KEPT_AT_END: usize = 64;
+/// How long the callbacks still waiting may run once the tree has ended;
+/// the events left then are dropped and counted.
+const CALLBACK_BUDGET_AT_END: Duration = Duration::from_secs(1);
 
+/// What only the root process does besides supervising.
 pub(crate) struct Root {
+    /// The status and the user's callbacks, which wait in a bounded queue
+    /// and are made a few per turn.
     observed: Observed,
     /// The event pipe: read end, and the write end forked supervisors take.
     events: Option<(OwnedFd, OwnedFd)>,
@@ -37,7 +57,8 @@ pub(crate) struct Root {
     /// The time of the current turn of the root's loop, as its timer read
     /// it: given to [`new`](Self::new), then to [`handle`](Self::handle)
     /// once per turn, before any event of that turn is emitted. Events are
-    /// recorded at it; nothing here reads a clock.
+    /// recorded at it. The only clock read here is the monotonic one that
+    /// measures how long the user's callbacks run.
     now: Instant,
 }
 
@@ -70,7 +91,7 @@ impl Root {
             .and_then(Notifier::watchdog_interval)
             .map(|_| now);
         Ok(Self {
-            observed: Observed::new(observers, std::process::id(), now),
+            observed: Observed::queued(observers, std::process::id(), now, QUEUE_CAPACITY),
             events,
             decoder: Decoder::default(),
             server,
@@ -84,23 +105,13 @@ impl Root {
     /// In a freshly forked child supervisor: the write end of the event pipe
     /// for its own events. The rest is the root's: the status server's fds
     /// are closed (its `Drop` leaves the socket file to the process that
-    /// made it), and the rest is forgotten: no user destructor runs in the
-    /// child, and no heap page shared with the root is written (copied) just
-    /// to free it.
-    pub(crate) fn leave_in_child(self) -> Option<EventSink> {
-        let Root {
-            observed,
-            events,
-            decoder,
-            server,
-            notifier,
-            next_watchdog: _,
-            told_stopping: _,
-            now: _,
-        } = self;
-        observed.forget();
-        std::mem::forget((decoder, notifier));
-        drop(server);
+    /// made it), and the rest is forgotten: no user destructor or callback
+    /// runs in the child (the root's `Drop` does not either), and no heap
+    /// page shared with the root is written (copied) just to free it.
+    pub(crate) fn leave_in_child(mut self) -> Option<EventSink> {
+        let events = self.events.take();
+        drop(self.server.take());
+        std::mem::forget(self);
         events.map(|(read, write)| {
             drop(read);
             EventSink::new(write)
@@ -108,9 +119,10 @@ impl Root {
     }
 
     /// Records an event of the root's own children, or one read off the
-    /// pipe, at the time of the current turn.
+    /// pipe, at the time of the current turn: in the status at once, for
+    /// the callback in its queue.
     pub(crate) fn emit(&mut self, event: Event) {
-        self.observed.event(&event, self.now);
+        self.observed.event(event, self.now);
     }
 
     /// The whole tree is up.
@@ -132,11 +144,18 @@ impl Root {
 
     /// The fds the root's poll loop must watch for this.
     pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let mut fds: Vec<PollFd<'_>> = self
-            .events
-            .iter()
-            .map(|(read, _)| sys::readable(read.as_fd()))
-            .collect();
+        let mut fds: Vec<PollFd<'_>> = Vec::new();
+        if let Some((read, write)) = &self.events {
+            fds.push(sys::readable(read.as_fd()));
+            if self.observed.has_pending() {
+                // Callbacks are due, so the loop must come back at once,
+                // yet still poll (to learn what else is ready): the pipe is
+                // either not full (its write end is writable) or holds
+                // events (its read end is readable), so one of the two is
+                // always ready.
+                fds.push(PollFd::new(write.as_fd(), PollFlags::POLLOUT));
+            }
+        }
         if let Some(server) = &self.server {
             fds.extend(server.poll_fds());
         }
@@ -146,22 +165,25 @@ impl Root {
     /// When the root's poll loop must wake up for this at the latest.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let server = self.server.as_ref().and_then(StatusServer::next_deadline);
-        // Events left over from the last turn: come back at once (this
-        // turn's time has passed already).
-        let backlog = (self.decoder.pending() > 0).then_some(self.now);
+        // Callbacks due without an event pipe to poll (only `on_ready` was
+        // asked for): come back at once.
+        let due = (self.events.is_none() && self.observed.has_pending()).then_some(self.now);
         server
             .into_iter()
             .chain(self.next_watchdog)
-            .chain(backlog)
+            .chain(due)
             .min()
     }
 
     /// Starts a turn of the root's loop at `now` and does what is due:
-    /// reads events, serves status requests, pings the watchdog.
+    /// reads events into the status, serves status requests, pings the
+    /// watchdog, then makes the waiting callbacks for up to
+    /// [`CALLBACK_BUDGET`] (at least one call), so that the loop gets back
+    /// to its signals and children soon whatever the callbacks do.
     pub(crate) fn handle(&mut self, now: Instant) {
         self.now = now;
         self.observed.advance(now);
-        self.read_events();
+        self.read_events(READ_PER_TURN);
         if let Some(server) = &mut self.server {
             let status = self.observed.status();
             server.handle(now, &mut || status.to_string());
@@ -172,26 +194,132 @@ impl Root {
                 self.next_watchdog = n.watchdog_interval().map(|i| now + i);
             }
         }
+        let until = Instant::now() + CALLBACK_BUDGET;
+        self.observed.deliver(|| Instant::now() < until);
     }
 
-    /// Reads what the pipe holds and hands at most [`EVENTS_PER_TURN`]
-    /// events to the callback, so a slow callback or a flood of events can
-    /// not keep the root from its own work (signals, its children).
-    fn read_events(&mut self) {
+    /// Reads up to `limit` bytes of events off the pipe, as far as it holds
+    /// any, and records them.
+    fn read_events(&mut self, limit: usize) {
         let Some((read, _)) = &self.events else {
             return;
         };
-        if self.decoder.pending() < READ_CHUNK {
-            let mut chunk = [0u8; READ_CHUNK];
-            if let Ok(n) = nix::unistd::read(read, &mut chunk) {
-                self.decoder.push(&chunk[..n]);
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut total = 0;
+        while total < limit {
+            let n = match nix::unistd::read(read, &mut chunk) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                // EAGAIN: the pipe is empty.
+                Err(_) => return,
+            };
+            total += n;
+            self.decoder.push(&chunk[..n]);
+            while let Some(event) = self.decoder.next_event() {
+                self.observed.event(event, self.now);
+            }
+            if n < chunk.len() {
+                return;
             }
         }
-        for _ in 0..EVENTS_PER_TURN {
-            match self.decoder.next_event() {
-                Some(event) => self.emit(event),
-                None => break,
-            }
+    }
+}
+
+impl Drop for Root {
+    /// The tree has ended: records the events still in the pipe, then gives
+    /// the newest [`EVENTS_KEPT_AT_END`] waiting events to the callback,
+    /// for up to [`CALLBACK_BUDGET_AT_END`]; `on_event` is told how many
+    /// events it missed.
+    fn drop(&mut self) {
+        self.read_events(READ_AT_END);
+        if self.decoder.pending() > 0 {
+            tracing::debug!(
+                bytes = self.decoder.pending(),
+                "the event pipe ended with part of an event"
+            );
         }
+        let until = Instant::now() + CALLBACK_BUDGET_AT_END;
+        self.observed
+            .finish(EVENTS_KEPT_AT_END, || Instant::now() < until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventKind, NodeKind};
+    use std::sync::{Arc, Mutex};
+
+    fn started(n: u32) -> Event {
+        Event {
+            path: format!("root/{n}"),
+            pid: Some(1000 + n),
+            kind: EventKind::Started(NodeKind::Worker),
+        }
+    }
+
+    /// A root whose `on_event` takes `delay` and logs the paths it gets.
+    fn slow_root(delay: Duration) -> (Root, Arc<Mutex<Vec<String>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = log.clone();
+        let observers = Observers {
+            on_event: Some(Box::new(move |event: &Event| {
+                std::thread::sleep(delay);
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(match event.kind {
+                        EventKind::Dropped(n) => format!("dropped {n}"),
+                        _ => event.path.clone(),
+                    });
+                }
+            })),
+            ..Observers::default()
+        };
+        let root = Root::new(observers, Instant::now()).expect("a root");
+        (root, log)
+    }
+
+    fn calls(log: &Arc<Mutex<Vec<String>>>) -> usize {
+        log.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_slow_callback_gets_a_bounded_share_of_each_turn() {
+        let (mut root, log) = slow_root(Duration::from_millis(2));
+        for n in 0..100 {
+            root.emit(started(n));
+        }
+        // The status has them all already; the callback none.
+        assert_eq!(root.observed.status().nodes().count(), 101);
+        assert_eq!(calls(&log), 0);
+        // The loop is told to come back at once.
+        assert_eq!(root.poll_fds().len(), 2);
+        let began = Instant::now();
+        root.handle(Instant::now());
+        let took = began.elapsed();
+        let made = calls(&log);
+        assert!((1..=4).contains(&made), "{made} calls in one turn");
+        assert!(
+            took < CALLBACK_BUDGET + Duration::from_millis(50),
+            "{took:?}"
+        );
+        // Turns go on until every call is made; then the loop may sleep.
+        while root.poll_fds().len() > 1 {
+            root.handle(Instant::now());
+        }
+        assert_eq!(calls(&log), 100);
+    }
+
+    #[test]
+    fn at_the_end_the_newest_events_are_still_delivered() {
+        let (mut root, log) = slow_root(Duration::ZERO);
+        for n in 0..(EVENTS_KEPT_AT_END as u32 + 10) {
+            root.emit(started(n));
+        }
+        drop(root);
+        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(log.len(), EVENTS_KEPT_AT_END + 1);
+        assert_eq!(log[0], "dropped 10");
+        assert_eq!(log[1], "root/10");
     }
 }
