@@ -139,15 +139,19 @@
 //! [`Event`] to it for each start, readiness, exit (with the restart
 //! decision) and shutdown of its children, with their paths (`root/1/0`) and
 //! pids. Writes never block: each message is smaller than `PIPE_BUF` (so
-//! atomic), the pipe is non-blocking, and when the root falls behind events
-//! are dropped, counted, and reported as [`EventKind::Dropped`].
+//! atomic), and the pipe is non-blocking. When it is full, a supervisor
+//! keeps the latest event of each kind about each node and sends them, in
+//! order, once there is room (its loop tries again every 10 ms, whether or
+//! not it has anything new to say), after the count of the events it
+//! dropped ([`EventKind::Dropped`]): what reaches the root is the current
+//! state, not the whole history.
 //!
 //! The root folds every event into a [`TreeStatus`] (pid, state, restart
 //! count, last exit, uptime of every node) as soon as it reads it. Folding
 //! is cheap, so the root empties the pipe quickly (up to 256 KiB of events
-//! per turn of its loop) and the status stays current. The status is
-//! printed as an indented tree and served on the status socket
-//! ([`query_status`] reads it).
+//! per turn of its loop) and the status stays current under a flood; it
+//! counts the events it missed. The status is printed as an indented tree
+//! and served on the status socket ([`query_status`] reads it).
 //!
 //! The callbacks are the user's code and may be slow, yet they never hold
 //! the root's loop (which stays single-threaded: it forks). Events wait for

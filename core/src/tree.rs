@@ -560,8 +560,10 @@ impl<B> Tree<Root<B>> {
     /// `f`: each event is folded into it as soon as the root reads it.
     ///
     /// Events travel to the root over one pipe that no supervisor ever waits
-    /// on: when the pipe is full, events are dropped and counted (a
-    /// `Dropped` event) rather than slowing the tree down. If
+    /// on: when the pipe is full, a supervisor keeps the latest event of
+    /// each kind about each node and sends them once there is room (it tries
+    /// every 10 ms), after a `Dropped` count of the others, rather than
+    /// slowing the tree down. If
     /// `f` panics, the panic is logged and `f` is not called again (the tree
     /// goes on).
     ///
@@ -627,8 +629,8 @@ impl<B> Tree<Root<B>> {
     /// connections does not lock others out. The root never waits on a
     /// client, nor on the `on_event` callback: the status is always current.
     /// The socket file is removed when the tree ends. A socket that can not
-    /// be created makes `start` return [`Error::Os`], naming the
-    /// path and the reason, before anything forks.
+    /// be created makes `start` return [`Error::Os`], naming the path and the
+    /// reason, before anything forks.
     ///
     /// # Examples
     ///

@@ -1,8 +1,8 @@
 //! Scenarios for the hardening of the root (issue 11): a slow `on_event`
 //! callback under a flood of events must not hold the root's loop (signals,
-//! status requests, watchdog pings), the watchdog interval has a floor, and
-//! the status socket copes with a reconnect flood, half-sent requests and
-//! unsafe directories.
+//! status requests, watchdog pings), the status must stay current under a
+//! flood, the watchdog interval has a floor, and the status socket copes
+//! with a reconnect flood, half-sent requests and unsafe directories.
 //! Included by `main.rs`: each scenario body runs in its own process, each
 //! drive in the runner.
 
@@ -132,6 +132,19 @@ pub(crate) mod scenario {
         let result = Supertree::new()
             .add_worker(Spinner)
             .add_worker(Marker("root/1"))
+            .status_socket(status_socket())
+            .on_event(slow_callback)
+            .start();
+        report(result);
+    }
+
+    /// A supervisor below the root floods the event pipe (its worker
+    /// restarts in place in a tight loop) while the root's callback takes
+    /// 10 ms per event; the runner kills hosts and watches the status.
+    pub(crate) fn flood_status() {
+        let result = Supertree::new()
+            .add_supervisor(|s| s.add_worker(Spinner).add_worker(Marker("root/0/1")))
+            .add_supervisor(|s| s.add_worker(Marker("root/1/0")))
             .status_socket(status_socket())
             .on_event(slow_callback)
             .start();
@@ -271,6 +284,16 @@ pub(crate) mod drive {
         (answer, asked.elapsed())
     }
 
+    /// The line of the status `text` about `path` (`<path>  ` follows).
+    fn status_line<'a>(text: &'a str, path: &str) -> &'a str {
+        let key = format!("{path}  ");
+        text.lines().find(|l| l.contains(&key)).unwrap_or_default()
+    }
+
+    fn pid_in_status(line: &str) -> Option<i32> {
+        line.split("  pid ").nth(1)?.split(' ').next()?.parse().ok()
+    }
+
     /// The CPU time (user + system, in clock ticks) the process `pid` used.
     fn cpu_ticks(pid: i32) -> Result<u64, String> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -352,6 +375,120 @@ pub(crate) mod drive {
         if took > Duration::from_secs(3) {
             return Err(format!("the root took {took:?} to stop after SIGTERM"));
         }
+        Ok(())
+    }
+
+    /// Waits until the status shows a host at `host` other than `old`,
+    /// killed by SIGKILL, and `worker`'s line contains `want`; returns how
+    /// long after `since` that was, and the status.
+    fn wait_fresh(
+        run: &mut Run,
+        socket: &Path,
+        (host, old): (&str, i32),
+        (worker, want): (&str, &str),
+        since: Instant,
+    ) -> Result<(Duration, String), String> {
+        let (text, seen) = run.wait_for(&format!("the status to show a new {host}"), |_| {
+            let text = supertrees::query_status(socket).map_err(|e| e.to_string())?;
+            let host_line = status_line(&text, host);
+            let worker_line = status_line(&text, worker);
+            let fresh = pid_in_status(host_line).is_some_and(|pid| pid != old)
+                && host_line.contains("killed by signal SIGKILL")
+                && worker_line.contains(want);
+            if fresh {
+                Ok((text, since.elapsed()))
+            } else {
+                Err(format!("{host_line:?} / {worker_line:?}"))
+            }
+        })?;
+        Ok((seen, text))
+    }
+
+    /// The pid of `host` in the status, once it has one.
+    fn host_pid(run: &mut Run, socket: &Path, host: &str) -> Result<i32, String> {
+        run.wait_for(&format!("a pid for {host} in the status"), |_| {
+            let text = supertrees::query_status(socket).map_err(|e| e.to_string())?;
+            pid_in_status(status_line(&text, host))
+                .ok_or_else(|| format!("no pid for {host} in the status:\n{text}"))
+        })
+    }
+
+    /// The status's line about the events it missed.
+    fn missed(text: &str) -> String {
+        text.lines()
+            .find(|l| l.contains("events dropped"))
+            .unwrap_or("(no events dropped)")
+            .to_owned()
+    }
+
+    /// Fault 2: the status stays current under a flood of events and says
+    /// how many it missed.
+    pub(crate) fn flood_status(run: &mut Run) -> Result<(), String> {
+        let socket = super::status_socket_in(&dir_of_run(run));
+        wait_line(run, "start root/1/0 ")?;
+        wait_line(run, "runs 20000 ")?;
+        // Let the flood fill whatever it fills.
+        std::thread::sleep(Duration::from_secs(1));
+        let mut notes = Vec::new();
+        // A quiet supervisor's host, then the flooding one's.
+        for (host, worker) in [("root/1/host", "root/1/0"), ("root/0/host", "root/0/1")] {
+            let old = host_pid(run, &socket, host)?;
+            run.signal(old, Signal::SIGKILL)?;
+            let killed = Instant::now();
+            let (seen, text) = wait_fresh(
+                run,
+                &socket,
+                (host, old),
+                (worker, "killed by signal SIGKILL"),
+                killed,
+            )?;
+            notes.push(format!(
+                "{host} SIGKILLed: in the status after {seen:?}; {}",
+                missed(&text)
+            ));
+            if seen > Duration::from_millis(1500) {
+                run.note(notes.join("; "));
+                return Err(format!(
+                    "the status took {seen:?} to show the killed {host}"
+                ));
+            }
+        }
+        // The root stops reading for 0.6 s (SIGSTOP): the flood fills the
+        // pipe, and both hosts are killed meanwhile. Once the root goes on,
+        // the status shows both new hosts (although the quiet supervisor
+        // has nothing more to say), and the count of the events it missed.
+        let quiet = host_pid(run, &socket, "root/1/host")?;
+        let flooding = host_pid(run, &socket, "root/0/host")?;
+        run.signal_root(Signal::SIGSTOP)?;
+        std::thread::sleep(Duration::from_millis(300));
+        run.signal(quiet, Signal::SIGKILL)?;
+        run.signal(flooding, Signal::SIGKILL)?;
+        std::thread::sleep(Duration::from_millis(300));
+        run.signal_root(Signal::SIGCONT)?;
+        let resumed = Instant::now();
+        for (host, old, worker) in [
+            ("root/1/host", quiet, "root/1/0"),
+            ("root/0/host", flooding, "root/0/1"),
+        ] {
+            let (seen, text) =
+                wait_fresh(run, &socket, (host, old), (worker, "restarts 2"), resumed)?;
+            notes.push(format!(
+                "{host} SIGKILLed while the root was stopped: in the status {seen:?} after it \
+                 went on; {}",
+                missed(&text)
+            ));
+            if seen > Duration::from_millis(1500) || !text.contains("events dropped") {
+                run.note(notes.join("; "));
+                return Err(format!(
+                    "after the root went on, the status took {seen:?} to show the killed \
+                     {host} and said {:?}",
+                    missed(&text)
+                ));
+            }
+        }
+        let took = term_and_time(run)?;
+        notes.push(format!("stopped {took:?} after SIGTERM"));
+        run.note(notes.join("; "));
         Ok(())
     }
 

@@ -254,6 +254,12 @@ const SCENARIOS: &[Scenario] = &[
         30,
     ),
     scenario(
+        "flood_status",
+        hardening_root::scenario::flood_status,
+        hardening_root::drive::flood_status,
+        30,
+    ),
+    scenario(
         "watchdog_floor",
         hardening_root::scenario::watchdog_floor,
         hardening_root::drive::watchdog_floor,

@@ -1,7 +1,9 @@
-//! What only the root process does besides supervising: gather the tree's
-//! lifecycle events into a [`TreeStatus`](crate::TreeStatus), hand them to
-//! the user's callbacks a few per turn, serve the status socket, and talk
-//! to systemd.
+//! The part of a supervisor process's loop that deals with lifecycle events
+//! ([`Root`]). In the root process ([`Main`]): gather the tree's events into
+//! a [`TreeStatus`](crate::TreeStatus), hand them to the user's callbacks a
+//! few per turn, serve the status socket, and talk to systemd. In a forked
+//! supervisor ([`Relay`]): send its events up the event pipe, coming back to
+//! those that found it full.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use nix::errno::Errno;
 use nix::fcntl::FcntlArg;
 use nix::poll::{PollFd, PollFlags};
 
-use super::events::{Decoder, EventSink};
+use super::events::{Decoder, EventSink, RETRY_AFTER};
 use super::status_socket::StatusServer;
 use super::sys;
 use super::systemd::Notifier;
@@ -41,8 +43,145 @@ const EVENTS_KEPT_AT_END: usize = 64;
 /// the events left then are dropped and counted.
 const CALLBACK_BUDGET_AT_END: Duration = Duration::from_secs(1);
 
+/// The part of a supervisor process's loop that deals with lifecycle
+/// events; the loop reaches it through
+/// [`Outlet::root`](super::outlet::Outlet::root), and calls
+/// [`poll_fds`](Self::poll_fds), [`deadline`](Self::deadline) and
+/// [`handle`](Self::handle) every turn.
+// Always boxed (in `Outlet::Root`): the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Root {
+    /// In the root process.
+    Main(Main),
+    /// In a forked supervisor: readiness and shutdown are the root's
+    /// business, so [`tree_ready`](Self::tree_ready) and
+    /// [`stopping`](Self::stopping) do nothing here.
+    Relay(Relay),
+}
+
+impl Root {
+    /// The root process's: sets up what `observers` asks for, and systemd
+    /// notification when `NOTIFY_SOCKET` is set; the tree starts at `now`.
+    pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
+        Main::new(observers, now).map(Root::Main)
+    }
+
+    /// In a freshly forked child supervisor: what it does with its own
+    /// events (`None`: nobody listens). See [`Main::leave_in_child`] and
+    /// [`EventSink::for_child`].
+    pub(crate) fn leave_in_child(self) -> Option<Root> {
+        match self {
+            Root::Main(main) => main.leave_in_child(),
+            Root::Relay(relay) => relay.for_child(),
+        }
+        .map(Root::Relay)
+    }
+
+    /// Records (in the root) or sends up (in a forked supervisor) an event.
+    pub(crate) fn emit(&mut self, event: Event) {
+        match self {
+            Root::Main(main) => main.emit(event),
+            Root::Relay(relay) => relay.send(event),
+        }
+    }
+
+    /// The whole tree is up (in the root; nothing in a forked supervisor).
+    pub(crate) fn tree_ready(&mut self) {
+        if let Root::Main(main) = self {
+            main.tree_ready();
+        }
+    }
+
+    /// The tree is shutting down, or has no work left (in the root;
+    /// nothing in a forked supervisor).
+    pub(crate) fn stopping(&mut self) {
+        if let Root::Main(main) = self {
+            main.stopping();
+        }
+    }
+
+    /// The fds the loop must watch for this.
+    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        match self {
+            Root::Main(main) => main.poll_fds(),
+            Root::Relay(_) => Vec::new(),
+        }
+    }
+
+    /// When the loop must wake up for this at the latest.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self {
+            Root::Main(main) => main.deadline(),
+            Root::Relay(relay) => relay.deadline(),
+        }
+    }
+
+    /// Starts a turn of the loop at `now` and does what is due.
+    pub(crate) fn handle(&mut self, now: Instant) {
+        match self {
+            Root::Main(main) => main.handle(now),
+            Root::Relay(relay) => relay.handle(now),
+        }
+    }
+}
+
+/// A forked supervisor's events on their way up the pipe.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    /// Always there; taken only to hand it to a forked child.
+    sink: Option<EventSink>,
+    /// The time of the current turn of the loop (at first: of the parent's
+    /// turn that forked this process), for the sink's retries.
+    now: Instant,
+}
+
+impl Relay {
+    fn new(sink: EventSink, now: Instant) -> Self {
+        Self {
+            sink: Some(sink),
+            now,
+        }
+    }
+
+    /// In a freshly forked child: the same pipe, without this process's
+    /// waiting events (see [`EventSink::for_child`]).
+    fn for_child(mut self) -> Option<Relay> {
+        let now = self.now;
+        self.sink
+            .take()
+            .map(|sink| Relay::new(sink.for_child(), now))
+    }
+
+    fn send(&mut self, event: Event) {
+        if let Some(sink) = &mut self.sink {
+            sink.send(event, self.now);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.sink.as_ref().and_then(EventSink::deadline)
+    }
+
+    fn handle(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(sink) = &mut self.sink {
+            sink.tick(now);
+        }
+    }
+}
+
+impl Drop for Relay {
+    /// The supervisor ends: one last try, without waiting, to send its
+    /// events that found the pipe full (its last ones among them).
+    fn drop(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.tick(self.now + RETRY_AFTER);
+        }
+    }
+}
+
 /// What only the root process does besides supervising.
-pub(crate) struct Root {
+pub(crate) struct Main {
     /// The status and the user's callbacks, which wait in a bounded queue
     /// and are made a few per turn.
     observed: Observed,
@@ -62,10 +201,10 @@ pub(crate) struct Root {
     now: Instant,
 }
 
-impl Root {
+impl Main {
     /// Sets up what `observers` asks for, and systemd notification when
     /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
-    pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
+    fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
         let wants_events = observers.on_event.is_some() || observers.status_socket.is_some();
         let events = if wants_events {
             let (read, write) = sys::pipe().map_err(|errno| Error::Os {
@@ -108,25 +247,26 @@ impl Root {
     /// made it), and the rest is forgotten: no user destructor or callback
     /// runs in the child (the root's `Drop` does not either), and no heap
     /// page shared with the root is written (copied) just to free it.
-    pub(crate) fn leave_in_child(mut self) -> Option<EventSink> {
+    fn leave_in_child(mut self) -> Option<Relay> {
         let events = self.events.take();
         drop(self.server.take());
+        let now = self.now;
         std::mem::forget(self);
         events.map(|(read, write)| {
             drop(read);
-            EventSink::new(write)
+            Relay::new(EventSink::new(write), now)
         })
     }
 
     /// Records an event of the root's own children, or one read off the
     /// pipe, at the time of the current turn: in the status at once, for
     /// the callback in its queue.
-    pub(crate) fn emit(&mut self, event: Event) {
+    fn emit(&mut self, event: Event) {
         self.observed.event(event, self.now);
     }
 
     /// The whole tree is up.
-    pub(crate) fn tree_ready(&mut self) {
+    fn tree_ready(&mut self) {
         if let Some(n) = &mut self.notifier {
             n.notify("READY=1");
         }
@@ -134,7 +274,7 @@ impl Root {
     }
 
     /// The tree is shutting down, or has no work left: tells systemd once.
-    pub(crate) fn stopping(&mut self) {
+    fn stopping(&mut self) {
         if let Some(n) = &mut self.notifier {
             if !std::mem::replace(&mut self.told_stopping, true) {
                 n.notify("STOPPING=1");
@@ -143,7 +283,7 @@ impl Root {
     }
 
     /// The fds the root's poll loop must watch for this.
-    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+    fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds: Vec<PollFd<'_>> = Vec::new();
         if let Some((read, write)) = &self.events {
             fds.push(sys::readable(read.as_fd()));
@@ -163,7 +303,7 @@ impl Root {
     }
 
     /// When the root's poll loop must wake up for this at the latest.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         let server = self.server.as_ref().and_then(StatusServer::next_deadline);
         // Callbacks due without an event pipe to poll (only `on_ready` was
         // asked for): come back at once.
@@ -180,7 +320,7 @@ impl Root {
     /// watchdog, then makes the waiting callbacks for up to
     /// [`CALLBACK_BUDGET`] (at least one call), so that the loop gets back
     /// to its signals and children soon whatever the callbacks do.
-    pub(crate) fn handle(&mut self, now: Instant) {
+    fn handle(&mut self, now: Instant) {
         self.now = now;
         self.observed.advance(now);
         self.read_events(READ_PER_TURN);
@@ -226,7 +366,7 @@ impl Root {
     }
 }
 
-impl Drop for Root {
+impl Drop for Main {
     /// The tree has ended: records the events still in the pipe, then gives
     /// the newest [`EVENTS_KEPT_AT_END`] waiting events to the callback,
     /// for up to [`CALLBACK_BUDGET_AT_END`]; `on_event` is told how many
@@ -289,8 +429,11 @@ mod tests {
         for n in 0..100 {
             root.emit(started(n));
         }
+        let Root::Main(main) = &root else {
+            panic!("not the root")
+        };
         // The status has them all already; the callback none.
-        assert_eq!(root.observed.status().nodes().count(), 101);
+        assert_eq!(main.observed.status().nodes().count(), 101);
         assert_eq!(calls(&log), 0);
         // The loop is told to come back at once.
         assert_eq!(root.poll_fds().len(), 2);
@@ -321,5 +464,49 @@ mod tests {
         assert_eq!(log.len(), EVENTS_KEPT_AT_END + 1);
         assert_eq!(log[0], "dropped 10");
         assert_eq!(log[1], "root/10");
+    }
+
+    #[test]
+    fn a_forked_supervisor_relays_its_events_and_ignores_the_roots_business() {
+        let (root, _log) = slow_root(Duration::ZERO);
+        assert!(matches!(root.leave_in_child(), Some(Root::Relay(_))));
+        let (read, write) = sys::pipe().expect("a pipe");
+        let mut relay = Root::Relay(Relay::new(EventSink::new(write), Instant::now()));
+        relay.tree_ready();
+        relay.stopping();
+        relay.emit(started(1));
+        relay.handle(Instant::now());
+        assert!(relay.poll_fds().is_empty());
+        assert_eq!(relay.deadline(), None);
+        let mut buf = [0u8; 512];
+        let n = nix::unistd::read(&read, &mut buf).expect("the event");
+        let mut decoder = Decoder::default();
+        decoder.push(&buf[..n]);
+        assert_eq!(decoder.next_event(), Some(started(1)));
+        assert_eq!(decoder.next_event(), None);
+    }
+
+    #[test]
+    fn an_ending_supervisor_sends_what_waits_if_it_can() {
+        let (read, write) = sys::pipe().expect("a pipe");
+        let mut relay = Relay::new(EventSink::new(write), Instant::now());
+        let mut sent = 0;
+        while relay.deadline().is_none() {
+            relay.send(started(sent));
+            sent += 1;
+        }
+        // The pipe is full and the last event waits; the root reads.
+        let mut decoder = Decoder::default();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = nix::unistd::read(&read, &mut buf) {
+            decoder.push(&buf[..n]);
+            got.extend(std::iter::from_fn(|| decoder.next_event()));
+        }
+        assert_eq!(got.len() as u32, sent - 1);
+        drop(relay);
+        let n = nix::unistd::read(&read, &mut buf).expect("the last event");
+        decoder.push(&buf[..n]);
+        assert_eq!(decoder.next_event(), Some(started(sent - 1)));
     }
 }
