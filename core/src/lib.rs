@@ -182,18 +182,34 @@
 //! [`Event`] to it for each start, readiness, exit (with the restart
 //! decision) and shutdown of its children, with their paths (`root/1/0`) and
 //! pids. Writes never block: each message is smaller than `PIPE_BUF` (so
-//! atomic), the pipe is non-blocking, and when the root falls behind events
-//! are dropped, counted, and reported as [`EventKind::Dropped`]. The root
-//! reads a bounded number per turn of its loop, so neither a flood nor a slow
-//! callback keeps it from its signals and children.
+//! atomic), and the pipe is non-blocking. When it is full, a supervisor
+//! keeps the latest event of each kind about each node and sends them, in
+//! order, once there is room (its loop tries again every 10 ms, whether or
+//! not it has anything new to say), after the count of the events it
+//! dropped ([`EventKind::Dropped`]): what reaches the root is the current
+//! state, not the whole history.
 //!
-//! The root folds the events into a [`TreeStatus`] (pid, state, restart
-//! count, last exit, uptime of every node), printed as an indented tree and
-//! served on the status socket ([`query_status`] reads it). When
-//! `NOTIFY_SOCKET` is set the root speaks systemd's notify protocol:
+//! The root folds every event into a [`TreeStatus`] (pid, state, restart
+//! count, last exit, uptime of every node) as soon as it reads it. Folding
+//! is cheap, so the root empties the pipe quickly (up to 256 KiB of events
+//! per turn of its loop) and the status stays current under a flood; it
+//! counts the events it missed. The status is printed as an indented tree
+//! and served on the status socket ([`query_status`] reads it).
+//!
+//! The callbacks are the user's code and may be slow, yet they never hold
+//! the root's loop (which stays single-threaded: it forks). Events wait for
+//! `on_event` in a queue of at most 1024, the oldest dropped first (the
+//! callback then gets an [`EventKind::Dropped`] with the count before its
+//! next event), and each turn of the loop makes callbacks for at most 5 ms,
+//! and at least one call. Between turns the root handles signals, its
+//! children's exits, status requests and watchdog pings, so a slow callback
+//! delays them by at most one call. When the tree ends, the newest 64
+//! waiting events are still delivered, for at most 1 s.
+//!
+//! When `NOTIFY_SOCKET` is set the root speaks systemd's notify protocol:
 //! `READY=1` once the whole tree is ready, `STOPPING=1` when it shuts down
-//! (or has no work left), and `WATCHDOG=1` every half `WATCHDOG_USEC` while
-//! its loop runs.
+//! (or has no work left), and `WATCHDOG=1` every half `WATCHDOG_USEC` (but
+//! not more often than every 10 ms) while its loop runs.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

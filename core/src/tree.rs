@@ -554,23 +554,49 @@ impl<B> Tree<Root<B>> {
     /// in the tree: each start, readiness, exit (with its restart decision)
     /// and shutdown, with the path it concerns (`root/1/0`).
     ///
-    /// Events travel to the root over one pipe that no supervisor ever waits
-    /// on: when the root falls behind, events are dropped and counted
-    /// ([`EventKind::Dropped`](crate::EventKind::Dropped)) rather than
-    /// slowing the tree down. `f` runs on the root's own loop, so it should
-    /// return quickly; if it panics, the panic is logged and `f` is not
-    /// called again (the tree goes on).
+    /// `f` runs in the root's one thread (the root forks, so it stays
+    /// single-threaded), but it never holds the root's loop for long:
+    /// events wait for `f` in a queue, and each turn of the loop calls `f`
+    /// for at most 5 ms (and at least once). Between turns the root handles
+    /// signals, its children's exits, status requests and systemd watchdog
+    /// pings. So a slow `f` gets:
     ///
-    /// [`run_simulated`](crate::testing::run_simulated) calls it too, with
-    /// the same events (`pid: None`, and no worker-host events), so alerting
-    /// on events can be tested on virtual time.
+    /// * the events late, in order;
+    /// * when more than 1024 wait, not the oldest: they are dropped, and
+    ///   `f` gets an [`EventKind::Dropped`](crate::EventKind::Dropped) with
+    ///   their count before its next event;
+    /// * when the tree ends, the newest 64 of those still waiting, for at
+    ///   most 1 s, and a last `Dropped` for the rest.
+    ///
+    /// A call is never interrupted: an `f` that takes a second delays the
+    /// root (SIGTERM, the watchdog) by a second each time it is called. Keep
+    /// it short, and do not start threads in it (the root forks); hand slow
+    /// work to another process, e.g. over a non-blocking socket.
+    ///
+    /// The [`TreeStatus`] (the status socket, `on_ready`) never waits for
+    /// `f`: each event is folded into it as soon as the root reads it.
+    ///
+    /// Events travel to the root over one pipe that no supervisor ever waits
+    /// on: when the pipe is full, a supervisor keeps the latest event of
+    /// each kind about each node and sends them once there is room (it tries
+    /// every 10 ms), after a `Dropped` count of the others, rather than
+    /// slowing the tree down. If
+    /// `f` panics, the panic is logged and `f` is not called again (the tree
+    /// goes on).
+    ///
+    /// [`run_simulated`](crate::testing::run_simulated) calls it too, at
+    /// once, with the same events (`pid: None`, and no worker-host events),
+    /// so alerting on events can be tested on virtual time.
     ///
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// use supertrees_core::{EventKind, Supertree};
     ///
-    /// let tree = Supertree::new().on_event(|event| eprintln!("{event}"));
+    /// let tree = Supertree::new().on_event(|event| match event.kind {
+    ///     EventKind::Dropped(n) => eprintln!("{n} events missed"),
+    ///     _ => eprintln!("{event}"),
+    /// });
     /// ```
     pub fn on_event(mut self, f: impl FnMut(&Event) + Send + 'static) -> Self {
         self.kind.observers.on_event = Some(Box::new(f));
@@ -579,9 +605,12 @@ impl<B> Tree<Root<B>> {
 
     /// Calls `f` in the root process once the whole tree is up: every
     /// supervisor's children are ready (see [`ready()`](crate::ready())),
-    /// with the tree's status at that moment. When `NOTIFY_SOCKET` is set,
-    /// the root also sends systemd `READY=1` then. The simulation calls it
-    /// too.
+    /// with the tree's status. When `NOTIFY_SOCKET` is set, the root also
+    /// sends systemd `READY=1` then. Like the calls of
+    /// [`on_event`](Self::on_event), the call waits its turn behind the
+    /// events before it (it is never dropped), so the status it gets may be
+    /// newer than the moment the tree got ready. The simulation calls it
+    /// too, at once.
     ///
     /// # Examples
     ///
@@ -602,11 +631,23 @@ impl<B> Tree<Root<B>> {
     /// The socket is created with mode 0600 in a directory only its owner can
     /// enter (created with mode 0700 if missing; an existing directory that
     /// others can enter is refused), and peers of another uid are refused.
+    /// No directory above it may be writable by group or others unless it
+    /// has the sticky bit (as `/tmp` has): others could replace the socket's
+    /// directory. `path` must fit a Unix socket address (107 bytes on
+    /// Linux). A directory the root creates for the socket is removed with
+    /// it when the tree ends, and at once if the socket can not be created.
+    ///
     /// One request per connection: the line `status`. A client that sends
-    /// anything else gets an error line; one that sends nothing is dropped
-    /// after 2 s. The root never waits on a client. The socket file is
-    /// removed when the tree ends. A socket that can not be created makes
-    /// `start` return [`Error::Os`] before anything forks.
+    /// anything else, or ends the connection before its newline, gets an
+    /// error line; one that sends nothing is dropped after 2 s. Up to 16
+    /// clients are served at a time; more wait their turn in order, and a
+    /// client that has not sent its request 20 ms after it was accepted is
+    /// cut off (`error: busy`) when another waits, so a flood of idle
+    /// connections does not lock others out. The root never waits on a
+    /// client, nor on the `on_event` callback: the status is always current.
+    /// The socket file is removed when the tree ends. A socket that can not
+    /// be created makes `start` return [`Error::Os`], naming the path and the
+    /// reason, before anything forks.
     ///
     /// # Examples
     ///

@@ -47,6 +47,9 @@
 //! [`hardening`] (failing forks, PID 1, nested shutdowns, SIGHUP/SIGQUIT).
 //! A new scenario is a body and a drive in its topic module, and a line in
 //! [`SCENARIOS`].
+//! systemd, IPC faults) and [`hardening_root`] (the root under slow
+//! callbacks, floods and abuse). A new scenario is a body and a drive in
+//! its topic module, and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -55,6 +58,7 @@ mod decisions;
 mod drive;
 mod failures;
 mod hardening;
+mod hardening_root;
 mod host_children;
 mod limits;
 mod observe;
@@ -321,6 +325,37 @@ const SCENARIOS: &[Scenario] = &[
         host_children::panic_log::scenario::panic_flood,
         host_children::panic_log::drive::panic_flood,
         15,
+    ),
+    // Issue 11: hardening of the root.
+    scenario(
+        "slow_on_event",
+        hardening_root::scenario::slow_on_event,
+        hardening_root::drive::slow_on_event,
+        30,
+    ),
+    scenario(
+        "flood_status",
+        hardening_root::scenario::flood_status,
+        hardening_root::drive::flood_status,
+        30,
+    ),
+    scenario(
+        "watchdog_floor",
+        hardening_root::scenario::watchdog_floor,
+        hardening_root::drive::watchdog_floor,
+        15,
+    ),
+    scenario(
+        "status_abuse",
+        hardening_root::scenario::status_abuse,
+        hardening_root::drive::status_abuse,
+        20,
+    ),
+    scenario(
+        "status_dirs",
+        hardening_root::scenario::status_dirs,
+        hardening_root::drive::status_dirs,
+        10,
     ),
 ];
 

@@ -1,8 +1,8 @@
-//! Where a supervisor process's lifecycle events go: nowhere, up the event
-//! pipe to the root, or (in the root itself) straight into its status and
-//! the user's callback.
+//! Where a supervisor process's lifecycle events go: nowhere, or to the
+//! part of its loop that deals with them ([`Root`]): in the root process,
+//! straight into its status and the user's callback; in a forked
+//! supervisor, up the event pipe to the root.
 
-use super::events::EventSink;
 use super::root::Root;
 use crate::Event;
 
@@ -10,9 +10,9 @@ use crate::Event;
 pub(crate) enum Outlet {
     /// Nobody asked for them.
     Quiet,
-    /// Up the event pipe to the root.
-    Pipe(EventSink),
-    /// This is the root.
+    /// To the root's status and callbacks ([`Root::Main`]), or up the event
+    /// pipe ([`Root::Relay`]): either takes part in the loop (see
+    /// [`root`](Self::root)).
     Root(Box<Root>),
 }
 
@@ -26,27 +26,33 @@ impl Outlet {
     pub(crate) fn emit(&mut self, event: impl FnOnce() -> Event) {
         match self {
             Outlet::Quiet => {}
-            Outlet::Pipe(sink) => sink.send(&event()),
             Outlet::Root(root) => root.emit(event()),
         }
     }
 
-    /// The root's own state, in the root.
+    /// The part of this process's loop that deals with events, if anyone
+    /// listens: the root's state in the root process; in a forked
+    /// supervisor, the relay of its events up the pipe, which has fds and a
+    /// deadline too (events that found the pipe full are sent later) and
+    /// ignores the root's business ([`Root::tree_ready`],
+    /// [`Root::stopping`]).
     pub(crate) fn root(&mut self) -> Option<&mut Root> {
         match self {
             Outlet::Root(root) => Some(root),
-            _ => None,
+            Outlet::Quiet => None,
         }
     }
 
     /// In a freshly forked child supervisor: where its own events go. This
-    /// outlet is left quiet; the root's state stays the root's (see
+    /// outlet is left quiet; the root's state stays the root's, and events
+    /// the parent had waiting stay the parent's (see
     /// [`Root::leave_in_child`]).
     pub(crate) fn take_for_child(&mut self) -> Outlet {
         match std::mem::replace(self, Outlet::Quiet) {
             Outlet::Quiet => Outlet::Quiet,
-            Outlet::Pipe(sink) => Outlet::Pipe(sink),
-            Outlet::Root(root) => root.leave_in_child().map_or(Outlet::Quiet, Outlet::Pipe),
+            Outlet::Root(root) => root
+                .leave_in_child()
+                .map_or(Outlet::Quiet, |relay| Outlet::Root(Box::new(relay))),
         }
     }
 }

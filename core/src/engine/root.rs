@@ -1,30 +1,189 @@
-//! What only the root process does besides supervising: gather the tree's
-//! lifecycle events into a [`TreeStatus`], hand them to the user's callbacks,
-//! serve the status socket, and talk to systemd.
+//! The part of a supervisor process's loop that deals with lifecycle events
+//! ([`Root`]). In the root process ([`Main`]): gather the tree's events into
+//! a [`TreeStatus`](crate::TreeStatus), hand them to the user's callbacks a
+//! few per turn, serve the status socket, and talk to systemd. In a forked
+//! supervisor ([`Relay`]): send its events up the event pipe, coming back to
+//! those that found it full.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::fcntl::FcntlArg;
-use nix::poll::PollFd;
+use nix::poll::{PollFd, PollFlags};
 
-use super::events::{Decoder, EventSink};
+use super::events::{Decoder, EventSink, RETRY_AFTER};
 use super::status_socket::StatusServer;
 use super::sys;
 use super::systemd::Notifier;
-use crate::observe::Observed;
+use crate::observe::{Observed, QUEUE_CAPACITY};
 use crate::tree::Observers;
 use crate::{Error, Event};
 
 /// The pipe size the root asks for, so a burst of events (a whole tree
 /// starting) fits while the root catches up. Best effort.
 const EVENT_PIPE_SIZE: i32 = 1 << 20;
-/// The most bytes read off the event pipe per turn of the root's loop.
+/// The size of one read off the event pipe.
 const READ_CHUNK: usize = 16 << 10;
-/// The most events handled per turn of the root's loop.
-const EVENTS_PER_TURN: usize = 256;
+/// The most bytes read off the event pipe per turn of the root's loop.
+/// Folding an event into the status is cheap (a microsecond or so), and the
+/// callbacks are queued, so a turn takes a lot: the pipe's backlog stays
+/// small and the status current.
+const READ_PER_TURN: usize = 256 << 10;
+/// The most bytes read off the event pipe once the tree has ended.
+const READ_AT_END: usize = 4 << 20;
+/// How long the user's callbacks may run per turn of the root's loop; one
+/// call is made per turn however long it takes.
+const CALLBACK_BUDGET: Duration = Duration::from_millis(5);
+/// How many of the events still waiting for the callback are kept once the
+/// tree has ended: the newest (its end among them); older ones are dropped
+/// and counted.
+const EVENTS_KEPT_AT_END: usize = 64;
+/// How long the callbacks still waiting may run once the tree has ended;
+/// the events left then are dropped and counted.
+const CALLBACK_BUDGET_AT_END: Duration = Duration::from_secs(1);
 
-pub(crate) struct Root {
+/// The part of a supervisor process's loop that deals with lifecycle
+/// events; the loop reaches it through
+/// [`Outlet::root`](super::outlet::Outlet::root), and calls
+/// [`poll_fds`](Self::poll_fds), [`deadline`](Self::deadline) and
+/// [`handle`](Self::handle) every turn.
+// Always boxed (in `Outlet::Root`): the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Root {
+    /// In the root process.
+    Main(Main),
+    /// In a forked supervisor: readiness and shutdown are the root's
+    /// business, so [`tree_ready`](Self::tree_ready) and
+    /// [`stopping`](Self::stopping) do nothing here.
+    Relay(Relay),
+}
+
+impl Root {
+    /// The root process's: sets up what `observers` asks for, and systemd
+    /// notification when `NOTIFY_SOCKET` is set; the tree starts at `now`.
+    pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
+        Main::new(observers, now).map(Root::Main)
+    }
+
+    /// In a freshly forked child supervisor: what it does with its own
+    /// events (`None`: nobody listens). See [`Main::leave_in_child`] and
+    /// [`EventSink::for_child`].
+    pub(crate) fn leave_in_child(self) -> Option<Root> {
+        match self {
+            Root::Main(main) => main.leave_in_child(),
+            Root::Relay(relay) => relay.for_child(),
+        }
+        .map(Root::Relay)
+    }
+
+    /// Records (in the root) or sends up (in a forked supervisor) an event.
+    pub(crate) fn emit(&mut self, event: Event) {
+        match self {
+            Root::Main(main) => main.emit(event),
+            Root::Relay(relay) => relay.send(event),
+        }
+    }
+
+    /// The whole tree is up (in the root; nothing in a forked supervisor).
+    pub(crate) fn tree_ready(&mut self) {
+        if let Root::Main(main) = self {
+            main.tree_ready();
+        }
+    }
+
+    /// The tree is shutting down, or has no work left (in the root;
+    /// nothing in a forked supervisor).
+    pub(crate) fn stopping(&mut self) {
+        if let Root::Main(main) = self {
+            main.stopping();
+        }
+    }
+
+    /// The fds the loop must watch for this.
+    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        match self {
+            Root::Main(main) => main.poll_fds(),
+            Root::Relay(_) => Vec::new(),
+        }
+    }
+
+    /// When the loop must wake up for this at the latest.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self {
+            Root::Main(main) => main.deadline(),
+            Root::Relay(relay) => relay.deadline(),
+        }
+    }
+
+    /// Starts a turn of the loop at `now` and does what is due.
+    pub(crate) fn handle(&mut self, now: Instant) {
+        match self {
+            Root::Main(main) => main.handle(now),
+            Root::Relay(relay) => relay.handle(now),
+        }
+    }
+}
+
+/// A forked supervisor's events on their way up the pipe.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    /// Always there; taken only to hand it to a forked child.
+    sink: Option<EventSink>,
+    /// The time of the current turn of the loop (at first: of the parent's
+    /// turn that forked this process), for the sink's retries.
+    now: Instant,
+}
+
+impl Relay {
+    fn new(sink: EventSink, now: Instant) -> Self {
+        Self {
+            sink: Some(sink),
+            now,
+        }
+    }
+
+    /// In a freshly forked child: the same pipe, without this process's
+    /// waiting events (see [`EventSink::for_child`]).
+    fn for_child(mut self) -> Option<Relay> {
+        let now = self.now;
+        self.sink
+            .take()
+            .map(|sink| Relay::new(sink.for_child(), now))
+    }
+
+    fn send(&mut self, event: Event) {
+        if let Some(sink) = &mut self.sink {
+            sink.send(event, self.now);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.sink.as_ref().and_then(EventSink::deadline)
+    }
+
+    fn handle(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(sink) = &mut self.sink {
+            sink.tick(now);
+        }
+    }
+}
+
+impl Drop for Relay {
+    /// The supervisor ends: one last try, without waiting, to send its
+    /// events that found the pipe full (its last ones among them).
+    fn drop(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.tick(self.now + RETRY_AFTER);
+        }
+    }
+}
+
+/// What only the root process does besides supervising.
+pub(crate) struct Main {
+    /// The status and the user's callbacks, which wait in a bounded queue
+    /// and are made a few per turn.
     observed: Observed,
     /// The event pipe: read end, and the write end forked supervisors take.
     events: Option<(OwnedFd, OwnedFd)>,
@@ -37,14 +196,15 @@ pub(crate) struct Root {
     /// The time of the current turn of the root's loop, as its timer read
     /// it: given to [`new`](Self::new), then to [`handle`](Self::handle)
     /// once per turn, before any event of that turn is emitted. Events are
-    /// recorded at it; nothing here reads a clock.
+    /// recorded at it. The only clock read here is the monotonic one that
+    /// measures how long the user's callbacks run.
     now: Instant,
 }
 
-impl Root {
+impl Main {
     /// Sets up what `observers` asks for, and systemd notification when
     /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
-    pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
+    fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
         let wants_events = observers.on_event.is_some() || observers.status_socket.is_some();
         let events = if wants_events {
             let (read, write) = sys::pipe().map_err(|errno| Error::Os {
@@ -70,7 +230,7 @@ impl Root {
             .and_then(Notifier::watchdog_interval)
             .map(|_| now);
         Ok(Self {
-            observed: Observed::new(observers, std::process::id(), now),
+            observed: Observed::queued(observers, std::process::id(), now, QUEUE_CAPACITY),
             events,
             decoder: Decoder::default(),
             server,
@@ -84,46 +244,38 @@ impl Root {
     /// In a freshly forked child supervisor: the write end of the event pipe
     /// for its own events. The rest is the root's: the status server's fds
     /// are closed (its `Drop` leaves the socket file to the process that
-    /// made it), and the rest is forgotten: no user destructor runs in the
-    /// child, and no heap page shared with the root is written (copied) just
-    /// to free it.
-    pub(crate) fn leave_in_child(self) -> Option<EventSink> {
-        let Root {
-            observed,
-            events,
-            decoder,
-            server,
-            notifier,
-            next_watchdog: _,
-            told_stopping: _,
-            now: _,
-        } = self;
-        observed.forget();
-        std::mem::forget((decoder, notifier));
-        drop(server);
+    /// made it), and the rest is forgotten: no user destructor or callback
+    /// runs in the child (the root's `Drop` does not either), and no heap
+    /// page shared with the root is written (copied) just to free it.
+    fn leave_in_child(mut self) -> Option<Relay> {
+        let events = self.events.take();
+        drop(self.server.take());
+        let now = self.now;
+        std::mem::forget(self);
         events.map(|(read, write)| {
             drop(read);
-            EventSink::new(write)
+            Relay::new(EventSink::new(write), now)
         })
     }
 
     /// Records an event of the root's own children, or one read off the
-    /// pipe, at the time of the current turn.
-    pub(crate) fn emit(&mut self, event: Event) {
-        self.observed.event(&event, self.now);
+    /// pipe, at the time of the current turn: in the status at once, for
+    /// the callback in its queue.
+    fn emit(&mut self, event: Event) {
+        self.observed.event(event, self.now);
     }
 
     /// The whole tree is up.
-    pub(crate) fn tree_ready(&mut self) {
-        if let Some(n) = &self.notifier {
+    fn tree_ready(&mut self) {
+        if let Some(n) = &mut self.notifier {
             n.notify("READY=1");
         }
         self.observed.ready();
     }
 
     /// The tree is shutting down, or has no work left: tells systemd once.
-    pub(crate) fn stopping(&mut self) {
-        if let Some(n) = &self.notifier {
+    fn stopping(&mut self) {
+        if let Some(n) = &mut self.notifier {
             if !std::mem::replace(&mut self.told_stopping, true) {
                 n.notify("STOPPING=1");
             }
@@ -131,12 +283,19 @@ impl Root {
     }
 
     /// The fds the root's poll loop must watch for this.
-    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let mut fds: Vec<PollFd<'_>> = self
-            .events
-            .iter()
-            .map(|(read, _)| sys::readable(read.as_fd()))
-            .collect();
+    fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let mut fds: Vec<PollFd<'_>> = Vec::new();
+        if let Some((read, write)) = &self.events {
+            fds.push(sys::readable(read.as_fd()));
+            if self.observed.has_pending() {
+                // Callbacks are due, so the loop must come back at once,
+                // yet still poll (to learn what else is ready): the pipe is
+                // either not full (its write end is writable) or holds
+                // events (its read end is readable), so one of the two is
+                // always ready.
+                fds.push(PollFd::new(write.as_fd(), PollFlags::POLLOUT));
+            }
+        }
         if let Some(server) = &self.server {
             fds.extend(server.poll_fds());
         }
@@ -144,54 +303,210 @@ impl Root {
     }
 
     /// When the root's poll loop must wake up for this at the latest.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         let server = self.server.as_ref().and_then(StatusServer::next_deadline);
-        // Events left over from the last turn: come back at once (this
-        // turn's time has passed already).
-        let backlog = (self.decoder.pending() > 0).then_some(self.now);
+        // Callbacks due without an event pipe to poll (only `on_ready` was
+        // asked for): come back at once.
+        let due = (self.events.is_none() && self.observed.has_pending()).then_some(self.now);
         server
             .into_iter()
             .chain(self.next_watchdog)
-            .chain(backlog)
+            .chain(due)
             .min()
     }
 
     /// Starts a turn of the root's loop at `now` and does what is due:
-    /// reads events, serves status requests, pings the watchdog.
-    pub(crate) fn handle(&mut self, now: Instant) {
+    /// reads events into the status, serves status requests, pings the
+    /// watchdog, then makes the waiting callbacks for up to
+    /// [`CALLBACK_BUDGET`] (at least one call), so that the loop gets back
+    /// to its signals and children soon whatever the callbacks do.
+    fn handle(&mut self, now: Instant) {
         self.now = now;
         self.observed.advance(now);
-        self.read_events();
+        self.read_events(READ_PER_TURN);
         if let Some(server) = &mut self.server {
             let status = self.observed.status();
             server.handle(now, &mut || status.to_string());
         }
-        if let (Some(at), Some(n)) = (self.next_watchdog, &self.notifier) {
+        if let (Some(at), Some(n)) = (self.next_watchdog, &mut self.notifier) {
             if at <= now {
                 n.notify("WATCHDOG=1");
                 self.next_watchdog = n.watchdog_interval().map(|i| now + i);
             }
         }
+        let until = Instant::now() + CALLBACK_BUDGET;
+        self.observed.deliver(|| Instant::now() < until);
     }
 
-    /// Reads what the pipe holds and hands at most [`EVENTS_PER_TURN`]
-    /// events to the callback, so a slow callback or a flood of events can
-    /// not keep the root from its own work (signals, its children).
-    fn read_events(&mut self) {
+    /// Reads up to `limit` bytes of events off the pipe, as far as it holds
+    /// any, and records them.
+    fn read_events(&mut self, limit: usize) {
         let Some((read, _)) = &self.events else {
             return;
         };
-        if self.decoder.pending() < READ_CHUNK {
-            let mut chunk = [0u8; READ_CHUNK];
-            if let Ok(n) = nix::unistd::read(read, &mut chunk) {
-                self.decoder.push(&chunk[..n]);
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut total = 0;
+        while total < limit {
+            let n = match nix::unistd::read(read, &mut chunk) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                // EAGAIN: the pipe is empty.
+                Err(_) => return,
+            };
+            total += n;
+            self.decoder.push(&chunk[..n]);
+            while let Some(event) = self.decoder.next_event() {
+                self.observed.event(event, self.now);
+            }
+            if n < chunk.len() {
+                return;
             }
         }
-        for _ in 0..EVENTS_PER_TURN {
-            match self.decoder.next_event() {
-                Some(event) => self.emit(event),
-                None => break,
-            }
+    }
+}
+
+impl Drop for Main {
+    /// The tree has ended: records the events still in the pipe, then gives
+    /// the newest [`EVENTS_KEPT_AT_END`] waiting events to the callback,
+    /// for up to [`CALLBACK_BUDGET_AT_END`]; `on_event` is told how many
+    /// events it missed.
+    fn drop(&mut self) {
+        self.read_events(READ_AT_END);
+        if self.decoder.pending() > 0 {
+            tracing::debug!(
+                bytes = self.decoder.pending(),
+                "the event pipe ended with part of an event"
+            );
         }
+        let until = Instant::now() + CALLBACK_BUDGET_AT_END;
+        self.observed
+            .finish(EVENTS_KEPT_AT_END, || Instant::now() < until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventKind, NodeKind};
+    use std::sync::{Arc, Mutex};
+
+    fn started(n: u32) -> Event {
+        Event {
+            path: format!("root/{n}"),
+            pid: Some(1000 + n),
+            kind: EventKind::Started(NodeKind::Worker),
+        }
+    }
+
+    /// A root whose `on_event` takes `delay` and logs the paths it gets.
+    fn slow_root(delay: Duration) -> (Root, Arc<Mutex<Vec<String>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = log.clone();
+        let observers = Observers {
+            on_event: Some(Box::new(move |event: &Event| {
+                std::thread::sleep(delay);
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(match event.kind {
+                        EventKind::Dropped(n) => format!("dropped {n}"),
+                        _ => event.path.clone(),
+                    });
+                }
+            })),
+            ..Observers::default()
+        };
+        let root = Root::new(observers, Instant::now()).expect("a root");
+        (root, log)
+    }
+
+    fn calls(log: &Arc<Mutex<Vec<String>>>) -> usize {
+        log.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_slow_callback_gets_a_bounded_share_of_each_turn() {
+        let (mut root, log) = slow_root(Duration::from_millis(2));
+        for n in 0..100 {
+            root.emit(started(n));
+        }
+        let Root::Main(main) = &root else {
+            panic!("not the root")
+        };
+        // The status has them all already; the callback none.
+        assert_eq!(main.observed.status().nodes().count(), 101);
+        assert_eq!(calls(&log), 0);
+        // The loop is told to come back at once.
+        assert_eq!(root.poll_fds().len(), 2);
+        let began = Instant::now();
+        root.handle(Instant::now());
+        let took = began.elapsed();
+        let made = calls(&log);
+        assert!((1..=4).contains(&made), "{made} calls in one turn");
+        assert!(
+            took < CALLBACK_BUDGET + Duration::from_millis(50),
+            "{took:?}"
+        );
+        // Turns go on until every call is made; then the loop may sleep.
+        while root.poll_fds().len() > 1 {
+            root.handle(Instant::now());
+        }
+        assert_eq!(calls(&log), 100);
+    }
+
+    #[test]
+    fn at_the_end_the_newest_events_are_still_delivered() {
+        let (mut root, log) = slow_root(Duration::ZERO);
+        for n in 0..(EVENTS_KEPT_AT_END as u32 + 10) {
+            root.emit(started(n));
+        }
+        drop(root);
+        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(log.len(), EVENTS_KEPT_AT_END + 1);
+        assert_eq!(log[0], "dropped 10");
+        assert_eq!(log[1], "root/10");
+    }
+
+    #[test]
+    fn a_forked_supervisor_relays_its_events_and_ignores_the_roots_business() {
+        let (root, _log) = slow_root(Duration::ZERO);
+        assert!(matches!(root.leave_in_child(), Some(Root::Relay(_))));
+        let (read, write) = sys::pipe().expect("a pipe");
+        let mut relay = Root::Relay(Relay::new(EventSink::new(write), Instant::now()));
+        relay.tree_ready();
+        relay.stopping();
+        relay.emit(started(1));
+        relay.handle(Instant::now());
+        assert!(relay.poll_fds().is_empty());
+        assert_eq!(relay.deadline(), None);
+        let mut buf = [0u8; 512];
+        let n = nix::unistd::read(&read, &mut buf).expect("the event");
+        let mut decoder = Decoder::default();
+        decoder.push(&buf[..n]);
+        assert_eq!(decoder.next_event(), Some(started(1)));
+        assert_eq!(decoder.next_event(), None);
+    }
+
+    #[test]
+    fn an_ending_supervisor_sends_what_waits_if_it_can() {
+        let (read, write) = sys::pipe().expect("a pipe");
+        let mut relay = Relay::new(EventSink::new(write), Instant::now());
+        let mut sent = 0;
+        while relay.deadline().is_none() {
+            relay.send(started(sent));
+            sent += 1;
+        }
+        // The pipe is full and the last event waits; the root reads.
+        let mut decoder = Decoder::default();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = nix::unistd::read(&read, &mut buf) {
+            decoder.push(&buf[..n]);
+            got.extend(std::iter::from_fn(|| decoder.next_event()));
+        }
+        assert_eq!(got.len() as u32, sent - 1);
+        drop(relay);
+        let n = nix::unistd::read(&read, &mut buf).expect("the last event");
+        decoder.push(&buf[..n]);
+        assert_eq!(decoder.next_event(), Some(started(sent - 1)));
     }
 }

@@ -5,14 +5,21 @@
 //! Only the root supervisor talks to systemd: with `Type=notify` it sends
 //! `READY=1` once the tree has started, `STOPPING=1` when it begins to shut
 //! down, and, when the unit has `WatchdogSec=`, `WATCHDOG=1` every
-//! [`Notifier::watchdog_interval`]. Every send is a single non-blocking
-//! datagram, so it fits in the root's poll loop.
+//! [`Notifier::watchdog_interval`] (half the timeout, never more often than
+//! every [`MIN_WATCHDOG_INTERVAL`]). Every send is a single non-blocking
+//! datagram, so it fits in the root's poll loop; a failing send is logged
+//! once until one succeeds again.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
+
+/// The shortest interval between two `WATCHDOG=1` pings, whatever
+/// `WATCHDOG_USEC` says: a tiny value (`WATCHDOG_USEC=1`) would make the
+/// root ping in a busy loop.
+pub(crate) const MIN_WATCHDOG_INTERVAL: Duration = Duration::from_millis(10);
 
 /// A connection to systemd's notification socket.
 #[derive(Debug)]
@@ -26,6 +33,9 @@ pub(crate) struct Notifier {
     /// The watchdog timeout (`WATCHDOG_USEC`) when the watchdog is enabled
     /// for this process.
     watchdog: Option<Duration>,
+    /// Whether the last send failed: further failures are not logged
+    /// until one succeeds.
+    failing: bool,
 }
 
 impl Notifier {
@@ -104,36 +114,51 @@ impl Notifier {
             addr,
             name: socket.to_owned(),
             watchdog: watchdog_timeout(watchdog_usec, watchdog_pid),
+            failing: false,
         })
     }
 
     /// Sends `state` (e.g. `READY=1`, `STOPPING=1`, `WATCHDOG=1`,
     /// `STATUS=...`; several may be joined with newlines) as one datagram,
-    /// without blocking. Failures are logged, never returned.
-    pub(crate) fn notify(&self, state: &str) {
-        match self.socket.send_to_addr(state.as_bytes(), &self.addr) {
-            Ok(sent) if sent == state.len() => {
+    /// without blocking. Failures are logged, never returned: the first of
+    /// a run of them as a warning, the rest at debug level until a send
+    /// succeeds again (a full or missing socket would otherwise log at the
+    /// rate of the watchdog pings).
+    pub(crate) fn notify(&mut self, state: &str) {
+        let failure = match self.socket.send_to_addr(state.as_bytes(), &self.addr) {
+            Ok(sent) if sent == state.len() => None,
+            Ok(sent) => Some(format!("truncated to {sent} bytes")),
+            Err(err) => Some(err.to_string()),
+        };
+        match failure {
+            None => {
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!(socket = %self.name, state, "notifying systemd works again");
+                }
                 tracing::trace!(socket = %self.name, state, "notified systemd");
             }
-            Ok(sent) => tracing::warn!(
-                socket = %self.name,
-                state,
-                sent,
-                "systemd notification truncated"
-            ),
-            Err(err) => tracing::warn!(
-                socket = %self.name,
-                state,
-                %err,
-                "notifying systemd failed"
-            ),
+            Some(err) if !self.failing => {
+                self.failing = true;
+                tracing::warn!(
+                    socket = %self.name,
+                    state,
+                    %err,
+                    "notifying systemd failed (further failures are logged at debug level until \
+                     a notification gets through)"
+                );
+            }
+            Some(err) => {
+                tracing::debug!(socket = %self.name, state, %err, "notifying systemd failed")
+            }
         }
     }
 
     /// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, as systemd
-    /// recommends; `None` without a watchdog.
+    /// recommends, but never more often than [`MIN_WATCHDOG_INTERVAL`];
+    /// `None` without a watchdog.
     pub(crate) fn watchdog_interval(&self) -> Option<Duration> {
-        self.watchdog.map(|timeout| timeout / 2)
+        self.watchdog
+            .map(|timeout| (timeout / 2).max(MIN_WATCHDOG_INTERVAL))
     }
 }
 
@@ -159,7 +184,18 @@ fn watchdog_timeout(usec: Option<&str>, pid: Option<&str>) -> Option<Duration> {
     }
     match usec.parse::<u64>() {
         Ok(0) => None,
-        Ok(usec) => Some(Duration::from_micros(usec)),
+        Ok(usec) => {
+            let timeout = Duration::from_micros(usec);
+            if timeout / 2 < MIN_WATCHDOG_INTERVAL {
+                tracing::warn!(
+                    watchdog_usec = usec,
+                    "WATCHDOG_USEC asks for a ping every {:?}; pinging every {MIN_WATCHDOG_INTERVAL:?} \
+                     instead (systemd will likely kill this service: raise WatchdogSec=)",
+                    timeout / 2
+                );
+            }
+            Some(timeout)
+        }
         Err(err) => {
             tracing::warn!(watchdog_usec = usec, %err, "unparsable WATCHDOG_USEC; no watchdog");
             None
@@ -219,7 +255,7 @@ mod tests {
     #[test]
     fn sends_datagrams_to_a_path() {
         let listening = Listening::new("path");
-        let notifier = Notifier::new(listening.path(), None, None).expect("a notifier");
+        let mut notifier = Notifier::new(listening.path(), None, None).expect("a notifier");
         for state in ["READY=1", "STOPPING=1", "WATCHDOG=1", "STATUS=all good"] {
             notifier.notify(state);
             assert_eq!(receive(&listening.socket), state);
@@ -235,7 +271,7 @@ mod tests {
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("set a read timeout");
-        let notifier = Notifier::new(&format!("@{name}"), None, None).expect("a notifier");
+        let mut notifier = Notifier::new(&format!("@{name}"), None, None).expect("a notifier");
         notifier.notify("READY=1");
         assert_eq!(receive(&socket), "READY=1");
     }
@@ -249,6 +285,36 @@ mod tests {
         let notifier =
             Notifier::new(listening.path(), Some("2000000"), Some(&own_pid)).expect("a notifier");
         assert_eq!(notifier.watchdog_interval(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn watchdog_interval_has_a_floor() {
+        let listening = Listening::new("floor");
+        for (usec, interval) in [
+            ("1", MIN_WATCHDOG_INTERVAL),
+            ("19999", MIN_WATCHDOG_INTERVAL),
+            ("20000", MIN_WATCHDOG_INTERVAL),
+            ("30000", Duration::from_millis(15)),
+        ] {
+            let notifier = Notifier::new(listening.path(), Some(usec), None).expect("a notifier");
+            assert_eq!(notifier.watchdog_interval(), Some(interval), "{usec}");
+        }
+    }
+
+    #[test]
+    fn a_failing_socket_is_logged_once_until_it_works() {
+        let path = std::env::temp_dir().join(unique("late"));
+        let mut notifier =
+            Notifier::new(path.to_str().expect("UTF-8"), None, None).expect("a notifier");
+        notifier.notify("WATCHDOG=1");
+        assert!(notifier.failing);
+        let socket = UnixDatagram::bind(&path).expect("bind the test socket");
+        notifier.notify("WATCHDOG=1");
+        assert!(!notifier.failing);
+        let mut buf = [0u8; 32];
+        let n = socket.recv(&mut buf).expect("the ping");
+        assert_eq!(&buf[..n], b"WATCHDOG=1");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
@@ -279,13 +345,16 @@ mod tests {
     fn nobody_listening_is_logged_not_fatal() {
         // Never bound.
         let missing = std::env::temp_dir().join(unique("missing"));
-        let notifier =
+        let mut notifier =
             Notifier::new(missing.to_str().expect("UTF-8"), None, None).expect("a notifier");
         notifier.notify("READY=1");
+        assert!(notifier.failing);
+        notifier.notify("WATCHDOG=1");
+        assert!(notifier.failing);
         // Bound once, then closed: the file stays but nobody receives.
         let path = std::env::temp_dir().join(unique("closed"));
         drop(UnixDatagram::bind(&path).expect("bind the test socket"));
-        let notifier =
+        let mut notifier =
             Notifier::new(path.to_str().expect("UTF-8"), None, None).expect("a notifier");
         notifier.notify("STOPPING=1");
         let _ = std::fs::remove_file(&path);
@@ -312,7 +381,7 @@ mod tests {
         assert!(Notifier::from_vars(env(&[("NOTIFY_SOCKET", "nowhere")])).is_none());
         assert!(Notifier::from_vars(|_| Some(OsString::from_vec(vec![b'/', 0xff]))).is_none());
 
-        let notifier = Notifier::from_vars(env(&[
+        let mut notifier = Notifier::from_vars(env(&[
             ("NOTIFY_SOCKET", listening.path()),
             ("WATCHDOG_USEC", "3000000"),
             ("WATCHDOG_PID", &own_pid),

@@ -140,7 +140,7 @@ impl Observer {
             pid: None,
             kind,
         };
-        self.observed.event(&event, self.timer.now());
+        self.observed.event(event, self.timer.now());
     }
 }
 

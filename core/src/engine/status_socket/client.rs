@@ -258,10 +258,16 @@ mod tests {
     fn query_reports_server_errors() {
         let dir = TempDir::new("query-busy");
         let path = dir.join("status.sock");
-        let server = StatusServer::bind(&path).expect("bind").with_max_clients(0);
-        let (stop, thread) = serve_in_background(server, "unused\n");
+        // A server that answers everyone `busy`.
+        let listener = UnixListener::bind(&path).expect("bind");
+        let thread = std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut request = [0u8; 7];
+                let _ = stream.read_exact(&mut request);
+                let _ = std::io::Write::write_all(&mut stream, b"error: busy\n");
+            }
+        });
         let answer = query(&path, Duration::from_secs(5));
-        stop.store(true, Ordering::Relaxed);
         thread.join().expect("the server thread");
         let err = answer.expect_err("a busy server");
         assert!(err.to_string().contains("answered: busy"), "{err}");

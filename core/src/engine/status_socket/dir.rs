@@ -1,41 +1,150 @@
-//! Where the socket file goes: a directory only the owner can enter (created
-//! with mode 0700 if missing, refused if others can enter it), and nothing
-//! in the way at the socket's path but a stale socket, which is replaced.
+//! Where the socket file goes: a path short enough for a socket address, in
+//! a directory only the owner can enter (created with mode 0700 if missing,
+//! refused if others can enter it) below directories others can not write
+//! to (or sticky ones, like `/tmp`), and nothing in the way at the socket's
+//! path but a stale socket, which is replaced. What is created for a socket
+//! that then fails is removed.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
 use super::client::connect_nonblocking;
 use super::with_context;
 
-/// Makes sure `dir` exists and only the owner (`uid`) can enter it.
-pub(super) fn prepare_directory(dir: &Path, uid: u32) -> Result<(), io::Error> {
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            // The umask may have taken bits away; make it exactly 0700.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
-                |err| {
-                    with_context(
-                        err,
-                        format!(
-                            "making private the status socket directory {}",
-                            dir.display()
-                        ),
-                    )
-                },
-            )?;
-            tracing::debug!(dir = %dir.display(), "created the status socket directory");
+/// The longest path a Unix socket address holds (`sun_path`, without its
+/// terminating NUL).
+const MAX_SOCKET_PATH: usize = std::mem::size_of::<nix::libc::sockaddr_un>()
+    - std::mem::size_of::<nix::libc::sa_family_t>()
+    - 1;
+
+/// Fails, before anything is created, when `path` is too long to bind a
+/// Unix socket at.
+pub(super) fn check_length(path: &Path) -> Result<(), io::Error> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the status socket path {} is too long: {len} bytes, and a Unix socket path \
+                 holds at most {MAX_SOCKET_PATH}; pick a shorter one",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses `dir` when a directory above it can be written by others
+/// (group or world) and is not sticky: whoever can write there can rename
+/// `dir`, or a directory on the way to it, and put their own in its place.
+/// Both the path as given and the one its symlinks resolve to are checked;
+/// ancestors that do not exist (yet) are left to the creation to report.
+pub(super) fn check_ancestors(dir: &Path) -> Result<(), io::Error> {
+    let absolute = if dir.is_absolute() {
+        dir.to_owned()
+    } else {
+        std::env::current_dir()
+            .map_err(|err| with_context(err, "finding the current directory".to_owned()))?
+            .join(dir)
+    };
+    let resolved: Vec<PathBuf> = match std::fs::canonicalize(&absolute) {
+        Ok(real) => real.ancestors().skip(1).map(Path::to_owned).collect(),
+        // `dir` is to be created: its parent is the first ancestor.
+        Err(_) => absolute
+            .parent()
+            .and_then(|parent| std::fs::canonicalize(parent).ok())
+            .map(|real| real.ancestors().map(Path::to_owned).collect())
+            .unwrap_or_default(),
+    };
+    let lexical = absolute.ancestors().skip(1).map(Path::to_owned);
+    for ancestor in lexical.chain(resolved) {
+        let meta = match std::fs::metadata(&ancestor) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => {
+                return Err(with_context(
+                    err,
+                    format!(
+                        "inspecting {}, above the status socket directory {}",
+                        ancestor.display(),
+                        dir.display()
+                    ),
+                ))
+            }
+        };
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            let who = if mode & 0o002 != 0 {
+                "anyone"
+            } else {
+                "its group"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "refusing to put the status socket in {}: {} above it is writable by \
+                     {who} (mode {mode:04o}) without the sticky bit, so another user could \
+                     replace the socket's directory; use a directory under one only you can \
+                     write to (such as $XDG_RUNTIME_DIR)",
+                    dir.display(),
+                    ancestor.display()
+                ),
+            ));
         }
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+    }
+    Ok(())
+}
+
+/// Makes sure `dir` exists and only the owner (`uid`) can enter it;
+/// whether it was created now. A directory created here and then found
+/// unfit is removed again.
+pub(super) fn prepare_directory(dir: &Path, uid: u32) -> Result<bool, io::Error> {
+    let created = match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => true,
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => false,
         Err(err) => {
             return Err(with_context(
                 err,
                 format!("creating the status socket directory {}", dir.display()),
             ))
         }
+    };
+    if created {
+        tracing::debug!(dir = %dir.display(), "created the status socket directory");
+    }
+    check_directory(dir, uid, created).map_err(|err| {
+        if created {
+            remove_created_directory(dir);
+        }
+        err
+    })?;
+    Ok(created)
+}
+
+/// Removes `dir`, which this process created, if it is empty.
+pub(super) fn remove_created_directory(dir: &Path) {
+    if let Err(err) = std::fs::remove_dir(dir) {
+        tracing::debug!(dir = %dir.display(), %err, "leaving the status socket directory");
+    }
+}
+
+/// Checks that only the owner (`uid`) can enter `dir`; makes it mode 0700
+/// first if it was just `created`.
+fn check_directory(dir: &Path, uid: u32, created: bool) -> Result<(), io::Error> {
+    if created {
+        // The umask may have taken bits away; make it exactly 0700.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|err| {
+            with_context(
+                err,
+                format!(
+                    "making private the status socket directory {}",
+                    dir.display()
+                ),
+            )
+        })?;
     }
     let meta = std::fs::metadata(dir).map_err(|err| {
         with_context(
@@ -165,6 +274,73 @@ mod tests {
         let file = dir.join("file");
         std::fs::write(&file, b"").expect("create a file");
         assert!(StatusServer::bind(&file.join("status.sock")).is_err());
+    }
+
+    #[test]
+    fn a_too_long_path_is_refused_before_anything_is_created() {
+        let dir = TempDir::new("long");
+        let fresh = dir.join("fresh");
+        let path = fresh.join(format!("{}.sock", "x".repeat(MAX_SOCKET_PATH)));
+        let err = StatusServer::bind(&path).expect_err("a too-long path");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("too long"), "{err}");
+        assert!(!fresh.exists());
+        // The longest path that fits binds.
+        let base = dir.join("s").as_os_str().len();
+        let longest = dir.join(&format!("s{}", "y".repeat(MAX_SOCKET_PATH - base)));
+        assert_eq!(longest.as_os_str().len(), MAX_SOCKET_PATH);
+        drop(StatusServer::bind(&longest).expect("the longest path"));
+    }
+
+    #[test]
+    fn the_directory_made_for_the_socket_goes_with_it() {
+        let dir = TempDir::new("made");
+        let fresh = dir.join("fresh");
+        let server = StatusServer::bind(&fresh.join("status.sock")).expect("bind");
+        assert!(fresh.is_dir());
+        drop(server);
+        assert!(!fresh.exists());
+        // A directory that was there stays.
+        drop(StatusServer::bind(&dir.join("status.sock")).expect("bind"));
+        assert!(dir.join("").is_dir());
+    }
+
+    #[test]
+    fn directories_above_that_others_can_write_are_refused_unless_sticky() {
+        let dir = TempDir::new("ancestors");
+        for (name, mode) in [("open", 0o777), ("group", 0o770)] {
+            let open = dir.join(name);
+            std::fs::create_dir(&open).expect("mkdir");
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let run = open.join("run");
+            let err = StatusServer::bind(&run.join("status.sock")).expect_err(name);
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("{} above it is writable", open.display())),
+                "{message}"
+            );
+            assert!(message.contains(&format!("{mode:04o}")), "{message}");
+            assert!(!run.exists());
+            // Deeper down, and through a symlink from a safe place, too.
+            std::fs::create_dir(&run).expect("mkdir");
+            std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+            let deeper = run.join("deeper");
+            assert!(StatusServer::bind(&deeper.join("status.sock")).is_err());
+            let link = dir.join(&format!("{name}-link"));
+            std::os::unix::fs::symlink(&run, &link).expect("symlink");
+            let err = StatusServer::bind(&link.join("status.sock")).expect_err("via a symlink");
+            assert!(
+                err.to_string().contains(&open.display().to_string()),
+                "{err}"
+            );
+        }
+        let sticky = dir.join("sticky");
+        std::fs::create_dir(&sticky).expect("mkdir");
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let run = sticky.join("run");
+        drop(StatusServer::bind(&run.join("status.sock")).expect("under a sticky directory"));
+        assert!(!run.exists(), "the server's directory was removed with it");
     }
 
     #[test]

@@ -7,13 +7,17 @@
 //! does whatever non-blocking work is possible. Nothing blocks.
 //!
 //! Only the owner may talk to it: the socket lives in a directory that only
-//! the owner can enter, the socket file has mode 0600, and every peer's
-//! `SO_PEERCRED` uid is checked against ours.
+//! the owner can enter, below none that others can write to without the
+//! sticky bit, the socket file has mode 0600, and every peer's `SO_PEERCRED`
+//! uid is checked against ours.
 //!
 //! Protocol: one request line per connection, at most [`MAX_REQUEST`] bytes
 //! including its `'\n'`. `status` is answered with the status text; anything
-//! else, an overlong line or silence is answered with one line starting with
-//! `error: `. The server closes the connection after its answer.
+//! else, an overlong line, a line cut short by the end of the connection or
+//! silence is answered with one line starting with `error: `. The server
+//! closes the connection after its answer. Clients beyond the limit wait in
+//! the backlog, and idle ones are cut off to make room for them (see
+//! `server`).
 
 mod client;
 mod dir;

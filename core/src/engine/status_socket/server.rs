@@ -1,6 +1,14 @@
 //! The server: accepting connections on the status socket, refusing peers
-//! of another user and clients beyond the limit, reading requests and
+//! of another user, making room for waiting clients, reading requests and
 //! writing answers, all without blocking.
+//!
+//! At most [`MAX_CLIENTS`] connections are served at a time. More wait in
+//! the listening socket's backlog, where the kernel keeps them in order, and
+//! are accepted oldest first as room is made: by clients that are done, and
+//! by cutting off (with `error: busy`) the oldest client that has not sent a
+//! complete request after [`IDLE_GRACE`]. So a flood of connections that
+//! say nothing holds no one else out for long, and a client that sends its
+//! request at once is answered as soon as it is accepted.
 
 use std::fmt::Write as _;
 use std::io::{self, Read};
@@ -14,7 +22,9 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{self, sockopt, MsgFlags};
 
-use super::dir::{prepare_directory, remove_stale_socket};
+use super::dir::{
+    check_ancestors, check_length, prepare_directory, remove_created_directory, remove_stale_socket,
+};
 use super::{after, with_context, MAX_REQUEST};
 
 /// How long a client has, from accept, to send its request line.
@@ -22,8 +32,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the server keeps trying to write an answer to a client that
 /// doesn't read it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How many clients are served at the same time; more are told `busy`.
+/// How many clients are served at the same time; more wait to be accepted.
 const MAX_CLIENTS: usize = 16;
+/// How long a client that has not sent a complete request yet is safe from
+/// being cut off to make room for a waiting one.
+const IDLE_GRACE: Duration = Duration::from_millis(20);
 
 /// How many connections one [`StatusServer::handle`] call accepts at most, so
 /// a flood of connections can't starve the rest of the poll loop.
@@ -41,7 +54,7 @@ const ECHOED_REQUEST: usize = 32;
 
 /// The answer to a peer that is not our user.
 const PERMISSION_DENIED: &[u8] = b"error: permission denied\n";
-/// The answer to a client beyond [`MAX_CLIENTS`].
+/// The answer to an idle client cut off to make room for another.
 const BUSY: &[u8] = b"error: busy\n";
 /// The answer to a request line longer than [`MAX_REQUEST`].
 const TOO_LONG: &str = "error: request too long\n";
@@ -55,6 +68,9 @@ pub(crate) struct StatusServer {
     listener: UnixListener,
     /// Where the socket file is.
     path: PathBuf,
+    /// The directory holding it, if this server created it: removed with
+    /// the socket (when empty).
+    created_dir: Option<PathBuf>,
     /// Device and inode of the socket file we bound, so that dropping the
     /// server removes that file and never one that replaced it.
     file_id: (u64, u64),
@@ -69,9 +85,17 @@ pub(crate) struct StatusServer {
     write_timeout: Duration,
     /// See [`MAX_CLIENTS`].
     max_clients: usize,
+    /// See [`IDLE_GRACE`].
+    idle_grace: Duration,
     /// Until when accepting is paused, see [`ACCEPT_PAUSE`].
     accept_paused_until: Option<Instant>,
-    /// The connections being served.
+    /// Whether a waiting connection could be accepted now (there is room,
+    /// or an idle client to cut off): only then is the listener polled.
+    can_accept: bool,
+    /// When an idle client may be cut off, if none may now and all the
+    /// room is taken.
+    room_at: Option<Instant>,
+    /// The connections being served, oldest first.
     clients: Vec<Client>,
 }
 
@@ -80,6 +104,8 @@ pub(crate) struct StatusServer {
 struct Client {
     /// The non-blocking connection.
     stream: UnixStream,
+    /// When it was accepted.
+    since: Instant,
     /// When the client is dropped, or answered with [`TIMED_OUT`], if it
     /// hasn't finished its current phase.
     deadline: Instant,
@@ -109,6 +135,9 @@ enum Request {
     Line(Vec<u8>),
     /// [`MAX_REQUEST`] bytes and no `'\n'`.
     TooLong,
+    /// The client ended its side of the connection after these bytes,
+    /// without a `'\n'`.
+    Incomplete(Vec<u8>),
     /// The client hung up (or its connection failed) before a complete line.
     Gone,
 }
@@ -116,13 +145,17 @@ enum Request {
 impl StatusServer {
     /// Binds a non-blocking listening socket at `path`.
     ///
-    /// The directory holding it must be one only the owner can enter: a
-    /// missing parent directory is created (it alone, not its ancestors)
-    /// with mode 0700; an existing one must be owned by our uid and have no
-    /// group or other permission bits, else binding fails with an error
-    /// naming the directory and the reason. A stale socket at `path`
-    /// (connecting is refused) is replaced; a live one, or a file that is not
-    /// a socket, is an error. The socket file gets mode 0600.
+    /// `path` must fit a socket address (checked before anything is
+    /// created). The directory holding it must be one only the owner can
+    /// enter: a missing parent directory is created (it alone, not its
+    /// ancestors) with mode 0700; an existing one must be owned by our uid
+    /// and have no group or other permission bits; no directory above it
+    /// may be writable by group or others unless it is sticky (like
+    /// `/tmp`). Else binding fails with an error naming the directory and
+    /// the reason. A stale socket at `path` (connecting is refused) is
+    /// replaced; a live one, or a file that is not a socket, is an error.
+    /// The socket file gets mode 0600. A directory created here is removed
+    /// again if binding fails, and when the server is dropped (if empty).
     pub(crate) fn bind(path: &Path) -> Result<Self, io::Error> {
         let uid = nix::unistd::geteuid().as_raw();
         let dir = match path.parent() {
@@ -135,15 +168,28 @@ impl StatusServer {
                 ))
             }
         };
-        prepare_directory(dir, uid)?;
-        remove_stale_socket(path)?;
+        check_length(path)?;
+        check_ancestors(dir)?;
+        let created = prepare_directory(dir, uid)?;
+        // From here on, a failure must not leave behind the directory made
+        // for the socket...
+        let remove_dir = |err: io::Error| {
+            if created {
+                remove_created_directory(dir);
+            }
+            err
+        };
+        remove_stale_socket(path).map_err(remove_dir)?;
         let listener = UnixListener::bind(path).map_err(|err| {
-            with_context(err, format!("binding the status socket {}", path.display()))
+            remove_dir(with_context(
+                err,
+                format!("binding the status socket {}", path.display()),
+            ))
         })?;
-        // From here on, a failure must not leave our socket file behind.
+        // ... nor our socket file.
         let cleanup = |err: io::Error, what: &str| {
             let _ = std::fs::remove_file(path);
-            with_context(err, format!("{what} {}", path.display()))
+            remove_dir(with_context(err, format!("{what} {}", path.display())))
         };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|err| cleanup(err, "making private the status socket"))?;
@@ -156,13 +202,17 @@ impl StatusServer {
         Ok(Self {
             listener,
             path: path.to_owned(),
+            created_dir: created.then(|| dir.to_owned()),
             file_id: (meta.dev(), meta.ino()),
             owner_pid: std::process::id(),
             uid,
             request_timeout: REQUEST_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
             max_clients: MAX_CLIENTS,
+            idle_grace: IDLE_GRACE,
             accept_paused_until: None,
+            can_accept: true,
+            room_at: None,
             clients: Vec::new(),
         })
     }
@@ -189,17 +239,25 @@ impl StatusServer {
     }
 
     #[cfg(test)]
+    /// Replaces [`IDLE_GRACE`] (for tests).
+    pub(crate) fn with_idle_grace(mut self, grace: Duration) -> Self {
+        self.idle_grace = grace;
+        self
+    }
+
+    #[cfg(test)]
     /// Where the socket file is.
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The fds to poll and their events: the listener (readable, unless
-    /// accepting is paused after an error) and each client (readable while
-    /// its request is read, writable while it has output pending).
+    /// accepting is paused after an error or no connection can be accepted
+    /// now) and each client (readable while its request is read, writable
+    /// while it has output pending).
     pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds = Vec::with_capacity(1 + self.clients.len());
-        if self.accept_paused_until.is_none() {
+        if self.accept_paused_until.is_none() && self.can_accept {
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         }
         fds.extend(self.clients.iter().map(|client| {
@@ -213,35 +271,74 @@ impl StatusServer {
     }
 
     /// The earliest time [`StatusServer::handle`] must be called even if no
-    /// fd is ready: the first client deadline, or the end of an accept pause.
+    /// fd is ready: the first client deadline, the end of an accept pause,
+    /// or when an idle client may be cut off to make room.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.clients
             .iter()
             .map(|client| client.deadline)
             .chain(self.accept_paused_until)
+            .chain(self.room_at)
             .min()
     }
 
-    /// Does all the non-blocking work that is possible now: accepts pending
-    /// connections (refusing peers of another uid, and clients beyond the
-    /// limit), reads requests, answers them, writes pending output, times out
-    /// clients and drops finished ones. `render` produces the status text; it
-    /// is called once per `status` request.
+    /// Does all the non-blocking work that is possible now: reads requests
+    /// and answers them, writes pending output, times out clients and drops
+    /// finished ones, oldest first; then accepts waiting connections as far
+    /// as there is room or idle clients to cut off (refusing peers of
+    /// another uid), serving each at once if its request is there. `render`
+    /// produces the status text; it is called once per `status` request.
     pub(crate) fn handle(&mut self, now: Instant, render: &mut dyn FnMut() -> String) {
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
         }
-        if self.accept_paused_until.is_none() {
-            self.accept(now);
-        }
         let write_timeout = self.write_timeout;
         self.clients
             .retain_mut(|client| client.advance(now, write_timeout, render));
+        if self.accept_paused_until.is_none() {
+            self.accept(now, render);
+        }
+        self.plan_room(now);
     }
 
-    /// Accepts the pending connections.
-    fn accept(&mut self, now: Instant) {
+    /// The oldest client that has sent no complete request and may be cut
+    /// off at `now`.
+    fn idle_to_cut_off(&self, now: Instant) -> Option<usize> {
+        self.clients.iter().position(|client| {
+            matches!(client.state, ClientState::Reading(_))
+                && now.saturating_duration_since(client.since) >= self.idle_grace
+        })
+    }
+
+    /// Whether a waiting connection can be accepted at `now`, and if not,
+    /// when it can at the latest (without counting on clients to finish).
+    fn plan_room(&mut self, now: Instant) {
+        self.room_at = None;
+        self.can_accept = self.clients.len() < self.max_clients;
+        if self.can_accept {
+            return;
+        }
+        let oldest_idle = self
+            .clients
+            .iter()
+            .find(|client| matches!(client.state, ClientState::Reading(_)));
+        if let Some(client) = oldest_idle {
+            let at = after(client.since, self.idle_grace);
+            if at <= now {
+                self.can_accept = true;
+            } else {
+                self.room_at = Some(at);
+            }
+        }
+    }
+
+    /// Accepts waiting connections while there is room or an idle client
+    /// to cut off.
+    fn accept(&mut self, now: Instant, render: &mut dyn FnMut() -> String) {
         for _ in 0..ACCEPTS_PER_CALL {
+            if self.clients.len() >= self.max_clients && self.idle_to_cut_off(now).is_none() {
+                return;
+            }
             let stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
@@ -285,17 +382,28 @@ impl StatusServer {
                     continue;
                 }
             }
-            if self.clients.len() >= self.max_clients {
-                tracing::debug!(clients = self.clients.len(), "status server busy");
-                refuse(stream, BUSY);
-                continue;
-            }
             tracing::debug!("status client connected");
-            self.clients.push(Client {
+            let mut client = Client {
                 stream,
+                since: now,
                 deadline: after(now, self.request_timeout),
                 state: ClientState::Reading(Vec::new()),
-            });
+            };
+            // Its request is likely there already: then it needs no room.
+            if !client.advance(now, self.write_timeout, render) {
+                continue;
+            }
+            if self.clients.len() >= self.max_clients {
+                if let Some(idle) = self.idle_to_cut_off(now) {
+                    let idle = self.clients.remove(idle);
+                    tracing::debug!(
+                        idle_for = ?now.saturating_duration_since(idle.since),
+                        "cutting off an idle status client to make room"
+                    );
+                    refuse(idle.stream, BUSY);
+                }
+            }
+            self.clients.push(client);
         }
     }
 }
@@ -321,6 +429,9 @@ impl Drop for StatusServer {
                 tracing::warn!(path = %self.path.display(), %err, "can't inspect the status socket");
             }
         }
+        if let Some(dir) = &self.created_dir {
+            remove_created_directory(dir);
+        }
     }
 }
 
@@ -344,6 +455,14 @@ impl Client {
                 Request::TooLong => {
                     tracing::debug!("status client sent an overlong request");
                     TOO_LONG.to_owned()
+                }
+                Request::Incomplete(part) => {
+                    tracing::debug!("status client ended an incomplete request");
+                    format!(
+                        "error: incomplete request `{}`: the connection ended before its \
+                         newline; send `status` and a newline\n",
+                        sanitize(&part)
+                    )
                 }
                 Request::Gone => return false,
             };
@@ -400,11 +519,9 @@ fn read_request(mut stream: &UnixStream, buf: &mut Vec<u8>) -> Request {
         let mut chunk = [0u8; MAX_REQUEST];
         let room = MAX_REQUEST - buf.len();
         match stream.read(&mut chunk[..room]) {
+            Ok(0) if !buf.is_empty() => return Request::Incomplete(std::mem::take(buf)),
             Ok(0) => {
-                tracing::debug!(
-                    received = buf.len(),
-                    "status client hung up before a request"
-                );
+                tracing::debug!("status client hung up before a request");
                 return Request::Gone;
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -561,19 +678,115 @@ mod tests {
     }
 
     #[test]
-    fn clients_beyond_the_limit_are_told_busy() {
+    fn idle_clients_make_room_for_waiting_ones_oldest_first() {
         let dir = TempDir::new("busy");
         let mut server = StatusServer::bind(&dir.join("status.sock"))
             .expect("bind")
-            .with_max_clients(1);
+            .with_max_clients(2)
+            .with_idle_grace(Duration::from_millis(50));
         let mut render = || "fine\n".to_owned();
-        let _waiting = UnixStream::connect(server.path()).expect("connect");
+        let mut first = UnixStream::connect(server.path()).expect("connect");
         server.handle(Instant::now(), &mut render);
-        assert_eq!(server.clients.len(), 1);
-        assert_eq!(
-            exchange(&mut server, b"status\n", &mut render),
-            "error: busy\n"
+        let mut second = UnixStream::connect(server.path()).expect("connect");
+        let _partial = {
+            let mut s = UnixStream::connect(server.path()).expect("connect");
+            s.write_all(b"sta").expect("send part of a request");
+            s
+        };
+        server.handle(Instant::now(), &mut render);
+        assert_eq!(server.clients.len(), 2);
+        // Full: the third waits in the backlog, and the listener is not
+        // polled until the oldest idle client may be cut off.
+        assert!(!server.can_accept);
+        assert_eq!(server.poll_fds().len(), 2);
+        let room_at = server.next_deadline().expect("a deadline");
+        assert_eq!(room_at, server.clients[0].since + Duration::from_millis(50));
+        // A client whose request is there is answered as soon as it is
+        // accepted; the oldest idle one made room for it.
+        assert_eq!(exchange(&mut server, b"status\n", &mut render), "fine\n");
+        let mut answer = String::new();
+        first
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("a read timeout");
+        first.read_to_string(&mut answer).expect("read");
+        assert_eq!(answer, "error: busy\n");
+        // The second is still served: it sends its request now.
+        second.write_all(b"status\n").expect("send");
+        second.set_nonblocking(true).expect("non-blocking");
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let mut answer = Vec::new();
+        loop {
+            turn(&mut server, &mut render);
+            let mut buf = [0u8; 64];
+            match second.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => panic!("read: {err}"),
+            }
+            assert!(Instant::now() < give_up, "no answer for the second client");
+        }
+        assert_eq!(answer, b"fine\n");
+    }
+
+    #[test]
+    fn a_flood_of_idle_clients_does_not_hold_others_out() {
+        let dir = TempDir::new("flood");
+        let mut server = StatusServer::bind(&dir.join("status.sock"))
+            .expect("bind")
+            .with_max_clients(4);
+        let mut render = || "fine\n".to_owned();
+        let idle: Vec<UnixStream> = (0..40)
+            .map(|_| UnixStream::connect(server.path()).expect("connect"))
+            .collect();
+        let start = Instant::now();
+        assert_eq!(exchange(&mut server, b"status\n", &mut render), "fine\n");
+        // 40 idle clients ahead, 4 at a time, each cut off after 20 ms.
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
         );
+        drop(idle);
+    }
+
+    #[test]
+    fn an_incomplete_request_gets_an_error_line() {
+        let dir = TempDir::new("incomplete");
+        let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
+        let mut render = || -> String { panic!("rendered for an incomplete request") };
+        for (request, echoed) in [(&b"stat"[..], "stat"), (b"status", "status")] {
+            let mut client = UnixStream::connect(server.path()).expect("connect");
+            client.write_all(request).expect("send");
+            client
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+            client.set_nonblocking(true).expect("non-blocking");
+            let mut answer = Vec::new();
+            let give_up = Instant::now() + Duration::from_secs(10);
+            loop {
+                turn(&mut server, &mut render);
+                let mut buf = [0u8; 256];
+                match client.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => panic!("read: {err}"),
+                }
+                assert!(Instant::now() < give_up, "no answer");
+            }
+            assert_eq!(
+                String::from_utf8(answer).expect("UTF-8"),
+                format!(
+                    "error: incomplete request `{echoed}`: the connection ended before its \
+                     newline; send `status` and a newline\n"
+                )
+            );
+        }
+        // Hanging up without a byte is no request: no answer, no error.
+        drop(UnixStream::connect(server.path()).expect("connect"));
+        turn(&mut server, &mut render);
+        assert!(server.clients.is_empty());
     }
 
     #[test]
