@@ -20,7 +20,7 @@ use crate::tree::TreeParts;
 use crate::{Error, Spawner, Timer};
 use node::Node;
 use outlet::Outlet;
-use root::Root;
+use root::Events;
 pub(crate) use status_socket::query as query_status;
 use sys::SignalPipe;
 
@@ -46,14 +46,14 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         context: "installing the root supervisor's signal handlers",
         source: errno.into(),
     })?;
-    let root = Root::new(std::mem::take(&mut tree.observers), timer.now())?;
+    let root = Events::new(std::mem::take(&mut tree.observers), timer.now())?;
     let mut node = Node::new(
         &mut tree.root,
         "root".to_owned(),
         spawner,
         timer,
         signals,
-        Outlet::Root(Box::new(root)),
+        Outlet::Events(Box::new(root)),
     );
     if sys::is_pid_one() {
         tracing::info!("running as PID 1: reaping every orphan of the PID namespace");

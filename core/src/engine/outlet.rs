@@ -1,19 +1,19 @@
 //! Where a supervisor process's lifecycle events go: nowhere, or to the
-//! part of its loop that deals with them ([`Root`]): in the root process,
+//! part of its loop that deals with them ([`Events`]): in the root process,
 //! straight into its status and the user's callback; in a forked
 //! supervisor, up the event pipe to the root.
 
-use super::root::Root;
+use super::root::Events;
 use crate::Event;
 
 /// Where a supervisor's lifecycle events go.
 pub(crate) enum Outlet {
     /// Nobody asked for them.
     Quiet,
-    /// To the root's status and callbacks ([`Root::Main`]), or up the event
-    /// pipe ([`Root::Relay`]): either takes part in the loop (see
-    /// [`root`](Self::root)).
-    Root(Box<Root>),
+    /// To the root's status and callbacks ([`Events::Main`]), or up the event
+    /// pipe ([`Events::Relay`]): either takes part in the loop (see
+    /// [`events`](Self::events)).
+    Events(Box<Events>),
 }
 
 impl Outlet {
@@ -26,7 +26,7 @@ impl Outlet {
     pub(crate) fn emit(&mut self, event: impl FnOnce() -> Event) {
         match self {
             Outlet::Quiet => {}
-            Outlet::Root(root) => root.emit(event()),
+            Outlet::Events(root) => root.emit(event()),
         }
     }
 
@@ -34,11 +34,11 @@ impl Outlet {
     /// listens: the root's state in the root process; in a forked
     /// supervisor, the relay of its events up the pipe, which has fds and a
     /// deadline too (events that found the pipe full are sent later) and
-    /// ignores the root's business ([`Root::tree_ready`],
-    /// [`Root::stopping`]).
-    pub(crate) fn root(&mut self) -> Option<&mut Root> {
+    /// ignores the root's business ([`Events::tree_ready`],
+    /// [`Events::stopping`]).
+    pub(crate) fn events(&mut self) -> Option<&mut Events> {
         match self {
-            Outlet::Root(root) => Some(root),
+            Outlet::Events(root) => Some(root),
             Outlet::Quiet => None,
         }
     }
@@ -46,13 +46,13 @@ impl Outlet {
     /// In a freshly forked child supervisor: where its own events go. This
     /// outlet is left quiet; the root's state stays the root's, and events
     /// the parent had waiting stay the parent's (see
-    /// [`Root::leave_in_child`]).
+    /// [`Events::leave_in_child`]).
     pub(crate) fn take_for_child(&mut self) -> Outlet {
         match std::mem::replace(self, Outlet::Quiet) {
             Outlet::Quiet => Outlet::Quiet,
-            Outlet::Root(root) => root
+            Outlet::Events(root) => root
                 .leave_in_child()
-                .map_or(Outlet::Quiet, |relay| Outlet::Root(Box::new(relay))),
+                .map_or(Outlet::Quiet, |relay| Outlet::Events(Box::new(relay))),
         }
     }
 }

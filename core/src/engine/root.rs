@@ -1,5 +1,5 @@
 //! The part of a supervisor process's loop that deals with lifecycle events
-//! ([`Root`]). In the root process ([`Main`]): gather the tree's events into
+//! ([`Events`]). In the root process ([`Main`]): gather the tree's events into
 //! a [`TreeStatus`](crate::TreeStatus), hand them to the user's callbacks a
 //! few per turn, serve the status socket, and talk to systemd. In a forked
 //! supervisor ([`Relay`]): send its events up the event pipe, coming back to
@@ -45,12 +45,12 @@ const CALLBACK_BUDGET_AT_END: Duration = Duration::from_secs(1);
 
 /// The part of a supervisor process's loop that deals with lifecycle
 /// events; the loop reaches it through
-/// [`Outlet::root`](super::outlet::Outlet::root), and calls
+/// [`Outlet::events`](super::outlet::Outlet::events), and calls
 /// [`poll_fds`](Self::poll_fds), [`deadline`](Self::deadline) and
 /// [`handle`](Self::handle) every turn.
-// Always boxed (in `Outlet::Root`): the variants' sizes do not matter.
+// Always boxed (in `Outlet::Events`): the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Root {
+pub(crate) enum Events {
     /// In the root process.
     Main(Main),
     /// In a forked supervisor: readiness and shutdown are the root's
@@ -59,35 +59,35 @@ pub(crate) enum Root {
     Relay(Relay),
 }
 
-impl Root {
+impl Events {
     /// The root process's: sets up what `observers` asks for, and systemd
     /// notification when `NOTIFY_SOCKET` is set; the tree starts at `now`.
     pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
-        Main::new(observers, now).map(Root::Main)
+        Main::new(observers, now).map(Events::Main)
     }
 
     /// In a freshly forked child supervisor: what it does with its own
     /// events (`None`: nobody listens). See [`Main::leave_in_child`] and
     /// [`EventSink::for_child`].
-    pub(crate) fn leave_in_child(self) -> Option<Root> {
+    pub(crate) fn leave_in_child(self) -> Option<Events> {
         match self {
-            Root::Main(main) => main.leave_in_child(),
-            Root::Relay(relay) => relay.for_child(),
+            Events::Main(main) => main.leave_in_child(),
+            Events::Relay(relay) => relay.for_child(),
         }
-        .map(Root::Relay)
+        .map(Events::Relay)
     }
 
     /// Records (in the root) or sends up (in a forked supervisor) an event.
     pub(crate) fn emit(&mut self, event: Event) {
         match self {
-            Root::Main(main) => main.emit(event),
-            Root::Relay(relay) => relay.send(event),
+            Events::Main(main) => main.emit(event),
+            Events::Relay(relay) => relay.send(event),
         }
     }
 
     /// The whole tree is up (in the root; nothing in a forked supervisor).
     pub(crate) fn tree_ready(&mut self) {
-        if let Root::Main(main) = self {
+        if let Events::Main(main) = self {
             main.tree_ready();
         }
     }
@@ -95,7 +95,7 @@ impl Root {
     /// The tree is shutting down, or has no work left (in the root;
     /// nothing in a forked supervisor).
     pub(crate) fn stopping(&mut self) {
-        if let Root::Main(main) = self {
+        if let Events::Main(main) = self {
             main.stopping();
         }
     }
@@ -103,24 +103,24 @@ impl Root {
     /// The fds the loop must watch for this.
     pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
         match self {
-            Root::Main(main) => main.poll_fds(),
-            Root::Relay(_) => Vec::new(),
+            Events::Main(main) => main.poll_fds(),
+            Events::Relay(_) => Vec::new(),
         }
     }
 
     /// When the loop must wake up for this at the latest.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self {
-            Root::Main(main) => main.deadline(),
-            Root::Relay(relay) => relay.deadline(),
+            Events::Main(main) => main.deadline(),
+            Events::Relay(relay) => relay.deadline(),
         }
     }
 
     /// Starts a turn of the loop at `now` and does what is due.
     pub(crate) fn handle(&mut self, now: Instant) {
         match self {
-            Root::Main(main) => main.handle(now),
-            Root::Relay(relay) => relay.handle(now),
+            Events::Main(main) => main.handle(now),
+            Events::Relay(relay) => relay.handle(now),
         }
     }
 }
@@ -400,7 +400,7 @@ mod tests {
     }
 
     /// A root whose `on_event` takes `delay` and logs the paths it gets.
-    fn slow_root(delay: Duration) -> (Root, Arc<Mutex<Vec<String>>>) {
+    fn slow_root(delay: Duration) -> (Events, Arc<Mutex<Vec<String>>>) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let seen = log.clone();
         let observers = Observers {
@@ -415,7 +415,7 @@ mod tests {
             })),
             ..Observers::default()
         };
-        let root = Root::new(observers, Instant::now()).expect("a root");
+        let root = Events::new(observers, Instant::now()).expect("a root");
         (root, log)
     }
 
@@ -429,7 +429,7 @@ mod tests {
         for n in 0..100 {
             root.emit(started(n));
         }
-        let Root::Main(main) = &root else {
+        let Events::Main(main) = &root else {
             panic!("not the root")
         };
         // The status has them all already; the callback none.
@@ -469,9 +469,9 @@ mod tests {
     #[test]
     fn a_forked_supervisor_relays_its_events_and_ignores_the_roots_business() {
         let (root, _log) = slow_root(Duration::ZERO);
-        assert!(matches!(root.leave_in_child(), Some(Root::Relay(_))));
+        assert!(matches!(root.leave_in_child(), Some(Events::Relay(_))));
         let (read, write) = sys::pipe().expect("a pipe");
-        let mut relay = Root::Relay(Relay::new(EventSink::new(write), Instant::now()));
+        let mut relay = Events::Relay(Relay::new(EventSink::new(write), Instant::now()));
         relay.tree_ready();
         relay.stopping();
         relay.emit(started(1));

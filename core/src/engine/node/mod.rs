@@ -178,8 +178,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                         .kill_after()
                         .unwrap_or(Duration::from_secs(5));
                     self.host.shut_down(Some(now + grace));
-                    if let Some(root) = self.outlet.root() {
-                        root.stopping();
+                    if let Some(events) = self.outlet.events() {
+                        events.stopping();
                     }
                 }
             }
@@ -256,7 +256,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .poll_timeout()
             .into_iter()
             .chain(self.host.kill_at())
-            .chain(self.outlet.root().and_then(|root| root.deadline()))
+            .chain(self.outlet.events().and_then(|root| root.deadline()))
             .chain(self.engine_log.due())
             .chain(launch)
             .min();
@@ -276,8 +276,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             for (fd, events) in self.host.interest() {
                 self.poller.add(fd, events);
             }
-            if let Outlet::Root(root) = &self.outlet {
-                for fd in root.poll_fds() {
+            if let Outlet::Events(events) = &self.outlet {
+                for fd in events.poll_fds() {
                     self.poller
                         .add(fd.as_fd(), fd.events() & !PollFlags::POLLNVAL);
                 }
@@ -299,8 +299,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let said = std::mem::take(&mut self.said);
         self.read_procs(&said, now);
         self.said = said;
-        if let Some(root) = self.outlet.root() {
-            root.handle(now);
+        if let Some(events) = self.outlet.events() {
+            events.handle(now);
         }
         self.host.flush();
         for sig in &signals {

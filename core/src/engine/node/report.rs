@@ -41,8 +41,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         match report {
             Report::Ready => self.ready(),
             Report::Stopping(_) => {
-                if let Some(root) = self.outlet.root() {
-                    root.stopping();
+                if let Some(events) = self.outlet.events() {
+                    events.stopping();
                 }
             }
             _ => {}
@@ -78,8 +78,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// Every child of this supervisor is ready.
     fn ready(&mut self) {
         tracing::debug!(supervisor = %self.machine.path(), "supervisor ready");
-        if let Some(root) = self.outlet.root() {
-            root.tree_ready();
+        if let Some(events) = self.outlet.events() {
+            events.tree_ready();
         }
         self.tell_parent_ready();
     }
