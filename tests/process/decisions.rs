@@ -225,6 +225,7 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
+    use crate::drive::{number_after, pid_in, wait_line};
     use crate::runner::Run;
 
     fn lines_with(run: &Run, what: &str) -> Vec<String> {
@@ -232,30 +233,6 @@ pub(crate) mod drive {
             .into_iter()
             .filter(|l| l.contains(what))
             .collect()
-    }
-
-    fn wait_line(run: &mut Run, prefix: &str) -> Result<String, String> {
-        run.wait_for(&format!("a line starting with {prefix:?}"), |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with(prefix))
-                .ok_or_else(|| "not yet".to_owned())
-        })
-    }
-
-    fn number_after(line: &str, marker: char) -> Result<u128, String> {
-        line.rsplit(marker)
-            .next()
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| format!("no number after {marker:?} in {line:?}"))
-    }
-
-    fn pid_in(line: &str) -> Result<i32, String> {
-        line.split("(pid ")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("no pid in {line:?}"))
     }
 
     fn stop_cleanly(run: &mut Run) -> Result<(), String> {

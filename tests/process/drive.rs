@@ -164,3 +164,48 @@ pub(crate) fn expect_all_dropped(
         ))
     }
 }
+
+/// The first stdout line starting with `prefix`.
+pub(crate) fn line_with(run: &Run, prefix: &str) -> Option<String> {
+    run.stdout().into_iter().find(|l| l.starts_with(prefix))
+}
+
+/// Waits for a stdout line starting with `prefix`.
+pub(crate) fn wait_line(run: &mut Run, prefix: &str) -> Result<String, String> {
+    run.wait_for(&format!("a line starting with {prefix:?}"), |run| {
+        line_with(run, prefix).ok_or_else(|| "not yet".to_owned())
+    })
+}
+
+/// The pid in an event line: `... (pid <pid>) ...`.
+pub(crate) fn pid_in(line: &str) -> Result<i32, String> {
+    line.split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("no pid in {line:?}"))
+}
+
+/// The number after the last `marker` in `line`, e.g. the time at the end
+/// of `ready root/0 <ms>`.
+pub(crate) fn number_after(line: &str, marker: char) -> Result<u128, String> {
+    line.rsplit(marker)
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no number after {marker:?} in {line:?}"))
+}
+
+/// Binds the systemd notify socket a scenario sends to, in `dir`, receiving
+/// with `timeout`.
+pub(crate) fn bind_notify_socket(
+    dir: &std::path::Path,
+    timeout: std::time::Duration,
+) -> Result<std::os::unix::net::UnixDatagram, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let socket = std::os::unix::net::UnixDatagram::bind(dir.join("notify.sock"))
+        .map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    Ok(socket)
+}

@@ -222,29 +222,14 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
+    use super::super::drive::{line_with, wait_line};
     use super::super::runner::Run;
     use super::dir_of_run;
-
-    fn line_with(run: &Run, prefix: &str) -> Option<String> {
-        run.stdout().into_iter().find(|l| l.starts_with(prefix))
-    }
-
-    fn wait_line(run: &mut Run, prefix: &str) -> Result<String, String> {
-        run.wait_for(&format!("a line starting with {prefix:?}"), |run| {
-            line_with(run, prefix).ok_or_else(|| "not yet".to_owned())
-        })
-    }
 
     /// The systemd notify socket the scenario waits for, receiving with a
     /// 20 ms timeout.
     fn bind_notify_socket(run: &Run) -> Result<UnixDatagram, String> {
-        let dir = dir_of_run(run);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let socket = UnixDatagram::bind(dir.join("notify.sock")).map_err(|e| e.to_string())?;
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .map_err(|e| e.to_string())?;
-        Ok(socket)
+        super::super::drive::bind_notify_socket(&dir_of_run(run), Duration::from_millis(20))
     }
 
     /// The times (since `began`) of the `WATCHDOG=1` pings received during

@@ -309,25 +309,16 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
+    use super::super::drive::{line_with, number_after, pid_in, wait_line};
     use super::super::runner::Run;
     use super::test_dir_of;
 
-    fn line_with(run: &Run, prefix: &str) -> Option<String> {
-        run.stdout().into_iter().find(|l| l.starts_with(prefix))
+    fn ms_of_line(line: &str) -> Result<u128, String> {
+        number_after(line, ' ')
     }
 
-    fn wait_line(run: &mut Run, prefix: &str) -> Result<String, String> {
-        run.wait_for(&format!("a line starting with {prefix:?}"), |run| {
-            line_with(run, prefix).ok_or_else(|| "not yet".to_owned())
-        })
-    }
-
-    /// The number after `prefix` + a name, e.g. `ready root/0 <ms>`.
-    fn ms_of(line: &str) -> Result<u128, String> {
-        line.rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no time in {line:?}"))
+    fn bind_notify_socket(run: &Run) -> Result<UnixDatagram, String> {
+        super::super::drive::bind_notify_socket(&test_dir_of(run), Duration::from_millis(100))
     }
 
     fn expect_event(run: &Run, path: &str, what: &str) -> Result<String, String> {
@@ -338,23 +329,15 @@ pub(crate) mod drive {
             .ok_or_else(|| format!("no event line for {path} with {what:?}"))
     }
 
-    fn pid_in(line: &str) -> Result<i32, String> {
-        line.split("(pid ")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("no pid in {line:?}"))
-    }
-
     pub(crate) fn observe(run: &mut Run) -> Result<(), String> {
         let dir = test_dir_of(run);
         let socket = dir.join("status.sock");
         // 1. Readiness: root/1 starts only after root/0 is ready, and the
         //    tree is ready after all of them.
-        let tree_ready = ms_of(&wait_line(run, "tree-ready ")?)?;
-        let slow = ms_of(&wait_line(run, "ready root/0 ")?)?;
-        let after = ms_of(&wait_line(run, "start root/1 ")?)?;
-        let nested = ms_of(&wait_line(run, "start root/2/1 ")?)?;
+        let tree_ready = ms_of_line(&wait_line(run, "tree-ready ")?)?;
+        let slow = ms_of_line(&wait_line(run, "ready root/0 ")?)?;
+        let after = ms_of_line(&wait_line(run, "start root/1 ")?)?;
+        let nested = ms_of_line(&wait_line(run, "start root/2/1 ")?)?;
         if !(slow <= after && after <= nested && nested <= tree_ready) {
             return Err(format!(
                 "start order: root/0 ready at {slow}, root/1 started at {after}, root/2/1 at {nested}, tree ready at {tree_ready}"
@@ -516,18 +499,6 @@ pub(crate) mod drive {
         Ok(())
     }
 
-    /// The systemd notify socket the scenario waits for (see
-    /// `use_notify_socket`), receiving with a 100 ms timeout.
-    fn bind_notify_socket(run: &Run) -> Result<UnixDatagram, String> {
-        let dir = test_dir_of(run);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let socket = UnixDatagram::bind(dir.join("notify.sock")).map_err(|e| e.to_string())?;
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| e.to_string())?;
-        Ok(socket)
-    }
-
     pub(crate) fn sd_notify(run: &mut Run) -> Result<(), String> {
         let socket = bind_notify_socket(run)?;
         let began = Instant::now();
@@ -642,8 +613,8 @@ pub(crate) mod drive {
     pub(crate) fn slow_reader(run: &mut Run) -> Result<(), String> {
         // The supervisor below keeps restarting its worker at full speed
         // although the root reads events slowly.
-        let first = ms_of(&wait_line(run, "runs 20000 ")?)?;
-        let later = ms_of(&wait_line(run, "runs 100000 ")?)?;
+        let first = ms_of_line(&wait_line(run, "runs 20000 ")?)?;
+        let later = ms_of_line(&wait_line(run, "runs 100000 ")?)?;
         let dropped = wait_line(run, "dropped ")?;
         run.signal_root(Signal::SIGTERM)?;
         let asked = Instant::now();
