@@ -9,12 +9,13 @@
 //!   `examples/systemd/supertrees-observe.service`.
 //! * The live status is served on a Unix socket: in another terminal, run
 //!   `cargo run --example status` (or pass the socket path).
-//! * The engine's own `tracing` events go to stderr (`RUST_LOG=debug` for
-//!   more).
+//! * The engine's own `tracing` events go to stderr, coloured only when
+//!   stderr is a terminal (`RUST_LOG=debug` for more).
 //!
 //! Run it with `cargo run --example observe`. Stop it with Ctrl-C or SIGTERM;
 //! kill any of its processes with `kill -9` and watch it heal.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use supertrees::{BackoffPolicy, Intensity, Readiness, Restartable, Supertree, Worker};
@@ -92,6 +93,8 @@ fn main() {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let socket = socket_path();
     println!("status socket: {}", socket.display());

@@ -30,6 +30,15 @@
 //! }
 //! ```
 //!
+//! ## Using it
+//!
+//! ```toml
+//! [dependencies]
+//! supertrees = "0.2"   # workers run on Tokio (default feature `tokio`)
+//! # or, for the smol backend (async-executor + async-io) and no Tokio:
+//! # supertrees = { version = "0.2", default-features = false, features = ["smol"] }
+//! ```
+//!
 //! ## Pieces
 //!
 //! * The tree: [`Supertree`] (the root, run in your process) and
