@@ -1221,7 +1221,7 @@ fn check_backoff(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
         }
         if one_for_one {
             if let Some(first) = due.iter().flatten().min() {
-                if step.timeout.map_or(true, |t| t > *first) {
+                if step.timeout.is_none_or(|t| t > *first) {
                     return Err(fail(
                         trace,
                         i,
@@ -1380,7 +1380,7 @@ fn check_kill_deadlines(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError>
             }
         }
         if let Some(first) = deadline.iter().flatten().min() {
-            if step.timeout.map_or(true, |t| t > *first) {
+            if step.timeout.is_none_or(|t| t > *first) {
                 return Err(fail(
                     trace,
                     i,

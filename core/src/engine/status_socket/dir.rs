@@ -115,11 +115,10 @@ pub(super) fn prepare_directory(dir: &Path, uid: u32) -> Result<bool, io::Error>
     if created {
         tracing::debug!(dir = %dir.display(), "created the status socket directory");
     }
-    check_directory(dir, uid, created).map_err(|err| {
+    check_directory(dir, uid, created).inspect_err(|_| {
         if created {
             remove_created_directory(dir);
         }
-        err
     })?;
     Ok(created)
 }
