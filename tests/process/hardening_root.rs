@@ -39,7 +39,7 @@ pub(crate) mod scenario {
     impl Worker for Spinner {
         fn init(&self) -> BoxFuture {
             let n = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % 20_000 == 0 {
+            if n.is_multiple_of(20_000) {
                 println!("runs {n} {}", now_ms());
             }
             Box::pin(async {})
