@@ -261,7 +261,7 @@ pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
-pub use ready::ready;
+pub use ready::{ready, spawn, stopping};
 pub use rt::{Backend, BoxFuture, Spawner, Timer};
 pub use status::query_status;
 pub use status::{NodeState, NodeStatus, TreeStatus};

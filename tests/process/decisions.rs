@@ -202,7 +202,7 @@ pub(crate) mod scenario {
     /// Prints each `Exited` event as `<engine> exited <path> <exit>; <restart ns or none>`.
     fn print_exits(engine: &'static str) -> impl FnMut(&supertrees::Event) + Send + 'static {
         move |event| {
-            if let EventKind::Exited { exit, restart } = &event.kind {
+            if let EventKind::Exited { exit, restart, .. } = &event.kind {
                 let restart = restart.map_or("none".to_owned(), |d| d.as_nanos().to_string());
                 println!("{engine} exited {} {exit}; {restart}", event.path);
             }
