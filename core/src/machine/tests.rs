@@ -1382,3 +1382,162 @@ fn events_made_from_reports_name_their_subject() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------
+// Worker lifecycle: graceful stops, drops at the deadline, start timeouts
+// ---------------------------------------------------------------------------
+
+/// The `Exited` reports issued so far: (child, exit, restart delay in ms).
+fn exits(h: &mut Harness) -> Vec<(usize, ChildExit, Option<u128>)> {
+    h.reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Exited {
+                child,
+                exit,
+                restart,
+                ..
+            } => Some((child.get(), exit, restart.map(|d| d.as_millis()))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_that_returns_within_its_shutdown_is_stopped_without_a_kill() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(300)));
+    let mut h = Harness::one_for_one(vec![policy]);
+    h.start(0);
+    assert_eq!(h.shutdown(10), [Stop([0])]);
+    assert_eq!(h.next_timeout(), Some(310));
+    // It drained for 200 ms and returned by itself.
+    assert_eq!(h.exit(0, Normal, 210), [Exit(Outcome::Normal)]);
+    assert_eq!(exits(&mut h), [(0, ChildExit::Stopped, None)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn a_worker_dropped_at_its_deadline_is_reported_stopped() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(300)));
+    let mut h = Harness::one_for_one(vec![policy]);
+    h.start(0);
+    assert_eq!(h.shutdown(10), [Stop([0])]);
+    assert_eq!(h.timeout(309), []);
+    assert_eq!(h.timeout(310), [kill([0])]);
+    // Whatever its driver reports for the dropped future, it was stopped.
+    assert_eq!(h.exit(0, Signaled(9), 310), [Exit(Outcome::Normal)]);
+    assert_eq!(exits(&mut h), [(0, ChildExit::Stopped, None)]);
+}
+
+#[test]
+fn kill_drops_at_once_and_infinity_waits() {
+    let mut h = Harness::one_for_one(vec![
+        with_shutdown(worker(RestartPolicy::Always), Shutdown::Infinity),
+        with_shutdown(worker(RestartPolicy::Always), Shutdown::Kill),
+    ]);
+    h.start(0);
+    // Reverse order: child 1 dropped at once, child 0 asked and waited for.
+    assert_eq!(h.shutdown(10), [kill([1]), Stop([0])]);
+    assert_eq!(h.exit(1, ChildExit::Stopped, 10), []);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(1_000_000), []);
+    assert_eq!(h.exit(0, Normal, 2_000_000), [Exit(Outcome::Normal)]);
+    assert_eq!(
+        exits(&mut h),
+        [(1, ChildExit::Stopped, None), (0, ChildExit::Stopped, None)]
+    );
+}
+
+#[test]
+fn a_worker_not_ready_within_its_start_timeout_fails_and_restarts() {
+    let mut policy = worker(RestartPolicy::Always);
+    policy.start_timeout = Some(ms(500));
+    let mut h = Harness::new(
+        vec![policy, worker(RestartPolicy::Always)],
+        Strategy::OneForAll,
+        Intensity::new(1, Duration::from_secs(10)),
+    );
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.next_timeout(), Some(500));
+    assert_eq!(h.timeout(499), []);
+    // Not ready in time: dropped, then a failure restarted after its
+    // backoff (100 ms), counted by the intensity.
+    assert_eq!(h.timeout(500), [kill([0])]);
+    assert_eq!(h.exit(0, ChildExit::Stopped, 500), []);
+    assert_eq!(
+        exits(&mut h),
+        [(0, ChildExit::StartTimeout(ms(500)), Some(100))]
+    );
+    assert_eq!(h.next_timeout(), Some(600));
+    assert_eq!(h.timeout(600), [Start(0)]);
+    // Its new deadline runs from the restart; being ready clears it, and
+    // the next sibling starts.
+    assert_eq!(h.next_timeout(), Some(1_100));
+    assert_eq!(h.ready(0, 700), [Start(1)]);
+    assert_eq!(h.ready(1, 700), []);
+    assert_eq!(h.next_timeout(), None);
+    // The start timeout counted towards the intensity (1 in 10 s): the
+    // next failure gives up.
+    assert_eq!(h.exit(0, Panicked, 800), [Stop([1])]);
+    assert_eq!(h.exit(1, ChildExit::Stopped, 800), [Exit(Outcome::GaveUp)]);
+}
+
+#[test]
+fn a_start_timeout_counts_from_an_in_place_restart() {
+    let mut policy = worker(RestartPolicy::Always);
+    policy.start_timeout = Some(ms(500));
+    let mut h = Harness::one_for_one(vec![policy]);
+    h.auto_ready = false;
+    h.start(0);
+    let now = h.at(100);
+    h.m.handle_restarted(
+        idx(0),
+        Panicked,
+        Some("boom".into()),
+        ms(50),
+        RecordState::default(),
+        now,
+    );
+    assert_eq!(h.drain(), []);
+    let reports = h.reports();
+    assert!(
+        matches!(&reports[..], [Report::Exited { reason: Some(r), .. }] if r == "boom"),
+        "{reports:?}"
+    );
+    // Running again from 150 ms: not ready by 650 ms.
+    assert_eq!(h.next_timeout(), Some(650));
+    assert_eq!(h.timeout(650), [kill([0])]);
+}
+
+#[test]
+fn a_panic_message_reaches_the_exit_report() {
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Always)]);
+    h.start(0);
+    h.reports();
+    let now = h.at(10);
+    h.m.handle_exit_because(idx(0), Panicked, Some("boom-42".into()), now);
+    let reports = h.reports();
+    let (_, kind) = h.m.event(&reports[0]).unwrap();
+    assert_eq!(
+        kind,
+        EventKind::Exited {
+            exit: Panicked,
+            restart: Some(ms(100)),
+            reason: Some("boom-42".into()),
+        }
+    );
+    // The next exit, without a reason, has none.
+    h.drain();
+    h.timeout(110);
+    h.exit(0, Normal, 120);
+    let reasons: Vec<Option<String>> = h
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Exited { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [None]);
+}
