@@ -271,7 +271,7 @@ pub(crate) mod drive {
         let started = wait_line(run, "start w ")?;
         let restarts: Vec<String> = lines_with(run, "event root/0 (")
             .into_iter()
-            .filter(|l| l.contains("panicked; restarting after"))
+            .filter(|l| l.contains("panicked: failure on purpose; restarting after"))
             .collect();
         for (line, delay) in restarts.iter().zip(["20ms", "40ms", "80ms", "160ms"]) {
             if !line.contains(&format!("restarting after {delay} ")) {
