@@ -416,7 +416,7 @@ impl<K> Tree<K> {
     /// to (default: 5 s), before the supervisor SIGKILLs it.
     ///
     /// Each worker's own stop time is its
-    /// [`Restartable::shutdown`](crate::Restartable::shutdown); a
+    /// [`Restartable::shutdown`]; a
     /// supervisor tells its worker host to exit once every worker has
     /// ended, so this bounds only what is left: a host stalled by a worker
     /// that blocks its thread, or by the runtime's own shutdown.
