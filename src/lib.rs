@@ -66,9 +66,9 @@
 #![forbid(unsafe_code)]
 
 pub use supertrees_core::{
-    query_status, ready, tree, Backend, BackoffPolicy, BoxFuture, ChildExit, Error, Event,
-    EventKind, Intensity, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy, Restartable,
-    Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
+    query_status, ready, spawn, stopping, tree, Backend, BackoffPolicy, BoxFuture, ChildExit,
+    Error, Event, EventKind, Intensity, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
+    Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
 };
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) and

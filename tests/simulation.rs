@@ -1122,7 +1122,7 @@ fn on_event_sees_the_same_events_as_in_processes_without_pids() {
             "0 root/1/0: ready",
             "0 root/1: ready",
             "0 root/0: ready",
-            "0 root/0: panicked; restarting after 100ms",
+            "0 root/0: panicked: probe a fails on purpose; restarting after 100ms",
             "30 root/1/0: exited normally; not restarted",
             "30 root/1: exited normally; not restarted",
             // root/0 failed before the tree was up: it is up once root/0's
@@ -1170,10 +1170,10 @@ fn in_place_restarts_spend_the_intensity_like_any_other() {
     assert_eq!(
         exits,
         [
-            "0 root/0: panicked; restarting after 10ms",
-            "10 root/0: panicked; restarting after 20ms",
-            "30 root/0: panicked; restarting after 40ms",
-            "70 root/0: panicked; not restarted",
+            "0 root/0: panicked: probe a fails on purpose; restarting after 10ms",
+            "10 root/0: panicked: probe a fails on purpose; restarting after 20ms",
+            "30 root/0: panicked: probe a fails on purpose; restarting after 40ms",
+            "70 root/0: panicked: probe a fails on purpose; not restarted",
         ]
     );
     assert_eq!(timer.elapsed(), ms(70));
@@ -1181,13 +1181,14 @@ fn in_place_restarts_spend_the_intensity_like_any_other() {
 
 #[test]
 fn stopped_children_read_as_stopped_and_killed_ones_as_killed() {
-    // Giving up stops the siblings: with the default shutdown workers are
-    // asked to stop; with `Shutdown::Kill` they are killed at once. A
-    // child supervisor is asked to stop and waited for either way: its own
-    // shutdown bounds its stop.
+    // Giving up stops the siblings: workers are asked to stop (these never
+    // called `stopping()`, so they are dropped at once) and read as stopped
+    // whatever the supervisor's `with_shutdown`, which bounds only its
+    // worker host's exit. A child supervisor is asked to stop and waited
+    // for either way: its own shutdown bounds its stop.
     for (shutdown, word) in [
         (Shutdown::Timeout(ms(500)), "stopped"),
-        (Shutdown::Kill, "killed by signal SIGKILL"),
+        (Shutdown::Kill, "stopped"),
     ] {
         let timer = FakeTimer::new();
         let log = Log::default();
@@ -1222,4 +1223,207 @@ fn stopped_children_read_as_stopped_and_killed_ones_as_killed() {
         );
         assert!(events.contains(&"5 root/1/0: stopped; not restarted".to_owned()));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Worker lifecycle: stopping(), spawn(), shutdown(), start_timeout()
+// ---------------------------------------------------------------------------
+
+/// A worker whose runs are made by `make`, with the given lifecycle policies.
+struct Life {
+    make: Arc<dyn Fn() -> BoxFuture + Send + Sync>,
+    restart: RestartPolicy,
+    shutdown: Shutdown,
+    start_timeout: Option<Duration>,
+    readiness: Readiness,
+}
+
+impl Life {
+    fn new(make: impl Fn() -> BoxFuture + Send + Sync + 'static) -> Self {
+        Self {
+            make: Arc::new(make),
+            restart: RestartPolicy::Never,
+            shutdown: Shutdown::default(),
+            start_timeout: None,
+            readiness: Readiness::OnStart,
+        }
+    }
+}
+
+impl Worker for Life {
+    fn init(&self) -> BoxFuture {
+        (self.make)()
+    }
+    fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+}
+
+impl Restartable for Life {
+    fn restart_policy(&self) -> RestartPolicy {
+        self.restart
+    }
+    fn backoff_policy(&self) -> BackoffPolicy {
+        BackoffPolicy::new(ms(10), ms(10), secs(60), 1.0)
+    }
+    fn shutdown(&self) -> Shutdown {
+        self.shutdown
+    }
+    fn start_timeout(&self) -> Option<Duration> {
+        self.start_timeout
+    }
+}
+
+/// A worker that panics after `after` of virtual time, giving up the tree
+/// (under an intensity of 0) so that its siblings are stopped.
+fn gives_up_after(timer: &FakeTimer, after: u64) -> Life {
+    let timer = timer.clone();
+    let mut life = Life::new(move || {
+        let timer = timer.clone();
+        Box::pin(async move {
+            timer.sleep(ms(after)).await;
+            panic!("give up");
+        })
+    });
+    life.restart = RestartPolicy::Always;
+    life
+}
+
+#[test]
+fn a_drain_of_200ms_takes_200_virtual_ms() {
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let t = timer.clone();
+    let drained = Arc::new(AtomicUsize::new(0));
+    let d = drained.clone();
+    let drains = Life::new(move || {
+        let (t, d) = (t.clone(), d.clone());
+        Box::pin(async move {
+            supertrees::stopping().await;
+            t.sleep(ms(200)).await;
+            d.store(t.elapsed().as_millis() as usize, Ordering::SeqCst);
+        })
+    });
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(drains)
+        .add_worker(gives_up_after(&timer, 100))
+        .on_event(record);
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    assert_eq!(drained.load(Ordering::SeqCst), 300);
+    assert_eq!(timer.elapsed(), ms(300));
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events.contains(&"300 root/0: stopped; not restarted".to_owned()),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn a_worker_ignoring_stopping_is_dropped_at_its_shutdown() {
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let mut ignores = Life::new(|| {
+        Box::pin(async {
+            let _ignored = supertrees::stopping();
+            std::future::pending::<()>().await;
+        })
+    });
+    ignores.shutdown = Shutdown::Timeout(ms(300));
+    // One that never called `stopping()` is dropped at once.
+    let deaf = Life::new(|| Box::pin(std::future::pending()));
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(ignores)
+        .add_worker(deaf)
+        .add_worker(gives_up_after(&timer, 100))
+        .on_event(record);
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    assert_eq!(timer.elapsed(), ms(400));
+    let events = events.lock().unwrap().clone();
+    for line in [
+        "100 root/1: stopped; not restarted",
+        "400 root/0: stopped; not restarted",
+    ] {
+        assert!(events.contains(&line.to_owned()), "{line} in {events:#?}");
+    }
+}
+
+#[test]
+fn a_panicking_subtask_restarts_its_worker() {
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let t = timer.clone();
+    let mut parent = Life::new(move || {
+        let t = t.clone();
+        Box::pin(async move {
+            supertrees::spawn(async move {
+                t.sleep(ms(50)).await;
+                panic!("sub-boom");
+            });
+            std::future::pending::<()>().await;
+        })
+    });
+    parent.restart = RestartPolicy::Once;
+    let tree = Supertree::new().add_worker(parent).on_event(record);
+    simulate(tree, &timer).unwrap();
+    let events = events.lock().unwrap().clone();
+    let exits: Vec<&String> = events.iter().filter(|e| e.contains("panicked")).collect();
+    assert_eq!(
+        exits,
+        [
+            "50 root/0: panicked: sub-boom; restarting after 10ms",
+            "110 root/0: panicked: sub-boom; not restarted"
+        ]
+    );
+}
+
+#[test]
+fn ready_from_a_subtask_starts_the_next_one_for_all_sibling() {
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let t = timer.clone();
+    let mut first = Life::new(move || {
+        let t = t.clone();
+        Box::pin(async move {
+            let s = t.clone();
+            supertrees::spawn(async move {
+                s.sleep(ms(30)).await;
+                assert!(supertrees::ready());
+            });
+            t.sleep(ms(100)).await;
+        })
+    });
+    first.readiness = Readiness::Notify;
+    let tree = Supertree::new()
+        .with_strategy(Strategy::OneForAll)
+        .add_worker(first)
+        .add_worker(Life::new(|| Box::pin(async {})))
+        .on_event(record);
+    simulate(tree, &timer).unwrap();
+    let events = events.lock().unwrap().clone();
+    for line in ["30 root/0: ready", "30 root/1: worker started"] {
+        assert!(events.contains(&line.to_owned()), "{line} in {events:#?}");
+    }
+}
+
+#[test]
+fn a_start_timeout_restarts_a_silent_worker() {
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let mut silent = Life::new(|| Box::pin(std::future::pending()));
+    silent.readiness = Readiness::Notify;
+    silent.start_timeout = Some(ms(100));
+    silent.restart = RestartPolicy::Once;
+    let tree = Supertree::new().add_worker(silent).on_event(record);
+    simulate(tree, &timer).unwrap();
+    let events = events.lock().unwrap().clone();
+    let exits: Vec<&String> = events.iter().filter(|e| e.contains("not ready")).collect();
+    assert_eq!(
+        exits,
+        [
+            "100 root/0: not ready within 100ms; restarting after 10ms",
+            "210 root/0: not ready within 100ms; not restarted"
+        ]
+    );
 }

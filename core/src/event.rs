@@ -34,9 +34,19 @@ pub enum NodeKind {
 /// let event = Event {
 ///     path: "root/1/0".into(),
 ///     pid: Some(4242),
-///     kind: EventKind::Exited { exit: ChildExit::Panicked, restart: None },
+///     kind: EventKind::Exited { exit: ChildExit::Panicked, restart: None, reason: None },
 /// };
 /// assert_eq!(event.to_string(), "root/1/0 (pid 4242): panicked; not restarted");
+/// let boom = Event {
+///     path: "root/0".into(),
+///     pid: Some(7),
+///     kind: EventKind::Exited {
+///         exit: ChildExit::Panicked,
+///         restart: Some(std::time::Duration::from_millis(10)),
+///         reason: Some("boom-42".into()),
+///     },
+/// };
+/// assert_eq!(boom.to_string(), "root/0 (pid 7): panicked: boom-42; restarting after 10ms");
 /// let started = Event { path: "root/1".into(), pid: Some(7), kind: EventKind::Started(NodeKind::Supervisor) };
 /// assert_eq!(started.to_string(), "root/1 (pid 7): supervisor started");
 /// let host = Event {
@@ -82,6 +92,9 @@ pub enum EventKind {
         exit: ChildExit,
         /// The delay before it runs again; `None` when it is not restarted.
         restart: Option<Duration>,
+        /// Why it failed, where known: a worker's panic message (at most
+        /// 256 bytes), displayed after the exit (`panicked: boom`).
+        reason: Option<String>,
     },
     /// A worker host ended (at `<supervisor>/host`), taking down the
     /// `workers` of its workers that were running; each of them has an
@@ -129,12 +142,18 @@ impl fmt::Display for Event {
             EventKind::Ready => f.write_str("ready"),
             EventKind::Exited {
                 exit,
-                restart: Some(delay),
-            } => write!(f, "{exit}; restarting after {delay:?}"),
-            EventKind::Exited {
-                exit,
-                restart: None,
-            } => write!(f, "{exit}; not restarted"),
+                restart,
+                reason,
+            } => {
+                write!(f, "{exit}")?;
+                if let Some(reason) = reason {
+                    write!(f, ": {reason}")?;
+                }
+                match restart {
+                    Some(delay) => write!(f, "; restarting after {delay:?}"),
+                    None => f.write_str("; not restarted"),
+                }
+            }
             EventKind::HostExited {
                 exit, workers: 0, ..
             } => write!(f, "{exit}"),

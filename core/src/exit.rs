@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(ChildExit::Signaled(9).to_string(), "killed by signal SIGKILL");
 /// assert_eq!(ChildExit::Stopped.to_string(), "stopped");
 /// assert!(!ChildExit::Stopped.is_failure());
+/// let timeout = ChildExit::StartTimeout(std::time::Duration::from_secs(30));
+/// assert!(timeout.is_failure());
+/// assert_eq!(timeout.to_string(), "not ready within 30s");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -33,7 +36,11 @@ pub enum ChildExit {
     /// [`Strategy::RestForOne`](crate::Strategy::RestForOne). Displayed as
     /// `stopped`. A child that had to be killed because it did not stop
     /// within its [`Shutdown`](crate::Shutdown) timeout is reported with the
-    /// signal that killed it instead.
+    /// signal that killed it instead; a worker is always reported
+    /// `Stopped`, whether it returned by itself after
+    /// [`stopping()`](crate::stopping()) resolved or its future was dropped
+    /// at its [`Restartable::shutdown`](crate::Restartable::shutdown)
+    /// deadline.
     Stopped,
     /// A worker's future panicked.
     Panicked,
@@ -56,6 +63,12 @@ pub enum ChildExit {
     /// installed. The process said so on its channel before it exited.
     /// Retried like [`ForkFailed`](ChildExit::ForkFailed).
     SetupFailed,
+    /// A [`Readiness::Notify`](crate::Readiness::Notify) worker did not call
+    /// [`ready()`](crate::ready()) within its
+    /// [`start_timeout`](crate::Restartable::start_timeout) (this long): it
+    /// was dropped, and is restarted by its restart policy. Displayed as
+    /// `not ready within 30s`.
+    StartTimeout(std::time::Duration),
 }
 
 impl ChildExit {
@@ -106,6 +119,7 @@ impl fmt::Display for ChildExit {
             ChildExit::SetupFailed => {
                 f.write_str("could not be set up: its process failed before it ran")
             }
+            ChildExit::StartTimeout(limit) => write!(f, "not ready within {limit:?}"),
         }
     }
 }

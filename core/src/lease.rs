@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::machine::{ChildIdx, ChildPolicy, ChildRecord, Grant, RecordState};
-use crate::ready::Panic;
+use crate::ready::{panic_message, Panic, StopFlag};
 use crate::wire::Note;
 use crate::{ChildExit, Timer};
 
@@ -98,7 +98,9 @@ pub(crate) type Run = Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>>;
 /// Runs worker `child` (its `first` run, then each run made by `run`; a
 /// panic is handed to `panicked`) and restarts it in place while its lease
 /// allows, sending a `Restarted` note for each restart;
-/// returns the exit its supervisor must decide on. Backoff delays below
+/// returns the exit its supervisor must decide on, with its reason (a
+/// panic's message). Once `stop` is requested, a run that ends is
+/// `Stopped` and not restarted, and a pending restart is not made. Backoff delays below
 /// `spin_below` are waited out by yielding to the executor (runtime timers
 /// tick in whole milliseconds), zero included: a worker that ends at once
 /// must still let the rest of the host run.
@@ -107,37 +109,47 @@ pub(crate) async fn run_leased<T: Timer>(
     child: ChildIdx,
     first: Run,
     mut run: impl FnMut() -> Run,
+    stop: &std::sync::Arc<StopFlag>,
     panicked: impl Fn(&Panic),
     leases: &Mutex<Leases>,
     timer: &T,
     spin_below: Duration,
     note: impl Fn(Note),
-) -> ChildExit {
+) -> (ChildExit, Option<String>) {
     let mut next = Some(first);
     loop {
         let started = timer.now();
-        let exit = match next.take().unwrap_or_else(&mut run).await {
-            Ok(()) => ChildExit::Normal,
+        let (exit, reason) = match next.take().unwrap_or_else(&mut run).await {
+            Ok(()) => (ChildExit::Normal, None),
             Err(panic) => {
                 panicked(&panic);
-                ChildExit::Panicked
+                (ChildExit::Panicked, Some(panic_message(panic.as_ref())))
             }
         };
+        if stop.is_requested() {
+            return (ChildExit::Stopped, None);
+        }
         let ran_for = timer.now().saturating_duration_since(started);
         let spent = match leases.lock() {
             Ok(mut leases) => leases.spend(child, &exit, ran_for),
             Err(_) => None,
         };
         let Some((delay, state)) = spent else {
-            return exit;
+            return (exit, reason);
         };
         note(Note::Restarted {
             child,
             exit,
+            reason,
             delay,
             state,
         });
-        pause(timer, delay, spin_below).await;
+        let paused = std::pin::pin!(pause(timer, delay, spin_below));
+        if let futures::future::Either::Right(_) =
+            futures::future::select(paused, stop.wait()).await
+        {
+            return (ChildExit::Stopped, None);
+        }
     }
 }
 
@@ -185,6 +197,7 @@ mod tests {
             restart,
             backoff: BackoffPolicy::new(ms(20), ms(10_000), Duration::from_secs(60), 2.0),
             shutdown: Shutdown::default(),
+            start_timeout: None,
             is_supervisor: false,
         }
     }

@@ -50,9 +50,18 @@
 //!   backoff. Siblings stopped this way run again unless their policy forbids
 //!   another run (`Never`, or `Once` already used). A child that is not
 //!   restarted (e.g. `Never`) does not trigger its strategy.
-//! * **Shutdown**: a worker asked to stop that has not exited after its
-//!   supervisor's [`Shutdown`] timeout is killed, and reported with the
-//!   signal that killed it. A child supervisor is waited for as long as its
+//! * **Shutdown**: a worker asked to stop sees [`stopping()`] resolve, if
+//!   its run called it (as an OTP process traps exits), and has its own
+//!   [`Restartable::shutdown`] time (default 5 s) to return by itself
+//!   (drain, flush); then its future is dropped ([`Shutdown::Kill`]: at
+//!   once; [`Shutdown::Infinity`]: it is waited for). A worker that never
+//!   called `stopping()` is dropped as soon as it is asked to stop. Either
+//!   way its exit is [`ChildExit::Stopped`]. A worker that blocks its
+//!   thread can not be dropped: its worker host is SIGKILLed if it has not
+//!   ended 1 s after the drop (taking its other workers down). A
+//!   supervisor's [`with_shutdown`](Tree::with_shutdown) bounds only its
+//!   worker host's exit once its workers are done. A child supervisor is
+//!   waited for as long as its
 //!   stop takes ([`Shutdown::Infinity`], as in OTP): its own timeouts bound
 //!   it, so a parent's timeout never races its child's and kills the child
 //!   in the middle of its stop. In a shutdown, the workers of a supervisor
@@ -70,7 +79,18 @@
 //!   and `RestForOne` children start one at a time, each once the one before
 //!   is ready, as OTP starts them; group restarts do the same. Under
 //!   `OneForOne` they all start at once. A child that never becomes ready
-//!   holds up its later siblings (there is no start timeout).
+//!   holds up its later siblings, unless its
+//!   [`Restartable::start_timeout`] passes first: then it is dropped and
+//!   fails with [`ChildExit::StartTimeout`], restarted by its policy and
+//!   counted by the intensity.
+//! * **Subtasks**: [`spawn()`] runs a future owned by the calling worker's
+//!   current run, polled inside that run (on every backend and in the
+//!   simulation): dropped when the run ends, a panic in it fails the
+//!   worker, and [`ready()`]/[`stopping()`] work from it.
+//! * **Failure reasons**: a worker's panic message (at most 256 bytes)
+//!   travels to the root in its [`EventKind::Exited`] event
+//!   (`root/0 (pid 7): panicked: boom-42; restarting after 10ms`) and shows
+//!   in the [`TreeStatus`] as its last exit.
 //!
 //! ## Process model
 //!
@@ -139,8 +159,10 @@
 //! * **Stops travel down** as signals and commands: a supervisor stops a
 //!   child supervisor with SIGTERM and waits for it (that child applies its
 //!   own [`Shutdown`] timeout to its workers, so its stop is bounded); a
-//!   worker with a `Stop` command, and a worker that is not gone by its
-//!   supervisor's deadline (it blocks its thread) with a SIGKILL of its host.
+//!   worker with a `Stop` command (its `stopping()` resolves, or it is
+//!   dropped at once), then, at its `shutdown()` deadline, a `Drop`
+//!   command; a worker that is still not gone 1 s later (it blocks its
+//!   thread) with a SIGKILL of its host.
 //!   Children stop in reverse start order. SIGTERM, SIGINT, SIGHUP or
 //!   SIGQUIT at the root stops the whole tree that way and `start` returns
 //!   `Ok(())` (the root removes its status socket). Forked processes ignore
@@ -261,7 +283,7 @@ pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
-pub use ready::ready;
+pub use ready::{ready, spawn, stopping};
 pub use rt::{Backend, BoxFuture, Spawner, Timer};
 pub use status::query_status;
 pub use status::{NodeState, NodeStatus, TreeStatus};

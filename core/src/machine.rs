@@ -45,7 +45,8 @@ pub(crate) enum Action {
     /// supervisor), then report each exit with `handle_exit`.
     Stop(Vec<ChildIdx>),
     /// These children did not stop within their [`Shutdown`](crate::Shutdown)
-    /// time (or it is `Kill`): kill them, then report each exit.
+    /// time (or it is `Kill`), or a worker was not ready within its start
+    /// timeout: kill them (a worker: drop its future), then report each exit.
     Kill(Vec<ChildIdx>),
     /// The budget of in-place restarts shrank because this machine recorded
     /// a restart of its own: send the worker host a new [`Grant`] of
@@ -65,6 +66,8 @@ pub(crate) enum Report {
         child: ChildIdx,
         exit: ChildExit,
         restart: Option<Duration>,
+        /// Why it failed, when its driver knows (a panic's message).
+        reason: Option<String>,
     },
     /// Child `child` declared itself ready.
     ChildReady(ChildIdx),
@@ -116,10 +119,13 @@ enum State {
         since: Instant,
     },
     /// Asked to stop; its exit is awaited. It is killed at `kill_at`;
-    /// `killed` once it was.
+    /// `killed` once it was. A worker killed because it was not ready
+    /// within its start timeout has `timed_out`: its exit is then the
+    /// failure [`ChildExit::StartTimeout`].
     Stopping {
         kill_at: Option<Instant>,
         killed: bool,
+        timed_out: Option<Duration>,
     },
     /// OneForOne restart due at this time.
     Waiting {
@@ -203,6 +209,8 @@ pub(crate) struct Machine {
     reports: VecDeque<Report>,
     /// Whether `Report::Ready` has been issued.
     ready: bool,
+    /// The reason of the exit being handled (`handle_exit_because`).
+    reason: Option<String>,
 }
 
 impl Machine {
@@ -235,6 +243,7 @@ impl Machine {
             actions: VecDeque::new(),
             reports: VecDeque::new(),
             ready: false,
+            reason: None,
         }
     }
 
@@ -299,7 +308,15 @@ impl Machine {
                 child,
                 exit,
                 restart,
-            } => (Subject::Child(child), EventKind::Exited { exit, restart }),
+                ref reason,
+            } => (
+                Subject::Child(child),
+                EventKind::Exited {
+                    exit,
+                    restart,
+                    reason: reason.clone(),
+                },
+            ),
             Report::ChildReady(child) => {
                 let slot = self.children.get(child.get())?;
                 if slot.record.policy.is_supervisor {
@@ -350,7 +367,11 @@ impl Machine {
     }
 
     /// Child `child` exited with `exit` at `now`. Any exit of a child asked
-    /// to stop is that stop.
+    /// to stop is that stop: [`ChildExit::Stopped`], unless a child
+    /// supervisor had to be killed (then `exit`, the signal); a worker is
+    /// `Stopped` even when its future was dropped at its deadline, and
+    /// [`ChildExit::StartTimeout`] when it was dropped for not being ready
+    /// in time.
     pub(crate) fn handle_exit(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
         let n = child.get();
         let Some(slot) = self.children.get(n) else {
@@ -358,8 +379,20 @@ impl Machine {
             return;
         };
         match slot.state {
+            State::Stopping {
+                timed_out: Some(limit),
+                ..
+            } => {
+                self.reason = None;
+                self.exited(n, ChildExit::StartTimeout(limit), now, limit)
+            }
             State::Stopping { killed, .. } => {
-                self.stopped(n, if killed { exit } else { ChildExit::Stopped }, now)
+                let exit = if killed && slot.record.policy.is_supervisor {
+                    exit
+                } else {
+                    ChildExit::Stopped
+                };
+                self.stopped(n, exit, now)
             }
             State::Running { since } => {
                 self.exited(n, exit, now, now.saturating_duration_since(since))
@@ -368,7 +401,21 @@ impl Machine {
                 tracing::debug!(supervisor = %self.path, %child, ?state, "exit of a child that was not running ignored");
             }
         }
+        self.reason = None;
         self.after_event(now);
+    }
+
+    /// As [`handle_exit`](Self::handle_exit), with why the child failed
+    /// (a panic's message), for its `Exited` report.
+    pub(crate) fn handle_exit_because(
+        &mut self,
+        child: ChildIdx,
+        exit: ChildExit,
+        reason: Option<String>,
+        now: Instant,
+    ) {
+        self.reason = reason;
+        self.handle_exit(child, exit, now);
     }
 
     /// Worker `child` exited with `exit` at `now` and its host started it
@@ -379,6 +426,7 @@ impl Machine {
         &mut self,
         child: ChildIdx,
         exit: ChildExit,
+        reason: Option<String>,
         delay: Duration,
         state: RecordState,
         now: Instant,
@@ -403,6 +451,7 @@ impl Machine {
             child,
             exit,
             restart: Some(delay).filter(|_| !gives_up),
+            reason,
         });
         if gives_up {
             // Only if a grant and a restart crossed: the worker still runs
@@ -415,22 +464,45 @@ impl Machine {
     }
 
     /// Time has reached `now`: start the restarts that are due, kill the
-    /// children that did not stop in time.
+    /// children that did not stop in time, drop the workers not ready
+    /// within their start timeout.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let mut overdue = Vec::new();
+        let mut late = Vec::new();
+        let running = matches!(self.phase, Phase::Running);
         for (n, slot) in self.children.iter_mut().enumerate().rev() {
-            if let State::Stopping {
-                kill_at: Some(at), ..
-            } = slot.state
-            {
-                if at <= now {
+            match slot.state {
+                State::Stopping {
+                    kill_at: Some(at),
+                    timed_out,
+                    ..
+                } if at <= now => {
                     slot.state = State::Stopping {
                         kill_at: None,
                         killed: true,
+                        timed_out,
                     };
                     overdue.extend(ChildIdx::new(n));
                 }
+                State::Running { since } if running && !slot.ready => {
+                    let Some(limit) = slot.record.policy.start_timeout else {
+                        continue;
+                    };
+                    if since + limit <= now {
+                        slot.state = State::Stopping {
+                            kill_at: None,
+                            killed: true,
+                            timed_out: Some(limit),
+                        };
+                        late.extend(ChildIdx::new(n));
+                    }
+                }
+                _ => {}
             }
+        }
+        if !late.is_empty() {
+            tracing::warn!(supervisor = %self.path, children = ?late, "workers not ready within their start timeout; dropping them");
+            self.actions.push_back(Action::Kill(late));
         }
         if !overdue.is_empty() {
             tracing::warn!(supervisor = %self.path, children = ?overdue, "children did not stop in time; killing them");
@@ -459,8 +531,8 @@ impl Machine {
         self.actions.pop_front()
     }
 
-    /// When `handle_timeout` must be called next: a scheduled restart or a
-    /// stop's kill deadline.
+    /// When `handle_timeout` must be called next: a scheduled restart, a
+    /// stop's kill deadline, or a worker's start timeout.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let kills = self.children.iter().filter_map(|c| match c.state {
@@ -470,6 +542,13 @@ impl Machine {
         if !matches!(self.phase, Phase::Running) {
             return kills.min();
         }
+        let starts = self.children.iter().filter_map(|c| match c.state {
+            State::Running { since } if !c.ready => {
+                c.record.policy.start_timeout.map(|l| since + l)
+            }
+            _ => None,
+        });
+        let kills = kills.chain(starts);
         let waiting = self.children.iter().filter_map(|c| match c.state {
             State::Waiting { at } => Some(at),
             _ => None,
@@ -574,6 +653,7 @@ impl Machine {
             child,
             exit,
             restart: delay.filter(|_| !gives_up),
+            reason: self.reason.take(),
         });
         if gives_up {
             self.children[n].state = State::Done;
@@ -669,6 +749,7 @@ impl Machine {
             child,
             exit,
             restart,
+            reason: None,
         });
     }
 
@@ -786,6 +867,7 @@ impl Machine {
             self.children[m].state = State::Stopping {
                 kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
                 killed: kill_now,
+                timed_out: None,
             };
             match (actions.last_mut(), kill_now) {
                 (Some(Action::Kill(run)), true) | (Some(Action::Stop(run)), false) => {

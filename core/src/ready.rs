@@ -1,9 +1,13 @@
-//! Readiness: how a running worker tells its supervisor that it is up.
+//! The run context: how a running worker talks to its supervisor without
+//! any runtime support.
 //!
 //! Each run of a worker is polled inside a [`ReadyScope`], which makes the
-//! run's signal the *current* one on its thread for the duration of each
-//! poll; [`ready()`] fires it. This needs no runtime support, so it works on
-//! any executor and in the simulation.
+//! run's context the *current* one on its thread for the duration of each
+//! poll: [`ready()`] fires its readiness signal, [`stopping()`] waits for its
+//! stop request, and [`spawn()`] adds a subtask that the scope polls along
+//! with the worker's own future (within the same scope, so subtasks can call
+//! all three too). This needs no runtime support, so it works on any
+//! executor and in the simulation.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -11,10 +15,11 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
-use futures::FutureExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 
 use crate::{BoxFuture, Readiness, Worker};
 
@@ -32,24 +37,77 @@ impl Signal {
     }
 }
 
+/// The stop request of one start of a worker (its runs restarted in place
+/// included), shared by the driver that asks and the runs that listen.
+#[derive(Default)]
+pub(crate) struct StopFlag {
+    state: Mutex<StopState>,
+}
+
+#[derive(Default)]
+struct StopState {
+    requested: bool,
+    /// Whether a run called [`stopping()`]: only then does a stop request
+    /// wait for the run to return by itself.
+    listening: bool,
+    wakers: Vec<Waker>,
+}
+
+impl StopFlag {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StopState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the worker to stop; returns whether it listens (called
+    /// [`stopping()`]): if not, the driver drops it at once.
+    pub(crate) fn request(&self) -> bool {
+        let mut state = self.lock();
+        state.requested = true;
+        for waker in state.wakers.drain(..) {
+            waker.wake();
+        }
+        state.listening
+    }
+
+    /// Whether a stop was requested.
+    pub(crate) fn is_requested(&self) -> bool {
+        self.lock().requested
+    }
+
+    /// Resolves once a stop is requested.
+    pub(crate) fn wait(self: &Arc<Self>) -> Stopping {
+        Stopping(Some(self.clone()))
+    }
+}
+
+/// The current run's context, while it is polled.
+struct Current {
+    signal: Arc<Signal>,
+    stop: Arc<StopFlag>,
+    /// Subtasks spawned during this poll, for the scope to take.
+    spawned: Vec<BoxFuture>,
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<Signal>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
 /// Declares the calling worker ready; its supervisor counts it as started.
 ///
 /// Call it from inside the future of a worker whose
 /// [`readiness`](crate::Worker::readiness) is [`Readiness::Notify`], once it
-/// can serve (its listener is bound, its connection is open). Calling it
-/// again in the same run does nothing. Returns `false` when called outside a
-/// worker run by supertrees (for instance from a thread the worker spawned),
-/// where it has no effect.
+/// can serve (its listener is bound, its connection is open), or from a
+/// subtask of it ([`spawn()`]). Calling it again in the same run does
+/// nothing. Returns `false` when called outside a worker run by supertrees
+/// (for instance from a thread the worker spawned, or a task spawned on the
+/// runtime directly), where it has no effect.
 ///
 /// Under [`Strategy::OneForAll`](crate::Strategy::OneForAll) and
 /// [`Strategy::RestForOne`](crate::Strategy::RestForOne) the next sibling
 /// starts only once this worker is ready, as OTP starts children one after
 /// the other; a supervisor is ready when all its children are; and the whole
-/// tree being ready is what `on_ready` and systemd's `READY=1` report.
+/// tree being ready is what `on_ready` and systemd's `READY=1` report. See
+/// also [`Restartable::start_timeout`](crate::Restartable::start_timeout).
 ///
 /// # Examples
 ///
@@ -58,32 +116,191 @@ thread_local! {
 /// assert!(!supertrees_core::ready());
 /// ```
 pub fn ready() -> bool {
-    CURRENT.with(|c| c.borrow().as_ref().map(|s| s.fire()).is_some())
+    CURRENT.with(|c| c.borrow().as_ref().map(|cur| cur.signal.fire()).is_some())
+}
+
+/// Resolves when the supervisor asks the calling worker to stop: a tree
+/// shutdown, a sibling's restart under
+/// [`Strategy::OneForAll`](crate::Strategy::OneForAll) or
+/// [`Strategy::RestForOne`](crate::Strategy::RestForOne), or the worker's
+/// start timing out.
+///
+/// Calling it is how a worker opts in to a graceful stop, as an OTP process
+/// traps exits: once its run has called `stopping()` (from its own future or
+/// a subtask, in this start of the worker), a stop request resolves the
+/// future and the worker has its
+/// [`Restartable::shutdown`](crate::Restartable::shutdown) time to return by
+/// itself (drain, flush); after that its future is dropped
+/// ([`Shutdown::Kill`](crate::Shutdown::Kill): at once;
+/// [`Shutdown::Infinity`](crate::Shutdown::Infinity): it is waited for). A
+/// worker that never called it is dropped as soon as it is asked to stop.
+/// Either way its exit is [`ChildExit::Stopped`](crate::ChildExit::Stopped).
+///
+/// The request is captured when `stopping()` is called: call it inside the
+/// worker run. Called outside a worker run by supertrees (a thread or a
+/// runtime task of the worker's own), it returns a future that never
+/// resolves.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::time::Duration;
+/// use supertrees_core::{Restartable, Shutdown, Worker};
+///
+/// struct Server;
+/// impl Worker for Server {
+///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+///         Box::pin(async {
+///             let stop = supertrees_core::stopping();
+///             // ... serve until asked to stop ...
+///             stop.await;
+///             // ... drain: up to `shutdown()` ...
+///         })
+///     }
+/// }
+/// impl Restartable for Server {
+///     fn shutdown(&self) -> Shutdown {
+///         Shutdown::Timeout(Duration::from_secs(10))
+///     }
+/// }
+///
+/// // Outside a tree it never resolves.
+/// let mut outside = Box::pin(supertrees_core::stopping());
+/// assert!(futures::FutureExt::now_or_never(&mut outside).is_none());
+/// ```
+pub fn stopping() -> impl Future<Output = ()> + Send + 'static {
+    let stop = CURRENT.with(|c| c.borrow().as_ref().map(|cur| cur.stop.clone()));
+    if let Some(stop) = &stop {
+        stop.lock().listening = true;
+    }
+    Stopping(stop)
+}
+
+/// What [`stopping()`] returns.
+pub(crate) struct Stopping(Option<Arc<StopFlag>>);
+
+impl Future for Stopping {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(stop) = &self.0 else {
+            return Poll::Pending;
+        };
+        let mut state = stop.lock();
+        if state.requested {
+            return Poll::Ready(());
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Runs `fut` as a subtask of the calling worker's current run.
+///
+/// The subtask is polled by the run itself, along with the worker's own
+/// future, so it works on every backend and in
+/// [`run_simulated`](crate::testing::run_simulated), and
+/// [`ready()`], [`stopping()`] and `spawn()` work from it as from the worker.
+/// It is owned by the run: dropped when the run ends (the worker's future
+/// returns or panics, or it is stopped); a panic in it fails the worker as
+/// a panic in the worker's own future does. It runs on the worker's task,
+/// so a subtask that blocks its thread blocks the worker too: spawn
+/// blocking work on the runtime's blocking pool instead.
+///
+/// Called outside a worker run by supertrees (a thread or a runtime task
+/// of the worker's own), `fut` is dropped without being polled, with a
+/// warning in the log; it never panics.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use supertrees_core::{Restartable, Worker};
+///
+/// struct Pair;
+/// impl Worker for Pair {
+///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+///         Box::pin(async {
+///             let (tx, rx) = futures::channel::oneshot::channel();
+///             supertrees_core::spawn(async move {
+///                 let _ = tx.send(42);
+///             });
+///             assert_eq!(rx.await, Ok(42));
+///         })
+///     }
+/// }
+/// impl Restartable for Pair {}
+/// ```
+pub fn spawn(fut: impl Future<Output = ()> + Send + 'static) {
+    let fut: BoxFuture = Box::pin(fut);
+    let refused = CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(cur) => {
+            cur.spawned.push(fut);
+            None
+        }
+        None => Some(fut),
+    });
+    if refused.is_some() {
+        tracing::warn!("supertrees::spawn called outside a worker run: the future is dropped");
+    }
 }
 
 /// The payload of a worker's panic.
 pub(crate) type Panic = Box<dyn Any + Send>;
 
+/// The most bytes of a panic message that travel to the root.
+pub(crate) const REASON_MAX: usize = 256;
+
+/// Cuts `text` to at most [`REASON_MAX`] bytes, at a char boundary.
+pub(crate) fn cap_reason(mut text: String) -> String {
+    if text.len() > REASON_MAX {
+        let mut end = REASON_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The message of a panic, capped (see [`cap_reason`]).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+    cap_reason(text)
+}
+
 /// Starts one run of `worker`, as both engines run workers: calls its
 /// `init` now and returns the run, which calls `notify` once the worker is
-/// ready (see [`Readiness`]) and ends with the panic, if the worker (or its
-/// `init`) panicked.
+/// ready (see [`Readiness`]), sees `stop` from [`stopping()`], and ends
+/// with the panic, if the worker (or its `init`, or a subtask) panicked.
 pub(crate) fn run_worker(
     worker: &dyn Worker,
+    stop: Arc<StopFlag>,
     notify: impl Fn() + Send + Sync + 'static,
 ) -> Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>> {
     match catch_unwind(AssertUnwindSafe(|| (worker.init(), worker.readiness()))) {
         Ok((fut, readiness)) => {
-            Box::pin(AssertUnwindSafe(ReadyScope::new(fut, readiness, notify)).catch_unwind())
+            Box::pin(AssertUnwindSafe(ReadyScope::new(fut, readiness, stop, notify)).catch_unwind())
         }
         Err(panic) => Box::pin(std::future::ready(Err(panic))),
     }
 }
 
-/// One run of a worker, polled with its readiness signal current.
+/// One run of a worker, polled with its context current, with its subtasks.
 struct ReadyScope {
     fut: BoxFuture,
+    subtasks: FuturesUnordered<BoxFuture>,
     signal: Arc<Signal>,
+    stop: Arc<StopFlag>,
     on_start: bool,
 }
 
@@ -92,14 +309,17 @@ impl ReadyScope {
     fn new(
         fut: BoxFuture,
         readiness: Readiness,
+        stop: Arc<StopFlag>,
         notify: impl Fn() + Send + Sync + 'static,
     ) -> Self {
         Self {
             fut,
+            subtasks: FuturesUnordered::new(),
             signal: Arc::new(Signal {
                 fired: AtomicBool::new(false),
                 notify: Box::new(notify),
             }),
+            stop,
             on_start: readiness == Readiness::OnStart,
         }
     }
@@ -112,9 +332,14 @@ impl Future for ReadyScope {
         if std::mem::take(&mut self.on_start) {
             self.signal.fire();
         }
-        let previous = CURRENT.with(|c| c.replace(Some(self.signal.clone())));
-        // Restores the previous signal even if the worker panics.
-        struct Restore(Option<Arc<Signal>>);
+        let current = Current {
+            signal: self.signal.clone(),
+            stop: self.stop.clone(),
+            spawned: Vec::new(),
+        };
+        let previous = CURRENT.with(|c| c.replace(Some(current)));
+        // Restores the previous context even if the worker panics.
+        struct Restore(Option<Current>);
         impl Drop for Restore {
             fn drop(&mut self) {
                 let previous = self.0.take();
@@ -122,7 +347,30 @@ impl Future for ReadyScope {
             }
         }
         let _restore = Restore(previous);
-        self.fut.as_mut().poll(cx)
+        let this = &mut *self;
+        if this.fut.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        loop {
+            let spawned = CURRENT.with(|c| {
+                c.borrow_mut()
+                    .as_mut()
+                    .map(|cur| std::mem::take(&mut cur.spawned))
+                    .unwrap_or_default()
+            });
+            this.subtasks.extend(spawned);
+            // Finished subtasks are taken out; pending ones are woken
+            // through `cx`.
+            while let Poll::Ready(Some(())) = this.subtasks.poll_next_unpin(cx) {}
+            let more = CURRENT.with(|c| {
+                c.borrow()
+                    .as_ref()
+                    .is_some_and(|cur| !cur.spawned.is_empty())
+            });
+            if !more {
+                return Poll::Pending;
+            }
+        }
     }
 }
 
@@ -145,6 +393,7 @@ mod tests {
         let scope = ReadyScope::new(
             Box::pin(async { assert!(ready()) }),
             Readiness::OnStart,
+            Arc::default(),
             notify,
         );
         assert_eq!(count.load(Ordering::SeqCst), 0);
@@ -163,7 +412,12 @@ mod tests {
             assert!(ready());
             assert!(ready());
         });
-        futures::executor::block_on(ReadyScope::new(fut, Readiness::Notify, notify));
+        futures::executor::block_on(ReadyScope::new(
+            fut,
+            Readiness::Notify,
+            Arc::default(),
+            notify,
+        ));
         assert_eq!(seen.load(Ordering::SeqCst), 1);
         assert_eq!(count.load(Ordering::SeqCst), 1);
         // The scope is gone: outside a worker again.
@@ -176,6 +430,7 @@ mod tests {
         futures::executor::block_on(ReadyScope::new(
             Box::pin(async {}),
             Readiness::Notify,
+            Arc::default(),
             notify,
         ));
         assert_eq!(count.load(Ordering::SeqCst), 0);

@@ -41,6 +41,8 @@ pub struct NodeStatus {
     pub restarts: u32,
     /// How it ended last time, if it ever did.
     pub last_exit: Option<ChildExit>,
+    /// Why it ended last time, where known (a worker's panic message).
+    pub last_reason: Option<String>,
     /// When it last started, as the root learnt it (on the clock of the
     /// times given to [`TreeStatus::record`]).
     pub since: Option<Instant>,
@@ -119,6 +121,7 @@ impl TreeStatus {
                 state: NodeState::Starting,
                 restarts: 0,
                 last_exit: None,
+                last_reason: None,
                 since: Some(now),
             },
         );
@@ -158,6 +161,7 @@ impl TreeStatus {
                 state: NodeState::Starting,
                 restarts: 0,
                 last_exit: None,
+                last_reason: None,
                 since: None,
             });
         match &event.kind {
@@ -174,8 +178,13 @@ impl TreeStatus {
                 node.since = Some(now);
             }
             EventKind::Ready => node.state = NodeState::Ready,
-            EventKind::Exited { exit, restart } => {
+            EventKind::Exited {
+                exit,
+                restart,
+                reason,
+            } => {
                 node.last_exit = Some(*exit);
+                node.last_reason.clone_from(reason);
                 match restart {
                     // Restarted in place by its host: running again already.
                     Some(_) if node.kind == NodeKind::Worker && event.pid.is_some() => {
@@ -196,6 +205,7 @@ impl TreeStatus {
             EventKind::HostExited { exit, .. } => {
                 // A host is forked again when a worker next starts.
                 node.last_exit = Some(*exit);
+                node.last_reason = None;
                 node.state = NodeState::Stopped;
                 node.pid = None;
             }
@@ -310,6 +320,9 @@ impl fmt::Display for TreeStatus {
             }
             if let Some(exit) = node.last_exit {
                 write!(f, "  last exit: {exit}")?;
+                if let Some(reason) = &node.last_reason {
+                    write!(f, ": {reason}")?;
+                }
             }
             writeln!(f)?;
         }
@@ -370,6 +383,7 @@ mod tests {
                 EventKind::Exited {
                     exit: ChildExit::Panicked,
                     restart: Some(Duration::ZERO),
+                    reason: None,
                 },
             ),
         );
@@ -385,6 +399,7 @@ mod tests {
                 EventKind::Exited {
                     exit: ChildExit::Signaled(9),
                     restart: Some(Duration::from_millis(50)),
+                    reason: None,
                 },
             ),
         );
@@ -487,6 +502,7 @@ mod tests {
                 EventKind::Exited {
                     exit: ChildExit::Panicked,
                     restart: Some(Duration::ZERO),
+                    reason: None,
                 },
             ),
             t0 + ms(66_000),

@@ -52,26 +52,32 @@ pub(crate) enum Child {
 }
 
 impl Child {
-    /// The policies its supervisor applies to this child, whose workers it
-    /// stops with `shutdown`.
+    /// The policies its supervisor applies to this child: a worker's come
+    /// from its [`Restartable`] methods (its `shutdown` and, for a
+    /// [`Readiness::Notify`](crate::Readiness::Notify) worker, its
+    /// `start_timeout`).
     ///
     /// A child supervisor is stopped with [`Shutdown::Infinity`], as OTP
     /// stops supervisor children: its stop is bounded by its own children's
     /// timeouts (its own [`with_shutdown`](Tree::with_shutdown)), and a
     /// timeout of the parent's running at the same time would kill it in
     /// the middle of its stop and orphan the processes it was stopping.
-    pub(crate) fn policy(&self, shutdown: Shutdown) -> ChildPolicy {
+    pub(crate) fn policy(&self) -> ChildPolicy {
         match self {
             Child::Worker(w) => ChildPolicy {
                 restart: w.restart_policy(),
                 backoff: w.backoff_policy(),
-                shutdown,
+                shutdown: w.shutdown(),
+                start_timeout: w
+                    .start_timeout()
+                    .filter(|_| w.readiness() == crate::Readiness::Notify),
                 is_supervisor: false,
             },
             Child::Supervisor(s) => ChildPolicy {
                 restart: s.kind.restart_policy,
                 backoff: s.kind.backoff_policy,
                 shutdown: Shutdown::Infinity,
+                start_timeout: None,
                 is_supervisor: true,
             },
         }
@@ -406,8 +412,16 @@ impl<K> Tree<K> {
         self
     }
 
-    /// How this supervisor stops its workers (default: asks them to stop,
-    /// then SIGKILLs their worker host after 5 s).
+    /// How long this supervisor's worker host has to exit once it is told
+    /// to (default: 5 s), before the supervisor SIGKILLs it.
+    ///
+    /// Each worker's own stop time is its
+    /// [`Restartable::shutdown`]; a
+    /// supervisor tells its worker host to exit once every worker has
+    /// ended, so this bounds only what is left: a host stalled by a worker
+    /// that blocks its thread, or by the runtime's own shutdown.
+    /// [`Shutdown::Infinity`] counts as the default 5 s here, and
+    /// [`Shutdown::Kill`] SIGKILLs the host as soon as its workers are done.
     ///
     /// Child supervisors are not bound by it: a supervisor sends a child
     /// supervisor SIGTERM and waits for it as long as it takes
@@ -437,7 +451,7 @@ impl<K> Tree<K> {
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor.
     pub(crate) fn machine(&self, path: String) -> Machine {
-        let policies = self.children.iter().map(|c| c.policy(self.shutdown));
+        let policies = self.children.iter().map(Child::policy);
         Machine::new(path, policies, self.strategy, self.intensity)
     }
 }

@@ -2,15 +2,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
-use crate::{BackoffPolicy, RestartPolicy};
+use crate::{BackoffPolicy, RestartPolicy, Shutdown};
 
 /// Policies of something that can be restarted: a worker, or a supervisor as
 /// seen by its parent.
 ///
-/// Both methods have defaults ([`RestartPolicy::Always`] and
-/// [`BackoffPolicy::default`]), so `impl Restartable for MyWorker {}` is
-/// enough.
+/// Every method has a default ([`RestartPolicy::Always`],
+/// [`BackoffPolicy::default`], a 5 s [`Shutdown::Timeout`], no start
+/// timeout), so `impl Restartable for MyWorker {}` is enough.
+/// [`shutdown`](Restartable::shutdown) and
+/// [`start_timeout`](Restartable::start_timeout) apply to workers only: a
+/// child supervisor is built with `Tree`'s own methods.
 ///
 /// # Examples
 ///
@@ -37,6 +41,61 @@ pub trait Restartable {
     /// How long to wait before each restart.
     fn backoff_policy(&self) -> BackoffPolicy {
         BackoffPolicy::default()
+    }
+
+    /// How a worker is stopped (default: [`Shutdown::Timeout`] of 5 s).
+    ///
+    /// A worker whose run called [`stopping()`](crate::stopping()) is told
+    /// to stop and has this long to return by itself (drain, flush); then
+    /// its future is dropped. [`Shutdown::Kill`] drops it at once,
+    /// [`Shutdown::Infinity`] waits for it as long as it takes. A worker
+    /// that never called `stopping()` is dropped as soon as it is asked to
+    /// stop. Either way its exit is [`ChildExit::Stopped`](crate::ChildExit::Stopped).
+    ///
+    /// A future is dropped between two of its polls: a worker that blocks
+    /// its thread can not be dropped, and stalls its worker host. The
+    /// supervisor's safety net then kills the whole worker host (and so
+    /// every worker in it) if a dropped worker has not ended within a
+    /// further second.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supertrees_core::{Restartable, Shutdown};
+    ///
+    /// struct Server;
+    /// impl Restartable for Server {
+    ///     fn shutdown(&self) -> Shutdown {
+    ///         Shutdown::Timeout(Duration::from_secs(10))
+    ///     }
+    /// }
+    /// assert_eq!(Server.shutdown(), Shutdown::Timeout(Duration::from_secs(10)));
+    /// ```
+    fn shutdown(&self) -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// How long a [`Readiness::Notify`] worker may take to call
+    /// [`ready()`](crate::ready()) after each start (default: `None`, no
+    /// limit). A worker not ready by then is dropped and fails with
+    /// [`ChildExit::StartTimeout`](crate::ChildExit::StartTimeout) (its
+    /// `Exited` event says `not ready within ...`), and is restarted by its
+    /// restart policy, counting towards its supervisor's intensity. Ignored
+    /// for a [`Readiness::OnStart`] worker, which is ready at its first poll.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supertrees_core::Restartable;
+    ///
+    /// struct Server;
+    /// impl Restartable for Server {
+    ///     fn start_timeout(&self) -> Option<Duration> {
+    ///         Some(Duration::from_secs(30))
+    ///     }
+    /// }
+    /// assert_eq!(Server.start_timeout(), Some(Duration::from_secs(30)));
+    /// ```
+    fn start_timeout(&self) -> Option<Duration> {
+        None
     }
 }
 

@@ -202,7 +202,7 @@ pub(crate) mod scenario {
     /// Prints each `Exited` event as `<engine> exited <path> <exit>; <restart ns or none>`.
     fn print_exits(engine: &'static str) -> impl FnMut(&supertrees::Event) + Send + 'static {
         move |event| {
-            if let EventKind::Exited { exit, restart } = &event.kind {
+            if let EventKind::Exited { exit, restart, .. } = &event.kind {
                 let restart = restart.map_or("none".to_owned(), |d| d.as_nanos().to_string());
                 println!("{engine} exited {} {exit}; {restart}", event.path);
             }
@@ -248,7 +248,7 @@ pub(crate) mod drive {
         let started = wait_line(run, "start w ")?;
         let restarts: Vec<String> = lines_with(run, "event root/0 (")
             .into_iter()
-            .filter(|l| l.contains("panicked; restarting after"))
+            .filter(|l| l.contains("panicked: failure on purpose; restarting after"))
             .collect();
         for (line, delay) in restarts.iter().zip(["20ms", "40ms", "80ms", "160ms"]) {
             if !line.contains(&format!("restarting after {delay} ")) {

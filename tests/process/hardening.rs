@@ -226,11 +226,27 @@ pub(crate) mod scenario {
                 .with_shutdown(Shutdown::Timeout(ms(100)))
                 .add_supervisor(|s| {
                     s.with_shutdown(Shutdown::Timeout(ms(300)))
-                        .add_worker(Blocker("root/0/0"))
+                        .add_worker(Blocker300)
                 })
                 .on_event(|event| println!("event {event} @{}", now_ms()))
                 .start(),
         );
+    }
+
+    /// A [`Blocker`] whose own `shutdown()` is 300 ms: dropped then (which
+    /// it can not be), its host is killed after the further drop grace.
+    struct Blocker300;
+
+    impl Worker for Blocker300 {
+        fn init(&self) -> BoxFuture {
+            Blocker("root/0/0").init()
+        }
+    }
+
+    impl Restartable for Blocker300 {
+        fn shutdown(&self) -> Shutdown {
+            Shutdown::Timeout(Duration::from_millis(300))
+        }
     }
 
     /// The same tree with every shutdown timeout at its default (5 s).

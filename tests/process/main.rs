@@ -60,6 +60,7 @@ mod failures;
 mod hardening;
 mod hardening_root;
 mod host_children;
+mod lifecycle;
 mod limits;
 mod observe;
 mod runner;
@@ -195,6 +196,32 @@ const SCENARIOS: &[Scenario] = &[
         limits::scenario::resource_limits,
         limits::drive::resource_limits,
         20,
+    ),
+    // Worker lifecycle: stopping(), spawn(), shutdown(), start_timeout().
+    // (`panic_` scenarios make workers panic on purpose.)
+    scenario(
+        "panic_lifecycle_drain",
+        lifecycle::scenario::drain,
+        lifecycle::drive::drain,
+        10,
+    ),
+    scenario(
+        "panic_lifecycle_ignores_stopping",
+        lifecycle::scenario::ignores_stopping,
+        lifecycle::drive::ignores_stopping,
+        10,
+    ),
+    scenario(
+        "panic_lifecycle_subtask_panic",
+        lifecycle::scenario::subtask_panic,
+        lifecycle::drive::subtask_panic,
+        10,
+    ),
+    scenario(
+        "lifecycle_start_timeout",
+        lifecycle::scenario::start_timeout,
+        lifecycle::drive::start_timeout,
+        10,
     ),
     // Issue 6: readiness, events, status socket, systemd, IPC faults.
     scenario(

@@ -86,17 +86,19 @@ pub(crate) mod scenario {
         }
     }
 
-    impl Restartable for Blocker {}
+    impl Restartable for Blocker {
+        fn shutdown(&self) -> Shutdown {
+            Shutdown::Timeout(Duration::from_millis(300))
+        }
+    }
 
-    /// A supervisor with `Shutdown::Timeout(300 ms)` over a worker that can
-    /// not be stopped: its host must be killed after 300 ms.
+    /// A worker with `Shutdown::Timeout(300 ms)` that can not be stopped
+    /// nor dropped: after 300 ms its host is told to drop it, and after the
+    /// further drop grace (1 s) the host is killed.
     pub(crate) fn shutdown_timeout_kills() {
         report(
             Supertree::new()
-                .add_supervisor(|s| {
-                    s.with_shutdown(Shutdown::Timeout(Duration::from_millis(300)))
-                        .add_worker(Blocker)
-                })
+                .add_supervisor(|s| s.add_worker(Blocker))
                 .start(),
         );
     }

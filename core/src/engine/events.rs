@@ -265,6 +265,7 @@ mod tests {
                 kind: EventKind::Exited {
                     exit: ChildExit::Signaled(9),
                     restart: Some(Duration::from_micros(3)),
+                    reason: Some("boom ✓".into()),
                 },
             },
             Event {
@@ -278,6 +279,7 @@ mod tests {
                 kind: EventKind::Exited {
                     exit: ChildExit::ForkFailed(11),
                     restart: None,
+                    reason: None,
                 },
             },
             Event {
@@ -374,6 +376,7 @@ mod tests {
             kind: EventKind::Exited {
                 exit,
                 restart: Some(Duration::from_micros(1)),
+                reason: None,
             },
         }
     }

@@ -5,11 +5,16 @@
 //! It starts a worker when told and reports exactly one [`Note::Exited`] per
 //! start (after the worker's future has been dropped). A worker started with
 //! a lease is restarted in place while the lease allows ([`crate::lease`]),
-//! with a [`Note::Restarted`] for each restart. On [`Command::Shutdown`] the
-//! host drops every worker's future in reverse order, reports each as
-//! stopped, and exits; a SIGTERM from anyone else does the same but reports
-//! the workers as killed by it. A thread of its own reads the channel, so
-//! the host works on any executor without an I/O reactor.
+//! with a [`Note::Restarted`] for each restart. [`Command::Stop`] asks a
+//! worker to stop: a run that called [`stopping()`](crate::stopping()) sees
+//! it and may return by itself; any other is dropped at once.
+//! [`Command::Drop`] drops a worker's future (the deadline is its
+//! supervisor's machine's). On [`Command::Shutdown`] the host asks every
+//! worker to stop in reverse order, keeps carrying out `Drop`s, and exits
+//! once every worker ended; a SIGTERM from anyone else, or the loss of its
+//! supervisor, drops every worker's future in reverse order at once
+//! (reported as killed by SIGTERM, or stopped). A thread of its own reads
+//! the channel, so the host works on any executor without an I/O reactor.
 //!
 //! The host leads a process group of its own: processes its workers start
 //! (`std::process::Command`, and what those start) are in it, and its
@@ -37,7 +42,7 @@ use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
 use crate::lease::{run_leased, Leases};
 use crate::machine::{ChildIdx, ChildPolicy, Grant};
-use crate::ready::run_worker;
+use crate::ready::{run_worker, StopFlag};
 use crate::wire::{Command, Note};
 use crate::{ChildExit, Spawner, Timer, Worker};
 
@@ -78,6 +83,8 @@ enum Input {
     Command(Command),
     /// A SIGTERM from someone else than the supervisor: stop everything.
     Terminated,
+    /// The supervisor's end of the channel is gone: drop everything.
+    Gone,
     /// The reader thread could not be started: stop everything, and report
     /// each worker as [`ChildExit::SetupFailed`].
     SetupFailed,
@@ -202,11 +209,11 @@ impl CommandReader {
         }
     }
 
-    /// Forwards what the channel holds now, without blocking. Returns `true`
-    /// once the host must stop (a `Shutdown`, or the supervisor is gone),
-    /// after forwarding a `Shutdown`.
+    /// Forwards what the channel holds now, without blocking (a `Shutdown`
+    /// too: the `Drop`s that follow it are still read). Returns `true` once
+    /// the supervisor is gone, after forwarding `Gone`.
     fn forward_available(&mut self, tx: &mpsc::UnboundedSender<Input>) -> bool {
-        let mut gone = match self.channel.receive(usize::MAX) {
+        let gone = match self.channel.receive(usize::MAX) {
             PipeState::Open => false,
             PipeState::Closed => true,
             PipeState::Failed(err) => {
@@ -215,24 +222,44 @@ impl CommandReader {
             }
         };
         while let Some(command) = self.channel.next::<Command>() {
-            if command == Command::Shutdown {
-                gone = true;
-                break;
-            }
             let _ = tx.unbounded_send(Input::Command(command));
         }
         if gone {
-            let _ = tx.unbounded_send(Input::Command(Command::Shutdown));
+            let _ = tx.unbounded_send(Input::Gone);
         }
         gone
     }
 }
 
-/// A running worker task: a way to stop it (with the exit to report) and
-/// to learn that it ended.
+/// A running worker task: its stop request, a way to drop it (with the
+/// exit to report) and to learn that it ended.
 struct Running {
-    stop: oneshot::Sender<ChildExit>,
+    stop: Arc<StopFlag>,
+    drop: Option<oneshot::Sender<ChildExit>>,
     done: oneshot::Receiver<()>,
+}
+
+impl Running {
+    /// Drops the worker's future now; it reports `exit`.
+    fn drop_now(&mut self, exit: ChildExit) {
+        if let Some(tx) = self.drop.take() {
+            // Fails only if the worker already ended, and reported it.
+            let _ = tx.send(exit);
+        }
+    }
+
+    /// Asks the worker to stop: drops it at once unless its run listens
+    /// (called `stopping()`).
+    fn stop(&mut self) {
+        if !self.stop.request() {
+            self.drop_now(ChildExit::Stopped);
+        }
+    }
+
+    /// Whether its task has ended (and reported it).
+    fn ended(&mut self) -> bool {
+        !matches!(self.done.try_recv(), Ok(None))
+    }
 }
 
 /// The host's main task: starts and stops workers as commands arrive.
@@ -247,7 +274,7 @@ async fn serve<S: Spawner, T: Timer>(
 ) {
     let mut running: Vec<Option<Running>> = workers.iter().map(|_| None).collect();
     let mut start_reader = Some(start_reader);
-    let stopped_as = loop {
+    let dropped_as = loop {
         let input = match inputs.try_recv() {
             Ok(input) => input,
             Err(err) if err.is_closed() => break ChildExit::Stopped,
@@ -264,6 +291,7 @@ async fn serve<S: Spawner, T: Timer>(
         let command = match input {
             Input::Command(command) => command,
             Input::Terminated => break ChildExit::Signaled(Signal::SIGTERM as i32),
+            Input::Gone => break ChildExit::Stopped,
             Input::SetupFailed => break ChildExit::SetupFailed,
         };
         match command {
@@ -278,9 +306,13 @@ async fn serve<S: Spawner, T: Timer>(
                 running[child.get()] = Some(start(&ctx, child, worker.clone()));
             }
             Command::Stop(child) => {
-                if let Some(task) = running.get_mut(child.get()).and_then(Option::take) {
-                    // Fails only if the worker already ended, and reported it.
-                    let _ = task.stop.send(ChildExit::Stopped);
+                if let Some(task) = running.get_mut(child.get()).and_then(Option::as_mut) {
+                    task.stop();
+                }
+            }
+            Command::Drop(child) => {
+                if let Some(task) = running.get_mut(child.get()).and_then(Option::as_mut) {
+                    task.drop_now(ChildExit::Stopped);
                 }
             }
             Command::Grant(grant) => {
@@ -288,13 +320,56 @@ async fn serve<S: Spawner, T: Timer>(
                     leases.grant(grant);
                 }
             }
-            Command::Shutdown => break ChildExit::Stopped,
+            Command::Shutdown => {
+                drain(&mut running, &mut inputs).await;
+                return;
+            }
         }
     };
-    for task in running.into_iter().rev().flatten() {
-        if task.stop.send(stopped_as).is_ok() {
-            let _ = task.done.await;
+    for mut task in running.into_iter().rev().flatten() {
+        task.drop_now(dropped_as);
+        let _ = task.done.await;
+    }
+}
+
+/// The host was told to shut down: asks every worker to stop, in reverse
+/// order, and carries out the `Drop`s its supervisor sends at each one's
+/// deadline, until every worker ended. Losing the supervisor or a SIGTERM
+/// drops the rest at once.
+async fn drain(running: &mut [Option<Running>], inputs: &mut mpsc::UnboundedReceiver<Input>) {
+    for task in running.iter_mut().rev().flatten() {
+        task.stop();
+    }
+    loop {
+        let mut left: Vec<&mut Running> = running
+            .iter_mut()
+            .flatten()
+            .filter_map(|t| (!t.ended()).then_some(t))
+            .collect();
+        if left.is_empty() {
+            return;
         }
+        let ends = futures::future::select_all(left.iter_mut().map(|t| &mut t.done));
+        let dropped_as = match select(inputs.next(), ends).await {
+            Either::Right(_) => continue,
+            Either::Left((Some(Input::Command(Command::Drop(child))), _)) => {
+                if let Some(task) = running.get_mut(child.get()).and_then(Option::as_mut) {
+                    task.drop_now(ChildExit::Stopped);
+                }
+                continue;
+            }
+            Either::Left((Some(Input::Command(_)), _)) => continue,
+            Either::Left((None | Some(Input::Gone), _)) => ChildExit::Stopped,
+            Either::Left((Some(Input::Terminated), _)) => {
+                ChildExit::Signaled(Signal::SIGTERM as i32)
+            }
+            Either::Left((Some(Input::SetupFailed), _)) => ChildExit::SetupFailed,
+        };
+        for task in running.iter_mut().rev().flatten() {
+            task.drop_now(dropped_as);
+            let _ = (&mut task.done).await;
+        }
+        return;
     }
 }
 
@@ -305,42 +380,50 @@ fn start<S: Spawner, T: Timer>(
     child: ChildIdx,
     worker: SharedWorker,
 ) -> Running {
-    let (stop_tx, stop_rx) = oneshot::channel::<ChildExit>();
+    let (drop_tx, drop_rx) = oneshot::channel::<ChildExit>();
     let (done_tx, done_rx) = oneshot::channel();
+    let stop = Arc::new(StopFlag::default());
     let ctx = ctx.clone();
+    let flag = stop.clone();
     ctx.spawner.clone().spawn(Box::pin(async move {
         let run_once = || {
             // A poisoned lock still holds the worker (`run_worker` catches
             // panics, so it can only come from elsewhere).
             let worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
             let ready = ctx.clone();
-            run_worker(worker.as_ref(), move || {
+            run_worker(worker.as_ref(), flag.clone(), move || {
                 ready.note(&Note::WorkerReady(child))
             })
         };
         let first = run_once();
-        let exit = {
+        let (exit, reason) = {
             let runs = std::pin::pin!(run_leased(
                 child,
                 first,
                 run_once,
+                &flag,
                 |panic| ctx.log_panic(child, panic.as_ref()),
                 &ctx.leases,
                 &ctx.timer,
                 SPIN_BELOW,
                 |note| ctx.note(&note),
             ));
-            match select(runs, stop_rx).await {
-                Either::Left((exit, _)) => exit,
-                Either::Right((stopped, _)) => stopped.unwrap_or(ChildExit::Stopped),
+            match select(runs, drop_rx).await {
+                Either::Left((ended, _)) => ended,
+                Either::Right((dropped, _)) => (dropped.unwrap_or(ChildExit::Stopped), None),
             }
             // The worker's future is dropped here, before its exit is told.
         };
-        ctx.note(&Note::Exited { child, exit });
+        ctx.note(&Note::Exited {
+            child,
+            exit,
+            reason,
+        });
         let _ = done_tx.send(());
     }));
     Running {
-        stop: stop_tx,
+        stop,
+        drop: Some(drop_tx),
         done: done_rx,
     }
 }

@@ -43,8 +43,12 @@ impl fmt::Display for ChildIdx {
 pub(crate) struct ChildPolicy {
     pub(crate) restart: RestartPolicy,
     pub(crate) backoff: BackoffPolicy,
-    /// How the child is stopped: its TERM→KILL deadline.
+    /// How the child is stopped: its TERM→KILL deadline (for a worker:
+    /// the time it has to return after its stop request, then it is dropped).
     pub(crate) shutdown: Shutdown,
+    /// How long a worker may take to be ready after each start (only for a
+    /// `Readiness::Notify` worker); past it, it is dropped and fails.
+    pub(crate) start_timeout: Option<Duration>,
     /// A supervisor that exits normally has finished its work: it is never
     /// restarted, whatever its restart policy.
     pub(crate) is_supervisor: bool,

@@ -175,6 +175,7 @@ fn a_child() -> impl Gen<Value = (ChildPolicy, bool)> {
                 restart,
                 backoff,
                 shutdown,
+                start_timeout: None,
                 is_supervisor,
             };
             (policy, auto_ready)
@@ -369,7 +370,9 @@ impl Driver {
                 exit,
                 delay,
                 state,
-            } => self.m.handle_restarted(idx(child), exit, delay, state, now),
+            } => self
+                .m
+                .handle_restarted(idx(child), exit, None, delay, state, now),
             Input::Ready(n) => self.m.handle_ready(idx(n), now),
             Input::Timeout => self.m.handle_timeout(now),
             Input::Shutdown => self.m.handle_shutdown(now),
@@ -1262,7 +1265,16 @@ fn check_reports(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
                     let Input::Exit(_, exit) = step.input else {
                         unreachable!("a stop answer is an exit")
                     };
-                    vec![(c, if killed { exit } else { ChildExit::Stopped })]
+                    // A killed worker is dropped: stopped all the same.
+                    let supervisor = tree.children[c].is_supervisor;
+                    vec![(
+                        c,
+                        if killed && supervisor {
+                            exit
+                        } else {
+                            ChildExit::Stopped
+                        },
+                    )]
                 }
                 (_, _, Some(e)) if e.accepted => vec![(e.child, e.exit)],
                 _ => vec![],
@@ -1546,6 +1558,7 @@ fn quick_worker(shutdown: Shutdown) -> ChildPolicy {
         restart: RestartPolicy::Always,
         backoff: BackoffPolicy::new(ms(1), ms(1), ms(10), 1.0),
         shutdown,
+        start_timeout: None,
         is_supervisor: false,
     }
 }

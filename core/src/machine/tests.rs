@@ -24,12 +24,14 @@ fn worker(restart: RestartPolicy) -> ChildPolicy {
         backoff: backoff(),
         // Kill deadlines have tests of their own.
         shutdown: Shutdown::Infinity,
+        start_timeout: None,
         is_supervisor: false,
     }
 }
 
 fn supervisor(restart: RestartPolicy) -> ChildPolicy {
     ChildPolicy {
+        start_timeout: None,
         is_supervisor: true,
         ..worker(restart)
     }
@@ -264,6 +266,7 @@ fn backoff_resets_after_a_run_of_reset_after() {
         restart: RestartPolicy::Always,
         backoff: BackoffPolicy::new(ms(100), ms(800), ms(1000), 2.0),
         shutdown: Shutdown::default(),
+        start_timeout: None,
         is_supervisor: false,
     };
     let mut h = Harness::one_for_one(vec![policy]);
@@ -641,6 +644,7 @@ fn restarts_that_left_the_window_do_not_count() {
             restart: RestartPolicy::Always,
             backoff: BackoffPolicy::new(ms(100), ms(100), Duration::from_secs(60), 1.0),
             shutdown: Shutdown::default(),
+            start_timeout: None,
             is_supervisor: false,
         }],
         Strategy::OneForOne,
@@ -787,6 +791,7 @@ fn restarts_in_place_count_towards_the_intensity() {
         h.m.handle_restarted(
             idx(1),
             Panicked,
+            None,
             Duration::ZERO,
             RecordState::default(),
             now,
@@ -794,7 +799,14 @@ fn restarts_in_place_count_towards_the_intensity() {
     };
     {
         let now = h.at(20);
-        h.m.handle_restarted(idx(1), Normal, Duration::ZERO, RecordState::default(), now)
+        h.m.handle_restarted(
+            idx(1),
+            Normal,
+            None,
+            Duration::ZERO,
+            RecordState::default(),
+            now,
+        )
     };
     assert_eq!(h.drain(), []);
     assert_eq!(h.m.poll_timeout(), None);
@@ -805,6 +817,7 @@ fn restarts_in_place_count_towards_the_intensity() {
         h.m.handle_restarted(
             idx(1),
             Panicked,
+            None,
             Duration::ZERO,
             RecordState::default(),
             now,
@@ -826,7 +839,7 @@ fn restarts_in_place_advance_the_restart_count() {
             restarts: 1,
             ..RecordState::default()
         };
-        h.m.handle_restarted(idx(0), Normal, Duration::ZERO, state, now)
+        h.m.handle_restarted(idx(0), Normal, None, Duration::ZERO, state, now)
     };
     // Its second run ends: `Once` has used its restart.
     assert_eq!(h.exit(0, Normal, 9), [Action::Exit(Outcome::Normal)]);
@@ -849,7 +862,14 @@ fn restarts_in_place_of_children_not_running_are_ignored() {
     // Reported before the stop arrived: not a restart, no give-up.
     {
         let now = h.at(2);
-        h.m.handle_restarted(idx(0), Normal, Duration::ZERO, RecordState::default(), now)
+        h.m.handle_restarted(
+            idx(0),
+            Normal,
+            None,
+            Duration::ZERO,
+            RecordState::default(),
+            now,
+        )
     };
     assert_eq!(h.drain(), []);
     assert_eq!(h.stopped(0, 3), [Action::Exit(Outcome::Normal)]);
@@ -919,12 +939,14 @@ fn a_group_restart_also_starts_in_order_and_the_tree_stays_ready() {
             Report::Exited {
                 child: idx(0),
                 exit: Panicked,
-                restart: Some(ms(100))
+                restart: Some(ms(100)),
+                reason: None,
             },
             Report::Exited {
                 child: idx(1),
                 exit: ChildExit::Stopped,
-                restart: Some(ms(99))
+                restart: Some(ms(99)),
+                reason: None,
             },
             Report::ChildReady(idx(0)),
         ]
@@ -952,7 +974,8 @@ fn one_for_one_starts_all_at_once_and_is_ready_when_all_are() {
             Report::Exited {
                 child: idx(0),
                 exit: Normal,
-                restart: None
+                restart: None,
+                reason: None,
             },
             Report::Ready,
         ]
@@ -987,7 +1010,8 @@ fn shutdown_and_give_up_are_reported() {
             Report::Exited {
                 child: idx(0),
                 exit: Panicked,
-                restart: None
+                restart: None,
+                reason: None,
             },
             Report::Stopping(Outcome::GaveUp),
         ]
@@ -1004,7 +1028,8 @@ fn shutdown_and_give_up_are_reported() {
             Report::Exited {
                 child: idx(0),
                 exit: ChildExit::Stopped,
-                restart: None
+                restart: None,
+                reason: None,
             },
         ]
     );
@@ -1039,7 +1064,8 @@ fn a_child_stopped_on_request_is_reported_stopped_whatever_its_process_said() {
             Report::Exited {
                 child: idx(0),
                 exit: ChildExit::Stopped,
-                restart: None
+                restart: None,
+                reason: None,
             }
         ]
     );
@@ -1102,7 +1128,7 @@ impl crate::Worker for Idle {
 impl crate::Restartable for Idle {}
 
 #[test]
-fn a_child_supervisor_is_waited_for_and_the_timeout_applies_to_workers() {
+fn a_child_supervisor_is_waited_for_and_workers_have_their_own_shutdown() {
     // Built from a tree, as both drivers build it: the root's 100 ms would
     // race the child supervisor's own 300 ms if it applied to it.
     let tree = crate::Supertree::new()
@@ -1117,10 +1143,14 @@ fn a_child_supervisor_is_waited_for_and_the_timeout_applies_to_workers() {
     assert_eq!(h.next_timeout(), None);
     assert_eq!(h.timeout(10_000), []);
     assert_eq!(h.exit(1, Signaled(SIGTERM), 10_310), [Stop([0])]);
-    // The root's own workers: killed after its 100 ms.
-    assert_eq!(h.next_timeout(), Some(10_410));
-    assert_eq!(h.timeout(10_410), [kill([0])]);
-    assert_eq!(h.exit(0, Signaled(9), 10_411), [Exit(Outcome::Normal)]);
+    // The root's own workers: dropped after their own `shutdown()` (the
+    // default 5 s), not the supervisor's 100 ms.
+    assert_eq!(h.next_timeout(), Some(15_310));
+    assert_eq!(h.timeout(15_310), [kill([0])]);
+    assert_eq!(
+        h.exit(0, ChildExit::Stopped, 15_311),
+        [Exit(Outcome::Normal)]
+    );
 }
 
 #[test]
@@ -1290,7 +1320,7 @@ fn a_host_death_after_in_place_restarts_continues_the_backoff() {
         let (delay, state) = leases.spend(idx(0), &Panicked, ms(1)).unwrap();
         assert_eq!(delay, ms(expected));
         let now = h.at(t);
-        h.m.handle_restarted(idx(0), Panicked, delay, state, now);
+        h.m.handle_restarted(idx(0), Panicked, None, delay, state, now);
         t += expected;
     }
     assert_eq!(h.drain(), []);
@@ -1312,7 +1342,7 @@ fn restarts_decided_here_shrink_the_grant_and_in_place_ones_do_not() {
     assert_eq!(h.budget(0), Some(5));
     {
         let now = h.at(1);
-        h.m.handle_restarted(idx(0), Panicked, ms(100), RecordState::default(), now);
+        h.m.handle_restarted(idx(0), Panicked, None, ms(100), RecordState::default(), now);
     }
     assert_eq!(h.drain(), []);
     assert_eq!(h.grants, 0);
@@ -1351,4 +1381,163 @@ fn events_made_from_reports_name_their_subject() {
             (Subject::Supervisor, crate::EventKind::Ready),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------
+// Worker lifecycle: graceful stops, drops at the deadline, start timeouts
+// ---------------------------------------------------------------------------
+
+/// The `Exited` reports issued so far: (child, exit, restart delay in ms).
+fn exits(h: &mut Harness) -> Vec<(usize, ChildExit, Option<u128>)> {
+    h.reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Exited {
+                child,
+                exit,
+                restart,
+                ..
+            } => Some((child.get(), exit, restart.map(|d| d.as_millis()))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_that_returns_within_its_shutdown_is_stopped_without_a_kill() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(300)));
+    let mut h = Harness::one_for_one(vec![policy]);
+    h.start(0);
+    assert_eq!(h.shutdown(10), [Stop([0])]);
+    assert_eq!(h.next_timeout(), Some(310));
+    // It drained for 200 ms and returned by itself.
+    assert_eq!(h.exit(0, Normal, 210), [Exit(Outcome::Normal)]);
+    assert_eq!(exits(&mut h), [(0, ChildExit::Stopped, None)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn a_worker_dropped_at_its_deadline_is_reported_stopped() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(300)));
+    let mut h = Harness::one_for_one(vec![policy]);
+    h.start(0);
+    assert_eq!(h.shutdown(10), [Stop([0])]);
+    assert_eq!(h.timeout(309), []);
+    assert_eq!(h.timeout(310), [kill([0])]);
+    // Whatever its driver reports for the dropped future, it was stopped.
+    assert_eq!(h.exit(0, Signaled(9), 310), [Exit(Outcome::Normal)]);
+    assert_eq!(exits(&mut h), [(0, ChildExit::Stopped, None)]);
+}
+
+#[test]
+fn kill_drops_at_once_and_infinity_waits() {
+    let mut h = Harness::one_for_one(vec![
+        with_shutdown(worker(RestartPolicy::Always), Shutdown::Infinity),
+        with_shutdown(worker(RestartPolicy::Always), Shutdown::Kill),
+    ]);
+    h.start(0);
+    // Reverse order: child 1 dropped at once, child 0 asked and waited for.
+    assert_eq!(h.shutdown(10), [kill([1]), Stop([0])]);
+    assert_eq!(h.exit(1, ChildExit::Stopped, 10), []);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(1_000_000), []);
+    assert_eq!(h.exit(0, Normal, 2_000_000), [Exit(Outcome::Normal)]);
+    assert_eq!(
+        exits(&mut h),
+        [(1, ChildExit::Stopped, None), (0, ChildExit::Stopped, None)]
+    );
+}
+
+#[test]
+fn a_worker_not_ready_within_its_start_timeout_fails_and_restarts() {
+    let mut policy = worker(RestartPolicy::Always);
+    policy.start_timeout = Some(ms(500));
+    let mut h = Harness::new(
+        vec![policy, worker(RestartPolicy::Always)],
+        Strategy::OneForAll,
+        Intensity::new(1, Duration::from_secs(10)),
+    );
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0)]);
+    assert_eq!(h.next_timeout(), Some(500));
+    assert_eq!(h.timeout(499), []);
+    // Not ready in time: dropped, then a failure restarted after its
+    // backoff (100 ms), counted by the intensity.
+    assert_eq!(h.timeout(500), [kill([0])]);
+    assert_eq!(h.exit(0, ChildExit::Stopped, 500), []);
+    assert_eq!(
+        exits(&mut h),
+        [(0, ChildExit::StartTimeout(ms(500)), Some(100))]
+    );
+    assert_eq!(h.next_timeout(), Some(600));
+    assert_eq!(h.timeout(600), [Start(0)]);
+    // Its new deadline runs from the restart; being ready clears it, and
+    // the next sibling starts.
+    assert_eq!(h.next_timeout(), Some(1_100));
+    assert_eq!(h.ready(0, 700), [Start(1)]);
+    assert_eq!(h.ready(1, 700), []);
+    assert_eq!(h.next_timeout(), None);
+    // The start timeout counted towards the intensity (1 in 10 s): the
+    // next failure gives up.
+    assert_eq!(h.exit(0, Panicked, 800), [Stop([1])]);
+    assert_eq!(h.exit(1, ChildExit::Stopped, 800), [Exit(Outcome::GaveUp)]);
+}
+
+#[test]
+fn a_start_timeout_counts_from_an_in_place_restart() {
+    let mut policy = worker(RestartPolicy::Always);
+    policy.start_timeout = Some(ms(500));
+    let mut h = Harness::one_for_one(vec![policy]);
+    h.auto_ready = false;
+    h.start(0);
+    let now = h.at(100);
+    h.m.handle_restarted(
+        idx(0),
+        Panicked,
+        Some("boom".into()),
+        ms(50),
+        RecordState::default(),
+        now,
+    );
+    assert_eq!(h.drain(), []);
+    let reports = h.reports();
+    assert!(
+        matches!(&reports[..], [Report::Exited { reason: Some(r), .. }] if r == "boom"),
+        "{reports:?}"
+    );
+    // Running again from 150 ms: not ready by 650 ms.
+    assert_eq!(h.next_timeout(), Some(650));
+    assert_eq!(h.timeout(650), [kill([0])]);
+}
+
+#[test]
+fn a_panic_message_reaches_the_exit_report() {
+    let mut h = Harness::one_for_one(vec![worker(RestartPolicy::Always)]);
+    h.start(0);
+    h.reports();
+    let now = h.at(10);
+    h.m.handle_exit_because(idx(0), Panicked, Some("boom-42".into()), now);
+    let reports = h.reports();
+    let (_, kind) = h.m.event(&reports[0]).unwrap();
+    assert_eq!(
+        kind,
+        EventKind::Exited {
+            exit: Panicked,
+            restart: Some(ms(100)),
+            reason: Some("boom-42".into()),
+        }
+    );
+    // The next exit, without a reason, has none.
+    h.drain();
+    h.timeout(110);
+    h.exit(0, Normal, 120);
+    let reasons: Vec<Option<String>> = h
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Exited { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [None]);
 }

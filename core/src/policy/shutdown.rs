@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-/// How a supervisor stops its workers (and so their worker host): children
-/// stop in reverse start order.
+/// How a child is stopped: children stop in reverse start order.
 ///
-/// Set with [`with_shutdown`](crate::Tree::with_shutdown). A child
-/// supervisor is always stopped with [`Shutdown::Infinity`]: its own
-/// `with_shutdown` bounds its stop.
+/// A worker's is its [`Restartable::shutdown`](crate::Restartable::shutdown)
+/// (the time it has to return after [`stopping()`](crate::stopping())
+/// resolves, then its future is dropped). A supervisor's
+/// [`with_shutdown`](crate::Tree::with_shutdown) is the time its worker
+/// host has to exit once its workers are done. A child supervisor is always
+/// stopped with [`Shutdown::Infinity`]: its own children's timeouts bound
+/// its stop.
 ///
 /// # Examples
 ///

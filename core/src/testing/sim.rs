@@ -19,7 +19,7 @@ use super::FakeTimer;
 use crate::lease::{run_leased, Leases};
 use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
 use crate::observe::Observed;
-use crate::ready::run_worker;
+use crate::ready::{run_worker, StopFlag};
 use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
 use crate::wire::Note;
 use crate::{ChildExit, Error, Event, EventKind, NodeKind, Timer};
@@ -41,8 +41,11 @@ use crate::{ChildExit, Error, Event, EventKind, NodeKind, Timer};
 ///
 /// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
 /// or on each other: a Tokio or smol timer has no runtime to fire it.
-/// Stopping a worker drops its future; stopping a child supervisor stops its
-/// children first, in reverse order, as in processes.
+/// Stopping a worker asks it to stop, as in processes: one that called
+/// [`stopping()`](crate::stopping()) has its
+/// [`shutdown`](crate::Restartable::shutdown) time (virtual) to return, then
+/// is dropped; any other is dropped at once. Stopping a child supervisor
+/// stops its children first, in reverse order, as in processes.
 ///
 /// # Errors
 ///
@@ -146,7 +149,7 @@ impl Observer {
 
 type Shared<T> = Rc<RefCell<T>>;
 
-type ChildFuture<'a> = Pin<Box<dyn Future<Output = ChildExit> + 'a>>;
+type ChildFuture<'a> = Pin<Box<dyn Future<Output = (ChildExit, Option<String>)> + 'a>>;
 
 /// The running children of one simulated supervisor. Dropped in reverse
 /// order, as a supervisor stops its children.
@@ -186,13 +189,15 @@ struct Sim<'a> {
     stopping: bool,
     /// The stop flags of child supervisors, by position.
     child_stops: Vec<Option<Arc<AtomicBool>>>,
+    /// The stop requests of running workers, by position.
+    worker_stops: Vec<Option<Arc<StopFlag>>>,
     parent: Parent,
     observer: Shared<Observer>,
 }
 
 /// What woke a simulated supervisor.
 enum Happened {
-    Exited(usize, ChildExit),
+    Exited(usize, (ChildExit, Option<String>)),
     Stop,
     Other,
 }
@@ -235,6 +240,7 @@ fn supervise_with_stop<'a>(
         stop,
         stopping: false,
         child_stops: sup.children.iter().map(|_| None).collect(),
+        worker_stops: sup.children.iter().map(|_| None).collect(),
         parent,
         observer,
     };
@@ -296,20 +302,24 @@ impl<'a> Sim<'a> {
             match note {
                 Note::WorkerReady(_) | Note::Ready => self.machine.handle_ready(child, now),
                 Note::Restarted {
-                    exit, delay, state, ..
+                    exit,
+                    reason,
+                    delay,
+                    state,
+                    ..
                 } => {
                     self.restarted += 1;
                     self.machine
-                        .handle_restarted(child, exit, delay, state, now);
+                        .handle_restarted(child, exit, reason, delay, state, now);
                 }
                 // Nothing is forked or set up here, so nothing fails to be.
                 Note::Exited { .. } | Note::Ended(_) | Note::SetupFailed => {}
             }
         }
         match happened {
-            Happened::Exited(n, exit) => {
+            Happened::Exited(n, (exit, reason)) => {
                 if let Some(child) = self.machine.child(n) {
-                    self.machine.handle_exit(child, exit, now);
+                    self.machine.handle_exit_because(child, exit, reason, now);
                 }
             }
             Happened::Stop => {
@@ -333,11 +343,15 @@ impl<'a> Sim<'a> {
                 Action::Stop(children) => {
                     for child in children {
                         let n = child.get();
+                        let listens = self.running.0[n].is_some()
+                            && self.worker_stops[n].as_ref().is_some_and(|s| s.request());
                         match self.child_stops[n].as_ref() {
                             // Stopped by its own machine, children first.
                             Some(stop) if self.running.0[n].is_some() => {
                                 stop.store(true, Ordering::SeqCst)
                             }
+                            // It called `stopping()`: it may return by itself.
+                            _ if listens => {}
                             _ => {
                                 drop(self.running.0[n].take());
                                 self.machine.handle_exit(
@@ -351,8 +365,14 @@ impl<'a> Sim<'a> {
                 }
                 Action::Kill(children) => {
                     for child in children {
-                        drop(self.running.0[child.get()].take());
-                        let killed = ChildExit::Signaled(nix::libc::SIGKILL);
+                        let n = child.get();
+                        drop(self.running.0[n].take());
+                        let killed = if self.child_stops[n].is_some() {
+                            ChildExit::Signaled(nix::libc::SIGKILL)
+                        } else {
+                            // A worker's future is dropped: it is stopped.
+                            ChildExit::Stopped
+                        };
                         self.machine.handle_exit(child, killed, self.timer.now());
                     }
                 }
@@ -433,8 +453,8 @@ impl<'a> Sim<'a> {
                     stop,
                 );
                 Box::pin(fut.map(|outcome| match outcome {
-                    Outcome::Normal => ChildExit::Normal,
-                    Outcome::GaveUp => ChildExit::GaveUp,
+                    Outcome::Normal => (ChildExit::Normal, None),
+                    Outcome::GaveUp => (ChildExit::GaveUp, None),
                 }))
             }
         };
@@ -443,12 +463,15 @@ impl<'a> Sim<'a> {
 
     /// Worker `child` in the simulated host: its runs, restarted in place
     /// while its lease allows.
-    fn worker(&self, child: ChildIdx, worker: &'a dyn crate::Worker) -> ChildFuture<'a> {
+    fn worker(&mut self, child: ChildIdx, worker: &'a dyn crate::Worker) -> ChildFuture<'a> {
         let (leases, timer, notes) = (self.leases.clone(), self.timer.clone(), self.notes.clone());
         let ready = notes.clone();
+        let stop = Arc::new(StopFlag::default());
+        self.worker_stops[child.get()] = Some(stop.clone());
+        let flag = stop.clone();
         let run = move || {
             let ready = ready.clone();
-            run_worker(worker, move || {
+            run_worker(worker, flag.clone(), move || {
                 if let Ok(mut q) = ready.lock() {
                     q.push_back((child, Note::WorkerReady(child)));
                 }
@@ -467,6 +490,7 @@ impl<'a> Sim<'a> {
                 child,
                 first,
                 run,
+                &stop,
                 panicked,
                 &leases,
                 &timer,

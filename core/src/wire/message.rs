@@ -17,11 +17,18 @@ pub(crate) enum Command {
         child: ChildIdx,
         lease: Option<RecordState>,
     },
-    /// Stop worker `child`: drop its future, then report it `Stopped`.
+    /// Ask worker `child` to stop: resolve its `stopping()`, or, if its run
+    /// never called it, drop its future at once; report it `Stopped` once
+    /// it ended.
     Stop(ChildIdx),
+    /// Drop worker `child`'s future now (its stop deadline passed, or its
+    /// start timed out), then report it `Stopped`.
+    Drop(ChildIdx),
     /// A new restart budget for in-place restarts.
     Grant(Grant),
-    /// Stop every worker in reverse order, report each, and exit.
+    /// Ask every worker to stop, in reverse order (as `Stop` each); drop
+    /// those named by `Drop`s that follow; report each, and exit once they
+    /// all ended.
     Shutdown,
 }
 
@@ -39,12 +46,19 @@ pub(crate) enum Note {
     Restarted {
         child: ChildIdx,
         exit: ChildExit,
+        /// A panic's message, capped at 256 bytes.
+        reason: Option<String>,
         delay: Duration,
         state: RecordState,
     },
     /// Worker `child` ended with `exit`; its future has been dropped, and
     /// the supervisor decides what follows.
-    Exited { child: ChildIdx, exit: ChildExit },
+    Exited {
+        child: ChildIdx,
+        exit: ChildExit,
+        /// A panic's message, capped at 256 bytes.
+        reason: Option<String>,
+    },
     /// A child supervisor: every one of its children is ready.
     Ready,
     /// A child supervisor's last word before it exits.
@@ -92,6 +106,7 @@ mod tests {
             },
             Command::Start { child, lease: None },
             Command::Stop(child),
+            Command::Drop(child),
             Command::Grant(Grant {
                 budget: Some(4),
                 as_of: 9,
@@ -103,16 +118,29 @@ mod tests {
             Note::Restarted {
                 child,
                 exit: ChildExit::Exited(3),
+                reason: Some("boom ✓".into()),
                 delay: Duration::from_micros(2),
                 state,
             },
             Note::Exited {
                 child,
                 exit: ChildExit::ForkFailed(11),
+                reason: None,
+            },
+            Note::Exited {
+                child,
+                exit: ChildExit::Panicked,
+                reason: Some("x".repeat(256)),
+            },
+            Note::Exited {
+                child,
+                exit: ChildExit::StartTimeout(Duration::from_secs(30)),
+                reason: None,
             },
             Note::Exited {
                 child,
                 exit: ChildExit::Stopped,
+                reason: None,
             },
             Note::Ready,
             Note::Ended(Ending {
@@ -123,6 +151,7 @@ mod tests {
             Note::Exited {
                 child,
                 exit: ChildExit::SetupFailed,
+                reason: None,
             },
         ];
         let mut r = FrameReader::default();

@@ -2,7 +2,7 @@
 //! sent to it, the notes read from it, and its end.
 
 use std::os::fd::BorrowedFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::PollFlags;
@@ -23,6 +23,11 @@ use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 /// its supervisor from its signals.
 const NOTE_READS_PER_TURN: usize = 16;
 
+/// How long a worker whose future the host was told to drop may take to
+/// report its end before the host is SIGKILLed: a future is dropped
+/// between two polls, so a worker that blocks its thread stalls its host.
+pub(crate) const DROP_GRACE: Duration = Duration::from_secs(1);
+
 /// The running worker host.
 #[derive(Debug)]
 struct Host {
@@ -37,6 +42,9 @@ struct Host {
     /// It said it could not be set up ([`Note::SetupFailed`]): its exit is
     /// [`ChildExit::SetupFailed`] for the workers it was to run.
     setup_failed: bool,
+    /// Workers it was told to drop, and when the host is killed if one has
+    /// not reported its end (see [`DROP_GRACE`]).
+    dropping: Vec<(ChildIdx, Instant)>,
 }
 
 /// What a supervisor knows of its worker host and the workers in it.
@@ -125,12 +133,16 @@ impl HostLink {
         not_running
     }
 
-    /// Kills the host, and so worker `child`, if it runs there.
-    pub(super) fn kill(&mut self, child: ChildIdx) -> bool {
-        match &self.host {
-            Some(host) if self.is_live(child) => {
-                tracing::warn!(pid = host.pid.as_raw(), %child, "a worker did not stop in time; killing its worker host");
-                sys::send(host.pid, Signal::SIGKILL);
+    /// Tells the host to drop worker `child`'s future, if it runs there;
+    /// the host is killed if the worker has not ended by `now` +
+    /// [`DROP_GRACE`].
+    pub(super) fn kill(&mut self, child: ChildIdx, now: Instant) -> bool {
+        let live = self.is_live(child);
+        match &mut self.host {
+            Some(host) if live => {
+                tracing::debug!(pid = host.pid.as_raw(), %child, "dropping a worker");
+                host.channel.queue(&Command::Drop(child));
+                host.dropping.push((child, now + DROP_GRACE));
                 true
             }
             _ => false,
@@ -162,7 +174,9 @@ impl HostLink {
     }
 
     pub(super) fn kill_at(&self) -> Option<Instant> {
-        self.host.as_ref().and_then(|h| h.kill_at)
+        let host = self.host.as_ref()?;
+        let drops = host.dropping.iter().map(|&(_, at)| at);
+        host.kill_at.into_iter().chain(drops).min()
     }
 
     pub(super) fn kill_if_overdue(&mut self, now: Instant) {
@@ -172,6 +186,14 @@ impl HostLink {
             tracing::warn!(
                 pid = host.pid.as_raw(),
                 "worker host did not exit in time; killing it"
+            );
+            sys::send(host.pid, Signal::SIGKILL);
+        }
+        if host.dropping.iter().any(|&(_, at)| at <= now) {
+            let stuck: Vec<ChildIdx> = host.dropping.drain(..).map(|(c, _)| c).collect();
+            tracing::warn!(
+                pid = host.pid.as_raw(), workers = ?stuck,
+                "dropped workers did not end in time (a worker blocks its thread?); killing their worker host"
             );
             sys::send(host.pid, Signal::SIGKILL);
         }
@@ -287,6 +309,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             shutting_down: false,
             restarted: 0,
             setup_failed: false,
+            dropping: Vec::new(),
         });
         Ok(pid)
     }
@@ -325,6 +348,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             Note::Restarted {
                 child,
                 exit,
+                reason,
                 delay,
                 state,
             } => {
@@ -333,7 +357,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 }
                 if self.host.is_live(child) {
                     self.machine
-                        .handle_restarted(child, exit, delay, state, now);
+                        .handle_restarted(child, exit, reason, delay, state, now);
                 }
             }
             Note::WorkerReady(child) if self.host.is_live(child) => {
@@ -344,10 +368,17 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     host.setup_failed = true;
                 }
             }
-            Note::Exited { child, exit } if self.host.is_live(child) => {
+            Note::Exited {
+                child,
+                exit,
+                reason,
+            } if self.host.is_live(child) => {
                 self.host.live[child.get()] = false;
-                tracing::debug!(supervisor = %self.machine.path(), %child, %exit, "worker exited");
-                self.machine.handle_exit(child, exit, now);
+                if let Some(host) = &mut self.host.host {
+                    host.dropping.retain(|&(c, _)| c != child);
+                }
+                tracing::debug!(supervisor = %self.machine.path(), %child, %exit, ?reason, "worker exited");
+                self.machine.handle_exit_because(child, exit, reason, now);
             }
             other => {
                 tracing::warn!(supervisor = %self.machine.path(), ?other, "unexpected note from the worker host dropped");

@@ -226,9 +226,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     fn kill(&mut self, children: &[ChildIdx], now: Instant) {
         for &child in children {
             let killed = if self.is_worker[child.get()] {
-                // A worker can not be killed alone: its host goes, and with
-                // it every worker it runs (they fail, and restart by policy).
-                self.host.kill(child)
+                // A worker is dropped by its host (which is killed if the
+                // worker blocks it: see `DROP_GRACE`).
+                self.host.kill(child, now)
             } else {
                 self.procs.kill(child)
             };
