@@ -243,3 +243,59 @@ pub(crate) mod drive {
         expect_count(run, "returned Ok", 1)
     }
 }
+
+/// `examples/echo.rs` (and its smol twin): echo, then a drain on SIGTERM
+/// while a client is connected.
+pub(crate) mod echo_example {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use nix::sys::signal::Signal;
+
+    use crate::drive::wait_line;
+    use crate::runner::Run;
+
+    pub(crate) fn drive(run: &mut Run) -> Result<(), String> {
+        let line = wait_line(run, "listening on ")?;
+        let addr = line.trim_start_matches("listening on ").trim().to_owned();
+        let stream = TcpStream::connect(&addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut reader = BufReader::new(stream);
+        let echo = |reader: &mut BufReader<TcpStream>,
+                    writer: &mut TcpStream,
+                    text: &str|
+         -> Result<(), String> {
+            writer
+                .write_all(format!("{text}\n").as_bytes())
+                .map_err(|e| e.to_string())?;
+            let mut got = String::new();
+            reader.read_line(&mut got).map_err(|e| e.to_string())?;
+            if got.trim_end() == text {
+                Ok(())
+            } else {
+                Err(format!("sent {text:?}, got {got:?} back"))
+            }
+        };
+        echo(&mut reader, &mut writer, "hello")?;
+        // Asked to stop, the server stops accepting and drains: the open
+        // connection is still served until the client closes it.
+        run.signal_root(Signal::SIGTERM)?;
+        wait_line(run, "draining 1 connection(s)")?;
+        echo(&mut reader, &mut writer, "still served while draining")?;
+        // The client closes: the drain ends.
+        drop((reader, writer));
+        wait_line(run, "drained")?;
+        let status = run.wait_exit()?;
+        if status.code() != Some(0) || !run.stdout().iter().any(|l| l == "stopped") {
+            return Err(format!("the tree did not stop cleanly: {status:?}"));
+        }
+        run.note(format!(
+            "echoed on {addr}, drained one connection on SIGTERM"
+        ));
+        Ok(())
+    }
+}

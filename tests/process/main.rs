@@ -391,4 +391,6 @@ const EXAMPLES: &[(&str, Drive)] = &[
     ("seed_tree", start::drive::seed),
     ("smol_tree", start::drive::example),
     ("custom_executor", start::drive::example),
+    ("echo", lifecycle::echo_example::drive),
+    ("echo_smol", lifecycle::echo_example::drive),
 ];

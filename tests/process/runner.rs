@@ -71,7 +71,8 @@ pub(crate) fn main() -> i32 {
         match path.filter(|p| p.is_file()) {
             Some(path) => {
                 let mut cmd = Command::new(path);
-                cmd.env_remove(SCENARIO_VAR);
+                // The echo examples listen on a port of the system's choice.
+                cmd.env_remove(SCENARIO_VAR).env("ECHO_ADDR", "127.0.0.1:0");
                 tally(run_case(&name, cmd, drive, Duration::from_secs(10), false));
             }
             None => println!(
