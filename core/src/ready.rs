@@ -298,7 +298,9 @@ pub(crate) fn run_worker(
 /// One run of a worker, polled with its context current, with its subtasks.
 struct ReadyScope {
     fut: BoxFuture,
-    subtasks: FuturesUnordered<BoxFuture>,
+    /// Made at the first [`spawn()`]: most runs have none, and a restart
+    /// path that allocates less restarts faster.
+    subtasks: Option<FuturesUnordered<BoxFuture>>,
     signal: Arc<Signal>,
     stop: Arc<StopFlag>,
     on_start: bool,
@@ -314,7 +316,7 @@ impl ReadyScope {
     ) -> Self {
         Self {
             fut,
-            subtasks: FuturesUnordered::new(),
+            subtasks: None,
             signal: Arc::new(Signal {
                 fired: AtomicBool::new(false),
                 notify: Box::new(notify),
@@ -358,10 +360,16 @@ impl Future for ReadyScope {
                     .map(|cur| std::mem::take(&mut cur.spawned))
                     .unwrap_or_default()
             });
-            this.subtasks.extend(spawned);
+            if !spawned.is_empty() {
+                this.subtasks
+                    .get_or_insert_with(FuturesUnordered::new)
+                    .extend(spawned);
+            }
             // Finished subtasks are taken out; pending ones are woken
             // through `cx`.
-            while let Poll::Ready(Some(())) = this.subtasks.poll_next_unpin(cx) {}
+            if let Some(subtasks) = this.subtasks.as_mut().filter(|s| !s.is_empty()) {
+                while let Poll::Ready(Some(())) = subtasks.poll_next_unpin(cx) {}
+            }
             let more = CURRENT.with(|c| {
                 c.borrow()
                     .as_ref()
