@@ -331,7 +331,7 @@ pub(crate) mod drive {
         expect("root/1", "stopped; not restarted")?;
         let misread: Vec<&String> = events
             .iter()
-            .filter(|l| l.contains("gave up") || l.contains("SIGTERM") || l.contains("143"))
+            .filter(|l| l.contains("gave up") || l.contains("SIGTERM") || l.contains("code 143"))
             .collect();
         if !misread.is_empty() {
             return Err(format!("exits misread: {misread:?}"));
