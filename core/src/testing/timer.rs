@@ -64,6 +64,24 @@ impl FakeTimer {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The clock's current instant: the instant it was made at, plus
+    /// [`elapsed`](Self::elapsed). The same as [`Timer::now`], without the
+    /// trait in scope.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supertrees_core::testing::FakeTimer;
+    ///
+    /// let timer = FakeTimer::new();
+    /// let start = timer.now();
+    /// timer.advance(Duration::from_millis(5));
+    /// assert_eq!(timer.now() - start, Duration::from_millis(5));
+    /// ```
+    pub fn now(&self) -> Instant {
+        let clock = self.clock();
+        clock.start + clock.elapsed
+    }
+
     /// Time passed on this clock since [`new`](FakeTimer::new).
     pub fn elapsed(&self) -> Duration {
         self.clock().elapsed
@@ -124,8 +142,7 @@ impl Default for FakeTimer {
 
 impl Timer for FakeTimer {
     fn now(&self) -> Instant {
-        let clock = self.clock();
-        clock.start + clock.elapsed
+        FakeTimer::now(self)
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture {
