@@ -22,36 +22,13 @@ fn status_socket_in(dir: &std::path::Path) -> PathBuf {
 
 pub(crate) mod scenario {
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
     use supertrees::{BackoffPolicy, BoxFuture, EventKind, Restartable, Supertree, Worker};
 
+    use super::super::observe::scenario::Spinner;
     use super::super::observe::{now_ms, test_dir};
     use super::super::scenario::report;
-
-    /// Returns at once, `Always`, 1 µs backoff: its host restarts it in
-    /// place as fast as it can. Prints `runs <n> <ms>` every 20 000 runs.
-    struct Spinner;
-
-    static RUNS: AtomicU64 = AtomicU64::new(0);
-
-    impl Worker for Spinner {
-        fn init(&self) -> BoxFuture {
-            let n = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(20_000) {
-                println!("runs {n} {}", now_ms());
-            }
-            Box::pin(async {})
-        }
-    }
-
-    impl Restartable for Spinner {
-        fn backoff_policy(&self) -> BackoffPolicy {
-            let us = Duration::from_micros(1);
-            BackoffPolicy::new(us, us * 2, Duration::from_secs(1), 2.0)
-        }
-    }
 
     /// Prints `start <name> <ms>` and runs until stopped.
     struct Marker(&'static str);

@@ -262,8 +262,8 @@ pub(crate) mod scenario {
     }
 
     /// Returns at once, `Always`, 1 µs backoff: its host restarts it in
-    /// place as fast as it can. Prints `runs <n>` every 20 000 runs.
-    struct Spinner;
+    /// place as fast as it can. Prints `runs <n> <ms>` every 20 000 runs.
+    pub(crate) struct Spinner;
 
     static RUNS: AtomicU64 = AtomicU64::new(0);
 
