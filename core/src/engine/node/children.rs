@@ -93,13 +93,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let (ours, theirs) = match Channel::up_only() {
             Ok(pair) => pair,
             Err(err) => {
-                if self.engine_failure_logged() {
-                    tracing::error!(supervisor = %self.machine.path(), %child, %err,
-                        "could not make a channel for a child supervisor; will retry after its backoff, and at least a floor delay");
-                }
-                let now = self.timer.now();
-                self.machine
-                    .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
+                self.fork_failed(
+                    &[child],
+                    "could not make a channel for a child supervisor",
+                    err,
+                );
                 return;
             }
         };
@@ -148,15 +146,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 }));
                 self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Supervisor));
             }
-            Err(err) => {
-                if self.engine_failure_logged() {
-                    tracing::error!(supervisor = %self.machine.path(), %child, %err,
-                        "fork failed; will retry after its backoff, and at least a floor delay");
-                }
-                let now = self.timer.now();
-                self.machine
-                    .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
-            }
+            Err(err) => self.fork_failed(&[child], "fork failed", err),
         }
     }
 

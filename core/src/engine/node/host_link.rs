@@ -19,7 +19,7 @@ use crate::wire::{Command, Note};
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 
 /// The most reads of the host's channel per turn of the loop (each up to
-/// 8 KiB of notes): a host restarting workers in a tight loop must not keep
+/// 2 KiB of notes): a host restarting workers in a tight loop must not keep
 /// its supervisor from its signals.
 const NOTE_READS_PER_TURN: usize = 16;
 
@@ -234,16 +234,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             }
             Err(err) => {
                 let workers: Vec<ChildIdx> = starts.iter().map(|(c, _)| *c).collect();
-                if self.engine_failure_logged() {
-                    tracing::error!(supervisor = %self.machine.path(), ?workers, %err,
-                        "fork of the worker host failed; will retry after its backoff, and at least a floor delay");
-                }
-                let now = self.timer.now();
-                for child in workers {
+                for child in &workers {
                     self.host.live[child.get()] = false;
-                    self.machine
-                        .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
                 }
+                self.fork_failed(&workers, "fork of the worker host failed", err);
                 true
             }
         }

@@ -15,6 +15,7 @@ mod report;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
@@ -244,6 +245,21 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     fn engine_failure_logged(&mut self) -> bool {
         let now = self.timer.now();
         self.engine_log.admit(now)
+    }
+
+    /// What `children` need to run could not be made (`what` failed with
+    /// `err`): logs it, rate-limited, and tells the machine, which retries
+    /// after their backoff and at least the engine's floor delay.
+    fn fork_failed(&mut self, children: &[ChildIdx], what: &str, err: Errno) {
+        if self.engine_failure_logged() {
+            tracing::error!(supervisor = %self.machine.path(), ?children, %err,
+                "{what}; will retry after its backoff, and at least a floor delay");
+        }
+        let now = self.timer.now();
+        for &child in children {
+            self.machine
+                .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
+        }
     }
 
     /// Sleeps until something happens, then feeds it to the machine.
