@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::ChildId;
+
 /// Everything that can go wrong when building or running a supervision tree.
 ///
 /// The error is `Send + Sync + 'static` so it travels through `?`, `anyhow`
@@ -56,6 +58,102 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A message function ([`mailbox()`](crate::mailbox()),
+    /// [`inbox()`](crate::inbox()), [`start_child()`](crate::start_child()),
+    /// ...) was called outside a worker of a running tree.
+    NotInTree,
+    /// No supervisor of the tree declared a `kind` (a mailbox, or a
+    /// dynamic-children template) called `name`.
+    UnknownName {
+        /// The name asked for.
+        name: String,
+        /// What was asked for: `"mailbox"` or `"dynamic-children template"`.
+        kind: &'static str,
+    },
+    /// Two supervisors (or one, twice) declared the same name for a mailbox
+    /// or a template; names are unique in a tree. From `start()`.
+    DuplicateName {
+        /// The name declared twice.
+        name: String,
+        /// The path of the supervisor that declared it first.
+        first: String,
+        /// The path of the supervisor that declared it again.
+        second: String,
+    },
+    /// [`inbox()`](crate::inbox()) was called by a worker of another
+    /// supervisor than `owner`, which declared mailbox `name`.
+    NotOwner {
+        /// The mailbox.
+        name: String,
+        /// The path of the supervisor that declared it.
+        owner: String,
+    },
+    /// A message (or a `start_child` argument) for `name` is larger than
+    /// [`MAX_MESSAGE`](crate::MAX_MESSAGE) once encoded.
+    MessageTooLarge {
+        /// The mailbox or template.
+        name: String,
+        /// Its encoded size in bytes.
+        size: usize,
+        /// The largest size allowed.
+        max: usize,
+    },
+    /// A message, argument or reply of `name` could not be encoded or
+    /// decoded (a reply that is not of the type the caller expects).
+    Encoding {
+        /// The mailbox or template.
+        name: String,
+        /// What `postcard` said.
+        reason: String,
+    },
+    /// A [`call`](crate::Mailbox::call) to mailbox `name` had no reply
+    /// within `after`.
+    Timeout {
+        /// The mailbox.
+        name: String,
+        /// The call's timeout.
+        after: Duration,
+    },
+    /// The server of mailbox `name` let go of a call without replying: it
+    /// dropped the message, could not decode it, or ended (panicked, was
+    /// killed) with it. Or a supervisor asked about its dynamic children
+    /// ended before it answered.
+    NoReply {
+        /// The mailbox or template.
+        name: String,
+    },
+    /// [`start_child()`](crate::start_child()) was given another type of
+    /// argument than template `name` takes.
+    WrongArgument {
+        /// The template.
+        name: String,
+        /// The type its template takes.
+        expected: &'static str,
+        /// The type it was given.
+        given: &'static str,
+    },
+    /// The supervisor of template `name` already runs its
+    /// [`with_max_children`](crate::Tree::with_max_children) children.
+    TooManyChildren {
+        /// The template.
+        name: String,
+        /// The supervisor's maximum.
+        max: u32,
+    },
+    /// [`terminate_child()`](crate::terminate_child()) named a child that
+    /// does not run under template `name` (any more).
+    UnknownChild {
+        /// The template.
+        name: String,
+        /// The id asked for.
+        id: ChildId,
+    },
+    /// The supervisor of template `name` is shutting down and starts no
+    /// more children.
+    ShuttingDown {
+        /// The template.
+        name: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -81,6 +179,60 @@ impl fmt::Display for Error {
                 f.write_str("simulation stalled: every task waits and no timer is pending")
             }
             Error::Os { context, source } => write!(f, "{context}: {source}"),
+            Error::NotInTree => f.write_str(
+                "not inside a worker of a running supervision tree (mailboxes and dynamic \
+                 children are reached from workers)",
+            ),
+            Error::UnknownName { name, kind } => {
+                write!(f, "no {kind} is named {name:?} in this tree")
+            }
+            Error::DuplicateName {
+                name,
+                first,
+                second,
+            } => write!(
+                f,
+                "the name {name:?} is declared twice, by {first} and by {second}: names of \
+                 mailboxes and templates are unique in a tree"
+            ),
+            Error::NotOwner { name, owner } => write!(
+                f,
+                "mailbox {name:?} belongs to supervisor {owner}: only its workers can serve it"
+            ),
+            Error::MessageTooLarge { name, size, max } => write!(
+                f,
+                "a message for {name:?} is {size} bytes once encoded, more than the {max} allowed"
+            ),
+            Error::Encoding { name, reason } => {
+                write!(f, "a message of {name:?} could not be encoded or decoded: {reason}")
+            }
+            Error::Timeout { name, after } => {
+                write!(f, "no reply from mailbox {name:?} within {after:?}")
+            }
+            Error::NoReply { name } => write!(
+                f,
+                "{name:?} let go of the request without a reply (dropped, undecodable, or its \
+                 server ended)"
+            ),
+            Error::WrongArgument {
+                name,
+                expected,
+                given,
+            } => write!(
+                f,
+                "template {name:?} takes a {expected}, not a {given}"
+            ),
+            Error::TooManyChildren { name, max } => write!(
+                f,
+                "the supervisor of template {name:?} already runs its maximum of {max} children"
+            ),
+            Error::UnknownChild { name, id } => {
+                write!(f, "no child {id} runs under template {name:?}")
+            }
+            Error::ShuttingDown { name } => write!(
+                f,
+                "the supervisor of template {name:?} is shutting down and starts no children"
+            ),
         }
     }
 }

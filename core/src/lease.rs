@@ -60,6 +60,17 @@ impl Leases {
         }
     }
 
+    /// Worker `child` (one started at run time) may be restarted in place
+    /// by `policy`.
+    pub(crate) fn set_policy(&mut self, child: ChildIdx, policy: ChildPolicy) {
+        let n = child.get();
+        if self.policies.len() <= n {
+            self.policies.resize(n + 1, None);
+            self.records.resize(n + 1, None);
+        }
+        self.policies[n] = Some(policy);
+    }
+
     /// The supervisor's new grant.
     pub(crate) fn grant(&mut self, grant: Grant) {
         self.grant = grant;

@@ -262,11 +262,13 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod child_id;
 mod error;
 mod event;
 mod exit;
 mod lease;
 mod machine;
+pub mod message;
 mod observe;
 mod policy;
 mod ready;
@@ -279,12 +281,16 @@ mod worker;
 mod engine;
 pub mod testing;
 
+pub use child_id::ChildId;
 pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
 pub use ready::{ready, spawn, stopping};
-pub use rt::{Backend, BoxFuture, Spawner, Timer};
+pub use message::{
+    inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox, MAX_MESSAGE,
+};
+pub use rt::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
 pub use status::query_status;
 pub use status::{NodeState, NodeStatus, TreeStatus};
 pub use tree::{Supertree, Supervisor, Tree};

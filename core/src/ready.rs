@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Waker};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
+use crate::message::Services;
 use crate::{BoxFuture, Readiness, Worker};
 
 /// Fires a callback at most once.
@@ -86,10 +87,17 @@ struct Current {
     stop: Arc<StopFlag>,
     /// Subtasks spawned during this poll, for the scope to take.
     spawned: Vec<BoxFuture>,
+    /// What the run's messages go through.
+    services: Option<Arc<dyn Services>>,
 }
 
 thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// The message services of the run being polled on this thread, if any.
+pub(crate) fn current_services() -> Option<Arc<dyn Services>> {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|cur| cur.services.clone()))
 }
 
 /// Declares the calling worker ready; its supervisor counts it as started.
@@ -282,15 +290,20 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// `init` now and returns the run, which calls `notify` once the worker is
 /// ready (see [`Readiness`]), sees `stop` from [`stopping()`], and ends
 /// with the panic, if the worker (or its `init`, or a subtask) panicked.
+///
+/// `services` are what the run's mailboxes and dynamic children go
+/// through ([`crate::message`]).
 pub(crate) fn run_worker(
     worker: &dyn Worker,
     stop: Arc<StopFlag>,
     notify: impl Fn() + Send + Sync + 'static,
+    services: Option<Arc<dyn Services>>,
 ) -> Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>> {
     match catch_unwind(AssertUnwindSafe(|| (worker.init(), worker.readiness()))) {
-        Ok((fut, readiness)) => {
-            Box::pin(AssertUnwindSafe(ReadyScope::new(fut, readiness, stop, notify)).catch_unwind())
-        }
+        Ok((fut, readiness)) => Box::pin(
+            AssertUnwindSafe(ReadyScope::new(fut, readiness, stop, notify, services))
+                .catch_unwind(),
+        ),
         Err(panic) => Box::pin(std::future::ready(Err(panic))),
     }
 }
@@ -303,6 +316,7 @@ struct ReadyScope {
     subtasks: Option<FuturesUnordered<BoxFuture>>,
     signal: Arc<Signal>,
     stop: Arc<StopFlag>,
+    services: Option<Arc<dyn Services>>,
     on_start: bool,
 }
 
@@ -313,6 +327,7 @@ impl ReadyScope {
         readiness: Readiness,
         stop: Arc<StopFlag>,
         notify: impl Fn() + Send + Sync + 'static,
+        services: Option<Arc<dyn Services>>,
     ) -> Self {
         Self {
             fut,
@@ -322,6 +337,7 @@ impl ReadyScope {
                 notify: Box::new(notify),
             }),
             stop,
+            services,
             on_start: readiness == Readiness::OnStart,
         }
     }
@@ -338,6 +354,7 @@ impl Future for ReadyScope {
             signal: self.signal.clone(),
             stop: self.stop.clone(),
             spawned: Vec::new(),
+            services: self.services.clone(),
         };
         let previous = CURRENT.with(|c| c.replace(Some(current)));
         // Restores the previous context even if the worker panics.
@@ -403,6 +420,7 @@ mod tests {
             Readiness::OnStart,
             Arc::default(),
             notify,
+            None,
         );
         assert_eq!(count.load(Ordering::SeqCst), 0);
         futures::executor::block_on(scope);
@@ -425,6 +443,7 @@ mod tests {
             Readiness::Notify,
             Arc::default(),
             notify,
+            None,
         ));
         assert_eq!(seen.load(Ordering::SeqCst), 1);
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -440,6 +459,7 @@ mod tests {
             Readiness::Notify,
             Arc::default(),
             notify,
+            None,
         ));
         assert_eq!(count.load(Ordering::SeqCst), 0);
     }

@@ -75,6 +75,15 @@ pub trait Spawner: Clone + Send + Sync + 'static {
     fn is_inside_runtime(&self) -> bool {
         false
     }
+
+    /// STUB(reactor)
+    fn register(
+        &self,
+        fd: std::os::fd::OwnedFd,
+    ) -> std::io::Result<Box<dyn IoSource>> {
+        drop(fd);
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// A clock and a way to sleep on it.
@@ -188,4 +197,25 @@ pub trait Backend: 'static {
 
     /// The timer `start()` gives every supervisor.
     fn timer() -> Self::Timer;
+}
+
+// STUB(reactor): replaced by the reactor branch.
+/// Which readiness an I/O operation waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Readable.
+    Readable,
+    /// Writable.
+    Writable,
+}
+
+/// A file descriptor registered with a runtime's reactor.
+pub trait IoSource: Send + Sync {
+    /// Runs `op` until it does not return `WouldBlock`.
+    fn poll_io(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        interest: Interest,
+        op: &mut dyn FnMut(std::os::fd::BorrowedFd<'_>) -> std::io::Result<()>,
+    ) -> std::task::Poll<std::io::Result<()>>;
 }

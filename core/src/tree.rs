@@ -34,6 +34,10 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::machine::{ChildPolicy, Machine};
 use crate::{
@@ -64,15 +68,7 @@ impl Child {
     /// the middle of its stop and orphan the processes it was stopping.
     pub(crate) fn policy(&self) -> ChildPolicy {
         match self {
-            Child::Worker(w) => ChildPolicy {
-                restart: w.restart_policy(),
-                backoff: w.backoff_policy(),
-                shutdown: w.shutdown(),
-                start_timeout: w
-                    .start_timeout()
-                    .filter(|_| w.readiness() == crate::Readiness::Notify),
-                is_supervisor: false,
-            },
+            Child::Worker(w) => worker_policy(w.as_ref()),
             Child::Supervisor(s) => ChildPolicy {
                 restart: s.kind.restart_policy,
                 backoff: s.kind.backoff_policy,
@@ -81,6 +77,21 @@ impl Child {
                 is_supervisor: true,
             },
         }
+    }
+}
+
+/// The policies a supervisor applies to worker `w`: those of its
+/// [`Restartable`] methods (its `start_timeout` only if it is a
+/// [`Readiness::Notify`](crate::Readiness::Notify) worker).
+pub(crate) fn worker_policy(w: &dyn Worker) -> ChildPolicy {
+    ChildPolicy {
+        restart: w.restart_policy(),
+        backoff: w.backoff_policy(),
+        shutdown: w.shutdown(),
+        start_timeout: w
+            .start_timeout()
+            .filter(|_| w.readiness() == crate::Readiness::Notify),
+        is_supervisor: false,
     }
 }
 
@@ -136,7 +147,35 @@ pub struct Tree<K> {
     pub(crate) strategy: Strategy,
     pub(crate) intensity: Intensity,
     pub(crate) shutdown: Shutdown,
+    /// The mailboxes it declared ([`with_mailbox`](Tree::with_mailbox)).
+    pub(crate) mailboxes: Vec<String>,
+    /// Its templates of children started at run time
+    /// ([`add_dynamic`](Tree::add_dynamic)).
+    pub(crate) templates: Vec<Template>,
+    /// The most children started at run time it runs at once.
+    pub(crate) max_children: Option<u32>,
     pub(crate) kind: K,
+}
+
+/// Builds a worker from an encoded argument.
+pub(crate) type Build = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Worker>, postcard::Error> + Send + Sync>;
+
+/// A template of children started at run time.
+#[derive(Clone)]
+pub(crate) struct Template {
+    pub(crate) name: String,
+    /// The type name of its argument, checked by `start_child`.
+    pub(crate) argument: &'static str,
+    pub(crate) build: Build,
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Template")
+            .field("name", &self.name)
+            .field("argument", &self.argument)
+            .finish()
+    }
 }
 
 /// A supervisor below the root: a node of the tree with its own children and
@@ -295,6 +334,9 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
             strategy,
             intensity,
             shutdown,
+            mailboxes,
+            templates,
+            max_children,
             kind,
         } = tree;
         Self {
@@ -303,6 +345,9 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
                 strategy,
                 intensity,
                 shutdown,
+                mailboxes,
+                templates,
+                max_children,
                 kind: Nested::default(),
             },
             observers: kind.observers,
@@ -318,6 +363,9 @@ impl<K> Tree<K> {
             strategy: Strategy::default(),
             intensity: Intensity::default(),
             shutdown: Shutdown::default(),
+            mailboxes: Vec::new(),
+            templates: Vec::new(),
+            max_children: None,
             kind,
         }
     }
@@ -448,11 +496,127 @@ impl<K> Tree<K> {
         self
     }
 
+    /// Declares the mailbox `name`, owned by this supervisor: a worker of
+    /// this supervisor serves it ([`inbox()`](crate::inbox())), and any
+    /// worker of the tree sends to it ([`mailbox()`](crate::mailbox())).
+    ///
+    /// The mailbox is made before anything of the tree is forked and
+    /// belongs to this supervisor, so its name, and the messages that wait
+    /// in it, outlive every restart of the worker that serves it. Names of
+    /// mailboxes and templates ([`add_dynamic`](Self::add_dynamic)) are
+    /// unique in a tree: `start()` refuses a duplicate with
+    /// [`Error::DuplicateName`]. See [`message`](crate::message) for how
+    /// messages are delivered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Supertree;
+    /// # use supertrees_core::{Restartable, Worker};
+    /// # struct KvServer;
+    /// # impl Worker for KvServer { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
+    /// # impl Restartable for KvServer {}
+    ///
+    /// let tree = Supertree::new().add_supervisor(|s| s.with_mailbox("kv").add_worker(KvServer));
+    /// ```
+    pub fn with_mailbox(mut self, name: &str) -> Self {
+        self.mailboxes.push(name.to_owned());
+        self
+    }
+
+    /// Declares the template `name` of children started at run time, as
+    /// OTP's `DynamicSupervisor`: [`start_child(name, arg)`](crate::start_child())
+    /// from any worker of the tree makes this supervisor build a worker
+    /// with `template(arg)` and start it, and
+    /// [`terminate_child(name, id)`](crate::terminate_child()) stops and
+    /// removes it.
+    ///
+    /// A child started this way:
+    ///
+    /// * runs in this supervisor's worker host with the worker's own
+    ///   [`Restartable`] policies, and is restarted *alone* whatever this
+    ///   supervisor's [`Strategy`] (a restart of its static children does
+    ///   not touch it); its restarts count towards this supervisor's
+    ///   [`Intensity`];
+    /// * is removed once it ends for good (by its restart policy) or is
+    ///   terminated; it is stopped with the others when the supervisor
+    ///   stops; a new worker host (after its host died) builds it again
+    ///   from the template and its argument;
+    /// * appears in events and the status as `<supervisor>/<name>#<id>`,
+    ///   e.g. `root/1/conn#7`, and gets an [`EventKind::Removed`](crate::EventKind::Removed)
+    ///   when removed.
+    ///
+    /// A supervisor with a template never ends for having no child left:
+    /// it runs until the tree stops or it gives up. At most
+    /// [`with_max_children`](Self::with_max_children) run at once. The
+    /// template runs in this supervisor's process too (to learn the
+    /// worker's policies), so it should only build the worker, not start
+    /// anything. The argument travels encoded with `postcard`;
+    /// `start_child` checks that it is an `A`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use supertrees_core::Supertree;
+    /// # use supertrees_core::{Restartable, Worker};
+    /// # struct Conn { port: u16 }
+    /// # impl Worker for Conn { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
+    /// # impl Restartable for Conn {}
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct ConnArgs { port: u16 }
+    ///
+    /// let tree = Supertree::new().add_supervisor(|s| {
+    ///     s.add_dynamic("conn", |arg: ConnArgs| Conn { port: arg.port })
+    ///         .with_max_children(64)
+    /// });
+    /// ```
+    pub fn add_dynamic<A, W, F>(mut self, name: &str, template: F) -> Self
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        W: Worker,
+        F: Fn(A) -> W + Send + Sync + 'static,
+    {
+        let build: Build = Arc::new(move |arg: &[u8]| {
+            let arg = postcard::from_bytes::<A>(arg)?;
+            Ok(Box::new(template(arg)) as Box<dyn Worker>)
+        });
+        self.templates.push(Template {
+            name: name.to_owned(),
+            argument: std::any::type_name::<A>(),
+            build,
+        });
+        self
+    }
+
+    /// The most children started at run time ([`add_dynamic`](Self::add_dynamic))
+    /// this supervisor runs at once; `start_child` beyond it fails with
+    /// [`Error::TooManyChildren`]. Default: no limit, as OTP's
+    /// `max_children`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Supertree;
+    ///
+    /// let tree = Supertree::new().add_supervisor(|s| s.with_max_children(1000));
+    /// ```
+    pub fn with_max_children(mut self, max: u32) -> Self {
+        self.max_children = Some(max);
+        self
+    }
+
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor.
     pub(crate) fn machine(&self, path: String) -> Machine {
         let policies = self.children.iter().map(Child::policy);
-        Machine::new(path, policies, self.strategy, self.intensity)
+        let machine = Machine::new(path, policies, self.strategy, self.intensity);
+        if self.templates.is_empty() {
+            machine
+        } else {
+            machine.with_dynamic(self.max_children)
+        }
     }
 }
 
@@ -826,6 +990,9 @@ impl fmt::Debug for Tree<Nested> {
             .field("shutdown", &self.shutdown)
             .field("restart_policy", &self.kind.restart_policy)
             .field("backoff_policy", &self.kind.backoff_policy)
+            .field("mailboxes", &self.mailboxes)
+            .field("templates", &self.templates)
+            .field("max_children", &self.max_children)
             .field("children", &self.children)
             .finish()
     }
@@ -841,6 +1008,9 @@ impl<B> fmt::Debug for Tree<Root<B>> {
             .field("on_event", &observers.on_event.is_some())
             .field("on_ready", &observers.on_ready.is_some())
             .field("status_socket", &observers.status_socket)
+            .field("mailboxes", &self.mailboxes)
+            .field("templates", &self.templates)
+            .field("max_children", &self.max_children)
             .field("children", &self.children)
             .finish()
     }

@@ -42,6 +42,9 @@ use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
 use crate::lease::{run_leased, Leases};
 use crate::machine::{ChildIdx, ChildPolicy, Grant};
+use crate::message::socket::SocketServices;
+use crate::message::{self, Directory, Services};
+use crate::tree::{worker_policy, Template};
 use crate::ready::{run_worker, StopFlag};
 use crate::wire::{Command, Note};
 use crate::{ChildExit, Spawner, Timer, Worker};
@@ -66,6 +69,10 @@ struct Ctx<S, T> {
     leases: Mutex<Leases>,
     /// Worker panics are logged at most once per period, with a count.
     panics: Mutex<LogLimit>,
+    /// What the workers' messages go through.
+    services: Arc<dyn Services>,
+    /// The templates `Command::Add` builds workers from.
+    templates: Vec<Template>,
 }
 
 impl<S, T> Ctx<S, T> {
@@ -99,6 +106,12 @@ pub(crate) struct Setup {
     pub(crate) grant: Grant,
     /// The host's end of its channel.
     pub(crate) channel: Channel,
+    /// The supervisor's templates of children started at run time.
+    pub(crate) templates: Vec<Template>,
+    /// The tree's mailboxes, and the path of the supervisor whose workers
+    /// run here (the mailboxes they may serve).
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) owner: String,
 }
 
 /// Runs the host until it is told to stop; returns the exit code (which
@@ -111,6 +124,9 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         leasable,
         grant,
         mut channel,
+        templates,
+        directory,
+        owner,
     } = setup;
     // Everything the workers start is in the host's own process group, and
     // is killed with it when the host ends (see `HostLink`).
@@ -148,8 +164,23 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
             let _ = failed.unbounded_send(Input::SetupFailed);
         }
     };
+    let services: Arc<dyn Services> = Arc::new(SocketServices {
+        directory,
+        owner,
+        register: {
+            let spawner = spawner.clone();
+            Arc::new(move |fd| spawner.register(fd))
+        },
+        sleep: {
+            let timer = timer.clone();
+            Arc::new(move |d| timer.sleep(d))
+        },
+    });
+    message::install(services.clone());
     let ctx = Arc::new(Ctx {
         spawner: spawner.clone(),
+        services,
+        templates,
         timer,
         path,
         channel: Mutex::new(notes),
@@ -268,7 +299,7 @@ impl Running {
 /// out, so the workers they started are polled first.
 async fn serve<S: Spawner, T: Timer>(
     ctx: Arc<Ctx<S, T>>,
-    workers: Vec<Option<SharedWorker>>,
+    mut workers: Vec<Option<SharedWorker>>,
     mut inputs: mpsc::UnboundedReceiver<Input>,
     start_reader: impl FnOnce() + Send + 'static,
 ) {
@@ -297,13 +328,37 @@ async fn serve<S: Spawner, T: Timer>(
         match command {
             Command::Start { child, lease } => {
                 let Some(Some(worker)) = workers.get(child.get()) else {
-                    tracing::warn!(host = %ctx.path, %child, "start of an unknown worker ignored");
+                    // Only a dynamic child whose `Add` failed (logged):
+                    // its supervisor retries after the engine's floor.
+                    ctx.note(&Note::Exited {
+                        child,
+                        exit: ChildExit::SetupFailed,
+                        reason: Some("the worker could not be built".to_owned()),
+                    });
                     continue;
                 };
                 if let Ok(mut leases) = ctx.leases.lock() {
                     leases.start(child, lease);
                 }
                 running[child.get()] = Some(start(&ctx, child, worker.clone()));
+            }
+            Command::Add {
+                child,
+                template,
+                arg,
+            } => {
+                let Some(worker) = ctx.build(template, &arg) else {
+                    continue;
+                };
+                let n = child.get();
+                if workers.len() <= n {
+                    workers.resize_with(n + 1, || None);
+                    running.resize_with(n + 1, || None);
+                }
+                if let Ok(mut leases) = ctx.leases.lock() {
+                    leases.set_policy(child, worker_policy(worker.as_ref()));
+                }
+                workers[n] = Some(Arc::new(Mutex::new(worker)));
             }
             Command::Stop(child) => {
                 if let Some(task) = running.get_mut(child.get()).and_then(Option::as_mut) {
@@ -391,9 +446,13 @@ fn start<S: Spawner, T: Timer>(
             // panics, so it can only come from elsewhere).
             let worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
             let ready = ctx.clone();
-            run_worker(worker.as_ref(), flag.clone(), move || {
-                ready.note(&Note::WorkerReady(child))
-            })
+            let services = ready.services.clone();
+            run_worker(
+                worker.as_ref(),
+                flag.clone(),
+                move || ready.note(&Note::WorkerReady(child)),
+                Some(services),
+            )
         };
         let first = run_once();
         let (exit, reason) = {
@@ -425,6 +484,32 @@ fn start<S: Spawner, T: Timer>(
         stop,
         drop: Some(drop_tx),
         done: done_rx,
+    }
+}
+
+impl<S, T> Ctx<S, T> {
+    /// Builds a worker from template `template` and its argument `arg`
+    /// (its supervisor built one from the same bytes already, so this
+    /// fails only if the tree is inconsistent; it is logged).
+    fn build(&self, template: u32, arg: &[u8]) -> Option<Box<dyn Worker>> {
+        let found = usize::try_from(template)
+            .ok()
+            .and_then(|t| self.templates.get(t));
+        let Some(found) = found else {
+            tracing::error!(host = %self.path, template, "a worker of an unknown template was not built");
+            return None;
+        };
+        match catch_unwind(AssertUnwindSafe(|| (found.build)(arg))) {
+            Ok(Ok(worker)) => Some(worker),
+            Ok(Err(err)) => {
+                tracing::error!(host = %self.path, template = %found.name, %err, "a dynamic child's argument did not decode");
+                None
+            }
+            Err(_) => {
+                tracing::error!(host = %self.path, template = %found.name, "a dynamic child's template panicked");
+                None
+            }
+        }
     }
 }
 

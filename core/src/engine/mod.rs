@@ -15,7 +15,10 @@ mod status_socket;
 pub(crate) mod sys;
 mod systemd;
 
+use std::sync::Arc;
+
 use crate::machine::Outcome;
+use crate::message::{Declared, Directory};
 use crate::tree::TreeParts;
 use crate::{Error, Spawner, Timer};
 use node::Node;
@@ -42,6 +45,9 @@ pub(crate) fn run<S: Spawner, T: Timer>(
              a single-threaded fn main"
         );
     }
+    // Every mailbox and template, made before anything is forked so that
+    // every process of the tree holds them.
+    let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?)?);
     let signals = SignalPipe::install(&sys::SUPERVISOR_SIGNALS).map_err(|errno| Error::Os {
         context: "installing the root supervisor's signal handlers",
         source: errno.into(),
@@ -54,6 +60,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         timer,
         signals,
         Outlet::Events(Box::new(root)),
+        directory,
     );
     if sys::is_pid_one() {
         tracing::info!("running as PID 1: reaping every orphan of the PID namespace");

@@ -17,6 +17,14 @@ pub(crate) enum Command {
         child: ChildIdx,
         lease: Option<RecordState>,
     },
+    /// Build worker `child` (a child started at run time) from the
+    /// supervisor's template `template` and its encoded argument, to be
+    /// started by the `Start` that follows.
+    Add {
+        child: ChildIdx,
+        template: u32,
+        arg: Vec<u8>,
+    },
     /// Ask worker `child` to stop: resolve its `stopping()`, or, if its run
     /// never called it, drop its future at once; report it `Stopped` once
     /// it ended.
@@ -105,6 +113,11 @@ mod tests {
                 lease: Some(state),
             },
             Command::Start { child, lease: None },
+            Command::Add {
+                child,
+                template: 1,
+                arg: vec![0, 7],
+            },
             Command::Stop(child),
             Command::Drop(child),
             Command::Grant(Grant {

@@ -35,6 +35,13 @@ pub(super) struct ChildProcs {
 }
 
 impl ChildProcs {
+    /// Makes room for children up to index `len`.
+    pub(super) fn grow(&mut self, len: usize) {
+        if self.procs.len() < len {
+            self.procs.resize_with(len, || None);
+        }
+    }
+
     pub(super) fn new(children: usize) -> Self {
         Self {
             procs: (0..children).map(|_| None).collect(),
@@ -106,6 +113,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
             let outlet = self.outlet.take_for_child();
+            let directory = self.dynamic.directory();
             self.leave_parent_state();
             let n = child.get();
             let mut mine = take_children(&mut self.sup.children, |m, _| m == n);
@@ -130,6 +138,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 self.timer.clone(),
                 signals,
                 outlet,
+                directory,
             )
             .forked(theirs)
             .run();
@@ -250,5 +259,6 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             parent.abandon();
         }
         drop(self.outlet.take_for_child());
+        self.dynamic.leave();
     }
 }

@@ -55,7 +55,23 @@ pub(super) struct HostLink {
     live: Vec<bool>,
     /// Workers to start in a host that is forked once the current batch of
     /// actions is done, with their leases.
-    unhosted: Vec<(ChildIdx, Option<RecordState>)>,
+    unhosted: Vec<Start>,
+}
+
+/// A start of a worker: its lease, and for a child started at run time its
+/// template and argument.
+type Start = (ChildIdx, Option<RecordState>, Option<(u32, Vec<u8>)>);
+
+/// Queues the commands of a start on `channel`.
+fn queue_start(channel: &mut Channel, (child, lease, add): Start) {
+    if let Some((template, arg)) = add {
+        channel.queue(&Command::Add {
+            child,
+            template,
+            arg,
+        });
+    }
+    channel.queue(&Command::Start { child, lease });
 }
 
 impl HostLink {
@@ -64,6 +80,13 @@ impl HostLink {
             host: None,
             live: vec![false; children],
             unhosted: Vec::new(),
+        }
+    }
+
+    /// Makes room for workers up to index `len`.
+    pub(super) fn grow(&mut self, len: usize) {
+        if self.live.len() < len {
+            self.live.resize(len, false);
         }
     }
 
@@ -91,15 +114,20 @@ impl HostLink {
 
     /// Starts worker `child` in the host, or once it is forked; the host's
     /// pid if it runs.
-    pub(super) fn start(&mut self, child: ChildIdx, lease: Option<RecordState>) -> Option<Pid> {
+    pub(super) fn start(
+        &mut self,
+        child: ChildIdx,
+        lease: Option<RecordState>,
+        add: Option<(u32, Vec<u8>)>,
+    ) -> Option<Pid> {
         self.live[child.get()] = true;
         match &mut self.host {
             Some(host) => {
-                host.channel.queue(&Command::Start { child, lease });
+                queue_start(&mut host.channel, (child, lease, add));
                 Some(host.pid)
             }
             None => {
-                self.unhosted.push((child, lease));
+                self.unhosted.push((child, lease, add));
                 None
             }
         }
@@ -109,7 +137,7 @@ impl HostLink {
     /// and every live worker among them, to stop them all and exit. Returns
     /// the workers that were not running in a host.
     pub(super) fn stop(&mut self, workers: &[ChildIdx], whole_host: bool) -> Vec<ChildIdx> {
-        self.unhosted.retain(|(c, _)| !workers.contains(c));
+        self.unhosted.retain(|(c, _, _)| !workers.contains(c));
         let mut not_running = Vec::new();
         let mut stops = Vec::new();
         for &child in workers {
@@ -227,13 +255,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let starts = std::mem::take(&mut self.host.unhosted);
         match self.fork_host(&starts) {
             Ok(pid) => {
-                for (child, _) in starts {
+                for (child, _, _) in starts {
                     self.worker_started(child, pid);
                 }
                 false
             }
             Err(err) => {
-                let workers: Vec<ChildIdx> = starts.iter().map(|(c, _)| *c).collect();
+                let workers: Vec<ChildIdx> = starts.iter().map(|(c, _, _)| *c).collect();
                 for child in &workers {
                     self.host.live[child.get()] = false;
                 }
@@ -245,11 +273,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
 
     /// Forks the worker host, with `Start` commands for `starts` already in
     /// its channel, so it starts them before anything else.
-    fn fork_host(&mut self, starts: &[(ChildIdx, Option<RecordState>)]) -> Result<Pid, Errno> {
+    fn fork_host(&mut self, starts: &[Start]) -> Result<Pid, Errno> {
         let (mut channel, theirs) = Channel::both_ways()?;
         channel.reserve(32 * starts.len() + 64);
-        for &(child, lease) in starts {
-            channel.queue(&Command::Start { child, lease });
+        for start in starts {
+            queue_start(&mut channel, start.clone());
         }
         // A fresh socket takes far more than a tree's first starts; any rest
         // is flushed by the loop.
@@ -266,6 +294,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             // frees them, and keeps its heap compact for the next fork.
             let path = format!("{}/host", self.machine.path());
             let leasable = self.machine.leasable();
+            let owner = self.machine.path().to_owned();
+            let templates = self.sup.templates.clone();
+            let directory = self.dynamic.directory();
             self.leave_parent_state();
             // The child supervisors' specs stay where they are, never
             // dropped: see `take_children`.
@@ -286,6 +317,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     leasable,
                     grant,
                     channel: theirs,
+                    templates,
+                    directory,
+                    owner,
                 },
             )
         })?;

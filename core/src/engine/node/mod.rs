@@ -9,10 +9,12 @@
 //! here. No rule lives in this module.
 
 mod children;
+mod dynamic;
 mod host_link;
 mod report;
 
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -24,10 +26,12 @@ use super::outlet::Outlet;
 use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
 use crate::machine::{Action, ChildIdx, Machine, Outcome};
+use crate::message::Directory;
 use crate::tree::{Child, Supervisor};
 use crate::wire::{Ending, Note};
 use crate::{ChildExit, Spawner, Timer};
 use children::ChildProcs;
+use dynamic::Dynamic;
 use host_link::HostLink;
 
 pub(crate) struct Node<'a, S, T> {
@@ -60,6 +64,8 @@ pub(crate) struct Node<'a, S, T> {
     /// pipes, hosts that could not be set up): one, then at most one
     /// summary per second, however often they happen.
     engine_log: LogLimit,
+    /// Children started at run time, and the requests about them.
+    dynamic: Dynamic,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -70,6 +76,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         timer: T,
         signals: SignalPipe,
         outlet: Outlet,
+        directory: Arc<Directory>,
     ) -> Self {
         let is_worker: Vec<bool> = sup
             .children
@@ -95,6 +102,17 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             watched: Vec::new(),
             said: Vec::new(),
             engine_log: LogLimit::new(REPEAT_LOG_PERIOD),
+            dynamic: Dynamic::new(directory),
+        }
+    }
+
+    /// Makes room for children up to index `len` (children started at run
+    /// time are workers).
+    fn grow(&mut self, len: usize) {
+        if self.is_worker.len() < len {
+            self.is_worker.resize(len, true);
+            self.host.grow(len);
+            self.procs.grow(len);
         }
     }
 
@@ -190,7 +208,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     fn start(&mut self, child: ChildIdx) {
         if self.is_worker[child.get()] {
             let lease = self.machine.lease(child);
-            if let Some(pid) = self.host.start(child, lease) {
+            let add = self.dynamic.get(child).map(|d| (d.template, d.arg.clone()));
+            if let Some(pid) = self.host.start(child, lease, add) {
                 self.worker_started(child, pid);
             }
         } else {
@@ -292,6 +311,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             for (fd, events) in self.host.interest() {
                 self.poller.add(fd, events);
             }
+            self.watch_templates();
             if let Outlet::Events(events) = &self.outlet {
                 for fd in events.poll_fds() {
                     self.poller
@@ -315,6 +335,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let said = std::mem::take(&mut self.said);
         self.read_procs(&said, now);
         self.said = said;
+        if timeout != Some(Duration::ZERO) {
+            self.read_requests(now);
+        }
         if let Some(events) = self.outlet.events() {
             events.handle(now);
         }

@@ -8,8 +8,21 @@ use crate::machine::{ChildIdx, Report, Subject};
 use crate::{Event, EventKind, Spawner, Timer};
 
 impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// The path of child `child` in events: `<supervisor>/<index>`, and
+    /// for a child started at run time `<supervisor>/<template>#<id>`.
     pub(super) fn child_path(&self, child: ChildIdx) -> String {
-        format!("{}/{child}", self.machine.path())
+        let path = self.machine.path();
+        match self.dynamic.get(child) {
+            Some(started) => {
+                let template = self
+                    .sup
+                    .templates
+                    .get(started.template as usize)
+                    .map_or("?", |t| t.name.as_str());
+                format!("{path}/{template}#{}", started.id)
+            }
+            None => format!("{path}/{child}"),
+        }
     }
 
     /// Sends a lifecycle event about `path` to the root, if anyone listens.
@@ -38,6 +51,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     }
 
     pub(super) fn report_one(&mut self, report: Report) {
+        self.report_event(&report);
+        if let Report::Removed { child, id } = report {
+            self.removed(child, id);
+        }
+    }
+
+    fn report_event(&mut self, report: &Report) {
         match report {
             Report::Ready => self.ready(),
             Report::Stopping(_) => {
@@ -50,7 +70,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         if self.outlet.is_quiet() {
             return;
         }
-        let Some((subject, kind)) = self.machine.event(&report) else {
+        let Some((subject, kind)) = self.machine.event(report) else {
             return;
         };
         match subject {

@@ -1,0 +1,206 @@
+//! A supervisor's children started at run time: the requests read from its
+//! templates' sockets, handed to the machine, and their answers.
+//!
+//! A request is a datagram on the template's socket pair (see
+//! [`crate::message`]) carrying the requester's reply socket. The machine
+//! decides (`handle_add`, `handle_remove`); a start is answered at once
+//! with the child's id, a termination once the machine reports the child
+//! removed.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::PollFlags;
+
+use super::Node;
+use crate::machine::{AddError, ChildIdx};
+use crate::message::socket::{recv_datagram, reply_on};
+use crate::message::{Answer, Directory, Refusal, Request};
+use crate::tree::worker_policy;
+use crate::message::Kind;
+use crate::{ChildId, Spawner, Timer};
+
+/// How many requests are read from one template's socket per turn of the
+/// loop: a flood of requests must not keep the supervisor from its
+/// children.
+const REQUESTS_PER_TURN: usize = 64;
+
+/// A child started at run time, as its supervisor process keeps it: what
+/// builds it again in a new worker host.
+#[derive(Debug)]
+pub(super) struct Started {
+    pub(super) template: u32,
+    pub(super) arg: Vec<u8>,
+    pub(super) id: ChildId,
+}
+
+/// The dynamic children of one supervisor process.
+#[derive(Debug, Default)]
+pub(super) struct Dynamic {
+    /// The directory holding the templates' sockets.
+    directory: Arc<Directory>,
+    /// This supervisor's templates: their index among its templates and
+    /// their position in `poller` this turn.
+    watched: Vec<(u32, usize)>,
+    /// By child index.
+    children: Vec<Option<Started>>,
+    /// Reply sockets of `terminate_child` requests, answered once the child
+    /// is removed.
+    terminating: Vec<(ChildId, OwnedFd)>,
+}
+
+impl Dynamic {
+    pub(super) fn new(directory: Arc<Directory>) -> Self {
+        Self {
+            directory,
+            ..Self::default()
+        }
+    }
+
+    /// The directory of the tree's mailboxes and templates.
+    pub(super) fn directory(&self) -> Arc<Directory> {
+        self.directory.clone()
+    }
+
+    /// The child started at run time at `child`, if it is one.
+    pub(super) fn get(&self, child: ChildIdx) -> Option<&Started> {
+        self.children.get(child.get()).and_then(Option::as_ref)
+    }
+
+    /// In a freshly forked child: lets go of the parent's requests.
+    pub(super) fn leave(&mut self) {
+        // Closing our copies of the reply sockets is all that dropping
+        // them does.
+        self.terminating.clear();
+        std::mem::forget(std::mem::take(&mut self.children));
+    }
+}
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// Adds this supervisor's template sockets to the poller.
+    pub(super) fn watch_templates(&mut self) {
+        self.dynamic.watched.clear();
+        let path = self.machine.path();
+        for (n, template) in self.sup.templates.iter().enumerate() {
+            let Ok(endpoint) = self.dynamic.directory.find(&template.name, Kind::Template) else {
+                continue;
+            };
+            if endpoint.declared.owner != path {
+                continue;
+            }
+            let Ok(n) = u32::try_from(n) else { break };
+            let at = self.poller.add(endpoint.rx(), PollFlags::POLLIN);
+            self.dynamic.watched.push((n, at));
+        }
+    }
+
+    /// Reads and handles the requests waiting on the templates' sockets
+    /// that were ready.
+    pub(super) fn read_requests(&mut self, now: Instant) {
+        let ready: Vec<u32> = self
+            .dynamic
+            .watched
+            .iter()
+            .filter(|&&(_, at)| self.poller.ready(at))
+            .map(|&(t, _)| t)
+            .collect();
+        for template in ready {
+            for _ in 0..REQUESTS_PER_TURN {
+                let directory = self.dynamic.directory.clone();
+                let Some(name) = self.sup.templates.get(template as usize).map(|t| t.name.clone()) else {
+                    break;
+                };
+                let Ok(endpoint) = directory.find(&name, Kind::Template) else {
+                    break;
+                };
+                match recv_datagram(endpoint.rx(), &name) {
+                    Ok(Some(datagram)) => {
+                        let Some(reply) = datagram.passed else {
+                            tracing::warn!(supervisor = %self.machine.path(), template = %name, "a request without a reply socket was dropped");
+                            continue;
+                        };
+                        self.request(template, &name, &datagram.body, reply, now);
+                    }
+                    Ok(None) => {}
+                    Err(err) if err.raw_os_error() == Some(Errno::EAGAIN as i32) => break,
+                    Err(err) => {
+                        tracing::error!(supervisor = %self.machine.path(), template = %name, %err, "reading requests failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, template: u32, name: &str, body: &[u8], reply: OwnedFd, now: Instant) {
+        let answer = match postcard::from_bytes::<Request>(body) {
+            Ok(Request::Start(arg)) => self.add(template, arg, now),
+            Ok(Request::Terminate(id)) => match self.machine.handle_remove(id, now) {
+                Ok(_) => {
+                    self.dynamic.terminating.push((id, reply));
+                    return;
+                }
+                Err(_) => Err(Refusal::UnknownChild(id)),
+            },
+            Err(err) => {
+                tracing::warn!(supervisor = %self.machine.path(), template = %name, %err, "a malformed request was dropped");
+                return;
+            }
+        };
+        answer_on(&reply, &answer);
+    }
+
+    /// Builds a worker from `template` and `arg` to learn its policies, and
+    /// has the machine add it.
+    fn add(&mut self, template: u32, arg: Vec<u8>, now: Instant) -> Answer {
+        let Some(found) = self.sup.templates.get(template as usize) else {
+            return Err(Refusal::BadArgument("no such template".to_owned()));
+        };
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (found.build)(&arg)));
+        let policy = match built {
+            Ok(Ok(worker)) => worker_policy(worker.as_ref()),
+            Ok(Err(err)) => return Err(Refusal::BadArgument(err.to_string())),
+            Err(_) => return Err(Refusal::BadArgument("the template panicked".to_owned())),
+        };
+        match self.machine.handle_add(policy, now) {
+            Ok((child, id)) => {
+                let n = child.get();
+                if self.dynamic.children.len() <= n {
+                    self.dynamic.children.resize_with(n + 1, || None);
+                }
+                self.dynamic.children[n] = Some(Started { template, arg, id });
+                self.grow(n + 1);
+                Ok(Some(id))
+            }
+            Err(AddError::Full { max }) => Err(Refusal::Full { max }),
+            Err(AddError::ShuttingDown | AddError::NotDynamic) => Err(Refusal::ShuttingDown),
+        }
+    }
+
+    /// Dynamic child `child` (`id`) is gone: answers who asked to
+    /// terminate it.
+    pub(super) fn removed(&mut self, child: ChildIdx, id: ChildId) {
+        if let Some(slot) = self.dynamic.children.get_mut(child.get()) {
+            *slot = None;
+        }
+        let answer: Answer = Ok(None);
+        self.dynamic.terminating.retain(|(waiting, reply)| {
+            if *waiting == id {
+                answer_on(reply, &answer);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// Sends `answer` on a requester's reply socket.
+fn answer_on(reply: &OwnedFd, answer: &Answer) {
+    match postcard::to_stdvec(answer) {
+        Ok(body) => reply_on(reply, &body),
+        Err(err) => tracing::error!(%err, "an answer could not be encoded"),
+    }
+}

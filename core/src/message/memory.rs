@@ -1,0 +1,217 @@
+//! Mailboxes in the simulation: bounded in-memory queues, and call
+//! timeouts on the [`FakeTimer`]'s virtual time.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::future::{select, Either};
+
+use super::{Declared, InboxPort, Kind, Op, Outbox, Received, Replier, Services};
+use crate::testing::FakeTimer;
+use crate::{Error, Timer};
+
+/// How many messages a simulated mailbox holds before `send` waits: about
+/// what a process engine's mailbox holds of small messages.
+pub(crate) const CAPACITY: usize = 256;
+
+struct Item {
+    body: Vec<u8>,
+    reply: Option<oneshot::Sender<Vec<u8>>>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Item>,
+    receivers: Vec<Waker>,
+    senders: Vec<Waker>,
+}
+
+/// One simulated mailbox (or template's request queue).
+#[derive(Default)]
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn poll_push(&self, cx: &mut Context<'_>, item: &mut Option<Item>) -> Poll<()> {
+        let mut state = self.lock();
+        if state.items.len() >= CAPACITY {
+            state.senders.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if let Some(item) = item.take() {
+            state.items.push_back(item);
+        }
+        for waker in state.receivers.drain(..) {
+            waker.wake();
+        }
+        Poll::Ready(())
+    }
+
+    /// The next item, once there is one.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Received> {
+        let mut state = self.lock();
+        let Some(item) = state.items.pop_front() else {
+            state.receivers.push(cx.waker().clone());
+            return Poll::Pending;
+        };
+        for waker in state.senders.drain(..) {
+            waker.wake();
+        }
+        Poll::Ready(Received {
+            body: item.body,
+            reply: item
+                .reply
+                .map(|tx| Box::new(MemoryReplier(tx)) as Box<dyn Replier>),
+        })
+    }
+}
+
+struct MemoryReplier(oneshot::Sender<Vec<u8>>);
+
+impl Replier for MemoryReplier {
+    fn reply(self: Box<Self>, body: Vec<u8>) {
+        // The caller may have given up.
+        let _ = self.0.send(body);
+    }
+}
+
+/// The simulated mailboxes of a tree, as the workers of one supervisor
+/// reach them.
+#[derive(Clone)]
+pub(crate) struct MemoryServices {
+    endpoints: Arc<Vec<(Declared, Arc<Queue>)>>,
+    owner: String,
+    timer: FakeTimer,
+}
+
+impl MemoryServices {
+    /// A queue for each of `declared`, on `timer`'s time.
+    pub(crate) fn new(declared: Vec<Declared>, timer: FakeTimer) -> Self {
+        Self {
+            endpoints: Arc::new(
+                declared
+                    .into_iter()
+                    .map(|d| (d, Arc::new(Queue::default())))
+                    .collect(),
+            ),
+            owner: String::new(),
+            timer,
+        }
+    }
+
+    /// The same mailboxes, for the workers of supervisor `owner`.
+    pub(crate) fn for_owner(&self, owner: &str) -> Arc<dyn Services> {
+        Arc::new(Self {
+            owner: owner.to_owned(),
+            ..self.clone()
+        })
+    }
+
+    /// The request queues of the templates supervisor `owner` declared,
+    /// with their names.
+    pub(crate) fn templates_of(&self, owner: &str) -> Vec<(Declared, Arc<Queue>)> {
+        self.endpoints
+            .iter()
+            .filter(|(d, _)| d.kind == Kind::Template && d.owner == owner)
+            .cloned()
+            .collect()
+    }
+
+    fn find(&self, name: &str, kind: Kind) -> Result<&(Declared, Arc<Queue>), Error> {
+        self.endpoints
+            .iter()
+            .find(|(d, _)| d.name == name && d.kind == kind)
+            .ok_or_else(|| Error::UnknownName {
+                name: name.to_owned(),
+                kind: kind.noun(),
+            })
+    }
+}
+
+impl Services for MemoryServices {
+    fn outbox(&self, name: &str, kind: Kind) -> Result<Arc<dyn Outbox>, Error> {
+        let (_, queue) = self.find(name, kind)?;
+        Ok(Arc::new(MemoryOutbox {
+            name: name.into(),
+            queue: queue.clone(),
+            timer: self.timer.clone(),
+        }))
+    }
+
+    fn inbox(&self, name: &str) -> Result<Box<dyn InboxPort>, Error> {
+        let (declared, queue) = self.find(name, Kind::Mailbox)?;
+        if declared.owner != self.owner {
+            return Err(Error::NotOwner {
+                name: name.to_owned(),
+                owner: declared.owner.clone(),
+            });
+        }
+        Ok(Box::new(MemoryInbox(queue.clone())))
+    }
+
+    fn argument_type(&self, name: &str) -> Result<&'static str, Error> {
+        Ok(self.find(name, Kind::Template)?.0.argument)
+    }
+}
+
+struct MemoryOutbox {
+    name: Arc<str>,
+    queue: Arc<Queue>,
+    timer: FakeTimer,
+}
+
+impl MemoryOutbox {
+    async fn push(&self, item: Item) {
+        let mut item = Some(item);
+        std::future::poll_fn(|cx| self.queue.poll_push(cx, &mut item)).await;
+    }
+}
+
+impl Outbox for MemoryOutbox {
+    fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>> {
+        Box::pin(async move {
+            self.push(Item { body, reply: None }).await;
+            Ok(())
+        })
+    }
+
+    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.push(Item {
+                body,
+                reply: Some(tx),
+            })
+            .await;
+            let no_reply = || Error::NoReply {
+                name: self.name.to_string(),
+            };
+            match timeout {
+                None => rx.await.map_err(|_| no_reply()),
+                Some(limit) => match select(rx, self.timer.sleep(limit)).await {
+                    Either::Left((reply, _)) => reply.map_err(|_| no_reply()),
+                    Either::Right(((), _)) => Err(Error::Timeout {
+                        name: self.name.to_string(),
+                        after: limit,
+                    }),
+                },
+            }
+        })
+    }
+}
+
+struct MemoryInbox(Arc<Queue>);
+
+impl InboxPort for MemoryInbox {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
+        self.0.poll_take(cx).map(Some)
+    }
+}

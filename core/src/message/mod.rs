@@ -1,0 +1,601 @@
+//! Messages between the workers of a tree, across processes: named
+//! mailboxes ([`mailbox()`], [`inbox()`]) and children started at run time
+//! ([`start_child()`], [`terminate_child()`]).
+//!
+//! # Mailboxes
+//!
+//! A supervisor declares a mailbox by name
+//! ([`with_mailbox`](crate::Tree::with_mailbox)). The mailbox belongs to
+//! that supervisor, not to the worker that serves it: it is made before
+//! anything of the tree is forked, every process of the tree holds it, and
+//! what waits in it outlives every restart of the worker that serves it, in
+//! place or in a new worker host. A worker of that supervisor serves it
+//! through an [`Inbox`]; any worker anywhere in the tree sends to it
+//! through a [`Mailbox`], which stays valid across those restarts.
+//!
+//! * [`Mailbox::send`] is a *cast*: it returns once the message is queued.
+//! * [`Mailbox::call`] waits for the server's [`Envelope::reply`], at most
+//!   its timeout.
+//!
+//! Delivery is the one Erlang/OTP gives between processes:
+//!
+//! * **FIFO per sender**: messages one task sends arrive in that order.
+//! * **Bounded**: a mailbox holds what its kernel socket buffer holds
+//!   (about 200 messages of 64 bytes; see [`MAX_MESSAGE`] for the largest
+//!   message). A full mailbox makes `send` and `call` wait; nothing grows
+//!   without bound.
+//! * **At most once, never twice**: a message waiting in the mailbox when
+//!   its server restarts is delivered to the next run; a message already
+//!   handed to a run that dies is lost, and its `call` fails at once with
+//!   [`Error::NoReply`] (never later than its timeout).
+//!
+//! In the process engine a mailbox is a Unix datagram socket pair made by
+//! the root: nothing of it is on a file system, and only processes of the
+//! tree hold it. A call passes the server a socket of its own for the
+//! reply, so replies take the direct path too, and a server that dies
+//! closes it, which ends the call. In [`run_simulated`](crate::testing::run_simulated)
+//! the same API runs on in-memory queues and virtual time.
+//!
+//! Messages are encoded with [`serde`] and `postcard`: `M` is any type both
+//! sides agree on. A message the server can not decode as its `M` is
+//! dropped and logged (its caller gets [`Error::NoReply`]).
+//!
+//! # Children started at run time
+//!
+//! A supervisor declares a template by name
+//! ([`add_dynamic`](crate::Tree::add_dynamic)); [`start_child()`] asks that
+//! supervisor (wherever the caller runs) to build a worker from the
+//! template and an argument, and [`terminate_child()`] stops and removes
+//! one, as OTP's `DynamicSupervisor` does. See [`add_dynamic`](crate::Tree::add_dynamic)
+//! for their policies.
+//!
+//! # Examples
+//!
+//! A key-value server in one supervisor, a client in another, tested in
+//! the deterministic simulation:
+//!
+//! ```
+//! use std::future::Future;
+//! use std::pin::Pin;
+//! use std::time::Duration;
+//! use serde::{Deserialize, Serialize};
+//! use supertrees_core::testing::{run_simulated, FakeTimer};
+//! use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! enum Kv { Put(u64, u64), Get(u64) }
+//!
+//! struct KvServer;
+//! impl Worker for KvServer {
+//!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+//!         Box::pin(async {
+//!             let mut inbox = supertrees_core::inbox::<Kv>("kv").expect("kv is ours");
+//!             let mut map = std::collections::HashMap::new();
+//!             while let Some(envelope) = inbox.recv().await {
+//!                 match *envelope.message() {
+//!                     Kv::Put(k, v) => { map.insert(k, v); }
+//!                     Kv::Get(k) => envelope.reply(map.get(&k).copied()),
+//!                 }
+//!             }
+//!         })
+//!     }
+//! }
+//! impl Restartable for KvServer {}
+//!
+//! struct Client;
+//! impl Worker for Client {
+//!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+//!         Box::pin(async {
+//!             let kv = supertrees_core::mailbox::<Kv>("kv").expect("kv is declared");
+//!             kv.send(Kv::Put(1, 2)).await.expect("queued");
+//!             let v: Option<u64> = kv.call(Kv::Get(1), Duration::from_secs(1)).await.expect("answered");
+//!             assert_eq!(v, Some(2));
+//!         })
+//!     }
+//! }
+//! impl Restartable for Client {
+//!     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+//! }
+//!
+//! let tree = Supertree::new()
+//!     .add_supervisor(|s| s.with_mailbox("kv").add_worker(KvServer)
+//!         .with_restart_policy(RestartPolicy::Never))
+//!     .add_worker(Client);
+//! # let _ = tree;
+//! ```
+
+mod directory;
+mod memory;
+#[allow(unsafe_code)]
+pub(crate) mod socket;
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub(crate) use directory::{Declared, Directory};
+pub(crate) use memory::MemoryServices;
+
+use crate::{ChildId, Error};
+
+/// The largest message (and reply) in bytes, once encoded: 64 KiB. A
+/// larger one is refused by [`Mailbox::send`] and [`Mailbox::call`] with
+/// [`Error::MessageTooLarge`]; a larger reply is dropped and logged (its
+/// caller gets [`Error::NoReply`]).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// A boxed, sendable future with an output.
+pub(crate) type Op<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The sending side of one named endpoint: a mailbox, or the requests of a
+/// dynamic-children template.
+pub(crate) trait Outbox: Send + Sync {
+    /// Queues `body`, waiting while the endpoint is full.
+    fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>>;
+    /// Queues `body` with a way to reply, and waits for the reply (at most
+    /// `timeout`, if any).
+    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>>;
+}
+
+/// The serving side of a mailbox.
+pub(crate) trait InboxPort: Send {
+    /// The next message, once there is one; `None` once the mailbox is gone.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>>;
+}
+
+/// A message taken from a mailbox, with its reply path if it is a call.
+pub(crate) struct Received {
+    pub(crate) body: Vec<u8>,
+    pub(crate) reply: Option<Box<dyn Replier>>,
+}
+
+/// Where the reply to one call goes.
+pub(crate) trait Replier: Send {
+    /// Sends the reply; the caller may be gone.
+    fn reply(self: Box<Self>, body: Vec<u8>);
+}
+
+/// What a worker's messages go through: the process engine's sockets, or
+/// the simulation's queues.
+pub(crate) trait Services: Send + Sync {
+    /// The sending side of `name`, which must be declared as `kind`.
+    fn outbox(&self, name: &str, kind: Kind) -> Result<Arc<dyn Outbox>, Error>;
+    /// The serving side of mailbox `name`, for a worker of its supervisor.
+    fn inbox(&self, name: &str) -> Result<Box<dyn InboxPort>, Error>;
+    /// The type of the argument of template `name`.
+    fn argument_type(&self, name: &str) -> Result<&'static str, Error>;
+}
+
+/// What a name was declared as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Mailbox,
+    Template,
+}
+
+impl Kind {
+    /// What it is called in messages.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            Kind::Mailbox => "mailbox",
+            Kind::Template => "dynamic-children template",
+        }
+    }
+}
+
+/// The services of this process, set by a worker host before it runs any
+/// worker: what [`mailbox()`] and friends use outside a worker's own run
+/// (in a task the worker spawned on the runtime directly).
+static PROCESS: OnceLock<Arc<dyn Services>> = OnceLock::new();
+
+/// Makes `services` this process's (in a worker host, once).
+pub(crate) fn install(services: Arc<dyn Services>) {
+    let _ = PROCESS.set(services);
+}
+
+/// The services of the calling worker: its run's, else its process's.
+fn services() -> Result<Arc<dyn Services>, Error> {
+    crate::ready::current_services()
+        .or_else(|| PROCESS.get().cloned())
+        .ok_or(Error::NotInTree)
+}
+
+/// Encodes `value` for the endpoint `name`, within [`MAX_MESSAGE`].
+fn encode<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>, Error> {
+    let body = postcard::to_stdvec(value).map_err(|err| Error::Encoding {
+        name: name.to_owned(),
+        reason: err.to_string(),
+    })?;
+    if body.len() > MAX_MESSAGE {
+        return Err(Error::MessageTooLarge {
+            name: name.to_owned(),
+            size: body.len(),
+            max: MAX_MESSAGE,
+        });
+    }
+    Ok(body)
+}
+
+/// Decodes a reply from endpoint `name`.
+fn decode<T: DeserializeOwned>(name: &str, body: &[u8]) -> Result<T, Error> {
+    postcard::from_bytes(body).map_err(|err| Error::Encoding {
+        name: name.to_owned(),
+        reason: err.to_string(),
+    })
+}
+
+/// The sending side of the mailbox `name`, from any worker of the tree, in
+/// any process.
+///
+/// The handle is cheap to clone and stays valid across every restart of
+/// the worker that serves the mailbox.
+///
+/// # Errors
+///
+/// [`Error::UnknownName`] if no supervisor of the tree declared a mailbox
+/// `name` (with [`with_mailbox`](crate::Tree::with_mailbox)),
+/// [`Error::NotInTree`] outside a worker of a running tree, [`Error::Os`]
+/// if the process is out of file descriptors.
+///
+/// # Examples
+///
+/// ```
+/// // Outside a running tree there is no mailbox to reach.
+/// let err = supertrees_core::mailbox::<u64>("kv").unwrap_err();
+/// assert!(matches!(err, supertrees_core::Error::NotInTree));
+/// ```
+pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
+    let outbox = services()?.outbox(name, Kind::Mailbox)?;
+    Ok(Mailbox {
+        name: name.into(),
+        outbox,
+        message: PhantomData,
+    })
+}
+
+/// The serving side of the mailbox `name`, for a worker of the supervisor
+/// that declared it.
+///
+/// Take it in each run of the serving worker (its `init` future): the
+/// messages not yet received by a run that ended are there for the next.
+/// Several inboxes of one mailbox share its messages, each message going to
+/// one of them.
+///
+/// # Errors
+///
+/// [`Error::UnknownName`] if no supervisor declared a mailbox `name`,
+/// [`Error::NotOwner`] if the calling worker's supervisor is not the one
+/// that declared it, [`Error::NotInTree`] outside a worker of a running
+/// tree.
+///
+/// # Examples
+///
+/// ```
+/// let err = supertrees_core::inbox::<u64>("kv").unwrap_err();
+/// assert!(matches!(err, supertrees_core::Error::NotInTree));
+/// ```
+pub fn inbox<M: DeserializeOwned + Send + 'static>(name: &str) -> Result<Inbox<M>, Error> {
+    let port = services()?.inbox(name)?;
+    Ok(Inbox {
+        name: name.into(),
+        port,
+        message: PhantomData,
+    })
+}
+
+/// A handle on a named mailbox, for sending it messages of type `M`. Made
+/// by [`mailbox()`].
+///
+/// # Examples
+///
+/// See [the module](crate::message) for a server and a client.
+pub struct Mailbox<M> {
+    name: Arc<str>,
+    outbox: Arc<dyn Outbox>,
+    message: PhantomData<fn(M)>,
+}
+
+impl<M> Clone for Mailbox<M> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            outbox: self.outbox.clone(),
+            message: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for Mailbox<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailbox").field("name", &self.name).finish()
+    }
+}
+
+impl<M: Serialize> Mailbox<M> {
+    /// The name of the mailbox.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends `msg` (a cast): resolves once it is queued in the mailbox,
+    /// waiting while the mailbox is full.
+    ///
+    /// The message is encoded at once; the future holds only its bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageTooLarge`] over [`MAX_MESSAGE`],
+    /// [`Error::Encoding`] if `msg` can not be encoded, [`Error::Os`] if
+    /// the socket fails.
+    pub fn send(&self, msg: M) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let queued = encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
+        async move { queued?.await }
+    }
+
+    /// Sends `msg` and waits for the server's reply, decoded as `R`, at
+    /// most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no reply came within `timeout` (a reply that
+    /// comes later is dropped), [`Error::NoReply`] when the server dropped
+    /// the message without replying, could not decode it, or died with it;
+    /// [`Error::Encoding`] if the reply is not an `R`; and those of
+    /// [`send`](Self::send).
+    pub fn call<R: DeserializeOwned>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
+        let name = self.name.clone();
+        let asked = encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, Some(timeout)));
+        async move {
+            let reply = asked?.await?;
+            decode(&name, &reply)
+        }
+    }
+}
+
+/// The serving side of a named mailbox, receiving messages of type `M`.
+/// Made by [`inbox()`].
+pub struct Inbox<M> {
+    name: Arc<str>,
+    port: Box<dyn InboxPort>,
+    message: PhantomData<fn() -> M>,
+}
+
+impl<M> fmt::Debug for Inbox<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox").field("name", &self.name).finish()
+    }
+}
+
+impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
+    /// The name of the mailbox.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next message, once one arrives. A message that does not decode
+    /// as an `M` is dropped and logged (its caller gets
+    /// [`Error::NoReply`]). `None` only once the mailbox itself is gone
+    /// (the tree is ending).
+    pub fn recv(&mut self) -> impl Future<Output = Option<Envelope<M>>> + Send + '_ {
+        std::future::poll_fn(move |cx| self.poll_recv(cx))
+    }
+
+    /// The next message, polled by hand (what [`recv`](Self::recv) does).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Envelope<M>>> {
+        loop {
+            let Some(received) = std::task::ready!(self.port.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            match postcard::from_bytes::<M>(&received.body) {
+                Ok(message) => {
+                    return Poll::Ready(Some(Envelope {
+                        message,
+                        reply: received.reply,
+                        name: self.name.clone(),
+                    }))
+                }
+                Err(err) => {
+                    tracing::warn!(mailbox = %self.name, %err, bytes = received.body.len(),
+                        "a message that does not decode as this inbox's type was dropped");
+                }
+            }
+        }
+    }
+}
+
+/// One message taken from a mailbox, and the way to answer it if it came
+/// from [`Mailbox::call`].
+pub struct Envelope<M> {
+    message: M,
+    reply: Option<Box<dyn Replier>>,
+    name: Arc<str>,
+}
+
+impl<M: fmt::Debug> fmt::Debug for Envelope<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("message", &self.message)
+            .field("is_call", &self.is_call())
+            .finish()
+    }
+}
+
+impl<M> Envelope<M> {
+    /// The message.
+    pub fn message(&self) -> &M {
+        &self.message
+    }
+
+    /// The message, taken out; a caller waiting for a reply gets
+    /// [`Error::NoReply`].
+    pub fn into_message(self) -> M {
+        self.message
+    }
+
+    /// Whether the sender waits for a [`reply`](Self::reply) (it used
+    /// [`Mailbox::call`]).
+    pub fn is_call(&self) -> bool {
+        self.reply.is_some()
+    }
+
+    /// Answers a call with `reply` (for a cast: does nothing). Never waits:
+    /// a caller that gave up, or is gone, is not an error here. A reply that
+    /// can not be encoded, or is larger than [`MAX_MESSAGE`], is dropped and
+    /// logged, and the caller gets [`Error::NoReply`].
+    pub fn reply<R: Serialize>(self, reply: R) {
+        let Some(replier) = self.reply else { return };
+        match encode(&self.name, &reply) {
+            Ok(body) => replier.reply(body),
+            Err(err) => tracing::warn!(mailbox = %self.name, %err, "reply dropped"),
+        }
+    }
+}
+
+/// A request to a supervisor about its dynamic children.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Build a worker from the template and this argument, and start it.
+    Start(Vec<u8>),
+    /// Stop and remove this child.
+    Terminate(ChildId),
+}
+
+/// Why a supervisor refused a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Refusal {
+    /// It already runs its maximum number of dynamic children.
+    Full { max: u32 },
+    /// No such child (never was, or already removed).
+    UnknownChild(ChildId),
+    /// The argument did not decode as the template's.
+    BadArgument(String),
+    /// It is shutting down.
+    ShuttingDown,
+}
+
+/// A supervisor's answer to a [`Request`].
+pub(crate) type Answer = Result<Option<ChildId>, Refusal>;
+
+impl Refusal {
+    fn into_error(self, name: &str) -> Error {
+        let name = name.to_owned();
+        match self {
+            Refusal::Full { max } => Error::TooManyChildren { name, max },
+            Refusal::UnknownChild(id) => Error::UnknownChild { name, id },
+            Refusal::BadArgument(reason) => Error::Encoding { name, reason },
+            Refusal::ShuttingDown => Error::ShuttingDown { name },
+        }
+    }
+}
+
+/// Asks the supervisor that declared template `name` about its children.
+async fn ask(outbox: Arc<dyn Outbox>, name: Arc<str>, request: Request) -> Result<Option<ChildId>, Error> {
+    let body = encode(&name, &request)?;
+    let reply = outbox.call(body, None).await?;
+    decode::<Answer>(&name, &reply)?.map_err(|refusal| refusal.into_error(&name))
+}
+
+/// Starts a child under the supervisor that declared the template `name`
+/// (with [`add_dynamic`](crate::Tree::add_dynamic)), from any worker of the
+/// tree, in any process: that supervisor builds the worker from its
+/// template and `arg`, and starts it with the worker's own
+/// [`Restartable`](crate::Restartable) policies.
+///
+/// Resolves once the supervisor has added the child, with its id (it is
+/// being started then, as OTP's `start_child` returns once the child is
+/// added).
+///
+/// # Errors
+///
+/// [`Error::UnknownName`] if no supervisor declared a template `name`,
+/// [`Error::WrongArgument`] if its template takes another type than `A`,
+/// [`Error::TooManyChildren`] at the supervisor's
+/// [`with_max_children`](crate::Tree::with_max_children),
+/// [`Error::ShuttingDown`] while it stops, [`Error::NoReply`] if it died
+/// while asked, [`Error::NotInTree`] outside a worker of a running tree.
+///
+/// # Examples
+///
+/// ```
+/// let started = futures::executor::block_on(supertrees_core::start_child("conn", 7u32));
+/// assert!(matches!(started, Err(supertrees_core::Error::NotInTree)));
+/// ```
+pub fn start_child<A: Serialize>(
+    name: &str,
+    arg: A,
+) -> impl Future<Output = Result<ChildId, Error>> + Send + 'static {
+    let request = prepare::<A>(name, Some(&arg)).and_then(|(outbox, name)| {
+        let arg = encode(&name, &arg)?;
+        Ok((outbox, name, Request::Start(arg)))
+    });
+    async move {
+        let (outbox, name, request) = request?;
+        match ask(outbox, name.clone(), request).await? {
+            Some(id) => Ok(id),
+            None => Err(Error::NoReply {
+                name: name.to_string(),
+            }),
+        }
+    }
+}
+
+/// Stops the child `id` that [`start_child()`] started under the template
+/// `name`, with its graceful stop (its run sees
+/// [`stopping()`](crate::stopping()) and has its
+/// [`Restartable::shutdown`](crate::Restartable::shutdown) time), and
+/// removes it. Resolves once it has stopped.
+///
+/// # Errors
+///
+/// [`Error::UnknownChild`] if there is no such child (any more),
+/// [`Error::UnknownName`], [`Error::NoReply`] and [`Error::NotInTree`] as
+/// for [`start_child()`].
+///
+/// # Examples
+///
+/// ```
+/// # fn id() -> supertrees_core::ChildId { unimplemented!() }
+/// async fn stop(id: supertrees_core::ChildId) -> Result<(), supertrees_core::Error> {
+///     supertrees_core::terminate_child("conn", id).await
+/// }
+/// ```
+pub fn terminate_child(
+    name: &str,
+    id: ChildId,
+) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    let request = prepare::<()>(name, None);
+    async move {
+        let (outbox, name) = request?;
+        ask(outbox, name, Request::Terminate(id)).await.map(drop)
+    }
+}
+
+/// The request endpoint of template `name`, checking that it takes an `A`
+/// when `arg` is given.
+fn prepare<A>(name: &str, arg: Option<&A>) -> Result<(Arc<dyn Outbox>, Arc<str>), Error> {
+    let services = services()?;
+    let outbox = services.outbox(name, Kind::Template)?;
+    if arg.is_some() {
+        let expected = services.argument_type(name)?;
+        let given = std::any::type_name::<A>();
+        if expected != given {
+            return Err(Error::WrongArgument {
+                name: name.to_owned(),
+                expected,
+                given,
+            });
+        }
+    }
+    Ok((outbox, name.into()))
+}

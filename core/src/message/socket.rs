@@ -1,0 +1,320 @@
+//! Mailboxes in the process engine: datagrams on the socket pairs of the
+//! [`Directory`], with a socket of its own passed along with each call for
+//! its reply.
+//!
+//! A mailbox's receiving end is held by every process of the tree, its
+//! supervisor's included, so what waits in it outlives the worker host that
+//! serves it. A call's reply socket is a fresh `SOCK_SEQPACKET` pair: the
+//! server holds one end while it has the message (in the mailbox, or in an
+//! [`Envelope`](super::Envelope)); when it replies, drops the envelope or
+//! dies, the caller reads the reply or the end of the socket at once.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use nix::sys::socket::{
+    recv, recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
+
+use super::{Directory, InboxPort, Kind, Op, Outbox, Received, Replier, Services, MAX_MESSAGE};
+use crate::{BoxFuture, Error, Interest, IoSource};
+
+/// Registers a file descriptor with the worker host's runtime
+/// ([`Spawner::register`](crate::Spawner::register)).
+pub(crate) type Register = Arc<dyn Fn(OwnedFd) -> io::Result<Box<dyn IoSource>> + Send + Sync>;
+
+/// Sleeps on the worker host's timer.
+pub(crate) type Sleep = Arc<dyn Fn(Duration) -> BoxFuture + Send + Sync>;
+
+/// How many file descriptors a received datagram may carry before it is
+/// cut (one is all a call passes).
+const FDS_PER_MESSAGE: usize = 4;
+
+thread_local! {
+    /// Where datagrams are received: one per thread, large enough to tell a
+    /// message over [`MAX_MESSAGE`].
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_MESSAGE + 1]);
+}
+
+/// One datagram read from a socket.
+pub(crate) struct Datagram {
+    pub(crate) body: Vec<u8>,
+    /// The file descriptor it carried (a call's reply socket).
+    pub(crate) passed: Option<OwnedFd>,
+}
+
+/// Sends `body` as one datagram on `fd`, passing `pass` along, without
+/// blocking.
+pub(crate) fn send_datagram(fd: BorrowedFd<'_>, body: &[u8], pass: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    let passed = pass.map(|fd| [fd.as_raw_fd()]);
+    let cmsgs: Vec<ControlMessage<'_>> = passed.iter().map(|fds| ControlMessage::ScmRights(fds)).collect();
+    sendmsg::<()>(
+        fd.as_raw_fd(),
+        &[IoSlice::new(body)],
+        &cmsgs,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Reads one datagram from `fd` without blocking. A datagram over
+/// [`MAX_MESSAGE`] is dropped and logged (with the descriptors it
+/// carried, which ends its call): `Ok(None)`.
+pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option<Datagram>> {
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        let mut cmsgs = nix::cmsg_space!([RawFd; FDS_PER_MESSAGE]);
+        let mut iov = [IoSliceMut::new(&mut buffer[..])];
+        let msg = recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsgs),
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let (len, flags) = (msg.bytes, msg.flags);
+        let mut passed: Vec<OwnedFd> = Vec::new();
+        if let Ok(received) = msg.cmsgs() {
+            for cmsg in received {
+                if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                    // SAFETY: the kernel just installed these descriptors
+                    // in this process for this message; nothing else owns
+                    // them.
+                    passed.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+        }
+        if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
+            tracing::warn!(endpoint = what, max = MAX_MESSAGE, "an oversized message was dropped");
+            return Ok(None);
+        }
+        if flags.contains(MsgFlags::MSG_CTRUNC) || passed.len() > 1 {
+            tracing::warn!(endpoint = what, "a message carrying unexpected file descriptors was dropped");
+            return Ok(None);
+        }
+        Ok(Some(Datagram {
+            body: buffer[..len].to_vec(),
+            passed: passed.pop(),
+        }))
+    })
+}
+
+/// Sends a reply on a call's reply socket, without blocking; a caller that
+/// is gone is not an error.
+pub(crate) fn reply_on(fd: &OwnedFd, body: &[u8]) {
+    let mut tagged = Vec::with_capacity(body.len() + 1);
+    tagged.push(REPLY_TAG);
+    tagged.extend_from_slice(body);
+    let sent = send(
+        fd.as_raw_fd(),
+        &tagged,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    );
+    if let Err(err) = sent {
+        tracing::debug!(%err, "a reply found no caller");
+    }
+}
+
+/// The mailboxes of a tree, as the workers of one worker host reach them.
+pub(crate) struct SocketServices {
+    pub(crate) directory: Arc<Directory>,
+    /// The path of the supervisor whose workers run here.
+    pub(crate) owner: String,
+    pub(crate) register: Register,
+    pub(crate) sleep: Sleep,
+}
+
+impl Services for SocketServices {
+    fn outbox(&self, name: &str, kind: Kind) -> Result<Arc<dyn Outbox>, Error> {
+        let endpoint = self.directory.find(name, kind)?;
+        let source = endpoint
+            .tx()
+            .try_clone_to_owned()
+            .and_then(|fd| (self.register)(fd))
+            .map_err(|source| Error::Os {
+                context: "opening a mailbox",
+                source,
+            })?;
+        Ok(Arc::new(SocketOutbox {
+            name: name.into(),
+            source,
+            register: self.register.clone(),
+            sleep: self.sleep.clone(),
+        }))
+    }
+
+    fn inbox(&self, name: &str) -> Result<Box<dyn InboxPort>, Error> {
+        let endpoint = self.directory.find(name, Kind::Mailbox)?;
+        if endpoint.declared.owner != self.owner {
+            return Err(Error::NotOwner {
+                name: name.to_owned(),
+                owner: endpoint.declared.owner.clone(),
+            });
+        }
+        let source = endpoint
+            .rx()
+            .try_clone_to_owned()
+            .and_then(|fd| (self.register)(fd))
+            .map_err(|source| Error::Os {
+                context: "opening an inbox",
+                source,
+            })?;
+        Ok(Box::new(SocketInbox {
+            name: name.into(),
+            source,
+        }))
+    }
+
+    fn argument_type(&self, name: &str) -> Result<&'static str, Error> {
+        Ok(self.directory.find(name, Kind::Template)?.declared.argument)
+    }
+}
+
+/// The sending side of a mailbox in this process.
+struct SocketOutbox {
+    name: Arc<str>,
+    source: Box<dyn IoSource>,
+    register: Register,
+    sleep: Sleep,
+}
+
+impl SocketOutbox {
+    /// Queues `body` (with `pass`), waiting while the mailbox is full.
+    async fn queue(&self, body: &[u8], pass: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+        std::future::poll_fn(|cx| {
+            self.source
+                .poll_io(cx, Interest::Writable, &mut |fd| send_datagram(fd, body, pass))
+        })
+        .await
+        .map_err(|source| Error::Os {
+            context: "sending to a mailbox",
+            source,
+        })
+    }
+
+    /// Waits for the reply on `ours`: `None` if the server let go of the
+    /// call without one.
+    async fn reply(&self, ours: OwnedFd) -> Result<Option<Vec<u8>>, Error> {
+        let failed = |source| Error::Os {
+            context: "reading a reply",
+            source,
+        };
+        let reply = (self.register)(ours).map_err(failed)?;
+        let mut got = None;
+        std::future::poll_fn(|cx| {
+            reply.poll_io(cx, Interest::Readable, &mut |fd| {
+                got = recv_reply(fd)?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(failed)?;
+        Ok(got)
+    }
+}
+
+impl Outbox for SocketOutbox {
+    fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>> {
+        Box::pin(async move { self.queue(&body, None).await })
+    }
+
+    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>> {
+        Box::pin(async move {
+            let (ours, theirs) = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            )
+            .map_err(|errno| Error::Os {
+                context: "making a call's reply socket",
+                source: errno.into(),
+            })?;
+            self.queue(&body, Some(theirs.as_fd())).await?;
+            // The server holds the other end now: ours ends when it does.
+            drop(theirs);
+            let answer = self.reply(ours);
+            let answer = match timeout {
+                None => answer.await?,
+                Some(limit) => match select(std::pin::pin!(answer), (self.sleep)(limit)).await {
+                    Either::Left((answer, _)) => answer?,
+                    Either::Right(((), _)) => {
+                        return Err(Error::Timeout {
+                            name: self.name.to_string(),
+                            after: limit,
+                        })
+                    }
+                },
+            };
+            answer.ok_or_else(|| Error::NoReply {
+                name: self.name.to_string(),
+            })
+        })
+    }
+}
+
+/// The tag in front of every reply, so that an empty reply (a `()`) is
+/// told from the end of the socket.
+const REPLY_TAG: u8 = 1;
+
+/// Reads a reply from a call's socket: `None` at its end (the server let
+/// go of the call).
+fn recv_reply(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u8>>> {
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        let len = recv(fd.as_raw_fd(), &mut buffer[..], MsgFlags::MSG_DONTWAIT)?;
+        Ok(match buffer[..len].split_first() {
+            Some((&REPLY_TAG, body)) => Some(body.to_vec()),
+            _ => None,
+        })
+    })
+}
+
+/// Where the reply to one call goes: the socket it passed.
+pub(crate) struct SocketReplier(pub(crate) OwnedFd);
+
+impl Replier for SocketReplier {
+    fn reply(self: Box<Self>, body: Vec<u8>) {
+        reply_on(&self.0, &body);
+    }
+}
+
+/// The serving side of a mailbox in this process.
+struct SocketInbox {
+    name: Arc<str>,
+    source: Box<dyn IoSource>,
+}
+
+impl InboxPort for SocketInbox {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
+        loop {
+            let mut got = None;
+            let name = &self.name;
+            let read = self.source.poll_io(cx, Interest::Readable, &mut |fd| {
+                got = recv_datagram(fd, name)?;
+                Ok(())
+            });
+            match std::task::ready!(read) {
+                Ok(()) => {}
+                Err(err) => {
+                    tracing::error!(mailbox = %self.name, %err, "reading the mailbox failed; it is closed for this run");
+                    return Poll::Ready(None);
+                }
+            }
+            if let Some(datagram) = got {
+                return Poll::Ready(Some(Received {
+                    body: datagram.body,
+                    reply: datagram
+                        .passed
+                        .map(|fd| Box::new(SocketReplier(fd)) as Box<dyn Replier>),
+                }));
+            }
+        }
+    }
+}
