@@ -105,7 +105,8 @@
 //! ```
 
 mod directory;
-mod memory;
+pub(crate) mod dynamic;
+pub(crate) mod memory;
 #[allow(unsafe_code)]
 pub(crate) mod socket;
 

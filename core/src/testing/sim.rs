@@ -21,8 +21,12 @@ use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject}
 use crate::observe::Observed;
 use crate::ready::{run_worker, StopFlag};
 use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
+use crate::message::dynamic;
+use crate::message::memory::Queue;
+use crate::message::{Answer, Declared, MemoryServices, Received, Refusal, Replier, Request, Services};
+use crate::tree::worker_policy;
 use crate::wire::Note;
-use crate::{ChildExit, Error, Event, EventKind, NodeKind, Timer};
+use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 
 /// Runs `tree` to its end in the calling thread, on `timer`'s virtual time.
 ///
@@ -84,12 +88,14 @@ pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Err
         observed: Observed::new(observers, std::process::id(), timer.now()),
         timer: timer.clone(),
     }));
+    let services = MemoryServices::new(Declared::collect(&tree.root)?, timer.clone());
     let root = supervise(
         &tree.root,
         "root".to_owned(),
         timer.clone(),
         Parent::Root(observer.clone()),
         observer,
+        services,
     );
     let outcome = drive(root, &timer)?;
     match outcome {
@@ -149,6 +155,21 @@ impl Observer {
 
 type Shared<T> = Rc<RefCell<T>>;
 
+/// A worker of the tree, or one built from a template at run time.
+enum WorkerRef<'a> {
+    Static(&'a dyn crate::Worker),
+    Built(Rc<dyn crate::Worker>),
+}
+
+impl WorkerRef<'_> {
+    fn get(&self) -> &dyn crate::Worker {
+        match self {
+            WorkerRef::Static(w) => *w,
+            WorkerRef::Built(w) => w.as_ref(),
+        }
+    }
+}
+
 type ChildFuture<'a> = Pin<Box<dyn Future<Output = (ChildExit, Option<String>)> + 'a>>;
 
 /// The running children of one simulated supervisor. Dropped in reverse
@@ -193,12 +214,32 @@ struct Sim<'a> {
     worker_stops: Vec<Option<Arc<StopFlag>>>,
     parent: Parent,
     observer: Shared<Observer>,
+    /// The tree's simulated mailboxes and templates.
+    services: MemoryServices,
+    /// The same, as this supervisor's workers reach them.
+    mine: Arc<dyn Services>,
+    /// The request queues of this supervisor's templates, in the order of
+    /// its templates.
+    templates: Vec<(Declared, Arc<Queue>)>,
+    /// Children started at run time, by index.
+    dynamic: Vec<Option<Dynamic>>,
+    /// Who waits for a child to be removed.
+    terminating: Vec<(ChildId, Box<dyn Replier>)>,
+}
+
+/// A child started at run time.
+struct Dynamic {
+    worker: Rc<dyn crate::Worker>,
+    template: String,
+    id: ChildId,
 }
 
 /// What woke a simulated supervisor.
 enum Happened {
     Exited(usize, (ChildExit, Option<String>)),
     Stop,
+    /// A request about dynamic children, to the template at this position.
+    Request(usize, Received),
     Other,
 }
 
@@ -210,8 +251,9 @@ fn supervise<'a>(
     timer: FakeTimer,
     parent: Parent,
     observer: Shared<Observer>,
+    services: MemoryServices,
 ) -> SupervisorFuture<'a> {
-    supervise_with_stop(sup, path, timer, parent, observer, Arc::default())
+    supervise_with_stop(sup, path, timer, parent, observer, services, Arc::default())
 }
 
 type SupervisorFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + 'a>>;
@@ -222,8 +264,11 @@ fn supervise_with_stop<'a>(
     timer: FakeTimer,
     parent: Parent,
     observer: Shared<Observer>,
+    services: MemoryServices,
     stop: Arc<AtomicBool>,
 ) -> SupervisorFuture<'a> {
+    let mine = services.for_owner(&path);
+    let templates = services.templates_of(&path);
     let machine = sup.machine(path);
     let grant = Grant {
         budget: machine.budget(timer.now()),
@@ -243,6 +288,11 @@ fn supervise_with_stop<'a>(
         worker_stops: sup.children.iter().map(|_| None).collect(),
         parent,
         observer,
+        services,
+        mine,
+        templates,
+        dynamic: Vec::new(),
+        terminating: Vec::new(),
     };
     sim.machine.handle_start(sim.timer.now());
     let started = sim.apply();
@@ -268,8 +318,13 @@ impl<'a> Sim<'a> {
             .machine
             .poll_timeout()
             .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
-        let (running, notes, stop, stopping) =
-            (&mut self.running, &self.notes, &self.stop, self.stopping);
+        let (running, notes, stop, stopping, templates) = (
+            &mut self.running,
+            &self.notes,
+            &self.stop,
+            self.stopping,
+            &self.templates,
+        );
         let happened = futures::future::poll_fn(|cx| {
             if !stopping && stop.load(Ordering::SeqCst) {
                 return Poll::Ready(Happened::Stop);
@@ -284,6 +339,11 @@ impl<'a> Sim<'a> {
             }
             if notes.lock().is_ok_and(|q| !q.is_empty()) {
                 return Poll::Ready(Happened::Other);
+            }
+            for (t, (_, queue)) in templates.iter().enumerate() {
+                if let Poll::Ready(request) = queue.poll_take(cx) {
+                    return Poll::Ready(Happened::Request(t, request));
+                }
             }
             match &mut sleep {
                 Some(sleep) => sleep.as_mut().poll(cx).map(|()| Happened::Other),
@@ -326,6 +386,7 @@ impl<'a> Sim<'a> {
                 self.stopping = true;
                 self.machine.handle_shutdown(now);
             }
+            Happened::Request(t, request) => self.request(t, request, now),
             Happened::Other => {}
         }
         if self.machine.poll_timeout().is_some_and(|at| at <= now) {
@@ -392,6 +453,43 @@ impl<'a> Sim<'a> {
 
     /// Turns the machine's decisions into events, as a supervisor process
     /// does, and passes readiness up.
+    /// A request to this supervisor about its dynamic children.
+    fn request(&mut self, t: usize, request: Received, now: std::time::Instant) {
+        let Some(reply) = request.reply else { return };
+        let answer: Answer = match postcard::from_bytes::<Request>(&request.body) {
+            Ok(Request::Start(arg)) => self.add(t, &arg, now),
+            Ok(Request::Terminate(id)) => match dynamic::remove(&mut self.machine, id, now) {
+                Ok(_) => {
+                    self.terminating.push((id, reply));
+                    return;
+                }
+                Err(refusal) => Err(refusal),
+            },
+            Err(_) => return,
+        };
+        reply.reply(dynamic::encode_answer(&answer));
+    }
+
+    fn add(&mut self, t: usize, arg: &[u8], now: std::time::Instant) -> Answer {
+        let Some(template) = self.sup.templates.get(t) else {
+            return Err(Refusal::BadArgument("no such template".to_owned()));
+        };
+        let (child, id, worker) = dynamic::add(&mut self.machine, template, arg, now)?;
+        let n = child.get();
+        if self.dynamic.len() <= n {
+            self.dynamic.resize_with(n + 1, || None);
+            self.running.0.resize_with(n + 1, || None);
+            self.child_stops.resize_with(n + 1, || None);
+            self.worker_stops.resize_with(n + 1, || None);
+        }
+        self.dynamic[n] = Some(Dynamic {
+            worker: Rc::from(worker),
+            template: template.name.clone(),
+            id,
+        });
+        Ok(Some(id))
+    }
+
     fn report(&mut self) {
         while let Some(report) = self.machine.poll_report() {
             if report == Report::Ready {
@@ -411,11 +509,27 @@ impl<'a> Sim<'a> {
                 };
                 self.observer.borrow_mut().event(path, kind);
             }
+            if let Report::Removed { child, id } = report {
+                if let Some(slot) = self.dynamic.get_mut(child.get()) {
+                    *slot = None;
+                }
+                let answer: Answer = Ok(None);
+                let (answered, waiting) = std::mem::take(&mut self.terminating)
+                    .into_iter()
+                    .partition(|(waiting, _)| *waiting == id);
+                self.terminating = waiting;
+                for (_, reply) in answered {
+                    reply.reply(dynamic::encode_answer(&answer));
+                }
+            }
         }
     }
 
     fn child_path(&self, child: ChildIdx) -> String {
-        format!("{}/{child}", self.machine.path())
+        match self.dynamic.get(child.get()).and_then(Option::as_ref) {
+            Some(d) => format!("{}/{}#{}", self.machine.path(), d.template, d.id),
+            None => format!("{}/{child}", self.machine.path()),
+        }
     }
 
     /// Starts child `child`; its start is reported first, as its parent
@@ -423,6 +537,18 @@ impl<'a> Sim<'a> {
     fn start(&mut self, child: ChildIdx) {
         let n = child.get();
         let path = self.child_path(child);
+        if let Some(d) = self.dynamic.get(n).and_then(Option::as_ref) {
+            let worker = WorkerRef::Built(d.worker.clone());
+            self.observer
+                .borrow_mut()
+                .event(path, EventKind::Started(NodeKind::Worker));
+            if let Ok(mut leases) = self.leases.lock() {
+                leases.set_policy(child, worker_policy(worker.get()));
+                leases.start(child, self.machine.lease(child));
+            }
+            self.running.0[n] = Some(self.worker(child, worker));
+            return;
+        }
         let kind = match &self.sup.children[n] {
             Child::Worker(_) => NodeKind::Worker,
             Child::Supervisor(_) => NodeKind::Supervisor,
@@ -435,7 +561,7 @@ impl<'a> Sim<'a> {
                 if let Ok(mut leases) = self.leases.lock() {
                     leases.start(child, self.machine.lease(child));
                 }
-                self.worker(child, worker.as_ref())
+                self.worker(child, WorkerRef::Static(worker.as_ref()))
             }
             Child::Supervisor(sup) => {
                 let stop = Arc::new(AtomicBool::new(false));
@@ -450,6 +576,7 @@ impl<'a> Sim<'a> {
                     self.timer.clone(),
                     parent,
                     self.observer.clone(),
+                    self.services.clone(),
                     stop,
                 );
                 Box::pin(fut.map(|outcome| match outcome {
@@ -463,19 +590,25 @@ impl<'a> Sim<'a> {
 
     /// Worker `child` in the simulated host: its runs, restarted in place
     /// while its lease allows.
-    fn worker(&mut self, child: ChildIdx, worker: &'a dyn crate::Worker) -> ChildFuture<'a> {
+    fn worker(&mut self, child: ChildIdx, worker: WorkerRef<'a>) -> ChildFuture<'a> {
         let (leases, timer, notes) = (self.leases.clone(), self.timer.clone(), self.notes.clone());
         let ready = notes.clone();
         let stop = Arc::new(StopFlag::default());
         self.worker_stops[child.get()] = Some(stop.clone());
         let flag = stop.clone();
+        let services = self.mine.clone();
         let run = move || {
             let ready = ready.clone();
-            run_worker(worker, flag.clone(), move || {
-                if let Ok(mut q) = ready.lock() {
-                    q.push_back((child, Note::WorkerReady(child)));
-                }
-            })
+            run_worker(
+                worker.get(),
+                flag.clone(),
+                move || {
+                    if let Ok(mut q) = ready.lock() {
+                        q.push_back((child, Note::WorkerReady(child)));
+                    }
+                },
+                Some(services.clone()),
+            )
         };
         // Its first run starts now (`init` is called at the start, in order).
         let first = run();

@@ -15,10 +15,9 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 
 use super::Node;
-use crate::machine::{AddError, ChildIdx};
+use crate::machine::ChildIdx;
 use crate::message::socket::{recv_datagram, reply_on};
-use crate::message::{Answer, Directory, Refusal, Request};
-use crate::tree::worker_policy;
+use crate::message::{dynamic, Answer, Directory, Refusal, Request};
 use crate::message::Kind;
 use crate::{ChildId, Spawner, Timer};
 
@@ -137,12 +136,12 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     fn request(&mut self, template: u32, name: &str, body: &[u8], reply: OwnedFd, now: Instant) {
         let answer = match postcard::from_bytes::<Request>(body) {
             Ok(Request::Start(arg)) => self.add(template, arg, now),
-            Ok(Request::Terminate(id)) => match self.machine.handle_remove(id, now) {
+            Ok(Request::Terminate(id)) => match dynamic::remove(&mut self.machine, id, now) {
                 Ok(_) => {
                     self.dynamic.terminating.push((id, reply));
                     return;
                 }
-                Err(_) => Err(Refusal::UnknownChild(id)),
+                Err(refusal) => Err(refusal),
             },
             Err(err) => {
                 tracing::warn!(supervisor = %self.machine.path(), template = %name, %err, "a malformed request was dropped");
@@ -152,31 +151,20 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         answer_on(&reply, &answer);
     }
 
-    /// Builds a worker from `template` and `arg` to learn its policies, and
-    /// has the machine add it.
+    /// Has the machine add a child of `template` with `arg`.
     fn add(&mut self, template: u32, arg: Vec<u8>, now: Instant) -> Answer {
         let Some(found) = self.sup.templates.get(template as usize) else {
             return Err(Refusal::BadArgument("no such template".to_owned()));
         };
-        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (found.build)(&arg)));
-        let policy = match built {
-            Ok(Ok(worker)) => worker_policy(worker.as_ref()),
-            Ok(Err(err)) => return Err(Refusal::BadArgument(err.to_string())),
-            Err(_) => return Err(Refusal::BadArgument("the template panicked".to_owned())),
-        };
-        match self.machine.handle_add(policy, now) {
-            Ok((child, id)) => {
-                let n = child.get();
-                if self.dynamic.children.len() <= n {
-                    self.dynamic.children.resize_with(n + 1, || None);
-                }
-                self.dynamic.children[n] = Some(Started { template, arg, id });
-                self.grow(n + 1);
-                Ok(Some(id))
-            }
-            Err(AddError::Full { max }) => Err(Refusal::Full { max }),
-            Err(AddError::ShuttingDown | AddError::NotDynamic) => Err(Refusal::ShuttingDown),
+        // Built to learn its policies; its host builds its own.
+        let (child, id, _worker) = dynamic::add(&mut self.machine, found, &arg, now)?;
+        let n = child.get();
+        if self.dynamic.children.len() <= n {
+            self.dynamic.children.resize_with(n + 1, || None);
         }
+        self.dynamic.children[n] = Some(Started { template, arg, id });
+        self.grow(n + 1);
+        Ok(Some(id))
     }
 
     /// Dynamic child `child` (`id`) is gone: answers who asked to
@@ -199,8 +187,5 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
 
 /// Sends `answer` on a requester's reply socket.
 fn answer_on(reply: &OwnedFd, answer: &Answer) {
-    match postcard::to_stdvec(answer) {
-        Ok(body) => reply_on(reply, &body),
-        Err(err) => tracing::error!(%err, "an answer could not be encoded"),
-    }
+    reply_on(reply, &dynamic::encode_answer(answer));
 }
