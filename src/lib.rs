@@ -66,9 +66,11 @@
 #![forbid(unsafe_code)]
 
 pub use supertrees_core::{
-    query_status, ready, spawn, stopping, tree, Backend, BackoffPolicy, BoxFuture, ChildExit,
-    Error, Event, EventKind, Intensity, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
-    Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
+    inbox, mailbox, message, query_status, ready, spawn, start_child, stopping, terminate_child,
+    tree, Backend, BackoffPolicy, BoxFuture, ChildExit, ChildId, Envelope, Error, Event, EventKind,
+    Inbox, Intensity, Interest, IoSource, Mailbox, NodeKind, NodeState, NodeStatus, Readiness,
+    RestartPolicy, Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus,
+    Worker, MAX_MESSAGE,
 };
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) and

@@ -3,65 +3,11 @@
 //! (`spawn()`), start timeouts, and panic messages in the event lines.
 
 pub(crate) mod scenario {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use supertrees::{
-        BackoffPolicy, BoxFuture, Intensity, Readiness, RestartPolicy, Restartable, Shutdown,
-        Supertree, Worker,
-    };
+    use supertrees::{Intensity, Readiness, RestartPolicy, Shutdown, Supertree};
 
-    use crate::scenario::report;
-
-    /// A worker whose runs are made by `make`, with lifecycle policies.
-    struct Life {
-        make: Arc<dyn Fn() -> BoxFuture + Send + Sync>,
-        restart: RestartPolicy,
-        shutdown: Shutdown,
-        start_timeout: Option<Duration>,
-        readiness: Readiness,
-    }
-
-    impl Life {
-        fn new(make: impl Fn() -> BoxFuture + Send + Sync + 'static) -> Self {
-            Self {
-                make: Arc::new(make),
-                restart: RestartPolicy::Never,
-                shutdown: Shutdown::default(),
-                start_timeout: None,
-                readiness: Readiness::OnStart,
-            }
-        }
-    }
-
-    impl Worker for Life {
-        fn init(&self) -> BoxFuture {
-            (self.make)()
-        }
-        fn readiness(&self) -> Readiness {
-            self.readiness
-        }
-    }
-
-    impl Restartable for Life {
-        fn restart_policy(&self) -> RestartPolicy {
-            self.restart
-        }
-        fn backoff_policy(&self) -> BackoffPolicy {
-            BackoffPolicy::new(
-                Duration::from_millis(10),
-                Duration::from_millis(10),
-                Duration::from_secs(60),
-                1.0,
-            )
-        }
-        fn shutdown(&self) -> Shutdown {
-            self.shutdown
-        }
-        fn start_timeout(&self) -> Option<Duration> {
-            self.start_timeout
-        }
-    }
+    use crate::scenario::{report, Life};
 
     /// Panics after 100 ms, restarted: under an intensity of 0 the root
     /// gives up and stops its siblings.

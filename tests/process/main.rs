@@ -43,13 +43,13 @@
 //! compatibility and how `start()` ends), [`signals`] (signals and orderly
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
 //! (resource limits), [`observe`] (readiness, events, status socket,
-//! systemd, IPC faults), [`decisions`] (one decision-maker) and
-//! [`hardening`] (failing forks, PID 1, nested shutdowns, SIGHUP/SIGQUIT).
-//! A new scenario is a body and a drive in its topic module, and a line in
-//! [`SCENARIOS`].
-//! systemd, IPC faults) and [`hardening_root`] (the root under slow
-//! callbacks, floods and abuse). A new scenario is a body and a drive in
-//! its topic module, and a line in [`SCENARIOS`].
+//! systemd, IPC faults), [`decisions`] (one decision-maker), [`lifecycle`]
+//! (graceful stops, subtasks, start timeouts), [`host_children`] (what
+//! workers start), [`hardening`] (failing forks, PID 1, nested shutdowns,
+//! SIGHUP/SIGQUIT), [`hardening_root`] (the root under slow callbacks,
+//! floods and abuse) and [`messages`] (mailboxes and children started at
+//! run time). A new scenario is a body and a drive in its topic module,
+//! and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -62,6 +62,7 @@ mod hardening_root;
 mod host_children;
 mod lifecycle;
 mod limits;
+mod messages;
 mod observe;
 mod runner;
 mod scenario;
@@ -383,6 +384,32 @@ const SCENARIOS: &[Scenario] = &[
         hardening_root::scenario::status_dirs,
         hardening_root::drive::status_dirs,
         10,
+    ),
+    // Messages between processes and children started at run time.
+    scenario("kv", messages::scenario::kv, messages::drive::kv, 10),
+    scenario(
+        "duplicate_name",
+        messages::scenario::duplicate_name,
+        messages::drive::duplicate_name,
+        10,
+    ),
+    scenario(
+        "panic_server_restarts",
+        messages::scenario::panic_server_restarts,
+        messages::drive::panic_server_restarts,
+        20,
+    ),
+    scenario(
+        "mailbox_outlives_host",
+        messages::scenario::mailbox_outlives_host,
+        messages::drive::mailbox_outlives_host,
+        20,
+    ),
+    scenario(
+        "dynamic_children",
+        messages::scenario::dynamic_children,
+        messages::drive::dynamic_children,
+        15,
     ),
 ];
 
