@@ -262,6 +262,7 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod child_id;
 mod error;
 mod event;
 mod exit;
@@ -279,6 +280,7 @@ mod worker;
 mod engine;
 pub mod testing;
 
+pub use child_id::ChildId;
 pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
