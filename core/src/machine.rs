@@ -539,8 +539,17 @@ impl Machine {
             return;
         }
         self.phase = Phase::Running;
-        for n in 0..self.children.len() {
+        for n in 0..self.statics {
             self.start_child(n, now, false);
+        }
+        // Then the dynamic children added before the start (not the free
+        // slots of those removed since), at once; in order, when the first
+        // static child is queued.
+        self.start_queued(now);
+        for n in self.statics..self.children.len() {
+            if self.children[n].state == State::Idle {
+                self.start_child(n, now, false);
+            }
         }
         self.after_event(now);
     }
