@@ -1,20 +1,67 @@
-// STUB(machine): replaced by the dyn-machine branch.
+//! The id of a child started at run time.
+
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
-/// The id of a child started at run time.
+
+/// The id of a child started at run time with `start_child`, unique within
+/// its supervisor for the supervisor's whole life (never reused).
+///
+/// A child started at run time takes the place of one that was removed
+/// (its path, e.g. `root/1/4`, names a position among the supervisor's
+/// children and may be reused), but never its id: a request to terminate a
+/// child that is gone can never reach another one. It displays as the bare
+/// number.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use supertrees_core::ChildId;
+///
+/// /// What a child started at run time is for, from what the caller
+/// /// noted when it started it.
+/// fn describe(jobs: &HashMap<ChildId, String>, id: ChildId) -> String {
+///     match jobs.get(&id) {
+///         Some(job) => format!("child {id} (#{}): {job}", id.get()),
+///         None => format!("no child {id}"),
+///     }
+/// }
+///
+/// let jobs: HashMap<ChildId, String> = HashMap::new();
+/// assert!(jobs.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ChildId(u64);
+
 impl ChildId {
-    #[allow(dead_code)]
+    /// The id numbered `n` (a supervisor numbers its children from 1).
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     pub(crate) fn new(n: u64) -> Self {
         Self(n)
     }
-    /// The number.
+
+    /// The number, e.g. to log or send it.
     pub fn get(self) -> u64 {
         self.0
     }
 }
-impl std::fmt::Display for ChildId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+
+impl fmt::Display for ChildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_the_bare_number() {
+        let id = ChildId::new(42);
+        assert_eq!(id.to_string(), "42");
+        assert_eq!(id.get(), 42);
+        assert!(ChildId::new(1) < ChildId::new(2));
     }
 }

@@ -49,6 +49,8 @@ pub enum NodeKind {
 /// assert_eq!(boom.to_string(), "root/0 (pid 7): panicked: boom-42; restarting after 10ms");
 /// let started = Event { path: "root/1".into(), pid: Some(7), kind: EventKind::Started(NodeKind::Supervisor) };
 /// assert_eq!(started.to_string(), "root/1 (pid 7): supervisor started");
+/// let removed = Event { path: "root/1/3".into(), pid: None, kind: EventKind::Removed };
+/// assert_eq!(removed.to_string(), "root/1/3: removed");
 /// let host = Event {
 ///     path: "root/1/host".into(),
 ///     pid: Some(8),
@@ -118,6 +120,10 @@ pub enum EventKind {
     /// The tree could not report this many events to the root (its pipe was
     /// full): the status may miss them.
     Dropped(u64),
+    /// A child started at run time was terminated with `terminate_child`, or
+    /// ended for good, and is gone from the tree: its path may name another
+    /// child started later. Follows its last `Exited`.
+    Removed,
 }
 
 impl fmt::Display for NodeKind {
@@ -174,6 +180,7 @@ impl fmt::Display for Event {
             }
             EventKind::Stopping { gave_up: false } => f.write_str("stopping all children"),
             EventKind::Dropped(n) => write!(f, "{n} events were dropped"),
+            EventKind::Removed => f.write_str("removed"),
         }
     }
 }

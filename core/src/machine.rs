@@ -16,6 +16,35 @@
 //! `handle_exit`/`handle_timeout`/`handle_shutdown`, drain `poll_action` and
 //! sleep until `poll_timeout` (or the next child exit).
 //!
+//! ## Children started at run time
+//!
+//! A machine made [`with_dynamic`](Machine::with_dynamic) also serves
+//! children started at run time, as OTP's `DynamicSupervisor`:
+//! [`handle_add`](Machine::handle_add) starts one at once (never queued
+//! behind the children given to [`Machine::new`], whatever the strategy) and
+//! names it by a [`ChildId`], unique for the machine's whole life;
+//! [`handle_remove`](Machine::handle_remove) stops it (as any stop, with its
+//! kill deadline) and removes it. They live in slots after the static
+//! children, and a removed child's slot is reused (the lowest first), so a
+//! [`ChildIdx`] may name several children one after the other, never at
+//! once; the id is what tells them apart.
+//!
+//! * A dynamic child is restarted alone, by its own policies, whatever the
+//!   strategy: never part of a group restart, nor stopped by one; it never
+//!   holds up the ordered start of static children, and the supervisor's
+//!   readiness is its static children's. A worker among them may be
+//!   restarted in place by its host ([`lease`](Machine::lease)) under every
+//!   strategy.
+//! * Its restarts count towards the intensity as any child's; giving up, or
+//!   a shutdown, stops it with the others, in reverse order of position.
+//! * It leaves the tree ([`Report::Removed`], after its last
+//!   [`Report::Exited`]) once it stopped after `handle_remove`, was removed
+//!   while not running (waiting for its restart), or ended for good by its
+//!   policy while the supervisor runs. One stopped by a shutdown or giving
+//!   up stays, unless its removal had been asked.
+//! * Such a supervisor never ends for lack of running children: it runs
+//!   until it is shut down or gives up.
+//!
 //! Besides the exact timelines of `machine/tests.rs`, the model-based
 //! property tests of `machine/model.rs` drive the machine through random
 //! trees and event sequences and check its invariants (intensity, stop
@@ -23,6 +52,7 @@
 //! the documented rules.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +62,7 @@ mod child;
 pub(crate) use child::{ChildIdx, ChildPolicy, ChildRecord, RecordState};
 
 use crate::policy::RestartHistory;
-use crate::{ChildExit, EventKind, Intensity, Strategy};
+use crate::{ChildExit, ChildId, EventKind, Intensity, Strategy};
 
 /// What a driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +105,59 @@ pub(crate) enum Report {
     Ready,
     /// The supervisor stops all its children, with this outcome.
     Stopping(Outcome),
+    /// Child `child`, started at run time as `id`, is gone (after its last
+    /// `Exited`, if it was running): its slot may take another child.
+    Removed { child: ChildIdx, id: ChildId },
+}
+
+/// Why [`Machine::handle_add`] started no child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+pub(crate) enum AddError {
+    /// The supervisor takes no children at run time
+    /// (see [`Machine::with_dynamic`]).
+    NotDynamic,
+    /// The supervisor already has `max` children started at run time.
+    Full { max: u32 },
+    /// The supervisor is stopping all its children (or has ended).
+    ShuttingDown,
+}
+
+impl fmt::Display for AddError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddError::NotDynamic => {
+                f.write_str("the supervisor does not take children at run time")
+            }
+            AddError::Full { max } => {
+                let plural = if *max == 1 { "" } else { "ren" };
+                write!(
+                    f,
+                    "the supervisor is full: it takes at most {max} child{plural} at run time"
+                )
+            }
+            AddError::ShuttingDown => f.write_str("the supervisor is shutting down"),
+        }
+    }
+}
+
+/// Why [`Machine::handle_remove`] removed no child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+pub(crate) enum RemoveError {
+    /// No child of the supervisor has this id: it never had, the child was
+    /// already removed, or the supervisor has ended.
+    Unknown,
+}
+
+impl fmt::Display for RemoveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoveError::Unknown => {
+                f.write_str("no such child: it was never started, or is already gone")
+            }
+        }
+    }
 }
 
 /// What a lifecycle event made from a [`Report`] is about.
@@ -143,10 +226,32 @@ impl State {
     }
 }
 
+impl ChildSlot {
+    /// Whether this child was started at run time and its removal asked.
+    fn is_removing(&self) -> bool {
+        matches!(self.kind, Kind::Dynamic { removing: true, .. })
+    }
+}
+
+/// What a slot of the machine's children holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+enum Kind {
+    /// One of the children given to [`Machine::new`].
+    Static,
+    /// A child started at run time as `id`; `removing` once its removal was
+    /// asked ([`Machine::handle_remove`]).
+    Dynamic { id: ChildId, removing: bool },
+    /// The slot of a removed dynamic child, free for the next one (its
+    /// state is `Done`).
+    Free,
+}
+
 #[derive(Debug)]
 struct ChildSlot {
     record: ChildRecord,
     state: State,
+    kind: Kind,
     /// Whether its current run declared itself ready.
     ready: bool,
     /// Consecutive failures of the engine's machinery to start it
@@ -211,6 +316,18 @@ pub(crate) struct Machine {
     ready: bool,
     /// The reason of the exit being handled (`handle_exit_because`).
     reason: Option<String>,
+    /// How many children were given to `new`: the static ones, in the
+    /// first slots; dynamic children take the slots after them.
+    statics: usize,
+    /// Whether it serves children started at run time (`with_dynamic`).
+    dynamic: bool,
+    /// At most how many dynamic children may exist at once.
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    max_children: Option<u32>,
+    /// The number of the next dynamic child's [`ChildId`]: from 1, never
+    /// reused.
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    next_id: u64,
 }
 
 impl Machine {
@@ -228,11 +345,13 @@ impl Machine {
             .map(|policy| ChildSlot {
                 record: ChildRecord::new(policy, RecordState::default()),
                 state: State::Idle,
+                kind: Kind::Static,
                 ready: false,
                 engine_failures: 0,
             })
-            .collect();
+            .collect::<Vec<_>>();
         Self {
+            statics: children.len(),
             path,
             children,
             strategy,
@@ -244,7 +363,23 @@ impl Machine {
             reports: VecDeque::new(),
             ready: false,
             reason: None,
+            dynamic: false,
+            max_children: None,
+            next_id: 1,
         }
+    }
+
+    /// This supervisor also serves children started at run time
+    /// ([`handle_add`](Self::handle_add)), at most `max_children` of them
+    /// at once (`None`: no bound). Like OTP's `DynamicSupervisor`, it never
+    /// ends on its own for having no child left running: only when shut
+    /// down, or when it gives up.
+    #[must_use]
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    pub(crate) fn with_dynamic(mut self, max_children: Option<u32>) -> Self {
+        self.dynamic = true;
+        self.max_children = max_children;
+        self
     }
 
     // ----- getters
@@ -259,16 +394,59 @@ impl Machine {
         self.intensity
     }
 
-    /// `n` as the index of one of this supervisor's children, if it is one.
+    /// `n` as the index of one of this supervisor's slots, if it is one:
+    /// a child given to `new`, or a slot of children started at run time
+    /// (which may be free at the moment: see [`child_id`](Self::child_id)).
     pub(crate) fn child(&self, n: usize) -> Option<ChildIdx> {
         (n < self.children.len())
             .then(|| ChildIdx::new(n))
             .flatten()
     }
 
-    /// Every child's index, in order.
-    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> {
-        (0..self.children.len()).filter_map(ChildIdx::new)
+    /// Every child's index, in order: the children given to `new`, then
+    /// the dynamic children that exist now (a free slot is skipped).
+    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> + '_ {
+        (0..self.children.len())
+            .filter(|&n| self.children[n].kind != Kind::Free)
+            .filter_map(ChildIdx::new)
+    }
+
+    /// Whether `child` is a slot of children started at run time (taken
+    /// or free), not one of the children given to `new`.
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    pub(crate) fn is_dynamic(&self, child: ChildIdx) -> bool {
+        (self.statics..self.children.len()).contains(&child.get())
+    }
+
+    /// The id of the child started at run time that `child` holds now;
+    /// `None` for a static child or a free slot.
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    pub(crate) fn child_id(&self, child: ChildIdx) -> Option<ChildId> {
+        match self.children.get(child.get())?.kind {
+            Kind::Dynamic { id, .. } => Some(id),
+            Kind::Static | Kind::Free => None,
+        }
+    }
+
+    /// Where the child started at run time as `id` is, while it exists
+    /// (until its [`Report::Removed`]).
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    pub(crate) fn find(&self, id: ChildId) -> Option<ChildIdx> {
+        let n = self
+            .children
+            .iter()
+            .position(|c| matches!(c.kind, Kind::Dynamic { id: i, .. } if i == id))?;
+        ChildIdx::new(n)
+    }
+
+    /// How many children started at run time exist now: running, waiting
+    /// for a restart, or stopping (being removed included).
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    pub(crate) fn dynamic_count(&self) -> usize {
+        self.children
+            .iter()
+            .filter(|c| matches!(c.kind, Kind::Dynamic { .. }))
+            .count()
     }
 
     /// Whether the supervisor is stopping all its children for good.
@@ -277,8 +455,9 @@ impl Machine {
     }
 
     /// The policies of the children a worker host may restart in place, by
-    /// position (`None` for the others): workers, under `OneForOne`, where a
-    /// worker's restart concerns it alone.
+    /// position (`None` for the others and for free slots): workers, under
+    /// `OneForOne` or started at run time, where a worker's restart
+    /// concerns it alone.
     pub(crate) fn leasable(&self) -> Vec<Option<ChildPolicy>> {
         self.children
             .iter()
@@ -331,11 +510,25 @@ impl Machine {
                     gave_up: outcome == Outcome::GaveUp,
                 },
             ),
+            Report::Removed { child, .. } => (Subject::Child(child), EventKind::Removed),
         })
     }
 
+    /// Whether a worker host may restart this child in place: a worker
+    /// whose restart concerns it alone (under `OneForOne`, or started at
+    /// run time).
     fn is_leasable(&self, slot: &ChildSlot) -> bool {
-        self.strategy == Strategy::OneForOne && !slot.record.policy.is_supervisor
+        let alone = match slot.kind {
+            Kind::Static => self.strategy == Strategy::OneForOne,
+            Kind::Dynamic { .. } => true,
+            Kind::Free => false,
+        };
+        alone && !slot.record.policy.is_supervisor
+    }
+
+    /// Whether slot `n` holds (or held) a child started at run time.
+    fn is_dyn_slot(&self, n: usize) -> bool {
+        n >= self.statics
     }
 
     // ----- handle_*
@@ -346,10 +539,133 @@ impl Machine {
             return;
         }
         self.phase = Phase::Running;
-        for n in 0..self.children.len() {
+        for n in 0..self.statics {
             self.start_child(n, now, false);
         }
+        // Then the dynamic children added before the start (not the free
+        // slots of those removed since), at once; in order, when the first
+        // static child is queued.
+        self.start_queued(now);
+        for n in self.statics..self.children.len() {
+            if self.children[n].state == State::Idle {
+                self.start_child(n, now, false);
+            }
+        }
         self.after_event(now);
+    }
+
+    /// Starts a child with `policy` at run time, at `now`: at once (before
+    /// [`handle_start`](Self::handle_start): with the others), as a first
+    /// start, whatever the strategy. It takes the lowest free slot, or a
+    /// new one, and a new id.
+    ///
+    /// # Errors
+    ///
+    /// [`AddError::NotDynamic`] unless the machine was made
+    /// [`with_dynamic`](Self::with_dynamic); [`AddError::ShuttingDown`] once
+    /// it stops all its children; [`AddError::Full`] when `max_children`
+    /// dynamic children exist already.
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    pub(crate) fn handle_add(
+        &mut self,
+        policy: ChildPolicy,
+        now: Instant,
+    ) -> Result<(ChildIdx, ChildId), AddError> {
+        if !self.dynamic {
+            return Err(AddError::NotDynamic);
+        }
+        if !matches!(self.phase, Phase::Created | Phase::Running) {
+            return Err(AddError::ShuttingDown);
+        }
+        if let Some(max) = self.max_children {
+            if self.dynamic_count() >= max as usize {
+                return Err(AddError::Full { max });
+            }
+        }
+        let n = (self.statics..self.children.len())
+            .find(|&n| self.children[n].kind == Kind::Free)
+            .unwrap_or(self.children.len());
+        // A `ChildIdx` is a u32: no more slots than it can name.
+        let Some(child) = ChildIdx::new(n) else {
+            return Err(AddError::Full { max: u32::MAX });
+        };
+        let id = ChildId::new(self.next_id);
+        self.next_id = self.next_id.saturating_add(1);
+        let slot = ChildSlot {
+            record: ChildRecord::new(policy, RecordState::default()),
+            state: State::Idle,
+            kind: Kind::Dynamic {
+                id,
+                removing: false,
+            },
+            ready: false,
+            engine_failures: 0,
+        };
+        if n == self.children.len() {
+            self.children.push(slot);
+        } else {
+            self.children[n] = slot;
+        }
+        tracing::debug!(supervisor = %self.path, %child, %id, "child added at run time");
+        if matches!(self.phase, Phase::Running) {
+            self.launch(n, now, false);
+            self.after_event(now);
+        }
+        Ok((child, id))
+    }
+
+    /// Terminates the child started at run time as `id`, at `now`, and
+    /// removes it: a running child is asked to stop at once, as any stop
+    /// (killed at its [`Shutdown`](crate::Shutdown) deadline), its exit is
+    /// [`ChildExit::Stopped`] and it is not restarted; then
+    /// [`Report::Removed`]. One waiting for its restart is removed at once.
+    /// During a shutdown, its stop is the shutdown's (in order). Asking
+    /// again while it stops changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoveError::Unknown`] when no child has this id (any more), or
+    /// the supervisor has ended.
+    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    pub(crate) fn handle_remove(
+        &mut self,
+        id: ChildId,
+        now: Instant,
+    ) -> Result<ChildIdx, RemoveError> {
+        if matches!(self.phase, Phase::Exited) {
+            return Err(RemoveError::Unknown);
+        }
+        let child = self.find(id).ok_or(RemoveError::Unknown)?;
+        let n = child.get();
+        let running = matches!(self.phase, Phase::Running);
+        let slot = &mut self.children[n];
+        if let Kind::Dynamic { removing, .. } = &mut slot.kind {
+            if *removing {
+                return Ok(child);
+            }
+            *removing = true;
+        }
+        match slot.state {
+            State::Running { .. } if running => {
+                tracing::debug!(supervisor = %self.path, %child, %id, "stopping a child to remove it");
+                let action = if self.begin_stop(n, now) {
+                    Action::Kill(vec![child])
+                } else {
+                    Action::Stop(vec![child])
+                };
+                self.actions.push_back(action);
+            }
+            // The shutdown stops it, or its stop is under way: its exit
+            // removes it.
+            State::Running { .. } | State::Stopping { .. } => {}
+            State::Idle
+            | State::Queued { .. }
+            | State::Waiting { .. }
+            | State::Pending
+            | State::Done => self.release(n),
+        }
+        self.after_event(now);
+        Ok(child)
     }
 
     /// Child `child` declared itself ready at `now`.
@@ -382,7 +698,7 @@ impl Machine {
             State::Stopping {
                 timed_out: Some(limit),
                 ..
-            } => {
+            } if !slot.is_removing() => {
                 self.reason = None;
                 self.exited(n, ChildExit::StartTimeout(limit), now, limit)
             }
@@ -402,6 +718,7 @@ impl Machine {
             }
         }
         self.reason = None;
+        self.settle(n);
         self.after_event(now);
     }
 
@@ -569,8 +886,10 @@ impl Machine {
         self.strategy != Strategy::OneForOne
     }
 
+    /// Starts child `n`, or queues it behind its earlier siblings under an
+    /// ordered strategy (never a dynamic child).
     fn start_child(&mut self, n: usize, now: Instant, restart: bool) {
-        if self.starts_in_order() {
+        if self.starts_in_order() && !self.is_dyn_slot(n) {
             self.children[n].state = State::Queued { restart };
             return;
         }
@@ -592,9 +911,10 @@ impl Machine {
 
     /// Starts queued children in order, each once every earlier sibling is
     /// ready or done: one that waits for its restart, or is not ready yet,
-    /// holds up the later ones.
+    /// holds up the later ones. Only static children queue, and only they
+    /// hold others up.
     fn start_queued(&mut self, now: Instant) {
-        for n in 0..self.children.len() {
+        for n in 0..self.statics {
             match self.children[n].state {
                 State::Queued { restart } => {
                     self.launch(n, now, restart);
@@ -610,9 +930,11 @@ impl Machine {
         }
     }
 
-    /// Issues `Report::Ready` the first time every child is ready or done.
+    /// Issues `Report::Ready` the first time every static child is ready
+    /// or done (dynamic children do not count: a supervisor with none is
+    /// ready at once).
     fn check_ready(&mut self) {
-        let up = self.children.iter().all(|c| {
+        let up = self.children[..self.statics].iter().all(|c| {
             c.state == State::Done || (matches!(c.state, State::Running { .. }) && c.ready)
         });
         if up && !self.ready {
@@ -680,11 +1002,13 @@ impl Machine {
             tracing::info!(supervisor = %self.path, %child, %exit, delay = ?delay, "child exited; restarting after delay");
         }
         let at = now + delay;
-        let affected = self.strategy.affected(n, self.children.len());
-        if affected.len() == 1 && self.strategy == Strategy::OneForOne {
+        // A dynamic child is restarted alone, whatever the strategy; a
+        // static one's group is among the static children only.
+        if self.is_dyn_slot(n) || self.strategy == Strategy::OneForOne {
             self.children[n].state = State::Waiting { at };
             return;
         }
+        let affected = self.strategy.affected(n, self.statics);
         self.children[n].state = State::Pending;
         let group = self.group.get_or_insert_with(|| Group {
             members: BTreeSet::new(),
@@ -751,6 +1075,37 @@ impl Machine {
             restart,
             reason: None,
         });
+    }
+
+    /// Dynamic child `n` stopped for good: it leaves the tree when its
+    /// removal was asked, or when it ended by its policy while the
+    /// supervisor runs (one stopped by a shutdown stays, with the others).
+    fn settle(&mut self, n: usize) {
+        let Some(slot) = self.children.get(n) else {
+            return;
+        };
+        let removing = match slot.kind {
+            Kind::Dynamic { removing, .. } => removing,
+            Kind::Static | Kind::Free => return,
+        };
+        if slot.state == State::Done && (removing || matches!(self.phase, Phase::Running)) {
+            self.release(n);
+        }
+    }
+
+    /// Frees dynamic child `n`'s slot, with `Report::Removed`.
+    fn release(&mut self, n: usize) {
+        let (Some(child), Some(slot)) = (ChildIdx::new(n), self.children.get_mut(n)) else {
+            return;
+        };
+        let Kind::Dynamic { id, .. } = slot.kind else {
+            return;
+        };
+        slot.kind = Kind::Free;
+        slot.state = State::Done;
+        slot.ready = false;
+        tracing::debug!(supervisor = %self.path, %child, %id, "child removed");
+        self.reports.push_back(Report::Removed { child, id });
     }
 
     fn shut_down(&mut self, outcome: Outcome) {
@@ -827,8 +1182,18 @@ impl Machine {
     /// already under way: children stop in reverse order, one at a time; in
     /// a shutdown, a run of workers stops together (their host stops them
     /// one after the other, in the order given).
+    ///
+    /// While the supervisor runs, a dynamic child's stop (its removal, or
+    /// its start timeout) holds up no group restart; in a shutdown every
+    /// stop under way holds up the next.
     fn stop_next(&mut self, now: Instant, wanted: impl Fn(usize, &Self) -> bool) {
-        if self.children.iter().any(|c| c.state.is_stopping()) {
+        let all = self.is_shutting_down();
+        if self
+            .children
+            .iter()
+            .enumerate()
+            .any(|(m, c)| c.state.is_stopping() && (all || !self.is_dyn_slot(m)))
+        {
             return;
         }
         let running =
@@ -862,13 +1227,7 @@ impl Machine {
             let Some(child) = ChildIdx::new(m) else {
                 continue;
             };
-            let kill_after = self.children[m].record.policy.shutdown.kill_after();
-            let kill_now = kill_after == Some(Duration::ZERO);
-            self.children[m].state = State::Stopping {
-                kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
-                killed: kill_now,
-                timed_out: None,
-            };
+            let kill_now = self.begin_stop(m, now);
             match (actions.last_mut(), kill_now) {
                 (Some(Action::Kill(run)), true) | (Some(Action::Stop(run)), false) => {
                     run.push(child)
@@ -880,8 +1239,25 @@ impl Machine {
         self.actions.extend(actions);
     }
 
+    /// Child `m` is asked to stop at `now`, to be killed at its
+    /// [`Shutdown`](crate::Shutdown) deadline: whether it is killed at once
+    /// instead (`Shutdown::Kill`).
+    fn begin_stop(&mut self, m: usize, now: Instant) -> bool {
+        let kill_after = self.children[m].record.policy.shutdown.kill_after();
+        let kill_now = kill_after == Some(Duration::ZERO);
+        self.children[m].state = State::Stopping {
+            kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
+            killed: kill_now,
+            timed_out: None,
+        };
+        kill_now
+    }
+
+    /// Ends the supervisor once no child runs or will restart; never one
+    /// that serves dynamic children.
     fn check_done(&mut self) {
         if matches!(self.phase, Phase::Running)
+            && !self.dynamic
             && self.children.iter().all(|c| c.state == State::Done)
         {
             tracing::debug!(supervisor = %self.path, "no child runs or will restart; done");

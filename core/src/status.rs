@@ -140,11 +140,23 @@ impl TreeStatus {
 
     /// Folds in one event, which happened at `now` (a start at `now` is the
     /// node's [`since`](NodeStatus::since)); advances the clock to `now`.
+    /// A [`Removed`](EventKind::Removed) child is deleted, with every node
+    /// below it (the root is never).
     pub fn record(&mut self, event: &Event, now: Instant) {
         self.advance(now);
-        if let EventKind::Dropped(n) = event.kind {
-            self.dropped = self.dropped.saturating_add(n);
-            return;
+        match event.kind {
+            EventKind::Dropped(n) => {
+                self.dropped = self.dropped.saturating_add(n);
+                return;
+            }
+            EventKind::Removed => {
+                let gone = key(&event.path);
+                if !gone.is_empty() {
+                    self.nodes.retain(|k, _| !k.starts_with(&gone));
+                }
+                return;
+            }
+            _ => {}
         }
         let kind = match (&event.kind, event.path.ends_with("/host")) {
             (EventKind::Started(kind), _) => *kind,
@@ -210,7 +222,7 @@ impl TreeStatus {
                 node.pid = None;
             }
             EventKind::Stopping { .. } => node.state = NodeState::Stopping,
-            EventKind::Dropped(_) => {}
+            EventKind::Dropped(_) | EventKind::Removed => {}
         }
     }
 
@@ -420,6 +432,52 @@ mod tests {
         );
         assert_eq!(s.dropped(), 3);
         assert_eq!(s.nodes().count(), 3);
+    }
+
+    #[test]
+    fn a_removed_child_is_deleted_with_everything_below_it() {
+        let mut s = TreeStatus::new(1, Instant::now());
+        for (path, kind) in [
+            ("root/0", NodeKind::Worker),
+            ("root/1", NodeKind::Supervisor),
+            ("root/1/host", NodeKind::WorkerHost),
+            ("root/1/0", NodeKind::Worker),
+            ("root/1/1", NodeKind::Supervisor),
+            ("root/1/1/0", NodeKind::Worker),
+            ("root/1/10", NodeKind::Worker),
+            ("root/10", NodeKind::Worker),
+        ] {
+            record(&mut s, &ev(path, Some(2), EventKind::Started(kind)));
+        }
+        record(&mut s, &ev("root/1/1", None, EventKind::Removed));
+        let paths: Vec<&str> = s.nodes().map(|n| n.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "root",
+                "root/0",
+                "root/1",
+                "root/1/host",
+                "root/1/0",
+                "root/1/10",
+                "root/10"
+            ]
+        );
+        record(&mut s, &ev("root/1", None, EventKind::Removed));
+        let paths: Vec<&str> = s.nodes().map(|n| n.path.as_str()).collect();
+        assert_eq!(paths, ["root", "root/0", "root/10"]);
+        // A child removed twice, or never heard of, changes nothing; the
+        // root is never removed.
+        record(&mut s, &ev("root/1", None, EventKind::Removed));
+        record(&mut s, &ev("root", None, EventKind::Removed));
+        assert_eq!(s.nodes().count(), 3);
+        // A child started later at the same path is a new node.
+        record(
+            &mut s,
+            &ev("root/1", Some(3), EventKind::Started(NodeKind::Worker)),
+        );
+        let node = s.get("root/1").expect("the new child");
+        assert_eq!((node.restarts, node.last_exit), (0, None));
     }
 
     #[test]

@@ -211,6 +211,7 @@ fn kind_key(kind: &EventKind) -> u8 {
         EventKind::HostExited { .. } => 3,
         EventKind::Stopping { .. } => 4,
         EventKind::Dropped(_) => 5,
+        EventKind::Removed => 6,
     }
 }
 

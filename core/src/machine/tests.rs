@@ -1541,3 +1541,596 @@ fn a_panic_message_reaches_the_exit_report() {
         .collect();
     assert_eq!(reasons, [None]);
 }
+
+// ---------------------------------------------------------------------------
+// Children started at run time (`with_dynamic`, `handle_add`, `handle_remove`)
+// ---------------------------------------------------------------------------
+
+impl Harness {
+    /// A machine with these static children that also serves dynamic ones,
+    /// at most `max` of them.
+    fn dynamic(
+        children: Vec<ChildPolicy>,
+        strategy: Strategy,
+        intensity: Intensity,
+        max: Option<u32>,
+    ) -> Self {
+        let h = Self::new(children, strategy, intensity);
+        Self {
+            m: h.m.with_dynamic(max),
+            ..h
+        }
+    }
+
+    /// Adds a dynamic child at `t`: its position and id. Its actions are
+    /// left to drain.
+    fn add(&mut self, policy: ChildPolicy, t: u64) -> Result<(usize, ChildId), AddError> {
+        let now = self.at(t);
+        self.m.handle_add(policy, now).map(|(c, id)| (c.get(), id))
+    }
+
+    /// Adds a dynamic child at `t`, which must be accepted: its position,
+    /// id and the actions that followed.
+    fn added(&mut self, policy: ChildPolicy, t: u64) -> (usize, ChildId, Vec<Action>) {
+        let (n, id) = self.add(policy, t).expect("the child is added");
+        (n, id, self.drain())
+    }
+
+    /// Asks at `t` for the removal of the dynamic child `id`. Its actions
+    /// are left to drain.
+    fn remove(&mut self, id: ChildId, t: u64) -> Result<usize, RemoveError> {
+        let now = self.at(t);
+        self.m.handle_remove(id, now).map(|c| c.get())
+    }
+}
+
+/// `Report::Removed` of child `n`, started as `id`.
+fn removed(n: usize, id: ChildId) -> Report {
+    Report::Removed { child: idx(n), id }
+}
+
+/// `Report::Exited` of child `n` stopped on request, not restarted.
+fn stopped_for_good(n: usize) -> Report {
+    Report::Exited {
+        child: idx(n),
+        exit: ChildExit::Stopped,
+        restart: None,
+        reason: None,
+    }
+}
+
+#[test]
+fn an_added_child_starts_at_once_even_behind_queued_static_children() {
+    let mut h = Harness::dynamic(always(2), Strategy::OneForAll, Intensity::unlimited(), None);
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0)]);
+    // Child 1 is queued behind child 0; the dynamic child is not.
+    let (n, id, actions) = h.added(worker(RestartPolicy::Always), 5);
+    assert_eq!((n, id.get()), (2, 1));
+    assert_eq!(actions, [Start(2)]);
+    assert_eq!(h.next_timeout(), None);
+    // It holds up nobody, and the supervisor's readiness is the static
+    // children's.
+    assert_eq!(h.ready(0, 10), [Start(1)]);
+    assert_eq!(h.ready(1, 20), []);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::ChildReady(idx(0)),
+            Report::ChildReady(idx(1)),
+            Report::Ready
+        ]
+    );
+    assert_eq!(h.ready(2, 30), []);
+    assert_eq!(h.reports(), [Report::ChildReady(idx(2))]);
+    // Its first start is not a restart.
+    assert_eq!(h.m.lease(idx(2)), Some(RecordState::default()));
+    assert!(h.m.is_dynamic(idx(2)));
+    assert!(!h.m.is_dynamic(idx(1)));
+    assert_eq!(h.m.child_id(idx(2)), Some(id));
+    assert_eq!(h.m.child_id(idx(0)), None);
+    assert_eq!(h.m.find(id), Some(idx(2)));
+    assert_eq!(h.m.dynamic_count(), 1);
+}
+
+#[test]
+fn a_child_added_before_the_start_starts_with_the_others() {
+    let mut h = Harness::dynamic(
+        always(2),
+        Strategy::RestForOne,
+        Intensity::unlimited(),
+        None,
+    );
+    h.auto_ready = false;
+    let (n, _, actions) = h.added(worker(RestartPolicy::Always), 0);
+    assert_eq!((n, actions), (2, vec![]));
+    assert_eq!(h.start(1), [Start(0), Start(2)]);
+    // Added and removed before the start: never started.
+    let mut h = Harness::dynamic(vec![], Strategy::OneForOne, Intensity::unlimited(), None);
+    let (_, id, _) = h.added(worker(RestartPolicy::Always), 0);
+    assert_eq!(h.remove(id, 0), Ok(0));
+    assert_eq!(h.reports(), [removed(0, id)]);
+    assert_eq!(h.start(1), []);
+    assert_eq!(h.reports(), [Report::Ready]);
+}
+
+#[test]
+fn ids_are_never_reused_while_slots_are() {
+    let mut h = Harness::dynamic(always(1), Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    let mut ids = Vec::new();
+    for t in 1..=3 {
+        let (n, id, actions) = h.added(worker(RestartPolicy::Always), t);
+        assert_eq!(actions, [Start(n)]);
+        ids.push((n, id.get()));
+    }
+    assert_eq!(ids, [(1, 1), (2, 2), (3, 3)]);
+    let id = |n: u64| ChildId::new(n);
+    h.reports();
+    // Remove the children in slots 2 and 1.
+    assert_eq!(h.remove(id(2), 10), Ok(2));
+    assert_eq!(h.drain(), [Stop([2])]);
+    assert_eq!(h.stopped(2, 11), []);
+    assert_eq!(h.remove(id(1), 12), Ok(1));
+    assert_eq!(h.drain(), [Stop([1])]);
+    assert_eq!(h.stopped(1, 13), []);
+    assert_eq!(
+        h.reports(),
+        [
+            stopped_for_good(2),
+            removed(2, id(2)),
+            stopped_for_good(1),
+            removed(1, id(1))
+        ]
+    );
+    assert_eq!(
+        h.m.child_indices().map(|c| c.get()).collect::<Vec<_>>(),
+        [0, 3]
+    );
+    assert_eq!((h.m.child_id(idx(1)), h.m.find(id(1))), (None, None));
+    assert!(h.m.is_dynamic(idx(1)));
+    assert_eq!(h.m.leasable().len(), 4);
+    assert!(h.m.leasable()[1].is_none());
+    // The lowest free slot first, with new ids.
+    let (n, new, actions) = h.added(worker(RestartPolicy::Always), 20);
+    assert_eq!((n, new.get(), actions), (1, 4, vec![Start(1)]));
+    let (n, new, actions) = h.added(worker(RestartPolicy::Always), 21);
+    assert_eq!((n, new.get(), actions), (2, 5, vec![Start(2)]));
+    let (n, new, _) = h.added(worker(RestartPolicy::Always), 22);
+    assert_eq!((n, new.get()), (4, 6));
+    assert_eq!(h.m.dynamic_count(), 4);
+    // The old ids name nothing, even though their slots are taken.
+    assert_eq!(h.remove(id(1), 30), Err(RemoveError::Unknown));
+    assert_eq!(h.remove(id(2), 30), Err(RemoveError::Unknown));
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.m.find(id(4)), Some(idx(1)));
+}
+
+#[test]
+fn max_children_bounds_the_dynamic_children_that_exist() {
+    let mut h = Harness::dynamic(
+        always(1),
+        Strategy::OneForOne,
+        Intensity::unlimited(),
+        Some(2),
+    );
+    h.start(0);
+    let (_, first, _) = h.added(worker(RestartPolicy::Always), 1);
+    h.added(worker(RestartPolicy::Always), 2);
+    let full = h.add(worker(RestartPolicy::Always), 3);
+    assert_eq!(full, Err(AddError::Full { max: 2 }));
+    assert_eq!(
+        AddError::Full { max: 2 }.to_string(),
+        "the supervisor is full: it takes at most 2 children at run time"
+    );
+    assert_eq!(h.drain(), []);
+    // A child being removed still counts until it stopped.
+    assert_eq!(h.remove(first, 4), Ok(1));
+    assert_eq!(h.drain(), [Stop([1])]);
+    assert_eq!(
+        h.add(worker(RestartPolicy::Always), 5),
+        Err(AddError::Full { max: 2 })
+    );
+    assert_eq!(h.stopped(1, 6), []);
+    let (n, id, actions) = h.added(worker(RestartPolicy::Always), 7);
+    assert_eq!((n, id.get(), actions), (1, 3, vec![Start(1)]));
+    // Zero: none at all.
+    let mut h = Harness::dynamic(vec![], Strategy::OneForOne, Intensity::unlimited(), Some(0));
+    h.start(0);
+    assert_eq!(
+        h.add(worker(RestartPolicy::Always), 1),
+        Err(AddError::Full { max: 0 })
+    );
+}
+
+#[test]
+fn no_child_is_added_to_a_supervisor_shutting_down_or_ended() {
+    let mut h = Harness::dynamic(always(1), Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    assert_eq!(h.shutdown(10), [Stop([0])]);
+    assert_eq!(
+        h.add(worker(RestartPolicy::Always), 11),
+        Err(AddError::ShuttingDown)
+    );
+    assert_eq!(h.stopped(0, 12), [Exit(Outcome::Normal)]);
+    assert_eq!(
+        h.add(worker(RestartPolicy::Always), 13),
+        Err(AddError::ShuttingDown)
+    );
+    assert_eq!(h.drain(), []);
+    assert_eq!(
+        AddError::ShuttingDown.to_string(),
+        "the supervisor is shutting down"
+    );
+}
+
+#[test]
+fn no_child_is_added_to_a_supervisor_without_dynamic_children() {
+    let mut h = Harness::one_for_one(always(1));
+    h.start(0);
+    assert_eq!(
+        h.add(worker(RestartPolicy::Always), 1),
+        Err(AddError::NotDynamic)
+    );
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.m.dynamic_count(), 0);
+    assert!(!h.m.is_dynamic(idx(0)));
+    assert_eq!(h.remove(ChildId::new(1), 2), Err(RemoveError::Unknown));
+    assert_eq!(
+        AddError::NotDynamic.to_string(),
+        "the supervisor does not take children at run time"
+    );
+}
+
+#[test]
+fn a_running_child_is_stopped_then_removed() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(300)));
+    let mut h = Harness::dynamic(always(1), Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    let (n, id, _) = h.added(policy, 10);
+    h.reports();
+    assert_eq!(h.remove(id, 100), Ok(n));
+    assert_eq!(h.drain(), [Stop([1])]);
+    assert_eq!(h.next_timeout(), Some(400));
+    // Asked again while it stops: nothing more.
+    assert_eq!(h.remove(id, 150), Ok(n));
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.reports(), []);
+    // It stops in time, whatever it said: stopped, not restarted, removed.
+    assert_eq!(h.exit(1, Panicked, 200), []);
+    assert_eq!(h.reports(), [stopped_for_good(1), removed(1, id)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(10_000), []);
+    assert_eq!(h.remove(id, 10_001), Err(RemoveError::Unknown));
+    let events: Vec<_> = [removed(1, id)]
+        .iter()
+        .filter_map(|r| h.m.event(r))
+        .collect();
+    assert_eq!(
+        events,
+        [(Subject::Child(idx(1)), crate::EventKind::Removed)]
+    );
+}
+
+#[test]
+fn a_child_that_does_not_stop_in_time_is_killed_then_removed() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(300)));
+    let mut h = Harness::dynamic(vec![], Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    let (n, id, _) = h.added(policy, 10);
+    h.reports();
+    assert_eq!(h.remove(id, 100), Ok(n));
+    assert_eq!(h.drain(), [Stop([0])]);
+    assert_eq!(h.next_timeout(), Some(400));
+    assert_eq!(h.timeout(399), []);
+    assert_eq!(h.timeout(400), [kill([0])]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.exit(0, Signaled(9), 401), []);
+    assert_eq!(h.reports(), [stopped_for_good(0), removed(0, id)]);
+    // `Shutdown::Kill`: killed at once.
+    let (n, id, _) = h.added(
+        with_shutdown(worker(RestartPolicy::Always), Shutdown::Kill),
+        500,
+    );
+    h.reports();
+    assert_eq!(h.remove(id, 600), Ok(n));
+    assert_eq!(h.drain(), [kill([0])]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.exit(0, Signaled(9), 601), []);
+    assert_eq!(h.reports(), [stopped_for_good(0), removed(0, id)]);
+}
+
+#[test]
+fn a_child_waiting_for_its_restart_is_removed_at_once() {
+    let mut h = Harness::dynamic(vec![], Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    let (n, id, _) = h.added(worker(RestartPolicy::Always), 0);
+    assert_eq!(h.exit(n, Panicked, 10), []);
+    assert_eq!(h.next_timeout(), Some(110));
+    h.reports();
+    assert_eq!(h.remove(id, 50), Ok(n));
+    // Not running: no stop, no exit, gone.
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.reports(), [removed(0, id)]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(110), []);
+    assert_eq!(h.m.dynamic_count(), 0);
+}
+
+#[test]
+fn removing_an_unknown_child_fails() {
+    let mut h = Harness::dynamic(always(1), Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    assert_eq!(h.remove(ChildId::new(1), 1), Err(RemoveError::Unknown));
+    assert_eq!(h.remove(ChildId::new(0), 1), Err(RemoveError::Unknown));
+    let (_, id, _) = h.added(worker(RestartPolicy::Always), 2);
+    assert_eq!(
+        h.remove(ChildId::new(id.get() + 1), 3),
+        Err(RemoveError::Unknown)
+    );
+    assert_eq!(h.drain(), []);
+    assert_eq!(
+        RemoveError::Unknown.to_string(),
+        "no such child: it was never started, or is already gone"
+    );
+}
+
+#[test]
+fn a_dynamic_child_is_restarted_alone_under_one_for_all() {
+    let mut h = Harness::dynamic(always(2), Strategy::OneForAll, Intensity::unlimited(), None);
+    h.start(0);
+    let (n, _, _) = h.added(worker(RestartPolicy::Always), 5);
+    h.reports();
+    // Its failure stops no sibling; it runs again after its own backoff.
+    assert_eq!(h.exit(n, Panicked, 10), []);
+    assert_eq!(exits(&mut h), [(2, Panicked, Some(100))]);
+    assert_eq!(h.next_timeout(), Some(110));
+    assert_eq!(h.timeout(110), [Start(2)]);
+    // Its second failure in a row: 200 ms.
+    assert_eq!(h.exit(n, Panicked, 120), []);
+    assert_eq!(exits(&mut h), [(2, Panicked, Some(200))]);
+    assert_eq!(h.timeout(320), [Start(2)]);
+    // Under RestForOne alike, even when it is not the last child.
+    let mut h = Harness::dynamic(
+        always(1),
+        Strategy::RestForOne,
+        Intensity::unlimited(),
+        None,
+    );
+    h.start(0);
+    h.added(worker(RestartPolicy::Always), 0);
+    h.added(worker(RestartPolicy::Always), 0);
+    assert_eq!(h.exit(1, Panicked, 10), []);
+    assert_eq!(h.timeout(110), [Start(1)]);
+}
+
+#[test]
+fn a_static_group_restart_leaves_dynamic_children_running() {
+    let mut h = Harness::dynamic(always(2), Strategy::OneForAll, Intensity::unlimited(), None);
+    h.start(0);
+    h.added(worker(RestartPolicy::Always), 1);
+    // Child 0 fails: its group is the static children alone.
+    assert_eq!(h.exit(0, Panicked, 10), [Stop([1])]);
+    assert_eq!(h.stopped(1, 20), []);
+    assert_eq!(h.next_timeout(), Some(110));
+    assert_eq!(h.timeout(110), [Start(0), Start(1)]);
+    // The dynamic child ran all along: its exit is its own.
+    assert_eq!(h.exit(2, Normal, 120), []);
+    assert_eq!(h.timeout(220), [Start(2)]);
+}
+
+#[test]
+fn a_removal_and_a_group_restart_do_not_wait_for_each_other() {
+    let mut h = Harness::dynamic(always(3), Strategy::OneForAll, Intensity::unlimited(), None);
+    h.start(0);
+    let (_, a, _) = h.added(worker(RestartPolicy::Always), 1);
+    let (_, b, _) = h.added(worker(RestartPolicy::Always), 1);
+    // A group restart is under way: a removal stops its child at once.
+    assert_eq!(h.exit(0, Panicked, 10), [Stop([2])]);
+    assert_eq!(h.remove(a, 11), Ok(3));
+    assert_eq!(h.drain(), [Stop([3])]);
+    // The removal under way does not hold up the group's next stop.
+    assert_eq!(h.stopped(2, 12), [Stop([1])]);
+    assert_eq!(h.remove(b, 13), Ok(4));
+    assert_eq!(h.drain(), [Stop([4])]);
+    assert_eq!(h.stopped(1, 14), []);
+    assert_eq!(h.timeout(110), [Start(0), Start(1), Start(2)]);
+    h.reports();
+    assert_eq!(h.stopped(4, 120), []);
+    assert_eq!(h.stopped(3, 130), []);
+    assert_eq!(
+        h.reports(),
+        [
+            stopped_for_good(4),
+            removed(4, b),
+            stopped_for_good(3),
+            removed(3, a)
+        ]
+    );
+}
+
+#[test]
+fn dynamic_restarts_count_towards_the_intensity_and_giving_up_stops_all() {
+    let mut h = Harness::dynamic(
+        always(1),
+        Strategy::OneForAll,
+        Intensity::new(1, Duration::from_secs(1)),
+        None,
+    );
+    h.start(0);
+    h.added(worker(RestartPolicy::Always), 1);
+    h.added(worker(RestartPolicy::Always), 1);
+    h.reports();
+    assert_eq!(h.exit(2, Panicked, 10), []);
+    assert_eq!(h.timeout(110), [Start(2)]);
+    // The second restart within 1 s: every child still running stops, in
+    // reverse order, dynamic ones included.
+    assert_eq!(h.exit(2, Panicked, 200), [Stop([1, 0])]);
+    assert_eq!(h.stopped(1, 201), []);
+    assert_eq!(h.stopped(0, 202), [Exit(Outcome::GaveUp)]);
+    let reports = h.reports();
+    assert!(reports.contains(&Report::Stopping(Outcome::GaveUp)));
+    // Stopped by giving up: not removed.
+    assert!(!reports.iter().any(|r| matches!(r, Report::Removed { .. })));
+}
+
+#[test]
+fn a_dynamic_supervisor_with_no_child_left_runs_until_shut_down() {
+    let mut h = Harness::dynamic(vec![], Strategy::OneForOne, Intensity::unlimited(), None);
+    // No static child: ready at once, and no exit.
+    assert_eq!(h.start(0), []);
+    assert_eq!(h.reports(), [Report::Ready]);
+    let (n, id, _) = h.added(worker(RestartPolicy::Never), 10);
+    h.reports();
+    assert_eq!(h.exit(n, Normal, 20), []);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Exited {
+                child: idx(0),
+                exit: Normal,
+                restart: None,
+                reason: None
+            },
+            removed(0, id)
+        ]
+    );
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(10_000), []);
+    // Static children done for good neither.
+    let mut h = Harness::dynamic(
+        vec![worker(RestartPolicy::Never)],
+        Strategy::OneForOne,
+        Intensity::unlimited(),
+        None,
+    );
+    h.start(0);
+    assert_eq!(h.exit(0, Normal, 10), []);
+    assert_eq!(h.shutdown(20), [Exit(Outcome::Normal)]);
+}
+
+#[test]
+fn a_dynamic_child_done_by_its_policy_is_removed() {
+    let mut h = Harness::dynamic(always(1), Strategy::OneForAll, Intensity::unlimited(), None);
+    h.start(0);
+    let (_, never, _) = h.added(worker(RestartPolicy::Never), 1);
+    let (_, on_failure, _) = h.added(worker(RestartPolicy::OnFailure), 1);
+    let (_, sup, _) = h.added(supervisor(RestartPolicy::Always), 1);
+    h.reports();
+    assert_eq!(h.exit(1, Panicked, 10), []);
+    assert_eq!(h.exit(2, Normal, 11), []);
+    // A child supervisor whose work is done.
+    assert_eq!(h.exit(3, Normal, 12), []);
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Exited {
+                child: idx(1),
+                exit: Panicked,
+                restart: None,
+                reason: None
+            },
+            removed(1, never),
+            Report::Exited {
+                child: idx(2),
+                exit: Normal,
+                restart: None,
+                reason: None
+            },
+            removed(2, on_failure),
+            Report::Exited {
+                child: idx(3),
+                exit: Normal,
+                restart: None,
+                reason: None
+            },
+            removed(3, sup),
+        ]
+    );
+    assert_eq!(h.m.dynamic_count(), 0);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn shutdown_stops_dynamic_children_in_reverse_order_with_the_others() {
+    let mut h = Harness::dynamic(
+        vec![
+            worker(RestartPolicy::Always),
+            supervisor(RestartPolicy::Always),
+        ],
+        Strategy::OneForOne,
+        Intensity::unlimited(),
+        None,
+    );
+    h.start(0);
+    let (_, a, _) = h.added(worker(RestartPolicy::Always), 1);
+    let (_, b, _) = h.added(worker(RestartPolicy::Always), 1);
+    h.reports();
+    assert_eq!(h.shutdown(10), [Stop([3, 2])]);
+    // A removal asked during the shutdown is part of it, and reported.
+    assert_eq!(h.remove(b, 11), Ok(3));
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.stopped(3, 12), []);
+    assert_eq!(h.stopped(2, 13), [Stop([1])]);
+    assert_eq!(h.stopped(1, 14), [Stop([0])]);
+    assert_eq!(h.stopped(0, 15), [Exit(Outcome::Normal)]);
+    let reports = h.reports();
+    let gone: Vec<&Report> = reports
+        .iter()
+        .filter(|r| matches!(r, Report::Removed { .. }))
+        .collect();
+    assert_eq!(gone, [&removed(3, b)]);
+    assert_eq!(h.remove(a, 20), Err(RemoveError::Unknown));
+}
+
+#[test]
+fn a_removal_asked_in_a_shutdown_of_a_stopped_child_is_answered_at_once() {
+    let mut h = Harness::dynamic(always(1), Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    let (_, id, _) = h.added(supervisor(RestartPolicy::Always), 1);
+    assert_eq!(h.shutdown(10), [Stop([1])]);
+    assert_eq!(h.stopped(1, 11), [Stop([0])]);
+    h.reports();
+    assert_eq!(h.remove(id, 12), Ok(1));
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.reports(), [removed(1, id)]);
+    assert_eq!(h.remove(id, 13), Err(RemoveError::Unknown));
+    assert_eq!(h.stopped(0, 14), [Exit(Outcome::Normal)]);
+}
+
+#[test]
+fn dynamic_workers_are_leased_under_every_strategy() {
+    let mut h = Harness::dynamic(
+        always(1),
+        Strategy::OneForAll,
+        Intensity::new(5, Duration::from_secs(1)),
+        None,
+    );
+    h.start(0);
+    let (w, _, _) = h.added(worker(RestartPolicy::Always), 1);
+    let (s, _, _) = h.added(supervisor(RestartPolicy::Always), 1);
+    let leasable = h.m.leasable();
+    assert_eq!(leasable.len(), 3);
+    assert!(leasable[0].is_none(), "a static worker under OneForAll");
+    assert!(leasable[w].is_some());
+    assert!(leasable[s].is_none(), "a child supervisor");
+    assert_eq!(h.m.lease(idx(0)), None);
+    assert_eq!(h.m.lease(idx(w)), Some(RecordState::default()));
+    assert_eq!(h.m.lease(idx(s)), None);
+    // Its host restarts it in place: counted, and the grant shrinks.
+    let state = RecordState {
+        restarts: 1,
+        ..RecordState::default()
+    };
+    let now = h.at(10);
+    h.m.handle_restarted(idx(w), Panicked, None, ms(100), state, now);
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.budget(10), Some(4));
+    assert_eq!(h.m.lease(idx(w)), Some(state));
+    // A restart decided here: the host holding a lease learns its smaller
+    // budget, even under OneForAll.
+    assert_eq!(h.grants, 0);
+    assert_eq!(h.exit(0, Panicked, 20), []);
+    assert_eq!(h.grants, 1);
+    assert_eq!(h.budget(20), Some(3));
+}
