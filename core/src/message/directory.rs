@@ -133,13 +133,6 @@ impl Directory {
                 kind: kind.noun(),
             })
     }
-
-    /// The templates supervisor `owner` declared, in order.
-    pub(crate) fn templates_of<'a>(&'a self, owner: &'a str) -> impl Iterator<Item = &'a Endpoint> {
-        self.endpoints
-            .iter()
-            .filter(move |e| e.declared.kind == Kind::Template && e.declared.owner == owner)
-    }
 }
 
 #[cfg(test)]
