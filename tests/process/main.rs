@@ -420,4 +420,6 @@ const EXAMPLES: &[(&str, Drive)] = &[
     ("custom_executor", start::drive::example),
     ("echo", lifecycle::echo_example::drive),
     ("echo_smol", lifecycle::echo_example::drive),
+    ("kv", messages::examples::kv),
+    ("conn_pool", messages::examples::conn_pool),
 ];

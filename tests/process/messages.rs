@@ -357,3 +357,102 @@ pub(crate) mod drive {
         expect_prefix_once(run, "returned Ok").map(drop)
     }
 }
+
+/// The runner's side of `examples/kv.rs` and `examples/conn_pool.rs`.
+pub(crate) mod examples {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use nix::sys::signal::Signal;
+
+    use crate::drive::{expect_count, expect_exit_code, wait_line};
+    use crate::runner::Run;
+
+    pub(crate) fn kv(run: &mut Run) -> Result<(), String> {
+        expect_exit_code(run, 0)?;
+        for line in [
+            "client: apples = Some(3)",
+            "client: the server crashed with our call",
+            "client: after the restart pears = Some(5), apples = None (its state went with it)",
+            "done",
+        ] {
+            expect_count(run, line, 1)?;
+        }
+        let servers = run.count(|l| l.starts_with("server: serving kv in process "));
+        if servers != 2 {
+            return Err(format!("the server ran {servers} times; expected 2"));
+        }
+        Ok(())
+    }
+
+    /// A line-echoing client of the pool.
+    struct Client {
+        reader: BufReader<TcpStream>,
+        writer: TcpStream,
+    }
+
+    impl Client {
+        fn connect(addr: &str) -> Result<Self, String> {
+            let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .map_err(|e| e.to_string())?;
+            let writer = stream.try_clone().map_err(|e| e.to_string())?;
+            Ok(Self {
+                reader: BufReader::new(stream),
+                writer,
+            })
+        }
+
+        fn line(&mut self) -> Result<String, String> {
+            let mut got = String::new();
+            self.reader.read_line(&mut got).map_err(|e| e.to_string())?;
+            Ok(got.trim_end().to_owned())
+        }
+
+        fn echo(&mut self, text: &str) -> Result<(), String> {
+            self.writer
+                .write_all(format!("{text}\n").as_bytes())
+                .map_err(|e| e.to_string())?;
+            match self.line()? {
+                got if got == text => Ok(()),
+                got => Err(format!("sent {text:?}, got {got:?}")),
+            }
+        }
+    }
+
+    pub(crate) fn conn_pool(run: &mut Run) -> Result<(), String> {
+        let line = wait_line(run, "listening on ")?;
+        let addr = line.trim_start_matches("listening on ").trim().to_owned();
+        let mut clients = Vec::new();
+        for n in 0..4 {
+            let mut client = Client::connect(&addr)?;
+            client.echo(&format!("hello {n}"))?;
+            clients.push(client);
+        }
+        // A fifth is refused while four are served.
+        let mut fifth = Client::connect(&addr)?;
+        let refused = fifth.line()?;
+        if refused != "busy" {
+            return Err(format!("the fifth client got {refused:?}, not busy"));
+        }
+        // One leaves: its child ends and is removed; there is room again.
+        drop(clients.remove(0));
+        wait_line(run, "event root/0/conn#1: removed")?;
+        let mut sixth = Client::connect(&addr)?;
+        sixth.echo("room again")?;
+        for client in &mut clients {
+            client.echo("still here")?;
+        }
+        run.signal_root(Signal::SIGTERM)?;
+        let status = run.wait_exit()?;
+        if status.code() != Some(0) {
+            return Err(format!("the tree did not stop cleanly: {status:?}"));
+        }
+        expect_count(run, "stopped", 1)?;
+        expect_count(run, "event root/0/conn#5: worker started", 1)?;
+        run.note("4 connections served, a 5th refused, a 6th served after one left".into());
+        Ok(())
+    }
+}
