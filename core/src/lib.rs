@@ -233,6 +233,22 @@
 //! (or has no work left), and `WATCHDOG=1` every half `WATCHDOG_USEC` (but
 //! not more often than every 10 ms) while its loop runs.
 //!
+//! ## Messages and children started at run time
+//!
+//! Named mailboxes ([`Tree::with_mailbox`], [`mailbox()`], [`inbox()`]) and
+//! dynamic children ([`Tree::add_dynamic`], [`start_child()`],
+//! [`terminate_child()`]) are described in [`message`]. In the process
+//! engine, the root opens one Unix datagram socket pair per declared name
+//! before it forks anything, so every process of the tree holds them and a
+//! mailbox outlives every restart of its server. A worker sends straight to
+//! the socket; a call passes its own reply socket along; a request about
+//! dynamic children goes straight to the supervisor process that declared
+//! the template, whose machine decides, and whose worker host builds the
+//! child from the template and its encoded argument (sent over the host's
+//! channel). Waiting on these
+//! sockets is the runtime's business: [`Spawner::register`] hands a socket
+//! to the backend's reactor.
+//!
 //! [supertrees]: https://docs.rs/supertrees
 //!
 //! ## Example
