@@ -405,10 +405,13 @@ impl Machine {
 
     /// Every child's index, in order: the children given to `new`, then
     /// the dynamic children that exist now (a free slot is skipped).
-    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> + '_ {
-        (0..self.children.len())
+    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> {
+        // Collected: the iterator borrows nothing, as drivers expect.
+        let taken: Vec<ChildIdx> = (0..self.children.len())
             .filter(|&n| self.children[n].kind != Kind::Free)
             .filter_map(ChildIdx::new)
+            .collect();
+        taken.into_iter()
     }
 
     /// Whether `child` is a slot of children started at run time (taken
