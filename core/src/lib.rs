@@ -245,9 +245,8 @@
 //! dynamic children goes straight to the supervisor process that declared
 //! the template, whose machine decides, and whose worker host builds the
 //! child from the template and its encoded argument (sent over the host's
-//! channel). Waiting on these
-//! sockets is the runtime's business: [`Spawner::register`] hands a socket
-//! to the backend's reactor.
+//! channel). Waiting on these sockets is the runtime's business:
+//! [`Spawner::register`] hands a socket to the backend's reactor.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

@@ -249,8 +249,6 @@ pub(crate) mod scenario {
 }
 
 pub(crate) mod drive {
-    use std::time::Duration;
-
     use nix::sys::signal::Signal;
 
     use crate::drive::{expect_count, expect_exit_code, expect_prefix_once, pid_in, wait_line};
@@ -297,8 +295,11 @@ pub(crate) mod drive {
     pub(crate) fn mailbox_outlives_host(run: &mut Run) -> Result<(), String> {
         // Kill the first host once it has received something.
         let host = pid_in(&wait_line(run, "server-host ")?)?;
-        run.wait_for(Duration::from_secs(5), |run| {
-            (run.count(|l| l.starts_with("got ")) > 200).then_some(())
+        run.wait_for("200 messages received", |run| {
+            match run.count(|l| l.starts_with("got ")) {
+                n if n > 200 => Ok(()),
+                n => Err(format!("{n} received")),
+            }
         })?;
         run.signal(host, Signal::SIGKILL)?;
         expect_exit_code(run, 0)?;
