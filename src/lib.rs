@@ -67,8 +67,9 @@
 
 pub use supertrees_core::{
     query_status, ready, spawn, stopping, tree, Backend, BackoffPolicy, BoxFuture, ChildExit,
-    Error, Event, EventKind, Intensity, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
-    Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
+    Error, Event, EventKind, Intensity, Interest, IoSource, NodeKind, NodeState, NodeStatus,
+    Readiness, RestartPolicy, Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree,
+    TreeStatus, Worker,
 };
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) and

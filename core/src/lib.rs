@@ -11,7 +11,9 @@
 //! * the policies, as plain values with pure functions —
 //!   [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`], [`Intensity`],
 //!   [`Shutdown`];
-//! * the [`Spawner`] and [`Timer`] traits a backend implements;
+//! * the [`Spawner`] and [`Timer`] traits a backend implements, and
+//!   [`IoSource`], the readiness of a file descriptor on its reactor (with
+//!   a default reactor for executors that have none);
 //! * the fork-per-supervisor process engine behind
 //!   [`Supertree::start_with`];
 //! * [`testing`]: a deterministic simulation on a fake clock.
@@ -269,6 +271,7 @@ mod lease;
 mod machine;
 mod observe;
 mod policy;
+mod reactor;
 mod ready;
 mod rt;
 mod status;
@@ -284,7 +287,7 @@ pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
 pub use ready::{ready, spawn, stopping};
-pub use rt::{Backend, BoxFuture, Spawner, Timer};
+pub use rt::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
 pub use status::query_status;
 pub use status::{NodeState, NodeStatus, TreeStatus};
 pub use tree::{Supertree, Supervisor, Tree};
