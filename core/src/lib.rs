@@ -11,7 +11,9 @@
 //! * the policies, as plain values with pure functions —
 //!   [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`], [`Intensity`],
 //!   [`Shutdown`];
-//! * the [`Spawner`] and [`Timer`] traits a backend implements;
+//! * the [`Spawner`] and [`Timer`] traits a backend implements, and
+//!   [`IoSource`], the readiness of a file descriptor on its reactor (with
+//!   a default reactor for executors that have none);
 //! * the fork-per-supervisor process engine behind
 //!   [`Supertree::start_with`];
 //! * [`testing`]: a deterministic simulation on a fake clock.
@@ -286,6 +288,7 @@ mod machine;
 pub mod message;
 mod observe;
 mod policy;
+mod reactor;
 mod ready;
 mod rt;
 mod status;
