@@ -144,6 +144,7 @@ impl Services for SocketServices {
         Ok(Arc::new(SocketOutbox {
             name: name.into(),
             source,
+            sending: futures::lock::Mutex::new(()),
             register: self.register.clone(),
             sleep: self.sleep.clone(),
         }))
@@ -180,6 +181,11 @@ impl Services for SocketServices {
 struct SocketOutbox {
     name: Arc<str>,
     source: Box<dyn IoSource>,
+    /// Whose turn it is to send: a reactor wakes only the last task that
+    /// waited for a source to be writable, so the tasks sharing this
+    /// outbox (clones of one `Mailbox`) wait for a full mailbox one at a
+    /// time, in turn.
+    sending: futures::lock::Mutex<()>,
     register: Register,
     sleep: Sleep,
 }
@@ -187,6 +193,7 @@ struct SocketOutbox {
 impl SocketOutbox {
     /// Queues `body` (with `pass`), waiting while the mailbox is full.
     async fn queue(&self, body: &[u8], pass: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+        let _turn = self.sending.lock().await;
         std::future::poll_fn(|cx| {
             self.source
                 .poll_io(cx, Interest::Writable, &mut |fd| send_datagram(fd, body, pass))
