@@ -406,6 +406,12 @@ const SCENARIOS: &[Scenario] = &[
         20,
     ),
     scenario(
+        "mailbox_bounded",
+        messages::scenario::mailbox_bounded,
+        messages::drive::mailbox_bounded,
+        10,
+    ),
+    scenario(
         "dynamic_children",
         messages::scenario::dynamic_children,
         messages::drive::dynamic_children,

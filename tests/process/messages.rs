@@ -190,6 +190,51 @@ pub(crate) mod scenario {
         );
     }
 
+    /// A server that starts reading after 300 ms, and a client that sends
+    /// 2000 casts: the mailbox holds what its socket holds, and `send`
+    /// waits meanwhile; then everything arrives, in order.
+    pub(crate) fn mailbox_bounded() {
+        let root = std::process::id();
+        let server = Life::new(|| {
+            Box::pin(async {
+                let mut inbox = inbox::<u32>("slow").expect("ours");
+                tokio::time::sleep(ms(300)).await;
+                let mut next = 0;
+                while next < 2000 {
+                    let n = inbox.recv().await.expect("open").into_message();
+                    if n != next {
+                        println!("out of order: {n} after {next}");
+                    }
+                    next = n + 1;
+                }
+                println!("server got 2000");
+            })
+        });
+        let client = Life::new(move || {
+            Box::pin(async move {
+                let slow = mailbox::<u32>("slow").expect("declared");
+                let sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+                let counter = sent.clone();
+                supertrees::spawn(async move {
+                    tokio::time::sleep(ms(150)).await;
+                    println!("sent by 150 ms: {}", counter.load(std::sync::atomic::Ordering::SeqCst));
+                });
+                for n in 0..2000u32 {
+                    slow.send(n).await.expect("queued");
+                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                tokio::time::sleep(ms(100)).await;
+                stop_tree(root);
+            })
+        });
+        report(
+            Supertree::new()
+                .add_supervisor(|s| s.with_mailbox("slow").add_worker(server))
+                .add_worker(client)
+                .start(),
+        );
+    }
+
     #[derive(Debug, Serialize, Deserialize)]
     struct ConnArgs {
         n: u32,
@@ -329,6 +374,25 @@ pub(crate) mod drive {
             return Err(format!("only {} of 3000 messages arrived", got.len()));
         }
         expect_count(run, "last received", 1)?;
+        expect_prefix_once(run, "returned Ok").map(drop)
+    }
+
+    pub(crate) fn mailbox_bounded(run: &mut Run) -> Result<(), String> {
+        expect_exit_code(run, 0)?;
+        let line = expect_prefix_once(run, "sent by 150 ms: ")?;
+        let sent: u32 = line["sent by 150 ms: ".len()..]
+            .parse()
+            .map_err(|e| format!("{line:?}: {e}"))?;
+        if !(1..2000).contains(&sent) {
+            return Err(format!(
+                "{sent} messages were queued before the server read any; the mailbox must hold some, not all 2000"
+            ));
+        }
+        run.note(format!("the mailbox held {sent} messages before send waited"));
+        expect_count(run, "server got 2000", 1)?;
+        if run.count(|l| l.starts_with("out of order")) > 0 {
+            return Err("messages out of order".into());
+        }
         expect_prefix_once(run, "returned Ok").map(drop)
     }
 

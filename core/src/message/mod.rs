@@ -20,9 +20,9 @@
 //! Delivery is the one Erlang/OTP gives between processes:
 //!
 //! * **FIFO per sender**: messages one task sends arrive in that order.
-//! * **Bounded**: a mailbox holds what its kernel socket buffer holds
-//!   (about 200 messages of 64 bytes; see [`MAX_MESSAGE`] for the largest
-//!   message). A full mailbox makes `send` and `call` wait; nothing grows
+//! * **Bounded**: a mailbox holds what its kernel socket buffer holds (a
+//!   few hundred small messages: 278 of 4 bytes on Linux's default buffer;
+//!   see [`MAX_MESSAGE`] for the largest message), and 256 in simulation. A full mailbox makes `send` and `call` wait; nothing grows
 //!   without bound.
 //! * **At most once, never twice**: a message waiting in the mailbox when
 //!   its server restarts is delivered to the next run; a message already
