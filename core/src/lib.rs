@@ -303,11 +303,11 @@ pub use child_id::ChildId;
 pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
-pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
-pub use ready::{ready, spawn, stopping};
 pub use message::{
     inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox, MAX_MESSAGE,
 };
+pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
+pub use ready::{ready, spawn, stopping};
 pub use rt::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
 pub use status::query_status;
 pub use status::{NodeState, NodeStatus, TreeStatus};

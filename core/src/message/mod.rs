@@ -142,7 +142,11 @@ pub(crate) trait Outbox: Send + Sync {
     fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>>;
     /// Queues `body` with a way to reply, and waits for the reply (at most
     /// `timeout`, if any).
-    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>>;
+    fn call(
+        self: Arc<Self>,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Op<Result<Vec<u8>, Error>>;
 }
 
 /// The serving side of a mailbox.
@@ -356,7 +360,8 @@ impl<M: Serialize> Mailbox<M> {
         timeout: Duration,
     ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
         let name = self.name.clone();
-        let asked = encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, Some(timeout)));
+        let asked =
+            encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, Some(timeout)));
         async move {
             let reply = asked?.await?;
             decode(&name, &reply)
@@ -501,7 +506,11 @@ impl Refusal {
 }
 
 /// Asks the supervisor that declared template `name` about its children.
-async fn ask(outbox: Arc<dyn Outbox>, name: Arc<str>, request: Request) -> Result<Option<ChildId>, Error> {
+async fn ask(
+    outbox: Arc<dyn Outbox>,
+    name: Arc<str>,
+    request: Request,
+) -> Result<Option<ChildId>, Error> {
     let body = encode(&name, &request)?;
     let reply = outbox.call(body, None).await?;
     decode::<Answer>(&name, &reply)?.map_err(|refusal| refusal.into_error(&name))

@@ -51,9 +51,16 @@ pub(crate) struct Datagram {
 
 /// Sends `body` as one datagram on `fd`, passing `pass` along, without
 /// blocking.
-pub(crate) fn send_datagram(fd: BorrowedFd<'_>, body: &[u8], pass: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub(crate) fn send_datagram(
+    fd: BorrowedFd<'_>,
+    body: &[u8],
+    pass: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let passed = pass.map(|fd| [fd.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage<'_>> = passed.iter().map(|fds| ControlMessage::ScmRights(fds)).collect();
+    let cmsgs: Vec<ControlMessage<'_>> = passed
+        .iter()
+        .map(|fds| ControlMessage::ScmRights(fds))
+        .collect();
     sendmsg::<()>(
         fd.as_raw_fd(),
         &[IoSlice::new(body)],
@@ -86,16 +93,26 @@ pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option
                     // SAFETY: the kernel just installed these descriptors
                     // in this process for this message; nothing else owns
                     // them.
-                    passed.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                    passed.extend(
+                        fds.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
                 }
             }
         }
         if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
-            tracing::warn!(endpoint = what, max = MAX_MESSAGE, "an oversized message was dropped");
+            tracing::warn!(
+                endpoint = what,
+                max = MAX_MESSAGE,
+                "an oversized message was dropped"
+            );
             return Ok(None);
         }
         if flags.contains(MsgFlags::MSG_CTRUNC) || passed.len() > 1 {
-            tracing::warn!(endpoint = what, "a message carrying unexpected file descriptors was dropped");
+            tracing::warn!(
+                endpoint = what,
+                "a message carrying unexpected file descriptors was dropped"
+            );
             return Ok(None);
         }
         Ok(Some(Datagram {
@@ -195,8 +212,9 @@ impl SocketOutbox {
     async fn queue(&self, body: &[u8], pass: Option<BorrowedFd<'_>>) -> Result<(), Error> {
         let _turn = self.sending.lock().await;
         std::future::poll_fn(|cx| {
-            self.source
-                .poll_io(cx, Interest::Writable, &mut |fd| send_datagram(fd, body, pass))
+            self.source.poll_io(cx, Interest::Writable, &mut |fd| {
+                send_datagram(fd, body, pass)
+            })
         })
         .await
         .map_err(|source| Error::Os {
@@ -231,7 +249,11 @@ impl Outbox for SocketOutbox {
         Box::pin(async move { self.queue(&body, None).await })
     }
 
-    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>> {
+    fn call(
+        self: Arc<Self>,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Op<Result<Vec<u8>, Error>> {
         Box::pin(async move {
             let (ours, theirs) = socketpair(
                 AddressFamily::Unix,
@@ -386,7 +408,11 @@ mod tests {
     fn oversized_and_malformed_messages_are_dropped_and_the_next_one_delivered() {
         let services = services();
         let (mailbox, mut inbox) = ends(&services);
-        let tx = services.directory.find("m", Kind::Mailbox).expect("declared").tx();
+        let tx = services
+            .directory
+            .find("m", Kind::Mailbox)
+            .expect("declared")
+            .tx();
         // Over the limit: dropped by the reader, whatever it holds.
         send_datagram(tx, &vec![7; MAX_MESSAGE + 100], None).expect("sent");
         // Not a u32 in postcard (a varint that never ends).
@@ -421,7 +447,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             drop(kept);
         });
-        assert_eq!(block_on(mailbox.call::<u32>(1, Duration::from_secs(5))).expect("answered"), 2);
+        assert_eq!(
+            block_on(mailbox.call::<u32>(1, Duration::from_secs(5))).expect("answered"),
+            2
+        );
         block_on(mailbox.call::<()>(2, Duration::from_secs(5))).expect("answered with ()");
         let dropped = block_on(mailbox.call::<u32>(3, Duration::from_secs(5))).unwrap_err();
         assert!(matches!(dropped, Error::NoReply { .. }), "{dropped}");
