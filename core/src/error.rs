@@ -58,6 +58,23 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A [`Limits`](crate::Limits) value can not be enforced as given.
+    /// `field` names the limit at fault. From `start()`.
+    InvalidLimits {
+        /// The limit, e.g. `"memory"`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A supervisor's [`with_user`](crate::Tree::with_user) can not be
+    /// honoured: this process may not switch to that user. From `start()`,
+    /// before anything is forked.
+    Privilege {
+        /// The supervisor, e.g. `"root/1"`.
+        path: String,
+        /// Why not.
+        reason: String,
+    },
     /// A message function ([`mailbox()`](crate::mailbox()),
     /// [`inbox()`](crate::inbox()), [`start_child()`](crate::start_child()),
     /// ...) was called outside a worker of a running tree.
@@ -179,6 +196,12 @@ impl fmt::Display for Error {
                 f.write_str("simulation stalled: every task waits and no timer is pending")
             }
             Error::Os { context, source } => write!(f, "{context}: {source}"),
+            Error::InvalidLimits { field, reason } => {
+                write!(f, "invalid limits: {field} {reason}")
+            }
+            Error::Privilege { path, reason } => {
+                write!(f, "supervisor {path} can not run as its user: {reason}")
+            }
             Error::NotInTree => f.write_str(
                 "not inside a worker of a running supervision tree (mailboxes and dynamic \
                  children are reached from workers)",

@@ -69,6 +69,14 @@ pub enum ChildExit {
     /// was dropped, and is restarted by its restart policy. Displayed as
     /// `not ready within 30s`.
     StartTimeout(std::time::Duration),
+    /// The kernel killed it for going over its subtree's memory limit
+    /// ([`Limits::memory`](crate::Limits::memory), enforced by a cgroup).
+    /// Displayed `out of memory`.
+    OutOfMemory,
+    /// It showed no life within its supervisor's watchdog period
+    /// ([`with_watchdog`](crate::Tree::with_watchdog): a worker blocking its
+    /// thread, a deadlock, a SIGSTOP), so it was killed. Displayed `hung`.
+    Hung,
 }
 
 impl ChildExit {
@@ -120,6 +128,12 @@ impl fmt::Display for ChildExit {
                 f.write_str("could not be set up: its process failed before it ran")
             }
             ChildExit::StartTimeout(limit) => write!(f, "not ready within {limit:?}"),
+            ChildExit::OutOfMemory => {
+                f.write_str("out of memory: killed by the kernel at its memory limit")
+            }
+            ChildExit::Hung => {
+                f.write_str("hung: no sign of life within its watchdog period; killed")
+            }
         }
     }
 }

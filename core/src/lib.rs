@@ -284,6 +284,7 @@ mod error;
 mod event;
 mod exit;
 mod lease;
+mod limits;
 mod machine;
 pub mod message;
 mod observe;
@@ -303,6 +304,7 @@ pub use child_id::ChildId;
 pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
+pub use limits::Limits;
 pub use message::{
     inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox, MAX_MESSAGE,
 };

@@ -35,14 +35,15 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::machine::{ChildPolicy, Machine};
 use crate::{
-    Backend, BackoffPolicy, Error, Event, Intensity, RestartPolicy, Restartable, Shutdown, Spawner,
-    Strategy, Timer, TreeStatus, Worker,
+    Backend, BackoffPolicy, Error, Event, Intensity, Limits, RestartPolicy, Restartable, Shutdown,
+    Spawner, Strategy, Timer, TreeStatus, Worker,
 };
 
 /// One child of a supervisor, in the order it was added.
@@ -154,6 +155,14 @@ pub struct Tree<K> {
     pub(crate) templates: Vec<Template>,
     /// The most children started at run time it runs at once.
     pub(crate) max_children: Option<u32>,
+    /// What its subtree may use ([`with_limits`](Tree::with_limits)).
+    pub(crate) limits: Limits,
+    /// How often its processes must show life
+    /// ([`with_watchdog`](Tree::with_watchdog)); `None`: its parent's.
+    pub(crate) watchdog: Option<Duration>,
+    /// The user and group its subtree runs as
+    /// ([`with_user`](Tree::with_user)).
+    pub(crate) user: Option<(u32, u32)>,
     pub(crate) kind: K,
 }
 
@@ -338,6 +347,9 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
             mailboxes,
             templates,
             max_children,
+            limits,
+            watchdog,
+            user,
             kind,
         } = tree;
         Self {
@@ -349,6 +361,9 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
                 mailboxes,
                 templates,
                 max_children,
+                limits,
+                watchdog,
+                user,
                 kind: Nested::default(),
             },
             observers: kind.observers,
@@ -367,6 +382,9 @@ impl<K> Tree<K> {
             mailboxes: Vec::new(),
             templates: Vec::new(),
             max_children: None,
+            limits: Limits::default(),
+            watchdog: None,
+            user: None,
             kind,
         }
     }
@@ -608,6 +626,38 @@ impl<K> Tree<K> {
         self
     }
 
+    /// Hang detection for this supervisor's subtree: each of its processes
+    /// must show life every `period`, or it is SIGKILLed, reported as
+    /// [`ChildExit::Hung`](crate::ChildExit::Hung), and restarted by its
+    /// policy, within 2 × `period`.
+    ///
+    /// * Its worker host shows life through a task on its executor, so a
+    ///   worker that blocks the executor's thread, a deadlock, or a SIGSTOP
+    ///   of the host is caught; all the workers of the host are restarted,
+    ///   as after any death of their host.
+    /// * The supervisor process itself (below the root) shows life to its
+    ///   parent from its loop, so a stopped or stuck supervisor is killed
+    ///   and restarted by its parent.
+    /// * Supervisors below inherit the period unless they set their own.
+    ///
+    /// The root process itself is watched by systemd's `WatchdogSec`. The
+    /// simulation ignores watchdogs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supertrees_core::Supertree;
+    ///
+    /// let tree = Supertree::new()
+    ///     .with_watchdog(Duration::from_secs(1))
+    ///     .add_supervisor(|s| s.with_watchdog(Duration::from_millis(200)));
+    /// ```
+    pub fn with_watchdog(mut self, period: Duration) -> Self {
+        self.watchdog = Some(period);
+        self
+    }
+
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor.
     pub(crate) fn machine(&self, path: String) -> Machine {
@@ -663,6 +713,53 @@ impl Tree<Nested> {
     /// ```
     pub fn with_backoff_policy(mut self, backoff_policy: BackoffPolicy) -> Self {
         self.kind.backoff_policy = backoff_policy;
+        self
+    }
+
+    /// Bounds what this supervisor's whole subtree may use — the
+    /// supervisor process, its worker host and everything below — with a
+    /// cgroup where the tree may create one, else with rlimits; see
+    /// [`Limits`] for which mechanism enforces what. A process the kernel
+    /// kills at the memory limit is reported as
+    /// [`ChildExit::OutOfMemory`](crate::ChildExit::OutOfMemory) and
+    /// restarted by its policy; the rest of the tree runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{Limits, Supertree};
+    ///
+    /// let tree = Supertree::new().add_supervisor(|s| {
+    ///     s.with_limits(Limits::new().memory(64 << 20).processes(64).open_files(1024))
+    /// });
+    /// ```
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Runs this supervisor's whole subtree as user `uid` and group `gid`:
+    /// real, effective and saved ids, no supplementary groups, and
+    /// `PR_SET_NO_NEW_PRIVS`, set in the supervisor process right after
+    /// fork, before anything of the subtree runs. Events, the status and
+    /// mailboxes still reach across (they are inherited pipes and sockets).
+    ///
+    /// # Errors
+    ///
+    /// `start()` returns [`Error::Privilege`] naming the supervisor, before
+    /// anything is forked, when this process may not switch to that user
+    /// (it is not root, and `uid`/`gid` are not its own).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Supertree;
+    ///
+    /// // `nobody`.
+    /// let tree = Supertree::new().add_supervisor(|s| s.with_user(65534, 65534));
+    /// ```
+    pub fn with_user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
         self
     }
 }

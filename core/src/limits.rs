@@ -1,0 +1,163 @@
+//! [`Limits`]: the resources a supervisor's whole subtree may use.
+
+use std::fmt;
+
+use crate::Error;
+
+/// What a supervisor's subtree (the supervisor process, its worker host,
+/// and everything below) may use at most, set with
+/// [`with_limits`](crate::Tree::with_limits).
+///
+/// Each limit is enforced by the strongest mechanism the machine allows,
+/// and the root logs, once per limited supervisor, which mechanism enforces
+/// which limit:
+///
+/// | limit | by a cgroup (v2, else v1) | else by an rlimit, per process |
+/// |---|---|---|
+/// | [`memory`](Self::memory) | `memory.max` / `memory.limit_in_bytes` | `RLIMIT_AS` |
+/// | [`processes`](Self::processes) | `pids.max` | `RLIMIT_NPROC` (counts the user's processes) |
+/// | [`open_files`](Self::open_files) | — | `RLIMIT_NOFILE`, always |
+/// | [`cpu`](Self::cpu) | `cpu.max` / `cpu.cfs_quota_us` | not enforced (logged) |
+///
+/// A cgroup is made per limited supervisor where the tree may create
+/// cgroups (as root, or with a delegated cgroup), nested as the supervisors
+/// are, so a limit also bounds the limited supervisors below. A process the
+/// kernel kills for going over `memory` is reported as
+/// [`ChildExit::OutOfMemory`](crate::ChildExit::OutOfMemory) and restarted
+/// by its policy. In [`run_simulated`](crate::testing::run_simulated) limits
+/// are accepted and ignored.
+///
+/// # Examples
+///
+/// ```
+/// use supertrees_core::Limits;
+///
+/// let limits = Limits::new().memory(64 << 20).processes(64).open_files(1024).cpu(0.5);
+/// assert_eq!(limits.to_string(), "memory 64 MiB, processes 64, open files 1024, cpu 0.5");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[must_use]
+pub struct Limits {
+    pub(crate) memory: Option<u64>,
+    pub(crate) processes: Option<u32>,
+    pub(crate) open_files: Option<u64>,
+    pub(crate) cpu: Option<f64>,
+}
+
+impl Limits {
+    /// No limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `bytes` of memory for the whole subtree (with a cgroup: its
+    /// processes together; with `RLIMIT_AS`: each process's address space).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// At most `n` processes (and threads) in the subtree.
+    pub fn processes(mut self, n: u32) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// At most `n` open file descriptors per process of the subtree.
+    pub fn open_files(mut self, n: u64) -> Self {
+        self.open_files = Some(n);
+        self
+    }
+
+    /// At most `cores` CPUs' worth of time for the subtree (e.g. `0.5`: half
+    /// a core).
+    pub fn cpu(mut self, cores: f64) -> Self {
+        self.cpu = Some(cores);
+        self
+    }
+
+    /// Whether no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Checks the values; `start()` returns this error before forking.
+    #[allow(dead_code)] // STUB: used by the engine once limits are applied.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let bad = |field, reason| Err(Error::InvalidLimits { field, reason });
+        if self.memory == Some(0) {
+            return bad("memory", "must be greater than zero");
+        }
+        if self.processes == Some(0) {
+            return bad("processes", "must be greater than zero");
+        }
+        if self.open_files.is_some_and(|n| n < 16) {
+            return bad(
+                "open_files",
+                "must be at least 16 (the engine's own pipes and sockets need some)",
+            );
+        }
+        if self.cpu.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            return bad("cpu", "must be a positive number of cores");
+        }
+        Ok(())
+    }
+}
+
+/// `n` bytes in the largest binary unit that divides them.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if n >= size && n % size == 0 {
+            return format!("{} {unit}", n / size);
+        }
+    }
+    format!("{n} bytes")
+}
+
+impl fmt::Display for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(m) = self.memory {
+            parts.push(format!("memory {}", bytes(m)));
+        }
+        if let Some(p) = self.processes {
+            parts.push(format!("processes {p}"));
+        }
+        if let Some(n) = self.open_files {
+            parts.push(format!("open files {n}"));
+        }
+        if let Some(c) = self.cpu {
+            parts.push(format!("cpu {c}"));
+        }
+        if parts.is_empty() {
+            return f.write_str("no limits");
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_refused_naming_the_field() {
+        for (limits, field) in [
+            (Limits::new().memory(0), "memory"),
+            (Limits::new().processes(0), "processes"),
+            (Limits::new().open_files(3), "open_files"),
+            (Limits::new().cpu(0.0), "cpu"),
+            (Limits::new().cpu(f64::NAN), "cpu"),
+        ] {
+            match limits.check() {
+                Err(Error::InvalidLimits { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{limits:?}: {other:?}"),
+            }
+        }
+        assert!(Limits::new().memory(1).cpu(2.0).check().is_ok());
+        assert!(Limits::new().is_empty());
+        assert_eq!(bytes(1536), "1536 bytes");
+        assert_eq!(bytes(3 << 30), "3 GiB");
+    }
+}
