@@ -82,7 +82,6 @@ impl Limits {
     }
 
     /// Checks the values; `start()` returns this error before forking.
-    #[allow(dead_code)] // STUB: used by the engine once limits are applied.
     pub(crate) fn check(&self) -> Result<(), Error> {
         let bad = |field, reason| Err(Error::InvalidLimits { field, reason });
         if self.memory == Some(0) {

@@ -658,6 +658,32 @@ impl<K> Tree<K> {
         self
     }
 
+    /// Checks the limits of this supervisor (at `path`) and every one
+    /// below; with `users`, that this process may switch to each
+    /// supervisor's [`with_user`](Tree::with_user).
+    pub(crate) fn check(&self, path: &str, users: bool) -> Result<(), Error> {
+        self.limits.check()?;
+        if let (Some((uid, gid)), true) = (self.user, users) {
+            let me = (nix::unistd::getuid(), nix::unistd::getgid());
+            let own = me.0.as_raw() == uid && me.1.as_raw() == gid;
+            if !nix::unistd::geteuid().is_root() && !own {
+                return Err(Error::Privilege {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "only root may switch to uid {uid} and gid {gid}; this process runs as uid {} and gid {}",
+                        me.0, me.1
+                    ),
+                });
+            }
+        }
+        for (n, child) in self.children.iter().enumerate() {
+            if let Child::Supervisor(sup) = child {
+                sup.check(&format!("{path}/{n}"), users)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor.
     pub(crate) fn machine(&self, path: String) -> Machine {

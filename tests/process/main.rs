@@ -54,6 +54,7 @@
 
 use std::time::Duration;
 
+mod containment;
 mod decisions;
 mod drive;
 mod failures;
@@ -383,6 +384,37 @@ const SCENARIOS: &[Scenario] = &[
         "status_dirs",
         hardening_root::scenario::status_dirs,
         hardening_root::drive::status_dirs,
+        10,
+    ),
+    // Containment: watchdogs, users, limits.
+    scenario(
+        "watchdog_blocked_worker",
+        containment::scenario::watchdog_blocked_worker,
+        containment::drive::watchdog_blocked_worker,
+        10,
+    ),
+    scenario(
+        "watchdog_stopped_host",
+        containment::scenario::watchdog_stopped,
+        containment::drive::watchdog_stopped_host,
+        10,
+    ),
+    scenario(
+        "watchdog_stopped_supervisor",
+        containment::scenario::watchdog_stopped,
+        containment::drive::watchdog_stopped_supervisor,
+        10,
+    ),
+    scenario(
+        "with_user",
+        containment::scenario::with_user,
+        containment::drive::with_user,
+        10,
+    ),
+    scenario(
+        "with_user_refused",
+        containment::scenario::with_user_refused,
+        containment::drive::with_user_refused,
         10,
     ),
     // Messages between processes and children started at run time.

@@ -112,6 +112,9 @@ pub(crate) struct Setup {
     /// run here (the mailboxes they may serve).
     pub(crate) directory: Arc<Directory>,
     pub(crate) owner: String,
+    /// Its supervisor's watchdog period: a task on the executor shows life
+    /// four times per period.
+    pub(crate) watchdog: Option<Duration>,
 }
 
 /// Runs the host until it is told to stop; returns the exit code (which
@@ -127,6 +130,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         templates,
         directory,
         owner,
+        watchdog,
     } = setup;
     // Everything the workers start is in the host's own process group, and
     // is killed with it when the host ends (see `HostLink`).
@@ -198,6 +202,10 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         let (ctx, began) = (ctx.clone(), began.clone());
         async move {
             began.store(true, Ordering::Relaxed);
+            if let Some(period) = watchdog {
+                let ctx = ctx.clone();
+                ctx.spawner.clone().spawn(Box::pin(show_life(ctx, period)));
+            }
             serve(ctx, workers, rx, start_reader).await;
         }
     };
@@ -211,6 +219,16 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
     tracing::error!(host = %ctx.path, "the worker host's runtime did not run (Spawner::block_on panicked or returned at once)");
     ctx.note(&Note::SetupFailed);
     1
+}
+
+/// Tells the supervisor four times per watchdog `period` that the
+/// executor runs tasks: a worker that blocks the executor's thread, a
+/// deadlock or a SIGSTOP silences it, and the supervisor kills the host.
+async fn show_life<S, T: Timer>(ctx: Arc<Ctx<S, T>>, period: Duration) {
+    loop {
+        ctx.note(&Note::Alive);
+        ctx.timer.sleep(period / 4).await;
+    }
 }
 
 /// Reads the channel and forwards commands (and SIGTERM) to the host's main

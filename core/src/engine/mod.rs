@@ -45,6 +45,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(
              a single-threaded fn main"
         );
     }
+    tree.root.check("root", true)?;
     // Every mailbox and template, made before anything is forked so that
     // every process of the tree holds them.
     let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?)?);

@@ -84,6 +84,23 @@ pub(crate) fn fork_child(body: impl FnOnce() -> i32) -> Result<Pid, Errno> {
     }
 }
 
+/// Switches the calling process (a freshly forked supervisor, before
+/// anything of its subtree runs) to user `uid` and group `gid` for good:
+/// no supplementary groups, real, effective and saved ids, and
+/// `PR_SET_NO_NEW_PRIVS`. The kernel clears the parent-death signal when
+/// credentials change, so it is set again for `parent`.
+pub(crate) fn become_user(uid: u32, gid: u32, parent: Pid) -> Result<(), Errno> {
+    let (uid, gid) = (
+        nix::unistd::Uid::from_raw(uid),
+        nix::unistd::Gid::from_raw(gid),
+    );
+    nix::unistd::setgroups(&[])?;
+    nix::unistd::setresgid(gid, gid, gid)?;
+    nix::unistd::setresuid(uid, uid, uid)?;
+    nix::sys::prctl::set_no_new_privs()?;
+    set_parent_death_signal(parent)
+}
+
 fn set_parent_death_signal(parent: Pid) -> Result<(), Errno> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     // The parent may have died between fork and prctl: then no signal comes.

@@ -90,6 +90,8 @@ pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Err
         observed: Observed::new(observers, std::process::id(), timer.now()),
         timer: timer.clone(),
     }));
+    // Limits are checked, then ignored; so are users and watchdogs.
+    tree.root.check("root", false)?;
     let services = MemoryServices::new(Declared::collect(&tree.root)?, timer.clone());
     let root = supervise(
         &tree.root,
@@ -375,7 +377,7 @@ impl<'a> Sim<'a> {
                         .handle_restarted(child, exit, reason, delay, state, now);
                 }
                 // Nothing is forked or set up here, so nothing fails to be.
-                Note::Exited { .. } | Note::Ended(_) | Note::SetupFailed => {}
+                Note::Exited { .. } | Note::Ended(_) | Note::SetupFailed | Note::Alive => {}
             }
         }
         match happened {

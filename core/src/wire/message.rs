@@ -69,6 +69,9 @@ pub(crate) enum Note {
     },
     /// A child supervisor: every one of its children is ready.
     Ready,
+    /// The process shows life, for its supervisor's watchdog: from a task
+    /// on a worker host's executor, or from a child supervisor's loop.
+    Alive,
     /// A child supervisor's last word before it exits.
     Ended(Ending),
     /// The child process could not be set up before any user code ran (its
@@ -156,6 +159,7 @@ mod tests {
                 reason: None,
             },
             Note::Ready,
+            Note::Alive,
             Note::Ended(Ending {
                 outcome: Outcome::GaveUp,
                 signal: Some(15),

@@ -2,7 +2,7 @@
 //! its own, stopped with signals, reaped when it exits.
 
 use std::os::fd::BorrowedFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
@@ -25,6 +25,11 @@ struct Proc {
     ending: Option<Ending>,
     /// It said it could not be set up ([`Note::SetupFailed`]).
     setup_failed: bool,
+    /// Its watchdog period, and when it is killed as hung unless it shows
+    /// life.
+    watchdog: Option<(Duration, Instant)>,
+    /// It was killed as hung: its exit is [`ChildExit::Hung`].
+    hung: bool,
 }
 
 /// The child supervisor processes of one supervisor, by position.
@@ -82,6 +87,31 @@ impl ChildProcs {
         true
     }
 
+    /// The earliest time a child supervisor must show life by.
+    pub(super) fn alive_by(&self) -> Option<Instant> {
+        self.procs
+            .iter()
+            .flatten()
+            .filter_map(|p| p.watchdog.map(|(_, by)| by))
+            .min()
+    }
+
+    /// Kills the child supervisors that showed no life in time.
+    pub(super) fn kill_hung(&mut self, now: Instant) {
+        for (n, proc) in self.procs.iter_mut().enumerate() {
+            let Some(proc) = proc.as_mut() else { continue };
+            if let Some((period, by)) = proc.watchdog {
+                if by <= now && !proc.hung {
+                    proc.hung = true;
+                    proc.watchdog = None;
+                    tracing::warn!(child = n, pid = proc.pid.as_raw(), ?period,
+                        "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
+                    sys::send(proc.pid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
     /// What to wait on for each child, with the child it belongs to.
     pub(super) fn interest(&self) -> impl Iterator<Item = (ChildIdx, BorrowedFd<'_>, PollFlags)> {
         self.procs.iter().enumerate().flat_map(|(n, p)| {
@@ -97,6 +127,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// Forks child supervisor `child`.
     pub(super) fn start_supervisor(&mut self, child: ChildIdx) {
         let path = self.child_path(child);
+        // Its own period, or the one it inherits from this supervisor.
+        let watchdog = match self.sup.children.get(child.get()) {
+            Some(Child::Supervisor(sup)) => sup.watchdog.or(self.host.watchdog),
+            _ => None,
+        };
         let (ours, theirs) = match Channel::up_only() {
             Ok(pair) => pair,
             Err(err) => {
@@ -109,6 +144,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             }
         };
         let ours_fds = ours.raw_fds();
+        let parent = nix::unistd::Pid::this();
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
@@ -122,6 +158,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             };
             sys::ignore_terminal_signals();
             let mut theirs = theirs;
+            if let Some((uid, gid)) = sup.user {
+                if let Err(err) = sys::become_user(uid, gid, parent) {
+                    tracing::error!(supervisor = %path, uid, gid, %err, "could not switch to the supervisor's user");
+                    let _ = theirs.send(&Note::SetupFailed);
+                    return 1;
+                }
+            }
             let signals = match SignalPipe::install(&[Signal::SIGCHLD, Signal::SIGTERM]) {
                 Ok(signals) => signals,
                 Err(err) => {
@@ -140,18 +183,22 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 outlet,
                 directory,
             )
-            .forked(theirs)
+            .forked(theirs, watchdog)
             .run();
             0
         });
         match forked {
             Ok(pid) => {
                 tracing::info!(supervisor = %self.machine.path(), %child, pid = pid.as_raw(), "child supervisor started");
+                // The first sign of life may take its start-up.
+                let now = self.timer.now();
                 self.procs.procs[child.get()] = Some(Box::new(Proc {
                     pid,
                     channel: ours,
                     ending: None,
                     setup_failed: false,
+                    watchdog: watchdog.map(|period| (period, now + 2 * period)),
+                    hung: false,
                 }));
                 self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Supervisor));
             }
@@ -207,6 +254,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                         proc.setup_failed = true;
                     }
                 }
+                Note::Alive => {
+                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
+                        if let Some((period, by)) = proc.watchdog.as_mut() {
+                            *by = now + *period;
+                        }
+                    }
+                }
                 other => {
                     tracing::warn!(supervisor = %self.machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
                 }
@@ -225,6 +279,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // says that it did.
         let exit = match (exit, proc.ending) {
             _ if proc.setup_failed => ChildExit::SetupFailed,
+            _ if proc.hung => ChildExit::Hung,
             (ChildExit::Exited(0), Some(ending)) => ending.exit(),
             (exit, _) => exit,
         };

@@ -45,6 +45,10 @@ struct Host {
     /// Workers it was told to drop, and when the host is killed if one has
     /// not reported its end (see [`DROP_GRACE`]).
     dropping: Vec<(ChildIdx, Instant)>,
+    /// With a watchdog: when it is killed as hung unless it shows life.
+    alive_by: Option<Instant>,
+    /// It was killed as hung: its exit is [`ChildExit::Hung`].
+    hung: bool,
 }
 
 /// What a supervisor knows of its worker host and the workers in it.
@@ -56,6 +60,8 @@ pub(super) struct HostLink {
     /// Workers to start in a host that is forked once the current batch of
     /// actions is done, with their leases.
     unhosted: Vec<Start>,
+    /// The supervisor's watchdog period, which its host must show life in.
+    pub(super) watchdog: Option<Duration>,
 }
 
 /// A start of a worker: its lease, and for a child started at run time its
@@ -80,6 +86,7 @@ impl HostLink {
             host: None,
             live: vec![false; children],
             unhosted: Vec::new(),
+            watchdog: None,
         }
     }
 
@@ -204,11 +211,24 @@ impl HostLink {
     pub(super) fn kill_at(&self) -> Option<Instant> {
         let host = self.host.as_ref()?;
         let drops = host.dropping.iter().map(|&(_, at)| at);
-        host.kill_at.into_iter().chain(drops).min()
+        host.kill_at
+            .into_iter()
+            .chain(drops)
+            .chain(host.alive_by)
+            .min()
     }
 
     pub(super) fn kill_if_overdue(&mut self, now: Instant) {
         let Some(host) = &mut self.host else { return };
+        if host.alive_by.is_some_and(|t| t <= now) {
+            host.alive_by = None;
+            host.hung = true;
+            tracing::warn!(
+                pid = host.pid.as_raw(), period = ?self.watchdog,
+                "worker host showed no life within its watchdog period (a worker blocks its thread, a deadlock, SIGSTOP?); killing it"
+            );
+            sys::send(host.pid, Signal::SIGKILL);
+        }
         if host.kill_at.is_some_and(|t| t <= now) {
             host.kill_at = None;
             tracing::warn!(
@@ -297,6 +317,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let owner = self.machine.path().to_owned();
             let templates = self.sup.templates.clone();
             let directory = self.dynamic.directory();
+            let watchdog = self.host.watchdog;
             self.leave_parent_state();
             // The child supervisors' specs stay where they are, never
             // dropped: see `take_children`.
@@ -320,6 +341,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     templates,
                     directory,
                     owner,
+                    watchdog,
                 },
             )
         })?;
@@ -338,6 +360,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             restarted: 0,
             setup_failed: false,
             dropping: Vec::new(),
+            // The first sign of life may take a runtime's start-up.
+            alive_by: self.host.watchdog.map(|p| self.timer.now() + 2 * p),
+            hung: false,
         });
         Ok(pid)
     }
@@ -396,6 +421,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     host.setup_failed = true;
                 }
             }
+            Note::Alive => {
+                if let (Some(host), Some(period)) = (&mut self.host.host, self.host.watchdog) {
+                    if host.alive_by.is_some() {
+                        host.alive_by = Some(now + period);
+                    }
+                }
+            }
             Note::Exited {
                 child,
                 exit,
@@ -426,12 +458,14 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let pid = host.pid;
         let asked = host.shutting_down;
         let setup_failed = host.setup_failed;
+        let hung = host.hung;
         host.channel.abandon();
         // What its workers started ends with it (it leads its own group).
         sys::kill_group(pid);
         // What the host said, never its exit code, tells a setup failure.
         let exit = match exit {
             _ if setup_failed => ChildExit::SetupFailed,
+            _ if hung => ChildExit::Hung,
             ChildExit::Exited(0) if asked => ChildExit::Stopped,
             other => other,
         };

@@ -66,6 +66,9 @@ pub(crate) struct Node<'a, S, T> {
     engine_log: LogLimit,
     /// Children started at run time, and the requests about them.
     dynamic: Dynamic,
+    /// In a forked supervisor with a watchdog: when it next tells its
+    /// parent it is alive.
+    next_alive: Option<Instant>,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -103,7 +106,16 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             said: Vec::new(),
             engine_log: LogLimit::new(REPEAT_LOG_PERIOD),
             dynamic: Dynamic::new(directory),
+            next_alive: None,
         }
+        .watched(None)
+    }
+
+    /// Sets the watchdog period of this supervisor's processes: its own,
+    /// else `inherited`.
+    fn watched(mut self, inherited: Option<Duration>) -> Self {
+        self.host.watchdog = self.sup.watchdog.or(inherited);
+        self
     }
 
     /// Makes room for children up to index `len` (children started at run
@@ -119,11 +131,29 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// Marks this node as a forked supervisor process, whose children are all
     /// the engine's: it becomes their subreaper and reaps any exited child.
     /// It reports to its parent on `parent`.
-    pub(crate) fn forked(mut self, parent: Channel) -> Self {
+    /// Its watchdog period is `watchdog` (its own or its parent's): it
+    /// shows life to its parent four times per period.
+    pub(crate) fn forked(mut self, parent: Channel, watchdog: Option<Duration>) -> Self {
         sys::become_subreaper();
         self.reaps_any = true;
         self.parent = Some(parent);
-        self
+        self.next_alive = watchdog.map(|_| self.timer.now());
+        self.watched(watchdog)
+    }
+
+    /// Tells the parent this supervisor is alive, when it is time to.
+    fn show_life(&mut self, now: Instant) {
+        let (Some(at), Some(period), Some(parent)) =
+            (self.next_alive, self.host.watchdog, self.parent.as_mut())
+        else {
+            return;
+        };
+        if at <= now {
+            self.next_alive = Some(now + period / 4);
+            if let Err(err) = parent.send(&Note::Alive) {
+                tracing::debug!(supervisor = %self.machine.path(), %err, "could not show life to the parent");
+            }
+        }
     }
 
     /// Marks this node as the root running as PID 1 (of a container or
@@ -294,6 +324,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .chain(self.outlet.events().and_then(|root| root.deadline()))
             .chain(self.engine_log.due())
             .chain(launch)
+            .chain(self.next_alive)
+            .chain(self.procs.alive_by())
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         // Child supervisors whose channel has something to read: only
@@ -353,6 +385,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             self.reap(now);
         }
         self.host.kill_if_overdue(now);
+        self.procs.kill_hung(now);
+        self.show_life(now);
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
             self.machine.handle_timeout(now);
         }
