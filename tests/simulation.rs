@@ -1427,3 +1427,49 @@ fn a_start_timeout_restarts_a_silent_worker() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------
+// Containment in simulation: accepted, checked, ignored
+// ---------------------------------------------------------------------------
+
+#[test]
+fn limits_watchdogs_and_users_are_accepted_and_ignored_in_simulation() {
+    let run = |contained: bool| {
+        let timer = FakeTimer::new();
+        let log = Log::default();
+        let (t, l) = (timer.clone(), log.clone());
+        let tree = Supertree::new().add_supervisor(move |s| {
+            let s = if contained {
+                s.with_limits(
+                    Limits::new()
+                        .memory(1 << 20)
+                        .processes(2)
+                        .open_files(64)
+                        .cpu(0.1),
+                )
+                .with_watchdog(ms(1))
+                .with_user(65534, 65534)
+            } else {
+                s
+            };
+            s.add_worker(
+                Probe::new("w", &t, &l, &[Run::SleepPanic(10), Run::Exit])
+                    .restart(RestartPolicy::OnFailure),
+            )
+        });
+        simulate(tree, &timer).unwrap();
+        (log.events(), timer.elapsed())
+    };
+    assert_eq!(run(true), run(false));
+}
+
+#[test]
+fn invalid_limits_are_refused_naming_the_field_in_simulation_too() {
+    let timer = FakeTimer::new();
+    let tree = Supertree::new().add_supervisor(|s| s.with_limits(Limits::new().cpu(-1.0)));
+    let err = simulate(tree, &timer).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid limits: cpu must be a positive number of cores"
+    );
+}
