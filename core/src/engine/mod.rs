@@ -3,6 +3,9 @@
 //! The process model is described in the crate docs (`## Process model`),
 //! which is what this module implements.
 
+// Used by the engine once limits are applied.
+#[allow(dead_code)]
+mod cgroup;
 mod channel;
 mod events;
 mod host;
