@@ -54,12 +54,18 @@ impl Worker for Acceptor {
             println!("listening on {}", listener.local_addr().unwrap_or(addr));
             supertrees::ready();
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
-                let Ok(std_stream) = stream.into_std() else { continue };
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let Ok(std_stream) = stream.into_std() else {
+                    continue;
+                };
                 let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
                 let refusal = std_stream.try_clone();
                 if let Ok(mut table) = ACCEPTED.lock() {
-                    table.get_or_insert_with(HashMap::new).insert(slot, std_stream);
+                    table
+                        .get_or_insert_with(HashMap::new)
+                        .insert(slot, std_stream);
                 }
                 match supertrees::start_child("conn", ConnArgs { slot }).await {
                     Ok(id) => println!("connection from {peer}: child {id}"),
@@ -97,11 +103,17 @@ impl Worker for Conn {
                 .and_then(|mut table| table.as_mut()?.remove(&slot));
             // Gone with a previous worker host: nothing to serve.
             let Some(stream) = taken else { return };
-            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                return;
+            };
             let (reader, mut writer) = stream.into_split();
             let mut lines = BufReader::new(reader).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if writer.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+                if writer
+                    .write_all(format!("{line}\n").as_bytes())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -117,7 +129,9 @@ impl Restartable for Conn {
 }
 
 fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let addr = std::env::var("ECHO_ADDR")
         .ok()
         .and_then(|a| a.parse().ok())

@@ -3,6 +3,11 @@
 //! The engine calls `block_on` once inside each forked worker host, so the
 //! pool is created after fork, in the process that uses it.
 //!
+//! Mailboxes work on it too: a `Spawner` that does not override
+//! `register` gets supertrees' own small reactor (a thread that polls the
+//! sockets its tasks wait on), as the `Echo` server and its caller, in two
+//! processes, show.
+//!
 //! Run it with `cargo run --example custom_executor`.
 
 use std::cell::RefCell;
@@ -95,9 +100,56 @@ impl Restartable for Job {
     }
 }
 
+/// Answers one call on the mailbox "echo", then ends.
+struct Echo;
+
+impl Worker for Echo {
+    fn init(&self) -> BoxFuture {
+        Box::pin(async {
+            let mut inbox = supertrees::inbox::<String>("echo").expect("echo is ours");
+            if let Some(envelope) = inbox.recv().await {
+                let reply = format!("pong-{}", envelope.message());
+                envelope.reply(reply);
+            }
+        })
+    }
+}
+
+impl Restartable for Echo {
+    fn restart_policy(&self) -> RestartPolicy {
+        RestartPolicy::OnFailure
+    }
+}
+
+/// Calls "echo" from another supervisor's process.
+struct Asker;
+
+impl Worker for Asker {
+    fn init(&self) -> BoxFuture {
+        Box::pin(async {
+            let echo = supertrees::mailbox::<String>("echo").expect("echo is declared");
+            match echo
+                .call::<String>("ping".into(), Duration::from_secs(5))
+                .await
+            {
+                Ok(reply) => println!("asked across processes: {reply}"),
+                Err(err) => println!("the call failed: {err}"),
+            }
+        })
+    }
+}
+
+impl Restartable for Asker {
+    fn restart_policy(&self) -> RestartPolicy {
+        RestartPolicy::Never
+    }
+}
+
 fn main() {
     let timer = ThreadTimer;
     let tree = Supertree::new()
+        .with_mailbox("echo")
+        .add_worker(Echo)
         .add_worker(Job {
             timer: timer.clone(),
             num: 1,
@@ -107,6 +159,7 @@ fn main() {
                 timer: timer.clone(),
                 num: 2,
             })
+            .add_worker(Asker)
         });
     if let Err(err) = tree.start_with(PoolSpawner, timer) {
         eprintln!("tree failed: {err}");

@@ -34,7 +34,8 @@ struct KvServer;
 impl Worker for KvServer {
     fn init(&self) -> BoxFuture {
         Box::pin(async {
-            let mut inbox = supertrees::inbox::<Kv>("kv").expect("kv is declared by our supervisor");
+            let mut inbox =
+                supertrees::inbox::<Kv>("kv").expect("kv is declared by our supervisor");
             let mut map: HashMap<String, u64> = HashMap::new();
             println!("server: serving kv in process {}", std::process::id());
             while let Some(envelope) = inbox.recv().await {
@@ -72,7 +73,10 @@ impl Worker for Client {
             let timeout = Duration::from_secs(1);
             println!("client: running in process {}", std::process::id());
             kv.send(Kv::Put("apples".into(), 3)).await.expect("queued");
-            let apples: Option<u64> = kv.call(Kv::Get("apples".into()), timeout).await.expect("answered");
+            let apples: Option<u64> = kv
+                .call(Kv::Get("apples".into()), timeout)
+                .await
+                .expect("answered");
             println!("client: apples = {apples:?}");
 
             // The server crashes holding this call: it fails at once.
@@ -82,8 +86,14 @@ impl Worker for Client {
             }
             // Sent while it restarts: they wait in the mailbox for its next run.
             kv.send(Kv::Put("pears".into(), 5)).await.expect("queued");
-            let pears: Option<u64> = kv.call(Kv::Get("pears".into()), timeout).await.expect("answered");
-            let apples: Option<u64> = kv.call(Kv::Get("apples".into()), timeout).await.expect("answered");
+            let pears: Option<u64> = kv
+                .call(Kv::Get("pears".into()), timeout)
+                .await
+                .expect("answered");
+            let apples: Option<u64> = kv
+                .call(Kv::Get("apples".into()), timeout)
+                .await
+                .expect("answered");
             println!("client: after the restart pears = {pears:?}, apples = {apples:?} (its state went with it)");
             kv.send(Kv::Stop).await.expect("queued");
         })
@@ -97,7 +107,9 @@ impl Restartable for Client {
 }
 
 fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     Supertree::new()
         .add_supervisor(|s| s.with_mailbox("kv").add_worker(KvServer))
         .add_supervisor(|s| s.add_worker(Client))

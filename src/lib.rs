@@ -51,8 +51,13 @@
 //!   smol with `default-features = false, features = ["smol"]`);
 //!   [`Supertree::start_with`] takes any [`Spawner`] and [`Timer`], including
 //!   your own.
+//! * Messages: named mailboxes that outlive their server's restarts
+//!   ([`Tree::with_mailbox`], [`mailbox()`], [`inbox()`]) and children
+//!   started at run time ([`Tree::add_dynamic`], [`start_child()`],
+//!   [`terminate_child()`]); see [`message`].
 //! * [`testing`]: [`testing::run_simulated`] runs a tree in one thread on a
-//!   [`testing::FakeTimer`], for exact, instant policy tests.
+//!   [`testing::FakeTimer`], for exact, instant policy tests (mailboxes and
+//!   dynamic children included).
 //!
 //! ## Observability
 //!

@@ -35,7 +35,10 @@ impl Ctx {
 
     fn log(&self, line: impl AsRef<str>) {
         let t = self.timer.elapsed().as_millis();
-        self.log.lock().unwrap().push(format!("{t} {}", line.as_ref()));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{t} {}", line.as_ref()));
     }
 
     fn lines(&self) -> Vec<String> {
@@ -137,11 +140,13 @@ fn simulate(tree: Supertree, ctx: &Ctx) -> Result<(), Error> {
 fn ending_at(ctx: &Ctx, at: u64) -> Supertree {
     Supertree::new()
         .with_intensity(Intensity::new(0, ms(1)))
-        .add_worker(Script::new(ctx, move |ctx, _| async move {
-            ctx.sleep(at).await;
-            panic!("end of the test");
-        })
-        .restart(RestartPolicy::Always))
+        .add_worker(
+            Script::new(ctx, move |ctx, _| async move {
+                ctx.sleep(at).await;
+                panic!("end of the test");
+            })
+            .restart(RestartPolicy::Always),
+        )
 }
 
 #[test]
@@ -155,11 +160,15 @@ fn a_client_in_one_supervisor_calls_a_server_in_another() {
                 kv.send(Kv::Put(1, 10)).await.expect("queued");
                 let got: Option<u64> = kv.call(Kv::Get(1), ms(50)).await.expect("answered");
                 ctx.log(format!("client got {got:?}"));
-                let none: Option<u64> = kv.clone().call(Kv::Get(2), ms(50)).await.expect("answered");
+                let none: Option<u64> =
+                    kv.clone().call(Kv::Get(2), ms(50)).await.expect("answered");
                 ctx.log(format!("client got {none:?}"));
             }))
         });
-    assert!(matches!(simulate(tree, &ctx), Err(Error::IntensityExceeded { .. })));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
     assert_eq!(
         ctx.lines(),
         [
@@ -192,18 +201,21 @@ fn messages_sent_while_the_server_restarts_wait_for_its_next_run() {
         s.with_mailbox("jobs")
             .add_worker(server)
             .add_worker(Script::new(&ctx, |ctx, _| async move {
-            let jobs = mailbox::<u32>("jobs").expect("declared");
-            let failed = jobs.call::<u32>(1, ms(500)).await;
-            ctx.log(format!("call 1: {failed:?}"));
-            for n in 2..=4 {
-                jobs.send(n).await.expect("queued while the server is down");
-            }
-            ctx.log("sent 2..=4");
-            let doubled = jobs.call::<u32>(5, ms(500)).await;
-            ctx.log(format!("call 5: {doubled:?}"));
-        }))
+                let jobs = mailbox::<u32>("jobs").expect("declared");
+                let failed = jobs.call::<u32>(1, ms(500)).await;
+                ctx.log(format!("call 1: {failed:?}"));
+                for n in 2..=4 {
+                    jobs.send(n).await.expect("queued while the server is down");
+                }
+                ctx.log("sent 2..=4");
+                let doubled = jobs.call::<u32>(5, ms(500)).await;
+                ctx.log(format!("call 5: {doubled:?}"));
+            }))
     });
-    assert!(matches!(simulate(tree, &ctx), Err(Error::IntensityExceeded { .. })));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
     assert_eq!(
         ctx.lines(),
         [
@@ -236,8 +248,14 @@ fn a_call_without_reply_times_out_on_virtual_time() {
             let err = slow.call::<()>((), ms(250)).await.unwrap_err();
             ctx.log(err.to_string());
         }));
-    assert!(matches!(simulate(tree, &ctx), Err(Error::IntensityExceeded { .. })));
-    assert_eq!(ctx.lines(), ["250 no reply from mailbox \"slow\" within 250ms"]);
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
+    assert_eq!(
+        ctx.lines(),
+        ["250 no reply from mailbox \"slow\" within 250ms"]
+    );
 }
 
 #[test]
@@ -266,8 +284,14 @@ fn a_full_mailbox_makes_send_wait_until_the_server_reads() {
                 }
             }
         }));
-    assert!(matches!(simulate(tree, &ctx), Err(Error::IntensityExceeded { .. })));
-    assert_eq!(ctx.lines(), ["0 sent 255", "50 sent 256", "50 server read 300"]);
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
+    assert_eq!(
+        ctx.lines(),
+        ["0 sent 255", "50 sent 256", "50 server read 300"]
+    );
 }
 
 #[test]
@@ -280,7 +304,10 @@ fn names_are_checked() {
             ctx.log(inbox::<Kv>("kv").unwrap_err().to_string());
             ctx.log(start_child("kv", 1u8).await.unwrap_err().to_string());
         }));
-    assert!(matches!(simulate(tree, &ctx), Err(Error::IntensityExceeded { .. })));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
     assert_eq!(
         ctx.lines(),
         [
@@ -295,7 +322,10 @@ fn names_are_checked() {
         .with_mailbox("x")
         .add_supervisor(|s| s.with_mailbox("x"));
     let err = simulate(tree, &ctx).unwrap_err();
-    assert!(matches!(err, Error::DuplicateName { ref name, .. } if name == "x"), "{err}");
+    assert!(
+        matches!(err, Error::DuplicateName { ref name, .. } if name == "x"),
+        "{err}"
+    );
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -351,8 +381,12 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
                 })
         })
         .add_worker(Script::new(&ctx, |ctx, _| async move {
-            let a = start_child("conn", ConnArgs { n: 1 }).await.expect("started");
-            let b = start_child("conn", ConnArgs { n: 13 }).await.expect("started");
+            let a = start_child("conn", ConnArgs { n: 1 })
+                .await
+                .expect("started");
+            let b = start_child("conn", ConnArgs { n: 13 })
+                .await
+                .expect("started");
             ctx.log(format!("ids {a} {b}"));
             let full = start_child("conn", ConnArgs { n: 3 }).await.unwrap_err();
             ctx.log(full.to_string());
@@ -363,10 +397,15 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
             ctx.log(format!("terminated {a}"));
             let again = terminate_child("conn", a).await.unwrap_err();
             ctx.log(again.to_string());
-            let c = start_child("conn", ConnArgs { n: 3 }).await.expect("room again");
+            let c = start_child("conn", ConnArgs { n: 3 })
+                .await
+                .expect("room again");
             ctx.log(format!("id {c}"));
         }));
-    assert!(matches!(simulate(tree, &ctx), Err(Error::IntensityExceeded { .. })));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
     let arg = std::any::type_name::<ConnArgs>();
     assert_eq!(
         ctx.lines(),
@@ -375,7 +414,8 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
             "0 conn 1 run 0".to_owned(),
             "0 conn 13 run 0".to_owned(),
             "0 ids 1 2".to_owned(),
-            "0 the supervisor of template \"conn\" already runs its maximum of 2 children".to_owned(),
+            "0 the supervisor of template \"conn\" already runs its maximum of 2 children"
+                .to_owned(),
             format!("0 template \"conn\" takes a {arg}, not a u32"),
             // Restarted alone after its 20 ms backoff: the static sibling
             // of this OneForAll supervisor runs on.

@@ -31,11 +31,15 @@
 #![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_executor::LocalExecutor;
-use supertrees_core::{Backend, BoxFuture, Spawner, Timer};
+use async_io::Async;
+use supertrees_core::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
 
 thread_local! {
     /// The executor of the `block_on` running on this thread, if any.
@@ -95,6 +99,78 @@ impl Spawner for SmolSpawner {
 
     fn is_inside_runtime(&self) -> bool {
         INSIDE.with(Cell::get)
+    }
+
+    /// Registers `fd` with the `async-io` reactor, as an
+    /// [`async_io::Async`]. The fd's flags are left as they are.
+    ///
+    /// The reactor is process-wide: [`block_on`](Spawner::block_on) drives
+    /// it, and elsewhere `async-io`'s own thread does, so this works outside
+    /// `block_on` too.
+    ///
+    /// # Errors
+    ///
+    /// If the reactor refuses the fd: epoll takes no regular files, for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+    /// use supertrees_core::{Interest, Spawner};
+    /// use supertrees_smol::SmolSpawner;
+    ///
+    /// let (ours, theirs) =
+    ///     socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+    /// SmolSpawner::new().block_on(Box::pin(async move {
+    ///     let source = SmolSpawner::new().register(ours).expect("register");
+    ///     SmolSpawner::new().spawn(Box::pin(async move {
+    ///         async_io::Timer::after(std::time::Duration::from_millis(10)).await;
+    ///         let _ = send(theirs.as_raw_fd(), b"hi", MsgFlags::empty());
+    ///     }));
+    ///     let mut buf = [0; 8];
+    ///     let mut len = 0;
+    ///     std::future::poll_fn(|cx| {
+    ///         source.poll_io(cx, Interest::Readable, &mut |fd| {
+    ///             len = recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT)?;
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .await
+    ///     .expect("recv");
+    ///     assert_eq!(&buf[..len], b"hi");
+    /// }));
+    /// # Ok::<(), nix::Error>(())
+    /// ```
+    fn register(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
+        Ok(Box::new(SmolSource(Async::new_nonblocking(fd)?)))
+    }
+}
+
+/// An fd on the `async-io` reactor: what [`SmolSpawner::register`] returns.
+#[derive(Debug)]
+struct SmolSource(Async<OwnedFd>);
+
+impl IoSource for SmolSource {
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        op: &mut dyn FnMut(BorrowedFd<'_>) -> io::Result<()>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            match op(self.0.get_ref().as_fd()) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+            // Registers interest with the reactor, which then reports even
+            // readiness that came before (it polls level-triggered, one
+            // shot), and is `Ready` once an event came since the last call.
+            match interest {
+                Interest::Readable => ready!(self.0.poll_readable(cx))?,
+                Interest::Writable => ready!(self.0.poll_writable(cx))?,
+            }
+        }
     }
 }
 
@@ -165,5 +241,164 @@ impl Backend for Smol {
 
     fn timer() -> SmolTimer {
         SmolTimer::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc;
+
+    use nix::errno::Errno;
+    use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+    use super::*;
+
+    const DELAY: Duration = Duration::from_millis(50);
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair")
+    }
+
+    async fn recv_from(source: &dyn IoSource, buf: &mut [u8]) -> io::Result<usize> {
+        let mut len = 0;
+        std::future::poll_fn(|cx| {
+            source.poll_io(cx, Interest::Readable, &mut |fd| {
+                len = recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(len)
+    }
+
+    async fn send_to(source: &dyn IoSource, msg: &[u8]) -> io::Result<usize> {
+        let mut len = 0;
+        std::future::poll_fn(|cx| {
+            source.poll_io(cx, Interest::Writable, &mut |fd| {
+                len = send(fd.as_raw_fd(), msg, MsgFlags::MSG_DONTWAIT)?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(len)
+    }
+
+    /// Sends 1 KiB messages on `fd` until it would block; returns how many.
+    fn fill(fd: &OwnedFd) -> usize {
+        let msg = [7; 1024];
+        let mut sent = 0;
+        loop {
+            match send(fd.as_raw_fd(), &msg, MsgFlags::MSG_DONTWAIT) {
+                Ok(_) => sent += 1,
+                Err(Errno::EAGAIN) => return sent,
+                Err(err) => panic!("send: {err}"),
+            }
+        }
+    }
+
+    /// Receives on `fd` until it would block or the peer is gone; returns
+    /// the lengths of the messages.
+    fn drain_all(fd: &OwnedFd) -> Vec<usize> {
+        let mut buf = [0; 2048];
+        let mut lengths = Vec::new();
+        loop {
+            match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) | Err(Errno::EAGAIN) => return lengths,
+                Ok(len) => lengths.push(len),
+                Err(err) => panic!("recv: {err}"),
+            }
+        }
+    }
+
+    fn read_waits(spawner: SmolSpawner) {
+        let (ours, theirs) = pair();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(DELAY);
+            send(theirs.as_raw_fd(), b"hello", MsgFlags::empty()).expect("send");
+            theirs
+        });
+        let (tx, rx) = mpsc::channel();
+        let start = Instant::now();
+        spawner.block_on(Box::pin(async move {
+            let source = SmolSpawner::new().register(ours).expect("register");
+            let mut buf = [0; 16];
+            let len = recv_from(&*source, &mut buf).await.expect("recv");
+            let _ = tx.send(buf[..len].to_vec());
+        }));
+        assert_eq!(rx.recv(), Ok(b"hello".to_vec()));
+        assert!(start.elapsed() >= DELAY);
+        drop(writer.join());
+    }
+
+    fn write_waits(spawner: SmolSpawner) {
+        let (ours, theirs) = pair();
+        assert!(fill(&ours) > 0);
+        let drainer = std::thread::spawn(move || {
+            std::thread::sleep(DELAY);
+            (drain_all(&theirs), theirs)
+        });
+        let (tx, rx) = mpsc::channel();
+        let start = Instant::now();
+        spawner.block_on(Box::pin(async move {
+            let source = SmolSpawner::new().register(ours).expect("register");
+            let _ = tx.send(send_to(&*source, b"after").await.expect("send"));
+        }));
+        assert_eq!(rx.recv(), Ok(5));
+        assert!(start.elapsed() >= DELAY);
+        let (mut lengths, theirs) = drainer.join().expect("drainer");
+        lengths.extend(drain_all(&theirs));
+        assert_eq!(lengths.last(), Some(&5));
+    }
+
+    fn reader_and_writer_wait_at_once(spawner: SmolSpawner) {
+        let (ours, theirs) = pair();
+        fill(&ours);
+        let peer = std::thread::spawn(move || {
+            std::thread::sleep(DELAY);
+            send(theirs.as_raw_fd(), b"to-reader", MsgFlags::empty()).expect("send");
+            std::thread::sleep(DELAY);
+            (drain_all(&theirs), theirs)
+        });
+        let (tx, rx) = mpsc::channel();
+        spawner.block_on(Box::pin(async move {
+            let source: std::sync::Arc<dyn IoSource> =
+                SmolSpawner::new().register(ours).expect("register").into();
+            let (reader, writer) = (source.clone(), source);
+            let (read_tx, write_tx) = (tx.clone(), tx);
+            SmolSpawner::new().spawn(Box::pin(async move {
+                let mut buf = [0; 16];
+                let len = recv_from(&*reader, &mut buf).await.expect("recv");
+                let _ = read_tx.send(buf[..len].to_vec());
+            }));
+            send_to(&*writer, b"from-writer").await.expect("send");
+            let _ = write_tx.send(b"written".to_vec());
+        }));
+        assert_eq!(rx.recv(), Ok(b"to-reader".to_vec()));
+        assert_eq!(rx.recv(), Ok(b"written".to_vec()));
+        let (mut lengths, theirs) = peer.join().expect("peer");
+        lengths.extend(drain_all(&theirs));
+        assert_eq!(lengths.last(), Some(&11));
+    }
+
+    #[test]
+    fn read_waits_until_the_peer_writes() {
+        read_waits(SmolSpawner::new());
+    }
+
+    #[test]
+    fn write_waits_until_the_peer_drains() {
+        write_waits(SmolSpawner::new());
+    }
+
+    #[test]
+    fn a_reader_and_a_writer_wait_on_one_source_at_once() {
+        reader_and_writer_wait_at_once(SmolSpawner::new());
     }
 }

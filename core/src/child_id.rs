@@ -36,7 +36,6 @@ pub struct ChildId(u64);
 
 impl ChildId {
     /// The id numbered `n` (a supervisor numbers its children from 1).
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     pub(crate) fn new(n: u64) -> Self {
         Self(n)
     }

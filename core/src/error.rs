@@ -204,7 +204,10 @@ impl fmt::Display for Error {
                 "a message for {name:?} is {size} bytes once encoded, more than the {max} allowed"
             ),
             Error::Encoding { name, reason } => {
-                write!(f, "a message of {name:?} could not be encoded or decoded: {reason}")
+                write!(
+                    f,
+                    "a message of {name:?} could not be encoded or decoded: {reason}"
+                )
             }
             Error::Timeout { name, after } => {
                 write!(f, "no reply from mailbox {name:?} within {after:?}")
@@ -218,10 +221,7 @@ impl fmt::Display for Error {
                 name,
                 expected,
                 given,
-            } => write!(
-                f,
-                "template {name:?} takes a {expected}, not a {given}"
-            ),
+            } => write!(f, "template {name:?} takes a {expected}, not a {given}"),
             Error::TooManyChildren { name, max } => write!(
                 f,
                 "the supervisor of template {name:?} already runs its maximum of {max} children"

@@ -11,7 +11,9 @@
 //! * the policies, as plain values with pure functions —
 //!   [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`], [`Intensity`],
 //!   [`Shutdown`];
-//! * the [`Spawner`] and [`Timer`] traits a backend implements;
+//! * the [`Spawner`] and [`Timer`] traits a backend implements, and
+//!   [`IoSource`], the readiness of a file descriptor on its reactor (with
+//!   a default reactor for executors that have none);
 //! * the fork-per-supervisor process engine behind
 //!   [`Supertree::start_with`];
 //! * [`testing`]: a deterministic simulation on a fake clock.
@@ -233,6 +235,21 @@
 //! (or has no work left), and `WATCHDOG=1` every half `WATCHDOG_USEC` (but
 //! not more often than every 10 ms) while its loop runs.
 //!
+//! ## Messages and children started at run time
+//!
+//! Named mailboxes ([`Tree::with_mailbox`], [`mailbox()`], [`inbox()`]) and
+//! dynamic children ([`Tree::add_dynamic`], [`start_child()`],
+//! [`terminate_child()`]) are described in [`message`]. In the process
+//! engine, the root opens one Unix datagram socket pair per declared name
+//! before it forks anything, so every process of the tree holds them and a
+//! mailbox outlives every restart of its server. A worker sends straight to
+//! the socket; a call passes its own reply socket along; a request about
+//! dynamic children goes straight to the supervisor process that declared
+//! the template, whose machine decides, and whose worker host builds the
+//! child from the template and its encoded argument (sent over the host's
+//! channel). Waiting on these sockets is the runtime's business:
+//! [`Spawner::register`] hands a socket to the backend's reactor.
+//!
 //! [supertrees]: https://docs.rs/supertrees
 //!
 //! ## Example
@@ -271,6 +288,7 @@ mod machine;
 pub mod message;
 mod observe;
 mod policy;
+mod reactor;
 mod ready;
 mod rt;
 mod status;
@@ -285,11 +303,11 @@ pub use child_id::ChildId;
 pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
-pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
-pub use ready::{ready, spawn, stopping};
 pub use message::{
     inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox, MAX_MESSAGE,
 };
+pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
+pub use ready::{ready, spawn, stopping};
 pub use rt::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
 pub use status::query_status;
 pub use status::{NodeState, NodeStatus, TreeStatus};

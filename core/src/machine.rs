@@ -112,7 +112,6 @@ pub(crate) enum Report {
 
 /// Why [`Machine::handle_add`] started no child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
 pub(crate) enum AddError {
     /// The supervisor takes no children at run time
     /// (see [`Machine::with_dynamic`]).
@@ -143,7 +142,6 @@ impl fmt::Display for AddError {
 
 /// Why [`Machine::handle_remove`] removed no child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
 pub(crate) enum RemoveError {
     /// No child of the supervisor has this id: it never had, the child was
     /// already removed, or the supervisor has ended.
@@ -235,7 +233,6 @@ impl ChildSlot {
 
 /// What a slot of the machine's children holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
 enum Kind {
     /// One of the children given to [`Machine::new`].
     Static,
@@ -322,11 +319,9 @@ pub(crate) struct Machine {
     /// Whether it serves children started at run time (`with_dynamic`).
     dynamic: bool,
     /// At most how many dynamic children may exist at once.
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     max_children: Option<u32>,
     /// The number of the next dynamic child's [`ChildId`]: from 1, never
     /// reused.
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     next_id: u64,
 }
 
@@ -375,7 +370,6 @@ impl Machine {
     /// ends on its own for having no child left running: only when shut
     /// down, or when it gives up.
     #[must_use]
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     pub(crate) fn with_dynamic(mut self, max_children: Option<u32>) -> Self {
         self.dynamic = true;
         self.max_children = max_children;
@@ -405,22 +399,25 @@ impl Machine {
 
     /// Every child's index, in order: the children given to `new`, then
     /// the dynamic children that exist now (a free slot is skipped).
-    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> + '_ {
-        (0..self.children.len())
+    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> {
+        // Collected: the iterator borrows nothing, as drivers expect.
+        let taken: Vec<ChildIdx> = (0..self.children.len())
             .filter(|&n| self.children[n].kind != Kind::Free)
             .filter_map(ChildIdx::new)
+            .collect();
+        taken.into_iter()
     }
 
     /// Whether `child` is a slot of children started at run time (taken
     /// or free), not one of the children given to `new`.
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    #[cfg(test)]
     pub(crate) fn is_dynamic(&self, child: ChildIdx) -> bool {
         (self.statics..self.children.len()).contains(&child.get())
     }
 
     /// The id of the child started at run time that `child` holds now;
     /// `None` for a static child or a free slot.
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
+    #[cfg(test)]
     pub(crate) fn child_id(&self, child: ChildIdx) -> Option<ChildId> {
         match self.children.get(child.get())?.kind {
             Kind::Dynamic { id, .. } => Some(id),
@@ -430,7 +427,6 @@ impl Machine {
 
     /// Where the child started at run time as `id` is, while it exists
     /// (until its [`Report::Removed`]).
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     pub(crate) fn find(&self, id: ChildId) -> Option<ChildIdx> {
         let n = self
             .children
@@ -441,7 +437,6 @@ impl Machine {
 
     /// How many children started at run time exist now: running, waiting
     /// for a restart, or stopping (being removed included).
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     pub(crate) fn dynamic_count(&self) -> usize {
         self.children
             .iter()
@@ -565,7 +560,6 @@ impl Machine {
     /// [`with_dynamic`](Self::with_dynamic); [`AddError::ShuttingDown`] once
     /// it stops all its children; [`AddError::Full`] when `max_children`
     /// dynamic children exist already.
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     pub(crate) fn handle_add(
         &mut self,
         policy: ChildPolicy,
@@ -626,7 +620,6 @@ impl Machine {
     ///
     /// [`RemoveError::Unknown`] when no child has this id (any more), or
     /// the supervisor has ended.
-    #[cfg_attr(not(test), allow(dead_code))] // Drivers serve `start_child` later.
     pub(crate) fn handle_remove(
         &mut self,
         id: ChildId,

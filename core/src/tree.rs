@@ -158,7 +158,8 @@ pub struct Tree<K> {
 }
 
 /// Builds a worker from an encoded argument.
-pub(crate) type Build = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Worker>, postcard::Error> + Send + Sync>;
+pub(crate) type Build =
+    Arc<dyn Fn(&[u8]) -> Result<Box<dyn Worker>, postcard::Error> + Send + Sync>;
 
 /// A template of children started at run time.
 #[derive(Clone)]

@@ -388,6 +388,12 @@ const SCENARIOS: &[Scenario] = &[
     // Messages between processes and children started at run time.
     scenario("kv", messages::scenario::kv, messages::drive::kv, 10),
     scenario(
+        "kv_smol",
+        messages::scenario::kv_smol,
+        messages::drive::kv,
+        10,
+    ),
+    scenario(
         "duplicate_name",
         messages::scenario::duplicate_name,
         messages::drive::duplicate_name,
@@ -406,6 +412,12 @@ const SCENARIOS: &[Scenario] = &[
         20,
     ),
     scenario(
+        "mailbox_bounded",
+        messages::scenario::mailbox_bounded,
+        messages::drive::mailbox_bounded,
+        10,
+    ),
+    scenario(
         "dynamic_children",
         messages::scenario::dynamic_children,
         messages::drive::dynamic_children,
@@ -417,7 +429,7 @@ const SCENARIOS: &[Scenario] = &[
 const EXAMPLES: &[(&str, Drive)] = &[
     ("seed_tree", start::drive::seed),
     ("smol_tree", start::drive::example),
-    ("custom_executor", start::drive::example),
+    ("custom_executor", messages::examples::custom_executor),
     ("echo", lifecycle::echo_example::drive),
     ("echo_smol", lifecycle::echo_example::drive),
     ("kv", messages::examples::kv),

@@ -193,4 +193,3 @@ impl Restartable for Life {
         self.start_timeout
     }
 }
-

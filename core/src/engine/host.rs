@@ -44,8 +44,8 @@ use crate::lease::{run_leased, Leases};
 use crate::machine::{ChildIdx, ChildPolicy, Grant};
 use crate::message::socket::SocketServices;
 use crate::message::{self, Directory, Services};
-use crate::tree::{worker_policy, Template};
 use crate::ready::{run_worker, StopFlag};
+use crate::tree::{worker_policy, Template};
 use crate::wire::{Command, Note};
 use crate::{ChildExit, Spawner, Timer, Worker};
 

@@ -20,6 +20,15 @@
 //! Each property then replays the trace against a small [`Model`] written
 //! from the documented rules (restart policies, the backoff formula, the
 //! intensity window), not from the machine's code.
+//!
+//! Half the trees also serve children started at run time (0–4 static
+//! children, and up to 3 slots for dynamic ones, with or without a bound):
+//! the driver adds children ([`Op::Add`]) and asks for removals
+//! ([`Op::Remove`], of live ids, removed ones, or one never handed out),
+//! on trees without them too. Each dynamic slot has its own policies in
+//! [`Tree::children`], whoever takes it, so the properties above read a
+//! slot's policies as a static child's; [`check_dynamic`] checks what is
+//! particular to dynamic children.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -49,7 +58,14 @@ fn idx(n: usize) -> ChildIdx {
 /// A supervisor's children and policies.
 #[derive(Debug, Clone)]
 struct Tree {
+    /// The policies of the static children, then of each slot of dynamic
+    /// children (whichever child takes it).
     children: Vec<ChildPolicy>,
+    /// How many of `children` are static (given to `Machine::new`).
+    statics: usize,
+    /// Whether the machine serves dynamic children (`with_dynamic`), and
+    /// its `max_children`.
+    dynamic: Option<Option<u32>>,
     /// Whether each child declares itself ready as soon as it starts (as a
     /// worker with `Readiness::OnStart`); the others wait for an
     /// [`Op::Ready`].
@@ -85,6 +101,14 @@ enum Op {
     Wake,
     /// The supervisor is asked to shut down.
     Shutdown,
+    /// A child is added at run time (with the policies of the slot it is
+    /// to take: the lowest free one), when there is a free slot or the
+    /// machine must refuse it.
+    Add,
+    /// The removal of the `pick`-th of the dynamic children that exist
+    /// (when `live` and there is one), or else of the ids handed out so
+    /// far (removed ones included) and one never handed out.
+    Remove { pick: usize, live: bool },
 }
 
 /// What one property test case runs: a tree, and the events the driver
@@ -182,18 +206,39 @@ fn a_child() -> impl Gen<Value = (ChildPolicy, bool)> {
         })
 }
 
-/// One to six children under a strategy and an intensity.
+/// One to six children under a strategy and an intensity; or, half the
+/// time, zero to four static children and one to four slots of dynamic
+/// ones, at most 0 to 4 of them at once (or no bound).
 fn a_tree() -> impl Gen<Value = Tree> {
+    let dynamic = prop_oneof![
+        1 => Just(None),
+        1 => (0..=4usize, 1..=4usize, prop::option::of(0..=4u32)).prop_map(Some),
+    ];
     (
-        prop::collection::vec(a_child(), 1..=6),
+        prop::collection::vec(a_child(), 8),
+        (1..=6usize),
+        dynamic,
         a_strategy(),
         an_intensity(),
     )
-        .prop_map(|(children, strategy, intensity)| Tree {
-            auto_ready: children.iter().map(|&(_, ready)| ready).collect(),
-            children: children.into_iter().map(|(policy, _)| policy).collect(),
-            strategy,
-            intensity,
+        .prop_map(|(pool, plain, dynamic, strategy, intensity)| {
+            let (statics, slots, dynamic) = match dynamic {
+                None => (plain, 0, None),
+                // A bound below the slots: the driver sees it refuse.
+                Some((statics, slots, max)) => {
+                    let slots = max.map_or(slots, |m| m as usize);
+                    (statics, slots, Some(max))
+                }
+            };
+            let children = &pool[..statics + slots];
+            Tree {
+                auto_ready: children.iter().map(|&(_, ready)| ready).collect(),
+                children: children.iter().map(|&(policy, _)| policy).collect(),
+                statics,
+                dynamic,
+                strategy,
+                intensity,
+            }
         })
 }
 
@@ -206,10 +251,12 @@ fn an_op() -> impl Gen<Value = Op> {
         12 => (pick.clone(), an_exit()).prop_map(|(pick, exit)| Op::HostExit { pick, exit }),
         3 => (pick.clone(), an_exit()).prop_map(|(pick, exit)| Op::LateNote { pick, exit }),
         16 => (pick.clone(), a_stop_answer()).prop_map(|(pick, exit)| Op::AnswerStop { pick, exit }),
-        12 => pick.prop_map(|pick| Op::Ready { pick }),
+        12 => pick.clone().prop_map(|pick| Op::Ready { pick }),
         12 => (0..=300u64).prop_map(|n| Op::Advance { by: ms(n) }),
         16 => Just(Op::Wake),
         1 => Just(Op::Shutdown),
+        12 => Just(Op::Add),
+        6 => (pick, prop::bool::weighted(0.75)).prop_map(|(pick, live)| Op::Remove { pick, live }),
     ]
 }
 
@@ -243,6 +290,17 @@ enum Input {
     Timeout,
     /// `handle_shutdown`.
     Shutdown,
+    /// `handle_add`, with the policies of this slot.
+    Add(usize),
+    /// `handle_remove` of this id.
+    Remove(ChildId),
+}
+
+/// What `handle_add` or `handle_remove` answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    Add(Result<(usize, ChildId), AddError>),
+    Remove(Result<usize, RemoveError>),
 }
 
 /// One input, at a time, and everything the machine answered to it.
@@ -251,6 +309,8 @@ struct Step {
     /// Since the start of the timeline.
     at: Duration,
     input: Input,
+    /// What the machine answered to an `Add` or `Remove`.
+    answer: Option<Answer>,
     reports: Vec<Report>,
     actions: Vec<Action>,
     /// `poll_timeout` after the step, since the start of the timeline.
@@ -316,6 +376,17 @@ struct Driver {
     notes: u64,
     /// Whether the machine issued `Action::Exit`.
     exited: bool,
+    /// How many children are static.
+    statics: usize,
+    /// The policies of every child and slot ([`Tree::children`]).
+    policies: Vec<ChildPolicy>,
+    /// The id of the dynamic child in each slot, from its `Add` to its
+    /// `Report::Removed` (static children and free slots: `None`).
+    live: Vec<Option<ChildId>>,
+    /// Every id the machine handed out, in order.
+    ids: Vec<ChildId>,
+    /// Whether it was made `with_dynamic`, and its bound.
+    dynamic: Option<Option<u32>>,
     /// The timeline so far.
     steps: Vec<Step>,
 }
@@ -324,18 +395,30 @@ impl Driver {
     /// A driver of a new machine for `tree`, and the worker host's leases
     /// under its first grant.
     fn new(tree: &Tree) -> Self {
-        let m = Machine::new(
+        let mut m = Machine::new(
             "root".to_owned(),
-            tree.children.iter().copied(),
+            tree.children[..tree.statics].iter().copied(),
             tree.strategy,
             tree.intensity,
         );
+        if let Some(max) = tree.dynamic {
+            m = m.with_dynamic(max);
+        }
         let base = Instant::now();
         let grant = Grant {
             budget: m.budget(base),
             as_of: 0,
         };
-        let leases = Leases::new(m.leasable(), grant);
+        // The host's policies of every slot, as `leasable` gives them once
+        // each slot is taken: a dynamic worker is leased whatever the
+        // strategy.
+        let mut policies = m.leasable();
+        policies.extend(
+            tree.children[tree.statics..]
+                .iter()
+                .map(|p| (!p.is_supervisor).then_some(*p)),
+        );
+        let leases = Leases::new(policies, grant);
         let procs = tree
             .children
             .iter()
@@ -354,6 +437,11 @@ impl Driver {
             leases,
             notes: 0,
             exited: false,
+            statics: tree.statics,
+            policies: tree.children.clone(),
+            live: vec![None; tree.children.len()],
+            ids: Vec::new(),
+            dynamic: tree.dynamic,
             steps: Vec::new(),
         }
     }
@@ -362,7 +450,18 @@ impl Driver {
     /// its actions and records the step.
     fn feed(&mut self, input: Input) {
         let now = self.base + self.now;
+        let mut answer = None;
         match input {
+            Input::Add(slot) => {
+                let policy = self.policy(slot);
+                let added = self.m.handle_add(policy, now);
+                answer = Some(Answer::Add(added.map(|(c, id)| (c.get(), id))));
+            }
+            Input::Remove(id) => {
+                answer = Some(Answer::Remove(
+                    self.m.handle_remove(id, now).map(|c| c.get()),
+                ));
+            }
             Input::Start => self.m.handle_start(now),
             Input::Exit(n, exit) => self.m.handle_exit(idx(n), exit, now),
             Input::Restarted {
@@ -379,6 +478,27 @@ impl Driver {
         }
         let reports: Vec<Report> = std::iter::from_fn(|| self.m.poll_report()).collect();
         let actions: Vec<Action> = std::iter::from_fn(|| self.m.poll_action()).collect();
+        if let Some(Answer::Add(Ok((slot, id)))) = answer {
+            if let Some(live) = self.live.get_mut(slot) {
+                *live = Some(id);
+            }
+            self.ids.push(id);
+            // A new child in the slot: no process yet.
+            if let Some(p) = self.procs.get_mut(slot) {
+                *p = Proc {
+                    run: Run::Down,
+                    since: self.now,
+                    leased: false,
+                };
+            }
+        }
+        for report in &reports {
+            if let Report::Removed { child, .. } = report {
+                if let Some(live) = self.live.get_mut(child.get()) {
+                    *live = None;
+                }
+            }
+        }
         // What the input did to the process, before what the machine does.
         match input {
             Input::Exit(n, _) => self.procs[n].run = Run::Down,
@@ -394,7 +514,7 @@ impl Driver {
                     p.run = Run::Up { ready: false };
                 }
             }
-            Input::Start | Input::Timeout | Input::Shutdown => {}
+            Input::Start | Input::Timeout | Input::Shutdown | Input::Add(_) | Input::Remove(_) => {}
         }
         let mut started = Vec::new();
         for action in &actions {
@@ -439,6 +559,7 @@ impl Driver {
         self.steps.push(Step {
             at: self.now,
             input,
+            answer,
             reports,
             actions,
             timeout,
@@ -448,6 +569,35 @@ impl Driver {
                 self.feed(Input::Ready(n));
             }
         }
+    }
+
+    /// The policies of slot `slot` (those of the first child for a slot
+    /// beyond the tree's: the machine must refuse it).
+    fn policy(&self, slot: usize) -> ChildPolicy {
+        self.policies
+            .get(slot)
+            .or_else(|| self.policies.first())
+            .copied()
+            .unwrap_or(ChildPolicy {
+                restart: RestartPolicy::Always,
+                backoff: BackoffPolicy::immediate(),
+                shutdown: Shutdown::Kill,
+                start_timeout: None,
+                is_supervisor: false,
+            })
+    }
+
+    /// The slot `handle_add` must give the next dynamic child: the lowest
+    /// free one, or a new one (beyond the tree's slots when all are taken).
+    fn next_slot(&self) -> usize {
+        (self.statics..self.live.len())
+            .find(|&n| self.live[n].is_none())
+            .unwrap_or(self.live.len())
+    }
+
+    /// How many dynamic children exist.
+    fn live_count(&self) -> usize {
+        self.live.iter().flatten().count()
     }
 
     /// The `pick`-th of the children for which `f` holds, if any.
@@ -503,6 +653,32 @@ impl Driver {
                 }
             }
             Op::Shutdown => self.feed(Input::Shutdown),
+            Op::Add => {
+                let slot = self.next_slot();
+                let full = match self.dynamic {
+                    Some(Some(max)) => self.live_count() >= max as usize,
+                    Some(None) => false,
+                    None => true,
+                };
+                // Past the tree's slots only when the machine must refuse
+                // it (not dynamic, full, shutting down, ended).
+                if slot < self.live.len() || full || self.exited || self.m.is_shutting_down() {
+                    self.feed(Input::Add(slot));
+                }
+            }
+            Op::Remove { pick, live } => {
+                let existing: Vec<ChildId> = self.live.iter().flatten().copied().collect();
+                if live && !existing.is_empty() {
+                    return self.feed(Input::Remove(existing[pick % existing.len()]));
+                }
+                let next = ChildId::new(self.ids.last().map_or(1, |id| id.get() + 1));
+                let id = self
+                    .ids
+                    .get(pick % (self.ids.len() + 1))
+                    .copied()
+                    .unwrap_or(next);
+                self.feed(Input::Remove(id));
+            }
         }
     }
 
@@ -565,6 +741,10 @@ impl Driver {
         self.now += Duration::from_secs(10);
         self.feed(Input::Timeout);
         self.feed(Input::Shutdown);
+        self.feed(Input::Add(self.next_slot()));
+        for id in self.ids.clone() {
+            self.feed(Input::Remove(id));
+        }
         for n in 0..self.procs.len() {
             self.feed(Input::Exit(n, ChildExit::Panicked));
             self.feed(Input::Ready(n));
@@ -633,6 +813,19 @@ struct ModelChild {
 }
 
 impl ModelChild {
+    /// A child not started yet.
+    fn fresh() -> Self {
+        Self {
+            run: Run::Down,
+            since: Duration::ZERO,
+            host_since: Duration::ZERO,
+            starts: 0,
+            in_place: 0,
+            consecutive: 0,
+            engine_failures: 0,
+        }
+    }
+
     /// Its restarts so far: starts after the first, and in-place ones.
     fn restarts(&self) -> u32 {
         self.starts.saturating_sub(1) + self.in_place
@@ -699,15 +892,7 @@ struct Model<'a> {
 impl<'a> Model<'a> {
     /// The model of a machine for `tree`, before its start.
     fn new(tree: &'a Tree) -> Self {
-        let child = ModelChild {
-            run: Run::Down,
-            since: Duration::ZERO,
-            host_since: Duration::ZERO,
-            starts: 0,
-            in_place: 0,
-            consecutive: 0,
-            engine_failures: 0,
-        };
+        let child = ModelChild::fresh();
         Self {
             tree,
             running: true,
@@ -838,7 +1023,16 @@ impl<'a> Model<'a> {
                 }
             }
             Input::Shutdown => self.running = false,
-            Input::Start | Input::Timeout => {}
+            Input::Add(_) => {
+                // A new child in its slot: nothing of the one before.
+                if let Some(Answer::Add(Ok((slot, _)))) = step.answer {
+                    if let Some(c) = self.children.get_mut(slot) {
+                        *c = ModelChild::fresh();
+                    }
+                }
+            }
+            // Its stop, if any, is in the step's actions.
+            Input::Remove(_) | Input::Start | Input::Timeout => {}
         }
         if expect.gives_up() {
             self.gave_up = true;
@@ -963,6 +1157,11 @@ fn check_intensity(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
 /// stop, by `Stop` and `Kill`; a `Kill` of a child already stopping is the
 /// escalation of its stop, not a new batch. With `strict`, a batch split
 /// over a `Stop` and a `Kill` must keep the order across them too.
+///
+/// With dynamic children: while the supervisor runs, the stop of one being
+/// removed is no batch and holds up none (nor is it held up); a shutdown
+/// waits for every stop under way, then goes down from its top child (a
+/// removal under way may be above children still running).
 fn check_stop_order(tree: &Tree, trace: &Trace, strict: bool) -> Result<(), TestCaseError> {
     let mut model = Model::new(tree);
     let mut in_shutdown = false;
@@ -982,8 +1181,22 @@ fn check_stop_order(tree: &Tree, trace: &Trace, strict: bool) -> Result<(), Test
                 .any(|r| matches!(r, Report::Stopping(_)))
         {
             in_shutdown = true;
-            floor = stopping.iter().next().copied();
+            floor = if tree.dynamic.is_some() {
+                None
+            } else {
+                stopping.iter().next().copied()
+            };
         }
+        // What holds up a new batch: any stop under way in a shutdown; a
+        // static child's while the supervisor runs.
+        let blocking: BTreeSet<usize> = stopping
+            .iter()
+            .copied()
+            .filter(|&c| in_shutdown || c < tree.statics)
+            .collect();
+        // A removal's own stop, while the supervisor runs (what it names
+        // is checked by `check_dynamic`).
+        let removal = !in_shutdown && matches!(step.input, Input::Remove(_));
         let mut batch = Vec::new();
         for action in &step.actions {
             let (Action::Stop(cs) | Action::Kill(cs)) = action else {
@@ -1003,17 +1216,17 @@ fn check_stop_order(tree: &Tree, trace: &Trace, strict: bool) -> Result<(), Test
                     if !matches!(action, Action::Kill(_)) {
                         return Err(fail(trace, i, format!("child {c} asked to stop twice")));
                     }
-                } else {
+                } else if !removal {
                     batch.push(c);
                 }
             }
         }
         if !batch.is_empty() {
-            if !stopping.is_empty() {
+            if !blocking.is_empty() {
                 return Err(fail(
                     trace,
                     i,
-                    format!("stops {batch:?} while {stopping:?} still stop"),
+                    format!("stops {batch:?} while {blocking:?} still stop"),
                 ));
             }
             if in_shutdown {
@@ -1131,11 +1344,14 @@ fn check_lifecycle(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
 /// least `reset_after`, raised to the engine's floor after a failure of the
 /// engine's machinery (10 ms doubling to 1 s over consecutive ones, counted
 /// since the child last ran); a restart never starts before its delay is over;
-/// under `OneForOne` it starts at the first wake-up once it is due, and
-/// `poll_timeout` never lets a due restart wait.
+/// under `OneForOne` (and for a dynamic child under any strategy) it starts
+/// at the first wake-up once it is due, and `poll_timeout` never lets a due
+/// restart wait.
 fn check_backoff(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
     let mut model = Model::new(tree);
     let one_for_one = tree.strategy == Strategy::OneForOne;
+    // Whether child `c` is restarted alone: under `OneForOne`, or dynamic.
+    let alone = |c: usize| one_for_one || c >= tree.statics;
     // When each child's restart is due.
     let mut due: Vec<Option<Duration>> = vec![None; tree.children.len()];
     for (i, step) in trace.steps.iter().enumerate() {
@@ -1190,6 +1406,12 @@ fn check_backoff(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
         if !model.running {
             due.iter_mut().for_each(|d| *d = None);
         }
+        // A child removed while it waited for its restart never has it.
+        for report in &step.reports {
+            if let Report::Removed { child, .. } = report {
+                due[child.get()] = None;
+            }
+        }
         let started: Vec<usize> = step
             .actions
             .iter()
@@ -1199,7 +1421,7 @@ fn check_backoff(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
             })
             .collect();
         for &c in &started {
-            if one_for_one && model.children[c].starts > 1 && due[c].is_none() {
+            if alone(c) && model.children[c].starts > 1 && due[c].is_none() {
                 return Err(fail(
                     trace,
                     i,
@@ -1214,7 +1436,7 @@ fn check_backoff(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
                     return Err(fail(trace, i, format!("child {c} restarts before {at:?}")));
                 }
                 *d = None;
-            } else if one_for_one && step.input == Input::Timeout && step.at >= at {
+            } else if alone(c) && step.input == Input::Timeout && step.at >= at {
                 return Err(fail(
                     trace,
                     i,
@@ -1222,9 +1444,13 @@ fn check_backoff(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
                 ));
             }
         }
-        if one_for_one {
-            if let Some(first) = due.iter().flatten().min() {
-                if step.timeout.is_none_or(|t| t > *first) {
+        let first = (0..due.len())
+            .filter(|&c| alone(c))
+            .filter_map(|c| due[c])
+            .min();
+        {
+            if let Some(first) = first {
+                if step.timeout.is_none_or(|t| t > first) {
                     return Err(fail(
                         trace,
                         i,
@@ -1411,7 +1637,8 @@ fn check_kill_deadlines(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError>
 /// Property 7: under `OneForAll` and `RestForOne` children start one at a
 /// time, in order: a child starts only while every earlier sibling runs
 /// (not asked to stop) and is ready, or is done for good (its last exit was
-/// reported with no restart).
+/// reported with no restart). Only static children: dynamic ones start at
+/// once.
 fn check_start_order(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
     if tree.strategy == Strategy::OneForOne {
         return Ok(());
@@ -1430,6 +1657,11 @@ fn check_start_order(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
         for action in &step.actions {
             let Action::Start(j) = action else { continue };
             let j = j.get();
+            // A dynamic child starts at once, and holds up nobody (it is
+            // after every static child).
+            if j >= tree.statics {
+                continue;
+            }
             for (e, c) in model.children.iter().enumerate().take(j) {
                 let ok = !started.contains(&e)
                     && (c.run == (Run::Up { ready: true }) || (c.run == Run::Down && done[e]));
@@ -1448,6 +1680,246 @@ fn check_start_order(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
             done[j] = false;
         }
         model.actions(step);
+    }
+    Ok(())
+}
+
+/// Property 9: children started at run time.
+///
+/// * `handle_add` refuses exactly when it must (`NotDynamic`,
+///   `ShuttingDown` once the supervisor stops or ended, `Full` with
+///   `max_children` live), and otherwise takes the lowest free slot with a
+///   new id (1, 2, 3, ...: unique, never reused) and starts it in that
+///   step, at once.
+/// * `handle_remove` knows exactly the live ids; a running child of a
+///   running supervisor is stopped at once, alone (`Stop`/`Kill` of it in
+///   that step), and only the first time; nothing else is stopped then.
+/// * While the supervisor runs, no dynamic child is stopped but by its
+///   removal (or the escalation of that stop to a kill): never by a group
+///   restart.
+/// * `Report::Removed` comes exactly when due: in the step where a child
+///   whose removal was asked stopped (or at once when it was not running),
+///   or where a dynamic child ended for good by its policy while the
+///   supervisor runs; after its `Exited`, once per id; never for a child
+///   stopped by the shutdown without a removal asked. A removed child (or
+///   one being removed) never starts again.
+/// * A supervisor with dynamic children ends only after it began to stop.
+fn check_dynamic(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
+    let mut model = Model::new(tree);
+    let statics = tree.statics;
+    // Who holds each slot: its id, and whether its removal was accepted.
+    let mut live: Vec<Option<(ChildId, bool)>> = vec![None; tree.children.len()];
+    let mut last_id = 0u64;
+    let mut removed: BTreeSet<ChildId> = BTreeSet::new();
+    let (mut in_shutdown, mut exited) = (false, false);
+    for (i, step) in trace.steps.iter().enumerate() {
+        let before: Vec<Run> = model.children.iter().map(|c| c.run).collect();
+        let expect = model.input(step);
+        let shutdown_now = !in_shutdown
+            && step
+                .reports
+                .iter()
+                .any(|r| matches!(r, Report::Stopping(_)));
+        let stopping = in_shutdown || shutdown_now || exited;
+        let named_stops: Vec<usize> = step
+            .actions
+            .iter()
+            .flat_map(|a| match a {
+                Action::Stop(cs) | Action::Kill(cs) => named(cs),
+                _ => Vec::new(),
+            })
+            .collect();
+        // The children this step must remove.
+        let mut must_remove = BTreeSet::new();
+        match (step.input, step.answer) {
+            (Input::Add(slot), Some(Answer::Add(answer))) => {
+                let count = live.iter().flatten().count();
+                let refusal = match tree.dynamic {
+                    None => Some(AddError::NotDynamic),
+                    Some(_) if in_shutdown || exited => Some(AddError::ShuttingDown),
+                    Some(Some(max)) if count >= max as usize => Some(AddError::Full { max }),
+                    Some(_) => None,
+                };
+                match (answer, refusal) {
+                    (Err(e), Some(r)) if e == r => {}
+                    (Ok((n, id)), None) => {
+                        if n != slot || n < statics || live.get(n).is_none_or(|l| l.is_some()) {
+                            return Err(fail(
+                                trace,
+                                i,
+                                format!("added in slot {n}, not the lowest free one, {slot}"),
+                            ));
+                        }
+                        if id.get() != last_id + 1 {
+                            return Err(fail(trace, i, format!("added as {id}, after {last_id}")));
+                        }
+                        last_id = id.get();
+                        live[n] = Some((id, false));
+                        if !step.actions.contains(&Action::Start(idx(n))) {
+                            return Err(fail(trace, i, format!("child {n} added, not started")));
+                        }
+                    }
+                    (answer, refusal) => {
+                        return Err(fail(
+                            trace,
+                            i,
+                            format!("add answered {answer:?}, expected refusal {refusal:?}"),
+                        ));
+                    }
+                }
+            }
+            (Input::Remove(id), Some(Answer::Remove(answer))) => {
+                let at = live
+                    .iter()
+                    .position(|l| l.is_some_and(|(i, _)| i == id))
+                    .filter(|_| !exited);
+                match (answer, at) {
+                    (Err(RemoveError::Unknown), None) => {}
+                    (Ok(n), Some(m)) if n == m => {
+                        let already = live[n].is_some_and(|(_, removing)| removing);
+                        live[n] = Some((id, true));
+                        let running = matches!(before[n], Run::Up { .. });
+                        let expected = if !already && !stopping && running {
+                            vec![n]
+                        } else {
+                            vec![]
+                        };
+                        if named_stops != expected {
+                            return Err(fail(
+                                trace,
+                                i,
+                                format!("removal of {id} stops {named_stops:?}, not {expected:?}"),
+                            ));
+                        }
+                        if !already && before[n] == Run::Down {
+                            must_remove.insert(n);
+                        }
+                    }
+                    (answer, at) => {
+                        return Err(fail(
+                            trace,
+                            i,
+                            format!("removal of {id} answered {answer:?}; it is in {at:?}"),
+                        ));
+                    }
+                }
+            }
+            (Input::Add(_) | Input::Remove(_), answer) => {
+                return Err(fail(trace, i, format!("answered {answer:?}")));
+            }
+            _ => {}
+        }
+        // No group restart stops a dynamic child.
+        if !stopping && !matches!(step.input, Input::Remove(_)) {
+            for action in &step.actions {
+                let (Action::Stop(cs) | Action::Kill(cs)) = action else {
+                    continue;
+                };
+                for c in named(cs) {
+                    let escalation = matches!(action, Action::Kill(_))
+                        && matches!(before[c], Run::Stopping { .. });
+                    if c >= statics && !escalation {
+                        return Err(fail(
+                            trace,
+                            i,
+                            format!("dynamic child {c} stopped while the supervisor runs"),
+                        ));
+                    }
+                }
+            }
+        }
+        let removing = |n: usize| live[n].is_some_and(|(_, removing)| removing);
+        if let Some(e) = expect.own_exit {
+            let running = !(in_shutdown || shutdown_now);
+            if e.child >= statics && e.delay.is_none() && (running || removing(e.child)) {
+                must_remove.insert(e.child);
+            }
+        }
+        if let Some((c, _)) = expect.stopped {
+            if removing(c) {
+                must_remove.insert(c);
+            }
+        }
+        if exited {
+            must_remove.clear();
+        }
+        let mut gone = BTreeSet::new();
+        for (k, report) in step.reports.iter().enumerate() {
+            let Report::Removed { child, id } = *report else {
+                continue;
+            };
+            let n = child.get();
+            if live.get(n).copied().flatten().map(|(i, _)| i) != Some(id) {
+                return Err(fail(
+                    trace,
+                    i,
+                    format!("child {id} removed from slot {n}, where it is not"),
+                ));
+            }
+            if !removed.insert(id) {
+                return Err(fail(trace, i, format!("child {id} removed twice")));
+            }
+            let exited_first = step.reports[..k]
+                .iter()
+                .any(|r| matches!(r, Report::Exited { child: c, .. } if *c == child));
+            if before[n] != Run::Down && !exited_first {
+                return Err(fail(
+                    trace,
+                    i,
+                    format!("child {id} removed before its exit was reported"),
+                ));
+            }
+            if model.children[n].run != Run::Down {
+                return Err(fail(
+                    trace,
+                    i,
+                    format!("child {id} removed while {:?}", model.children[n].run),
+                ));
+            }
+            live[n] = None;
+            gone.insert(n);
+        }
+        if gone != must_remove {
+            return Err(fail(
+                trace,
+                i,
+                format!("removed {gone:?}, expected {must_remove:?}"),
+            ));
+        }
+        for action in &step.actions {
+            match action {
+                Action::Start(c)
+                    if c.get() >= statics && live[c.get()].is_none_or(|(_, removing)| removing) =>
+                {
+                    return Err(fail(
+                        trace,
+                        i,
+                        format!("starts slot {c}, which holds {:?}", live[c.get()]),
+                    ));
+                }
+                Action::Exit(_) => {
+                    if tree.dynamic.is_some() && !(in_shutdown || shutdown_now) {
+                        return Err(fail(
+                            trace,
+                            i,
+                            "a dynamic supervisor ended on its own".to_owned(),
+                        ));
+                    }
+                    exited = true;
+                }
+                _ => {}
+            }
+        }
+        in_shutdown |= shutdown_now;
+        model.actions(step);
+    }
+    // A child whose removal was accepted is gone once the machine ended.
+    if let Some(n) = (0..live.len()).find(|&n| live[n].is_some_and(|(_, r)| r)) {
+        return Err(fail(
+            trace,
+            trace.steps.len().saturating_sub(1),
+            format!("child {n} asked to be removed never was"),
+        ));
     }
     Ok(())
 }
@@ -1540,6 +2012,18 @@ proptest! {
     #[test]
     fn a_batch_split_over_stop_and_kill_keeps_reverse_order(s in a_scenario()) {
         check_stop_order(&s.tree, &run(&s), true)?;
+    }
+
+    /// Children started at run time: adds are refused exactly when they
+    /// must be and otherwise start at once in the lowest free slot with a
+    /// new id; removals stop exactly the child named, at once, and report
+    /// it removed once it stopped; a dynamic child ended for good by its
+    /// policy is removed; none is ever stopped by a group restart or
+    /// started again after its removal; a dynamic supervisor ends only
+    /// once it stops.
+    #[test]
+    fn dynamic_children_come_and_go_as_asked(s in a_scenario()) {
+        check_dynamic(&s.tree, &run(&s))?;
     }
 }
 

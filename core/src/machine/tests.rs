@@ -2134,3 +2134,29 @@ fn dynamic_workers_are_leased_under_every_strategy() {
     assert_eq!(h.grants, 1);
     assert_eq!(h.budget(20), Some(3));
 }
+
+#[test]
+fn a_child_dropped_for_its_start_timeout_and_removed_meanwhile_is_not_restarted() {
+    let mut policy = worker(RestartPolicy::Always);
+    policy.start_timeout = Some(ms(500));
+    let mut h = Harness::dynamic(always(2), Strategy::OneForAll, Intensity::unlimited(), None);
+    h.start(0);
+    h.auto_ready = false;
+    let (n, id, actions) = h.added(policy, 0);
+    assert_eq!(actions, [Start(2)]);
+    assert_eq!(h.next_timeout(), Some(500));
+    // Not ready in time: dropped, and restarted alone after its backoff.
+    assert_eq!(h.timeout(500), [kill([2])]);
+    assert_eq!(h.exit(n, ChildExit::Stopped, 510), []);
+    h.reports();
+    assert_eq!(h.next_timeout(), Some(610));
+    assert_eq!(h.timeout(610), [Start(2)]);
+    // Dropped again, and its removal asked before its exit: the exit ends
+    // it, with no restart.
+    assert_eq!(h.timeout(1_110), [kill([2])]);
+    assert_eq!(h.remove(id, 1_111), Ok(n));
+    assert_eq!(h.drain(), []);
+    assert_eq!(h.exit(n, ChildExit::Stopped, 1_120), []);
+    assert_eq!(h.reports(), [stopped_for_good(2), removed(2, id)]);
+    assert_eq!(h.next_timeout(), None);
+}

@@ -181,7 +181,10 @@ mod tests {
         let dir = Directory::open(Declared::collect(&tree.root).expect("unique")).expect("sockets");
         assert!(dir.find("kv", Kind::Mailbox).is_ok());
         let err = dir.find("kv", Kind::Template).unwrap_err();
-        assert_eq!(err.to_string(), "no dynamic-children template is named \"kv\" in this tree");
+        assert_eq!(
+            err.to_string(),
+            "no dynamic-children template is named \"kv\" in this tree"
+        );
         assert!(dir.find("nope", Kind::Mailbox).is_err());
     }
 

@@ -31,7 +31,11 @@ pub(crate) fn add(
 
 /// Has `machine` stop and remove child `id`; it reports `Removed` once
 /// done.
-pub(crate) fn remove(machine: &mut Machine, id: ChildId, now: Instant) -> Result<ChildIdx, Refusal> {
+pub(crate) fn remove(
+    machine: &mut Machine,
+    id: ChildId,
+    now: Instant,
+) -> Result<ChildIdx, Refusal> {
     machine
         .handle_remove(id, now)
         .map_err(|_| Refusal::UnknownChild(id))

@@ -183,7 +183,11 @@ impl Outbox for MemoryOutbox {
         })
     }
 
-    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>> {
+    fn call(
+        self: Arc<Self>,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Op<Result<Vec<u8>, Error>> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             self.push(Item {

@@ -20,9 +20,9 @@
 //! Delivery is the one Erlang/OTP gives between processes:
 //!
 //! * **FIFO per sender**: messages one task sends arrive in that order.
-//! * **Bounded**: a mailbox holds what its kernel socket buffer holds
-//!   (about 200 messages of 64 bytes; see [`MAX_MESSAGE`] for the largest
-//!   message). A full mailbox makes `send` and `call` wait; nothing grows
+//! * **Bounded**: a mailbox holds what its kernel socket buffer holds (a
+//!   few hundred small messages: 278 of 4 bytes on Linux's default buffer;
+//!   see [`MAX_MESSAGE`] for the largest message), and 256 in simulation. A full mailbox makes `send` and `call` wait; nothing grows
 //!   without bound.
 //! * **At most once, never twice**: a message waiting in the mailbox when
 //!   its server restarts is delivered to the next run; a message already
@@ -142,7 +142,11 @@ pub(crate) trait Outbox: Send + Sync {
     fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>>;
     /// Queues `body` with a way to reply, and waits for the reply (at most
     /// `timeout`, if any).
-    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>>;
+    fn call(
+        self: Arc<Self>,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Op<Result<Vec<u8>, Error>>;
 }
 
 /// The serving side of a mailbox.
@@ -356,7 +360,8 @@ impl<M: Serialize> Mailbox<M> {
         timeout: Duration,
     ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
         let name = self.name.clone();
-        let asked = encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, Some(timeout)));
+        let asked =
+            encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, Some(timeout)));
         async move {
             let reply = asked?.await?;
             decode(&name, &reply)
@@ -501,7 +506,11 @@ impl Refusal {
 }
 
 /// Asks the supervisor that declared template `name` about its children.
-async fn ask(outbox: Arc<dyn Outbox>, name: Arc<str>, request: Request) -> Result<Option<ChildId>, Error> {
+async fn ask(
+    outbox: Arc<dyn Outbox>,
+    name: Arc<str>,
+    request: Request,
+) -> Result<Option<ChildId>, Error> {
     let body = encode(&name, &request)?;
     let reply = outbox.call(body, None).await?;
     decode::<Answer>(&name, &reply)?.map_err(|refusal| refusal.into_error(&name))

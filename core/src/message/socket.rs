@@ -51,9 +51,16 @@ pub(crate) struct Datagram {
 
 /// Sends `body` as one datagram on `fd`, passing `pass` along, without
 /// blocking.
-pub(crate) fn send_datagram(fd: BorrowedFd<'_>, body: &[u8], pass: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub(crate) fn send_datagram(
+    fd: BorrowedFd<'_>,
+    body: &[u8],
+    pass: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let passed = pass.map(|fd| [fd.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage<'_>> = passed.iter().map(|fds| ControlMessage::ScmRights(fds)).collect();
+    let cmsgs: Vec<ControlMessage<'_>> = passed
+        .iter()
+        .map(|fds| ControlMessage::ScmRights(fds))
+        .collect();
     sendmsg::<()>(
         fd.as_raw_fd(),
         &[IoSlice::new(body)],
@@ -86,16 +93,26 @@ pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option
                     // SAFETY: the kernel just installed these descriptors
                     // in this process for this message; nothing else owns
                     // them.
-                    passed.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                    passed.extend(
+                        fds.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
                 }
             }
         }
         if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
-            tracing::warn!(endpoint = what, max = MAX_MESSAGE, "an oversized message was dropped");
+            tracing::warn!(
+                endpoint = what,
+                max = MAX_MESSAGE,
+                "an oversized message was dropped"
+            );
             return Ok(None);
         }
         if flags.contains(MsgFlags::MSG_CTRUNC) || passed.len() > 1 {
-            tracing::warn!(endpoint = what, "a message carrying unexpected file descriptors was dropped");
+            tracing::warn!(
+                endpoint = what,
+                "a message carrying unexpected file descriptors was dropped"
+            );
             return Ok(None);
         }
         Ok(Some(Datagram {
@@ -144,6 +161,7 @@ impl Services for SocketServices {
         Ok(Arc::new(SocketOutbox {
             name: name.into(),
             source,
+            sending: futures::lock::Mutex::new(()),
             register: self.register.clone(),
             sleep: self.sleep.clone(),
         }))
@@ -180,6 +198,11 @@ impl Services for SocketServices {
 struct SocketOutbox {
     name: Arc<str>,
     source: Box<dyn IoSource>,
+    /// Whose turn it is to send: a reactor wakes only the last task that
+    /// waited for a source to be writable, so the tasks sharing this
+    /// outbox (clones of one `Mailbox`) wait for a full mailbox one at a
+    /// time, in turn.
+    sending: futures::lock::Mutex<()>,
     register: Register,
     sleep: Sleep,
 }
@@ -187,9 +210,11 @@ struct SocketOutbox {
 impl SocketOutbox {
     /// Queues `body` (with `pass`), waiting while the mailbox is full.
     async fn queue(&self, body: &[u8], pass: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+        let _turn = self.sending.lock().await;
         std::future::poll_fn(|cx| {
-            self.source
-                .poll_io(cx, Interest::Writable, &mut |fd| send_datagram(fd, body, pass))
+            self.source.poll_io(cx, Interest::Writable, &mut |fd| {
+                send_datagram(fd, body, pass)
+            })
         })
         .await
         .map_err(|source| Error::Os {
@@ -224,7 +249,11 @@ impl Outbox for SocketOutbox {
         Box::pin(async move { self.queue(&body, None).await })
     }
 
-    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Option<Duration>) -> Op<Result<Vec<u8>, Error>> {
+    fn call(
+        self: Arc<Self>,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Op<Result<Vec<u8>, Error>> {
         Box::pin(async move {
             let (ours, theirs) = socketpair(
                 AddressFamily::Unix,
@@ -316,5 +345,143 @@ impl InboxPort for SocketInbox {
                 }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::message::{Declared, Envelope, Inbox, Mailbox};
+
+    /// The services of a tree with one mailbox "m" owned by `root`, on the
+    /// default reactor and a sleeping thread as timer.
+    fn services() -> SocketServices {
+        let declared = vec![Declared {
+            name: "m".into(),
+            owner: "root".into(),
+            kind: Kind::Mailbox,
+            argument: "",
+        }];
+        SocketServices {
+            directory: Arc::new(Directory::open(declared).expect("sockets")),
+            owner: "root".into(),
+            register: Arc::new(crate::reactor::register),
+            sleep: Arc::new(|d| {
+                let (tx, rx) = futures::channel::oneshot::channel::<()>();
+                std::thread::spawn(move || {
+                    std::thread::sleep(d);
+                    let _ = tx.send(());
+                });
+                Box::pin(async move {
+                    let _ = rx.await;
+                })
+            }),
+        }
+    }
+
+    fn ends(services: &SocketServices) -> (Mailbox<u32>, Inbox<u32>) {
+        let outbox = services.outbox("m", Kind::Mailbox).expect("declared");
+        let port = services.inbox("m").expect("ours");
+        (
+            Mailbox {
+                name: "m".into(),
+                outbox,
+                message: std::marker::PhantomData,
+            },
+            Inbox {
+                name: "m".into(),
+                port,
+                message: std::marker::PhantomData,
+            },
+        )
+    }
+
+    fn recv(inbox: &mut Inbox<u32>) -> Envelope<u32> {
+        block_on(inbox.recv()).expect("open")
+    }
+
+    #[test]
+    fn oversized_and_malformed_messages_are_dropped_and_the_next_one_delivered() {
+        let services = services();
+        let (mailbox, mut inbox) = ends(&services);
+        let tx = services
+            .directory
+            .find("m", Kind::Mailbox)
+            .expect("declared")
+            .tx();
+        // Over the limit: dropped by the reader, whatever it holds.
+        send_datagram(tx, &vec![7; MAX_MESSAGE + 100], None).expect("sent");
+        // Not a u32 in postcard (a varint that never ends).
+        send_datagram(tx, &[0xff; 12], None).expect("sent");
+        block_on(mailbox.send(42)).expect("queued");
+        assert_eq!(*recv(&mut inbox).message(), 42);
+        // A message the sender would make too large is refused there.
+        let big: Mailbox<Vec<u8>> = Mailbox {
+            name: "m".into(),
+            outbox: mailbox.outbox.clone(),
+            message: std::marker::PhantomData,
+        };
+        let err = block_on(big.send(vec![0; MAX_MESSAGE])).unwrap_err();
+        assert!(matches!(err, Error::MessageTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_call_is_answered_fails_at_once_when_dropped_and_times_out() {
+        let services = services();
+        let (mailbox, mut inbox) = ends(&services);
+        let server = std::thread::spawn(move || {
+            // Answered, with `()` too (an empty reply).
+            let first = recv(&mut inbox);
+            assert!(first.is_call());
+            let n = *first.message();
+            first.reply(n + 1);
+            recv(&mut inbox).reply(());
+            // Dropped without a reply: the caller learns at once.
+            drop(recv(&mut inbox));
+            // Kept past the caller's timeout.
+            let kept = recv(&mut inbox);
+            std::thread::sleep(Duration::from_millis(300));
+            drop(kept);
+        });
+        assert_eq!(
+            block_on(mailbox.call::<u32>(1, Duration::from_secs(5))).expect("answered"),
+            2
+        );
+        block_on(mailbox.call::<()>(2, Duration::from_secs(5))).expect("answered with ()");
+        let dropped = block_on(mailbox.call::<u32>(3, Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(dropped, Error::NoReply { .. }), "{dropped}");
+        let started = std::time::Instant::now();
+        let late = block_on(mailbox.call::<u32>(4, Duration::from_millis(100))).unwrap_err();
+        assert!(matches!(late, Error::Timeout { .. }), "{late}");
+        assert!(started.elapsed() < Duration::from_millis(290));
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn a_reply_of_the_wrong_type_is_an_encoding_error() {
+        let services = services();
+        let (mailbox, mut inbox) = ends(&services);
+        // A u64 this large does not fit the u32 the caller expects.
+        let server = std::thread::spawn(move || recv(&mut inbox).reply(u64::MAX));
+        let err = block_on(mailbox.call::<u32>(1, Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(err, Error::Encoding { .. }), "{err}");
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn only_the_owners_workers_serve_a_mailbox() {
+        let mut services = services();
+        services.owner = "root/1".into();
+        let err = services.inbox("m").map(drop).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mailbox \"m\" belongs to supervisor root: only its workers can serve it"
+        );
+        let err = services.outbox("x", Kind::Mailbox).map(drop).unwrap_err();
+        assert_eq!(err.to_string(), "no mailbox is named \"x\" in this tree");
     }
 }

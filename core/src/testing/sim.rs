@@ -18,13 +18,15 @@ use futures::FutureExt;
 use super::FakeTimer;
 use crate::lease::{run_leased, Leases};
 use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
-use crate::observe::Observed;
-use crate::ready::{run_worker, StopFlag};
-use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
 use crate::message::dynamic;
 use crate::message::memory::Queue;
-use crate::message::{Answer, Declared, MemoryServices, Received, Refusal, Replier, Request, Services};
+use crate::message::{
+    Answer, Declared, MemoryServices, Received, Refusal, Replier, Request, Services,
+};
+use crate::observe::Observed;
+use crate::ready::{run_worker, StopFlag};
 use crate::tree::worker_policy;
+use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
 use crate::wire::Note;
 use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 

@@ -17,8 +17,8 @@ use nix::poll::PollFlags;
 use super::Node;
 use crate::machine::ChildIdx;
 use crate::message::socket::{recv_datagram, reply_on};
-use crate::message::{dynamic, Answer, Directory, Refusal, Request};
 use crate::message::Kind;
+use crate::message::{dynamic, Answer, Directory, Refusal, Request};
 use crate::{ChildId, Spawner, Timer};
 
 /// How many requests are read from one template's socket per turn of the
@@ -108,7 +108,12 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         for template in ready {
             for _ in 0..REQUESTS_PER_TURN {
                 let directory = self.dynamic.directory.clone();
-                let Some(name) = self.sup.templates.get(template as usize).map(|t| t.name.clone()) else {
+                let Some(name) = self
+                    .sup
+                    .templates
+                    .get(template as usize)
+                    .map(|t| t.name.clone())
+                else {
                     break;
                 };
                 let Ok(endpoint) = directory.find(&name, Kind::Template) else {

@@ -83,6 +83,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 // an in-place restart, or when it is ready.
                 let in_host = match &kind {
                     EventKind::Exited { restart, .. } => restart.is_some() && self.host.runs(child),
+                    EventKind::Removed => false,
                     _ => true,
                 };
                 let pid = if self.is_worker[child.get()] && in_host {
