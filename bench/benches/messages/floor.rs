@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+use crate::cpus::{self, End};
 use crate::procs::{Child, Failure};
 use crate::stats::percentile;
 
@@ -75,9 +76,10 @@ fn pair(
     let tx = File::from(tx);
     let mut rx = File::from(rx);
     let mut children = Vec::new();
-    for (body, end) in [(b, &end_b), (a, &end_a)] {
+    for (body, end, role) in [(b, &end_b, End::Serving), (a, &end_a, End::Measuring)] {
         let tx = &tx;
         let spawned = Child::spawn(move || {
+            cpus::pin_floor(role);
             let end = end.try_clone().expect("dup of a socket end");
             body(end, tx);
             0

@@ -23,12 +23,16 @@
 //!   `CLOCK_MONOTONIC` where two processes are involved), prints one
 //!   `result` line and ends the tree with SIGTERM to the root.
 //!
+//! `BENCH_CPUS` (`free`, `same`, `split`) fixes the CPUs of the two ends
+//! (`cpus.rs`).
+//!
 //! `stats.rs` and `procs.rs` are the `compare` bench's own (percentiles,
 //! series of runs; forking, waiting, cleaning up after a run); `report.rs`
 //! makes the table.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod cpus;
 mod floor;
 #[allow(dead_code)]
 #[path = "../compare/procs.rs"]
@@ -113,6 +117,10 @@ fn main() {
         },
         Err(_) => 5,
     };
+    if let Err(err) = cpus::mode() {
+        eprintln!("{err}");
+        std::process::exit(2);
+    }
     // `cargo bench` passes `--bench`; anything else is a figure's name.
     let mut wanted: Vec<String> = std::env::args()
         .skip(1)

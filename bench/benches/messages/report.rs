@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::cpus;
 use crate::floor::{PING_ROUNDS, PING_WARMUP, STREAM_MESSAGES};
 use crate::stats::{median_usize, Series};
 use crate::trees::{CALLS, CALL_WARMUP, CHILDREN, PANIC_CALLS, PANIC_EVERY, SENDS, SEND_WARMUP};
@@ -221,6 +222,7 @@ pub fn report(b: &Bench, elapsed: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# supertrees: messages between processes\n");
     let _ = writeln!(out, "- machine: {}", machine());
+    let _ = writeln!(out, "- CPUs of the two ends (BENCH_CPUS): {}", cpus::name());
     let _ = writeln!(
         out,
         "- runs per figure: {} (BENCH_RUNS), in rounds of one run of each figure; whole bench: {:.1} s",

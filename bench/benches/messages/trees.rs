@@ -20,6 +20,7 @@ use supertrees::{
     RestartPolicy, Restartable, Supertree, Worker,
 };
 
+use crate::cpus::{self, End};
 use crate::floor::{latency, mono_ns, MESSAGE};
 use crate::stats::median_usize;
 
@@ -41,6 +42,7 @@ struct Task {
     make: Arc<dyn Fn() -> BoxFuture + Send + Sync>,
     restart: RestartPolicy,
     backoff: BackoffPolicy,
+    end: End,
 }
 
 impl Task {
@@ -50,6 +52,7 @@ impl Task {
             make: Arc::new(make),
             restart: RestartPolicy::Never,
             backoff: BackoffPolicy::immediate(),
+            end: End::Measuring,
         }
     }
 
@@ -59,13 +62,18 @@ impl Task {
             make: Arc::new(make),
             restart: RestartPolicy::Always,
             backoff: BackoffPolicy::immediate(),
+            end: End::Serving,
         }
     }
 }
 
 impl Worker for Task {
     fn init(&self) -> BoxFuture {
-        (self.make)()
+        let (end, run) = (self.end, (self.make)());
+        Box::pin(async move {
+            cpus::pin_end(end);
+            run.await
+        })
     }
 }
 
@@ -98,6 +106,7 @@ pub fn run(figure: &str) -> ! {
         std::process::exit(2);
     }
     let root = std::process::id() as i32;
+    cpus::pin_all();
     let tree = match figure {
         "call" => call_tree(root),
         "send" => send_tree(root),
