@@ -70,6 +70,12 @@ impl Observed {
         &self.status
     }
 
+    /// Shows `text` (a subtree's limits and usage) on node `path` of the
+    /// status.
+    pub(crate) fn set_resources(&mut self, path: &str, text: String) {
+        self.status.set_resources(path, text);
+    }
+
     /// Moves the status's clock to `now`.
     pub(crate) fn advance(&mut self, now: Instant) {
         self.status.advance(now);

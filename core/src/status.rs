@@ -46,6 +46,10 @@ pub struct NodeStatus {
     /// When it last started, as the root learnt it (on the clock of the
     /// times given to [`TreeStatus::record`]).
     pub since: Option<Instant>,
+    /// For a supervisor with [`Limits`](crate::Limits): its subtree's limits
+    /// and what it used when the status was served, e.g. `limits: memory
+    /// 64 MiB; memory in use 12.3 MiB; processes 3`.
+    pub resources: Option<String>,
 }
 
 /// A snapshot of the whole tree: every supervisor and worker with its pid,
@@ -123,6 +127,7 @@ impl TreeStatus {
                 last_exit: None,
                 last_reason: None,
                 since: Some(now),
+                resources: None,
             },
         );
         Self {
@@ -175,6 +180,7 @@ impl TreeStatus {
                 last_exit: None,
                 last_reason: None,
                 since: None,
+                resources: None,
             });
         match &event.kind {
             EventKind::Started(kind) => {
@@ -234,6 +240,14 @@ impl TreeStatus {
     /// The node at `path`, if the root has heard of it.
     pub fn get(&self, path: &str) -> Option<&NodeStatus> {
         self.nodes.get(&key(path))
+    }
+
+    /// Shows `text` (its subtree's limits and usage) on the node of
+    /// supervisor `path`, if the status has it.
+    pub(crate) fn set_resources(&mut self, path: &str, text: String) {
+        if let Some(node) = self.nodes.get_mut(&key(path)) {
+            node.resources = Some(text);
+        }
     }
 
     /// How many events the root missed (see [`EventKind::Dropped`]).
@@ -335,6 +349,9 @@ impl fmt::Display for TreeStatus {
                 if let Some(reason) = &node.last_reason {
                     write!(f, ": {reason}")?;
                 }
+            }
+            if let Some(resources) = &node.resources {
+                write!(f, "  [{resources}]")?;
             }
             writeln!(f)?;
         }

@@ -3,19 +3,12 @@
 //! supervisor; a subtree running as another user (`with_user`), and the
 //! error when that is not permitted; resource limits (`with_limits`).
 
-/// Wall-clock milliseconds, comparable across the processes of a run.
-pub(crate) fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
 pub(crate) mod scenario {
     use std::time::Duration;
 
     use supertrees::{Intensity, RestartPolicy, Supertree};
 
-    use super::now_ms;
+    use crate::observe::{now_ms, test_dir};
     use crate::scenario::{report, Life};
 
     const PERIOD: Duration = Duration::from_millis(200);
@@ -125,6 +118,90 @@ pub(crate) mod scenario {
         );
     }
 
+    /// A subtree limited to 64 MiB whose worker leaks 8 MiB every 5 ms,
+    /// and a sibling subtree with a 10 ms heartbeat.
+    pub(crate) fn limits_oom() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: making cgroups needs root (or a delegated cgroup)");
+            return;
+        }
+        let mut leak = Life::new(|| {
+            Box::pin(async {
+                println!("leaker started in {}", std::process::id());
+                let mut kept: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    // Touched, so that it is really in use.
+                    kept.push(vec![1u8; 8 << 20]);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        });
+        leak.restart = RestartPolicy::Always;
+        let mut heart = Life::new(|| {
+            Box::pin(async {
+                loop {
+                    println!("beat at {}", now_ms());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        });
+        heart.restart = RestartPolicy::Always;
+        report(
+            events(
+                Supertree::new()
+                    .status_socket(test_dir().join("status.sock"))
+                    .add_supervisor(|s| {
+                        s.with_limits(
+                            supertrees::Limits::new()
+                                .memory(64 << 20)
+                                .processes(64)
+                                .open_files(256),
+                        )
+                        .add_worker(leak)
+                    })
+                    .add_supervisor(|s| s.add_worker(heart)),
+            )
+            .start(),
+        );
+    }
+
+    /// A limited tree that runs until stopped (the runner SIGKILLs its
+    /// root).
+    pub(crate) fn limits_root_killed() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: making cgroups needs root (or a delegated cgroup)");
+            return;
+        }
+        let mut idle = Life::new(|| {
+            Box::pin(async {
+                println!("idle started");
+                std::future::pending::<()>().await;
+            })
+        });
+        idle.restart = RestartPolicy::Always;
+        report(
+            Supertree::new()
+                .add_supervisor(|s| {
+                    s.with_limits(supertrees::Limits::new().memory(32 << 20))
+                        .add_worker(idle)
+                })
+                .start(),
+        );
+    }
+
+    /// A limited tree that ends at once: its start cleans up what killed
+    /// roots left.
+    pub(crate) fn limits_quick() {
+        report(
+            Supertree::new()
+                .add_supervisor(|s| {
+                    s.with_limits(supertrees::Limits::new().memory(32 << 20))
+                        .add_worker(Life::new(|| Box::pin(async {})))
+                })
+                .start(),
+        );
+    }
+
     /// Not root any more, the tree asks for another user: `start()` fails
     /// before forking, naming the supervisor.
     pub(crate) fn with_user_refused() {
@@ -151,8 +228,8 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
-    use super::now_ms;
     use crate::drive::{expect_count, expect_exit_code, expect_prefix_once, pid_in, wait_line};
+    use crate::observe::{dir_of, now_ms};
     use crate::runner::Run;
 
     /// `2 × period`: how soon a hung process must have been replaced.
@@ -236,6 +313,152 @@ pub(crate) mod drive {
             ));
         }
         stop_tree(run)
+    }
+
+    pub(crate) fn limits_oom(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("the leaker, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("skipped: ") || l.starts_with("leaker started"))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            expect_exit_code(run, 0)?;
+            run.note(first);
+            return Ok(());
+        }
+        // Killed by the kernel at the limit, and restarted, twice.
+        let oom = "event root/0/0: out of memory: killed by the kernel at its memory limit; restarting after ";
+        run.wait_for("two OOM kills", |run| {
+            match run.count(|l| l.starts_with(oom)) {
+                n if n >= 2 => Ok(()),
+                n => Err(format!("{n} so far")),
+            }
+        })?;
+        run.wait_for("the third start of the leaker", |run| {
+            match run.count(|l| l.starts_with("leaker started")) {
+                n if n >= 3 => Ok(()),
+                n => Err(format!("{n} starts so far")),
+            }
+        })?;
+        let hosts = run
+            .count(|l| l.starts_with("event root/0/host (pid ") && l.contains(": out of memory"));
+        if hosts < 2 {
+            return Err(format!(
+                "expected the host's end as `out of memory` twice, saw {hosts}"
+            ));
+        }
+        // The status shows the subtree's limits and what it uses.
+        let status = supertrees::query_status(dir_of(run.pid()).join("status.sock"))
+            .map_err(|e| e.to_string())?;
+        let limited = status
+            .lines()
+            .find(|l| l.contains("root/0  supervisor"))
+            .unwrap_or_default()
+            .to_owned();
+        if !limited.contains("[limits: memory 64 MiB, processes 64, open files 256; memory in use ")
+        {
+            return Err(format!(
+                "the status does not show the limits of root/0: {status}"
+            ));
+        }
+        stop_tree(run)?;
+        // The sibling subtree ran on: its 10 ms heartbeat never paused long.
+        let beats: Vec<u128> = run
+            .stdout()
+            .iter()
+            .filter_map(|l| l.strip_prefix("beat at ")?.parse().ok())
+            .collect();
+        let gap = beats
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(u128::MAX);
+        if gap > 100 {
+            return Err(format!("the sibling's 10 ms heartbeat paused for {gap} ms"));
+        }
+        run.note(format!(
+            "2 OOM kills at 64 MiB, restarted; sibling heartbeat's longest gap {gap} ms; {limited}"
+        ));
+        Ok(())
+    }
+
+    /// The directories of the cgroup base of root `pid`, in the memory
+    /// hierarchy (`<its cgroup>/supertrees/<pid>.<start>`).
+    fn bases_of(pid: i32) -> Vec<std::path::PathBuf> {
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let Some(path) = own
+            .lines()
+            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned()))
+        else {
+            return Vec::new();
+        };
+        let dir = std::path::Path::new("/sys/fs/cgroup/memory")
+            .join(path.trim_start_matches('/'))
+            .join("supertrees");
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("{pid}."))
+                    })
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL of a limited tree's root leaves its cgroups; the next
+    /// limited tree's start removes them.
+    pub(crate) fn limits_root_killed(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("the worker, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("skipped: ") || l == "idle started")
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            expect_exit_code(run, 0)?;
+            run.note(first);
+            return Ok(());
+        }
+        let root = run.pid();
+        let bases = bases_of(root);
+        if bases.len() != 1 {
+            return Err(format!(
+                "expected one cgroup base of root {root}, found {bases:?}"
+            ));
+        }
+        run.signal_root(Signal::SIGKILL)?;
+        run.wait_exit()?;
+        if !bases[0].exists() {
+            return Err("the base went away by itself; nothing to clean up".into());
+        }
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let next = std::process::Command::new(exe)
+            .env(crate::SCENARIO_VAR, "limits_quick")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let said = String::from_utf8_lossy(&next.stdout);
+        if !said.contains("returned Ok") {
+            return Err(format!("the next tree did not run: {said}"));
+        }
+        if bases[0].exists() {
+            return Err(format!(
+                "{} is still there after the next start",
+                bases[0].display()
+            ));
+        }
+        run.note(format!("{} removed by the next start", bases[0].display()));
+        Ok(())
+    }
+
+    pub(crate) fn limits_quick(run: &mut Run) -> Result<(), String> {
+        expect_exit_code(run, 0)?;
+        expect_prefix_once(run, "returned Ok").map(drop)
     }
 
     fn skipped(run: &mut Run) -> bool {

@@ -406,6 +406,24 @@ const SCENARIOS: &[Scenario] = &[
         10,
     ),
     scenario(
+        "limits_oom",
+        containment::scenario::limits_oom,
+        containment::drive::limits_oom,
+        20,
+    ),
+    scenario(
+        "limits_root_killed",
+        containment::scenario::limits_root_killed,
+        containment::drive::limits_root_killed,
+        15,
+    ),
+    scenario(
+        "limits_quick",
+        containment::scenario::limits_quick,
+        containment::drive::limits_quick,
+        10,
+    ),
+    scenario(
         "with_user",
         containment::scenario::with_user,
         containment::drive::with_user,

@@ -3,10 +3,9 @@
 //! The process model is described in the crate docs (`## Process model`),
 //! which is what this module implements.
 
-// Used by the engine once limits are applied.
-#[allow(dead_code)]
 mod cgroup;
 mod channel;
+mod containment;
 mod events;
 mod host;
 mod node;
@@ -24,11 +23,22 @@ use crate::machine::Outcome;
 use crate::message::{Declared, Directory};
 use crate::tree::TreeParts;
 use crate::{Error, Spawner, Timer};
+use containment::Containment;
 use node::Node;
 use outlet::Outlet;
 use root::Events;
 pub(crate) use status_socket::query as query_status;
 use sys::SignalPipe;
+
+/// What the root makes for the whole tree before it forks anything, so
+/// that every process of the tree inherits it.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    /// The mailboxes and templates, with their sockets.
+    pub(crate) directory: Arc<Directory>,
+    /// The limited subtrees, with their cgroups.
+    pub(crate) containment: Arc<Containment>,
+}
 
 /// Runs `tree` in this process as the root supervisor; see the module docs.
 pub(crate) fn run<S: Spawner, T: Timer>(
@@ -57,14 +67,19 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         source: errno.into(),
     })?;
     let root = Events::new(std::mem::take(&mut tree.observers), timer.now())?;
+    // The limited subtrees' cgroups, made before anything is forked.
+    let containment = Arc::new(Containment::new(&tree.root));
     let mut node = Node::new(
         &mut tree.root,
         "root".to_owned(),
         spawner,
         timer,
         signals,
-        Outlet::Events(Box::new(root)),
-        directory,
+        Outlet::Events(Box::new(root.with_usage(containment.clone()))),
+        Shared {
+            directory,
+            containment: containment.clone(),
+        },
     );
     if sys::is_pid_one() {
         tracing::info!("running as PID 1: reaping every orphan of the PID namespace");
@@ -72,6 +87,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(
     }
     let intensity = node.intensity();
     let ending = node.run();
+    containment.remove();
     match ending.outcome {
         Outcome::Normal => Ok(()),
         Outcome::GaveUp => Err(Error::IntensityExceeded {

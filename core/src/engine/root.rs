@@ -6,12 +6,14 @@
 //! those that found it full.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::FcntlArg;
 use nix::poll::{PollFd, PollFlags};
 
+use super::containment::Containment;
 use super::events::{Decoder, EventSink, RETRY_AFTER};
 use super::status_socket::StatusServer;
 use super::sys;
@@ -64,6 +66,18 @@ impl Events {
     /// notification when `NOTIFY_SOCKET` is set; the tree starts at `now`.
     pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
         Main::new(observers, now).map(Events::Main)
+    }
+
+    /// Shows the limits and usage of `containment`'s subtrees in the
+    /// status the root serves.
+    pub(crate) fn with_usage(self, containment: Arc<Containment>) -> Self {
+        match self {
+            Events::Main(mut main) => {
+                main.usage = Some(containment);
+                Events::Main(main)
+            }
+            relay => relay,
+        }
     }
 
     /// In a freshly forked child supervisor: what it does with its own
@@ -193,6 +207,8 @@ pub(crate) struct Main {
     next_watchdog: Option<Instant>,
     /// Whether systemd has been told `STOPPING=1`.
     told_stopping: bool,
+    /// The limited subtrees, whose limits and usage the status shows.
+    usage: Option<Arc<Containment>>,
     /// The time of the current turn of the root's loop, as its timer read
     /// it: given to [`new`](Self::new), then to [`handle`](Self::handle)
     /// once per turn, before any event of that turn is emitted. Events are
@@ -237,6 +253,7 @@ impl Main {
             notifier,
             next_watchdog,
             told_stopping: false,
+            usage: None,
             now,
         })
     }
@@ -325,8 +342,14 @@ impl Main {
         self.observed.advance(now);
         self.read_events(READ_PER_TURN);
         if let Some(server) = &mut self.server {
-            let status = self.observed.status();
-            server.handle(now, &mut || status.to_string());
+            let (observed, usage) = (&mut self.observed, &self.usage);
+            server.handle(now, &mut || {
+                // Read when asked: the cgroups' files, not every turn.
+                for (path, text) in usage.iter().flat_map(|c| c.usage()) {
+                    observed.set_resources(&path, text);
+                }
+                observed.status().to_string()
+            });
         }
         if let (Some(at), Some(n)) = (self.next_watchdog, &mut self.notifier) {
             if at <= now {

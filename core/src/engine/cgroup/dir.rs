@@ -28,11 +28,6 @@ pub(super) fn write(path: &Path, value: &str) -> io::Result<()> {
     fs::write(path, value).map_err(|err| context(err, "writing", path))
 }
 
-/// Reads the control file `path`.
-pub(super) fn read(path: &Path) -> io::Result<String> {
-    fs::read_to_string(path).map_err(|err| context(err, "reading", path))
-}
-
 /// Makes the directory `path`; one that exists already is fine.
 pub(super) fn make(path: &Path) -> io::Result<()> {
     match fs::create_dir(path) {

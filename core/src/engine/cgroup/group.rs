@@ -194,6 +194,7 @@ impl Group {
     }
 
     /// Whether the group has a directory of its own anywhere.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.own().next().is_none()
     }

@@ -35,10 +35,9 @@ use std::path::{Path, PathBuf};
 
 use crate::Limits;
 
-#[allow(unused_imports)] // Used by the engine once limits are applied.
 pub(crate) use {
     group::Group,
-    plan::{apply_rlimits, Mechanism, Plan},
+    plan::{apply_rlimits, Plan},
 };
 
 /// The directory, below the root's own cgroup, that holds the bases.

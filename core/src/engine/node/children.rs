@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
 use crate::engine::sys::{self, SignalPipe};
+use crate::engine::Shared;
 use crate::machine::ChildIdx;
 use crate::tree::Child;
 use crate::wire::{Ending, Note};
@@ -150,6 +151,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             sys::close_in_child(ours_fds);
             let outlet = self.outlet.take_for_child();
             let directory = self.dynamic.directory();
+            let containment = self.containment.clone();
             self.leave_parent_state();
             let n = child.get();
             let mut mine = take_children(&mut self.sup.children, |m, _| m == n);
@@ -158,6 +160,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             };
             sys::ignore_terminal_signals();
             let mut theirs = theirs;
+            // Its limits first (entering a cgroup takes privileges), then
+            // its user.
+            if let Err(err) = containment.enter(&path) {
+                tracing::error!(supervisor = %path, %err, "could not apply the subtree's limits");
+                let _ = theirs.send(&Note::SetupFailed);
+                return 1;
+            }
             if let Some((uid, gid)) = sup.user {
                 if let Err(err) = sys::become_user(uid, gid, parent) {
                     tracing::error!(supervisor = %path, uid, gid, %err, "could not switch to the supervisor's user");
@@ -181,7 +190,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 self.timer.clone(),
                 signals,
                 outlet,
-                directory,
+                Shared {
+                    directory,
+                    containment,
+                },
             )
             .forked(theirs, watchdog)
             .run();
@@ -277,6 +289,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let proc = *proc;
         // A supervisor that exited by itself said how; the exit code only
         // says that it did.
+        let path = self.child_path(child);
+        let exit = self.oom_or(exit, &path, false);
         let exit = match (exit, proc.ending) {
             _ if proc.setup_failed => ChildExit::SetupFailed,
             _ if proc.hung => ChildExit::Hung,

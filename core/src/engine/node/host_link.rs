@@ -463,6 +463,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // What its workers started ends with it (it leads its own group).
         sys::kill_group(pid);
         // What the host said, never its exit code, tells a setup failure.
+        let path = self.machine.path().to_owned();
+        let exit = self.oom_or(exit, &path, true);
         let exit = match exit {
             _ if setup_failed => ChildExit::SetupFailed,
             _ if hung => ChildExit::Hung,

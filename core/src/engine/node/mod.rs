@@ -22,11 +22,12 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
 use super::channel::Channel;
+use super::containment::{Containment, OomWatch};
 use super::outlet::Outlet;
 use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use super::sys::{self, SignalPipe};
+use super::Shared;
 use crate::machine::{Action, ChildIdx, Machine, Outcome};
-use crate::message::Directory;
 use crate::tree::{Child, Supervisor};
 use crate::wire::{Ending, Note};
 use crate::{ChildExit, Spawner, Timer};
@@ -69,6 +70,10 @@ pub(crate) struct Node<'a, S, T> {
     /// In a forked supervisor with a watchdog: when it next tells its
     /// parent it is alive.
     next_alive: Option<Instant>,
+    /// The limited subtrees of the tree, and the OOM counters this
+    /// supervisor has read from them.
+    containment: Arc<Containment>,
+    oom: OomWatch,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -79,7 +84,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         timer: T,
         signals: SignalPipe,
         outlet: Outlet,
-        directory: Arc<Directory>,
+        shared: Shared,
     ) -> Self {
         let is_worker: Vec<bool> = sup
             .children
@@ -105,8 +110,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             watched: Vec::new(),
             said: Vec::new(),
             engine_log: LogLimit::new(REPEAT_LOG_PERIOD),
-            dynamic: Dynamic::new(directory),
+            dynamic: Dynamic::new(shared.directory),
             next_alive: None,
+            containment: shared.containment,
+            oom: OomWatch::default(),
         }
         .watched(None)
     }
@@ -141,6 +148,35 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self.watched(watchdog)
     }
 
+    /// Reads the OOM counters that this supervisor's processes (its own
+    /// worker host) and its limited child supervisors will be compared
+    /// with when they die.
+    fn oom_baseline(&mut self) {
+        let path = self.machine.path().to_owned();
+        self.oom.baseline(&self.containment, &path, true);
+        let children: Vec<String> = self
+            .machine
+            .child_indices()
+            .filter(|c| !self.is_worker[c.get()])
+            .map(|c| self.child_path(c))
+            .collect();
+        for child in children {
+            self.oom.baseline(&self.containment, &child, false);
+        }
+    }
+
+    /// What killed a process of this supervisor (its worker host, `own`)
+    /// or child supervisor `path` with `exit`: the kernel's OOM killer, if
+    /// a SIGKILL came with an OOM kill in its cgroup.
+    fn oom_or(&mut self, exit: ChildExit, path: &str, own: bool) -> ChildExit {
+        let killed = exit == ChildExit::Signaled(Signal::SIGKILL as i32);
+        if killed && self.oom.struck(&self.containment, path, own) {
+            ChildExit::OutOfMemory
+        } else {
+            exit
+        }
+    }
+
     /// Tells the parent this supervisor is alive, when it is time to.
     fn show_life(&mut self, now: Instant) {
         let (Some(at), Some(period), Some(parent)) =
@@ -170,6 +206,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// parent how it ended before it returns.
     pub(crate) fn run(mut self) -> Ending {
         tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
+        self.oom_baseline();
         self.machine.handle_start(self.timer.now());
         loop {
             self.carry_out();
