@@ -128,6 +128,9 @@ pub(crate) mod scenario {
         let mut leak = Life::new(|| {
             Box::pin(async {
                 println!("leaker started in {}", std::process::id());
+                let nofile =
+                    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE);
+                println!("nofile {nofile:?}");
                 let mut kept: Vec<Vec<u8>> = Vec::new();
                 loop {
                     // Touched, so that it is really in use.
