@@ -71,11 +71,12 @@
 #![forbid(unsafe_code)]
 
 pub use supertrees_core::{
-    inbox, mailbox, message, query_status, ready, spawn, start_child, stopping, terminate_child,
-    tree, Backend, BackoffPolicy, BoxFuture, ChildExit, ChildId, Envelope, Error, Event, EventKind,
-    Inbox, Intensity, Interest, IoSource, Limits, Mailbox, NodeKind, NodeState, NodeStatus,
-    Readiness, RestartPolicy, Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree,
-    TreeStatus, Worker, MAX_MESSAGE,
+    inbox, listen, mailbox, message, query_status, ready, spawn, start_child, stopping,
+    tcp_listener, terminate_child, tree, unix_listener, Backend, BackoffPolicy, BoxFuture,
+    ChildExit, ChildId, Envelope, Error, Event, EventKind, Inbox, Intensity, Interest, IoSource,
+    Limits, Listen, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
+    Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
+    MAX_MESSAGE,
 };
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) and

@@ -75,6 +75,16 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// A listener ([`with_listener`](crate::Tree::with_listener)) could not
+    /// be bound or taken: the address is in use or not permitted, a path
+    /// is taken, systemd passed no such socket. From `start()`, before
+    /// anything is forked.
+    Listener {
+        /// The listener's name.
+        name: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
     /// A message function ([`mailbox()`](crate::mailbox()),
     /// [`inbox()`](crate::inbox()), [`start_child()`](crate::start_child()),
     /// ...) was called outside a worker of a running tree.
@@ -202,6 +212,7 @@ impl fmt::Display for Error {
             Error::Privilege { path, reason } => {
                 write!(f, "supervisor {path} can not run as its user: {reason}")
             }
+            Error::Listener { name, source } => write!(f, "listener {name:?}: {source}"),
             Error::NotInTree => f.write_str(
                 "not inside a worker of a running supervision tree (mailboxes and dynamic \
                  children are reached from workers)",
@@ -263,7 +274,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Os { source, .. } => Some(source),
+            Error::Os { source, .. } | Error::Listener { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -285,6 +285,7 @@ mod event;
 mod exit;
 mod lease;
 mod limits;
+pub mod listen;
 mod machine;
 pub mod message;
 mod observe;
@@ -305,6 +306,7 @@ pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use limits::Limits;
+pub use listen::{tcp_listener, unix_listener, Listen};
 pub use message::{
     inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox, MAX_MESSAGE,
 };

@@ -42,8 +42,8 @@ use serde::Serialize;
 
 use crate::machine::{ChildPolicy, Machine};
 use crate::{
-    Backend, BackoffPolicy, Error, Event, Intensity, Limits, RestartPolicy, Restartable, Shutdown,
-    Spawner, Strategy, Timer, TreeStatus, Worker,
+    Backend, BackoffPolicy, Error, Event, Intensity, Limits, Listen, RestartPolicy, Restartable,
+    Shutdown, Spawner, Strategy, Timer, TreeStatus, Worker,
 };
 
 /// One child of a supervisor, in the order it was added.
@@ -163,6 +163,9 @@ pub struct Tree<K> {
     /// The user and group its subtree runs as
     /// ([`with_user`](Tree::with_user)).
     pub(crate) user: Option<(u32, u32)>,
+    /// The listening sockets it declared
+    /// ([`with_listener`](Tree::with_listener)).
+    pub(crate) listeners: Vec<(String, Listen)>,
     pub(crate) kind: K,
 }
 
@@ -350,6 +353,7 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
             limits,
             watchdog,
             user,
+            listeners,
             kind,
         } = tree;
         Self {
@@ -364,6 +368,7 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
                 limits,
                 watchdog,
                 user,
+                listeners,
                 kind: Nested::default(),
             },
             observers: kind.observers,
@@ -385,6 +390,7 @@ impl<K> Tree<K> {
             limits: Limits::default(),
             watchdog: None,
             user: None,
+            listeners: Vec::new(),
             kind,
         }
     }
@@ -623,6 +629,36 @@ impl<K> Tree<K> {
     /// ```
     pub fn with_max_children(mut self, max: u32) -> Self {
         self.max_children = Some(max);
+        self
+    }
+
+    /// Declares the listening socket `name`, held by the tree on behalf of
+    /// this supervisor's subtree: the root binds it and starts listening
+    /// before anything is forked, every process of the tree inherits it,
+    /// and the workers of this supervisor and of those below it take a
+    /// fresh handle at each run with [`tcp_listener`](crate::tcp_listener)
+    /// or [`unix_listener`](crate::unix_listener). Connections that arrive
+    /// while the serving worker restarts wait in the backlog: none is
+    /// refused. See [`Listen`] for the kinds of socket.
+    ///
+    /// # Errors
+    ///
+    /// `start()` returns [`Error::Listener`] naming it, before anything is
+    /// forked, when it can not be bound (address in use, not permitted, a
+    /// path taken) or systemd passed no such socket; names are unique in a
+    /// tree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::{Listen, Supertree};
+    ///
+    /// let tree = Supertree::new()
+    ///     .with_listener("http", Listen::tcp("127.0.0.1:8080".parse().expect("an address")))
+    ///     .add_supervisor(|s| s.with_listener("admin", Listen::unix("/tmp/admin.sock")));
+    /// ```
+    pub fn with_listener(mut self, name: &str, listen: Listen) -> Self {
+        self.listeners.push((name.to_owned(), listen));
         self
     }
 
@@ -1117,6 +1153,7 @@ impl fmt::Debug for Tree<Nested> {
             .field("mailboxes", &self.mailboxes)
             .field("templates", &self.templates)
             .field("max_children", &self.max_children)
+            .field("listeners", &self.listeners)
             .field("children", &self.children)
             .finish()
     }
@@ -1135,6 +1172,7 @@ impl<B> fmt::Debug for Tree<Root<B>> {
             .field("mailboxes", &self.mailboxes)
             .field("templates", &self.templates)
             .field("max_children", &self.max_children)
+            .field("listeners", &self.listeners)
             .field("children", &self.children)
             .finish()
     }

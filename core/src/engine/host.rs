@@ -168,6 +168,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
             let _ = failed.unbounded_send(Input::SetupFailed);
         }
     };
+    let owner_path = owner.clone();
     let services: Arc<dyn Services> = Arc::new(SocketServices {
         directory,
         owner,
@@ -181,6 +182,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         },
     });
     message::install(services.clone());
+    crate::listen::set_owner(&owner_path);
     let ctx = Arc::new(Ctx {
         spawner: spawner.clone(),
         services,

@@ -8,6 +8,7 @@ mod channel;
 mod containment;
 mod events;
 mod host;
+mod listeners;
 mod node;
 mod outlet;
 mod ratelimit;
@@ -24,6 +25,7 @@ use crate::message::{Declared, Directory};
 use crate::tree::TreeParts;
 use crate::{Error, Spawner, Timer};
 use containment::Containment;
+use listeners::Listeners;
 use node::Node;
 use outlet::Outlet;
 use root::Events;
@@ -59,6 +61,9 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         );
     }
     tree.root.check("root", true)?;
+    // Bound before anything is forked: every process of the tree holds
+    // them, and a bind that fails ends `start()` here.
+    let _listeners = Listeners::bind(&tree.root)?;
     // Every mailbox and template, made before anything is forked so that
     // every process of the tree holds them.
     let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?)?);

@@ -2,7 +2,7 @@
 //! supertrees: fork, `_exit`, the parent-death signal, the signal self-pipe.
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -82,6 +82,29 @@ pub(crate) fn fork_child(body: impl FnOnce() -> i32) -> Result<Pid, Errno> {
             exit_now(code)
         }
     }
+}
+
+/// Takes ownership of descriptor `fd`, which systemd passed this process
+/// (socket activation), checked to be open; makes it close-on-exec and
+/// non-blocking.
+pub(crate) fn take_passed_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_GETFD reads the flags of a descriptor number, open or
+    // not; it touches no memory.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (checked above), and the socket activation
+    // protocol hands it to this process: nothing else in it owns it, and
+    // it is taken once (the `LISTEN_*` variables are removed when read).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    let flags = nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(owned)
 }
 
 /// Switches the calling process (a freshly forked supervisor, before

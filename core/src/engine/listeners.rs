@@ -1,0 +1,333 @@
+//! Binding the tree's listeners ([`Listen`]) in the root, before anything
+//! is forked, and removing their Unix socket paths when the tree ends.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::sys::socket::{
+    self, bind, getsockname, listen, AddressFamily, Backlog, SockFlag, SockType, SockaddrLike,
+    SockaddrStorage, UnixAddr,
+};
+
+use super::sys;
+use crate::listen::{self, is_stale_socket, Bound, Family, Source};
+use crate::tree::{Child, Supervisor};
+use crate::Error;
+
+/// How many connections wait for `accept` while the serving worker
+/// restarts (capped by the kernel's `somaxconn`).
+const BACKLOG: i32 = 4096;
+
+/// The tree's listeners, bound and made the tree's (see
+/// [`listen`](crate::listen)) until this is dropped, when the tree has
+/// ended (in the root: forked processes end with `_exit` and never drop
+/// it); then their Unix socket files are removed.
+#[derive(Debug, Default)]
+pub(crate) struct Listeners {
+    /// The Unix socket files made, with their device and inode: only those
+    /// are removed.
+    made: Vec<(PathBuf, u64, u64)>,
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        listen::set_bound(None);
+        self.remove_paths();
+    }
+}
+
+impl Listeners {
+    /// Binds every listener declared below `root`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Listener`] naming the first that can not be bound (or is
+    /// declared twice, or is missing from systemd's sockets).
+    pub(crate) fn bind(root: &Supervisor) -> Result<Self, Error> {
+        let mut declared = Vec::new();
+        walk(root, "root", &mut declared);
+        let mut listeners = Listeners::default();
+        if declared.is_empty() {
+            return Ok(listeners);
+        }
+        let mut bound = Vec::new();
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (name, owner, _) in &declared {
+            if let Some(first) = seen.insert(name, owner) {
+                return Err(failed(
+                    name,
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("declared twice, by {first} and by {owner}"),
+                    ),
+                ));
+            }
+        }
+        let mut activated = if declared
+            .iter()
+            .any(|(_, _, source)| matches!(source, Source::Systemd(_)))
+        {
+            systemd_sockets().map_err(|err| failed(&declared[0].0, err))?
+        } else {
+            HashMap::new()
+        };
+        for (name, owner, source) in declared {
+            let (fd, family) = match &source {
+                Source::Tcp(addr) => (bind_tcp(addr).map_err(|e| failed(&name, e))?, Family::Tcp),
+                Source::Unix(path) => {
+                    let fd = bind_unix(path).map_err(|e| failed(&name, e))?;
+                    if let Ok(meta) = std::fs::symlink_metadata(path) {
+                        listeners.made.push((path.clone(), meta.dev(), meta.ino()));
+                    }
+                    (fd, Family::Unix)
+                }
+                Source::Systemd(wanted) => {
+                    let fd = activated.remove(wanted.as_str()).ok_or_else(|| {
+                        failed(
+                            &name,
+                            io::Error::new(
+                                io::ErrorKind::NotFound,
+                                format!(
+                                    "systemd passed no socket named {wanted:?} (LISTEN_FDNAMES)"
+                                ),
+                            ),
+                        )
+                    })?;
+                    let family = family_of(&fd).map_err(|e| failed(&name, e))?;
+                    (fd, family)
+                }
+            };
+            tracing::info!(listener = %name, supervisor = %owner, source = %crate::Listen(source), "listening");
+            bound.push(Bound {
+                name,
+                owner,
+                family,
+                fd,
+            });
+        }
+        listen::set_bound(Some(Arc::new(bound)));
+        Ok(listeners)
+    }
+
+    /// Removes the Unix socket files the root made, if they are still the
+    /// ones it made (the tree has ended).
+    fn remove_paths(&self) {
+        for (path, dev, ino) in &self.made {
+            let same = std::fs::symlink_metadata(path)
+                .is_ok_and(|m| m.file_type().is_socket() && m.dev() == *dev && m.ino() == *ino);
+            if same {
+                if let Err(err) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), %err, "could not remove a listener's socket file");
+                }
+            }
+        }
+    }
+}
+
+fn walk(sup: &Supervisor, path: &str, declared: &mut Vec<(String, String, Source)>) {
+    for (name, listen) in &sup.listeners {
+        declared.push((name.clone(), path.to_owned(), listen.0.clone()));
+    }
+    for (n, child) in sup.children.iter().enumerate() {
+        if let Child::Supervisor(child) = child {
+            walk(child, &format!("{path}/{n}"), declared);
+        }
+    }
+}
+
+fn failed(name: &str, source: io::Error) -> Error {
+    Error::Listener {
+        name: name.to_owned(),
+        source,
+    }
+}
+
+/// A non-blocking, close-on-exec stream socket of `family`.
+fn stream_socket(family: AddressFamily) -> io::Result<OwnedFd> {
+    Ok(socket::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?)
+}
+
+fn start_listening(fd: &OwnedFd) -> io::Result<()> {
+    let backlog = Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN);
+    Ok(listen(fd, backlog)?)
+}
+
+/// Binds `addr` (std sets `SO_REUSEADDR` and close-on-exec), then listens
+/// with the tree's longer backlog, non-blocking.
+fn bind_tcp(addr: &std::net::SocketAddr) -> io::Result<OwnedFd> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let fd = OwnedFd::from(listener);
+    // A second `listen` on a listening socket only sets its backlog.
+    start_listening(&fd)?;
+    Ok(fd)
+}
+
+/// Binds a Unix socket at `path`, replacing a stale socket file there and
+/// refusing anything else: never follows a symlink, never removes what is
+/// not a socket.
+fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let what = if meta.file_type().is_symlink() {
+            Some("a symbolic link")
+        } else if !meta.file_type().is_socket() {
+            Some("not a socket")
+        } else if !is_stale_socket(path) {
+            Some("a socket in use")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is {what}; it was left alone", path.display()),
+            ));
+        }
+        tracing::info!(path = %path.display(), "replacing a stale socket file (left by a tree that was killed?)");
+        std::fs::remove_file(path)?;
+    }
+    let fd = stream_socket(AddressFamily::Unix)?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    start_listening(&fd)?;
+    Ok(fd)
+}
+
+/// Whether `fd` is a TCP or a Unix socket.
+fn family_of(fd: &OwnedFd) -> io::Result<Family> {
+    let addr: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+    match addr.family() {
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => Ok(Family::Tcp),
+        Some(AddressFamily::Unix) => Ok(Family::Unix),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("systemd passed a socket of family {other:?}, not TCP or Unix"),
+        )),
+    }
+}
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const FIRST_FD: i32 = 3;
+
+/// The sockets systemd passed this process, by name, taken once: the
+/// `LISTEN_*` variables are removed from the environment.
+fn systemd_sockets() -> io::Result<HashMap<String, OwnedFd>> {
+    let vars = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"].map(std::env::var_os);
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        // The root is single-threaded here: nothing reads the environment
+        // meanwhile.
+        std::env::remove_var(var);
+    }
+    let [pid, fds, names] = vars;
+    let passed = passed_sockets(pid, fds, names, std::process::id())?;
+    passed
+        .into_iter()
+        .map(|(name, fd)| Ok((name, sys::take_passed_fd(fd)?)))
+        .collect()
+}
+
+/// What the `LISTEN_*` variables say this process was passed: each socket's
+/// name and descriptor.
+fn passed_sockets(
+    pid: Option<OsString>,
+    fds: Option<OsString>,
+    names: Option<OsString>,
+    me: u32,
+) -> io::Result<Vec<(String, i32)>> {
+    let invalid = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
+    let pid = pid.and_then(|p| p.into_string().ok()).ok_or_else(|| {
+        invalid(
+            "LISTEN_PID is not set: the tree was not started by systemd socket activation".into(),
+        )
+    })?;
+    if pid.parse::<u32>().ok() != Some(me) {
+        return Err(invalid(format!(
+            "LISTEN_PID is {pid}, not this process ({me})"
+        )));
+    }
+    let count: i32 = fds
+        .and_then(|n| n.into_string().ok())
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| (0..=1024).contains(&n))
+        .ok_or_else(|| invalid("LISTEN_FDS is not a number of sockets".into()))?;
+    let names: Vec<String> = names
+        .and_then(|n| n.into_string().ok())
+        .map(|n| n.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok((0..count)
+        .map(|i| {
+            let name = names
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_else(|| "unknown".to_owned());
+            (name, FIRST_FD + i)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> Option<OsString> {
+        Some(s.into())
+    }
+
+    #[test]
+    fn the_listen_variables_name_the_passed_sockets() {
+        let passed = passed_sockets(os("42"), os("2"), os("http:admin"), 42).expect("valid");
+        assert_eq!(passed, [("http".to_owned(), 3), ("admin".to_owned(), 4)]);
+        let unnamed = passed_sockets(os("42"), os("1"), None, 42).expect("valid");
+        assert_eq!(unnamed, [("unknown".to_owned(), 3)]);
+        let other = passed_sockets(os("41"), os("1"), None, 42).unwrap_err();
+        assert_eq!(other.to_string(), "LISTEN_PID is 41, not this process (42)");
+        assert!(passed_sockets(None, os("1"), None, 42).is_err());
+        assert!(passed_sockets(os("42"), os("many"), None, 42).is_err());
+    }
+
+    #[test]
+    fn a_unix_path_that_is_not_a_stale_socket_is_left_alone() {
+        let dir = std::env::temp_dir().join(format!("supertrees-listen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("file");
+        std::fs::write(&file, b"keep").expect("file");
+        let err = bind_unix(&file).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is not a socket; it was left alone"),
+            "{err}"
+        );
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let err = bind_unix(&link).unwrap_err();
+        assert!(err.to_string().contains("a symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&file).expect("kept"), b"keep");
+        // A stale socket (its listener gone) is replaced.
+        let sock = dir.join("sock");
+        drop(std::os::unix::net::UnixListener::bind(&sock).expect("bind"));
+        let fd = bind_unix(&sock).expect("stale socket replaced");
+        // One in use is not.
+        let err = bind_unix(&sock).unwrap_err();
+        assert!(err.to_string().contains("a socket in use"), "{err}");
+        drop(fd);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_address_in_use_is_an_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let err = bind_tcp(&addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
+}
