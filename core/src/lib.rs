@@ -250,6 +250,19 @@
 //! channel). Waiting on these sockets is the runtime's business:
 //! [`Spawner::register`] hands a socket to the backend's reactor.
 //!
+//! ## Containment and listening sockets
+//!
+//! What the root makes for the whole tree before it forks anything, every
+//! process inherits: the sockets of mailboxes and templates, the listening
+//! sockets of [`Tree::with_listener`] (see [`listen`]), and the cgroups of
+//! the subtrees limited with [`Tree::with_limits`] (see [`Limits`]). A
+//! limited supervisor enters its cgroup and sets its rlimits right after
+//! its fork, then switches to its [`Tree::with_user`] user, before anything
+//! of its subtree runs. With [`Tree::with_watchdog`], a worker host shows
+//! life from a task on its executor and a supervisor from its loop; a
+//! process silent for a period is killed and reported as
+//! [`ChildExit::Hung`].
+//!
 //! [supertrees]: https://docs.rs/supertrees
 //!
 //! ## Example
