@@ -47,8 +47,9 @@
 //! (graceful stops, subtasks, start timeouts), [`host_children`] (what
 //! workers start), [`hardening`] (failing forks, PID 1, nested shutdowns,
 //! SIGHUP/SIGQUIT), [`hardening_root`] (the root under slow callbacks,
-//! floods and abuse) and [`messages`] (mailboxes and children started at
-//! run time). A new scenario is a body and a drive in its topic module,
+//! floods and abuse), [`messages`] (mailboxes and children started at
+//! run time) and [`listeners`] (listening sockets of the tree: kill storms,
+//! systemd socket activation, errors). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
@@ -63,6 +64,7 @@ mod hardening_root;
 mod host_children;
 mod lifecycle;
 mod limits;
+mod listeners;
 mod messages;
 mod observe;
 mod runner;
@@ -79,6 +81,12 @@ fn main() {
     }
     match std::env::var(SCENARIO_VAR) {
         Ok(name) => scenario::run(&name),
+        // Never the runner in a process given sockets by systemd: that
+        // would be a scenario that lost its name on the way.
+        Err(_) if std::env::var_os("LISTEN_FDS").is_some() => {
+            eprintln!("LISTEN_FDS set but no {SCENARIO_VAR}: not running every scenario");
+            std::process::exit(2);
+        }
         Err(_) => std::process::exit(runner::main()),
     }
 }
@@ -93,6 +101,9 @@ struct Scenario {
     body: fn(),
     drive: Drive,
     timeout: Duration,
+    /// The command that runs it, when not this binary with
+    /// `SUPERTREES_SCENARIO=<name>` (given the path of this binary).
+    command: Option<fn(&std::path::Path) -> std::process::Command>,
 }
 
 const fn scenario(name: &'static str, body: fn(), drive: Drive, timeout_secs: u64) -> Scenario {
@@ -101,6 +112,22 @@ const fn scenario(name: &'static str, body: fn(), drive: Drive, timeout_secs: u6
         body,
         drive,
         timeout: Duration::from_secs(timeout_secs),
+        command: None,
+    }
+}
+
+/// A scenario run by another command than this binary (which that command
+/// runs in turn, with `SUPERTREES_SCENARIO=<name>`).
+const fn wrapped(
+    name: &'static str,
+    body: fn(),
+    drive: Drive,
+    timeout_secs: u64,
+    command: fn(&std::path::Path) -> std::process::Command,
+) -> Scenario {
+    Scenario {
+        command: Some(command),
+        ..scenario(name, body, drive, timeout_secs)
     }
 }
 
@@ -473,6 +500,44 @@ const SCENARIOS: &[Scenario] = &[
         messages::drive::dynamic_children,
         15,
     ),
+    // Listening sockets of the tree: kill storms, systemd, errors.
+    scenario(
+        "listener_kill_storm",
+        listeners::scenario::kill_storm,
+        listeners::drive::kill_storm,
+        90,
+    ),
+    scenario(
+        "listener_kill_storm_unbound",
+        listeners::scenario::kill_storm_unbound,
+        listeners::drive::kill_storm_unbound,
+        90,
+    ),
+    wrapped(
+        "listener_systemd",
+        listeners::scenario::systemd,
+        listeners::drive::systemd,
+        30,
+        listeners::drive::systemd_command,
+    ),
+    scenario(
+        "listener_in_use",
+        listeners::scenario::in_use,
+        listeners::drive::in_use,
+        10,
+    ),
+    scenario(
+        "listener_unknown_name",
+        listeners::scenario::unknown_name,
+        listeners::drive::unknown_name,
+        10,
+    ),
+    scenario(
+        "listener_unix",
+        listeners::scenario::unix,
+        listeners::drive::unix,
+        15,
+    ),
 ];
 
 /// Examples run as they are, when their binaries have been built.
@@ -484,4 +549,5 @@ const EXAMPLES: &[(&str, Drive)] = &[
     ("echo_smol", lifecycle::echo_example::drive),
     ("kv", messages::examples::kv),
     ("conn_pool", messages::examples::conn_pool),
+    ("listener", listeners::example::drive),
 ];

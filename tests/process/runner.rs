@@ -54,8 +54,14 @@ pub(crate) fn main() -> i32 {
         }
     };
     for s in SCENARIOS.iter().filter(|s| selected(s.name)) {
-        let mut cmd = Command::new(&exe);
-        cmd.env(SCENARIO_VAR, s.name);
+        let cmd = match s.command {
+            Some(command) => command(&exe),
+            None => {
+                let mut cmd = Command::new(&exe);
+                cmd.env(SCENARIO_VAR, s.name);
+                cmd
+            }
+        };
         tally(run_case(s.name, cmd, s.drive, s.timeout, true));
     }
     let examples_dir = exe
