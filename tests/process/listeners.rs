@@ -175,7 +175,7 @@ pub(crate) mod scenario {
 
     /// An address in use: `start()` fails before anything is forked, and
     /// names the listener; so does an address not permitted (checked when
-    /// this process may not bind port 1 itself).
+    /// this process may not bind port 1 itself) and one of no interface.
     pub(crate) fn in_use() {
         let taken = match std::net::TcpListener::bind(loopback(0)) {
             Ok(taken) => taken,
@@ -203,6 +203,15 @@ pub(crate) mod scenario {
             Ok(_) => println!("not-permitted skipped: this process may bind port 1"),
             Err(err) => println!("not-permitted skipped: binding port 1 gave {err}"),
         }
+        // An address of no interface here (TEST-NET-1): not available.
+        let elsewhere = SocketAddr::from(([192, 0, 2, 1], 7880));
+        outcome(
+            "not-local",
+            Supertree::new()
+                .with_listener("elsewhere", Listen::tcp(elsewhere))
+                .add_worker(echo_worker(Source::Tree("elsewhere")))
+                .start(),
+        );
         // The runner counts this tree's processes meanwhile.
         println!("counting");
         std::thread::sleep(Duration::from_millis(500));
@@ -732,8 +741,15 @@ pub(crate) mod drive {
                 "expected start() to fail naming the listener \"lowport\", got {low:?}"
             ));
         }
+        let elsewhere = wait_line(run, "not-local: ")?;
+        if !elsewhere.starts_with("not-local: Err") || !elsewhere.contains("elsewhere") {
+            return Err(format!(
+                "expected start() to fail naming the listener \"elsewhere\", got {elsewhere:?}"
+            ));
+        }
         expect_exit_code(run, 0)?;
         run.note(line);
+        run.note(elsewhere);
         Ok(())
     }
 
