@@ -1229,53 +1229,10 @@ fn stopped_children_read_as_stopped_and_killed_ones_as_killed() {
 // Worker lifecycle: stopping(), spawn(), shutdown(), start_timeout()
 // ---------------------------------------------------------------------------
 
-/// A worker whose runs are made by `make`, with the given lifecycle policies.
-struct Life {
-    make: Arc<dyn Fn() -> BoxFuture + Send + Sync>,
-    restart: RestartPolicy,
-    shutdown: Shutdown,
-    start_timeout: Option<Duration>,
-    readiness: Readiness,
-}
+#[path = "common/life.rs"]
+mod life;
+use life::Life;
 
-impl Life {
-    fn new(make: impl Fn() -> BoxFuture + Send + Sync + 'static) -> Self {
-        Self {
-            make: Arc::new(make),
-            restart: RestartPolicy::Never,
-            shutdown: Shutdown::default(),
-            start_timeout: None,
-            readiness: Readiness::OnStart,
-        }
-    }
-}
-
-impl Worker for Life {
-    fn init(&self) -> BoxFuture {
-        (self.make)()
-    }
-    fn readiness(&self) -> Readiness {
-        self.readiness
-    }
-}
-
-impl Restartable for Life {
-    fn restart_policy(&self) -> RestartPolicy {
-        self.restart
-    }
-    fn backoff_policy(&self) -> BackoffPolicy {
-        BackoffPolicy::new(ms(10), ms(10), secs(60), 1.0)
-    }
-    fn shutdown(&self) -> Shutdown {
-        self.shutdown
-    }
-    fn start_timeout(&self) -> Option<Duration> {
-        self.start_timeout
-    }
-}
-
-/// A worker that panics after `after` of virtual time, giving up the tree
-/// (under an intensity of 0) so that its siblings are stopped.
 fn gives_up_after(timer: &FakeTimer, after: u64) -> Life {
     let timer = timer.clone();
     let mut life = Life::new(move || {

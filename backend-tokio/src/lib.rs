@@ -299,168 +299,17 @@ impl Backend for Tokio {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
-    use std::sync::mpsc;
-
-    use nix::errno::Errno;
-    use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-
     use super::*;
 
-    const DELAY: Duration = Duration::from_millis(50);
-
-    fn pair() -> (OwnedFd, OwnedFd) {
-        socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .expect("socketpair")
-    }
-
-    async fn recv_from(source: &dyn IoSource, buf: &mut [u8]) -> io::Result<usize> {
-        let mut len = 0;
-        std::future::poll_fn(|cx| {
-            source.poll_io(cx, Interest::Readable, &mut |fd| {
-                len = recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?;
-                Ok(())
-            })
-        })
-        .await?;
-        Ok(len)
-    }
-
-    async fn send_to(source: &dyn IoSource, msg: &[u8]) -> io::Result<usize> {
-        let mut len = 0;
-        std::future::poll_fn(|cx| {
-            source.poll_io(cx, Interest::Writable, &mut |fd| {
-                len = send(fd.as_raw_fd(), msg, MsgFlags::MSG_DONTWAIT)?;
-                Ok(())
-            })
-        })
-        .await?;
-        Ok(len)
-    }
-
-    /// Sends 1 KiB messages on `fd` until it would block; returns how many.
-    fn fill(fd: &OwnedFd) -> usize {
-        let msg = [7; 1024];
-        let mut sent = 0;
-        loop {
-            match send(fd.as_raw_fd(), &msg, MsgFlags::MSG_DONTWAIT) {
-                Ok(_) => sent += 1,
-                Err(Errno::EAGAIN) => return sent,
-                Err(err) => panic!("send: {err}"),
-            }
-        }
-    }
-
-    /// Receives on `fd` until it would block or the peer is gone; returns
-    /// the lengths of the messages.
-    fn drain_all(fd: &OwnedFd) -> Vec<usize> {
-        let mut buf = [0; 2048];
-        let mut lengths = Vec::new();
-        loop {
-            match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) | Err(Errno::EAGAIN) => return lengths,
-                Ok(len) => lengths.push(len),
-                Err(err) => panic!("recv: {err}"),
-            }
-        }
-    }
-
-    fn read_waits(spawner: TokioSpawner) {
-        let (ours, theirs) = pair();
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(DELAY);
-            send(theirs.as_raw_fd(), b"hello", MsgFlags::empty()).expect("send");
-            theirs
-        });
-        let (tx, rx) = mpsc::channel();
-        let start = Instant::now();
-        spawner.block_on(Box::pin(async move {
-            let source = TokioSpawner::new().register(ours).expect("register");
-            let mut buf = [0; 16];
-            let len = recv_from(&*source, &mut buf).await.expect("recv");
-            let _ = tx.send(buf[..len].to_vec());
-        }));
-        assert_eq!(rx.recv(), Ok(b"hello".to_vec()));
-        assert!(start.elapsed() >= DELAY);
-        drop(writer.join());
-    }
-
-    fn write_waits(spawner: TokioSpawner) {
-        let (ours, theirs) = pair();
-        assert!(fill(&ours) > 0);
-        let drainer = std::thread::spawn(move || {
-            std::thread::sleep(DELAY);
-            (drain_all(&theirs), theirs)
-        });
-        let (tx, rx) = mpsc::channel();
-        let start = Instant::now();
-        spawner.block_on(Box::pin(async move {
-            let source = TokioSpawner::new().register(ours).expect("register");
-            let _ = tx.send(send_to(&*source, b"after").await.expect("send"));
-        }));
-        assert_eq!(rx.recv(), Ok(5));
-        assert!(start.elapsed() >= DELAY);
-        let (mut lengths, theirs) = drainer.join().expect("drainer");
-        lengths.extend(drain_all(&theirs));
-        assert_eq!(lengths.last(), Some(&5));
-    }
-
-    fn reader_and_writer_wait_at_once(spawner: TokioSpawner) {
-        let (ours, theirs) = pair();
-        fill(&ours);
-        let peer = std::thread::spawn(move || {
-            std::thread::sleep(DELAY);
-            send(theirs.as_raw_fd(), b"to-reader", MsgFlags::empty()).expect("send");
-            std::thread::sleep(DELAY);
-            (drain_all(&theirs), theirs)
-        });
-        let (tx, rx) = mpsc::channel();
-        spawner.block_on(Box::pin(async move {
-            let source: std::sync::Arc<dyn IoSource> =
-                TokioSpawner::new().register(ours).expect("register").into();
-            let (reader, writer) = (source.clone(), source);
-            let (read_tx, write_tx) = (tx.clone(), tx);
-            TokioSpawner::new().spawn(Box::pin(async move {
-                let mut buf = [0; 16];
-                let len = recv_from(&*reader, &mut buf).await.expect("recv");
-                let _ = read_tx.send(buf[..len].to_vec());
-            }));
-            send_to(&*writer, b"from-writer").await.expect("send");
-            let _ = write_tx.send(b"written".to_vec());
-        }));
-        assert_eq!(rx.recv(), Ok(b"to-reader".to_vec()));
-        assert_eq!(rx.recv(), Ok(b"written".to_vec()));
-        let (mut lengths, theirs) = peer.join().expect("peer");
-        lengths.extend(drain_all(&theirs));
-        assert_eq!(lengths.last(), Some(&11));
-    }
-
     #[test]
-    fn read_waits_until_the_peer_writes() {
-        read_waits(TokioSpawner::current_thread());
-        read_waits(TokioSpawner::multi_thread());
-    }
-
-    #[test]
-    fn write_waits_until_the_peer_drains() {
-        write_waits(TokioSpawner::current_thread());
-        write_waits(TokioSpawner::multi_thread());
-    }
-
-    #[test]
-    fn a_reader_and_a_writer_wait_on_one_source_at_once() {
-        reader_and_writer_wait_at_once(TokioSpawner::current_thread());
-        reader_and_writer_wait_at_once(TokioSpawner::multi_thread());
+    fn register_passes_the_conformance_check_on_both_flavors() {
+        supertrees_core::testing::check_register(&TokioSpawner::current_thread());
+        supertrees_core::testing::check_register(&TokioSpawner::multi_thread());
     }
 
     #[test]
     fn register_outside_a_runtime_is_an_error() {
-        let (ours, _theirs) = pair();
-        assert!(TokioSpawner::new().register(ours).is_err());
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        assert!(TokioSpawner::new().register(ours.into()).is_err());
     }
 }

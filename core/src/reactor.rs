@@ -324,148 +324,31 @@ impl Drop for Source {
 mod tests {
     use std::future::Future;
     use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Instant;
 
     use futures::executor::block_on;
-    use futures::future::poll_fn;
-    use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+    use nix::sys::socket::{recv, send, MsgFlags};
 
     use super::*;
+    use crate::testing::io_source::{pair, recv_from, send_to};
 
     const DELAY: Duration = Duration::from_millis(50);
 
-    fn pair() -> (OwnedFd, OwnedFd) {
-        socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .expect("socketpair")
-    }
+    /// An executor without a reactor of its own: it gets the default.
+    #[derive(Clone)]
+    struct Blocking;
 
-    async fn recv_from(source: &dyn IoSource, buf: &mut [u8]) -> io::Result<usize> {
-        let mut len = 0;
-        poll_fn(|cx| {
-            source.poll_io(cx, Interest::Readable, &mut |fd| {
-                len = recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?;
-                Ok(())
-            })
-        })
-        .await?;
-        Ok(len)
-    }
-
-    async fn send_to(source: &dyn IoSource, msg: &[u8]) -> io::Result<usize> {
-        let mut len = 0;
-        poll_fn(|cx| {
-            source.poll_io(cx, Interest::Writable, &mut |fd| {
-                len = send(fd.as_raw_fd(), msg, MsgFlags::MSG_DONTWAIT)?;
-                Ok(())
-            })
-        })
-        .await?;
-        Ok(len)
-    }
-
-    /// Sends 1 KiB messages on `fd` until it would block; returns how many.
-    fn fill(fd: &OwnedFd) -> usize {
-        let msg = [7; 1024];
-        let mut sent = 0;
-        loop {
-            match send(fd.as_raw_fd(), &msg, MsgFlags::MSG_DONTWAIT) {
-                Ok(_) => sent += 1,
-                Err(Errno::EAGAIN) => return sent,
-                Err(err) => panic!("send: {err}"),
-            }
+    impl crate::Spawner for Blocking {
+        fn block_on(&self, fut: crate::BoxFuture) {
+            block_on(fut)
         }
-    }
-
-    /// Receives on `fd` until it would block (or the peer is gone); returns
-    /// the lengths of the messages.
-    fn drain_all(fd: &OwnedFd) -> Vec<usize> {
-        let mut buf = [0; 2048];
-        let mut lengths = Vec::new();
-        loop {
-            match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) | Err(Errno::EAGAIN) => return lengths,
-                Ok(len) => lengths.push(len),
-                Err(err) => panic!("recv: {err}"),
-            }
+        fn spawn(&self, fut: crate::BoxFuture) {
+            std::thread::spawn(move || block_on(fut));
         }
     }
 
     #[test]
-    fn read_waits_until_the_peer_writes() {
-        let (ours, theirs) = pair();
-        let source = register(ours).expect("register");
-        let start = Instant::now();
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(DELAY);
-            send(theirs.as_raw_fd(), b"hello", MsgFlags::empty()).expect("send");
-            theirs
-        });
-        let mut buf = [0; 16];
-        let len = block_on(recv_from(&*source, &mut buf)).expect("recv");
-        assert_eq!(&buf[..len], b"hello");
-        assert!(start.elapsed() >= DELAY);
-        drop(writer.join());
-    }
-
-    #[test]
-    fn write_waits_until_the_peer_drains() {
-        let (ours, theirs) = pair();
-        assert!(fill(&ours) > 0);
-        let source = register(ours).expect("register");
-        let drained = AtomicBool::new(false);
-        let mut lengths = std::thread::scope(|scope| {
-            let drainer = scope.spawn(|| {
-                std::thread::sleep(DELAY);
-                drained.store(true, Ordering::SeqCst);
-                drain_all(&theirs)
-            });
-            let len = block_on(send_to(&*source, b"after")).expect("send");
-            assert_eq!(len, 5);
-            assert!(drained.load(Ordering::SeqCst));
-            drainer.join().expect("drainer")
-        });
-        // The message sent once there was room comes last, whether the
-        // drain above saw it or not.
-        lengths.extend(drain_all(&theirs));
-        assert_eq!(lengths.last(), Some(&5));
-    }
-
-    #[test]
-    fn a_reader_and_a_writer_wait_on_one_source_at_once() {
-        let (ours, theirs) = pair();
-        fill(&ours);
-        let source = register(ours).expect("register");
-        let (read, written) = (AtomicBool::new(false), AtomicBool::new(false));
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                let mut buf = [0; 16];
-                let len = block_on(recv_from(&*source, &mut buf)).expect("recv");
-                assert_eq!(&buf[..len], b"to-reader");
-                read.store(true, Ordering::SeqCst);
-            });
-            scope.spawn(|| {
-                block_on(send_to(&*source, b"from-writer")).expect("send");
-                written.store(true, Ordering::SeqCst);
-            });
-            // Both wait; wake the reader alone, then the writer.
-            std::thread::sleep(DELAY);
-            assert!(!read.load(Ordering::SeqCst) && !written.load(Ordering::SeqCst));
-            send(theirs.as_raw_fd(), b"to-reader", MsgFlags::empty()).expect("send");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !read.load(Ordering::SeqCst) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            assert!(read.load(Ordering::SeqCst), "the reader was not woken");
-            assert!(!written.load(Ordering::SeqCst));
-            drain_all(&theirs);
-        });
-        assert!(written.load(Ordering::SeqCst));
+    fn the_default_passes_the_conformance_check() {
+        crate::testing::check_register(&Blocking);
     }
 
     #[test]

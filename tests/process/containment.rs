@@ -118,11 +118,19 @@ pub(crate) mod scenario {
         );
     }
 
+    /// Whether this scenario can make cgroups; if not, says it skips.
+    fn can_make_cgroups() -> bool {
+        let root = nix::unistd::geteuid().is_root();
+        if !root {
+            println!("skipped: making cgroups needs root (or a delegated cgroup)");
+        }
+        root
+    }
+
     /// A subtree limited to 64 MiB whose worker leaks 8 MiB every 5 ms,
     /// and a sibling subtree with a 10 ms heartbeat.
     pub(crate) fn limits_oom() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: making cgroups needs root (or a delegated cgroup)");
+        if !can_make_cgroups() {
             return;
         }
         let mut leak = Life::new(|| {
@@ -171,8 +179,7 @@ pub(crate) mod scenario {
     /// A limited tree that runs until stopped (the runner SIGKILLs its
     /// root).
     pub(crate) fn limits_root_killed() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: making cgroups needs root (or a delegated cgroup)");
+        if !can_make_cgroups() {
             return;
         }
         let mut idle = Life::new(|| {

@@ -3,12 +3,11 @@
 //! Here: running one scenario in this process, reporting what `start()`
 //! returned, and the workers scenarios of several topics are built from.
 
-use std::sync::Arc;
-use std::time::Duration;
+use supertrees::{BackoffPolicy, BoxFuture, Error, RestartPolicy, Restartable, Worker};
 
-use supertrees::{
-    BackoffPolicy, BoxFuture, Error, Readiness, RestartPolicy, Restartable, Shutdown, Worker,
-};
+#[path = "../common/life.rs"]
+mod life;
+pub(crate) use life::Life;
 
 use super::SCENARIOS;
 
@@ -138,58 +137,5 @@ impl Restartable for Echo {
     }
     fn backoff_policy(&self) -> BackoffPolicy {
         BackoffPolicy::immediate()
-    }
-}
-
-/// A worker whose runs are made by `make`, with lifecycle policies.
-pub(crate) struct Life {
-    pub(crate) make: Arc<dyn Fn() -> BoxFuture + Send + Sync>,
-    pub(crate) restart: RestartPolicy,
-    /// Default: 10 ms, fixed.
-    pub(crate) backoff: BackoffPolicy,
-    pub(crate) shutdown: Shutdown,
-    pub(crate) start_timeout: Option<Duration>,
-    pub(crate) readiness: Readiness,
-}
-
-impl Life {
-    pub(crate) fn new(make: impl Fn() -> BoxFuture + Send + Sync + 'static) -> Self {
-        Self {
-            make: Arc::new(make),
-            restart: RestartPolicy::Never,
-            backoff: BackoffPolicy::new(
-                Duration::from_millis(10),
-                Duration::from_millis(10),
-                Duration::from_secs(60),
-                1.0,
-            ),
-            shutdown: Shutdown::default(),
-            start_timeout: None,
-            readiness: Readiness::OnStart,
-        }
-    }
-}
-
-impl Worker for Life {
-    fn init(&self) -> BoxFuture {
-        (self.make)()
-    }
-    fn readiness(&self) -> Readiness {
-        self.readiness
-    }
-}
-
-impl Restartable for Life {
-    fn restart_policy(&self) -> RestartPolicy {
-        self.restart
-    }
-    fn backoff_policy(&self) -> BackoffPolicy {
-        self.backoff
-    }
-    fn shutdown(&self) -> Shutdown {
-        self.shutdown
-    }
-    fn start_timeout(&self) -> Option<Duration> {
-        self.start_timeout
     }
 }
