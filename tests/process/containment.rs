@@ -85,6 +85,25 @@ pub(crate) mod scenario {
         })
     }
 
+    /// Prints its user and the memory cgroup it is in.
+    fn cgroup_probe() -> Life {
+        Life::new(|| {
+            Box::pin(async {
+                let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+                let memory = cgroup
+                    .lines()
+                    .find(|l| l.contains(":memory:"))
+                    .unwrap_or("no memory cgroup");
+                let in_tree =
+                    memory.contains("/supertrees/") && memory.ends_with("/root-1-1/procs");
+                println!(
+                    "limited below the user: uid {} in its cgroup {in_tree}",
+                    nix::unistd::getuid()
+                );
+            })
+        })
+    }
+
     /// Answers one call with its argument plus one.
     fn adder() -> Life {
         let mut adder = Life::new(|| {
@@ -112,7 +131,16 @@ pub(crate) mod scenario {
                 Supertree::new()
                     .with_mailbox("root-box")
                     .add_worker(adder())
-                    .add_supervisor(|s| s.with_user(65534, 65534).add_worker(whoami())),
+                    .add_supervisor(|s| {
+                        s.with_user(65534, 65534)
+                            .add_worker(whoami())
+                            // Limited below the user: it enters its
+                            // cgroup as nobody.
+                            .add_supervisor(|s| {
+                                s.with_limits(supertrees::Limits::new().memory(64 << 20))
+                                    .add_worker(cgroup_probe())
+                            })
+                    }),
             )
             .start(),
         );
@@ -493,6 +521,11 @@ pub(crate) mod drive {
             1,
         )?;
         expect_count(run, "call across users: Ok(42)", 1)?;
+        expect_count(
+            run,
+            "limited below the user: uid 65534 in its cgroup true",
+            1,
+        )?;
         if run.count(|l| l.starts_with("event root/1/0 (pid ") && l.ends_with("worker started"))
             != 1
         {

@@ -35,13 +35,13 @@ impl Containment {
     /// without limits touches no cgroup.
     pub(crate) fn new(root: &Supervisor) -> Self {
         let mut limited = Vec::new();
-        walk(root, "root", &mut limited);
+        walk(root, "root", None, &mut limited);
         if limited.is_empty() {
             return Self::default();
         }
         let hierarchies = cgroup::detect();
         let mut subtrees: Vec<Subtree> = Vec::new();
-        for (path, limits) in limited {
+        for (path, limits, user) in limited {
             let plan = hierarchies.plan(&limits);
             let parent = subtrees
                 .iter()
@@ -49,7 +49,17 @@ impl Containment {
                 .max_by_key(|s| s.path.len())
                 .and_then(|s| s.group.as_ref());
             let group = if plan.uses_cgroups() {
-                match hierarchies.create(parent, &path.replace('/', "-"), &limits) {
+                let made = hierarchies
+                    .create(parent, &path.replace('/', "-"), &limits)
+                    .and_then(|group| {
+                        // Below a `with_user` supervisor it enters its
+                        // group as that user.
+                        if let Some((uid, gid)) = user {
+                            group.allow(uid, gid)?;
+                        }
+                        Ok(group)
+                    });
+                match made {
                     Ok(group) => Some(group),
                     Err(err) => {
                         tracing::error!(supervisor = %path, %err, "could not make the subtree's cgroups; its cgroup limits are not enforced");
@@ -156,13 +166,20 @@ fn is_below(path: &str, ancestor: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
-fn walk(sup: &Supervisor, path: &str, limited: &mut Vec<(String, Limits)>) {
+/// The uid and gid a supervisor process runs as (`None`: the root's).
+type User = Option<(u32, u32)>;
+
+/// Collects the limited supervisors below `sup` (at `path`), with the
+/// user each runs as when it enters its group: that of the nearest
+/// `with_user` supervisor above it (`user`, for `sup`), as a supervisor
+/// switches to its own user only after it entered its group.
+fn walk(sup: &Supervisor, path: &str, user: User, limited: &mut Vec<(String, Limits, User)>) {
     if !sup.limits.is_empty() {
-        limited.push((path.to_owned(), sup.limits));
+        limited.push((path.to_owned(), sup.limits, user));
     }
     for (n, child) in sup.children.iter().enumerate() {
         if let Child::Supervisor(child) = child {
-            walk(child, &format!("{path}/{n}"), limited);
+            walk(child, &format!("{path}/{n}"), sup.user.or(user), limited);
         }
     }
 }

@@ -217,6 +217,27 @@ impl Group {
         result
     }
 
+    /// Lets user `uid` (group `gid`) move its own processes into the group:
+    /// for a limited supervisor that runs below a
+    /// [`with_user`](crate::Tree::with_user) supervisor, so no longer as
+    /// root when it enters its group.
+    pub(crate) fn allow(&self, uid: u32, gid: u32) -> io::Result<()> {
+        let owner = (
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        );
+        for d in self.own() {
+            let procs = d.path.join(LEAF).join("cgroup.procs");
+            nix::unistd::chown(&procs, owner.0, owner.1).map_err(|errno| {
+                io::Error::new(
+                    io::Error::from(errno).kind(),
+                    format!("{}: {errno}", procs.display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// How many processes of the group (and the groups below) the kernel's
     /// OOM killer has killed so far; 0 when unknown. cgroup v2 counts this
     /// in `memory.events` for a whole subtree; in v1 it is the sum of
