@@ -567,6 +567,10 @@ impl<K> Tree<K> {
     ///   terminated; it is stopped with the others when the supervisor
     ///   stops; a new worker host (after its host died) builds it again
     ///   from the template and its argument;
+    /// * belongs to this supervisor process: when its parent restarts this
+    ///   supervisor (it was killed, or gave up), it starts again with its
+    ///   static children only, as OTP's `DynamicSupervisor` does; requests
+    ///   sent meanwhile wait for it, as messages wait in a mailbox;
     /// * appears in events and the status as `<supervisor>/<name>#<id>`,
     ///   e.g. `root/1/conn#7`, and gets an [`EventKind::Removed`](crate::EventKind::Removed)
     ///   when removed.
