@@ -332,7 +332,6 @@ pub(crate) mod drive {
 
     /// Kills per storm.
     const KILLS: usize = 25;
-    const KILLS_SYSTEMD: usize = 10;
     /// How long each host runs before it is killed; the least time between
     /// two kills.
     const KILL_EVERY: Duration = Duration::from_millis(120);
@@ -703,7 +702,7 @@ pub(crate) mod drive {
         if env != "listen-env none" {
             return Err(format!("the workers see systemd's variables: {env:?}"));
         }
-        let storm = storm(run, addr, KILLS_SYSTEMD)?;
+        let storm = storm(run, addr, KILLS)?;
         run.note(format!(
             "first echo {:.0} ms after the spawn ({refused_before} refused before systemd-socket-activate listened); {}",
             activated.as_secs_f64() * 1e3,

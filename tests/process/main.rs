@@ -517,7 +517,7 @@ const SCENARIOS: &[Scenario] = &[
         "listener_systemd",
         listeners::scenario::systemd,
         listeners::drive::systemd,
-        30,
+        90,
         listeners::drive::systemd_command,
     ),
     scenario(
