@@ -315,8 +315,7 @@ pub(crate) mod scenario {
 }
 
 pub(crate) mod drive {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{SocketAddr, TcpStream};
+    use std::net::SocketAddr;
     use std::os::unix::net::UnixStream;
     use std::path::{Path, PathBuf};
     use std::process::Command;
@@ -327,6 +326,7 @@ pub(crate) mod drive {
     use nix::sys::signal::Signal;
 
     use crate::drive::{expect_exit_code, expect_prefix_once, wait_line};
+    use crate::echo_client::{echo_on, echo_tcp, storm_client, Outcome};
     use crate::runner::Run;
     use crate::SCENARIO_VAR;
 
@@ -335,9 +335,6 @@ pub(crate) mod drive {
     /// How long each host runs before it is killed; the least time between
     /// two kills.
     const KILL_EVERY: Duration = Duration::from_millis(120);
-    const READ_TIMEOUT: Duration = Duration::from_secs(1);
-    /// The pause after a failed attempt.
-    const RETRY_PAUSE: Duration = Duration::from_millis(1);
 
     /// The port `listener_systemd` runs on, 0 when it runs without
     /// `systemd-socket-activate`.
@@ -378,64 +375,6 @@ pub(crate) mod drive {
     fn free_port() -> Option<u16> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
         Some(listener.local_addr().ok()?.port())
-    }
-
-    /// How one attempt ended.
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum Outcome {
-        Echoed,
-        Refused,
-        TimedOut,
-        /// Reset, closed early, a wrong echo.
-        Failed,
-    }
-
-    /// One echo over a fresh TCP connection.
-    fn echo_tcp(addr: SocketAddr, n: u64) -> Outcome {
-        let stream = match TcpStream::connect_timeout(&addr, READ_TIMEOUT) {
-            Ok(stream) => stream,
-            Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Outcome::Refused
-            }
-            Err(err) if is_timeout(&err) => return Outcome::TimedOut,
-            Err(_) => return Outcome::Failed,
-        };
-        // Closed with a reset: no TIME_WAIT left by thousands of short
-        // connections.
-        let _ = nix::sys::socket::setsockopt(
-            &stream,
-            nix::sys::socket::sockopt::Linger,
-            &nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            },
-        );
-        if stream.set_read_timeout(Some(READ_TIMEOUT)).is_err() {
-            return Outcome::Failed;
-        }
-        echo_on(stream, n)
-    }
-
-    fn is_timeout(err: &std::io::Error) -> bool {
-        matches!(
-            err.kind(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-        )
-    }
-
-    fn echo_on<S: Read + Write>(stream: S, n: u64) -> Outcome {
-        let mut reader = BufReader::new(stream);
-        let line = format!("echo {n}\n");
-        if reader.get_mut().write_all(line.as_bytes()).is_err() {
-            return Outcome::Failed;
-        }
-        let mut got = String::new();
-        match reader.read_line(&mut got) {
-            Ok(_) if got == line => Outcome::Echoed,
-            Ok(_) => Outcome::Failed,
-            Err(err) if is_timeout(&err) => Outcome::TimedOut,
-            Err(_) => Outcome::Failed,
-        }
     }
 
     /// What a storm measured.
@@ -501,23 +440,7 @@ pub(crate) mod drive {
     /// current host `kills` times.
     fn storm(run: &mut Run, addr: SocketAddr, kills: usize) -> Result<Storm, String> {
         let stop = Arc::new(AtomicBool::new(false));
-        let client = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut samples = Vec::new();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let began = Instant::now();
-                    let outcome = echo_tcp(addr, n);
-                    samples.push((outcome, began.elapsed()));
-                    n += 1;
-                    if outcome != Outcome::Echoed {
-                        std::thread::sleep(RETRY_PAUSE);
-                    }
-                }
-                samples
-            })
-        };
+        let client = storm_client(addr, stop.clone());
         let began = Instant::now();
         let killed = kill_hosts(run, kills);
         stop.store(true, Ordering::Relaxed);

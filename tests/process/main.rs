@@ -58,6 +58,8 @@ use std::time::Duration;
 mod containment;
 mod decisions;
 mod drive;
+#[path = "../common/echo_client.rs"]
+mod echo_client;
 mod failures;
 mod hardening;
 mod hardening_root;

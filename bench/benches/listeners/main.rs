@@ -37,8 +37,8 @@ mod procs;
 mod stats;
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,8 +57,6 @@ const TREE_VAR: &str = "SUPERTREES_BENCH_TREE";
 const SIDES: [&str; 2] = ["shared", "own"];
 const KILLS: usize = 25;
 const KILL_EVERY: Duration = Duration::from_millis(120);
-const READ_TIMEOUT: Duration = Duration::from_secs(1);
-const RETRY_PAUSE: Duration = Duration::from_millis(1);
 /// How long a tree may take to come up, or to stop after SIGTERM.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -146,55 +144,10 @@ fn tree(side: &str) -> ! {
 
 // ---- The driver -------------------------------------------------------
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Echoed,
-    Refused,
-    TimedOut,
-    Failed,
-}
+#[path = "../../../tests/common/echo_client.rs"]
+mod echo_client;
 
-fn is_timeout(err: &std::io::Error) -> bool {
-    matches!(
-        err.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    )
-}
-
-/// One echo over a fresh connection.
-fn echo_once(addr: SocketAddr, n: u64) -> Outcome {
-    let stream = match TcpStream::connect_timeout(&addr, READ_TIMEOUT) {
-        Ok(stream) => stream,
-        Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => return Outcome::Refused,
-        Err(err) if is_timeout(&err) => return Outcome::TimedOut,
-        Err(_) => return Outcome::Failed,
-    };
-    // Closed with a reset: no TIME_WAIT left by tens of thousands of
-    // short connections.
-    let _ = nix::sys::socket::setsockopt(
-        &stream,
-        nix::sys::socket::sockopt::Linger,
-        &nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    );
-    if stream.set_read_timeout(Some(READ_TIMEOUT)).is_err() {
-        return Outcome::Failed;
-    }
-    let mut reader = BufReader::new(stream);
-    let line = format!("echo {n}\n");
-    if reader.get_mut().write_all(line.as_bytes()).is_err() {
-        return Outcome::Failed;
-    }
-    let mut got = String::new();
-    match reader.read_line(&mut got) {
-        Ok(_) if got == line => Outcome::Echoed,
-        Ok(_) => Outcome::Failed,
-        Err(err) if is_timeout(&err) => Outcome::TimedOut,
-        Err(_) => Outcome::Failed,
-    }
-}
+use echo_client::{storm_client, Outcome};
 
 /// The figures of one run.
 struct Storm {
@@ -362,23 +315,7 @@ fn storm(tree: &mut TreeProc) -> Result<Storm, Failure> {
             .find_map(|l| l.strip_prefix("listening on ")?.parse().ok())
     })?;
     let stop = Arc::new(AtomicBool::new(false));
-    let client = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let began = Instant::now();
-                let outcome = echo_once(addr, n);
-                samples.push((outcome, began.elapsed()));
-                n += 1;
-                if outcome != Outcome::Echoed {
-                    std::thread::sleep(RETRY_PAUSE);
-                }
-            }
-            samples
-        })
-    };
+    let client = storm_client(addr, stop.clone());
     let began = Instant::now();
     let killed = kill_storm(tree);
     stop.store(true, Ordering::Relaxed);
