@@ -227,6 +227,28 @@ pub(crate) mod scenario {
         );
     }
 
+    /// A limited subtree whose work ends at once, next to a worker that
+    /// runs until the tree is stopped.
+    pub(crate) fn limits_subtree_ends() {
+        if !can_make_cgroups() {
+            return;
+        }
+        let mut idle = Life::new(|| {
+            Box::pin(async {
+                println!("idle started");
+                std::future::pending::<()>().await;
+            })
+        });
+        idle.restart = RestartPolicy::Always;
+        report(
+            events(Supertree::new().add_worker(idle).add_supervisor(|s| {
+                s.with_limits(supertrees::Limits::new().memory(32 << 20))
+                    .add_worker(Life::new(|| Box::pin(async {})))
+            }))
+            .start(),
+        );
+    }
+
     /// A limited tree that ends at once: its start cleans up what killed
     /// roots left.
     pub(crate) fn limits_quick() {
@@ -492,6 +514,41 @@ pub(crate) mod drive {
         }
         run.note(format!("{} removed by the next start", bases[0].display()));
         Ok(())
+    }
+
+    /// The cgroup of a subtree that ended for good is gone while the tree
+    /// runs on.
+    pub(crate) fn limits_subtree_ends(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("the worker, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("skipped: ") || l == "idle started")
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            expect_exit_code(run, 0)?;
+            run.note(first);
+            return Ok(());
+        }
+        wait_line(run, "event root/1: exited normally; not restarted")?;
+        let bases = bases_of(run.pid());
+        let [base] = bases.as_slice() else {
+            return Err(format!("expected one cgroup base, found {bases:?}"));
+        };
+        let group = base.join("root-1");
+        let gone = run.wait_for("the subtree's cgroup removed", |_| {
+            if group.exists() {
+                Err(format!("{} is still there", group.display()))
+            } else {
+                Ok(())
+            }
+        });
+        gone?;
+        run.note(format!(
+            "{} removed when its subtree ended",
+            group.display()
+        ));
+        stop_tree(run)
     }
 
     pub(crate) fn limits_quick(run: &mut Run) -> Result<(), String> {

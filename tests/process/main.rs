@@ -447,6 +447,12 @@ const SCENARIOS: &[Scenario] = &[
         15,
     ),
     scenario(
+        "limits_subtree_ends",
+        containment::scenario::limits_subtree_ends,
+        containment::drive::limits_subtree_ends,
+        10,
+    ),
+    scenario(
         "limits_quick",
         containment::scenario::limits_quick,
         containment::drive::limits_quick,

@@ -20,6 +20,8 @@ pub(crate) struct Subtree {
     plan: Plan,
     /// Its cgroups, where the plan uses any and they could be made.
     group: Option<Group>,
+    /// The user it runs as when it enters them.
+    user: User,
 }
 
 /// Every limited subtree of a tree.
@@ -75,6 +77,7 @@ impl Containment {
                 limits,
                 plan,
                 group,
+                user,
             });
         }
         Self {
@@ -125,6 +128,68 @@ impl Containment {
             self.of(path)?.group.as_ref()
         };
         group.map(Group::oom_kills)
+    }
+
+    /// The limited subtrees at or below supervisor `path`, outermost first.
+    fn at_or_below<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Subtree> {
+        self.subtrees
+            .iter()
+            .filter(move |s| s.path == path || is_below(&s.path, path))
+    }
+
+    /// Supervisor `path` ended for good (it will not be restarted): the
+    /// cgroups of its subtree are removed, with anything left in them. A
+    /// supervisor that is not root leaves them to the root, which removes
+    /// them all when the tree ends.
+    pub(crate) fn ended(&self, path: &str) {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let mut groups: Vec<&Subtree> = self.at_or_below(path).collect();
+        groups.reverse();
+        for subtree in groups {
+            if let Some(group) = subtree.group.as_ref().filter(|g| g.exists()) {
+                tracing::debug!(supervisor = %subtree.path, "its subtree ended; removing its cgroup");
+                group.remove();
+            }
+        }
+    }
+
+    /// Supervisor `path` is about to be forked: the cgroups of its
+    /// subtree that were removed when it last ended are made again.
+    pub(crate) fn prepare(&self, path: &str) {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        for subtree in self.at_or_below(path) {
+            let Some(group) = subtree.group.as_ref().filter(|g| !g.exists()) else {
+                continue;
+            };
+            let parent = self
+                .subtrees
+                .iter()
+                .filter(|s| is_below(&subtree.path, &s.path))
+                .max_by_key(|s| s.path.len())
+                .and_then(|s| s.group.as_ref());
+            let made = self
+                .hierarchies
+                .create(parent, &subtree.path.replace('/', "-"), &subtree.limits)
+                .and_then(|again| {
+                    if let Some((uid, gid)) = subtree.user {
+                        again.allow(uid, gid)?;
+                    }
+                    Ok(again)
+                });
+            match made {
+                Ok(again) if again == *group => {}
+                Ok(_) => {
+                    tracing::warn!(supervisor = %subtree.path, "its cgroup was made again elsewhere")
+                }
+                Err(err) => {
+                    tracing::error!(supervisor = %subtree.path, %err, "could not make its cgroup again")
+                }
+            }
+        }
     }
 
     /// What the status shows of each limited subtree: its limits and what

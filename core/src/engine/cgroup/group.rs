@@ -277,6 +277,11 @@ impl Group {
         read_number(&d.path.join("pids.current"))
     }
 
+    /// Whether the group's directories are all there.
+    pub(crate) fn exists(&self) -> bool {
+        self.own().all(|d| d.path.join(LEAF).is_dir())
+    }
+
     /// Kills what is left in the group (and the groups below) and removes
     /// its directories. Never fails; a failure is logged once.
     pub(crate) fn remove(&self) {

@@ -146,6 +146,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         };
         let ours_fds = ours.raw_fds();
         let parent = nix::unistd::Pid::this();
+        self.containment.prepare(&path);
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);

@@ -52,6 +52,18 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
 
     pub(super) fn report_one(&mut self, report: Report) {
         self.report_event(&report);
+        if let Report::Exited {
+            child,
+            restart: None,
+            ..
+        } = report
+        {
+            if !self.is_worker[child.get()] {
+                // Its subtree ended for good: so do its cgroups.
+                let path = self.child_path(child);
+                self.containment.ended(&path);
+            }
+        }
         if let Report::Removed { child, id } = report {
             self.removed(child, id);
         }
