@@ -2,7 +2,7 @@
 //! root before it forks anything (the groups of [`cgroup`] and their
 //! [`Plan`]s), entered by each limited supervisor right after its fork,
 //! read when a process dies (was it the kernel's OOM killer?) and for the
-//! status, and removed when the tree ends.
+//! status, and removed when their subtree ends for good or the tree ends.
 
 use std::collections::HashMap;
 
