@@ -204,12 +204,8 @@ pub(crate) mod scenario {
         );
     }
 
-    /// A limited tree that runs until stopped (the runner SIGKILLs its
-    /// root).
-    pub(crate) fn limits_root_killed() {
-        if !can_make_cgroups() {
-            return;
-        }
+    /// Prints `idle started`, then waits until stopped.
+    fn idle() -> Life {
         let mut idle = Life::new(|| {
             Box::pin(async {
                 println!("idle started");
@@ -217,11 +213,20 @@ pub(crate) mod scenario {
             })
         });
         idle.restart = RestartPolicy::Always;
+        idle
+    }
+
+    /// A limited tree that runs until stopped (the runner SIGKILLs its
+    /// root).
+    pub(crate) fn limits_root_killed() {
+        if !can_make_cgroups() {
+            return;
+        }
         report(
             Supertree::new()
                 .add_supervisor(|s| {
                     s.with_limits(supertrees::Limits::new().memory(32 << 20))
-                        .add_worker(idle)
+                        .add_worker(idle())
                 })
                 .start(),
         );
@@ -233,15 +238,8 @@ pub(crate) mod scenario {
         if !can_make_cgroups() {
             return;
         }
-        let mut idle = Life::new(|| {
-            Box::pin(async {
-                println!("idle started");
-                std::future::pending::<()>().await;
-            })
-        });
-        idle.restart = RestartPolicy::Always;
         report(
-            events(Supertree::new().add_worker(idle).add_supervisor(|s| {
+            events(Supertree::new().add_worker(idle()).add_supervisor(|s| {
                 s.with_limits(supertrees::Limits::new().memory(32 << 20))
                     .add_worker(Life::new(|| Box::pin(async {})))
             }))
@@ -474,15 +472,7 @@ pub(crate) mod drive {
     /// SIGKILL of a limited tree's root leaves its cgroups; the next
     /// limited tree's start removes them.
     pub(crate) fn limits_root_killed(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("the worker, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("skipped: ") || l == "idle started")
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
-        if first.starts_with("skipped: ") {
-            expect_exit_code(run, 0)?;
-            run.note(first);
+        if !idle_started(run)? {
             return Ok(());
         }
         let root = run.pid();
@@ -516,9 +506,9 @@ pub(crate) mod drive {
         Ok(())
     }
 
-    /// The cgroup of a subtree that ended for good is gone while the tree
-    /// runs on.
-    pub(crate) fn limits_subtree_ends(run: &mut Run) -> Result<(), String> {
+    /// Waits for `idle started`, or a skip (then checks the exit and
+    /// notes it): whether the scenario runs.
+    fn idle_started(run: &mut Run) -> Result<bool, String> {
         let first = run.wait_for("the worker, or a skip", |run| {
             run.stdout()
                 .into_iter()
@@ -528,6 +518,15 @@ pub(crate) mod drive {
         if first.starts_with("skipped: ") {
             expect_exit_code(run, 0)?;
             run.note(first);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The cgroup of a subtree that ended for good is gone while the tree
+    /// runs on.
+    pub(crate) fn limits_subtree_ends(run: &mut Run) -> Result<(), String> {
+        if !idle_started(run)? {
             return Ok(());
         }
         wait_line(run, "event root/1: exited normally; not restarted")?;
