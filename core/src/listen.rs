@@ -41,6 +41,8 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use crate::tree::within;
+
 /// Where a listener of the tree comes from: an address the root binds, or
 /// a socket systemd passes. Given to
 /// [`with_listener`](crate::Tree::with_listener).
@@ -145,12 +147,6 @@ pub(crate) fn set_owner(owner: &str) {
     let _ = OWNER.set(owner.to_owned());
 }
 
-/// Whether supervisor `path` is `ancestor` or below it.
-fn at_or_below(path: &str, ancestor: &str) -> bool {
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
 /// A duplicate of listener `name`, checked to be a `family` socket that
 /// this process's workers may use.
 fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
@@ -160,7 +156,7 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
         .bound
         .iter()
         .flat_map(|bound| bound.iter())
-        .find(|b| b.name == name && at_or_below(owner, &b.owner));
+        .find(|b| b.name == name && within(owner, &b.owner));
     let Some(bound) = found else {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -241,10 +237,10 @@ mod tests {
 
     #[test]
     fn a_subtree_sees_the_listeners_of_its_supervisor_and_those_above() {
-        assert!(at_or_below("root/1/0", "root/1"));
-        assert!(at_or_below("root/1", "root/1"));
-        assert!(at_or_below("root/1", "root"));
-        assert!(!at_or_below("root/10", "root/1"));
-        assert!(!at_or_below("root", "root/1"));
+        assert!(within("root/1/0", "root/1"));
+        assert!(within("root/1", "root/1"));
+        assert!(within("root/1", "root"));
+        assert!(!within("root/10", "root/1"));
+        assert!(!within("root", "root/1"));
     }
 }

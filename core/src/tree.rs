@@ -182,6 +182,18 @@ pub(crate) struct Template {
     pub(crate) build: Build,
 }
 
+impl Template {
+    /// A worker built from this template and the encoded argument `arg`;
+    /// why not, if the argument does not decode or the template panics.
+    pub(crate) fn worker(&self, arg: &[u8]) -> Result<Box<dyn Worker>, String> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.build)(arg))) {
+            Ok(Ok(worker)) => Ok(worker),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("the template panicked".to_owned()),
+        }
+    }
+}
+
 impl fmt::Debug for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Template")
@@ -698,32 +710,6 @@ impl<K> Tree<K> {
         self
     }
 
-    /// Checks the limits of this supervisor (at `path`) and every one
-    /// below; with `users`, that this process may switch to each
-    /// supervisor's [`with_user`](Tree::with_user).
-    pub(crate) fn check(&self, path: &str, users: bool) -> Result<(), Error> {
-        self.limits.check()?;
-        if let (Some((uid, gid)), true) = (self.user, users) {
-            let me = (nix::unistd::getuid(), nix::unistd::getgid());
-            let own = me.0.as_raw() == uid && me.1.as_raw() == gid;
-            if !nix::unistd::geteuid().is_root() && !own {
-                return Err(Error::Privilege {
-                    path: path.to_owned(),
-                    reason: format!(
-                        "only root may switch to uid {uid} and gid {gid}; this process runs as uid {} and gid {}",
-                        me.0, me.1
-                    ),
-                });
-            }
-        }
-        for (n, child) in self.children.iter().enumerate() {
-            if let Child::Supervisor(sup) = child {
-                sup.check(&format!("{path}/{n}"), users)?;
-            }
-        }
-        Ok(())
-    }
-
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor.
     pub(crate) fn machine(&self, path: String) -> Machine {
@@ -734,6 +720,51 @@ impl<K> Tree<K> {
         } else {
             machine.with_dynamic(self.max_children)
         }
+    }
+}
+
+/// Whether supervisor `path` (e.g. `root/1/0`) is `ancestor` or below it.
+pub(crate) fn within(path: &str, ancestor: &str) -> bool {
+    path.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// What the engine reads off a whole tree before it starts.
+impl Tree<Nested> {
+    /// This supervisor (at `path`) and every one below it, with their
+    /// paths, each before the supervisors below it.
+    pub(crate) fn supervisors(&self, path: &str) -> Vec<(String, &Supervisor)> {
+        let mut all = vec![(path.to_owned(), self)];
+        for (n, child) in self.children.iter().enumerate() {
+            if let Child::Supervisor(sup) = child {
+                all.extend(sup.supervisors(&format!("{path}/{n}")));
+            }
+        }
+        all
+    }
+
+    /// Checks the limits of this supervisor (at `path`) and every one
+    /// below; with `users`, that this process may switch to each
+    /// supervisor's [`with_user`](Tree::with_user).
+    pub(crate) fn check(&self, path: &str, users: bool) -> Result<(), Error> {
+        for (path, sup) in self.supervisors(path) {
+            sup.limits.check()?;
+            let Some((uid, gid)) = sup.user.filter(|_| users) else {
+                continue;
+            };
+            let me = (nix::unistd::getuid(), nix::unistd::getgid());
+            let own = me.0.as_raw() == uid && me.1.as_raw() == gid;
+            if !nix::unistd::geteuid().is_root() && !own {
+                return Err(Error::Privilege {
+                    path,
+                    reason: format!(
+                        "only root may switch to uid {uid} and gid {gid}; this process runs as uid {} and gid {}",
+                        me.0, me.1
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

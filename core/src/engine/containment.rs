@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::cgroup::{self, apply_rlimits, Group, Hierarchies, Plan};
 use crate::limits::bytes;
-use crate::tree::{Child, Supervisor};
+use crate::tree::{within, Supervisor};
 use crate::Limits;
 
 /// One limited supervisor's subtree.
@@ -36,8 +36,22 @@ impl Containment {
     /// tree below `root` are enforced, and makes their cgroups. A tree
     /// without limits touches no cgroup.
     pub(crate) fn new(root: &Supervisor) -> Self {
-        let mut limited = Vec::new();
-        walk(root, "root", None, &mut limited);
+        let supervisors = root.supervisors("root");
+        // Each enters its group as the user of the nearest `with_user`
+        // supervisor above it: a supervisor switches to its own user only
+        // after it entered its group.
+        let limited: Vec<(String, Limits, User)> = supervisors
+            .iter()
+            .filter(|(_, sup)| !sup.limits.is_empty())
+            .map(|(path, sup)| {
+                let user = supervisors
+                    .iter()
+                    .filter(|(above, s)| is_below(path, above) && s.user.is_some())
+                    .max_by_key(|(above, _)| above.len())
+                    .and_then(|(_, s)| s.user);
+                (path.clone(), sup.limits, user)
+            })
+            .collect();
         if limited.is_empty() {
             return Self::default();
         }
@@ -45,23 +59,8 @@ impl Containment {
         let mut subtrees: Vec<Subtree> = Vec::new();
         for (path, limits, user) in limited {
             let plan = hierarchies.plan(&limits);
-            let parent = subtrees
-                .iter()
-                .filter(|s| is_below(&path, &s.path))
-                .max_by_key(|s| s.path.len())
-                .and_then(|s| s.group.as_ref());
             let group = if plan.uses_cgroups() {
-                let made = hierarchies
-                    .create(parent, &path.replace('/', "-"), &limits)
-                    .and_then(|group| {
-                        // Below a `with_user` supervisor it enters its
-                        // group as that user.
-                        if let Some((uid, gid)) = user {
-                            group.allow(uid, gid)?;
-                        }
-                        Ok(group)
-                    });
-                match made {
+                match make_group(&hierarchies, &subtrees, &path, &limits, user) {
                     Ok(group) => Some(group),
                     Err(err) => {
                         tracing::error!(supervisor = %path, %err, "could not make the subtree's cgroups; its cgroup limits are not enforced");
@@ -165,21 +164,13 @@ impl Containment {
             let Some(group) = subtree.group.as_ref().filter(|g| !g.exists()) else {
                 continue;
             };
-            let parent = self
-                .subtrees
-                .iter()
-                .filter(|s| is_below(&subtree.path, &s.path))
-                .max_by_key(|s| s.path.len())
-                .and_then(|s| s.group.as_ref());
-            let made = self
-                .hierarchies
-                .create(parent, &subtree.path.replace('/', "-"), &subtree.limits)
-                .and_then(|again| {
-                    if let Some((uid, gid)) = subtree.user {
-                        again.allow(uid, gid)?;
-                    }
-                    Ok(again)
-                });
+            let made = make_group(
+                &self.hierarchies,
+                &self.subtrees,
+                &subtree.path,
+                &subtree.limits,
+                subtree.user,
+            );
             match made {
                 Ok(again) if again == *group => {}
                 Ok(_) => {
@@ -227,26 +218,32 @@ impl Containment {
 
 /// Whether `path` is strictly below supervisor `ancestor`.
 fn is_below(path: &str, ancestor: &str) -> bool {
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.starts_with('/'))
+    path != ancestor && within(path, ancestor)
 }
 
 /// The uid and gid a supervisor process runs as (`None`: the root's).
 type User = Option<(u32, u32)>;
 
-/// Collects the limited supervisors below `sup` (at `path`), with the
-/// user each runs as when it enters its group: that of the nearest
-/// `with_user` supervisor above it (`user`, for `sup`), as a supervisor
-/// switches to its own user only after it entered its group.
-fn walk(sup: &Supervisor, path: &str, user: User, limited: &mut Vec<(String, Limits, User)>) {
-    if !sup.limits.is_empty() {
-        limited.push((path.to_owned(), sup.limits, user));
+/// Makes (or makes again) the group of limited supervisor `path`, inside
+/// the group of the nearest limited supervisor above it among `made`, and
+/// lets `user` enter it.
+fn make_group(
+    hierarchies: &Hierarchies,
+    made: &[Subtree],
+    path: &str,
+    limits: &Limits,
+    user: User,
+) -> std::io::Result<Group> {
+    let parent = made
+        .iter()
+        .filter(|s| is_below(path, &s.path))
+        .max_by_key(|s| s.path.len())
+        .and_then(|s| s.group.as_ref());
+    let group = hierarchies.create(parent, &path.replace('/', "-"), limits)?;
+    if let Some((uid, gid)) = user {
+        group.allow(uid, gid)?;
     }
-    for (n, child) in sup.children.iter().enumerate() {
-        if let Child::Supervisor(child) = child {
-            walk(child, &format!("{path}/{n}"), sup.user.or(user), limited);
-        }
-    }
+    Ok(group)
 }
 
 /// `n` bytes, rounded to a readable unit.

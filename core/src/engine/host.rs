@@ -519,17 +519,12 @@ impl<S, T> Ctx<S, T> {
             tracing::error!(host = %self.path, template, "a worker of an unknown template was not built");
             return None;
         };
-        match catch_unwind(AssertUnwindSafe(|| (found.build)(arg))) {
-            Ok(Ok(worker)) => Some(worker),
-            Ok(Err(err)) => {
-                tracing::error!(host = %self.path, template = %found.name, %err, "a dynamic child's argument did not decode");
-                None
-            }
-            Err(_) => {
-                tracing::error!(host = %self.path, template = %found.name, "a dynamic child's template panicked");
-                None
-            }
-        }
+        found
+            .worker(arg)
+            .map_err(|err| {
+                tracing::error!(host = %self.path, template = %found.name, %err, "a dynamic child could not be built");
+            })
+            .ok()
     }
 }
 

@@ -16,7 +16,7 @@ use nix::sys::socket::{
 
 use super::sys;
 use crate::listen::{self, is_stale_socket, Bound, Family, Source};
-use crate::tree::{Child, Supervisor};
+use crate::tree::Supervisor;
 use crate::Error;
 
 /// How many connections wait for `accept` while the serving worker
@@ -49,8 +49,15 @@ impl Listeners {
     /// [`Error::Listener`] naming the first that can not be bound (or is
     /// declared twice, or is missing from systemd's sockets).
     pub(crate) fn bind(root: &Supervisor) -> Result<Self, Error> {
-        let mut declared = Vec::new();
-        walk(root, "root", &mut declared);
+        let declared: Vec<(String, String, Source)> = root
+            .supervisors("root")
+            .into_iter()
+            .flat_map(|(path, sup)| {
+                sup.listeners
+                    .iter()
+                    .map(move |(name, listen)| (name.clone(), path.clone(), listen.0.clone()))
+            })
+            .collect();
         let mut listeners = Listeners::default();
         if declared.is_empty() {
             return Ok(listeners);
@@ -125,17 +132,6 @@ impl Listeners {
                     tracing::warn!(path = %path.display(), %err, "could not remove a listener's socket file");
                 }
             }
-        }
-    }
-}
-
-fn walk(sup: &Supervisor, path: &str, declared: &mut Vec<(String, String, Source)>) {
-    for (name, listen) in &sup.listeners {
-        declared.push((name.clone(), path.to_owned(), listen.0.clone()));
-    }
-    for (n, child) in sup.children.iter().enumerate() {
-        if let Child::Supervisor(child) = child {
-            walk(child, &format!("{path}/{n}"), declared);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::Kind;
-use crate::tree::{Child, Supervisor};
+use crate::tree::Supervisor;
 use crate::Error;
 
 /// One name declared by a supervisor of the tree.
@@ -29,8 +29,11 @@ impl Declared {
     /// [`Error::DuplicateName`] naming the first name declared twice, and
     /// both supervisors.
     pub(crate) fn collect(root: &Supervisor) -> Result<Vec<Declared>, Error> {
-        let mut names = Vec::new();
-        walk(root, "root", &mut names);
+        let names: Vec<Declared> = root
+            .supervisors("root")
+            .into_iter()
+            .flat_map(|(path, sup)| declared_by(sup, &path))
+            .collect();
         let mut seen: std::collections::HashMap<&str, &Declared> = std::collections::HashMap::new();
         for declared in &names {
             if let Some(first) = seen.insert(&declared.name, declared) {
@@ -45,24 +48,21 @@ impl Declared {
     }
 }
 
-fn walk(sup: &Supervisor, path: &str, names: &mut Vec<Declared>) {
-    names.extend(sup.mailboxes.iter().map(|name| Declared {
+/// The names supervisor `sup`, at `path`, declares.
+fn declared_by(sup: &Supervisor, path: &str) -> Vec<Declared> {
+    let mailboxes = sup.mailboxes.iter().map(|name| Declared {
         name: name.clone(),
         owner: path.to_owned(),
         kind: Kind::Mailbox,
         argument: "",
-    }));
-    names.extend(sup.templates.iter().map(|t| Declared {
+    });
+    let templates = sup.templates.iter().map(|t| Declared {
         name: t.name.clone(),
         owner: path.to_owned(),
         kind: Kind::Template,
         argument: t.argument,
-    }));
-    for (n, child) in sup.children.iter().enumerate() {
-        if let Child::Supervisor(child) = child {
-            walk(child, &format!("{path}/{n}"), names);
-        }
-    }
+    });
+    mailboxes.chain(templates).collect()
 }
 
 /// One declared name and its socket pair: datagrams written to `tx` queue

@@ -1,7 +1,6 @@
 //! What both drivers do with a request about dynamic children: build the
 //! worker to learn its policies, and let the machine decide.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::{Answer, Refusal};
@@ -17,11 +16,7 @@ pub(crate) fn add(
     arg: &[u8],
     now: Instant,
 ) -> Result<(ChildIdx, ChildId, Box<dyn Worker>), Refusal> {
-    let worker = match catch_unwind(AssertUnwindSafe(|| (template.build)(arg))) {
-        Ok(Ok(worker)) => worker,
-        Ok(Err(err)) => return Err(Refusal::BadArgument(err.to_string())),
-        Err(_) => return Err(Refusal::BadArgument("the template panicked".to_owned())),
-    };
+    let worker = template.worker(arg).map_err(Refusal::BadArgument)?;
     match machine.handle_add(worker_policy(worker.as_ref()), now) {
         Ok((child, id)) => Ok((child, id, worker)),
         Err(AddError::Full { max }) => Err(Refusal::Full { max }),

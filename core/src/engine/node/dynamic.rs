@@ -106,19 +106,19 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             .map(|&(t, _)| t)
             .collect();
         for template in ready {
+            let Some(name) = self
+                .sup
+                .templates
+                .get(template as usize)
+                .map(|t| t.name.clone())
+            else {
+                continue;
+            };
+            let directory = self.dynamic.directory.clone();
+            let Ok(endpoint) = directory.find(&name, Kind::Template) else {
+                continue;
+            };
             for _ in 0..REQUESTS_PER_TURN {
-                let directory = self.dynamic.directory.clone();
-                let Some(name) = self
-                    .sup
-                    .templates
-                    .get(template as usize)
-                    .map(|t| t.name.clone())
-                else {
-                    break;
-                };
-                let Ok(endpoint) = directory.find(&name, Kind::Template) else {
-                    break;
-                };
                 match recv_datagram(endpoint.rx(), &name) {
                     Ok(Some(datagram)) => {
                         let Some(reply) = datagram.passed else {
