@@ -118,13 +118,14 @@ pub(crate) fn drain_all(fd: &OwnedFd) -> Vec<usize> {
 
 fn read_waits<S: Spawner>(spawner: &S) {
     let (ours, theirs) = pair();
+    // Before the peer starts its delay: the wait is measured from here.
+    let start = Instant::now();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(DELAY);
         send(theirs.as_raw_fd(), b"hello", MsgFlags::empty()).expect("send");
         theirs
     });
     let (tx, rx) = mpsc::channel();
-    let start = Instant::now();
     let registrar = spawner.clone();
     spawner.block_on(Box::pin(async move {
         let source = registrar.register(ours).expect("register");
@@ -143,12 +144,13 @@ fn read_waits<S: Spawner>(spawner: &S) {
 fn write_waits<S: Spawner>(spawner: &S) {
     let (ours, theirs) = pair();
     assert!(fill(&ours) > 0);
+    // Before the peer starts its delay: the wait is measured from here.
+    let start = Instant::now();
     let drainer = std::thread::spawn(move || {
         std::thread::sleep(DELAY);
         (drain_all(&theirs), theirs)
     });
     let (tx, rx) = mpsc::channel();
-    let start = Instant::now();
     let registrar = spawner.clone();
     spawner.block_on(Box::pin(async move {
         let source = registrar.register(ours).expect("register");
