@@ -450,6 +450,10 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
             "500 root/1/0: stopped; not restarted",
             "530 root/1/conn#3: stopped; not restarted",
             "530 root/1/conn#2: stopped; not restarted",
+            // Its supervisor ends: so do the children it started at run
+            // time, which leave the status.
+            "530 root/1/conn#2: removed",
+            "530 root/1/conn#3: removed",
         ]
     );
 }

@@ -27,7 +27,10 @@
 //! kill deadline) and removes it. They live in slots after the static
 //! children, and a removed child's slot is reused (the lowest first), so a
 //! [`ChildIdx`] may name several children one after the other, never at
-//! once; the id is what tells them apart.
+//! once; the id is what tells them apart. A slot is reused only once the
+//! driver has polled its [`Report::Removed`]: every report and action a
+//! driver handles about a slot concerns the child that holds it when the
+//! driver handles it, however late the driver polls.
 //!
 //! * A dynamic child is restarted alone, by its own policies, whatever the
 //!   strategy: never part of a group restart, nor stopped by one; it never
@@ -51,7 +54,7 @@
 //! order, one exit per start, backoff delays, reports) against a model of
 //! the documented rules.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -255,6 +258,63 @@ struct ChildSlot {
     /// ([`ChildExit::is_engine_failure`]): what its [`engine_floor`] grows
     /// with. Reset once it runs (it is ready, or exits any other way).
     engine_failures: u32,
+    /// What the machine's indexes hold for it (see [`Index`]).
+    indexed: Indexed,
+}
+
+/// What [`Index`] holds for one child, so that its entries can be taken
+/// out when its state changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Indexed {
+    /// Its restart time (`Waiting`) or start timeout (running, not ready).
+    run: Option<Instant>,
+    /// Its kill deadline (`Stopping`).
+    kill: Option<Instant>,
+    /// Whether it is `Stopping`.
+    stopping: bool,
+    /// Whether it is neither `Done` nor `Idle`.
+    live: bool,
+}
+
+impl ChildSlot {
+    /// What the indexes must hold for this child in its current state.
+    fn wanted_index(&self) -> Indexed {
+        let run = match self.state {
+            State::Waiting { at } => Some(at),
+            State::Running { since } if !self.ready => {
+                self.record.policy.start_timeout.map(|limit| since + limit)
+            }
+            _ => None,
+        };
+        let kill = match self.state {
+            State::Stopping { kill_at, .. } => kill_at,
+            _ => None,
+        };
+        Indexed {
+            run,
+            kill,
+            stopping: self.state.is_stopping(),
+            live: !matches!(self.state, State::Done | State::Idle),
+        }
+    }
+}
+
+/// The children by what the machine looks for on every event, so that an
+/// event costs O(log n) however many children a supervisor has (100 000
+/// children started at run time): deadlines in time order, and counts.
+/// Kept by [`Machine::reindex`] after every change of a child's state or
+/// readiness.
+#[derive(Debug, Default)]
+struct Index {
+    /// Restart times and start timeouts, with the child.
+    run: BTreeSet<(Instant, usize)>,
+    /// Kill deadlines of stops, with the child.
+    kill: BTreeSet<(Instant, usize)>,
+    /// Children stopping: static ones, and ones started at run time.
+    stopping_static: usize,
+    stopping_dynamic: usize,
+    /// Children neither `Done` nor `Idle`.
+    live: usize,
 }
 
 /// The least delay before a child whose process the engine could not fork
@@ -320,9 +380,19 @@ pub(crate) struct Machine {
     dynamic: bool,
     /// At most how many dynamic children may exist at once.
     max_children: Option<u32>,
-    /// The number of the next dynamic child's [`ChildId`]: from 1, never
-    /// reused.
+    /// The number of the next dynamic child's [`ChildId`], never reused
+    /// (see [`with_dynamic`](Self::with_dynamic)).
     next_id: u64,
+    /// Where each dynamic child is, by id.
+    ids: HashMap<ChildId, usize>,
+    /// Free dynamic slots whose [`Report::Removed`] the driver has polled:
+    /// the next child takes the lowest.
+    free: BTreeSet<usize>,
+    /// How many dynamic children exist.
+    dynamic_count: usize,
+    /// Whether a static child may be restarted in place by its host.
+    static_leasable: bool,
+    index: Index,
 }
 
 impl Machine {
@@ -343,8 +413,11 @@ impl Machine {
                 kind: Kind::Static,
                 ready: false,
                 engine_failures: 0,
+                indexed: Indexed::default(),
             })
             .collect::<Vec<_>>();
+        let static_leasable = strategy == Strategy::OneForOne
+            && children.iter().any(|c| !c.record.policy.is_supervisor);
         Self {
             statics: children.len(),
             path,
@@ -361,18 +434,29 @@ impl Machine {
             dynamic: false,
             max_children: None,
             next_id: 1,
+            ids: HashMap::new(),
+            free: BTreeSet::new(),
+            dynamic_count: 0,
+            static_leasable,
+            index: Index::default(),
         }
     }
 
     /// This supervisor also serves children started at run time
     /// ([`handle_add`](Self::handle_add)), at most `max_children` of them
-    /// at once (`None`: no bound). Like OTP's `DynamicSupervisor`, it never
-    /// ends on its own for having no child left running: only when shut
-    /// down, or when it gives up.
+    /// at once (`None`: no bound), numbered from `first_id` on. Like OTP's
+    /// `DynamicSupervisor`, it never ends on its own for having no child
+    /// left running: only when shut down, or when it gives up.
+    ///
+    /// The ids of one machine are never reused; a driver that makes a new
+    /// machine for a new incarnation of the same supervisor gives it a
+    /// `first_id` above every id the earlier ones handed out, so that ids
+    /// are never reused for the tree's whole life (0 counts as 1).
     #[must_use]
-    pub(crate) fn with_dynamic(mut self, max_children: Option<u32>) -> Self {
+    pub(crate) fn with_dynamic(mut self, max_children: Option<u32>, first_id: u64) -> Self {
         self.dynamic = true;
         self.max_children = max_children;
+        self.next_id = first_id.max(1);
         self
     }
 
@@ -428,20 +512,20 @@ impl Machine {
     /// Where the child started at run time as `id` is, while it exists
     /// (until its [`Report::Removed`]).
     pub(crate) fn find(&self, id: ChildId) -> Option<ChildIdx> {
-        let n = self
-            .children
-            .iter()
-            .position(|c| matches!(c.kind, Kind::Dynamic { id: i, .. } if i == id))?;
-        ChildIdx::new(n)
+        ChildIdx::new(*self.ids.get(&id)?)
     }
 
     /// How many children started at run time exist now: running, waiting
     /// for a restart, or stopping (being removed included).
+    #[cfg(test)]
     pub(crate) fn dynamic_count(&self) -> usize {
-        self.children
-            .iter()
-            .filter(|c| matches!(c.kind, Kind::Dynamic { .. }))
-            .count()
+        self.dynamic_count
+    }
+
+    /// The id the next child started at run time will have: above every
+    /// id this machine handed out.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     /// Whether the supervisor is stopping all its children for good.
@@ -572,19 +656,19 @@ impl Machine {
             return Err(AddError::ShuttingDown);
         }
         if let Some(max) = self.max_children {
-            if self.dynamic_count() >= max as usize {
+            if self.dynamic_count >= max as usize {
                 return Err(AddError::Full { max });
             }
         }
-        let n = (self.statics..self.children.len())
-            .find(|&n| self.children[n].kind == Kind::Free)
-            .unwrap_or(self.children.len());
-        // A `ChildIdx` is a u32: no more slots than it can name.
-        let Some(child) = ChildIdx::new(n) else {
+        let n = self.free.first().copied().unwrap_or(self.children.len());
+        // A `ChildIdx` is a u32: no more slots than it can name; and no
+        // more ids than a u64 numbers.
+        let (Some(child), Some(next)) = (ChildIdx::new(n), self.next_id.checked_add(1)) else {
             return Err(AddError::Full { max: u32::MAX });
         };
+        self.free.remove(&n);
         let id = ChildId::new(self.next_id);
-        self.next_id = self.next_id.saturating_add(1);
+        self.next_id = next;
         let slot = ChildSlot {
             record: ChildRecord::new(policy, RecordState::default()),
             state: State::Idle,
@@ -594,12 +678,16 @@ impl Machine {
             },
             ready: false,
             engine_failures: 0,
+            indexed: Indexed::default(),
         };
         if n == self.children.len() {
             self.children.push(slot);
         } else {
+            // A free slot is `Done`: nothing of it is indexed.
             self.children[n] = slot;
         }
+        self.ids.insert(id, n);
+        self.dynamic_count += 1;
         tracing::debug!(supervisor = %self.path, %child, %id, "child added at run time");
         if matches!(self.phase, Phase::Running) {
             self.launch(n, now, false);
@@ -670,6 +758,7 @@ impl Machine {
         if matches!(slot.state, State::Running { .. }) && !slot.ready {
             slot.ready = true;
             slot.engine_failures = 0;
+            self.reindex(n);
             self.reports.push_back(Report::ChildReady(child));
             self.after_event(now);
         }
@@ -756,6 +845,7 @@ impl Machine {
         slot.ready = false;
         // Its host runs: the engine started it.
         slot.engine_failures = 0;
+        self.reindex(n);
         let gives_up = self.history.record(&self.intensity, now);
         self.reports.push_back(Report::Exited {
             child,
@@ -777,37 +867,44 @@ impl Machine {
     /// children that did not stop in time, drop the workers not ready
     /// within their start timeout.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let due = |set: &BTreeSet<(Instant, usize)>| -> Vec<usize> {
+            let mut due: Vec<usize> = set.range(..=(now, usize::MAX)).map(|&(_, n)| n).collect();
+            // Reverse order of position, as stops go.
+            due.sort_unstable_by(|a, b| b.cmp(a));
+            due
+        };
         let mut overdue = Vec::new();
-        let mut late = Vec::new();
-        let running = matches!(self.phase, Phase::Running);
-        for (n, slot) in self.children.iter_mut().enumerate().rev() {
-            match slot.state {
-                State::Stopping {
-                    kill_at: Some(at),
-                    timed_out,
-                    ..
-                } if at <= now => {
-                    slot.state = State::Stopping {
+        for n in due(&self.index.kill) {
+            if let State::Stopping { timed_out, .. } = self.children[n].state {
+                self.set_state(
+                    n,
+                    State::Stopping {
                         kill_at: None,
                         killed: true,
                         timed_out,
-                    };
-                    overdue.extend(ChildIdx::new(n));
-                }
-                State::Running { since } if running && !slot.ready => {
-                    let Some(limit) = slot.record.policy.start_timeout else {
-                        continue;
-                    };
-                    if since + limit <= now {
-                        slot.state = State::Stopping {
-                            kill_at: None,
-                            killed: true,
-                            timed_out: Some(limit),
-                        };
-                        late.extend(ChildIdx::new(n));
-                    }
-                }
-                _ => {}
+                    },
+                );
+                overdue.extend(ChildIdx::new(n));
+            }
+        }
+        let mut late = Vec::new();
+        if matches!(self.phase, Phase::Running) {
+            for n in due(&self.index.run) {
+                let slot = &self.children[n];
+                let (State::Running { .. }, false, Some(limit)) =
+                    (slot.state, slot.ready, slot.record.policy.start_timeout)
+                else {
+                    continue;
+                };
+                self.set_state(
+                    n,
+                    State::Stopping {
+                        kill_at: None,
+                        killed: true,
+                        timed_out: Some(limit),
+                    },
+                );
+                late.extend(ChildIdx::new(n));
             }
         }
         if !late.is_empty() {
@@ -832,7 +929,12 @@ impl Machine {
     /// The next decision to report, if any.
     #[must_use]
     pub(crate) fn poll_report(&mut self) -> Option<Report> {
-        self.reports.pop_front()
+        let report = self.reports.pop_front();
+        if let Some(Report::Removed { child, .. }) = &report {
+            // The driver knows now: the slot may take another child.
+            self.free.insert(child.get());
+        }
+        report
     }
 
     /// The next thing to do, if any.
@@ -845,30 +947,68 @@ impl Machine {
     /// stop's kill deadline, or a worker's start timeout.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let kills = self.children.iter().filter_map(|c| match c.state {
-            State::Stopping { kill_at, .. } => kill_at,
-            _ => None,
-        });
+        let kill = self.index.kill.first().map(|&(at, _)| at);
         if !matches!(self.phase, Phase::Running) {
-            return kills.min();
+            return kill;
         }
-        let starts = self.children.iter().filter_map(|c| match c.state {
-            State::Running { since } if !c.ready => {
-                c.record.policy.start_timeout.map(|l| since + l)
-            }
-            _ => None,
-        });
-        let kills = kills.chain(starts);
-        let waiting = self.children.iter().filter_map(|c| match c.state {
-            State::Waiting { at } => Some(at),
-            _ => None,
-        });
+        let run = self.index.run.first().map(|&(at, _)| at);
         let group = self
             .group
             .as_ref()
             .filter(|g| self.group_stopped(g))
             .map(|g| g.at);
-        waiting.chain(group).chain(kills).min()
+        run.into_iter().chain(group).chain(kill).min()
+    }
+
+    // ----- the indexes
+
+    /// Sets child `n`'s state, keeping the indexes.
+    fn set_state(&mut self, n: usize, state: State) {
+        self.children[n].state = state;
+        self.reindex(n);
+    }
+
+    /// Brings the indexes up to date with child `n`'s state and readiness.
+    fn reindex(&mut self, n: usize) {
+        let slot = &mut self.children[n];
+        let (old, new) = (slot.indexed, slot.wanted_index());
+        if old == new {
+            return;
+        }
+        slot.indexed = new;
+        let dynamic = n >= self.statics;
+        let index = &mut self.index;
+        if old.run != new.run {
+            if let Some(at) = old.run {
+                index.run.remove(&(at, n));
+            }
+            if let Some(at) = new.run {
+                index.run.insert((at, n));
+            }
+        }
+        if old.kill != new.kill {
+            if let Some(at) = old.kill {
+                index.kill.remove(&(at, n));
+            }
+            if let Some(at) = new.kill {
+                index.kill.insert((at, n));
+            }
+        }
+        let stopping = if dynamic {
+            &mut index.stopping_dynamic
+        } else {
+            &mut index.stopping_static
+        };
+        match (old.stopping, new.stopping) {
+            (false, true) => *stopping += 1,
+            (true, false) => *stopping -= 1,
+            _ => {}
+        }
+        match (old.live, new.live) {
+            (false, true) => index.live += 1,
+            (true, false) => index.live -= 1,
+            _ => {}
+        }
     }
 
     // ----- the rules
@@ -883,7 +1023,7 @@ impl Machine {
     /// ordered strategy (never a dynamic child).
     fn start_child(&mut self, n: usize, now: Instant, restart: bool) {
         if self.starts_in_order() && !self.is_dyn_slot(n) {
-            self.children[n].state = State::Queued { restart };
+            self.set_state(n, State::Queued { restart });
             return;
         }
         self.launch(n, now, restart);
@@ -899,6 +1039,7 @@ impl Machine {
         }
         slot.state = State::Running { since: now };
         slot.ready = false;
+        self.reindex(n);
         self.actions.push_back(Action::Start(child));
     }
 
@@ -927,10 +1068,13 @@ impl Machine {
     /// or done (dynamic children do not count: a supervisor with none is
     /// ready at once).
     fn check_ready(&mut self) {
+        if self.ready {
+            return;
+        }
         let up = self.children[..self.statics].iter().all(|c| {
             c.state == State::Done || (matches!(c.state, State::Running { .. }) && c.ready)
         });
-        if up && !self.ready {
+        if up {
             self.ready = true;
             self.reports.push_back(Report::Ready);
         }
@@ -971,13 +1115,13 @@ impl Machine {
             reason: self.reason.take(),
         });
         if gives_up {
-            self.children[n].state = State::Done;
+            self.set_state(n, State::Done);
             self.give_up(n, exit);
             return;
         }
         let Some(delay) = delay else {
-            let slot = &mut self.children[n];
-            slot.state = State::Done;
+            self.set_state(n, State::Done);
+            let slot = &self.children[n];
             if !shutting_down {
                 tracing::info!(supervisor = %self.path, %child, %exit, restart_policy = ?slot.record.policy.restart,
                     "child exited and will not be restarted");
@@ -998,11 +1142,11 @@ impl Machine {
         // A dynamic child is restarted alone, whatever the strategy; a
         // static one's group is among the static children only.
         if self.is_dyn_slot(n) || self.strategy == Strategy::OneForOne {
-            self.children[n].state = State::Waiting { at };
+            self.set_state(n, State::Waiting { at });
             return;
         }
         let affected = self.strategy.affected(n, self.statics);
-        self.children[n].state = State::Pending;
+        self.set_state(n, State::Pending);
         let group = self.group.get_or_insert_with(|| Group {
             members: BTreeSet::new(),
             at,
@@ -1026,7 +1170,7 @@ impl Machine {
     /// learn its smaller budget.
     fn grant_changed(&mut self) {
         let limited = self.intensity.max_restarts().is_some();
-        if limited && self.children.iter().any(|c| self.is_leasable(c)) {
+        if limited && (self.static_leasable || self.dynamic_count > 0) {
             self.actions.retain(|a| *a != Action::Grant);
             self.actions.push_back(Action::Grant);
         }
@@ -1048,9 +1192,8 @@ impl Machine {
         };
         let in_group = matches!(self.phase, Phase::Running)
             && self.group.as_ref().is_some_and(|g| g.members.contains(&n));
-        let slot = &mut self.children[n];
-        let again = in_group && slot.record.allows_another_run();
-        slot.state = if again {
+        let again = in_group && self.children[n].record.allows_another_run();
+        let state = if again {
             State::Pending
         } else {
             if let Some(g) = self.group.as_mut() {
@@ -1058,6 +1201,7 @@ impl Machine {
             }
             State::Done
         };
+        self.set_state(n, state);
         let restart = match &self.group {
             Some(g) if again => Some(g.at.saturating_duration_since(now)),
             _ => None,
@@ -1095,8 +1239,10 @@ impl Machine {
             return;
         };
         slot.kind = Kind::Free;
-        slot.state = State::Done;
         slot.ready = false;
+        self.set_state(n, State::Done);
+        self.ids.remove(&id);
+        self.dynamic_count -= 1;
         tracing::debug!(supervisor = %self.path, %child, %id, "child removed");
         self.reports.push_back(Report::Removed { child, id });
     }
@@ -1110,12 +1256,12 @@ impl Machine {
         self.phase = Phase::ShuttingDown(outcome);
         self.reports.push_back(Report::Stopping(outcome));
         self.group = None;
-        for child in &mut self.children {
+        for n in 0..self.children.len() {
             if matches!(
-                child.state,
+                self.children[n].state,
                 State::Waiting { .. } | State::Pending | State::Idle | State::Queued { .. }
             ) {
-                child.state = State::Done;
+                self.set_state(n, State::Done);
             }
         }
     }
@@ -1132,14 +1278,15 @@ impl Machine {
     fn after_event(&mut self, now: Instant) {
         match self.phase {
             Phase::Running => {
-                self.stop_next(now, |m, this| {
-                    this.group.as_ref().is_some_and(|g| g.members.contains(&m))
-                });
-                let due: Vec<usize> = (0..self.children.len())
-                    .filter(
-                        |&n| matches!(self.children[n].state, State::Waiting { at } if at <= now),
-                    )
+                self.stop_next(now);
+                let mut due: Vec<usize> = self
+                    .index
+                    .run
+                    .range(..=(now, usize::MAX))
+                    .map(|&(_, n)| n)
+                    .filter(|&n| matches!(self.children[n].state, State::Waiting { .. }))
                     .collect();
+                due.sort_unstable();
                 for n in due {
                     self.start_child(n, now, true);
                 }
@@ -1157,12 +1304,8 @@ impl Machine {
                 self.check_done();
             }
             Phase::ShuttingDown(outcome) => {
-                self.stop_next(now, |_, _| true);
-                if self
-                    .children
-                    .iter()
-                    .all(|c| matches!(c.state, State::Done | State::Idle))
-                {
+                self.stop_next(now);
+                if self.index.live == 0 {
                     self.phase = Phase::Exited;
                     self.actions.push_back(Action::Exit(outcome));
                 }
@@ -1171,36 +1314,40 @@ impl Machine {
         }
     }
 
-    /// Stops the last running children chosen by `wanted`, unless a stop is
-    /// already under way: children stop in reverse order, one at a time; in
-    /// a shutdown, a run of workers stops together (their host stops them
+    /// Stops the next children, unless a stop is already under way: in a
+    /// group restart, the last running member; in a shutdown, the last
+    /// running child. Children stop in reverse order, one at a time; in a
+    /// shutdown, a run of workers stops together (their host stops them
     /// one after the other, in the order given).
     ///
     /// While the supervisor runs, a dynamic child's stop (its removal, or
     /// its start timeout) holds up no group restart; in a shutdown every
     /// stop under way holds up the next.
-    fn stop_next(&mut self, now: Instant, wanted: impl Fn(usize, &Self) -> bool) {
+    fn stop_next(&mut self, now: Instant) {
         let all = self.is_shutting_down();
-        if self
-            .children
-            .iter()
-            .enumerate()
-            .any(|(m, c)| c.state.is_stopping() && (all || !self.is_dyn_slot(m)))
-        {
+        if self.index.stopping_static > 0 || (all && self.index.stopping_dynamic > 0) {
             return;
         }
         let running =
             |this: &Self, m: usize| matches!(this.children[m].state, State::Running { .. });
-        let Some(last) = (0..self.children.len())
-            .rev()
-            .find(|&m| running(self, m) && wanted(m, self))
-        else {
+        let last = if all {
+            (0..self.children.len()).rev().find(|&m| running(self, m))
+        } else {
+            let Some(group) = &self.group else { return };
+            group
+                .members
+                .iter()
+                .rev()
+                .copied()
+                .find(|&m| running(self, m))
+        };
+        let Some(last) = last else {
             return;
         };
         let mut batch = vec![last];
         // Only a shutdown batches: a group restart stops one child at a
         // time, as OTP does, so each stop is seen before the next.
-        if self.is_shutting_down() && !self.children[last].record.policy.is_supervisor {
+        if all && !self.children[last].record.policy.is_supervisor {
             for m in (0..last).rev() {
                 if !running(self, m) {
                     continue;
@@ -1208,9 +1355,7 @@ impl Machine {
                 if self.children[m].record.policy.is_supervisor {
                     break;
                 }
-                if wanted(m, self) {
-                    batch.push(m);
-                }
+                batch.push(m);
             }
         }
         // In batch order: a run of children to stop, then one to kill
@@ -1238,21 +1383,22 @@ impl Machine {
     fn begin_stop(&mut self, m: usize, now: Instant) -> bool {
         let kill_after = self.children[m].record.policy.shutdown.kill_after();
         let kill_now = kill_after == Some(Duration::ZERO);
-        self.children[m].state = State::Stopping {
-            kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
-            killed: kill_now,
-            timed_out: None,
-        };
+        self.set_state(
+            m,
+            State::Stopping {
+                kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
+                killed: kill_now,
+                timed_out: None,
+            },
+        );
         kill_now
     }
 
     /// Ends the supervisor once no child runs or will restart; never one
     /// that serves dynamic children.
     fn check_done(&mut self) {
-        if matches!(self.phase, Phase::Running)
-            && !self.dynamic
-            && self.children.iter().all(|c| c.state == State::Done)
-        {
+        // While it runs, no child is `Idle` (all were started or queued).
+        if matches!(self.phase, Phase::Running) && !self.dynamic && self.index.live == 0 {
             tracing::debug!(supervisor = %self.path, "no child runs or will restart; done");
             self.phase = Phase::Exited;
             self.actions.push_back(Action::Exit(Outcome::Normal));

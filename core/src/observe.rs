@@ -84,7 +84,55 @@ impl Observed {
     /// Records `event`, which happened at `now`, in the status, and hands
     /// it to `on_event`: at once, or queued. A full queue drops its oldest
     /// event, and `on_event` is told how many it missed.
+    ///
+    /// When a supervisor exits, the children started at run time below it
+    /// end with it (its next incarnation numbers its own anew): each that
+    /// had not ended gets an `Exited` with the supervisor's exit, and each
+    /// a `Removed`, before the supervisor's own `Exited`. A late event of
+    /// such a child (sent before its supervisor died, read after) is
+    /// dropped.
     pub(crate) fn event(&mut self, event: Event, now: Instant) {
+        if self.status.is_from_ended_supervisor(&event.path) {
+            tracing::debug!(path = %event.path, "an event of a supervisor's ended incarnation was dropped");
+            return;
+        }
+        if let EventKind::Exited { exit, .. } = &event.kind {
+            let supervisor = self
+                .status
+                .get(&event.path)
+                .is_some_and(|node| node.kind == crate::NodeKind::Supervisor);
+            if supervisor {
+                for (path, state) in self.status.dynamic_below(&event.path) {
+                    if state != crate::NodeState::Stopped {
+                        self.record(
+                            Event {
+                                path: path.clone(),
+                                pid: None,
+                                kind: EventKind::Exited {
+                                    exit: *exit,
+                                    restart: None,
+                                    reason: Some(format!("its supervisor {} ended", event.path)),
+                                },
+                            },
+                            now,
+                        );
+                    }
+                    self.record(
+                        Event {
+                            path,
+                            pid: None,
+                            kind: EventKind::Removed,
+                        },
+                        now,
+                    );
+                }
+            }
+        }
+        self.record(event, now);
+    }
+
+    /// Records `event` in the status and hands it to `on_event`.
+    fn record(&mut self, event: Event, now: Instant) {
         self.status.record(&event, now);
         if self.observers.on_event.is_none() {
             return;

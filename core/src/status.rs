@@ -1,6 +1,6 @@
 //! The live status of a whole tree, as the root knows it from the events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -89,26 +89,32 @@ pub struct TreeStatus {
     now: Instant,
 }
 
-/// A path segment, ordered so that `root/2` comes before `root/10` and a
-/// supervisor's worker host before its children.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A path segment, ordered so that `root/2` comes before `root/10`, a
+/// supervisor's worker host before its children, and its children started
+/// at run time (`conn#7`) after the others, by template and id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Segment {
     Host,
     Child(u32),
+    Dynamic(String, u64),
     Other(String),
 }
 
 fn key(path: &str) -> Vec<Segment> {
-    path.split('/')
-        .skip(1)
-        .map(|s| match s {
-            "host" => Segment::Host,
-            s => s
-                .parse()
-                .map(Segment::Child)
-                .unwrap_or_else(|_| Segment::Other(s.to_owned())),
-        })
-        .collect()
+    path.split('/').skip(1).map(segment).collect()
+}
+
+fn segment(s: &str) -> Segment {
+    if s == "host" {
+        return Segment::Host;
+    }
+    if let Ok(n) = s.parse() {
+        return Segment::Child(n);
+    }
+    match s.rsplit_once('#').map(|(name, id)| (name, id.parse())) {
+        Some((name, Ok(id))) => Segment::Dynamic(name.to_owned(), id),
+        _ => Segment::Other(s.to_owned()),
+    }
 }
 
 impl TreeStatus {
@@ -157,7 +163,17 @@ impl TreeStatus {
             EventKind::Removed => {
                 let gone = key(&event.path);
                 if !gone.is_empty() {
-                    self.nodes.retain(|k, _| !k.starts_with(&gone));
+                    // Its subtree follows it in tree order.
+                    let below: Vec<Vec<Segment>> = self
+                        .nodes
+                        .range(gone.clone()..)
+                        .map(|(k, _)| k)
+                        .take_while(|k| k.starts_with(&gone))
+                        .cloned()
+                        .collect();
+                    for k in below {
+                        self.nodes.remove(&k);
+                    }
                 }
                 return;
             }
@@ -254,6 +270,35 @@ impl TreeStatus {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    /// The children started at run time below node `path` (at any depth),
+    /// in tree order, with their state.
+    pub(crate) fn dynamic_below(&self, path: &str) -> Vec<(String, NodeState)> {
+        let top = key(path);
+        self.nodes
+            .range(top.clone()..)
+            .take_while(|(k, _)| k.starts_with(&top))
+            .filter(|(k, _)| matches!(k.last(), Some(Segment::Dynamic(..))) && k.len() > top.len())
+            .map(|(_, node)| (node.path.clone(), node.state))
+            .collect()
+    }
+
+    /// Whether an event about `path` comes from an incarnation of a
+    /// supervisor that has ended: `path` is a child started at run time
+    /// (or below one), and a supervisor above it is known to be down
+    /// (exited: restarting or stopped). Its children were removed with it.
+    pub(crate) fn is_from_ended_supervisor(&self, path: &str) -> bool {
+        let k = key(path);
+        let Some(first) = k.iter().position(|s| matches!(s, Segment::Dynamic(..))) else {
+            return false;
+        };
+        (0..=first).any(|len| {
+            self.nodes.get(&k[..len]).is_some_and(|node| {
+                node.kind == NodeKind::Supervisor
+                    && matches!(node.state, NodeState::Restarting | NodeState::Stopped)
+            })
+        })
+    }
 }
 
 /// Asks the tree whose root serves `path` (see
@@ -308,13 +353,28 @@ impl fmt::Display for TreeStatus {
     /// branches.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<&Vec<Segment>> = self.nodes.keys().collect();
+        // Whether each node has a later sibling (then its branch goes on
+        // below its line): one pass from the end, so that a status of
+        // 100 000 nodes is drawn in linear time.
+        let mut later_sibling = vec![false; keys.len()];
+        let mut parents: HashSet<&[Segment]> = HashSet::new();
+        for (i, k) in keys.iter().enumerate().rev() {
+            if let Some((_, parent)) = k.split_last() {
+                later_sibling[i] = !parents.insert(parent);
+            }
+        }
+        // The latest node at each depth: the ancestors of the current one
+        // (`None` for one the status has not heard of).
+        let mut last_at: Vec<Option<usize>> = Vec::new();
         for (i, (k, node)) in self.nodes.iter().enumerate() {
-            // Whether a later node is a sibling of `k[..len]`: then its
-            // branch goes on below this line.
+            last_at.resize(k.len(), None);
+            last_at.push(Some(i));
             let continues = |len: usize| {
-                keys[i + 1..]
-                    .iter()
-                    .any(|o| o.len() == len && o[..len - 1] == k[..len - 1])
+                last_at
+                    .get(len)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|j| later_sibling[j])
             };
             let mut prefix = String::new();
             for len in 1..k.len() {

@@ -711,14 +711,16 @@ impl<K> Tree<K> {
     }
 
     /// The state machine that supervises this supervisor's children; both
-    /// the simulation and the process engine drive one per supervisor.
-    pub(crate) fn machine(&self, path: String) -> Machine {
+    /// the simulation and the process engine drive one per supervisor. Its
+    /// children started at run time are numbered from `first_id` on (see
+    /// [`Machine::with_dynamic`]).
+    pub(crate) fn machine(&self, path: String, first_id: u64) -> Machine {
         let policies = self.children.iter().map(Child::policy);
         let machine = Machine::new(path, policies, self.strategy, self.intensity);
         if self.templates.is_empty() {
             machine
         } else {
-            machine.with_dynamic(self.max_children)
+            machine.with_dynamic(self.max_children, first_id)
         }
     }
 }

@@ -58,6 +58,7 @@ use std::time::Duration;
 mod containment;
 mod decisions;
 mod drive;
+mod dynamic;
 #[path = "../common/echo_client.rs"]
 mod echo_client;
 mod failures;
@@ -507,6 +508,31 @@ const SCENARIOS: &[Scenario] = &[
         messages::scenario::dynamic_children,
         messages::drive::dynamic_children,
         15,
+    ),
+    // Issue 19: children started at run time that can be trusted.
+    scenario(
+        "dynamic_race",
+        dynamic::scenario::dynamic_race,
+        dynamic::drive::dynamic_race,
+        60,
+    ),
+    scenario(
+        "dynamic_ids_restart",
+        dynamic::scenario::dynamic_ids_restart,
+        dynamic::drive::dynamic_ids_restart,
+        20,
+    ),
+    scenario(
+        "ready_status",
+        dynamic::scenario::ready_status,
+        dynamic::drive::ready_status,
+        20,
+    ),
+    scenario(
+        "ready_status_events",
+        dynamic::scenario::ready_status_events,
+        dynamic::drive::ready_status,
+        20,
     ),
     // Listening sockets of the tree: kill storms, systemd, errors.
     scenario(

@@ -40,6 +40,51 @@ pub(crate) struct Shared {
     pub(crate) directory: Arc<Directory>,
     /// The limited subtrees, with their cgroups.
     pub(crate) containment: Arc<Containment>,
+    /// Where the ids of a supervisor's children started at run time begin
+    /// (see [`ChildIds`]).
+    pub(crate) ids: ChildIds,
+}
+
+/// Where each incarnation of a supervisor numbers its children started at
+/// run time from, so that a [`ChildId`](crate::ChildId) is never reused in
+/// the tree's life, restarts of the supervisor included, without the
+/// incarnations telling each other anything.
+///
+/// The first incarnation of a supervisor (the root's, or one forked for the
+/// first time by a first incarnation of its parent) numbers them from 1.
+/// Any later one numbers them from the nanoseconds that passed since the
+/// root started ([`std::time::Instant`] is the same monotonic clock in
+/// every process), read when its parent forks it: each earlier
+/// incarnation of it ended before that, and handed out fewer ids than
+/// nanoseconds passed while it ran, so every id it gave is below.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildIds {
+    /// When the root started.
+    pub(crate) epoch: std::time::Instant,
+    /// The first id of this incarnation.
+    pub(crate) first: u64,
+}
+
+impl ChildIds {
+    /// The ids of the root, which runs once.
+    fn root() -> Self {
+        Self {
+            epoch: std::time::Instant::now(),
+            first: 1,
+        }
+    }
+
+    /// The ids of a child supervisor forked now, for the first time in this
+    /// incarnation (`again`: not) of this supervisor.
+    pub(crate) fn for_child(self, again: bool) -> Self {
+        let first = if self.first == 1 && !again {
+            1
+        } else {
+            let nanos = self.epoch.elapsed().as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX / 2).max(2)
+        };
+        Self { first, ..self }
+    }
 }
 
 /// Runs `tree` in this process as the root supervisor; see the module docs.
@@ -84,6 +129,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         Shared {
             directory,
             containment: containment.clone(),
+            ids: ChildIds::root(),
         },
     );
     if sys::is_pid_one() {

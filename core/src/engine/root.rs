@@ -221,7 +221,10 @@ impl Main {
     /// Sets up what `observers` asks for, and systemd notification when
     /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
     fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
-        let wants_events = observers.on_event.is_some() || observers.status_socket.is_some();
+        // `on_ready` is given the status, which is folded from the events.
+        let wants_events = observers.on_event.is_some()
+            || observers.status_socket.is_some()
+            || observers.on_ready.is_some();
         let events = if wants_events {
             let (read, write) = sys::pipe().map_err(|errno| Error::Os {
                 context: "creating the event pipe",
@@ -282,8 +285,12 @@ impl Main {
         self.observed.event(event, self.now);
     }
 
-    /// The whole tree is up.
+    /// The whole tree is up. Every supervisor wrote its `Ready` event
+    /// before it told its parent: what the pipe holds is read first, so
+    /// the status `on_ready` gets (and the one served when systemd hears
+    /// `READY=1`) shows every node ready.
     fn tree_ready(&mut self) {
+        self.read_events(READ_AT_END);
         if let Some(n) = &mut self.notifier {
             n.notify("READY=1");
         }

@@ -402,7 +402,7 @@ impl Driver {
             tree.intensity,
         );
         if let Some(max) = tree.dynamic {
-            m = m.with_dynamic(max);
+            m = m.with_dynamic(max, 1);
         }
         let base = Instant::now();
         let grant = Grant {

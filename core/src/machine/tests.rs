@@ -1136,7 +1136,7 @@ fn a_child_supervisor_is_waited_for_and_workers_have_their_own_shutdown() {
         .add_worker(Idle)
         .add_supervisor(|s| s.with_shutdown(Shutdown::Timeout(ms(300))).add_worker(Idle));
     let mut h = Harness::one_for_one(vec![]);
-    h.m = tree.machine("root".to_owned());
+    h.m = tree.machine("root".to_owned(), 1);
     assert_eq!(h.start(0), [Start(0), Start(1)]);
     assert_eq!(h.shutdown(10), [Stop([1])]);
     // No deadline: the child supervisor kills its own stuck workers.
@@ -1557,7 +1557,7 @@ impl Harness {
     ) -> Self {
         let h = Self::new(children, strategy, intensity);
         Self {
-            m: h.m.with_dynamic(max),
+            m: h.m.with_dynamic(max, 1),
             ..h
         }
     }
@@ -1732,6 +1732,8 @@ fn max_children_bounds_the_dynamic_children_that_exist() {
         Err(AddError::Full { max: 2 })
     );
     assert_eq!(h.stopped(1, 6), []);
+    // Its slot is free once the driver has seen it removed.
+    assert_eq!(h.reports().last(), Some(&removed(1, first)));
     let (n, id, actions) = h.added(worker(RestartPolicy::Always), 7);
     assert_eq!((n, id.get(), actions), (1, 3, vec![Start(1)]));
     // Zero: none at all.
@@ -1741,6 +1743,64 @@ fn max_children_bounds_the_dynamic_children_that_exist() {
         h.add(worker(RestartPolicy::Always), 1),
         Err(AddError::Full { max: 0 })
     );
+}
+
+#[test]
+fn a_slot_is_reused_only_once_its_removal_was_reported() {
+    // A driver that handles a request before it polls the reports of an
+    // exit (as a supervisor process reading its host, then its template's
+    // socket, in one turn) must find every report about a slot still about
+    // the child that held it: the machine hands the slot out again only
+    // after its `Removed` was polled.
+    let mut h = Harness::dynamic(vec![], Strategy::OneForOne, Intensity::unlimited(), None);
+    h.start(0);
+    let (n, first, _) = h.added(worker(RestartPolicy::Never), 1);
+    assert_eq!(n, 0);
+    h.reports();
+    let now = h.at(2);
+    h.m.handle_exit(idx(0), ChildExit::Normal, now);
+    // Not polled yet: the next child takes another slot.
+    let (n, second, actions) = h.added(worker(RestartPolicy::Never), 3);
+    assert_eq!((n, actions), (1, vec![Start(1)]));
+    assert_eq!(
+        h.reports(),
+        [
+            Report::Exited {
+                child: idx(0),
+                exit: ChildExit::Normal,
+                restart: None,
+                reason: None,
+            },
+            removed(0, first),
+            Report::ChildReady(idx(1)),
+        ]
+    );
+    // Polled: slot 0 is free for the next one, with a new id.
+    let (n, third, _) = h.added(worker(RestartPolicy::Never), 4);
+    assert_eq!(n, 0);
+    assert!(first < second && second < third);
+}
+
+#[test]
+fn ids_start_where_the_driver_says_and_are_never_reused() {
+    let mut h = Harness::dynamic(vec![], Strategy::OneForOne, Intensity::unlimited(), None);
+    h.m = Machine::new(
+        "root".to_owned(),
+        [],
+        Strategy::OneForOne,
+        Intensity::unlimited(),
+    )
+    .with_dynamic(None, 1_000);
+    h.start(0);
+    let mut seen = BTreeSet::new();
+    for t in 1..50 {
+        let (n, id, _) = h.added(worker(RestartPolicy::Never), t);
+        assert!(id.get() >= 1_000 && seen.insert(id), "{id} given twice");
+        let now = h.at(t);
+        h.m.handle_exit(idx(n), ChildExit::Normal, now);
+        h.reports();
+    }
+    assert_eq!(h.m.next_id(), 1_049);
 }
 
 #[test]

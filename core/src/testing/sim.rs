@@ -4,7 +4,7 @@
 //! the same leases ([`crate::lease`]) as a real one.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -89,6 +89,7 @@ pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Err
     let observer = Rc::new(RefCell::new(Observer {
         observed: Observed::new(observers, std::process::id(), timer.now()),
         timer: timer.clone(),
+        next_ids: HashMap::new(),
     }));
     // Limits are checked, then ignored; so are users and watchdogs.
     tree.root.check("root", false)?;
@@ -144,6 +145,10 @@ impl Wake for Flag {
 struct Observer {
     observed: Observed,
     timer: FakeTimer,
+    /// The id each supervisor's next child started at run time takes,
+    /// by path: a new incarnation of a supervisor goes on from there, so
+    /// ids are never reused in the tree's life.
+    next_ids: HashMap<String, u64>,
 }
 
 impl Observer {
@@ -273,7 +278,8 @@ fn supervise_with_stop<'a>(
 ) -> SupervisorFuture<'a> {
     let mine = services.for_owner(&path);
     let templates = services.templates_of(&path);
-    let machine = sup.machine(path);
+    let first_id = observer.borrow().next_ids.get(&path).copied().unwrap_or(1);
+    let machine = sup.machine(path, first_id);
     let grant = Grant {
         budget: machine.budget(timer.now()),
         as_of: 0,
@@ -479,6 +485,10 @@ impl<'a> Sim<'a> {
             return Err(Refusal::BadArgument("no such template".to_owned()));
         };
         let (child, id, worker) = dynamic::add(&mut self.machine, template, arg, now)?;
+        self.observer
+            .borrow_mut()
+            .next_ids
+            .insert(self.machine.path().to_owned(), self.machine.next_id());
         let n = child.get();
         if self.dynamic.len() <= n {
             self.dynamic.resize_with(n + 1, || None);

@@ -15,7 +15,7 @@ use crate::engine::Shared;
 use crate::machine::ChildIdx;
 use crate::tree::Child;
 use crate::wire::{Ending, Note};
-use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
+use crate::{ChildExit, Spawner, Timer};
 
 /// A running child supervisor.
 #[derive(Debug)]
@@ -38,20 +38,23 @@ struct Proc {
 pub(super) struct ChildProcs {
     /// Boxed: most children are workers, and a slot costs a word.
     procs: Vec<Option<Box<Proc>>>,
+    /// Which children have been forked before, by position.
+    forked: Vec<bool>,
 }
 
 impl ChildProcs {
-    /// Makes room for children up to index `len`.
-    pub(super) fn grow(&mut self, len: usize) {
-        if self.procs.len() < len {
-            self.procs.resize_with(len, || None);
-        }
-    }
-
     pub(super) fn new(children: usize) -> Self {
         Self {
             procs: (0..children).map(|_| None).collect(),
+            forked: vec![false; children],
         }
+    }
+
+    /// Notes that child `child` is forked now: whether it was before.
+    fn forked(&mut self, child: ChildIdx) -> bool {
+        self.forked
+            .get_mut(child.get())
+            .is_some_and(|forked| std::mem::replace(forked, true))
     }
 
     fn get(&self, child: ChildIdx) -> Option<&Proc> {
@@ -146,6 +149,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         };
         let ours_fds = ours.raw_fds();
         let parent = nix::unistd::Pid::this();
+        let again = self.procs.forked(child);
         self.containment.prepare(&path);
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
@@ -153,6 +157,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let outlet = self.outlet.take_for_child();
             let directory = self.dynamic.directory();
             let containment = self.containment.clone();
+            let ids = self.ids.for_child(again);
             self.leave_parent_state();
             let n = child.get();
             let mut mine = take_children(&mut self.sup.children, |m, _| m == n);
@@ -194,6 +199,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 Shared {
                     directory,
                     containment,
+                    ids,
                 },
             )
             .forked(theirs, watchdog)
@@ -213,7 +219,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     watchdog: watchdog.map(|period| (period, now + 2 * period)),
                     hung: false,
                 }));
-                self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Supervisor));
+                // Its `Started` event is its own (see `Node::run`).
             }
             Err(err) => self.fork_failed(&[child], "fork failed", err),
         }
@@ -308,8 +314,14 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         self.machine.handle_exit(child, exit, now);
     }
 
-    /// Tells the parent that every child of this supervisor is ready.
+    /// Tells the parent that every child of this supervisor is ready, once
+    /// its events (its own `Ready` among them) are all in the pipe to the
+    /// root: until then, it waits (see [`Node::wait`]).
     pub(super) fn tell_parent_ready(&mut self) {
+        if !self.ready_unsent || self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
+            return;
+        }
+        self.ready_unsent = false;
         if let Some(parent) = &mut self.parent {
             if let Err(err) = parent.send(&Note::Ready) {
                 tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");

@@ -6,7 +6,13 @@
 //! decides (`handle_add`, `handle_remove`); a start is answered at once
 //! with the child's id, a termination once the machine reports the child
 //! removed.
+//!
+//! What builds a child is kept by its slot, from its start until the
+//! machine's `Removed` report about it: the machine gives the slot to no
+//! other child before that report is polled, so every action and report
+//! about the slot meanwhile is about this child.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,7 +53,7 @@ pub(super) struct Dynamic {
     children: Vec<Option<Started>>,
     /// Reply sockets of `terminate_child` requests, answered once the child
     /// is removed.
-    terminating: Vec<(ChildId, OwnedFd)>,
+    terminating: HashMap<ChildId, Vec<OwnedFd>>,
 }
 
 impl Dynamic {
@@ -143,7 +149,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             Ok(Request::Start(arg)) => self.add(template, arg, now),
             Ok(Request::Terminate(id)) => match dynamic::remove(&mut self.machine, id, now) {
                 Ok(_) => {
-                    self.dynamic.terminating.push((id, reply));
+                    self.dynamic.terminating.entry(id).or_default().push(reply);
                     return;
                 }
                 Err(refusal) => Err(refusal),
@@ -176,17 +182,14 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// terminate it.
     pub(super) fn removed(&mut self, child: ChildIdx, id: ChildId) {
         if let Some(slot) = self.dynamic.children.get_mut(child.get()) {
-            *slot = None;
+            if slot.as_ref().is_some_and(|started| started.id == id) {
+                *slot = None;
+            }
         }
         let answer: Answer = Ok(None);
-        self.dynamic.terminating.retain(|(waiting, reply)| {
-            if *waiting == id {
-                answer_on(reply, &answer);
-                false
-            } else {
-                true
-            }
-        });
+        for reply in self.dynamic.terminating.remove(&id).unwrap_or_default() {
+            answer_on(&reply, &answer);
+        }
     }
 }
 

@@ -155,10 +155,15 @@ impl HostLink {
                 not_running.push(child);
             }
         }
-        let all_live = (0..self.live.len())
-            .filter(|&n| self.live[n])
-            .all(|n| stops.iter().any(|c| c.get() == n));
-        if whole_host && all_live {
+        // Only a shutdown asks for the whole host: checked then alone, as
+        // the check reads every worker.
+        let all_live = || {
+            let stopped: std::collections::HashSet<usize> = stops.iter().map(|c| c.get()).collect();
+            (0..self.live.len())
+                .filter(|&n| self.live[n])
+                .all(|n| stopped.contains(&n))
+        };
+        if whole_host && all_live() {
             self.shut_down(None);
         } else if let Some(host) = &mut self.host {
             for child in stops {

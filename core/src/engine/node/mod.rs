@@ -30,7 +30,7 @@ use super::Shared;
 use crate::machine::{Action, ChildIdx, Machine, Outcome};
 use crate::tree::{Child, Supervisor};
 use crate::wire::{Ending, Note};
-use crate::{ChildExit, Spawner, Timer};
+use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 use children::ChildProcs;
 use dynamic::Dynamic;
 use host_link::HostLink;
@@ -74,6 +74,11 @@ pub(crate) struct Node<'a, S, T> {
     /// supervisor has read from them.
     containment: Arc<Containment>,
     oom: OomWatch,
+    /// Where this incarnation's children started at run time are numbered
+    /// from, and its child supervisors'.
+    ids: super::ChildIds,
+    /// This supervisor is ready and its parent has not been told yet.
+    ready_unsent: bool,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -93,7 +98,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .collect();
         let count = is_worker.len();
         Self {
-            machine: sup.machine(path),
+            machine: sup.machine(path, shared.ids.first),
             sup,
             spawner,
             timer,
@@ -114,6 +119,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             next_alive: None,
             containment: shared.containment,
             oom: OomWatch::default(),
+            ids: shared.ids,
+            ready_unsent: false,
         }
         .watched(None)
     }
@@ -126,12 +133,11 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 
     /// Makes room for children up to index `len` (children started at run
-    /// time are workers).
+    /// time are workers, which have no process of their own here).
     fn grow(&mut self, len: usize) {
         if self.is_worker.len() < len {
             self.is_worker.resize(len, true);
             self.host.grow(len);
-            self.procs.grow(len);
         }
     }
 
@@ -206,6 +212,17 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// parent how it ended before it returns.
     pub(crate) fn run(mut self) -> Ending {
         tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
+        if self.parent.is_some() {
+            // A forked supervisor says it started itself, first thing: its
+            // own events go up the same pipe after it, so the root never
+            // folds in its start after what it did since.
+            let path = self.machine.path().to_owned();
+            self.emit(
+                path,
+                Some(nix::unistd::Pid::this()),
+                EventKind::Started(NodeKind::Supervisor),
+            );
+        }
         self.oom_baseline();
         self.machine.handle_start(self.timer.now());
         loop {
@@ -410,6 +427,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if let Some(events) = self.outlet.events() {
             events.handle(now);
         }
+        self.tell_parent_ready();
         self.host.flush();
         for sig in &signals {
             if sys::STOP_SIGNALS.contains(sig) && self.stop_signal.is_none() {

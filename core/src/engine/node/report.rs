@@ -70,6 +70,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     }
 
     fn report_event(&mut self, report: &Report) {
+        // The event first: it is in the pipe to the root before the
+        // parent learns of the readiness, so the status shows every node
+        // ready by the time the root is.
+        self.emit_report(report);
         match report {
             Report::Ready => self.ready(),
             Report::Stopping(_) => {
@@ -79,6 +83,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             }
             _ => {}
         }
+    }
+
+    fn emit_report(&mut self, report: &Report) {
         if self.outlet.is_quiet() {
             return;
         }
@@ -114,6 +121,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         if let Some(events) = self.outlet.events() {
             events.tree_ready();
         }
+        self.ready_unsent = true;
         self.tell_parent_ready();
     }
 }
