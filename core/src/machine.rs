@@ -1243,6 +1243,15 @@ impl Machine {
         self.set_state(n, State::Done);
         self.ids.remove(&id);
         self.dynamic_count -= 1;
+        // A stop or kill issued before it exited has nothing left to do:
+        // no action left for the driver names the slot it gave up.
+        self.actions.retain_mut(|action| match action {
+            Action::Stop(children) | Action::Kill(children) => {
+                children.retain(|&c| c != child);
+                !children.is_empty()
+            }
+            _ => true,
+        });
         tracing::debug!(supervisor = %self.path, %child, %id, "child removed");
         self.reports.push_back(Report::Removed { child, id });
     }
@@ -1406,6 +1415,8 @@ impl Machine {
     }
 }
 
+#[cfg(test)]
+mod bookkeeping;
 #[cfg(test)]
 mod model;
 #[cfg(test)]

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use nix::sys::signal::Signal;
 
@@ -307,9 +308,11 @@ impl Running {
         }
     }
 
-    /// Whether its task has ended (and reported it).
-    fn ended(&mut self) -> bool {
-        !matches!(self.done.try_recv(), Ok(None))
+    /// What resolves once its task has ended (and reported it); the
+    /// task's own is left resolved.
+    fn take_done(&mut self) -> oneshot::Receiver<()> {
+        let (_, ended) = oneshot::channel();
+        std::mem::replace(&mut self.done, ended)
     }
 }
 
@@ -410,22 +413,19 @@ async fn serve<S: Spawner, T: Timer>(
 /// The host was told to shut down: asks every worker to stop, in reverse
 /// order, and carries out the `Drop`s its supervisor sends at each one's
 /// deadline, until every worker ended. Losing the supervisor or a SIGTERM
-/// drops the rest at once.
+/// drops the rest at once. Each end is awaited once, as it comes: a host
+/// of 100 000 workers drains in linear time.
 async fn drain(running: &mut [Option<Running>], inputs: &mut mpsc::UnboundedReceiver<Input>) {
     for task in running.iter_mut().rev().flatten() {
         task.stop();
     }
-    loop {
-        let mut left: Vec<&mut Running> = running
-            .iter_mut()
-            .flatten()
-            .filter_map(|t| (!t.ended()).then_some(t))
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        let ends = futures::future::select_all(left.iter_mut().map(|t| &mut t.done));
-        let dropped_as = match select(inputs.next(), ends).await {
+    let mut ends: FuturesUnordered<oneshot::Receiver<()>> = running
+        .iter_mut()
+        .flatten()
+        .map(Running::take_done)
+        .collect();
+    while !ends.is_empty() {
+        let dropped_as = match select(inputs.next(), ends.next()).await {
             Either::Right(_) => continue,
             Either::Left((Some(Input::Command(Command::Drop(child))), _)) => {
                 if let Some(task) = running.get_mut(child.get()).and_then(Option::as_mut) {
@@ -442,8 +442,8 @@ async fn drain(running: &mut [Option<Running>], inputs: &mut mpsc::UnboundedRece
         };
         for task in running.iter_mut().rev().flatten() {
             task.drop_now(dropped_as);
-            let _ = (&mut task.done).await;
         }
+        while ends.next().await.is_some() {}
         return;
     }
 }
