@@ -1122,7 +1122,13 @@ impl Machine {
         let Some(delay) = delay else {
             self.set_state(n, State::Done);
             let slot = &self.children[n];
-            if !shutting_down {
+            if shutting_down {
+                // Every child stops now: the shutdown is logged once.
+            } else if self.is_dyn_slot(n) {
+                // One of many, removed next (its events say so).
+                tracing::debug!(supervisor = %self.path, %child, %exit, restart_policy = ?slot.record.policy.restart,
+                    "child started at run time exited and will not be restarted");
+            } else {
                 tracing::info!(supervisor = %self.path, %child, %exit, restart_policy = ?slot.record.policy.restart,
                     "child exited and will not be restarted");
             }

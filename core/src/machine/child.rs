@@ -17,8 +17,15 @@ use crate::{BackoffPolicy, ChildExit, RestartPolicy, Shutdown};
 /// A child's position among its supervisor's children, checked to fit the
 /// wire (`u32`). It names a child of *some* supervisor: the machine checks
 /// it against its own children before use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub(crate) struct ChildIdx(u32);
+
+/// The bare position, as in log lines (`children=[0, 3]`).
+impl fmt::Debug for ChildIdx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 impl ChildIdx {
     /// The index of the `n`-th child, if it fits.

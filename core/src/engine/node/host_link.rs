@@ -223,8 +223,13 @@ impl HostLink {
             .min()
     }
 
-    pub(super) fn kill_if_overdue(&mut self, now: Instant) {
-        let Some(host) = &mut self.host else { return };
+    /// Kills the host if it is overdue: hung, not exited in time, or a
+    /// dropped worker did not end in time. Returns those workers (for the
+    /// log line, which names their paths).
+    pub(super) fn kill_if_overdue(&mut self, now: Instant) -> Vec<ChildIdx> {
+        let Some(host) = &mut self.host else {
+            return Vec::new();
+        };
         if host.alive_by.is_some_and(|t| t <= now) {
             host.alive_by = None;
             host.hung = true;
@@ -243,13 +248,10 @@ impl HostLink {
             sys::send(host.pid, Signal::SIGKILL);
         }
         if host.dropping.iter().any(|&(_, at)| at <= now) {
-            let stuck: Vec<ChildIdx> = host.dropping.drain(..).map(|(c, _)| c).collect();
-            tracing::warn!(
-                pid = host.pid.as_raw(), workers = ?stuck,
-                "dropped workers did not end in time (a worker blocks its thread?); killing their worker host"
-            );
             sys::send(host.pid, Signal::SIGKILL);
+            return host.dropping.drain(..).map(|(c, _)| c).collect();
         }
+        Vec::new()
     }
 
     pub(super) fn flush(&mut self) {
@@ -483,14 +485,14 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             .collect();
         if setup_failed {
             if self.engine_failure_logged() {
-                tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(), workers = ?live,
+                tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(), workers = %self.paths(&live),
                     "worker host could not be set up (its runtime or threads did not start; see its \
                      own lines); will retry after its workers' backoff, and at least a floor delay");
             }
         } else if live.is_empty() {
             tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
         } else {
-            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = ?live, "worker host died with running workers");
+            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = %self.paths(&live), "worker host died with running workers");
         }
         // The host's end with what it means for its workers, then each
         // worker's exit.

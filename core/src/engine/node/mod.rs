@@ -355,7 +355,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// after their backoff and at least the engine's floor delay.
     fn fork_failed(&mut self, children: &[ChildIdx], what: &str, err: Errno) {
         if self.engine_failure_logged() {
-            tracing::error!(supervisor = %self.machine.path(), ?children, %err,
+            tracing::error!(supervisor = %self.machine.path(), children = %self.paths(children), %err,
                 "{what}; will retry after its backoff, and at least a floor delay");
         }
         let now = self.timer.now();
@@ -439,7 +439,13 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if signals.contains(&Signal::SIGCHLD) {
             self.reap(now);
         }
-        self.host.kill_if_overdue(now);
+        let stuck = self.host.kill_if_overdue(now);
+        if !stuck.is_empty() {
+            tracing::warn!(
+                supervisor = %self.machine.path(), pid = ?self.host.pid().map(|p| p.as_raw()), workers = %self.paths(&stuck),
+                "dropped workers did not end in time (a worker blocks its thread?); killing their worker host"
+            );
+        }
         self.procs.kill_hung(now);
         self.show_life(now);
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {

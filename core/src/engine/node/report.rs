@@ -25,6 +25,12 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
     }
 
+    /// The paths of `children`, for a log line: `root/1/0, root/1/conn#7`.
+    pub(super) fn paths(&self, children: &[ChildIdx]) -> String {
+        let paths: Vec<String> = children.iter().map(|&c| self.child_path(c)).collect();
+        paths.join(", ")
+    }
+
     /// Sends a lifecycle event about `path` to the root, if anyone listens.
     pub(super) fn emit(&mut self, path: String, pid: Option<Pid>, kind: EventKind) {
         self.outlet.emit(|| Event {
