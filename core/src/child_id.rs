@@ -4,14 +4,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The id of a child started at run time with `start_child`, unique within
-/// its supervisor for the supervisor's whole life (never reused).
+/// The id of a child started at run time with `start_child`, never given
+/// to another child of its template in the tree's whole life, restarts of
+/// the supervisor that declared the template included: a request to
+/// terminate a child that is gone (an earlier incarnation's included) is
+/// `Error::UnknownChild`, never another child. It names the child in
+/// events and the status (`root/1/conn#7`) and displays as the bare number.
 ///
-/// A child started at run time takes the place of one that was removed
-/// (its path, e.g. `root/1/4`, names a position among the supervisor's
-/// children and may be reused), but never its id: a request to terminate a
-/// child that is gone can never reach another one. It displays as the bare
-/// number.
+/// The first incarnation of a supervisor numbers its children 1, 2, 3, ...;
+/// after a restart the numbers go on from a point above every id the
+/// earlier incarnations could have given (the nanoseconds since the tree
+/// started), so they are larger. Treat an id as opaque: compare it, keep
+/// it, print it.
 ///
 /// # Examples
 ///

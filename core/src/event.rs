@@ -120,9 +120,10 @@ pub enum EventKind {
     /// The tree could not report this many events to the root (its pipe was
     /// full): the status may miss them.
     Dropped(u64),
-    /// A child started at run time was terminated with `terminate_child`, or
-    /// ended for good, and is gone from the tree: its path may name another
-    /// child started later. Follows its last `Exited`.
+    /// A child started at run time was terminated with `terminate_child`,
+    /// ended for good, or ended with its supervisor, and is gone from the
+    /// tree (and the status): its id is never given to another child.
+    /// Follows its last `Exited`.
     Removed,
 }
 

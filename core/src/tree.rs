@@ -570,6 +570,14 @@ impl<K> Tree<K> {
     ///
     /// A child started this way:
     ///
+    /// * is built from exactly the argument of the `start_child` that
+    ///   returned its id, once per start (and again only by its restart
+    ///   policy), however many callers start children and however many
+    ///   children end and free their places meanwhile;
+    /// * has a [`ChildId`](crate::ChildId) that no other child of the
+    ///   template gets in the tree's life, restarts of this supervisor
+    ///   included, so `terminate_child` with the id of a child that is
+    ///   gone is [`Error::UnknownChild`], never another child;
     /// * runs in this supervisor's worker host with the worker's own
     ///   [`Restartable`] policies, and is restarted *alone* whatever this
     ///   supervisor's [`Strategy`] (a restart of its static children does
@@ -579,10 +587,14 @@ impl<K> Tree<K> {
     ///   terminated; it is stopped with the others when the supervisor
     ///   stops; a new worker host (after its host died) builds it again
     ///   from the template and its argument;
-    /// * belongs to this supervisor process: when its parent restarts this
-    ///   supervisor (it was killed, or gave up), it starts again with its
-    ///   static children only, as OTP's `DynamicSupervisor` does; requests
-    ///   sent meanwhile wait for it, as messages wait in a mailbox;
+    /// * belongs to this supervisor process: when this supervisor ends (it
+    ///   was killed, gave up, or stopped), so do its children started at
+    ///   run time: each has its [`EventKind::Exited`](crate::EventKind::Exited)
+    ///   (with the supervisor's exit, if it was still running) and its
+    ///   [`EventKind::Removed`](crate::EventKind::Removed), and leaves the
+    ///   status. Restarted, the supervisor starts again with its static
+    ///   children only, as OTP's `DynamicSupervisor` does; requests sent
+    ///   meanwhile wait for it, as messages wait in a mailbox;
     /// * appears in events and the status as `<supervisor>/<name>#<id>`,
     ///   e.g. `root/1/conn#7`, and gets an [`EventKind::Removed`](crate::EventKind::Removed)
     ///   when removed.
