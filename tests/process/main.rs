@@ -256,6 +256,12 @@ const SCENARIOS: &[Scenario] = &[
         lifecycle::drive::start_timeout,
         10,
     ),
+    scenario(
+        "lifecycle_stopping_handed_on",
+        lifecycle::scenario::stopping_handed_on,
+        lifecycle::drive::stopping_handed_on,
+        10,
+    ),
     // Issue 6: readiness, events, status socket, systemd, IPC faults.
     scenario(
         "observe",
