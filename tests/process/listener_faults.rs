@@ -349,6 +349,52 @@ pub(crate) mod scenario {
         stopping_tree(true);
     }
 
+    /// A worker that shuts its listener down and takes it again (which
+    /// makes it listen again) every millisecond, racing the tree's stop
+    /// (SIGTERM by the runner): prints `racing`, then `handout refused
+    /// ...` once the tree stopped the listener, and returns when asked to
+    /// stop.
+    pub(crate) fn stop_races_repair() {
+        let mut racer = Life::new(|| {
+            Box::pin(async {
+                let stop = supertrees::stopping();
+                match supertrees::tcp_listener("echo").and_then(|l| l.local_addr()) {
+                    Ok(addr) => println!("tcp on {addr}"),
+                    Err(err) => return println!("listener error: {err}"),
+                }
+                println!("racing");
+                let mut repairs = 0u64;
+                loop {
+                    match supertrees::tcp_listener("echo") {
+                        Ok(handle) => {
+                            let _ = nix::sys::socket::shutdown(
+                                handle.as_raw_fd(),
+                                nix::sys::socket::Shutdown::Read,
+                            );
+                            repairs += 1;
+                        }
+                        Err(err) => {
+                            println!("handout refused after {repairs} repairs: {err}");
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                stop.await;
+                // The runner checks meanwhile that nothing listens.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                println!("drained");
+            })
+        });
+        racer.shutdown = Shutdown::Timeout(Duration::from_secs(5));
+        report(
+            Supertree::new()
+                .with_listener("echo", Listen::tcp(loopback(0)))
+                .add_worker(racer)
+                .start(),
+        );
+    }
+
     /// A socket passed by systemd (under `systemd-socket-activate
     /// --fdname=echo`), stopped with SIGTERM by the runner.
     pub(crate) fn stop_systemd() {
@@ -712,6 +758,36 @@ pub(crate) mod drive {
 
     pub(crate) fn stop_gave_up(run: &mut Run) -> Result<(), String> {
         stop_drive(run, true)
+    }
+
+    pub(crate) fn stop_races_repair(run: &mut Run) -> Result<(), String> {
+        let tcp = Target::Tcp(
+            where_(run, "tcp on ")?
+                .parse()
+                .map_err(|e| format!("bad address: {e}"))?,
+        );
+        wait_line(run, "racing")?;
+        std::thread::sleep(Duration::from_millis(300));
+        run.signal_root(Signal::SIGTERM)?;
+        let refused = wait_line(run, "handout refused ")?;
+        if !refused.contains("the tree is stopping") {
+            return Err(format!("the hand-out failed otherwise: {refused:?}"));
+        }
+        // Whatever the race left, the listener stays stopped.
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_millis(200) {
+            match tcp.connect() {
+                Err(err) if err.kind() == ErrorKind::ConnectionRefused => {}
+                Ok(_) => return Err("a connection was taken after the tree stopped".to_owned()),
+                Err(err) => return Err(format!("connect: {err}")),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        expect_exit_code(run, 0)?;
+        expect_prefix_once(run, "drained")?;
+        expect_prefix_once(run, "returned Ok")?;
+        run.note(refused);
+        Ok(())
     }
 
     /// The command of `listener_stop_systemd`.

@@ -579,6 +579,12 @@ const SCENARIOS: &[Scenario] = &[
         listener_faults::drive::stop_gave_up,
         20,
     ),
+    scenario(
+        "listener_stop_races_repair",
+        listener_faults::scenario::stop_races_repair,
+        listener_faults::drive::stop_races_repair,
+        20,
+    ),
     wrapped(
         "listener_stop_systemd",
         listener_faults::scenario::stop_systemd,
