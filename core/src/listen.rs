@@ -51,8 +51,10 @@
 //!
 //! * a TCP listener is shut down (`shutdown(2)`): new connections are
 //!   refused, those waiting in its backlog reset, and `accept` on a handle
-//!   fails from then on (stop accepting when [`stopping`](crate::stopping)
-//!   resolves); a hand-out then fails instead of making it listen again;
+//!   fails at once from then on (`EINVAL`): stop accepting when
+//!   [`stopping`](crate::stopping) resolves or `accept` fails, since a loop
+//!   that retries at once spins; a hand-out then fails instead of making
+//!   the listener listen again;
 //! * a Unix listener's socket file is removed: new clients get `ENOENT`;
 //!   the socket itself still listens, so the connections waiting in its
 //!   backlog can still be accepted.

@@ -24,10 +24,10 @@ use crate::listen::{
 use crate::tree::Supervisor;
 use crate::Error;
 
-/// The tree's listeners, bound and made the tree's (see
-/// [`listen`](crate::listen)) until this is dropped, when the tree has
-/// ended (in the root: forked processes end with `_exit` and never drop
-/// it); then their Unix socket files are removed.
+/// The tree's listeners, bound and made the tree's (see [`listen`]) until
+/// this is dropped, when the tree has ended (in the root: forked processes
+/// end with `_exit` and never drop it); then their Unix socket files are
+/// removed.
 #[derive(Debug, Default)]
 pub(crate) struct Listeners {
     tree: Option<Arc<TreeListeners>>,
