@@ -61,7 +61,9 @@ impl Worker for Echo {
                 }
             }
             // What is not accepted yet stays in the backlog, for the next
-            // run (or, at the end of the tree, is reset).
+            // run (or, when the whole tree stops, is reset: the tree shuts
+            // its listeners down as soon as it begins to stop, so new
+            // clients are refused instead of waiting).
             println!("stopped accepting");
         })
     }

@@ -45,8 +45,8 @@
 //!   [`Supervisor`] (a forked process each), the two kinds of one builder,
 //!   [`Tree`], with [`Worker`]s as async tasks.
 //! * Policies: [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`],
-//!   [`Intensity`], [`Shutdown`] — the semantics are spelled out in
-//!   [`supertrees_core`].
+//!   [`Intensity`], [`Shutdown`], each with its semantics spelled out in
+//!   its docs.
 //! * Executors: [`Supertree::start`] runs on the default backend (Tokio, or
 //!   smol with `default-features = false, features = ["smol"]`);
 //!   [`Supertree::start_with`] takes any [`Spawner`] and [`Timer`], including
@@ -55,6 +55,17 @@
 //!   ([`Tree::with_mailbox`], [`mailbox()`], [`inbox()`]) and children
 //!   started at run time ([`Tree::add_dynamic`], [`start_child()`],
 //!   [`terminate_child()`]); see [`message`].
+//! * The worker's side: [`ready()`] once it can serve, [`stopping()`] to
+//!   drain when asked to stop, [`spawn()`] for subtasks its run owns.
+//!   Call `stopping()` in the run and hand the future on: a server that
+//!   awaits its shutdown signal in a task of its own takes
+//!   `with_graceful_shutdown(supertrees::stopping())`, not
+//!   `with_graceful_shutdown(async { supertrees::stopping().await })`,
+//!   which calls it outside the run, where it never resolves (see
+//!   [`stopping()`]).
+//! * Listening sockets that belong to the tree and outlive their workers'
+//!   restarts and mistakes: [`Tree::with_listener`], [`Listen`],
+//!   [`tcp_listener()`], [`unix_listener()`]; see [`listen`].
 //! * [`testing`]: [`testing::run_simulated`] runs a tree in one thread on a
 //!   [`testing::FakeTimer`], for exact, instant policy tests (mailboxes and
 //!   dynamic children included).
@@ -79,8 +90,9 @@ pub use supertrees_core::{
     MAX_MESSAGE,
 };
 
-/// Deterministic testing: [`run_simulated`](testing::run_simulated) and
-/// [`FakeTimer`](testing::FakeTimer). See [`supertrees_core::testing`].
+/// Deterministic testing: [`run_simulated`](testing::run_simulated) runs a
+/// tree in one thread on a [`FakeTimer`](testing::FakeTimer)'s virtual
+/// time.
 pub mod testing {
     pub use supertrees_core::testing::{run_simulated, FakeTimer};
 }
@@ -108,7 +120,8 @@ pub mod smol {
 /// ([`tokio::Tokio`]) with the default features, smol (`smol::Smol`) with
 /// only `smol`. So `start()` runs on that backend, and
 /// [`start_with`](Tree::start_with) on any other. Without either feature it
-/// is [`supertrees_core::Supertree`], which has only `start_with`.
+/// is the root tree of no backend ([`tree::Root`]`<`[`tree::Manual`]`>`),
+/// which has only `start_with`.
 ///
 /// On Tokio each worker host runs a current-thread runtime
 /// (`TokioSpawner::new()`); for a multi-thread runtime per host, as

@@ -219,12 +219,21 @@ impl Timer for SmolTimer {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use supertrees_core::tree::Root;
-/// use supertrees_core::Tree;
-/// use supertrees_smol::Smol;
+/// With the `supertrees` facade, which re-exports it as
+/// `supertrees::smol::Smol`:
 ///
-/// fn main() -> Result<(), supertrees_core::Error> {
+/// ```no_run
+/// # mod supertrees {
+/// #     pub use supertrees_core::{tree, Error, Tree};
+/// #     pub mod smol {
+/// #         pub use supertrees_smol::Smol;
+/// #     }
+/// # }
+/// use supertrees::smol::Smol;
+/// use supertrees::tree::Root;
+/// use supertrees::Tree;
+///
+/// fn main() -> Result<(), supertrees::Error> {
 ///     Tree::<Root<Smol>>::new().start()
 /// }
 /// ```

@@ -272,12 +272,21 @@ impl Timer for TokioTimer {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use supertrees_core::tree::Root;
-/// use supertrees_core::Tree;
-/// use supertrees_tokio::Tokio;
+/// With the `supertrees` facade, which re-exports it as
+/// `supertrees::tokio::Tokio`:
 ///
-/// fn main() -> Result<(), supertrees_core::Error> {
+/// ```no_run
+/// # mod supertrees {
+/// #     pub use supertrees_core::{tree, Error, Tree};
+/// #     pub mod tokio {
+/// #         pub use supertrees_tokio::Tokio;
+/// #     }
+/// # }
+/// use supertrees::tokio::Tokio;
+/// use supertrees::tree::Root;
+/// use supertrees::Tree;
+///
+/// fn main() -> Result<(), supertrees::Error> {
 ///     Tree::<Root<Tokio>>::new().start()
 /// }
 /// ```

@@ -9,6 +9,60 @@
 //! serving worker restarts (its host SIGKILLed, say) wait in the socket's
 //! backlog, and the next run accepts them: no client is refused.
 //!
+//! # What a worker can break, and what the tree repairs
+//!
+//! Every handle on a socket, in every process of the tree, shares the
+//! socket and its open file description, so what one worker does to its
+//! handle is done to all of them. Each hand-out ([`tcp_listener`],
+//! [`unix_listener`]) checks the socket first:
+//!
+//! * **Non-blocking.** `O_NONBLOCK` is a flag of the open file description:
+//!   a worker that makes its handle blocking (`set_nonblocking(false)`)
+//!   makes every handle blocking. Each hand-out makes it non-blocking again.
+//! * **Listening.** `shutdown(2)` on any handle makes a TCP socket leave
+//!   `LISTEN` for every holder (connections waiting in its backlog are
+//!   reset, new ones refused). The next hand-out makes it listen again, on
+//!   the same address (bound again if the shutdown released a port the
+//!   system picked), and logs a warning naming the listener. Connections
+//!   made between the shutdown and that hand-out are refused.
+//! * **Still the tree's.** A worker closing its handle closes that handle
+//!   only: harmless. Closing the descriptor its process inherited from the
+//!   tree (a raw `close(2)` of a number it does not own) leaves that number
+//!   free for anything else; the hand-outs of that process then fail with
+//!   an error naming the listener (logged once), never handing out
+//!   whatever has the number now. A restarted worker host inherits the
+//!   socket afresh.
+//!
+//! Not repaired: a Unix listener a worker shut down. Linux keeps the
+//! shutdown on a Unix socket (listening again does not clear it), so it
+//! refuses connections for good (and Tokio's `accept` on it never returns,
+//! busying its thread); its hand-outs fail naming it (logged once), and the
+//! tree has to be restarted. Nor are handles taken before a
+//! repair: a run whose socket another run shut down sees its `accept`
+//! fail.
+//!
+//! # When the tree stops
+//!
+//! When the root begins to stop (SIGTERM or SIGINT, its restart intensity
+//! exceeded, its work done), and not when a worker or a supervisor
+//! restarts, the listeners it bound stop taking connections at once, so a
+//! client that connects while the workers drain is refused instead of
+//! waiting in the backlog for a worker that will not accept it:
+//!
+//! * a TCP listener is shut down (`shutdown(2)`): new connections are
+//!   refused, those waiting in its backlog reset, and `accept` on a handle
+//!   fails at once from then on (`EINVAL`): stop accepting when
+//!   [`stopping`](crate::stopping) resolves or `accept` fails, since a loop
+//!   that retries at once spins; a hand-out then fails instead of making
+//!   the listener listen again;
+//! * a Unix listener's socket file is removed: new clients get `ENOENT`;
+//!   the socket itself still listens, so the connections waiting in its
+//!   backlog can still be accepted.
+//!
+//! Connections already accepted are not touched: the workers finish them.
+//! Sockets passed by systemd ([`Listen::systemd`]) are left listening:
+//! they are systemd's, which holds the connections for the next start.
+//!
 //! # Examples
 //!
 //! ```no_run
@@ -34,14 +88,25 @@
 //! # Ok(()) }
 //! ```
 
+mod handout;
+mod stop;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use nix::sys::socket::SockaddrStorage;
+
+use crate::engine::sys::SharedFlag;
 use crate::tree::within;
+
+/// How many connections wait for `accept` while the serving worker
+/// restarts (capped by the kernel's `somaxconn`).
+pub(crate) const BACKLOG: i32 = 4096;
 
 /// Where a listener of the tree comes from: an address the root binds, or
 /// a socket systemd passes. Given to
@@ -111,7 +176,8 @@ pub(crate) enum Family {
     Unix,
 }
 
-/// One listening socket of the tree, bound by the root.
+/// One listening socket of the tree, bound by the root or passed by
+/// systemd.
 #[derive(Debug)]
 pub(crate) struct Bound {
     pub(crate) name: String,
@@ -119,26 +185,47 @@ pub(crate) struct Bound {
     pub(crate) owner: String,
     pub(crate) family: Family,
     pub(crate) fd: OwnedFd,
+    /// The device and inode of the socket `fd` named when it was bound: a
+    /// hand-out checks that `fd` still names it.
+    pub(crate) identity: (u64, u64),
+    /// Where a TCP socket is bound (`None` for Unix sockets): bound there
+    /// again if a shutdown released the port.
+    pub(crate) addr: Option<SockaddrStorage>,
+    /// What the tree does to it when it stops.
+    pub(crate) on_stop: OnStop,
+    /// Whether this process logged that it can not hand it out any more.
+    pub(crate) reported: AtomicBool,
+}
+
+/// The listeners of a running tree, made by the root before it forks.
+#[derive(Debug)]
+pub(crate) struct TreeListeners {
+    pub(crate) bound: Vec<Bound>,
+    /// Set by the root when the tree stops, before it stops the listeners;
+    /// every process of the tree sees it (see [`stop`]).
+    pub(crate) stopping: SharedFlag,
 }
 
 /// The listeners of the running tree, set by the root before it forks (so
-/// every process of the tree has them), and the supervisor whose workers
-/// run in this process (set by each worker host).
+/// every process of the tree has them).
 #[derive(Default)]
 struct Registry {
-    bound: Option<Arc<Vec<Bound>>>,
+    tree: Option<Arc<TreeListeners>>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { bound: None });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { tree: None });
+/// The supervisor whose workers run in this process (set by each worker
+/// host).
 static OWNER: OnceLock<String> = OnceLock::new();
 
-/// Makes `bound` the tree's listeners (the root, before it forks), or
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Makes `tree` the tree's listeners (the root, before it forks), or
 /// forgets them (`None`, when the tree has ended).
-pub(crate) fn set_bound(bound: Option<Arc<Vec<Bound>>>) {
-    REGISTRY
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .bound = bound;
+pub(crate) fn set_bound(tree: Option<Arc<TreeListeners>>) {
+    registry().tree = tree;
 }
 
 /// Makes `owner` the supervisor whose workers run in this process (a
@@ -147,17 +234,28 @@ pub(crate) fn set_owner(owner: &str) {
     let _ = OWNER.set(owner.to_owned());
 }
 
-/// A duplicate of listener `name`, checked to be a `family` socket that
-/// this process's workers may use.
+/// The tree is stopping (in the root): the listeners it bound stop taking
+/// connections, once. See [`stop`].
+pub(crate) fn tree_stops() {
+    if let Some(tree) = &registry().tree {
+        stop::stop(tree);
+    }
+}
+
+pub(crate) use handout::identity;
+pub(crate) use stop::{OnStop, SocketFile};
+
+/// A checked handle on listener `name` (see [`handout`]), which must be a
+/// `family` socket that this process's workers may use.
 fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
-    let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    let registry = registry();
     let owner = OWNER.get().map_or("", String::as_str);
-    let found = registry
-        .bound
+    let tree = registry.tree.as_deref();
+    let found = tree
         .iter()
-        .flat_map(|bound| bound.iter())
+        .flat_map(|tree| tree.bound.iter())
         .find(|b| b.name == name && within(owner, &b.owner));
-    let Some(bound) = found else {
+    let (Some(tree), Some(bound)) = (tree, found) else {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!(
@@ -176,7 +274,7 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
             format!("listener {name:?} is {kind} socket"),
         ));
     }
-    bound.fd.try_clone()
+    handout::hand_out(bound, &tree.stopping)
 }
 
 /// A fresh non-blocking handle on the TCP listener `name` of the tree, for
@@ -185,13 +283,23 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
 /// the connections that arrive while the worker restarts wait for its next
 /// run.
 ///
+/// Each call checks the socket first (see [the module docs](self)): it
+/// makes it non-blocking again, and listening again if a worker shut it
+/// down. Every handle shares the socket and its flags, in every process:
+/// making one blocking makes all of them blocking, shutting one down shuts
+/// the socket down. Close your own handles only.
+///
 /// # Errors
 ///
 /// [`io::ErrorKind::NotFound`] naming `name` when neither the worker's
 /// supervisor nor one above it declared it (or outside a worker of a
 /// running tree; the simulation has no sockets),
-/// [`io::ErrorKind::InvalidInput`] when it is a Unix socket, and the
-/// error of `dup` if the process is out of file descriptors.
+/// [`io::ErrorKind::InvalidInput`] when it is a Unix socket, the error of
+/// `dup` if the process is out of file descriptors, and
+/// [`io::ErrorKind::Other`] naming `name` when the tree is stopping, when
+/// the descriptor this process inherited no longer names the socket
+/// (something in the process closed it), or when a socket a worker shut
+/// down can not listen again (its address taken meanwhile).
 ///
 /// # Examples
 ///
@@ -205,12 +313,14 @@ pub fn tcp_listener(name: &str) -> io::Result<TcpListener> {
 }
 
 /// A fresh non-blocking handle on the Unix listener `name` of the tree; as
-/// [`tcp_listener`].
+/// [`tcp_listener`]. A Unix socket a worker shut down can not listen again
+/// (Linux keeps it shut down): its hand-outs fail.
 ///
 /// # Errors
 ///
 /// As [`tcp_listener`], with [`io::ErrorKind::InvalidInput`] when it is a
-/// TCP socket.
+/// TCP socket, and [`io::ErrorKind::Other`] naming `name` when a worker
+/// shut it down.
 ///
 /// # Examples
 ///

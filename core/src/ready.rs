@@ -144,10 +144,21 @@ pub fn ready() -> bool {
 /// worker that never called it is dropped as soon as it is asked to stop.
 /// Either way its exit is [`ChildExit::Stopped`](crate::ChildExit::Stopped).
 ///
-/// The request is captured when `stopping()` is called: call it inside the
-/// worker run. Called outside a worker run by supertrees (a thread or a
-/// runtime task of the worker's own), it returns a future that never
-/// resolves.
+/// The request is captured when `stopping()` is *called*, not when its
+/// future is first polled: call it inside the worker run (its future or a
+/// subtask), then hand the future on wherever it is awaited. Called
+/// outside a worker run by supertrees (a thread or a runtime task of the
+/// worker's own), it returns a future that never resolves, and logs a
+/// warning (once per process). So with a server that awaits its shutdown
+/// signal in a task of its own, as axum's `with_graceful_shutdown` does:
+///
+/// ```text
+/// // Works: stopping() is called here, in the run.
+/// axum::serve(listener, app).with_graceful_shutdown(supertrees::stopping()).await
+/// // Never resolves: the async block calls stopping() when the server's
+/// // task first polls it, outside the run.
+/// axum::serve(listener, app).with_graceful_shutdown(async { supertrees::stopping().await }).await
+/// ```
 ///
 /// # Examples
 ///
@@ -180,10 +191,29 @@ pub fn ready() -> bool {
 /// ```
 pub fn stopping() -> impl Future<Output = ()> + Send + 'static {
     let stop = CURRENT.with(|c| c.borrow().as_ref().map(|cur| cur.stop.clone()));
-    if let Some(stop) = &stop {
-        stop.lock().listening = true;
+    match &stop {
+        Some(stop) => stop.lock().listening = true,
+        None => warn_outside_run(&WARNED_OUTSIDE_RUN),
     }
     Stopping(stop)
+}
+
+/// Whether this process warned that [`stopping()`] was called outside a
+/// worker run.
+static WARNED_OUTSIDE_RUN: AtomicBool = AtomicBool::new(false);
+
+/// Warns, once per `warned`, that [`stopping()`] was called outside a
+/// worker run, and how to call it.
+fn warn_outside_run(warned: &AtomicBool) {
+    if !warned.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "supertrees::stopping() called outside a worker run (in a thread or a runtime task of \
+             the worker's own): it never resolves. Call it in the worker's run and hand the future \
+             on, e.g. `with_graceful_shutdown(supertrees::stopping())`, not `async {{ \
+             supertrees::stopping().await }}`, which calls it only when that task first polls it. \
+             Logged once per process"
+        );
+    }
 }
 
 /// What [`stopping()`] returns.
@@ -449,6 +479,94 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
         // The scope is gone: outside a worker again.
         assert!(!ready());
+    }
+
+    /// The messages of the warnings logged on this thread meanwhile.
+    fn warnings(f: impl FnOnce()) -> Vec<String> {
+        use tracing::field::{Field, Visit};
+        use tracing::span::{Attributes, Id, Record};
+        use tracing::{Event, Level, Metadata, Subscriber};
+
+        struct Warnings(Mutex<Vec<String>>);
+        struct Message<'a>(&'a mut String);
+        impl Visit for Message<'_> {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    *self.0 = format!("{value:?}");
+                }
+            }
+        }
+        impl Subscriber for Warnings {
+            fn enabled(&self, _: &Metadata<'_>) -> bool {
+                true
+            }
+            fn new_span(&self, _: &Attributes<'_>) -> Id {
+                Id::from_u64(1)
+            }
+            fn record(&self, _: &Id, _: &Record<'_>) {}
+            fn record_follows_from(&self, _: &Id, _: &Id) {}
+            fn event(&self, event: &Event<'_>) {
+                if *event.metadata().level() == Level::WARN {
+                    let mut message = String::new();
+                    event.record(&mut Message(&mut message));
+                    self.0
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(message);
+                }
+            }
+            fn enter(&self, _: &Id) {}
+            fn exit(&self, _: &Id) {}
+        }
+        let subscriber = Arc::new(Warnings(Mutex::new(Vec::new())));
+        tracing::subscriber::with_default(subscriber.clone(), f);
+        let seen = subscriber
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        seen
+    }
+
+    #[test]
+    fn stopping_outside_a_run_warns_once_and_shows_the_form_that_works() {
+        let warned = AtomicBool::new(false);
+        let seen = warnings(|| {
+            warn_outside_run(&warned);
+            warn_outside_run(&warned);
+        });
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(
+            seen[0].contains("with_graceful_shutdown(supertrees::stopping())"),
+            "{seen:?}"
+        );
+        // stopping() itself goes through the process's flag: after a call
+        // outside a run it is set, and later calls say nothing.
+        drop(stopping());
+        assert!(WARNED_OUTSIDE_RUN.load(Ordering::Relaxed));
+        assert!(warnings(|| drop(stopping())).is_empty());
+    }
+
+    #[test]
+    fn stopping_called_in_the_run_resolves_wherever_it_is_awaited() {
+        let stop: Arc<StopFlag> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let scope = ReadyScope::new(
+            Box::pin(async move {
+                // Called in the run, awaited on another thread.
+                let _ = tx.send(stopping());
+            }),
+            Readiness::OnStart,
+            stop.clone(),
+            || {},
+            None,
+        );
+        let seen = warnings(|| futures::executor::block_on(scope));
+        assert!(seen.is_empty(), "{seen:?}");
+        let handed_on = rx.recv().expect("the future");
+        let waiter = std::thread::spawn(move || futures::executor::block_on(handed_on));
+        assert!(stop.request(), "the run listens");
+        waiter.join().expect("resolved");
     }
 
     #[test]

@@ -293,12 +293,13 @@ pub trait Timer: Clone + Send + Sync + 'static {
 /// # Examples
 ///
 /// A backend of your own, here on `futures`' executor and a thread-sleeping
-/// timer:
+/// timer (the paths are the `supertrees` facade's, which re-exports these):
 ///
 /// ```no_run
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::{Duration, Instant};
-/// use supertrees_core::tree::Root;
-/// use supertrees_core::{Backend, BoxFuture, Spawner, Timer, Tree};
+/// use supertrees::tree::Root;
+/// use supertrees::{Backend, BoxFuture, Spawner, Timer, Tree};
 ///
 /// #[derive(Clone)]
 /// struct Blocking;
@@ -338,7 +339,7 @@ pub trait Timer: Clone + Send + Sync + 'static {
 /// type MyTree = Tree<Root<MyBackend>>;
 ///
 /// MyTree::new().start()?;
-/// # Ok::<(), supertrees_core::Error>(())
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 pub trait Backend: 'static {
     /// The executor of this backend.

@@ -1134,11 +1134,13 @@ impl<B: Backend> Tree<Root<B>> {
     ///
     /// # Examples
     ///
-    /// With a backend of your own (see [`Backend`]):
+    /// With a backend of your own (see [`Backend`]; the paths are the
+    /// `supertrees` facade's, which re-exports these):
     ///
     /// ```no_run
+    /// # extern crate supertrees_core as supertrees;
     /// # use std::time::{Duration, Instant};
-    /// # use supertrees_core::{BoxFuture, Spawner, Timer};
+    /// # use supertrees::{BoxFuture, Spawner, Timer};
     /// # #[derive(Clone)]
     /// # struct Blocking;
     /// # impl Spawner for Blocking {
@@ -1151,8 +1153,8 @@ impl<B: Backend> Tree<Root<B>> {
     /// #     fn now(&self) -> Instant { Instant::now() }
     /// #     fn sleep(&self, d: Duration) -> BoxFuture { Box::pin(async move { std::thread::sleep(d) }) }
     /// # }
-    /// use supertrees_core::tree::Root;
-    /// use supertrees_core::{Backend, Tree};
+    /// use supertrees::tree::Root;
+    /// use supertrees::{Backend, Tree};
     ///
     /// enum Threads {}
     /// impl Backend for Threads {
@@ -1166,7 +1168,7 @@ impl<B: Backend> Tree<Root<B>> {
     ///     }
     /// }
     ///
-    /// fn main() -> Result<(), supertrees_core::Error> {
+    /// fn main() -> Result<(), supertrees::Error> {
     ///     Tree::<Root<Threads>>::new().start()
     /// }
     /// ```

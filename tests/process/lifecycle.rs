@@ -102,6 +102,35 @@ pub(crate) mod scenario {
         silent.restart = RestartPolicy::Once;
         report(events(Supertree::new().add_worker(silent)).start());
     }
+
+    /// `stopping()` handed to a task of the worker's runtime: called in
+    /// the run, as `with_graceful_shutdown(supertrees::stopping())` does,
+    /// it resolves; called when the task first polls it, as `async {
+    /// supertrees::stopping().await }` does, it never does, and says so in
+    /// the log, once however many tasks do it. Prints `serving`, then
+    /// `resolved: ...` for each that resolves.
+    pub(crate) fn stopping_handed_on() {
+        let mut worker = Life::new(|| {
+            Box::pin(async {
+                let works = supertrees::stopping();
+                tokio::spawn(async move {
+                    works.await;
+                    println!("resolved: called in the run");
+                });
+                for _ in 0..2 {
+                    tokio::spawn(async {
+                        supertrees::stopping().await;
+                        println!("resolved: called in a task");
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                println!("serving");
+                std::future::pending::<()>().await;
+            })
+        });
+        worker.shutdown = Shutdown::Timeout(Duration::from_millis(300));
+        report(Supertree::new().add_worker(worker).start());
+    }
 }
 
 pub(crate) mod drive {
@@ -186,6 +215,23 @@ pub(crate) mod drive {
         )?;
         expect_event(run, "root/0", ": not ready within 200ms; not restarted", 1)?;
         no_host_killed(run)?;
+        expect_count(run, "returned Ok", 1)
+    }
+
+    pub(crate) fn stopping_handed_on(run: &mut Run) -> Result<(), String> {
+        crate::drive::wait_line(run, "serving")?;
+        run.signal_root(nix::sys::signal::Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        expect_count(run, "resolved: called in the run", 1)?;
+        expect_count(run, "resolved: called in a task", 0)?;
+        let warned = run.stderr_count(|l| {
+            l.contains("WARN") && l.contains("outside a worker run") && l.contains("stopping()")
+        });
+        if warned != 1 {
+            return Err(format!(
+                "{warned} warning(s) about stopping() called outside a worker run; expected 1"
+            ));
+        }
         expect_count(run, "returned Ok", 1)
     }
 }

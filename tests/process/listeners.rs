@@ -29,7 +29,7 @@ pub(crate) mod scenario {
 
     use crate::scenario::{report, Life};
 
-    fn loopback(port: u16) -> SocketAddr {
+    pub(crate) fn loopback(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
@@ -124,7 +124,7 @@ pub(crate) mod scenario {
     }
 
     /// Echoes what the peer sends until it closes the connection.
-    async fn echo(mut stream: impl AsyncRead + AsyncWrite + Unpin) {
+    pub(crate) async fn echo(mut stream: impl AsyncRead + AsyncWrite + Unpin) {
         let mut buf = [0u8; 1024];
         loop {
             match stream.read(&mut buf).await {
@@ -336,14 +336,21 @@ pub(crate) mod drive {
     /// two kills.
     const KILL_EVERY: Duration = Duration::from_millis(120);
 
-    /// The port `listener_systemd` runs on, 0 when it runs without
-    /// `systemd-socket-activate`.
-    static SYSTEMD_PORT: AtomicU16 = AtomicU16::new(0);
+    /// The port the scenario under `systemd-socket-activate` runs on, 0
+    /// when it runs without it.
+    pub(crate) static SYSTEMD_PORT: AtomicU16 = AtomicU16::new(0);
 
     /// The command of `listener_systemd`: this binary under
     /// `systemd-socket-activate --fdname=echo -l 127.0.0.1:<free port>`,
     /// or plainly when that is not on `PATH`.
     pub(crate) fn systemd_command(exe: &Path) -> Command {
+        activated(exe, "listener_systemd")
+    }
+
+    /// Scenario `name` (this binary) under `systemd-socket-activate
+    /// --fdname=echo -l 127.0.0.1:<free port>`, the port kept in
+    /// [`SYSTEMD_PORT`]; plainly (port 0) when that is not on `PATH`.
+    pub(crate) fn activated(exe: &Path, name: &str) -> Command {
         let activate = std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|dir| dir.join("systemd-socket-activate"))
@@ -358,7 +365,7 @@ pub(crate) mod drive {
                 cmd.arg("--fdname=echo")
                     .arg("-l")
                     .arg(format!("127.0.0.1:{port}"))
-                    .arg(format!("-E{SCENARIO_VAR}=listener_systemd"))
+                    .arg(format!("-E{SCENARIO_VAR}={name}"))
                     .arg("-ERUST_LOG")
                     .arg(exe);
                 cmd
@@ -368,7 +375,7 @@ pub(crate) mod drive {
                 Command::new(exe)
             }
         };
-        cmd.env(SCENARIO_VAR, "listener_systemd");
+        cmd.env(SCENARIO_VAR, name);
         cmd
     }
 
@@ -421,7 +428,7 @@ pub(crate) mod drive {
     }
 
     /// The latest `host <pid>` line's pid.
-    fn latest_host(run: &Run) -> Option<i32> {
+    pub(crate) fn latest_host(run: &Run) -> Option<i32> {
         run.stdout()
             .iter()
             .rev()
@@ -429,7 +436,7 @@ pub(crate) mod drive {
     }
 
     /// The address of the first `listening on <addr>` line.
-    fn listening_on(run: &mut Run) -> Result<SocketAddr, String> {
+    pub(crate) fn listening_on(run: &mut Run) -> Result<SocketAddr, String> {
         let line = wait_line(run, "listening on ")?;
         let addr = &line["listening on ".len()..];
         addr.parse()
@@ -517,7 +524,7 @@ pub(crate) mod drive {
     }
 
     /// Stops the tree with SIGTERM: exit 0, `returned Ok`.
-    fn stop(run: &mut Run) -> Result<(), String> {
+    pub(crate) fn stop(run: &mut Run) -> Result<(), String> {
         run.signal_root(Signal::SIGTERM)?;
         expect_exit_code(run, 0)?;
         expect_prefix_once(run, "returned Ok").map(drop)

@@ -48,8 +48,9 @@
 //! workers start), [`hardening`] (failing forks, PID 1, nested shutdowns,
 //! SIGHUP/SIGQUIT), [`hardening_root`] (the root under slow callbacks,
 //! floods and abuse), [`messages`] (mailboxes and children started at
-//! run time) and [`listeners`] (listening sockets of the tree: kill storms,
-//! systemd socket activation, errors). A new scenario is a body and a drive in its topic module,
+//! run time), [`listeners`] (listening sockets of the tree: kill storms,
+//! systemd socket activation, errors) and [`listener_faults`] (listeners
+//! against their workers' mistakes and through the tree's stop). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
@@ -67,6 +68,7 @@ mod hardening_root;
 mod host_children;
 mod lifecycle;
 mod limits;
+mod listener_faults;
 mod listeners;
 mod messages;
 mod observe;
@@ -253,6 +255,12 @@ const SCENARIOS: &[Scenario] = &[
         "lifecycle_start_timeout",
         lifecycle::scenario::start_timeout,
         lifecycle::drive::start_timeout,
+        10,
+    ),
+    scenario(
+        "lifecycle_stopping_handed_on",
+        lifecycle::scenario::stopping_handed_on,
+        lifecycle::drive::stopping_handed_on,
         10,
     ),
     // Issue 6: readiness, events, status socket, systemd, IPC faults.
@@ -571,6 +579,44 @@ const SCENARIOS: &[Scenario] = &[
         listeners::scenario::unix,
         listeners::drive::unix,
         15,
+    ),
+    // Listeners against their workers' mistakes and through the tree's stop.
+    scenario(
+        "listener_mistakes_tcp",
+        listener_faults::scenario::mistakes_tcp,
+        listener_faults::drive::mistakes_tcp,
+        60,
+    ),
+    scenario(
+        "listener_mistakes_unix",
+        listener_faults::scenario::mistakes_unix,
+        listener_faults::drive::mistakes_unix,
+        30,
+    ),
+    scenario(
+        "listener_stop_signal",
+        listener_faults::scenario::stop_signal,
+        listener_faults::drive::stop_signal,
+        20,
+    ),
+    scenario(
+        "panic_listener_stop_gave_up",
+        listener_faults::scenario::stop_gave_up,
+        listener_faults::drive::stop_gave_up,
+        20,
+    ),
+    scenario(
+        "listener_stop_races_repair",
+        listener_faults::scenario::stop_races_repair,
+        listener_faults::drive::stop_races_repair,
+        20,
+    ),
+    wrapped(
+        "listener_stop_systemd",
+        listener_faults::scenario::stop_systemd,
+        listener_faults::drive::stop_systemd,
+        20,
+        listener_faults::drive::systemd_command,
     ),
 ];
 

@@ -1,12 +1,15 @@
 //! Binding the tree's listeners ([`Listen`]) in the root, before anything
-//! is forked, and removing their Unix socket paths when the tree ends.
+//! is forked, and removing their Unix socket files when the tree ends.
+//!
+//! [`Listen`]: crate::Listen
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use nix::sys::socket::{
@@ -14,30 +17,38 @@ use nix::sys::socket::{
     SockaddrStorage, UnixAddr,
 };
 
-use super::sys;
-use crate::listen::{self, is_stale_socket, Bound, Family, Source};
+use super::sys::{self, SharedFlag};
+use crate::listen::{
+    self, is_stale_socket, Bound, Family, OnStop, SocketFile, Source, TreeListeners, BACKLOG,
+};
 use crate::tree::Supervisor;
 use crate::Error;
 
-/// How many connections wait for `accept` while the serving worker
-/// restarts (capped by the kernel's `somaxconn`).
-const BACKLOG: i32 = 4096;
-
-/// The tree's listeners, bound and made the tree's (see
-/// [`listen`](crate::listen)) until this is dropped, when the tree has
-/// ended (in the root: forked processes end with `_exit` and never drop
-/// it); then their Unix socket files are removed.
+/// The tree's listeners, bound and made the tree's (see [`listen`]) until
+/// this is dropped, when the tree has ended (in the root: forked processes
+/// end with `_exit` and never drop it); then their Unix socket files are
+/// removed.
 #[derive(Debug, Default)]
 pub(crate) struct Listeners {
-    /// The Unix socket files made, with their device and inode: only those
-    /// are removed.
-    made: Vec<(PathBuf, u64, u64)>,
+    tree: Option<Arc<TreeListeners>>,
 }
 
 impl Drop for Listeners {
     fn drop(&mut self) {
         listen::set_bound(None);
-        self.remove_paths();
+        if let Some(tree) = &self.tree {
+            remove_files(&tree.bound);
+        }
+    }
+}
+
+/// Removes the socket files of the Unix listeners in `bound`, if they are
+/// still the ones the root made.
+fn remove_files(bound: &[Bound]) {
+    for bound in bound {
+        if let OnStop::Remove(file) = &bound.on_stop {
+            file.remove();
+        }
     }
 }
 
@@ -58,9 +69,8 @@ impl Listeners {
                     .map(move |(name, listen)| (name.clone(), path.clone(), listen.0.clone()))
             })
             .collect();
-        let mut listeners = Listeners::default();
         if declared.is_empty() {
-            return Ok(listeners);
+            return Ok(Listeners::default());
         }
         let mut bound = Vec::new();
         let mut seen: HashMap<&str, &str> = HashMap::new();
@@ -84,56 +94,84 @@ impl Listeners {
             HashMap::new()
         };
         for (name, owner, source) in declared {
-            let (fd, family) = match &source {
-                Source::Tcp(addr) => (bind_tcp(addr).map_err(|e| failed(&name, e))?, Family::Tcp),
-                Source::Unix(path) => {
-                    let fd = bind_unix(path).map_err(|e| failed(&name, e))?;
-                    if let Ok(meta) = std::fs::symlink_metadata(path) {
-                        listeners.made.push((path.clone(), meta.dev(), meta.ino()));
-                    }
-                    (fd, Family::Unix)
-                }
-                Source::Systemd(wanted) => {
-                    let fd = activated.remove(wanted.as_str()).ok_or_else(|| {
-                        failed(
-                            &name,
-                            io::Error::new(
-                                io::ErrorKind::NotFound,
-                                format!(
-                                    "systemd passed no socket named {wanted:?} (LISTEN_FDNAMES)"
-                                ),
-                            ),
-                        )
-                    })?;
-                    let family = family_of(&fd).map_err(|e| failed(&name, e))?;
-                    (fd, family)
-                }
-            };
-            tracing::info!(listener = %name, supervisor = %owner, source = %crate::Listen(source), "listening");
-            bound.push(Bound {
-                name,
-                owner,
-                family,
-                fd,
-            });
-        }
-        listen::set_bound(Some(Arc::new(bound)));
-        Ok(listeners)
-    }
-
-    /// Removes the Unix socket files the root made, if they are still the
-    /// ones it made (the tree has ended).
-    fn remove_paths(&self) {
-        for (path, dev, ino) in &self.made {
-            let same = std::fs::symlink_metadata(path)
-                .is_ok_and(|m| m.file_type().is_socket() && m.dev() == *dev && m.ino() == *ino);
-            if same {
-                if let Err(err) = std::fs::remove_file(path) {
-                    tracing::warn!(path = %path.display(), %err, "could not remove a listener's socket file");
+            match bind_one(name, owner, source, &mut activated) {
+                Ok(one) => bound.push(one),
+                Err(err) => {
+                    remove_files(&bound);
+                    return Err(err);
                 }
             }
         }
+        let stopping = match SharedFlag::new() {
+            Ok(flag) => flag,
+            Err(errno) => {
+                remove_files(&bound);
+                return Err(Error::Os {
+                    context: "making the listeners' stop mark",
+                    source: errno.into(),
+                });
+            }
+        };
+        let tree = Arc::new(TreeListeners { bound, stopping });
+        listen::set_bound(Some(tree.clone()));
+        Ok(Listeners { tree: Some(tree) })
     }
+}
+
+/// Binds listener `name` of supervisor `owner` (or takes it from the
+/// sockets systemd passed, `activated`).
+fn bind_one(
+    name: String,
+    owner: String,
+    source: Source,
+    activated: &mut HashMap<String, OwnedFd>,
+) -> Result<Bound, Error> {
+    let named = |err: io::Error| failed(&name, err);
+    let (fd, family, on_stop) = match &source {
+        Source::Tcp(addr) => (
+            bind_tcp(addr).map_err(named)?,
+            Family::Tcp,
+            OnStop::ShutDown,
+        ),
+        Source::Unix(path) => {
+            let fd = bind_unix(path).map_err(named)?;
+            let on_stop = match std::fs::symlink_metadata(path) {
+                Ok(meta) => OnStop::Remove(SocketFile {
+                    path: path.clone(),
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                }),
+                Err(_) => OnStop::Leave,
+            };
+            (fd, Family::Unix, on_stop)
+        }
+        Source::Systemd(wanted) => {
+            let fd = activated.remove(wanted.as_str()).ok_or_else(|| {
+                named(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("systemd passed no socket named {wanted:?} (LISTEN_FDNAMES)"),
+                ))
+            })?;
+            let family = family_of(&fd).map_err(named)?;
+            (fd, family, OnStop::Leave)
+        }
+    };
+    let identity = listen::identity(&fd).map_err(named)?;
+    let addr = match family {
+        Family::Tcp => Some(getsockname(fd.as_raw_fd()).map_err(|e| named(e.into()))?),
+        Family::Unix => None,
+    };
+    tracing::info!(listener = %name, supervisor = %owner, source = %crate::Listen(source), "listening");
+    Ok(Bound {
+        name,
+        owner,
+        family,
+        fd,
+        identity,
+        addr,
+        on_stop,
+        reported: AtomicBool::new(false),
+    })
 }
 
 fn failed(name: &str, source: io::Error) -> Error {

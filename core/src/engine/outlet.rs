@@ -43,6 +43,14 @@ impl Outlet {
         }
     }
 
+    /// This supervisor is stopping all its children for good: in the root,
+    /// the tree stops (see [`Events::stopping`]).
+    pub(crate) fn stopping(&mut self) {
+        if let Some(events) = self.events() {
+            events.stopping();
+        }
+    }
+
     /// In a freshly forked child supervisor: where its own events go. This
     /// outlet is left quiet; the root's state stays the root's, and events
     /// the parent had waiting stay the parent's (see

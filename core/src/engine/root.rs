@@ -106,8 +106,9 @@ impl Events {
         }
     }
 
-    /// The tree is shutting down, or has no work left (in the root;
-    /// nothing in a forked supervisor).
+    /// The tree begins to shut down, or has no work left (in the root;
+    /// nothing in a forked supervisor). Called again and again while it
+    /// shuts down; acts once.
     pub(crate) fn stopping(&mut self) {
         if let Events::Main(main) = self {
             main.stopping();
@@ -205,8 +206,9 @@ pub(crate) struct Main {
     server: Option<StatusServer>,
     notifier: Option<Notifier>,
     next_watchdog: Option<Instant>,
-    /// Whether systemd has been told `STOPPING=1`.
-    told_stopping: bool,
+    /// Whether the tree is stopping (its listeners stopped, systemd told
+    /// `STOPPING=1`).
+    stopping: bool,
     /// The limited subtrees, whose limits and usage the status shows.
     usage: Option<Arc<Containment>>,
     /// The time of the current turn of the root's loop, as its timer read
@@ -255,7 +257,7 @@ impl Main {
             server,
             notifier,
             next_watchdog,
-            told_stopping: false,
+            stopping: false,
             usage: None,
             now,
         })
@@ -297,12 +299,15 @@ impl Main {
         self.observed.ready();
     }
 
-    /// The tree is shutting down, or has no work left: tells systemd once.
+    /// The tree begins to shut down, or has no work left: once, its
+    /// listeners stop taking connections and systemd is told.
     fn stopping(&mut self) {
+        if std::mem::replace(&mut self.stopping, true) {
+            return;
+        }
+        crate::listen::tree_stops();
         if let Some(n) = &mut self.notifier {
-            if !std::mem::replace(&mut self.told_stopping, true) {
-                n.notify("STOPPING=1");
-            }
+            n.notify("STOPPING=1");
         }
     }
 

@@ -1,10 +1,13 @@
 //! Every system call of the process engine, and the only `unsafe` code of
-//! supertrees: fork, `_exit`, the parent-death signal, the signal self-pipe.
+//! supertrees: fork, `_exit`, the parent-death signal, the signal self-pipe,
+//! a flag shared by the processes of a tree.
 
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -465,4 +468,90 @@ pub(crate) fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|dir| dir.count())
         .unwrap_or(1)
+}
+
+/// The length of a [`SharedFlag`]'s mapping (the kernel maps a page).
+const SHARED_FLAG_LEN: NonZeroUsize = match NonZeroUsize::new(size_of::<AtomicBool>()) {
+    Some(len) => len,
+    None => NonZeroUsize::MIN,
+};
+
+/// A flag in memory shared with every process forked after it is made (an
+/// anonymous `MAP_SHARED` mapping): set in one process, it is set in all.
+pub(crate) struct SharedFlag {
+    flag: NonNull<AtomicBool>,
+}
+
+// SAFETY: the mapping is reached only through the atomic, which any thread
+// may use, and it lives until the `SharedFlag` is dropped.
+unsafe impl Send for SharedFlag {}
+// SAFETY: as for `Send`: `&SharedFlag` gives only atomic access.
+unsafe impl Sync for SharedFlag {}
+
+impl SharedFlag {
+    /// A new flag, not set.
+    pub(crate) fn new() -> Result<Self, Errno> {
+        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+        // SAFETY: a new anonymous mapping at an address the kernel picks:
+        // it overlaps nothing this process uses.
+        let mapped = unsafe {
+            mmap_anonymous(
+                None,
+                SHARED_FLAG_LEN,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }?;
+        Ok(Self {
+            flag: mapped.cast(),
+        })
+    }
+
+    fn flag(&self) -> &AtomicBool {
+        // SAFETY: `flag` points to the start of a live mapping (unmapped
+        // only when `self` is dropped), which is page-aligned, was
+        // zero-filled (a valid `false`), and is only ever reached through
+        // this atomic, in every process that shares it.
+        unsafe { self.flag.as_ref() }
+    }
+
+    /// Sets the flag, for every process that shares it.
+    pub(crate) fn set(&self) {
+        self.flag().store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this or another process sharing the flag has set it.
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag().load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SharedFlag {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `new` with this length, and no
+        // reference to it outlives `self`. Processes forked meanwhile keep
+        // their own view of it.
+        let _ = unsafe { nix::sys::mman::munmap(self.flag.cast(), SHARED_FLAG_LEN.get()) };
+    }
+}
+
+impl std::fmt::Debug for SharedFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedFlag").field(&self.is_set()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_flag_starts_unset_and_stays_set() {
+        let flag = SharedFlag::new().expect("a mapping");
+        assert!(!flag.is_set());
+        flag.set();
+        flag.set();
+        assert!(flag.is_set());
+        assert_eq!(format!("{flag:?}"), "SharedFlag(true)");
+    }
 }

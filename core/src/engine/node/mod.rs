@@ -264,6 +264,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             let Some(action) = self.machine.poll_action() else {
                 return;
             };
+            if self.machine.is_shutting_down() {
+                self.outlet.stopping();
+            }
             let now = self.timer.now();
             match action {
                 Action::Start(child) => self.start(child),
