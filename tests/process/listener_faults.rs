@@ -579,15 +579,7 @@ pub(crate) mod drive {
         if !answer.starts_with("done rawclose [") || answer.starts_with("done rawclose []") {
             return Err(format!("asked for rawclose, got {answer:?}"));
         }
-        let error = within(run, "hand-out error after rawclose", RECOVERY, |run| {
-            (count(run, "listener error: ") > errors).then(|| {
-                run.stdout()
-                    .into_iter()
-                    .rev()
-                    .find(|l| l.starts_with("listener error: "))
-                    .unwrap_or_default()
-            })
-        })?;
+        let error = next_error(run, errors, "hand-out error after rawclose")?;
         if !error.contains("\"echo\"") {
             return Err(format!(
                 "the hand-out error does not name the listener: {error:?}"
@@ -609,6 +601,20 @@ pub(crate) mod drive {
         stop(run)
     }
 
+    /// The first `listener error: ` line after the `errors` there were,
+    /// waited for.
+    fn next_error(run: &mut Run, errors: usize, what: &str) -> Result<String, String> {
+        within(run, what, RECOVERY, |run| {
+            (count(run, "listener error: ") > errors).then(|| {
+                run.stdout()
+                    .into_iter()
+                    .rev()
+                    .find(|l| l.starts_with("listener error: "))
+                    .unwrap_or_default()
+            })
+        })
+    }
+
     pub(crate) fn mistakes_unix(run: &mut Run) -> Result<(), String> {
         let path = PathBuf::from(where_(run, "listening on ")?);
         let target = Target::Unix(path.clone());
@@ -623,15 +629,7 @@ pub(crate) mod drive {
         if answer != "done shutdown" {
             return Err(format!("asked for shutdown, got {answer:?}"));
         }
-        let error = within(run, "hand-out error after shutdown", RECOVERY, |run| {
-            (count(run, "listener error: ") > errors).then(|| {
-                run.stdout()
-                    .into_iter()
-                    .rev()
-                    .find(|l| l.starts_with("listener error: "))
-                    .unwrap_or_default()
-            })
-        })?;
+        let error = next_error(run, errors, "hand-out error after shutdown")?;
         if !error.contains("\"echo\"") || !error.contains("shut down") {
             return Err(format!(
                 "the hand-out error does not say the listener was shut down: {error:?}"

@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::{prop, prop_assert, prop_assert_eq, prop_oneof, proptest, Just};
 use proptest::strategy::Strategy as Gen;
-use proptest::test_runner::{Config, TestCaseError};
+use proptest::test_runner::TestCaseError;
 
+use super::model::config;
 use super::*;
 use crate::{BackoffPolicy, RestartPolicy, Shutdown};
 
@@ -229,18 +230,6 @@ impl Driver {
 
 fn idx(n: usize) -> ChildIdx {
     ChildIdx::new(n).expect("a small index")
-}
-
-fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
 }
 
 proptest! {

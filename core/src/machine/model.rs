@@ -1929,7 +1929,7 @@ fn check_dynamic(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------
 
 /// 256 cases per property; `PROPTEST_CASES` overrides it, to search longer.
-fn config() -> Config {
+pub(super) fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
