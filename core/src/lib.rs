@@ -222,7 +222,7 @@
 //!
 //! The callbacks are the user's code and may be slow, yet they never hold
 //! the root's loop (which stays single-threaded: it forks). Events wait for
-//! `on_event` in a queue of at most 1024, the oldest dropped first (the
+//! `on_event` in a queue of at most 16 384, the oldest dropped first (the
 //! callback then gets an [`EventKind::Dropped`] with the count before its
 //! next event), and each turn of the loop makes callbacks for at most 5 ms,
 //! and at least one call. Between turns the root handles signals, its

@@ -15,8 +15,10 @@ use crate::tree::Observers;
 use crate::{Event, EventKind, TreeStatus};
 
 /// How many calls of the user's callbacks wait at most in the root; when
-/// more come, the oldest events are dropped and counted.
-pub(crate) const QUEUE_CAPACITY: usize = 1024;
+/// more come, the oldest events are dropped and counted. Room for the
+/// `Exited` and `Removed` of thousands of children started at run time
+/// whose supervisor died at once (a few MiB at most).
+pub(crate) const QUEUE_CAPACITY: usize = 16 * 1024;
 
 /// A call of a user callback that is due.
 #[derive(Debug)]
@@ -126,6 +128,7 @@ impl Observed {
                         now,
                     );
                 }
+                self.status.end_below(&event.path);
             }
         }
         self.record(event, now);

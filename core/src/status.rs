@@ -283,6 +283,23 @@ impl TreeStatus {
             .collect()
     }
 
+    /// Supervisor `path` exited: every node below it that still shows up
+    /// (its worker host, workers and child supervisors, which ended with
+    /// it, SIGKILLed or not) is stopped, with no pid, until it starts
+    /// again.
+    pub(crate) fn end_below(&mut self, path: &str) {
+        let top = key(path);
+        for (_, node) in self
+            .nodes
+            .range_mut(top.clone()..)
+            .take_while(|(k, _)| k.starts_with(&top))
+            .filter(|(k, _)| k.len() > top.len())
+        {
+            node.state = NodeState::Stopped;
+            node.pid = None;
+        }
+    }
+
     /// Whether an event about `path` comes from an incarnation of a
     /// supervisor that has ended: `path` is a child started at run time
     /// (or below one), and a supervisor above it is known to be down
