@@ -227,6 +227,75 @@ pub(crate) mod scenario {
         report(tree.add_worker(stop).start());
     }
 
+    /// A start answered `Ok` has run: one job blocks its host for 300 ms,
+    /// 20 more are started meanwhile, and the supervisor is SIGKILLed
+    /// 30 ms after the first; every start answered `Ok` before that ran.
+    pub(crate) fn dynamic_ok_ran() {
+        let root = std::process::id();
+        let job = |k: u64| {
+            let mut job = Life::new(move || {
+                Box::pin(async move {
+                    println!("ran {k}");
+                    if k == 0 {
+                        // A blocking call in async code: its host is busy.
+                        std::thread::sleep(ms(300));
+                    }
+                    std::future::pending::<()>().await
+                })
+            });
+            job.restart = RestartPolicy::Always;
+            job
+        };
+        let mut client = Life::new(move || {
+            Box::pin(async move {
+                let supervisor = supervisor_pid("root/0");
+                let first = start_child("job", 0u64).await;
+                println!("first {first:?}");
+                let starts = (1..=20u64).map(|k| async move {
+                    match start_child("job", k).await {
+                        Ok(id) => println!("ok {k} {id}"),
+                        Err(err) => println!("err {k} {err}"),
+                    }
+                });
+                let kill = async {
+                    tokio::time::sleep(ms(30)).await;
+                    println!("killing the supervisor");
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(supervisor),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                };
+                futures::future::join(futures::future::join_all(starts), kill).await;
+                tokio::time::sleep(ms(500)).await;
+                println!("callers done");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(root as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            })
+        });
+        client.restart = RestartPolicy::Never;
+        report(
+            Supertree::new()
+                .status_socket(status_socket())
+                .add_supervisor(move |s| s.add_dynamic("job", job))
+                .add_worker(client)
+                .start(),
+        );
+    }
+
+    /// The pid of supervisor `path`, from the status socket.
+    fn supervisor_pid(path: &str) -> i32 {
+        let text = supertrees::query_status(status_socket()).unwrap_or_default();
+        text.lines()
+            .map(|l| l.trim_start_matches([' ', '├', '└', '─', '│']))
+            .find(|l| l.starts_with(&format!("{path}  ")))
+            .and_then(|l| l.split("pid ").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn status_socket() -> std::path::PathBuf {
         crate::observe::test_dir().join("status.sock")
     }
@@ -346,6 +415,31 @@ pub(crate) mod drive {
         // child supervisor, its host, 10 workers).
         let expected = 3 + 12 * 24;
         expect_prefix_once(run, &format!("on_ready saw {expected} nodes")).map(drop)
+    }
+
+    /// Every start answered `Ok` ran, the supervisor SIGKILLed or not.
+    pub(crate) fn dynamic_ok_ran(run: &mut Run) -> Result<(), String> {
+        expect_exit_code(run, 0)?;
+        expect_prefix_once(run, "callers done")?;
+        expect_prefix_once(run, "first Ok(")?;
+        let lines = run.stdout();
+        let never: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("ok "))
+            .filter(|l| {
+                let k = l.split(' ').nth(1).unwrap_or("");
+                !lines.iter().any(|r| *r == format!("ran {k}"))
+            })
+            .collect();
+        if !never.is_empty() {
+            return Err(format!("starts answered Ok that never ran: {never:?}"));
+        }
+        let refused = lines.iter().filter(|l| l.starts_with("err ")).count();
+        run.note(format!(
+            "{} starts answered Ok (all ran), {refused} NoReply after the SIGKILL",
+            lines.iter().filter(|l| l.starts_with("ok ")).count()
+        ));
+        Ok(())
     }
 
     pub(crate) fn dynamic_ids_restart(run: &mut Run) -> Result<(), String> {

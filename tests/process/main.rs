@@ -531,6 +531,12 @@ const SCENARIOS: &[Scenario] = &[
         20,
     ),
     scenario(
+        "dynamic_ok_ran",
+        dynamic::scenario::dynamic_ok_ran,
+        dynamic::drive::dynamic_ok_ran,
+        20,
+    ),
+    scenario(
         "ready_status",
         dynamic::scenario::ready_status,
         dynamic::drive::ready_status,

@@ -327,6 +327,9 @@ async fn serve<S: Spawner, T: Timer>(
     start_reader: impl FnOnce() + Send + 'static,
 ) {
     let mut running: Vec<Option<Running>> = workers.iter().map(|_| None).collect();
+    // Children started at run time built since their last start: their
+    // next start is told (`Note::Began`).
+    let mut built: std::collections::HashSet<usize> = std::collections::HashSet::new();
     let mut start_reader = Some(start_reader);
     let dropped_as = loop {
         let input = match inputs.try_recv() {
@@ -364,6 +367,9 @@ async fn serve<S: Spawner, T: Timer>(
                     leases.start(child, lease);
                 }
                 running[child.get()] = Some(start(&ctx, child, worker.clone()));
+                if built.remove(&child.get()) {
+                    ctx.note(&Note::Began(child));
+                }
             }
             Command::Add {
                 child,
@@ -382,6 +388,7 @@ async fn serve<S: Spawner, T: Timer>(
                     leases.set_policy(child, worker_policy(worker.as_ref()));
                 }
                 workers[n] = Some(Arc::new(Mutex::new(worker)));
+                built.insert(n);
             }
             Command::Stop(child) => {
                 if let Some(task) = running.get_mut(child.get()).and_then(Option::as_mut) {

@@ -383,7 +383,11 @@ impl<'a> Sim<'a> {
                         .handle_restarted(child, exit, reason, delay, state, now);
                 }
                 // Nothing is forked or set up here, so nothing fails to be.
-                Note::Exited { .. } | Note::Ended(_) | Note::SetupFailed | Note::Alive => {}
+                Note::Exited { .. }
+                | Note::Began(_)
+                | Note::Ended(_)
+                | Note::SetupFailed
+                | Note::Alive => {}
             }
         }
         match happened {

@@ -48,6 +48,10 @@ pub(crate) enum Command {
 pub(crate) enum Note {
     /// Worker `child` declared itself ready.
     WorkerReady(ChildIdx),
+    /// Worker `child`, started at run time, was built from its template
+    /// and argument and its run spawned: what `start_child` is answered
+    /// after.
+    Began(ChildIdx),
     /// Worker `child` ended with `exit`, and the host started it again in
     /// place after `delay`, spending its lease: `state` is its record now,
     /// which the supervisor's machine adopts.

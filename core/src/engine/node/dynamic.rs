@@ -3,9 +3,12 @@
 //!
 //! A request is a datagram on the template's socket pair (see
 //! [`crate::message`]) carrying the requester's reply socket. The machine
-//! decides (`handle_add`, `handle_remove`); a start is answered at once
-//! with the child's id, a termination once the machine reports the child
-//! removed.
+//! decides (`handle_add`, `handle_remove`); a start is answered with the
+//! child's id once its worker host says the child began (built from its
+//! argument, its run spawned), so a start answered `Ok` has run; a
+//! termination once the machine reports the child removed. A child removed
+//! before it began (it could not be built, or its supervisor stops) leaves
+//! its requester with the end of its reply socket: `Error::NoReply`.
 //!
 //! What builds a child is kept by its slot, from its start until the
 //! machine's `Removed` report about it: the machine gives the slot to no
@@ -51,6 +54,9 @@ pub(super) struct Dynamic {
     watched: Vec<(u32, usize)>,
     /// By child index.
     children: Vec<Option<Started>>,
+    /// Reply sockets of `start_child` requests, answered once the child
+    /// began in its host.
+    starting: HashMap<ChildId, OwnedFd>,
     /// Reply sockets of `terminate_child` requests, answered once the child
     /// is removed.
     terminating: HashMap<ChildId, Vec<OwnedFd>>,
@@ -79,6 +85,7 @@ impl Dynamic {
         // Closing our copies of the reply sockets is all that dropping
         // them does.
         self.terminating.clear();
+        self.starting.clear();
         std::mem::forget(std::mem::take(&mut self.children));
     }
 }
@@ -146,7 +153,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
 
     fn request(&mut self, template: u32, name: &str, body: &[u8], reply: OwnedFd, now: Instant) {
         let answer = match postcard::from_bytes::<Request>(body) {
-            Ok(Request::Start(arg)) => self.add(template, arg, now),
+            Ok(Request::Start(arg)) => match self.add(template, arg, now) {
+                Ok(id) => {
+                    self.dynamic.starting.insert(id, reply);
+                    return;
+                }
+                Err(refusal) => Err(refusal),
+            },
             Ok(Request::Terminate(id)) => match dynamic::remove(&mut self.machine, id, now) {
                 Ok(_) => {
                     self.dynamic.terminating.entry(id).or_default().push(reply);
@@ -162,8 +175,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         answer_on(&reply, &answer);
     }
 
-    /// Has the machine add a child of `template` with `arg`.
-    fn add(&mut self, template: u32, arg: Vec<u8>, now: Instant) -> Answer {
+    /// Has the machine add a child of `template` with `arg`: its id.
+    fn add(&mut self, template: u32, arg: Vec<u8>, now: Instant) -> Result<ChildId, Refusal> {
         let Some(found) = self.sup.templates.get(template as usize) else {
             return Err(Refusal::BadArgument("no such template".to_owned()));
         };
@@ -175,7 +188,17 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
         self.dynamic.children[n] = Some(Started { template, arg, id });
         self.grow(n + 1);
-        Ok(Some(id))
+        Ok(id)
+    }
+
+    /// Dynamic child `child` began in its host: answers who started it.
+    pub(super) fn began(&mut self, child: ChildIdx) {
+        let Some(id) = self.dynamic.get(child).map(|started| started.id) else {
+            return;
+        };
+        if let Some(reply) = self.dynamic.starting.remove(&id) {
+            answer_on(&reply, &Ok(Some(id)));
+        }
     }
 
     /// Dynamic child `child` (`id`) is gone: answers who asked to
@@ -186,6 +209,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 *slot = None;
             }
         }
+        // Never began: its requester learns from the end of its socket.
+        self.dynamic.starting.remove(&id);
         let answer: Answer = Ok(None);
         for reply in self.dynamic.terminating.remove(&id).unwrap_or_default() {
             answer_on(&reply, &answer);
