@@ -8,21 +8,25 @@
 //! server holds one end while it has the message (in the mailbox, or in an
 //! [`Envelope`](super::Envelope)); when it replies, drops the envelope or
 //! dies, the caller reads the reply or the end of the socket at once.
+//!
+//! [`datagram`] reads and writes the datagrams.
 
-use std::cell::RefCell;
-use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+mod datagram;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use nix::sys::socket::{
-    recv, recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType,
-};
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
-use super::{Directory, InboxPort, Kind, Op, Outbox, Received, Replier, Services, MAX_MESSAGE};
+pub(crate) use datagram::{recv_datagram, send_datagram};
+
+use super::{Directory, InboxPort, Kind, Op, Outbox, Received, Replier, Services};
 use crate::{BoxFuture, Error, Interest, IoSource};
 
 /// Registers a file descriptor with the worker host's runtime
@@ -31,96 +35,6 @@ pub(crate) type Register = Arc<dyn Fn(OwnedFd) -> io::Result<Box<dyn IoSource>> 
 
 /// Sleeps on the worker host's timer.
 pub(crate) type Sleep = Arc<dyn Fn(Duration) -> BoxFuture + Send + Sync>;
-
-/// How many file descriptors a received datagram may carry before it is
-/// cut (one is all a call passes).
-const FDS_PER_MESSAGE: usize = 4;
-
-thread_local! {
-    /// Where datagrams are received: one per thread, large enough to tell a
-    /// message over [`MAX_MESSAGE`].
-    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_MESSAGE + 1]);
-}
-
-/// One datagram read from a socket.
-pub(crate) struct Datagram {
-    pub(crate) body: Vec<u8>,
-    /// The file descriptor it carried (a call's reply socket).
-    pub(crate) passed: Option<OwnedFd>,
-}
-
-/// Sends `body` as one datagram on `fd`, passing `pass` along, without
-/// blocking.
-pub(crate) fn send_datagram(
-    fd: BorrowedFd<'_>,
-    body: &[u8],
-    pass: Option<BorrowedFd<'_>>,
-) -> io::Result<()> {
-    let passed = pass.map(|fd| [fd.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage<'_>> = passed
-        .iter()
-        .map(|fds| ControlMessage::ScmRights(fds))
-        .collect();
-    sendmsg::<()>(
-        fd.as_raw_fd(),
-        &[IoSlice::new(body)],
-        &cmsgs,
-        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-        None,
-    )?;
-    Ok(())
-}
-
-/// Reads one datagram from `fd` without blocking. A datagram over
-/// [`MAX_MESSAGE`] is dropped and logged (with the descriptors it
-/// carried, which ends its call): `Ok(None)`.
-pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option<Datagram>> {
-    BUFFER.with(|buffer| {
-        let mut buffer = buffer.borrow_mut();
-        let mut cmsgs = nix::cmsg_space!([RawFd; FDS_PER_MESSAGE]);
-        let mut iov = [IoSliceMut::new(&mut buffer[..])];
-        let msg = recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsgs),
-            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-        )?;
-        let (len, flags) = (msg.bytes, msg.flags);
-        let mut passed: Vec<OwnedFd> = Vec::new();
-        if let Ok(received) = msg.cmsgs() {
-            for cmsg in received {
-                if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                    // SAFETY: the kernel just installed these descriptors
-                    // in this process for this message; nothing else owns
-                    // them.
-                    passed.extend(
-                        fds.into_iter()
-                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                    );
-                }
-            }
-        }
-        if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
-            tracing::warn!(
-                endpoint = what,
-                max = MAX_MESSAGE,
-                "an oversized message was dropped"
-            );
-            return Ok(None);
-        }
-        if flags.contains(MsgFlags::MSG_CTRUNC) || passed.len() > 1 {
-            tracing::warn!(
-                endpoint = what,
-                "a message carrying unexpected file descriptors was dropped"
-            );
-            return Ok(None);
-        }
-        Ok(Some(Datagram {
-            body: buffer[..len].to_vec(),
-            passed: passed.pop(),
-        }))
-    })
-}
 
 /// Sends a reply on a call's reply socket, without blocking; a caller that
 /// is gone is not an error.
@@ -295,9 +209,8 @@ const REPLY_TAG: u8 = 1;
 /// Reads a reply from a call's socket: `None` at its end (the server let
 /// go of the call).
 fn recv_reply(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u8>>> {
-    BUFFER.with(|buffer| {
-        let mut buffer = buffer.borrow_mut();
-        let len = recv(fd.as_raw_fd(), &mut buffer[..], MsgFlags::MSG_DONTWAIT)?;
+    datagram::with_buffer(|buffer| {
+        let len = recv(fd.as_raw_fd(), buffer, MsgFlags::MSG_DONTWAIT)?;
         Ok(match buffer[..len].split_first() {
             Some((&REPLY_TAG, body)) => Some(body.to_vec()),
             _ => None,
@@ -345,143 +258,5 @@ impl InboxPort for SocketInbox {
                 }));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use futures::executor::block_on;
-
-    use super::*;
-    use crate::message::{Declared, Envelope, Inbox, Mailbox};
-
-    /// The services of a tree with one mailbox "m" owned by `root`, on the
-    /// default reactor and a sleeping thread as timer.
-    fn services() -> SocketServices {
-        let declared = vec![Declared {
-            name: "m".into(),
-            owner: "root".into(),
-            kind: Kind::Mailbox,
-            argument: "",
-        }];
-        SocketServices {
-            directory: Arc::new(Directory::open(declared).expect("sockets")),
-            owner: "root".into(),
-            register: Arc::new(crate::reactor::register),
-            sleep: Arc::new(|d| {
-                let (tx, rx) = futures::channel::oneshot::channel::<()>();
-                std::thread::spawn(move || {
-                    std::thread::sleep(d);
-                    let _ = tx.send(());
-                });
-                Box::pin(async move {
-                    let _ = rx.await;
-                })
-            }),
-        }
-    }
-
-    fn ends(services: &SocketServices) -> (Mailbox<u32>, Inbox<u32>) {
-        let outbox = services.outbox("m", Kind::Mailbox).expect("declared");
-        let port = services.inbox("m").expect("ours");
-        (
-            Mailbox {
-                name: "m".into(),
-                outbox,
-                message: std::marker::PhantomData,
-            },
-            Inbox {
-                name: "m".into(),
-                port,
-                message: std::marker::PhantomData,
-            },
-        )
-    }
-
-    fn recv(inbox: &mut Inbox<u32>) -> Envelope<u32> {
-        block_on(inbox.recv()).expect("open")
-    }
-
-    #[test]
-    fn oversized_and_malformed_messages_are_dropped_and_the_next_one_delivered() {
-        let services = services();
-        let (mailbox, mut inbox) = ends(&services);
-        let tx = services
-            .directory
-            .find("m", Kind::Mailbox)
-            .expect("declared")
-            .tx();
-        // Over the limit: dropped by the reader, whatever it holds.
-        send_datagram(tx, &vec![7; MAX_MESSAGE + 100], None).expect("sent");
-        // Not a u32 in postcard (a varint that never ends).
-        send_datagram(tx, &[0xff; 12], None).expect("sent");
-        block_on(mailbox.send(42)).expect("queued");
-        assert_eq!(*recv(&mut inbox).message(), 42);
-        // A message the sender would make too large is refused there.
-        let big: Mailbox<Vec<u8>> = Mailbox {
-            name: "m".into(),
-            outbox: mailbox.outbox.clone(),
-            message: std::marker::PhantomData,
-        };
-        let err = block_on(big.send(vec![0; MAX_MESSAGE])).unwrap_err();
-        assert!(matches!(err, Error::MessageTooLarge { .. }), "{err}");
-    }
-
-    #[test]
-    fn a_call_is_answered_fails_at_once_when_dropped_and_times_out() {
-        let services = services();
-        let (mailbox, mut inbox) = ends(&services);
-        let server = std::thread::spawn(move || {
-            // Answered, with `()` too (an empty reply).
-            let first = recv(&mut inbox);
-            assert!(first.is_call());
-            let n = *first.message();
-            first.reply(n + 1);
-            recv(&mut inbox).reply(());
-            // Dropped without a reply: the caller learns at once.
-            drop(recv(&mut inbox));
-            // Kept past the caller's timeout.
-            let kept = recv(&mut inbox);
-            std::thread::sleep(Duration::from_millis(300));
-            drop(kept);
-        });
-        assert_eq!(
-            block_on(mailbox.call::<u32>(1, Duration::from_secs(5))).expect("answered"),
-            2
-        );
-        block_on(mailbox.call::<()>(2, Duration::from_secs(5))).expect("answered with ()");
-        let dropped = block_on(mailbox.call::<u32>(3, Duration::from_secs(5))).unwrap_err();
-        assert!(matches!(dropped, Error::NoReply { .. }), "{dropped}");
-        let started = std::time::Instant::now();
-        let late = block_on(mailbox.call::<u32>(4, Duration::from_millis(100))).unwrap_err();
-        assert!(matches!(late, Error::Timeout { .. }), "{late}");
-        assert!(started.elapsed() < Duration::from_millis(290));
-        server.join().expect("server");
-    }
-
-    #[test]
-    fn a_reply_of_the_wrong_type_is_an_encoding_error() {
-        let services = services();
-        let (mailbox, mut inbox) = ends(&services);
-        // A u64 this large does not fit the u32 the caller expects.
-        let server = std::thread::spawn(move || recv(&mut inbox).reply(u64::MAX));
-        let err = block_on(mailbox.call::<u32>(1, Duration::from_secs(5))).unwrap_err();
-        assert!(matches!(err, Error::Encoding { .. }), "{err}");
-        server.join().expect("server");
-    }
-
-    #[test]
-    fn only_the_owners_workers_serve_a_mailbox() {
-        let mut services = services();
-        services.owner = "root/1".into();
-        let err = services.inbox("m").map(drop).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "mailbox \"m\" belongs to supervisor root: only its workers can serve it"
-        );
-        let err = services.outbox("x", Kind::Mailbox).map(drop).unwrap_err();
-        assert_eq!(err.to_string(), "no mailbox is named \"x\" in this tree");
     }
 }
