@@ -453,3 +453,52 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
         ]
     );
 }
+
+#[test]
+fn a_message_or_reply_of_another_type_is_never_decoded_as_another() {
+    let ctx = Ctx::new();
+    let tree = ending_at(&ctx, 1000)
+        .with_mailbox("n")
+        .add_worker(
+            Script::new(&ctx, |ctx, _| async move {
+                let mut inbox = inbox::<u64>("n").expect("ours");
+                while let Some(envelope) = inbox.recv().await {
+                    let n = *envelope.message();
+                    ctx.log(format!("server got {n}"));
+                    envelope.reply(n * 100);
+                }
+            })
+            .restart(RestartPolicy::Always),
+        )
+        .add_worker(Script::new(&ctx, |ctx, _| async move {
+            let words = mailbox::<String>("n").expect("declared");
+            let numbers = mailbox::<u64>("n").expect("declared");
+            // Postcard alone would read "hello" as 5.
+            words.send("hello".into()).await.expect("queued");
+            let err = words
+                .call::<u64>("hello".into(), ms(500))
+                .await
+                .unwrap_err();
+            ctx.log(err.to_string());
+            // 300 as a u64, which postcard alone reads as the u8 172.
+            let err = numbers.call::<u8>(3, ms(500)).await.unwrap_err();
+            ctx.log(err.to_string());
+            let n: u64 = numbers.call(4, ms(500)).await.expect("answered");
+            ctx.log(format!("client got {n}"));
+        }));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
+    assert_eq!(
+        ctx.lines(),
+        [
+            "0 \"n\" was sent a alloc::string::String where its receiving side takes a u64: it \
+             was not decoded",
+            "0 server got 3",
+            "0 \"n\" was sent a u64 where its receiving side takes a u8: it was not decoded",
+            "0 server got 4",
+            "0 client got 400",
+        ]
+    );
+}

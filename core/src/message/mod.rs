@@ -36,9 +36,15 @@
 //! closes it, which ends the call. In [`run_simulated`](crate::testing::run_simulated)
 //! the same API runs on in-memory queues and virtual time.
 //!
-//! Messages are encoded with [`serde`] and `postcard`: `M` is any type both
-//! sides agree on. A message the server can not decode as its `M` is
-//! dropped and logged (its caller gets [`Error::NoReply`]).
+//! Messages are encoded with [`serde`] and `postcard`, with the name of
+//! their type ([`std::any::type_name`](std::any::type_name()) of the
+//! sender's `M`): `M` is any type both sides agree on, and types are
+//! checked. A message, reply or [`start_child()`] argument of another type
+//! than the receiving side's is never decoded: it is dropped and logged,
+//! and its caller gets [`Error::WrongType`] (a call whose message the
+//! server's [`Inbox`] does not take, at once; a call whose reply is not its
+//! `R`). A body is decoded to its last byte: one with bytes left over is
+//! malformed, dropped and logged (its caller gets [`Error::NoReply`]).
 //!
 //! # Children started at run time
 //!
@@ -63,7 +69,7 @@
 //! use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
 //!
 //! #[derive(Serialize, Deserialize)]
-//! enum Kv { Put(u64, u64), Get(u64) }
+//! enum Kv { Put(String, u64), Get(String) }
 //!
 //! struct KvServer;
 //! impl Worker for KvServer {
@@ -72,9 +78,13 @@
 //!             let mut inbox = supertrees_core::inbox::<Kv>("kv").expect("kv is ours");
 //!             let mut map = std::collections::HashMap::new();
 //!             while let Some(envelope) = inbox.recv().await {
-//!                 match *envelope.message() {
-//!                     Kv::Put(k, v) => { map.insert(k, v); }
-//!                     Kv::Get(k) => envelope.reply(map.get(&k).copied()),
+//!                 // By reference: the envelope is still needed to reply.
+//!                 match envelope.message() {
+//!                     Kv::Put(k, v) => { map.insert(k.clone(), *v); }
+//!                     Kv::Get(k) => {
+//!                         let v = map.get(k).copied();
+//!                         envelope.reply(v);
+//!                     }
 //!                 }
 //!             }
 //!         })
@@ -87,8 +97,10 @@
 //!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 //!         Box::pin(async {
 //!             let kv = supertrees_core::mailbox::<Kv>("kv").expect("kv is declared");
-//!             kv.send(Kv::Put(1, 2)).await.expect("queued");
-//!             let v: Option<u64> = kv.call(Kv::Get(1), Duration::from_secs(1)).await.expect("answered");
+//!             kv.send(Kv::Put("apples".into(), 2)).await.expect("queued");
+//!             let v: Option<u64> = kv.call(Kv::Get("apples".into()), Duration::from_secs(1))
+//!                 .await
+//!                 .expect("answered");
 //!             assert_eq!(v, Some(2));
 //!         })
 //!     }
@@ -104,6 +116,7 @@
 //! # let _ = tree;
 //! ```
 
+pub(crate) mod codec;
 mod directory;
 pub(crate) mod dynamic;
 pub(crate) mod memory;
@@ -121,13 +134,16 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use codec::Undecoded;
+
 pub(crate) use directory::{Declared, Directory};
 pub(crate) use memory::MemoryServices;
 
 use crate::{ChildId, Error};
 
-/// The largest message (and reply) in bytes, once encoded: 64 KiB. A
-/// larger one is refused by [`Mailbox::send`] and [`Mailbox::call`] with
+/// The largest message (and reply) in bytes, once encoded, with the name
+/// of its type: 64 KiB. A larger one is refused by [`Mailbox::send`] and
+/// [`Mailbox::call`] with
 /// [`Error::MessageTooLarge`]; a larger reply is dropped and logged (its
 /// caller gets [`Error::NoReply`]).
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -210,30 +226,6 @@ fn services() -> Result<Arc<dyn Services>, Error> {
     crate::ready::current_services()
         .or_else(|| PROCESS.get().cloned())
         .ok_or(Error::NotInTree)
-}
-
-/// Encodes `value` for the endpoint `name`, within [`MAX_MESSAGE`].
-fn encode<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>, Error> {
-    let body = postcard::to_stdvec(value).map_err(|err| Error::Encoding {
-        name: name.to_owned(),
-        reason: err.to_string(),
-    })?;
-    if body.len() > MAX_MESSAGE {
-        return Err(Error::MessageTooLarge {
-            name: name.to_owned(),
-            size: body.len(),
-            max: MAX_MESSAGE,
-        });
-    }
-    Ok(body)
-}
-
-/// Decodes a reply from endpoint `name`.
-fn decode<T: DeserializeOwned>(name: &str, body: &[u8]) -> Result<T, Error> {
-    postcard::from_bytes(body).map_err(|err| Error::Encoding {
-        name: name.to_owned(),
-        reason: err.to_string(),
-    })
 }
 
 /// The sending side of the mailbox `name`, from any worker of the tree, in
@@ -340,7 +332,7 @@ impl<M: Serialize> Mailbox<M> {
     /// [`Error::Encoding`] if `msg` can not be encoded, [`Error::Os`] if
     /// the socket fails.
     pub fn send(&self, msg: M) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-        let queued = encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
+        let queued = codec::encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
         async move { queued?.await }
     }
 
@@ -351,20 +343,22 @@ impl<M: Serialize> Mailbox<M> {
     ///
     /// [`Error::Timeout`] when no reply came within `timeout` (a reply that
     /// comes later is dropped), [`Error::NoReply`] when the server dropped
-    /// the message without replying, could not decode it, or died with it;
-    /// [`Error::Encoding`] if the reply is not an `R`; and those of
-    /// [`send`](Self::send).
+    /// the message without replying, found it malformed, or died with it;
+    /// [`Error::WrongType`] when the server's [`Inbox`] takes another type
+    /// than `M` (it refused the message without decoding it) or the reply
+    /// is not an `R`; [`Error::Encoding`] if the reply is malformed; and
+    /// those of [`send`](Self::send).
     pub fn call<R: DeserializeOwned>(
         &self,
         msg: M,
         timeout: Duration,
     ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
         let name = self.name.clone();
-        let asked =
-            encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, Some(timeout)));
+        let asked = codec::encode(&self.name, &msg)
+            .map(|body| self.outbox.clone().call(body, Some(timeout)));
         async move {
             let reply = asked?.await?;
-            decode(&name, &reply)
+            codec::decode_reply::<M, R>(&name, &reply)
         }
     }
 }
@@ -389,10 +383,12 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
         &self.name
     }
 
-    /// The next message, once one arrives. A message that does not decode
-    /// as an `M` is dropped and logged (its caller gets
-    /// [`Error::NoReply`]). `None` only once the mailbox itself is gone
-    /// (the tree is ending).
+    /// The next message, once one arrives. A message of another type than
+    /// `M` is not decoded: it is dropped and logged, and its caller gets
+    /// [`Error::WrongType`]. A malformed one (not what its type encodes to,
+    /// to the last byte) is dropped and logged, and its caller gets
+    /// [`Error::NoReply`]. `None` only once the mailbox itself is gone (the
+    /// tree is ending).
     pub fn recv(&mut self) -> impl Future<Output = Option<Envelope<M>>> + Send + '_ {
         std::future::poll_fn(move |cx| self.poll_recv(cx))
     }
@@ -403,7 +399,7 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
             let Some(received) = std::task::ready!(self.port.poll_recv(cx)) else {
                 return Poll::Ready(None);
             };
-            match postcard::from_bytes::<M>(&received.body) {
+            match codec::decode::<M>(&received.body) {
                 Ok(message) => {
                     return Poll::Ready(Some(Envelope {
                         message,
@@ -411,9 +407,17 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
                         name: self.name.clone(),
                     }))
                 }
-                Err(err) => {
-                    tracing::warn!(mailbox = %self.name, %err, bytes = received.body.len(),
-                        "a message that does not decode as this inbox's type was dropped");
+                Err(Undecoded::WrongType(found)) => {
+                    let expected = std::any::type_name::<M>();
+                    tracing::warn!(mailbox = %self.name, expected, found, is_call = received.reply.is_some(),
+                        "a message of another type than this inbox's was dropped");
+                    if let Some(replier) = received.reply {
+                        replier.reply(codec::encode_refusal(expected));
+                    }
+                }
+                Err(Undecoded::Malformed(reason)) => {
+                    tracing::warn!(mailbox = %self.name, reason, bytes = received.body.len(),
+                        "a malformed message was dropped");
                 }
             }
         }
@@ -461,7 +465,7 @@ impl<M> Envelope<M> {
     /// logged, and the caller gets [`Error::NoReply`].
     pub fn reply<R: Serialize>(self, reply: R) {
         let Some(replier) = self.reply else { return };
-        match encode(&self.name, &reply) {
+        match codec::encode_reply(&self.name, &reply) {
             Ok(body) => replier.reply(body),
             Err(err) => tracing::warn!(mailbox = %self.name, %err, "reply dropped"),
         }
@@ -484,10 +488,30 @@ pub(crate) enum Refusal {
     Full { max: u32 },
     /// No such child (never was, or already removed).
     UnknownChild(ChildId),
-    /// The argument did not decode as the template's.
+    /// The argument is malformed, or the template panicked.
     BadArgument(String),
     /// It is shutting down.
     ShuttingDown,
+    /// The argument is of another type (`found`) than the template takes
+    /// (`expected`).
+    WrongType { expected: String, found: String },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Full { max } => write!(f, "it already runs its maximum of {max} children"),
+            Refusal::UnknownChild(id) => write!(f, "no child {id}"),
+            Refusal::BadArgument(reason) => write!(f, "a bad argument: {reason}"),
+            Refusal::ShuttingDown => f.write_str("it is shutting down"),
+            Refusal::WrongType { expected, found } => {
+                write!(
+                    f,
+                    "an argument of type {found}, where the template takes a {expected}"
+                )
+            }
+        }
+    }
 }
 
 /// A supervisor's answer to a [`Request`].
@@ -501,6 +525,11 @@ impl Refusal {
             Refusal::UnknownChild(id) => Error::UnknownChild { name, id },
             Refusal::BadArgument(reason) => Error::Encoding { name, reason },
             Refusal::ShuttingDown => Error::ShuttingDown { name },
+            Refusal::WrongType { expected, found } => Error::WrongType {
+                name,
+                expected,
+                found,
+            },
         }
     }
 }
@@ -511,9 +540,13 @@ async fn ask(
     name: Arc<str>,
     request: Request,
 ) -> Result<Option<ChildId>, Error> {
-    let body = encode(&name, &request)?;
+    let body = codec::encode_plain(&name, &request)?;
     let reply = outbox.call(body, None).await?;
-    decode::<Answer>(&name, &reply)?.map_err(|refusal| refusal.into_error(&name))
+    let answer = codec::strict::<Answer>(&reply).map_err(|reason| Error::Encoding {
+        name: name.to_string(),
+        reason,
+    })?;
+    answer.map_err(|refusal| refusal.into_error(&name))
 }
 
 /// Starts a child under the supervisor that declared the template `name`
@@ -546,7 +579,7 @@ pub fn start_child<A: Serialize>(
     arg: A,
 ) -> impl Future<Output = Result<ChildId, Error>> + Send + 'static {
     let request = prepare::<A>(name, Some(&arg)).and_then(|(outbox, name)| {
-        let arg = encode(&name, &arg)?;
+        let arg = codec::encode(&name, &arg)?;
         Ok((outbox, name, Request::Start(arg)))
     });
     async move {

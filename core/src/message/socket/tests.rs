@@ -1,19 +1,34 @@
 //! The socket engine's mailboxes without forking: one tree's directory, the
 //! default reactor, a sleeping thread as timer.
 
+use std::future::Future;
 use std::io::IoSlice;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::executor::block_on;
-use nix::sys::socket::{sendmsg, ControlMessage};
+use futures::future::{select, Either};
+use nix::sys::socket::{sendmsg, socketpair, ControlMessage, MsgFlags};
+use serde::de::DeserializeOwned;
 
 use super::*;
-use crate::message::{Declared, Envelope, Inbox, Mailbox, MAX_MESSAGE};
+use crate::message::{codec, Declared, Envelope, Inbox, Mailbox, MAX_MESSAGE};
 
-/// The services of a tree with one mailbox "m" owned by `root`, on the
-/// default reactor and a sleeping thread as timer.
+/// A sleep on a thread of its own.
+fn sleep(d: Duration) -> BoxFuture {
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(d);
+        let _ = tx.send(());
+    });
+    Box::pin(async move {
+        let _ = rx.await;
+    })
+}
+
+/// The services of a tree with one mailbox "m" owned by `root`.
 fn services() -> SocketServices {
     let declared = vec![Declared {
         name: "m".into(),
@@ -25,37 +40,31 @@ fn services() -> SocketServices {
         directory: Arc::new(Directory::open(declared).expect("sockets")),
         owner: "root".into(),
         register: Arc::new(crate::reactor::register),
-        sleep: Arc::new(|d| {
-            let (tx, rx) = futures::channel::oneshot::channel::<()>();
-            std::thread::spawn(move || {
-                std::thread::sleep(d);
-                let _ = tx.send(());
-            });
-            Box::pin(async move {
-                let _ = rx.await;
-            })
-        }),
+        sleep: Arc::new(sleep),
+    }
+}
+
+fn mailbox<M>(services: &SocketServices) -> Mailbox<M> {
+    Mailbox {
+        name: "m".into(),
+        outbox: services.outbox("m", Kind::Mailbox).expect("declared"),
+        message: std::marker::PhantomData,
+    }
+}
+
+fn inbox<M>(services: &SocketServices) -> Inbox<M> {
+    Inbox {
+        name: "m".into(),
+        port: services.inbox("m").expect("ours"),
+        message: std::marker::PhantomData,
     }
 }
 
 fn ends(services: &SocketServices) -> (Mailbox<u32>, Inbox<u32>) {
-    let outbox = services.outbox("m", Kind::Mailbox).expect("declared");
-    let port = services.inbox("m").expect("ours");
-    (
-        Mailbox {
-            name: "m".into(),
-            outbox,
-            message: std::marker::PhantomData,
-        },
-        Inbox {
-            name: "m".into(),
-            port,
-            message: std::marker::PhantomData,
-        },
-    )
+    (mailbox(services), inbox(services))
 }
 
-fn recv(inbox: &mut Inbox<u32>) -> Envelope<u32> {
+fn recv<M: DeserializeOwned + Send + 'static>(inbox: &mut Inbox<M>) -> Envelope<M> {
     block_on(inbox.recv()).expect("open")
 }
 
@@ -73,6 +82,14 @@ fn rx(services: &SocketServices) -> BorrowedFd<'_> {
         .find("m", Kind::Mailbox)
         .expect("declared")
         .rx()
+}
+
+/// `fut`'s output if it resolves within `limit`, on this thread.
+fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    match block_on(select(std::pin::pin!(fut), sleep(limit))) {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(((), _)) => None,
+    }
 }
 
 /// The open file descriptors of this process.
@@ -93,19 +110,18 @@ fn copies_of(fd: BorrowedFd<'_>) -> usize {
 fn oversized_and_malformed_messages_are_dropped_and_the_next_one_delivered() {
     let services = services();
     let (mailbox, mut inbox) = ends(&services);
-    let tx = services
-        .directory
-        .find("m", Kind::Mailbox)
-        .expect("declared")
-        .tx();
     // Over the limit: dropped by the reader, whatever it holds.
-    send_datagram(tx, &vec![7; MAX_MESSAGE + 100], None).expect("sent");
-    // Not a u32 in postcard (a varint that never ends).
-    send_datagram(tx, &[0xff; 12], None).expect("sent");
+    send_datagram(tx(&services), &vec![7; MAX_MESSAGE + 100], None).expect("sent");
+    // No type name (a length that never ends).
+    send_datagram(tx(&services), &[0xff; 12], None).expect("sent");
+    // A u32 with a byte left over.
+    let mut longer = codec::encode("m", &7u32).expect("encoded");
+    longer.push(0);
+    send_datagram(tx(&services), &longer, None).expect("sent");
     block_on(mailbox.send(42)).expect("queued");
     assert_eq!(*recv(&mut inbox).message(), 42);
     // A message the sender would make too large is refused there.
-    let big: Mailbox<Vec<u8>> = Mailbox {
+    let big: Mailbox<Vec<u8>> = super::super::Mailbox {
         name: "m".into(),
         outbox: mailbox.outbox.clone(),
         message: std::marker::PhantomData,
@@ -147,13 +163,49 @@ fn a_call_is_answered_fails_at_once_when_dropped_and_times_out() {
 }
 
 #[test]
-fn a_reply_of_the_wrong_type_is_an_encoding_error() {
+fn a_message_of_another_type_is_not_decoded_and_its_caller_is_told() {
+    let services = services();
+    let words: Mailbox<String> = mailbox(&services);
+    let numbers: Mailbox<u64> = mailbox(&services);
+    let mut inbox: Inbox<u64> = inbox(&services);
+    // A cast: dropped (postcard alone would read "hello" as 5).
+    block_on(words.send("hello".into())).expect("queued");
+    block_on(numbers.send(7)).expect("queued");
+    assert_eq!(*recv(&mut inbox).message(), 7);
+    // A call: refused without being decoded, and the caller told.
+    let server = std::thread::spawn(move || {
+        let envelope = recv(&mut inbox);
+        let n = *envelope.message();
+        envelope.reply(n);
+    });
+    let err = within(
+        Duration::from_secs(5),
+        words.call::<u64>("hello".into(), Duration::from_secs(3)),
+    )
+    .expect("answered at once")
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { name, expected, found }
+            if name == "m" && expected == "u64" && found == "alloc::string::String"),
+        "{err}"
+    );
+    // The server is still there for the right type.
+    let n: u64 = block_on(numbers.call(8, Duration::from_secs(5))).expect("answered");
+    assert_eq!(n, 8);
+    server.join().expect("server");
+}
+
+#[test]
+fn a_reply_of_another_type_is_wrong_type() {
     let services = services();
     let (mailbox, mut inbox) = ends(&services);
-    // A u64 this large does not fit the u32 the caller expects.
-    let server = std::thread::spawn(move || recv(&mut inbox).reply(u64::MAX));
-    let err = block_on(mailbox.call::<u32>(1, Duration::from_secs(5))).unwrap_err();
-    assert!(matches!(err, Error::Encoding { .. }), "{err}");
+    // 300 as a u64, which postcard alone reads as the u8 172.
+    let server = std::thread::spawn(move || recv(&mut inbox).reply(300u64));
+    let err = block_on(mailbox.call::<u8>(1, Duration::from_secs(5))).unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { expected, found, .. } if expected == "u8" && found == "u64"),
+        "{err}"
+    );
     server.join().expect("server");
 }
 
@@ -192,7 +244,7 @@ fn every_descriptor_a_dropped_datagram_carried_is_closed() {
         )
         .expect("sent");
     };
-    let body = postcard::to_stdvec(&1u32).expect("encoded");
+    let body = codec::encode("m", &1u32).expect("encoded");
     // 60 datagrams of 200 descriptors each: their control messages are
     // cut short (room for 4), and the 4 the kernel installed closed.
     for _ in 0..60 {
