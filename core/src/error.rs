@@ -146,7 +146,8 @@ pub enum Error {
     /// The server of mailbox `name` let go of a call without replying: it
     /// dropped the message, found it malformed, or ended (panicked, was
     /// killed) with it. Or the supervisor asked about its dynamic children
-    /// (template `name`) ended before it answered.
+    /// (template `name`) ended before it answered, is gone for good, or did
+    /// not answer within 5 s.
     NoReply {
         /// The mailbox or template.
         name: String,
@@ -181,6 +182,12 @@ pub enum Error {
     /// more children.
     ShuttingDown {
         /// The template.
+        name: String,
+    },
+    /// [`Mailbox::try_send`](crate::Mailbox::try_send) found mailbox `name`
+    /// full: the message was not sent.
+    MailboxFull {
+        /// The mailbox.
         name: String,
     },
     /// A message, reply or argument of `name` is of another type than the
@@ -287,6 +294,9 @@ impl fmt::Display for Error {
                 f,
                 "the supervisor of template {name:?} is shutting down and starts no children"
             ),
+            Error::MailboxFull { name } => {
+                write!(f, "mailbox {name:?} is full: the message was not sent")
+            }
             Error::WrongType {
                 name,
                 expected,

@@ -508,6 +508,12 @@ const SCENARIOS: &[Scenario] = &[
         messages::drive::dynamic_children,
         15,
     ),
+    scenario(
+        "dynamic_supervisor_gone",
+        messages::scenario::dynamic_supervisor_gone,
+        messages::drive::dynamic_supervisor_gone,
+        30,
+    ),
     // Listening sockets of the tree: kill storms, systemd, errors.
     scenario(
         "listener_kill_storm",

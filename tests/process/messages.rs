@@ -314,6 +314,60 @@ pub(crate) mod scenario {
                 .start(),
         );
     }
+
+    /// The supervisor of template "conn" gives up (its worker, restarted
+    /// always, returns under an intensity of 0) and is not restarted: a
+    /// worker of another supervisor that asks it about its children gets
+    /// `NoReply` after 5 s, rather than waiting without end.
+    pub(crate) fn dynamic_supervisor_gone() {
+        let root = std::process::id();
+        let mut doomed = Life::new(|| {
+            Box::pin(async {
+                tokio::time::sleep(ms(200)).await;
+            })
+        });
+        doomed.restart = RestartPolicy::Always;
+        let client = Life::new(move || {
+            Box::pin(async move {
+                let id = start_child("conn", ConnArgs { n: 1 })
+                    .await
+                    .expect("started");
+                println!("started {id}");
+                tokio::time::sleep(ms(1000)).await;
+                let at = Instant::now();
+                match terminate_child("conn", id).await {
+                    Err(Error::NoReply { .. }) => {
+                        println!("terminate: NoReply after {} ms", at.elapsed().as_millis())
+                    }
+                    other => println!("terminate: {other:?}"),
+                }
+                let at = Instant::now();
+                match start_child("conn", ConnArgs { n: 2 }).await {
+                    Err(Error::NoReply { .. }) => {
+                        println!("start: NoReply after {} ms", at.elapsed().as_millis())
+                    }
+                    other => println!("start: {other:?}"),
+                }
+                stop_tree(root);
+            })
+        });
+        report(
+            Supertree::new()
+                .on_event(|e| {
+                    if e.path == "root/0" {
+                        println!("event {e}");
+                    }
+                })
+                .add_supervisor(|s| {
+                    s.with_intensity(supertrees::Intensity::new(0, Duration::from_secs(1)))
+                        .with_restart_policy(RestartPolicy::Never)
+                        .add_worker(doomed)
+                        .add_dynamic("conn", conn)
+                })
+                .add_supervisor(|s| s.add_worker(client))
+                .start(),
+        );
+    }
 }
 
 pub(crate) mod drive {
@@ -456,6 +510,28 @@ pub(crate) mod drive {
             let line = format!("event root/0/conn#{id}: killed by signal SIGKILL");
             if run.count(|l| l.starts_with(&line)) != 1 {
                 return Err(format!("no {line:?}: {:#?}", run.stdout()));
+            }
+        }
+        expect_prefix_once(run, "returned Ok").map(drop)
+    }
+
+    pub(crate) fn dynamic_supervisor_gone(run: &mut Run) -> Result<(), String> {
+        expect_exit_code(run, 0)?;
+        expect_count(run, "started 1", 1)?;
+        expect_count(
+            run,
+            "event root/0: gave up: restart intensity exceeded; not restarted",
+            1,
+        )?;
+        for what in ["terminate", "start"] {
+            let prefix = format!("{what}: NoReply after ");
+            let line = expect_prefix_once(run, &prefix)?;
+            let ms: u64 = line[prefix.len()..]
+                .trim_end_matches(" ms")
+                .parse()
+                .map_err(|e| format!("{line:?}: {e}"))?;
+            if !(4900..=6500).contains(&ms) {
+                return Err(format!("{what}: NoReply after {ms} ms; expected 5 s"));
             }
         }
         expect_prefix_once(run, "returned Ok").map(drop)

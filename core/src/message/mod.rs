@@ -13,7 +13,9 @@
 //! through an [`Inbox`]; any worker anywhere in the tree sends to it
 //! through a [`Mailbox`], which stays valid across those restarts.
 //!
-//! * [`Mailbox::send`] is a *cast*: it returns once the message is queued.
+//! * [`Mailbox::send`] is a *cast*: it returns once the message is queued,
+//!   waiting while the mailbox is full; [`Mailbox::try_send`] never waits
+//!   ([`Error::MailboxFull`] instead).
 //! * [`Mailbox::call`] waits for the server's [`Envelope::reply`], at most
 //!   its timeout.
 //!
@@ -22,19 +24,37 @@
 //! * **FIFO per sender**: messages one task sends arrive in that order.
 //! * **Bounded**: a mailbox holds what its kernel socket buffer holds (a
 //!   few hundred small messages: 278 of 4 bytes on Linux's default buffer;
-//!   see [`MAX_MESSAGE`] for the largest message), and 256 in simulation. A full mailbox makes `send` and `call` wait; nothing grows
-//!   without bound.
+//!   see [`MAX_MESSAGE`] for the largest message), and 256 in simulation. A
+//!   full mailbox makes `send` and `call` wait, and `try_send` fail;
+//!   nothing grows without bound.
 //! * **At most once, never twice**: a message waiting in the mailbox when
 //!   its server restarts is delivered to the next run; a message already
 //!   handed to a run that dies is lost, and its `call` fails at once with
 //!   [`Error::NoReply`] (never later than its timeout).
 //!
+//! Every wait is bounded:
+//!
+//! * A call's timeout bounds the **whole** call, waiting for room in a full
+//!   mailbox included (a message still waiting for room then is not sent).
+//! * A `send` or `call` future that is dropped, or kept without being
+//!   polled, holds up no other sender: each attempt at sending is one
+//!   non-blocking send, and a sender that finds no room only leaves a way to
+//!   wake it, which room wakes (with every other) and forgets.
+//! * A call costs no file descriptor while it waits for room: its reply
+//!   socket is made by the attempt that sends it.
+//! * [`start_child()`] and [`terminate_child()`] answer within 5 s;
+//!   [`Error::NoReply`] when the supervisor is gone for good or does not
+//!   answer.
+//!
 //! In the process engine a mailbox is a Unix datagram socket pair made by
 //! the root: nothing of it is on a file system, and only processes of the
 //! tree hold it. A call passes the server a socket of its own for the
 //! reply, so replies take the direct path too, and a server that dies
-//! closes it, which ends the call. In [`run_simulated`](crate::testing::run_simulated)
-//! the same API runs on in-memory queues and virtual time.
+//! closes it, which ends the call. Any other descriptor a peer sends along
+//! with a message (more of them, or a control message cut short) is closed
+//! and the message dropped and logged. In
+//! [`run_simulated`](crate::testing::run_simulated) the same API runs on
+//! in-memory queues and virtual time, with the same guarantees.
 //!
 //! Messages are encoded with [`serde`] and `postcard`, with the name of
 //! their type ([`std::any::type_name`](std::any::type_name()) of the
@@ -142,27 +162,33 @@ pub(crate) use memory::MemoryServices;
 use crate::{ChildId, Error};
 
 /// The largest message (and reply) in bytes, once encoded, with the name
-/// of its type: 64 KiB. A larger one is refused by [`Mailbox::send`] and
-/// [`Mailbox::call`] with
+/// of its type: 64 KiB. A larger one is refused by [`Mailbox::send`],
+/// [`Mailbox::try_send`] and [`Mailbox::call`] with
 /// [`Error::MessageTooLarge`]; a larger reply is dropped and logged (its
 /// caller gets [`Error::NoReply`]).
 pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// How long [`start_child()`] and [`terminate_child()`] wait for the
+/// supervisor's answer, waiting for room to ask included.
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A boxed, sendable future with an output.
 pub(crate) type Op<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The sending side of one named endpoint: a mailbox, or the requests of a
 /// dynamic-children template.
+///
+/// A future of `send` or `call` that is dropped, or kept without being
+/// polled, holds up no other sender.
 pub(crate) trait Outbox: Send + Sync {
     /// Queues `body`, waiting while the endpoint is full.
     fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>>;
-    /// Queues `body` with a way to reply, and waits for the reply (at most
-    /// `timeout`, if any).
-    fn call(
-        self: Arc<Self>,
-        body: Vec<u8>,
-        timeout: Option<Duration>,
-    ) -> Op<Result<Vec<u8>, Error>>;
+    /// Queues `body` if the endpoint has room now, else
+    /// [`Error::MailboxFull`].
+    fn try_send(&self, body: &[u8]) -> Result<(), Error>;
+    /// Queues `body` with a way to reply, and waits for the reply: the
+    /// whole call, waiting for room included, at most `timeout`.
+    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Duration) -> Op<Result<Vec<u8>, Error>>;
 }
 
 /// The serving side of a mailbox.
@@ -322,9 +348,12 @@ impl<M: Serialize> Mailbox<M> {
     }
 
     /// Sends `msg` (a cast): resolves once it is queued in the mailbox,
-    /// waiting while the mailbox is full.
+    /// waiting while the mailbox is full (that is its backpressure; see
+    /// [`try_send`](Self::try_send) for a send that does not wait).
     ///
     /// The message is encoded at once; the future holds only its bytes.
+    /// Dropped before it resolved, it sent nothing; dropped or kept
+    /// unpolled, it holds up no other sender.
     ///
     /// # Errors
     ///
@@ -336,14 +365,47 @@ impl<M: Serialize> Mailbox<M> {
         async move { queued?.await }
     }
 
-    /// Sends `msg` and waits for the server's reply, decoded as `R`, at
-    /// most `timeout`.
+    /// Sends `msg` (a cast) if the mailbox has room now; never waits.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when no reply came within `timeout` (a reply that
-    /// comes later is dropped), [`Error::NoReply`] when the server dropped
-    /// the message without replying, found it malformed, or died with it;
+    /// [`Error::MailboxFull`] at once when the mailbox has no room (the
+    /// message was not sent), and those of [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// A log line is dropped rather than wait for a logger that falls
+    /// behind:
+    ///
+    /// ```
+    /// use supertrees_core::{Error, Mailbox};
+    ///
+    /// fn log(logger: &Mailbox<String>, line: String) -> Result<(), Error> {
+    ///     match logger.try_send(line) {
+    ///         Err(Error::MailboxFull { .. }) => Ok(()),
+    ///         other => other,
+    ///     }
+    /// }
+    /// ```
+    pub fn try_send(&self, msg: M) -> Result<(), Error> {
+        let body = codec::encode(&self.name, &msg)?;
+        self.outbox.try_send(&body)
+    }
+
+    /// Sends `msg` and waits for the server's reply, decoded as `R`: the
+    /// whole call, waiting for room in a full mailbox included, takes at
+    /// most `timeout`.
+    ///
+    /// The call costs no file descriptor while it waits for room (its
+    /// reply socket is made when its message is sent), and dropped or kept
+    /// unpolled, its future holds up no other sender.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no reply came within `timeout` (a message
+    /// still waiting for room then is not sent; a reply that comes later
+    /// is dropped); [`Error::NoReply`] when the server dropped the message
+    /// without replying, found it malformed, or died with it;
     /// [`Error::WrongType`] when the server's [`Inbox`] takes another type
     /// than `M` (it refused the message without decoding it) or the reply
     /// is not an `R`; [`Error::Encoding`] if the reply is malformed; and
@@ -354,8 +416,8 @@ impl<M: Serialize> Mailbox<M> {
         timeout: Duration,
     ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
         let name = self.name.clone();
-        let asked = codec::encode(&self.name, &msg)
-            .map(|body| self.outbox.clone().call(body, Some(timeout)));
+        let asked =
+            codec::encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, timeout));
         async move {
             let reply = asked?.await?;
             codec::decode_reply::<M, R>(&name, &reply)
@@ -534,14 +596,18 @@ impl Refusal {
     }
 }
 
-/// Asks the supervisor that declared template `name` about its children.
+/// Asks the supervisor that declared template `name` about its children,
+/// waiting at most [`ASK_TIMEOUT`]: past it, [`Error::NoReply`].
 async fn ask(
     outbox: Arc<dyn Outbox>,
     name: Arc<str>,
     request: Request,
 ) -> Result<Option<ChildId>, Error> {
     let body = codec::encode_plain(&name, &request)?;
-    let reply = outbox.call(body, None).await?;
+    let reply = match outbox.call(body, ASK_TIMEOUT).await {
+        Err(Error::Timeout { name, .. }) => return Err(Error::NoReply { name }),
+        reply => reply?,
+    };
     let answer = codec::strict::<Answer>(&reply).map_err(|reason| Error::Encoding {
         name: name.to_string(),
         reason,
@@ -565,8 +631,12 @@ async fn ask(
 /// [`Error::WrongArgument`] if its template takes another type than `A`,
 /// [`Error::TooManyChildren`] at the supervisor's
 /// [`with_max_children`](crate::Tree::with_max_children),
-/// [`Error::ShuttingDown`] while it stops, [`Error::NoReply`] if it died
-/// while asked, [`Error::NotInTree`] outside a worker of a running tree.
+/// [`Error::ShuttingDown`] while it stops, [`Error::NotInTree`] outside a
+/// worker of a running tree, [`Error::NoReply`] if the supervisor did not
+/// answer within 5 s (waiting for room to ask included): it died while
+/// asked, is gone for good (it gave up and is not restarted), or is
+/// stopped or too busy. A request the supervisor had not read by then may
+/// still be served when it reads it (as a call after its timeout).
 ///
 /// # Examples
 ///
@@ -597,13 +667,16 @@ pub fn start_child<A: Serialize>(
 /// `name`, with its graceful stop (its run sees
 /// [`stopping()`](crate::stopping()) and has its
 /// [`Restartable::shutdown`](crate::Restartable::shutdown) time), and
-/// removes it. Resolves once it has stopped.
+/// removes it. Resolves once it has stopped, within 5 s.
 ///
 /// # Errors
 ///
 /// [`Error::UnknownChild`] if there is no such child (any more),
-/// [`Error::UnknownName`], [`Error::NoReply`] and [`Error::NotInTree`] as
-/// for [`start_child()`].
+/// [`Error::UnknownName`] and [`Error::NotInTree`] as for
+/// [`start_child()`]; [`Error::NoReply`] if the supervisor did not answer
+/// within 5 s, as for [`start_child()`], and also when the child takes
+/// longer than that to stop (its stop goes on: it is removed once it
+/// ended, or its shutdown time passed).
 ///
 /// # Examples
 ///

@@ -4,27 +4,32 @@
 //!
 //! A mailbox's receiving end is held by every process of the tree, its
 //! supervisor's included, so what waits in it outlives the worker host that
-//! serves it. A call's reply socket is a fresh `SOCK_SEQPACKET` pair: the
-//! server holds one end while it has the message (in the mailbox, or in an
-//! [`Envelope`](super::Envelope)); when it replies, drops the envelope or
-//! dies, the caller reads the reply or the end of the socket at once.
+//! serves it. A call's reply socket is a fresh `SOCK_SEQPACKET` pair, made
+//! by the attempt that sends the call (so a call waiting for room holds
+//! none): the server holds one end while it has the message (in the
+//! mailbox, or in an [`Envelope`](super::Envelope)); when it replies, drops
+//! the envelope or dies, the caller reads the reply or the end of the
+//! socket at once.
 //!
-//! [`datagram`] reads and writes the datagrams.
+//! [`datagram`] reads and writes the datagrams, [`room`] waits for room in
+//! a full mailbox.
 
 mod datagram;
+mod room;
 #[cfg(test)]
 mod tests;
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
 pub(crate) use datagram::{recv_datagram, send_datagram};
+use room::Room;
 
 use super::{Directory, InboxPort, Kind, Op, Outbox, Received, Replier, Services};
 use crate::{BoxFuture, Error, Interest, IoSource};
@@ -36,20 +41,41 @@ pub(crate) type Register = Arc<dyn Fn(OwnedFd) -> io::Result<Box<dyn IoSource>> 
 /// Sleeps on the worker host's timer.
 pub(crate) type Sleep = Arc<dyn Fn(Duration) -> BoxFuture + Send + Sync>;
 
+/// The tag in front of every reply, so that an empty reply is told from
+/// the end of the socket.
+const REPLY_TAG: u8 = 1;
+
 /// Sends a reply on a call's reply socket, without blocking; a caller that
 /// is gone is not an error.
 pub(crate) fn reply_on(fd: &OwnedFd, body: &[u8]) {
-    let mut tagged = Vec::with_capacity(body.len() + 1);
-    tagged.push(REPLY_TAG);
-    tagged.extend_from_slice(body);
-    let sent = send(
+    let sent = sendmsg::<()>(
         fd.as_raw_fd(),
-        &tagged,
+        &[IoSlice::new(&[REPLY_TAG]), IoSlice::new(body)],
+        &[],
         MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        None,
     );
     if let Err(err) = sent {
         tracing::debug!(%err, "a reply found no caller");
     }
+}
+
+/// Reads a reply from a call's socket: `None` at its end (the server let
+/// go of the call), or if it is larger than a reply can be (then logged).
+fn recv_reply(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u8>>> {
+    datagram::with_buffer(|buffer| {
+        let mut iov = [IoSliceMut::new(buffer)];
+        let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT)?;
+        let (len, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+        if truncated {
+            tracing::warn!("an oversized reply was dropped");
+            return Ok(None);
+        }
+        Ok(match buffer[..len].split_first() {
+            Some((&REPLY_TAG, body)) => Some(body.to_vec()),
+            _ => None,
+        })
+    })
 }
 
 /// The mailboxes of a tree, as the workers of one worker host reach them.
@@ -74,8 +100,7 @@ impl Services for SocketServices {
             })?;
         Ok(Arc::new(SocketOutbox {
             name: name.into(),
-            source,
-            sending: futures::lock::Mutex::new(()),
+            room: Room::new(endpoint.shared_tx(), source),
             register: self.register.clone(),
             sleep: self.sleep.clone(),
         }))
@@ -111,35 +136,38 @@ impl Services for SocketServices {
 /// The sending side of a mailbox in this process.
 struct SocketOutbox {
     name: Arc<str>,
-    source: Box<dyn IoSource>,
-    /// Whose turn it is to send: a reactor wakes only the last task that
-    /// waited for a source to be writable, so the tasks sharing this
-    /// outbox (clones of one `Mailbox`) wait for a full mailbox one at a
-    /// time, in turn.
-    sending: futures::lock::Mutex<()>,
+    room: Room,
     register: Register,
     sleep: Sleep,
 }
 
 impl SocketOutbox {
-    /// Queues `body` (with `pass`), waiting while the mailbox is full.
-    async fn queue(&self, body: &[u8], pass: Option<BorrowedFd<'_>>) -> Result<(), Error> {
-        let _turn = self.sending.lock().await;
-        std::future::poll_fn(|cx| {
-            self.source.poll_io(cx, Interest::Writable, &mut |fd| {
-                send_datagram(fd, body, pass)
-            })
-        })
-        .await
-        .map_err(|source| Error::Os {
-            context: "sending to a mailbox",
-            source,
-        })
+    /// One attempt at sending the call `body`: with the far end of a reply
+    /// socket pair made now, and closed again if the mailbox is full. The
+    /// near end, once sent.
+    fn send_call(fd: BorrowedFd<'_>, body: &[u8]) -> io::Result<OwnedFd> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )?;
+        send_datagram(fd, body, Some(theirs.as_fd()))?;
+        // The server holds the other end now: ours ends when it does.
+        Ok(ours)
     }
 
-    /// Waits for the reply on `ours`: `None` if the server let go of the
-    /// call without one.
-    async fn reply(&self, ours: OwnedFd) -> Result<Option<Vec<u8>>, Error> {
+    /// Sends the call `body` once there is room, and waits for its reply:
+    /// `None` if the server let go of the call without one.
+    async fn ask(&self, body: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let ours = self
+            .room
+            .wait(|fd| Self::send_call(fd, body))
+            .await
+            .map_err(|source| Error::Os {
+                context: "sending a call to a mailbox",
+                source,
+            })?;
         let failed = |source| Error::Os {
             context: "reading a reply",
             source,
@@ -156,66 +184,50 @@ impl SocketOutbox {
         .map_err(failed)?;
         Ok(got)
     }
+
+    fn sending_failed(&self, source: io::Error) -> Error {
+        if source.kind() == io::ErrorKind::WouldBlock {
+            return Error::MailboxFull {
+                name: self.name.to_string(),
+            };
+        }
+        Error::Os {
+            context: "sending to a mailbox",
+            source,
+        }
+    }
 }
 
 impl Outbox for SocketOutbox {
     fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>> {
-        Box::pin(async move { self.queue(&body, None).await })
-    }
-
-    fn call(
-        self: Arc<Self>,
-        body: Vec<u8>,
-        timeout: Option<Duration>,
-    ) -> Op<Result<Vec<u8>, Error>> {
         Box::pin(async move {
-            let (ours, theirs) = socketpair(
-                AddressFamily::Unix,
-                SockType::SeqPacket,
-                None,
-                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            )
-            .map_err(|errno| Error::Os {
-                context: "making a call's reply socket",
-                source: errno.into(),
-            })?;
-            self.queue(&body, Some(theirs.as_fd())).await?;
-            // The server holds the other end now: ours ends when it does.
-            drop(theirs);
-            let answer = self.reply(ours);
-            let answer = match timeout {
-                None => answer.await?,
-                Some(limit) => match select(std::pin::pin!(answer), (self.sleep)(limit)).await {
-                    Either::Left((answer, _)) => answer?,
-                    Either::Right(((), _)) => {
-                        return Err(Error::Timeout {
-                            name: self.name.to_string(),
-                            after: limit,
-                        })
-                    }
-                },
-            };
-            answer.ok_or_else(|| Error::NoReply {
-                name: self.name.to_string(),
-            })
+            self.room
+                .wait(|fd| send_datagram(fd, &body, None))
+                .await
+                .map_err(|source| self.sending_failed(source))
         })
     }
-}
 
-/// The tag in front of every reply, so that an empty reply (a `()`) is
-/// told from the end of the socket.
-const REPLY_TAG: u8 = 1;
+    fn try_send(&self, body: &[u8]) -> Result<(), Error> {
+        self.room
+            .try_now(|fd| send_datagram(fd, body, None))
+            .map_err(|source| self.sending_failed(source))
+    }
 
-/// Reads a reply from a call's socket: `None` at its end (the server let
-/// go of the call).
-fn recv_reply(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<u8>>> {
-    datagram::with_buffer(|buffer| {
-        let len = recv(fd.as_raw_fd(), buffer, MsgFlags::MSG_DONTWAIT)?;
-        Ok(match buffer[..len].split_first() {
-            Some((&REPLY_TAG, body)) => Some(body.to_vec()),
-            _ => None,
+    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Duration) -> Op<Result<Vec<u8>, Error>> {
+        Box::pin(async move {
+            let asked = std::pin::pin!(self.ask(&body));
+            match select(asked, (self.sleep)(timeout)).await {
+                Either::Left((answer, _)) => answer?.ok_or_else(|| Error::NoReply {
+                    name: self.name.to_string(),
+                }),
+                Either::Right(((), _)) => Err(Error::Timeout {
+                    name: self.name.to_string(),
+                    after: timeout,
+                }),
+            }
         })
-    })
+    }
 }
 
 /// Where the reply to one call goes: the socket it passed.

@@ -2,11 +2,11 @@
 //! default reactor, a sleeping thread as timer.
 
 use std::future::Future;
-use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 use futures::future::{select, Either};
@@ -14,28 +14,33 @@ use nix::sys::socket::{sendmsg, socketpair, ControlMessage, MsgFlags};
 use serde::de::DeserializeOwned;
 
 use super::*;
-use crate::message::{codec, Declared, Envelope, Inbox, Mailbox, MAX_MESSAGE};
+use crate::message::{codec, Declared, Envelope, Inbox, Mailbox, Request, MAX_MESSAGE};
+use crate::ChildId;
 
-/// A sleep on a thread of its own.
+/// A sleep on async-io's timers (its own thread, for any executor).
 fn sleep(d: Duration) -> BoxFuture {
-    let (tx, rx) = futures::channel::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        std::thread::sleep(d);
-        let _ = tx.send(());
-    });
     Box::pin(async move {
-        let _ = rx.await;
+        async_io::Timer::after(d).await;
     })
 }
 
-/// The services of a tree with one mailbox "m" owned by `root`.
+/// The services of a tree with a mailbox "m" and a template "t" (of
+/// `u32`), both owned by `root`.
 fn services() -> SocketServices {
-    let declared = vec![Declared {
-        name: "m".into(),
-        owner: "root".into(),
-        kind: Kind::Mailbox,
-        argument: "",
-    }];
+    let declared = vec![
+        Declared {
+            name: "m".into(),
+            owner: "root".into(),
+            kind: Kind::Mailbox,
+            argument: "",
+        },
+        Declared {
+            name: "t".into(),
+            owner: "root".into(),
+            kind: Kind::Template,
+            argument: "u32",
+        },
+    ];
     SocketServices {
         directory: Arc::new(Directory::open(declared).expect("sockets")),
         owner: "root".into(),
@@ -84,12 +89,28 @@ fn rx(services: &SocketServices) -> BorrowedFd<'_> {
         .rx()
 }
 
+/// Fills mailbox "m" with casts of 0u32: how many it took.
+fn fill(services: &SocketServices) -> usize {
+    let zero = codec::encode("m", &0u32).expect("encoded");
+    let mut n = 0;
+    while send_datagram(tx(services), &zero, None).is_ok() {
+        n += 1;
+    }
+    n
+}
+
 /// `fut`'s output if it resolves within `limit`, on this thread.
 fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     match block_on(select(std::pin::pin!(fut), sleep(limit))) {
         Either::Left((out, _)) => Some(out),
         Either::Right(((), _)) => None,
     }
+}
+
+/// Polls `fut` once, with a waker that does nothing.
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    let waker = futures::task::noop_waker();
+    std::pin::Pin::new(fut).poll(&mut Context::from_waker(&waker))
 }
 
 /// The open file descriptors of this process.
@@ -155,7 +176,7 @@ fn a_call_is_answered_fails_at_once_when_dropped_and_times_out() {
     block_on(mailbox.call::<()>(2, Duration::from_secs(5))).expect("answered with ()");
     let dropped = block_on(mailbox.call::<u32>(3, Duration::from_secs(5))).unwrap_err();
     assert!(matches!(dropped, Error::NoReply { .. }), "{dropped}");
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let late = block_on(mailbox.call::<u32>(4, Duration::from_millis(100))).unwrap_err();
     assert!(matches!(late, Error::Timeout { .. }), "{late}");
     assert!(started.elapsed() < Duration::from_millis(290));
@@ -210,16 +231,121 @@ fn a_reply_of_another_type_is_wrong_type() {
 }
 
 #[test]
-fn only_the_owners_workers_serve_a_mailbox() {
-    let mut services = services();
-    services.owner = "root/1".into();
-    let err = services.inbox("m").map(drop).unwrap_err();
+fn a_call_on_a_full_mailbox_times_out_within_its_timeout() {
+    let services = services();
+    let mailbox: Mailbox<u32> = mailbox(&services);
+    fill(&services);
+    let started = Instant::now();
+    let got = within(
+        Duration::from_secs(5),
+        mailbox.call::<u32>(1, Duration::from_millis(200)),
+    )
+    .expect("a call on a full mailbox must end by its timeout");
+    assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn try_send_on_a_full_mailbox_is_mailbox_full_at_once() {
+    let services = services();
+    let (mailbox, mut inbox) = ends(&services);
+    mailbox.try_send(1).expect("room");
+    assert_eq!(*recv(&mut inbox).message(), 1);
+    let held = fill(&services);
+    assert!(held > 100, "the mailbox held {held}");
+    let err = mailbox.try_send(2).unwrap_err();
+    assert!(
+        matches!(&err, Error::MailboxFull { name } if name == "m"),
+        "{err}"
+    );
     assert_eq!(
         err.to_string(),
-        "mailbox \"m\" belongs to supervisor root: only its workers can serve it"
+        "mailbox \"m\" is full: the message was not sent"
     );
-    let err = services.outbox("x", Kind::Mailbox).map(drop).unwrap_err();
-    assert_eq!(err.to_string(), "no mailbox is named \"x\" in this tree");
+    // Room again once the server reads.
+    for _ in 0..held {
+        recv(&mut inbox);
+    }
+    mailbox.try_send(3).expect("room");
+    assert_eq!(*recv(&mut inbox).message(), 3);
+}
+
+#[test]
+fn a_call_kept_unpolled_or_dropped_holds_up_no_other_sender() {
+    let services = services();
+    let (mailbox, mut inbox) = ends(&services);
+    let held = fill(&services);
+    // Each waits for room, polled once; then one is kept, one dropped.
+    let mut kept = Box::pin(mailbox.call::<u32>(1, Duration::from_secs(60)));
+    assert!(poll_once(&mut kept).is_pending());
+    let mut dropped = Box::pin(mailbox.clone().send(2));
+    assert!(poll_once(&mut dropped).is_pending());
+    drop(dropped);
+    let server = std::thread::spawn(move || {
+        for _ in 0..held {
+            recv(&mut inbox);
+        }
+        let envelope = recv(&mut inbox);
+        let n = *envelope.message();
+        envelope.reply(n * 10);
+    });
+    let other = mailbox.clone();
+    let got = within(
+        Duration::from_secs(5),
+        other.call::<u32>(3, Duration::from_secs(4)),
+    )
+    .expect("an unpolled call must not hold up another");
+    assert_eq!(got.expect("answered"), 30);
+    server.join().expect("server");
+    drop(kept);
+}
+
+#[test]
+fn calls_waiting_for_room_hold_no_descriptors_and_all_complete() {
+    const CALLS: u32 = 10_000;
+    let services = services();
+    let (mailbox, mut inbox) = ends(&services);
+    fill(&services);
+    let before = open_fds().len();
+    let mut calls: Vec<_> = (0..CALLS)
+        .map(|n| Box::pin(mailbox.call::<u32>(n, Duration::from_secs(120))))
+        .collect();
+    for call in &mut calls {
+        assert!(poll_once(call).is_pending());
+    }
+    let waiting = open_fds().len().saturating_sub(before);
+    // Other tests of this binary open descriptors meanwhile: a few.
+    assert!(
+        waiting < 200,
+        "{CALLS} calls waiting for room hold {waiting} descriptors"
+    );
+    // Every tenth gives up (dropped mid-wait); the others are answered.
+    let mut n = 0;
+    calls.retain(|_| {
+        n += 1;
+        n % 10 != 0
+    });
+    let expected: Vec<u32> = (0..CALLS).filter(|n| n % 10 != 9).map(|n| n + 1).collect();
+    let answered = calls.len();
+    let server = std::thread::spawn(move || {
+        let mut replies = 0;
+        while replies < answered {
+            let envelope = recv(&mut inbox);
+            if envelope.is_call() {
+                let n = *envelope.message();
+                envelope.reply(n + 1);
+                replies += 1;
+            }
+        }
+    });
+    let results = within(Duration::from_secs(100), futures::future::join_all(calls))
+        .expect("every call is answered");
+    let got: Vec<u32> = results
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("every call is answered");
+    assert_eq!(got, expected);
+    server.join().expect("server");
 }
 
 #[test]
@@ -271,4 +397,35 @@ fn every_descriptor_a_dropped_datagram_carried_is_closed() {
     assert_eq!(copies_of(marked), 2);
     drop(call);
     assert_eq!(copies_of(marked), 1);
+}
+
+#[test]
+fn a_request_no_supervisor_answers_is_no_reply_within_5_s() {
+    let services = services();
+    let outbox = services.outbox("t", Kind::Template).expect("declared");
+    let started = Instant::now();
+    let asked = super::super::ask(outbox, "t".into(), Request::Terminate(ChildId::new(1)));
+    let got = within(Duration::from_secs(10), asked).expect("answered within 5 s");
+    assert!(
+        matches!(&got, Err(Error::NoReply { name }) if name == "t"),
+        "{got:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_secs(5)..Duration::from_secs(7)).contains(&took),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn only_the_owners_workers_serve_a_mailbox() {
+    let mut services = services();
+    services.owner = "root/1".into();
+    let err = services.inbox("m").map(drop).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "mailbox \"m\" belongs to supervisor root: only its workers can serve it"
+    );
+    let err = services.outbox("x", Kind::Mailbox).map(drop).unwrap_err();
+    assert_eq!(err.to_string(), "no mailbox is named \"x\" in this tree");
 }
