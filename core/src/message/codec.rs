@@ -14,8 +14,11 @@
 //!
 //! Names are compared as strings: every process of a tree runs the same
 //! program (they are forked), so a type has the same name in all of them.
+//! A reference is sent as what it refers to ([`wire_name`]), as serde
+//! encodes it: a reply of `&T` is a `T`.
 
 use std::any::type_name;
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -127,7 +130,7 @@ pub(crate) fn decode_reply<M, R: DeserializeOwned>(name: &str, reply: &[u8]) -> 
         Some((&REFUSAL, expected)) => Err(Error::WrongType {
             name: name.to_owned(),
             expected: strict::<String>(expected).map_err(malformed)?,
-            found: type_name::<M>().to_owned(),
+            found: wire_name::<M>().into_owned(),
         }),
         Some((kind, _)) => Err(malformed(format!("a reply of unknown kind {kind}"))),
         None => Err(malformed("an empty reply".to_owned())),
@@ -162,6 +165,17 @@ pub(crate) fn strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     }
 }
 
+/// The name a `T` travels under: its [`type_name`], without references
+/// (`&` and `&mut`), which serde encodes as what they refer to.
+pub(crate) fn wire_name<T: ?Sized>() -> Cow<'static, str> {
+    let name = type_name::<T>();
+    if name.contains('&') {
+        Cow::Owned(name.replace("&mut ", "").replace('&', ""))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 /// `head`, then `value` as a typed body, within [`MAX_MESSAGE`].
 fn typed_after<T: Serialize + ?Sized>(
     name: &str,
@@ -169,7 +183,7 @@ fn typed_after<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<Vec<u8>, Error> {
     let body =
-        postcard::to_extend(&(type_name::<T>(), value), head).map_err(|err| Error::Encoding {
+        postcard::to_extend(&(&*wire_name::<T>(), value), head).map_err(|err| Error::Encoding {
             name: name.to_owned(),
             reason: err.to_string(),
         })?;
@@ -242,6 +256,23 @@ mod tests {
             let err = decode_reply::<u32, u64>("m", bad).unwrap_err();
             assert!(matches!(err, Error::Encoding { .. }), "{err}");
         }
+    }
+
+    #[test]
+    fn a_reference_travels_as_what_it_refers_to() {
+        let value = 7u64;
+        let by_reference = encode("m", &Some(&value)).expect("encoded");
+        assert_eq!(decode::<Option<u64>>(&by_reference), Ok(Some(7)));
+        let reply = encode_reply("m", &&mut vec![1u8]).expect("encoded");
+        assert_eq!(
+            decode_reply::<u32, Vec<u8>>("m", &reply).expect("a Vec"),
+            [1]
+        );
+        // A str is not a String, though: no name is made up.
+        assert!(matches!(
+            decode::<String>(&encode("m", "x").expect("encoded")),
+            Err(Undecoded::WrongType(found)) if found == "str"
+        ));
     }
 
     #[test]

@@ -522,7 +522,10 @@ impl<M> Envelope<M> {
     }
 
     /// Answers a call with `reply` (for a cast: does nothing). Never waits:
-    /// a caller that gave up, or is gone, is not an error here. A reply that
+    /// a caller that gave up, or is gone, is not an error here. The reply
+    /// must be of the type the caller's [`call`](Mailbox::call) expects
+    /// (else it gets [`Error::WrongType`]); a reference is taken as what it
+    /// refers to (`&T` as a `T`), but a `&str` is not a `String`. A reply that
     /// can not be encoded, or is larger than [`MAX_MESSAGE`], is dropped and
     /// logged, and the caller gets [`Error::NoReply`].
     pub fn reply<R: Serialize>(self, reply: R) {
