@@ -429,3 +429,90 @@ fn only_the_owners_workers_serve_a_mailbox() {
     let err = services.outbox("x", Kind::Mailbox).map(drop).unwrap_err();
     assert_eq!(err.to_string(), "no mailbox is named \"x\" in this tree");
 }
+
+#[test]
+fn senders_on_many_threads_dropping_futures_mid_wait_all_get_through_in_order() {
+    const THREADS: u32 = 8;
+    const EACH: u32 = 600;
+    let services = services();
+    let mailbox: Mailbox<(u32, u32)> = mailbox(&services);
+    let mut inbox: Inbox<(u32, u32)> = inbox(&services);
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let mailbox = mailbox.clone();
+            std::thread::spawn(move || {
+                let mut sent = 0;
+                for n in 0..EACH {
+                    if n % 5 == 4 {
+                        // Gives up on waiting: sent only if there was room.
+                        let mut given_up = Box::pin(mailbox.send((t, n)));
+                        match poll_once(&mut given_up) {
+                            Poll::Ready(result) => result.map(|()| sent += 1).expect("sent"),
+                            Poll::Pending => drop(given_up),
+                        }
+                    } else if n % 7 == 6 {
+                        // A call with a short timeout: answered, or not
+                        // sent at all, or sent and not answered in time.
+                        match block_on(mailbox.call::<u32>((t, n), Duration::from_millis(2))) {
+                            Ok(_) | Err(Error::Timeout { .. }) => {}
+                            Err(err) => panic!("{err}"),
+                        }
+                    } else {
+                        block_on(mailbox.send((t, n))).expect("sent");
+                        sent += 1;
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    // The server starts late, so that the mailbox fills.
+    std::thread::sleep(Duration::from_millis(50));
+    let server = std::thread::spawn(move || {
+        let mut last = vec![None; THREADS as usize];
+        let mut casts = 0;
+        while let Some(Some(envelope)) = within(Duration::from_secs(2), inbox.recv()) {
+            let (t, n) = *envelope.message();
+            let previous = last[t as usize].replace(n);
+            assert!(previous < Some(n), "{t}: {n} after {previous:?}");
+            if envelope.is_call() {
+                envelope.reply(n);
+            } else {
+                casts += 1;
+            }
+        }
+        casts
+    });
+    let sent: u32 = senders.into_iter().map(|s| s.join().expect("sender")).sum();
+    let received = server.join().expect("server");
+    assert_eq!(received, sent);
+    assert!(sent > THREADS * EACH / 2, "{sent}");
+}
+
+#[test]
+fn calls_timing_out_while_waiting_for_room_leave_nothing_behind() {
+    let services = services();
+    let (mailbox, mut inbox) = ends(&services);
+    let held = fill(&services);
+    let before = open_fds().len();
+    let calls = (0..1000).map(|n| mailbox.call::<u32>(n, Duration::from_millis(20)));
+    let results = within(Duration::from_secs(10), futures::future::join_all(calls))
+        .expect("every call ends by its timeout");
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(Error::Timeout { .. }))));
+    let left = open_fds().len().saturating_sub(before);
+    assert!(left < 50, "{left} descriptors left");
+    // None of them was sent: the server finds the casts, then this call.
+    let server = std::thread::spawn(move || {
+        for _ in 0..held {
+            assert!(!recv(&mut inbox).is_call());
+        }
+        let envelope = recv(&mut inbox);
+        let n = *envelope.message();
+        envelope.reply(n);
+    });
+    let n: u32 = block_on(mailbox.call(77, Duration::from_secs(5))).expect("answered");
+    assert_eq!(n, 77);
+    server.join().expect("server");
+}
