@@ -19,7 +19,6 @@
 
 use std::any::type_name;
 use std::borrow::Cow;
-use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -57,15 +56,6 @@ impl Undecoded {
                 name: name.to_owned(),
                 reason,
             },
-        }
-    }
-}
-
-impl fmt::Display for Undecoded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Undecoded::WrongType(found) => write!(f, "of another type: {found}"),
-            Undecoded::Malformed(reason) => write!(f, "malformed: {reason}"),
         }
     }
 }
