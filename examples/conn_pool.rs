@@ -2,7 +2,8 @@
 //! accepted TCP connection to a child of the template `conn`
 //! (`supertrees::start_child`), which echoes lines until the client
 //! closes, then ends and is removed. At most 4 connections are served at
-//! once (`with_max_children`); a fifth client is told `busy` and closed.
+//! once (`with_max_children`); a fifth client is told `busy`, and the
+//! connection closed cleanly (see `turn_away`).
 //!
 //! ```sh
 //! cargo run --example conn_pool             # listens on 127.0.0.1:7879
@@ -17,13 +18,15 @@
 //! gone); the acceptor is, and so is the whole supervisor by its parent.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use supertrees::{BoxFuture, Error, Readiness, RestartPolicy, Restartable, Supertree, Worker};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// Accepted sockets waiting for their child, by slot: in the worker host
 /// process, which runs the acceptor and the children alike.
@@ -61,7 +64,6 @@ impl Worker for Acceptor {
                     continue;
                 };
                 let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-                let refusal = std_stream.try_clone();
                 if let Ok(mut table) = ACCEPTED.lock() {
                     table
                         .get_or_insert_with(HashMap::new)
@@ -71,13 +73,12 @@ impl Worker for Acceptor {
                     Ok(id) => println!("connection from {peer}: child {id}"),
                     Err(err) => {
                         println!("connection from {peer} refused: {err}");
-                        if let Ok(mut table) = ACCEPTED.lock() {
-                            table.get_or_insert_with(HashMap::new).remove(&slot);
-                        }
-                        // A fresh socket takes 5 bytes without blocking;
-                        // dropping it closes the connection.
-                        if let Ok(mut stream) = refusal {
-                            let _ = std::io::Write::write_all(&mut stream, b"busy\n");
+                        let refused = ACCEPTED
+                            .lock()
+                            .ok()
+                            .and_then(|mut table| table.as_mut()?.remove(&slot));
+                        if let Some(stream) = refused {
+                            supertrees::spawn(turn_away(stream));
                         }
                     }
                 }
@@ -87,6 +88,24 @@ impl Worker for Acceptor {
 }
 
 impl Restartable for Acceptor {}
+
+/// Tells a client there is no room for it, and closes the connection
+/// cleanly: `busy`, then the end of our side (a FIN after it), then what
+/// the client sent is read and dropped until it closes too, for a second
+/// at most. Closing a socket with data unread makes the kernel reset the
+/// connection (RST) instead, and a reset can destroy the `busy` on its way
+/// or before the client read it.
+async fn turn_away(stream: std::net::TcpStream) {
+    let Ok(mut stream) = tokio::net::TcpStream::from_std(stream) else {
+        return;
+    };
+    if stream.write_all(b"busy\n").await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut unread = [0; 1024];
+    let drained = async { while let Ok(1..) = stream.read(&mut unread).await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+}
 
 /// One connection: echoes lines until the client closes.
 struct Conn {
@@ -129,8 +148,10 @@ impl Restartable for Conn {
 }
 
 fn main() -> Result<(), Error> {
+    // Colours only for a terminal, not in a file.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let addr = std::env::var("ECHO_ADDR")
         .ok()

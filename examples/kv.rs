@@ -13,6 +13,7 @@
 //! restarted, and the messages sent meanwhile reach its next run.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -107,8 +108,10 @@ impl Restartable for Client {
 }
 
 fn main() -> Result<(), Error> {
+    // Colours only for a terminal, not in a file.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     Supertree::new()
         .add_supervisor(|s| s.with_mailbox("kv").add_worker(KvServer))

@@ -457,3 +457,165 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
         ]
     );
 }
+
+#[test]
+fn a_message_or_reply_of_another_type_is_never_decoded_as_another() {
+    let ctx = Ctx::new();
+    let tree = ending_at(&ctx, 1000)
+        .with_mailbox("n")
+        .add_worker(
+            Script::new(&ctx, |ctx, _| async move {
+                let mut inbox = inbox::<u64>("n").expect("ours");
+                while let Some(envelope) = inbox.recv().await {
+                    let n = *envelope.message();
+                    ctx.log(format!("server got {n}"));
+                    envelope.reply(n * 100);
+                }
+            })
+            .restart(RestartPolicy::Always),
+        )
+        .add_worker(Script::new(&ctx, |ctx, _| async move {
+            let words = mailbox::<String>("n").expect("declared");
+            let numbers = mailbox::<u64>("n").expect("declared");
+            // Postcard alone would read "hello" as 5.
+            words.send("hello".into()).await.expect("queued");
+            let err = words
+                .call::<u64>("hello".into(), ms(500))
+                .await
+                .unwrap_err();
+            ctx.log(err.to_string());
+            // 300 as a u64, which postcard alone reads as the u8 172.
+            let err = numbers.call::<u8>(3, ms(500)).await.unwrap_err();
+            ctx.log(err.to_string());
+            let n: u64 = numbers.call(4, ms(500)).await.expect("answered");
+            ctx.log(format!("client got {n}"));
+        }));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
+    assert_eq!(
+        ctx.lines(),
+        [
+            "0 \"n\" was sent a alloc::string::String where its receiving side takes a u64: it \
+             was not decoded",
+            "0 server got 3",
+            "0 \"n\" was sent a u64 where its receiving side takes a u8: it was not decoded",
+            "0 server got 4",
+            "0 client got 400",
+        ]
+    );
+}
+
+#[test]
+fn a_call_on_a_full_mailbox_times_out_on_virtual_time_and_try_send_does_not_wait() {
+    let ctx = Ctx::new();
+    let tree = ending_at(&ctx, 1000)
+        .with_mailbox("q")
+        .add_worker(Script::new(&ctx, |ctx, _| async move {
+            // Takes its inbox and never reads it.
+            let _inbox = inbox::<u32>("q").expect("ours");
+            ctx.sleep(2000).await;
+        }))
+        .add_worker(Script::new(&ctx, |ctx, _| async move {
+            let q = mailbox::<u32>("q").expect("declared");
+            let mut queued = 0;
+            while q.try_send(queued).is_ok() {
+                queued += 1;
+            }
+            ctx.log(format!(
+                "{queued} queued; then {}",
+                q.try_send(0).unwrap_err()
+            ));
+            let err = q.call::<u32>(1, ms(200)).await.unwrap_err();
+            ctx.log(err.to_string());
+        }));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
+    assert_eq!(
+        ctx.lines(),
+        [
+            "0 256 queued; then mailbox \"q\" is full: the message was not sent",
+            "200 no reply from mailbox \"q\" within 200ms",
+        ]
+    );
+}
+
+#[test]
+fn a_call_waiting_for_room_times_out_at_its_timeout() {
+    let ctx = Ctx::new();
+    let tree = ending_at(&ctx, 1000)
+        .with_mailbox("q")
+        .add_worker(Script::new(&ctx, |ctx, _| async move {
+            let _inbox = inbox::<u32>("q").expect("ours");
+            ctx.sleep(2000).await;
+        }))
+        .add_worker(Script::new(&ctx, |ctx, _| async move {
+            let q = mailbox::<u32>("q").expect("declared");
+            for n in 0..256 {
+                q.send(n).await.expect("room");
+            }
+            let err = q.call::<u32>(1, ms(200)).await.unwrap_err();
+            ctx.log(err.to_string());
+        }));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
+    assert_eq!(
+        ctx.lines(),
+        ["200 no reply from mailbox \"q\" within 200ms"]
+    );
+}
+
+#[test]
+fn a_supervisor_gone_for_good_is_no_reply_after_5_s() {
+    let ctx = Ctx::new();
+    let c = ctx.clone();
+    let tree = ending_at(&ctx, 20_000)
+        .add_supervisor(move |s| {
+            // Gives up at 100 ms (its worker fails, intensity 0), and is
+            // not restarted.
+            s.with_intensity(Intensity::new(0, ms(1)))
+                .with_restart_policy(RestartPolicy::Never)
+                .add_worker(
+                    Script::new(&c, |ctx, _| async move {
+                        ctx.sleep(100).await;
+                        panic!("gone");
+                    })
+                    .restart(RestartPolicy::Always),
+                )
+                .add_dynamic("conn", {
+                    let c = c.clone();
+                    move |arg: ConnArgs| conn(&c, arg)
+                })
+        })
+        .add_worker(Script::new(&ctx, |ctx, _| async move {
+            let id = start_child("conn", ConnArgs { n: 1 })
+                .await
+                .expect("started");
+            ctx.sleep(200).await;
+            let err = terminate_child("conn", id).await.unwrap_err();
+            ctx.log(format!("terminate: {err}"));
+            let err = start_child("conn", ConnArgs { n: 2 }).await.unwrap_err();
+            ctx.log(format!("start: {err}"));
+        }));
+    assert!(matches!(
+        simulate(tree, &ctx),
+        Err(Error::IntensityExceeded { .. })
+    ));
+    let no_reply = "\"conn\" let go of the request without a reply";
+    assert_eq!(
+        ctx.lines()
+            .iter()
+            .filter(|l| !l.contains(" conn 1 "))
+            .map(|l| l.split(" (").next().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>(),
+        [
+            format!("5200 terminate: {no_reply}"),
+            format!("10200 start: {no_reply}")
+        ]
+    );
+}

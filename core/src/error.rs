@@ -125,8 +125,10 @@ pub enum Error {
         /// The largest size allowed.
         max: usize,
     },
-    /// A message, argument or reply of `name` could not be encoded or
-    /// decoded (a reply that is not of the type the caller expects).
+    /// A message, argument or reply of `name` could not be encoded, or
+    /// could not be decoded although it is of the right type (it is
+    /// malformed: cut short, or with bytes left over). A body of another
+    /// type is [`Error::WrongType`].
     Encoding {
         /// The mailbox or template.
         name: String,
@@ -142,9 +144,10 @@ pub enum Error {
         after: Duration,
     },
     /// The server of mailbox `name` let go of a call without replying: it
-    /// dropped the message, could not decode it, or ended (panicked, was
-    /// killed) with it. Or a supervisor asked about its dynamic children
-    /// ended before it answered.
+    /// dropped the message, found it malformed, or ended (panicked, was
+    /// killed) with it. Or the supervisor asked about its dynamic children
+    /// (template `name`) ended before it answered, is gone for good, or did
+    /// not answer within 5 s.
     NoReply {
         /// The mailbox or template.
         name: String,
@@ -180,6 +183,30 @@ pub enum Error {
     ShuttingDown {
         /// The template.
         name: String,
+    },
+    /// [`Mailbox::try_send`](crate::Mailbox::try_send) found mailbox `name`
+    /// full: the message was not sent.
+    MailboxFull {
+        /// The mailbox.
+        name: String,
+    },
+    /// A message, reply or argument of `name` is of another type than the
+    /// receiving side's: it was not decoded (nor delivered). Every body
+    /// carries the name of its type
+    /// ([`std::any::type_name`](std::any::type_name()) of the sending
+    /// side's), and is decoded only as that type.
+    ///
+    /// For a [`call`](crate::Mailbox::call) whose message the server's
+    /// [`Inbox`](crate::Inbox) does not take, `expected` is the server's
+    /// message type and `found` the caller's; for a reply of another type
+    /// than the caller's `R`, `expected` is `R` and `found` the reply's.
+    WrongType {
+        /// The mailbox or template.
+        name: String,
+        /// The type the receiving side takes.
+        expected: String,
+        /// The type that was sent.
+        found: String,
     },
 }
 
@@ -266,6 +293,18 @@ impl fmt::Display for Error {
             Error::ShuttingDown { name } => write!(
                 f,
                 "the supervisor of template {name:?} is shutting down and starts no children"
+            ),
+            Error::MailboxFull { name } => {
+                write!(f, "mailbox {name:?} is full: the message was not sent")
+            }
+            Error::WrongType {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{name:?} was sent a {found} where its receiving side takes a {expected}: it was \
+                 not decoded"
             ),
         }
     }

@@ -41,6 +41,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::machine::{ChildPolicy, Machine};
+use crate::message::codec::{self, Undecoded};
+use crate::message::Refusal;
 use crate::{
     Backend, BackoffPolicy, Error, Event, Intensity, Limits, Listen, RestartPolicy, Restartable,
     Shutdown, Spawner, Strategy, Timer, TreeStatus, Worker,
@@ -170,8 +172,7 @@ pub struct Tree<K> {
 }
 
 /// Builds a worker from an encoded argument.
-pub(crate) type Build =
-    Arc<dyn Fn(&[u8]) -> Result<Box<dyn Worker>, postcard::Error> + Send + Sync>;
+pub(crate) type Build = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Worker>, Undecoded> + Send + Sync>;
 
 /// A template of children started at run time.
 #[derive(Clone)]
@@ -184,12 +185,17 @@ pub(crate) struct Template {
 
 impl Template {
     /// A worker built from this template and the encoded argument `arg`;
-    /// why not, if the argument does not decode or the template panics.
-    pub(crate) fn worker(&self, arg: &[u8]) -> Result<Box<dyn Worker>, String> {
+    /// why not, if the argument is of another type than the template's,
+    /// is malformed (bytes left over included), or the template panics.
+    pub(crate) fn worker(&self, arg: &[u8]) -> Result<Box<dyn Worker>, Refusal> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.build)(arg))) {
             Ok(Ok(worker)) => Ok(worker),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err("the template panicked".to_owned()),
+            Ok(Err(Undecoded::WrongType(found))) => Err(Refusal::WrongType {
+                expected: self.argument.to_owned(),
+                found,
+            }),
+            Ok(Err(Undecoded::Malformed(reason))) => Err(Refusal::BadArgument(reason)),
+            Err(_) => Err(Refusal::BadArgument("the template panicked".to_owned())),
         }
     }
 }
@@ -604,8 +610,9 @@ impl<K> Tree<K> {
     /// [`with_max_children`](Self::with_max_children) run at once. The
     /// template runs in this supervisor's process too (to learn the
     /// worker's policies), so it should only build the worker, not start
-    /// anything. The argument travels encoded with `postcard`;
-    /// `start_child` checks that it is an `A`.
+    /// anything. The argument travels encoded with `postcard`, with the
+    /// name of its type: `start_child` checks that it is an `A`, and the
+    /// supervisor decodes it only as an `A`, to its last byte.
     ///
     /// # Examples
     ///
@@ -632,7 +639,7 @@ impl<K> Tree<K> {
         F: Fn(A) -> W + Send + Sync + 'static,
     {
         let build: Build = Arc::new(move |arg: &[u8]| {
-            let arg = postcard::from_bytes::<A>(arg)?;
+            let arg = codec::decode::<A>(arg)?;
             Ok(Box::new(template(arg)) as Box<dyn Worker>)
         });
         self.templates.push(Template {
@@ -1237,5 +1244,44 @@ impl<B> fmt::Debug for Root<B> {
             .field("status_socket", &self.observers.status_socket)
             .field("backend", &std::any::type_name::<B>())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Noop;
+    impl Worker for Noop {
+        fn init(&self) -> crate::BoxFuture {
+            Box::pin(async {})
+        }
+    }
+    impl Restartable for Noop {}
+
+    #[test]
+    fn a_template_decodes_only_its_argument_type_to_the_last_byte() {
+        let tree = TreeParts::from(Supertree::new().add_dynamic("t", |_: u32| Noop));
+        let template = &tree.root.templates[0];
+        let seven = codec::encode("t", &7u32).expect("encoded");
+        assert!(template.worker(&seven).is_ok());
+        // A u64, which postcard alone would read as a u32.
+        let wide = codec::encode("t", &7u64).expect("encoded");
+        assert!(matches!(
+            template.worker(&wide).map(drop),
+            Err(Refusal::WrongType { expected, found }) if expected == "u32" && found == "u64"
+        ));
+        // A byte left over.
+        let mut longer = seven;
+        longer.push(0);
+        assert!(matches!(
+            template.worker(&longer).map(drop),
+            Err(Refusal::BadArgument(reason)) if reason == "1 trailing byte(s) after a u32"
+        ));
+        // Plain postcard, without a type name: malformed.
+        assert!(matches!(
+            template.worker(&[7, 0]).map(drop),
+            Err(Refusal::BadArgument(_))
+        ));
     }
 }

@@ -517,6 +517,12 @@ const SCENARIOS: &[Scenario] = &[
         messages::drive::dynamic_children,
         15,
     ),
+    scenario(
+        "dynamic_supervisor_gone",
+        messages::scenario::dynamic_supervisor_gone,
+        messages::drive::dynamic_supervisor_gone,
+        30,
+    ),
     // Issue 19: children started at run time that can be trusted.
     scenario(
         "dynamic_race",

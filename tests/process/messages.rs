@@ -314,6 +314,60 @@ pub(crate) mod scenario {
                 .start(),
         );
     }
+
+    /// The supervisor of template "conn" gives up (its worker, restarted
+    /// always, returns under an intensity of 0) and is not restarted: a
+    /// worker of another supervisor that asks it about its children gets
+    /// `NoReply` after 5 s, rather than waiting without end.
+    pub(crate) fn dynamic_supervisor_gone() {
+        let root = std::process::id();
+        let mut doomed = Life::new(|| {
+            Box::pin(async {
+                tokio::time::sleep(ms(200)).await;
+            })
+        });
+        doomed.restart = RestartPolicy::Always;
+        let client = Life::new(move || {
+            Box::pin(async move {
+                let id = start_child("conn", ConnArgs { n: 1 })
+                    .await
+                    .expect("started");
+                println!("started {id}");
+                tokio::time::sleep(ms(1000)).await;
+                let at = Instant::now();
+                match terminate_child("conn", id).await {
+                    Err(Error::NoReply { .. }) => {
+                        println!("terminate: NoReply after {} ms", at.elapsed().as_millis())
+                    }
+                    other => println!("terminate: {other:?}"),
+                }
+                let at = Instant::now();
+                match start_child("conn", ConnArgs { n: 2 }).await {
+                    Err(Error::NoReply { .. }) => {
+                        println!("start: NoReply after {} ms", at.elapsed().as_millis())
+                    }
+                    other => println!("start: {other:?}"),
+                }
+                stop_tree(root);
+            })
+        });
+        report(
+            Supertree::new()
+                .on_event(|e| {
+                    if e.path == "root/0" {
+                        println!("event {e}");
+                    }
+                })
+                .add_supervisor(|s| {
+                    s.with_intensity(supertrees::Intensity::new(0, Duration::from_secs(1)))
+                        .with_restart_policy(RestartPolicy::Never)
+                        .add_worker(doomed)
+                        .add_dynamic("conn", conn)
+                })
+                .add_supervisor(|s| s.add_worker(client))
+                .start(),
+        );
+    }
 }
 
 pub(crate) mod drive {
@@ -460,6 +514,28 @@ pub(crate) mod drive {
         }
         expect_prefix_once(run, "returned Ok").map(drop)
     }
+
+    pub(crate) fn dynamic_supervisor_gone(run: &mut Run) -> Result<(), String> {
+        expect_exit_code(run, 0)?;
+        expect_count(run, "started 1", 1)?;
+        expect_count(
+            run,
+            "event root/0: gave up: restart intensity exceeded; not restarted",
+            1,
+        )?;
+        for what in ["terminate", "start"] {
+            let prefix = format!("{what}: NoReply after ");
+            let line = expect_prefix_once(run, &prefix)?;
+            let ms: u64 = line[prefix.len()..]
+                .trim_end_matches(" ms")
+                .parse()
+                .map_err(|e| format!("{line:?}: {e}"))?;
+            if !(4900..=6500).contains(&ms) {
+                return Err(format!("{what}: NoReply after {ms} ms; expected 5 s"));
+            }
+        }
+        expect_prefix_once(run, "returned Ok").map(drop)
+    }
 }
 
 /// The runner's side of `examples/kv.rs` and `examples/conn_pool.rs`.
@@ -523,10 +599,28 @@ pub(crate) mod examples {
             Ok(got.trim_end().to_owned())
         }
 
-        fn echo(&mut self, text: &str) -> Result<(), String> {
+        /// Told `busy`, then the end of the connection (not a reset).
+        fn turned_away(&mut self, who: &str) -> Result<(), String> {
+            match self.line() {
+                Ok(busy) if busy == "busy" => {}
+                other => return Err(format!("{who} got {other:?}, not busy")),
+            }
+            match self.line() {
+                Ok(end) if end.is_empty() => Ok(()),
+                other => Err(format!(
+                    "after busy, {who} got {other:?}, not the end of the connection"
+                )),
+            }
+        }
+
+        fn send(&mut self, text: &str) -> Result<(), String> {
             self.writer
                 .write_all(format!("{text}\n").as_bytes())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())
+        }
+
+        fn echo(&mut self, text: &str) -> Result<(), String> {
+            self.send(text)?;
             match self.line()? {
                 got if got == text => Ok(()),
                 got => Err(format!("sent {text:?}, got {got:?}")),
@@ -543,12 +637,14 @@ pub(crate) mod examples {
             client.echo(&format!("hello {n}"))?;
             clients.push(client);
         }
-        // A fifth is refused while four are served.
+        // More are refused while four are served: told `busy`, then the
+        // connection ends cleanly (not reset), whether they sent something
+        // first (which the server does not read) or not.
         let mut fifth = Client::connect(&addr)?;
-        let refused = fifth.line()?;
-        if refused != "busy" {
-            return Err(format!("the fifth client got {refused:?}, not busy"));
-        }
+        fifth.turned_away("the fifth client")?;
+        let mut eager = Client::connect(&addr)?;
+        eager.send(&"hello ".repeat(1000))?;
+        eager.turned_away("a client that sent first")?;
         // One leaves: its child ends and is removed; there is room again.
         drop(clients.remove(0));
         wait_line(run, "event root/0/conn#1: removed")?;
@@ -569,7 +665,10 @@ pub(crate) mod examples {
         if fifth != 1 {
             return Err(format!("child 5 started {fifth} times; expected once"));
         }
-        run.note("4 connections served, a 5th refused, a 6th served after one left".into());
+        run.note(
+            "4 connections served, 2 more told busy and closed cleanly, another served after one left"
+                .into(),
+        );
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! and, in the process engine, the socket pair behind each.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
@@ -70,7 +71,7 @@ fn declared_by(sup: &Supervisor, path: &str) -> Vec<Declared> {
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(crate) declared: Declared,
-    tx: OwnedFd,
+    tx: Arc<OwnedFd>,
     rx: OwnedFd,
 }
 
@@ -78,6 +79,11 @@ impl Endpoint {
     /// The sending end, which every process of the tree holds.
     pub(crate) fn tx(&self) -> BorrowedFd<'_> {
         self.tx.as_fd()
+    }
+
+    /// The sending end, shared with what sends on it.
+    pub(crate) fn shared_tx(&self) -> Arc<OwnedFd> {
+        self.tx.clone()
     }
 
     /// The receiving end.
@@ -117,7 +123,11 @@ impl Directory {
                     context: "making the socket pair of a mailbox",
                     source: errno.into(),
                 })?;
-                Ok(Endpoint { declared, tx, rx })
+                Ok(Endpoint {
+                    declared,
+                    tx: Arc::new(tx),
+                    rx,
+                })
             })
             .collect::<Result<_, Error>>()?;
         Ok(Self { endpoints })

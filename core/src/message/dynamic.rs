@@ -16,7 +16,7 @@ pub(crate) fn add(
     arg: &[u8],
     now: Instant,
 ) -> Result<(ChildIdx, ChildId, Box<dyn Worker>), Refusal> {
-    let worker = template.worker(arg).map_err(Refusal::BadArgument)?;
+    let worker = template.worker(arg)?;
     match machine.handle_add(worker_policy(worker.as_ref()), now) {
         Ok((child, id)) => Ok((child, id, worker)),
         Err(AddError::Full { max }) => Err(Refusal::Full { max }),

@@ -40,19 +40,25 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn poll_push(&self, cx: &mut Context<'_>, item: &mut Option<Item>) -> Poll<()> {
+    /// Queues `item` if there is room; otherwise gives it back, having
+    /// recorded `waiting` (if any) to be woken when there is room again.
+    /// Every waiting sender is woken then, so one that is not polled any
+    /// more holds up no other.
+    fn push(&self, item: Item, waiting: Option<&Waker>) -> Result<(), Item> {
         let mut state = self.lock();
         if state.items.len() >= CAPACITY {
-            state.senders.push(cx.waker().clone());
-            return Poll::Pending;
+            if let Some(waker) = waiting {
+                state.senders.push(waker.clone());
+            }
+            return Err(item);
         }
-        if let Some(item) = item.take() {
-            state.items.push_back(item);
-        }
-        for waker in state.receivers.drain(..) {
+        state.items.push_back(item);
+        let receivers = std::mem::take(&mut state.receivers);
+        drop(state);
+        for waker in receivers {
             waker.wake();
         }
-        Poll::Ready(())
+        Ok(())
     }
 
     /// The next item, once there is one.
@@ -62,7 +68,9 @@ impl Queue {
             state.receivers.push(cx.waker().clone());
             return Poll::Pending;
         };
-        for waker in state.senders.drain(..) {
+        let senders = std::mem::take(&mut state.senders);
+        drop(state);
+        for waker in senders {
             waker.wake();
         }
         Poll::Ready(Received {
@@ -169,9 +177,33 @@ struct MemoryOutbox {
 }
 
 impl MemoryOutbox {
+    /// Queues `item` once there is room.
     async fn push(&self, item: Item) {
         let mut item = Some(item);
-        std::future::poll_fn(|cx| self.queue.poll_push(cx, &mut item)).await;
+        std::future::poll_fn(|cx| match item.take() {
+            Some(taken) => match self.queue.push(taken, Some(cx.waker())) {
+                Ok(()) => Poll::Ready(()),
+                Err(back) => {
+                    item = Some(back);
+                    Poll::Pending
+                }
+            },
+            None => Poll::Ready(()),
+        })
+        .await;
+    }
+
+    /// Queues the call `body`, and waits for its reply.
+    async fn ask(&self, body: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Item {
+            body,
+            reply: Some(tx),
+        })
+        .await;
+        rx.await.map_err(|_| Error::NoReply {
+            name: self.name.to_string(),
+        })
     }
 }
 
@@ -183,30 +215,25 @@ impl Outbox for MemoryOutbox {
         })
     }
 
-    fn call(
-        self: Arc<Self>,
-        body: Vec<u8>,
-        timeout: Option<Duration>,
-    ) -> Op<Result<Vec<u8>, Error>> {
+    fn try_send(&self, body: &[u8]) -> Result<(), Error> {
+        let item = Item {
+            body: body.to_vec(),
+            reply: None,
+        };
+        self.queue.push(item, None).map_err(|_| Error::MailboxFull {
+            name: self.name.to_string(),
+        })
+    }
+
+    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Duration) -> Op<Result<Vec<u8>, Error>> {
         Box::pin(async move {
-            let (tx, rx) = oneshot::channel();
-            self.push(Item {
-                body,
-                reply: Some(tx),
-            })
-            .await;
-            let no_reply = || Error::NoReply {
-                name: self.name.to_string(),
-            };
-            match timeout {
-                None => rx.await.map_err(|_| no_reply()),
-                Some(limit) => match select(rx, self.timer.sleep(limit)).await {
-                    Either::Left((reply, _)) => reply.map_err(|_| no_reply()),
-                    Either::Right(((), _)) => Err(Error::Timeout {
-                        name: self.name.to_string(),
-                        after: limit,
-                    }),
-                },
+            let asked = std::pin::pin!(self.ask(body));
+            match select(asked, self.timer.sleep(timeout)).await {
+                Either::Left((reply, _)) => reply,
+                Either::Right(((), _)) => Err(Error::Timeout {
+                    name: self.name.to_string(),
+                    after: timeout,
+                }),
             }
         })
     }

@@ -13,7 +13,9 @@
 //! through an [`Inbox`]; any worker anywhere in the tree sends to it
 //! through a [`Mailbox`], which stays valid across those restarts.
 //!
-//! * [`Mailbox::send`] is a *cast*: it returns once the message is queued.
+//! * [`Mailbox::send`] is a *cast*: it returns once the message is queued,
+//!   waiting while the mailbox is full; [`Mailbox::try_send`] never waits
+//!   ([`Error::MailboxFull`] instead).
 //! * [`Mailbox::call`] waits for the server's [`Envelope::reply`], at most
 //!   its timeout.
 //!
@@ -22,23 +24,47 @@
 //! * **FIFO per sender**: messages one task sends arrive in that order.
 //! * **Bounded**: a mailbox holds what its kernel socket buffer holds (a
 //!   few hundred small messages: 278 of 4 bytes on Linux's default buffer;
-//!   see [`MAX_MESSAGE`] for the largest message), and 256 in simulation. A full mailbox makes `send` and `call` wait; nothing grows
-//!   without bound.
+//!   see [`MAX_MESSAGE`] for the largest message), and 256 in simulation. A
+//!   full mailbox makes `send` and `call` wait, and `try_send` fail;
+//!   nothing grows without bound.
 //! * **At most once, never twice**: a message waiting in the mailbox when
 //!   its server restarts is delivered to the next run; a message already
 //!   handed to a run that dies is lost, and its `call` fails at once with
 //!   [`Error::NoReply`] (never later than its timeout).
 //!
+//! Every wait is bounded:
+//!
+//! * A call's timeout bounds the **whole** call, waiting for room in a full
+//!   mailbox included (a message still waiting for room then is not sent).
+//! * A `send` or `call` future that is dropped, or kept without being
+//!   polled, holds up no other sender: each attempt at sending is one
+//!   non-blocking send, and a sender that finds no room only leaves a way to
+//!   wake it, which room wakes (with every other) and forgets.
+//! * A call costs no file descriptor while it waits for room: its reply
+//!   socket is made by the attempt that sends it.
+//! * [`start_child()`] and [`terminate_child()`] answer within 5 s;
+//!   [`Error::NoReply`] when the supervisor is gone for good or does not
+//!   answer.
+//!
 //! In the process engine a mailbox is a Unix datagram socket pair made by
 //! the root: nothing of it is on a file system, and only processes of the
 //! tree hold it. A call passes the server a socket of its own for the
 //! reply, so replies take the direct path too, and a server that dies
-//! closes it, which ends the call. In [`run_simulated`](crate::testing::run_simulated)
-//! the same API runs on in-memory queues and virtual time.
+//! closes it, which ends the call. Any other descriptor a peer sends along
+//! with a message (more of them, or a control message cut short) is closed
+//! and the message dropped and logged. In
+//! [`run_simulated`](crate::testing::run_simulated) the same API runs on
+//! in-memory queues and virtual time, with the same guarantees.
 //!
-//! Messages are encoded with [`serde`] and `postcard`: `M` is any type both
-//! sides agree on. A message the server can not decode as its `M` is
-//! dropped and logged (its caller gets [`Error::NoReply`]).
+//! Messages are encoded with [`serde`] and `postcard`, with the name of
+//! their type ([`std::any::type_name`](std::any::type_name()) of the
+//! sender's `M`): `M` is any type both sides agree on, and types are
+//! checked. A message, reply or [`start_child()`] argument of another type
+//! than the receiving side's is never decoded: it is dropped and logged,
+//! and its caller gets [`Error::WrongType`] (a call whose message the
+//! server's [`Inbox`] does not take, at once; a call whose reply is not its
+//! `R`). A body is decoded to its last byte: one with bytes left over is
+//! malformed, dropped and logged (its caller gets [`Error::NoReply`]).
 //!
 //! # Children started at run time
 //!
@@ -63,7 +89,7 @@
 //! use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
 //!
 //! #[derive(Serialize, Deserialize)]
-//! enum Kv { Put(u64, u64), Get(u64) }
+//! enum Kv { Put(String, u64), Get(String) }
 //!
 //! struct KvServer;
 //! impl Worker for KvServer {
@@ -72,9 +98,13 @@
 //!             let mut inbox = supertrees_core::inbox::<Kv>("kv").expect("kv is ours");
 //!             let mut map = std::collections::HashMap::new();
 //!             while let Some(envelope) = inbox.recv().await {
-//!                 match *envelope.message() {
-//!                     Kv::Put(k, v) => { map.insert(k, v); }
-//!                     Kv::Get(k) => envelope.reply(map.get(&k).copied()),
+//!                 // By reference: the envelope is still needed to reply.
+//!                 match envelope.message() {
+//!                     Kv::Put(k, v) => { map.insert(k.clone(), *v); }
+//!                     Kv::Get(k) => {
+//!                         let v = map.get(k).copied();
+//!                         envelope.reply(v);
+//!                     }
 //!                 }
 //!             }
 //!         })
@@ -87,8 +117,10 @@
 //!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 //!         Box::pin(async {
 //!             let kv = supertrees_core::mailbox::<Kv>("kv").expect("kv is declared");
-//!             kv.send(Kv::Put(1, 2)).await.expect("queued");
-//!             let v: Option<u64> = kv.call(Kv::Get(1), Duration::from_secs(1)).await.expect("answered");
+//!             kv.send(Kv::Put("apples".into(), 2)).await.expect("queued");
+//!             let v: Option<u64> = kv.call(Kv::Get("apples".into()), Duration::from_secs(1))
+//!                 .await
+//!                 .expect("answered");
 //!             assert_eq!(v, Some(2));
 //!         })
 //!     }
@@ -104,6 +136,7 @@
 //! # let _ = tree;
 //! ```
 
+pub(crate) mod codec;
 mod directory;
 pub(crate) mod dynamic;
 pub(crate) mod memory;
@@ -121,32 +154,41 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use codec::Undecoded;
+
 pub(crate) use directory::{Declared, Directory};
 pub(crate) use memory::MemoryServices;
 
 use crate::{ChildId, Error};
 
-/// The largest message (and reply) in bytes, once encoded: 64 KiB. A
-/// larger one is refused by [`Mailbox::send`] and [`Mailbox::call`] with
+/// The largest message (and reply) in bytes, once encoded, with the name
+/// of its type: 64 KiB. A larger one is refused by [`Mailbox::send`],
+/// [`Mailbox::try_send`] and [`Mailbox::call`] with
 /// [`Error::MessageTooLarge`]; a larger reply is dropped and logged (its
 /// caller gets [`Error::NoReply`]).
 pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// How long [`start_child()`] and [`terminate_child()`] wait for the
+/// supervisor's answer, waiting for room to ask included.
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A boxed, sendable future with an output.
 pub(crate) type Op<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The sending side of one named endpoint: a mailbox, or the requests of a
 /// dynamic-children template.
+///
+/// A future of `send` or `call` that is dropped, or kept without being
+/// polled, holds up no other sender.
 pub(crate) trait Outbox: Send + Sync {
     /// Queues `body`, waiting while the endpoint is full.
     fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>>;
-    /// Queues `body` with a way to reply, and waits for the reply (at most
-    /// `timeout`, if any).
-    fn call(
-        self: Arc<Self>,
-        body: Vec<u8>,
-        timeout: Option<Duration>,
-    ) -> Op<Result<Vec<u8>, Error>>;
+    /// Queues `body` if the endpoint has room now, else
+    /// [`Error::MailboxFull`].
+    fn try_send(&self, body: &[u8]) -> Result<(), Error>;
+    /// Queues `body` with a way to reply, and waits for the reply: the
+    /// whole call, waiting for room included, at most `timeout`.
+    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Duration) -> Op<Result<Vec<u8>, Error>>;
 }
 
 /// The serving side of a mailbox.
@@ -210,30 +252,6 @@ fn services() -> Result<Arc<dyn Services>, Error> {
     crate::ready::current_services()
         .or_else(|| PROCESS.get().cloned())
         .ok_or(Error::NotInTree)
-}
-
-/// Encodes `value` for the endpoint `name`, within [`MAX_MESSAGE`].
-fn encode<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>, Error> {
-    let body = postcard::to_stdvec(value).map_err(|err| Error::Encoding {
-        name: name.to_owned(),
-        reason: err.to_string(),
-    })?;
-    if body.len() > MAX_MESSAGE {
-        return Err(Error::MessageTooLarge {
-            name: name.to_owned(),
-            size: body.len(),
-            max: MAX_MESSAGE,
-        });
-    }
-    Ok(body)
-}
-
-/// Decodes a reply from endpoint `name`.
-fn decode<T: DeserializeOwned>(name: &str, body: &[u8]) -> Result<T, Error> {
-    postcard::from_bytes(body).map_err(|err| Error::Encoding {
-        name: name.to_owned(),
-        reason: err.to_string(),
-    })
 }
 
 /// The sending side of the mailbox `name`, from any worker of the tree, in
@@ -330,9 +348,12 @@ impl<M: Serialize> Mailbox<M> {
     }
 
     /// Sends `msg` (a cast): resolves once it is queued in the mailbox,
-    /// waiting while the mailbox is full.
+    /// waiting while the mailbox is full (that is its backpressure; see
+    /// [`try_send`](Self::try_send) for a send that does not wait).
     ///
     /// The message is encoded at once; the future holds only its bytes.
+    /// Dropped before it resolved, it sent nothing; dropped or kept
+    /// unpolled, it holds up no other sender.
     ///
     /// # Errors
     ///
@@ -340,20 +361,55 @@ impl<M: Serialize> Mailbox<M> {
     /// [`Error::Encoding`] if `msg` can not be encoded, [`Error::Os`] if
     /// the socket fails.
     pub fn send(&self, msg: M) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-        let queued = encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
+        let queued = codec::encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
         async move { queued?.await }
     }
 
-    /// Sends `msg` and waits for the server's reply, decoded as `R`, at
-    /// most `timeout`.
+    /// Sends `msg` (a cast) if the mailbox has room now; never waits.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when no reply came within `timeout` (a reply that
-    /// comes later is dropped), [`Error::NoReply`] when the server dropped
-    /// the message without replying, could not decode it, or died with it;
-    /// [`Error::Encoding`] if the reply is not an `R`; and those of
-    /// [`send`](Self::send).
+    /// [`Error::MailboxFull`] at once when the mailbox has no room (the
+    /// message was not sent), and those of [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// A log line is dropped rather than wait for a logger that falls
+    /// behind:
+    ///
+    /// ```
+    /// use supertrees_core::{Error, Mailbox};
+    ///
+    /// fn log(logger: &Mailbox<String>, line: String) -> Result<(), Error> {
+    ///     match logger.try_send(line) {
+    ///         Err(Error::MailboxFull { .. }) => Ok(()),
+    ///         other => other,
+    ///     }
+    /// }
+    /// ```
+    pub fn try_send(&self, msg: M) -> Result<(), Error> {
+        let body = codec::encode(&self.name, &msg)?;
+        self.outbox.try_send(&body)
+    }
+
+    /// Sends `msg` and waits for the server's reply, decoded as `R`: the
+    /// whole call, waiting for room in a full mailbox included, takes at
+    /// most `timeout`.
+    ///
+    /// The call costs no file descriptor while it waits for room (its
+    /// reply socket is made when its message is sent), and dropped or kept
+    /// unpolled, its future holds up no other sender.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no reply came within `timeout` (a message
+    /// still waiting for room then is not sent; a reply that comes later
+    /// is dropped); [`Error::NoReply`] when the server dropped the message
+    /// without replying, found it malformed, or died with it;
+    /// [`Error::WrongType`] when the server's [`Inbox`] takes another type
+    /// than `M` (it refused the message without decoding it) or the reply
+    /// is not an `R`; [`Error::Encoding`] if the reply is malformed; and
+    /// those of [`send`](Self::send).
     pub fn call<R: DeserializeOwned>(
         &self,
         msg: M,
@@ -361,10 +417,10 @@ impl<M: Serialize> Mailbox<M> {
     ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
         let name = self.name.clone();
         let asked =
-            encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, Some(timeout)));
+            codec::encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, timeout));
         async move {
             let reply = asked?.await?;
-            decode(&name, &reply)
+            codec::decode_reply::<M, R>(&name, &reply)
         }
     }
 }
@@ -389,10 +445,12 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
         &self.name
     }
 
-    /// The next message, once one arrives. A message that does not decode
-    /// as an `M` is dropped and logged (its caller gets
-    /// [`Error::NoReply`]). `None` only once the mailbox itself is gone
-    /// (the tree is ending).
+    /// The next message, once one arrives. A message of another type than
+    /// `M` is not decoded: it is dropped and logged, and its caller gets
+    /// [`Error::WrongType`]. A malformed one (not what its type encodes to,
+    /// to the last byte) is dropped and logged, and its caller gets
+    /// [`Error::NoReply`]. `None` only once the mailbox itself is gone (the
+    /// tree is ending).
     pub fn recv(&mut self) -> impl Future<Output = Option<Envelope<M>>> + Send + '_ {
         std::future::poll_fn(move |cx| self.poll_recv(cx))
     }
@@ -403,7 +461,7 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
             let Some(received) = std::task::ready!(self.port.poll_recv(cx)) else {
                 return Poll::Ready(None);
             };
-            match postcard::from_bytes::<M>(&received.body) {
+            match codec::decode::<M>(&received.body) {
                 Ok(message) => {
                     return Poll::Ready(Some(Envelope {
                         message,
@@ -411,9 +469,17 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
                         name: self.name.clone(),
                     }))
                 }
-                Err(err) => {
-                    tracing::warn!(mailbox = %self.name, %err, bytes = received.body.len(),
-                        "a message that does not decode as this inbox's type was dropped");
+                Err(Undecoded::WrongType(found)) => {
+                    let expected = std::any::type_name::<M>();
+                    tracing::warn!(mailbox = %self.name, expected, found, is_call = received.reply.is_some(),
+                        "a message of another type than this inbox's was dropped");
+                    if let Some(replier) = received.reply {
+                        replier.reply(codec::encode_refusal(expected));
+                    }
+                }
+                Err(Undecoded::Malformed(reason)) => {
+                    tracing::warn!(mailbox = %self.name, reason, bytes = received.body.len(),
+                        "a malformed message was dropped");
                 }
             }
         }
@@ -456,12 +522,15 @@ impl<M> Envelope<M> {
     }
 
     /// Answers a call with `reply` (for a cast: does nothing). Never waits:
-    /// a caller that gave up, or is gone, is not an error here. A reply that
+    /// a caller that gave up, or is gone, is not an error here. The reply
+    /// must be of the type the caller's [`call`](Mailbox::call) expects
+    /// (else it gets [`Error::WrongType`]); a reference is taken as what it
+    /// refers to (`&T` as a `T`), but a `&str` is not a `String`. A reply that
     /// can not be encoded, or is larger than [`MAX_MESSAGE`], is dropped and
     /// logged, and the caller gets [`Error::NoReply`].
     pub fn reply<R: Serialize>(self, reply: R) {
         let Some(replier) = self.reply else { return };
-        match encode(&self.name, &reply) {
+        match codec::encode_reply(&self.name, &reply) {
             Ok(body) => replier.reply(body),
             Err(err) => tracing::warn!(mailbox = %self.name, %err, "reply dropped"),
         }
@@ -484,10 +553,30 @@ pub(crate) enum Refusal {
     Full { max: u32 },
     /// No such child (never was, or already removed).
     UnknownChild(ChildId),
-    /// The argument did not decode as the template's.
+    /// The argument is malformed, or the template panicked.
     BadArgument(String),
     /// It is shutting down.
     ShuttingDown,
+    /// The argument is of another type (`found`) than the template takes
+    /// (`expected`).
+    WrongType { expected: String, found: String },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Full { max } => write!(f, "it already runs its maximum of {max} children"),
+            Refusal::UnknownChild(id) => write!(f, "no child {id}"),
+            Refusal::BadArgument(reason) => write!(f, "a bad argument: {reason}"),
+            Refusal::ShuttingDown => f.write_str("it is shutting down"),
+            Refusal::WrongType { expected, found } => {
+                write!(
+                    f,
+                    "an argument of type {found}, where the template takes a {expected}"
+                )
+            }
+        }
+    }
 }
 
 /// A supervisor's answer to a [`Request`].
@@ -501,19 +590,32 @@ impl Refusal {
             Refusal::UnknownChild(id) => Error::UnknownChild { name, id },
             Refusal::BadArgument(reason) => Error::Encoding { name, reason },
             Refusal::ShuttingDown => Error::ShuttingDown { name },
+            Refusal::WrongType { expected, found } => Error::WrongType {
+                name,
+                expected,
+                found,
+            },
         }
     }
 }
 
-/// Asks the supervisor that declared template `name` about its children.
+/// Asks the supervisor that declared template `name` about its children,
+/// waiting at most [`ASK_TIMEOUT`]: past it, [`Error::NoReply`].
 async fn ask(
     outbox: Arc<dyn Outbox>,
     name: Arc<str>,
     request: Request,
 ) -> Result<Option<ChildId>, Error> {
-    let body = encode(&name, &request)?;
-    let reply = outbox.call(body, None).await?;
-    decode::<Answer>(&name, &reply)?.map_err(|refusal| refusal.into_error(&name))
+    let body = codec::encode_plain(&name, &request)?;
+    let reply = match outbox.call(body, ASK_TIMEOUT).await {
+        Err(Error::Timeout { name, .. }) => return Err(Error::NoReply { name }),
+        reply => reply?,
+    };
+    let answer = codec::strict::<Answer>(&reply).map_err(|reason| Error::Encoding {
+        name: name.to_string(),
+        reason,
+    })?;
+    answer.map_err(|refusal| refusal.into_error(&name))
 }
 
 /// Starts a child under the supervisor that declared the template `name`
@@ -532,8 +634,12 @@ async fn ask(
 /// [`Error::WrongArgument`] if its template takes another type than `A`,
 /// [`Error::TooManyChildren`] at the supervisor's
 /// [`with_max_children`](crate::Tree::with_max_children),
-/// [`Error::ShuttingDown`] while it stops, [`Error::NoReply`] if it died
-/// while asked, [`Error::NotInTree`] outside a worker of a running tree.
+/// [`Error::ShuttingDown`] while it stops, [`Error::NotInTree`] outside a
+/// worker of a running tree, [`Error::NoReply`] if the supervisor did not
+/// answer within 5 s (waiting for room to ask included): it died while
+/// asked, is gone for good (it gave up and is not restarted), or is
+/// stopped or too busy. A request the supervisor had not read by then may
+/// still be served when it reads it (as a call after its timeout).
 ///
 /// # Examples
 ///
@@ -546,7 +652,7 @@ pub fn start_child<A: Serialize>(
     arg: A,
 ) -> impl Future<Output = Result<ChildId, Error>> + Send + 'static {
     let request = prepare::<A>(name, Some(&arg)).and_then(|(outbox, name)| {
-        let arg = encode(&name, &arg)?;
+        let arg = codec::encode(&name, &arg)?;
         Ok((outbox, name, Request::Start(arg)))
     });
     async move {
@@ -564,13 +670,16 @@ pub fn start_child<A: Serialize>(
 /// `name`, with its graceful stop (its run sees
 /// [`stopping()`](crate::stopping()) and has its
 /// [`Restartable::shutdown`](crate::Restartable::shutdown) time), and
-/// removes it. Resolves once it has stopped.
+/// removes it. Resolves once it has stopped, within 5 s.
 ///
 /// # Errors
 ///
 /// [`Error::UnknownChild`] if there is no such child (any more),
-/// [`Error::UnknownName`], [`Error::NoReply`] and [`Error::NotInTree`] as
-/// for [`start_child()`].
+/// [`Error::UnknownName`] and [`Error::NotInTree`] as for
+/// [`start_child()`]; [`Error::NoReply`] if the supervisor did not answer
+/// within 5 s, as for [`start_child()`], and also when the child takes
+/// longer than that to stop (its stop goes on: it is removed once it
+/// ended, or its shutdown time passed).
 ///
 /// # Examples
 ///

@@ -1,0 +1,195 @@
+//! Datagrams on the socket of a mailbox or template, and the descriptors
+//! they carry.
+//!
+//! A call passes one descriptor (its reply socket) with its message; a cast
+//! passes none. Whatever else a peer sends along (more descriptors, a
+//! control message the kernel cut short for want of room, a descriptor in
+//! another kind of control message) is never kept: every descriptor the
+//! kernel installed with a datagram that is dropped is closed with it.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::libc;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::message::MAX_MESSAGE;
+
+/// How many descriptors there is room for in the control message of a
+/// datagram received: more than the one a call passes, so that a datagram
+/// with several is told (and dropped).
+const FDS_PER_MESSAGE: usize = 4;
+
+/// The room for the control messages of one datagram received.
+// SAFETY: `CMSG_SPACE` only computes a size.
+const CONTROL_SPACE: usize =
+    unsafe { libc::CMSG_SPACE((FDS_PER_MESSAGE * size_of::<libc::c_int>()) as u32) } as usize;
+
+/// `SCM_PIDFD` (Linux 6.5): a pidfd of the sender, which the kernel
+/// installs when the receiving socket asked for it (`SO_PASSPIDFD`).
+const SCM_PIDFD: libc::c_int = 4;
+
+thread_local! {
+    /// Where datagrams are received: one per thread, large enough to tell a
+    /// message over [`MAX_MESSAGE`].
+    static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MAX_MESSAGE + 1]);
+}
+
+/// Runs `f` with this thread's receive buffer.
+pub(crate) fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    BUFFER.with(|buffer| f(&mut buffer.borrow_mut()))
+}
+
+/// One datagram read from a socket.
+pub(crate) struct Datagram {
+    pub(crate) body: Vec<u8>,
+    /// The file descriptor it carried (a call's reply socket).
+    pub(crate) passed: Option<OwnedFd>,
+}
+
+/// Sends `body` as one datagram on `fd`, passing `pass` along, without
+/// blocking.
+pub(crate) fn send_datagram(
+    fd: BorrowedFd<'_>,
+    body: &[u8],
+    pass: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let passed = pass.map(|fd| [fd.as_raw_fd()]);
+    let cmsgs: Vec<ControlMessage<'_>> = passed
+        .iter()
+        .map(|fds| ControlMessage::ScmRights(fds))
+        .collect();
+    sendmsg::<()>(
+        fd.as_raw_fd(),
+        &[IoSlice::new(body)],
+        &cmsgs,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Reads one datagram from `fd` without blocking. A datagram over
+/// [`MAX_MESSAGE`], or carrying more than one descriptor or a control
+/// message cut short, is dropped and logged, with every descriptor the
+/// kernel installed for it closed (which ends its call): `Ok(None)`.
+pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option<Datagram>> {
+    with_buffer(|buffer| {
+        let mut control = [0u8; CONTROL_SPACE];
+        let (len, flags, used) = recvmsg(fd, buffer, &mut control)?;
+        let fds = Descriptors::of(&control[..used]);
+        if flags & libc::MSG_TRUNC != 0 || len > MAX_MESSAGE {
+            tracing::warn!(
+                endpoint = what,
+                max = MAX_MESSAGE,
+                "an oversized message was dropped"
+            );
+            return Ok(None);
+        }
+        let Descriptors { mut rights, others } = fds;
+        if flags & libc::MSG_CTRUNC != 0 || rights.len() > 1 || !others.is_empty() {
+            tracing::warn!(
+                endpoint = what,
+                passed = rights.len() + others.len(),
+                cut_short = flags & libc::MSG_CTRUNC != 0,
+                "a message carrying unexpected file descriptors was dropped, and the descriptors closed"
+            );
+            return Ok(None);
+        }
+        Ok(Some(Datagram {
+            body: buffer[..len].to_vec(),
+            passed: rights.pop(),
+        }))
+    })
+}
+
+/// `recvmsg(2)` of one datagram into `buffer`, its control messages into
+/// `control`, without blocking, descriptors close-on-exec: its length, its
+/// flags, and how much of `control` the kernel filled.
+fn recvmsg(
+    fd: BorrowedFd<'_>,
+    buffer: &mut [u8],
+    control: &mut [u8],
+) -> io::Result<(usize, libc::c_int, usize)> {
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: all zeroes is a valid `msghdr` (null pointers, no lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control.len() as _;
+    // SAFETY: `msg` points at `iov`, `buffer` and `control`, which outlive
+    // the call, with their lengths.
+    let len = unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
+    let len = usize::try_from(len).map_err(|_| io::Error::last_os_error())?;
+    #[allow(clippy::unnecessary_cast)] // `socklen_t` on some targets
+    let used = (msg.msg_controllen as usize).min(control.len());
+    Ok((len, msg.msg_flags, used))
+}
+
+/// The descriptors the kernel installed with one datagram, owned: closed
+/// when dropped.
+#[derive(Debug, Default)]
+struct Descriptors {
+    /// Passed with `SCM_RIGHTS`.
+    rights: Vec<OwnedFd>,
+    /// Installed with any other control message.
+    others: Vec<OwnedFd>,
+}
+
+impl Descriptors {
+    /// Every descriptor in the control messages `control` (the part of the
+    /// buffer the kernel filled), a control message cut short included.
+    fn of(control: &[u8]) -> Self {
+        let header = size_of::<libc::cmsghdr>();
+        // SAFETY: `CMSG_LEN` only computes a size.
+        let data_at = unsafe { libc::CMSG_LEN(0) } as usize;
+        let mut found = Self::default();
+        let mut at = 0;
+        while control.len().saturating_sub(at) >= header {
+            // SAFETY: `header` bytes from `at` are in `control`; any bytes
+            // make a `cmsghdr` (plain integers), read unaligned.
+            let cmsg = unsafe {
+                control
+                    .as_ptr()
+                    .add(at)
+                    .cast::<libc::cmsghdr>()
+                    .read_unaligned()
+            };
+            #[allow(clippy::unnecessary_cast)] // `socklen_t` on some targets
+            let len = cmsg.cmsg_len as usize;
+            if len < data_at {
+                break;
+            }
+            let end = (at + len).min(control.len());
+            let list = match (cmsg.cmsg_level, cmsg.cmsg_type) {
+                (libc::SOL_SOCKET, libc::SCM_RIGHTS) => Some(&mut found.rights),
+                (libc::SOL_SOCKET, SCM_PIDFD) => Some(&mut found.others),
+                _ => None,
+            };
+            if let Some(list) = list {
+                let data = control.get(at + data_at..end).unwrap_or_default();
+                for raw in data.chunks_exact(size_of::<libc::c_int>()) {
+                    let mut bytes = [0; size_of::<libc::c_int>()];
+                    bytes.copy_from_slice(raw);
+                    // SAFETY: the kernel installed this descriptor in this
+                    // process for this datagram; nothing else owns it.
+                    list.push(unsafe { OwnedFd::from_raw_fd(libc::c_int::from_ne_bytes(bytes)) });
+                }
+            }
+            // The next header is aligned as a `cmsghdr` is.
+            let align = size_of::<usize>();
+            at += len.div_ceil(align) * align;
+        }
+        found
+    }
+}
