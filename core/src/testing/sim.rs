@@ -18,8 +18,8 @@ use futures::FutureExt;
 use super::FakeTimer;
 use crate::lease::{run_leased, Leases};
 use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
-use crate::message::dynamic;
 use crate::message::memory::Queue;
+use crate::message::{codec, dynamic};
 use crate::message::{
     Answer, Declared, MemoryServices, Received, Refusal, Replier, Request, Services,
 };
@@ -470,7 +470,7 @@ impl<'a> Sim<'a> {
     /// A request to this supervisor about its dynamic children.
     fn request(&mut self, t: usize, request: Received, now: std::time::Instant) {
         let Some(reply) = request.reply else { return };
-        let answer: Answer = match postcard::from_bytes::<Request>(&request.body) {
+        let answer: Answer = match codec::strict::<Request>(&request.body) {
             Ok(Request::Start(arg)) => self.add(t, &arg, now),
             Ok(Request::Terminate(id)) => match dynamic::remove(&mut self.machine, id, now) {
                 Ok(_) => {

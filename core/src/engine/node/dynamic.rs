@@ -27,7 +27,7 @@ use super::Node;
 use crate::machine::ChildIdx;
 use crate::message::socket::{recv_datagram, reply_on};
 use crate::message::Kind;
-use crate::message::{dynamic, Answer, Directory, Refusal, Request};
+use crate::message::{codec, dynamic, Answer, Directory, Refusal, Request};
 use crate::{ChildId, Spawner, Timer};
 
 /// How many requests are read from one template's socket per turn of the
@@ -152,7 +152,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     }
 
     fn request(&mut self, template: u32, name: &str, body: &[u8], reply: OwnedFd, now: Instant) {
-        let answer = match postcard::from_bytes::<Request>(body) {
+        let answer = match codec::strict::<Request>(body) {
             Ok(Request::Start(arg)) => match self.add(template, arg, now) {
                 Ok(id) => {
                     self.dynamic.starting.insert(id, reply);
