@@ -284,6 +284,55 @@ pub(crate) mod scenario {
         );
     }
 
+    /// A supervisor (not restarted) with a worker and a child supervisor
+    /// is SIGKILLed: nothing below it shows up in the status afterwards
+    /// (no node keeps a pid), its children started at run time included.
+    pub(crate) fn status_no_ghosts() {
+        let root = std::process::id();
+        let idle = || {
+            let mut w = Life::new(|| Box::pin(std::future::pending::<()>()));
+            w.restart = RestartPolicy::Always;
+            w
+        };
+        let mut client = Life::new(move || {
+            Box::pin(async move {
+                start_child("t", 1u64).await.expect("started");
+                tokio::time::sleep(ms(300)).await;
+                let supervisor = supervisor_pid("root/0");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(supervisor),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                tokio::time::sleep(ms(500)).await;
+                let text = supertrees::query_status(status_socket()).unwrap_or_default();
+                for line in text.lines() {
+                    let line = line.trim_start_matches([' ', '├', '└', '─', '│']);
+                    if line.starts_with("root/0") && line.contains(" pid ") {
+                        println!("ghost {line}");
+                    }
+                }
+                println!("status read");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(root as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            })
+        });
+        client.restart = RestartPolicy::Never;
+        report(
+            Supertree::new()
+                .status_socket(status_socket())
+                .add_supervisor(move |s| {
+                    s.with_restart_policy(RestartPolicy::Never)
+                        .add_worker(idle())
+                        .add_supervisor(|s| s.add_worker(idle()))
+                        .add_dynamic("t", move |_: u64| idle())
+                })
+                .add_worker(client)
+                .start(),
+        );
+    }
+
     /// The pid of supervisor `path`, from the status socket.
     fn supervisor_pid(path: &str) -> i32 {
         let text = supertrees::query_status(status_socket()).unwrap_or_default();
@@ -440,6 +489,23 @@ pub(crate) mod drive {
             lines.iter().filter(|l| l.starts_with("ok ")).count()
         ));
         Ok(())
+    }
+
+    pub(crate) fn status_no_ghosts(run: &mut Run) -> Result<(), String> {
+        expect_exit_code(run, 0)?;
+        expect_prefix_once(run, "status read")?;
+        let ghosts: Vec<String> = run
+            .stdout()
+            .into_iter()
+            .filter(|l| l.starts_with("ghost "))
+            .collect();
+        if ghosts.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "nodes of a SIGKILLed supervisor still show a pid: {ghosts:#?}"
+            ))
+        }
     }
 
     pub(crate) fn dynamic_ids_restart(run: &mut Run) -> Result<(), String> {

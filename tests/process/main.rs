@@ -543,6 +543,12 @@ const SCENARIOS: &[Scenario] = &[
         20,
     ),
     scenario(
+        "status_no_ghosts",
+        dynamic::scenario::status_no_ghosts,
+        dynamic::drive::status_no_ghosts,
+        20,
+    ),
+    scenario(
         "ready_status",
         dynamic::scenario::ready_status,
         dynamic::drive::ready_status,
