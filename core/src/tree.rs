@@ -999,8 +999,11 @@ impl<B> Tree<Root<B>> {
 
     /// Calls `f` in the root process once the whole tree is up: every
     /// supervisor's children are ready (see [`ready()`](crate::ready())),
-    /// with the tree's status. When `NOTIFY_SOCKET` is set, the root also
-    /// sends systemd `READY=1` then. Like the calls of
+    /// with the tree's status, which shows every node of the tree as
+    /// built ready (and every worker host running); children started at
+    /// run time are not waited for, and show as they are. When
+    /// `NOTIFY_SOCKET` is set, the root also sends systemd `READY=1` then,
+    /// with the same status served on the status socket. Like the calls of
     /// [`on_event`](Self::on_event), the call waits its turn behind the
     /// events before it (it is never dropped), so the status it gets may be
     /// newer than the moment the tree got ready. The simulation calls it

@@ -624,9 +624,11 @@ async fn ask(
 /// template and `arg`, and starts it with the worker's own
 /// [`Restartable`](crate::Restartable) policies.
 ///
-/// Resolves once the supervisor has added the child, with its id (it is
-/// being started then, as OTP's `start_child` returns once the child is
-/// added).
+/// Resolves once the child began, with its id: the supervisor added it,
+/// and its worker host built it from `arg` and spawned its run (as OTP's
+/// `start_child` returns once the child's `init` ran; its readiness is not
+/// waited for). A start answered `Ok` has run: a child whose supervisor or
+/// host dies before it began is never answered `Ok`.
 ///
 /// # Errors
 ///
@@ -637,8 +639,8 @@ async fn ask(
 /// [`Error::ShuttingDown`] while it stops, [`Error::NotInTree`] outside a
 /// worker of a running tree, [`Error::NoReply`] if the supervisor did not
 /// answer within 5 s (waiting for room to ask included): it died while
-/// asked, is gone for good (it gave up and is not restarted), or is
-/// stopped or too busy. A request the supervisor had not read by then may
+/// asked or before the child began, is gone for good (it gave up and is
+/// not restarted), or is stopped or too busy. A request the supervisor had not read by then may
 /// still be served when it reads it (as a call after its timeout).
 ///
 /// # Examples
