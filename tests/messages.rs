@@ -416,7 +416,7 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
             "0 ids 1 2".to_owned(),
             "0 the supervisor of template \"conn\" already runs its maximum of 2 children"
                 .to_owned(),
-            format!("0 template \"conn\" takes a {arg}, not a u32"),
+            format!("0 \"conn\" was sent a u32 where its receiving side takes a {arg}: it was not decoded"),
             // Restarted alone after its 20 ms backoff: the static sibling
             // of this OneForAll supervisor runs on.
             "30 conn 13 run 1".to_owned(),

@@ -1430,3 +1430,34 @@ fn invalid_limits_are_refused_naming_the_field_in_simulation_too() {
         "invalid limits: cpu must be a positive number of cores"
     );
 }
+
+/// `stopping()` called in `Worker::init` itself (to hand the future to the
+/// run, as `with_graceful_shutdown(stop)` would), not in the future it
+/// returns: `init` is part of the run, so the future resolves and the
+/// worker drains (found by an adversarial review: it never resolved).
+#[test]
+fn stopping_called_in_init_resolves() {
+    let timer = FakeTimer::new();
+    let t = timer.clone();
+    let drained = Arc::new(AtomicUsize::new(0));
+    let d = drained.clone();
+    let drains = Life::new(move || {
+        let stop = supertrees::stopping();
+        let (t, d) = (t.clone(), d.clone());
+        Box::pin(async move {
+            stop.await;
+            t.sleep(ms(200)).await;
+            d.store(t.elapsed().as_millis() as usize, Ordering::SeqCst);
+        })
+    });
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(drains)
+        .add_worker(gives_up_after(&timer, 100));
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    assert_eq!(
+        drained.load(Ordering::SeqCst),
+        300,
+        "the worker did not drain: stopping() from init never resolved"
+    );
+}

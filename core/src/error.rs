@@ -153,7 +153,13 @@ pub enum Error {
         name: String,
     },
     /// [`start_child()`](crate::start_child()) was given another type of
-    /// argument than template `name` takes.
+    /// argument than template `name` takes. No longer returned: a wrong
+    /// argument is an [`Error::WrongType`], as a message of the wrong type
+    /// is.
+    #[deprecated(
+        since = "0.2.1",
+        note = "start_child reports an argument of another type as Error::WrongType"
+    )]
     WrongArgument {
         /// The template.
         name: String,
@@ -278,6 +284,7 @@ impl fmt::Display for Error {
                 "{name:?} let go of the request without a reply (dropped, undecodable, or its \
                  server ended)"
             ),
+            #[allow(deprecated)]
             Error::WrongArgument {
                 name,
                 expected,

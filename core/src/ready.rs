@@ -145,8 +145,8 @@ pub fn ready() -> bool {
 /// Either way its exit is [`ChildExit::Stopped`](crate::ChildExit::Stopped).
 ///
 /// The request is captured when `stopping()` is *called*, not when its
-/// future is first polled: call it inside the worker run (its future or a
-/// subtask), then hand the future on wherever it is awaited. Called
+/// future is first polled: call it inside the worker run (`init`, its
+/// future or a subtask), then hand the future on wherever it is awaited. Called
 /// outside a worker run by supertrees (a thread or a runtime task of the
 /// worker's own), it returns a future that never resolves, and logs a
 /// warning (once per process). So with a server that awaits its shutdown
@@ -329,12 +329,62 @@ pub(crate) fn run_worker(
     notify: impl Fn() + Send + Sync + 'static,
     services: Option<Arc<dyn Services>>,
 ) -> Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>> {
-    match catch_unwind(AssertUnwindSafe(|| (worker.init(), worker.readiness()))) {
-        Ok((fut, readiness)) => Box::pin(
-            AssertUnwindSafe(ReadyScope::new(fut, readiness, stop, notify, services))
-                .catch_unwind(),
+    let signal = Arc::new(Signal {
+        fired: AtomicBool::new(false),
+        notify: Box::new(notify),
+    });
+    // `init` is part of the run: `stopping()`, `ready()` and `spawn()`
+    // called in it (not only in the future it returns) act for the run.
+    let began = catch_unwind(AssertUnwindSafe(|| {
+        let entered = Entered::new(Current {
+            signal: signal.clone(),
+            stop: stop.clone(),
+            spawned: Vec::new(),
+            services: services.clone(),
+        });
+        let made = (worker.init(), worker.readiness());
+        (made, entered.take_spawned())
+    }));
+    match began {
+        Ok(((fut, readiness), spawned)) => Box::pin(
+            AssertUnwindSafe(ReadyScope {
+                fut,
+                subtasks: (!spawned.is_empty()).then(|| spawned.into_iter().collect()),
+                signal,
+                stop,
+                services,
+                on_start: readiness == Readiness::OnStart,
+            })
+            .catch_unwind(),
         ),
         Err(panic) => Box::pin(std::future::ready(Err(panic))),
+    }
+}
+
+/// Makes a run's context this thread's until dropped, then restores the
+/// one before (even if the worker panics).
+struct Entered(Option<Current>);
+
+impl Entered {
+    fn new(current: Current) -> Self {
+        Self(CURRENT.with(|c| c.replace(Some(current))))
+    }
+
+    /// The subtasks spawned since the context was entered.
+    fn take_spawned(&self) -> Vec<BoxFuture> {
+        CURRENT.with(|c| {
+            c.borrow_mut()
+                .as_mut()
+                .map(|cur| std::mem::take(&mut cur.spawned))
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT.with(|c| *c.borrow_mut() = previous);
     }
 }
 
@@ -350,29 +400,6 @@ struct ReadyScope {
     on_start: bool,
 }
 
-impl ReadyScope {
-    /// Wraps one run's future; `notify` is called once, when it is ready.
-    fn new(
-        fut: BoxFuture,
-        readiness: Readiness,
-        stop: Arc<StopFlag>,
-        notify: impl Fn() + Send + Sync + 'static,
-        services: Option<Arc<dyn Services>>,
-    ) -> Self {
-        Self {
-            fut,
-            subtasks: None,
-            signal: Arc::new(Signal {
-                fired: AtomicBool::new(false),
-                notify: Box::new(notify),
-            }),
-            stop,
-            services,
-            on_start: readiness == Readiness::OnStart,
-        }
-    }
-}
-
 impl Future for ReadyScope {
     type Output = ();
 
@@ -380,33 +407,18 @@ impl Future for ReadyScope {
         if std::mem::take(&mut self.on_start) {
             self.signal.fire();
         }
-        let current = Current {
+        let entered = Entered::new(Current {
             signal: self.signal.clone(),
             stop: self.stop.clone(),
             spawned: Vec::new(),
             services: self.services.clone(),
-        };
-        let previous = CURRENT.with(|c| c.replace(Some(current)));
-        // Restores the previous context even if the worker panics.
-        struct Restore(Option<Current>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let previous = self.0.take();
-                CURRENT.with(|c| *c.borrow_mut() = previous);
-            }
-        }
-        let _restore = Restore(previous);
+        });
         let this = &mut *self;
         if this.fut.as_mut().poll(cx).is_ready() {
             return Poll::Ready(());
         }
         loop {
-            let spawned = CURRENT.with(|c| {
-                c.borrow_mut()
-                    .as_mut()
-                    .map(|cur| std::mem::take(&mut cur.spawned))
-                    .unwrap_or_default()
-            });
+            let spawned = entered.take_spawned();
             if !spawned.is_empty() {
                 this.subtasks
                     .get_or_insert_with(FuturesUnordered::new)
@@ -434,6 +446,27 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    /// The scope of one run of `fut`, as `run_worker` makes it.
+    fn scope(
+        fut: BoxFuture,
+        readiness: Readiness,
+        stop: Arc<StopFlag>,
+        notify: impl Fn() + Send + Sync + 'static,
+        services: Option<Arc<dyn Services>>,
+    ) -> ReadyScope {
+        ReadyScope {
+            fut,
+            subtasks: None,
+            signal: Arc::new(Signal {
+                fired: AtomicBool::new(false),
+                notify: Box::new(notify),
+            }),
+            stop,
+            services,
+            on_start: readiness == Readiness::OnStart,
+        }
+    }
+
     fn counter() -> (Arc<AtomicUsize>, impl Fn() + Send + Sync + 'static) {
         let count = Arc::new(AtomicUsize::new(0));
         let c = count.clone();
@@ -445,7 +478,7 @@ mod tests {
     #[test]
     fn on_start_fires_at_the_first_poll_once() {
         let (count, notify) = counter();
-        let scope = ReadyScope::new(
+        let scope = scope(
             Box::pin(async { assert!(ready()) }),
             Readiness::OnStart,
             Arc::default(),
@@ -468,13 +501,7 @@ mod tests {
             assert!(ready());
             assert!(ready());
         });
-        futures::executor::block_on(ReadyScope::new(
-            fut,
-            Readiness::Notify,
-            Arc::default(),
-            notify,
-            None,
-        ));
+        futures::executor::block_on(scope(fut, Readiness::Notify, Arc::default(), notify, None));
         assert_eq!(seen.load(Ordering::SeqCst), 1);
         assert_eq!(count.load(Ordering::SeqCst), 1);
         // The scope is gone: outside a worker again.
@@ -551,7 +578,7 @@ mod tests {
     fn stopping_called_in_the_run_resolves_wherever_it_is_awaited() {
         let stop: Arc<StopFlag> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
-        let scope = ReadyScope::new(
+        let scope = scope(
             Box::pin(async move {
                 // Called in the run, awaited on another thread.
                 let _ = tx.send(stopping());
@@ -572,7 +599,7 @@ mod tests {
     #[test]
     fn a_worker_that_never_calls_ready_is_not_ready() {
         let (count, notify) = counter();
-        futures::executor::block_on(ReadyScope::new(
+        futures::executor::block_on(scope(
             Box::pin(async {}),
             Readiness::Notify,
             Arc::default(),

@@ -56,6 +56,7 @@
 
 use std::time::Duration;
 
+mod abuse;
 mod containment;
 mod decisions;
 mod drive;
@@ -635,6 +636,31 @@ const SCENARIOS: &[Scenario] = &[
         listener_faults::drive::stop_systemd,
         20,
         listener_faults::drive::systemd_command,
+    ),
+    // Abuse: floods, races and hostile peers against the guarantees (issue 19).
+    scenario(
+        "abuse_terminate_flood",
+        abuse::scenario::terminate_flood,
+        abuse::drive::terminate_flood,
+        60,
+    ),
+    scenario(
+        "abuse_ask_stopped_supervisor",
+        abuse::scenario::ask_stopped_supervisor,
+        abuse::drive::ask_stopped_supervisor,
+        60,
+    ),
+    scenario(
+        "abuse_calls_storm",
+        abuse::scenario::calls_storm,
+        abuse::drive::calls_storm,
+        30,
+    ),
+    scenario(
+        "abuse_handout_race",
+        abuse::scenario::handout_race,
+        abuse::drive::handout_race,
+        20,
     ),
 ];
 

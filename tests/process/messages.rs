@@ -492,7 +492,10 @@ pub(crate) mod drive {
             "refused: the supervisor of template \"conn\" already runs its maximum of 3 children",
             1,
         )?;
-        expect_prefix_once(run, "wrong: template \"conn\" takes a ")?;
+        expect_prefix_once(
+            run,
+            "wrong: \"conn\" was sent a u8 where its receiving side takes a ",
+        )?;
         expect_count(run, "terminated 1", 1)?;
         expect_count(run, "again: no child 1 runs under template \"conn\"", 1)?;
         expect_count(run, "started 4", 1)?;

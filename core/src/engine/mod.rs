@@ -11,7 +11,7 @@ mod host;
 mod listeners;
 mod node;
 mod outlet;
-mod ratelimit;
+pub(crate) mod ratelimit;
 mod root;
 mod status_socket;
 #[allow(unsafe_code)]

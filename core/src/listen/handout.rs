@@ -20,8 +20,9 @@ use crate::engine::sys::SharedFlag;
 /// A fresh non-blocking handle on `bound`, which listens; `stopping` is the
 /// tree's stop mark (see [`stop`](super::stop)).
 pub(super) fn hand_out(bound: &Bound, stopping: &SharedFlag) -> io::Result<OwnedFd> {
-    check_identity(bound)?;
-    let fd = bound.fd.try_clone()?;
+    // The duplicate is checked, not the number it was made from: another
+    // thread may put something else at that number in between.
+    let fd = duplicate(bound)?;
     set_nonblocking(&fd)?;
     if is_listening(&fd)? {
         return Ok(fd);
@@ -48,17 +49,17 @@ pub(crate) fn identity(fd: impl AsFd) -> io::Result<(u64, u64)> {
     Ok((stat.st_dev as u64, stat.st_ino as u64))
 }
 
-/// Checks that the descriptor of `bound` still names the socket bound: a
-/// raw `close` of it in this process leaves the number to whatever opens
-/// next.
-fn check_identity(bound: &Bound) -> io::Result<()> {
-    let now = identity(&bound.fd);
-    if now.as_ref().ok() == Some(&bound.identity) {
-        return Ok(());
-    }
-    let what = match now {
+/// A duplicate of the descriptor of `bound`, checked to name the socket
+/// bound: a raw `close` of it in this process leaves the number to
+/// whatever opens next.
+fn duplicate(bound: &Bound) -> io::Result<OwnedFd> {
+    let what = match bound.fd.try_clone() {
         Err(err) => format!("is closed ({err})"),
-        Ok(_) => "names another file now".to_owned(),
+        Ok(fd) => match identity(&fd) {
+            Ok(now) if now == bound.identity => return Ok(fd),
+            Ok(_) => "names another file now".to_owned(),
+            Err(err) => format!("can not be read ({err})"),
+        },
     };
     Err(broken(
         bound,

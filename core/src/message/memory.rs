@@ -35,6 +35,14 @@ pub(crate) struct Queue {
     state: Mutex<QueueState>,
 }
 
+/// Adds `waker` to `wakers` unless it is there already (a task polled
+/// again before it was woken).
+fn remember(wakers: &mut Vec<Waker>, waker: &Waker) {
+    if !wakers.iter().any(|w| w.will_wake(waker)) {
+        wakers.push(waker.clone());
+    }
+}
+
 impl Queue {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -48,7 +56,7 @@ impl Queue {
         let mut state = self.lock();
         if state.items.len() >= CAPACITY {
             if let Some(waker) = waiting {
-                state.senders.push(waker.clone());
+                remember(&mut state.senders, waker);
             }
             return Err(item);
         }
@@ -65,7 +73,7 @@ impl Queue {
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Received> {
         let mut state = self.lock();
         let Some(item) = state.items.pop_front() else {
-            state.receivers.push(cx.waker().clone());
+            remember(&mut state.receivers, cx.waker());
             return Poll::Pending;
         };
         let senders = std::mem::take(&mut state.senders);

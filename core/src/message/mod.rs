@@ -65,6 +65,10 @@
 //! server's [`Inbox`] does not take, at once; a call whose reply is not its
 //! `R`). A body is decoded to its last byte: one with bytes left over is
 //! malformed, dropped and logged (its caller gets [`Error::NoReply`]).
+//! Types are told apart by that name: two types of one name (a crate in
+//! two versions in one program, or two types of the same name declared in
+//! function bodies) are not, so keep the types of one mailbox distinct by
+//! name.
 //!
 //! # Children started at run time
 //!
@@ -633,7 +637,7 @@ async fn ask(
 /// # Errors
 ///
 /// [`Error::UnknownName`] if no supervisor declared a template `name`,
-/// [`Error::WrongArgument`] if its template takes another type than `A`,
+/// [`Error::WrongType`] if its template takes another type than `A`,
 /// [`Error::TooManyChildren`] at the supervisor's
 /// [`with_max_children`](crate::Tree::with_max_children),
 /// [`Error::ShuttingDown`] while it stops, [`Error::NotInTree`] outside a
@@ -709,12 +713,13 @@ fn prepare<A>(name: &str, arg: Option<&A>) -> Result<(Arc<dyn Outbox>, Arc<str>)
     let outbox = services.outbox(name, Kind::Template)?;
     if arg.is_some() {
         let expected = services.argument_type(name)?;
-        let given = std::any::type_name::<A>();
-        if expected != given {
-            return Err(Error::WrongArgument {
+        // A reference is sent as what it refers to, as for messages.
+        let found = codec::wire_name::<A>();
+        if expected != found {
+            return Err(Error::WrongType {
                 name: name.to_owned(),
-                expected,
-                given,
+                expected: expected.to_owned(),
+                found: found.into_owned(),
             });
         }
     }

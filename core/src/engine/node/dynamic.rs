@@ -16,12 +16,12 @@
 //! about the slot meanwhile is about this child.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::PollFlags;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::Node;
 use crate::machine::ChildIdx;
@@ -58,8 +58,8 @@ pub(super) struct Dynamic {
     /// began in its host.
     starting: HashMap<ChildId, OwnedFd>,
     /// Reply sockets of `terminate_child` requests, answered once the child
-    /// is removed.
-    terminating: HashMap<ChildId, Vec<OwnedFd>>,
+    /// is removed (see [`Waiting`]).
+    terminating: Waiting,
 }
 
 impl Dynamic {
@@ -162,7 +162,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             },
             Ok(Request::Terminate(id)) => match dynamic::remove(&mut self.machine, id, now) {
                 Ok(_) => {
-                    self.dynamic.terminating.entry(id).or_default().push(reply);
+                    self.dynamic.terminating.push(id, reply);
                     return;
                 }
                 Err(refusal) => Err(refusal),
@@ -212,10 +212,77 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // Never began: its requester learns from the end of its socket.
         self.dynamic.starting.remove(&id);
         let answer: Answer = Ok(None);
-        for reply in self.dynamic.terminating.remove(&id).unwrap_or_default() {
+        for reply in self.dynamic.terminating.take(id) {
             answer_on(&reply, &answer);
         }
     }
+}
+
+/// Who waits for the removal of which child: the reply sockets of
+/// `terminate_child` requests. A requester that gave up (its `NoReply`
+/// after 5 s) closed its end: such sockets are let go of as requests come
+/// in, so a flood of requests for a child that takes long to stop costs
+/// the supervisor no descriptor per request. At most
+/// [`MAX_WAITING_PER_CHILD`] wait for one child; a request beyond is let
+/// go of at once (its requester gets `NoReply`).
+#[derive(Debug, Default)]
+struct Waiting {
+    by_child: HashMap<ChildId, Vec<OwnedFd>>,
+    /// How many wait in all, and how many did after the last sweep: the
+    /// next sweep comes once they doubled, so sweeps cost O(1) a request.
+    count: usize,
+    swept_at: usize,
+}
+
+/// The most `terminate_child` requests that wait for one child.
+const MAX_WAITING_PER_CHILD: usize = 8;
+
+impl Waiting {
+    fn push(&mut self, id: ChildId, reply: OwnedFd) {
+        if self.count >= 2 * self.swept_at.max(32) {
+            self.sweep();
+        }
+        let waiting = self.by_child.entry(id).or_default();
+        let before = waiting.len();
+        waiting.retain(|fd| !peer_closed(fd));
+        self.count -= before - waiting.len();
+        if waiting.len() < MAX_WAITING_PER_CHILD {
+            waiting.push(reply);
+            self.count += 1;
+        }
+    }
+
+    /// Lets go of every socket whose requester is gone.
+    fn sweep(&mut self) {
+        self.by_child.retain(|_, waiting| {
+            waiting.retain(|fd| !peer_closed(fd));
+            !waiting.is_empty()
+        });
+        self.count = self.by_child.values().map(Vec::len).sum();
+        self.swept_at = self.count;
+    }
+
+    /// The sockets waiting for child `id`.
+    fn take(&mut self, id: ChildId) -> Vec<OwnedFd> {
+        let taken = self.by_child.remove(&id).unwrap_or_default();
+        self.count -= taken.len();
+        taken
+    }
+
+    fn clear(&mut self) {
+        self.by_child.clear();
+        self.count = 0;
+    }
+}
+
+/// Whether the other end of reply socket `fd` is closed (its requester
+/// gave up).
+fn peer_closed(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
 }
 
 /// Sends `answer` on a requester's reply socket.

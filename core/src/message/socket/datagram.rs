@@ -6,24 +6,41 @@
 //! control message the kernel cut short for want of room, a descriptor in
 //! another kind of control message) is never kept: every descriptor the
 //! kernel installed with a datagram that is dropped is closed with it.
+//! Closing never blocks: a socket a peer passed with `SO_LINGER` set (a
+//! TCP connection whose peer never reads) would hold the last close for
+//! its linger time, so every descriptor received has its lingering turned
+//! off first. Credentials (`SCM_CREDENTIALS`, once any holder of the
+//! socket turns `SO_PASSCRED` on) have room of their own and are ignored.
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use nix::libc;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
+use crate::engine::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use crate::message::MAX_MESSAGE;
+
+/// The lines about dropped messages with unexpected descriptors.
+static UNEXPECTED_LOG: Mutex<LogLimit> = Mutex::new(LogLimit::new(REPEAT_LOG_PERIOD));
 
 /// How many descriptors there is room for in the control message of a
 /// datagram received: more than the one a call passes, so that a datagram
 /// with several is told (and dropped).
 const FDS_PER_MESSAGE: usize = 4;
 
-/// The room for the control messages of one datagram received.
+/// The room for the control messages of one datagram received: the
+/// descriptors, a sender's credentials and a pidfd, which the kernel adds
+/// when the receiving socket asks for them (`SO_PASSCRED`,
+/// `SO_PASSPIDFD`).
 // SAFETY: `CMSG_SPACE` only computes a size.
-const CONTROL_SPACE: usize =
-    unsafe { libc::CMSG_SPACE((FDS_PER_MESSAGE * size_of::<libc::c_int>()) as u32) } as usize;
+const CONTROL_SPACE: usize = unsafe {
+    libc::CMSG_SPACE((FDS_PER_MESSAGE * size_of::<libc::c_int>()) as u32)
+        + libc::CMSG_SPACE(size_of::<libc::ucred>() as u32)
+        + libc::CMSG_SPACE(size_of::<libc::c_int>() as u32)
+} as usize;
 
 /// `SCM_PIDFD` (Linux 6.5): a pidfd of the sender, which the kernel
 /// installs when the receiving socket asked for it (`SO_PASSPIDFD`).
@@ -88,12 +105,22 @@ pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option
         }
         let Descriptors { mut rights, others } = fds;
         if flags & libc::MSG_CTRUNC != 0 || rights.len() > 1 || !others.is_empty() {
-            tracing::warn!(
-                endpoint = what,
-                passed = rights.len() + others.len(),
-                cut_short = flags & libc::MSG_CTRUNC != 0,
-                "a message carrying unexpected file descriptors was dropped, and the descriptors closed"
-            );
+            // A flood (or a process out of descriptors, where the kernel
+            // cuts every control message short) logs a line per second.
+            if let Some(not_logged) = UNEXPECTED_LOG
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(Instant::now())
+            {
+                tracing::warn!(
+                    endpoint = what,
+                    passed = rights.len() + others.len(),
+                    cut_short = flags & libc::MSG_CTRUNC != 0,
+                    not_logged,
+                    "a message carrying unexpected file descriptors (or cut short: is this process out \
+                     of descriptors?) was dropped, and the descriptors closed"
+                );
+            }
             return Ok(None);
         }
         Ok(Some(Datagram {
@@ -183,7 +210,9 @@ impl Descriptors {
                     bytes.copy_from_slice(raw);
                     // SAFETY: the kernel installed this descriptor in this
                     // process for this datagram; nothing else owns it.
-                    list.push(unsafe { OwnedFd::from_raw_fd(libc::c_int::from_ne_bytes(bytes)) });
+                    let fd = unsafe { OwnedFd::from_raw_fd(libc::c_int::from_ne_bytes(bytes)) };
+                    no_lingering(&fd);
+                    list.push(fd);
                 }
             }
             // The next header is aligned as a `cmsghdr` is.
@@ -192,4 +221,15 @@ impl Descriptors {
         }
         found
     }
+}
+
+/// Turns lingering off on `fd`, if it is a socket, so that closing it
+/// never blocks (the kernel finishes in the background).
+fn no_lingering(fd: &OwnedFd) {
+    let off = libc::linger {
+        l_onoff: 0,
+        l_linger: 0,
+    };
+    // Not a socket (ENOTSOCK), or one that has no lingering: nothing to do.
+    let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::Linger, &off);
 }

@@ -516,3 +516,210 @@ fn calls_timing_out_while_waiting_for_room_leave_nothing_behind() {
     assert_eq!(n, 77);
     server.join().expect("server");
 }
+
+// Abuse by an adversarial review (issue 19).
+
+/// A TCP connection whose send queue is full (its peer never reads) and
+/// which lingers `secs` on close: its last close blocks that long.
+fn lingering_socket(secs: i32) -> (std::net::TcpListener, std::net::TcpStream) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut stream =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    stream.set_nonblocking(true).expect("non-blocking");
+    let chunk = [0u8; 65536];
+    let mut stalled = 0;
+    while stalled < 20 {
+        // Fills the send queue: how much each write takes does not matter.
+        match stream.write(&chunk) {
+            Ok(n) if n > 0 => stalled = 0,
+            _ => {
+                stalled += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    nix::sys::socket::setsockopt(
+        &stream,
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: secs,
+        },
+    )
+    .expect("SO_LINGER");
+    (listener, stream)
+}
+
+/// A peer passes a lingering TCP socket with a message the reader drops
+/// (two descriptors): closing it, the reader (a worker host's inbox, or
+/// a supervisor reading its templates' requests with the same
+/// `recv_datagram`) is blocked for the linger time the peer chose.
+#[test]
+fn a_lingering_descriptor_a_peer_passes_blocks_the_reader() {
+    let services = services();
+    let (_listener, stream) = lingering_socket(3);
+    let body = codec::encode("m", &1u32).expect("encoded");
+    let fd = stream.as_raw_fd();
+    sendmsg::<()>(
+        tx(&services).as_raw_fd(),
+        &[IoSlice::new(&body)],
+        &[ControlMessage::ScmRights(&[fd, fd])],
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .expect("sent");
+    // The peer lets go of its own copy: the reader's is the last.
+    drop(stream);
+    let started = Instant::now();
+    let got = recv_datagram(rx(&services), "m").expect("read");
+    let took = started.elapsed();
+    assert!(got.is_none());
+    assert!(
+        took < Duration::from_millis(500),
+        "reading (and dropping) one datagram blocked the reader for {took:?}"
+    );
+}
+
+/// The same through a call: the server's envelope dropped (or replied
+/// to) closes the "reply socket", and blocks the server's thread.
+#[test]
+fn a_lingering_reply_socket_blocks_the_server_that_drops_the_call() {
+    let services = services();
+    let mut inbox: Inbox<u32> = inbox(&services);
+    let (_listener, stream) = lingering_socket(3);
+    let body = codec::encode("m", &1u32).expect("encoded");
+    sendmsg::<()>(
+        tx(&services).as_raw_fd(),
+        &[IoSlice::new(&body)],
+        &[ControlMessage::ScmRights(&[stream.as_raw_fd()])],
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .expect("sent");
+    drop(stream);
+    let envelope = recv(&mut inbox);
+    assert!(envelope.is_call());
+    let started = Instant::now();
+    envelope.reply(2u32);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "replying to one call blocked the server for {took:?}"
+    );
+}
+
+/// Any process of the tree holds a mailbox's receiving end; one that
+/// turns on `SO_PASSCRED` on it (it is one socket for all) makes every
+/// call's control message too large for the reader's room: every call to
+/// that mailbox is dropped, and its caller gets `NoReply`.
+#[test]
+fn so_passcred_on_the_shared_receiving_end_drops_every_call() {
+    let services = services();
+    let (mailbox, mut inbox) = ends(&services);
+    nix::sys::socket::setsockopt(&rx(&services), nix::sys::socket::sockopt::PassCred, &true)
+        .expect("SO_PASSCRED");
+    let server = std::thread::spawn(move || {
+        let envelope = recv(&mut inbox);
+        let n = *envelope.message();
+        envelope.reply(n + 1);
+    });
+    let got = within(
+        Duration::from_secs(3),
+        mailbox.call::<u32>(1, Duration::from_secs(2)),
+    );
+    // Unblocks the server if the call never reached it.
+    let _ = block_on(mailbox.send(0));
+    server.join().expect("server");
+    assert!(
+        matches!(got, Some(Ok(2))),
+        "a call to a mailbox whose receiving end has SO_PASSCRED: {got:?}"
+    );
+}
+
+/// A server that answers with descriptors along (200 of them, or one):
+/// the caller keeps none of them.
+#[test]
+fn descriptors_sent_with_a_reply_are_not_kept() {
+    let services = services();
+    let mailbox: Mailbox<u32> = mailbox(&services);
+    let (marker, _peer) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .expect("socket pair");
+    let marked = marker.as_raw_fd();
+    assert_eq!(copies_of(marker.as_fd()), 1);
+    for count in [200usize, 1] {
+        let rx_fd = rx(&services).as_raw_fd();
+        let server = std::thread::spawn(move || {
+            // SAFETY: the mailbox's receiving end outlives this thread
+            // (joined below); read raw, as a hostile server would.
+            let rx = unsafe { BorrowedFd::borrow_raw(rx_fd) };
+            let call = loop {
+                if let Ok(Some(got)) = recv_datagram(rx, "m") {
+                    break got;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let reply = call.passed.expect("a call");
+            let body = codec::encode_reply("m", &5u32).expect("encoded");
+            let fds = vec![marked; count];
+            sendmsg::<()>(
+                reply.as_raw_fd(),
+                &[IoSlice::new(&[REPLY_TAG]), IoSlice::new(&body)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .expect("replied");
+        });
+        let got = block_on(mailbox.call::<u32>(1, Duration::from_secs(3)));
+        server.join().expect("server");
+        assert!(matches!(got, Ok(5)), "{got:?}");
+        assert_eq!(
+            copies_of(marker.as_fd()),
+            1,
+            "{count} passed with a reply were kept"
+        );
+    }
+}
+
+/// Futures of calls and sends polled once on a full mailbox, then leaked
+/// (`mem::forget`), and a zero-length datagram: other senders get
+/// through, and the leaked ones hold no descriptor.
+#[test]
+fn leaked_futures_hold_up_nobody_and_hold_no_descriptor() {
+    let services = services();
+    let (mailbox, mut inbox) = ends(&services);
+    send_datagram(tx(&services), &[], None).expect("an empty datagram");
+    let held = fill(&services);
+    let before = open_fds().len();
+    for n in 0..500 {
+        let mut call = Box::pin(mailbox.call::<u32>(n, Duration::from_secs(60)));
+        assert!(poll_once(&mut call).is_pending());
+        std::mem::forget(call);
+        let mut send = Box::pin(mailbox.send(n));
+        assert!(poll_once(&mut send).is_pending());
+        std::mem::forget(send);
+    }
+    let grown = open_fds().len().saturating_sub(before);
+    assert!(grown < 20, "500 leaked calls hold {grown} descriptors");
+    let server = std::thread::spawn(move || {
+        for _ in 0..held {
+            recv(&mut inbox);
+        }
+        let envelope = recv(&mut inbox);
+        let n = *envelope.message();
+        envelope.reply(n + 1);
+    });
+    let got = within(
+        Duration::from_secs(5),
+        mailbox.call::<u32>(7, Duration::from_secs(4)),
+    )
+    .expect("a leaked future must not hold up another");
+    assert_eq!(got.expect("answered"), 8);
+    server.join().expect("server");
+}
