@@ -203,7 +203,7 @@ pub(crate) struct TreeListeners {
     pub(crate) bound: Vec<Bound>,
     /// Set by the root when the tree stops, before it stops the listeners;
     /// every process of the tree sees it (see [`stop`]).
-    pub(crate) stopping: SharedFlag,
+    pub(crate) stopping: Arc<SharedFlag>,
 }
 
 /// The listeners of the running tree, set by the root before it forks (so
@@ -226,6 +226,50 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 /// forgets them (`None`, when the tree has ended).
 pub(crate) fn set_bound(tree: Option<Arc<TreeListeners>>) {
     registry().tree = tree;
+}
+
+/// In a freshly forked child: keeps the listeners its role needs (those
+/// `keep` keeps, duplicated) and closes every other one in this process,
+/// so that a process holds no listener of another subtree. What the
+/// parent had is forgotten, never dropped here (the child ends with
+/// `_exit`).
+///
+/// # Errors
+///
+/// The system's, if a descriptor can not be duplicated (out of
+/// descriptors).
+pub(crate) fn keep_in_child(keep: impl Fn(&Bound) -> bool) -> io::Result<()> {
+    let mut registry = registry();
+    let Some(theirs) = registry.tree.take() else {
+        return Ok(());
+    };
+    let kept = theirs
+        .bound
+        .iter()
+        .filter(|b| keep(b))
+        .map(|b| {
+            Ok(Bound {
+                name: b.name.clone(),
+                owner: b.owner.clone(),
+                family: b.family,
+                fd: b.fd.try_clone()?,
+                identity: b.identity,
+                addr: b.addr,
+                on_stop: b.on_stop.clone(),
+                reported: AtomicBool::new(false),
+            })
+        })
+        .collect::<io::Result<Vec<_>>>();
+    for bound in &theirs.bound {
+        let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(&bound.fd));
+    }
+    let stopping = theirs.stopping.clone();
+    std::mem::forget(theirs);
+    registry.tree = Some(Arc::new(TreeListeners {
+        bound: kept?,
+        stopping,
+    }));
+    Ok(())
 }
 
 /// Makes `owner` the supervisor whose workers run in this process (a

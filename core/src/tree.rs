@@ -752,6 +752,23 @@ pub(crate) fn within(path: &str, ancestor: &str) -> bool {
 
 /// What the engine reads off a whole tree before it starts.
 impl Tree<Nested> {
+    /// The users the processes of this subtree run as, when this
+    /// supervisor's parent runs as `inherited`: its own
+    /// ([`with_user`](Self::with_user), else `inherited`) and those below
+    /// it; each once.
+    pub(crate) fn users(&self, inherited: u32) -> Vec<u32> {
+        let own = self.user.map_or(inherited, |(uid, _)| uid);
+        let mut users = vec![own];
+        for child in &self.children {
+            if let Child::Supervisor(sup) = child {
+                users.extend(sup.users(own));
+            }
+        }
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
     /// This supervisor (at `path`) and every one below it, with their
     /// paths, each before the supervisors below it.
     pub(crate) fn supervisors(&self, path: &str) -> Vec<(String, &Supervisor)> {

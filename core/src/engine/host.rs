@@ -171,6 +171,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
     };
     let owner_path = owner.clone();
     let services: Arc<dyn Services> = Arc::new(SocketServices {
+        uid: nix::unistd::geteuid().as_raw(),
         directory,
         owner,
         register: {

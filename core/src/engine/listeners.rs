@@ -112,7 +112,10 @@ impl Listeners {
                 });
             }
         };
-        let tree = Arc::new(TreeListeners { bound, stopping });
+        let tree = Arc::new(TreeListeners {
+            bound,
+            stopping: Arc::new(stopping),
+        });
         listen::set_bound(Some(tree.clone()));
         Ok(Listeners { tree: Some(tree) })
     }

@@ -111,7 +111,9 @@ pub(crate) fn run<S: Spawner, T: Timer>(
     let _listeners = Listeners::bind(&tree.root)?;
     // Every mailbox and template, made before anything is forked so that
     // every process of the tree holds them.
-    let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?)?);
+    // A queue per name for each user the tree runs as (see `Directory`).
+    let users = tree.root.users(nix::unistd::geteuid().as_raw());
+    let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?, &users)?);
     let signals = SignalPipe::install(&sys::SUPERVISOR_SIGNALS).map_err(|errno| Error::Os {
         context: "installing the root supervisor's signal handlers",
         source: errno.into(),

@@ -38,7 +38,7 @@ use nix::sys::socket::{self, Shutdown};
 use super::TreeListeners;
 
 /// What the tree does to a listener when it stops.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum OnStop {
     /// Shuts it down: a TCP socket the root bound.
     ShutDown,
@@ -51,7 +51,7 @@ pub(crate) enum OnStop {
 
 /// A Unix socket file the root made, with its device and inode: only that
 /// file is removed, not whatever another process put at its path since.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct SocketFile {
     pub(crate) path: PathBuf,
     pub(crate) dev: u64,

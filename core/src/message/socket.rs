@@ -28,7 +28,7 @@ use std::time::Duration;
 use futures::future::{select, Either};
 use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
-pub(crate) use datagram::{recv_datagram, send_datagram};
+pub(crate) use datagram::{recv_queued, send_datagram};
 use room::Room;
 
 use super::{Directory, InboxPort, Kind, Op, Outbox, Received, Replier, Services};
@@ -83,6 +83,8 @@ pub(crate) struct SocketServices {
     pub(crate) directory: Arc<Directory>,
     /// The path of the supervisor whose workers run here.
     pub(crate) owner: String,
+    /// The effective user of this process: whose queues it sends on.
+    pub(crate) uid: u32,
     pub(crate) register: Register,
     pub(crate) sleep: Sleep,
 }
@@ -90,17 +92,18 @@ pub(crate) struct SocketServices {
 impl Services for SocketServices {
     fn outbox(&self, name: &str, kind: Kind) -> Result<Arc<dyn Outbox>, Error> {
         let endpoint = self.directory.find(name, kind)?;
-        let source = endpoint
-            .tx()
-            .try_clone_to_owned()
+        let failed = |source| Error::Os {
+            context: "opening a mailbox",
+            source,
+        };
+        let tx = endpoint.sender(self.uid).map_err(failed)?;
+        let source = tx
+            .try_clone()
             .and_then(|fd| (self.register)(fd))
-            .map_err(|source| Error::Os {
-                context: "opening a mailbox",
-                source,
-            })?;
+            .map_err(failed)?;
         Ok(Arc::new(SocketOutbox {
             name: name.into(),
-            room: Room::new(endpoint.shared_tx(), source),
+            room: Room::new(tx, source),
             register: self.register.clone(),
             sleep: self.sleep.clone(),
         }))
@@ -114,17 +117,27 @@ impl Services for SocketServices {
                 owner: endpoint.declared.owner.clone(),
             });
         }
-        let source = endpoint
-            .rx()
-            .try_clone_to_owned()
-            .and_then(|fd| (self.register)(fd))
+        let sources = endpoint
+            .receivers()
+            .map(|rx| rx.try_clone_to_owned().and_then(|fd| (self.register)(fd)))
+            .collect::<io::Result<Vec<_>>>()
+            .and_then(|sources| {
+                if sources.is_empty() {
+                    Err(io::Error::other(
+                        "this process holds none of the mailbox's sockets",
+                    ))
+                } else {
+                    Ok(sources)
+                }
+            })
             .map_err(|source| Error::Os {
                 context: "opening an inbox",
                 source,
             })?;
         Ok(Box::new(SocketInbox {
             name: name.into(),
-            source,
+            sources,
+            next: 0,
         }))
     }
 
@@ -239,36 +252,49 @@ impl Replier for SocketReplier {
     }
 }
 
-/// The serving side of a mailbox in this process.
+/// The serving side of a mailbox in this process: its queues (one per
+/// user the tree runs as), read in turn.
 struct SocketInbox {
     name: Arc<str>,
-    source: Box<dyn IoSource>,
+    sources: Vec<Box<dyn IoSource>>,
+    /// The queue read first at the next poll: each gets its turn, so one
+    /// that is never empty holds up no other.
+    next: usize,
 }
 
 impl InboxPort for SocketInbox {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
-        loop {
+        let count = self.sources.len();
+        let mut n = 0;
+        while n < count {
+            let at = (self.next + n) % count;
             let mut got = None;
             let name = &self.name;
-            let read = self.source.poll_io(cx, Interest::Readable, &mut |fd| {
-                got = recv_datagram(fd, name)?;
+            let read = self.sources[at].poll_io(cx, Interest::Readable, &mut |fd| {
+                got = recv_queued(fd, name)?;
                 Ok(())
             });
-            match std::task::ready!(read) {
-                Ok(()) => {}
-                Err(err) => {
+            match read {
+                // Empty now: the next queue; this one wakes the task.
+                Poll::Pending => n += 1,
+                Poll::Ready(Err(err)) => {
                     tracing::error!(mailbox = %self.name, %err, "reading the mailbox failed; it is closed for this run");
                     return Poll::Ready(None);
                 }
-            }
-            if let Some(datagram) = got {
-                return Poll::Ready(Some(Received {
-                    body: datagram.body,
-                    reply: datagram
-                        .passed
-                        .map(|fd| Box::new(SocketReplier(fd)) as Box<dyn Replier>),
-                }));
+                Poll::Ready(Ok(())) => {
+                    if let Some(datagram) = got {
+                        self.next = (at + 1) % count;
+                        return Poll::Ready(Some(Received {
+                            body: datagram.body,
+                            reply: datagram
+                                .passed
+                                .map(|fd| Box::new(SocketReplier(fd)) as Box<dyn Replier>),
+                        }));
+                    }
+                    // Dropped (malformed): this queue again.
+                }
             }
         }
+        Poll::Pending
     }
 }

@@ -2,6 +2,7 @@
 //! its own, stopped with signals, reaped when it exits.
 
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
@@ -13,7 +14,7 @@ use crate::engine::channel::{Channel, PipeState};
 use crate::engine::sys::{self, SignalPipe};
 use crate::engine::Shared;
 use crate::machine::ChildIdx;
-use crate::tree::Child;
+use crate::tree::{within, Child};
 use crate::wire::{Ending, Note};
 use crate::{ChildExit, Spawner, Timer};
 
@@ -150,12 +151,27 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let ours_fds = ours.raw_fds();
         let parent = nix::unistd::Pid::this();
         let again = self.procs.forked(child);
+        // The users its subtree runs as: it hands their sending sockets on.
+        let users = match self.sup.children.get(child.get()) {
+            Some(Child::Supervisor(sup)) => sup.users(nix::unistd::geteuid().as_raw()),
+            _ => Vec::new(),
+        };
         self.containment.prepare(&path);
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
             let outlet = self.outlet.take_for_child();
-            let directory = self.dynamic.directory();
+            // Only what its subtree needs: the receiving sockets of the
+            // names declared in it, the listeners it sees or holds for a
+            // supervisor below (see `Directory`).
+            let directory = self
+                .dynamic
+                .directory()
+                .for_child(|d| within(&d.owner, &path), &users)
+                .map(Arc::new);
+            let listeners = crate::listen::keep_in_child(|b| {
+                within(&path, &b.owner) || within(&b.owner, &path)
+            });
             let containment = self.containment.clone();
             let ids = self.ids.for_child(again);
             self.leave_parent_state();
@@ -166,6 +182,14 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             };
             sys::ignore_terminal_signals();
             let mut theirs = theirs;
+            let directory = match (directory, listeners) {
+                (Ok(directory), Ok(())) => directory,
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::error!(supervisor = %path, %err, "could not keep the sockets of the subtree");
+                    let _ = theirs.send(&Note::SetupFailed);
+                    return 1;
+                }
+            };
             // Its limits first (entering a cgroup takes privileges), then
             // its user.
             if let Err(err) = containment.enter(&path) {

@@ -25,7 +25,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::Node;
 use crate::machine::ChildIdx;
-use crate::message::socket::{recv_datagram, reply_on};
+use crate::message::socket::{recv_queued, reply_on};
 use crate::message::Kind;
 use crate::message::{codec, dynamic, Answer, Directory, Refusal, Request};
 use crate::{ChildId, Spawner, Timer};
@@ -49,11 +49,15 @@ pub(super) struct Started {
 pub(super) struct Dynamic {
     /// The directory holding the templates' sockets.
     directory: Arc<Directory>,
-    /// This supervisor's templates: their index among its templates and
-    /// their position in `poller` this turn.
-    watched: Vec<(u32, usize)>,
+    /// The queues of this supervisor's templates: the template's index
+    /// among its templates, the queue's among its receiving ends, and its
+    /// position in `poller` this turn.
+    watched: Vec<(u32, usize, usize)>,
     /// By child index.
     children: Vec<Option<Started>>,
+    /// Queues of templates that failed for good (shut down), by template
+    /// and queue: not watched.
+    broken: Vec<(u32, usize)>,
     /// Reply sockets of `start_child` requests, answered once the child
     /// began in its host.
     starting: HashMap<ChildId, OwnedFd>,
@@ -91,7 +95,8 @@ impl Dynamic {
 }
 
 impl<S: Spawner, T: Timer> Node<'_, S, T> {
-    /// Adds this supervisor's template sockets to the poller.
+    /// Adds the receiving ends of this supervisor's templates to the
+    /// poller (one per user the tree runs as), but those that failed.
     pub(super) fn watch_templates(&mut self) {
         self.dynamic.watched.clear();
         let path = self.machine.path();
@@ -103,22 +108,27 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 continue;
             }
             let Ok(n) = u32::try_from(n) else { break };
-            let at = self.poller.add(endpoint.rx(), PollFlags::POLLIN);
-            self.dynamic.watched.push((n, at));
+            for (queue, rx) in endpoint.receivers().enumerate() {
+                if self.dynamic.broken.contains(&(n, queue)) {
+                    continue;
+                }
+                let at = self.poller.add(rx, PollFlags::POLLIN);
+                self.dynamic.watched.push((n, queue, at));
+            }
         }
     }
 
     /// Reads and handles the requests waiting on the templates' sockets
     /// that were ready.
     pub(super) fn read_requests(&mut self, now: Instant) {
-        let ready: Vec<u32> = self
+        let ready: Vec<(u32, usize)> = self
             .dynamic
             .watched
             .iter()
-            .filter(|&&(_, at)| self.poller.ready(at))
-            .map(|&(t, _)| t)
+            .filter(|&&(_, _, at)| self.poller.ready(at))
+            .map(|&(t, queue, _)| (t, queue))
             .collect();
-        for template in ready {
+        for (template, queue) in ready {
             let Some(name) = self
                 .sup
                 .templates
@@ -128,11 +138,15 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 continue;
             };
             let directory = self.dynamic.directory.clone();
-            let Ok(endpoint) = directory.find(&name, Kind::Template) else {
+            let Some(rx) = directory
+                .find(&name, Kind::Template)
+                .ok()
+                .and_then(|endpoint| endpoint.receivers().nth(queue))
+            else {
                 continue;
             };
             for _ in 0..REQUESTS_PER_TURN {
-                match recv_datagram(endpoint.rx(), &name) {
+                match recv_queued(rx, &name) {
                     Ok(Some(datagram)) => {
                         let Some(reply) = datagram.passed else {
                             tracing::warn!(supervisor = %self.machine.path(), template = %name, "a request without a reply socket was dropped");
@@ -143,7 +157,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     Ok(None) => {}
                     Err(err) if err.raw_os_error() == Some(Errno::EAGAIN as i32) => break,
                     Err(err) => {
-                        tracing::error!(supervisor = %self.machine.path(), template = %name, %err, "reading requests failed");
+                        // Shut down by a process of this supervisor, or
+                        // broken otherwise: it would poll ready for ever.
+                        tracing::error!(supervisor = %self.machine.path(), template = %name, %err,
+                            "reading requests failed; this queue of the template is read no more in this incarnation");
+                        self.dynamic.broken.push((template, queue));
                         break;
                     }
                 }

@@ -2,6 +2,7 @@
 //! sent to it, the notes read from it, and its end.
 
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -14,7 +15,8 @@ use crate::engine::channel::{Channel, PipeState};
 use crate::engine::host;
 use crate::engine::sys;
 use crate::machine::{ChildIdx, Grant, RecordState, Report};
-use crate::tree::Child;
+use crate::message::Kind;
+use crate::tree::{within, Child};
 use crate::wire::{Command, Note};
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 
@@ -323,9 +325,28 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let leasable = self.machine.leasable();
             let owner = self.machine.path().to_owned();
             let templates = self.sup.templates.clone();
-            let directory = self.dynamic.directory();
+            // Only what its workers need: the receiving sockets of this
+            // supervisor's mailboxes, the listeners they may take.
+            let directory = self
+                .dynamic
+                .directory()
+                .for_child(
+                    |d| d.kind == Kind::Mailbox && d.owner == owner,
+                    &[nix::unistd::geteuid().as_raw()],
+                )
+                .map(Arc::new);
+            let listeners = crate::listen::keep_in_child(|b| within(&owner, &b.owner));
             let watchdog = self.host.watchdog;
             self.leave_parent_state();
+            let directory = match (directory, listeners) {
+                (Ok(directory), Ok(())) => directory,
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::error!(host = %path, %err, "could not keep the sockets of the worker host");
+                    let mut channel = theirs;
+                    let _ = channel.send(&Note::SetupFailed);
+                    return 1;
+                }
+            };
             // The child supervisors' specs stay where they are, never
             // dropped: see `take_children`.
             let workers =

@@ -9,8 +9,8 @@
 //! Closing never blocks: a socket a peer passed with `SO_LINGER` set (a
 //! TCP connection whose peer never reads) would hold the last close for
 //! its linger time, so every descriptor received has its lingering turned
-//! off first. Credentials (`SCM_CREDENTIALS`, once any holder of the
-//! socket turns `SO_PASSCRED` on) have room of their own and are ignored.
+//! off first. Credentials (`SCM_CREDENTIALS`, if a holder of the socket
+//! turns `SO_PASSCRED` on) have room of their own and are ignored.
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -130,6 +130,32 @@ pub(crate) fn recv_datagram(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option
     })
 }
 
+/// Reads one datagram from `fd`, a receiving end of endpoint `what`,
+/// without blocking, as [`recv_datagram`]; but a socket that was shut down
+/// (by a process of the role that holds it) reads as its end
+/// ([`io::ErrorKind::BrokenPipe`]), not as empty for ever: it polls
+/// readable, and has nothing to read, so a reader that waited for it again
+/// would spin.
+pub(crate) fn recv_queued(fd: BorrowedFd<'_>, what: &str) -> io::Result<Option<Datagram>> {
+    match recv_datagram(fd, what) {
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock && is_shut_down(fd) => Err(
+            io::Error::new(io::ErrorKind::BrokenPipe, "the socket was shut down"),
+        ),
+        other => other,
+    }
+}
+
+/// Whether `fd` was shut down for reading.
+fn is_shut_down(fd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    // A Unix socket shut down polls as hung up (and readable).
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
 /// `recvmsg(2)` of one datagram into `buffer`, its control messages into
 /// `control`, without blocking, descriptors close-on-exec: its length, its
 /// flags, and how much of `control` the kernel filled.
@@ -198,13 +224,13 @@ impl Descriptors {
                 break;
             }
             let end = (at + len).min(control.len());
+            let data = control.get(at + data_at..end).unwrap_or_default();
             let list = match (cmsg.cmsg_level, cmsg.cmsg_type) {
                 (libc::SOL_SOCKET, libc::SCM_RIGHTS) => Some(&mut found.rights),
                 (libc::SOL_SOCKET, SCM_PIDFD) => Some(&mut found.others),
                 _ => None,
             };
             if let Some(list) = list {
-                let data = control.get(at + data_at..end).unwrap_or_default();
                 for raw in data.chunks_exact(size_of::<libc::c_int>()) {
                     let mut bytes = [0; size_of::<libc::c_int>()];
                     bytes.copy_from_slice(raw);

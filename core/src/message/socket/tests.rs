@@ -24,6 +24,11 @@ fn sleep(d: Duration) -> BoxFuture {
     })
 }
 
+/// The effective user of this process.
+fn uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
 /// The services of a tree with a mailbox "m" and a template "t" (of
 /// `u32`), both owned by `root`.
 fn services() -> SocketServices {
@@ -42,7 +47,8 @@ fn services() -> SocketServices {
         },
     ];
     SocketServices {
-        directory: Arc::new(Directory::open(declared).expect("sockets")),
+        directory: Arc::new(Directory::open(declared, &[uid()]).expect("sockets")),
+        uid: uid(),
         owner: "root".into(),
         register: Arc::new(crate::reactor::register),
         sleep: Arc::new(sleep),
@@ -73,12 +79,14 @@ fn recv<M: DeserializeOwned + Send + 'static>(inbox: &mut Inbox<M>) -> Envelope<
     block_on(inbox.recv()).expect("open")
 }
 
-fn tx(services: &SocketServices) -> BorrowedFd<'_> {
+/// This process's sending socket to mailbox "m".
+fn tx(services: &SocketServices) -> Arc<OwnedFd> {
     services
         .directory
         .find("m", Kind::Mailbox)
         .expect("declared")
-        .tx()
+        .sender(uid())
+        .expect("held")
 }
 
 fn rx(services: &SocketServices) -> BorrowedFd<'_> {
@@ -86,14 +94,16 @@ fn rx(services: &SocketServices) -> BorrowedFd<'_> {
         .directory
         .find("m", Kind::Mailbox)
         .expect("declared")
-        .rx()
+        .receivers()
+        .next()
+        .expect("held here")
 }
 
 /// Fills mailbox "m" with casts of 0u32: how many it took.
 fn fill(services: &SocketServices) -> usize {
     let zero = codec::encode("m", &0u32).expect("encoded");
     let mut n = 0;
-    while send_datagram(tx(services), &zero, None).is_ok() {
+    while send_datagram(tx(services).as_fd(), &zero, None).is_ok() {
         n += 1;
     }
     n
@@ -132,13 +142,13 @@ fn oversized_and_malformed_messages_are_dropped_and_the_next_one_delivered() {
     let services = services();
     let (mailbox, mut inbox) = ends(&services);
     // Over the limit: dropped by the reader, whatever it holds.
-    send_datagram(tx(&services), &vec![7; MAX_MESSAGE + 100], None).expect("sent");
+    send_datagram(tx(&services).as_fd(), &vec![7; MAX_MESSAGE + 100], None).expect("sent");
     // No type name (a length that never ends).
-    send_datagram(tx(&services), &[0xff; 12], None).expect("sent");
+    send_datagram(tx(&services).as_fd(), &[0xff; 12], None).expect("sent");
     // A u32 with a byte left over.
     let mut longer = codec::encode("m", &7u32).expect("encoded");
     longer.push(0);
-    send_datagram(tx(&services), &longer, None).expect("sent");
+    send_datagram(tx(&services).as_fd(), &longer, None).expect("sent");
     block_on(mailbox.send(42)).expect("queued");
     assert_eq!(*recv(&mut inbox).message(), 42);
     // A message the sender would make too large is refused there.
@@ -381,7 +391,7 @@ fn every_descriptor_a_dropped_datagram_carried_is_closed() {
     // Oversized, with one descriptor.
     send_with(&vec![0; MAX_MESSAGE + 1], &[marked.as_raw_fd()]);
     for _ in 0..62 {
-        let got = recv_datagram(rx(&services), "m").expect("read");
+        let got = datagram::recv_datagram(rx(&services), "m").expect("read");
         assert!(
             got.is_none(),
             "a datagram with unexpected descriptors was kept"
@@ -390,7 +400,7 @@ fn every_descriptor_a_dropped_datagram_carried_is_closed() {
     assert_eq!(copies_of(marked), 1, "descriptors were left open");
     // A call's one descriptor is passed on.
     send_with(&body, &[marked.as_raw_fd()]);
-    let call = recv_datagram(rx(&services), "m")
+    let call = datagram::recv_datagram(rx(&services), "m")
         .expect("read")
         .expect("kept");
     assert!(call.passed.is_some());
@@ -572,7 +582,7 @@ fn a_lingering_descriptor_a_peer_passes_blocks_the_reader() {
     // The peer lets go of its own copy: the reader's is the last.
     drop(stream);
     let started = Instant::now();
-    let got = recv_datagram(rx(&services), "m").expect("read");
+    let got = datagram::recv_datagram(rx(&services), "m").expect("read");
     let took = started.elapsed();
     assert!(got.is_none());
     assert!(
@@ -659,7 +669,7 @@ fn descriptors_sent_with_a_reply_are_not_kept() {
             // (joined below); read raw, as a hostile server would.
             let rx = unsafe { BorrowedFd::borrow_raw(rx_fd) };
             let call = loop {
-                if let Ok(Some(got)) = recv_datagram(rx, "m") {
+                if let Ok(Some(got)) = datagram::recv_datagram(rx, "m") {
                     break got;
                 }
                 std::thread::sleep(Duration::from_millis(1));
@@ -694,7 +704,7 @@ fn descriptors_sent_with_a_reply_are_not_kept() {
 fn leaked_futures_hold_up_nobody_and_hold_no_descriptor() {
     let services = services();
     let (mailbox, mut inbox) = ends(&services);
-    send_datagram(tx(&services), &[], None).expect("an empty datagram");
+    send_datagram(tx(&services).as_fd(), &[], None).expect("an empty datagram");
     let held = fill(&services);
     let before = open_fds().len();
     for n in 0..500 {
