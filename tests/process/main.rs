@@ -57,6 +57,7 @@
 use std::time::Duration;
 
 mod abuse;
+mod boundaries;
 mod containment;
 mod decisions;
 mod drive;
@@ -636,6 +637,13 @@ const SCENARIOS: &[Scenario] = &[
         listener_faults::drive::stop_systemd,
         20,
         listener_faults::drive::systemd_command,
+    ),
+    // Issue 20: subtrees as boundaries.
+    scenario(
+        "boundaries_attack",
+        boundaries::scenario::attack_from_another_user,
+        boundaries::drive::attack_from_another_user,
+        30,
     ),
     // Abuse: floods, races and hostile peers against the guarantees (issue 19).
     scenario(
