@@ -240,9 +240,14 @@
 //! Named mailboxes ([`Tree::with_mailbox`], [`mailbox()`], [`inbox()`]) and
 //! dynamic children ([`Tree::add_dynamic`], [`start_child()`],
 //! [`terminate_child()`]) are described in [`message`]. In the process
-//! engine, the root opens one Unix datagram socket pair per declared name
-//! before it forks anything, so every process of the tree holds them and a
-//! mailbox outlives every restart of its server. A worker sends straight to
+//! engine, the root opens Unix datagram socket pairs for each declared name
+//! (one per user the tree runs as) before it forks anything, and every
+//! process keeps only what its role needs: the sending ends of its own
+//! user's, and the receiving ends where it serves them (the supervisor
+//! that declared the name, and those above it, hold them too, so a mailbox
+//! outlives every restart of its server). A subtree that runs as another
+//! user ([`Tree::with_user`]) holds nothing through which it could read,
+//! redirect or shut down another subtree's messages. A worker sends straight to
 //! the socket; a call passes its own reply socket along; a request about
 //! dynamic children goes straight to the supervisor process that declared
 //! the template, whose machine decides, and whose worker host builds the

@@ -4,14 +4,17 @@
 //!
 //! A supervisor outlives its worker host, so the tree, not the worker,
 //! holds the socket: the root binds it and starts listening before it forks
-//! anything, every process of the tree inherits it, and a worker takes a
-//! fresh handle on it at each (re)start. Connections that arrive while the
+//! anything, the processes of the subtree that sees it (and the
+//! supervisors above, which hand it down) inherit it, and a worker takes a
+//! fresh handle on it at each (re)start. No process of another subtree
+//! holds it: a worker can not accept from, or shut down, a listener it was
+//! not given. Connections that arrive while the
 //! serving worker restarts (its host SIGKILLed, say) wait in the socket's
 //! backlog, and the next run accepts them: no client is refused.
 //!
 //! # What a worker can break, and what the tree repairs
 //!
-//! Every handle on a socket, in every process of the tree, shares the
+//! Every handle on a socket, in every process that holds it, shares the
 //! socket and its open file description, so what one worker does to its
 //! handle is done to all of them. Each hand-out ([`tcp_listener`],
 //! [`unix_listener`]) checks the socket first:

@@ -669,8 +669,9 @@ impl<K> Tree<K> {
 
     /// Declares the listening socket `name`, held by the tree on behalf of
     /// this supervisor's subtree: the root binds it and starts listening
-    /// before anything is forked, every process of the tree inherits it,
-    /// and the workers of this supervisor and of those below it take a
+    /// before anything is forked, the processes of this subtree (and the
+    /// supervisors above it) inherit it, no other process holds it, and the
+    /// workers of this supervisor and of those below it take a
     /// fresh handle at each run with [`tcp_listener`](crate::tcp_listener)
     /// or [`unix_listener`](crate::unix_listener). Connections that arrive
     /// while the serving worker restarts wait in the backlog: none is

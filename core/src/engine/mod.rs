@@ -33,7 +33,8 @@ pub(crate) use status_socket::query as query_status;
 use sys::SignalPipe;
 
 /// What the root makes for the whole tree before it forks anything, so
-/// that every process of the tree inherits it.
+/// that every process of the tree inherits it (each child keeps what its
+/// role needs: see [`Directory::for_child`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
     /// The mailboxes and templates, with their sockets.
@@ -106,12 +107,11 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         );
     }
     tree.root.check("root", true)?;
-    // Bound before anything is forked: every process of the tree holds
-    // them, and a bind that fails ends `start()` here.
+    // Bound before anything is forked (each process keeps those its
+    // subtree sees), and a bind that fails ends `start()` here.
     let _listeners = Listeners::bind(&tree.root)?;
-    // Every mailbox and template, made before anything is forked so that
-    // every process of the tree holds them.
-    // A queue per name for each user the tree runs as (see `Directory`).
+    // Every mailbox and template, made before anything is forked: a queue
+    // per name for each user the tree runs as (see `Directory`).
     let users = tree.root.users(nix::unistd::geteuid().as_raw());
     let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?, &users)?);
     let signals = SignalPipe::install(&sys::SUPERVISOR_SIGNALS).map_err(|errno| Error::Os {

@@ -7,9 +7,12 @@
 //! A supervisor declares a mailbox by name
 //! ([`with_mailbox`](crate::Tree::with_mailbox)). The mailbox belongs to
 //! that supervisor, not to the worker that serves it: it is made before
-//! anything of the tree is forked, every process of the tree holds it, and
-//! what waits in it outlives every restart of the worker that serves it, in
-//! place or in a new worker host. A worker of that supervisor serves it
+//! anything of the tree is forked, its supervisor's processes hold its
+//! receiving end, and what waits in it outlives every restart of the worker
+//! that serves it, in place or in a new worker host. Every process that
+//! sends holds only a sending end of its own user's (see below): a subtree
+//! that runs as another user can send and call, and can read, redirect or
+//! shut down nothing of another subtree's. A worker of that supervisor serves it
 //! through an [`Inbox`]; any worker anywhere in the tree sends to it
 //! through a [`Mailbox`], which stays valid across those restarts.
 //!

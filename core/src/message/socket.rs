@@ -2,9 +2,10 @@
 //! [`Directory`], with a socket of its own passed along with each call for
 //! its reply.
 //!
-//! A mailbox's receiving end is held by every process of the tree, its
-//! supervisor's included, so what waits in it outlives the worker host that
-//! serves it. A call's reply socket is a fresh `SOCK_SEQPACKET` pair, made
+//! A mailbox's receiving ends (one per user the tree runs as) are held by
+//! its supervisor's processes (and the supervisors above it), so what waits
+//! in them outlives the worker host that serves them; its sending ends by
+//! the processes of each user, its own (see [`Directory`]). A call's reply socket is a fresh `SOCK_SEQPACKET` pair, made
 //! by the attempt that sends the call (so a call waiting for room holds
 //! none): the server holds one end while it has the message (in the
 //! mailbox, or in an [`Envelope`](super::Envelope)); when it replies, drops
