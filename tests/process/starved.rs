@@ -379,11 +379,14 @@ pub(crate) mod drive {
                 .find(|l| l.starts_with("skipped: ") || l == "in the starved cgroup")
                 .ok_or_else(|| "not yet".to_owned())
         })?;
-        match starver {
-            Ok(starver) if !first.starts_with("skipped: ") => Ok(Some(starver)),
-            result => {
+        match (starver, first.starts_with("skipped: ")) {
+            (Ok(starver), false) => Ok(Some(starver)),
+            (Err(why), false) => Err(format!(
+                "the scenario runs in the cgroup, but starving it failed: {why}"
+            )),
+            (starver, true) => {
                 expect_exit_code(run, 0)?;
-                let why = result.err().unwrap_or_default();
+                let why = starver.err().unwrap_or_default();
                 run.note(format!("{first} ({why})"));
                 Ok(None)
             }
