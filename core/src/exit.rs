@@ -75,7 +75,8 @@ pub enum ChildExit {
     OutOfMemory,
     /// It showed no life within its supervisor's watchdog period
     /// ([`with_watchdog`](crate::Tree::with_watchdog): a worker blocking its
-    /// thread, a deadlock, a SIGSTOP), so it was killed. Displayed `hung`.
+    /// thread, a deadlock, a SIGSTOP), and was not starved of CPU, so it
+    /// was killed. Displayed `hung`.
     Hung,
 }
 

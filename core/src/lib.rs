@@ -266,7 +266,15 @@
 //! of its subtree runs. With [`Tree::with_watchdog`], a worker host shows
 //! life from a task on its executor and a supervisor from its loop; a
 //! process silent for a period is killed and reported as
-//! [`ChildExit::Hung`].
+//! [`ChildExit::Hung`], unless it was starved: once a process has been
+//! silent for half a period, its supervisor reads what the scheduler did
+//! with each of its threads (`/proc/<pid>/task/<tid>/schedstat` and
+//! `stat`), and at the deadline judges the half period between. Stopped,
+//! asleep (blocked, deadlocked), or on a CPU half the window or more: hung.
+//! Waiting for a CPU a quarter of the window or more, or all through it
+//! (a CPU quota, a saturated machine), and on a CPU less than half of it:
+//! starved, and its deadline moves on half a period at a time, judged
+//! again each time. Nothing is read while processes show life in time.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

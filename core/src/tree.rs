@@ -711,6 +711,21 @@ impl<K> Tree<K> {
     ///   parent from its loop, so a stopped or stuck supervisor is killed
     ///   and restarted by its parent.
     /// * Supervisors below inherit the period unless they set their own.
+    /// * Starved is not hung: a process that is runnable but gets no CPU (a
+    ///   saturated machine, a CPU quota such as
+    ///   [`Limits::cpu`](crate::Limits::cpu)) is not killed. Before it
+    ///   kills a silent process, its supervisor asks the scheduler (Linux
+    ///   `/proc/<pid>/task/*/schedstat`, read from half a period of silence
+    ///   to the deadline): a process that waited for a CPU at least a
+    ///   quarter of that window (or all through it) and ran less than half
+    ///   of it is starved, and its deadline moves on by half a period, to
+    ///   be judged again then. A stopped process, one whose threads slept
+    ///   (blocked, deadlocked), or one that ran half the window or more
+    ///   (a busy loop) is hung. While a CPU quota throttles the group a
+    ///   hung process is in, a thread of it that woke waits like any
+    ///   other, so it is caught once the throttling ends; and a process
+    ///   that spins while starved is killed once it gets the CPU it spins
+    ///   on. A process that can not be read is judged hung.
     ///
     /// The root process itself is watched by systemd's `WatchdogSec`. The
     /// simulation ignores watchdogs.

@@ -49,8 +49,10 @@
 //! SIGHUP/SIGQUIT), [`hardening_root`] (the root under slow callbacks,
 //! floods and abuse), [`messages`] (mailboxes and children started at
 //! run time), [`listeners`] (listening sockets of the tree: kill storms,
-//! systemd socket activation, errors) and [`listener_faults`] (listeners
-//! against their workers' mistakes and through the tree's stop). A new scenario is a body and a drive in its topic module,
+//! systemd socket activation, errors), [`listener_faults`] (listeners
+//! against their workers' mistakes and through the tree's stop), [`containment`]
+//! (watchdogs, users, limits) and [`starved`] (the watchdog under a CPU
+//! quota beside CPU hogs: starved is not hung). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
@@ -78,11 +80,15 @@ mod runner;
 mod scenario;
 mod signals;
 mod start;
+mod starved;
 
 /// The environment variable that makes this binary run one scenario.
 const SCENARIO_VAR: &str = "SUPERTREES_SCENARIO";
 
 fn main() {
+    if std::env::var_os(starved::HOG_VAR).is_some() {
+        starved::hog();
+    }
     if let Some(socket) = std::env::var_os(observe::CLIENT_VAR) {
         observe::client(socket.as_ref());
     }
@@ -479,6 +485,25 @@ const SCENARIOS: &[Scenario] = &[
         "with_user_refused",
         containment::scenario::with_user_refused,
         containment::drive::with_user_refused,
+        10,
+    ),
+    // Starved is not hung: the watchdog under a CPU quota beside hogs.
+    scenario(
+        "watchdog_starved",
+        starved::scenario::starved,
+        starved::drive::starved,
+        40,
+    ),
+    scenario(
+        "watchdog_starved_still_hung",
+        starved::scenario::still_hung,
+        starved::drive::still_hung,
+        30,
+    ),
+    scenario(
+        "watchdog_busy_host",
+        starved::scenario::busy_host,
+        starved::drive::busy_host,
         10,
     ),
     // Messages between processes and children started at run time.

@@ -470,6 +470,103 @@ pub(crate) fn thread_count() -> usize {
         .unwrap_or(1)
 }
 
+/// What the scheduler has done with a process, thread by thread
+/// (`/proc/<pid>/task/<tid>/stat` and `schedstat`). Read by the watchdog
+/// before it calls a silent process hung (see `node::watch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sched {
+    /// When it was read.
+    pub(crate) at: std::time::Instant,
+    /// Its threads, by thread id.
+    pub(crate) threads: Vec<ThreadSched>,
+}
+
+/// What the scheduler has done with one thread since it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ThreadSched {
+    pub(crate) tid: i32,
+    /// Time on a CPU.
+    pub(crate) ran: Duration,
+    /// Time runnable but waiting for a CPU, counted when the wait ends
+    /// (when the thread gets a CPU): a wait still going on is not in it.
+    /// With a CPU quota, time throttled counts as waiting.
+    pub(crate) waited: Duration,
+    /// How many times it got a CPU.
+    pub(crate) slices: u64,
+    /// Its state letter: `R` running or runnable, `S`/`D` asleep, `T`
+    /// stopped, `t` stopped by a tracer...
+    pub(crate) state: char,
+}
+
+impl Sched {
+    /// Reads process `pid`'s; `None` if it is gone (or a zombie), or
+    /// `/proc` can not tell.
+    pub(crate) fn read(pid: Pid) -> Option<Self> {
+        let at = std::time::Instant::now();
+        let mut threads = Vec::new();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+        {
+            // A thread that ended meanwhile is left out.
+            let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let read = |file: &str| std::fs::read_to_string(entry.path().join(file)).ok();
+            let Some(state) = read("stat").as_deref().and_then(stat_state) else {
+                continue;
+            };
+            let Some((ran, waited, slices)) =
+                read("schedstat").as_deref().and_then(parse_schedstat)
+            else {
+                continue;
+            };
+            threads.push(ThreadSched {
+                tid,
+                ran: Duration::from_nanos(ran),
+                waited: Duration::from_nanos(waited),
+                slices,
+                state,
+            });
+        }
+        threads.sort_unstable_by_key(|t| t.tid);
+        let alive = threads.iter().any(|t| !matches!(t.state, 'Z' | 'X' | 'x'));
+        alive.then_some(Self { at, threads })
+    }
+
+    /// Whether it is stopped: a thread of it is, by a signal (`T`) or a
+    /// tracer (`t`).
+    pub(crate) fn stopped(&self) -> bool {
+        self.threads.iter().any(|t| matches!(t.state, 'T' | 't'))
+    }
+
+    /// Its thread `tid`.
+    pub(crate) fn thread(&self, tid: i32) -> Option<&ThreadSched> {
+        self.threads
+            .binary_search_by_key(&tid, |t| t.tid)
+            .ok()
+            .and_then(|n| self.threads.get(n))
+    }
+}
+
+/// The state letter in the text of a `stat` file (after the command name
+/// in parentheses, which may hold anything, a `)` too).
+fn stat_state(stat: &str) -> Option<char> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().next()?.chars().next()
+}
+
+/// Nanoseconds on a CPU, nanoseconds waiting for one, and timeslices, from
+/// the text of a `schedstat` file.
+fn parse_schedstat(text: &str) -> Option<(u64, u64, u64)> {
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    Some((
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+    ))
+}
+
 /// The length of a [`SharedFlag`]'s mapping (the kernel maps a page).
 const SHARED_FLAG_LEN: NonZeroUsize = match NonZeroUsize::new(size_of::<AtomicBool>()) {
     Some(len) => len,
@@ -544,6 +641,31 @@ impl std::fmt::Debug for SharedFlag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_and_schedstat_are_parsed() {
+        assert_eq!(stat_state("42 (a) b) T 1 42 42 0 -1"), Some('T'));
+        assert_eq!(stat_state("42 (sleepy) S 1"), Some('S'));
+        assert_eq!(stat_state("42 (no state)"), None);
+        assert_eq!(stat_state("garbage"), None);
+        assert_eq!(
+            parse_schedstat("1529867 99700321 12\n"),
+            Some((1_529_867, 99_700_321, 12))
+        );
+        assert_eq!(parse_schedstat("1529867 99700321\n"), None);
+        assert_eq!(parse_schedstat("x 1 2\n"), None);
+    }
+
+    #[test]
+    fn this_process_is_read() {
+        let pid = nix::unistd::Pid::this();
+        let sched = Sched::read(pid).expect("/proc of this process");
+        assert!(!sched.stopped());
+        let me = sched.thread(pid.as_raw()).expect("the main thread");
+        assert!(me.ran > Duration::ZERO, "{sched:?}");
+        assert!(me.slices > 0, "{sched:?}");
+        assert_eq!(Sched::read(nix::unistd::Pid::from_raw(i32::MAX)), None);
+    }
 
     #[test]
     fn a_shared_flag_starts_unset_and_stays_set() {

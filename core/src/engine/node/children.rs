@@ -3,12 +3,13 @@
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::watch::Watch;
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
 use crate::engine::sys::{self, SignalPipe};
@@ -27,9 +28,9 @@ struct Proc {
     ending: Option<Ending>,
     /// It said it could not be set up ([`Note::SetupFailed`]).
     setup_failed: bool,
-    /// Its watchdog period, and when it is killed as hung unless it shows
-    /// life.
-    watchdog: Option<(Duration, Instant)>,
+    /// With a watchdog: when it must show life by, and what the scheduler
+    /// says of it when it does not.
+    watchdog: Option<Watch>,
     /// It was killed as hung: its exit is [`ChildExit::Hung`].
     hung: bool,
 }
@@ -97,22 +98,26 @@ impl ChildProcs {
         self.procs
             .iter()
             .flatten()
-            .filter_map(|p| p.watchdog.map(|(_, by)| by))
+            .filter_map(|p| p.watchdog.as_ref().map(Watch::next))
             .min()
     }
 
-    /// Kills the child supervisors that showed no life in time.
+    /// Kills the child supervisors that showed no life in time, and were
+    /// not starved of CPU (see [`Watch::check`]).
     pub(super) fn kill_hung(&mut self, now: Instant) {
         for (n, proc) in self.procs.iter_mut().enumerate() {
             let Some(proc) = proc.as_mut() else { continue };
-            if let Some((period, by)) = proc.watchdog {
-                if by <= now && !proc.hung {
-                    proc.hung = true;
-                    proc.watchdog = None;
-                    tracing::warn!(child = n, pid = proc.pid.as_raw(), ?period,
-                        "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
-                    sys::send(proc.pid, Signal::SIGKILL);
-                }
+            let pid = proc.pid;
+            let Some(watch) = proc.watchdog.as_mut().filter(|_| !proc.hung) else {
+                continue;
+            };
+            let period = watch.period();
+            if let Some(why) = watch.check(pid, "child supervisor", now) {
+                proc.hung = true;
+                proc.watchdog = None;
+                tracing::warn!(child = n, pid = pid.as_raw(), ?period, %why,
+                    "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
+                sys::send(pid, Signal::SIGKILL);
             }
         }
     }
@@ -240,7 +245,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     channel: ours,
                     ending: None,
                     setup_failed: false,
-                    watchdog: watchdog.map(|period| (period, now + 2 * period)),
+                    watchdog: watchdog.map(|period| Watch::new(period, now)),
                     hung: false,
                 }));
                 // Its `Started` event is its own (see `Node::run`).
@@ -299,8 +304,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 }
                 Note::Alive => {
                     if let Some(proc) = self.procs.procs[child.get()].as_mut() {
-                        if let Some((period, by)) = proc.watchdog.as_mut() {
-                            *by = now + *period;
+                        if let Some(watch) = proc.watchdog.as_mut() {
+                            watch.alive(now);
                         }
                     }
                 }

@@ -10,6 +10,7 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::watch::Watch;
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
 use crate::engine::host;
@@ -47,8 +48,9 @@ struct Host {
     /// Workers it was told to drop, and when the host is killed if one has
     /// not reported its end (see [`DROP_GRACE`]).
     dropping: Vec<(ChildIdx, Instant)>,
-    /// With a watchdog: when it is killed as hung unless it shows life.
-    alive_by: Option<Instant>,
+    /// With a watchdog: when it must show life by, and what the scheduler
+    /// says of it when it does not.
+    watch: Option<Watch>,
     /// It was killed as hung: its exit is [`ChildExit::Hung`].
     hung: bool,
 }
@@ -221,7 +223,7 @@ impl HostLink {
         host.kill_at
             .into_iter()
             .chain(drops)
-            .chain(host.alive_by)
+            .chain(host.watch.as_ref().map(Watch::next))
             .min()
     }
 
@@ -232,14 +234,19 @@ impl HostLink {
         let Some(host) = &mut self.host else {
             return Vec::new();
         };
-        if host.alive_by.is_some_and(|t| t <= now) {
-            host.alive_by = None;
+        let pid = host.pid;
+        let hung = host
+            .watch
+            .as_mut()
+            .and_then(|w| w.check(pid, "worker host", now));
+        if let Some(why) = hung {
+            host.watch = None;
             host.hung = true;
             tracing::warn!(
-                pid = host.pid.as_raw(), period = ?self.watchdog,
+                pid = pid.as_raw(), period = ?self.watchdog, %why,
                 "worker host showed no life within its watchdog period (a worker blocks its thread, a deadlock, SIGSTOP?); killing it"
             );
-            sys::send(host.pid, Signal::SIGKILL);
+            sys::send(pid, Signal::SIGKILL);
         }
         if host.kill_at.is_some_and(|t| t <= now) {
             host.kill_at = None;
@@ -389,7 +396,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             setup_failed: false,
             dropping: Vec::new(),
             // The first sign of life may take a runtime's start-up.
-            alive_by: self.host.watchdog.map(|p| self.timer.now() + 2 * p),
+            watch: self.host.watchdog.map(|p| Watch::new(p, self.timer.now())),
             hung: false,
         });
         Ok(pid)
@@ -451,10 +458,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 }
             }
             Note::Alive => {
-                if let (Some(host), Some(period)) = (&mut self.host.host, self.host.watchdog) {
-                    if host.alive_by.is_some() {
-                        host.alive_by = Some(now + period);
-                    }
+                if let Some(watch) = self.host.host.as_mut().and_then(|h| h.watch.as_mut()) {
+                    watch.alive(now);
                 }
             }
             Note::Exited {

@@ -12,6 +12,7 @@ mod children;
 mod dynamic;
 mod host_link;
 mod report;
+mod watch;
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
