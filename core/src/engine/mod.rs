@@ -117,8 +117,9 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         source: errno.into(),
     })?;
     let root = Events::new(std::mem::take(&mut tree.observers), timer.now())?;
-    // The limited subtrees' cgroups, made before anything is forked.
-    let containment = Arc::new(Containment::new(&tree.root));
+    // The limited subtrees' cgroups, made before anything is forked; a
+    // limit nothing can enforce ends `start()` here.
+    let containment = Arc::new(Containment::new(&tree.root)?);
     let mut node = Node::new(
         &mut tree.root,
         "root".to_owned(),
