@@ -837,10 +837,18 @@ impl Tree<Nested> {
     /// Bounds what this supervisor's whole subtree may use — the
     /// supervisor process, its worker host and everything below — with a
     /// cgroup where the tree may create one, else with rlimits; see
-    /// [`Limits`] for which mechanism enforces what. A process the kernel
-    /// kills at the memory limit is reported as
+    /// [`Limits`] for which mechanism enforces what. A process that ends at
+    /// the memory limit is reported as
     /// [`ChildExit::OutOfMemory`](crate::ChildExit::OutOfMemory) and
     /// restarted by its policy; the rest of the tree runs on.
+    ///
+    /// # Errors
+    ///
+    /// `start()` returns [`Error::UnenforceableLimit`](crate::Error::UnenforceableLimit)
+    /// naming this supervisor and the limit, before anything is forked,
+    /// when a limit needs a cgroup the tree can not make here (`processes`,
+    /// `cpu`), and [`Error::InvalidLimits`](crate::Error::InvalidLimits)
+    /// for a value that makes no sense (a zero, fewer than 16 open files).
     ///
     /// # Examples
     ///

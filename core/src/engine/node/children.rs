@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
-use crate::engine::sys::{self, SignalPipe};
+use crate::engine::sys::{self, AbortMark, SignalPipe};
 use crate::engine::Shared;
 use crate::machine::ChildIdx;
 use crate::tree::Child;
@@ -31,6 +31,8 @@ struct Proc {
     watchdog: Option<(Duration, Instant)>,
     /// It was killed as hung: its exit is [`ChildExit::Hung`].
     hung: bool,
+    /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
+    abort: Option<AbortMark>,
 }
 
 /// The child supervisor processes of one supervisor, by position.
@@ -151,6 +153,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let parent = nix::unistd::Pid::this();
         let again = self.procs.forked(child);
         self.containment.prepare(&path);
+        let abort = self.abort_mark(&path);
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
@@ -172,6 +175,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 tracing::error!(supervisor = %path, %err, "could not apply the subtree's limits");
                 let _ = theirs.send(&Note::SetupFailed);
                 return 1;
+            }
+            if let Some(Err(err)) = abort.as_ref().map(AbortMark::install) {
+                tracing::warn!(supervisor = %path, %err, "could not watch its aborts");
             }
             if let Some((uid, gid)) = sup.user {
                 if let Err(err) = sys::become_user(uid, gid, parent) {
@@ -218,6 +224,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     setup_failed: false,
                     watchdog: watchdog.map(|period| (period, now + 2 * period)),
                     hung: false,
+                    abort,
                 }));
                 // Its `Started` event is its own (see `Node::run`).
             }
@@ -297,7 +304,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // A supervisor that exited by itself said how; the exit code only
         // says that it did.
         let path = self.child_path(child);
-        let exit = self.oom_or(exit, &path, false);
+        let exit = self.oom_or(exit, &path, false, proc.abort.as_ref());
         let exit = match (exit, proc.ending) {
             _ if proc.setup_failed => ChildExit::SetupFailed,
             _ if proc.hung => ChildExit::Hung,
