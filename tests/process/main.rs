@@ -42,7 +42,8 @@
 //! bodies) and a `drive` submodule (the runner's side): [`start`] (seed
 //! compatibility and how `start()` ends), [`signals`] (signals and orderly
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
-//! (resource limits), [`observe`] (readiness, events, status socket,
+//! (resource limits), [`limits_unprivileged`] (limits without cgroups, as
+//! another user), [`observe`] (readiness, events, status socket,
 //! systemd, IPC faults), [`decisions`] (one decision-maker), [`lifecycle`]
 //! (graceful stops, subtasks, start timeouts), [`host_children`] (what
 //! workers start), [`hardening`] (failing forks, PID 1, nested shutdowns,
@@ -69,6 +70,7 @@ mod hardening_root;
 mod host_children;
 mod lifecycle;
 mod limits;
+mod limits_unprivileged;
 mod listener_faults;
 mod listeners;
 mod messages;
@@ -479,6 +481,28 @@ const SCENARIOS: &[Scenario] = &[
         containment::scenario::with_user_refused,
         containment::drive::with_user_refused,
         10,
+    ),
+    // Limits without cgroups, as another user.
+    wrapped(
+        "unprivileged_limits_refused",
+        limits_unprivileged::scenario::refused,
+        limits_unprivileged::drive::refused,
+        10,
+        limits_unprivileged::refused_command,
+    ),
+    wrapped(
+        "unprivileged_limits_oom",
+        limits_unprivileged::scenario::oom,
+        limits_unprivileged::drive::oom,
+        20,
+        limits_unprivileged::oom_command,
+    ),
+    wrapped(
+        "panic_unprivileged_limits_oom_backtrace",
+        limits_unprivileged::scenario::oom,
+        limits_unprivileged::drive::oom,
+        20,
+        limits_unprivileged::oom_backtrace_command,
     ),
     // Messages between processes and children started at run time.
     scenario("kv", messages::scenario::kv, messages::drive::kv, 10),
