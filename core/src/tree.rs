@@ -680,8 +680,9 @@ impl<K> Tree<K> {
     ///
     /// `start()` returns [`Error::Listener`] naming it, before anything is
     /// forked, when it can not be bound (address in use, not permitted, a
-    /// path taken) or systemd passed no such socket; names are unique in a
-    /// tree.
+    /// path taken, a Unix socket's directory that another user can change),
+    /// when its [`Listen::mode`] can not apply, or when systemd passed no
+    /// such socket; names are unique in a tree.
     ///
     /// # Examples
     ///
@@ -690,7 +691,7 @@ impl<K> Tree<K> {
     ///
     /// let tree = Supertree::new()
     ///     .with_listener("http", Listen::tcp("127.0.0.1:8080".parse().expect("an address")))
-    ///     .add_supervisor(|s| s.with_listener("admin", Listen::unix("/tmp/admin.sock")));
+    ///     .add_supervisor(|s| s.with_listener("admin", Listen::unix("/run/my-service/admin.sock")));
     /// ```
     pub fn with_listener(mut self, name: &str, listen: Listen) -> Self {
         self.listeners.push((name.to_owned(), listen));
@@ -844,10 +845,10 @@ impl Tree<Nested> {
     ///
     /// # Errors
     ///
-    /// `start()` returns [`Error::UnenforceableLimit`](crate::Error::UnenforceableLimit)
+    /// `start()` returns [`Error::UnenforceableLimit`]
     /// naming this supervisor and the limit, before anything is forked,
     /// when a limit needs a cgroup the tree can not make here (`processes`,
-    /// `cpu`), and [`Error::InvalidLimits`](crate::Error::InvalidLimits)
+    /// `cpu`), and [`Error::InvalidLimits`]
     /// for a value that makes no sense (a zero, fewer than 16 open files).
     ///
     /// # Examples

@@ -50,7 +50,8 @@
 //! SIGHUP/SIGQUIT), [`hardening_root`] (the root under slow callbacks,
 //! floods and abuse), [`messages`] (mailboxes and children started at
 //! run time), [`listeners`] (listening sockets of the tree: kill storms,
-//! systemd socket activation, errors) and [`listener_faults`] (listeners
+//! systemd socket activation, errors), [`listener_dirs`] (where a Unix
+//! listener may go, and its mode) and [`listener_faults`] (listeners
 //! against their workers' mistakes and through the tree's stop). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
@@ -71,6 +72,7 @@ mod host_children;
 mod lifecycle;
 mod limits;
 mod limits_unprivileged;
+mod listener_dirs;
 mod listener_faults;
 mod listeners;
 mod messages;
@@ -621,6 +623,12 @@ const SCENARIOS: &[Scenario] = &[
         "listener_unix",
         listeners::scenario::unix,
         listeners::drive::unix,
+        15,
+    ),
+    scenario(
+        "listener_unix_dirs",
+        listener_dirs::scenario::unix_dirs,
+        listener_dirs::drive::unix_dirs,
         15,
     ),
     // Listeners against their workers' mistakes and through the tree's stop.

@@ -17,6 +17,7 @@ mod status_socket;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 mod systemd;
+mod trusted_dir;
 
 use std::sync::Arc;
 
