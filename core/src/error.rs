@@ -66,6 +66,38 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A supervisor's [`Limits`](crate::Limits) can not be enforced for its
+    /// subtree alone on this machine: limit `field` needs a cgroup the tree
+    /// can not make here (it is not root and has no delegated cgroup, or
+    /// the controller is missing) and no rlimit bounds it for the subtree
+    /// (`processes`: `RLIMIT_NPROC` counts every process of the user;
+    /// `cpu`: no rlimit bounds a share of CPU time). From `start()`,
+    /// before anything is forked. See the table in [`Limits`](crate::Limits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Error;
+    ///
+    /// let err = Error::UnenforceableLimit {
+    ///     path: "root/0".to_owned(),
+    ///     field: "processes",
+    ///     reason: "there is no pids cgroup for it".to_owned(),
+    /// };
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "supervisor root/0: its processes limit can not be enforced for its subtree: \
+    ///      there is no pids cgroup for it"
+    /// );
+    /// ```
+    UnenforceableLimit {
+        /// The supervisor, e.g. `"root/0"`.
+        path: String,
+        /// The limit, e.g. `"processes"`.
+        field: &'static str,
+        /// Why nothing enforces it.
+        reason: String,
+    },
     /// A supervisor's [`with_user`](crate::Tree::with_user) can not be
     /// honoured: this process may not switch to that user. From `start()`,
     /// before anything is forked.
@@ -242,6 +274,14 @@ impl fmt::Display for Error {
             Error::InvalidLimits { field, reason } => {
                 write!(f, "invalid limits: {field} {reason}")
             }
+            Error::UnenforceableLimit {
+                path,
+                field,
+                reason,
+            } => write!(
+                f,
+                "supervisor {path}: its {field} limit can not be enforced for its subtree: {reason}"
+            ),
             Error::Privilege { path, reason } => {
                 write!(f, "supervisor {path} can not run as its user: {reason}")
             }

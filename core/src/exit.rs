@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 /// let timeout = ChildExit::StartTimeout(std::time::Duration::from_secs(30));
 /// assert!(timeout.is_failure());
 /// assert_eq!(timeout.to_string(), "not ready within 30s");
+/// assert!(ChildExit::OutOfMemory.to_string().starts_with("out of memory"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -69,9 +70,24 @@ pub enum ChildExit {
     /// was dropped, and is restarted by its restart policy. Displayed as
     /// `not ready within 30s`.
     StartTimeout(std::time::Duration),
-    /// The kernel killed it for going over its subtree's memory limit
-    /// ([`Limits::memory`](crate::Limits::memory), enforced by a cgroup).
-    /// Displayed `out of memory`.
+    /// It ended at its subtree's memory limit
+    /// ([`Limits::memory`](crate::Limits::memory)). Displayed `out of
+    /// memory`. Read from:
+    ///
+    /// * a cgroup: the kernel's OOM killer SIGKILLed it, and the cgroup's
+    ///   OOM counter went up;
+    /// * `RLIMIT_AS` (no cgroup): an allocation failed, so the process
+    ///   aborted (Rust prints `memory allocation of N bytes failed` and
+    ///   raises `SIGABRT`). A handler the engine installs in each process
+    ///   under `RLIMIT_AS` tells this from other aborts: a `SIGABRT` sent by
+    ///   another process, or raised by a thread that was panicking (a panic
+    ///   under `panic = "abort"`), stays `Signaled(SIGABRT)`, and so does
+    ///   one without `errno` `ENOMEM` unless `RUST_BACKTRACE` is on (the
+    ///   backtrace printed before the abort sets `errno`). Hence its
+    ///   limits: with `RUST_BACKTRACE` on, an explicit
+    ///   [`std::process::abort`] outside a panic also reads as out of
+    ///   memory; a process that installs its own `SIGABRT` handler is
+    ///   reported `Signaled(SIGABRT)` when it runs out.
     OutOfMemory,
     /// It showed no life within its supervisor's watchdog period
     /// ([`with_watchdog`](crate::Tree::with_watchdog): a worker blocking its
@@ -130,7 +146,7 @@ impl fmt::Display for ChildExit {
             }
             ChildExit::StartTimeout(limit) => write!(f, "not ready within {limit:?}"),
             ChildExit::OutOfMemory => {
-                f.write_str("out of memory: killed by the kernel at its memory limit")
+                f.write_str("out of memory: ended at its subtree's memory limit")
             }
             ChildExit::Hung => {
                 f.write_str("hung: no sign of life within its watchdog period; killed")

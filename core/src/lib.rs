@@ -260,10 +260,13 @@
 //! What the root makes for the whole tree before it forks anything, every
 //! process inherits: the sockets of mailboxes and templates, the listening
 //! sockets of [`Tree::with_listener`] (see [`listen`]), and the cgroups of
-//! the subtrees limited with [`Tree::with_limits`] (see [`Limits`]). A
-//! limited supervisor enters its cgroup and sets its rlimits right after
+//! the subtrees limited with [`Tree::with_limits`] (see [`Limits`]; a
+//! limit that no cgroup can enforce here and no rlimit enforces for the
+//! subtree alone makes `start()` fail with [`Error::UnenforceableLimit`]).
+//! A limited supervisor enters its cgroup and sets its rlimits right after
 //! its fork, then switches to its [`Tree::with_user`] user, before anything
-//! of its subtree runs. With [`Tree::with_watchdog`], a worker host shows
+//! of its subtree runs. A Unix listener's socket goes only in a directory
+//! no other user can change ([`Listen::unix`]). With [`Tree::with_watchdog`], a worker host shows
 //! life from a task on its executor and a supervisor from its loop; a
 //! process silent for a period is killed and reported as
 //! [`ChildExit::Hung`], unless it was starved: once a process has been

@@ -12,20 +12,37 @@ use crate::Error;
 /// and the root logs, once per limited supervisor, which mechanism enforces
 /// which limit:
 ///
-/// | limit | by a cgroup (v2, else v1) | else by an rlimit, per process |
+/// | limit | by a cgroup (v2, else v1) | without a cgroup |
 /// |---|---|---|
-/// | [`memory`](Self::memory) | `memory.max` / `memory.limit_in_bytes` | `RLIMIT_AS` |
-/// | [`processes`](Self::processes) | `pids.max` | `RLIMIT_NPROC` (counts the user's processes) |
-/// | [`open_files`](Self::open_files) | — | `RLIMIT_NOFILE`, always |
-/// | [`cpu`](Self::cpu) | `cpu.max` / `cpu.cfs_quota_us` | not enforced (logged) |
+/// | [`memory`](Self::memory) | `memory.max` / `memory.limit_in_bytes`: the subtree's processes together | `RLIMIT_AS`: each process's address space, by itself |
+/// | [`processes`](Self::processes) | `pids.max` | refused: `start()` fails |
+/// | [`open_files`](Self::open_files) | — | `RLIMIT_NOFILE`, per process, always |
+/// | [`cpu`](Self::cpu) | `cpu.max` / `cpu.cfs_quota_us` | refused: `start()` fails |
 ///
 /// A cgroup is made per limited supervisor where the tree may create
 /// cgroups (as root, or with a delegated cgroup), nested as the supervisors
-/// are, so a limit also bounds the limited supervisors below. A process the
-/// kernel kills for going over `memory` is reported as
+/// are, so a limit also bounds the limited supervisors below. Where it may
+/// not (or making the subtree's cgroup fails), only rlimits are left, and
+/// they bound each process by itself: that is honest for `memory` (each
+/// process gets the whole limit) and `open_files`, but not for `processes`
+/// (`RLIMIT_NPROC` counts every process of the *user*, so a subtree that
+/// shares its user with anything else could never start) nor for `cpu` (no
+/// rlimit bounds a share of CPU time). A limit that nothing can enforce for
+/// the subtree alone makes `start()` fail with
+/// [`Error::UnenforceableLimit`] naming the supervisor and the limit,
+/// before anything is forked, rather than a subtree that never starts or a
+/// limit that is silently not there.
+///
+/// A process that goes over `memory` is reported as
 /// [`ChildExit::OutOfMemory`](crate::ChildExit::OutOfMemory) and restarted
-/// by its policy. In [`run_simulated`](crate::testing::run_simulated) limits
-/// are accepted and ignored.
+/// by its policy: under a cgroup, when the kernel's OOM killer killed it
+/// (the cgroup's OOM counter says so); under `RLIMIT_AS`, when an
+/// allocation failed and the process aborted (Rust aborts with `SIGABRT`
+/// after `memory allocation of N bytes failed`; see
+/// [`ChildExit::OutOfMemory`](crate::ChildExit::OutOfMemory) for what tells
+/// it from other aborts). In
+/// [`run_simulated`](crate::testing::run_simulated) limits are accepted and
+/// ignored.
 ///
 /// # Examples
 ///
@@ -46,37 +63,95 @@ pub struct Limits {
 
 impl Limits {
     /// No limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Limits;
+    ///
+    /// assert_eq!(Limits::new().to_string(), "no limits");
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// At most `bytes` of memory for the whole subtree (with a cgroup: its
-    /// processes together; with `RLIMIT_AS`: each process's address space).
+    /// At most `bytes` of memory for the whole subtree: with a cgroup, its
+    /// processes' memory together; without one, `RLIMIT_AS` on each process
+    /// by itself, which counts its *address space*: every thread's stack,
+    /// every allocator arena and mapping reserved, not only the memory in
+    /// use. A multi-threaded runtime reserves far more than it touches, so
+    /// leave room (tens of MiB per thread) where rlimits enforce it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Limits;
+    ///
+    /// assert_eq!(Limits::new().memory(256 << 20).to_string(), "memory 256 MiB");
+    /// ```
     pub fn memory(mut self, bytes: u64) -> Self {
         self.memory = Some(bytes);
         self
     }
 
-    /// At most `n` processes (and threads) in the subtree.
+    /// At most `n` processes (and threads) in the subtree, all counted
+    /// together. Only a pids cgroup enforces this: without one, `start()`
+    /// fails with [`Error::UnenforceableLimit`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Limits;
+    ///
+    /// assert_eq!(Limits::new().processes(64).to_string(), "processes 64");
+    /// ```
     pub fn processes(mut self, n: u32) -> Self {
         self.processes = Some(n);
         self
     }
 
-    /// At most `n` open file descriptors per process of the subtree.
+    /// At most `n` open file descriptors per process of the subtree
+    /// (`RLIMIT_NOFILE`, with or without cgroups). At least 16: the
+    /// engine's own pipes and sockets need some.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Limits;
+    ///
+    /// assert_eq!(Limits::new().open_files(1024).to_string(), "open files 1024");
+    /// ```
     pub fn open_files(mut self, n: u64) -> Self {
         self.open_files = Some(n);
         self
     }
 
     /// At most `cores` CPUs' worth of time for the subtree (e.g. `0.5`: half
-    /// a core).
+    /// a core). Only a cpu cgroup enforces this: without one, `start()`
+    /// fails with [`Error::UnenforceableLimit`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Limits;
+    ///
+    /// assert_eq!(Limits::new().cpu(0.5).to_string(), "cpu 0.5");
+    /// ```
     pub fn cpu(mut self, cores: f64) -> Self {
         self.cpu = Some(cores);
         self
     }
 
     /// Whether no limit is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Limits;
+    ///
+    /// assert!(Limits::new().is_empty());
+    /// assert!(!Limits::new().open_files(64).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }

@@ -121,12 +121,17 @@ pub(crate) const BACKLOG: i32 = 4096;
 /// use supertrees_core::Listen;
 ///
 /// let web = Listen::tcp("0.0.0.0:8080".parse().expect("an address"));
-/// let admin = Listen::unix("/run/my-service/admin.sock");
+/// let admin = Listen::unix("/run/my-service/admin.sock").mode(0o660);
 /// let activated = Listen::systemd("http");
 /// assert_eq!(web.to_string(), "tcp 0.0.0.0:8080");
+/// assert_eq!(admin.to_string(), "unix /run/my-service/admin.sock (mode 0660)");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listen(pub(crate) Source);
+pub struct Listen {
+    pub(crate) source: Source,
+    /// The socket file's mode ([`Listen::mode`]), when set.
+    pub(crate) mode: Option<u32>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
@@ -135,21 +140,60 @@ pub(crate) enum Source {
     Systemd(String),
 }
 
+/// The mode of a Unix listener's socket file unless [`Listen::mode`] says
+/// otherwise: only the tree's user may connect.
+pub(crate) const DEFAULT_MODE: u32 = 0o600;
+
 impl Listen {
+    fn from(source: Source) -> Self {
+        Self { source, mode: None }
+    }
+
     /// A TCP socket bound to `addr` (port 0: one the system picks; the
     /// worker learns it from the listener's `local_addr`), with
     /// `SO_REUSEADDR`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Listen;
+    ///
+    /// let any_port = Listen::tcp("127.0.0.1:0".parse().expect("an address"));
+    /// assert_eq!(any_port.to_string(), "tcp 127.0.0.1:0");
+    /// ```
     pub fn tcp(addr: SocketAddr) -> Self {
-        Self(Source::Tcp(addr))
+        Self::from(Source::Tcp(addr))
     }
 
-    /// A Unix stream socket at `path`, made with the permissions of the
-    /// user running the tree (and its umask) and removed when the tree
-    /// ends. A socket left at `path` by a tree that was killed is replaced;
+    /// A Unix stream socket at `path`, with mode 0600 (only the tree's
+    /// user may connect; [`mode`](Self::mode) to let others in), removed
+    /// when the tree ends.
+    ///
+    /// The directory that holds it must exist, and neither it nor any
+    /// directory above it may be one that another user can change: owned
+    /// by another user than the tree's and root, or writable by its group
+    /// or by anyone (the sticky bit, as on `/tmp`, makes that harmless for
+    /// a directory *above* the socket's, not for the socket's own). Whoever
+    /// can change one could replace the socket with theirs, and the
+    /// clients would talk to them. `start()` fails otherwise, naming the
+    /// listener and the directory; use a directory such as
+    /// `$XDG_RUNTIME_DIR` or `/run/<service>`. Both the path as given and
+    /// the one its symlinks resolve to are checked.
+    ///
+    /// A socket left at `path` by a tree that was killed is replaced;
     /// anything else there (a file, a directory, a symlink, a socket in
     /// use) makes `start()` fail and is left alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Listen;
+    ///
+    /// let admin = Listen::unix("/run/my-service/admin.sock");
+    /// assert_eq!(admin.to_string(), "unix /run/my-service/admin.sock");
+    /// ```
     pub fn unix(path: impl Into<PathBuf>) -> Self {
-        Self(Source::Unix(path.into()))
+        Self::from(Source::Unix(path.into()))
     }
 
     /// The listening socket systemd passed under this name (socket
@@ -157,17 +201,55 @@ impl Listen {
     /// `.socket` unit's `FileDescriptorName=` or `systemd-socket-activate
     /// --fdname=`). The `LISTEN_*` variables are removed from the
     /// environment once read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Listen;
+    ///
+    /// assert_eq!(Listen::systemd("http").to_string(), "systemd socket \"http\"");
+    /// ```
     pub fn systemd(name: &str) -> Self {
-        Self(Source::Systemd(name.to_owned()))
+        Self::from(Source::Systemd(name.to_owned()))
+    }
+
+    /// The permissions of a [`unix`](Self::unix) listener's socket file
+    /// (default 0600): who may connect (connecting takes write
+    /// permission), e.g. `0o660` for the tree's user and its group. Set
+    /// exactly, whatever the umask; the socket file is never more open
+    /// than `mode`, not even the moment it is made.
+    ///
+    /// Only the permission bits `0o777` apply: `start()` fails with
+    /// [`Error::Listener`](crate::Error::Listener) naming the listener for
+    /// any other bit (setuid, setgid, sticky, a file type), and for a mode
+    /// on a TCP listener (it has no file) or on a socket systemd passes
+    /// (its mode is the `.socket` unit's `SocketMode=`), rather than
+    /// ignoring it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_core::Listen;
+    ///
+    /// let shared = Listen::unix("/run/my-service/api.sock").mode(0o660);
+    /// assert_eq!(shared.to_string(), "unix /run/my-service/api.sock (mode 0660)");
+    /// ```
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode);
+        self
     }
 }
 
 impl std::fmt::Display for Listen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Source::Tcp(addr) => write!(f, "tcp {addr}"),
-            Source::Unix(path) => write!(f, "unix {}", path.display()),
-            Source::Systemd(name) => write!(f, "systemd socket {name:?}"),
+        match &self.source {
+            Source::Tcp(addr) => write!(f, "tcp {addr}")?,
+            Source::Unix(path) => write!(f, "unix {}", path.display())?,
+            Source::Systemd(name) => write!(f, "systemd socket {name:?}")?,
+        }
+        match self.mode {
+            Some(mode) => write!(f, " (mode {mode:04o})"),
+            None => Ok(()),
         }
     }
 }

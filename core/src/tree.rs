@@ -681,8 +681,9 @@ impl<K> Tree<K> {
     ///
     /// `start()` returns [`Error::Listener`] naming it, before anything is
     /// forked, when it can not be bound (address in use, not permitted, a
-    /// path taken) or systemd passed no such socket; names are unique in a
-    /// tree.
+    /// path taken, a Unix socket's directory that another user can change),
+    /// when its [`Listen::mode`] can not apply, or when systemd passed no
+    /// such socket; names are unique in a tree.
     ///
     /// # Examples
     ///
@@ -691,7 +692,7 @@ impl<K> Tree<K> {
     ///
     /// let tree = Supertree::new()
     ///     .with_listener("http", Listen::tcp("127.0.0.1:8080".parse().expect("an address")))
-    ///     .add_supervisor(|s| s.with_listener("admin", Listen::unix("/tmp/admin.sock")));
+    ///     .add_supervisor(|s| s.with_listener("admin", Listen::unix("/run/my-service/admin.sock")));
     /// ```
     pub fn with_listener(mut self, name: &str, listen: Listen) -> Self {
         self.listeners.push((name.to_owned(), listen));
@@ -870,10 +871,18 @@ impl Tree<Nested> {
     /// Bounds what this supervisor's whole subtree may use — the
     /// supervisor process, its worker host and everything below — with a
     /// cgroup where the tree may create one, else with rlimits; see
-    /// [`Limits`] for which mechanism enforces what. A process the kernel
-    /// kills at the memory limit is reported as
+    /// [`Limits`] for which mechanism enforces what. A process that ends at
+    /// the memory limit is reported as
     /// [`ChildExit::OutOfMemory`](crate::ChildExit::OutOfMemory) and
     /// restarted by its policy; the rest of the tree runs on.
+    ///
+    /// # Errors
+    ///
+    /// `start()` returns [`Error::UnenforceableLimit`]
+    /// naming this supervisor and the limit, before anything is forked,
+    /// when a limit needs a cgroup the tree can not make here (`processes`,
+    /// `cpu`), and [`Error::InvalidLimits`]
+    /// for a value that makes no sense (a zero, fewer than 16 open files).
     ///
     /// # Examples
     ///

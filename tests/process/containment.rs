@@ -386,7 +386,8 @@ pub(crate) mod drive {
             return Ok(());
         }
         // Killed by the kernel at the limit, and restarted, twice.
-        let oom = "event root/0/0: out of memory: killed by the kernel at its memory limit; restarting after ";
+        let oom =
+            "event root/0/0: out of memory: ended at its subtree's memory limit; restarting after ";
         run.wait_for("two OOM kills", |run| {
             match run.count(|l| l.starts_with(oom)) {
                 n if n >= 2 => Ok(()),

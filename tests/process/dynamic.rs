@@ -333,16 +333,24 @@ pub(crate) mod scenario {
         );
     }
 
-    /// The pid of supervisor `path`, from the status socket.
+    /// The pid of supervisor `path`, from the status socket, once it shows
+    /// one (its start event may not have reached the root yet).
     fn supervisor_pid(path: &str) -> i32 {
-        let text = supertrees::query_status(status_socket()).unwrap_or_default();
-        text.lines()
-            .map(|l| l.trim_start_matches([' ', '├', '└', '─', '│']))
-            .find(|l| l.starts_with(&format!("{path}  ")))
-            .and_then(|l| l.split("pid ").nth(1))
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|pid| pid.parse().ok())
-            .unwrap_or(0)
+        for _ in 0..500 {
+            let text = supertrees::query_status(status_socket()).unwrap_or_default();
+            let pid = text
+                .lines()
+                .map(|l| l.trim_start_matches([' ', '├', '└', '─', '│']))
+                .find(|l| l.starts_with(&format!("{path}  ")))
+                .and_then(|l| l.split("pid ").nth(1))
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|pid| pid.parse().ok());
+            if let Some(pid) = pid.filter(|&pid: &i32| pid > 0) {
+                return pid;
+            }
+            std::thread::sleep(ms(10));
+        }
+        panic!("no pid of {path} in the status after 5 s");
     }
 
     fn status_socket() -> std::path::PathBuf {

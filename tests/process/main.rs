@@ -42,16 +42,19 @@
 //! bodies) and a `drive` submodule (the runner's side): [`start`] (seed
 //! compatibility and how `start()` ends), [`signals`] (signals and orderly
 //! shutdown), [`failures`] (panics, restarts and chaos kills), [`limits`]
-//! (resource limits), [`observe`] (readiness, events, status socket,
+//! (resource limits), [`limits_unprivileged`] (limits without cgroups, as
+//! another user), [`observe`] (readiness, events, status socket,
 //! systemd, IPC faults), [`decisions`] (one decision-maker), [`lifecycle`]
 //! (graceful stops, subtasks, start timeouts), [`host_children`] (what
 //! workers start), [`hardening`] (failing forks, PID 1, nested shutdowns,
 //! SIGHUP/SIGQUIT), [`hardening_root`] (the root under slow callbacks,
 //! floods and abuse), [`messages`] (mailboxes and children started at
 //! run time), [`listeners`] (listening sockets of the tree: kill storms,
-//! systemd socket activation, errors), [`listener_faults`] (listeners
+//! systemd socket activation, errors), [`listener_dirs`] (where a Unix
+//! listener may go, and its mode), [`listener_faults`] (listeners
 //! against their workers' mistakes and through the tree's stop), [`containment`]
-//! (watchdogs, users, limits) and [`starved`] (the watchdog under a CPU
+//! (watchdogs, users, limits), [`limits_unprivileged`] (limits without
+//! cgroups, as another user) and [`starved`] (the watchdog under a CPU
 //! quota beside CPU hogs: starved is not hung). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
@@ -72,6 +75,8 @@ mod hardening_root;
 mod host_children;
 mod lifecycle;
 mod limits;
+mod limits_unprivileged;
+mod listener_dirs;
 mod listener_faults;
 mod listeners;
 mod messages;
@@ -506,6 +511,28 @@ const SCENARIOS: &[Scenario] = &[
         starved::drive::busy_host,
         10,
     ),
+    // Limits without cgroups, as another user.
+    wrapped(
+        "unprivileged_limits_refused",
+        limits_unprivileged::scenario::refused,
+        limits_unprivileged::drive::refused,
+        10,
+        limits_unprivileged::refused_command,
+    ),
+    wrapped(
+        "unprivileged_limits_oom",
+        limits_unprivileged::scenario::oom,
+        limits_unprivileged::drive::oom,
+        20,
+        limits_unprivileged::oom_command,
+    ),
+    wrapped(
+        "panic_unprivileged_limits_oom_backtrace",
+        limits_unprivileged::scenario::oom,
+        limits_unprivileged::drive::oom,
+        20,
+        limits_unprivileged::oom_backtrace_command,
+    ),
     // Messages between processes and children started at run time.
     scenario("kv", messages::scenario::kv, messages::drive::kv, 10),
     scenario(
@@ -623,6 +650,12 @@ const SCENARIOS: &[Scenario] = &[
         "listener_unix",
         listeners::scenario::unix,
         listeners::drive::unix,
+        15,
+    ),
+    scenario(
+        "listener_unix_dirs",
+        listener_dirs::scenario::unix_dirs,
+        listener_dirs::drive::unix_dirs,
         15,
     ),
     // Listeners against their workers' mistakes and through the tree's stop.

@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 
-use super::cgroup::{self, apply_rlimits, Group, Hierarchies, Plan};
+use super::cgroup::{self, apply_rlimits, Group, Hierarchies, Mechanism, Plan};
 use crate::limits::bytes;
 use crate::tree::{within, Supervisor};
-use crate::Limits;
+use crate::{Error, Limits};
 
 /// One limited supervisor's subtree.
 #[derive(Debug)]
@@ -34,8 +34,15 @@ pub(crate) struct Containment {
 impl Containment {
     /// Plans (and logs, once per limited supervisor) how the limits of the
     /// tree below `root` are enforced, and makes their cgroups. A tree
-    /// without limits touches no cgroup.
-    pub(crate) fn new(root: &Supervisor) -> Self {
+    /// without limits touches no cgroup. Where a subtree's cgroup can not
+    /// be made, its limits fall back to rlimits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnenforceableLimit`] naming the first supervisor with a
+    /// limit that nothing enforces for its subtree alone (see
+    /// [`Plan::unenforced`]); what was made for the tree is removed.
+    pub(crate) fn new(root: &Supervisor) -> Result<Self, Error> {
         let supervisors = root.supervisors("root");
         // Each enters its group as the user of the nearest `with_user`
         // supervisor above it: a supervisor switches to its own user only
@@ -53,36 +60,26 @@ impl Containment {
             })
             .collect();
         if limited.is_empty() {
-            return Self::default();
+            return Ok(Self::default());
         }
         let hierarchies = cgroup::detect();
         let mut subtrees: Vec<Subtree> = Vec::new();
         for (path, limits, user) in limited {
-            let plan = hierarchies.plan(&limits);
-            let group = if plan.uses_cgroups() {
-                match make_group(&hierarchies, &subtrees, &path, &limits, user) {
-                    Ok(group) => Some(group),
-                    Err(err) => {
-                        tracing::error!(supervisor = %path, %err, "could not make the subtree's cgroups; its cgroup limits are not enforced");
-                        None
-                    }
+            match plan_subtree(&hierarchies, &subtrees, path, limits, user) {
+                Ok(subtree) => subtrees.push(subtree),
+                Err(err) => {
+                    hierarchies.remove_base();
+                    return Err(err);
                 }
-            } else {
-                None
-            };
-            tracing::info!(supervisor = %path, "limits: {plan}");
-            subtrees.push(Subtree {
-                path,
-                limits,
-                plan,
-                group,
-                user,
-            });
+            }
         }
-        Self {
+        for subtree in &subtrees {
+            tracing::info!(supervisor = %subtree.path, "limits: {}", subtree.plan);
+        }
+        Ok(Self {
             hierarchies,
             subtrees,
-        }
+        })
     }
 
     /// The subtree of supervisor `path`, if it is limited.
@@ -127,6 +124,16 @@ impl Containment {
             self.of(path)?.group.as_ref()
         };
         group.map(Group::oom_kills)
+    }
+
+    /// Whether the processes of supervisor `path` (it, and its worker host)
+    /// are under an `RLIMIT_AS` memory limit: its own, or one of a limited
+    /// supervisor above it (rlimits are inherited, and can not be raised).
+    pub(crate) fn memory_by_rlimit(&self, path: &str) -> bool {
+        self.subtrees
+            .iter()
+            .filter(|s| s.path == path || is_below(path, &s.path))
+            .any(|s| matches!(s.plan.memory, Some(Mechanism::Rlimit(_))))
     }
 
     /// The limited subtrees at or below supervisor `path`, outermost first.
@@ -224,6 +231,54 @@ fn is_below(path: &str, ancestor: &str) -> bool {
 /// The uid and gid a supervisor process runs as (`None`: the root's).
 type User = Option<(u32, u32)>;
 
+/// The subtree of limited supervisor `path`: its plan, and its cgroups
+/// where the plan uses any (made inside those of `made`, the subtrees
+/// above it). When they can not be made, its limits are planned as if
+/// there were no cgroups.
+///
+/// # Errors
+///
+/// [`Error::UnenforceableLimit`] when a limit of the plan is not enforced.
+fn plan_subtree(
+    hierarchies: &Hierarchies,
+    made: &[Subtree],
+    path: String,
+    limits: Limits,
+    user: User,
+) -> Result<Subtree, Error> {
+    let mut plan = hierarchies.plan(&limits);
+    let mut group = None;
+    let mut failure = None;
+    if plan.uses_cgroups() {
+        match make_group(hierarchies, made, &path, &limits, user) {
+            Ok(made) => group = Some(made),
+            Err(err) => {
+                tracing::warn!(supervisor = %path, %err, "could not make the subtree's cgroup; its limits fall back to rlimits");
+                plan = Hierarchies::none().plan(&limits);
+                failure = Some(err);
+            }
+        }
+    }
+    if let Some((field, why)) = plan.unenforced() {
+        let reason = match failure {
+            Some(err) => format!("{why} (making its cgroup failed: {err})"),
+            None => why.to_owned(),
+        };
+        return Err(Error::UnenforceableLimit {
+            path,
+            field,
+            reason,
+        });
+    }
+    Ok(Subtree {
+        path,
+        limits,
+        plan,
+        group,
+        user,
+    })
+}
+
 /// Makes (or makes again) the group of limited supervisor `path`, inside
 /// the group of the nearest limited supervisor above it among `made`, and
 /// lets `user` enter it.
@@ -296,10 +351,57 @@ mod tests {
     #[test]
     fn a_tree_without_limits_has_no_subtrees_and_touches_no_cgroup() {
         let tree = crate::tree::TreeParts::from(crate::Supertree::new().add_supervisor(|s| s));
-        let containment = Containment::new(&tree.root);
+        let containment = Containment::new(&tree.root).expect("no limits");
         assert!(containment.subtrees.is_empty());
         assert_eq!(containment.enter("root/0"), Ok(()));
         assert!(containment.usage().is_empty());
+    }
+
+    #[test]
+    fn without_cgroups_only_what_rlimits_bound_per_process_is_accepted() {
+        let none = Hierarchies::none();
+        let plan = |limits| plan_subtree(&none, &[], "root/1".to_owned(), limits, None);
+        for (limits, field) in [
+            (Limits::new().processes(4), "processes"),
+            (Limits::new().memory(1 << 30).cpu(0.5), "cpu"),
+            (
+                Limits::new().open_files(64).processes(64).cpu(1.0),
+                "processes",
+            ),
+        ] {
+            match plan(limits) {
+                Err(Error::UnenforceableLimit {
+                    path,
+                    field: f,
+                    reason,
+                }) => {
+                    assert_eq!((path.as_str(), f), ("root/1", field), "{limits}");
+                    assert!(
+                        reason.contains(&format!(
+                            "no {} cgroup",
+                            if field == "cpu" { "cpu" } else { "pids" }
+                        )),
+                        "{reason}"
+                    );
+                }
+                other => panic!("{limits}: {other:?}"),
+            }
+        }
+        let subtree = plan(Limits::new().memory(64 << 20).open_files(64)).expect("enforced");
+        assert!(subtree.group.is_none());
+        let containment = Containment {
+            hierarchies: none,
+            subtrees: vec![subtree],
+        };
+        assert!(containment.memory_by_rlimit("root/1"));
+        assert!(containment.memory_by_rlimit("root/1/0"));
+        assert!(!containment.memory_by_rlimit("root/10"));
+        assert!(!containment.memory_by_rlimit("root"));
+        let subtree = &containment.subtrees[0];
+        assert_eq!(
+            subtree.plan.to_string(),
+            "memory 64 MiB by RLIMIT_AS, open files 64 by RLIMIT_NOFILE"
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Binding the tree's listeners ([`Listen`]) in the root, before anything
-//! is forked, and removing their Unix socket files when the tree ends.
-//!
-//! [`Listen`]: crate::Listen
+//! is forked (Unix sockets only in directories no other user can change,
+//! with their mode), and removing their Unix socket files when the tree
+//! ends.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -16,13 +16,16 @@ use nix::sys::socket::{
     self, bind, getsockname, listen, AddressFamily, Backlog, SockFlag, SockType, SockaddrLike,
     SockaddrStorage, UnixAddr,
 };
+use nix::sys::stat::Mode;
 
 use super::sys::{self, SharedFlag};
+use super::trusted_dir;
 use crate::listen::{
     self, is_stale_socket, Bound, Family, OnStop, SocketFile, Source, TreeListeners, BACKLOG,
+    DEFAULT_MODE,
 };
 use crate::tree::Supervisor;
-use crate::Error;
+use crate::{Error, Listen};
 
 /// The tree's listeners, bound and made the tree's (see [`listen`]) until
 /// this is dropped, when the tree has ended (in the root: forked processes
@@ -60,13 +63,13 @@ impl Listeners {
     /// [`Error::Listener`] naming the first that can not be bound (or is
     /// declared twice, or is missing from systemd's sockets).
     pub(crate) fn bind(root: &Supervisor) -> Result<Self, Error> {
-        let declared: Vec<(String, String, Source)> = root
+        let declared: Vec<(String, String, Listen)> = root
             .supervisors("root")
             .into_iter()
             .flat_map(|(path, sup)| {
                 sup.listeners
                     .iter()
-                    .map(move |(name, listen)| (name.clone(), path.clone(), listen.0.clone()))
+                    .map(move |(name, listen)| (name.clone(), path.clone(), listen.clone()))
             })
             .collect();
         if declared.is_empty() {
@@ -85,16 +88,19 @@ impl Listeners {
                 ));
             }
         }
+        for (name, _, listen) in &declared {
+            check_mode(listen).map_err(|err| failed(name, err))?;
+        }
         let mut activated = if declared
             .iter()
-            .any(|(_, _, source)| matches!(source, Source::Systemd(_)))
+            .any(|(_, _, listen)| matches!(listen.source, Source::Systemd(_)))
         {
             systemd_sockets().map_err(|err| failed(&declared[0].0, err))?
         } else {
             HashMap::new()
         };
-        for (name, owner, source) in declared {
-            match bind_one(name, owner, source, &mut activated) {
+        for (name, owner, listen) in declared {
+            match bind_one(name, owner, listen, &mut activated) {
                 Ok(one) => bound.push(one),
                 Err(err) => {
                     remove_files(&bound);
@@ -121,23 +127,47 @@ impl Listeners {
     }
 }
 
+/// Refuses a [`Listen::mode`] that is not for a Unix socket the tree
+/// binds, or has other bits than the permission bits.
+fn check_mode(listen: &Listen) -> io::Result<()> {
+    let Some(mode) = listen.mode else {
+        return Ok(());
+    };
+    let refuse = |why: String| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    match &listen.source {
+        Source::Unix(_) if mode & !0o777 != 0 => refuse(format!(
+            "mode {mode:04o} is not a socket file's permissions: only the bits 0777 (read, \
+             write, execute for its owner, group and others) apply, not setuid, setgid, sticky \
+             or a file type"
+        )),
+        Source::Unix(_) => Ok(()),
+        Source::Tcp(addr) => refuse(format!(
+            "mode {mode:04o} is for Unix sockets the tree binds; tcp {addr} has no socket file"
+        )),
+        Source::Systemd(wanted) => refuse(format!(
+            "mode {mode:04o} is for Unix sockets the tree binds; systemd socket {wanted:?} has \
+             the mode its .socket unit gives it (SocketMode=)"
+        )),
+    }
+}
+
 /// Binds listener `name` of supervisor `owner` (or takes it from the
 /// sockets systemd passed, `activated`).
 fn bind_one(
     name: String,
     owner: String,
-    source: Source,
+    listen: Listen,
     activated: &mut HashMap<String, OwnedFd>,
 ) -> Result<Bound, Error> {
     let named = |err: io::Error| failed(&name, err);
-    let (fd, family, on_stop) = match &source {
+    let (fd, family, on_stop) = match &listen.source {
         Source::Tcp(addr) => (
             bind_tcp(addr).map_err(named)?,
             Family::Tcp,
             OnStop::ShutDown,
         ),
         Source::Unix(path) => {
-            let fd = bind_unix(path).map_err(named)?;
+            let fd = bind_unix(path, listen.mode.unwrap_or(DEFAULT_MODE)).map_err(named)?;
             let on_stop = match std::fs::symlink_metadata(path) {
                 Ok(meta) => OnStop::Remove(SocketFile {
                     path: path.clone(),
@@ -164,7 +194,7 @@ fn bind_one(
         Family::Tcp => Some(getsockname(fd.as_raw_fd()).map_err(|e| named(e.into()))?),
         Family::Unix => None,
     };
-    tracing::info!(listener = %name, supervisor = %owner, source = %crate::Listen(source), "listening");
+    tracing::info!(listener = %name, supervisor = %owner, source = %listen, "listening");
     Ok(Bound {
         name,
         owner,
@@ -210,10 +240,22 @@ fn bind_tcp(addr: &std::net::SocketAddr) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Binds a Unix socket at `path`, replacing a stale socket file there and
-/// refusing anything else: never follows a symlink, never removes what is
-/// not a socket.
-fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
+/// Binds a Unix socket at `path` with permissions `mode`, in a directory
+/// no other user can change (see [`trusted_dir`]), replacing a stale
+/// socket file there and refusing anything else: never follows a symlink,
+/// never removes what is not a socket.
+fn bind_unix(path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    let dir = match path.parent() {
+        Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
+        Some(dir) if path.file_name().is_some() => dir,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{}` is not a path for a socket", path.display()),
+            ))
+        }
+    };
+    trusted_dir::check_socket_dir(dir, &format!("the socket {}", path.display()))?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         let what = if meta.file_type().is_symlink() {
             Some("a symbolic link")
@@ -234,8 +276,18 @@ fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
         std::fs::remove_file(path)?;
     }
     let fd = stream_socket(AddressFamily::Unix)?;
+    // The socket file is made with the socket's own mode less the umask,
+    // so it is never more open than `mode`, not even before the `chmod`
+    // below (a new socket's mode is 0777; no umask is changed).
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))?;
     bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    start_listening(&fd)?;
+    // Exactly `mode`, whatever the umask (or a default ACL) made of it.
+    let ready = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| start_listening(&fd));
+    if let Err(err) = ready {
+        let _ = std::fs::remove_file(path);
+        return Err(err);
+    }
     Ok(fd)
 }
 
@@ -337,7 +389,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("file");
         std::fs::write(&file, b"keep").expect("file");
-        let err = bind_unix(&file).unwrap_err();
+        let err = bind_unix(&file, DEFAULT_MODE).unwrap_err();
         assert!(
             err.to_string()
                 .contains("is not a socket; it was left alone"),
@@ -346,18 +398,192 @@ mod tests {
         let link = dir.join("link");
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&file, &link).expect("symlink");
-        let err = bind_unix(&link).unwrap_err();
+        let err = bind_unix(&link, DEFAULT_MODE).unwrap_err();
         assert!(err.to_string().contains("a symbolic link"), "{err}");
         assert_eq!(std::fs::read(&file).expect("kept"), b"keep");
         // A stale socket (its listener gone) is replaced.
         let sock = dir.join("sock");
         drop(std::os::unix::net::UnixListener::bind(&sock).expect("bind"));
-        let fd = bind_unix(&sock).expect("stale socket replaced");
+        let fd = bind_unix(&sock, DEFAULT_MODE).expect("stale socket replaced");
         // One in use is not.
-        let err = bind_unix(&sock).unwrap_err();
+        let err = bind_unix(&sock, DEFAULT_MODE).unwrap_err();
         assert!(err.to_string().contains("a socket in use"), "{err}");
         drop(fd);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fresh directory of `mode` under `base`.
+    fn dir(base: &Path, name: &str, mode: u32) -> std::path::PathBuf {
+        let dir = base.join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        dir
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).expect("metadata").mode() & 0o7777
+    }
+
+    /// A fresh private directory for a test, removed on drop.
+    struct Base(std::path::PathBuf);
+
+    impl Base {
+        fn new(tag: &str) -> Self {
+            let path = std::env::temp_dir()
+                .join(format!("supertrees-listen-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir(&path).expect("mkdir");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+            Self(path)
+        }
+    }
+
+    impl Drop for Base {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_unix_socket_goes_only_where_no_other_user_can_change_it() {
+        let base = Base::new("dirs");
+        let base = base.0.as_path();
+        // Writable by others, sticky or not: refused, naming the directory.
+        for (name, mode) in [("open", 0o777), ("sticky", 0o1777), ("group", 0o770)] {
+            let open = dir(base, name, mode);
+            let sock = open.join("s.sock");
+            let err = bind_unix(&sock, DEFAULT_MODE).expect_err(name);
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{name}");
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("in {}: it is writable by", open.display())),
+                "{message}"
+            );
+            assert!(message.contains(&format!("{mode:04o}")), "{message}");
+            assert!(!sock.exists(), "{name}");
+            // Below it, however private the socket's own directory is,
+            // unless it is sticky (like /tmp).
+            let private = dir(&open, "private", 0o700);
+            let below = private.join("s.sock");
+            if mode & 0o1000 != 0 {
+                drop(bind_unix(&below, DEFAULT_MODE).expect("below a sticky directory"));
+                continue;
+            }
+            let err = bind_unix(&below, DEFAULT_MODE).expect_err(name);
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("{} above it is writable", open.display())),
+                "{message}"
+            );
+            // Through a symlink from a safe place, too.
+            let link = base.join(format!("{name}-link"));
+            std::os::unix::fs::symlink(&private, &link).expect("symlink");
+            let err = bind_unix(&link.join("s.sock"), DEFAULT_MODE).expect_err("a link");
+            assert!(
+                err.to_string().contains(&open.display().to_string()),
+                "{err}"
+            );
+        }
+        // Ours, others may enter but not write: bound, 0600 by default.
+        for (name, mode) in [("private", 0o700), ("enterable", 0o755)] {
+            let ours = dir(base, name, mode);
+            let sock = ours.join("s.sock");
+            let fd = bind_unix(&sock, DEFAULT_MODE).expect(name);
+            assert_eq!(mode_of(&sock), 0o600, "{name}");
+            drop(fd);
+            std::fs::remove_file(&sock).expect("remove");
+        }
+        // A mode of its own, exactly, whatever the umask; and through a
+        // symlink to a safe directory.
+        let link = base.join("private-link");
+        std::os::unix::fs::symlink(base.join("private"), &link).expect("symlink");
+        let sock = link.join("shared.sock");
+        let _fd = bind_unix(&sock, 0o660).expect("bound");
+        assert_eq!(mode_of(&sock), 0o660);
+        // A missing directory is not made.
+        let err = bind_unix(&base.join("missing").join("s.sock"), DEFAULT_MODE).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert!(!base.join("missing").exists());
+    }
+
+    #[test]
+    fn a_directory_another_user_owns_is_refused_whatever_its_mode() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // Only root can give a directory away.
+        }
+        let base = Base::new("owner");
+        let theirs = dir(&base.0, "theirs", 0o755);
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::chown(&theirs, nobody, None).expect("chown");
+        let err = bind_unix(&theirs.join("s.sock"), DEFAULT_MODE).unwrap_err();
+        assert!(
+            err.to_string().contains("it is owned by uid 65534"),
+            "{err}"
+        );
+        // Above the socket's directory too.
+        let below = dir(&theirs, "ours", 0o700);
+        let err = bind_unix(&below.join("s.sock"), DEFAULT_MODE).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "{} above it is owned by uid 65534",
+                theirs.display()
+            )),
+            "{err}"
+        );
+    }
+
+    /// Listener `name` of `listen` in a tree, bound.
+    fn bind_tree(name: &str, listen: Listen) -> Result<Listeners, Error> {
+        let tree =
+            crate::tree::TreeParts::from(crate::Supertree::new().with_listener(name, listen));
+        Listeners::bind(&tree.root)
+    }
+
+    #[test]
+    fn a_mode_that_can_not_apply_is_refused_naming_the_listener() {
+        let base = Base::new("modes");
+        let unix = base.0.join("s.sock");
+        for (listen, says) in [
+            (
+                Listen::unix(&unix).mode(0o7777),
+                "mode 7777 is not a socket file's permissions",
+            ),
+            (
+                Listen::unix(&unix).mode(0o100600),
+                "mode 100600 is not a socket file's permissions",
+            ),
+            (
+                Listen::tcp("127.0.0.1:0".parse().expect("an address")).mode(0o660),
+                "tcp 127.0.0.1:0 has no socket file",
+            ),
+            (
+                Listen::systemd("http").mode(0o660),
+                "systemd socket \"http\" has the mode its .socket unit gives it",
+            ),
+        ] {
+            match bind_tree("api", listen.clone()) {
+                Err(Error::Listener { name, source }) => {
+                    assert_eq!(name, "api");
+                    assert_eq!(source.kind(), io::ErrorKind::InvalidInput);
+                    assert!(source.to_string().contains(says), "{listen}: {source}");
+                }
+                other => panic!("{listen}: {other:?}"),
+            }
+            assert!(!unix.exists());
+        }
+        // In a directory others can write to: refused, naming it.
+        let open = dir(&base.0, "open", 0o777);
+        match bind_tree("api", Listen::unix(open.join("s.sock"))) {
+            Err(err @ Error::Listener { .. }) => {
+                let message = err.to_string();
+                assert!(
+                    message.starts_with("listener \"api\": refusing to put"),
+                    "{message}"
+                );
+                assert!(message.contains(&open.display().to_string()), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod status_socket;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 mod systemd;
+mod trusted_dir;
 
 use std::sync::Arc;
 
@@ -107,20 +108,26 @@ pub(crate) fn run<S: Spawner, T: Timer>(
         );
     }
     tree.root.check("root", true)?;
-    // Bound before anything is forked (each process keeps those its
-    // subtree sees), and a bind that fails ends `start()` here.
-    let _listeners = Listeners::bind(&tree.root)?;
-    // Every mailbox and template, made before anything is forked: a queue
-    // per name for each user the tree runs as (see `Directory`).
-    let users = tree.root.users(nix::unistd::geteuid().as_raw());
-    let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?, &users)?);
-    let signals = SignalPipe::install(&sys::SUPERVISOR_SIGNALS).map_err(|errno| Error::Os {
-        context: "installing the root supervisor's signal handlers",
-        source: errno.into(),
-    })?;
-    let root = Events::new(std::mem::take(&mut tree.observers), timer.now())?;
-    // The limited subtrees' cgroups, made before anything is forked.
-    let containment = Arc::new(Containment::new(&tree.root));
+    // The limited subtrees' cgroups, made first: a limit nothing can
+    // enforce ends `start()` here, before anything is bound or forked.
+    let containment = Arc::new(Containment::new(&tree.root)?);
+    let made = (|| {
+        // Bound before anything is forked (each process keeps those its
+        // subtree sees), and a bind that fails ends `start()` here.
+        let listeners = Listeners::bind(&tree.root)?;
+        // Every mailbox and template, made before anything is forked: a
+        // queue per name for each user the tree runs as (see `Directory`).
+        let users = tree.root.users(nix::unistd::geteuid().as_raw());
+        let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?, &users)?);
+        let signals = SignalPipe::install(&sys::SUPERVISOR_SIGNALS).map_err(|errno| Error::Os {
+            context: "installing the root supervisor's signal handlers",
+            source: errno.into(),
+        })?;
+        let root = Events::new(std::mem::take(&mut tree.observers), timer.now())?;
+        Ok((listeners, directory, signals, root))
+    })();
+    // What failed ends `start()` with the cgroups made for it removed.
+    let (_listeners, directory, signals, root) = made.inspect_err(|_| containment.remove())?;
     let mut node = Node::new(
         &mut tree.root,
         "root".to_owned(),

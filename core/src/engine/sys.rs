@@ -1,13 +1,14 @@
 //! Every system call of the process engine, and the only `unsafe` code of
 //! supertrees: fork, `_exit`, the parent-death signal, the signal self-pipe,
-//! a flag shared by the processes of a tree.
+//! a flag shared by the processes of a tree, and what a process under
+//! `RLIMIT_AS` finds when it aborts ([`abort`]).
 
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -20,6 +21,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
 use crate::ChildExit;
+
+mod abort;
+pub(crate) use abort::AbortMark;
 
 /// Exit code of a forked process whose own code panicked (an engine bug, or
 /// a runtime that panicked after it ran): Rust's own code for a panic. The
@@ -567,26 +571,26 @@ fn parse_schedstat(text: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-/// The length of a [`SharedFlag`]'s mapping (the kernel maps a page).
-const SHARED_FLAG_LEN: NonZeroUsize = match NonZeroUsize::new(size_of::<AtomicBool>()) {
+/// The length of a [`SharedWord`]'s mapping (the kernel maps a page).
+const SHARED_WORD_LEN: NonZeroUsize = match NonZeroUsize::new(size_of::<AtomicU32>()) {
     Some(len) => len,
     None => NonZeroUsize::MIN,
 };
 
-/// A flag in memory shared with every process forked after it is made (an
-/// anonymous `MAP_SHARED` mapping): set in one process, it is set in all.
-pub(crate) struct SharedFlag {
-    flag: NonNull<AtomicBool>,
+/// A word in memory shared with every process forked after it is made (an
+/// anonymous `MAP_SHARED` mapping): what one process stores, all see.
+pub(crate) struct SharedWord {
+    word: NonNull<AtomicU32>,
 }
 
 // SAFETY: the mapping is reached only through the atomic, which any thread
-// may use, and it lives until the `SharedFlag` is dropped.
-unsafe impl Send for SharedFlag {}
-// SAFETY: as for `Send`: `&SharedFlag` gives only atomic access.
-unsafe impl Sync for SharedFlag {}
+// may use, and it lives until the `SharedWord` is dropped.
+unsafe impl Send for SharedWord {}
+// SAFETY: as for `Send`: `&SharedWord` gives only atomic access.
+unsafe impl Sync for SharedWord {}
 
-impl SharedFlag {
-    /// A new flag, not set.
+impl SharedWord {
+    /// A new word, zero.
     pub(crate) fn new() -> Result<Self, Errno> {
         use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
         // SAFETY: a new anonymous mapping at an address the kernel picks:
@@ -594,41 +598,61 @@ impl SharedFlag {
         let mapped = unsafe {
             mmap_anonymous(
                 None,
-                SHARED_FLAG_LEN,
+                SHARED_WORD_LEN,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
             )
         }?;
         Ok(Self {
-            flag: mapped.cast(),
+            word: mapped.cast(),
         })
     }
 
-    fn flag(&self) -> &AtomicBool {
-        // SAFETY: `flag` points to the start of a live mapping (unmapped
+    /// The shared atomic.
+    pub(crate) fn get(&self) -> &AtomicU32 {
+        // SAFETY: `word` points to the start of a live mapping (unmapped
         // only when `self` is dropped), which is page-aligned, was
-        // zero-filled (a valid `false`), and is only ever reached through
-        // this atomic, in every process that shares it.
-        unsafe { self.flag.as_ref() }
-    }
-
-    /// Sets the flag, for every process that shares it.
-    pub(crate) fn set(&self) {
-        self.flag().store(true, Ordering::SeqCst);
-    }
-
-    /// Whether this or another process sharing the flag has set it.
-    pub(crate) fn is_set(&self) -> bool {
-        self.flag().load(Ordering::SeqCst)
+        // zero-filled (a valid 0), and is only ever reached through this
+        // atomic, in every process that shares it.
+        unsafe { self.word.as_ref() }
     }
 }
 
-impl Drop for SharedFlag {
+impl Drop for SharedWord {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `new` with this length, and no
         // reference to it outlives `self`. Processes forked meanwhile keep
         // their own view of it.
-        let _ = unsafe { nix::sys::mman::munmap(self.flag.cast(), SHARED_FLAG_LEN.get()) };
+        let _ = unsafe { nix::sys::mman::munmap(self.word.cast(), SHARED_WORD_LEN.get()) };
+    }
+}
+
+impl std::fmt::Debug for SharedWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedWord")
+            .field(&self.get().load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+/// A flag in memory shared with every process forked after it is made:
+/// set in one process, it is set in all.
+pub(crate) struct SharedFlag(SharedWord);
+
+impl SharedFlag {
+    /// A new flag, not set.
+    pub(crate) fn new() -> Result<Self, Errno> {
+        SharedWord::new().map(Self)
+    }
+
+    /// Sets the flag, for every process that shares it.
+    pub(crate) fn set(&self) {
+        self.0.get().store(1, Ordering::SeqCst);
+    }
+
+    /// Whether this or another process sharing the flag has set it.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.get().load(Ordering::SeqCst) != 0
     }
 }
 

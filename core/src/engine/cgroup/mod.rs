@@ -37,7 +37,7 @@ use crate::Limits;
 
 pub(crate) use {
     group::Group,
-    plan::{apply_rlimits, Plan},
+    plan::{apply_rlimits, Mechanism, Plan},
 };
 
 /// The directory, below the root's own cgroup, that holds the bases.

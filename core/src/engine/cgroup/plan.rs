@@ -1,5 +1,6 @@
-//! The [`Plan`]: which mechanism enforces each limit, and the rlimits a
-//! process sets for the limits no cgroup enforces.
+//! The [`Plan`]: which mechanism enforces each limit, the limits nothing
+//! can enforce for the subtree alone (which `start()` refuses), and the
+//! rlimits a process sets for the limits no cgroup enforces.
 
 use std::fmt;
 
@@ -16,7 +17,8 @@ pub(crate) enum Mechanism {
     Cgroup(Version, Controller),
     /// A resource limit of each process (`RLIMIT_*`, named).
     Rlimit(&'static str),
-    /// Nothing: the reason.
+    /// Nothing can enforce it for the subtree alone: the reason. `start()`
+    /// refuses such a plan ([`Plan::unenforced`]).
     NotEnforced(&'static str),
 }
 
@@ -34,7 +36,9 @@ impl fmt::Display for Mechanism {
 
 /// For each limit set, what enforces it, from the [`Hierarchies`] found:
 /// a cgroup where one has the controller, else the rlimit of the table in
-/// [`Limits`], else nothing. Its `Display` is the line the root logs per
+/// [`Limits`] where that bounds each process of the subtree by itself
+/// (`RLIMIT_AS`, `RLIMIT_NOFILE`), else nothing ([`Mechanism::NotEnforced`],
+/// which `start()` refuses). Its `Display` is the line the root logs per
 /// limited supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Plan {
@@ -49,6 +53,13 @@ pub(crate) struct Plan {
     /// The limits themselves, for `Display`.
     limits: LimitsText,
 }
+
+/// Why [`Limits::processes`] can not be enforced without a pids cgroup.
+const NO_PIDS: &str = "there is no pids cgroup for it, and RLIMIT_NPROC counts every process \
+     of the user, not the subtree's (a subtree that shares its user with anything else would \
+     never start)";
+/// Why [`Limits::cpu`] can not be enforced without a cpu cgroup.
+const NO_CPU: &str = "there is no cpu cgroup for it, and no rlimit bounds a share of CPU time";
 
 /// The values of the limits, kept as text (a `Plan` is `Eq`; `f64` isn't).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,13 +83,13 @@ impl Plan {
                 .map(|_| by(Controller::Memory, Mechanism::Rlimit("RLIMIT_AS"))),
             processes: limits
                 .processes
-                .map(|_| by(Controller::Pids, Mechanism::Rlimit("RLIMIT_NPROC"))),
+                .map(|_| by(Controller::Pids, Mechanism::NotEnforced(NO_PIDS))),
             open_files: limits
                 .open_files
                 .map(|_| Mechanism::Rlimit("RLIMIT_NOFILE")),
             cpu: limits
                 .cpu
-                .map(|_| by(Controller::Cpu, Mechanism::NotEnforced("no cpu cgroup"))),
+                .map(|_| by(Controller::Cpu, Mechanism::NotEnforced(NO_CPU))),
             limits: LimitsText {
                 memory: limits.memory.unwrap_or(0),
                 processes: limits.processes.unwrap_or(0),
@@ -86,6 +97,22 @@ impl Plan {
                 cpu_bits: limits.cpu.unwrap_or(0.0).to_bits(),
             },
         }
+    }
+
+    /// The first limit of the plan that nothing enforces (its field name
+    /// and why), if any: `start()` fails with it.
+    pub(crate) fn unenforced(&self) -> Option<(&'static str, &'static str)> {
+        [
+            ("memory", self.memory),
+            ("processes", self.processes),
+            ("open_files", self.open_files),
+            ("cpu", self.cpu),
+        ]
+        .into_iter()
+        .find_map(|(field, m)| match m {
+            Some(Mechanism::NotEnforced(why)) => Some((field, why)),
+            _ => None,
+        })
     }
 
     /// Whether any limit of the plan is enforced by a cgroup, i.e. the
@@ -123,20 +150,14 @@ impl fmt::Display for Plan {
 
 /// Sets, for the calling process (a freshly forked child, before it runs
 /// anything else), the rlimits of `plan`: `RLIMIT_NOFILE` for
-/// [`Limits::open_files`] always, `RLIMIT_AS` for [`Limits::memory`] and
-/// `RLIMIT_NPROC` for [`Limits::processes`] where the plan has no cgroup for
-/// them. Soft and hard limit are both set, so the subtree can't raise them
-/// again; where the current hard limit is lower than asked and can't be
-/// raised, it is kept (stricter than asked).
+/// [`Limits::open_files`] always, `RLIMIT_AS` for [`Limits::memory`] where
+/// the plan has no cgroup for it. Soft and hard limit are both set, so the
+/// subtree can't raise them again; where the current hard limit is lower
+/// than asked and can't be raised, it is kept (stricter than asked).
 pub(crate) fn apply_rlimits(plan: &Plan, limits: &Limits) -> Result<(), nix::Error> {
     let wanted = [
         (plan.open_files, Resource::RLIMIT_NOFILE, limits.open_files),
         (plan.memory, Resource::RLIMIT_AS, limits.memory),
-        (
-            plan.processes,
-            Resource::RLIMIT_NPROC,
-            limits.processes.map(u64::from),
-        ),
     ];
     for (mechanism, resource, value) in wanted {
         if let (Some(Mechanism::Rlimit(_)), Some(n)) = (mechanism, value) {
@@ -188,10 +209,13 @@ mod tests {
         let plan = hierarchies([Some(Version::V1), Some(Version::V1), None]).plan(&all());
         assert_eq!(
             plan.to_string(),
-            "memory 64 MiB by cgroup v1 (memory), processes 64 by cgroup v1 (pids), \
-             open files 1024 by RLIMIT_NOFILE, cpu 0.5 not enforced (no cpu cgroup)"
+            format!(
+                "memory 64 MiB by cgroup v1 (memory), processes 64 by cgroup v1 (pids), \
+                 open files 1024 by RLIMIT_NOFILE, cpu 0.5 not enforced ({NO_CPU})"
+            )
         );
         assert!(plan.uses_cgroups());
+        assert_eq!(plan.unenforced(), Some(("cpu", NO_CPU)));
     }
 
     #[test]
@@ -207,17 +231,26 @@ mod tests {
             plan.cpu,
             Some(Mechanism::Cgroup(Version::V2, Controller::Cpu))
         );
+        assert_eq!(plan.unenforced(), None);
     }
 
     #[test]
-    fn system_without_cgroups_uses_rlimits() {
+    fn system_without_cgroups_uses_rlimits_per_process_and_refuses_the_rest() {
         let plan = Hierarchies::none().plan(&all());
         assert_eq!(
             plan.to_string(),
-            "memory 64 MiB by RLIMIT_AS, processes 64 by RLIMIT_NPROC, \
-             open files 1024 by RLIMIT_NOFILE, cpu 0.5 not enforced (no cpu cgroup)"
+            format!(
+                "memory 64 MiB by RLIMIT_AS, processes 64 not enforced ({NO_PIDS}), \
+                 open files 1024 by RLIMIT_NOFILE, cpu 0.5 not enforced ({NO_CPU})"
+            )
         );
         assert!(!plan.uses_cgroups());
+        assert_eq!(plan.unenforced(), Some(("processes", NO_PIDS)));
+        let cpu = Hierarchies::none().plan(&Limits::new().memory(1 << 30).cpu(1.0));
+        assert_eq!(cpu.unenforced(), Some(("cpu", NO_CPU)));
+        // What rlimits bound per process is enforced.
+        let per_process = Limits::new().memory(1 << 30).open_files(64);
+        assert_eq!(Hierarchies::none().plan(&per_process).unenforced(), None);
     }
 
     #[test]

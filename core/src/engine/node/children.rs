@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use super::watch::Watch;
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
-use crate::engine::sys::{self, SignalPipe};
+use crate::engine::sys::{self, AbortMark, SignalPipe};
 use crate::engine::Shared;
 use crate::machine::ChildIdx;
 use crate::tree::{within, Child};
@@ -33,6 +33,8 @@ struct Proc {
     watchdog: Option<Watch>,
     /// It was killed as hung: its exit is [`ChildExit::Hung`].
     hung: bool,
+    /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
+    abort: Option<AbortMark>,
 }
 
 /// The child supervisor processes of one supervisor, by position.
@@ -162,6 +164,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             _ => Vec::new(),
         };
         self.containment.prepare(&path);
+        let abort = self.abort_mark(&path);
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
@@ -201,6 +204,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 tracing::error!(supervisor = %path, %err, "could not apply the subtree's limits");
                 let _ = theirs.send(&Note::SetupFailed);
                 return 1;
+            }
+            if let Some(Err(err)) = abort.as_ref().map(AbortMark::install) {
+                tracing::warn!(supervisor = %path, %err, "could not watch its aborts");
             }
             if let Some((uid, gid)) = sup.user {
                 if let Err(err) = sys::become_user(uid, gid, parent) {
@@ -247,6 +253,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     setup_failed: false,
                     watchdog: watchdog.map(|period| Watch::new(period, now)),
                     hung: false,
+                    abort,
                 }));
                 // Its `Started` event is its own (see `Node::run`).
             }
@@ -326,7 +333,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // A supervisor that exited by itself said how; the exit code only
         // says that it did.
         let path = self.child_path(child);
-        let exit = self.oom_or(exit, &path, false);
+        let exit = self.oom_or(exit, &path, false, proc.abort.as_ref());
         let exit = match (exit, proc.ending) {
             _ if proc.setup_failed => ChildExit::SetupFailed,
             _ if proc.hung => ChildExit::Hung,

@@ -14,7 +14,7 @@ use super::watch::Watch;
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
 use crate::engine::host;
-use crate::engine::sys;
+use crate::engine::sys::{self, AbortMark};
 use crate::machine::{ChildIdx, Grant, RecordState, Report};
 use crate::message::Kind;
 use crate::tree::{within, Child};
@@ -53,6 +53,8 @@ struct Host {
     watch: Option<Watch>,
     /// It was killed as hung: its exit is [`ChildExit::Hung`].
     hung: bool,
+    /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
+    abort: Option<AbortMark>,
 }
 
 /// What a supervisor knows of its worker host and the workers in it.
@@ -323,9 +325,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             as_of: 0,
         };
         let ours = channel.raw_fds();
+        let abort = self.abort_mark(self.machine.path());
         let pid = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours);
+            if let Some(Err(err)) = abort.as_ref().map(AbortMark::install) {
+                tracing::warn!(supervisor = %self.machine.path(), %err, "the worker host could not watch its aborts");
+            }
             // Built here, in the host: the supervisor neither allocates nor
             // frees them, and keeps its heap compact for the next fork.
             let path = format!("{}/host", self.machine.path());
@@ -398,6 +404,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             // The first sign of life may take a runtime's start-up.
             watch: self.host.watchdog.map(|p| Watch::new(p, self.timer.now())),
             hung: false,
+            abort,
         });
         Ok(pid)
     }
@@ -493,12 +500,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let asked = host.shutting_down;
         let setup_failed = host.setup_failed;
         let hung = host.hung;
+        let abort = host.abort;
         host.channel.abandon();
         // What its workers started ends with it (it leads its own group).
         sys::kill_group(pid);
         // What the host said, never its exit code, tells a setup failure.
         let path = self.machine.path().to_owned();
-        let exit = self.oom_or(exit, &path, true);
+        let exit = self.oom_or(exit, &path, true, abort.as_ref());
         let exit = match exit {
             _ if setup_failed => ChildExit::SetupFailed,
             _ if hung => ChildExit::Hung,

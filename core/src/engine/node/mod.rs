@@ -26,7 +26,7 @@ use super::channel::Channel;
 use super::containment::{Containment, OomWatch};
 use super::outlet::Outlet;
 use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
-use super::sys::{self, SignalPipe};
+use super::sys::{self, AbortMark, SignalPipe};
 use super::Shared;
 use crate::machine::{Action, ChildIdx, Machine, Outcome};
 use crate::tree::{Child, Supervisor};
@@ -172,16 +172,41 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
-    /// What killed a process of this supervisor (its worker host, `own`)
-    /// or child supervisor `path` with `exit`: the kernel's OOM killer, if
-    /// a SIGKILL came with an OOM kill in its cgroup.
-    fn oom_or(&mut self, exit: ChildExit, path: &str, own: bool) -> ChildExit {
+    /// What ended a process of this supervisor (its worker host, `own`)
+    /// or child supervisor `path` with `exit`: its memory limit, if a
+    /// SIGKILL came with an OOM kill in its cgroup, or a SIGABRT with an
+    /// [`AbortMark`] (`abort`, where `RLIMIT_AS` bounds it) that reads as an
+    /// allocation that failed.
+    fn oom_or(
+        &mut self,
+        exit: ChildExit,
+        path: &str,
+        own: bool,
+        abort: Option<&AbortMark>,
+    ) -> ChildExit {
         let killed = exit == ChildExit::Signaled(Signal::SIGKILL as i32);
         if killed && self.oom.struck(&self.containment, path, own) {
-            ChildExit::OutOfMemory
-        } else {
-            exit
+            return ChildExit::OutOfMemory;
         }
+        let aborted = exit == ChildExit::Signaled(Signal::SIGABRT as i32);
+        if aborted && abort.is_some_and(AbortMark::out_of_memory) {
+            tracing::info!(supervisor = %self.machine.path(), process = %if own { format!("{path}/host") } else { path.to_owned() },
+                "aborted when an allocation failed at its RLIMIT_AS memory limit");
+            return ChildExit::OutOfMemory;
+        }
+        exit
+    }
+
+    /// An [`AbortMark`] for a process of supervisor `path` about to be
+    /// forked, if `RLIMIT_AS` bounds its memory (`None` if the mark can not
+    /// be made: its aborts are then what they are, `SIGABRT`).
+    fn abort_mark(&self, path: &str) -> Option<AbortMark> {
+        if !self.containment.memory_by_rlimit(path) {
+            return None;
+        }
+        AbortMark::new()
+            .inspect_err(|err| tracing::warn!(supervisor = %self.machine.path(), %err, "could not make the mark that tells an allocation failure from other aborts"))
+            .ok()
     }
 
     /// Tells the parent this supervisor is alive, when it is time to.

@@ -1,13 +1,13 @@
 //! Where the socket file goes: a path short enough for a socket address, in
 //! a directory only the owner can enter (created with mode 0700 if missing,
-//! refused if others can enter it) below directories others can not write
-//! to (or sticky ones, like `/tmp`), and nothing in the way at the socket's
+//! refused if others can enter it) below directories no other user owns or
+//! can write to (sticky ones, like `/tmp`, excepted), and nothing in the way at the socket's
 //! path but a stale socket, which is replaced. What is created for a socket
 //! that then fails is removed.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 
@@ -37,65 +37,12 @@ pub(super) fn check_length(path: &Path) -> Result<(), io::Error> {
     Ok(())
 }
 
-/// Refuses `dir` when a directory above it can be written by others
-/// (group or world) and is not sticky: whoever can write there can rename
-/// `dir`, or a directory on the way to it, and put their own in its place.
-/// Both the path as given and the one its symlinks resolve to are checked;
-/// ancestors that do not exist (yet) are left to the creation to report.
+/// Refuses `dir` when a directory above it can be changed by another user
+/// (owned by one, or writable by others without the sticky bit): the rule
+/// the tree's Unix listeners follow too, in
+/// [`trusted_dir`](crate::engine::trusted_dir).
 pub(super) fn check_ancestors(dir: &Path) -> Result<(), io::Error> {
-    let absolute = if dir.is_absolute() {
-        dir.to_owned()
-    } else {
-        std::env::current_dir()
-            .map_err(|err| with_context(err, "finding the current directory".to_owned()))?
-            .join(dir)
-    };
-    let resolved: Vec<PathBuf> = match std::fs::canonicalize(&absolute) {
-        Ok(real) => real.ancestors().skip(1).map(Path::to_owned).collect(),
-        // `dir` is to be created: its parent is the first ancestor.
-        Err(_) => absolute
-            .parent()
-            .and_then(|parent| std::fs::canonicalize(parent).ok())
-            .map(|real| real.ancestors().map(Path::to_owned).collect())
-            .unwrap_or_default(),
-    };
-    let lexical = absolute.ancestors().skip(1).map(Path::to_owned);
-    for ancestor in lexical.chain(resolved) {
-        let meta = match std::fs::metadata(&ancestor) {
-            Ok(meta) => meta,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => {
-                return Err(with_context(
-                    err,
-                    format!(
-                        "inspecting {}, above the status socket directory {}",
-                        ancestor.display(),
-                        dir.display()
-                    ),
-                ))
-            }
-        };
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            let who = if mode & 0o002 != 0 {
-                "anyone"
-            } else {
-                "its group"
-            };
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "refusing to put the status socket in {}: {} above it is writable by \
-                     {who} (mode {mode:04o}) without the sticky bit, so another user could \
-                     replace the socket's directory; use a directory under one only you can \
-                     write to (such as $XDG_RUNTIME_DIR)",
-                    dir.display(),
-                    ancestor.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
+    crate::engine::trusted_dir::check_ancestors(dir, "the status socket")
 }
 
 /// Makes sure `dir` exists and only the owner (`uid`) can enter it;
