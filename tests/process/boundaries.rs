@@ -286,6 +286,69 @@ pub(crate) mod scenario {
                 .start(),
         );
     }
+
+    /// A worker that closes every pipe its host holds (its channel to
+    /// its supervisor among them) on its first run: the host ends (it
+    /// lost its channel; or, running on without it, its supervisor kills
+    /// it), and the worker runs again in a new host with a new channel;
+    /// nothing spins.
+    pub(crate) fn own_channel_cut() {
+        channel_cut(false);
+    }
+
+    /// The same, closing only the pipes it writes to (its notes to its
+    /// supervisor among them): the host would run on, mute, so its
+    /// supervisor kills it.
+    pub(crate) fn own_channel_cut_writes() {
+        channel_cut(true);
+    }
+
+    fn channel_cut(writes_only: bool) {
+        let root = std::process::id();
+        let marker = crate::observe::test_dir().join("cut");
+        let _ = std::fs::create_dir_all(crate::observe::test_dir());
+        let _ = std::fs::remove_file(&marker);
+        let mut cutter = Life::new(move || {
+            let marker = marker.clone();
+            Box::pin(async move {
+                println!("run in {}", std::process::id());
+                if !marker.exists() {
+                    let _ = std::fs::write(&marker, b"1");
+                    let pipes: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .filter_map(|entry| {
+                            let fd: RawFd = entry.file_name().to_string_lossy().parse().ok()?;
+                            let target = std::fs::read_link(entry.path()).ok()?;
+                            let pipe = target.to_string_lossy().starts_with("pipe:");
+                            let flags =
+                                nix::fcntl::fcntl(borrow(fd), nix::fcntl::FcntlArg::F_GETFL)
+                                    .ok()?;
+                            let writes = nix::fcntl::OFlag::from_bits_truncate(flags)
+                                .contains(nix::fcntl::OFlag::O_WRONLY);
+                            (fd > 2 && pipe && (writes || !writes_only)).then_some(fd)
+                        })
+                        .collect();
+                    for &fd in &pipes {
+                        let _ = nix::unistd::close(fd);
+                    }
+                    println!("cut {} pipes", pipes.len());
+                } else {
+                    tokio::time::sleep(ms(300)).await;
+                    println!("running again");
+                }
+                std::future::pending::<()>().await
+            })
+        });
+        cutter.restart = RestartPolicy::Always;
+        let _ = root;
+        report(
+            Supertree::new()
+                .add_supervisor(|s| s.add_worker(cutter))
+                .start(),
+        );
+    }
 }
 
 pub(crate) mod drive {
@@ -313,6 +376,52 @@ pub(crate) mod drive {
             .collect()
     }
 
+    /// Whether a process of the scenario's group spends more than a tenth
+    /// of a CPU over 2 s: those that do.
+    fn spinning(run: &mut Run) -> Vec<String> {
+        let before = cpu_ticks(run);
+        let since = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        let after = cpu_ticks(run);
+        let ticks_per_s = 100.0;
+        let spent = since.elapsed().as_secs_f64();
+        after
+            .iter()
+            .filter_map(|(pid, t)| {
+                let (_, t0) = before.iter().find(|(p, _)| p == pid)?;
+                let share = (t - t0) as f64 / ticks_per_s / spent;
+                (share > 0.10).then(|| format!("pid {pid}: {:.0} % of a CPU", share * 100.0))
+            })
+            .collect()
+    }
+
+    pub(crate) fn own_channel_cut_writes(run: &mut Run) -> Result<(), String> {
+        own_channel_cut(run)?;
+        if run.stderr_count(|l| l.contains("runs on without its channel")) == 1 {
+            Ok(())
+        } else {
+            Err(
+                "the host that ran on without its channel was not killed (and logged) once"
+                    .to_owned(),
+            )
+        }
+    }
+
+    pub(crate) fn own_channel_cut(run: &mut Run) -> Result<(), String> {
+        let cut = wait_line(run, "cut ")?;
+        let again = Instant::now();
+        wait_line(run, "running again")?;
+        let took = again.elapsed();
+        let spinning = spinning(run);
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        run.note(format!("{cut}; running again in a new host {took:?} later"));
+        if !spinning.is_empty() {
+            return Err(format!("processes spinning: {spinning:?}"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn attack_from_another_user(run: &mut Run) -> Result<(), String> {
         let first = run.wait_for("the attack's end, or a skip", |run| {
             run.stdout()
@@ -329,20 +438,7 @@ pub(crate) mod drive {
         wait_line(run, "client done")?;
         // No process of the tree spins afterwards: at most 10 % of a CPU
         // over 2 s each.
-        let before = cpu_ticks(run);
-        let since = Instant::now();
-        std::thread::sleep(Duration::from_secs(2));
-        let after = cpu_ticks(run);
-        let ticks_per_s = 100.0;
-        let spent = since.elapsed().as_secs_f64();
-        let spinning: Vec<String> = after
-            .iter()
-            .filter_map(|(pid, t)| {
-                let (_, t0) = before.iter().find(|(p, _)| p == pid)?;
-                let share = (t - t0) as f64 / ticks_per_s / spent;
-                (share > 0.10).then(|| format!("pid {pid}: {:.0} % of a CPU", share * 100.0))
-            })
-            .collect();
+        let spinning = spinning(run);
         run.signal_root(Signal::SIGTERM)?;
         expect_exit_code(run, 0)?;
         let client = expect_prefix_once(run, "client: ")?;

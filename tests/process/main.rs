@@ -703,6 +703,18 @@ const SCENARIOS: &[Scenario] = &[
         boundaries::drive::attack_from_another_user,
         30,
     ),
+    scenario(
+        "boundaries_own_channel_cut",
+        boundaries::scenario::own_channel_cut,
+        boundaries::drive::own_channel_cut,
+        20,
+    ),
+    scenario(
+        "boundaries_own_channel_cut_writes",
+        boundaries::scenario::own_channel_cut_writes,
+        boundaries::drive::own_channel_cut_writes,
+        20,
+    ),
     // Abuse: floods, races and hostile peers against the guarantees (issue 19).
     scenario(
         "abuse_terminate_flood",

@@ -37,6 +37,10 @@ pub(crate) struct Channel {
     /// Whether the other end may still send: a closed descriptor polls as
     /// readable forever, so it is not polled once it closed.
     open: bool,
+    /// Whether the other end may still be written to: a pipe whose reader
+    /// is gone (`EPIPE`) polls as ready forever, so it is not polled, nor
+    /// written to, once a write failed.
+    writable: bool,
 }
 
 impl Channel {
@@ -65,6 +69,7 @@ impl Channel {
             reader: FrameReader::default(),
             outbox: Vec::new(),
             open: true,
+            writable: true,
         }
     }
 
@@ -81,6 +86,7 @@ impl Channel {
             reader,
             outbox,
             open,
+            writable,
         } = self;
         (
             Channel {
@@ -89,6 +95,7 @@ impl Channel {
                 reader,
                 outbox: Vec::new(),
                 open,
+                writable,
             },
             Channel {
                 rx: None,
@@ -96,6 +103,7 @@ impl Channel {
                 reader: FrameReader::default(),
                 outbox,
                 open,
+                writable,
             },
         )
     }
@@ -104,7 +112,10 @@ impl Channel {
     /// end may send, its writing one while frames wait.
     pub(crate) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
         let rx = self.rx.as_ref().filter(|_| self.open);
-        let tx = self.tx.as_ref().filter(|_| !self.outbox.is_empty());
+        let tx = self
+            .tx
+            .as_ref()
+            .filter(|_| self.writable && !self.outbox.is_empty());
         rx.map(|fd| (fd.as_fd(), PollFlags::POLLIN))
             .into_iter()
             .chain(tx.map(|fd| (fd.as_fd(), PollFlags::POLLOUT)))
@@ -122,6 +133,12 @@ impl Channel {
     /// Whether the other end may still send.
     pub(crate) fn is_open(&self) -> bool {
         self.open && self.rx.is_some()
+    }
+
+    /// Whether the channel is cut: the other end closed what it sends on
+    /// (read its end) or what it reads from (a write failed).
+    pub(crate) fn is_cut(&self) -> bool {
+        (self.rx.is_some() && !self.open) || (self.tx.is_some() && !self.writable)
     }
 
     /// Reads what the descriptor holds, at most `max_reads` reads (each up
@@ -142,9 +159,12 @@ impl Channel {
         self.reader.next()
     }
 
-    /// Queues `message`; [`flush`](Self::flush) writes it.
+    /// Queues `message`; [`flush`](Self::flush) writes it (nothing, once
+    /// the other end stopped reading).
     pub(crate) fn queue<T: Serialize>(&mut self, message: &T) {
-        frame::encode_into(&mut self.outbox, message);
+        if self.writable {
+            frame::encode_into(&mut self.outbox, message);
+        }
     }
 
     /// Writes as much of the outbox as the descriptor takes, without
@@ -156,7 +176,13 @@ impl Channel {
                 Ok(n) => {
                     self.outbox.drain(..n);
                 }
-                Err(_) => break,
+                Err(Errno::EAGAIN | Errno::EINTR) => break,
+                Err(_) => {
+                    // The reader is gone: what waits will never be read.
+                    self.writable = false;
+                    self.outbox.clear();
+                    break;
+                }
             }
         }
     }

@@ -55,7 +55,20 @@ struct Host {
     hung: bool,
     /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
     abort: Option<AbortMark>,
+    /// Its channel was cut (it closed an end of it) while it ran: when it
+    /// is killed, unless it exits meanwhile (see [`CUT_GRACE`]).
+    cut_at: Option<Instant>,
+    /// Whether its channel was found cut (once is enough).
+    cut: bool,
 }
+
+/// How long a worker host whose channel is cut may take to exit before
+/// it is killed: a host that ends closes its channel a moment before it
+/// is reaped; one that runs on without its channel (a worker closed or
+/// broke its descriptors) can no more be told what to do, nor tell, so
+/// it is killed, and its workers come back in a new host with a new
+/// channel.
+const CUT_GRACE: Duration = Duration::from_millis(100);
 
 /// What a supervisor knows of its worker host and the workers in it.
 #[derive(Debug)]
@@ -226,6 +239,7 @@ impl HostLink {
             .into_iter()
             .chain(drops)
             .chain(host.watch.as_ref().map(Watch::next))
+            .chain(host.cut_at)
             .min()
     }
 
@@ -255,6 +269,15 @@ impl HostLink {
             tracing::warn!(
                 pid = host.pid.as_raw(),
                 "worker host did not exit in time; killing it"
+            );
+            sys::send(host.pid, Signal::SIGKILL);
+        }
+        if host.cut_at.is_some_and(|t| t <= now) {
+            host.cut_at = None;
+            tracing::warn!(
+                pid = host.pid.as_raw(),
+                "worker host runs on without its channel (a worker closed or broke its \
+                 descriptors?); killing it, so that its workers run again in a new host"
             );
             sys::send(host.pid, Signal::SIGKILL);
         }
@@ -404,6 +427,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             // The first sign of life may take a runtime's start-up.
             watch: self.host.watchdog.map(|p| Watch::new(p, self.timer.now())),
             hung: false,
+            cut_at: None,
+            cut: false,
             abort,
         });
         Ok(pid)
@@ -427,6 +452,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
         if let PipeState::Failed(err) = host.channel.receive(max_reads) {
             tracing::warn!(supervisor = %self.machine.path(), %err, "reading the worker host's channel failed");
+        }
+        if host.channel.is_cut() && !host.cut {
+            host.cut = true;
+            host.cut_at = Some(now + CUT_GRACE);
         }
         while let Some(note) = self
             .host
