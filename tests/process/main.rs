@@ -62,6 +62,7 @@
 use std::time::Duration;
 
 mod abuse;
+mod attack20;
 mod boundaries;
 mod containment;
 mod decisions;
@@ -714,6 +715,68 @@ const SCENARIOS: &[Scenario] = &[
         boundaries::scenario::own_channel_cut_writes,
         boundaries::drive::own_channel_cut_writes,
         20,
+    ),
+    // Review of issue 20: attacks on boundaries, the watchdog, limits, Unix listeners.
+    scenario(
+        "attack20_stop_mark",
+        attack20::scenario::stop_mark,
+        attack20::drive::stop_mark,
+        20,
+    ),
+    scenario(
+        "attack20_busy_under_quota",
+        attack20::scenario::busy_under_quota,
+        attack20::drive::busy_under_quota,
+        20,
+    ),
+    scenario(
+        "attack20_deadlock_beside_work",
+        attack20::scenario::deadlock_beside_work,
+        attack20::drive::deadlock_beside_work,
+        20,
+    ),
+    scenario(
+        "attack20_unix_symlink",
+        attack20::scenario::unix_symlink,
+        attack20::drive::unix_symlink,
+        15,
+    ),
+    scenario(
+        "attack20_cgroup_escape",
+        attack20::scenario::cgroup_escape,
+        attack20::drive::cgroup_escape,
+        20,
+    ),
+    scenario(
+        "attack20_mute_host",
+        attack20::scenario::mute_host,
+        attack20::drive::mute_host,
+        15,
+    ),
+    scenario(
+        "attack20_host_signal_pipe",
+        attack20::scenario::host_signal_pipe,
+        attack20::drive::host_signal_pipe,
+        15,
+    ),
+    scenario(
+        "attack20_audit",
+        attack20::scenario::audit,
+        attack20::drive::audit,
+        15,
+    ),
+    scenario(
+        "attack20_nested_users",
+        attack20::scenario::nested_users,
+        attack20::drive::nested_users,
+        15,
+    ),
+    wrapped(
+        "attack20_own_user",
+        attack20::scenario::own_user,
+        attack20::drive::own_user,
+        15,
+        attack20::own_user_command,
     ),
     // Abuse: floods, races and hostile peers against the guarantees (issue 19).
     scenario(

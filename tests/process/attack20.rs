@@ -1,0 +1,1241 @@
+//! Attacks on the boundaries between subtrees, the starved-vs-hung
+//! watchdog, limits and `Listen::unix` (review of issue 20).
+//!
+//! * `attack20_stop_mark`: a worker of a `with_user(65534, 65534)` subtree
+//!   writes 1 to every shared writable page it finds in its own memory
+//!   (`/proc/self/maps`, `rw-s /dev/zero (deleted)`). One of them is the
+//!   tree's listener stop mark, shared with every process of the tree,
+//!   root-owned ones included. When the tree is then stopped (SIGTERM), the
+//!   root finds the mark set and does not shut its listeners down: a
+//!   client that connects while the workers drain is taken into the
+//!   backlog and left waiting, instead of refused at once. The runner also
+//!   lists what the processes of uid 65534 share with root-owned ones.
+//! * `attack20_busy_under_quota`: a worker that spins on its host's thread
+//!   (a busy loop, silent) in a subtree with `Limits::cpu(0.25)` and a
+//!   200 ms watchdog: it must be killed as `hung` within 2 × the period.
+//! * `attack20_deadlock_beside_work`: the same subtree; a worker starts a
+//!   CPU-bound thread (background work), then blocks its host's executor
+//!   thread for good (a deadlock): `hung` within 2 × the period.
+//! * `attack20_unix_symlink`: `Listen::unix` under a symbolic link that
+//!   another user (65534) owns in a sticky directory (`/tmp`-like), to a
+//!   private root-owned directory: the link's owner can point it elsewhere
+//!   at any time, so it is a directory another user can change; `start()`
+//!   must refuse it. If started, the runner (as that user would) swaps the
+//!   link to a directory of its own with a socket of its own, and checks
+//!   whether a client that connects to the listener's path reaches the
+//!   tree.
+//! * `attack20_cgroup_escape`: under a `with_user(65534, 65534)`
+//!   supervisor, two limited child supervisors (a tight memory limit, a
+//!   loose one): the cgroup leaves of both are chowned to 65534, so a
+//!   worker of the tight one moves its own host into the loose one's leaf
+//!   (cgroup v1 lets the owner of a task move it wherever it may write
+//!   `cgroup.procs`) and allocates past its limit.
+
+/// `attack20_own_user` runs as nobody (see `limits_unprivileged::as_nobody`).
+pub(crate) fn own_user_command(exe: &std::path::Path) -> std::process::Command {
+    crate::limits_unprivileged::as_nobody(exe, "attack20_own_user")
+}
+
+pub(crate) mod scenario {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    use supertrees::{Intensity, Limits, Listen, RestartPolicy, Shutdown, Supertree};
+
+    use crate::observe::now_ms;
+    use crate::scenario::{report, Life};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// The shared writable mappings of this process: `(start, length,
+    /// line)`.
+    pub(crate) fn shared_writable() -> Vec<(usize, usize, String)> {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let range = fields.next()?;
+                let perms = fields.next()?;
+                if !perms.starts_with("rw") || !perms.ends_with('s') {
+                    return None;
+                }
+                let (a, b) = range.split_once('-')?;
+                let a = usize::from_str_radix(a, 16).ok()?;
+                let b = usize::from_str_radix(b, 16).ok()?;
+                Some((a, b - a, line.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Stores `value` in the first word of the mapping at `start`.
+    #[allow(unsafe_code)]
+    fn poke(start: usize, value: u32) {
+        // SAFETY: `start` is the start of a writable shared mapping of this
+        // process, listed in /proc/self/maps just now, page-aligned; an
+        // atomic store of a u32 touches nothing else. (That is the attack:
+        // the page is shared with other processes.)
+        unsafe {
+            (*(start as *const std::sync::atomic::AtomicU32))
+                .store(value, std::sync::atomic::Ordering::SeqCst)
+        };
+    }
+
+    /// What this process holds: its descriptors (numbers and targets).
+    fn descriptors() -> Vec<String> {
+        let mut fds: Vec<(i32, String)> = std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let fd = e.file_name().to_string_lossy().parse().ok()?;
+                let target = std::fs::read_link(e.path()).ok()?;
+                Some((fd, target.to_string_lossy().into_owned()))
+            })
+            .collect();
+        fds.sort();
+        fds.into_iter().map(|(fd, t)| format!("{fd}={t}")).collect()
+    }
+
+    /// The attacker: as uid 65534, lists what it holds and sets every
+    /// shared writable page it has.
+    fn page_setter() -> Life {
+        Life::new(|| {
+            Box::pin(async {
+                tokio::time::sleep(ms(300)).await;
+                println!(
+                    "attacker uid {} fds {}",
+                    nix::unistd::getuid(),
+                    descriptors().join(" ")
+                );
+                let pages = shared_writable();
+                for (start, len, line) in &pages {
+                    println!("attacker shared mapping {start:#x} +{len}: {line}");
+                    poke(*start, 1);
+                }
+                println!("attacker wrote {} shared pages", pages.len());
+                std::future::pending::<()>().await
+            })
+        })
+    }
+
+    /// A server of listener `web`: says where it listens, then waits to be
+    /// asked to stop, and drains for 1.5 s (without accepting: connections
+    /// that arrive meanwhile wait in the backlog, if the listener still
+    /// listens).
+    fn drainer() -> Life {
+        let mut life = Life::new(|| {
+            Box::pin(async {
+                let stop = supertrees::stopping();
+                match supertrees::tcp_listener("web").and_then(|l| l.local_addr()) {
+                    Ok(addr) => println!("web on {addr}"),
+                    Err(err) => return println!("listener error: {err}"),
+                }
+                stop.await;
+                println!("stopping");
+                tokio::time::sleep(ms(1500)).await;
+                println!("drained");
+            })
+        });
+        life.restart = RestartPolicy::Always;
+        life.shutdown = Shutdown::Timeout(Duration::from_secs(5));
+        life
+    }
+
+    pub(crate) fn stop_mark() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: switching users needs root");
+            return;
+        }
+        report(
+            Supertree::new()
+                .add_supervisor(|s| {
+                    s.with_listener("web", Listen::tcp(([127, 0, 0, 1], 0).into()))
+                        .add_worker(drainer())
+                })
+                .add_supervisor(|s| s.with_user(65534, 65534).add_worker(page_setter()))
+                .start(),
+        );
+    }
+
+    /// A tree with everything that makes descriptors (events, a status
+    /// socket, mailboxes, a template, listeners, a watchdog) and a
+    /// `with_user` subtree, for the runner's inventory of what its
+    /// processes share.
+    pub(crate) fn audit() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: switching users needs root");
+            return;
+        }
+        let dir = crate::observe::test_dir();
+        let idle = || {
+            let mut life = Life::new(|| {
+                Box::pin(async {
+                    println!("idle up");
+                    std::future::pending::<()>().await
+                })
+            });
+            life.restart = RestartPolicy::Always;
+            life
+        };
+        report(
+            events(
+                Supertree::new()
+                    .status_socket(dir.join("status.sock"))
+                    .with_watchdog(Duration::from_secs(1))
+                    .with_mailbox("top")
+                    .add_supervisor(|s| {
+                        s.with_listener("web", Listen::tcp(([127, 0, 0, 1], 0).into()))
+                            .with_mailbox("kv")
+                            .add_dynamic("t", |_: u32| {
+                                let mut l = Life::new(|| Box::pin(async {}));
+                                l.restart = RestartPolicy::Never;
+                                l
+                            })
+                            .add_worker(idle())
+                    })
+                    .add_supervisor(|s| {
+                        s.with_user(65534, 65534)
+                            .with_mailbox("own")
+                            .add_worker(idle())
+                            .add_supervisor(|s| s.add_worker(idle()))
+                    })
+                    .add_worker(idle()),
+            )
+            .start(),
+        );
+    }
+
+    /// Prints `whoami <uid>` and waits.
+    fn whoami() -> Life {
+        let mut life = Life::new(|| {
+            Box::pin(async {
+                println!("whoami {}", nix::unistd::getuid());
+                std::future::pending::<()>().await
+            })
+        });
+        life.restart = RestartPolicy::Always;
+        life
+    }
+
+    /// A `with_user(65534)` subtree with a `with_user(65533)` supervisor
+    /// below it: once the first has switched, it may switch no more, so
+    /// `start()` must refuse (naming `root/0/0`).
+    pub(crate) fn nested_users() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: switching users needs root");
+            return;
+        }
+        report(
+            events(Supertree::new().add_supervisor(|s| {
+                s.with_user(65534, 65534)
+                    .add_worker(whoami())
+                    .add_supervisor(|s| s.with_user(65533, 65533).add_worker(whoami()))
+            }))
+            .start(),
+        );
+    }
+
+    /// Run as nobody (65534): a subtree `with_user(65534, 65534)`, the
+    /// user it already is, which `start()` accepts as needing no privilege.
+    pub(crate) fn own_user() {
+        if nix::unistd::geteuid().is_root() {
+            println!("skipped: not run as another user");
+            return;
+        }
+        report(
+            events(Supertree::new().add_supervisor(|s| {
+                let (uid, gid) = (
+                    nix::unistd::getuid().as_raw(),
+                    nix::unistd::getgid().as_raw(),
+                );
+                s.with_user(uid, gid).add_worker(whoami())
+            }))
+            .start(),
+        );
+    }
+
+    /// Events, with the time they reached the root.
+    fn events(tree: Supertree) -> Supertree {
+        tree.on_event(|event| println!("event {event} at {}", now_ms()))
+    }
+
+    fn lenient() -> Intensity {
+        Intensity::new(1000, Duration::from_secs(10))
+    }
+
+    /// The marker file that makes only the first run of a worker misbehave.
+    fn first_run(tag: &str) -> bool {
+        let marker = std::env::temp_dir().join(format!(
+            "supertrees-a20-{tag}-{}",
+            nix::unistd::getsid(None).map_or(0, |s| s.as_raw())
+        ));
+        std::fs::File::create_new(marker).is_ok()
+    }
+
+    fn remove_marker(tag: &str) {
+        let marker = std::env::temp_dir().join(format!(
+            "supertrees-a20-{tag}-{}",
+            nix::unistd::getsid(None).map_or(0, |s| s.as_raw())
+        ));
+        let _ = std::fs::remove_file(marker);
+    }
+
+    /// Spins on the host's thread (silent) for 20 s, on its first run.
+    fn spinner() -> Life {
+        let mut life = Life::new(|| {
+            Box::pin(async {
+                println!("start {} at {}", std::process::id(), now_ms());
+                if first_run("busy") {
+                    tokio::time::sleep(ms(300)).await;
+                    println!("spinning at {}", now_ms());
+                    let until = Instant::now() + Duration::from_secs(20);
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                    println!("spun 20 s unharmed at {}", now_ms());
+                }
+                std::future::pending::<()>().await;
+            })
+        });
+        life.restart = RestartPolicy::Always;
+        life
+    }
+
+    /// The CPU quota under which the watchdog is judged: a quarter CPU.
+    const QUOTA: f64 = 0.25;
+    const PERIOD: Duration = Duration::from_millis(200);
+
+    pub(crate) fn busy_under_quota() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: cpu limits need cgroups (root)");
+            return;
+        }
+        report(
+            events(
+                Supertree::new()
+                    .with_intensity(lenient())
+                    .add_supervisor(|s| {
+                        s.with_limits(Limits::new().cpu(QUOTA))
+                            .with_watchdog(PERIOD)
+                            .with_intensity(lenient())
+                            .add_worker(spinner())
+                    }),
+            )
+            .start(),
+        );
+        remove_marker("busy");
+    }
+
+    /// On its first run: starts a thread that computes for 20 s (CPU-bound
+    /// background work), then blocks the host's thread for good.
+    fn deadlocker() -> Life {
+        let mut life = Life::new(|| {
+            Box::pin(async {
+                println!("start {} at {}", std::process::id(), now_ms());
+                if first_run("deadlock") {
+                    tokio::time::sleep(ms(300)).await;
+                    std::thread::spawn(|| {
+                        let until = Instant::now() + Duration::from_secs(20);
+                        let mut n: u64 = 1;
+                        while Instant::now() < until {
+                            for _ in 0..10_000 {
+                                n = std::hint::black_box(
+                                    n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+                                );
+                            }
+                        }
+                    });
+                    println!("blocking at {}", now_ms());
+                    let _ = std::io::stdout().flush();
+                    // A deadlock: a lock that is never released.
+                    let lock = std::sync::Mutex::new(());
+                    let _held = lock.lock();
+                    std::thread::sleep(Duration::from_secs(20));
+                    println!("blocked 20 s unharmed at {}", now_ms());
+                }
+                std::future::pending::<()>().await;
+            })
+        });
+        life.restart = RestartPolicy::Always;
+        life
+    }
+
+    pub(crate) fn deadlock_beside_work() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: cpu limits need cgroups (root)");
+            return;
+        }
+        report(
+            events(
+                Supertree::new()
+                    .with_intensity(lenient())
+                    .add_supervisor(|s| {
+                        s.with_limits(Limits::new().cpu(QUOTA))
+                            .with_watchdog(PERIOD)
+                            .with_intensity(lenient())
+                            .add_worker(deadlocker())
+                    }),
+            )
+            .start(),
+        );
+        remove_marker("deadlock");
+    }
+
+    /// The directories of `attack20_unix_symlink`, under the scenario's
+    /// session id: `<tmp>/supertrees-a20-link-<sid>/{sticky,private,theirs}`.
+    pub(crate) fn link_base(sid: i32) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("supertrees-a20-link-{sid}"))
+    }
+
+    pub(crate) fn unix_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: only root can give a link away");
+            return;
+        }
+        let base = link_base(std::process::id() as i32);
+        let setup = || -> std::io::Result<std::path::PathBuf> {
+            let _ = std::fs::remove_dir_all(&base);
+            std::fs::create_dir(&base)?;
+            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
+            // Like /tmp: anyone may add entries, nobody may remove others'.
+            let sticky = base.join("sticky");
+            std::fs::create_dir(&sticky)?;
+            std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777))?;
+            // The root's private directory, where the socket is meant to go.
+            let private = base.join("private");
+            std::fs::create_dir(&private)?;
+            std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+            // A link in the sticky directory, made by (owned by) 65534.
+            let link = sticky.join("app");
+            std::os::unix::fs::symlink(&private, &link)?;
+            let nobody = Some(nix::unistd::Uid::from_raw(65534));
+            let nogroup = Some(nix::unistd::Gid::from_raw(65534));
+            std::os::unix::fs::lchown(
+                &link,
+                nobody.map(|u| u.as_raw()),
+                nogroup.map(|g| g.as_raw()),
+            )?;
+            Ok(link.join("s.sock"))
+        };
+        let path = match setup() {
+            Ok(path) => path,
+            Err(err) => return println!("setup failed: {err}"),
+        };
+        let mut server = Life::new(|| {
+            Box::pin(async {
+                let listener = match supertrees::unix_listener("app")
+                    .and_then(tokio::net::UnixListener::from_std)
+                {
+                    Ok(l) => l,
+                    Err(err) => return println!("listener error: {err}"),
+                };
+                println!("serving");
+                loop {
+                    if let Ok((mut conn, _)) = listener.accept().await {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = conn.write_all(b"genuine\n").await;
+                    }
+                }
+            })
+        });
+        server.restart = RestartPolicy::Always;
+        println!("socket path {}", path.display());
+        report(
+            Supertree::new()
+                .with_listener("app", Listen::unix(&path))
+                .add_worker(server)
+                .start(),
+        );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// `attack20_cgroup_escape`'s worker in the tight subtree: moves its
+    /// own host into every other cgroup leaf it may write to, then
+    /// allocates and touches 96 MiB.
+    fn escaper() -> Life {
+        Life::new(|| {
+            Box::pin(async {
+                tokio::time::sleep(ms(300)).await;
+                let me = std::process::id();
+                let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+                let memory = own
+                    .lines()
+                    .find_map(|l| {
+                        let mut f = l.splitn(3, ':');
+                        let c = f.nth(1)?;
+                        let p = f.next()?;
+                        c.split(',').any(|c| c == "memory").then(|| p.to_owned())
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "escaper uid {} in memory cgroup {memory}",
+                    nix::unistd::getuid()
+                );
+                // Up to the tree's base: the directory of all its groups.
+                let here = std::path::Path::new("/sys/fs/cgroup/memory")
+                    .join(memory.trim_start_matches('/'));
+                let mut moved_to = None;
+                for base in here.ancestors().skip(1).take(4) {
+                    for entry in walk(base) {
+                        let procs = entry.join("cgroup.procs");
+                        if entry == here || !procs.exists() {
+                            continue;
+                        }
+                        if std::fs::write(&procs, me.to_string()).is_ok() {
+                            moved_to = Some(entry.clone());
+                            break;
+                        }
+                    }
+                    if moved_to.is_some() {
+                        break;
+                    }
+                }
+                match &moved_to {
+                    Some(dir) => println!("escaper moved itself to {}", dir.display()),
+                    None => println!("escaper could not move"),
+                }
+                let mut held: Vec<Vec<u8>> = Vec::new();
+                for n in 1..=96 {
+                    held.push(vec![1u8; 1 << 20]);
+                    if n % 32 == 0 {
+                        println!("escaper holds {n} MiB");
+                    }
+                }
+                println!("escaper allocated 96 MiB under a 32 MiB limit");
+                std::future::pending::<()>().await
+            })
+        })
+    }
+
+    /// Every directory at or below `dir`.
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = vec![dir.to_owned()];
+        let mut n = 0;
+        while n < out.len() {
+            if let Ok(entries) = std::fs::read_dir(&out[n]) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        out.push(e.path());
+                    }
+                }
+            }
+            n += 1;
+        }
+        out
+    }
+
+    pub(crate) fn cgroup_escape() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: switching users needs root");
+            return;
+        }
+        let idle = || {
+            let mut life = Life::new(|| Box::pin(std::future::pending::<()>()));
+            life.restart = RestartPolicy::Always;
+            life
+        };
+        report(
+            events(Supertree::new().add_supervisor(|s| {
+                s.with_user(65534, 65534)
+                    .add_supervisor(|s| {
+                        s.with_limits(Limits::new().memory(32 << 20))
+                            .add_worker(escaper())
+                    })
+                    .add_supervisor(|s| {
+                        s.with_limits(Limits::new().memory(1 << 30))
+                            .add_worker(idle())
+                    })
+            }))
+            .start(),
+        );
+    }
+
+    /// This process's pipe descriptors: `(fd, inode, access mode)` with
+    /// `O_ACCMODE` (0 read, 1 write).
+    fn pipes() -> Vec<(i32, String, u32)> {
+        std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let fd: i32 = e.file_name().to_string_lossy().parse().ok()?;
+                let target = std::fs::read_link(e.path())
+                    .ok()?
+                    .to_string_lossy()
+                    .into_owned();
+                if fd <= 2 || !target.starts_with("pipe:") {
+                    return None;
+                }
+                let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+                let flags = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())?;
+                Some((fd, target, flags & 3))
+            })
+            .collect()
+    }
+
+    /// `dup2(/dev/null, fd)`: the descriptor number stays taken, the pipe
+    /// end it held is closed.
+    fn null_over(fd: i32) -> String {
+        let null = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            Ok(null) => null,
+            Err(err) => return format!("no /dev/null: {err}"),
+        };
+        use std::os::fd::AsRawFd;
+        #[allow(unsafe_code)]
+        // SAFETY: dup2 on two descriptor numbers; that it replaces a
+        // descriptor the engine owns is the point of the attack.
+        let done = unsafe { nix::libc::dup2(null.as_raw_fd(), fd) };
+        if done < 0 {
+            format!("dup2 {fd}: {}", std::io::Error::last_os_error())
+        } else {
+            format!("nulled {fd}")
+        }
+    }
+
+    /// On its first run, breaks one of its host's pipes (`what`: `notes`,
+    /// the host's end of its channel to the supervisor, written only by
+    /// the host; `signals`, the read end of the host's signal self-pipe),
+    /// then returns; restarted always.
+    fn pipe_breaker(what: &'static str) -> Life {
+        let mut life = Life::new(move || {
+            Box::pin(async move {
+                println!("start {} at {}", std::process::id(), now_ms());
+                if !first_run(what) {
+                    // Every later run returns after 100 ms: restarted by
+                    // its policy, each time.
+                    tokio::time::sleep(ms(100)).await;
+                    return;
+                }
+                tokio::time::sleep(ms(200)).await;
+                let pipes = pipes();
+                let both_here = |inode: &str| pipes.iter().filter(|p| p.1 == inode).count() == 2;
+                let target = match what {
+                    // A write end whose read end is elsewhere (the supervisor).
+                    "notes" => pipes.iter().find(|p| p.2 == 1 && !both_here(&p.1)),
+                    // The read end of a pipe whose both ends are here.
+                    _ => pipes.iter().find(|p| p.2 == 0 && both_here(&p.1)),
+                };
+                let done = match target {
+                    Some(p) => null_over(p.0),
+                    None => format!("no such pipe in {pipes:?}"),
+                };
+                println!("broke {what}: {done} at {}", now_ms());
+                tokio::time::sleep(ms(100)).await;
+                println!("returning at {}", now_ms());
+            })
+        });
+        life.restart = RestartPolicy::Always;
+        life
+    }
+
+    fn broken_pipe_tree(what: &'static str) {
+        // Starts a child of root/0 after 600 ms: a command to its host.
+        let mut starter = Life::new(|| {
+            Box::pin(async {
+                tokio::time::sleep(ms(600)).await;
+                match supertrees::start_child("a20-kid", 1u32).await {
+                    Ok(id) => println!("started kid {id} at {}", now_ms()),
+                    Err(err) => println!("start_child failed: {err} at {}", now_ms()),
+                }
+                std::future::pending::<()>().await
+            })
+        });
+        starter.restart = RestartPolicy::Never;
+        let kid = |_: u32| {
+            let mut life = Life::new(|| {
+                Box::pin(async {
+                    println!("kid runs");
+                    std::future::pending::<()>().await
+                })
+            });
+            life.restart = RestartPolicy::Never;
+            life
+        };
+        report(
+            events(
+                Supertree::new()
+                    .with_intensity(lenient())
+                    .add_supervisor(|s| {
+                        s.with_intensity(lenient())
+                            .add_dynamic("a20-kid", kid)
+                            .add_worker(pipe_breaker(what))
+                    })
+                    .add_supervisor(|s| s.add_worker(starter)),
+            )
+            .start(),
+        );
+        remove_marker(what);
+    }
+
+    pub(crate) fn mute_host() {
+        broken_pipe_tree("notes");
+    }
+
+    pub(crate) fn host_signal_pipe() {
+        broken_pipe_tree("signals");
+    }
+}
+
+pub(crate) mod drive {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::{ErrorKind, Read};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::Signal;
+
+    use crate::drive::{expect_exit_code, wait_line};
+    use crate::runner::Run;
+
+    /// What one process holds: uid, descriptors (`socket:[n]`, `pipe:[n]`
+    /// with access mode) and shared writable mappings (by device:inode).
+    struct Holdings {
+        pid: i32,
+        uid: u32,
+        fds: BTreeSet<String>,
+        maps: BTreeSet<String>,
+    }
+
+    fn holdings(pid: i32) -> Option<Holdings> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))?
+            .split_whitespace()
+            .nth(2)?
+            .parse()
+            .ok()?;
+        let mut fds = BTreeSet::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            let fdinfo = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                e.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            let flags = fdinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .unwrap_or(0);
+            let mode = match flags & 3 {
+                0 => "r",
+                1 => "w",
+                _ => "rw",
+            };
+            if target.starts_with("pipe:") {
+                fds.insert(format!("{target}/{mode}"));
+            } else {
+                fds.insert(target);
+            }
+        }
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let perms = f.get(1)?;
+                if !(perms.starts_with("rw") && perms.ends_with('s')) {
+                    return None;
+                }
+                Some(format!(
+                    "shared page {} inode {} {}",
+                    f.get(3)?,
+                    f.get(4)?,
+                    f.get(5..)?.join(" ")
+                ))
+            })
+            .collect();
+        Some(Holdings {
+            pid,
+            uid,
+            fds,
+            maps,
+        })
+    }
+
+    /// What the processes of uid 65534 hold that a root-owned process of
+    /// the tree holds too (excluding stdin/out/err, which the runner
+    /// gives all).
+    fn shared_with_root(run: &mut Run) -> Vec<String> {
+        let all: Vec<Holdings> = run
+            .group()
+            .into_iter()
+            .filter_map(|p| holdings(p.pid))
+            .collect();
+        let std_streams: BTreeSet<String> = all
+            .iter()
+            .find(|h| h.pid == run.pid())
+            .map(|root| {
+                (0..3)
+                    .filter_map(|fd| {
+                        std::fs::read_link(format!("/proc/{}/fd/{fd}", root.pid))
+                            .ok()
+                            .map(|t| t.to_string_lossy().into_owned())
+                    })
+                    .flat_map(|t| {
+                        [
+                            t.clone(),
+                            format!("{t}/r"),
+                            format!("{t}/w"),
+                            format!("{t}/rw"),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut found: BTreeMap<String, (BTreeSet<i32>, BTreeSet<i32>)> = BTreeMap::new();
+        for h in &all {
+            for item in h.fds.iter().chain(&h.maps) {
+                if std_streams.contains(item)
+                    || item.starts_with('/') && !item.contains("(deleted)")
+                {
+                    continue;
+                }
+                let entry = found.entry(item.clone()).or_default();
+                if h.uid == 0 {
+                    entry.0.insert(h.pid);
+                } else {
+                    entry.1.insert(h.pid);
+                }
+            }
+        }
+        found
+            .into_iter()
+            .filter(|(_, (root, other))| !root.is_empty() && !other.is_empty())
+            .map(|(item, (root, other))| {
+                format!("{item}: root pids {root:?}, uid 65534 pids {other:?}")
+            })
+            .collect()
+    }
+
+    fn skipped(run: &mut Run) -> Result<bool, String> {
+        if let Some(line) = run
+            .stdout()
+            .into_iter()
+            .find(|l| l.starts_with("skipped: "))
+        {
+            run.note(line);
+            expect_exit_code(run, 0)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub(crate) fn stop_mark(run: &mut Run) -> Result<(), String> {
+        let web = run.wait_for("the web address, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("web on ") || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if skipped(run)? {
+            return Ok(());
+        }
+        let addr: SocketAddr = web["web on ".len()..]
+            .parse()
+            .map_err(|e| format!("bad address {web:?}: {e}"))?;
+        let wrote = wait_line(run, "attacker wrote ")?;
+        for shared in shared_with_root(run) {
+            run.note(format!("shared with root: {shared}"));
+        }
+        run.note(wrote);
+        run.signal_root(Signal::SIGTERM)?;
+        wait_line(run, "stopping")?;
+        // The workers drain for 1.5 s: every connection now must be refused.
+        let began = Instant::now();
+        let (mut refused, mut taken, mut other) = (0, 0, Vec::new());
+        let mut held = Vec::new();
+        while began.elapsed() < Duration::from_millis(500) {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Err(err) if err.kind() == ErrorKind::ConnectionRefused => refused += 1,
+                Ok(stream) => {
+                    taken += 1;
+                    held.push(stream);
+                }
+                Err(err) => other.push(err.to_string()),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // What a client left waiting sees in the end.
+        let ends: Vec<String> = held
+            .iter_mut()
+            .take(1)
+            .map(|s| {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                let mut buf = [0u8; 16];
+                match s.read(&mut buf) {
+                    Ok(0) => "closed".to_owned(),
+                    Ok(n) => format!("{n} bytes"),
+                    Err(e) => e.to_string(),
+                }
+            })
+            .collect();
+        expect_exit_code(run, 0)?;
+        run.note(format!(
+            "during the drain: {refused} refused, {taken} taken into the backlog, other {other:?}; a waiting client saw {ends:?}"
+        ));
+        if taken > 0 {
+            return Err(format!(
+                "after a uid-65534 worker set the shared stop mark, the tree's stop left its listener listening: {taken} connections made during the drain were taken into the backlog and left waiting (expected: refused at once)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first `event ... hung` line's time, if any, and when the worker
+    /// began to misbehave (`<what> at <ms>`).
+    fn hung_after(run: &mut Run, what: &str, within: Duration) -> Result<(), String> {
+        let began = wait_line(run, what)?;
+        let at = crate::drive::number_after(&began, ' ')?;
+        let deadline = Instant::now() + within;
+        let mut hung = None;
+        while Instant::now() < deadline {
+            hung = run
+                .stdout()
+                .into_iter()
+                .find(|l| l.starts_with("event ") && l.contains("hung"));
+            if hung.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        let starved = run.stderr_count(|l| l.contains("starved of CPU"));
+        match hung {
+            Some(line) => {
+                let t = crate::drive::number_after(&line, ' ')?;
+                run.note(format!("{line} ({} ms after it began)", t.saturating_sub(at)));
+                if t.saturating_sub(at) > 600 {
+                    return Err(format!("hung only {} ms after it began", t - at));
+                }
+                Ok(())
+            }
+            None => Err(format!(
+                "a worker that began `{}` at {at} under Limits::cpu(0.25) with a 200 ms watchdog was never reported hung in {within:?} ({starved} 'starved of CPU' log lines)",
+                what.trim()
+            )),
+        }
+    }
+
+    pub(crate) fn busy_under_quota(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("a start, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("start ") || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            return skipped(run).map(drop);
+        }
+        hung_after(run, "spinning at ", Duration::from_secs(5))
+    }
+
+    pub(crate) fn deadlock_beside_work(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("a start, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("start ") || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            return skipped(run).map(drop);
+        }
+        hung_after(run, "blocking at ", Duration::from_secs(5))
+    }
+
+    pub(crate) fn unix_symlink(run: &mut Run) -> Result<(), String> {
+        use std::io::{BufRead, BufReader, Write};
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let first = run.wait_for("serving, an error or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| {
+                    l == "serving"
+                        || l.starts_with("returned ")
+                        || l.starts_with("skipped: ")
+                        || l.starts_with("setup failed")
+                        || l.starts_with("listener error")
+                })
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if skipped(run)? {
+            return Ok(());
+        }
+        if first.starts_with("returned Err") {
+            expect_exit_code(run, 0)?;
+            run.note(first);
+            return Ok(());
+        }
+        if first != "serving" {
+            run.signal_root(Signal::SIGTERM)?;
+            return Err(first);
+        }
+        let base = super::scenario::link_base(run.pid());
+        let path = base.join("sticky/app/s.sock");
+        let genuine = (|| -> std::io::Result<String> {
+            let mut line = String::new();
+            BufReader::new(UnixStream::connect(&path)?).read_line(&mut line)?;
+            Ok(line)
+        })();
+        // What uid 65534, the link's owner, can do at any time: point it at
+        // a directory of its own, with a socket of its own in it.
+        let swapped = (|| -> std::io::Result<String> {
+            let theirs = base.join("theirs");
+            std::fs::create_dir(&theirs)?;
+            let impostor = UnixListener::bind(theirs.join("s.sock"))?;
+            let nobody = Some(65534);
+            std::os::unix::fs::chown(&theirs, nobody, nobody)?;
+            // The swap, done by the link's owner itself.
+            let link = base.join("sticky/app");
+            let swapped = std::process::Command::new("setpriv")
+                .args([
+                    "--reuid",
+                    "65534",
+                    "--regid",
+                    "65534",
+                    "--clear-groups",
+                    "ln",
+                    "-sfn",
+                ])
+                .arg(&theirs)
+                .arg(&link)
+                .status()?;
+            if !swapped.success() {
+                return Err(std::io::Error::other(format!("ln as 65534: {swapped}")));
+            }
+            let client = std::thread::spawn(move || -> std::io::Result<String> {
+                let mut line = String::new();
+                BufReader::new(UnixStream::connect(&path)?).read_line(&mut line)?;
+                Ok(line)
+            });
+            let (mut conn, _) = impostor.accept()?;
+            conn.write_all(b"impostor\n")?;
+            client
+                .join()
+                .unwrap_or_else(|_| Ok("client panicked".to_owned()))
+        })();
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        run.note(format!(
+            "before the swap a client read {genuine:?}; after the link's owner swapped it, {swapped:?}"
+        ));
+        Err(format!(
+            "start() accepted Listen::unix under a symbolic link owned by uid 65534 in a sticky directory; after that user re-pointed the link, a client of the listener's path read {swapped:?}"
+        ))
+    }
+
+    pub(crate) fn cgroup_escape(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("the escaper, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("escaper uid") || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            return skipped(run).map(drop);
+        }
+        let moved = wait_line(run, "escaper ")?;
+        let _ = run.wait_for("the escaper's end", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| {
+                    l.starts_with("escaper allocated")
+                        || l.starts_with("event ") && l.contains("out of memory")
+                })
+                .ok_or_else(|| "not yet".to_owned())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        let lines = run.stdout();
+        let mv = lines
+            .iter()
+            .find(|l| l.starts_with("escaper moved") || l.starts_with("escaper could not"))
+            .cloned()
+            .unwrap_or_default();
+        run.note(first);
+        run.note(mv.clone());
+        let _ = moved;
+        if let Some(done) = lines.iter().find(|l| l.starts_with("escaper allocated")) {
+            return Err(format!(
+                "a worker of a subtree limited to 32 MiB moved its host out of its cgroup ({mv}) and {done}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// CPU time (user + system, in clock ticks) of each process of the
+    /// scenario's group.
+    fn cpu_ticks(run: &mut Run) -> Vec<(i32, u64)> {
+        run.group()
+            .into_iter()
+            .filter_map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).ok()?;
+                let rest = stat.rsplit_once(')')?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let ticks =
+                    fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+                Some((p.pid, ticks))
+            })
+            .collect()
+    }
+
+    /// Processes of the tree that used more than 10 % of a CPU over 2 s.
+    fn spinning(run: &mut Run) -> Vec<String> {
+        let before = cpu_ticks(run);
+        let since = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        let after = cpu_ticks(run);
+        let spent = since.elapsed().as_secs_f64();
+        after
+            .iter()
+            .filter_map(|(pid, t)| {
+                let (_, t0) = before.iter().find(|(p, _)| p == pid)?;
+                let share = (t - t0) as f64 / 100.0 / spent;
+                (share > 0.10).then(|| format!("pid {pid}: {:.0} % of a CPU", share * 100.0))
+            })
+            .collect()
+    }
+
+    /// After the worker broke a pipe of its host and returned: whether it
+    /// was started again (within 3 s), and what spins.
+    fn broken_pipe(run: &mut Run) -> Result<(), String> {
+        let broke = wait_line(run, "broke ")?;
+        wait_line(run, "returning at ")?;
+        let kid = wait_line(run, "start")?;
+        let _ = run.wait_for("the kid's start", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("started kid") || l.starts_with("start_child failed"))
+                .ok_or_else(|| "not yet".to_owned())
+        });
+        let _ = kid;
+        let spin = spinning(run);
+        // Every run after the first returns after 100 ms and is restarted
+        // (10 ms backoff): ~20 runs in these 2 s, each an `Exited` event.
+        let starts = run.count(|l| l.starts_with("start "));
+        let exits = run.count(|l| l.starts_with("event root/0/0") && l.contains("restarting"));
+        let restarted = starts >= 5 && exits + 2 >= starts;
+        run.note(format!(
+            "in 2 s after the break: {starts} starts, {exits} restart events reached the root"
+        ));
+        // wait_for fails only at the scenario's deadline: stop before it.
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        run.note(broke.clone());
+        for line in run.stdout().into_iter().filter(|l| l.contains("kid")) {
+            run.note(line);
+        }
+        let mut broken = Vec::new();
+        if !spin.is_empty() {
+            broken.push(format!("processes spinning after it: {spin:?}"));
+        }
+        if !restarted {
+            broken.push(format!("after the break, the worker ran {starts} times but the root saw {exits} of its restarts"));
+        }
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(broken.join("; "))
+        }
+    }
+
+    pub(crate) fn mute_host(run: &mut Run) -> Result<(), String> {
+        broken_pipe(run)
+    }
+
+    pub(crate) fn host_signal_pipe(run: &mut Run) -> Result<(), String> {
+        broken_pipe(run)
+    }
+
+    pub(crate) fn audit(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("the tree up, or a skip", |run| {
+            let up = run.count(|l| l == "idle up");
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("skipped: "))
+                .or_else(|| (up >= 4).then(|| "up".to_owned()))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            return skipped(run).map(drop);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for p in run.group() {
+            if let Some(h) = holdings(p.pid) {
+                run.note(format!(
+                    "pid {} uid {}: {:?} {:?}",
+                    h.pid, h.uid, h.fds, h.maps
+                ));
+            }
+        }
+        for shared in shared_with_root(run) {
+            run.note(format!("shared with root: {shared}"));
+        }
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)
+    }
+
+    /// Either `start()` refused at once (`returned Err`), or, the tree
+    /// running, whether the worker of every supervisor ran within 3 s.
+    fn users_outcome(run: &mut Run, workers: usize, what: &str) -> Result<(), String> {
+        let first = run.wait_for("a start or an answer", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| {
+                    l.starts_with("returned ")
+                        || l.starts_with("skipped: ")
+                        || l.starts_with("event ")
+                })
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            return skipped(run).map(drop);
+        }
+        if first.starts_with("returned Err") {
+            run.note(first);
+            return expect_exit_code(run, 0);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let ran = run.count(|l| l.starts_with("whoami "));
+        let setup_failures = run.count(|l| l.starts_with("event ") && l.contains("set up"));
+        run.signal_root(Signal::SIGTERM)?;
+        let _ = expect_exit_code(run, 0);
+        let failed_lines: Vec<String> = run
+            .stdout()
+            .into_iter()
+            .filter(|l| l.starts_with("event ") && l.contains("set up"))
+            .take(2)
+            .collect();
+        if ran >= workers {
+            return Ok(());
+        }
+        Err(format!(
+            "{what}: start() accepted the tree, then {ran} of {workers} workers ran in 3 s; {setup_failures} setup-failure events, e.g. {failed_lines:?}"
+        ))
+    }
+
+    pub(crate) fn nested_users(run: &mut Run) -> Result<(), String> {
+        users_outcome(run, 2, "with_user(65533) below with_user(65534)")
+    }
+
+    pub(crate) fn own_user(run: &mut Run) -> Result<(), String> {
+        users_outcome(run, 1, "run as 65534, with_user(65534, 65534)")
+    }
+}
