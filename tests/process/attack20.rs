@@ -208,6 +208,75 @@ pub(crate) mod scenario {
         );
     }
 
+    /// Idle workers in five supervisors (each its worker host), all
+    /// under one tiny CPU quota (a hundredth of a CPU), watched every
+    /// 200 ms, one worker doing cooperative CPU work (it yields between
+    /// 1 ms chunks): starved, none hung.
+    pub(crate) fn tiny_quota() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: cpu limits need cgroups (root)");
+            return;
+        }
+        let idle = || {
+            let mut life = Life::new(|| {
+                Box::pin(async {
+                    println!("idle up at {}", now_ms());
+                    std::future::pending::<()>().await
+                })
+            });
+            life.restart = RestartPolicy::Always;
+            life
+        };
+        let mut worker = Life::new(|| {
+            Box::pin(async {
+                println!("cooperative up at {}", now_ms());
+                let mut n: u64 = 1;
+                loop {
+                    let until = Instant::now() + ms(1);
+                    while Instant::now() < until {
+                        n = std::hint::black_box(n.wrapping_mul(3).wrapping_add(1));
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        });
+        worker.restart = RestartPolicy::Always;
+        report(
+            events(Supertree::new().with_intensity(lenient()).add_supervisor(|s| {
+                let mut s = s
+                    .with_limits(Limits::new().cpu(0.01))
+                    .with_watchdog(PERIOD)
+                    .with_intensity(lenient())
+                    .add_worker(worker)
+                    .add_worker(idle());
+                for _ in 0..4 {
+                    s = s.add_supervisor(|s| {
+                        s.with_intensity(lenient()).add_worker(idle()).add_worker(idle())
+                    });
+                }
+                s
+            }))
+            .start(),
+        );
+    }
+
+    /// A subtree with `open_files(64)` in a tree that declares 80
+    /// mailboxes elsewhere: every process holds a sending socket of each,
+    /// so the subtree's processes start above their limit.
+    pub(crate) fn open_files_names() {
+        let mut tree = Supertree::new()
+            .with_intensity(lenient())
+            .add_supervisor(|s| {
+                s.with_limits(Limits::new().open_files(64))
+                    .with_intensity(lenient())
+                    .add_worker(whoami())
+            });
+        for n in 0..80 {
+            tree = tree.with_mailbox(&format!("box{n}"));
+        }
+        report(events(tree).start());
+    }
+
     /// Prints `whoami <uid>` and waits.
     fn whoami() -> Life {
         let mut life = Life::new(|| {
@@ -1237,5 +1306,36 @@ pub(crate) mod drive {
 
     pub(crate) fn own_user(run: &mut Run) -> Result<(), String> {
         users_outcome(run, 1, "run as 65534, with_user(65534, 65534)")
+    }
+
+    pub(crate) fn tiny_quota(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("a start, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("cooperative up") || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            return skipped(run).map(drop);
+        }
+        std::thread::sleep(Duration::from_secs(10));
+        let ups = run.count(|l| l.starts_with("idle up"));
+        run.signal_root(Signal::SIGTERM)?;
+        let _ = expect_exit_code(run, 0);
+        let hung: Vec<String> = run
+            .stdout()
+            .into_iter()
+            .filter(|l| l.starts_with("event ") && l.contains("hung"))
+            .collect();
+        run.note(format!("{ups} idle starts (9 workers); {} starved log lines", run.stderr_count(|l| l.contains("starved of CPU"))));
+        if hung.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} processes starved under a 0.01 CPU quota were killed as hung: {:?}", hung.len(), hung.iter().take(3).collect::<Vec<_>>()))
+        }
+    }
+
+    pub(crate) fn open_files_names(run: &mut Run) -> Result<(), String> {
+        users_outcome(run, 1, "open_files(64) in a tree of 80 mailboxes")
     }
 }

@@ -778,6 +778,18 @@ const SCENARIOS: &[Scenario] = &[
         15,
         attack20::own_user_command,
     ),
+    scenario(
+        "attack20_tiny_quota",
+        attack20::scenario::tiny_quota,
+        attack20::drive::tiny_quota,
+        40,
+    ),
+    scenario(
+        "attack20_open_files_names",
+        attack20::scenario::open_files_names,
+        attack20::drive::open_files_names,
+        15,
+    ),
     // Abuse: floods, races and hostile peers against the guarantees (issue 19).
     scenario(
         "abuse_terminate_flood",
