@@ -36,6 +36,21 @@ pub(crate) fn own_user_command(exe: &std::path::Path) -> std::process::Command {
     crate::limits_unprivileged::as_nobody(exe, "attack20_own_user")
 }
 
+/// `attack20_forged_oom` runs where no cgroup can be made: in a mount
+/// namespace of its own with the cgroup v1 memory hierarchy read-only.
+pub(crate) fn no_cgroups_command(exe: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        "mount -o remount,ro,bind /sys/fs/cgroup/memory 2>/dev/null; mount -o remount,ro,bind /sys/fs/cgroup 2>/dev/null; exec \"$0\"",
+    ])
+    .arg(exe)
+    .env(crate::SCENARIO_VAR, "attack20_forged_oom");
+    cmd
+}
+
 pub(crate) mod scenario {
     use std::io::Write;
     use std::time::{Duration, Instant};
@@ -119,6 +134,51 @@ pub(crate) mod scenario {
                 std::future::pending::<()>().await
             })
         })
+    }
+
+    /// The attacker of `attack20_forged_oom`: as uid 65534, stores
+    /// `ABORTED | NO_MEMORY` (the bits a process's own SIGABRT handler
+    /// records when an allocation failed) in every shared writable page it
+    /// finds.
+    fn oom_forger() -> Life {
+        Life::new(|| {
+            Box::pin(async {
+                tokio::time::sleep(ms(300)).await;
+                let pages = shared_writable();
+                for (start, len, line) in &pages {
+                    println!("forger shared mapping {start:#x} +{len}: {line}");
+                    poke(*start, 0b101);
+                }
+                println!("forger uid {} wrote {} shared pages", nix::unistd::getuid(), pages.len());
+                std::future::pending::<()>().await
+            })
+        })
+    }
+
+    /// Run as root where no cgroup can be made (the runner remounts the
+    /// memory hierarchy read-only in a mount namespace of its own), so
+    /// `memory` is `RLIMIT_AS` and the root makes an abort mark for
+    /// root/0 before it forks it: root/1, a `with_user(65534)` subtree
+    /// forked after, shares that page.
+    pub(crate) fn forged_oom() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: switching users needs root");
+            return;
+        }
+        let idle = || {
+            let mut life = Life::new(|| Box::pin(std::future::pending::<()>()));
+            life.restart = RestartPolicy::Always;
+            life
+        };
+        report(
+            events(
+                Supertree::new()
+                    .with_intensity(lenient())
+                    .add_supervisor(|s| s.with_limits(Limits::new().memory(1 << 30)).add_worker(idle()))
+                    .add_supervisor(|s| s.with_user(65534, 65534).add_worker(oom_forger())),
+            )
+            .start(),
+        );
     }
 
     /// A server of listener `web`: says where it listens, then waits to be
@@ -1337,5 +1397,42 @@ pub(crate) mod drive {
 
     pub(crate) fn open_files_names(run: &mut Run) -> Result<(), String> {
         users_outcome(run, 1, "open_files(64) in a tree of 80 mailboxes")
+    }
+
+    pub(crate) fn forged_oom(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("the forger, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("forger uid") || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            return skipped(run).map(drop);
+        }
+        let started = wait_line(run, "event root/0 (pid ")?;
+        let pid = crate::drive::pid_in(&started)?;
+        let plan = run.stderr_count(|l| l.contains("RLIMIT_AS"));
+        // Some other reason for a SIGABRT than memory: here, a signal.
+        run.signal(pid, Signal::SIGABRT)?;
+        let exited = run.wait_for("root/0's exit", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| {
+                    (l.starts_with("event root/0:") || l.starts_with(&format!("event root/0 (pid {pid}):")))
+                        && (l.contains("restarting") || l.contains("killed") || l.contains("out of memory"))
+                })
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        run.note(first);
+        run.note(format!("{plan} log lines name RLIMIT_AS"));
+        run.note(exited.clone());
+        if exited.contains("out of memory") {
+            return Err(format!(
+                "root/0 (root-owned, RLIMIT_AS memory limit) was sent SIGABRT by another process after a uid-65534 worker wrote the shared abort page: reported {exited:?}, expected killed by SIGABRT"
+            ));
+        }
+        Ok(())
     }
 }

@@ -790,6 +790,13 @@ const SCENARIOS: &[Scenario] = &[
         attack20::drive::open_files_names,
         15,
     ),
+    wrapped(
+        "attack20_forged_oom",
+        attack20::scenario::forged_oom,
+        attack20::drive::forged_oom,
+        15,
+        attack20::no_cgroups_command,
+    ),
     // Abuse: floods, races and hostile peers against the guarantees (issue 19).
     scenario(
         "abuse_terminate_flood",
