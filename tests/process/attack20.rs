@@ -51,6 +51,32 @@ pub(crate) fn no_cgroups_command(exe: &std::path::Path) -> std::process::Command
     cmd
 }
 
+/// Set in the environment of this binary (to a directory of
+/// `attack20_unix_chmod_race`) to make it the link swapper (see
+/// [`swapper`]).
+pub(crate) const SWAP_VAR: &str = "SUPERTREES_A20_SWAP";
+
+/// As uid 65534 (run through `setpriv`): points `<dir>/sticky/app`, its
+/// own link in a sticky directory, at `<dir>/private` and at its own
+/// `<dir>/theirs` in turn, as fast as it can (a new link renamed over the
+/// old one), for 60 s at most.
+pub(crate) fn swapper(dir: &std::path::Path) -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let link = dir.join("sticky/app");
+    let tmp = dir.join(format!("sticky/app.{}", std::process::id()));
+    let targets = [dir.join("private"), dir.join("theirs")];
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut n = 0usize;
+    while std::time::Instant::now() < until {
+        let _ = std::fs::remove_file(&tmp);
+        if std::os::unix::fs::symlink(&targets[n % 2], &tmp).is_ok() {
+            let _ = std::fs::rename(&tmp, &link);
+        }
+        n += 1;
+    }
+    std::process::exit(0)
+}
+
 pub(crate) mod scenario {
     use std::io::Write;
     use std::time::{Duration, Instant};
@@ -179,6 +205,98 @@ pub(crate) mod scenario {
             )
             .start(),
         );
+    }
+
+    /// `Listen::unix(<sticky>/app/s.sock).mode(0o666)`, the link `app`
+    /// owned by 65534, who re-points it between the root's private
+    /// directory and its own, where `s.sock` is a symbolic link to a
+    /// root-owned file of mode 0600. The root binds in its directory, then
+    /// sets the mode by path (`chmod` follows links): if the link was
+    /// swapped in between, the file 65534 chose gets mode 0666. Trees are
+    /// started until that happens (at most 20 s).
+    pub(crate) fn unix_chmod_race() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: only root can give a link away");
+            return;
+        }
+        let base = link_base(std::process::id() as i32);
+        let nobody = Some(65534);
+        let setup = || -> std::io::Result<std::path::PathBuf> {
+            let _ = std::fs::remove_dir_all(&base);
+            std::fs::create_dir(&base)?;
+            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
+            let sticky = base.join("sticky");
+            std::fs::create_dir(&sticky)?;
+            std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777))?;
+            let private = base.join("private");
+            std::fs::create_dir(&private)?;
+            std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+            // A root-owned file only root may read or write.
+            let target = base.join("target");
+            std::fs::write(&target, "secret\n")?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
+            // 65534's own directory, with a link where the socket would be.
+            let theirs = base.join("theirs");
+            std::fs::create_dir(&theirs)?;
+            std::os::unix::fs::symlink(&target, theirs.join("s.sock"))?;
+            std::os::unix::fs::lchown(theirs.join("s.sock"), nobody, nobody)?;
+            std::os::unix::fs::chown(&theirs, nobody, nobody)?;
+            let link = sticky.join("app");
+            std::os::unix::fs::symlink(&private, &link)?;
+            std::os::unix::fs::lchown(&link, nobody, nobody)?;
+            Ok(link.join("s.sock"))
+        };
+        let path = match setup() {
+            Ok(path) => path,
+            Err(err) => return println!("setup failed: {err}"),
+        };
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(err) => return println!("setup failed: {err}"),
+        };
+        let swapper = std::process::Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(&exe)
+            .env_remove(crate::SCENARIO_VAR)
+            .env(super::SWAP_VAR, &base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let mut swapper = match swapper {
+            Ok(child) => child,
+            Err(err) => return println!("setup failed: setpriv: {err}"),
+        };
+        let target = base.join("target");
+        let began = Instant::now();
+        let (mut attempts, mut ok, mut refused) = (0u64, 0u64, 0u64);
+        let mut mode = 0o600;
+        while began.elapsed() < Duration::from_secs(20) {
+            attempts += 1;
+            let mut quick = Life::new(|| Box::pin(async {}));
+            quick.restart = RestartPolicy::Never;
+            let started = Supertree::new()
+                .with_listener("app", Listen::unix(&path).mode(0o666))
+                .add_worker(quick)
+                .start();
+            if started.is_ok() {
+                ok += 1;
+            } else {
+                refused += 1;
+            }
+            mode = std::fs::metadata(&target).map_or(0, |m| m.mode() & 0o7777);
+            if mode != 0o600 {
+                break;
+            }
+        }
+        let _ = swapper.kill();
+        let _ = swapper.wait();
+        println!(
+            "chmod race: {attempts} starts ({ok} ran, {refused} refused) in {:.1} s; target mode {mode:04o}",
+            began.elapsed().as_secs_f64()
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     /// A server of listener `web`: says where it listens, then waits to be
@@ -1431,6 +1549,29 @@ pub(crate) mod drive {
         if exited.contains("out of memory") {
             return Err(format!(
                 "root/0 (root-owned, RLIMIT_AS memory limit) was sent SIGABRT by another process after a uid-65534 worker wrote the shared abort page: reported {exited:?}, expected killed by SIGABRT"
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unix_chmod_race(run: &mut Run) -> Result<(), String> {
+        let line = run.wait_for("the race's end, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("chmod race: ") || l.starts_with("skipped: ") || l.starts_with("setup failed"))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if skipped(run)? {
+            return Ok(());
+        }
+        expect_exit_code(run, 0)?;
+        run.note(line.clone());
+        if line.starts_with("setup failed") {
+            return Err(line);
+        }
+        if !line.ends_with("target mode 0600") {
+            return Err(format!(
+                "a root-owned file of mode 0600, chosen by uid 65534 (the owner of a link on the listener's path), was chmodded by the tree's start(): {line}"
             ));
         }
         Ok(())

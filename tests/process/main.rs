@@ -92,6 +92,9 @@ mod starved;
 const SCENARIO_VAR: &str = "SUPERTREES_SCENARIO";
 
 fn main() {
+    if let Some(dir) = std::env::var_os(attack20::SWAP_VAR) {
+        attack20::swapper(dir.as_ref());
+    }
     if std::env::var_os(starved::HOG_VAR).is_some() {
         starved::hog();
     }
@@ -796,6 +799,12 @@ const SCENARIOS: &[Scenario] = &[
         attack20::drive::forged_oom,
         15,
         attack20::no_cgroups_command,
+    ),
+    scenario(
+        "attack20_unix_chmod_race",
+        attack20::scenario::unix_chmod_race,
+        attack20::drive::unix_chmod_race,
+        40,
     ),
     // Abuse: floods, races and hostile peers against the guarantees (issue 19).
     scenario(
