@@ -140,6 +140,56 @@ pub(crate) mod scenario {
         fds.into_iter().map(|(fd, t)| format!("{fd}={t}")).collect()
     }
 
+    /// What this process can reach of the other processes of its session:
+    /// their descriptors through `/proc/<pid>/fd`, `pidfd_getfd`, and
+    /// `ptrace` attach.
+    #[allow(unsafe_code)]
+    fn reach() -> String {
+        let me = std::process::id() as i32;
+        let sid = nix::unistd::getsid(None).map_or(0, |s| s.as_raw());
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid == me || nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).map_or(0, |s| s.as_raw()) != sid {
+                continue;
+            }
+            let listed = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or_else(|e| e.to_string(), |d| format!("{} fds", d.count()));
+            // SAFETY: raw system calls on numbers; descriptors got are closed.
+            let (pidfd, got) = unsafe {
+                let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
+                let mut got = 0;
+                if pidfd >= 0 {
+                    for fd in 0..64 {
+                        let stolen = nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
+                        if stolen >= 0 {
+                            got += 1;
+                            nix::libc::close(stolen);
+                        }
+                    }
+                    nix::libc::close(pidfd);
+                }
+                (pidfd >= 0, got)
+            };
+            // SAFETY: PTRACE_ATTACH/DETACH on a pid number; no memory is passed.
+            let traced = unsafe {
+                let r = nix::libc::ptrace(nix::libc::PTRACE_ATTACH, pid, 0, 0);
+                if r == 0 {
+                    nix::libc::ptrace(nix::libc::PTRACE_DETACH, pid, 0, 0);
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            out.push(format!(
+                "pid {pid}: /proc fd {listed}, pidfd {pidfd}, pidfd_getfd took {got}, ptrace {}",
+                traced.map_or_else(|e| e.to_string(), |()| "attached".to_owned())
+            ));
+        }
+        out.join("; ")
+    }
+
     /// The attacker: as uid 65534, lists what it holds and sets every
     /// shared writable page it has.
     fn page_setter() -> Life {
@@ -151,6 +201,7 @@ pub(crate) mod scenario {
                     nix::unistd::getuid(),
                     descriptors().join(" ")
                 );
+                println!("attacker reach: {}", reach());
                 let pages = shared_writable();
                 for (start, len, line) in &pages {
                     println!("attacker shared mapping {start:#x} +{len}: {line}");
