@@ -4,11 +4,9 @@
 //! `RLIMIT_AS` finds when it aborts ([`abort`]).
 
 use std::io::Write;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -23,7 +21,10 @@ use nix::unistd::{ForkResult, Pid};
 use crate::ChildExit;
 
 mod abort;
+mod shared;
 pub(crate) use abort::AbortMark;
+pub(crate) use shared::SharedFlag;
+use shared::SharedWord;
 
 /// Exit code of a forked process whose own code panicked (an engine bug, or
 /// a runtime that panicked after it ran): Rust's own code for a panic. The
@@ -571,97 +572,6 @@ fn parse_schedstat(text: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-/// The length of a [`SharedWord`]'s mapping (the kernel maps a page).
-const SHARED_WORD_LEN: NonZeroUsize = match NonZeroUsize::new(size_of::<AtomicU32>()) {
-    Some(len) => len,
-    None => NonZeroUsize::MIN,
-};
-
-/// A word in memory shared with every process forked after it is made (an
-/// anonymous `MAP_SHARED` mapping): what one process stores, all see.
-pub(crate) struct SharedWord {
-    word: NonNull<AtomicU32>,
-}
-
-// SAFETY: the mapping is reached only through the atomic, which any thread
-// may use, and it lives until the `SharedWord` is dropped.
-unsafe impl Send for SharedWord {}
-// SAFETY: as for `Send`: `&SharedWord` gives only atomic access.
-unsafe impl Sync for SharedWord {}
-
-impl SharedWord {
-    /// A new word, zero.
-    pub(crate) fn new() -> Result<Self, Errno> {
-        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
-        // SAFETY: a new anonymous mapping at an address the kernel picks:
-        // it overlaps nothing this process uses.
-        let mapped = unsafe {
-            mmap_anonymous(
-                None,
-                SHARED_WORD_LEN,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }?;
-        Ok(Self {
-            word: mapped.cast(),
-        })
-    }
-
-    /// The shared atomic.
-    pub(crate) fn get(&self) -> &AtomicU32 {
-        // SAFETY: `word` points to the start of a live mapping (unmapped
-        // only when `self` is dropped), which is page-aligned, was
-        // zero-filled (a valid 0), and is only ever reached through this
-        // atomic, in every process that shares it.
-        unsafe { self.word.as_ref() }
-    }
-}
-
-impl Drop for SharedWord {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was made by `new` with this length, and no
-        // reference to it outlives `self`. Processes forked meanwhile keep
-        // their own view of it.
-        let _ = unsafe { nix::sys::mman::munmap(self.word.cast(), SHARED_WORD_LEN.get()) };
-    }
-}
-
-impl std::fmt::Debug for SharedWord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SharedWord")
-            .field(&self.get().load(Ordering::SeqCst))
-            .finish()
-    }
-}
-
-/// A flag in memory shared with every process forked after it is made:
-/// set in one process, it is set in all.
-pub(crate) struct SharedFlag(SharedWord);
-
-impl SharedFlag {
-    /// A new flag, not set.
-    pub(crate) fn new() -> Result<Self, Errno> {
-        SharedWord::new().map(Self)
-    }
-
-    /// Sets the flag, for every process that shares it.
-    pub(crate) fn set(&self) {
-        self.0.get().store(1, Ordering::SeqCst);
-    }
-
-    /// Whether this or another process sharing the flag has set it.
-    pub(crate) fn is_set(&self) -> bool {
-        self.0.get().load(Ordering::SeqCst) != 0
-    }
-}
-
-impl std::fmt::Debug for SharedFlag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SharedFlag").field(&self.is_set()).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,15 +599,5 @@ mod tests {
         assert!(me.ran > Duration::ZERO, "{sched:?}");
         assert!(me.slices > 0, "{sched:?}");
         assert_eq!(Sched::read(nix::unistd::Pid::from_raw(i32::MAX)), None);
-    }
-
-    #[test]
-    fn a_shared_flag_starts_unset_and_stays_set() {
-        let flag = SharedFlag::new().expect("a mapping");
-        assert!(!flag.is_set());
-        flag.set();
-        flag.set();
-        assert!(flag.is_set());
-        assert_eq!(format!("{flag:?}"), "SharedFlag(true)");
     }
 }

@@ -14,9 +14,11 @@
 //! listen again (see [`handout`](super::handout)), since a worker may have
 //! shut it down. The root's own shutdown must not be undone that way, yet
 //! it looks the same on the socket. So the root first sets the tree's stop
-//! mark, a flag in an anonymous `MAP_SHARED` mapping it made before it
-//! forked anything ([`SharedFlag`]), which every process of the tree
-//! shares; then it shuts the listeners down.
+//! mark, a flag in memory it made before it forked anything
+//! ([`SharedFlag`]), which every process of the tree reads and only the
+//! root can set (a worker that writes to it, or to any page it shares,
+//! could otherwise keep the root from stopping the listeners); then it
+//! shuts the listeners down.
 //!
 //! A hand-out reads the socket's state first, then the mark, and reads the
 //! mark again after it made the socket listen: a socket found not

@@ -244,6 +244,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         match forked {
             Ok(pid) => {
                 tracing::info!(supervisor = %self.machine.path(), %child, pid = pid.as_raw(), "child supervisor started");
+                if let Some(Err(err)) = abort.as_ref().map(AbortMark::keep_from_forks) {
+                    tracing::warn!(supervisor = %self.machine.path(), %child, %err, "its abort mark may reach processes forked later");
+                }
                 // The first sign of life may take its start-up.
                 let now = self.timer.now();
                 self.procs.procs[child.get()] = Some(Box::new(Proc {

@@ -409,6 +409,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 },
             )
         })?;
+        if let Some(Err(err)) = abort.as_ref().map(AbortMark::keep_from_forks) {
+            tracing::warn!(supervisor = %self.machine.path(), %err, "the worker host's abort mark may reach processes forked later");
+        }
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
         let host_path = format!("{}/host", self.machine.path());
         self.emit(

@@ -22,7 +22,8 @@
 //!
 //! It then lets the abort go on: the process still dies of `SIGABRT`, with
 //! its core dump where those are on. [`AbortMark::out_of_memory`] reads the
-//! verdict.
+//! verdict. Only the supervisor and that process share the word: both keep
+//! it from the processes they fork later.
 //!
 //! What this can not tell: with `RUST_BACKTRACE` on, an explicit
 //! [`std::process::abort`] (or a C library's `abort()`) outside a panic
@@ -67,9 +68,19 @@ impl AbortMark {
         SharedWord::new().map(|word| Self { word })
     }
 
+    /// In the parent, once the process the mark is for has been forked:
+    /// processes it forks from now on do not inherit the mark, so no other
+    /// process can forge what it records (see
+    /// [`SharedWord::keep_from_forks`]).
+    pub(crate) fn keep_from_forks(&self) -> Result<(), Errno> {
+        self.word.keep_from_forks()
+    }
+
     /// In the freshly forked process, before anything of its own runs:
-    /// installs the `SIGABRT` handler that records in this mark.
+    /// installs the `SIGABRT` handler that records in this mark, and keeps
+    /// the mark from the processes it forks.
     pub(crate) fn install(&self) -> Result<(), Errno> {
+        self.word.keep_from_forks()?;
         let backtraces = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
         if backtraces {
             self.word.get().fetch_or(BACKTRACES, Ordering::SeqCst);
