@@ -138,7 +138,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
     sys::become_group_leader();
     sys::ignore_terminal_signals();
     sys::default_action(Signal::SIGCHLD);
-    let signals = match SignalPipe::install(&[Signal::SIGTERM]) {
+    let mut signals = match SignalPipe::install(&[Signal::SIGTERM]) {
         Ok(signals) => signals,
         Err(err) => {
             tracing::error!(host = %path, %err, "worker host could not set up its signals");
@@ -163,7 +163,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         }
         let spawned = std::thread::Builder::new()
             .name("supertrees-host".into())
-            .spawn(move || reader.run(&signals, &tx));
+            .spawn(move || reader.run(&mut signals, &tx));
         if let Err(err) = spawned {
             tracing::error!(host = %host, %err, "worker host could not start its command reader");
             let _ = failed.unbounded_send(Input::SetupFailed);
@@ -243,7 +243,7 @@ struct CommandReader {
 
 impl CommandReader {
     /// Runs until the host must stop.
-    fn run(mut self, signals: &SignalPipe, tx: &mpsc::UnboundedSender<Input>) {
+    fn run(mut self, signals: &mut SignalPipe, tx: &mpsc::UnboundedSender<Input>) {
         loop {
             let mut fds = vec![sys::readable(signals.fd())];
             fds.extend(
@@ -252,9 +252,23 @@ impl CommandReader {
                     .map(|(fd, events)| nix::poll::PollFd::new(fd, events)),
             );
             sys::wait_readable(&mut fds, None);
-            if signals.drain().contains(&Signal::SIGTERM) {
-                let _ = tx.unbounded_send(Input::Terminated);
-                return;
+            match signals.drain() {
+                Ok(got) if got.contains(&Signal::SIGTERM) => {
+                    let _ = tx.unbounded_send(Input::Terminated);
+                    return;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    // Polled again, it would be ready at once for ever.
+                    tracing::error!(%err, "the worker host's signal pipe is broken (a worker closed or replaced it); making it again");
+                    if let Err(err) = signals.renew() {
+                        // Cut off instead (this reader and the channel
+                        // dropped): the supervisor kills the host and runs
+                        // its workers again in a new one.
+                        tracing::error!(%err, "the worker host could not make its signal pipe again; cutting it off from its supervisor");
+                        return;
+                    }
+                }
             }
             if self.forward_available(tx) {
                 return;

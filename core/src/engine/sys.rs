@@ -255,17 +255,43 @@ impl SignalPipe {
     }
 
     /// The signals delivered since the last call, in order.
-    pub(crate) fn drain(&self) -> Vec<Signal> {
+    ///
+    /// # Errors
+    ///
+    /// Once the pipe is broken, so no signal can come through it any more:
+    /// its read end reads as ended (`EPIPE`: its descriptor number now
+    /// holds another file, such as `/dev/null` put there with `dup2` by a
+    /// worker of a host, or its write end was closed) or fails.
+    pub(crate) fn drain(&self) -> Result<Vec<Signal>, Errno> {
         let mut buf = [0u8; 64];
         let mut out = Vec::new();
-        while let Ok(n @ 1..) = nix::unistd::read(&self.read, &mut buf) {
-            out.extend(
-                buf[..n]
-                    .iter()
-                    .filter_map(|&b| Signal::try_from(i32::from(b)).ok()),
-            );
+        loop {
+            match nix::unistd::read(&self.read, &mut buf) {
+                Ok(0) => return Err(Errno::EPIPE),
+                Ok(n) => out.extend(
+                    buf[..n]
+                        .iter()
+                        .filter_map(|&b| Signal::try_from(i32::from(b)).ok()),
+                ),
+                Err(Errno::EAGAIN) => return Ok(out),
+                Err(Errno::EINTR) => {}
+                Err(err) => return Err(err),
+            }
         }
-        out
+    }
+
+    /// Makes the pipe again once [`drain`](Self::drain) found it broken:
+    /// the handlers write to the new one from then on. A signal that came
+    /// in between is lost; the caller acts as if one had (reaps its
+    /// children), and a stop request is sent again or escalated by whoever
+    /// sent it.
+    pub(crate) fn renew(&mut self) -> Result<(), Errno> {
+        let (read, write) = pipe()?;
+        SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
+        // Whatever the old descriptor numbers hold now is closed with them.
+        self.read = read;
+        self.write = write;
+        Ok(())
     }
 
     /// In a freshly forked child: forgets the parent's handlers (this process

@@ -440,11 +440,20 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 }
             }
         }
-        let signals = self
-            .signals
-            .as_ref()
-            .map(SignalPipe::drain)
-            .unwrap_or_default();
+        let signals = match self.signals.as_mut().map(|s| (s.drain(), s)) {
+            None => Vec::new(),
+            Some((Ok(signals), _)) => signals,
+            Some((Err(err), pipe)) => {
+                // Polled again, it would be ready at once for ever.
+                tracing::error!(supervisor = %self.machine.path(), %err, "the supervisor's signal pipe is broken; making it again");
+                if let Err(err) = pipe.renew() {
+                    tracing::error!(supervisor = %self.machine.path(), %err, "could not make the signal pipe again; ending the supervisor");
+                    sys::exit_now(sys::EXIT_PANICKED)
+                }
+                // A child's end may have come meanwhile.
+                vec![Signal::SIGCHLD]
+            }
+        };
         let now = self.timer.now();
         self.read_host(now, false);
         let said = std::mem::take(&mut self.said);
