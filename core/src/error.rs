@@ -71,7 +71,9 @@ pub enum Error {
     /// can not make here (it is not root and has no delegated cgroup, or
     /// the controller is missing) and no rlimit bounds it for the subtree
     /// (`processes`: `RLIMIT_NPROC` counts every process of the user;
-    /// `cpu`: no rlimit bounds a share of CPU time). From `start()`,
+    /// `cpu`: no rlimit bounds a share of CPU time), or `open_files` is
+    /// below the descriptors its processes hold for the tree (see
+    /// [`Limits::open_files`](crate::Limits::open_files)). From `start()`,
     /// before anything is forked. See the table in [`Limits`](crate::Limits).
     ///
     /// # Examples

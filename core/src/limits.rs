@@ -112,7 +112,12 @@ impl Limits {
 
     /// At most `n` open file descriptors per process of the subtree
     /// (`RLIMIT_NOFILE`, with or without cgroups). At least 16: the
-    /// engine's own pipes and sockets need some.
+    /// engine's own pipes and sockets need some. Each process of the tree
+    /// also holds a socket for every mailbox and template of the tree, the
+    /// receiving sockets of those its subtree declares, the tree's
+    /// listeners and a channel per child process: when `n` leaves no room
+    /// for those, `start()` fails with [`Error::UnenforceableLimit`] naming
+    /// the supervisor, `open_files` and the number needed.
     ///
     /// # Examples
     ///

@@ -799,24 +799,49 @@ impl Tree<Nested> {
     }
 
     /// Checks the limits of this supervisor (at `path`) and every one
-    /// below; with `users`, that this process may switch to each
-    /// supervisor's [`with_user`](Tree::with_user).
+    /// below; with `users`, that each supervisor's
+    /// [`with_user`](Tree::with_user) can be honoured where it is forked.
     pub(crate) fn check(&self, path: &str, users: bool) -> Result<(), Error> {
-        for (path, sup) in self.supervisors(path) {
+        for (_, sup) in self.supervisors(path) {
             sup.limits.check()?;
-            let Some((uid, gid)) = sup.user.filter(|_| users) else {
-                continue;
-            };
-            let me = (nix::unistd::getuid(), nix::unistd::getgid());
-            let own = me.0.as_raw() == uid && me.1.as_raw() == gid;
-            if !nix::unistd::geteuid().is_root() && !own {
+        }
+        if users {
+            let me = (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            );
+            self.check_users(path, me, "this process")?;
+        }
+        Ok(())
+    }
+
+    /// Checks that this supervisor (at `path`), forked by a process that
+    /// runs as `parent` (uid, gid; `who` says which), may switch to its
+    /// user, and so on below: only root may switch to another user, so a
+    /// supervisor below a [`with_user`](Tree::with_user) supervisor of
+    /// another user than root can only keep that user.
+    fn check_users(&self, path: &str, parent: (u32, u32), who: &str) -> Result<(), Error> {
+        let runs_as = match self.user {
+            Some(user) if user != parent && parent.0 != 0 => {
                 return Err(Error::Privilege {
-                    path,
+                    path: path.to_owned(),
                     reason: format!(
-                        "only root may switch to uid {uid} and gid {gid}; this process runs as uid {} and gid {}",
-                        me.0, me.1
+                        "only root may switch to uid {} and gid {}; {who} runs as uid {} and gid {}",
+                        user.0, user.1, parent.0, parent.1
                     ),
                 });
+            }
+            Some(user) => user,
+            None => parent,
+        };
+        let who = if self.user.is_some() {
+            format!("{path} above it")
+        } else {
+            who.to_owned()
+        };
+        for (n, child) in self.children.iter().enumerate() {
+            if let Child::Supervisor(sup) = child {
+                sup.check_users(&format!("{path}/{n}"), runs_as, &who)?;
             }
         }
         Ok(())
@@ -907,8 +932,12 @@ impl Tree<Nested> {
     /// # Errors
     ///
     /// `start()` returns [`Error::Privilege`] naming the supervisor, before
-    /// anything is forked, when this process may not switch to that user
-    /// (it is not root, and `uid`/`gid` are not its own).
+    /// anything is forked, when the process that forks it may not switch
+    /// to that user: only root may, so the tree must run as root, and a
+    /// supervisor below a `with_user` supervisor of another user than root
+    /// may only name that same user. Naming the user a process already
+    /// runs as is always allowed (it keeps its supplementary groups when
+    /// it is not root: only root may drop them).
     ///
     /// # Examples
     ///
@@ -1328,5 +1357,53 @@ mod tests {
             template.worker(&[7, 0]).map(drop),
             Err(Refusal::BadArgument(_))
         ));
+    }
+    fn users(tree: Supertree, runs_as: (u32, u32)) -> Result<(), Error> {
+        TreeParts::from(tree)
+            .root
+            .check_users("root", runs_as, "this process")
+    }
+
+    fn refused(result: Result<(), Error>) -> (String, String) {
+        match result {
+            Err(Error::Privilege { path, reason }) => (path, reason),
+            other => panic!("expected a privilege error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_root_switches_users_and_a_subtree_keeps_its_own() {
+        let nested = |inner: (u32, u32)| {
+            Supertree::new().add_supervisor(|s| {
+                s.with_user(65534, 65534)
+                    .add_supervisor(move |s| s.with_user(inner.0, inner.1).add_worker(Noop))
+            })
+        };
+        // Root forks every user's subtree; a subtree may name its own
+        // user again.
+        assert!(users(nested((65534, 65534)), (0, 0)).is_ok());
+        // Below another user than root, no other user, root included.
+        for inner in [(65533, 65533), (65534, 0), (0, 0)] {
+            let (path, reason) = refused(users(nested(inner), (0, 0)));
+            assert_eq!(path, "root/0/0");
+            assert_eq!(
+                reason,
+                format!(
+                    "only root may switch to uid {} and gid {}; root/0 above it runs as uid 65534 and gid 65534",
+                    inner.0, inner.1
+                )
+            );
+        }
+        // A tree that is not root: only its own user.
+        let own = Supertree::new().add_supervisor(|s| s.with_user(1000, 1000).add_worker(Noop));
+        assert!(users(own, (1000, 1000)).is_ok());
+        let other = Supertree::new().add_supervisor(|s| s.with_user(1001, 1000).add_worker(Noop));
+        assert_eq!(
+            refused(users(other, (1000, 1000))),
+            (
+                "root/0".to_owned(),
+                "only root may switch to uid 1001 and gid 1000; this process runs as uid 1000 and gid 1000".to_owned()
+            )
+        );
     }
 }

@@ -539,7 +539,7 @@ pub(crate) mod scenario {
 
     /// A `with_user(65534)` subtree with a `with_user(65533)` supervisor
     /// below it: once the first has switched, it may switch no more, so
-    /// `start()` must refuse (naming `root/0/0`).
+    /// `start()` must refuse (naming `root/0/1`).
     pub(crate) fn nested_users() {
         if !nix::unistd::geteuid().is_root() {
             println!("skipped: switching users needs root");
@@ -1560,7 +1560,15 @@ pub(crate) mod drive {
 
     /// Either `start()` refused at once (`returned Err`), or, the tree
     /// running, whether the worker of every supervisor ran within 3 s.
-    fn users_outcome(run: &mut Run, workers: usize, what: &str) -> Result<(), String> {
+    /// `refusal`: `start()` must fail with an error that contains it;
+    /// `None`: the tree must run, and the worker of every supervisor within
+    /// 3 s.
+    fn users_outcome(
+        run: &mut Run,
+        workers: usize,
+        what: &str,
+        refusal: Option<&str>,
+    ) -> Result<(), String> {
         let first = run.wait_for("a start or an answer", |run| {
             run.stdout()
                 .into_iter()
@@ -1575,8 +1583,20 @@ pub(crate) mod drive {
             return skipped(run).map(drop);
         }
         if first.starts_with("returned Err") {
-            run.note(first);
-            return expect_exit_code(run, 0);
+            run.note(first.clone());
+            expect_exit_code(run, 0)?;
+            return match refusal {
+                Some(want) if first.contains(want) => Ok(()),
+                Some(want) => Err(format!("{what}: refused, but not naming {want:?}")),
+                None => Err(format!("{what}: start() refused a tree it can run")),
+            };
+        }
+        if let Some(want) = refusal {
+            run.signal_root(Signal::SIGTERM)?;
+            let _ = expect_exit_code(run, 0);
+            return Err(format!(
+                "{what}: start() accepted the tree; expected it refused with {want:?}"
+            ));
         }
         std::thread::sleep(Duration::from_secs(3));
         let ran = run.count(|l| l.starts_with("whoami "));
@@ -1598,11 +1618,16 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn nested_users(run: &mut Run) -> Result<(), String> {
-        users_outcome(run, 2, "with_user(65533) below with_user(65534)")
+        users_outcome(
+            run,
+            2,
+            "with_user(65533) below with_user(65534)",
+            Some("Privilege { path: \"root/0/1\""),
+        )
     }
 
     pub(crate) fn own_user(run: &mut Run) -> Result<(), String> {
-        users_outcome(run, 1, "run as 65534, with_user(65534, 65534)")
+        users_outcome(run, 1, "run as 65534, with_user(65534, 65534)", None)
     }
 
     pub(crate) fn tiny_quota(run: &mut Run) -> Result<(), String> {
@@ -1640,7 +1665,12 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn open_files_names(run: &mut Run) -> Result<(), String> {
-        users_outcome(run, 1, "open_files(64) in a tree of 80 mailboxes")
+        users_outcome(
+            run,
+            1,
+            "open_files(64) in a tree of 80 mailboxes",
+            Some("UnenforceableLimit { path: \"root/0\", field: \"open_files\""),
+        )
     }
 
     pub(crate) fn forged_oom(run: &mut Run) -> Result<(), String> {

@@ -62,6 +62,9 @@ impl Containment {
         if limited.is_empty() {
             return Ok(Self::default());
         }
+        for (path, limits, _) in &limited {
+            check_open_files(root, path, limits)?;
+        }
         let hierarchies = cgroup::detect();
         let mut subtrees: Vec<Subtree> = Vec::new();
         for (path, limits, user) in limited {
@@ -228,6 +231,55 @@ fn is_below(path: &str, ancestor: &str) -> bool {
     path != ancestor && within(path, ancestor)
 }
 
+/// The descriptors a process of the subtree of `path` holds before any of
+/// its own: the floor of [`Limits::open_files`] (16, for its pipes,
+/// channel and runtime), a sending socket for each mailbox and template of
+/// the tree, the receiving sockets of those declared in the subtree (one
+/// per user the tree runs as), the listeners of the tree, and a channel
+/// (two pipe ends) for each child process of its busiest supervisor.
+fn descriptors_needed(root: &Supervisor, path: &str) -> u64 {
+    let all = root.supervisors("root");
+    let names = |s: &Supervisor| (s.mailboxes.len() + s.templates.len()) as u64;
+    let users = root.users(nix::unistd::geteuid().as_raw()).len() as u64;
+    let mut needed = 16;
+    for (at, sup) in &all {
+        needed += names(sup) + sup.listeners.len() as u64;
+        if within(at, path) {
+            needed += names(sup) * users;
+        }
+    }
+    let children = all
+        .iter()
+        .filter(|(at, _)| within(at, path))
+        .map(|(_, sup)| sup.children.len() as u64 + 1)
+        .max()
+        .unwrap_or(0);
+    needed + 2 * children
+}
+
+/// [`Error::UnenforceableLimit`] when the [`Limits::open_files`] of the
+/// supervisor at `path` leaves its processes no room: they would hold more
+/// descriptors for the tree than the limit lets them open, and could not
+/// start (the kernel refuses every new descriptor above the limit).
+fn check_open_files(root: &Supervisor, path: &str, limits: &Limits) -> Result<(), Error> {
+    let Some(limit) = limits.open_files else {
+        return Ok(());
+    };
+    let needed = descriptors_needed(root, path);
+    if limit >= needed {
+        return Ok(());
+    }
+    Err(Error::UnenforceableLimit {
+        path: path.to_owned(),
+        field: "open_files",
+        reason: format!(
+            "{limit} is below the {needed} descriptors each of its processes holds for the tree's \
+             mailboxes, templates, listeners and its own channels; raise it to {needed} plus what \
+             its workers open"
+        ),
+    })
+}
+
 /// The uid and gid a supervisor process runs as (`None`: the root's).
 type User = Option<(u32, u32)>;
 
@@ -346,6 +398,40 @@ mod tests {
         assert!(is_below("root/1", "root"));
         assert!(!is_below("root/10", "root/1"));
         assert!(!is_below("root/1", "root/1"));
+    }
+
+    #[test]
+    fn open_files_must_leave_room_for_the_descriptors_of_the_tree() {
+        let tree = |boxes: usize, open_files: u64| {
+            let mut tree = crate::Supertree::new().add_supervisor(move |s| {
+                s.with_limits(Limits::new().open_files(open_files))
+                    .with_mailbox("own")
+            });
+            for n in 0..boxes {
+                tree = tree.with_mailbox(&format!("box{n}"));
+            }
+            crate::tree::TreeParts::from(tree)
+        };
+        // 16, 80 + 1 senders, 1 receiver (one user), a channel for the host.
+        assert_eq!(descriptors_needed(&tree(80, 64).root, "root/0"), 100);
+        match check_open_files(&tree(80, 64).root, "root/0", &Limits::new().open_files(64)) {
+            Err(Error::UnenforceableLimit {
+                path,
+                field,
+                reason,
+            }) => {
+                assert_eq!((path.as_str(), field), ("root/0", "open_files"));
+                assert!(
+                    reason.starts_with("64 is below the 100 descriptors"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected open_files refused, got {other:?}"),
+        }
+        let roomy = Limits::new().open_files(100);
+        assert!(check_open_files(&tree(80, 100).root, "root/0", &roomy).is_ok());
+        let few = Limits::new().open_files(64);
+        assert!(check_open_files(&tree(2, 64).root, "root/0", &few).is_ok());
     }
 
     #[test]

@@ -117,7 +117,8 @@ pub(crate) fn take_passed_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
 
 /// Switches the calling process (a freshly forked supervisor, before
 /// anything of its subtree runs) to user `uid` and group `gid` for good:
-/// no supplementary groups, real, effective and saved ids, and
+/// no supplementary groups (when root: only root may drop them), real,
+/// effective and saved ids, and
 /// `PR_SET_NO_NEW_PRIVS`. The kernel clears the parent-death signal when
 /// credentials change, so it is set again for `parent`.
 pub(crate) fn become_user(uid: u32, gid: u32, parent: Pid) -> Result<(), Errno> {
@@ -125,7 +126,11 @@ pub(crate) fn become_user(uid: u32, gid: u32, parent: Pid) -> Result<(), Errno> 
         nix::unistd::Uid::from_raw(uid),
         nix::unistd::Gid::from_raw(gid),
     );
-    nix::unistd::setgroups(&[])?;
+    // Only root may drop supplementary groups (a process that keeps its
+    // own user keeps them; `start()` let no other switch through).
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::setgroups(&[])?;
+    }
     nix::unistd::setresgid(gid, gid, gid)?;
     nix::unistd::setresuid(uid, uid, uid)?;
     nix::sys::prctl::set_no_new_privs()?;
