@@ -11,6 +11,10 @@
 //!   them, unless it is *above* the socket's directory and sticky (like
 //!   `/tmp`): there, others can add entries but not rename or remove ours.
 //!
+//! * a symbolic link on the path owned by another user than ours and root
+//!   can be pointed elsewhere by its owner (in a sticky directory, the
+//!   owner of an entry may rename over it).
+//!
 //! Both the path as given and the one its symlinks resolve to are checked.
 
 use std::fs::Metadata;
@@ -78,6 +82,30 @@ pub(crate) fn check_ancestors(dir: &Path, what: &str) -> io::Result<()> {
             .map(|real| real.ancestors().map(Path::to_owned).collect())
             .unwrap_or_default(),
     };
+    // A symbolic link on the way is replaced (pointed elsewhere) by whoever
+    // owns it, wherever it lies (in a sticky directory such as `/tmp`, its
+    // owner may rename over it); the directories it leads to are checked
+    // through `resolved`.
+    let mut component = PathBuf::new();
+    for part in absolute.components() {
+        component.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&component) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() && meta.uid() != uid && meta.uid() != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "refusing to put {what} in {}: {} on its path is a symbolic link owned by \
+                     uid {} (not by us, uid {uid}, nor root), who can point it elsewhere; use a \
+                     directory under one only you can write to (such as $XDG_RUNTIME_DIR)",
+                    dir.display(),
+                    component.display(),
+                    meta.uid()
+                ),
+            ));
+        }
+    }
     let lexical = absolute.ancestors().skip(1).map(Path::to_owned);
     for ancestor in lexical.chain(resolved) {
         let meta = match std::fs::metadata(&ancestor) {
@@ -189,5 +217,31 @@ mod tests {
             }
             let _ = std::fs::remove_dir(&dir);
         }
+    }
+    #[test]
+    fn a_link_another_user_owns_on_the_path_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: giving a link to another user needs root");
+            return;
+        }
+        let (base, _) = dir_with(0o1777);
+        let private = base.join("private");
+        std::fs::create_dir(&private).expect("mkdir");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let link = base.join("app");
+        std::os::unix::fs::symlink(&private, &link).expect("symlink");
+        // Ours: it leads to a private directory, which is fine.
+        assert!(check_socket_dir(&link, "the test socket").is_ok());
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown");
+        let err = check_socket_dir(&link, "the test socket").expect_err("refused");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string()
+                .contains("is a symbolic link owned by uid 65534"),
+            "{err}"
+        );
+        // Below it, too.
+        assert!(check_socket_dir(&link.join("."), "the test socket").is_err());
+        let _ = std::fs::remove_dir_all(&base);
     }
 }
