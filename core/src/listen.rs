@@ -178,7 +178,9 @@ impl Listen {
     /// clients would talk to them. `start()` fails otherwise, naming the
     /// listener and the directory; use a directory such as
     /// `$XDG_RUNTIME_DIR` or `/run/<service>`. Both the path as given and
-    /// the one its symlinks resolve to are checked.
+    /// the one its symlinks resolve to are checked, and a symbolic link on
+    /// the way owned by another user than the tree's and root is refused
+    /// too (its owner could point it elsewhere).
     ///
     /// A socket left at `path` by a tree that was killed is replaced;
     /// anything else there (a file, a directory, a symlink, a socket in

@@ -1100,8 +1100,9 @@ impl<B> Tree<Root<B>> {
     /// enter (created with mode 0700 if missing; an existing directory that
     /// others can enter is refused), and peers of another uid are refused.
     /// No directory above it may be writable by group or others unless it
-    /// has the sticky bit (as `/tmp` has): others could replace the socket's
-    /// directory. `path` must fit a Unix socket address (107 bytes on
+    /// has the sticky bit (as `/tmp` has), nor a symbolic link on the way
+    /// be owned by another user than the tree's and root: others could
+    /// replace the socket's directory. `path` must fit a Unix socket address (107 bytes on
     /// Linux). A directory the root creates for the socket is removed with
     /// it when the tree ends, and at once if the socket can not be created.
     ///
