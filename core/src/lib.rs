@@ -265,7 +265,11 @@
 //! subtree alone makes `start()` fail with [`Error::UnenforceableLimit`]).
 //! A limited supervisor enters its cgroup and sets its rlimits right after
 //! its fork, then switches to its [`Tree::with_user`] user, before anything
-//! of its subtree runs. A Unix listener's socket goes only in a directory
+//! of its subtree runs. The cgroups' files stay root's: one below another
+//! user's supervisor enters its cgroup through a descriptor of its leaf's
+//! `cgroup.procs` that the root opened (the kernel checks the opener's
+//! credentials, since Linux 5.16), held only by the supervisors on the way
+//! down to it, so no worker can move a process into another cgroup. A Unix listener's socket goes only in a directory
 //! no other user can change ([`Listen::unix`]). With [`Tree::with_watchdog`], a worker host shows
 //! life from a task on its executor and a supervisor from its loop; a
 //! process silent for a period is killed and reported as

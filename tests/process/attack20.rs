@@ -26,10 +26,16 @@
 //!   tree.
 //! * `attack20_cgroup_escape`: under a `with_user(65534, 65534)`
 //!   supervisor, two limited child supervisors (a tight memory limit, a
-//!   loose one): the cgroup leaves of both are chowned to 65534, so a
-//!   worker of the tight one moves its own host into the loose one's leaf
-//!   (cgroup v1 lets the owner of a task move it wherever it may write
-//!   `cgroup.procs`) and allocates past its limit.
+//!   loose one). A worker of the tight one tries to move its own host into
+//!   every other cgroup leaf (cgroup v1 lets a task's owner move it
+//!   wherever it may write `cgroup.procs`): by path, then through every
+//!   descriptor of a `cgroup.procs` it or another process of its session
+//!   holds (`/proc/<pid>/fd`, `pidfd_getfd`); then it allocates past its
+//!   limit. When the leaves were chowned to 65534 it moved and allocated
+//!   96 MiB under 32 MiB. It must stay and be reported out of memory; the
+//!   runner checks which processes hold `cgroup.procs` descriptors (the
+//!   root and the `with_user` supervisor, which fork the limited ones:
+//!   no worker host, no limited supervisor once in its cgroup).
 
 /// `attack20_own_user` runs as nobody (see `limits_unprivileged::as_nobody`).
 pub(crate) fn own_user_command(exe: &std::path::Path) -> std::process::Command {
@@ -771,9 +777,108 @@ pub(crate) mod scenario {
         let _ = std::fs::remove_dir_all(&base);
     }
 
-    /// `attack20_cgroup_escape`'s worker in the tight subtree: moves its
-    /// own host into every other cgroup leaf it may write to, then
-    /// allocates and touches 96 MiB.
+    /// The `cgroup.procs` files this process holds descriptors of.
+    fn held_procs() -> Vec<String> {
+        descriptors()
+            .into_iter()
+            .filter(|d| d.ends_with("/cgroup.procs"))
+            .collect()
+    }
+
+    /// Tries to write this process's pid to a `cgroup.procs` (not `own`)
+    /// through a descriptor it holds, or one another process of its
+    /// session holds: opened again through `/proc/<pid>/fd/<n>`, or taken
+    /// with `pidfd_getfd`. Returns where it moved, if it did, and what it
+    /// saw.
+    #[allow(unsafe_code)]
+    fn steal_entry(me: u32, own: &str) -> (Option<String>, String) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let sid = nix::unistd::getsid(None).map_or(0, |s| s.as_raw());
+        let mut seen = Vec::new();
+        let write_me = |fd: i32| {
+            let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+            let link = link.to_string_lossy().into_owned();
+            if !link.ends_with("/cgroup.procs") || link.ends_with(own) {
+                return None;
+            }
+            let text = me.to_string();
+            // SAFETY: a write of a local buffer to a descriptor number.
+            let n = unsafe { nix::libc::write(fd, text.as_ptr().cast(), text.len()) };
+            (n > 0).then_some(link)
+        };
+        let mine: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        for fd in mine {
+            if let Some(link) = write_me(fd) {
+                return (
+                    Some(format!("{link} (through its own {fd})")),
+                    String::new(),
+                );
+            }
+        }
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let in_session = nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid)))
+                .is_ok_and(|s| s.as_raw() == sid);
+            if pid == me as i32 || !in_session {
+                continue;
+            }
+            let mut opened = 0;
+            for fd in 0..64 {
+                let path = format!("/proc/{pid}/fd/{fd}");
+                // Non-blocking: a pipe without a reader must not hang it.
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(nix::libc::O_NONBLOCK)
+                    .open(&path);
+                if let Ok(file) = file {
+                    opened += 1;
+                    if let Some(link) = write_me(std::os::fd::AsRawFd::as_raw_fd(&file)) {
+                        return (Some(format!("{link} (through {path})")), String::new());
+                    }
+                }
+            }
+            // SAFETY: raw system calls on numbers; descriptors got are closed.
+            let (taken, moved) = unsafe {
+                let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
+                let mut taken = 0;
+                let mut moved = None;
+                if pidfd >= 0 {
+                    for fd in 0..64 {
+                        let stolen =
+                            nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
+                        if stolen >= 0 {
+                            taken += 1;
+                            moved = moved.or_else(|| write_me(stolen));
+                            nix::libc::close(stolen);
+                        }
+                    }
+                    nix::libc::close(pidfd);
+                }
+                (taken, moved)
+            };
+            if let Some(link) = moved {
+                return (
+                    Some(format!("{link} (pidfd_getfd of pid {pid})")),
+                    String::new(),
+                );
+            }
+            seen.push(format!("pid {pid}: {opened} reopened, {taken} taken"));
+        }
+        (None, seen.join("; "))
+    }
+
+    /// `attack20_cgroup_escape`'s worker in the tight subtree: says which
+    /// `cgroup.procs` descriptors its host holds, moves its own host into
+    /// every other cgroup leaf it may write to (by path, then through the
+    /// descriptors of the other processes of its session), then allocates
+    /// and touches 96 MiB.
     fn escaper() -> Life {
         Life::new(|| {
             Box::pin(async {
@@ -793,6 +898,7 @@ pub(crate) mod scenario {
                     "escaper uid {} in memory cgroup {memory}",
                     nix::unistd::getuid()
                 );
+                println!("escaper holds cgroup.procs descriptors: {:?}", held_procs());
                 // Up to the tree's base: the directory of all its groups.
                 let here = std::path::Path::new("/sys/fs/cgroup/memory")
                     .join(memory.trim_start_matches('/'));
@@ -811,6 +917,12 @@ pub(crate) mod scenario {
                     if moved_to.is_some() {
                         break;
                     }
+                }
+                if moved_to.is_none() {
+                    let own = format!("{}/cgroup.procs", here.display());
+                    let (stolen, seen) = steal_entry(me, &own);
+                    println!("escaper tried the descriptors of its session: {seen}");
+                    moved_to = stolen.map(std::path::PathBuf::from);
                 }
                 match &moved_to {
                     Some(dir) => println!("escaper moved itself to {}", dir.display()),
@@ -867,6 +979,9 @@ pub(crate) mod scenario {
                         s.with_limits(Limits::new().memory(1 << 30))
                             .add_worker(idle())
                     })
+                    // Beside them (`root/0/2`): its host is forked by the
+                    // supervisor that holds their groups' descriptors.
+                    .add_worker(idle())
             }))
             .start(),
         );
@@ -1013,7 +1128,7 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
-    use crate::drive::{expect_exit_code, wait_line};
+    use crate::drive::{expect_exit_code, line_with, wait_line};
     use crate::runner::Run;
 
     /// What one process holds: uid, descriptors (`socket:[n]`, `pipe:[n]`
@@ -1378,6 +1493,44 @@ pub(crate) mod drive {
         ))
     }
 
+    /// The `cgroup.procs` files each process of the scenario holds
+    /// descriptors of, as this runner (root) reads `/proc/<pid>/fd`.
+    fn procs_holders(run: &mut Run) -> Vec<(i32, Vec<String>)> {
+        run.group()
+            .into_iter()
+            .filter_map(|p| {
+                let held: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", p.pid))
+                    .ok()?
+                    .flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .filter(|t| t.ends_with("/cgroup.procs"))
+                    .collect();
+                (!held.is_empty()).then_some((p.pid, held))
+            })
+            .collect()
+    }
+
+    /// The node whose process is `pid`, from the events (`?` if none).
+    fn node_of(lines: &[String], pid: i32) -> String {
+        let tag = format!(" (pid {pid}): ");
+        if lines
+            .first()
+            .is_some_and(|l| l == &format!("root-pid {pid}"))
+        {
+            return "root".to_owned();
+        }
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("event "))
+            .find_map(|l| l.split_once(&tag).map(|(node, _)| node.to_owned()))
+            .unwrap_or_else(|| "?".to_owned())
+    }
+
+    /// The escaper's moves fail, its host holds no `cgroup.procs`
+    /// descriptor, only the supervisors that fork limited supervisors below
+    /// the `with_user` one (the root and `root/0`) do, and the escaper is
+    /// reported out of memory at its 32 MiB limit.
     pub(crate) fn cgroup_escape(run: &mut Run) -> Result<(), String> {
         let first = run.wait_for("the escaper, or a skip", |run| {
             run.stdout()
@@ -1388,32 +1541,65 @@ pub(crate) mod drive {
         if first.starts_with("skipped: ") {
             return skipped(run).map(drop);
         }
-        let moved = wait_line(run, "escaper ")?;
-        let _ = run.wait_for("the escaper's end", |run| {
+        let held = wait_line(run, "escaper holds cgroup.procs descriptors")?;
+        let mv = run.wait_for("the escaper's move", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("escaper moved") || l.starts_with("escaper could not"))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        let end = run.wait_for("the escaper's end", |run| {
             run.stdout()
                 .into_iter()
                 .find(|l| {
                     l.starts_with("escaper allocated")
-                        || l.starts_with("event ") && l.contains("out of memory")
+                        || l.starts_with("event root/0/0/") && l.contains("out of memory")
                 })
                 .ok_or_else(|| "not yet".to_owned())
-        });
+        })?;
+        let holders = procs_holders(run);
         std::thread::sleep(Duration::from_millis(300));
         run.signal_root(Signal::SIGTERM)?;
         expect_exit_code(run, 0)?;
         let lines = run.stdout();
-        let mv = lines
-            .iter()
-            .find(|l| l.starts_with("escaper moved") || l.starts_with("escaper could not"))
-            .cloned()
-            .unwrap_or_default();
+        let holders: Vec<(String, i32, Vec<String>)> = holders
+            .into_iter()
+            .map(|(pid, held)| (node_of(&lines, pid), pid, held))
+            .collect();
         run.note(first);
+        run.note(held.clone());
+        if let Some(tried) = line_with(run, "escaper tried") {
+            run.note(tried);
+        }
         run.note(mv.clone());
-        let _ = moved;
+        run.note(end.clone());
+        run.note(format!("cgroup.procs descriptors held: {holders:?}"));
         if let Some(done) = lines.iter().find(|l| l.starts_with("escaper allocated")) {
             return Err(format!(
                 "a worker of a subtree limited to 32 MiB moved its host out of its cgroup ({mv}) and {done}"
             ));
+        }
+        if !mv.starts_with("escaper could not") {
+            return Err(format!(
+                "a worker of a subtree limited to 32 MiB moved its host: {mv}"
+            ));
+        }
+        if !held.ends_with(": []") {
+            return Err(format!(
+                "the escaper's worker host holds a way into a cgroup: {held}"
+            ));
+        }
+        let strays: Vec<_> = holders
+            .iter()
+            .filter(|(node, _, _)| node != "root" && node != "root/0")
+            .collect();
+        if !strays.is_empty() {
+            return Err(format!(
+                "processes that fork no limited supervisor below the with_user one hold cgroup.procs descriptors: {strays:?}"
+            ));
+        }
+        if !end.contains("out of memory") {
+            return Err(format!("the escaper was not reported out of memory: {end}"));
         }
         Ok(())
     }

@@ -146,6 +146,63 @@ pub(crate) mod scenario {
         );
     }
 
+    /// A limited supervisor below a user (`root/0/0/0`, below
+    /// `with_user` `root/0/0`) whose work ends at once, so that its
+    /// cgroup is removed when `root/0/0` ends for good; then `root/0`
+    /// gives up (its worker `root/0/1` fails, 1.5 s in), and the root forks
+    /// it again: the group is made again, and the supervisor must enter the
+    /// new one as nobody, through a descriptor opened again by root.
+    pub(crate) fn limits_user_made_again() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: switching users needs root");
+            return;
+        }
+        let probe = || {
+            Life::new(|| {
+                Box::pin(async {
+                    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+                    let memory = cgroup
+                        .lines()
+                        .find(|l| l.contains(":memory:"))
+                        .unwrap_or("no memory cgroup");
+                    let in_tree =
+                        memory.contains("/supertrees/") && memory.ends_with("/root-0-0-0/procs");
+                    println!(
+                        "limited below the user: uid {} in its cgroup {in_tree}",
+                        nix::unistd::getuid()
+                    );
+                })
+            })
+        };
+        // Its host exits with code 3: a failure, which `root/0` does not
+        // tolerate.
+        let mut failer = Life::new(|| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                println!("failing, to make root/0 give up");
+                std::process::exit(3);
+            })
+        });
+        failer.restart = RestartPolicy::Always;
+        report(
+            events(
+                Supertree::new()
+                    .with_intensity(Intensity::new(10, Duration::from_secs(10)))
+                    .add_supervisor(|s| {
+                        s.with_intensity(Intensity::new(0, Duration::from_secs(10)))
+                            .add_supervisor(|s| {
+                                s.with_user(65534, 65534).add_supervisor(|s| {
+                                    s.with_limits(supertrees::Limits::new().memory(64 << 20))
+                                        .add_worker(probe())
+                                })
+                            })
+                            .add_worker(failer)
+                    }),
+            )
+            .start(),
+        );
+    }
+
     /// Whether this scenario can make cgroups; if not, says it skips.
     fn can_make_cgroups() -> bool {
         let root = nix::unistd::geteuid().is_root();
@@ -589,6 +646,59 @@ pub(crate) mod drive {
             return Err("the events of the subtree did not reach the root".into());
         }
         expect_prefix_once(run, "returned Ok").map(drop)
+    }
+
+    /// The limited supervisor below the user enters its cgroup as nobody
+    /// in both incarnations of `root/0`, its group made again between.
+    pub(crate) fn limits_user_made_again(run: &mut Run) -> Result<(), String> {
+        let probe = "limited below the user: uid 65534 in its cgroup";
+        let first = run.wait_for("the probe, or a skip", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with(probe) || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("skipped: ") {
+            run.note(first);
+            return expect_exit_code(run, 0);
+        }
+        wait_line(run, "event root/0/0: exited normally; not restarted")?;
+        let restarted = run.wait_for("root/0 forked again", |run| {
+            run.stdout()
+                .into_iter()
+                .filter(|l| l.starts_with("event root/0 (pid ") && l.contains("supervisor started"))
+                .nth(1)
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        let again = run.wait_for("the probe of the second incarnation, or a failure", |run| {
+            let lines = run.stdout();
+            let failed = lines
+                .iter()
+                .find(|l| l.starts_with("event root/0/0/0") && l.contains("could not be set up"));
+            match failed {
+                Some(line) => Ok(Err(line.clone())),
+                None => lines
+                    .iter()
+                    .filter(|l| l.starts_with(probe))
+                    .nth(1)
+                    .map(|l| Ok(l.clone()))
+                    .ok_or_else(|| "not yet".to_owned()),
+            }
+        })?;
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        run.note(first.clone());
+        run.note(restarted);
+        let again = again.map_err(|line| {
+            format!("below the user, the limited supervisor could not enter its cgroup made again: {line}")
+        })?;
+        run.note(again.clone());
+        for line in [&first, &again] {
+            if !line.ends_with(" true") {
+                return Err(format!("not in its own cgroup: {line}"));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn with_user_refused(run: &mut Run) -> Result<(), String> {

@@ -491,6 +491,12 @@ const SCENARIOS: &[Scenario] = &[
         10,
     ),
     scenario(
+        "limits_user_made_again",
+        containment::scenario::limits_user_made_again,
+        containment::drive::limits_user_made_again,
+        15,
+    ),
+    scenario(
         "with_user_refused",
         containment::scenario::with_user_refused,
         containment::drive::with_user_refused,

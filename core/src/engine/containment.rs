@@ -24,6 +24,15 @@ pub(crate) struct Subtree {
     user: User,
 }
 
+impl Subtree {
+    /// Whether its supervisor enters its group as another user than root,
+    /// below a [`with_user`](crate::Tree::with_user) supervisor: through
+    /// descriptors root opened (see [`Group::hold_entry`]).
+    fn enters_as_user(&self) -> bool {
+        self.user.is_some()
+    }
+}
+
 /// Every limited subtree of a tree.
 #[derive(Debug, Default)]
 pub(crate) struct Containment {
@@ -92,18 +101,34 @@ impl Containment {
 
     /// In supervisor `path`'s freshly forked process, before anything of
     /// its subtree runs: enters its cgroups and sets its rlimits. What
-    /// fails is said in the error.
+    /// fails is said in the error. The descriptors it entered through are
+    /// closed: it keeps those of the groups strictly below it (see
+    /// [`Containment::keep_entries`]).
     pub(crate) fn enter(&self, path: &str) -> Result<(), String> {
         let Some(subtree) = self.of(path) else {
             return Ok(());
         };
         if let Some(group) = &subtree.group {
-            group
-                .enter(nix::unistd::Pid::this())
-                .map_err(|err| format!("entering its cgroup: {err}"))?;
+            let entered = group.enter(nix::unistd::Pid::this());
+            group.drop_entry();
+            entered.map_err(|err| format!("entering its cgroup: {err}"))?;
         }
         apply_rlimits(&subtree.plan, &subtree.limits)
             .map_err(|err| format!("setting its rlimits: {err}"))
+    }
+
+    /// In a freshly forked process: closes the descriptors of the groups
+    /// of the subtrees whose supervisor `keep` does not keep. A process
+    /// holds only those its role needs (see [`Group::hold_entry`]): a
+    /// supervisor those of the groups of its own subtree, which it (or a
+    /// supervisor below) enters or forks a supervisor into; a worker host
+    /// none, so that no worker holds a way into a cgroup.
+    pub(crate) fn keep_entries(&self, keep: impl Fn(&str) -> bool) {
+        for subtree in self.subtrees.iter().filter(|s| !keep(&s.path)) {
+            if let Some(group) = &subtree.group {
+                group.drop_entry();
+            }
+        }
     }
 
     /// The group whose memory limit bounds the processes of supervisor
@@ -165,29 +190,44 @@ impl Containment {
     }
 
     /// Supervisor `path` is about to be forked: the cgroups of its
-    /// subtree that were removed when it last ended are made again.
+    /// subtree that were removed when it last ended are made again, and
+    /// the descriptors that its supervisors below a
+    /// [`with_user`](crate::Tree::with_user) supervisor enter them through
+    /// are opened again where they no longer name the group's file (a
+    /// group made again, here or by a supervisor below since this process
+    /// opened them, has new files). Only a root-owned process removes and
+    /// makes groups (see [`Containment::ended`]): below another user, the
+    /// groups stay as long as the processes that hold their descriptors.
     pub(crate) fn prepare(&self, path: &str) {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
         for subtree in self.at_or_below(path) {
-            let Some(group) = subtree.group.as_ref().filter(|g| !g.exists()) else {
+            let Some(group) = subtree.group.as_ref() else {
                 continue;
             };
-            let made = make_group(
-                &self.hierarchies,
-                &self.subtrees,
-                &subtree.path,
-                &subtree.limits,
-                subtree.user,
-            );
-            match made {
-                Ok(again) if again == *group => {}
-                Ok(_) => {
-                    tracing::warn!(supervisor = %subtree.path, "its cgroup was made again elsewhere")
+            if !group.exists() {
+                let made = make_group(
+                    &self.hierarchies,
+                    &self.subtrees,
+                    &subtree.path,
+                    &subtree.limits,
+                    subtree.user,
+                );
+                match made {
+                    Ok(again) if again.is_at(group) => {}
+                    Ok(_) => {
+                        tracing::warn!(supervisor = %subtree.path, "its cgroup was made again elsewhere")
+                    }
+                    Err(err) => {
+                        tracing::error!(supervisor = %subtree.path, %err, "could not make its cgroup again");
+                        continue;
+                    }
                 }
-                Err(err) => {
-                    tracing::error!(supervisor = %subtree.path, %err, "could not make its cgroup again")
+            }
+            if subtree.enters_as_user() {
+                if let Err(err) = group.hold_entry() {
+                    tracing::error!(supervisor = %subtree.path, %err, "could not open its cgroup's cgroup.procs again, to enter it as its user");
                 }
             }
         }
@@ -332,8 +372,11 @@ fn plan_subtree(
 }
 
 /// Makes (or makes again) the group of limited supervisor `path`, inside
-/// the group of the nearest limited supervisor above it among `made`, and
-/// lets `user` enter it.
+/// the group of the nearest limited supervisor above it among `made`. Its
+/// files stay root's: when `user` is set (the supervisor enters it as that
+/// user), it holds write descriptors of its leaves' `cgroup.procs`, opened
+/// here by root (see [`Group::hold_entry`]); the processes that need them
+/// keep them (see [`Containment::keep_entries`]).
 fn make_group(
     hierarchies: &Hierarchies,
     made: &[Subtree],
@@ -347,8 +390,11 @@ fn make_group(
         .max_by_key(|s| s.path.len())
         .and_then(|s| s.group.as_ref());
     let group = hierarchies.create(parent, &path.replace('/', "-"), limits)?;
-    if let Some((uid, gid)) = user {
-        group.allow(uid, gid)?;
+    if user.is_some() {
+        if let Err(err) = group.hold_entry() {
+            group.remove();
+            return Err(err);
+        }
     }
     Ok(group)
 }

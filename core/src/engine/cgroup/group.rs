@@ -1,8 +1,10 @@
 //! A limited supervisor's [`Group`]: made by [`Hierarchies::create`], with
 //! its limits written; entered by its processes; read; removed.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{dir, enable, parse, Controller, Hierarchies, Version};
 use super::{CPU_MIN_QUOTA_US, CPU_PERIOD_US, LEAF};
@@ -40,6 +42,7 @@ impl Hierarchies {
         let mut group = Group {
             name: name.to_owned(),
             dirs: Vec::new(),
+            entry: Mutex::default(),
         };
         for place in self.distinct() {
             let controllers = self.controllers_at(&place.base);
@@ -87,11 +90,51 @@ impl Hierarchies {
 }
 
 /// A limited supervisor's cgroup: its directory in each hierarchy, made by
-/// [`Hierarchies::create`]. Plain data, to be copied into forked children.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`Hierarchies::create`], and the descriptors its supervisor may enter
+/// it through (see [`Group::hold_entry`]). Copied into forked children
+/// with the rest of the process; each keeps the descriptors its role
+/// needs.
+#[derive(Debug)]
 pub(crate) struct Group {
     name: String,
     pub(super) dirs: Vec<GroupDir>,
+    /// Write descriptors of the `cgroup.procs` of the group's leaves, one
+    /// per directory of its own where held, opened by root: what a
+    /// supervisor that no longer runs as root enters the group through
+    /// (see [`Group::hold_entry`]). Behind a lock: a process renews or
+    /// closes them in the containment it shares with the rest of its state
+    /// (only ever from its one supervisor thread).
+    entry: Mutex<Vec<Entry>>,
+}
+
+/// A write descriptor of a leaf's `cgroup.procs`, opened by root.
+#[derive(Debug)]
+struct Entry {
+    /// The file, `<group directory>/procs/cgroup.procs`.
+    path: PathBuf,
+    file: File,
+}
+
+impl Entry {
+    /// Opens `path` for writing, close-on-exec (as `std` opens every file).
+    fn open(path: PathBuf) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|err| dir::context(err, "opening", &path))?;
+        Ok(Self { path, file })
+    }
+
+    /// Whether the descriptor still names the file at its path: a group
+    /// removed and made again has new files, and writing to the old one
+    /// fails with `ENODEV`.
+    fn is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(held), Ok(now)) => (held.dev(), held.ino()) == (now.dev(), now.ino()),
+            _ => false,
+        }
+    }
 }
 
 /// A group's directory in one hierarchy.
@@ -199,43 +242,101 @@ impl Group {
         self.own().next().is_none()
     }
 
-    /// Moves the process `pid` into the group's leaf in every hierarchy the
-    /// group has a directory of its own in: a forked child calls it for
-    /// itself, before it runs anything else or drops privileges. Tries
-    /// every hierarchy; returns the first error.
-    pub(crate) fn enter(&self, pid: nix::unistd::Pid) -> io::Result<()> {
+    /// The descriptors held (see [`Group::hold_entry`]).
+    fn entry(&self) -> MutexGuard<'_, Vec<Entry>> {
+        self.entry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `other` is this group, made again: the same directories.
+    pub(crate) fn is_at(&self, other: &Group) -> bool {
+        self.name == other.name && self.dirs == other.dirs
+    }
+
+    /// The file a process writes its pid to, to enter the group's leaf in
+    /// the hierarchy of `d`.
+    pub(super) fn procs(d: &GroupDir) -> PathBuf {
+        d.path.join(LEAF).join("cgroup.procs")
+    }
+
+    /// Opens and holds a write descriptor of the `cgroup.procs` of each of
+    /// the group's leaves, so that its supervisor, below a
+    /// [`with_user`](crate::Tree::with_user) supervisor and so no longer
+    /// root, can still enter the group through it (the supervisors on the
+    /// way down to it hand it on), while the files stay root's (mode 0644),
+    /// writable by path by no process of that user: no worker can write
+    /// another subtree's leaf and escape its limits.
+    ///
+    /// Since Linux 5.16 the kernel checks a migration against the
+    /// credentials of whoever opened `cgroup.procs` (root here), not the
+    /// writer's: cgroup v1 lets root move any task, v2 wants write access
+    /// to the `cgroup.procs` of the common ancestor of the task's cgroup
+    /// and the leaf, which root has. Before 5.16 the writer's own
+    /// credentials count: v1 lets a process move itself (its uid is the
+    /// task's), v2 refuses the move (the common ancestor's file is root's),
+    /// and the supervisor fails its setup, saying so.
+    ///
+    /// Called by a root-owned process. A descriptor held already is kept
+    /// if it still names the file (see [`Entry::is_current`]), else opened
+    /// again. On an error, the descriptors that could be opened are held.
+    pub(crate) fn hold_entry(&self) -> io::Result<()> {
+        let mut entry = self.entry();
+        entry.retain(Entry::is_current);
         let mut result = Ok(());
         for d in self.own() {
-            let entered = dir::write(
-                &d.path.join(LEAF).join("cgroup.procs"),
-                &pid.as_raw().to_string(),
-            );
-            if result.is_ok() {
-                result = entered;
+            let path = Self::procs(d);
+            if entry.iter().any(|e| e.path == path) {
+                continue;
+            }
+            match Entry::open(path) {
+                Ok(opened) => entry.push(opened),
+                Err(err) if result.is_ok() => result = Err(err),
+                Err(_) => {}
             }
         }
         result
     }
 
-    /// Lets user `uid` (group `gid`) move its own processes into the group:
-    /// for a limited supervisor that runs below a
-    /// [`with_user`](crate::Tree::with_user) supervisor, so no longer as
-    /// root when it enters its group.
-    pub(crate) fn allow(&self, uid: u32, gid: u32) -> io::Result<()> {
-        let owner = (
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-        );
+    /// Closes the descriptors held by [`Group::hold_entry`] in this process:
+    /// a process whose role does not need them.
+    pub(crate) fn drop_entry(&self) {
+        self.entry().clear();
+    }
+
+    /// Copies of the descriptors of the group's leaves this process holds,
+    /// with the files they name.
+    #[cfg(test)]
+    pub(crate) fn entries_held(&self) -> io::Result<Vec<(PathBuf, File)>> {
+        self.entry()
+            .iter()
+            .map(|e| Ok((e.path.clone(), e.file.try_clone()?)))
+            .collect()
+    }
+
+    /// Moves the process `pid` into the group's leaf in every hierarchy the
+    /// group has a directory of its own in: a forked child calls it for
+    /// itself, before it runs anything else or drops privileges. Writes
+    /// through the descriptor held for the leaf (see
+    /// [`Group::hold_entry`]), else by the file's path (which takes root).
+    /// Tries every hierarchy; returns the first error, which names the
+    /// file.
+    pub(crate) fn enter(&self, pid: nix::unistd::Pid) -> io::Result<()> {
+        let pid = pid.as_raw().to_string();
+        let entry = self.entry();
+        let mut result = Ok(());
         for d in self.own() {
-            let procs = d.path.join(LEAF).join("cgroup.procs");
-            nix::unistd::chown(&procs, owner.0, owner.1).map_err(|errno| {
-                io::Error::new(
-                    io::Error::from(errno).kind(),
-                    format!("{}: {errno}", procs.display()),
-                )
-            })?;
+            let path = Self::procs(d);
+            let entered = match entry.iter().find(|e| e.path == path) {
+                // A single `write(2)`, as the kernel wants.
+                Some(held) => (&held.file).write_all(pid.as_bytes()).map_err(|err| {
+                    dir::context(err, "writing (through the descriptor root opened)", &path)
+                }),
+                None => dir::write(&path, &pid),
+            };
+            if result.is_ok() {
+                result = entered;
+            }
         }
-        Ok(())
+        result
     }
 
     /// How many processes of the group (and the groups below) the kernel's

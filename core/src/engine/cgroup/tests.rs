@@ -139,6 +139,108 @@ fn a_group_holds_its_limits_and_is_removed_with_what_is_in_it() {
     remove_test_dir(&h);
 }
 
+/// Whether the process `pid` is listed in the `cgroup.procs` at `procs`,
+/// within 5 s.
+fn comes_into(procs: &Path, pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if read(procs).lines().any(|p| p == pid.to_string()) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn another_user_enters_through_the_descriptor_root_opened_never_by_path() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let name = test_dir("entry");
+    let h = detect_in(&name, "base");
+    if h.place(Controller::Memory).is_none() {
+        eprintln!("skipped: no memory cgroup can be made here: {h:?}");
+        remove_test_dir(&h);
+        return;
+    }
+    let limits = Limits::new().memory(32 << 20);
+    let group = h.create(None, "sup", &limits).expect("create");
+    let other = h.create(None, "other", &limits).expect("create other");
+    assert!(group.entries_held().expect("held").is_empty());
+    group.hold_entry().expect("hold");
+    let held = group.entries_held().expect("held");
+    assert_eq!(held.len(), group.own().count());
+    let leaf = |g: &Group| Group::procs(g.own_with(Controller::Memory).expect("memory dir"));
+    let (mine, theirs) = (leaf(&group), leaf(&other));
+    // The files stay root's, writable by no one else.
+    for procs in [&mine, &theirs] {
+        let meta = fs::metadata(procs).expect("stat");
+        assert_eq!(
+            (meta.uid(), meta.mode() & 0o022),
+            (0, 0),
+            "{}",
+            procs.display()
+        );
+    }
+    let nobody = |script: &str| {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", script]).uid(65534).gid(65534);
+        sh
+    };
+    // As nobody, by path: refused, in either leaf.
+    for procs in [&mine, &theirs] {
+        let status = nobody(&format!("echo $$ > {}", procs.display()))
+            .stderr(Stdio::null())
+            .status()
+            .expect("sh");
+        assert!(!status.success(), "nobody wrote {}", procs.display());
+    }
+    // As nobody, through the descriptor (its stdout): in.
+    let (path, file) = held
+        .into_iter()
+        .find(|(path, _)| *path == mine)
+        .expect("the memory leaf's descriptor");
+    let entered = nobody("echo $$ && exec sleep 30")
+        .stdout(Stdio::from(file))
+        .spawn()
+        .expect("sh");
+    assert!(comes_into(&path, entered.id()), "not in {}", path.display());
+
+    // Made again, the group has new files: the old descriptor is opened
+    // again, and a process enters the new group through it.
+    group.remove();
+    assert!(was_killed(entered));
+    let again = h.create(None, "sup", &limits).expect("create again");
+    assert!(again.is_at(&group));
+    let stale = group.entries_held().expect("held");
+    let sleeping = sleeper();
+    let pid = Pid::from_raw(sleeping.id() as i32);
+    let err = group.enter(pid).expect_err("through the old descriptor");
+    assert!(
+        err.to_string().contains(&mine.display().to_string()),
+        "{err}"
+    );
+    group.hold_entry().expect("hold again");
+    let renewed = group.entries_held().expect("held");
+    assert_eq!(renewed.len(), stale.len());
+    group.enter(pid).expect("through the new descriptor");
+    assert!(comes_into(&mine, sleeping.id()));
+    group.drop_entry();
+    assert!(group.entries_held().expect("held").is_empty());
+
+    group.remove();
+    assert!(was_killed(sleeping));
+    other.remove();
+    h.remove_base();
+    remove_test_dir(&h);
+}
+
 #[test]
 fn a_group_without_cgroup_limits_has_no_directory() {
     let h = Hierarchies::none();

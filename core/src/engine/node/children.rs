@@ -180,7 +180,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let listeners = crate::listen::keep_in_child(|b| {
                 within(&path, &b.owner) || within(&b.owner, &path)
             });
+            // The descriptors of the groups of its subtree: its own, which
+            // it enters through, and those below, for the supervisors it
+            // forks (see `Containment::keep_entries`).
             let containment = self.containment.clone();
+            containment.keep_entries(|s| within(s, &path));
             let ids = self.ids.for_child(again);
             self.leave_parent_state();
             let n = child.get();
@@ -198,8 +202,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     return 1;
                 }
             };
-            // Its limits first (entering a cgroup takes privileges), then
-            // its user.
+            // Its limits first (entering a cgroup takes root, or below
+            // another user a descriptor root opened), then its user.
             if let Err(err) = containment.enter(&path) {
                 tracing::error!(supervisor = %path, %err, "could not apply the subtree's limits");
                 let _ = theirs.send(&Note::SetupFailed);

@@ -372,6 +372,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 )
                 .map(Arc::new);
             let listeners = crate::listen::keep_in_child(|b| within(&owner, &b.owner));
+            // No way into a cgroup: a worker must not move itself.
+            self.containment.keep_entries(|_| false);
             let watchdog = self.host.watchdog;
             self.leave_parent_state();
             let directory = match (directory, listeners) {
