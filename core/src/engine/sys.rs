@@ -118,8 +118,8 @@ pub(crate) fn take_passed_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
 /// Switches the calling process (a freshly forked supervisor, before
 /// anything of its subtree runs) to user `uid` and group `gid` for good:
 /// no supplementary groups (when root: only root may drop them), real,
-/// effective and saved ids, and
-/// `PR_SET_NO_NEW_PRIVS`. The kernel clears the parent-death signal when
+/// effective and saved ids, not dumpable, and `PR_SET_NO_NEW_PRIVS`. The
+/// kernel clears the parent-death signal when
 /// credentials change, so it is set again for `parent`.
 pub(crate) fn become_user(uid: u32, gid: u32, parent: Pid) -> Result<(), Errno> {
     let (uid, gid) = (
@@ -133,6 +133,11 @@ pub(crate) fn become_user(uid: u32, gid: u32, parent: Pid) -> Result<(), Errno> 
     }
     nix::unistd::setresgid(gid, gid, gid)?;
     nix::unistd::setresuid(uid, uid, uid)?;
+    // Not dumpable (what the kernel does on a switch only while
+    // `fs.suid_dumpable` is 0): processes of the same user, its workers
+    // among them, may not trace it or take its descriptors (the parent's
+    // pipes, the cgroup descriptors of the groups below it).
+    nix::sys::prctl::set_dumpable(false)?;
     nix::sys::prctl::set_no_new_privs()?;
     set_parent_death_signal(parent)
 }
