@@ -152,17 +152,23 @@ pub(crate) mod scenario {
             let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
                 continue;
             };
-            if pid == me || nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).map_or(0, |s| s.as_raw()) != sid {
+            if pid == me
+                || nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid)))
+                    .map_or(0, |s| s.as_raw())
+                    != sid
+            {
                 continue;
             }
-            let listed = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or_else(|e| e.to_string(), |d| format!("{} fds", d.count()));
+            let listed = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map_or_else(|e| e.to_string(), |d| format!("{} fds", d.count()));
             // SAFETY: raw system calls on numbers; descriptors got are closed.
             let (pidfd, got) = unsafe {
                 let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
                 let mut got = 0;
                 if pidfd >= 0 {
                     for fd in 0..64 {
-                        let stolen = nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
+                        let stolen =
+                            nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
                         if stolen >= 0 {
                             got += 1;
                             nix::libc::close(stolen);
@@ -226,7 +232,11 @@ pub(crate) mod scenario {
                     println!("forger shared mapping {start:#x} +{len}: {line}");
                     poke(*start, 0b101);
                 }
-                println!("forger uid {} wrote {} shared pages", nix::unistd::getuid(), pages.len());
+                println!(
+                    "forger uid {} wrote {} shared pages",
+                    nix::unistd::getuid(),
+                    pages.len()
+                );
                 std::future::pending::<()>().await
             })
         })
@@ -251,7 +261,10 @@ pub(crate) mod scenario {
             events(
                 Supertree::new()
                     .with_intensity(lenient())
-                    .add_supervisor(|s| s.with_limits(Limits::new().memory(1 << 30)).add_worker(idle()))
+                    .add_supervisor(|s| {
+                        s.with_limits(Limits::new().memory(1 << 30))
+                            .add_worker(idle())
+                    })
                     .add_supervisor(|s| s.with_user(65534, 65534).add_worker(oom_forger())),
             )
             .start(),
@@ -471,20 +484,26 @@ pub(crate) mod scenario {
         });
         worker.restart = RestartPolicy::Always;
         report(
-            events(Supertree::new().with_intensity(lenient()).add_supervisor(|s| {
-                let mut s = s
-                    .with_limits(Limits::new().cpu(0.01))
-                    .with_watchdog(PERIOD)
+            events(
+                Supertree::new()
                     .with_intensity(lenient())
-                    .add_worker(worker)
-                    .add_worker(idle());
-                for _ in 0..4 {
-                    s = s.add_supervisor(|s| {
-                        s.with_intensity(lenient()).add_worker(idle()).add_worker(idle())
-                    });
-                }
-                s
-            }))
+                    .add_supervisor(|s| {
+                        let mut s = s
+                            .with_limits(Limits::new().cpu(0.01))
+                            .with_watchdog(PERIOD)
+                            .with_intensity(lenient())
+                            .add_worker(worker)
+                            .add_worker(idle());
+                        for _ in 0..4 {
+                            s = s.add_supervisor(|s| {
+                                s.with_intensity(lenient())
+                                    .add_worker(idle())
+                                    .add_worker(idle())
+                            });
+                        }
+                        s
+                    }),
+            )
             .start(),
         );
     }
@@ -1556,11 +1575,18 @@ pub(crate) mod drive {
             .into_iter()
             .filter(|l| l.starts_with("event ") && l.contains("hung"))
             .collect();
-        run.note(format!("{ups} idle starts (9 workers); {} starved log lines", run.stderr_count(|l| l.contains("starved of CPU"))));
+        run.note(format!(
+            "{ups} idle starts (9 workers); {} starved log lines",
+            run.stderr_count(|l| l.contains("starved of CPU"))
+        ));
         if hung.is_empty() {
             Ok(())
         } else {
-            Err(format!("{} processes starved under a 0.01 CPU quota were killed as hung: {:?}", hung.len(), hung.iter().take(3).collect::<Vec<_>>()))
+            Err(format!(
+                "{} processes starved under a 0.01 CPU quota were killed as hung: {:?}",
+                hung.len(),
+                hung.iter().take(3).collect::<Vec<_>>()
+            ))
         }
     }
 
@@ -1587,8 +1613,11 @@ pub(crate) mod drive {
             run.stdout()
                 .into_iter()
                 .find(|l| {
-                    (l.starts_with("event root/0:") || l.starts_with(&format!("event root/0 (pid {pid}):")))
-                        && (l.contains("restarting") || l.contains("killed") || l.contains("out of memory"))
+                    (l.starts_with("event root/0:")
+                        || l.starts_with(&format!("event root/0 (pid {pid}):")))
+                        && (l.contains("restarting")
+                            || l.contains("killed")
+                            || l.contains("out of memory"))
                 })
                 .ok_or_else(|| "not yet".to_owned())
         })?;
@@ -1609,7 +1638,11 @@ pub(crate) mod drive {
         let line = run.wait_for("the race's end, or a skip", |run| {
             run.stdout()
                 .into_iter()
-                .find(|l| l.starts_with("chmod race: ") || l.starts_with("skipped: ") || l.starts_with("setup failed"))
+                .find(|l| {
+                    l.starts_with("chmod race: ")
+                        || l.starts_with("skipped: ")
+                        || l.starts_with("setup failed")
+                })
                 .ok_or_else(|| "not yet".to_owned())
         })?;
         if skipped(run)? {
