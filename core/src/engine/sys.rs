@@ -509,13 +509,20 @@ impl ThreadSched {
     pub(crate) fn stopped(&self) -> bool {
         matches!(self.state, 'T' | 't')
     }
+
+    /// Whether it ended: a zombie (`Z`; the main thread of a process stays
+    /// one until every thread of it ended, and the process until it is
+    /// reaped), or dead (`X`).
+    pub(crate) fn ended(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
 }
 
 impl Sched {
     /// Reads threads `tids` of process `pid` (each once); `None` if none
-    /// of them can be read: the process is gone (or a zombie), they ended,
-    /// or `/proc` can not tell. Only threads of `pid` are read, whatever
-    /// `tids` holds.
+    /// of them can be read: the process is gone (reaped), they ended, or
+    /// `/proc` can not tell. Only threads of `pid` are read, whatever
+    /// `tids` holds; zombies are read (see [`ThreadSched::ended`]).
     pub(crate) fn read(pid: Pid, tids: &[i32]) -> Option<Self> {
         let at = std::time::Instant::now();
         let mut threads: Vec<ThreadSched> = Vec::with_capacity(tids.len());
@@ -538,6 +545,14 @@ impl Sched {
         self.threads.iter().any(ThreadSched::stopped)
     }
 
+    /// Whether process `pid`, whose main thread was read, is exiting or
+    /// has exited: its main thread ended (a Rust process ends when its
+    /// main thread returns; until all its threads are gone the main thread
+    /// is a zombie).
+    pub(crate) fn exiting(&self, pid: Pid) -> bool {
+        self.thread(pid.as_raw()).is_some_and(ThreadSched::ended)
+    }
+
     /// Its thread `tid`, if it was read.
     pub(crate) fn thread(&self, tid: i32) -> Option<&ThreadSched> {
         self.threads
@@ -548,16 +563,19 @@ impl Sched {
 }
 
 impl ThreadSched {
-    /// Reads thread `tid` of process `pid`; `None` if it is gone, a
-    /// zombie, or not a thread of `pid`.
+    /// Reads thread `tid` of process `pid`; `None` if it is gone, or not a
+    /// thread of `pid`. A zombie is read, with its state letter (`Z`).
     fn read(pid: Pid, tid: i32) -> Option<Self> {
         let dir = format!("/proc/{pid}/task/{tid}");
         let read = |file: &str| std::fs::read_to_string(format!("{dir}/{file}")).ok();
         let state = read("stat").as_deref().and_then(stat_state)?;
-        if matches!(state, 'Z' | 'X' | 'x') {
-            return None;
-        }
-        let (ran, waited) = read("schedstat").as_deref().and_then(parse_schedstat)?;
+        let counts = read("schedstat").as_deref().and_then(parse_schedstat);
+        let (ran, waited) = match counts {
+            Some(counts) => counts,
+            // What it did no longer matters once it ended.
+            None if matches!(state, 'Z' | 'X' | 'x') => (0, 0),
+            None => return None,
+        };
         Some(Self {
             tid,
             ran: Duration::from_nanos(ran),
@@ -715,6 +733,26 @@ mod tests {
         assert_eq!(Sched::read(pid, &[i32::MAX]), None);
         let gone = nix::unistd::Pid::from_raw(i32::MAX);
         assert_eq!(Sched::read(gone, &[gone.as_raw()]), None);
+    }
+
+    #[test]
+    fn a_zombie_is_read_as_exiting() {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        let mut child = std::process::Command::new("true").spawn().expect("a child");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // Until it exited, without reaping it.
+        waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT).expect("waitid");
+        let sched = Sched::read(pid, &[pid.as_raw()]);
+        let _ = child.wait();
+        let sched = sched.expect("a zombie is read");
+        assert!(sched.exiting(pid), "{sched:?}");
+        assert!(!sched.stopped(), "{sched:?}");
+        assert!(!Sched::read(
+            nix::unistd::Pid::this(),
+            &[nix::unistd::Pid::this().as_raw()]
+        )
+        .expect("this process")
+        .exiting(nix::unistd::Pid::this()));
     }
 
     #[test]

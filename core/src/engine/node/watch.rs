@@ -10,8 +10,8 @@
 //! main thread, in `Spawner::block_on`, on a single-threaded runtime:
 //! Tokio's current-thread one, smol's; any worker thread on Tokio's
 //! multi-thread one). Those threads *answer* for the process (the
-//! [`ANSWERING`] most recent senders; its main thread until it first shows
-//! life), and only they are judged. Any other thread of it (a worker's
+//! [`ANSWERING`] most recent senders that still run; its main thread until
+//! it first shows life, or once they all ended), and only they are judged. Any other thread of it (a worker's
 //! background thread, a blocking pool, the host's command reader) makes it
 //! look neither starved nor alive: a host whose executor thread is
 //! blocked while a thread beside it computes is hung, quota or not.
@@ -52,8 +52,12 @@
 //! period: in its first window, by 2 × the period; 0.01 CPU: about a
 //! second). The quota itself need not be known.
 //!
-//! A process whose answering threads can not be read (gone) is hung, as
-//! without a judgement. Nothing is read while a process shows life in
+//! A process whose main thread ended is exiting (a Rust process ends when
+//! its main thread returns; its other threads need a CPU to end, too, and
+//! under a tiny quota that takes seconds), or has exited and waits to be
+//! reaped: neither hung nor starved, it is looked at again half a period
+//! on. A process that can not be read at all (gone) is hung, as without a
+//! judgement. Nothing is read while a process shows life in
 //! time, and a supervisor reads what a process said before it judges it
 //! (`Node::wait`), so a sign of life still in the channel is never judged
 //! as silence.
@@ -324,13 +328,28 @@ impl Watch {
         self.look_at
     }
 
-    /// The threads that answer for process `pid`: those its signs of life
-    /// came from, or its main thread before the first.
-    fn answering(&self, pid: Pid) -> Vec<i32> {
-        if self.answering.is_empty() {
+    /// The threads of process `pid` to read: its main thread, and those
+    /// its signs of life came from.
+    fn to_read(&self, pid: Pid) -> Vec<i32> {
+        std::iter::once(pid.as_raw())
+            .chain(self.answering.iter().copied())
+            .collect()
+    }
+
+    /// The threads that answer for process `pid`, as read in `after`:
+    /// those its signs of life came from that still run; its main thread
+    /// before the first sign, or once they all ended.
+    fn answering(&self, pid: Pid, after: &Sched) -> Vec<i32> {
+        let running: Vec<i32> = self
+            .answering
+            .iter()
+            .copied()
+            .filter(|&tid| after.thread(tid).is_some_and(|t| !t.ended()))
+            .collect();
+        if running.is_empty() {
             vec![pid.as_raw()]
         } else {
-            self.answering.clone()
+            running
         }
     }
 
@@ -340,21 +359,14 @@ impl Watch {
         if now < self.look_at {
             return None;
         }
-        let answering = self.answering(pid);
-        let sched = Sched::read(pid, &answering);
-        self.look(pid, what, now, &answering, sched)
+        let sched = Sched::read(pid, &self.to_read(pid));
+        self.look(pid, what, now, sched)
     }
 
     /// [`check`](Self::check), with what the scheduler had done with its
-    /// threads `answering` read at `now` (`None`: they could not be).
-    fn look(
-        &mut self,
-        pid: Pid,
-        what: &str,
-        now: Instant,
-        answering: &[i32],
-        sched: Option<Sched>,
-    ) -> Option<Hung> {
+    /// threads (see [`to_read`](Self::to_read)) read at `now` (`None`:
+    /// they could not be).
+    fn look(&mut self, pid: Pid, what: &str, now: Instant, sched: Option<Sched>) -> Option<Hung> {
         if now < self.by {
             // Halfway through its silence: where the window starts.
             self.seen = sched;
@@ -364,6 +376,16 @@ impl Watch {
         let Some(after) = sched else {
             return Some(Hung::Unread);
         };
+        if after.exiting(pid) {
+            // Its main thread returned: it exits (its other threads need a
+            // CPU to end, too), or has, and is reaped once it has. Neither
+            // hung nor starved: looked at again half a period on.
+            tracing::debug!(pid = pid.as_raw(), period = ?self.period,
+                "{what} missed its watchdog deadline exiting; looked at again half a period on");
+            self.by = now + self.period / 2;
+            self.look_at = self.by;
+            return None;
+        }
         if after.stopped() {
             return Some(Hung::Stopped);
         }
@@ -377,7 +399,7 @@ impl Watch {
             self.look_at = self.by;
             return None;
         };
-        let window = Window::between(before, &after, answering);
+        let window = Window::between(before, &after, &self.answering(pid, &after));
         match judge(self.period, &window) {
             Verdict::Hung => Some(Hung::NotStarved(window, budget(self.period))),
             Verdict::TooShort => {
@@ -688,7 +710,7 @@ mod tests {
         let halfway = t0 + ms(100);
         assert_eq!(watch.next(), halfway);
         let look = |watch: &mut Watch, at: Instant, ran| {
-            watch.look(pid, "test", at, &[MAIN], reading(at, ran, ms(0), 'R'))
+            watch.look(pid, "test", at, reading(at, ran, ms(0), 'R'))
         };
         assert_eq!(look(&mut watch, halfway, ms(100)), None);
         // The deadline: 5 ms in 100 ms, starved; judged again 100 ms on.
@@ -713,7 +735,7 @@ mod tests {
         let mut at = t0 + ms(100);
         let mut ran = ms(50);
         assert_eq!(
-            watch.look(pid, "test", at, &[MAIN], reading(at, ran, ms(7), 'S')),
+            watch.look(pid, "test", at, reading(at, ran, ms(7), 'S')),
             None
         );
         // Under 0.01 CPU: a few hundred µs now and then, waiting the rest,
@@ -722,7 +744,7 @@ mod tests {
             at += ms(100);
             ran += us(300);
             assert_eq!(
-                watch.look(pid, "test", at, &[MAIN], reading(at, ran, ms(9), 'R')),
+                watch.look(pid, "test", at, reading(at, ran, ms(9), 'R')),
                 None
             );
             assert_eq!(watch.next(), at + ms(100));
@@ -730,7 +752,7 @@ mod tests {
         // Then it is SIGSTOPped.
         at += ms(100);
         assert_eq!(
-            watch.look(pid, "test", at, &[MAIN], reading(at, ran, ms(9), 'T')),
+            watch.look(pid, "test", at, reading(at, ran, ms(9), 'T')),
             Some(Hung::Stopped)
         );
     }
@@ -740,17 +762,93 @@ mod tests {
         let now = Instant::now();
         let pid = Pid::from_raw(MAIN);
         let mut watch = Watch::new(PERIOD, now);
+        let all = |tids: &[i32]| Sched {
+            at: now,
+            threads: tids
+                .iter()
+                .map(|&tid| thread(tid, ms(0), ms(0), 'S'))
+                .collect(),
+        };
         // Before any sign of life: the main thread.
-        assert_eq!(watch.answering(pid), vec![MAIN]);
+        assert_eq!(watch.to_read(pid), vec![MAIN]);
+        assert_eq!(watch.answering(pid, &all(&[MAIN])), vec![MAIN]);
         watch.alive(now, 7);
         watch.alive(now, 8);
         watch.alive(now, 7);
-        assert_eq!(watch.answering(pid), vec![8, 7]);
+        assert_eq!(watch.to_read(pid), vec![MAIN, 8, 7]);
+        assert_eq!(watch.answering(pid, &all(&[MAIN, 7, 8])), vec![8, 7]);
+        // A thread that ended answers no more; once all did, the main
+        // thread answers again.
+        assert_eq!(watch.answering(pid, &all(&[MAIN, 7])), vec![7]);
+        assert_eq!(watch.answering(pid, &all(&[MAIN])), vec![MAIN]);
         for tid in 0..40 {
             watch.alive(now, tid);
         }
         let last: Vec<i32> = (40 - ANSWERING as i32..40).collect();
-        assert_eq!(watch.answering(pid), last);
+        assert_eq!(watch.answering(pid, &all(&last)), last);
+        assert_eq!(watch.to_read(pid).len(), ANSWERING + 1);
+    }
+
+    #[test]
+    fn a_multi_threaded_host_is_judged_by_its_answering_threads() {
+        // Tokio's multi-thread runtime: signs of life came from worker
+        // threads 7 and 8; the main thread (in `block_on`) sleeps.
+        let pid = Pid::from_raw(MAIN);
+        let t0 = Instant::now();
+        let mut watch = Watch::new(PERIOD, t0);
+        watch.alive(t0, 7);
+        watch.alive(t0, 8);
+        let read = |at, seven: char, eight: char| {
+            Some(Sched {
+                at,
+                threads: vec![
+                    thread(MAIN, ms(1), ms(0), 'S'),
+                    thread(7, ms(0), ms(0), seven),
+                    thread(8, ms(0), ms(0), eight),
+                ],
+            })
+        };
+        assert_eq!(
+            watch.look(pid, "test", t0 + ms(100), read(t0, 'S', 'S')),
+            None
+        );
+        // Worker 8 waits for a CPU: starved.
+        assert_eq!(
+            watch.look(pid, "test", t0 + ms(200), read(t0 + ms(100), 'S', 'R')),
+            None
+        );
+        // Both asleep (a deadlock): hung, the main thread notwithstanding.
+        let hung = watch.look(pid, "test", t0 + ms(300), read(t0 + ms(200), 'S', 'S'));
+        assert!(
+            matches!(&hung, Some(Hung::NotStarved(w, _)) if w.threads.len() == 2),
+            "{hung:?}"
+        );
+    }
+
+    #[test]
+    fn an_exiting_process_is_neither_hung_nor_starved() {
+        let pid = Pid::from_raw(MAIN);
+        let t0 = Instant::now();
+        let mut watch = Watch::new(PERIOD, t0);
+        watch.alive(t0, MAIN);
+        let halfway = t0 + ms(100);
+        assert_eq!(
+            watch.look(pid, "test", halfway, reading(halfway, ms(5), ms(1), 'S')),
+            None
+        );
+        // Its main thread returned: a zombie until its other threads end
+        // (they wait for a CPU, under a quota), and it is reaped.
+        let at = t0 + ms(200);
+        assert_eq!(
+            watch.look(pid, "test", at, reading(at, ms(0), ms(0), 'Z')),
+            None
+        );
+        assert_eq!(watch.next(), at + ms(100));
+        // Reaped (by someone else): gone, hung as without a judgement.
+        assert_eq!(
+            watch.look(pid, "test", at + ms(100), None),
+            Some(Hung::Unread)
+        );
     }
 
     #[test]
