@@ -11,10 +11,11 @@
 //! Tokio's current-thread one, smol's; any worker thread on Tokio's
 //! multi-thread one). Those threads *answer* for the process (the
 //! [`ANSWERING`] most recent senders that still run; its main thread until
-//! it first shows life, or once they all ended), and only they are judged. Any other thread of it (a worker's
-//! background thread, a blocking pool, the host's command reader) makes it
-//! look neither starved nor alive: a host whose executor thread is
-//! blocked while a thread beside it computes is hung, quota or not.
+//! it first shows life, or once they all ended), and only they are judged.
+//! Any other thread of it (a worker's background thread, a blocking pool,
+//! the host's command reader) makes it look neither starved nor alive: a
+//! host whose executor thread is blocked while a thread beside it computes
+//! is hung, quota or not.
 //!
 //! # The rule
 //!
@@ -48,19 +49,25 @@
 //! rule on shares), and a starved idle thread under a tiny quota shared by
 //! many gets far less than the budget (0.01 CPU: 1 ms per 100 ms, for the
 //! whole group). A busy loop under a quota `q` is caught once it has had
-//! its budget: after `budget / q` of silence (a quarter CPU, a 200 ms
-//! period: in its first window, by 2 × the period; 0.01 CPU: about a
-//! second). The quota itself need not be known.
+//! its budget: after `budget / q` of window, which starts half a period
+//! into its silence (a quarter CPU, a 200 ms period: 40 ms, in its first
+//! window, so by the deadline; within 2 × the period down to 0.05 CPU;
+//! 0.01 CPU: about a second). The quota itself need not be known. A
+//! twentieth rather than a tenth of the period: a supervisor that judges
+//! under the same quota reads late, when the group's quota comes back, and
+//! a quarter CPU's 25 ms per 100 ms must clear the budget with room.
 //!
 //! A process whose main thread ended is exiting (a Rust process ends when
 //! its main thread returns; its other threads need a CPU to end, too, and
 //! under a tiny quota that takes seconds), or has exited and waits to be
 //! reaped: neither hung nor starved, it is looked at again half a period
 //! on. A process that can not be read at all (gone) is hung, as without a
-//! judgement. Nothing is read while a process shows life in
-//! time, and a supervisor reads what a process said before it judges it
-//! (`Node::wait`), so a sign of life still in the channel is never judged
-//! as silence.
+//! judgement. Nothing is read while a process shows life in time. A
+//! process judged hung is killed only once its channel has been read again,
+//! after the scheduler was asked (`Node::wait`): a sign of life it sent
+//! before (just before, from another CPU: under a quota a starved process
+//! and its judge get the CPU back at the same moment) is never taken for
+//! silence.
 //!
 //! # What the kernel shows
 //!
