@@ -275,13 +275,16 @@
 //! process silent for a period is killed and reported as
 //! [`ChildExit::Hung`], unless it was starved: once a process has been
 //! silent for half a period, its supervisor reads what the scheduler did
-//! with each of its threads (`/proc/<pid>/task/<tid>/schedstat` and
-//! `stat`), and at the deadline judges the half period between. Stopped,
-//! asleep (blocked, deadlocked), or on a CPU half the window or more: hung.
-//! Waiting for a CPU a quarter of the window or more, or all through it
-//! (a CPU quota, a saturated machine), and on a CPU less than half of it:
-//! starved, and its deadline moves on half a period at a time, judged
-//! again each time. Nothing is read while processes show life in time.
+//! with the threads that answer for it (those its signs of life came
+//! from: `/proc/<pid>/task/<tid>/schedstat` and `stat`), and at the
+//! deadline judges the window between. One of them runnable (waiting for
+//! a CPU: a CPU quota, a saturated machine) after less than a twentieth of
+//! the period on a CPU: starved, and its deadline moves on half a period
+//! at a time, judged again each time over the grown window. Otherwise
+//! (stopped, asleep: blocked, deadlocked; or silent after that much CPU: a
+//! busy loop, under a quota too): hung. Other threads of the process (a
+//! worker's background thread) count for nothing. Nothing is read while
+//! processes show life in time.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

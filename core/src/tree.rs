@@ -715,18 +715,22 @@ impl<K> Tree<K> {
     /// * Starved is not hung: a process that is runnable but gets no CPU (a
     ///   saturated machine, a CPU quota such as
     ///   [`Limits::cpu`](crate::Limits::cpu)) is not killed. Before it
-    ///   kills a silent process, its supervisor asks the scheduler (Linux
-    ///   `/proc/<pid>/task/*/schedstat`, read from half a period of silence
-    ///   to the deadline): a process that waited for a CPU at least a
-    ///   quarter of that window (or all through it) and ran less than half
-    ///   of it is starved, and its deadline moves on by half a period, to
-    ///   be judged again then. A stopped process, one whose threads slept
-    ///   (blocked, deadlocked), or one that ran half the window or more
-    ///   (a busy loop) is hung. While a CPU quota throttles the group a
-    ///   hung process is in, a thread of it that woke waits like any
-    ///   other, so it is caught once the throttling ends; and a process
-    ///   that spins while starved is killed once it gets the CPU it spins
-    ///   on. A process that can not be read is judged hung.
+    ///   kills a silent process, its supervisor asks the scheduler about
+    ///   the threads that answer for it, those its signs of life came from
+    ///   (Linux `/proc/<pid>/task/<tid>/schedstat` and `stat`, read from
+    ///   half a period of silence to the deadline): if one of them is
+    ///   runnable (waiting for a CPU, or throttled) and was on a CPU less
+    ///   than a twentieth of the period in that window (10 ms of a 200 ms
+    ///   period), the process is starved, and its deadline moves on by half
+    ///   a period, to be judged again then over the grown window. A
+    ///   stopped process, one whose answering threads sleep (blocked,
+    ///   deadlocked), or one silent after that much CPU (a busy loop) is
+    ///   hung. A busy loop under a CPU quota gets only the quota's share:
+    ///   it is caught within 2 × `period` under 0.05 CPU or more, and
+    ///   under a smaller quota `q` after about `period / (20 q)` of silence
+    ///   (a second, for 0.01 CPU and a 200 ms period). Other threads of the
+    ///   process (a worker's background thread) make it look neither
+    ///   starved nor alive. A process that can not be read is judged hung.
     ///
     /// The root process itself is watched by systemd's `WatchdogSec`. The
     /// simulation ignores watchdogs.

@@ -228,9 +228,13 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
 /// Tells the supervisor four times per watchdog `period` that the
 /// executor runs tasks: a worker that blocks the executor's thread, a
 /// deadlock or a SIGSTOP silences it, and the supervisor kills the host.
+/// Each note names the thread that sent it (the executor's: the main
+/// thread on a single-threaded runtime), whose scheduling the supervisor
+/// judges when the host is silent.
 async fn show_life<S, T: Timer>(ctx: Arc<Ctx<S, T>>, period: Duration) {
     loop {
-        ctx.note(&Note::Alive);
+        let thread = nix::unistd::gettid().as_raw();
+        ctx.note(&Note::Alive { thread });
         ctx.timer.sleep(period / 4).await;
     }
 }

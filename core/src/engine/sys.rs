@@ -511,82 +511,114 @@ pub(crate) fn thread_count() -> usize {
         .unwrap_or(1)
 }
 
-/// What the scheduler has done with a process, thread by thread
-/// (`/proc/<pid>/task/<tid>/stat` and `schedstat`). Read by the watchdog
-/// before it calls a silent process hung (see `node::watch`).
+/// What the scheduler has done with some threads of a process
+/// (`/proc/<pid>/task/<tid>/stat` and `schedstat`): the threads that
+/// answer for it. Read by the watchdog before it calls a silent process
+/// hung (see `node::watch`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sched {
     /// When it was read.
     pub(crate) at: std::time::Instant,
-    /// Its threads, by thread id.
+    /// The threads read, by thread id (those that ended, or are zombies,
+    /// are left out).
     pub(crate) threads: Vec<ThreadSched>,
 }
 
 /// What the scheduler has done with one thread since it began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ThreadSched {
+    /// Its thread id.
     pub(crate) tid: i32,
     /// Time on a CPU.
     pub(crate) ran: Duration,
     /// Time runnable but waiting for a CPU, counted when the wait ends
     /// (when the thread gets a CPU): a wait still going on is not in it.
-    /// With a CPU quota, time throttled counts as waiting.
+    /// With a CPU quota, time throttled counts as waiting (measured on
+    /// Linux 6.18, where a throttled thread stays `R`).
     pub(crate) waited: Duration,
-    /// How many times it got a CPU.
-    pub(crate) slices: u64,
-    /// Its state letter: `R` running or runnable, `S`/`D` asleep, `T`
-    /// stopped, `t` stopped by a tracer...
+    /// Its state letter: `R` running or runnable (throttled too), `S`/`D`
+    /// asleep, `T` stopped, `t` stopped by a tracer...
     pub(crate) state: char,
 }
 
+impl ThreadSched {
+    /// Whether it is stopped, by a signal (`T`) or a tracer (`t`).
+    pub(crate) fn stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+
+    /// Whether it ended: a zombie (`Z`; the main thread of a process stays
+    /// one until every thread of it ended, and the process until it is
+    /// reaped), or dead (`X`).
+    pub(crate) fn ended(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
 impl Sched {
-    /// Reads process `pid`'s; `None` if it is gone (or a zombie), or
-    /// `/proc` can not tell.
-    pub(crate) fn read(pid: Pid) -> Option<Self> {
+    /// Reads threads `tids` of process `pid` (each once); `None` if none
+    /// of them can be read: the process is gone (reaped), they ended, or
+    /// `/proc` can not tell. Only threads of `pid` are read, whatever
+    /// `tids` holds; zombies are read (see [`ThreadSched::ended`]).
+    pub(crate) fn read(pid: Pid, tids: &[i32]) -> Option<Self> {
         let at = std::time::Instant::now();
-        let mut threads = Vec::new();
-        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
-            .ok()?
-            .flatten()
-        {
-            // A thread that ended meanwhile is left out.
-            let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+        let mut threads: Vec<ThreadSched> = Vec::with_capacity(tids.len());
+        for &tid in tids {
+            if threads.iter().any(|t| t.tid == tid) {
                 continue;
-            };
-            let read = |file: &str| std::fs::read_to_string(entry.path().join(file)).ok();
-            let Some(state) = read("stat").as_deref().and_then(stat_state) else {
-                continue;
-            };
-            let Some((ran, waited, slices)) =
-                read("schedstat").as_deref().and_then(parse_schedstat)
-            else {
-                continue;
-            };
-            threads.push(ThreadSched {
-                tid,
-                ran: Duration::from_nanos(ran),
-                waited: Duration::from_nanos(waited),
-                slices,
-                state,
-            });
+            }
+            // A thread that ended (or a zombie) is left out.
+            if let Some(thread) = ThreadSched::read(pid, tid) {
+                threads.push(thread);
+            }
         }
         threads.sort_unstable_by_key(|t| t.tid);
-        let alive = threads.iter().any(|t| !matches!(t.state, 'Z' | 'X' | 'x'));
-        alive.then_some(Self { at, threads })
+        (!threads.is_empty()).then_some(Self { at, threads })
     }
 
-    /// Whether it is stopped: a thread of it is, by a signal (`T`) or a
-    /// tracer (`t`).
+    /// Whether it is stopped: a thread read is, by a signal (`T`) or a
+    /// tracer (`t`). A SIGSTOP stops every thread, the main one too.
     pub(crate) fn stopped(&self) -> bool {
-        self.threads.iter().any(|t| matches!(t.state, 'T' | 't'))
+        self.threads.iter().any(ThreadSched::stopped)
     }
 
-    /// Its thread `tid`.
+    /// Whether process `pid`, whose main thread was read, is exiting or
+    /// has exited: its main thread ended (a Rust process ends when its
+    /// main thread returns; until all its threads are gone the main thread
+    /// is a zombie).
+    pub(crate) fn exiting(&self, pid: Pid) -> bool {
+        self.thread(pid.as_raw()).is_some_and(ThreadSched::ended)
+    }
+
+    /// Its thread `tid`, if it was read.
     pub(crate) fn thread(&self, tid: i32) -> Option<&ThreadSched> {
         self.threads
             .binary_search_by_key(&tid, |t| t.tid)
             .ok()
             .and_then(|n| self.threads.get(n))
+    }
+}
+
+impl ThreadSched {
+    /// Reads thread `tid` of process `pid`; `None` if it is gone, or not a
+    /// thread of `pid`. A zombie is read, with its state letter (`Z`).
+    fn read(pid: Pid, tid: i32) -> Option<Self> {
+        let dir = format!("/proc/{pid}/task/{tid}");
+        let read = |file: &str| std::fs::read_to_string(format!("{dir}/{file}")).ok();
+        let state = read("stat").as_deref().and_then(stat_state)?;
+        let counts = read("schedstat").as_deref().and_then(parse_schedstat);
+        let (ran, waited) = match counts {
+            Some(counts) => counts,
+            // What it did no longer matters once it ended.
+            None if matches!(state, 'Z' | 'X' | 'x') => (0, 0),
+            None => return None,
+        };
+        Some(Self {
+            tid,
+            ran: Duration::from_nanos(ran),
+            waited: Duration::from_nanos(waited),
+            state,
+        })
     }
 }
 
@@ -597,15 +629,14 @@ fn stat_state(stat: &str) -> Option<char> {
     rest.split_whitespace().next()?.chars().next()
 }
 
-/// Nanoseconds on a CPU, nanoseconds waiting for one, and timeslices, from
-/// the text of a `schedstat` file.
-fn parse_schedstat(text: &str) -> Option<(u64, u64, u64)> {
+/// Nanoseconds on a CPU and nanoseconds waiting for one, from the text of
+/// a `schedstat` file (`<ran> <waited> <timeslices>`).
+fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
     let mut fields = text.split_whitespace().map(str::parse::<u64>);
-    Some((
-        fields.next()?.ok()?,
-        fields.next()?.ok()?,
-        fields.next()?.ok()?,
-    ))
+    let parsed = (fields.next()?.ok()?, fields.next()?.ok()?);
+    // The third field (timeslices) is not used, but must be there.
+    fields.next()?.ok()?;
+    Some(parsed)
 }
 
 #[cfg(test)]
@@ -620,7 +651,7 @@ mod tests {
         assert_eq!(stat_state("garbage"), None);
         assert_eq!(
             parse_schedstat("1529867 99700321 12\n"),
-            Some((1_529_867, 99_700_321, 12))
+            Some((1_529_867, 99_700_321))
         );
         assert_eq!(parse_schedstat("1529867 99700321\n"), None);
         assert_eq!(parse_schedstat("x 1 2\n"), None);
@@ -629,11 +660,44 @@ mod tests {
     #[test]
     fn this_process_is_read() {
         let pid = nix::unistd::Pid::this();
-        let sched = Sched::read(pid).expect("/proc of this process");
+        let this = nix::unistd::gettid().as_raw();
+        // This thread, the main thread, this thread again (read once), and
+        // an id that is no thread of this process (left out).
+        let sched =
+            Sched::read(pid, &[this, pid.as_raw(), this, i32::MAX]).expect("/proc of this process");
         assert!(!sched.stopped());
-        let me = sched.thread(pid.as_raw()).expect("the main thread");
-        assert!(me.ran > Duration::ZERO, "{sched:?}");
-        assert!(me.slices > 0, "{sched:?}");
-        assert_eq!(Sched::read(nix::unistd::Pid::from_raw(i32::MAX)), None);
+        let me = sched.thread(this).expect("this thread");
+        // Reading /proc, this thread runs (its own time on a CPU may not
+        // be counted yet: a running thread's is, at the next tick).
+        assert_eq!(me.state, 'R', "{sched:?}");
+        let main = sched.thread(pid.as_raw()).expect("the main thread");
+        assert!(main.ran > Duration::ZERO, "{sched:?}");
+        assert_eq!(sched.thread(i32::MAX), None);
+        let expected = if this == pid.as_raw() { 1 } else { 2 };
+        assert_eq!(sched.threads.len(), expected, "{sched:?}");
+        assert_eq!(Sched::read(pid, &[]), None);
+        assert_eq!(Sched::read(pid, &[i32::MAX]), None);
+        let gone = nix::unistd::Pid::from_raw(i32::MAX);
+        assert_eq!(Sched::read(gone, &[gone.as_raw()]), None);
+    }
+
+    #[test]
+    fn a_zombie_is_read_as_exiting() {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        let mut child = std::process::Command::new("true").spawn().expect("a child");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // Until it exited, without reaping it.
+        waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT).expect("waitid");
+        let sched = Sched::read(pid, &[pid.as_raw()]);
+        let _ = child.wait();
+        let sched = sched.expect("a zombie is read");
+        assert!(sched.exiting(pid), "{sched:?}");
+        assert!(!sched.stopped(), "{sched:?}");
+        assert!(!Sched::read(
+            nix::unistd::Pid::this(),
+            &[nix::unistd::Pid::this().as_raw()]
+        )
+        .expect("this process")
+        .exiting(nix::unistd::Pid::this()));
     }
 }

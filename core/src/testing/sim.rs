@@ -387,7 +387,7 @@ impl<'a> Sim<'a> {
                 | Note::Began(_)
                 | Note::Ended(_)
                 | Note::SetupFailed
-                | Note::Alive => {}
+                | Note::Alive { .. } => {}
             }
         }
         match happened {

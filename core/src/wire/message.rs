@@ -75,7 +75,12 @@ pub(crate) enum Note {
     Ready,
     /// The process shows life, for its supervisor's watchdog: from a task
     /// on a worker host's executor, or from a child supervisor's loop.
-    Alive,
+    Alive {
+        /// The thread that sent it (its Linux thread id): one that answers
+        /// for the process, which the watchdog judges when the process
+        /// misses its deadline (see `engine::node::watch`).
+        thread: i32,
+    },
     /// A child supervisor's last word before it exits.
     Ended(Ending),
     /// The child process could not be set up before any user code ran (its
@@ -163,7 +168,7 @@ mod tests {
                 reason: None,
             },
             Note::Ready,
-            Note::Alive,
+            Note::Alive { thread: 4321 },
             Note::Ended(Ending {
                 outcome: Outcome::GaveUp,
                 signal: Some(15),

@@ -9,7 +9,7 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::watch::Watch;
+use super::watch::{Hung, Watch};
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
 use crate::engine::sys::{self, AbortMark, SignalPipe};
@@ -104,23 +104,43 @@ impl ChildProcs {
             .min()
     }
 
-    /// Kills the child supervisors that showed no life in time, and were
-    /// not starved of CPU (see [`Watch::check`]).
-    pub(super) fn kill_hung(&mut self, now: Instant) {
+    /// Looks at the child supervisors whose watchdog is due: those judged
+    /// hung (see [`Watch::check`]), to be killed by
+    /// [`kill_hung`](Self::kill_hung) once what they said is read.
+    pub(super) fn judge(&mut self, now: Instant) -> Vec<(ChildIdx, Hung)> {
+        let mut hung = Vec::new();
         for (n, proc) in self.procs.iter_mut().enumerate() {
             let Some(proc) = proc.as_mut() else { continue };
             let pid = proc.pid;
             let Some(watch) = proc.watchdog.as_mut().filter(|_| !proc.hung) else {
                 continue;
             };
-            let period = watch.period();
-            if let Some(why) = watch.check(pid, "child supervisor", now) {
-                proc.hung = true;
-                proc.watchdog = None;
-                tracing::warn!(child = n, pid = pid.as_raw(), ?period, %why,
-                    "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
-                sys::send(pid, Signal::SIGKILL);
+            if let (Some(why), Some(child)) =
+                (watch.check(pid, "child supervisor", now), ChildIdx::new(n))
+            {
+                hung.push((child, why));
             }
+        }
+        hung
+    }
+
+    /// Kills the child supervisors judged `hung` at `now` that still
+    /// showed no life (none came in since their judgement).
+    pub(super) fn kill_hung(&mut self, hung: Vec<(ChildIdx, Hung)>, now: Instant) {
+        for (child, why) in hung {
+            let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some(watch) = proc.watchdog.as_ref().filter(|w| w.next() <= now) else {
+                // It showed life meanwhile.
+                continue;
+            };
+            let (pid, period) = (proc.pid, watch.period());
+            proc.hung = true;
+            proc.watchdog = None;
+            tracing::warn!(child = child.get(), pid = pid.as_raw(), ?period, %why,
+                "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
+            sys::send(pid, Signal::SIGKILL);
         }
     }
 
@@ -316,10 +336,10 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                         proc.setup_failed = true;
                     }
                 }
-                Note::Alive => {
+                Note::Alive { thread } => {
                     if let Some(proc) = self.procs.procs[child.get()].as_mut() {
                         if let Some(watch) = proc.watchdog.as_mut() {
-                            watch.alive(now);
+                            watch.alive(now, thread);
                         }
                     }
                 }

@@ -10,7 +10,7 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::watch::Watch;
+use super::watch::{Hung, Watch};
 use super::{take_children, Node};
 use crate::engine::channel::{Channel, PipeState};
 use crate::engine::host;
@@ -232,6 +232,16 @@ impl HostLink {
         }
     }
 
+    /// Looks at the host if its watchdog is due: `Some` if it is judged
+    /// hung (see [`Watch::check`]), to be killed by
+    /// [`kill_if_overdue`](Self::kill_if_overdue) once what it said is
+    /// read.
+    pub(super) fn judge_watch(&mut self, now: Instant) -> Option<Hung> {
+        let host = self.host.as_mut()?;
+        let pid = host.pid;
+        host.watch.as_mut()?.check(pid, "worker host", now)
+    }
+
     pub(super) fn kill_at(&self) -> Option<Instant> {
         let host = self.host.as_ref()?;
         let drops = host.dropping.iter().map(|&(_, at)| at);
@@ -243,19 +253,18 @@ impl HostLink {
             .min()
     }
 
-    /// Kills the host if it is overdue: hung, not exited in time, or a
-    /// dropped worker did not end in time. Returns those workers (for the
-    /// log line, which names their paths).
-    pub(super) fn kill_if_overdue(&mut self, now: Instant) -> Vec<ChildIdx> {
+    /// Kills the host if it is overdue: judged `hung` at `now` (by
+    /// [`judge_watch`](Self::judge_watch)) and still showing no life, not
+    /// exited in time, or a dropped worker did not end in time. Returns
+    /// those workers (for the log line, which names their paths).
+    pub(super) fn kill_if_overdue(&mut self, now: Instant, hung: Option<Hung>) -> Vec<ChildIdx> {
         let Some(host) = &mut self.host else {
             return Vec::new();
         };
         let pid = host.pid;
-        let hung = host
-            .watch
-            .as_mut()
-            .and_then(|w| w.check(pid, "worker host", now));
-        if let Some(why) = hung {
+        // Unless it showed life since it was judged.
+        let silent = host.watch.as_ref().is_some_and(|w| w.next() <= now);
+        if let Some(why) = hung.filter(|_| silent) {
             host.watch = None;
             host.hung = true;
             tracing::warn!(
@@ -498,9 +507,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     host.setup_failed = true;
                 }
             }
-            Note::Alive => {
+            Note::Alive { thread } => {
                 if let Some(watch) = self.host.host.as_mut().and_then(|h| h.watch.as_mut()) {
-                    watch.alive(now);
+                    watch.alive(now, thread);
                 }
             }
             Note::Exited {

@@ -218,7 +218,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         };
         if at <= now {
             self.next_alive = Some(now + period / 4);
-            if let Err(err) = parent.send(&Note::Alive) {
+            let thread = nix::unistd::gettid().as_raw();
+            if let Err(err) = parent.send(&Note::Alive { thread }) {
                 tracing::debug!(supervisor = %self.machine.path(), %err, "could not show life to the parent");
             }
         }
@@ -477,14 +478,27 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if signals.contains(&Signal::SIGCHLD) {
             self.reap(now);
         }
-        let stuck = self.host.kill_if_overdue(now);
+        // A process its watchdog judges hung is read once more before it
+        // is killed, after the scheduler was asked: a sign of life it sent
+        // before then (maybe just before, from another CPU, or one this
+        // turn did not poll for) is never judged as silence.
+        let host_hung = self.host.judge_watch(now);
+        if host_hung.is_some() {
+            self.read_host(now, true);
+        }
+        let hung = self.procs.judge(now);
+        if !hung.is_empty() {
+            let children: Vec<ChildIdx> = hung.iter().map(|&(child, _)| child).collect();
+            self.read_procs(&children, now);
+        }
+        let stuck = self.host.kill_if_overdue(now, host_hung);
         if !stuck.is_empty() {
             tracing::warn!(
                 supervisor = %self.machine.path(), pid = ?self.host.pid().map(|p| p.as_raw()), workers = %self.paths(&stuck),
                 "dropped workers did not end in time (a worker blocks its thread?); killing their worker host"
             );
         }
-        self.procs.kill_hung(now);
+        self.procs.kill_hung(hung, now);
         self.show_life(now);
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
             self.machine.handle_timeout(now);
