@@ -1374,8 +1374,9 @@ pub(crate) mod drive {
             Some(line) => {
                 let t = crate::drive::number_after(&line, ' ')?;
                 run.note(format!("{line} ({} ms after it began)", t.saturating_sub(at)));
-                if t.saturating_sub(at) > 600 {
-                    return Err(format!("hung only {} ms after it began", t - at));
+                // Within 2 × the period, as the watchdog promises.
+                if t.saturating_sub(at) > 400 {
+                    return Err(format!("hung only {} ms after it began (at most 400)", t - at));
                 }
                 Ok(())
             }
@@ -1386,7 +1387,9 @@ pub(crate) mod drive {
         }
     }
 
-    pub(crate) fn busy_under_quota(run: &mut Run) -> Result<(), String> {
+    /// Once the worker started (or the scenario skipped): it must be
+    /// reported hung soon after it began `what` (see [`hung_after`]).
+    fn hung_once_started(run: &mut Run, what: &str) -> Result<(), String> {
         let first = run.wait_for("a start, or a skip", |run| {
             run.stdout()
                 .into_iter()
@@ -1396,20 +1399,15 @@ pub(crate) mod drive {
         if first.starts_with("skipped: ") {
             return skipped(run).map(drop);
         }
-        hung_after(run, "spinning at ", Duration::from_secs(5))
+        hung_after(run, what, Duration::from_secs(5))
+    }
+
+    pub(crate) fn busy_under_quota(run: &mut Run) -> Result<(), String> {
+        hung_once_started(run, "spinning at ")
     }
 
     pub(crate) fn deadlock_beside_work(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("a start, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("start ") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
-        if first.starts_with("skipped: ") {
-            return skipped(run).map(drop);
-        }
-        hung_after(run, "blocking at ", Duration::from_secs(5))
+        hung_once_started(run, "blocking at ")
     }
 
     pub(crate) fn unix_symlink(run: &mut Run) -> Result<(), String> {
@@ -1604,39 +1602,6 @@ pub(crate) mod drive {
         Ok(())
     }
 
-    /// CPU time (user + system, in clock ticks) of each process of the
-    /// scenario's group.
-    fn cpu_ticks(run: &mut Run) -> Vec<(i32, u64)> {
-        run.group()
-            .into_iter()
-            .filter_map(|p| {
-                let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).ok()?;
-                let rest = stat.rsplit_once(')')?.1;
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let ticks =
-                    fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-                Some((p.pid, ticks))
-            })
-            .collect()
-    }
-
-    /// Processes of the tree that used more than 10 % of a CPU over 2 s.
-    fn spinning(run: &mut Run) -> Vec<String> {
-        let before = cpu_ticks(run);
-        let since = Instant::now();
-        std::thread::sleep(Duration::from_secs(2));
-        let after = cpu_ticks(run);
-        let spent = since.elapsed().as_secs_f64();
-        after
-            .iter()
-            .filter_map(|(pid, t)| {
-                let (_, t0) = before.iter().find(|(p, _)| p == pid)?;
-                let share = (t - t0) as f64 / 100.0 / spent;
-                (share > 0.10).then(|| format!("pid {pid}: {:.0} % of a CPU", share * 100.0))
-            })
-            .collect()
-    }
-
     /// After the worker broke a pipe of its host and returned: whether it
     /// was started again (within 3 s), and what spins.
     fn broken_pipe(run: &mut Run) -> Result<(), String> {
@@ -1658,7 +1623,7 @@ pub(crate) mod drive {
                 .ok_or_else(|| "not yet".to_owned())
         });
         let _ = kid;
-        let spin = spinning(run);
+        let spin = crate::boundaries::drive::spinning(run);
         // Every run after the first returns after 100 ms and is restarted
         // (10 ms backoff): ~20 runs in these 2 s, each an `Exited` event.
         let starts = run.count(|l| l.starts_with("start "));

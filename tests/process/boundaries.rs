@@ -378,7 +378,7 @@ pub(crate) mod drive {
 
     /// Whether a process of the scenario's group spends more than a tenth
     /// of a CPU over 2 s: those that do.
-    fn spinning(run: &mut Run) -> Vec<String> {
+    pub(crate) fn spinning(run: &mut Run) -> Vec<String> {
         let before = cpu_ticks(run);
         let since = Instant::now();
         std::thread::sleep(Duration::from_secs(2));
