@@ -1276,6 +1276,42 @@ fn a_drain_of_200ms_takes_200_virtual_ms() {
     );
 }
 
+/// A worker that waits to be asked to stop, then says so in `order`.
+fn says_when_stopped(order: &Arc<Mutex<Vec<&'static str>>>, name: &'static str) -> Life {
+    let order = order.clone();
+    Life::new(move || {
+        let order = order.clone();
+        Box::pin(async move {
+            supertrees::stopping().await;
+            order.lock().unwrap().push(name);
+        })
+    })
+}
+
+/// OTP's `supervisor_SUITE:order_of_children`: a supervisor that shuts
+/// down stops its children in reverse start order, workers that listen to
+/// `stopping()` too (they used to end in start order here), at the root and
+/// in a nested supervisor.
+#[test]
+fn a_shutdown_stops_listening_children_in_reverse_start_order() {
+    let timer = FakeTimer::new();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let o = order.clone();
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(says_when_stopped(&order, "a"))
+        .add_supervisor(move |s| {
+            s.add_worker(says_when_stopped(&o, "s/a"))
+                .add_worker(says_when_stopped(&o, "s/b"))
+                .add_worker(says_when_stopped(&o, "s/c"))
+        })
+        .add_worker(says_when_stopped(&order, "b"))
+        .add_worker(says_when_stopped(&order, "c"))
+        .add_worker(gives_up_after(&timer, 100));
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    assert_eq!(*order.lock().unwrap(), ["c", "b", "s/c", "s/b", "s/a", "a"]);
+}
+
 #[test]
 fn a_worker_ignoring_stopping_is_dropped_at_its_shutdown() {
     let timer = FakeTimer::new();

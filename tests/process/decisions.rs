@@ -26,12 +26,12 @@ pub(crate) mod scenario {
     use supertrees::testing::{run_simulated, FakeTimer};
     use supertrees::{
         BackoffPolicy, BoxFuture, EventKind, RestartPolicy, Restartable, Strategy, Supertree,
-        Worker,
+        Timer, Worker,
     };
 
     use super::next_run;
     use crate::observe::now_ms;
-    use crate::scenario::report;
+    use crate::scenario::{report, Life};
 
     /// Panics on its first four runs, then prints `start w <ms>` and runs
     /// until stopped. `Always`, backoff 20 ms ×2, no reset within the test.
@@ -217,6 +217,90 @@ pub(crate) mod scenario {
         );
         println!("simulated {simulated:?}");
         report(scripted_tree().on_event(print_exits("proc")).start());
+    }
+
+    /// Time as an engine runs it: virtual in simulation, the wall clock in
+    /// processes.
+    #[derive(Clone)]
+    enum Clock {
+        Sim(FakeTimer),
+        Real,
+    }
+
+    impl Clock {
+        fn name(&self) -> &'static str {
+            match self {
+                Clock::Sim(_) => "sim",
+                Clock::Real => "proc",
+            }
+        }
+
+        fn now_ms(&self) -> u128 {
+            match self {
+                Clock::Sim(timer) => timer.elapsed().as_millis(),
+                Clock::Real => now_ms(),
+            }
+        }
+
+        fn sleep(&self, ms: u64) -> BoxFuture {
+            let d = Duration::from_millis(ms);
+            match self {
+                Clock::Sim(timer) => timer.sleep(d),
+                Clock::Real => Box::pin(tokio::time::sleep(d)),
+            }
+        }
+    }
+
+    /// Waits to be asked to stop, drains for `drain_ms`, then prints
+    /// `<engine> stopped <name> <ms>`.
+    fn drains(clock: &Clock, name: &'static str, drain_ms: u64) -> Life {
+        let clock = clock.clone();
+        let mut life = Life::new(move || {
+            let clock = clock.clone();
+            Box::pin(async move {
+                supertrees::stopping().await;
+                clock.sleep(drain_ms).await;
+                println!("{} stopped {name} {}", clock.name(), clock.now_ms());
+            })
+        });
+        life.shutdown = supertrees::Shutdown::Timeout(Duration::from_secs(5));
+        life
+    }
+
+    /// The tree whose shutdown order and drain times are compared: the
+    /// last worker gives up after 100 ms (intensity 0), and the root stops
+    /// the others in reverse: `c` and `b` together, then the supervisor
+    /// (its `s/c`, `s/b`, `s/a` together), then `a`, which drains 50 ms.
+    fn order_tree(clock: &Clock) -> Supertree {
+        let (c, g) = (clock.clone(), clock.clone());
+        let mut gives_up = Life::new(move || {
+            let g = g.clone();
+            Box::pin(async move {
+                g.sleep(100).await;
+                println!("{} gave up {}", g.name(), g.now_ms());
+                panic!("gives up on purpose");
+            })
+        });
+        gives_up.restart = RestartPolicy::Always;
+        Supertree::new()
+            .with_intensity(supertrees::Intensity::new(0, Duration::from_secs(1)))
+            .add_worker(drains(clock, "a", 50))
+            .add_supervisor(move |s| {
+                s.add_worker(drains(&c, "s/a", 0))
+                    .add_worker(drains(&c, "s/b", 0))
+                    .add_worker(drains(&c, "s/c", 0))
+            })
+            .add_worker(drains(clock, "b", 0))
+            .add_worker(drains(clock, "c", 0))
+            .add_worker(gives_up)
+    }
+
+    /// The order tree in simulation, then in processes.
+    pub(crate) fn differential_shutdown_order() {
+        let timer = FakeTimer::new();
+        let simulated = run_simulated(order_tree(&Clock::Sim(timer.clone())), timer);
+        println!("simulated {}", simulated.is_err());
+        report(order_tree(&Clock::Real).start());
     }
 }
 
@@ -412,6 +496,61 @@ pub(crate) mod drive {
         run.note(format!(
             "{compared} exits on {} paths: same exits and restart delays in simulation and processes",
             paths.len()
+        ));
+        Ok(())
+    }
+    /// `(name, ms after the engine's give-up)` of each stopped worker, in
+    /// the order printed.
+    fn stops(run: &Run, engine: &str) -> Result<Vec<(String, u128)>, String> {
+        let out = run.stdout();
+        let gave_up = out
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{engine} gave up ")))
+            .ok_or_else(|| format!("{engine}: no give-up"))?
+            .parse::<u128>()
+            .map_err(|e| e.to_string())?;
+        out.iter()
+            .filter_map(|l| l.strip_prefix(&format!("{engine} stopped ")))
+            .map(|rest| {
+                let (name, at) = rest.split_once(' ').ok_or("bad line")?;
+                let at: u128 = at.parse().map_err(|_| "bad time")?;
+                Ok((name.to_owned(), at.saturating_sub(gave_up)))
+            })
+            .collect()
+    }
+
+    pub(crate) fn differential_shutdown_order(run: &mut Run) -> Result<(), String> {
+        let status = run.wait_exit()?;
+        if status.code() != Some(0)
+            || !run.stdout().iter().any(|l| l == "simulated true")
+            || !run
+                .stdout()
+                .iter()
+                .any(|l| l.starts_with("returned Err IntensityExceeded path=root"))
+        {
+            return Err(format!("both runs must give up at the root: {status:?}"));
+        }
+        let (sim, procs) = (stops(run, "sim")?, stops(run, "proc")?);
+        let order = |all: &[(String, u128)]| all.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let expected = ["c", "b", "s/c", "s/b", "s/a", "a"];
+        if order(&sim) != expected || order(&procs) != expected {
+            return Err(format!(
+                "shutdown order: simulation {:?}, processes {:?}, expected {expected:?}",
+                order(&sim),
+                order(&procs)
+            ));
+        }
+        // Drains: exact in simulation; in processes no sooner, and at most
+        // 100 ms later (stopping processes takes time).
+        for ((name, s), (_, p)) in sim.iter().zip(&procs) {
+            if p < s || *p > s + 100 {
+                return Err(format!(
+                    "{name} stopped {p} ms after the give-up in processes, {s} ms in simulation"
+                ));
+            }
+        }
+        run.note(format!(
+            "stops after the give-up: simulation {sim:?}, processes {procs:?}"
         ));
         Ok(())
     }

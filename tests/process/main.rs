@@ -336,6 +336,12 @@ const SCENARIOS: &[Scenario] = &[
         decisions::drive::differential,
         15,
     ),
+    scenario(
+        "panic_differential_shutdown_order",
+        decisions::scenario::differential_shutdown_order,
+        decisions::drive::differential_shutdown_order,
+        15,
+    ),
     // Issue 11: hardening.
     scenario(
         "fork_fails",

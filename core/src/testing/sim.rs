@@ -50,8 +50,10 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// Stopping a worker asks it to stop, as in processes: one that called
 /// [`stopping()`](crate::stopping()) has its
 /// [`shutdown`](crate::Restartable::shutdown) time (virtual) to return, then
-/// is dropped; any other is dropped at once. Stopping a child supervisor
-/// stops its children first, in reverse order, as in processes.
+/// is dropped; any other is dropped at once. A shutdown stops children in
+/// reverse start order, as in processes: workers asked together run in the
+/// order they were asked (the last started first), as a worker host's
+/// executor runs them, and a child supervisor stops its own children first.
 ///
 /// # Errors
 ///
@@ -221,6 +223,11 @@ struct Sim<'a> {
     child_stops: Vec<Option<Arc<AtomicBool>>>,
     /// The stop requests of running workers, by position.
     worker_stops: Vec<Option<Arc<StopFlag>>>,
+    /// Running workers asked to stop that listen (called `stopping()`), in
+    /// the order asked: polled before the others, as a worker host's
+    /// executor runs them in the order their stops woke them (a shutdown
+    /// asks in reverse start order).
+    asked: Vec<usize>,
     parent: Parent,
     observer: Shared<Observer>,
     /// The tree's simulated mailboxes and templates.
@@ -296,6 +303,7 @@ fn supervise_with_stop<'a>(
         stopping: false,
         child_stops: sup.children.iter().map(|_| None).collect(),
         worker_stops: sup.children.iter().map(|_| None).collect(),
+        asked: Vec::new(),
         parent,
         observer,
         services,
@@ -328,18 +336,24 @@ impl<'a> Sim<'a> {
             .machine
             .poll_timeout()
             .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
-        let (running, notes, stop, stopping, templates) = (
+        let (running, notes, stop, stopping, templates, asked) = (
             &mut self.running,
             &self.notes,
             &self.stop,
             self.stopping,
             &self.templates,
+            &self.asked,
         );
         let happened = futures::future::poll_fn(|cx| {
             if !stopping && stop.load(Ordering::SeqCst) {
                 return Poll::Ready(Happened::Stop);
             }
-            for (n, slot) in running.0.iter_mut().enumerate() {
+            // Those asked to stop first, in the order asked (polling one
+            // again below, in index order, is harmless).
+            for n in asked.iter().copied().chain(0..running.0.len()) {
+                let Some(slot) = running.0.get_mut(n) else {
+                    continue;
+                };
                 if let Some(child) = slot {
                     if let Poll::Ready(exit) = child.as_mut().poll(cx) {
                         *slot = None;
@@ -392,6 +406,7 @@ impl<'a> Sim<'a> {
         }
         match happened {
             Happened::Exited(n, (exit, reason)) => {
+                self.asked.retain(|&m| m != n);
                 if let Some(child) = self.machine.child(n) {
                     self.machine.handle_exit_because(child, exit, reason, now);
                 }
@@ -426,7 +441,7 @@ impl<'a> Sim<'a> {
                                 stop.store(true, Ordering::SeqCst)
                             }
                             // It called `stopping()`: it may return by itself.
-                            _ if listens => {}
+                            _ if listens => self.asked.push(n),
                             _ => {
                                 drop(self.running.0[n].take());
                                 self.machine.handle_exit(
@@ -442,6 +457,7 @@ impl<'a> Sim<'a> {
                     for child in children {
                         let n = child.get();
                         drop(self.running.0[n].take());
+                        self.asked.retain(|&m| m != n);
                         let killed = if self.child_stops[n].is_some() {
                             ChildExit::Signaled(nix::libc::SIGKILL)
                         } else {
