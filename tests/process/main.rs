@@ -63,6 +63,7 @@ use std::time::Duration;
 
 mod abuse;
 mod attack20;
+mod attack20b;
 mod boundaries;
 mod containment;
 mod decisions;
@@ -817,6 +818,31 @@ const SCENARIOS: &[Scenario] = &[
         attack20::scenario::unix_chmod_race,
         attack20::drive::unix_chmod_race,
         40,
+    ),
+    // Second review of issue 20: attacks on the fixes of the first.
+    scenario(
+        "attack20b_signal_pipe_zero",
+        attack20b::scenario::signal_pipe_zero,
+        attack20b::drive::signal_pipe_zero,
+        15,
+    ),
+    scenario(
+        "attack20b_executor_exit",
+        attack20b::scenario::executor_exit,
+        attack20b::drive::executor_exit,
+        15,
+    ),
+    scenario(
+        "attack20b_unix_symlink_chain",
+        attack20b::scenario::unix_symlink_chain,
+        attack20b::drive::unix_symlink_chain,
+        15,
+    ),
+    scenario(
+        "attack20b_reach_more",
+        attack20b::scenario::reach_more,
+        attack20b::drive::reach_more,
+        15,
     ),
     // Abuse: floods, races and hostile peers against the guarantees (issue 19).
     scenario(
