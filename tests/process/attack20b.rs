@@ -24,6 +24,19 @@
 //!   checks the links on the path as written (the root's one passes) and
 //!   the directories of the resolved path, but not the links met while
 //!   resolving: the other user re-points its link and takes the clients.
+//! * `attack20b_users_without_caps`: run as root without `CAP_SETUID`
+//!   and `CAP_SETGID` (a container that drops them): `check_users` looks
+//!   at the uid only, so `start()` accepts a `with_user(65534, 65534)`
+//!   subtree whose supervisor then fails `setresgid` (EPERM) every time
+//!   it is forked, until the root's intensity gives up (not
+//!   `Error::Privilege`).
+//! * `attack20b_open_files_entries`: `descriptors_needed` does not count
+//!   the `cgroup.procs` descriptors a supervisor below `with_user` holds
+//!   for the limited supervisors below it (one per hierarchy each): a
+//!   `with_user` supervisor with `open_files(34)`, what `start()` says it
+//!   needs, and 8 limited children (3 hierarchies: 24 descriptors) gets
+//!   EMFILE making their channels. (The same tree with unlimited children
+//!   runs.)
 //!
 //! Held (pass):
 //!
@@ -38,6 +51,22 @@
 //!   groups by path (`tasks` and `cgroup.procs` of every group up to the
 //!   hierarchy's root, `notify_on_release`, a sub-group in its leaf).
 #![allow(unsafe_code)]
+
+/// `attack20b_users_without_caps` runs as root without `CAP_SETUID` and
+/// `CAP_SETGID` (a bounding set without them, through `setpriv`), as in a
+/// container that drops them.
+pub(crate) fn no_setuid_command(exe: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--bounding-set",
+        "-setuid,-setgid",
+        "--inh-caps",
+        "-setuid,-setgid",
+    ])
+    .arg(exe)
+    .env(crate::SCENARIO_VAR, "attack20b_users_without_caps");
+    cmd
+}
 
 pub(crate) mod scenario {
     use std::io::Write;
@@ -238,6 +267,76 @@ pub(crate) mod scenario {
             .start(),
         );
         remove_marker("exit");
+    }
+
+    /// Run as root without `CAP_SETUID` and `CAP_SETGID` (see
+    /// [`super::no_setuid_command`]): a `with_user(65534, 65534)` subtree,
+    /// which no process of this tree may switch to.
+    pub(crate) fn users_without_caps() {
+        let mut whoami = Life::new(|| {
+            Box::pin(async {
+                println!("whoami {}", nix::unistd::getuid());
+                std::future::pending::<()>().await
+            })
+        });
+        whoami.restart = RestartPolicy::Always;
+        println!("euid {}", nix::unistd::geteuid());
+        report(
+            events(
+                Supertree::new()
+                    .with_intensity(Intensity::new(3, Duration::from_secs(1)))
+                    .add_supervisor(|s| {
+                        s.with_user(65534, 65534)
+                            .with_intensity(lenient())
+                            .add_worker(whoami)
+                    }),
+            )
+            .start(),
+        );
+    }
+
+    /// A `with_user(65534, 65534)` supervisor limited to the open files
+    /// `start()` computes it needs (34: 16, and a channel for each of its
+    /// 9 children), with 8 limited children (memory, processes, cpu: a
+    /// cgroup in 3 hierarchies each), whose `cgroup.procs` descriptors it
+    /// holds (24) to fork them into their groups: not counted.
+    pub(crate) fn open_files_entries() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: switching users needs root");
+            return;
+        }
+        let whoami = |n: usize| {
+            let mut life = Life::new(move || {
+                Box::pin(async move {
+                    println!("up {n}");
+                    std::future::pending::<()>().await
+                })
+            });
+            life.restart = RestartPolicy::Always;
+            life
+        };
+        report(
+            events(
+                Supertree::new()
+                    .with_intensity(Intensity::new(3, Duration::from_secs(1)))
+                    .add_supervisor(|s| {
+                        let mut s = s
+                            .with_user(65534, 65534)
+                            .with_limits(Limits::new().open_files(34))
+                            .with_intensity(Intensity::new(3, Duration::from_secs(1)));
+                        for n in 0..8 {
+                            s = s.add_supervisor(move |c| {
+                                c.with_limits(
+                                    Limits::new().memory(256 << 20).processes(64).cpu(0.5),
+                                )
+                                .add_worker(whoami(n))
+                            });
+                        }
+                        s
+                    }),
+            )
+            .start(),
+        );
     }
 
     /// The directories of `attack20b_unix_symlink_chain`.
@@ -800,6 +899,70 @@ pub(crate) mod drive {
         expect_exit_code(run, 0)?;
         Err(format!(
             "start() accepted Listen::unix at <base>/root-link/s.sock, where root-link (root's) points to sticky/app, a link owned by uid 65534 in a sticky directory; after that user re-pointed its link, a client of the listener's path read {swapped:?}"
+        ))
+    }
+
+    /// `start()` must refuse a tree that switches users when this process
+    /// may not (no `CAP_SETUID`), as it refuses one run by another user
+    /// than root; not accept it and fail its setup for ever.
+    pub(crate) fn users_without_caps(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("start()'s answer, or a worker", |run| {
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("returned ") || l.starts_with("whoami "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if first.starts_with("whoami ") {
+            run.signal_root(Signal::SIGTERM)?;
+            let _ = expect_exit_code(run, 0);
+            run.note(first);
+            return Ok(());
+        }
+        let _ = expect_exit_code(run, 0);
+        let setup_failures =
+            run.stderr_count(|l| l.contains("could not switch to the supervisor's user"));
+        run.note(first.clone());
+        if first.starts_with("returned Err Privilege") {
+            return Ok(());
+        }
+        Err(format!(
+            "as root without CAP_SETUID/CAP_SETGID, start() accepted a with_user(65534, 65534) subtree that could never run: it failed to switch {setup_failures} time(s), and start() ended with `{first}` (not Error::Privilege)"
+        ))
+    }
+
+    pub(crate) fn open_files_entries(run: &mut Run) -> Result<(), String> {
+        let first = run.wait_for("start()'s answer, or all 8 up", |run| {
+            if run.count(|l| l.starts_with("up ")) >= 8 {
+                return Ok("all 8 up".to_owned());
+            }
+            run.stdout()
+                .into_iter()
+                .find(|l| l.starts_with("returned ") || l.starts_with("skipped: "))
+                .ok_or_else(|| "not yet".to_owned())
+        })?;
+        if skipped(run)? {
+            return Ok(());
+        }
+        if first == "all 8 up" {
+            run.signal_root(Signal::SIGTERM)?;
+            let _ = expect_exit_code(run, 0);
+            run.note(first);
+            return Ok(());
+        }
+        let _ = expect_exit_code(run, 0);
+        run.note(first.clone());
+        if first.contains("UnenforceableLimit") {
+            return Ok(());
+        }
+        let ups = run.count(|l| l.starts_with("up "));
+        let errors: Vec<String> = run
+            .stdout()
+            .into_iter()
+            .filter(|l| l.contains("could not") || l.contains("failed"))
+            .take(2)
+            .collect();
+        Err(format!(
+            "start() accepted open_files(34) for a with_user supervisor with 8 limited children, which could not run them ({ups} of 8 up): `{first}`; {errors:?}"
         ))
     }
 

@@ -838,6 +838,19 @@ const SCENARIOS: &[Scenario] = &[
         attack20b::drive::unix_symlink_chain,
         15,
     ),
+    wrapped(
+        "attack20b_users_without_caps",
+        attack20b::scenario::users_without_caps,
+        attack20b::drive::users_without_caps,
+        15,
+        attack20b::no_setuid_command,
+    ),
+    scenario(
+        "attack20b_open_files_entries",
+        attack20b::scenario::open_files_entries,
+        attack20b::drive::open_files_entries,
+        15,
+    ),
     scenario(
         "attack20b_reach_more",
         attack20b::scenario::reach_more,
