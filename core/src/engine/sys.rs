@@ -225,15 +225,30 @@ extern "C" fn on_signal(signo: libc::c_int) {
 pub(crate) struct SignalPipe {
     read: OwnedFd,
     write: OwnedFd,
+    /// The pipe's device and inode: what the read end must still name (a
+    /// worker of a host may put another file in its place with `dup2`).
+    identity: (u64, u64),
     previous: Vec<(Signal, SigAction)>,
     previous_mask: Option<SigSet>,
 }
+
+/// The device and inode `fd` names.
+fn identity(fd: BorrowedFd<'_>) -> Result<(u64, u64), Errno> {
+    let stat = nix::sys::stat::fstat(fd)?;
+    Ok((stat.st_dev, stat.st_ino))
+}
+
+/// At most this many bytes are read from a signal pipe per drain: signals
+/// that come faster wait for the next turn (a pipe that always reads as
+/// full is not ours: see [`SignalPipe::drain`]).
+const DRAIN_MAX: usize = 4096;
 
 impl SignalPipe {
     /// Installs handlers for `signals` that write the signal number to a
     /// fresh pipe.
     pub(crate) fn install(signals: &[Signal]) -> Result<Self, Errno> {
         let (read, write) = pipe()?;
+        let identity = identity(read.as_fd())?;
         SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
         let action = SigAction::new(
             SigHandler::Handler(on_signal),
@@ -243,6 +258,7 @@ impl SignalPipe {
         let mut pipe = Self {
             read,
             write,
+            identity,
             previous: Vec::new(),
             previous_mask: None,
         };
@@ -268,26 +284,35 @@ impl SignalPipe {
     ///
     /// # Errors
     ///
-    /// Once the pipe is broken, so no signal can come through it any more:
-    /// its read end reads as ended (`EPIPE`: its descriptor number now
-    /// holds another file, such as `/dev/null` put there with `dup2` by a
-    /// worker of a host, or its write end was closed) or fails.
+    /// Once the pipe is broken, so no signal can come through it any more
+    /// (`EPIPE`): its descriptor number now holds another file (such as
+    /// `/dev/null` or `/dev/zero`, put there with `dup2` by a worker of a
+    /// host), its read end reads as ended (its write end was closed), or a
+    /// read fails. At most [`DRAIN_MAX`] bytes are read per call.
     pub(crate) fn drain(&self) -> Result<Vec<Signal>, Errno> {
+        if identity(self.read.as_fd())? != self.identity {
+            return Err(Errno::EPIPE);
+        }
         let mut buf = [0u8; 64];
         let mut out = Vec::new();
-        loop {
+        let mut read = 0;
+        while read < DRAIN_MAX {
             match nix::unistd::read(&self.read, &mut buf) {
                 Ok(0) => return Err(Errno::EPIPE),
-                Ok(n) => out.extend(
-                    buf[..n]
-                        .iter()
-                        .filter_map(|&b| Signal::try_from(i32::from(b)).ok()),
-                ),
-                Err(Errno::EAGAIN) => return Ok(out),
+                Ok(n) => {
+                    read += n;
+                    out.extend(
+                        buf[..n]
+                            .iter()
+                            .filter_map(|&b| Signal::try_from(i32::from(b)).ok()),
+                    );
+                }
+                Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
                 Err(err) => return Err(err),
             }
         }
+        Ok(out)
     }
 
     /// Makes the pipe again once [`drain`](Self::drain) found it broken:
@@ -297,6 +322,7 @@ impl SignalPipe {
     /// sent it.
     pub(crate) fn renew(&mut self) -> Result<(), Errno> {
         let (read, write) = pipe()?;
+        self.identity = identity(read.as_fd())?;
         SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
         // Whatever the old descriptor numbers hold now is closed with them.
         self.read = read;
