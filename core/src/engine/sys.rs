@@ -537,6 +537,47 @@ pub(crate) fn thread_count() -> usize {
         .unwrap_or(1)
 }
 
+/// Whether process `pid`, whose main thread ended, is exiting as a whole
+/// (`exit_group`, which is how a process ends; the kernel then queues a
+/// SIGKILL to each of its other threads): every other thread of it has
+/// ended or has SIGKILL pending. A main thread that ended by itself (a raw
+/// `SYS_exit`) leaves the others running: not exiting. A process that can
+/// no longer be read counts as exiting.
+pub(crate) fn group_exiting(pid: Pid) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        let tid = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok());
+        if tid.is_none_or(|tid| tid == pid.as_raw()) {
+            return true;
+        }
+        // A thread gone meanwhile has ended.
+        std::fs::read_to_string(task.path().join("status")).map_or(true, |s| thread_ends(&s))
+    })
+}
+
+/// Whether a thread with this `status` file has ended or is being ended
+/// (SIGKILL pending).
+fn thread_ends(status: &str) -> bool {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let ended = field("State:")
+        .and_then(|s| s.chars().next())
+        .is_some_and(|c| matches!(c, 'Z' | 'X' | 'x'));
+    let killed = field("SigPnd:")
+        .and_then(|mask| u64::from_str_radix(mask, 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGKILL - 1)) != 0);
+    ended || killed
+}
+
 /// What the scheduler has done with some threads of a process
 /// (`/proc/<pid>/task/<tid>/stat` and `schedstat`): the threads that
 /// answer for it. Read by the watchdog before it calls a silent process
@@ -668,6 +709,25 @@ fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_ends_once_a_zombie_or_killed() {
+        assert!(thread_ends(
+            "Name:\tx\nState:\tZ (zombie)\nSigPnd:\t0000000000000000\n"
+        ));
+        assert!(thread_ends(
+            "State:\tR (running)\nSigPnd:\t0000000000000100\n"
+        ));
+        assert!(!thread_ends(
+            "State:\tS (sleeping)\nSigPnd:\t0000000000000000\n"
+        ));
+        assert!(!thread_ends(
+            "State:\tS (sleeping)\nSigPnd:\t0000000000004000\n"
+        ));
+        // This process is not exiting; one that is gone counts as exiting.
+        assert!(!group_exiting(nix::unistd::Pid::this()) || thread_count() == 1);
+        assert!(group_exiting(nix::unistd::Pid::from_raw(i32::MAX)));
+    }
 
     #[test]
     fn stat_and_schedstat_are_parsed() {

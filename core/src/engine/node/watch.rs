@@ -61,8 +61,10 @@
 //! its main thread returns; its other threads need a CPU to end, too, and
 //! under a tiny quota that takes seconds), or has exited and waits to be
 //! reaped: neither hung nor starved, it is looked at again half a period
-//! on. A process that can not be read at all (gone) is hung, as without a
-//! judgement. Nothing is read while a process shows life in time. A
+//! on. Exiting means as a whole (`exit_group`: every other thread ended or
+//! has SIGKILL pending); a main thread that ended by itself while the
+//! others run on (a raw `SYS_exit` in a worker) is hung. A process that
+//! can not be read at all (gone) is hung, as without a judgement. Nothing is read while a process shows life in time. A
 //! process judged hung is killed only once its channel has been read again,
 //! after the scheduler was asked (`Node::wait`): a sign of life it sent
 //! before (just before, from another CPU: under a quota a starved process
@@ -105,7 +107,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-use crate::engine::sys::{Sched, ThreadSched};
+use crate::engine::sys::{self, Sched, ThreadSched};
 
 /// How many threads that answer for a process are remembered: the most
 /// recent distinct senders of its signs of life.
@@ -254,6 +256,8 @@ pub(super) enum Hung {
     NotStarved(Window, Duration),
     /// Its scheduler statistics could not be read.
     Unread,
+    /// Its main thread ended by itself while its other threads run on.
+    MainThreadEnded,
 }
 
 impl std::fmt::Display for Hung {
@@ -266,6 +270,9 @@ impl std::fmt::Display for Hung {
                  {budget:?} of CPU: asleep, or busy without answering) {window}"
             ),
             Self::Unread => f.write_str("its scheduler statistics could not be read"),
+            Self::MainThreadEnded => {
+                f.write_str("its main thread ended by itself while its other threads run on")
+            }
         }
     }
 }
@@ -384,6 +391,11 @@ impl Watch {
             return Some(Hung::Unread);
         };
         if after.exiting(pid) {
+            if !sys::group_exiting(pid) {
+                // Its executor thread is gone (a raw `SYS_exit`), and the
+                // process would run on with nothing to answer for it.
+                return Some(Hung::MainThreadEnded);
+            }
             // Its main thread returned: it exits (its other threads need a
             // CPU to end, too), or has, and is reaped once it has. Neither
             // hung nor starved: looked at again half a period on.
@@ -439,10 +451,11 @@ mod tests {
 
     const PERIOD: Duration = Duration::from_millis(200);
     /// The answering thread of the tests' processes (a single-threaded
-    /// runtime's main thread).
-    const MAIN: i32 = 100;
+    /// runtime's main thread), and their pid: above the kernel's largest
+    /// pid (2^22), so that no process of the machine is read for it.
+    const MAIN: i32 = 4_194_400;
     /// Another thread of it (a worker's background thread).
-    const OTHER: i32 = 101;
+    const OTHER: i32 = MAIN + 1;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -889,7 +902,7 @@ mod tests {
         assert_eq!(
             why.to_string(),
             "not starved (no thread that answers for it is runnable with less than 10ms of CPU: \
-             asleep, or busy without answering) in 100ms: thread 100 ran 25ms and waited 75ms \
+             asleep, or busy without answering) in 100ms: thread 4194400 ran 25ms and waited 75ms \
              for a CPU, runnable (R)"
         );
     }
