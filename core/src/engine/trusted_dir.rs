@@ -51,6 +51,58 @@ fn other_writers(meta: &Metadata, uid: u32, above: bool) -> Option<String> {
     Some(format!("writable by {who} (mode {mode:04o}){sticky}"))
 }
 
+/// The first symbolic link met while resolving `path` (absolute) as the
+/// kernel does, component by component, on the path as written or in the
+/// target of a link met before, that is owned by another user than `uid`
+/// and root: the link, and its owner. Components that do not exist (yet)
+/// are taken as written; a chain of more than 40 links is left to the
+/// socket's creation to report (`ELOOP`).
+fn foreign_link(path: &Path, uid: u32) -> Option<(PathBuf, u32)> {
+    use std::collections::VecDeque;
+    use std::os::unix::ffi::OsStrExt;
+    let mut pending: VecDeque<std::ffi::OsString> = VecDeque::new();
+    let push_front = |pending: &mut VecDeque<std::ffi::OsString>, p: &Path| {
+        let parts: Vec<std::ffi::OsString> =
+            p.components().map(|c| c.as_os_str().to_owned()).collect();
+        for part in parts.into_iter().rev() {
+            pending.push_front(part);
+        }
+    };
+    push_front(&mut pending, path);
+    let mut at = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = pending.pop_front() {
+        match part.as_bytes() {
+            b"/" => at = PathBuf::from("/"),
+            b"." => {}
+            b".." => {
+                at.pop();
+            }
+            _ => {
+                let next = at.join(&part);
+                let meta = std::fs::symlink_metadata(&next);
+                match meta {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        if meta.uid() != uid && meta.uid() != 0 {
+                            return Some((next, meta.uid()));
+                        }
+                        links += 1;
+                        let Ok(target) = std::fs::read_link(&next) else {
+                            return None;
+                        };
+                        if links > 40 {
+                            return None;
+                        }
+                        push_front(&mut pending, &target);
+                    }
+                    _ => at = next,
+                }
+            }
+        }
+    }
+    None
+}
+
 /// `err` with `context` prepended to its message, keeping its kind.
 fn with_context(err: io::Error, context: String) -> io::Error {
     io::Error::new(err.kind(), format!("{context}: {err}"))
@@ -84,27 +136,20 @@ pub(crate) fn check_ancestors(dir: &Path, what: &str) -> io::Result<()> {
     };
     // A symbolic link on the way is replaced (pointed elsewhere) by whoever
     // owns it, wherever it lies (in a sticky directory such as `/tmp`, its
-    // owner may rename over it); the directories it leads to are checked
-    // through `resolved`.
-    let mut component = PathBuf::new();
-    for part in absolute.components() {
-        component.push(part);
-        let Ok(meta) = std::fs::symlink_metadata(&component) else {
-            continue;
-        };
-        if meta.file_type().is_symlink() && meta.uid() != uid && meta.uid() != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "refusing to put {what} in {}: {} on its path is a symbolic link owned by \
-                     uid {} (not by us, uid {uid}, nor root), who can point it elsewhere; use a \
-                     directory under one only you can write to (such as $XDG_RUNTIME_DIR)",
-                    dir.display(),
-                    component.display(),
-                    meta.uid()
-                ),
-            ));
-        }
+    // owner may rename over it): every link met while resolving the path,
+    // on it as written or in a link's target; the directories it leads to
+    // are checked through `resolved`.
+    if let Some((link, owner)) = foreign_link(&absolute, uid) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to put {what} in {}: {} on its way is a symbolic link owned by \
+                 uid {owner} (not by us, uid {uid}, nor root), who can point it elsewhere; use a \
+                 directory under one only you can write to (such as $XDG_RUNTIME_DIR)",
+                dir.display(),
+                link.display(),
+            ),
+        ));
     }
     let lexical = absolute.ancestors().skip(1).map(Path::to_owned);
     for ancestor in lexical.chain(resolved) {
@@ -240,8 +285,15 @@ mod tests {
                 .contains("is a symbolic link owned by uid 65534"),
             "{err}"
         );
-        // Below it, too.
+        // Below it, too, and through a link of ours that leads to it.
         assert!(check_socket_dir(&link.join("."), "the test socket").is_err());
+        let ours = base.join("ours");
+        std::os::unix::fs::symlink(&link, &ours).expect("symlink");
+        let err = check_socket_dir(&ours, "the test socket").expect_err("refused");
+        assert!(err.to_string().contains("/app on its way"), "{err}");
+        let relative = base.join("relative");
+        std::os::unix::fs::symlink("./app/../app", &relative).expect("symlink");
+        assert!(check_socket_dir(&relative, "the test socket").is_err());
         let _ = std::fs::remove_dir_all(&base);
     }
 }
