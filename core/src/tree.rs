@@ -814,23 +814,37 @@ impl Tree<Nested> {
                 nix::unistd::geteuid().as_raw(),
                 nix::unistd::getegid().as_raw(),
             );
-            self.check_users(path, me, "this process")?;
+            let may = crate::engine::sys::may_switch_users();
+            self.check_users(path, me, may, "this process")?;
         }
         Ok(())
     }
 
     /// Checks that this supervisor (at `path`), forked by a process that
-    /// runs as `parent` (uid, gid; `who` says which), may switch to its
-    /// user, and so on below: only root may switch to another user, so a
-    /// supervisor below a [`with_user`](Tree::with_user) supervisor of
-    /// another user than root can only keep that user.
-    fn check_users(&self, path: &str, parent: (u32, u32), who: &str) -> Result<(), Error> {
+    /// runs as `parent` (uid, gid; `who` says which) and `may` switch
+    /// users (root with `CAP_SETUID` and `CAP_SETGID`), may switch to its
+    /// user, and so on below. A process that switched to another user than
+    /// root has no capabilities left, so a supervisor below a
+    /// [`with_user`](Tree::with_user) supervisor of another user than root
+    /// can only keep that user.
+    fn check_users(
+        &self,
+        path: &str,
+        parent: (u32, u32),
+        may: bool,
+        who: &str,
+    ) -> Result<(), Error> {
         let runs_as = match self.user {
-            Some(user) if user != parent && parent.0 != 0 => {
+            Some(user) if user != parent && !may => {
+                let without = if parent.0 == 0 {
+                    " without CAP_SETUID and CAP_SETGID"
+                } else {
+                    ""
+                };
                 return Err(Error::Privilege {
                     path: path.to_owned(),
                     reason: format!(
-                        "only root may switch to uid {} and gid {}; {who} runs as uid {} and gid {}",
+                        "only root may switch to uid {} and gid {}; {who} runs as uid {} and gid {}{without}",
                         user.0, user.1, parent.0, parent.1
                     ),
                 });
@@ -838,6 +852,7 @@ impl Tree<Nested> {
             Some(user) => user,
             None => parent,
         };
+        let may = may && runs_as.0 == 0;
         let who = if self.user.is_some() {
             format!("{path} above it")
         } else {
@@ -845,7 +860,7 @@ impl Tree<Nested> {
         };
         for (n, child) in self.children.iter().enumerate() {
             if let Child::Supervisor(sup) = child {
-                sup.check_users(&format!("{path}/{n}"), runs_as, &who)?;
+                sup.check_users(&format!("{path}/{n}"), runs_as, may, &who)?;
             }
         }
         Ok(())
@@ -1366,7 +1381,7 @@ mod tests {
     fn users(tree: Supertree, runs_as: (u32, u32)) -> Result<(), Error> {
         TreeParts::from(tree)
             .root
-            .check_users("root", runs_as, "this process")
+            .check_users("root", runs_as, runs_as.0 == 0, "this process")
     }
 
     fn refused(result: Result<(), Error>) -> (String, String) {
@@ -1399,6 +1414,21 @@ mod tests {
                 )
             );
         }
+        // Root without CAP_SETUID and CAP_SETGID (a container that dropped
+        // them) may not switch either.
+        let capless = TreeParts::from(nested((65534, 65534))).root.check_users(
+            "root",
+            (0, 0),
+            false,
+            "this process",
+        );
+        assert_eq!(
+            refused(capless),
+            (
+                "root/0".to_owned(),
+                "only root may switch to uid 65534 and gid 65534; this process runs as uid 0 and gid 0 without CAP_SETUID and CAP_SETGID".to_owned()
+            )
+        );
         // A tree that is not root: only its own user.
         let own = Supertree::new().add_supervisor(|s| s.with_user(1000, 1000).add_worker(Noop));
         assert!(users(own, (1000, 1000)).is_ok());

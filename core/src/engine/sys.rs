@@ -115,6 +115,30 @@ pub(crate) fn take_passed_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
     Ok(owned)
 }
 
+/// Whether this process may switch to another user: it has `CAP_SETUID`
+/// and `CAP_SETGID` in its effective set (root usually has; root in a
+/// container that dropped them has not).
+pub(crate) fn may_switch_users() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return nix::unistd::geteuid().is_root();
+    };
+    has_caps(&status, &[CAP_SETUID, CAP_SETGID])
+}
+
+/// `CAP_SETGID`'s bit (`linux/capability.h`).
+const CAP_SETGID: u32 = 6;
+/// `CAP_SETUID`'s bit.
+const CAP_SETUID: u32 = 7;
+
+/// Whether the `CapEff` of a `status` file holds every capability of `caps`.
+fn has_caps(status: &str, caps: &[u32]) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| caps.iter().all(|&cap| mask & (1u64 << cap) != 0))
+}
+
 /// Switches the calling process (a freshly forked supervisor, before
 /// anything of its subtree runs) to user `uid` and group `gid` for good:
 /// no supplementary groups (when root: only root may drop them), real,
@@ -709,6 +733,16 @@ fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switching_users_takes_both_capabilities() {
+        let caps = [CAP_SETUID, CAP_SETGID];
+        assert!(has_caps("CapInh:\t0\nCapEff:\t000001ffffffffff\n", &caps));
+        // CAP_SETGID (6) without CAP_SETUID (7), and none.
+        assert!(!has_caps("CapEff:\t0000000000000040\n", &caps));
+        assert!(!has_caps("CapEff:\t0000000000000000\n", &caps));
+        assert!(!has_caps("no such field\n", &caps));
+    }
 
     #[test]
     fn a_thread_ends_once_a_zombie_or_killed() {
