@@ -952,7 +952,8 @@ impl Tree<Nested> {
     ///
     /// `start()` returns [`Error::Privilege`] naming the supervisor, before
     /// anything is forked, when the process that forks it may not switch
-    /// to that user: only root may, so the tree must run as root, and a
+    /// to that user: only root (with `CAP_SETUID` and `CAP_SETGID`, which a
+    /// container may have dropped) may, so the tree must run as root, and a
     /// supervisor below a `with_user` supervisor of another user than root
     /// may only name that same user. Naming the user a process already
     /// runs as is always allowed (it keeps its supplementary groups when

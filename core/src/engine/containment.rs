@@ -72,7 +72,7 @@ impl Containment {
             return Ok(Self::default());
         }
         for (path, limits, _) in &limited {
-            check_open_files(root, path, limits)?;
+            check_open_files(root, path, limits, &limited)?;
         }
         let hierarchies = cgroup::detect();
         let mut subtrees: Vec<Subtree> = Vec::new();
@@ -275,9 +275,13 @@ fn is_below(path: &str, ancestor: &str) -> bool {
 /// its own: the floor of [`Limits::open_files`] (16, for its pipes,
 /// channel and runtime), a sending socket for each mailbox and template of
 /// the tree, the receiving sockets of those declared in the subtree (one
-/// per user the tree runs as), the listeners of the tree, and a channel
-/// (two pipe ends) for each child process of its busiest supervisor.
-fn descriptors_needed(root: &Supervisor, path: &str) -> u64 {
+/// per user the tree runs as), the listeners of the tree, a channel (two
+/// pipe ends) for each child process of its busiest supervisor, and the
+/// `cgroup.procs` descriptors its supervisor holds for the limited
+/// supervisors below it that enter their groups as another user (one per
+/// hierarchy each: see [`Group::hold_entry`]); `limited` are the tree's
+/// limited supervisors, with the user they enter their groups as.
+fn descriptors_needed(root: &Supervisor, path: &str, limited: &[(String, Limits, User)]) -> u64 {
     let all = root.supervisors("root");
     let names = |s: &Supervisor| (s.mailboxes.len() + s.templates.len()) as u64;
     let users = root.users(nix::unistd::geteuid().as_raw()).len() as u64;
@@ -294,18 +298,33 @@ fn descriptors_needed(root: &Supervisor, path: &str) -> u64 {
         .map(|(_, sup)| sup.children.len() as u64 + 1)
         .max()
         .unwrap_or(0);
-    needed + 2 * children
+    let entries: u64 = limited
+        .iter()
+        .filter(|(at, _, user)| is_below(at, path) && user.is_some())
+        .map(|(_, l, _)| {
+            [l.memory.is_some(), l.processes.is_some(), l.cpu.is_some()]
+                .into_iter()
+                .filter(|&set| set)
+                .count() as u64
+        })
+        .sum();
+    needed + 2 * children + entries
 }
 
 /// [`Error::UnenforceableLimit`] when the [`Limits::open_files`] of the
 /// supervisor at `path` leaves its processes no room: they would hold more
 /// descriptors for the tree than the limit lets them open, and could not
 /// start (the kernel refuses every new descriptor above the limit).
-fn check_open_files(root: &Supervisor, path: &str, limits: &Limits) -> Result<(), Error> {
+fn check_open_files(
+    root: &Supervisor,
+    path: &str,
+    limits: &Limits,
+    limited: &[(String, Limits, User)],
+) -> Result<(), Error> {
     let Some(limit) = limits.open_files else {
         return Ok(());
     };
-    let needed = descriptors_needed(root, path);
+    let needed = descriptors_needed(root, path, limited);
     if limit >= needed {
         return Ok(());
     }
@@ -459,8 +478,13 @@ mod tests {
             crate::tree::TreeParts::from(tree)
         };
         // 16, 80 + 1 senders, 1 receiver (one user), a channel for the host.
-        assert_eq!(descriptors_needed(&tree(80, 64).root, "root/0"), 100);
-        match check_open_files(&tree(80, 64).root, "root/0", &Limits::new().open_files(64)) {
+        assert_eq!(descriptors_needed(&tree(80, 64).root, "root/0", &[]), 100);
+        match check_open_files(
+            &tree(80, 64).root,
+            "root/0",
+            &Limits::new().open_files(64),
+            &[],
+        ) {
             Err(Error::UnenforceableLimit {
                 path,
                 field,
@@ -475,9 +499,23 @@ mod tests {
             other => panic!("expected open_files refused, got {other:?}"),
         }
         let roomy = Limits::new().open_files(100);
-        assert!(check_open_files(&tree(80, 100).root, "root/0", &roomy).is_ok());
+        assert!(check_open_files(&tree(80, 100).root, "root/0", &roomy, &[]).is_ok());
         let few = Limits::new().open_files(64);
-        assert!(check_open_files(&tree(2, 64).root, "root/0", &few).is_ok());
+        assert!(check_open_files(&tree(2, 64).root, "root/0", &few, &[]).is_ok());
+        // Below it, two supervisors limited in memory and processes that
+        // enter their groups as another user: 2 × 2 descriptors more.
+        let both = Limits::new().memory(1 << 30).processes(64);
+        let below = [
+            ("root/0/0".to_owned(), both, Some((65534, 65534))),
+            ("root/0/1".to_owned(), both, Some((65534, 65534))),
+            // Not below it, or entered as root: none.
+            ("root/1".to_owned(), both, Some((65534, 65534))),
+            ("root/0/2".to_owned(), both, None),
+        ];
+        assert_eq!(
+            descriptors_needed(&tree(80, 64).root, "root/0", &below),
+            104
+        );
     }
 
     #[test]
