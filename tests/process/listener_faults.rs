@@ -590,7 +590,14 @@ pub(crate) mod drive {
                 "the hand-out error does not name the listener: {error:?}"
             ));
         }
-        if run.stderr_count(|l| l.contains("\"echo\"") && l.contains("no longer")) == 0 {
+        // The log line comes on stderr, read apart from stdout: it may
+        // arrive a little after the error line.
+        let logged = run.wait_for("the closed descriptor's log line", |run| {
+            (run.stderr_count(|l| l.contains("\"echo\"") && l.contains("no longer")) > 0)
+                .then_some(())
+                .ok_or_else(|| "not yet".to_owned())
+        });
+        if logged.is_err() {
             return Err("the closed descriptor was not logged".to_owned());
         }
         let host = latest_host(run).ok_or("no host line")?;
