@@ -730,7 +730,10 @@ impl<K> Tree<K> {
     ///   under a smaller quota `q` after about `period / (20 q)` of silence
     ///   (a second, for 0.01 CPU and a 200 ms period). Other threads of the
     ///   process (a worker's background thread) make it look neither
-    ///   starved nor alive. A process that can not be read is judged hung.
+    ///   starved nor alive. A process whose main thread ended by itself
+    ///   while its other threads run on (its executor gone) is hung; one
+    ///   that exits as a whole is left to exit. A process that can not be
+    ///   read is judged hung.
     ///
     /// The root process itself is watched by systemd's `WatchdogSec`. The
     /// simulation ignores watchdogs.
