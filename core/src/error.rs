@@ -13,8 +13,9 @@ use crate::ChildId;
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::{BackoffPolicy, Error};
+/// use supertrees::{BackoffPolicy, Error};
 ///
 /// let err = BackoffPolicy::try_new(Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2), 2.0)
 ///     .unwrap_err();
@@ -79,7 +80,8 @@ pub enum Error {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Error;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Error;
     ///
     /// let err = Error::UnenforceableLimit {
     ///     path: "root/0".to_owned(),

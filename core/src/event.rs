@@ -29,7 +29,8 @@ pub enum NodeKind {
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::{ChildExit, Event, EventKind, NodeKind};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::{ChildExit, Event, EventKind, NodeKind};
 ///
 /// let event = Event {
 ///     path: "root/1/0".into(),

@@ -69,7 +69,8 @@
 //! # Examples
 //!
 //! ```no_run
-//! use supertrees_core::{BoxFuture, Listen, Restartable, Supertree, Worker};
+//! # extern crate supertrees_core as supertrees;
+//! use supertrees::{BoxFuture, Listen, Restartable, Supertree, Worker};
 //!
 //! struct Http;
 //! impl Worker for Http {
@@ -77,7 +78,7 @@
 //!         Box::pin(async {
 //!             // A fresh, non-blocking handle, for `tokio::net::TcpListener::from_std`
 //!             // or `async_io::Async::new`.
-//!             let listener = supertrees_core::tcp_listener("http").expect("declared above");
+//!             let listener = supertrees::tcp_listener("http").expect("declared above");
 //!             let _ = listener.local_addr();
 //!         })
 //!     }
@@ -118,7 +119,8 @@ pub(crate) const BACKLOG: i32 = 4096;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::Listen;
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::Listen;
 ///
 /// let web = Listen::tcp("0.0.0.0:8080".parse().expect("an address"));
 /// let admin = Listen::unix("/run/my-service/admin.sock").mode(0o660);
@@ -156,7 +158,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// let any_port = Listen::tcp("127.0.0.1:0".parse().expect("an address"));
     /// assert_eq!(any_port.to_string(), "tcp 127.0.0.1:0");
@@ -189,7 +192,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// let admin = Listen::unix("/run/my-service/admin.sock");
     /// assert_eq!(admin.to_string(), "unix /run/my-service/admin.sock");
@@ -207,7 +211,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// assert_eq!(Listen::systemd("http").to_string(), "systemd socket \"http\"");
     /// ```
@@ -231,7 +236,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// let shared = Listen::unix("/run/my-service/api.sock").mode(0o660);
     /// assert_eq!(shared.to_string(), "unix /run/my-service/api.sock (mode 0660)");
@@ -435,7 +441,8 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
 /// # Examples
 ///
 /// ```
-/// let err = supertrees_core::tcp_listener("http").unwrap_err();
+/// # extern crate supertrees_core as supertrees;
+/// let err = supertrees::tcp_listener("http").unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 /// assert!(err.to_string().contains("\"http\""));
 /// ```
@@ -456,7 +463,8 @@ pub fn tcp_listener(name: &str) -> io::Result<TcpListener> {
 /// # Examples
 ///
 /// ```
-/// let err = supertrees_core::unix_listener("admin").unwrap_err();
+/// # extern crate supertrees_core as supertrees;
+/// let err = supertrees::unix_listener("admin").unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 /// ```
 pub fn unix_listener(name: &str) -> io::Result<UnixListener> {

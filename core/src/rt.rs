@@ -26,8 +26,9 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A spawner on top of `futures`' thread pool-free local executor:
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::cell::RefCell;
-/// use supertrees_core::{BoxFuture, Spawner};
+/// use supertrees::{BoxFuture, Spawner};
 ///
 /// thread_local! {
 ///     static SPAWNER: RefCell<Option<futures::executor::LocalSpawner>> = RefCell::new(None);
@@ -109,10 +110,11 @@ pub trait Spawner: Clone + Send + Sync + 'static {
     /// a little later:
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::os::fd::AsRawFd;
     /// use std::time::Duration;
     /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-    /// use supertrees_core::{BoxFuture, Interest, Spawner};
+    /// use supertrees::{BoxFuture, Interest, Spawner};
     ///
     /// #[derive(Clone)]
     /// struct Blocking;
@@ -185,11 +187,12 @@ pub enum Interest {
 /// once for every backend:
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::future::Future;
 /// use std::io;
 /// use std::os::fd::AsRawFd;
 /// use nix::sys::socket::{send, MsgFlags};
-/// use supertrees_core::{Interest, IoSource};
+/// use supertrees::{Interest, IoSource};
 ///
 /// fn send_to<'a>(
 ///     source: &'a dyn IoSource,
@@ -207,7 +210,7 @@ pub enum Interest {
 /// }
 ///
 /// # use nix::sys::socket::{recv, socketpair, AddressFamily, SockFlag, SockType};
-/// # use supertrees_core::{BoxFuture, Spawner};
+/// # use supertrees::{BoxFuture, Spawner};
 /// # #[derive(Clone)]
 /// # struct Blocking;
 /// # impl Spawner for Blocking {
@@ -249,8 +252,9 @@ pub trait IoSource: Send + Sync {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::{Duration, Instant};
-/// use supertrees_core::{BoxFuture, Timer};
+/// use supertrees::{BoxFuture, Timer};
 ///
 /// /// A timer that sleeps by blocking the thread: fine for a demo, not for a runtime.
 /// #[derive(Clone, Debug)]

@@ -69,8 +69,9 @@ pub struct NodeStatus {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::{Duration, Instant};
-/// use supertrees_core::{Event, EventKind, NodeKind, TreeStatus};
+/// use supertrees::{Event, EventKind, NodeKind, TreeStatus};
 ///
 /// let t0 = Instant::now();
 /// let mut status = TreeStatus::new(100, t0);
@@ -331,9 +332,10 @@ impl TreeStatus {
 /// # Examples
 ///
 /// ```no_run
-/// let text = supertrees_core::query_status("/run/user/1000/my-service/status.sock")?;
+/// # extern crate supertrees_core as supertrees;
+/// let text = supertrees::query_status("/run/user/1000/my-service/status.sock")?;
 /// print!("{text}");
-/// # Ok::<(), supertrees_core::Error>(())
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 pub fn query_status(path: impl AsRef<Path>) -> Result<String, Error> {
     crate::engine::query_status(path.as_ref(), Duration::from_secs(5)).map_err(|source| Error::Os {

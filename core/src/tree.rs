@@ -126,9 +126,10 @@ impl fmt::Debug for Child {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::{Intensity, RestartPolicy, Strategy, Supertree};
-/// # use supertrees_core::{Restartable, Worker};
+/// use supertrees::{Intensity, RestartPolicy, Strategy, Supertree};
+/// # use supertrees::{Restartable, Worker};
 /// # struct W;
 /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
 /// # impl Restartable for W {}
@@ -221,9 +222,10 @@ impl fmt::Debug for Template {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::{BackoffPolicy, Intensity, RestartPolicy, Strategy, Supertree, Supervisor};
-/// # use supertrees_core::{Restartable, Worker};
+/// use supertrees::{BackoffPolicy, Intensity, RestartPolicy, Strategy, Supertree, Supervisor};
+/// # use supertrees::{Restartable, Worker};
 /// # struct W;
 /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
 /// # impl Restartable for W {}
@@ -254,7 +256,8 @@ pub type Supervisor = Tree<Nested>;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::{RestartPolicy, Restartable, Supertree, Worker};
 ///
 /// struct W(i32);
 /// impl Worker for W {
@@ -285,8 +288,9 @@ pub type Supertree = Tree<Root<Manual>>;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::tree::Nested;
-/// use supertrees_core::{Supervisor, Tree};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::tree::Nested;
+/// use supertrees::{Supervisor, Tree};
 ///
 /// // The two are one type.
 /// fn same(s: Supervisor) -> Tree<Nested> {
@@ -308,8 +312,9 @@ pub struct Nested {
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::tree::{Manual, Root};
-/// use supertrees_core::{Supertree, Tree};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::tree::{Manual, Root};
+/// use supertrees::{Supertree, Tree};
 ///
 /// // This crate's Supertree is the root tree with no default backend.
 /// let tree: Tree<Root<Manual>> = Supertree::new();
@@ -329,8 +334,9 @@ pub struct Root<B> {
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::tree::{Manual, Root};
-/// use supertrees_core::Tree;
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::tree::{Manual, Root};
+/// use supertrees::Tree;
 ///
 /// let tree = Tree::<Root<Manual>>::new();
 /// ```
@@ -420,7 +426,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Restartable, Supertree, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Restartable, Supertree, Worker};
     ///
     /// struct Job;
     /// impl Worker for Job {
@@ -443,8 +450,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{RestartPolicy, Supertree};
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{RestartPolicy, Supertree};
+    /// # use supertrees::{Restartable, Worker};
     /// # struct W;
     /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for W {}
@@ -472,7 +480,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Strategy, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Strategy, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_strategy(Strategy::RestForOne)
@@ -491,8 +500,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::{Intensity, Supertree};
+    /// use supertrees::{Intensity, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_intensity(Intensity::new(10, Duration::from_secs(60)))
@@ -527,8 +537,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::{Shutdown, Supertree};
+    /// use supertrees::{Shutdown, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_shutdown(Shutdown::Timeout(Duration::from_secs(30)))
@@ -554,8 +565,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
+    /// # use supertrees::{Restartable, Worker};
     /// # struct KvServer;
     /// # impl Worker for KvServer { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for KvServer {}
@@ -617,9 +629,10 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use serde::{Deserialize, Serialize};
-    /// use supertrees_core::Supertree;
-    /// # use supertrees_core::{Restartable, Worker};
+    /// use supertrees::Supertree;
+    /// # use supertrees::{Restartable, Worker};
     /// # struct Conn { port: u16 }
     /// # impl Worker for Conn { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for Conn {}
@@ -658,7 +671,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new().add_supervisor(|s| s.with_max_children(1000));
     /// ```
@@ -688,7 +702,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Listen, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Listen, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_listener("http", Listen::tcp("127.0.0.1:8080".parse().expect("an address")))
@@ -738,8 +753,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::Supertree;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new()
     ///     .with_watchdog(Duration::from_secs(1))
@@ -863,8 +879,9 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{RestartPolicy, Supertree};
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{RestartPolicy, Supertree};
+    /// # use supertrees::{Restartable, Worker};
     /// # struct W;
     /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for W {}
@@ -883,8 +900,9 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{BackoffPolicy, Supertree};
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{BackoffPolicy, Supertree};
+    /// # use supertrees::{Restartable, Worker};
     /// # struct W;
     /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for W {}
@@ -916,7 +934,8 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Limits, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Limits, Supertree};
     ///
     /// let tree = Supertree::new().add_supervisor(|s| {
     ///     s.with_limits(Limits::new().memory(64 << 20).processes(64).open_files(1024))
@@ -946,7 +965,8 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// // `nobody`.
     /// let tree = Supertree::new().add_supervisor(|s| s.with_user(65534, 65534));
@@ -964,7 +984,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new();
     /// ```
@@ -983,7 +1004,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{RestartPolicy, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{RestartPolicy, Supertree};
     ///
     /// #[allow(deprecated)]
     /// let tree = Supertree::new().with_restart_policy(RestartPolicy::Always);
@@ -1005,7 +1027,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{BackoffPolicy, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{BackoffPolicy, Supertree};
     ///
     /// #[allow(deprecated)]
     /// let tree = Supertree::new().with_backoff_policy(BackoffPolicy::default());
@@ -1060,7 +1083,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{EventKind, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{EventKind, Supertree};
     ///
     /// let tree = Supertree::new().on_event(|event| match event.kind {
     ///     EventKind::Dropped(n) => eprintln!("{n} events missed"),
@@ -1087,7 +1111,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new().on_ready(|status| println!("up:\n{status}"));
     /// ```
@@ -1125,7 +1150,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let dir = std::env::temp_dir().join("my-service");
     /// let tree = Supertree::new().status_socket(dir.join("status.sock"));
@@ -1161,8 +1187,9 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```no_run
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::{Duration, Instant};
-    /// use supertrees_core::{BoxFuture, Spawner, Supertree, Timer};
+    /// use supertrees::{BoxFuture, Spawner, Supertree, Timer};
     ///
     /// #[derive(Clone)]
     /// struct Blocking;
@@ -1194,7 +1221,7 @@ impl<B> Tree<Root<B>> {
     /// }
     ///
     /// Supertree::new().start_with(Blocking, ThreadTimer)?;
-    /// # Ok::<(), supertrees_core::Error>(())
+    /// # Ok::<(), supertrees::Error>(())
     /// ```
     pub fn start_with(self, spawner: impl Spawner, timer: impl Timer) -> Result<(), Error> {
         crate::engine::run(TreeParts::from(self), spawner, timer)

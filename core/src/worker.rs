@@ -19,7 +19,8 @@ use crate::{BackoffPolicy, RestartPolicy, Shutdown};
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::{BackoffPolicy, RestartPolicy, Restartable};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::{BackoffPolicy, RestartPolicy, Restartable};
 ///
 /// struct Flaky;
 /// impl Restartable for Flaky {
@@ -59,8 +60,9 @@ pub trait Restartable {
     /// further second.
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::{Restartable, Shutdown};
+    /// use supertrees::{Restartable, Shutdown};
     ///
     /// struct Server;
     /// impl Restartable for Server {
@@ -83,8 +85,9 @@ pub trait Restartable {
     /// for a [`Readiness::OnStart`] worker, which is ready at its first poll.
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::Restartable;
+    /// use supertrees::Restartable;
     ///
     /// struct Server;
     /// impl Restartable for Server {
@@ -112,9 +115,10 @@ pub trait Restartable {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::future::Future;
 /// use std::pin::Pin;
-/// use supertrees_core::{Restartable, Worker};
+/// use supertrees::{Restartable, Worker};
 ///
 /// struct Greeter {
 ///     name: String,
@@ -149,9 +153,10 @@ pub trait Worker: Send + Restartable + 'static {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::future::Future;
 /// use std::pin::Pin;
-/// use supertrees_core::{Readiness, Restartable, Worker};
+/// use supertrees::{Readiness, Restartable, Worker};
 ///
 /// struct Server;
 ///
@@ -159,7 +164,7 @@ pub trait Worker: Send + Restartable + 'static {
 ///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
 ///         Box::pin(async {
 ///             // Bind the listener first, then tell the supervisor.
-///             supertrees_core::ready();
+///             supertrees::ready();
 ///             // ... serve ...
 ///         })
 ///     }

@@ -88,12 +88,13 @@
 //! the deterministic simulation:
 //!
 //! ```
+//! # extern crate supertrees_core as supertrees;
 //! use std::future::Future;
 //! use std::pin::Pin;
 //! use std::time::Duration;
 //! use serde::{Deserialize, Serialize};
-//! use supertrees_core::testing::{run_simulated, FakeTimer};
-//! use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+//! use supertrees::testing::{run_simulated, FakeTimer};
+//! use supertrees::{RestartPolicy, Restartable, Supertree, Worker};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! enum Kv { Put(String, u64), Get(String) }
@@ -102,7 +103,7 @@
 //! impl Worker for KvServer {
 //!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 //!         Box::pin(async {
-//!             let mut inbox = supertrees_core::inbox::<Kv>("kv").expect("kv is ours");
+//!             let mut inbox = supertrees::inbox::<Kv>("kv").expect("kv is ours");
 //!             let mut map = std::collections::HashMap::new();
 //!             while let Some(envelope) = inbox.recv().await {
 //!                 // By reference: the envelope is still needed to reply.
@@ -123,7 +124,7 @@
 //! impl Worker for Client {
 //!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 //!         Box::pin(async {
-//!             let kv = supertrees_core::mailbox::<Kv>("kv").expect("kv is declared");
+//!             let kv = supertrees::mailbox::<Kv>("kv").expect("kv is declared");
 //!             kv.send(Kv::Put("apples".into(), 2)).await.expect("queued");
 //!             let v: Option<u64> = kv.call(Kv::Get("apples".into()), Duration::from_secs(1))
 //!                 .await
@@ -277,9 +278,10 @@ fn services() -> Result<Arc<dyn Services>, Error> {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// // Outside a running tree there is no mailbox to reach.
-/// let err = supertrees_core::mailbox::<u64>("kv").unwrap_err();
-/// assert!(matches!(err, supertrees_core::Error::NotInTree));
+/// let err = supertrees::mailbox::<u64>("kv").unwrap_err();
+/// assert!(matches!(err, supertrees::Error::NotInTree));
 /// ```
 pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
     let outbox = services()?.outbox(name, Kind::Mailbox)?;
@@ -308,8 +310,9 @@ pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
 /// # Examples
 ///
 /// ```
-/// let err = supertrees_core::inbox::<u64>("kv").unwrap_err();
-/// assert!(matches!(err, supertrees_core::Error::NotInTree));
+/// # extern crate supertrees_core as supertrees;
+/// let err = supertrees::inbox::<u64>("kv").unwrap_err();
+/// assert!(matches!(err, supertrees::Error::NotInTree));
 /// ```
 pub fn inbox<M: DeserializeOwned + Send + 'static>(name: &str) -> Result<Inbox<M>, Error> {
     let port = services()?.inbox(name)?;
@@ -385,7 +388,8 @@ impl<M: Serialize> Mailbox<M> {
     /// behind:
     ///
     /// ```
-    /// use supertrees_core::{Error, Mailbox};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Error, Mailbox};
     ///
     /// fn log(logger: &Mailbox<String>, line: String) -> Result<(), Error> {
     ///     match logger.try_send(line) {
@@ -653,8 +657,9 @@ async fn ask(
 /// # Examples
 ///
 /// ```
-/// let started = futures::executor::block_on(supertrees_core::start_child("conn", 7u32));
-/// assert!(matches!(started, Err(supertrees_core::Error::NotInTree)));
+/// # extern crate supertrees_core as supertrees;
+/// let started = futures::executor::block_on(supertrees::start_child("conn", 7u32));
+/// assert!(matches!(started, Err(supertrees::Error::NotInTree)));
 /// ```
 pub fn start_child<A: Serialize>(
     name: &str,
@@ -693,9 +698,10 @@ pub fn start_child<A: Serialize>(
 /// # Examples
 ///
 /// ```
-/// # fn id() -> supertrees_core::ChildId { unimplemented!() }
-/// async fn stop(id: supertrees_core::ChildId) -> Result<(), supertrees_core::Error> {
-///     supertrees_core::terminate_child("conn", id).await
+/// # extern crate supertrees_core as supertrees;
+/// # fn id() -> supertrees::ChildId { unimplemented!() }
+/// async fn stop(id: supertrees::ChildId) -> Result<(), supertrees::Error> {
+///     supertrees::terminate_child("conn", id).await
 /// }
 /// ```
 pub fn terminate_child(

@@ -62,8 +62,9 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::testing::{run_simulated, FakeTimer};
-/// use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::testing::{run_simulated, FakeTimer};
+/// use supertrees::{RestartPolicy, Restartable, Supertree, Worker};
 ///
 /// struct Once;
 /// impl Worker for Once {
@@ -81,7 +82,7 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// run_simulated(Supertree::new().add_worker(Once), timer.clone())?;
 /// // One restart after the default 50 ms backoff.
 /// assert_eq!(timer.elapsed().as_millis(), 50);
-/// # Ok::<(), supertrees_core::Error>(())
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Error> {
     let mut tree = TreeParts::from(tree);
