@@ -70,6 +70,44 @@
 //!   [`testing::FakeTimer`], for exact, instant policy tests (mailboxes and
 //!   dynamic children included).
 //!
+//! ## Events and errors grow
+//!
+//! [`Error`], [`EventKind`] and each of their struct variants, and
+//! [`Event`], are `#[non_exhaustive]`: a new variant or field is not a
+//! breaking change. Match them with a wildcard arm, name the fields you
+//! read and end with `..`:
+//!
+//! ```
+//! use std::time::Duration;
+//! use supertrees::testing::{run_simulated, FakeTimer};
+//! use supertrees::{BoxFuture, Error, EventKind, Intensity, Restartable, Supertree, Worker};
+//!
+//! struct Crash;
+//! impl Worker for Crash {
+//!     fn init(&self) -> BoxFuture {
+//!         Box::pin(async { panic!("boom") })
+//!     }
+//! }
+//! impl Restartable for Crash {}
+//!
+//! let tree = Supertree::new()
+//!     .with_intensity(Intensity::new(2, Duration::from_secs(60)))
+//!     .add_worker(Crash)
+//!     .on_event(|event| match &event.kind {
+//!         EventKind::Exited { exit, restart: Some(delay), .. } => {
+//!             println!("{}: {exit}; again in {delay:?}", event.path)
+//!         }
+//!         EventKind::Exited { exit, .. } => println!("{}: {exit}", event.path),
+//!         _ => {}
+//!     });
+//! match run_simulated(tree, FakeTimer::new()) {
+//!     Err(Error::IntensityExceeded { path, max_restarts, .. }) => {
+//!         assert_eq!((path.as_str(), max_restarts), ("root", 2));
+//!     }
+//!     other => panic!("expected the root to give up, got {other:?}"),
+//! }
+//! ```
+//!
 //! ## Observability
 //!
 //! Every lifecycle event (child started with its pid, exited with its status

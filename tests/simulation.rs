@@ -236,6 +236,7 @@ fn assert_intensity_exceeded(result: Result<(), Error>, max: u32, window: Durati
             path,
             max_restarts,
             within,
+            ..
         }) => {
             assert_eq!(path, "root");
             assert_eq!((max_restarts, within), (max, window));
