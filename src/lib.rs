@@ -121,12 +121,44 @@
 
 pub use supertrees_core::{
     inbox, listen, mailbox, message, query_status, ready, spawn, start_child, stopping,
-    tcp_listener, terminate_child, tree, unix_listener, Backend, BackoffPolicy, BoxFuture,
-    ChildExit, ChildId, Envelope, Error, Event, EventKind, Inbox, Intensity, Interest, IoSource,
-    Limits, Listen, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
-    Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
-    MAX_MESSAGE,
+    tcp_listener, terminate_child, unix_listener, Backend, BackoffPolicy, BoxFuture, ChildExit,
+    ChildId, Envelope, Error, Event, EventKind, Inbox, Intensity, Interest, IoSource, Limits,
+    Listen, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy, Restartable,
+    Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker, MAX_MESSAGE,
 };
+
+pub mod tree {
+    //! The tree model: [`Tree`], the one builder behind [`Supertree`] (the root)
+    //! and [`Supervisor`] (any other supervisor).
+    //!
+    //! A `Tree<K>` is a supervisor with its children and the policies it
+    //! applies to them; its *kind* `K` holds what only one sort of supervisor
+    //! has: [`Nested`] for a supervisor below the root (its own restart and
+    //! backoff policy), [`Root<B>`](Root) for the root (the tree's callbacks
+    //! and status socket, and the backend `B` that `start()` runs on).
+    //! [`Supertree`] is the root of the default backend, and the `Supertree`
+    //! here is the same type.
+    //!
+    //! # Examples
+    //!
+    //! A helper that configures the root and any supervisor alike:
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use supertrees::tree::Tree;
+    //! use supertrees::{Intensity, Strategy, Supertree};
+    //!
+    //! fn strict<K>(tree: Tree<K>) -> Tree<K> {
+    //!     tree.with_strategy(Strategy::OneForAll)
+    //!         .with_intensity(Intensity::new(3, Duration::from_secs(5)))
+    //! }
+    //!
+    //! let tree = strict(Supertree::new()).add_supervisor(strict);
+    //! ```
+
+    pub use crate::Supertree;
+    pub use supertrees_core::tree::{Manual, Nested, Root, Supervisor, Tree};
+}
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) runs a
 /// tree in one thread on a [`FakeTimer`](testing::FakeTimer)'s virtual

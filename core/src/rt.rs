@@ -73,7 +73,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
 
     /// Whether the calling thread is already inside a running runtime of this
     /// kind. Starting a tree there would fork a multi-threaded process, so
-    /// [`Supertree::start_with`](crate::Supertree::start_with) then returns
+    /// [`start_with`](crate::Tree::start_with) then returns
     /// [`Error::InsideRuntime`](crate::Error::InsideRuntime).
     ///
     /// The default says `false`; backends that can tell override it.
@@ -288,10 +288,9 @@ pub trait Timer: Clone + Send + Sync + 'static {
 /// [`Tree<Root<B>>`](crate::Tree) whose `B` is a `Backend`.
 ///
 /// Backend crates implement it on a marker type (`supertrees_tokio::Tokio`,
-/// `supertrees_smol::Smol`); the `supertrees` facade's `Supertree` is the
-/// root tree of its default backend, which is how its `start()` works.
-/// [`Supertree`](crate::Supertree) of this crate names no backend
-/// ([`Manual`](crate::tree::Manual)) and is started with
+/// `supertrees_smol::Smol`); `supertrees::Supertree` is the root tree of
+/// the default backend, which is how its `start()` works. A root of no
+/// backend ([`Manual`](crate::tree::Manual)) is started with
 /// [`start_with`](crate::Tree::start_with).
 ///
 /// # Examples

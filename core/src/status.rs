@@ -345,7 +345,7 @@ impl TreeStatus {
 }
 
 /// Asks the tree whose root serves `path` (see
-/// [`Supertree::status_socket`](crate::Supertree::status_socket)) for its
+/// [`status_socket`](crate::Tree::status_socket)) for its
 /// status, as the indented text of [`TreeStatus`]. Gives up after 5 s.
 ///
 /// # Errors

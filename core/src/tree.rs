@@ -114,8 +114,9 @@ impl fmt::Debug for Child {
 /// A supervisor being built, with everything below it: its children, in
 /// the order they were added, and the policies it applies to them.
 ///
-/// You do not name `Tree` often: [`Supertree`] (the root) and [`Supervisor`]
-/// (any other supervisor) are its two kinds, and the methods on this page
+/// You do not name `Tree` often: `Supertree` (the root, a
+/// `Tree<`[`Root`]`<_>>`) and [`Supervisor`] (any other supervisor) are its
+/// two kinds, and the methods on this page
 /// are theirs. Those in the first block work on both; the others on the
 /// kind they name ([`Nested`] for a supervisor, [`Root`] for the root).
 /// Each call returns the changed tree, so calls chain.
@@ -256,8 +257,7 @@ pub type Supervisor = Tree<Nested>;
 /// # Examples
 ///
 /// ```
-/// # extern crate supertrees_core as supertrees;
-/// use supertrees::{RestartPolicy, Restartable, Supertree, Worker};
+/// use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
 ///
 /// struct W(i32);
 /// impl Worker for W {
@@ -311,23 +311,27 @@ pub struct Nested {
 ///
 /// # Examples
 ///
+/// A helper that works on the root of any backend:
+///
 /// ```
 /// # extern crate supertrees_core as supertrees;
-/// use supertrees::tree::{Manual, Root};
+/// use supertrees::tree::Root;
 /// use supertrees::{Supertree, Tree};
 ///
-/// // This crate's Supertree is the root tree with no default backend.
-/// let tree: Tree<Root<Manual>> = Supertree::new();
+/// fn logged<B>(root: Tree<Root<B>>) -> Tree<Root<B>> {
+///     root.on_event(|event| eprintln!("{event}"))
+/// }
+///
+/// let tree = logged(Supertree::new());
 /// ```
 pub struct Root<B> {
     observers: Observers,
     backend: PhantomData<fn() -> B>,
 }
 
-/// The backend of a root that has none: such a tree has no `start()` and is
-/// run with [`start_with`](Tree::start_with) or
-/// [`run_simulated`](crate::testing::run_simulated). This crate's
-/// [`Supertree`] is `Tree<Root<Manual>>`.
+/// The backend of a root that has none: a `Tree<Root<Manual>>` has no
+/// `start()` and is run with [`start_with`](Tree::start_with) or
+/// [`run_simulated`](crate::testing::run_simulated).
 ///
 /// A type only: it has no values.
 ///
@@ -1230,8 +1234,8 @@ impl<B> Tree<Root<B>> {
 
 /// Starting a root whose backend is known by type.
 impl<B: Backend> Tree<Root<B>> {
-    /// Runs the tree on the backend `B` (for the `supertrees` facade's
-    /// `Supertree`: Tokio with the default features, smol with only `smol`),
+    /// Runs the tree on the backend `B` (for `supertrees::Supertree`: Tokio
+    /// with the default features, smol with only `smol`),
     /// and returns when it ends. The same as
     /// [`start_with`](Tree::start_with)`(B::spawner(), B::timer())`.
     ///

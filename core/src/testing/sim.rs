@@ -40,9 +40,9 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// Whenever every task waits, the clock jumps to the next deadline of
 /// `timer`, so runs are exact and instant.
 ///
-/// The tree's [`on_event`](crate::Supertree::on_event) callback gets the same
+/// The tree's [`on_event`](crate::Tree::on_event) callback gets the same
 /// [`Event`]s as in processes, with `pid: None` (worker hosts, which do not
-/// exist here, have none), and [`on_ready`](crate::Supertree::on_ready) is called
+/// exist here, have none), and [`on_ready`](crate::Tree::on_ready) is called
 /// once the whole tree is ready.
 ///
 /// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
