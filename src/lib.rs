@@ -70,6 +70,28 @@
 //!   [`testing::FakeTimer`], for exact, instant policy tests (mailboxes and
 //!   dynamic children included).
 //!
+//! ## Outside a worker's run
+//!
+//! The free functions act for the worker whose run calls them: its `init`,
+//! the future that returns, and that future's [`spawn()`]ed subtasks.
+//! Called anywhere else, each does one thing, on every backend:
+//!
+//! | function | in a worker's run | in a thread or task a worker started in its own process | anywhere else: no tree, the root's own threads, a simulated tree outside its runs |
+//! |---|---|---|---|
+//! | [`mailbox()`] | `Ok(`[`Mailbox`]`)` | as in the run | `Err(`[`Error::NotInTree`]` { function: "mailbox", .. })` |
+//! | [`inbox()`] | `Ok(`[`Inbox`]`)` | as in the run | `Err(NotInTree { function: "inbox", .. })` |
+//! | [`start_child()`] | resolves to `Ok(`[`ChildId`]`)` | as in the run | resolves to `Err(NotInTree { function: "start_child", .. })` |
+//! | [`terminate_child()`] | resolves to `Ok(())` | as in the run | resolves to `Err(NotInTree { function: "terminate_child", .. })` |
+//! | [`tcp_listener()`], [`unix_listener()`] | `Ok`: a fresh handle (in a simulated tree, which has no sockets, `Err` of kind `NotFound`) | as in the run | `Err` of kind `NotFound` naming the function and the listener |
+//! | [`ready()`] | `true`: the worker is ready | `false`, and does nothing | `false`, and does nothing |
+//! | [`stopping()`] | resolves when the worker is asked to stop | never resolves, and logs a warning (once per process) | never resolves, and logs a warning (once per process) |
+//! | [`spawn()`] | runs the subtask in the run | drops it unpolled, and logs a warning | drops it unpolled, and logs a warning |
+//!
+//! Each error says which function was called, e.g.
+//! `supertrees::mailbox() called outside a worker of a running tree (...)`
+//! or `supertrees::tcp_listener("http") called outside a worker of a running
+//! tree (...)`.
+//!
 //! ## Events and errors grow
 //!
 //! [`Error`], [`EventKind`] and each of their struct variants, and

@@ -124,18 +124,39 @@ pub enum Error {
     /// be bound or taken: the address is in use or not permitted, a path
     /// is taken, systemd passed no such socket. From `start()`, before
     /// anything is forked.
+    #[non_exhaustive]
     Listener {
         /// The listener's name.
         name: String,
         /// What went wrong.
         source: std::io::Error,
     },
-    /// A message function ([`mailbox()`](crate::mailbox()),
-    /// [`inbox()`](crate::inbox()), [`start_child()`](crate::start_child()),
-    /// ...) was called outside a worker of a running tree.
-    NotInTree,
+    /// A function that reaches the running tree
+    /// ([`mailbox()`](crate::mailbox()), [`inbox()`](crate::inbox()),
+    /// [`start_child()`](crate::start_child()) or
+    /// [`terminate_child()`](crate::terminate_child())) was called outside
+    /// a worker of a running tree: neither in a worker's run nor in a thread
+    /// or task of a worker's process. `function` names it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Error;
+    ///
+    /// // No tree runs here.
+    /// let err = supertrees::mailbox::<u64>("kv").unwrap_err();
+    /// assert!(matches!(err, Error::NotInTree { function: "mailbox", .. }));
+    /// assert!(err.to_string().starts_with("supertrees::mailbox() called outside a worker"));
+    /// ```
+    #[non_exhaustive]
+    NotInTree {
+        /// The function called, e.g. `"mailbox"`.
+        function: &'static str,
+    },
     /// No supervisor of the tree declared a `kind` (a mailbox, or a
     /// dynamic-children template) called `name`.
+    #[non_exhaustive]
     UnknownName {
         /// The name asked for.
         name: String,
@@ -311,9 +332,10 @@ impl fmt::Display for Error {
                 write!(f, "supervisor {path} can not run as its user: {reason}")
             }
             Error::Listener { name, source } => write!(f, "listener {name:?}: {source}"),
-            Error::NotInTree => f.write_str(
-                "not inside a worker of a running supervision tree (mailboxes and dynamic \
-                 children are reached from workers)",
+            Error::NotInTree { function } => write!(
+                f,
+                "supertrees::{function}() called outside a worker of a running tree (it works in \
+                 a worker's run, and in the threads and tasks a worker started in its process)"
             ),
             Error::UnknownName { name, kind } => {
                 write!(f, "no {kind} is named {name:?} in this tree")
@@ -388,5 +410,32 @@ impl std::error::Error for Error {
             Error::Os { source, .. } | Error::Listener { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_what_is_at_fault() {
+        let unenforceable = Error::UnenforceableLimit {
+            path: "root/0".to_owned(),
+            field: "processes",
+            reason: "there is no pids cgroup for it".to_owned(),
+        };
+        assert_eq!(
+            unenforceable.to_string(),
+            "supervisor root/0: its processes limit can not be enforced for its subtree: \
+             there is no pids cgroup for it"
+        );
+        let outside = Error::NotInTree {
+            function: "start_child",
+        };
+        assert_eq!(
+            outside.to_string(),
+            "supertrees::start_child() called outside a worker of a running tree (it works in a \
+             worker's run, and in the threads and tasks a worker started in its process)"
+        );
     }
 }

@@ -383,10 +383,14 @@ pub(crate) use handout::identity;
 pub(crate) use stop::{OnStop, SocketFile};
 
 /// A checked handle on listener `name` (see [`handout`]), which must be a
-/// `family` socket that this process's workers may use.
-fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
+/// `family` socket that this process's workers may use. `function` is the
+/// public function called, named by the error outside a worker host.
+fn duplicate(function: &str, name: &str, family: Family) -> io::Result<OwnedFd> {
+    // Only a worker host has an owner: its workers' supervisor.
+    let Some(owner) = OWNER.get() else {
+        return Err(outside(function, name));
+    };
     let registry = registry();
-    let owner = OWNER.get().map_or("", String::as_str);
     let tree = registry.tree.as_deref();
     let found = tree
         .iter()
@@ -429,8 +433,10 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
 /// # Errors
 ///
 /// [`io::ErrorKind::NotFound`] naming `name` when neither the worker's
-/// supervisor nor one above it declared it (or outside a worker of a
-/// running tree; the simulation has no sockets),
+/// supervisor nor one above it declared it; also `NotFound`, naming this
+/// function and `name`, outside a worker of a running tree (in a thread or
+/// task a worker started in its process it works as in the run) and in
+/// [`run_simulated`](crate::testing::run_simulated), which has no sockets;
 /// [`io::ErrorKind::InvalidInput`] when it is a Unix socket, the error of
 /// `dup` if the process is out of file descriptors, and
 /// [`io::ErrorKind::Other`] naming `name` when the tree is stopping, when
@@ -440,14 +446,34 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
 ///
 /// # Examples
 ///
+/// In a worker, with `.with_listener("http", Listen::tcp(addr))` on its
+/// supervisor or one above it, here on smol's reactor:
+///
+/// ```no_run
+/// # extern crate supertrees_core as supertrees;
+/// use async_io::Async;
+///
+/// async fn serve() -> std::io::Result<()> {
+///     let listener = Async::new(supertrees::tcp_listener("http")?)?;
+///     loop {
+///         let (_stream, peer) = listener.accept().await?;
+///         println!("connection from {peer}");
+///     }
+/// }
+/// ```
+///
+/// Outside a worker of a running tree it fails, naming itself:
+///
 /// ```
 /// # extern crate supertrees_core as supertrees;
 /// let err = supertrees::tcp_listener("http").unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
-/// assert!(err.to_string().contains("\"http\""));
+/// assert!(err.to_string().starts_with(
+///     "supertrees::tcp_listener(\"http\") called outside a worker of a running tree"
+/// ));
 /// ```
 pub fn tcp_listener(name: &str) -> io::Result<TcpListener> {
-    duplicate(name, Family::Tcp).map(TcpListener::from)
+    duplicate("tcp_listener", name, Family::Tcp).map(TcpListener::from)
 }
 
 /// A fresh non-blocking handle on the Unix listener `name` of the tree; as
@@ -462,13 +488,35 @@ pub fn tcp_listener(name: &str) -> io::Result<TcpListener> {
 ///
 /// # Examples
 ///
+/// Outside a worker of a running tree it fails, naming itself:
+///
 /// ```
 /// # extern crate supertrees_core as supertrees;
 /// let err = supertrees::unix_listener("admin").unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+/// assert!(err.to_string().starts_with(
+///     "supertrees::unix_listener(\"admin\") called outside a worker of a running tree"
+/// ));
 /// ```
 pub fn unix_listener(name: &str) -> io::Result<UnixListener> {
-    duplicate(name, Family::Unix).map(UnixListener::from)
+    duplicate("unix_listener", name, Family::Unix).map(UnixListener::from)
+}
+
+/// The error of `function` (asked for listener `name`) outside a worker
+/// host: in a simulated worker's run (the simulation has no sockets), or
+/// anywhere else, outside a worker of a running tree.
+fn outside(function: &str, name: &str) -> io::Error {
+    let message = if crate::ready::in_run() {
+        format!(
+            "supertrees::{function}({name:?}) called in a simulated tree, which has no listeners"
+        )
+    } else {
+        format!(
+            "supertrees::{function}({name:?}) called outside a worker of a running tree (it works \
+             in a worker's run, and in the threads and tasks a worker started in its process)"
+        )
+    };
+    io::Error::new(io::ErrorKind::NotFound, message)
 }
 
 /// Whether `path` is a Unix socket nobody listens on (left by a tree that

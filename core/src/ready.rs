@@ -95,6 +95,12 @@ thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
+/// Whether a worker's run is being polled on this thread (in either
+/// engine).
+pub(crate) fn in_run() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
 /// The message services of the run being polled on this thread, if any.
 pub(crate) fn current_services() -> Option<Arc<dyn Services>> {
     CURRENT.with(|c| c.borrow().as_ref().and_then(|cur| cur.services.clone()))

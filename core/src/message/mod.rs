@@ -247,7 +247,7 @@ impl Kind {
 
 /// The services of this process, set by a worker host before it runs any
 /// worker: what [`mailbox()`] and friends use outside a worker's own run
-/// (in a task the worker spawned on the runtime directly).
+/// (in a thread or a runtime task a worker started).
 static PROCESS: OnceLock<Arc<dyn Services>> = OnceLock::new();
 
 /// Makes `services` this process's (in a worker host, once).
@@ -255,11 +255,13 @@ pub(crate) fn install(services: Arc<dyn Services>) {
     let _ = PROCESS.set(services);
 }
 
-/// The services of the calling worker: its run's, else its process's.
-fn services() -> Result<Arc<dyn Services>, Error> {
+/// The services of the calling worker: its run's, else its process's;
+/// outside a worker of a running tree, [`Error::NotInTree`] naming
+/// `function`, the public function called.
+fn services(function: &'static str) -> Result<Arc<dyn Services>, Error> {
     crate::ready::current_services()
         .or_else(|| PROCESS.get().cloned())
-        .ok_or(Error::NotInTree)
+        .ok_or(Error::NotInTree { function })
 }
 
 /// The sending side of the mailbox `name`, from any worker of the tree, in
@@ -268,23 +270,29 @@ fn services() -> Result<Arc<dyn Services>, Error> {
 /// The handle is cheap to clone and stays valid across every restart of
 /// the worker that serves the mailbox.
 ///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) it fails with
+/// [`Error::NotInTree`] naming `mailbox`.
+///
 /// # Errors
 ///
 /// [`Error::UnknownName`] if no supervisor of the tree declared a mailbox
 /// `name` (with [`with_mailbox`](crate::Tree::with_mailbox)),
-/// [`Error::NotInTree`] outside a worker of a running tree, [`Error::Os`]
-/// if the process is out of file descriptors.
+/// [`Error::NotInTree`] outside a worker of a running tree (see above),
+/// [`Error::Os`] if the process is out of file descriptors.
 ///
 /// # Examples
 ///
+/// Outside a worker of a running tree it fails, naming itself:
+///
 /// ```
 /// # extern crate supertrees_core as supertrees;
-/// // Outside a running tree there is no mailbox to reach.
-/// let err = supertrees::mailbox::<u64>("kv").unwrap_err();
-/// assert!(matches!(err, supertrees::Error::NotInTree));
+/// let err = supertrees::mailbox::<String>("log").unwrap_err();
+/// assert!(matches!(err, supertrees::Error::NotInTree { function: "mailbox", .. }));
 /// ```
 pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
-    let outbox = services()?.outbox(name, Kind::Mailbox)?;
+    let outbox = services("mailbox")?.outbox(name, Kind::Mailbox)?;
     Ok(Mailbox {
         name: name.into(),
         outbox,
@@ -300,22 +308,29 @@ pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
 /// Several inboxes of one mailbox share its messages, each message going to
 /// one of them.
 ///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) it fails with
+/// [`Error::NotInTree`] naming `inbox`.
+///
 /// # Errors
 ///
 /// [`Error::UnknownName`] if no supervisor declared a mailbox `name`,
 /// [`Error::NotOwner`] if the calling worker's supervisor is not the one
 /// that declared it, [`Error::NotInTree`] outside a worker of a running
-/// tree.
+/// tree (see above).
 ///
 /// # Examples
 ///
+/// Outside a worker of a running tree it fails, naming itself:
+///
 /// ```
 /// # extern crate supertrees_core as supertrees;
-/// let err = supertrees::inbox::<u64>("kv").unwrap_err();
-/// assert!(matches!(err, supertrees::Error::NotInTree));
+/// let err = supertrees::inbox::<String>("log").unwrap_err();
+/// assert!(matches!(err, supertrees::Error::NotInTree { function: "inbox", .. }));
 /// ```
 pub fn inbox<M: DeserializeOwned + Send + 'static>(name: &str) -> Result<Inbox<M>, Error> {
-    let port = services()?.inbox(name)?;
+    let port = services("inbox")?.inbox(name)?;
     Ok(Inbox {
         name: name.into(),
         port,
@@ -641,6 +656,11 @@ async fn ask(
 /// waited for). A start answered `Ok` has run: a child whose supervisor or
 /// host dies before it began is never answered `Ok`.
 ///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) its future resolves to
+/// [`Error::NotInTree`] naming `start_child`.
+///
 /// # Errors
 ///
 /// [`Error::UnknownName`] if no supervisor declared a template `name`,
@@ -648,24 +668,26 @@ async fn ask(
 /// [`Error::TooManyChildren`] at the supervisor's
 /// [`with_max_children`](crate::Tree::with_max_children),
 /// [`Error::ShuttingDown`] while it stops, [`Error::NotInTree`] outside a
-/// worker of a running tree, [`Error::NoReply`] if the supervisor did not
-/// answer within 5 s (waiting for room to ask included): it died while
-/// asked or before the child began, is gone for good (it gave up and is
-/// not restarted), or is stopped or too busy. A request the supervisor had not read by then may
+/// worker of a running tree (see above), [`Error::NoReply`] if the
+/// supervisor did not answer within 5 s (waiting for room to ask
+/// included): it died while asked or before the child began, is gone for
+/// good (it gave up and is not restarted), or is stopped or too busy. A request the supervisor had not read by then may
 /// still be served when it reads it (as a call after its timeout).
 ///
 /// # Examples
 ///
+/// Outside a worker of a running tree it fails, naming itself:
+///
 /// ```
 /// # extern crate supertrees_core as supertrees;
-/// let started = futures::executor::block_on(supertrees::start_child("conn", 7u32));
-/// assert!(matches!(started, Err(supertrees::Error::NotInTree)));
+/// let started = futures::executor::block_on(supertrees::start_child("conn", 8080u16));
+/// assert!(matches!(started, Err(supertrees::Error::NotInTree { function: "start_child", .. })));
 /// ```
 pub fn start_child<A: Serialize>(
     name: &str,
     arg: A,
 ) -> impl Future<Output = Result<ChildId, Error>> + Send + 'static {
-    let request = prepare::<A>(name, Some(&arg)).and_then(|(outbox, name)| {
+    let request = prepare::<A>("start_child", name, Some(&arg)).and_then(|(outbox, name)| {
         let arg = codec::encode(&name, &arg)?;
         Ok((outbox, name, Request::Start(arg)))
     });
@@ -685,6 +707,11 @@ pub fn start_child<A: Serialize>(
 /// [`stopping()`](crate::stopping()) and has its
 /// [`Restartable::shutdown`](crate::Restartable::shutdown) time), and
 /// removes it. Resolves once it has stopped, within 5 s.
+///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) its future resolves to
+/// [`Error::NotInTree`] naming `terminate_child`.
 ///
 /// # Errors
 ///
@@ -708,7 +735,7 @@ pub fn terminate_child(
     name: &str,
     id: ChildId,
 ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-    let request = prepare::<()>(name, None);
+    let request = prepare::<()>("terminate_child", name, None);
     async move {
         let (outbox, name) = request?;
         ask(outbox, name, Request::Terminate(id)).await.map(drop)
@@ -716,9 +743,13 @@ pub fn terminate_child(
 }
 
 /// The request endpoint of template `name`, checking that it takes an `A`
-/// when `arg` is given.
-fn prepare<A>(name: &str, arg: Option<&A>) -> Result<(Arc<dyn Outbox>, Arc<str>), Error> {
-    let services = services()?;
+/// when `arg` is given; `function` is the public function called.
+fn prepare<A>(
+    function: &'static str,
+    name: &str,
+    arg: Option<&A>,
+) -> Result<(Arc<dyn Outbox>, Arc<str>), Error> {
+    let services = services(function)?;
     let outbox = services.outbox(name, Kind::Template)?;
     if arg.is_some() {
         let expected = services.argument_type(name)?;
