@@ -280,6 +280,42 @@ pub trait Timer: Clone + Send + Sync + 'static {
     fn now(&self) -> Instant;
 
     /// A future that completes once `duration` has passed on this clock.
+    ///
+    /// # Examples
+    ///
+    /// A worker that ticks every second on the timer it is given: Tokio's
+    /// or smol's in processes, a [`FakeTimer`](crate::testing::FakeTimer)
+    /// in the simulation, where its three ticks take no real time:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use std::time::Duration;
+    /// use supertrees::testing::{run_simulated, FakeTimer};
+    /// use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Timer, Worker};
+    ///
+    /// struct Ticker<T>(T);
+    /// impl<T: Timer> Worker for Ticker<T> {
+    ///     fn init(&self) -> BoxFuture {
+    ///         let timer = self.0.clone();
+    ///         Box::pin(async move {
+    ///             for tick in 1..=3 {
+    ///                 timer.sleep(Duration::from_secs(1)).await;
+    ///                 println!("tick {tick}");
+    ///             }
+    ///         })
+    ///     }
+    /// }
+    /// impl<T> Restartable for Ticker<T> {
+    ///     fn restart_policy(&self) -> RestartPolicy {
+    ///         RestartPolicy::Never
+    ///     }
+    /// }
+    ///
+    /// let timer = FakeTimer::new();
+    /// run_simulated(Supertree::new().add_worker(Ticker(timer.clone())), timer.clone())?;
+    /// assert_eq!(timer.elapsed(), Duration::from_secs(3));
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     fn sleep(&self, duration: Duration) -> BoxFuture;
 }
 

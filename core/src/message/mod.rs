@@ -284,6 +284,42 @@ fn services(function: &'static str) -> Result<Arc<dyn Services>, Error> {
 ///
 /// # Examples
 ///
+/// From any worker of the tree, in any process:
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// use supertrees::Error;
+///
+/// async fn greet() -> Result<(), Error> {
+///     let log = supertrees::mailbox::<String>("log")?;
+///     log.send("hello".to_owned()).await
+/// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+/// #         let mut inbox = supertrees::inbox::<String>("log").unwrap();
+/// #         assert_eq!(inbox.recv().await.unwrap().message(), "hello");
+/// #     }))))
+/// #     .add_worker(Run(|| Box::pin(async { greet().await.unwrap() })));
+/// # run_simulated(tree, FakeTimer::new())?;
+/// # assert_eq!(DONE.load(SeqCst), 2);
+/// # Ok::<(), supertrees::Error>(())
+/// ```
+///
 /// Outside a worker of a running tree it fails, naming itself:
 ///
 /// ```
@@ -321,6 +357,49 @@ pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
 /// tree (see above).
 ///
 /// # Examples
+///
+/// In a worker of the supervisor that declared the mailbox
+/// (`.with_mailbox("log")`):
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// use supertrees::Error;
+///
+/// async fn serve() -> Result<(), Error> {
+///     let mut inbox = supertrees::inbox::<String>("log")?;
+///     while let Some(envelope) = inbox.recv().await {
+///         println!("log: {}", envelope.message());
+///     }
+///     Ok(())
+/// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+/// #         serve().await.unwrap()
+/// #     }))))
+/// #     .add_worker(Run(|| Box::pin(async {
+/// #         supertrees::mailbox::<String>("log").unwrap().send("hello".into()).await.unwrap()
+/// #     })));
+/// # // The server waits for more: the simulation stalls once the rest is done.
+/// # let ended = run_simulated(tree, FakeTimer::new());
+/// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+/// # assert_eq!(DONE.load(SeqCst), 1);
+/// # Ok::<(), supertrees::Error>(())
+/// ```
 ///
 /// Outside a worker of a running tree it fails, naming itself:
 ///
@@ -368,6 +447,38 @@ impl<M> fmt::Debug for Mailbox<M> {
 
 impl<M: Serialize> Mailbox<M> {
     /// The name of the mailbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// async fn check() -> Result<(), supertrees::Error> {
+    ///     let log = supertrees::mailbox::<String>("log")?;
+    ///     assert_eq!(log.name(), "log");
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .with_mailbox("log")
+    /// #     .add_worker(Run(|| Box::pin(async { check().await.unwrap() })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -385,6 +496,46 @@ impl<M: Serialize> Mailbox<M> {
     /// [`Error::MessageTooLarge`] over [`MAX_MESSAGE`],
     /// [`Error::Encoding`] if `msg` can not be encoded, [`Error::Os`] if
     /// the socket fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::{Error, Mailbox};
+    ///
+    /// async fn announce(log: &Mailbox<String>) -> Result<(), Error> {
+    ///     log.send("starting".to_owned()).await?; // waits while "log" is full
+    ///     log.send("started".to_owned()).await
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #         let mut inbox = supertrees::inbox::<String>("log").unwrap();
+    /// #         assert_eq!(inbox.recv().await.unwrap().message(), "starting");
+    /// #         assert_eq!(inbox.recv().await.unwrap().message(), "started");
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let log = supertrees::mailbox::<String>("log").unwrap();
+    /// #         announce(&log).await.unwrap()
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn send(&self, msg: M) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let queued = codec::encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
         async move { queued?.await }
@@ -404,6 +555,21 @@ impl<M: Serialize> Mailbox<M> {
     ///
     /// ```
     /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
     /// use supertrees::{Error, Mailbox};
     ///
     /// fn log(logger: &Mailbox<String>, line: String) -> Result<(), Error> {
@@ -412,6 +578,17 @@ impl<M: Serialize> Mailbox<M> {
     ///         other => other,
     ///     }
     /// }
+    /// # // Nobody serves "log" here: it fills up (256 messages in the simulation).
+    /// # let tree = Supertree::new().with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #     let logger = supertrees::mailbox::<String>("log").unwrap();
+    /// #     for n in 0..300 {
+    /// #         log(&logger, format!("line {n}")).unwrap();
+    /// #     }
+    /// #     assert!(matches!(logger.try_send("one more".into()), Err(Error::MailboxFull { .. })));
+    /// # })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
     /// ```
     pub fn try_send(&self, msg: M) -> Result<(), Error> {
         let body = codec::encode(&self.name, &msg)?;
@@ -436,6 +613,48 @@ impl<M: Serialize> Mailbox<M> {
     /// than `M` (it refused the message without decoding it) or the reply
     /// is not an `R`; [`Error::Encoding`] if the reply is malformed; and
     /// those of [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use std::time::Duration;
+    /// use supertrees::Error;
+    ///
+    /// async fn shout(text: &str) -> Result<String, Error> {
+    ///     let upper = supertrees::mailbox::<String>("upper")?;
+    ///     // The server answers with `envelope.reply(...)`.
+    ///     upper.call(text.to_owned(), Duration::from_secs(1)).await
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("upper").add_worker(Run(|| Box::pin(async {
+    /// #         let mut inbox = supertrees::inbox::<String>("upper").unwrap();
+    /// #         let envelope = inbox.recv().await.unwrap();
+    /// #         let upper = envelope.message().to_uppercase();
+    /// #         envelope.reply(upper);
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         assert_eq!(shout("hello").await.unwrap(), "HELLO");
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn call<R: DeserializeOwned>(
         &self,
         msg: M,
@@ -467,6 +686,38 @@ impl<M> fmt::Debug for Inbox<M> {
 
 impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
     /// The name of the mailbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// async fn check() -> Result<(), supertrees::Error> {
+    ///     let inbox = supertrees::inbox::<String>("log")?;
+    ///     assert_eq!(inbox.name(), "log");
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .with_mailbox("log")
+    /// #     .add_worker(Run(|| Box::pin(async { check().await.unwrap() })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -477,11 +728,109 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
     /// to the last byte) is dropped and logged, and its caller gets
     /// [`Error::NoReply`]. `None` only once the mailbox itself is gone (the
     /// tree is ending).
+    ///
+    /// # Examples
+    ///
+    /// A server that answers calls with their text in upper case:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::Error;
+    ///
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<String>("upper")?;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         let upper = envelope.message().to_uppercase();
+    ///         envelope.reply(upper);
+    ///     }
+    ///     Ok(()) // the tree is ending
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("upper").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let upper = supertrees::mailbox::<String>("upper").unwrap();
+    /// #         let reply: String = upper.call("hi".into(), std::time::Duration::from_secs(1)).await.unwrap();
+    /// #         assert_eq!(reply, "HI");
+    /// #     })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn recv(&mut self) -> impl Future<Output = Option<Envelope<M>>> + Send + '_ {
         std::future::poll_fn(move |cx| self.poll_recv(cx))
     }
 
     /// The next message, polled by hand (what [`recv`](Self::recv) does).
+    ///
+    /// # Examples
+    ///
+    /// An inbox as a [`Stream`](futures::Stream) of its messages:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    /// use futures::{Stream, StreamExt};
+    /// use supertrees::{Envelope, Inbox};
+    ///
+    /// struct Lines(Inbox<String>);
+    ///
+    /// impl Stream for Lines {
+    ///     type Item = String;
+    ///
+    ///     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+    ///         self.0.poll_recv(cx).map(|next| next.map(Envelope::into_message))
+    ///     }
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #         let lines = Lines(supertrees::inbox::<String>("log").unwrap());
+    /// #         let first: Vec<String> = lines.take(2).collect().await;
+    /// #         assert_eq!(first, ["a", "b"]);
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let log = supertrees::mailbox::<String>("log").unwrap();
+    /// #         log.send("a".into()).await.unwrap();
+    /// #         log.send("b".into()).await.unwrap();
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Envelope<M>>> {
         loop {
             let Some(received) = std::task::ready!(self.port.poll_recv(cx)) else {
@@ -531,18 +880,168 @@ impl<M: fmt::Debug> fmt::Debug for Envelope<M> {
 
 impl<M> Envelope<M> {
     /// The message.
+    ///
+    /// # Examples
+    ///
+    /// A counter: casts add, calls ask for the total.
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use serde::{Deserialize, Serialize};
+    /// use supertrees::Error;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// enum Counter {
+    ///     Add(u64),
+    ///     Total,
+    /// }
+    ///
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<Counter>("counter")?;
+    ///     let mut total = 0;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         // By reference: the envelope is still needed to reply.
+    ///         match envelope.message() {
+    ///             Counter::Add(n) => total += n,
+    ///             Counter::Total => envelope.reply(total),
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("counter").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let counter = supertrees::mailbox::<Counter>("counter").unwrap();
+    /// #         counter.send(Counter::Add(2)).await.unwrap();
+    /// #         counter.send(Counter::Add(3)).await.unwrap();
+    /// #         let total: u64 = counter.call(Counter::Total, std::time::Duration::from_secs(1)).await.unwrap();
+    /// #         assert_eq!(total, 5);
+    /// #     })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn message(&self) -> &M {
         &self.message
     }
 
     /// The message, taken out; a caller waiting for a reply gets
     /// [`Error::NoReply`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::{Envelope, Inbox};
+    ///
+    /// async fn next_line(inbox: &mut Inbox<String>) -> Option<String> {
+    ///     inbox.recv().await.map(Envelope::into_message)
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #         let mut inbox = supertrees::inbox::<String>("log").unwrap();
+    /// #         assert_eq!(next_line(&mut inbox).await.as_deref(), Some("hello"));
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         supertrees::mailbox::<String>("log").unwrap().send("hello".into()).await.unwrap()
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn into_message(self) -> M {
         self.message
     }
 
     /// Whether the sender waits for a [`reply`](Self::reply) (it used
     /// [`Mailbox::call`]).
+    ///
+    /// # Examples
+    ///
+    /// Casts are counted; a call gets the count so far:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::Error;
+    ///
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<String>("hits")?;
+    ///     let mut hits = 0u64;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         if envelope.is_call() {
+    ///             envelope.reply(hits);
+    ///         } else {
+    ///             hits += 1;
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("hits").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let hits = supertrees::mailbox::<String>("hits").unwrap();
+    /// #         hits.send("/".into()).await.unwrap();
+    /// #         hits.send("/about".into()).await.unwrap();
+    /// #         let count: u64 = hits.call("count".into(), std::time::Duration::from_secs(1)).await.unwrap();
+    /// #         assert_eq!(count, 2);
+    /// #     })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn is_call(&self) -> bool {
         self.reply.is_some()
     }
@@ -554,6 +1053,55 @@ impl<M> Envelope<M> {
     /// refers to (`&T` as a `T`), but a `&str` is not a `String`. A reply that
     /// can not be encoded, or is larger than [`MAX_MESSAGE`], is dropped and
     /// logged, and the caller gets [`Error::NoReply`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use std::time::Duration;
+    /// use supertrees::Error;
+    ///
+    /// // The server.
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<String>("len")?;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         let len = envelope.message().len();
+    ///         envelope.reply(len);
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// // A caller: the type it asks for is the type the server replies with.
+    /// async fn len(text: &str) -> Result<usize, Error> {
+    ///     let server = supertrees::mailbox::<String>("len")?;
+    ///     server.call(text.to_owned(), Duration::from_secs(1)).await
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("len").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async { assert_eq!(len("four").await.unwrap(), 4) })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn reply<R: Serialize>(self, reply: R) {
         let Some(replier) = self.reply else { return };
         match codec::encode_reply(&self.name, &reply) {
@@ -676,6 +1224,46 @@ async fn ask(
 ///
 /// # Examples
 ///
+/// With a template `"conn"` declared as
+/// `.add_dynamic("conn", |port: u16| Conn::new(port))`, any worker starts a
+/// child for port 8080:
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// # struct Conn(u16);
+/// # impl Conn { fn new(port: u16) -> Self { Conn(port) } }
+/// # impl Worker for Conn { fn init(&self) -> BoxFuture { Box::pin(std::future::pending()) } }
+/// # impl Restartable for Conn {}
+/// use supertrees::{ChildId, Error};
+///
+/// async fn connect() -> Result<ChildId, Error> {
+///     supertrees::start_child("conn", 8080u16).await
+/// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.add_dynamic("conn", |port: u16| Conn::new(port)))
+/// #     .add_worker(Run(|| Box::pin(async { connect().await.unwrap(); })));
+/// # // The server waits for more: the simulation stalls once the rest is done.
+/// # let ended = run_simulated(tree, FakeTimer::new());
+/// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+/// # assert_eq!(DONE.load(SeqCst), 1);
+/// # Ok::<(), supertrees::Error>(())
+/// ```
+///
 /// Outside a worker of a running tree it fails, naming itself:
 ///
 /// ```
@@ -726,10 +1314,44 @@ pub fn start_child<A: Serialize>(
 ///
 /// ```
 /// # extern crate supertrees_core as supertrees;
-/// # fn id() -> supertrees::ChildId { unimplemented!() }
-/// async fn stop(id: supertrees::ChildId) -> Result<(), supertrees::Error> {
-///     supertrees::terminate_child("conn", id).await
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// # struct Conn(u16);
+/// # impl Conn { fn new(port: u16) -> Self { Conn(port) } }
+/// # impl Worker for Conn { fn init(&self) -> BoxFuture { Box::pin(std::future::pending()) } }
+/// # impl Restartable for Conn {}
+/// use supertrees::Error;
+///
+/// async fn connect_once() -> Result<(), Error> {
+///     let id = supertrees::start_child("conn", 8080u16).await?;
+///     // ... later: stop it and remove it from the tree.
+///     supertrees::terminate_child("conn", id).await?;
+///     // Its id is never given to another child.
+///     let again = supertrees::terminate_child("conn", id).await;
+///     assert!(matches!(again, Err(Error::UnknownChild { .. })));
+///     Ok(())
 /// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.add_dynamic("conn", |port: u16| Conn::new(port)))
+/// #     .add_worker(Run(|| Box::pin(async { connect_once().await.unwrap() })));
+/// # // The server waits for more: the simulation stalls once the rest is done.
+/// # let ended = run_simulated(tree, FakeTimer::new());
+/// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+/// # assert_eq!(DONE.load(SeqCst), 1);
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 pub fn terminate_child(
     name: &str,
