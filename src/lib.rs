@@ -288,5 +288,35 @@ pub type Supertree = Tree<tree::Root<tokio::Tokio>>;
 #[cfg(all(feature = "smol", not(feature = "tokio")))]
 pub type Supertree = Tree<tree::Root<smol::Smol>>;
 
+/// A supervision tree: the root supervisor, run in the calling process, and
+/// everything below it.
+///
+/// Build it with chained calls (the methods of [`Tree`]). With neither
+/// backend feature (`tokio`, `smol`) it is the root tree of no backend
+/// ([`tree::Root`]`<`[`tree::Manual`]`>`): run it with
+/// [`start_with`](Tree::start_with) and a [`Spawner`] and [`Timer`] of your
+/// own, or with [`testing::run_simulated`].
+///
+/// # Examples
+///
+/// ```
+/// use supertrees::testing::{run_simulated, FakeTimer};
+/// use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+///
+/// struct Job;
+/// impl Worker for Job {
+///     fn init(&self) -> BoxFuture {
+///         Box::pin(async {})
+///     }
+/// }
+/// impl Restartable for Job {
+///     fn restart_policy(&self) -> RestartPolicy {
+///         RestartPolicy::Never
+///     }
+/// }
+///
+/// run_simulated(Supertree::new().add_worker(Job), FakeTimer::new())?;
+/// # Ok::<(), supertrees::Error>(())
+/// ```
 #[cfg(not(any(feature = "tokio", feature = "smol")))]
-pub use supertrees_core::Supertree;
+pub type Supertree = Tree<tree::Root<tree::Manual>>;
