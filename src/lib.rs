@@ -70,6 +70,66 @@
 //!   [`testing::FakeTimer`], for exact, instant policy tests (mailboxes and
 //!   dynamic children included).
 //!
+//! ## Outside a worker's run
+//!
+//! The free functions act for the worker whose run calls them: its `init`,
+//! the future that returns, and that future's [`spawn()`]ed subtasks.
+//! Called anywhere else, each does one thing, on every backend:
+//!
+//! | function | in a worker's run | in a thread or task a worker started in its own process | anywhere else: no tree, the root's own threads, a simulated tree outside its runs |
+//! |---|---|---|---|
+//! | [`mailbox()`] | `Ok(`[`Mailbox`]`)` | as in the run | `Err(`[`Error::NotInTree`]` { function: "mailbox", .. })` |
+//! | [`inbox()`] | `Ok(`[`Inbox`]`)` | as in the run | `Err(NotInTree { function: "inbox", .. })` |
+//! | [`start_child()`] | resolves to `Ok(`[`ChildId`]`)` | as in the run | resolves to `Err(NotInTree { function: "start_child", .. })` |
+//! | [`terminate_child()`] | resolves to `Ok(())` | as in the run | resolves to `Err(NotInTree { function: "terminate_child", .. })` |
+//! | [`tcp_listener()`], [`unix_listener()`] | `Ok`: a fresh handle (in a simulated tree, which has no sockets, `Err` of kind `NotFound`) | as in the run | `Err` of kind `NotFound` naming the function and the listener |
+//! | [`ready()`] | `true`: the worker is ready | `false`, and does nothing | `false`, and does nothing |
+//! | [`stopping()`] | resolves when the worker is asked to stop | never resolves, and logs a warning (once per process) | never resolves, and logs a warning (once per process) |
+//! | [`spawn()`] | runs the subtask in the run | drops it unpolled, and logs a warning | drops it unpolled, and logs a warning |
+//!
+//! Each error says which function was called, e.g.
+//! `supertrees::mailbox() called outside a worker of a running tree (...)`
+//! or `supertrees::tcp_listener("http") called outside a worker of a running
+//! tree (...)`.
+//!
+//! ## Events and errors grow
+//!
+//! [`Error`], [`EventKind`] and each of their struct variants, and
+//! [`Event`], are `#[non_exhaustive]`: a new variant or field is not a
+//! breaking change. Match them with a wildcard arm, name the fields you
+//! read and end with `..`:
+//!
+//! ```
+//! use std::time::Duration;
+//! use supertrees::testing::{run_simulated, FakeTimer};
+//! use supertrees::{BoxFuture, Error, EventKind, Intensity, Restartable, Supertree, Worker};
+//!
+//! struct Crash;
+//! impl Worker for Crash {
+//!     fn init(&self) -> BoxFuture {
+//!         Box::pin(async { panic!("boom") })
+//!     }
+//! }
+//! impl Restartable for Crash {}
+//!
+//! let tree = Supertree::new()
+//!     .with_intensity(Intensity::new(2, Duration::from_secs(60)))
+//!     .add_worker(Crash)
+//!     .on_event(|event| match &event.kind {
+//!         EventKind::Exited { exit, restart: Some(delay), .. } => {
+//!             println!("{}: {exit}; again in {delay:?}", event.path)
+//!         }
+//!         EventKind::Exited { exit, .. } => println!("{}: {exit}", event.path),
+//!         _ => {}
+//!     });
+//! match run_simulated(tree, FakeTimer::new()) {
+//!     Err(Error::IntensityExceeded { path, max_restarts, .. }) => {
+//!         assert_eq!((path.as_str(), max_restarts), ("root", 2));
+//!     }
+//!     other => panic!("expected the root to give up, got {other:?}"),
+//! }
+//! ```
+//!
 //! ## Observability
 //!
 //! Every lifecycle event (child started with its pid, exited with its status
@@ -83,12 +143,44 @@
 
 pub use supertrees_core::{
     inbox, listen, mailbox, message, query_status, ready, spawn, start_child, stopping,
-    tcp_listener, terminate_child, tree, unix_listener, Backend, BackoffPolicy, BoxFuture,
-    ChildExit, ChildId, Envelope, Error, Event, EventKind, Inbox, Intensity, Interest, IoSource,
-    Limits, Listen, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
-    Restartable, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
-    MAX_MESSAGE,
+    tcp_listener, terminate_child, unix_listener, Backend, BackoffPolicy, BoxFuture, ChildExit,
+    ChildId, Envelope, Error, Event, EventKind, Inbox, Intensity, Interest, IoSource, Limits,
+    Listen, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy, Restartable,
+    Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker, MAX_MESSAGE,
 };
+
+pub mod tree {
+    //! The tree model: [`Tree`], the one builder behind [`Supertree`] (the root)
+    //! and [`Supervisor`] (any other supervisor).
+    //!
+    //! A `Tree<K>` is a supervisor with its children and the policies it
+    //! applies to them; its *kind* `K` holds what only one sort of supervisor
+    //! has: [`Nested`] for a supervisor below the root (its own restart and
+    //! backoff policy), [`Root<B>`](Root) for the root (the tree's callbacks
+    //! and status socket, and the backend `B` that `start()` runs on).
+    //! [`Supertree`] is the root of the default backend, and the `Supertree`
+    //! here is the same type.
+    //!
+    //! # Examples
+    //!
+    //! A helper that configures the root and any supervisor alike:
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use supertrees::tree::Tree;
+    //! use supertrees::{Intensity, Strategy, Supertree};
+    //!
+    //! fn strict<K>(tree: Tree<K>) -> Tree<K> {
+    //!     tree.with_strategy(Strategy::OneForAll)
+    //!         .with_intensity(Intensity::new(3, Duration::from_secs(5)))
+    //! }
+    //!
+    //! let tree = strict(Supertree::new()).add_supervisor(strict);
+    //! ```
+
+    pub use crate::Supertree;
+    pub use supertrees_core::tree::{Manual, Nested, Root, Supervisor, Tree};
+}
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) runs a
 /// tree in one thread on a [`FakeTimer`](testing::FakeTimer)'s virtual
@@ -196,5 +288,35 @@ pub type Supertree = Tree<tree::Root<tokio::Tokio>>;
 #[cfg(all(feature = "smol", not(feature = "tokio")))]
 pub type Supertree = Tree<tree::Root<smol::Smol>>;
 
+/// A supervision tree: the root supervisor, run in the calling process, and
+/// everything below it.
+///
+/// Build it with chained calls (the methods of [`Tree`]). With neither
+/// backend feature (`tokio`, `smol`) it is the root tree of no backend
+/// ([`tree::Root`]`<`[`tree::Manual`]`>`): run it with
+/// [`start_with`](Tree::start_with) and a [`Spawner`] and [`Timer`] of your
+/// own, or with [`testing::run_simulated`].
+///
+/// # Examples
+///
+/// ```
+/// use supertrees::testing::{run_simulated, FakeTimer};
+/// use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+///
+/// struct Job;
+/// impl Worker for Job {
+///     fn init(&self) -> BoxFuture {
+///         Box::pin(async {})
+///     }
+/// }
+/// impl Restartable for Job {
+///     fn restart_policy(&self) -> RestartPolicy {
+///         RestartPolicy::Never
+///     }
+/// }
+///
+/// run_simulated(Supertree::new().add_worker(Job), FakeTimer::new())?;
+/// # Ok::<(), supertrees::Error>(())
+/// ```
 #[cfg(not(any(feature = "tokio", feature = "smol")))]
-pub use supertrees_core::Supertree;
+pub type Supertree = Tree<tree::Root<tree::Manual>>;

@@ -236,6 +236,7 @@ fn assert_intensity_exceeded(result: Result<(), Error>, max: u32, window: Durati
             path,
             max_restarts,
             within,
+            ..
         }) => {
             assert_eq!(path, "root");
             assert_eq!((max_restarts, within), (max, window));
@@ -1496,4 +1497,148 @@ fn stopping_called_in_init_resolves() {
         300,
         "the worker did not drain: stopping() from init never resolved"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The free functions outside a worker's run (the table in the crate docs)
+// ---------------------------------------------------------------------------
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the crate docs say each free function does where no worker's run
+/// is (and no worker host: the simulation has none), `id` being the id of
+/// a child a tree started.
+fn assert_outside_a_run(id: ChildId) {
+    const WHERE: &str = "called outside a worker of a running tree (it works in a worker's run, \
+                         and in the threads and tasks a worker started in its process)";
+    let err = mailbox::<u64>("kv").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotInTree {
+                function: "mailbox",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), format!("supertrees::mailbox() {WHERE}"));
+    let err = inbox::<u64>("kv").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotInTree {
+                function: "inbox",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), format!("supertrees::inbox() {WHERE}"));
+    let err = futures::executor::block_on(start_child("conn", 7u32)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotInTree {
+                function: "start_child",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("supertrees::start_child() {WHERE}")
+    );
+    let err = futures::executor::block_on(terminate_child("conn", id)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotInTree {
+                function: "terminate_child",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("supertrees::terminate_child() {WHERE}")
+    );
+    let err = tcp_listener("http").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        format!("supertrees::tcp_listener(\"http\") {WHERE}")
+    );
+    let err = unix_listener("admin").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        format!("supertrees::unix_listener(\"admin\") {WHERE}")
+    );
+    assert!(!ready(), "ready() outside a run says false");
+    let mut stop = Box::pin(stopping());
+    assert!(
+        futures::FutureExt::now_or_never(&mut stop).is_none(),
+        "stopping() resolved"
+    );
+    let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (p, guard) = (polled.clone(), SetOnDrop(dropped.clone()));
+    spawn(async move {
+        let _guard = guard;
+        p.store(true, Ordering::SeqCst);
+    });
+    assert!(dropped.load(Ordering::SeqCst), "spawn() kept the future");
+    assert!(!polled.load(Ordering::SeqCst), "spawn() polled the future");
+}
+
+#[test]
+fn free_functions_outside_a_run_do_what_the_crate_docs_say() {
+    let timer = FakeTimer::new();
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let seen = ids.clone();
+    let asker = Life::new(move || {
+        let seen = seen.clone();
+        Box::pin(async move {
+            let id = start_child("conn", 7u32).await.expect("started in the run");
+            seen.lock().unwrap().push(id);
+            // In the run of a simulated worker: no sockets.
+            let err = tcp_listener("http").unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(
+                err.to_string(),
+                "supertrees::tcp_listener(\"http\") called in a simulated tree, which has no \
+                 listeners"
+            );
+            // A thread the run started is outside it.
+            std::thread::spawn(move || assert_outside_a_run(id))
+                .join()
+                .expect("as the crate docs say, in a thread of the worker");
+            seen.lock().unwrap().push(id);
+        })
+    });
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(0, secs(1)))
+        .with_mailbox("kv")
+        .add_supervisor(|s| {
+            s.add_dynamic("conn", |_: u32| {
+                Life::new(|| Box::pin(std::future::pending::<()>()))
+            })
+        })
+        .add_worker(asker)
+        .add_worker(gives_up_after(&timer, 100));
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    let ids = ids.lock().unwrap().clone();
+    assert_eq!(ids.len(), 2, "the run did not get through its checks");
+    // No tree at all, on the test's own thread.
+    assert_outside_a_run(ids[0]);
 }

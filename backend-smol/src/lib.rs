@@ -60,9 +60,15 @@ thread_local! {
 /// # Examples
 ///
 /// ```
+/// # mod supertrees {
+/// #     pub use supertrees_core::*;
+/// #     pub mod smol {
+/// #         pub use supertrees_smol::*;
+/// #     }
+/// # }
 /// use std::time::Duration;
-/// use supertrees_core::Spawner;
-/// use supertrees_smol::SmolSpawner;
+/// use supertrees::Spawner;
+/// use supertrees::smol::SmolSpawner;
 ///
 /// SmolSpawner::new().block_on(Box::pin(async {
 ///     async_io::Timer::after(Duration::from_millis(1)).await;
@@ -115,10 +121,16 @@ impl Spawner for SmolSpawner {
     /// # Examples
     ///
     /// ```
+    /// # mod supertrees {
+    /// #     pub use supertrees_core::*;
+    /// #     pub mod smol {
+    /// #         pub use supertrees_smol::*;
+    /// #     }
+    /// # }
     /// use std::os::fd::AsRawFd;
     /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-    /// use supertrees_core::{Interest, Spawner};
-    /// use supertrees_smol::SmolSpawner;
+    /// use supertrees::{Interest, Spawner};
+    /// use supertrees::smol::SmolSpawner;
     ///
     /// let (ours, theirs) =
     ///     socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
@@ -179,9 +191,15 @@ impl IoSource for SmolSource {
 /// # Examples
 ///
 /// ```
+/// # mod supertrees {
+/// #     pub use supertrees_core::*;
+/// #     pub mod smol {
+/// #         pub use supertrees_smol::*;
+/// #     }
+/// # }
 /// use std::time::Duration;
-/// use supertrees_core::Timer;
-/// use supertrees_smol::SmolTimer;
+/// use supertrees::Timer;
+/// use supertrees::smol::SmolTimer;
 ///
 /// let timer = SmolTimer::new();
 /// let start = timer.now();

@@ -61,8 +61,14 @@ enum Flavor {
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::Spawner;
-/// use supertrees_tokio::TokioSpawner;
+/// # mod supertrees {
+/// #     pub use supertrees_core::*;
+/// #     pub mod tokio {
+/// #         pub use supertrees_tokio::*;
+/// #     }
+/// # }
+/// use supertrees::Spawner;
+/// use supertrees::tokio::TokioSpawner;
 ///
 /// TokioSpawner::current_thread().block_on(Box::pin(async {
 ///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -92,8 +98,14 @@ impl TokioSpawner {
     /// parallel on all cores.
     ///
     /// ```
-    /// use supertrees_core::Spawner;
-    /// use supertrees_tokio::TokioSpawner;
+    /// # mod supertrees {
+    /// #     pub use supertrees_core::*;
+    /// #     pub mod tokio {
+    /// #         pub use supertrees_tokio::*;
+    /// #     }
+    /// # }
+    /// use supertrees::Spawner;
+    /// use supertrees::tokio::TokioSpawner;
     ///
     /// TokioSpawner::multi_thread().block_on(Box::pin(async {
     ///     let task = tokio::spawn(async { std::thread::current().id() });
@@ -154,10 +166,16 @@ impl Spawner for TokioSpawner {
     /// # Examples
     ///
     /// ```
+    /// # mod supertrees {
+    /// #     pub use supertrees_core::*;
+    /// #     pub mod tokio {
+    /// #         pub use supertrees_tokio::*;
+    /// #     }
+    /// # }
     /// use std::os::fd::AsRawFd;
     /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-    /// use supertrees_core::{Interest, Spawner};
-    /// use supertrees_tokio::TokioSpawner;
+    /// use supertrees::{Interest, Spawner};
+    /// use supertrees::tokio::TokioSpawner;
     ///
     /// let (ours, theirs) =
     ///     socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
@@ -230,9 +248,15 @@ impl IoSource for TokioSource {
 /// # Examples
 ///
 /// ```
+/// # mod supertrees {
+/// #     pub use supertrees_core::*;
+/// #     pub mod tokio {
+/// #         pub use supertrees_tokio::*;
+/// #     }
+/// # }
 /// use std::time::Duration;
-/// use supertrees_core::Timer;
-/// use supertrees_tokio::TokioTimer;
+/// use supertrees::Timer;
+/// use supertrees::tokio::TokioTimer;
 ///
 /// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
 /// rt.block_on(async {

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::collections::HashMap;
-/// use supertrees_core::ChildId;
+/// use supertrees::ChildId;
 ///
 /// /// What a child started at run time is for, from what the caller
 /// /// noted when it started it.

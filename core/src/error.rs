@@ -8,13 +8,16 @@ use crate::ChildId;
 /// Everything that can go wrong when building or running a supervision tree.
 ///
 /// The error is `Send + Sync + 'static` so it travels through `?`, `anyhow`
-/// and threads, and it is `#[non_exhaustive]`: match it with a wildcard arm.
+/// and threads. It grows: the enum and each of its struct variants are
+/// `#[non_exhaustive]`, so match it with a wildcard arm and its struct
+/// variants with `..` (`Error::Timeout { name, .. }`).
 ///
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::{BackoffPolicy, Error};
+/// use supertrees::{BackoffPolicy, Error};
 ///
 /// let err = BackoffPolicy::try_new(Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2), 2.0)
 ///     .unwrap_err();
@@ -26,6 +29,7 @@ use crate::ChildId;
 pub enum Error {
     /// A policy was given a value it can not work with. `field` names the
     /// argument at fault.
+    #[non_exhaustive]
     InvalidPolicy {
         /// The name of the offending argument, e.g. `"multiplier"`.
         field: &'static str,
@@ -34,7 +38,8 @@ pub enum Error {
     },
     /// The supervisor at `path` restarted its children more than
     /// `max_restarts` times within `within`, stopped them all and gave up.
-    /// At the root, [`start`](crate::Supertree::start_with) returns this.
+    /// At the root, [`start`](crate::Tree::start) returns this.
+    #[non_exhaustive]
     IntensityExceeded {
         /// The supervisor that gave up, e.g. `"root"`.
         path: String,
@@ -52,6 +57,7 @@ pub enum Error {
     Stalled,
     /// An operating-system call the engine needs failed while setting up the
     /// root supervisor (e.g. creating its signal pipe).
+    #[non_exhaustive]
     Os {
         /// What the engine was doing.
         context: &'static str,
@@ -60,6 +66,7 @@ pub enum Error {
     },
     /// A [`Limits`](crate::Limits) value can not be enforced as given.
     /// `field` names the limit at fault. From `start()`.
+    #[non_exhaustive]
     InvalidLimits {
         /// The limit, e.g. `"memory"`.
         field: &'static str,
@@ -76,22 +83,25 @@ pub enum Error {
     /// [`Limits::open_files`](crate::Limits::open_files)). From `start()`,
     /// before anything is forked. See the table in [`Limits`](crate::Limits).
     ///
+    /// Displayed as, e.g., `supervisor root/0: its processes limit can not
+    /// be enforced for its subtree: there is no pids cgroup for it`.
+    ///
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Error;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Error;
     ///
-    /// let err = Error::UnenforceableLimit {
-    ///     path: "root/0".to_owned(),
-    ///     field: "processes",
-    ///     reason: "there is no pids cgroup for it".to_owned(),
-    /// };
-    /// assert_eq!(
-    ///     err.to_string(),
-    ///     "supervisor root/0: its processes limit can not be enforced for its subtree: \
-    ///      there is no pids cgroup for it"
-    /// );
+    /// /// The supervisor and the limit at fault, if that is what went wrong.
+    /// fn unenforceable(err: &Error) -> Option<(&str, &str)> {
+    ///     match err {
+    ///         Error::UnenforceableLimit { path, field, .. } => Some((path, field)),
+    ///         _ => None,
+    ///     }
+    /// }
+    /// assert_eq!(unenforceable(&Error::Stalled), None);
     /// ```
+    #[non_exhaustive]
     UnenforceableLimit {
         /// The supervisor, e.g. `"root/0"`.
         path: String,
@@ -103,6 +113,7 @@ pub enum Error {
     /// A supervisor's [`with_user`](crate::Tree::with_user) can not be
     /// honoured: this process may not switch to that user. From `start()`,
     /// before anything is forked.
+    #[non_exhaustive]
     Privilege {
         /// The supervisor, e.g. `"root/1"`.
         path: String,
@@ -113,18 +124,39 @@ pub enum Error {
     /// be bound or taken: the address is in use or not permitted, a path
     /// is taken, systemd passed no such socket. From `start()`, before
     /// anything is forked.
+    #[non_exhaustive]
     Listener {
         /// The listener's name.
         name: String,
         /// What went wrong.
         source: std::io::Error,
     },
-    /// A message function ([`mailbox()`](crate::mailbox()),
-    /// [`inbox()`](crate::inbox()), [`start_child()`](crate::start_child()),
-    /// ...) was called outside a worker of a running tree.
-    NotInTree,
+    /// A function that reaches the running tree
+    /// ([`mailbox()`](crate::mailbox()), [`inbox()`](crate::inbox()),
+    /// [`start_child()`](crate::start_child()) or
+    /// [`terminate_child()`](crate::terminate_child())) was called outside
+    /// a worker of a running tree: neither in a worker's run nor in a thread
+    /// or task of a worker's process. `function` names it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Error;
+    ///
+    /// // No tree runs here.
+    /// let err = supertrees::mailbox::<u64>("kv").unwrap_err();
+    /// assert!(matches!(err, Error::NotInTree { function: "mailbox", .. }));
+    /// assert!(err.to_string().starts_with("supertrees::mailbox() called outside a worker"));
+    /// ```
+    #[non_exhaustive]
+    NotInTree {
+        /// The function called, e.g. `"mailbox"`.
+        function: &'static str,
+    },
     /// No supervisor of the tree declared a `kind` (a mailbox, or a
     /// dynamic-children template) called `name`.
+    #[non_exhaustive]
     UnknownName {
         /// The name asked for.
         name: String,
@@ -133,6 +165,7 @@ pub enum Error {
     },
     /// Two supervisors (or one, twice) declared the same name for a mailbox
     /// or a template; names are unique in a tree. From `start()`.
+    #[non_exhaustive]
     DuplicateName {
         /// The name declared twice.
         name: String,
@@ -143,6 +176,7 @@ pub enum Error {
     },
     /// [`inbox()`](crate::inbox()) was called by a worker of another
     /// supervisor than `owner`, which declared mailbox `name`.
+    #[non_exhaustive]
     NotOwner {
         /// The mailbox.
         name: String,
@@ -151,6 +185,7 @@ pub enum Error {
     },
     /// A message (or a `start_child` argument) for `name` is larger than
     /// [`MAX_MESSAGE`](crate::MAX_MESSAGE) once encoded.
+    #[non_exhaustive]
     MessageTooLarge {
         /// The mailbox or template.
         name: String,
@@ -163,6 +198,7 @@ pub enum Error {
     /// could not be decoded although it is of the right type (it is
     /// malformed: cut short, or with bytes left over). A body of another
     /// type is [`Error::WrongType`].
+    #[non_exhaustive]
     Encoding {
         /// The mailbox or template.
         name: String,
@@ -171,6 +207,7 @@ pub enum Error {
     },
     /// A [`call`](crate::Mailbox::call) to mailbox `name` had no reply
     /// within `after`.
+    #[non_exhaustive]
     Timeout {
         /// The mailbox.
         name: String,
@@ -182,6 +219,7 @@ pub enum Error {
     /// killed) with it. Or the supervisor asked about its dynamic children
     /// (template `name`) ended before it answered, is gone for good, or did
     /// not answer within 5 s.
+    #[non_exhaustive]
     NoReply {
         /// The mailbox or template.
         name: String,
@@ -194,6 +232,7 @@ pub enum Error {
         since = "0.2.1",
         note = "start_child reports an argument of another type as Error::WrongType"
     )]
+    #[non_exhaustive]
     WrongArgument {
         /// The template.
         name: String,
@@ -204,6 +243,7 @@ pub enum Error {
     },
     /// The supervisor of template `name` already runs its
     /// [`with_max_children`](crate::Tree::with_max_children) children.
+    #[non_exhaustive]
     TooManyChildren {
         /// The template.
         name: String,
@@ -212,6 +252,7 @@ pub enum Error {
     },
     /// [`terminate_child()`](crate::terminate_child()) named a child that
     /// does not run under template `name` (any more).
+    #[non_exhaustive]
     UnknownChild {
         /// The template.
         name: String,
@@ -220,12 +261,14 @@ pub enum Error {
     },
     /// The supervisor of template `name` is shutting down and starts no
     /// more children.
+    #[non_exhaustive]
     ShuttingDown {
         /// The template.
         name: String,
     },
     /// [`Mailbox::try_send`](crate::Mailbox::try_send) found mailbox `name`
     /// full: the message was not sent.
+    #[non_exhaustive]
     MailboxFull {
         /// The mailbox.
         name: String,
@@ -240,6 +283,7 @@ pub enum Error {
     /// [`Inbox`](crate::Inbox) does not take, `expected` is the server's
     /// message type and `found` the caller's; for a reply of another type
     /// than the caller's `R`, `expected` is `R` and `found` the reply's.
+    #[non_exhaustive]
     WrongType {
         /// The mailbox or template.
         name: String,
@@ -288,9 +332,10 @@ impl fmt::Display for Error {
                 write!(f, "supervisor {path} can not run as its user: {reason}")
             }
             Error::Listener { name, source } => write!(f, "listener {name:?}: {source}"),
-            Error::NotInTree => f.write_str(
-                "not inside a worker of a running supervision tree (mailboxes and dynamic \
-                 children are reached from workers)",
+            Error::NotInTree { function } => write!(
+                f,
+                "supertrees::{function}() called outside a worker of a running tree (it works in \
+                 a worker's run, and in the threads and tasks a worker started in its process)"
             ),
             Error::UnknownName { name, kind } => {
                 write!(f, "no {kind} is named {name:?} in this tree")
@@ -365,5 +410,32 @@ impl std::error::Error for Error {
             Error::Os { source, .. } | Error::Listener { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_what_is_at_fault() {
+        let unenforceable = Error::UnenforceableLimit {
+            path: "root/0".to_owned(),
+            field: "processes",
+            reason: "there is no pids cgroup for it".to_owned(),
+        };
+        assert_eq!(
+            unenforceable.to_string(),
+            "supervisor root/0: its processes limit can not be enforced for its subtree: \
+             there is no pids cgroup for it"
+        );
+        let outside = Error::NotInTree {
+            function: "start_child",
+        };
+        assert_eq!(
+            outside.to_string(),
+            "supertrees::start_child() called outside a worker of a running tree (it works in a \
+             worker's run, and in the threads and tasks a worker started in its process)"
+        );
     }
 }

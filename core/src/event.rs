@@ -23,49 +23,63 @@ pub enum NodeKind {
 ///
 /// Every supervisor reports what happens to its children to the root process,
 /// which hands each event to the callback given to
-/// [`Supertree::on_event`](crate::Supertree::on_event) and folds it into the
-/// live [`TreeStatus`](crate::TreeStatus).
+/// [`on_event`](crate::Tree::on_event) and folds it into the
+/// live [`TreeStatus`](crate::TreeStatus). Its `Display` is one line, e.g.
+/// `root/1/0 (pid 4242): panicked: boom-42; restarting after 10ms`.
+///
+/// Events are made by the tree, not by users: `Event` and the struct
+/// variants of [`EventKind`] are `#[non_exhaustive]`, so that they can grow
+/// (as `Exited` grew `reason`) without breaking your code. Read their
+/// fields, and match the struct variants with `..`.
 ///
 /// # Examples
 ///
-/// ```
-/// use supertrees_core::{ChildExit, Event, EventKind, NodeKind};
+/// Alerting on panics, tested on virtual time:
 ///
-/// let event = Event {
-///     path: "root/1/0".into(),
-///     pid: Some(4242),
-///     kind: EventKind::Exited { exit: ChildExit::Panicked, restart: None, reason: None },
-/// };
-/// assert_eq!(event.to_string(), "root/1/0 (pid 4242): panicked; not restarted");
-/// let boom = Event {
-///     path: "root/0".into(),
-///     pid: Some(7),
-///     kind: EventKind::Exited {
-///         exit: ChildExit::Panicked,
-///         restart: Some(std::time::Duration::from_millis(10)),
-///         reason: Some("boom-42".into()),
-///     },
-/// };
-/// assert_eq!(boom.to_string(), "root/0 (pid 7): panicked: boom-42; restarting after 10ms");
-/// let started = Event { path: "root/1".into(), pid: Some(7), kind: EventKind::Started(NodeKind::Supervisor) };
-/// assert_eq!(started.to_string(), "root/1 (pid 7): supervisor started");
-/// let removed = Event { path: "root/1/3".into(), pid: None, kind: EventKind::Removed };
-/// assert_eq!(removed.to_string(), "root/1/3: removed");
-/// let host = Event {
-///     path: "root/1/host".into(),
-///     pid: Some(8),
-///     kind: EventKind::HostExited {
-///         exit: ChildExit::Signaled(9),
-///         workers: 3,
-///         restart: Some(std::time::Duration::from_millis(20)),
-///     },
-/// };
-/// assert_eq!(
-///     host.to_string(),
-///     "root/1/host (pid 8): killed by signal SIGKILL; took down 3 workers, back after 20ms"
-/// );
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use supertrees::testing::{run_simulated, FakeTimer};
+/// use supertrees::{BackoffPolicy, BoxFuture, ChildExit, EventKind, RestartPolicy};
+/// use supertrees::{Restartable, Supertree, Worker};
+///
+/// struct Flaky;
+/// impl Worker for Flaky {
+///     fn init(&self) -> BoxFuture {
+///         Box::pin(async { panic!("boom-42") })
+///     }
+/// }
+/// impl Restartable for Flaky {
+///     fn restart_policy(&self) -> RestartPolicy {
+///         RestartPolicy::Once
+///     }
+///     fn backoff_policy(&self) -> BackoffPolicy {
+///         let delay = Duration::from_millis(10);
+///         BackoffPolicy::new(delay, delay, Duration::from_secs(1), 1.0)
+///     }
+/// }
+///
+/// let alerts = Arc::new(Mutex::new(Vec::new()));
+/// let sink = alerts.clone();
+/// let tree = Supertree::new().add_worker(Flaky).on_event(move |event| {
+///     // Name the fields you read, and `..` for the rest.
+///     if let EventKind::Exited { exit: ChildExit::Panicked, reason, .. } = &event.kind {
+///         assert_eq!(reason.as_deref(), Some("boom-42"));
+///         sink.lock().unwrap().push(event.to_string());
+///     }
+/// });
+/// run_simulated(tree, FakeTimer::new())?;
+///
+/// // The simulation has no processes, so no pids.
+/// assert_eq!(*alerts.lock().unwrap(), [
+///     "root/0: panicked: boom-42; restarting after 10ms",
+///     "root/0: panicked: boom-42; not restarted",
+/// ]);
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Event {
     /// Where: a supervisor (`root/1`), a worker (`root/1/0`: child 0 of
     /// `root/1`) or a worker host (`root/1/host`).
@@ -78,6 +92,10 @@ pub struct Event {
 }
 
 /// What happened, in an [`Event`].
+///
+/// It grows: the enum and each of its struct variants are
+/// `#[non_exhaustive]`, so match it with a wildcard arm and its struct
+/// variants with `..` (`EventKind::Exited { exit, .. }`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -89,6 +107,7 @@ pub enum EventKind {
     /// It exited with `exit`; it runs again after `restart`, or never
     /// (`None`). A worker restarted in place by its host reports `Exited`
     /// with the delay it waited and no separate `Started`.
+    #[non_exhaustive]
     Exited {
         /// How it ended.
         exit: ChildExit,
@@ -103,6 +122,7 @@ pub enum EventKind {
     /// `Exited` event of its own, and the first to run again does so after
     /// `restart` (`None`: none does). A host stopped on request exits with
     /// [`ChildExit::Stopped`] and takes no worker down.
+    #[non_exhaustive]
     HostExited {
         /// How the host process ended.
         exit: ChildExit,
@@ -113,6 +133,7 @@ pub enum EventKind {
     },
     /// A supervisor stops all its children in reverse order: asked to
     /// (`gave_up == false`) or because its restart intensity was exceeded.
+    #[non_exhaustive]
     Stopping {
         /// Whether the supervisor gave up.
         gave_up: bool,
@@ -182,6 +203,92 @@ impl fmt::Display for Event {
             EventKind::Stopping { gave_up: false } => f.write_str("stopping all children"),
             EventKind::Dropped(n) => write!(f, "{n} events were dropped"),
             EventKind::Removed => f.write_str("removed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(path: &str, pid: Option<u32>, kind: EventKind) -> Event {
+        Event {
+            path: path.to_owned(),
+            pid,
+            kind,
+        }
+    }
+
+    #[test]
+    fn each_kind_displays_as_one_line() {
+        let cases = [
+            (
+                event(
+                    "root/1/0",
+                    Some(4242),
+                    EventKind::Exited {
+                        exit: ChildExit::Panicked,
+                        restart: None,
+                        reason: None,
+                    },
+                ),
+                "root/1/0 (pid 4242): panicked; not restarted",
+            ),
+            (
+                event(
+                    "root/0",
+                    Some(7),
+                    EventKind::Exited {
+                        exit: ChildExit::Panicked,
+                        restart: Some(Duration::from_millis(10)),
+                        reason: Some("boom-42".into()),
+                    },
+                ),
+                "root/0 (pid 7): panicked: boom-42; restarting after 10ms",
+            ),
+            (
+                event("root/1", Some(7), EventKind::Started(NodeKind::Supervisor)),
+                "root/1 (pid 7): supervisor started",
+            ),
+            (
+                event("root/1/3", None, EventKind::Removed),
+                "root/1/3: removed",
+            ),
+            (
+                event(
+                    "root/1/host",
+                    Some(8),
+                    EventKind::HostExited {
+                        exit: ChildExit::Signaled(9),
+                        workers: 3,
+                        restart: Some(Duration::from_millis(20)),
+                    },
+                ),
+                "root/1/host (pid 8): killed by signal SIGKILL; took down 3 workers, back after 20ms",
+            ),
+            (
+                event(
+                    "root/1/host",
+                    Some(8),
+                    EventKind::HostExited {
+                        exit: ChildExit::Stopped,
+                        workers: 0,
+                        restart: None,
+                    },
+                ),
+                "root/1/host (pid 8): stopped",
+            ),
+            (
+                event("root", None, EventKind::Stopping { gave_up: true }),
+                "root: restart intensity exceeded; stopping all children",
+            ),
+            (
+                event("root", None, EventKind::Dropped(3)),
+                "root: 3 events were dropped",
+            ),
+        ];
+        for (event, text) in cases {
+            assert_eq!(event.to_string(), text);
         }
     }
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::ChildExit;
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::ChildExit;
 ///
 /// assert!(!ChildExit::Normal.is_failure());
 /// assert!(ChildExit::Signaled(9).is_failure());
@@ -111,7 +112,8 @@ impl ChildExit {
     /// processes or file descriptors never sees a busy loop.
     ///
     /// ```
-    /// use supertrees_core::ChildExit;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::ChildExit;
     ///
     /// assert!(ChildExit::ForkFailed(11).is_engine_failure());
     /// assert!(ChildExit::SetupFailed.is_engine_failure());

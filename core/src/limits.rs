@@ -47,7 +47,8 @@ use crate::Error;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::Limits;
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::Limits;
 ///
 /// let limits = Limits::new().memory(64 << 20).processes(64).open_files(1024).cpu(0.5);
 /// assert_eq!(limits.to_string(), "memory 64 MiB, processes 64, open files 1024, cpu 0.5");
@@ -67,7 +68,8 @@ impl Limits {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Limits;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Limits;
     ///
     /// assert_eq!(Limits::new().to_string(), "no limits");
     /// ```
@@ -85,7 +87,8 @@ impl Limits {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Limits;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Limits;
     ///
     /// assert_eq!(Limits::new().memory(256 << 20).to_string(), "memory 256 MiB");
     /// ```
@@ -101,7 +104,8 @@ impl Limits {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Limits;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Limits;
     ///
     /// assert_eq!(Limits::new().processes(64).to_string(), "processes 64");
     /// ```
@@ -122,7 +126,8 @@ impl Limits {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Limits;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Limits;
     ///
     /// assert_eq!(Limits::new().open_files(1024).to_string(), "open files 1024");
     /// ```
@@ -138,7 +143,8 @@ impl Limits {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Limits;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Limits;
     ///
     /// assert_eq!(Limits::new().cpu(0.5).to_string(), "cpu 0.5");
     /// ```
@@ -152,7 +158,8 @@ impl Limits {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Limits;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Limits;
     ///
     /// assert!(Limits::new().is_empty());
     /// assert!(!Limits::new().open_files(64).is_empty());

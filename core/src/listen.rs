@@ -69,7 +69,8 @@
 //! # Examples
 //!
 //! ```no_run
-//! use supertrees_core::{BoxFuture, Listen, Restartable, Supertree, Worker};
+//! # extern crate supertrees_core as supertrees;
+//! use supertrees::{BoxFuture, Listen, Restartable, Supertree, Worker};
 //!
 //! struct Http;
 //! impl Worker for Http {
@@ -77,7 +78,7 @@
 //!         Box::pin(async {
 //!             // A fresh, non-blocking handle, for `tokio::net::TcpListener::from_std`
 //!             // or `async_io::Async::new`.
-//!             let listener = supertrees_core::tcp_listener("http").expect("declared above");
+//!             let listener = supertrees::tcp_listener("http").expect("declared above");
 //!             let _ = listener.local_addr();
 //!         })
 //!     }
@@ -118,7 +119,8 @@ pub(crate) const BACKLOG: i32 = 4096;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::Listen;
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::Listen;
 ///
 /// let web = Listen::tcp("0.0.0.0:8080".parse().expect("an address"));
 /// let admin = Listen::unix("/run/my-service/admin.sock").mode(0o660);
@@ -156,7 +158,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// let any_port = Listen::tcp("127.0.0.1:0".parse().expect("an address"));
     /// assert_eq!(any_port.to_string(), "tcp 127.0.0.1:0");
@@ -189,7 +192,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// let admin = Listen::unix("/run/my-service/admin.sock");
     /// assert_eq!(admin.to_string(), "unix /run/my-service/admin.sock");
@@ -207,7 +211,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// assert_eq!(Listen::systemd("http").to_string(), "systemd socket \"http\"");
     /// ```
@@ -231,7 +236,8 @@ impl Listen {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Listen;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Listen;
     ///
     /// let shared = Listen::unix("/run/my-service/api.sock").mode(0o660);
     /// assert_eq!(shared.to_string(), "unix /run/my-service/api.sock (mode 0660)");
@@ -377,10 +383,14 @@ pub(crate) use handout::identity;
 pub(crate) use stop::{OnStop, SocketFile};
 
 /// A checked handle on listener `name` (see [`handout`]), which must be a
-/// `family` socket that this process's workers may use.
-fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
+/// `family` socket that this process's workers may use. `function` is the
+/// public function called, named by the error outside a worker host.
+fn duplicate(function: &str, name: &str, family: Family) -> io::Result<OwnedFd> {
+    // Only a worker host has an owner: its workers' supervisor.
+    let Some(owner) = OWNER.get() else {
+        return Err(outside(function, name));
+    };
     let registry = registry();
-    let owner = OWNER.get().map_or("", String::as_str);
     let tree = registry.tree.as_deref();
     let found = tree
         .iter()
@@ -423,8 +433,10 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
 /// # Errors
 ///
 /// [`io::ErrorKind::NotFound`] naming `name` when neither the worker's
-/// supervisor nor one above it declared it (or outside a worker of a
-/// running tree; the simulation has no sockets),
+/// supervisor nor one above it declared it; also `NotFound`, naming this
+/// function and `name`, outside a worker of a running tree (in a thread or
+/// task a worker started in its process it works as in the run) and in
+/// [`run_simulated`](crate::testing::run_simulated), which has no sockets;
 /// [`io::ErrorKind::InvalidInput`] when it is a Unix socket, the error of
 /// `dup` if the process is out of file descriptors, and
 /// [`io::ErrorKind::Other`] naming `name` when the tree is stopping, when
@@ -434,13 +446,34 @@ fn duplicate(name: &str, family: Family) -> io::Result<OwnedFd> {
 ///
 /// # Examples
 ///
+/// In a worker, with `.with_listener("http", Listen::tcp(addr))` on its
+/// supervisor or one above it, here on smol's reactor:
+///
+/// ```no_run
+/// # extern crate supertrees_core as supertrees;
+/// use async_io::Async;
+///
+/// async fn serve() -> std::io::Result<()> {
+///     let listener = Async::new(supertrees::tcp_listener("http")?)?;
+///     loop {
+///         let (_stream, peer) = listener.accept().await?;
+///         println!("connection from {peer}");
+///     }
+/// }
 /// ```
-/// let err = supertrees_core::tcp_listener("http").unwrap_err();
+///
+/// Outside a worker of a running tree it fails, naming itself:
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// let err = supertrees::tcp_listener("http").unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
-/// assert!(err.to_string().contains("\"http\""));
+/// assert!(err.to_string().starts_with(
+///     "supertrees::tcp_listener(\"http\") called outside a worker of a running tree"
+/// ));
 /// ```
 pub fn tcp_listener(name: &str) -> io::Result<TcpListener> {
-    duplicate(name, Family::Tcp).map(TcpListener::from)
+    duplicate("tcp_listener", name, Family::Tcp).map(TcpListener::from)
 }
 
 /// A fresh non-blocking handle on the Unix listener `name` of the tree; as
@@ -455,12 +488,35 @@ pub fn tcp_listener(name: &str) -> io::Result<TcpListener> {
 ///
 /// # Examples
 ///
+/// Outside a worker of a running tree it fails, naming itself:
+///
 /// ```
-/// let err = supertrees_core::unix_listener("admin").unwrap_err();
+/// # extern crate supertrees_core as supertrees;
+/// let err = supertrees::unix_listener("admin").unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+/// assert!(err.to_string().starts_with(
+///     "supertrees::unix_listener(\"admin\") called outside a worker of a running tree"
+/// ));
 /// ```
 pub fn unix_listener(name: &str) -> io::Result<UnixListener> {
-    duplicate(name, Family::Unix).map(UnixListener::from)
+    duplicate("unix_listener", name, Family::Unix).map(UnixListener::from)
+}
+
+/// The error of `function` (asked for listener `name`) outside a worker
+/// host: in a simulated worker's run (the simulation has no sockets), or
+/// anywhere else, outside a worker of a running tree.
+fn outside(function: &str, name: &str) -> io::Error {
+    let message = if crate::ready::in_run() {
+        format!(
+            "supertrees::{function}({name:?}) called in a simulated tree, which has no listeners"
+        )
+    } else {
+        format!(
+            "supertrees::{function}({name:?}) called outside a worker of a running tree (it works \
+             in a worker's run, and in the threads and tasks a worker started in its process)"
+        )
+    };
+    io::Error::new(io::ErrorKind::NotFound, message)
 }
 
 /// Whether `path` is a Unix socket nobody listens on (left by a tree that

@@ -95,6 +95,12 @@ thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
+/// Whether a worker's run is being polled on this thread (in either
+/// engine).
+pub(crate) fn in_run() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
 /// The message services of the run being polled on this thread, if any.
 pub(crate) fn current_services() -> Option<Arc<dyn Services>> {
     CURRENT.with(|c| c.borrow().as_ref().and_then(|cur| cur.services.clone()))
@@ -120,8 +126,9 @@ pub(crate) fn current_services() -> Option<Arc<dyn Services>> {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// // Outside a tree it has no effect.
-/// assert!(!supertrees_core::ready());
+/// assert!(!supertrees::ready());
 /// ```
 pub fn ready() -> bool {
     CURRENT.with(|c| c.borrow().as_ref().map(|cur| cur.signal.fire()).is_some())
@@ -163,16 +170,17 @@ pub fn ready() -> bool {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::future::Future;
 /// use std::pin::Pin;
 /// use std::time::Duration;
-/// use supertrees_core::{Restartable, Shutdown, Worker};
+/// use supertrees::{Restartable, Shutdown, Worker};
 ///
 /// struct Server;
 /// impl Worker for Server {
 ///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
 ///         Box::pin(async {
-///             let stop = supertrees_core::stopping();
+///             let stop = supertrees::stopping();
 ///             // ... serve until asked to stop ...
 ///             stop.await;
 ///             // ... drain: up to `shutdown()` ...
@@ -186,7 +194,7 @@ pub fn ready() -> bool {
 /// }
 ///
 /// // Outside a tree it never resolves.
-/// let mut outside = Box::pin(supertrees_core::stopping());
+/// let mut outside = Box::pin(supertrees::stopping());
 /// assert!(futures::FutureExt::now_or_never(&mut outside).is_none());
 /// ```
 pub fn stopping() -> impl Future<Output = ()> + Send + 'static {
@@ -256,16 +264,17 @@ impl Future for Stopping {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::future::Future;
 /// use std::pin::Pin;
-/// use supertrees_core::{Restartable, Worker};
+/// use supertrees::{Restartable, Worker};
 ///
 /// struct Pair;
 /// impl Worker for Pair {
 ///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
 ///         Box::pin(async {
 ///             let (tx, rx) = futures::channel::oneshot::channel();
-///             supertrees_core::spawn(async move {
+///             supertrees::spawn(async move {
 ///                 let _ = tx.send(42);
 ///             });
 ///             assert_eq!(rx.await, Ok(42));

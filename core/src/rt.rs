@@ -26,8 +26,9 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A spawner on top of `futures`' thread pool-free local executor:
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::cell::RefCell;
-/// use supertrees_core::{BoxFuture, Spawner};
+/// use supertrees::{BoxFuture, Spawner};
 ///
 /// thread_local! {
 ///     static SPAWNER: RefCell<Option<futures::executor::LocalSpawner>> = RefCell::new(None);
@@ -72,7 +73,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
 
     /// Whether the calling thread is already inside a running runtime of this
     /// kind. Starting a tree there would fork a multi-threaded process, so
-    /// [`Supertree::start_with`](crate::Supertree::start_with) then returns
+    /// [`start_with`](crate::Tree::start_with) then returns
     /// [`Error::InsideRuntime`](crate::Error::InsideRuntime).
     ///
     /// The default says `false`; backends that can tell override it.
@@ -109,10 +110,11 @@ pub trait Spawner: Clone + Send + Sync + 'static {
     /// a little later:
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::os::fd::AsRawFd;
     /// use std::time::Duration;
     /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-    /// use supertrees_core::{BoxFuture, Interest, Spawner};
+    /// use supertrees::{BoxFuture, Interest, Spawner};
     ///
     /// #[derive(Clone)]
     /// struct Blocking;
@@ -185,11 +187,12 @@ pub enum Interest {
 /// once for every backend:
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::future::Future;
 /// use std::io;
 /// use std::os::fd::AsRawFd;
 /// use nix::sys::socket::{send, MsgFlags};
-/// use supertrees_core::{Interest, IoSource};
+/// use supertrees::{Interest, IoSource};
 ///
 /// fn send_to<'a>(
 ///     source: &'a dyn IoSource,
@@ -207,7 +210,7 @@ pub enum Interest {
 /// }
 ///
 /// # use nix::sys::socket::{recv, socketpair, AddressFamily, SockFlag, SockType};
-/// # use supertrees_core::{BoxFuture, Spawner};
+/// # use supertrees::{BoxFuture, Spawner};
 /// # #[derive(Clone)]
 /// # struct Blocking;
 /// # impl Spawner for Blocking {
@@ -249,8 +252,9 @@ pub trait IoSource: Send + Sync {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::{Duration, Instant};
-/// use supertrees_core::{BoxFuture, Timer};
+/// use supertrees::{BoxFuture, Timer};
 ///
 /// /// A timer that sleeps by blocking the thread: fine for a demo, not for a runtime.
 /// #[derive(Clone, Debug)]
@@ -276,6 +280,42 @@ pub trait Timer: Clone + Send + Sync + 'static {
     fn now(&self) -> Instant;
 
     /// A future that completes once `duration` has passed on this clock.
+    ///
+    /// # Examples
+    ///
+    /// A worker that ticks every second on the timer it is given: Tokio's
+    /// or smol's in processes, a [`FakeTimer`](crate::testing::FakeTimer)
+    /// in the simulation, where its three ticks take no real time:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use std::time::Duration;
+    /// use supertrees::testing::{run_simulated, FakeTimer};
+    /// use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Timer, Worker};
+    ///
+    /// struct Ticker<T>(T);
+    /// impl<T: Timer> Worker for Ticker<T> {
+    ///     fn init(&self) -> BoxFuture {
+    ///         let timer = self.0.clone();
+    ///         Box::pin(async move {
+    ///             for tick in 1..=3 {
+    ///                 timer.sleep(Duration::from_secs(1)).await;
+    ///                 println!("tick {tick}");
+    ///             }
+    ///         })
+    ///     }
+    /// }
+    /// impl<T> Restartable for Ticker<T> {
+    ///     fn restart_policy(&self) -> RestartPolicy {
+    ///         RestartPolicy::Never
+    ///     }
+    /// }
+    ///
+    /// let timer = FakeTimer::new();
+    /// run_simulated(Supertree::new().add_worker(Ticker(timer.clone())), timer.clone())?;
+    /// assert_eq!(timer.elapsed(), Duration::from_secs(3));
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     fn sleep(&self, duration: Duration) -> BoxFuture;
 }
 
@@ -284,10 +324,9 @@ pub trait Timer: Clone + Send + Sync + 'static {
 /// [`Tree<Root<B>>`](crate::Tree) whose `B` is a `Backend`.
 ///
 /// Backend crates implement it on a marker type (`supertrees_tokio::Tokio`,
-/// `supertrees_smol::Smol`); the `supertrees` facade's `Supertree` is the
-/// root tree of its default backend, which is how its `start()` works.
-/// [`Supertree`](crate::Supertree) of this crate names no backend
-/// ([`Manual`](crate::tree::Manual)) and is started with
+/// `supertrees_smol::Smol`); `supertrees::Supertree` is the root tree of
+/// the default backend, which is how its `start()` works. A root of no
+/// backend ([`Manual`](crate::tree::Manual)) is started with
 /// [`start_with`](crate::Tree::start_with).
 ///
 /// # Examples

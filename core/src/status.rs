@@ -68,18 +68,44 @@ pub struct NodeStatus {
 ///
 /// # Examples
 ///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use supertrees_core::{Event, EventKind, NodeKind, TreeStatus};
+/// The status the root keeps, folded here from the events a simulated tree
+/// hands to [`on_event`](crate::Tree::on_event), on its virtual clock:
 ///
-/// let t0 = Instant::now();
-/// let mut status = TreeStatus::new(100, t0);
-/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Started(NodeKind::Worker) }, t0);
-/// status.record(&Event { path: "root/0".into(), pid: Some(101), kind: EventKind::Ready }, t0);
-/// status.advance(t0 + Duration::from_secs(90));
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use supertrees::testing::{run_simulated, FakeTimer};
+/// use supertrees::{BoxFuture, NodeState, RestartPolicy, Restartable, Supertree};
+/// use supertrees::{Timer, TreeStatus, Worker};
+///
+/// // Works for 90 s, then is done.
+/// struct Job(FakeTimer);
+/// impl Worker for Job {
+///     fn init(&self) -> BoxFuture {
+///         self.0.sleep(Duration::from_secs(90))
+///     }
+/// }
+/// impl Restartable for Job {
+///     fn restart_policy(&self) -> RestartPolicy {
+///         RestartPolicy::Never
+///     }
+/// }
+///
+/// let timer = FakeTimer::new();
+/// let status = Arc::new(Mutex::new(TreeStatus::new(std::process::id(), timer.now())));
+/// let (fold, clock) = (status.clone(), timer.clone());
+/// let tree = Supertree::new()
+///     .add_worker(Job(timer.clone()))
+///     .on_event(move |event| fold.lock().unwrap().record(event, clock.now()));
+/// run_simulated(tree, timer.clone())?;
+///
+/// let status = status.lock().unwrap();
+/// let job = status.get("root/0").expect("it started");
+/// assert_eq!((job.state, job.restarts), (NodeState::Stopped, 0));
 /// let text = status.to_string();
-/// assert!(text.starts_with("root  supervisor  pid 100  starting  up 1m30s"), "{text}");
-/// assert!(text.contains("└─ root/0  worker  pid 101  ready  up 1m30s"), "{text}");
+/// assert!(text.contains("└─ root/0  worker  stopped"), "{text}");
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct TreeStatus {
@@ -319,7 +345,7 @@ impl TreeStatus {
 }
 
 /// Asks the tree whose root serves `path` (see
-/// [`Supertree::status_socket`](crate::Supertree::status_socket)) for its
+/// [`status_socket`](crate::Tree::status_socket)) for its
 /// status, as the indented text of [`TreeStatus`]. Gives up after 5 s.
 ///
 /// # Errors
@@ -331,9 +357,10 @@ impl TreeStatus {
 /// # Examples
 ///
 /// ```no_run
-/// let text = supertrees_core::query_status("/run/user/1000/my-service/status.sock")?;
+/// # extern crate supertrees_core as supertrees;
+/// let text = supertrees::query_status("/run/user/1000/my-service/status.sock")?;
 /// print!("{text}");
-/// # Ok::<(), supertrees_core::Error>(())
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 pub fn query_status(path: impl AsRef<Path>) -> Result<String, Error> {
     crate::engine::query_status(path.as_ref(), Duration::from_secs(5)).map_err(|source| Error::Os {
@@ -605,6 +632,25 @@ mod tests {
                 "│  └─ root/0/1",
                 "└─ root/1",
             ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_ready_worker_shows_its_pid_state_and_uptime() {
+        let t0 = Instant::now();
+        let mut status = TreeStatus::new(100, t0);
+        let started = ev("root/0", Some(101), EventKind::Started(NodeKind::Worker));
+        status.record(&started, t0);
+        status.record(&ev("root/0", Some(101), EventKind::Ready), t0);
+        status.advance(t0 + Duration::from_secs(90));
+        let text = status.to_string();
+        assert!(
+            text.starts_with("root  supervisor  pid 100  starting  up 1m30s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("└─ root/0  worker  pid 101  ready  up 1m30s"),
             "{text}"
         );
     }

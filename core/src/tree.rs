@@ -114,8 +114,9 @@ impl fmt::Debug for Child {
 /// A supervisor being built, with everything below it: its children, in
 /// the order they were added, and the policies it applies to them.
 ///
-/// You do not name `Tree` often: [`Supertree`] (the root) and [`Supervisor`]
-/// (any other supervisor) are its two kinds, and the methods on this page
+/// You do not name `Tree` often: `Supertree` (the root, a
+/// `Tree<`[`Root`]`<_>>`) and [`Supervisor`] (any other supervisor) are its
+/// two kinds, and the methods on this page
 /// are theirs. Those in the first block work on both; the others on the
 /// kind they name ([`Nested`] for a supervisor, [`Root`] for the root).
 /// Each call returns the changed tree, so calls chain.
@@ -126,9 +127,10 @@ impl fmt::Debug for Child {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::{Intensity, RestartPolicy, Strategy, Supertree};
-/// # use supertrees_core::{Restartable, Worker};
+/// use supertrees::{Intensity, RestartPolicy, Strategy, Supertree};
+/// # use supertrees::{Restartable, Worker};
 /// # struct W;
 /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
 /// # impl Restartable for W {}
@@ -221,9 +223,10 @@ impl fmt::Debug for Template {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::{BackoffPolicy, Intensity, RestartPolicy, Strategy, Supertree, Supervisor};
-/// # use supertrees_core::{Restartable, Worker};
+/// use supertrees::{BackoffPolicy, Intensity, RestartPolicy, Strategy, Supertree, Supervisor};
+/// # use supertrees::{Restartable, Worker};
 /// # struct W;
 /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
 /// # impl Restartable for W {}
@@ -285,8 +288,9 @@ pub type Supertree = Tree<Root<Manual>>;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::tree::Nested;
-/// use supertrees_core::{Supervisor, Tree};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::tree::Nested;
+/// use supertrees::{Supervisor, Tree};
 ///
 /// // The two are one type.
 /// fn same(s: Supervisor) -> Tree<Nested> {
@@ -307,30 +311,36 @@ pub struct Nested {
 ///
 /// # Examples
 ///
-/// ```
-/// use supertrees_core::tree::{Manual, Root};
-/// use supertrees_core::{Supertree, Tree};
+/// A helper that works on the root of any backend:
 ///
-/// // This crate's Supertree is the root tree with no default backend.
-/// let tree: Tree<Root<Manual>> = Supertree::new();
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::tree::Root;
+/// use supertrees::{Supertree, Tree};
+///
+/// fn logged<B>(root: Tree<Root<B>>) -> Tree<Root<B>> {
+///     root.on_event(|event| eprintln!("{event}"))
+/// }
+///
+/// let tree = logged(Supertree::new());
 /// ```
 pub struct Root<B> {
     observers: Observers,
     backend: PhantomData<fn() -> B>,
 }
 
-/// The backend of a root that has none: such a tree has no `start()` and is
-/// run with [`start_with`](Tree::start_with) or
-/// [`run_simulated`](crate::testing::run_simulated). This crate's
-/// [`Supertree`] is `Tree<Root<Manual>>`.
+/// The backend of a root that has none: a `Tree<Root<Manual>>` has no
+/// `start()` and is run with [`start_with`](Tree::start_with) or
+/// [`run_simulated`](crate::testing::run_simulated).
 ///
 /// A type only: it has no values.
 ///
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::tree::{Manual, Root};
-/// use supertrees_core::Tree;
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::tree::{Manual, Root};
+/// use supertrees::Tree;
 ///
 /// let tree = Tree::<Root<Manual>>::new();
 /// ```
@@ -420,7 +430,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Restartable, Supertree, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Restartable, Supertree, Worker};
     ///
     /// struct Job;
     /// impl Worker for Job {
@@ -443,8 +454,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{RestartPolicy, Supertree};
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{RestartPolicy, Supertree};
+    /// # use supertrees::{Restartable, Worker};
     /// # struct W;
     /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for W {}
@@ -472,7 +484,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Strategy, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Strategy, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_strategy(Strategy::RestForOne)
@@ -491,8 +504,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::{Intensity, Supertree};
+    /// use supertrees::{Intensity, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_intensity(Intensity::new(10, Duration::from_secs(60)))
@@ -527,8 +541,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::{Shutdown, Supertree};
+    /// use supertrees::{Shutdown, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_shutdown(Shutdown::Timeout(Duration::from_secs(30)))
@@ -554,8 +569,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
+    /// # use supertrees::{Restartable, Worker};
     /// # struct KvServer;
     /// # impl Worker for KvServer { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for KvServer {}
@@ -617,9 +633,10 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use serde::{Deserialize, Serialize};
-    /// use supertrees_core::Supertree;
-    /// # use supertrees_core::{Restartable, Worker};
+    /// use supertrees::Supertree;
+    /// # use supertrees::{Restartable, Worker};
     /// # struct Conn { port: u16 }
     /// # impl Worker for Conn { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for Conn {}
@@ -658,7 +675,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new().add_supervisor(|s| s.with_max_children(1000));
     /// ```
@@ -688,7 +706,8 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Listen, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Listen, Supertree};
     ///
     /// let tree = Supertree::new()
     ///     .with_listener("http", Listen::tcp("127.0.0.1:8080".parse().expect("an address")))
@@ -741,8 +760,9 @@ impl<K> Tree<K> {
     /// # Examples
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::Supertree;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new()
     ///     .with_watchdog(Duration::from_secs(1))
@@ -881,8 +901,9 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{RestartPolicy, Supertree};
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{RestartPolicy, Supertree};
+    /// # use supertrees::{Restartable, Worker};
     /// # struct W;
     /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for W {}
@@ -901,8 +922,9 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{BackoffPolicy, Supertree};
-    /// # use supertrees_core::{Restartable, Worker};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{BackoffPolicy, Supertree};
+    /// # use supertrees::{Restartable, Worker};
     /// # struct W;
     /// # impl Worker for W { fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> { Box::pin(async {}) } }
     /// # impl Restartable for W {}
@@ -934,7 +956,8 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{Limits, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{Limits, Supertree};
     ///
     /// let tree = Supertree::new().add_supervisor(|s| {
     ///     s.with_limits(Limits::new().memory(64 << 20).processes(64).open_files(1024))
@@ -965,7 +988,8 @@ impl Tree<Nested> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// // `nobody`.
     /// let tree = Supertree::new().add_supervisor(|s| s.with_user(65534, 65534));
@@ -983,7 +1007,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new();
     /// ```
@@ -1002,7 +1027,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{RestartPolicy, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{RestartPolicy, Supertree};
     ///
     /// #[allow(deprecated)]
     /// let tree = Supertree::new().with_restart_policy(RestartPolicy::Always);
@@ -1024,7 +1050,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{BackoffPolicy, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{BackoffPolicy, Supertree};
     ///
     /// #[allow(deprecated)]
     /// let tree = Supertree::new().with_backoff_policy(BackoffPolicy::default());
@@ -1079,7 +1106,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::{EventKind, Supertree};
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::{EventKind, Supertree};
     ///
     /// let tree = Supertree::new().on_event(|event| match event.kind {
     ///     EventKind::Dropped(n) => eprintln!("{n} events missed"),
@@ -1106,7 +1134,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let tree = Supertree::new().on_ready(|status| println!("up:\n{status}"));
     /// ```
@@ -1144,7 +1173,8 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```
-    /// use supertrees_core::Supertree;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
     ///
     /// let dir = std::env::temp_dir().join("my-service");
     /// let tree = Supertree::new().status_socket(dir.join("status.sock"));
@@ -1180,8 +1210,9 @@ impl<B> Tree<Root<B>> {
     /// # Examples
     ///
     /// ```no_run
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::{Duration, Instant};
-    /// use supertrees_core::{BoxFuture, Spawner, Supertree, Timer};
+    /// use supertrees::{BoxFuture, Spawner, Supertree, Timer};
     ///
     /// #[derive(Clone)]
     /// struct Blocking;
@@ -1213,7 +1244,7 @@ impl<B> Tree<Root<B>> {
     /// }
     ///
     /// Supertree::new().start_with(Blocking, ThreadTimer)?;
-    /// # Ok::<(), supertrees_core::Error>(())
+    /// # Ok::<(), supertrees::Error>(())
     /// ```
     pub fn start_with(self, spawner: impl Spawner, timer: impl Timer) -> Result<(), Error> {
         crate::engine::run(TreeParts::from(self), spawner, timer)
@@ -1222,8 +1253,8 @@ impl<B> Tree<Root<B>> {
 
 /// Starting a root whose backend is known by type.
 impl<B: Backend> Tree<Root<B>> {
-    /// Runs the tree on the backend `B` (for the `supertrees` facade's
-    /// `Supertree`: Tokio with the default features, smol with only `smol`),
+    /// Runs the tree on the backend `B` (for `supertrees::Supertree`: Tokio
+    /// with the default features, smol with only `smol`),
     /// and returns when it ends. The same as
     /// [`start_with`](Tree::start_with)`(B::spawner(), B::timer())`.
     ///

@@ -1,10 +1,8 @@
 //! What users implement: [`Worker`] and [`Restartable`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use crate::{BackoffPolicy, RestartPolicy, Shutdown};
+use crate::{BackoffPolicy, BoxFuture, RestartPolicy, Shutdown};
 
 /// Policies of something that can be restarted: a worker, or a supervisor as
 /// seen by its parent.
@@ -19,7 +17,8 @@ use crate::{BackoffPolicy, RestartPolicy, Shutdown};
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::{BackoffPolicy, RestartPolicy, Restartable};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::{BackoffPolicy, RestartPolicy, Restartable};
 ///
 /// struct Flaky;
 /// impl Restartable for Flaky {
@@ -59,8 +58,9 @@ pub trait Restartable {
     /// further second.
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::{Restartable, Shutdown};
+    /// use supertrees::{Restartable, Shutdown};
     ///
     /// struct Server;
     /// impl Restartable for Server {
@@ -83,8 +83,9 @@ pub trait Restartable {
     /// for a [`Readiness::OnStart`] worker, which is ready at its first poll.
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::Restartable;
+    /// use supertrees::Restartable;
     ///
     /// struct Server;
     /// impl Restartable for Server {
@@ -109,19 +110,23 @@ pub trait Restartable {
 /// process by `fork`, so they hold configuration, not live resources: open
 /// sockets, files and runtime handles inside the future.
 ///
+/// `init` returns a [`BoxFuture`], which is
+/// `Pin<Box<dyn Future<Output = ()> + Send + 'static>>`: an `init` that
+/// spells that type out, as supertrees 0.1 code does, implements the same
+/// method.
+///
 /// # Examples
 ///
 /// ```
-/// use std::future::Future;
-/// use std::pin::Pin;
-/// use supertrees_core::{Restartable, Worker};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::{BoxFuture, Restartable, Worker};
 ///
 /// struct Greeter {
 ///     name: String,
 /// }
 ///
 /// impl Worker for Greeter {
-///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+///     fn init(&self) -> BoxFuture {
 ///         let name = self.name.clone();
 ///         Box::pin(async move { println!("hello, {name}") })
 ///     }
@@ -132,8 +137,50 @@ pub trait Restartable {
 /// futures::executor::block_on(fut);
 /// ```
 pub trait Worker: Send + Restartable + 'static {
-    /// Builds the future to run for this (re)start of the worker.
-    fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+    /// Builds the future to run for this (re)start of the worker: called
+    /// for the first start and again for every restart, each time for a
+    /// fresh future. What a run needs is cloned out of `&self` into the
+    /// future (`async move`); anything it opens (sockets, files, runtime
+    /// handles) is opened in the future, in the worker's own process.
+    ///
+    /// The future returning is a normal exit, a panic a failure; either way
+    /// the worker's [`Restartable`] policies decide whether `init` is
+    /// called again.
+    ///
+    /// # Examples
+    ///
+    /// A job restarted once runs twice, each run from a fresh call (here in
+    /// the simulation, which runs the tree in this process):
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use supertrees::testing::{run_simulated, FakeTimer};
+    /// use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    ///
+    /// struct Job {
+    ///     runs: Arc<AtomicU32>,
+    /// }
+    /// impl Worker for Job {
+    ///     fn init(&self) -> BoxFuture {
+    ///         let run = self.runs.fetch_add(1, Ordering::SeqCst);
+    ///         Box::pin(async move { println!("run {run}") })
+    ///     }
+    /// }
+    /// impl Restartable for Job {
+    ///     fn restart_policy(&self) -> RestartPolicy {
+    ///         RestartPolicy::Once
+    ///     }
+    /// }
+    ///
+    /// let runs = Arc::new(AtomicU32::new(0));
+    /// let tree = Supertree::new().add_worker(Job { runs: runs.clone() });
+    /// run_simulated(tree, FakeTimer::new())?;
+    /// assert_eq!(runs.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
+    fn init(&self) -> BoxFuture;
 
     /// When this worker counts as ready: by default as soon as its future
     /// has started; with [`Readiness::Notify`], when the future calls
@@ -149,9 +196,10 @@ pub trait Worker: Send + Restartable + 'static {
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::future::Future;
 /// use std::pin::Pin;
-/// use supertrees_core::{Readiness, Restartable, Worker};
+/// use supertrees::{Readiness, Restartable, Worker};
 ///
 /// struct Server;
 ///
@@ -159,7 +207,7 @@ pub trait Worker: Send + Restartable + 'static {
 ///     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
 ///         Box::pin(async {
 ///             // Bind the listener first, then tell the supervisor.
-///             supertrees_core::ready();
+///             supertrees::ready();
 ///             // ... serve ...
 ///         })
 ///     }

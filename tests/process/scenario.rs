@@ -43,6 +43,7 @@ pub(crate) fn report(result: Result<(), Error>) {
                     path,
                     max_restarts,
                     within,
+                    ..
                 } => format!(
                     "IntensityExceeded path={path} max_restarts={max_restarts} within={within:?}"
                 ),

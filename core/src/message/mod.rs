@@ -88,12 +88,13 @@
 //! the deterministic simulation:
 //!
 //! ```
+//! # extern crate supertrees_core as supertrees;
 //! use std::future::Future;
 //! use std::pin::Pin;
 //! use std::time::Duration;
 //! use serde::{Deserialize, Serialize};
-//! use supertrees_core::testing::{run_simulated, FakeTimer};
-//! use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+//! use supertrees::testing::{run_simulated, FakeTimer};
+//! use supertrees::{RestartPolicy, Restartable, Supertree, Worker};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! enum Kv { Put(String, u64), Get(String) }
@@ -102,7 +103,7 @@
 //! impl Worker for KvServer {
 //!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 //!         Box::pin(async {
-//!             let mut inbox = supertrees_core::inbox::<Kv>("kv").expect("kv is ours");
+//!             let mut inbox = supertrees::inbox::<Kv>("kv").expect("kv is ours");
 //!             let mut map = std::collections::HashMap::new();
 //!             while let Some(envelope) = inbox.recv().await {
 //!                 // By reference: the envelope is still needed to reply.
@@ -123,7 +124,7 @@
 //! impl Worker for Client {
 //!     fn init(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
 //!         Box::pin(async {
-//!             let kv = supertrees_core::mailbox::<Kv>("kv").expect("kv is declared");
+//!             let kv = supertrees::mailbox::<Kv>("kv").expect("kv is declared");
 //!             kv.send(Kv::Put("apples".into(), 2)).await.expect("queued");
 //!             let v: Option<u64> = kv.call(Kv::Get("apples".into()), Duration::from_secs(1))
 //!                 .await
@@ -246,7 +247,7 @@ impl Kind {
 
 /// The services of this process, set by a worker host before it runs any
 /// worker: what [`mailbox()`] and friends use outside a worker's own run
-/// (in a task the worker spawned on the runtime directly).
+/// (in a thread or a runtime task a worker started).
 static PROCESS: OnceLock<Arc<dyn Services>> = OnceLock::new();
 
 /// Makes `services` this process's (in a worker host, once).
@@ -254,11 +255,13 @@ pub(crate) fn install(services: Arc<dyn Services>) {
     let _ = PROCESS.set(services);
 }
 
-/// The services of the calling worker: its run's, else its process's.
-fn services() -> Result<Arc<dyn Services>, Error> {
+/// The services of the calling worker: its run's, else its process's;
+/// outside a worker of a running tree, [`Error::NotInTree`] naming
+/// `function`, the public function called.
+fn services(function: &'static str) -> Result<Arc<dyn Services>, Error> {
     crate::ready::current_services()
         .or_else(|| PROCESS.get().cloned())
-        .ok_or(Error::NotInTree)
+        .ok_or(Error::NotInTree { function })
 }
 
 /// The sending side of the mailbox `name`, from any worker of the tree, in
@@ -267,22 +270,65 @@ fn services() -> Result<Arc<dyn Services>, Error> {
 /// The handle is cheap to clone and stays valid across every restart of
 /// the worker that serves the mailbox.
 ///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) it fails with
+/// [`Error::NotInTree`] naming `mailbox`.
+///
 /// # Errors
 ///
 /// [`Error::UnknownName`] if no supervisor of the tree declared a mailbox
 /// `name` (with [`with_mailbox`](crate::Tree::with_mailbox)),
-/// [`Error::NotInTree`] outside a worker of a running tree, [`Error::Os`]
-/// if the process is out of file descriptors.
+/// [`Error::NotInTree`] outside a worker of a running tree (see above),
+/// [`Error::Os`] if the process is out of file descriptors.
 ///
 /// # Examples
 ///
+/// From any worker of the tree, in any process:
+///
 /// ```
-/// // Outside a running tree there is no mailbox to reach.
-/// let err = supertrees_core::mailbox::<u64>("kv").unwrap_err();
-/// assert!(matches!(err, supertrees_core::Error::NotInTree));
+/// # extern crate supertrees_core as supertrees;
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// use supertrees::Error;
+///
+/// async fn greet() -> Result<(), Error> {
+///     let log = supertrees::mailbox::<String>("log")?;
+///     log.send("hello".to_owned()).await
+/// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+/// #         let mut inbox = supertrees::inbox::<String>("log").unwrap();
+/// #         assert_eq!(inbox.recv().await.unwrap().message(), "hello");
+/// #     }))))
+/// #     .add_worker(Run(|| Box::pin(async { greet().await.unwrap() })));
+/// # run_simulated(tree, FakeTimer::new())?;
+/// # assert_eq!(DONE.load(SeqCst), 2);
+/// # Ok::<(), supertrees::Error>(())
+/// ```
+///
+/// Outside a worker of a running tree it fails, naming itself:
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// let err = supertrees::mailbox::<String>("log").unwrap_err();
+/// assert!(matches!(err, supertrees::Error::NotInTree { function: "mailbox", .. }));
 /// ```
 pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
-    let outbox = services()?.outbox(name, Kind::Mailbox)?;
+    let outbox = services("mailbox")?.outbox(name, Kind::Mailbox)?;
     Ok(Mailbox {
         name: name.into(),
         outbox,
@@ -298,21 +344,72 @@ pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
 /// Several inboxes of one mailbox share its messages, each message going to
 /// one of them.
 ///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) it fails with
+/// [`Error::NotInTree`] naming `inbox`.
+///
 /// # Errors
 ///
 /// [`Error::UnknownName`] if no supervisor declared a mailbox `name`,
 /// [`Error::NotOwner`] if the calling worker's supervisor is not the one
 /// that declared it, [`Error::NotInTree`] outside a worker of a running
-/// tree.
+/// tree (see above).
 ///
 /// # Examples
 ///
+/// In a worker of the supervisor that declared the mailbox
+/// (`.with_mailbox("log")`):
+///
 /// ```
-/// let err = supertrees_core::inbox::<u64>("kv").unwrap_err();
-/// assert!(matches!(err, supertrees_core::Error::NotInTree));
+/// # extern crate supertrees_core as supertrees;
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// use supertrees::Error;
+///
+/// async fn serve() -> Result<(), Error> {
+///     let mut inbox = supertrees::inbox::<String>("log")?;
+///     while let Some(envelope) = inbox.recv().await {
+///         println!("log: {}", envelope.message());
+///     }
+///     Ok(())
+/// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+/// #         serve().await.unwrap()
+/// #     }))))
+/// #     .add_worker(Run(|| Box::pin(async {
+/// #         supertrees::mailbox::<String>("log").unwrap().send("hello".into()).await.unwrap()
+/// #     })));
+/// # // The server waits for more: the simulation stalls once the rest is done.
+/// # let ended = run_simulated(tree, FakeTimer::new());
+/// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+/// # assert_eq!(DONE.load(SeqCst), 1);
+/// # Ok::<(), supertrees::Error>(())
+/// ```
+///
+/// Outside a worker of a running tree it fails, naming itself:
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// let err = supertrees::inbox::<String>("log").unwrap_err();
+/// assert!(matches!(err, supertrees::Error::NotInTree { function: "inbox", .. }));
 /// ```
 pub fn inbox<M: DeserializeOwned + Send + 'static>(name: &str) -> Result<Inbox<M>, Error> {
-    let port = services()?.inbox(name)?;
+    let port = services("inbox")?.inbox(name)?;
     Ok(Inbox {
         name: name.into(),
         port,
@@ -350,6 +447,38 @@ impl<M> fmt::Debug for Mailbox<M> {
 
 impl<M: Serialize> Mailbox<M> {
     /// The name of the mailbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// async fn check() -> Result<(), supertrees::Error> {
+    ///     let log = supertrees::mailbox::<String>("log")?;
+    ///     assert_eq!(log.name(), "log");
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .with_mailbox("log")
+    /// #     .add_worker(Run(|| Box::pin(async { check().await.unwrap() })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -367,6 +496,46 @@ impl<M: Serialize> Mailbox<M> {
     /// [`Error::MessageTooLarge`] over [`MAX_MESSAGE`],
     /// [`Error::Encoding`] if `msg` can not be encoded, [`Error::Os`] if
     /// the socket fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::{Error, Mailbox};
+    ///
+    /// async fn announce(log: &Mailbox<String>) -> Result<(), Error> {
+    ///     log.send("starting".to_owned()).await?; // waits while "log" is full
+    ///     log.send("started".to_owned()).await
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #         let mut inbox = supertrees::inbox::<String>("log").unwrap();
+    /// #         assert_eq!(inbox.recv().await.unwrap().message(), "starting");
+    /// #         assert_eq!(inbox.recv().await.unwrap().message(), "started");
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let log = supertrees::mailbox::<String>("log").unwrap();
+    /// #         announce(&log).await.unwrap()
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn send(&self, msg: M) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let queued = codec::encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
         async move { queued?.await }
@@ -385,7 +554,23 @@ impl<M: Serialize> Mailbox<M> {
     /// behind:
     ///
     /// ```
-    /// use supertrees_core::{Error, Mailbox};
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::{Error, Mailbox};
     ///
     /// fn log(logger: &Mailbox<String>, line: String) -> Result<(), Error> {
     ///     match logger.try_send(line) {
@@ -393,6 +578,17 @@ impl<M: Serialize> Mailbox<M> {
     ///         other => other,
     ///     }
     /// }
+    /// # // Nobody serves "log" here: it fills up (256 messages in the simulation).
+    /// # let tree = Supertree::new().with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #     let logger = supertrees::mailbox::<String>("log").unwrap();
+    /// #     for n in 0..300 {
+    /// #         log(&logger, format!("line {n}")).unwrap();
+    /// #     }
+    /// #     assert!(matches!(logger.try_send("one more".into()), Err(Error::MailboxFull { .. })));
+    /// # })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
     /// ```
     pub fn try_send(&self, msg: M) -> Result<(), Error> {
         let body = codec::encode(&self.name, &msg)?;
@@ -417,6 +613,48 @@ impl<M: Serialize> Mailbox<M> {
     /// than `M` (it refused the message without decoding it) or the reply
     /// is not an `R`; [`Error::Encoding`] if the reply is malformed; and
     /// those of [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use std::time::Duration;
+    /// use supertrees::Error;
+    ///
+    /// async fn shout(text: &str) -> Result<String, Error> {
+    ///     let upper = supertrees::mailbox::<String>("upper")?;
+    ///     // The server answers with `envelope.reply(...)`.
+    ///     upper.call(text.to_owned(), Duration::from_secs(1)).await
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("upper").add_worker(Run(|| Box::pin(async {
+    /// #         let mut inbox = supertrees::inbox::<String>("upper").unwrap();
+    /// #         let envelope = inbox.recv().await.unwrap();
+    /// #         let upper = envelope.message().to_uppercase();
+    /// #         envelope.reply(upper);
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         assert_eq!(shout("hello").await.unwrap(), "HELLO");
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn call<R: DeserializeOwned>(
         &self,
         msg: M,
@@ -448,6 +686,38 @@ impl<M> fmt::Debug for Inbox<M> {
 
 impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
     /// The name of the mailbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// async fn check() -> Result<(), supertrees::Error> {
+    ///     let inbox = supertrees::inbox::<String>("log")?;
+    ///     assert_eq!(inbox.name(), "log");
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .with_mailbox("log")
+    /// #     .add_worker(Run(|| Box::pin(async { check().await.unwrap() })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -458,11 +728,109 @@ impl<M: DeserializeOwned + Send + 'static> Inbox<M> {
     /// to the last byte) is dropped and logged, and its caller gets
     /// [`Error::NoReply`]. `None` only once the mailbox itself is gone (the
     /// tree is ending).
+    ///
+    /// # Examples
+    ///
+    /// A server that answers calls with their text in upper case:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::Error;
+    ///
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<String>("upper")?;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         let upper = envelope.message().to_uppercase();
+    ///         envelope.reply(upper);
+    ///     }
+    ///     Ok(()) // the tree is ending
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("upper").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let upper = supertrees::mailbox::<String>("upper").unwrap();
+    /// #         let reply: String = upper.call("hi".into(), std::time::Duration::from_secs(1)).await.unwrap();
+    /// #         assert_eq!(reply, "HI");
+    /// #     })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn recv(&mut self) -> impl Future<Output = Option<Envelope<M>>> + Send + '_ {
         std::future::poll_fn(move |cx| self.poll_recv(cx))
     }
 
     /// The next message, polled by hand (what [`recv`](Self::recv) does).
+    ///
+    /// # Examples
+    ///
+    /// An inbox as a [`Stream`](futures::Stream) of its messages:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    /// use futures::{Stream, StreamExt};
+    /// use supertrees::{Envelope, Inbox};
+    ///
+    /// struct Lines(Inbox<String>);
+    ///
+    /// impl Stream for Lines {
+    ///     type Item = String;
+    ///
+    ///     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+    ///         self.0.poll_recv(cx).map(|next| next.map(Envelope::into_message))
+    ///     }
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #         let lines = Lines(supertrees::inbox::<String>("log").unwrap());
+    /// #         let first: Vec<String> = lines.take(2).collect().await;
+    /// #         assert_eq!(first, ["a", "b"]);
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let log = supertrees::mailbox::<String>("log").unwrap();
+    /// #         log.send("a".into()).await.unwrap();
+    /// #         log.send("b".into()).await.unwrap();
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Envelope<M>>> {
         loop {
             let Some(received) = std::task::ready!(self.port.poll_recv(cx)) else {
@@ -512,18 +880,168 @@ impl<M: fmt::Debug> fmt::Debug for Envelope<M> {
 
 impl<M> Envelope<M> {
     /// The message.
+    ///
+    /// # Examples
+    ///
+    /// A counter: casts add, calls ask for the total.
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use serde::{Deserialize, Serialize};
+    /// use supertrees::Error;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// enum Counter {
+    ///     Add(u64),
+    ///     Total,
+    /// }
+    ///
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<Counter>("counter")?;
+    ///     let mut total = 0;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         // By reference: the envelope is still needed to reply.
+    ///         match envelope.message() {
+    ///             Counter::Add(n) => total += n,
+    ///             Counter::Total => envelope.reply(total),
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("counter").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let counter = supertrees::mailbox::<Counter>("counter").unwrap();
+    /// #         counter.send(Counter::Add(2)).await.unwrap();
+    /// #         counter.send(Counter::Add(3)).await.unwrap();
+    /// #         let total: u64 = counter.call(Counter::Total, std::time::Duration::from_secs(1)).await.unwrap();
+    /// #         assert_eq!(total, 5);
+    /// #     })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn message(&self) -> &M {
         &self.message
     }
 
     /// The message, taken out; a caller waiting for a reply gets
     /// [`Error::NoReply`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::{Envelope, Inbox};
+    ///
+    /// async fn next_line(inbox: &mut Inbox<String>) -> Option<String> {
+    ///     inbox.recv().await.map(Envelope::into_message)
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("log").add_worker(Run(|| Box::pin(async {
+    /// #         let mut inbox = supertrees::inbox::<String>("log").unwrap();
+    /// #         assert_eq!(next_line(&mut inbox).await.as_deref(), Some("hello"));
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         supertrees::mailbox::<String>("log").unwrap().send("hello".into()).await.unwrap()
+    /// #     })));
+    /// # run_simulated(tree, FakeTimer::new())?;
+    /// # assert_eq!(DONE.load(SeqCst), 2);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn into_message(self) -> M {
         self.message
     }
 
     /// Whether the sender waits for a [`reply`](Self::reply) (it used
     /// [`Mailbox::call`]).
+    ///
+    /// # Examples
+    ///
+    /// Casts are counted; a call gets the count so far:
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use supertrees::Error;
+    ///
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<String>("hits")?;
+    ///     let mut hits = 0u64;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         if envelope.is_call() {
+    ///             envelope.reply(hits);
+    ///         } else {
+    ///             hits += 1;
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("hits").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async {
+    /// #         let hits = supertrees::mailbox::<String>("hits").unwrap();
+    /// #         hits.send("/".into()).await.unwrap();
+    /// #         hits.send("/about".into()).await.unwrap();
+    /// #         let count: u64 = hits.call("count".into(), std::time::Duration::from_secs(1)).await.unwrap();
+    /// #         assert_eq!(count, 2);
+    /// #     })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn is_call(&self) -> bool {
         self.reply.is_some()
     }
@@ -535,6 +1053,55 @@ impl<M> Envelope<M> {
     /// refers to (`&T` as a `T`), but a `&str` is not a `String`. A reply that
     /// can not be encoded, or is larger than [`MAX_MESSAGE`], is dropped and
     /// logged, and the caller gets [`Error::NoReply`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// # use supertrees::testing::{run_simulated, FakeTimer};
+    /// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+    /// # // A worker made of a function; DONE counts the runs that returned.
+    /// # static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// # struct Run(fn() -> BoxFuture);
+    /// # impl Worker for Run {
+    /// #     fn init(&self) -> BoxFuture {
+    /// #         let run = (self.0)();
+    /// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+    /// #     }
+    /// # }
+    /// # impl Restartable for Run {
+    /// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+    /// # }
+    /// use std::time::Duration;
+    /// use supertrees::Error;
+    ///
+    /// // The server.
+    /// async fn serve() -> Result<(), Error> {
+    ///     let mut inbox = supertrees::inbox::<String>("len")?;
+    ///     while let Some(envelope) = inbox.recv().await {
+    ///         let len = envelope.message().len();
+    ///         envelope.reply(len);
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// // A caller: the type it asks for is the type the server replies with.
+    /// async fn len(text: &str) -> Result<usize, Error> {
+    ///     let server = supertrees::mailbox::<String>("len")?;
+    ///     server.call(text.to_owned(), Duration::from_secs(1)).await
+    /// }
+    /// # let tree = Supertree::new()
+    /// #     .add_supervisor(|s| s.with_mailbox("len").add_worker(Run(|| Box::pin(async {
+    /// #         serve().await.unwrap()
+    /// #     }))))
+    /// #     .add_worker(Run(|| Box::pin(async { assert_eq!(len("four").await.unwrap(), 4) })));
+    /// # // The server waits for more: the simulation stalls once the rest is done.
+    /// # let ended = run_simulated(tree, FakeTimer::new());
+    /// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+    /// # assert_eq!(DONE.load(SeqCst), 1);
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
     pub fn reply<R: Serialize>(self, reply: R) {
         let Some(replier) = self.reply else { return };
         match codec::encode_reply(&self.name, &reply) {
@@ -637,6 +1204,11 @@ async fn ask(
 /// waited for). A start answered `Ok` has run: a child whose supervisor or
 /// host dies before it began is never answered `Ok`.
 ///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) its future resolves to
+/// [`Error::NotInTree`] naming `start_child`.
+///
 /// # Errors
 ///
 /// [`Error::UnknownName`] if no supervisor declared a template `name`,
@@ -644,23 +1216,66 @@ async fn ask(
 /// [`Error::TooManyChildren`] at the supervisor's
 /// [`with_max_children`](crate::Tree::with_max_children),
 /// [`Error::ShuttingDown`] while it stops, [`Error::NotInTree`] outside a
-/// worker of a running tree, [`Error::NoReply`] if the supervisor did not
-/// answer within 5 s (waiting for room to ask included): it died while
-/// asked or before the child began, is gone for good (it gave up and is
-/// not restarted), or is stopped or too busy. A request the supervisor had not read by then may
+/// worker of a running tree (see above), [`Error::NoReply`] if the
+/// supervisor did not answer within 5 s (waiting for room to ask
+/// included): it died while asked or before the child began, is gone for
+/// good (it gave up and is not restarted), or is stopped or too busy. A request the supervisor had not read by then may
 /// still be served when it reads it (as a call after its timeout).
 ///
 /// # Examples
 ///
+/// With a template `"conn"` declared as
+/// `.add_dynamic("conn", |port: u16| Conn::new(port))`, any worker starts a
+/// child for port 8080:
+///
 /// ```
-/// let started = futures::executor::block_on(supertrees_core::start_child("conn", 7u32));
-/// assert!(matches!(started, Err(supertrees_core::Error::NotInTree)));
+/// # extern crate supertrees_core as supertrees;
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// # struct Conn(u16);
+/// # impl Conn { fn new(port: u16) -> Self { Conn(port) } }
+/// # impl Worker for Conn { fn init(&self) -> BoxFuture { Box::pin(std::future::pending()) } }
+/// # impl Restartable for Conn {}
+/// use supertrees::{ChildId, Error};
+///
+/// async fn connect() -> Result<ChildId, Error> {
+///     supertrees::start_child("conn", 8080u16).await
+/// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.add_dynamic("conn", |port: u16| Conn::new(port)))
+/// #     .add_worker(Run(|| Box::pin(async { connect().await.unwrap(); })));
+/// # // The server waits for more: the simulation stalls once the rest is done.
+/// # let ended = run_simulated(tree, FakeTimer::new());
+/// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+/// # assert_eq!(DONE.load(SeqCst), 1);
+/// # Ok::<(), supertrees::Error>(())
+/// ```
+///
+/// Outside a worker of a running tree it fails, naming itself:
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// let started = futures::executor::block_on(supertrees::start_child("conn", 8080u16));
+/// assert!(matches!(started, Err(supertrees::Error::NotInTree { function: "start_child", .. })));
 /// ```
 pub fn start_child<A: Serialize>(
     name: &str,
     arg: A,
 ) -> impl Future<Output = Result<ChildId, Error>> + Send + 'static {
-    let request = prepare::<A>(name, Some(&arg)).and_then(|(outbox, name)| {
+    let request = prepare::<A>("start_child", name, Some(&arg)).and_then(|(outbox, name)| {
         let arg = codec::encode(&name, &arg)?;
         Ok((outbox, name, Request::Start(arg)))
     });
@@ -681,6 +1296,11 @@ pub fn start_child<A: Serialize>(
 /// [`Restartable::shutdown`](crate::Restartable::shutdown) time), and
 /// removes it. Resolves once it has stopped, within 5 s.
 ///
+/// Outside a worker's run, in a thread or task a worker started in its own
+/// process, it works as in the run; anywhere else (no tree, the root's own
+/// threads, a simulated tree outside its runs) its future resolves to
+/// [`Error::NotInTree`] naming `terminate_child`.
+///
 /// # Errors
 ///
 /// [`Error::UnknownChild`] if there is no such child (any more),
@@ -693,16 +1313,51 @@ pub fn start_child<A: Serialize>(
 /// # Examples
 ///
 /// ```
-/// # fn id() -> supertrees_core::ChildId { unimplemented!() }
-/// async fn stop(id: supertrees_core::ChildId) -> Result<(), supertrees_core::Error> {
-///     supertrees_core::terminate_child("conn", id).await
+/// # extern crate supertrees_core as supertrees;
+/// # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+/// # use supertrees::testing::{run_simulated, FakeTimer};
+/// # use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+/// # // A worker made of a function; DONE counts the runs that returned.
+/// # static DONE: AtomicUsize = AtomicUsize::new(0);
+/// # struct Run(fn() -> BoxFuture);
+/// # impl Worker for Run {
+/// #     fn init(&self) -> BoxFuture {
+/// #         let run = (self.0)();
+/// #         Box::pin(async move { run.await; DONE.fetch_add(1, SeqCst); })
+/// #     }
+/// # }
+/// # impl Restartable for Run {
+/// #     fn restart_policy(&self) -> RestartPolicy { RestartPolicy::Never }
+/// # }
+/// # struct Conn(u16);
+/// # impl Conn { fn new(port: u16) -> Self { Conn(port) } }
+/// # impl Worker for Conn { fn init(&self) -> BoxFuture { Box::pin(std::future::pending()) } }
+/// # impl Restartable for Conn {}
+/// use supertrees::Error;
+///
+/// async fn connect_once() -> Result<(), Error> {
+///     let id = supertrees::start_child("conn", 8080u16).await?;
+///     // ... later: stop it and remove it from the tree.
+///     supertrees::terminate_child("conn", id).await?;
+///     // Its id is never given to another child.
+///     let again = supertrees::terminate_child("conn", id).await;
+///     assert!(matches!(again, Err(Error::UnknownChild { .. })));
+///     Ok(())
 /// }
+/// # let tree = Supertree::new()
+/// #     .add_supervisor(|s| s.add_dynamic("conn", |port: u16| Conn::new(port)))
+/// #     .add_worker(Run(|| Box::pin(async { connect_once().await.unwrap() })));
+/// # // The server waits for more: the simulation stalls once the rest is done.
+/// # let ended = run_simulated(tree, FakeTimer::new());
+/// # assert!(matches!(ended, Err(supertrees::Error::Stalled)), "{ended:?}");
+/// # assert_eq!(DONE.load(SeqCst), 1);
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 pub fn terminate_child(
     name: &str,
     id: ChildId,
 ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-    let request = prepare::<()>(name, None);
+    let request = prepare::<()>("terminate_child", name, None);
     async move {
         let (outbox, name) = request?;
         ask(outbox, name, Request::Terminate(id)).await.map(drop)
@@ -710,9 +1365,13 @@ pub fn terminate_child(
 }
 
 /// The request endpoint of template `name`, checking that it takes an `A`
-/// when `arg` is given.
-fn prepare<A>(name: &str, arg: Option<&A>) -> Result<(Arc<dyn Outbox>, Arc<str>), Error> {
-    let services = services()?;
+/// when `arg` is given; `function` is the public function called.
+fn prepare<A>(
+    function: &'static str,
+    name: &str,
+    arg: Option<&A>,
+) -> Result<(Arc<dyn Outbox>, Arc<str>), Error> {
+    let services = services(function)?;
     let outbox = services.outbox(name, Kind::Template)?;
     if arg.is_some() {
         let expected = services.argument_type(name)?;

@@ -20,14 +20,15 @@ use crate::Error;
 /// 2300 ms.
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::BackoffPolicy;
+/// use supertrees::BackoffPolicy;
 ///
 /// let ms = Duration::from_millis;
 /// let policy = BackoffPolicy::try_new(ms(100), ms(800), Duration::from_secs(10), 2.0)?;
 /// let delays: Vec<_> = (1..=5).map(|k| policy.delay_for(k)).collect();
 /// assert_eq!(delays, [ms(100), ms(200), ms(400), ms(800), ms(800)]);
-/// # Ok::<(), supertrees_core::Error>(())
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackoffPolicy {
@@ -47,8 +48,9 @@ impl BackoffPolicy {
     /// `multiplier` is below 1, NaN or infinite.
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::BackoffPolicy;
+    /// use supertrees::BackoffPolicy;
     ///
     /// let s = Duration::from_secs;
     /// let err = BackoffPolicy::try_new(s(2), s(1), s(10), 2.0).unwrap_err();
@@ -93,8 +95,9 @@ impl BackoffPolicy {
     /// On the input [`try_new`](Self::try_new) rejects, with the same message.
     ///
     /// ```should_panic
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::BackoffPolicy;
+    /// use supertrees::BackoffPolicy;
     ///
     /// // panics: "invalid policy: multiplier must be at least 1"
     /// BackoffPolicy::new(Duration::from_millis(1), Duration::from_secs(1), Duration::from_secs(2), 0.5);
@@ -119,8 +122,9 @@ impl BackoffPolicy {
     /// so a machine out of processes or descriptors never sees a busy loop.
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::BackoffPolicy;
+    /// use supertrees::BackoffPolicy;
     ///
     /// assert_eq!(BackoffPolicy::immediate().delay_for(1000), Duration::ZERO);
     /// ```

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::Intensity;
+/// use supertrees::Intensity;
 ///
 /// let limit = Intensity::new(3, Duration::from_secs(5));
 /// assert_eq!(limit.max_restarts(), Some(3));

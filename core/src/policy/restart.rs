@@ -14,7 +14,8 @@ use crate::ChildExit;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::{ChildExit, RestartPolicy};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::{ChildExit, RestartPolicy};
 ///
 /// assert!(RestartPolicy::Always.restarts_after(&ChildExit::Normal, 10));
 /// assert!(RestartPolicy::Once.restarts_after(&ChildExit::Normal, 0));
@@ -52,7 +53,8 @@ impl RestartPolicy {
     /// [`Strategy::RestForOne`](crate::Strategy::RestForOne)).
     ///
     /// ```
-    /// use supertrees_core::RestartPolicy;
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::RestartPolicy;
     ///
     /// assert!(RestartPolicy::OnFailure.allows_another_run(7));
     /// assert!(!RestartPolicy::Never.allows_another_run(0));

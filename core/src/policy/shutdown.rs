@@ -15,8 +15,9 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::Shutdown;
+/// use supertrees::Shutdown;
 ///
 /// assert_eq!(Shutdown::default(), Shutdown::Timeout(Duration::from_secs(5)));
 /// assert_eq!(Shutdown::Timeout(Duration::from_millis(10)).kill_after(), Some(Duration::from_millis(10)));

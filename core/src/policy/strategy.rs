@@ -9,7 +9,8 @@ use std::ops::Range;
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::Strategy;
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::Strategy;
 ///
 /// // Child 1 of 4 fails:
 /// assert_eq!(Strategy::OneForOne.affected(1, 4), 1..2);

@@ -30,7 +30,8 @@ const DELAY: Duration = Duration::from_millis(50);
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::{BoxFuture, Spawner};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::{BoxFuture, Spawner};
 ///
 /// /// An executor without a reactor of its own: it gets the default one.
 /// #[derive(Clone)]
@@ -44,7 +45,7 @@ const DELAY: Duration = Duration::from_millis(50);
 ///     }
 /// }
 ///
-/// supertrees_core::testing::check_register(&Blocking);
+/// supertrees::testing::check_register(&Blocking);
 /// ```
 pub fn check_register<S: Spawner>(spawner: &S) {
     read_waits(spawner);

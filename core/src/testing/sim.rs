@@ -40,9 +40,9 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// Whenever every task waits, the clock jumps to the next deadline of
 /// `timer`, so runs are exact and instant.
 ///
-/// The tree's [`on_event`](crate::Supertree::on_event) callback gets the same
+/// The tree's [`on_event`](crate::Tree::on_event) callback gets the same
 /// [`Event`]s as in processes, with `pid: None` (worker hosts, which do not
-/// exist here, have none), and [`on_ready`](crate::Supertree::on_ready) is called
+/// exist here, have none), and [`on_ready`](crate::Tree::on_ready) is called
 /// once the whole tree is ready.
 ///
 /// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
@@ -64,8 +64,9 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// # Examples
 ///
 /// ```
-/// use supertrees_core::testing::{run_simulated, FakeTimer};
-/// use supertrees_core::{RestartPolicy, Restartable, Supertree, Worker};
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::testing::{run_simulated, FakeTimer};
+/// use supertrees::{RestartPolicy, Restartable, Supertree, Worker};
 ///
 /// struct Once;
 /// impl Worker for Once {
@@ -83,7 +84,7 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// run_simulated(Supertree::new().add_worker(Once), timer.clone())?;
 /// // One restart after the default 50 ms backoff.
 /// assert_eq!(timer.elapsed().as_millis(), 50);
-/// # Ok::<(), supertrees_core::Error>(())
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Error> {
     let mut tree = TreeParts::from(tree);

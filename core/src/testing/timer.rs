@@ -19,9 +19,10 @@ use crate::{BoxFuture, Timer};
 /// # Examples
 ///
 /// ```
+/// # extern crate supertrees_core as supertrees;
 /// use std::time::Duration;
-/// use supertrees_core::testing::FakeTimer;
-/// use supertrees_core::Timer;
+/// use supertrees::testing::FakeTimer;
+/// use supertrees::Timer;
 ///
 /// let timer = FakeTimer::new();
 /// let start = timer.now();
@@ -69,8 +70,9 @@ impl FakeTimer {
     /// trait in scope.
     ///
     /// ```
+    /// # extern crate supertrees_core as supertrees;
     /// use std::time::Duration;
-    /// use supertrees_core::testing::FakeTimer;
+    /// use supertrees::testing::FakeTimer;
     ///
     /// let timer = FakeTimer::new();
     /// let start = timer.now();
