@@ -8,12 +8,18 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::MAX_MESSAGE;
+
 /// The first bytes of every frame.
 const MAGIC: [u8; 2] = [0x5A, 0x17];
 /// Magic and length.
 pub(crate) const HEADER: usize = MAGIC.len() + 4;
 /// The largest body a reader accepts; a longer length is taken as garbage.
-pub(crate) const MAX_BODY: usize = 1 << 16;
+/// The largest message is a [`Command::Add`](crate::wire::Command::Add):
+/// its argument came in a request of at most [`MAX_MESSAGE`] bytes once
+/// encoded, and its own fields take at most 14 bytes more (a tag, two
+/// `u32`s and the argument's length, as varints).
+pub(crate) const MAX_BODY: usize = MAX_MESSAGE + 64;
 
 /// Encodes `message` as one frame.
 pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
@@ -35,7 +41,14 @@ pub(crate) fn encode_into<T: Serialize>(out: &mut Vec<u8>, message: &T) {
         tracing::error!(%err, "a message could not be encoded");
         out.truncate(start + HEADER);
     }
-    let len = u32::try_from(out.len() - start - HEADER).unwrap_or(u32::MAX);
+    let body = out.len() - start - HEADER;
+    if body > MAX_BODY {
+        tracing::error!(
+            len = body,
+            "a message too large for a frame was written; its reader drops it"
+        );
+    }
+    let len = u32::try_from(body).unwrap_or(u32::MAX);
     out[start + MAGIC.len()..start + HEADER].copy_from_slice(&len.to_le_bytes());
 }
 
