@@ -115,9 +115,10 @@ pub(super) fn base_name(pid: i32, start: u64) -> String {
 /// for any other name (left alone).
 pub(super) fn parse_base_name(name: &str) -> Option<(i32, u64)> {
     let (pid, start) = name.split_once('.')?;
-    let pid: i32 = pid.parse().ok()?;
-    (pid > 0).then_some(())?;
-    Some((pid, start.parse().ok()?))
+    let (pid, start) = (pid.parse().ok()?, start.parse().ok()?);
+    // Only what `base_name` writes: `parse` also takes a sign and leading
+    // zeros, which would make another directory's name stand for a root.
+    (pid > 0 && base_name(pid, start) == name).then_some((pid, start))
 }
 
 /// The value of `key` in a flat keyed file (`key value` per line), such as
@@ -375,7 +376,10 @@ mod tests {
     #[test]
     fn base_names_round_trip_and_others_are_ignored() {
         assert_eq!(parse_base_name(&base_name(4242, 99)), Some((4242, 99)));
-        for other in ["", "procs", "4242", "x.1", "1.x", "-3.5", "0.5", "1.2.3"] {
+        for other in [
+            "", "procs", "4242", "x.1", "1.x", "-3.5", "0.5", "1.2.3", "+3.5", "03.5", "3.+5",
+            "3.05", "1.00",
+        ] {
             assert_eq!(parse_base_name(other), None, "{other}");
         }
     }
