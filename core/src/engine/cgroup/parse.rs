@@ -21,19 +21,21 @@ pub(super) struct Mount {
     pub(super) super_options: Vec<String>,
 }
 
-/// Undoes mountinfo's octal escapes of space, tab, newline and backslash.
+/// Undoes mountinfo's octal escapes of space, tab, newline and backslash:
+/// a backslash and three octal digits of a byte (`\040`) is that byte;
+/// anything else is left as it is.
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
-            if let Ok(byte) = u8::from_str_radix(digits, 8) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
+        // Not `u8::from_str_radix`, which takes a sign: `\+12`.
+        if let (b'\\', Some(&[a @ b'0'..=b'3', b @ b'0'..=b'7', c @ b'0'..=b'7'])) =
+            (bytes[i], bytes.get(i + 1..i + 4))
+        {
+            out.push(((a - b'0') << 6) | ((b - b'0') << 3) | (c - b'0'));
+            i += 4;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -261,6 +263,11 @@ mod tests {
         assert_eq!(mount.super_options, ["rw", "cpu", "cpuacct"]);
         assert!(mountinfo("garbage\n1 2 3\n").is_empty());
         assert_eq!(unescape("a\\134b\\011"), "a\\b\t");
+        // Only a backslash and three octal digits of a byte: `\+12` was
+        // read as a newline.
+        for kept in ["\\+12", "\\-12", "\\08a", "\\400", "\\12", "\\"] {
+            assert_eq!(unescape(kept), kept);
+        }
     }
 
     #[test]
