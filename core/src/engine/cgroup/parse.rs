@@ -79,7 +79,9 @@ pub(super) struct Membership {
 /// The memberships listed in `text` (the contents of `/proc/self/cgroup`);
 /// malformed lines are skipped.
 pub(super) fn proc_cgroup(text: &str) -> Vec<Membership> {
-    text.lines()
+    // Lines end with `'\n'` alone: not `str::lines`, which also takes a
+    // `'\r'` before it, which may end a cgroup's name.
+    text.split('\n')
         .filter_map(|line| {
             let mut parts = line.splitn(3, ':');
             let id = parts.next()?.parse().ok()?;
@@ -278,8 +280,11 @@ mod tests {
         assert_eq!(memberships[2].path, "/process_api/69f9542b");
         assert_eq!(memberships[4].id, 0);
         assert!(memberships[4].controllers.is_empty());
-        // A path with a colon stays whole.
+        // A path with a colon stays whole, and so does one ending with a
+        // carriage return (it was cut off: another cgroup's path).
         assert_eq!(proc_cgroup("0::/a:b")[0].path, "/a:b");
+        assert_eq!(proc_cgroup("0::/a\r\n1:cpu:/b\r")[0].path, "/a\r");
+        assert_eq!(proc_cgroup("0::/a\r\n1:cpu:/b\r")[1].path, "/b\r");
     }
 
     #[test]
