@@ -160,6 +160,11 @@ impl FrameReader {
 }
 
 #[cfg(test)]
+mod check;
+#[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;
