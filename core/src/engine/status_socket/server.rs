@@ -613,6 +613,11 @@ fn drain(mut stream: &UnixStream) {
 }
 
 #[cfg(test)]
+mod check;
+#[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::status_socket::testing::{exchange, turn, TempDir};
