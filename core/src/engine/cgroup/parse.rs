@@ -221,6 +221,11 @@ pub(super) fn locate(mounts: &[Mount], memberships: &[Membership]) -> Located {
 }
 
 #[cfg(test)]
+mod check;
+#[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
