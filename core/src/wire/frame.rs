@@ -159,8 +159,8 @@ impl FrameReader {
     }
 }
 
-#[cfg(test)]
-mod check;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod check;
 #[cfg(test)]
 mod props;
 

@@ -220,8 +220,8 @@ pub(super) fn locate(mounts: &[Mount], memberships: &[Membership]) -> Located {
     located
 }
 
-#[cfg(test)]
-mod check;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod check;
 #[cfg(test)]
 mod props;
 

@@ -612,8 +612,8 @@ fn drain(mut stream: &UnixStream) {
     }
 }
 
-#[cfg(test)]
-mod check;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod check;
 #[cfg(test)]
 mod props;
 

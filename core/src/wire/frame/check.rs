@@ -1,5 +1,6 @@
-//! Checks of the frame reader on any input, for its property tests
-//! (`props`): they panic on a defect.
+//! Checks of the frame reader on any input, shared by its property tests
+//! (`props`) and the fuzz target `frame_reader` (through `crate::fuzzing`):
+//! they panic on a defect.
 
 use std::fmt::Debug;
 
@@ -7,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{encode, FrameReader, HEADER, MAX_BODY};
+use crate::wire::{Command, Note};
 
 /// Feeds `bytes` to a new reader in chunks of the sizes `chunks` gives in
 /// turn (each at least 1; all at once when `chunks` is empty), taking every
@@ -75,4 +77,15 @@ where
         );
     }
     whole.0
+}
+
+/// The fuzz target: the first byte of `data` (if any) sets a chunk size,
+/// the rest is read as [`Note`]s and as [`Command`]s by [`any_bytes_as`].
+pub(crate) fn fuzz(data: &[u8]) {
+    let Some((&chunk, bytes)) = data.split_first() else {
+        return;
+    };
+    let chunks = [usize::from(chunk) + 1, 1, 3];
+    any_bytes_as::<Note>(bytes, &chunks);
+    any_bytes_as::<Command>(bytes, &chunks);
 }

@@ -1,5 +1,6 @@
-//! Checks of the cgroup file parsers on any text, for their property tests
-//! (`props`): they panic on a defect.
+//! Checks of the cgroup file parsers on any text, shared by their property
+//! tests (`props`) and the fuzz target `cgroup_parsers` (through
+//! `crate::fuzzing`): they panic on a defect.
 
 use std::path::Path;
 
@@ -85,4 +86,10 @@ pub(crate) fn any_text(text: &str) {
     for controller in Controller::ALL {
         assert!(located.v1(controller).is_none_or(below_a_mount));
     }
+}
+
+/// The fuzz target: [`any_text`] on `data` read as UTF-8 (invalid
+/// sequences replaced, as the files are read as text).
+pub(crate) fn fuzz(data: &[u8]) {
+    any_text(&String::from_utf8_lossy(data));
 }

@@ -1,5 +1,6 @@
-//! Checks of the request parser on any bytes a client may send, for its
-//! property tests (`props`): the server's reading and answering is played
+//! Checks of the request parser on any bytes a client may send, shared by
+//! its property tests (`props`) and the fuzz target `status_request`
+//! (through `crate::fuzzing`): the server's reading and answering is played
 //! against a fake connection, and its answer compared with what the
 //! protocol (the `status_socket` module docs) says it is. They panic on a
 //! defect.
@@ -201,4 +202,18 @@ pub(crate) fn check(data: &[u8], chunks: &[usize], interrupt: bool, end: End) {
         expected(data, end),
         "{data:?} in chunks {chunks:?}, then {end:?}"
     );
+}
+
+/// The fuzz target: the first byte of `data` (if any) sets how the client
+/// ends, whether reads are interrupted and a chunk size; the rest is what
+/// it sends, checked by [`check`].
+pub(crate) fn fuzz(data: &[u8]) {
+    let Some((&how, sent)) = data.split_first() else {
+        return;
+    };
+    let end = [End::Hangup, End::Silence, End::Reset][usize::from(how % 3)];
+    let interrupt = how & 4 != 0;
+    let chunks = [usize::from(how >> 3) + 1, 1];
+    check(sent, &chunks, interrupt, end);
+    check(sent, &[], interrupt, end);
 }
