@@ -335,6 +335,9 @@ mod wire;
 mod worker;
 
 mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod testing;
 
 pub use child_id::ChildId;

@@ -1424,6 +1424,6 @@ impl Machine {
 #[cfg(test)]
 mod bookkeeping;
 #[cfg(test)]
-mod model;
+pub(crate) mod model;
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,13 @@ pub(crate) mod sys;
 mod systemd;
 mod trusted_dir;
 
+/// The engine's parsers, for the fuzz targets (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz {
+    pub(crate) use super::cgroup::fuzz_parsers as cgroup_parsers;
+    pub(crate) use super::status_socket::fuzz_request as status_request;
+}
+
 use std::sync::Arc;
 
 use crate::machine::Outcome;

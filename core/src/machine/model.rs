@@ -1929,7 +1929,8 @@ fn check_dynamic(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------
 
 /// 256 cases per property; `PROPTEST_CASES` overrides it, to search longer.
-pub(super) fn config() -> Config {
+/// The property tests of the parsers use it too.
+pub(crate) fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -3,17 +3,42 @@
 //!
 //! A reader that finds bytes which are not a frame (garbage written into a
 //! pipe, a frame cut short) logs them, skips ahead to the next magic, and
-//! goes on: a malformed or oversized frame is dropped, never a crash.
+//! goes on: a malformed or oversized frame is dropped, never a crash, and
+//! the channel is not declared broken for it. Precisely:
+//!
+//! * bytes before a magic are skipped;
+//! * a frame whose length is 0 or over [`MAX_BODY`] is dropped at once, and
+//!   so is one whose body is not exactly one message (it does not decode,
+//!   or bytes are left over after the message). The reader looks for the
+//!   next magic from just past the dropped frame's magic, not past the
+//!   length it declared (which may be what is wrong), so the frames after
+//!   it come through (a magic inside the dropped body is taken for the
+//!   start of a frame, like any other);
+//! * a frame is waited for until as many bytes as its length says have
+//!   arrived: a frame cut short and followed by others takes that many of
+//!   their bytes, and the frames that begin past them come through (and
+//!   those it took too, when the bytes are not exactly one message).
+//!
+//! Frames carry no checksum: changed bytes in a body that still decodes as
+//! one message are taken for that message. Whatever it is sent, a reader
+//! holds less than `HEADER + MAX_BODY` bytes undecoded. The property tests
+//! (`props`) pin all of this.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::MAX_MESSAGE;
 
 /// The first bytes of every frame.
 const MAGIC: [u8; 2] = [0x5A, 0x17];
 /// Magic and length.
 pub(crate) const HEADER: usize = MAGIC.len() + 4;
 /// The largest body a reader accepts; a longer length is taken as garbage.
-pub(crate) const MAX_BODY: usize = 1 << 16;
+/// The largest message is a [`Command::Add`](crate::wire::Command::Add):
+/// its argument came in a request of at most [`MAX_MESSAGE`] bytes once
+/// encoded, and its own fields take at most 14 bytes more (a tag, two
+/// `u32`s and the argument's length, as varints).
+pub(crate) const MAX_BODY: usize = MAX_MESSAGE + 64;
 
 /// Encodes `message` as one frame.
 pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
@@ -35,7 +60,14 @@ pub(crate) fn encode_into<T: Serialize>(out: &mut Vec<u8>, message: &T) {
         tracing::error!(%err, "a message could not be encoded");
         out.truncate(start + HEADER);
     }
-    let len = u32::try_from(out.len() - start - HEADER).unwrap_or(u32::MAX);
+    let body = out.len() - start - HEADER;
+    if body > MAX_BODY {
+        tracing::error!(
+            len = body,
+            "a message too large for a frame was written; its reader drops it"
+        );
+    }
+    let len = u32::try_from(body).unwrap_or(u32::MAX);
     out[start + MAGIC.len()..start + HEADER].copy_from_slice(&len.to_le_bytes());
 }
 
@@ -73,7 +105,8 @@ impl FrameReader {
     }
 
     /// The next whole message, or `None` until more bytes arrive. Garbled
-    /// bytes and frames that do not decode as `T` are logged and skipped.
+    /// bytes and frames whose body is not exactly one `T` are logged and
+    /// skipped.
     pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<T> {
         loop {
             let rest = &self.buf[self.at..];
@@ -98,14 +131,24 @@ impl FrameReader {
                 continue;
             }
             let body = rest.get(HEADER..HEADER + len)?;
-            match postcard::from_bytes(body) {
-                Ok(message) => {
+            // The body must be one message to its last byte: bytes left
+            // over mean the frame is not one that was written.
+            match postcard::take_from_bytes(body) {
+                Ok((message, [])) => {
                     self.at += HEADER + len;
                     if self.at == self.buf.len() {
                         self.buf.clear();
                         self.at = 0;
                     }
                     return Some(message);
+                }
+                Ok((_, left)) => {
+                    tracing::warn!(
+                        len,
+                        left = left.len(),
+                        "frame with bytes left over after its message dropped"
+                    );
+                    self.at += MAGIC.len();
                 }
                 Err(err) => {
                     tracing::warn!(len, %err, "frame that does not decode dropped");
@@ -115,6 +158,11 @@ impl FrameReader {
         }
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod check;
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -188,6 +236,18 @@ mod tests {
             &out[1..],
             &samples().iter().flat_map(encode).collect::<Vec<u8>>()[..]
         );
+    }
+
+    /// A body that holds a message and more is not a frame that was
+    /// written: it was taken for the message, and the bytes after it
+    /// ignored.
+    #[test]
+    fn a_body_with_bytes_left_over_is_dropped() {
+        let mut bytes = [0x5A, 0x17, 3, 0, 0, 0, 0, 7, 7].to_vec();
+        bytes.extend(encode(&samples()[0]));
+        let mut r = FrameReader::default();
+        r.push(&bytes);
+        assert_eq!(decode_all(&mut r), [samples()[0].clone()]);
     }
 
     #[test]

@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 use crate::Limits;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use parse::check::fuzz as fuzz_parsers;
 pub(crate) use {
     group::Group,
     plan::{apply_rlimits, Mechanism, Plan},

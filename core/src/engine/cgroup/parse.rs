@@ -21,19 +21,21 @@ pub(super) struct Mount {
     pub(super) super_options: Vec<String>,
 }
 
-/// Undoes mountinfo's octal escapes of space, tab, newline and backslash.
+/// Undoes mountinfo's octal escapes of space, tab, newline and backslash:
+/// a backslash and three octal digits of a byte (`\040`) is that byte;
+/// anything else is left as it is.
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
-            if let Ok(byte) = u8::from_str_radix(digits, 8) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
+        // Not `u8::from_str_radix`, which takes a sign: `\+12`.
+        if let (b'\\', Some(&[a @ b'0'..=b'3', b @ b'0'..=b'7', c @ b'0'..=b'7'])) =
+            (bytes[i], bytes.get(i + 1..i + 4))
+        {
+            out.push(((a - b'0') << 6) | ((b - b'0') << 3) | (c - b'0'));
+            i += 4;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -77,7 +79,9 @@ pub(super) struct Membership {
 /// The memberships listed in `text` (the contents of `/proc/self/cgroup`);
 /// malformed lines are skipped.
 pub(super) fn proc_cgroup(text: &str) -> Vec<Membership> {
-    text.lines()
+    // Lines end with `'\n'` alone: not `str::lines`, which also takes a
+    // `'\r'` before it, which may end a cgroup's name.
+    text.split('\n')
         .filter_map(|line| {
             let mut parts = line.splitn(3, ':');
             let id = parts.next()?.parse().ok()?;
@@ -115,9 +119,10 @@ pub(super) fn base_name(pid: i32, start: u64) -> String {
 /// for any other name (left alone).
 pub(super) fn parse_base_name(name: &str) -> Option<(i32, u64)> {
     let (pid, start) = name.split_once('.')?;
-    let pid: i32 = pid.parse().ok()?;
-    (pid > 0).then_some(())?;
-    Some((pid, start.parse().ok()?))
+    let (pid, start) = (pid.parse().ok()?, start.parse().ok()?);
+    // Only what `base_name` writes: `parse` also takes a sign and leading
+    // zeros, which would make another directory's name stand for a root.
+    (pid > 0 && base_name(pid, start) == name).then_some((pid, start))
 }
 
 /// The value of `key` in a flat keyed file (`key value` per line), such as
@@ -215,6 +220,11 @@ pub(super) fn locate(mounts: &[Mount], memberships: &[Membership]) -> Located {
     located
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod check;
+#[cfg(test)]
+mod props;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +270,11 @@ mod tests {
         assert_eq!(mount.super_options, ["rw", "cpu", "cpuacct"]);
         assert!(mountinfo("garbage\n1 2 3\n").is_empty());
         assert_eq!(unescape("a\\134b\\011"), "a\\b\t");
+        // Only a backslash and three octal digits of a byte: `\+12` was
+        // read as a newline.
+        for kept in ["\\+12", "\\-12", "\\08a", "\\400", "\\12", "\\"] {
+            assert_eq!(unescape(kept), kept);
+        }
     }
 
     #[test]
@@ -270,8 +285,11 @@ mod tests {
         assert_eq!(memberships[2].path, "/process_api/69f9542b");
         assert_eq!(memberships[4].id, 0);
         assert!(memberships[4].controllers.is_empty());
-        // A path with a colon stays whole.
+        // A path with a colon stays whole, and so does one ending with a
+        // carriage return (it was cut off: another cgroup's path).
         assert_eq!(proc_cgroup("0::/a:b")[0].path, "/a:b");
+        assert_eq!(proc_cgroup("0::/a\r\n1:cpu:/b\r")[0].path, "/a\r");
+        assert_eq!(proc_cgroup("0::/a\r\n1:cpu:/b\r")[1].path, "/b\r");
     }
 
     #[test]
@@ -375,7 +393,10 @@ mod tests {
     #[test]
     fn base_names_round_trip_and_others_are_ignored() {
         assert_eq!(parse_base_name(&base_name(4242, 99)), Some((4242, 99)));
-        for other in ["", "procs", "4242", "x.1", "1.x", "-3.5", "0.5", "1.2.3"] {
+        for other in [
+            "", "procs", "4242", "x.1", "1.x", "-3.5", "0.5", "1.2.3", "+3.5", "03.5", "3.+5",
+            "3.05", "1.00",
+        ] {
             assert_eq!(parse_base_name(other), None, "{other}");
         }
     }

@@ -29,6 +29,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 pub(crate) use client::query;
+#[cfg(feature = "fuzzing")]
+pub(crate) use server::check::fuzz as fuzz_request;
 pub(super) use server::StatusServer;
 
 /// The longest request line, including its `'\n'`.

@@ -445,26 +445,11 @@ impl Client {
         render: &mut dyn FnMut() -> String,
     ) -> bool {
         if let ClientState::Reading(buf) = &mut self.state {
-            let answer = match read_request(&self.stream, buf) {
-                Request::Pending if now < self.deadline => return true,
-                Request::Pending => {
-                    tracing::debug!("status client sent no request in time");
-                    TIMED_OUT.to_owned()
-                }
-                Request::Line(line) => answer(&line, render),
-                Request::TooLong => {
-                    tracing::debug!("status client sent an overlong request");
-                    TOO_LONG.to_owned()
-                }
-                Request::Incomplete(part) => {
-                    tracing::debug!("status client ended an incomplete request");
-                    format!(
-                        "error: incomplete request `{}`: the connection ended before its \
-                         newline; send `status` and a newline\n",
-                        sanitize(&part)
-                    )
-                }
-                Request::Gone => return false,
+            let request = read_request(&self.stream, buf);
+            let answer = match reply(request, now >= self.deadline, render) {
+                Reply::Wait => return true,
+                Reply::Answer(answer) => answer,
+                Reply::Drop => return false,
             };
             self.state = ClientState::Writing {
                 out: answer.into_bytes(),
@@ -505,9 +490,46 @@ impl Client {
     }
 }
 
-/// Reads what has arrived of a request into `buf`, never more than
-/// [`MAX_REQUEST`] bytes in all.
-fn read_request(mut stream: &UnixStream, buf: &mut Vec<u8>) -> Request {
+/// What to do with a client whose request was read as far as it could be.
+enum Reply {
+    /// Wait for more of its request.
+    Wait,
+    /// Write it this answer, then close the connection.
+    Answer(String),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+/// What to do with a client after reading its request came to `request`,
+/// past its deadline (`timed_out`) or not.
+fn reply(request: Request, timed_out: bool, render: &mut dyn FnMut() -> String) -> Reply {
+    Reply::Answer(match request {
+        Request::Pending if !timed_out => return Reply::Wait,
+        Request::Pending => {
+            tracing::debug!("status client sent no request in time");
+            TIMED_OUT.to_owned()
+        }
+        Request::Line(line) => answer(&line, render),
+        Request::TooLong => {
+            tracing::debug!("status client sent an overlong request");
+            TOO_LONG.to_owned()
+        }
+        Request::Incomplete(part) => {
+            tracing::debug!("status client ended an incomplete request");
+            format!(
+                "error: incomplete request `{}`: the connection ended before its \
+                 newline; send `status` and a newline\n",
+                sanitize(&part)
+            )
+        }
+        Request::Gone => return Reply::Drop,
+    })
+}
+
+/// Reads what has arrived of a request from `stream` (a client's
+/// non-blocking connection) into `buf`, never more than [`MAX_REQUEST`]
+/// bytes in all.
+fn read_request(mut stream: impl Read, buf: &mut Vec<u8>) -> Request {
     loop {
         if let Some(end) = buf.iter().position(|&b| b == b'\n') {
             buf.truncate(end);
@@ -589,6 +611,11 @@ fn drain(mut stream: &UnixStream) {
         }
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod check;
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,219 @@
+//! Checks of the request parser on any bytes a client may send, shared by
+//! its property tests (`props`) and the fuzz target `status_request`
+//! (through `crate::fuzzing`): the server's reading and answering is played
+//! against a fake connection, and its answer compared with what the
+//! protocol (the `status_socket` module docs) says it is. They panic on a
+//! defect.
+
+use std::io::{self, Read};
+
+use super::{read_request, reply, Reply, MAX_REQUEST};
+
+/// How a client's side of the connection ends once it sent its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// It shuts down its writing side (or exits): reads find the end.
+    Hangup,
+    /// It sends nothing more, until the server's deadline.
+    Silence,
+    /// The connection fails (`ECONNRESET`).
+    Reset,
+}
+
+/// A client's side of a connection, as the server's non-blocking reads
+/// find it: `data` arriving in chunks of the sizes `chunks` gives in turn
+/// (each at least 1; all at once if it is empty), each preceded by a read
+/// that finds nothing yet, and, with `interrupt`, by one interrupted by a
+/// signal; then `end`.
+pub(crate) struct Peer<'a> {
+    data: &'a [u8],
+    chunks: &'a [usize],
+    next_chunk: usize,
+    interrupt: bool,
+    end: End,
+    /// How much of `data` the server has read.
+    at: usize,
+    /// How much of `data` has arrived.
+    arrived: usize,
+    /// Whether the read before the next chunk found nothing yet, and was
+    /// interrupted.
+    waited: bool,
+    interrupted: bool,
+}
+
+impl<'a> Peer<'a> {
+    /// See [`Peer`].
+    pub(crate) fn new(data: &'a [u8], chunks: &'a [usize], interrupt: bool, end: End) -> Self {
+        Self {
+            data,
+            chunks,
+            next_chunk: 0,
+            interrupt,
+            end,
+            at: 0,
+            arrived: 0,
+            waited: false,
+            interrupted: false,
+        }
+    }
+}
+
+impl Read for Peer<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.at == self.arrived {
+            let left = self.data.len() - self.at;
+            if left == 0 {
+                return match self.end {
+                    End::Hangup => Ok(0),
+                    End::Silence => Err(io::ErrorKind::WouldBlock.into()),
+                    End::Reset => Err(io::ErrorKind::ConnectionReset.into()),
+                };
+            }
+            if !self.waited {
+                self.waited = true;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if self.interrupt && !self.interrupted {
+                self.interrupted = true;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            self.waited = false;
+            self.interrupted = false;
+            let chunk = self.chunks.get(self.next_chunk % self.chunks.len().max(1));
+            self.next_chunk += 1;
+            self.arrived += chunk.map_or(left, |&n| n.clamp(1, left));
+        }
+        let n = out.len().min(self.arrived - self.at);
+        out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// What a status request's rendering is, in these checks.
+pub(crate) const STATUS: &str = "root: running\n";
+
+/// Serves `peer` as the server does a client, from accept to its answer
+/// (`None`: closed without one): reads what has arrived each time the
+/// client is readable, and sees the deadline pass once everything it sent
+/// has arrived. Checks that the server never holds more than
+/// [`MAX_REQUEST`] bytes of a request, nor reads more than that, that it
+/// renders the status at most once, and that it is done within one turn
+/// per byte.
+pub(crate) fn serve(mut peer: Peer<'_>) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut renders = 0;
+    let mut render = || {
+        renders += 1;
+        STATUS.to_owned()
+    };
+    for _ in 0..peer.data.len() + 2 {
+        let request = read_request(&mut peer, &mut buf);
+        assert!(buf.len() <= MAX_REQUEST, "{} bytes held", buf.len());
+        assert!(peer.at <= MAX_REQUEST, "{} bytes read", peer.at);
+        let timed_out = peer.arrived == peer.data.len();
+        match reply(request, timed_out, &mut render) {
+            Reply::Wait => {}
+            Reply::Answer(answer) => {
+                assert!(
+                    renders == usize::from(answer == STATUS),
+                    "{renders} renders"
+                );
+                return Some(answer);
+            }
+            Reply::Drop => {
+                assert_eq!(renders, 0);
+                return None;
+            }
+        }
+    }
+    panic!("no answer after {} turns", peer.data.len() + 2);
+}
+
+/// How the protocol echoes a request in an error line: its first 32
+/// bytes, printable ASCII as it is but for `` ` `` and `\`, every other
+/// byte as `\xNN`; `...` after them if there are more.
+pub(crate) fn echoed(request: &[u8]) -> String {
+    let mut out: String = request
+        .iter()
+        .take(32)
+        .map(|&b| match b {
+            b' '..=b'~' if b != b'`' && b != b'\\' => char::from(b).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect();
+    if request.len() > 32 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// The answer the protocol gives a client that sends `data`, then `end`
+/// (`None`: no answer). Only the first line counts, if it ends, newline
+/// included, within [`MAX_REQUEST`] bytes; a `'\r'` before its newline is
+/// ignored.
+pub(crate) fn expected(data: &[u8], end: End) -> Option<String> {
+    let head = &data[..data.len().min(MAX_REQUEST)];
+    if let Some(newline) = head.iter().position(|&b| b == b'\n') {
+        let line = &head[..newline];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        return Some(if line == b"status" {
+            STATUS.to_owned()
+        } else {
+            format!("error: unknown request `{}`; send `status`\n", echoed(line))
+        });
+    }
+    if head.len() == MAX_REQUEST {
+        return Some("error: request too long\n".to_owned());
+    }
+    match end {
+        End::Hangup if data.is_empty() => None,
+        End::Hangup => Some(format!(
+            "error: incomplete request `{}`: the connection ended before its newline; \
+             send `status` and a newline\n",
+            echoed(data)
+        )),
+        End::Silence => Some("error: timed out waiting for a request\n".to_owned()),
+        End::Reset => None,
+    }
+}
+
+/// Checks the server's answer to a client that sends `data` in `chunks`
+/// (interrupted reads with `interrupt`), then `end`: it is the protocol's,
+/// and, unless the status, one line of printable ASCII starting with
+/// `error: `.
+pub(crate) fn check(data: &[u8], chunks: &[usize], interrupt: bool, end: End) {
+    let got = serve(Peer::new(data, chunks, interrupt, end));
+    if let Some(answer) = got.as_deref().filter(|&a| a != STATUS) {
+        assert!(answer.starts_with("error: "), "{answer:?}");
+        assert!(answer.ends_with('\n'), "{answer:?}");
+        assert!(
+            answer[..answer.len() - 1]
+                .bytes()
+                .all(|b| matches!(b, b' '..=b'~')),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(
+        got,
+        expected(data, end),
+        "{data:?} in chunks {chunks:?}, then {end:?}"
+    );
+}
+
+/// The fuzz target: the first byte of `data` (if any) sets how the client
+/// ends, whether reads are interrupted and a chunk size; the rest is what
+/// it sends, checked by [`check`].
+pub(crate) fn fuzz(data: &[u8]) {
+    let Some((&how, sent)) = data.split_first() else {
+        return;
+    };
+    let end = [End::Hangup, End::Silence, End::Reset][usize::from(how % 3)];
+    let interrupt = how & 4 != 0;
+    let chunks = [usize::from(how >> 3) + 1, 1];
+    check(sent, &chunks, interrupt, end);
+    check(sent, &[], interrupt, end);
+}
