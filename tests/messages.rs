@@ -426,9 +426,11 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
             "130 conn 3 run 0".to_owned(),
             "130 id 3".to_owned(),
             // The tree stops: the workers of the host are asked to stop
-            // together (in reverse order), and drain side by side.
-            "530 conn 3 drained".to_owned(),
+            // together, in reverse order of position, and drain side by
+            // side, ending in the order asked: conn 3 took conn 1's place,
+            // below conn 13's.
             "530 conn 13 drained".to_owned(),
+            "530 conn 3 drained".to_owned(),
         ]
     );
     assert_eq!(
@@ -448,8 +450,8 @@ fn children_started_at_run_time_run_restart_alone_and_are_terminated_gracefully(
             "130 root/1/conn#3: ready",
             // The static worker never listens for its stop: dropped at once.
             "500 root/1/0: stopped; not restarted",
-            "530 root/1/conn#3: stopped; not restarted",
             "530 root/1/conn#2: stopped; not restarted",
+            "530 root/1/conn#3: stopped; not restarted",
             // Its supervisor ends: so do the children it started at run
             // time, which leave the status.
             "530 root/1/conn#2: removed",

@@ -51,9 +51,11 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 /// [`stopping()`](crate::stopping()) has its
 /// [`shutdown`](crate::Restartable::shutdown) time (virtual) to return, then
 /// is dropped; any other is dropped at once. A shutdown stops children in
-/// reverse start order, as in processes: workers asked together run in the
-/// order they were asked (the last started first), as a worker host's
-/// executor runs them, and a child supervisor stops its own children first.
+/// reverse order of position, as in processes (for children declared with
+/// the tree, reverse start order; a child started at run time may take the
+/// place of one removed): workers asked together run in the order they were
+/// asked, as a worker host's executor runs them, and a child supervisor
+/// stops its own children first.
 ///
 /// # Errors
 ///
