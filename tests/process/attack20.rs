@@ -87,13 +87,97 @@ pub(crate) mod scenario {
     use std::io::Write;
     use std::time::{Duration, Instant};
 
-    use supertrees::{Intensity, Limits, Listen, RestartPolicy, Shutdown, Supertree};
+    use supertrees::{Limits, Listen, RestartPolicy, Shutdown, Supertree};
 
     use crate::observe::now_ms;
-    use crate::scenario::{report, Life};
+    use crate::scenario::{events, lenient, not_root, report, Life};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// A worker that waits until stopped, silent; restarted always.
+    pub(crate) fn quiet_idle() -> Life {
+        let mut life = Life::new(|| Box::pin(std::future::pending::<()>()));
+        life.restart = RestartPolicy::Always;
+        life
+    }
+
+    /// The base of `attack20_unix_symlink`'s kind of layout, made afresh:
+    /// `<base>` (root's, 0755), `<base>/sticky` (like /tmp: anyone may add
+    /// entries, nobody may remove others'; 1777) and `<base>/private` (the
+    /// root's private directory, where the socket is meant to go; 0700).
+    /// Returns the last two.
+    pub(crate) fn sticky_and_private(
+        base: &std::path::Path,
+    ) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::remove_dir_all(base);
+        std::fs::create_dir(base)?;
+        std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755))?;
+        let sticky = base.join("sticky");
+        std::fs::create_dir(&sticky)?;
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777))?;
+        let private = base.join("private");
+        std::fs::create_dir(&private)?;
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+        Ok((sticky, private))
+    }
+
+    /// Serves listener `app` (Unix, at `path`) with a worker that writes
+    /// `genuine` to each client (saying `serving` once it has the listener,
+    /// or `listener error: ...`), and reports what `start()` returned.
+    pub(crate) fn serve_genuine(path: &std::path::Path) {
+        let mut server = Life::new(|| {
+            Box::pin(async {
+                let listener = match supertrees::unix_listener("app")
+                    .and_then(tokio::net::UnixListener::from_std)
+                {
+                    Ok(l) => l,
+                    Err(err) => return println!("listener error: {err}"),
+                };
+                println!("serving");
+                loop {
+                    if let Ok((mut conn, _)) = listener.accept().await {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = conn.write_all(b"genuine\n").await;
+                    }
+                }
+            })
+        });
+        server.restart = RestartPolicy::Always;
+        println!("socket path {}", path.display());
+        report(
+            Supertree::new()
+                .with_listener("app", Listen::unix(path))
+                .add_worker(server)
+                .start(),
+        );
+    }
+
+    /// Takes descriptors `0..upto` of process `pid` with `pidfd_getfd`,
+    /// hands each to `each`, then closes it: whether `pidfd_open` worked,
+    /// and how many it took.
+    #[allow(unsafe_code)]
+    pub(crate) fn take_fds(pid: i32, upto: i32, mut each: impl FnMut(i32)) -> (bool, usize) {
+        // SAFETY: raw system calls on numbers; descriptors got are closed.
+        unsafe {
+            let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
+            let mut got = 0;
+            if pidfd >= 0 {
+                for fd in 0..upto {
+                    let stolen =
+                        nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
+                    if stolen >= 0 {
+                        got += 1;
+                        each(stolen);
+                        nix::libc::close(stolen);
+                    }
+                }
+                nix::libc::close(pidfd);
+            }
+            (pidfd >= 0, got)
+        }
     }
 
     /// The shared writable mappings of this process: `(start, length,
@@ -167,23 +251,7 @@ pub(crate) mod scenario {
             }
             let listed = std::fs::read_dir(format!("/proc/{pid}/fd"))
                 .map_or_else(|e| e.to_string(), |d| format!("{} fds", d.count()));
-            // SAFETY: raw system calls on numbers; descriptors got are closed.
-            let (pidfd, got) = unsafe {
-                let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
-                let mut got = 0;
-                if pidfd >= 0 {
-                    for fd in 0..64 {
-                        let stolen =
-                            nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
-                        if stolen >= 0 {
-                            got += 1;
-                            nix::libc::close(stolen);
-                        }
-                    }
-                    nix::libc::close(pidfd);
-                }
-                (pidfd >= 0, got)
-            };
+            let (pidfd, got) = take_fds(pid, 64, |_| {});
             // SAFETY: PTRACE_ATTACH/DETACH on a pid number; no memory is passed.
             let traced = unsafe {
                 let r = nix::libc::ptrace(nix::libc::PTRACE_ATTACH, pid, 0, 0);
@@ -254,22 +322,16 @@ pub(crate) mod scenario {
     /// root/0 before it forks it: root/1, a `with_user(65534)` subtree
     /// forked after, shares that page.
     pub(crate) fn forged_oom() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: switching users needs root");
+        if not_root("switching users needs root") {
             return;
         }
-        let idle = || {
-            let mut life = Life::new(|| Box::pin(std::future::pending::<()>()));
-            life.restart = RestartPolicy::Always;
-            life
-        };
         report(
             events(
                 Supertree::new()
                     .with_intensity(lenient())
                     .add_supervisor(|s| {
                         s.with_limits(Limits::new().memory(1 << 30))
-                            .add_worker(idle())
+                            .add_worker(quiet_idle())
                     })
                     .add_supervisor(|s| s.with_user(65534, 65534).add_worker(oom_forger())),
             )
@@ -287,22 +349,13 @@ pub(crate) mod scenario {
     /// it took a few starts).
     pub(crate) fn unix_chmod_race() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: only root can give a link away");
+        if not_root("only root can give a link away") {
             return;
         }
         let base = link_base(std::process::id() as i32);
         let nobody = Some(65534);
         let setup = || -> std::io::Result<std::path::PathBuf> {
-            let _ = std::fs::remove_dir_all(&base);
-            std::fs::create_dir(&base)?;
-            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
-            let sticky = base.join("sticky");
-            std::fs::create_dir(&sticky)?;
-            std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777))?;
-            let private = base.join("private");
-            std::fs::create_dir(&private)?;
-            std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+            let (sticky, private) = sticky_and_private(&base)?;
             // A root-owned file only root may read or write.
             let target = base.join("target");
             std::fs::write(&target, "secret\n")?;
@@ -394,8 +447,7 @@ pub(crate) mod scenario {
     }
 
     pub(crate) fn stop_mark() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: switching users needs root");
+        if not_root("switching users needs root") {
             return;
         }
         report(
@@ -414,8 +466,7 @@ pub(crate) mod scenario {
     /// `with_user` subtree, for the runner's inventory of what its
     /// processes share.
     pub(crate) fn audit() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: switching users needs root");
+        if not_root("switching users needs root") {
             return;
         }
         let dir = crate::observe::test_dir();
@@ -462,8 +513,7 @@ pub(crate) mod scenario {
     /// 200 ms, one worker doing cooperative CPU work (it yields between
     /// 1 ms chunks): starved, none hung.
     pub(crate) fn tiny_quota() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: cpu limits need cgroups (root)");
+        if not_root("cpu limits need cgroups (root)") {
             return;
         }
         let idle = || {
@@ -532,8 +582,8 @@ pub(crate) mod scenario {
         report(events(tree).start());
     }
 
-    /// Prints `whoami <uid>` and waits.
-    fn whoami() -> Life {
+    /// Prints `whoami <uid>` and waits; restarted always.
+    pub(crate) fn whoami() -> Life {
         let mut life = Life::new(|| {
             Box::pin(async {
                 println!("whoami {}", nix::unistd::getuid());
@@ -548,8 +598,7 @@ pub(crate) mod scenario {
     /// below it: once the first has switched, it may switch no more, so
     /// `start()` must refuse (naming `root/0/1`).
     pub(crate) fn nested_users() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: switching users needs root");
+        if not_root("switching users needs root") {
             return;
         }
         report(
@@ -581,30 +630,25 @@ pub(crate) mod scenario {
         );
     }
 
-    /// Events, with the time they reached the root.
-    fn events(tree: Supertree) -> Supertree {
-        tree.on_event(|event| println!("event {event} at {}", now_ms()))
-    }
-
-    fn lenient() -> Intensity {
-        Intensity::new(1000, Duration::from_secs(10))
-    }
-
-    /// The marker file that makes only the first run of a worker misbehave.
-    fn first_run(tag: &str) -> bool {
-        let marker = std::env::temp_dir().join(format!(
-            "supertrees-a20-{tag}-{}",
+    /// The marker file of the worker tagged `tag` of the scenarios of
+    /// `file` (`a20`, `a20b`), in this session: made by the worker's first
+    /// run, so that only that one misbehaves.
+    fn marker(file: &str, tag: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "supertrees-{file}-{tag}-{}",
             nix::unistd::getsid(None).map_or(0, |s| s.as_raw())
-        ));
-        std::fs::File::create_new(marker).is_ok()
+        ))
     }
 
-    fn remove_marker(tag: &str) {
-        let marker = std::env::temp_dir().join(format!(
-            "supertrees-a20-{tag}-{}",
-            nix::unistd::getsid(None).map_or(0, |s| s.as_raw())
-        ));
-        let _ = std::fs::remove_file(marker);
+    /// Whether this is the first run of the worker tagged `tag` (of
+    /// `file`) in this scenario (see [`marker`]).
+    pub(crate) fn first_run(file: &str, tag: &str) -> bool {
+        std::fs::File::create_new(marker(file, tag)).is_ok()
+    }
+
+    /// Removes the marker of the worker tagged `tag` (of `file`).
+    pub(crate) fn remove_marker(file: &str, tag: &str) {
+        let _ = std::fs::remove_file(marker(file, tag));
     }
 
     /// Spins on the host's thread (silent) for 20 s, on its first run.
@@ -612,7 +656,7 @@ pub(crate) mod scenario {
         let mut life = Life::new(|| {
             Box::pin(async {
                 println!("start {} at {}", std::process::id(), now_ms());
-                if first_run("busy") {
+                if first_run("a20", "busy") {
                     tokio::time::sleep(ms(300)).await;
                     println!("spinning at {}", now_ms());
                     let until = Instant::now() + Duration::from_secs(20);
@@ -630,11 +674,18 @@ pub(crate) mod scenario {
 
     /// The CPU quota under which the watchdog is judged: a quarter CPU.
     const QUOTA: f64 = 0.25;
-    const PERIOD: Duration = Duration::from_millis(200);
+    /// The watchdog's period.
+    pub(crate) const PERIOD: Duration = Duration::from_millis(200);
 
-    pub(crate) fn busy_under_quota() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: cpu limits need cgroups (root)");
+    /// Runs `worker` in a subtree of `host` (a supervisor as it is, or
+    /// made another user's) with `Limits::cpu(quota)` and a `PERIOD`
+    /// watchdog, restarts allowed often (unless not root: skipped).
+    pub(crate) fn watched_under_quota(
+        host: fn(supertrees::Supervisor) -> supertrees::Supervisor,
+        quota: f64,
+        worker: Life,
+    ) {
+        if not_root("cpu limits need cgroups (root)") {
             return;
         }
         report(
@@ -642,15 +693,20 @@ pub(crate) mod scenario {
                 Supertree::new()
                     .with_intensity(lenient())
                     .add_supervisor(|s| {
-                        s.with_limits(Limits::new().cpu(QUOTA))
+                        host(s)
+                            .with_limits(Limits::new().cpu(quota))
                             .with_watchdog(PERIOD)
                             .with_intensity(lenient())
-                            .add_worker(spinner())
+                            .add_worker(worker)
                     }),
             )
             .start(),
         );
-        remove_marker("busy");
+    }
+
+    pub(crate) fn busy_under_quota() {
+        watched_under_quota(|s| s, QUOTA, spinner());
+        remove_marker("a20", "busy");
     }
 
     /// On its first run: starts a thread that computes for 20 s (CPU-bound
@@ -659,7 +715,7 @@ pub(crate) mod scenario {
         let mut life = Life::new(|| {
             Box::pin(async {
                 println!("start {} at {}", std::process::id(), now_ms());
-                if first_run("deadlock") {
+                if first_run("a20", "deadlock") {
                     tokio::time::sleep(ms(300)).await;
                     std::thread::spawn(|| {
                         let until = Instant::now() + Duration::from_secs(20);
@@ -688,24 +744,8 @@ pub(crate) mod scenario {
     }
 
     pub(crate) fn deadlock_beside_work() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: cpu limits need cgroups (root)");
-            return;
-        }
-        report(
-            events(
-                Supertree::new()
-                    .with_intensity(lenient())
-                    .add_supervisor(|s| {
-                        s.with_limits(Limits::new().cpu(QUOTA))
-                            .with_watchdog(PERIOD)
-                            .with_intensity(lenient())
-                            .add_worker(deadlocker())
-                    }),
-            )
-            .start(),
-        );
-        remove_marker("deadlock");
+        watched_under_quota(|s| s, QUOTA, deadlocker());
+        remove_marker("a20", "deadlock");
     }
 
     /// The directories of `attack20_unix_symlink`, under the scenario's
@@ -715,24 +755,12 @@ pub(crate) mod scenario {
     }
 
     pub(crate) fn unix_symlink() {
-        use std::os::unix::fs::PermissionsExt;
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: only root can give a link away");
+        if not_root("only root can give a link away") {
             return;
         }
         let base = link_base(std::process::id() as i32);
         let setup = || -> std::io::Result<std::path::PathBuf> {
-            let _ = std::fs::remove_dir_all(&base);
-            std::fs::create_dir(&base)?;
-            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
-            // Like /tmp: anyone may add entries, nobody may remove others'.
-            let sticky = base.join("sticky");
-            std::fs::create_dir(&sticky)?;
-            std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777))?;
-            // The root's private directory, where the socket is meant to go.
-            let private = base.join("private");
-            std::fs::create_dir(&private)?;
-            std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+            let (sticky, private) = sticky_and_private(&base)?;
             // A link in the sticky directory, made by (owned by) 65534.
             let link = sticky.join("app");
             std::os::unix::fs::symlink(&private, &link)?;
@@ -749,31 +777,7 @@ pub(crate) mod scenario {
             Ok(path) => path,
             Err(err) => return println!("setup failed: {err}"),
         };
-        let mut server = Life::new(|| {
-            Box::pin(async {
-                let listener = match supertrees::unix_listener("app")
-                    .and_then(tokio::net::UnixListener::from_std)
-                {
-                    Ok(l) => l,
-                    Err(err) => return println!("listener error: {err}"),
-                };
-                println!("serving");
-                loop {
-                    if let Ok((mut conn, _)) = listener.accept().await {
-                        use tokio::io::AsyncWriteExt;
-                        let _ = conn.write_all(b"genuine\n").await;
-                    }
-                }
-            })
-        });
-        server.restart = RestartPolicy::Always;
-        println!("socket path {}", path.display());
-        report(
-            Supertree::new()
-                .with_listener("app", Listen::unix(&path))
-                .add_worker(server)
-                .start(),
-        );
+        serve_genuine(&path);
         let _ = std::fs::remove_dir_all(&base);
     }
 
@@ -844,25 +848,10 @@ pub(crate) mod scenario {
                     }
                 }
             }
-            // SAFETY: raw system calls on numbers; descriptors got are closed.
-            let (taken, moved) = unsafe {
-                let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
-                let mut taken = 0;
-                let mut moved = None;
-                if pidfd >= 0 {
-                    for fd in 0..64 {
-                        let stolen =
-                            nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
-                        if stolen >= 0 {
-                            taken += 1;
-                            moved = moved.or_else(|| write_me(stolen));
-                            nix::libc::close(stolen);
-                        }
-                    }
-                    nix::libc::close(pidfd);
-                }
-                (taken, moved)
-            };
+            let mut moved = None;
+            let (_, taken) = take_fds(pid, 64, |stolen| {
+                moved = moved.take().or_else(|| write_me(stolen));
+            });
             if let Some(link) = moved {
                 return (
                     Some(format!("{link} (pidfd_getfd of pid {pid})")),
@@ -959,15 +948,9 @@ pub(crate) mod scenario {
     }
 
     pub(crate) fn cgroup_escape() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: switching users needs root");
+        if not_root("switching users needs root") {
             return;
         }
-        let idle = || {
-            let mut life = Life::new(|| Box::pin(std::future::pending::<()>()));
-            life.restart = RestartPolicy::Always;
-            life
-        };
         report(
             events(Supertree::new().add_supervisor(|s| {
                 s.with_user(65534, 65534)
@@ -977,19 +960,19 @@ pub(crate) mod scenario {
                     })
                     .add_supervisor(|s| {
                         s.with_limits(Limits::new().memory(1 << 30))
-                            .add_worker(idle())
+                            .add_worker(quiet_idle())
                     })
                     // Beside them (`root/0/2`): its host is forked by the
                     // supervisor that holds their groups' descriptors.
-                    .add_worker(idle())
+                    .add_worker(quiet_idle())
             }))
             .start(),
         );
     }
 
-    /// This process's pipe descriptors: `(fd, inode, access mode)` with
-    /// `O_ACCMODE` (0 read, 1 write).
-    fn pipes() -> Vec<(i32, String, u32)> {
+    /// This process's pipe descriptors above 2: `(fd, inode, access mode)`
+    /// with `O_ACCMODE` (0 read, 1 write).
+    pub(crate) fn pipes() -> Vec<(i32, String, u32)> {
         std::fs::read_dir("/proc/self/fd")
             .into_iter()
             .flatten()
@@ -1036,15 +1019,22 @@ pub(crate) mod scenario {
         }
     }
 
-    /// On its first run, breaks one of its host's pipes (`what`: `notes`,
-    /// the host's end of its channel to the supervisor, written only by
-    /// the host; `signals`, the read end of the host's signal self-pipe),
-    /// then returns; restarted always.
-    fn pipe_breaker(what: &'static str) -> Life {
+    /// On its first run (marker `tag` of `file`, see [`first_run`]),
+    /// breaks one of its host's pipes (`what`: `notes`, the host's end of
+    /// its channel to the supervisor, written only by the host; `signals`,
+    /// the read end of the host's signal self-pipe) with `over` (given the
+    /// pipe's descriptor and inode, says what it did), then returns;
+    /// restarted always.
+    pub(crate) fn pipe_breaker(
+        file: &'static str,
+        tag: &'static str,
+        what: &'static str,
+        over: fn(i32, &str) -> String,
+    ) -> Life {
         let mut life = Life::new(move || {
             Box::pin(async move {
                 println!("start {} at {}", std::process::id(), now_ms());
-                if !first_run(what) {
+                if !first_run(file, tag) {
                     // Every later run returns after 100 ms: restarted by
                     // its policy, each time.
                     tokio::time::sleep(ms(100)).await;
@@ -1060,7 +1050,7 @@ pub(crate) mod scenario {
                     _ => pipes.iter().find(|p| p.2 == 0 && both_here(&p.1)),
                 };
                 let done = match target {
-                    Some(p) => null_over(p.0),
+                    Some(p) => over(p.0, &p.1),
                     None => format!("no such pipe in {pipes:?}"),
                 };
                 println!("broke {what}: {done} at {}", now_ms());
@@ -1072,12 +1062,24 @@ pub(crate) mod scenario {
         life
     }
 
-    fn broken_pipe_tree(what: &'static str) {
+    /// `root/0` (made by `host` from a supervisor as it is): `breaker`, and
+    /// dynamic child spec `kid`; `root/1`: a worker that starts that child
+    /// 600 ms in (a command to `root/0`'s host). `loud`: the starter says
+    /// `starting kid at <ms>` first, and the child says when it runs.
+    pub(crate) fn broken_pipe_tree(
+        kid: &'static str,
+        loud: bool,
+        host: fn(supertrees::Supervisor) -> supertrees::Supervisor,
+        breaker: Life,
+    ) {
         // Starts a child of root/0 after 600 ms: a command to its host.
-        let mut starter = Life::new(|| {
-            Box::pin(async {
+        let mut starter = Life::new(move || {
+            Box::pin(async move {
                 tokio::time::sleep(ms(600)).await;
-                match supertrees::start_child("a20-kid", 1u32).await {
+                if loud {
+                    println!("starting kid at {}", now_ms());
+                }
+                match supertrees::start_child(kid, 1u32).await {
                     Ok(id) => println!("started kid {id} at {}", now_ms()),
                     Err(err) => println!("start_child failed: {err} at {}", now_ms()),
                 }
@@ -1085,10 +1087,14 @@ pub(crate) mod scenario {
             })
         });
         starter.restart = RestartPolicy::Never;
-        let kid = |_: u32| {
-            let mut life = Life::new(|| {
-                Box::pin(async {
-                    println!("kid runs");
+        let child = move |_: u32| {
+            let mut life = Life::new(move || {
+                Box::pin(async move {
+                    if loud {
+                        println!("kid runs at {}", now_ms());
+                    } else {
+                        println!("kid runs");
+                    }
                     std::future::pending::<()>().await
                 })
             });
@@ -1100,23 +1106,31 @@ pub(crate) mod scenario {
                 Supertree::new()
                     .with_intensity(lenient())
                     .add_supervisor(|s| {
-                        s.with_intensity(lenient())
-                            .add_dynamic("a20-kid", kid)
-                            .add_worker(pipe_breaker(what))
+                        host(s)
+                            .with_intensity(lenient())
+                            .add_dynamic(kid, child)
+                            .add_worker(breaker)
                     })
                     .add_supervisor(|s| s.add_worker(starter)),
             )
             .start(),
         );
-        remove_marker(what);
+    }
+
+    /// [`broken_pipe_tree`] of this file, its breaker putting `/dev/null`
+    /// over the pipe `what`.
+    fn null_pipe_tree(what: &'static str) {
+        let breaker = pipe_breaker("a20", what, what, |fd, _| null_over(fd));
+        broken_pipe_tree("a20-kid", false, |s| s, breaker);
+        remove_marker("a20", what);
     }
 
     pub(crate) fn mute_host() {
-        broken_pipe_tree("notes");
+        null_pipe_tree("notes");
     }
 
     pub(crate) fn host_signal_pipe() {
-        broken_pipe_tree("signals");
+        null_pipe_tree("signals");
     }
 }
 
@@ -1128,7 +1142,7 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
-    use crate::drive::{expect_exit_code, line_with, wait_line};
+    use crate::drive::{expect_exit_code, line_with, wait_any, wait_line};
     use crate::runner::Run;
 
     /// What one process holds: uid, descriptors (`socket:[n]`, `pipe:[n]`
@@ -1276,7 +1290,9 @@ pub(crate) mod drive {
             .collect()
     }
 
-    fn skipped(run: &mut Run) -> Result<bool, String> {
+    /// Whether the scenario said it skipped (`skipped: ...`): if so, notes
+    /// why and checks that it exited 0.
+    pub(crate) fn skipped(run: &mut Run) -> Result<bool, String> {
         if let Some(line) = run
             .stdout()
             .into_iter()
@@ -1290,12 +1306,7 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn stop_mark(run: &mut Run) -> Result<(), String> {
-        let web = run.wait_for("the web address, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("web on ") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let web = wait_any(run, "the web address, or a skip", &["web on ", "skipped: "])?;
         if skipped(run)? {
             return Ok(());
         }
@@ -1390,12 +1401,7 @@ pub(crate) mod drive {
     /// Once the worker started (or the scenario skipped): it must be
     /// reported hung soon after it began `what` (see [`hung_after`]).
     fn hung_once_started(run: &mut Run, what: &str) -> Result<(), String> {
-        let first = run.wait_for("a start, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("start ") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let first = wait_any(run, "a start, or a skip", &["start ", "skipped: "])?;
         if first.starts_with("skipped: ") {
             return skipped(run).map(drop);
         }
@@ -1410,9 +1416,11 @@ pub(crate) mod drive {
         hung_once_started(run, "blocking at ")
     }
 
-    pub(crate) fn unix_symlink(run: &mut Run) -> Result<(), String> {
-        use std::io::{BufRead, BufReader, Write};
-        use std::os::unix::net::{UnixListener, UnixStream};
+    /// The start of a `Listen::unix` scenario (see
+    /// `scenario::serve_genuine`): `Ok(true)` once its worker is serving;
+    /// `Ok(false)` when it skipped, or `start()` refused (as it should: the
+    /// scenario passes); an error otherwise.
+    pub(crate) fn unix_serving(run: &mut Run) -> Result<bool, String> {
         let first = run.wait_for("serving, an error or a skip", |run| {
             run.stdout()
                 .into_iter()
@@ -1426,16 +1434,71 @@ pub(crate) mod drive {
                 .ok_or_else(|| "not yet".to_owned())
         })?;
         if skipped(run)? {
-            return Ok(());
+            return Ok(false);
         }
         if first.starts_with("returned Err") {
             expect_exit_code(run, 0)?;
             run.note(first);
-            return Ok(());
+            return Ok(false);
         }
         if first != "serving" {
             run.signal_root(Signal::SIGTERM)?;
             return Err(first);
+        }
+        Ok(true)
+    }
+
+    /// What uid 65534, the owner of link `<base>/sticky/app`, can do at any
+    /// time: point it at a directory of its own (`<base>/theirs`), with a
+    /// socket of its own in it; then what a client of the listener's
+    /// `path` reads.
+    pub(crate) fn impostor_swap(
+        base: &std::path::Path,
+        path: std::path::PathBuf,
+    ) -> std::io::Result<String> {
+        use std::io::{BufRead, BufReader, Write};
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let theirs = base.join("theirs");
+        std::fs::create_dir(&theirs)?;
+        let impostor = UnixListener::bind(theirs.join("s.sock"))?;
+        let nobody = Some(65534);
+        std::os::unix::fs::chown(&theirs, nobody, nobody)?;
+        // The swap, done by the link's owner itself.
+        let link = base.join("sticky/app");
+        let swapped = std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "ln",
+                "-sfn",
+            ])
+            .arg(&theirs)
+            .arg(&link)
+            .status()?;
+        if !swapped.success() {
+            return Err(std::io::Error::other(format!("ln as 65534: {swapped}")));
+        }
+        let client = std::thread::spawn(move || -> std::io::Result<String> {
+            let mut line = String::new();
+            BufReader::new(UnixStream::connect(&path)?).read_line(&mut line)?;
+            Ok(line)
+        });
+        impostor.set_nonblocking(false)?;
+        let (mut conn, _) = impostor.accept()?;
+        conn.write_all(b"impostor\n")?;
+        client
+            .join()
+            .unwrap_or_else(|_| Ok("client panicked".to_owned()))
+    }
+
+    pub(crate) fn unix_symlink(run: &mut Run) -> Result<(), String> {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::net::UnixStream;
+        if !unix_serving(run)? {
+            return Ok(());
         }
         let base = super::scenario::link_base(run.pid());
         let path = base.join("sticky/app/s.sock");
@@ -1444,43 +1507,7 @@ pub(crate) mod drive {
             BufReader::new(UnixStream::connect(&path)?).read_line(&mut line)?;
             Ok(line)
         })();
-        // What uid 65534, the link's owner, can do at any time: point it at
-        // a directory of its own, with a socket of its own in it.
-        let swapped = (|| -> std::io::Result<String> {
-            let theirs = base.join("theirs");
-            std::fs::create_dir(&theirs)?;
-            let impostor = UnixListener::bind(theirs.join("s.sock"))?;
-            let nobody = Some(65534);
-            std::os::unix::fs::chown(&theirs, nobody, nobody)?;
-            // The swap, done by the link's owner itself.
-            let link = base.join("sticky/app");
-            let swapped = std::process::Command::new("setpriv")
-                .args([
-                    "--reuid",
-                    "65534",
-                    "--regid",
-                    "65534",
-                    "--clear-groups",
-                    "ln",
-                    "-sfn",
-                ])
-                .arg(&theirs)
-                .arg(&link)
-                .status()?;
-            if !swapped.success() {
-                return Err(std::io::Error::other(format!("ln as 65534: {swapped}")));
-            }
-            let client = std::thread::spawn(move || -> std::io::Result<String> {
-                let mut line = String::new();
-                BufReader::new(UnixStream::connect(&path)?).read_line(&mut line)?;
-                Ok(line)
-            });
-            let (mut conn, _) = impostor.accept()?;
-            conn.write_all(b"impostor\n")?;
-            client
-                .join()
-                .unwrap_or_else(|_| Ok("client panicked".to_owned()))
-        })();
+        let swapped = impostor_swap(&base, path);
         run.signal_root(Signal::SIGTERM)?;
         expect_exit_code(run, 0)?;
         run.note(format!(
@@ -1530,22 +1557,16 @@ pub(crate) mod drive {
     /// the `with_user` one (the root and `root/0`) do, and the escaper is
     /// reported out of memory at its 32 MiB limit.
     pub(crate) fn cgroup_escape(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("the escaper, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("escaper uid") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let first = wait_any(run, "the escaper, or a skip", &["escaper uid", "skipped: "])?;
         if first.starts_with("skipped: ") {
             return skipped(run).map(drop);
         }
         let held = wait_line(run, "escaper holds cgroup.procs descriptors")?;
-        let mv = run.wait_for("the escaper's move", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("escaper moved") || l.starts_with("escaper could not"))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let mv = wait_any(
+            run,
+            "the escaper's move",
+            &["escaper moved", "escaper could not"],
+        )?;
         let end = run.wait_for("the escaper's end", |run| {
             run.stdout()
                 .into_iter()
@@ -1616,12 +1637,11 @@ pub(crate) mod drive {
                 .ok_or_else(|| "not yet".to_owned())
         })?;
         let kid = wait_line(run, "start")?;
-        let _ = run.wait_for("the kid's start", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("started kid") || l.starts_with("start_child failed"))
-                .ok_or_else(|| "not yet".to_owned())
-        });
+        let _ = wait_any(
+            run,
+            "the kid's start",
+            &["started kid", "start_child failed"],
+        );
         let _ = kid;
         let spin = crate::boundaries::drive::spinning(run);
         // Every run after the first returns after 100 ms and is restarted
@@ -1783,12 +1803,7 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn tiny_quota(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("a start, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("cooperative up") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let first = wait_any(run, "a start, or a skip", &["cooperative up", "skipped: "])?;
         if first.starts_with("skipped: ") {
             return skipped(run).map(drop);
         }
@@ -1826,12 +1841,7 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn forged_oom(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("the forger, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("forger uid") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let first = wait_any(run, "the forger, or a skip", &["forger uid", "skipped: "])?;
         if first.starts_with("skipped: ") {
             return skipped(run).map(drop);
         }

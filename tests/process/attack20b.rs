@@ -75,61 +75,28 @@ pub(crate) mod scenario {
 
     use supertrees::{Intensity, Limits, Listen, RestartPolicy, Shutdown, Supertree};
 
+    use crate::attack20::scenario::{
+        broken_pipe_tree, first_run, pipe_breaker, quiet_idle, remove_marker, serve_genuine,
+        sticky_and_private, take_fds, watched_under_quota, whoami,
+    };
     use crate::observe::now_ms;
-    use crate::scenario::{report, Life};
+    use crate::scenario::{events, lenient, not_root, report, Life};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    fn events(tree: Supertree) -> Supertree {
-        tree.on_event(|event| println!("event {event} at {}", now_ms()))
-    }
-
-    fn lenient() -> Intensity {
-        Intensity::new(1000, Duration::from_secs(10))
-    }
-
-    fn marker(tag: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!(
-            "supertrees-a20b-{tag}-{}",
-            nix::unistd::getsid(None).map_or(0, |s| s.as_raw())
-        ))
-    }
-
-    /// Whether this is the first run of the worker tagged `tag` in this
-    /// scenario (a marker file, made by the first).
-    fn first_run(tag: &str) -> bool {
-        std::fs::File::create_new(marker(tag)).is_ok()
-    }
-
-    fn remove_marker(tag: &str) {
-        let _ = std::fs::remove_file(marker(tag));
-    }
-
-    /// This process's pipe descriptors above 2: `(fd, target, O_ACCMODE)`.
-    fn pipes() -> Vec<(i32, String, u32)> {
-        std::fs::read_dir("/proc/self/fd")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let fd: i32 = e.file_name().to_string_lossy().parse().ok()?;
-                let target = std::fs::read_link(e.path())
-                    .ok()?
-                    .to_string_lossy()
-                    .into_owned();
-                if fd <= 2 || !target.starts_with("pipe:") {
-                    return None;
-                }
-                let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-                let flags = info
-                    .lines()
-                    .find_map(|l| l.strip_prefix("flags:"))
-                    .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())?;
-                Some((fd, target, flags & 3))
-            })
-            .collect()
+    /// `dup2(/dev/zero)` over descriptor `fd` (of pipe `inode`).
+    fn zero_over(fd: i32, inode: &str) -> String {
+        match std::fs::File::open("/dev/zero") {
+            // SAFETY: dup2 on descriptor numbers; replacing one
+            // the engine owns is the attack.
+            Ok(zero) => match unsafe { nix::libc::dup2(zero.as_raw_fd(), fd) } {
+                n if n < 0 => format!("dup2: {}", std::io::Error::last_os_error()),
+                _ => format!("/dev/zero over fd {fd} ({inode})"),
+            },
+            Err(err) => format!("no /dev/zero: {err}"),
+        }
     }
 
     /// On its first run: `dup2(/dev/zero)` over the read end of its host's
@@ -137,35 +104,7 @@ pub(crate) mod scenario {
     /// then returns after 100 ms; every later run returns after 100 ms
     /// (its host restarts it). Restarted always.
     fn zero_over_signals() -> Life {
-        let mut life = Life::new(|| {
-            Box::pin(async {
-                println!("start {} at {}", std::process::id(), now_ms());
-                if !first_run("zero") {
-                    tokio::time::sleep(ms(100)).await;
-                    return;
-                }
-                tokio::time::sleep(ms(200)).await;
-                let pipes = pipes();
-                let both_here = |inode: &str| pipes.iter().filter(|p| p.1 == inode).count() == 2;
-                let target = pipes.iter().find(|p| p.2 == 0 && both_here(&p.1));
-                let done = match target {
-                    Some(p) => match std::fs::File::open("/dev/zero") {
-                        // SAFETY: dup2 on descriptor numbers; replacing one
-                        // the engine owns is the attack.
-                        Ok(zero) => match unsafe { nix::libc::dup2(zero.as_raw_fd(), p.0) } {
-                            n if n < 0 => format!("dup2: {}", std::io::Error::last_os_error()),
-                            _ => format!("/dev/zero over fd {} ({})", p.0, p.1),
-                        },
-                        Err(err) => format!("no /dev/zero: {err}"),
-                    },
-                    None => format!("no such pipe in {pipes:?}"),
-                };
-                println!("broke signals: {done} at {}", now_ms());
-                tokio::time::sleep(ms(100)).await;
-                println!("returning at {}", now_ms());
-            })
-        });
-        life.restart = RestartPolicy::Always;
+        let mut life = pipe_breaker("a20b", "zero", "signals", zero_over);
         life.shutdown = Shutdown::Timeout(ms(300));
         life
     }
@@ -174,43 +113,8 @@ pub(crate) mod scenario {
     /// dynamic child spec; `root/1`: a worker that starts that child 600 ms
     /// in (a command to the broken host).
     pub(crate) fn signal_pipe_zero() {
-        let mut starter = Life::new(|| {
-            Box::pin(async {
-                tokio::time::sleep(ms(600)).await;
-                println!("starting kid at {}", now_ms());
-                match supertrees::start_child("a20b-kid", 1u32).await {
-                    Ok(id) => println!("started kid {id} at {}", now_ms()),
-                    Err(err) => println!("start_child failed: {err} at {}", now_ms()),
-                }
-                std::future::pending::<()>().await
-            })
-        });
-        starter.restart = RestartPolicy::Never;
-        let kid = |_: u32| {
-            let mut life = Life::new(|| {
-                Box::pin(async {
-                    println!("kid runs at {}", now_ms());
-                    std::future::pending::<()>().await
-                })
-            });
-            life.restart = RestartPolicy::Never;
-            life
-        };
-        report(
-            events(
-                Supertree::new()
-                    .with_intensity(lenient())
-                    .add_supervisor(|s| {
-                        as_nobody(s)
-                            .with_intensity(lenient())
-                            .add_dynamic("a20b-kid", kid)
-                            .add_worker(zero_over_signals())
-                    })
-                    .add_supervisor(|s| s.add_worker(starter)),
-            )
-            .start(),
-        );
-        remove_marker("zero");
+        broken_pipe_tree("a20b-kid", true, as_nobody, zero_over_signals());
+        remove_marker("a20b", "zero");
     }
 
     /// On its first run: ends the thread it runs on (the host's executor,
@@ -220,7 +124,7 @@ pub(crate) mod scenario {
         let mut life = Life::new(|| {
             Box::pin(async {
                 println!("start {} at {}", std::process::id(), now_ms());
-                if first_run("exit") {
+                if first_run("a20b", "exit") {
                     tokio::time::sleep(ms(300)).await;
                     let main = nix::unistd::gettid().as_raw() == std::process::id() as i32;
                     println!("ending the executor thread (main: {main}) at {}", now_ms());
@@ -247,39 +151,16 @@ pub(crate) mod scenario {
         }
     }
 
+    /// `executor_ender` under `Limits::cpu(0.5)` and a 200 ms watchdog.
     pub(crate) fn executor_exit() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: cpu limits need cgroups (root)");
-            return;
-        }
-        report(
-            events(
-                Supertree::new()
-                    .with_intensity(lenient())
-                    .add_supervisor(|s| {
-                        as_nobody(s)
-                            .with_limits(Limits::new().cpu(0.5))
-                            .with_watchdog(ms(200))
-                            .with_intensity(lenient())
-                            .add_worker(executor_ender())
-                    }),
-            )
-            .start(),
-        );
-        remove_marker("exit");
+        watched_under_quota(as_nobody, 0.5, executor_ender());
+        remove_marker("a20b", "exit");
     }
 
     /// Run as root without `CAP_SETUID` and `CAP_SETGID` (see
     /// [`super::no_setuid_command`]): a `with_user(65534, 65534)` subtree,
     /// which no process of this tree may switch to.
     pub(crate) fn users_without_caps() {
-        let mut whoami = Life::new(|| {
-            Box::pin(async {
-                println!("whoami {}", nix::unistd::getuid());
-                std::future::pending::<()>().await
-            })
-        });
-        whoami.restart = RestartPolicy::Always;
         println!("euid {}", nix::unistd::geteuid());
         report(
             events(
@@ -288,7 +169,7 @@ pub(crate) mod scenario {
                     .add_supervisor(|s| {
                         s.with_user(65534, 65534)
                             .with_intensity(lenient())
-                            .add_worker(whoami)
+                            .add_worker(whoami())
                     }),
             )
             .start(),
@@ -301,8 +182,7 @@ pub(crate) mod scenario {
     /// cgroup in 3 hierarchies each), whose `cgroup.procs` descriptors it
     /// holds (24) to fork them into their groups: not counted.
     pub(crate) fn open_files_entries() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: switching users needs root");
+        if not_root("switching users needs root") {
             return;
         }
         let whoami = |n: usize| {
@@ -349,22 +229,12 @@ pub(crate) mod scenario {
     /// `<base>/private` (root's, 0700); the listener at
     /// `<base>/root-link/s.sock`.
     pub(crate) fn unix_symlink_chain() {
-        use std::os::unix::fs::PermissionsExt;
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: only root can give a link away");
+        if not_root("only root can give a link away") {
             return;
         }
         let base = chain_base(std::process::id() as i32);
         let setup = || -> std::io::Result<std::path::PathBuf> {
-            let _ = std::fs::remove_dir_all(&base);
-            std::fs::create_dir(&base)?;
-            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))?;
-            let sticky = base.join("sticky");
-            std::fs::create_dir(&sticky)?;
-            std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777))?;
-            let private = base.join("private");
-            std::fs::create_dir(&private)?;
-            std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+            let (sticky, private) = sticky_and_private(&base)?;
             let theirs = sticky.join("app");
             std::os::unix::fs::symlink(&private, &theirs)?;
             std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534))?;
@@ -377,31 +247,7 @@ pub(crate) mod scenario {
             Ok(path) => path,
             Err(err) => return println!("setup failed: {err}"),
         };
-        let mut server = Life::new(|| {
-            Box::pin(async {
-                let listener = match supertrees::unix_listener("app")
-                    .and_then(tokio::net::UnixListener::from_std)
-                {
-                    Ok(l) => l,
-                    Err(err) => return println!("listener error: {err}"),
-                };
-                println!("serving");
-                loop {
-                    if let Ok((mut conn, _)) = listener.accept().await {
-                        use tokio::io::AsyncWriteExt;
-                        let _ = conn.write_all(b"genuine\n").await;
-                    }
-                }
-            })
-        });
-        server.restart = RestartPolicy::Always;
-        println!("socket path {}", path.display());
-        report(
-            Supertree::new()
-                .with_listener("app", Listen::unix(&path))
-                .add_worker(server)
-                .start(),
-        );
+        serve_genuine(&path);
         let _ = std::fs::remove_dir_all(&base);
     }
 
@@ -569,18 +415,7 @@ pub(crate) mod scenario {
             } else {
                 format!("{pid} ptrace: {}", errno())
             });
-            let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
-            let mut got = 0;
-            if pidfd >= 0 {
-                for fd in 0..256 {
-                    let stolen = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
-                    if stolen >= 0 {
-                        got += 1;
-                        libc::close(stolen);
-                    }
-                }
-                libc::close(pidfd);
-            }
+            let (_, got) = take_fds(pid, 256, |_| {});
             out.push(if got > 0 {
                 format!("{pid} pidfd_getfd TOOK {got}")
             } else {
@@ -690,15 +525,9 @@ pub(crate) mod scenario {
     }
 
     pub(crate) fn reach_more() {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: switching users needs root");
+        if not_root("switching users needs root") {
             return;
         }
-        let idle = || {
-            let mut life = Life::new(|| Box::pin(std::future::pending::<()>()));
-            life.restart = RestartPolicy::Always;
-            life
-        };
         report(
             events(
                 Supertree::new()
@@ -711,7 +540,7 @@ pub(crate) mod scenario {
                             })
                             .add_supervisor(|s| {
                                 s.with_limits(Limits::new().memory(1 << 30))
-                                    .add_worker(idle())
+                                    .add_worker(quiet_idle())
                             })
                     }),
             )
@@ -725,23 +554,9 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
-    use crate::drive::{expect_exit_code, wait_line};
+    use crate::attack20::drive::{impostor_swap, skipped, unix_serving};
+    use crate::drive::{expect_exit_code, wait_any, wait_line};
     use crate::runner::Run;
-
-    fn skipped(run: &mut Run) -> Result<bool, String> {
-        match run
-            .stdout()
-            .into_iter()
-            .find(|l| l.starts_with("skipped: "))
-        {
-            Some(line) => {
-                run.note(line);
-                expect_exit_code(run, 0)?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
 
     pub(crate) fn signal_pipe_zero(run: &mut Run) -> Result<(), String> {
         let broke = wait_line(run, "broke signals")?;
@@ -789,12 +604,11 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn executor_exit(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("the executor's end, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("ending the executor") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let first = wait_any(
+            run,
+            "the executor's end, or a skip",
+            &["ending the executor", "skipped: "],
+        )?;
         if skipped(run)? {
             return Ok(());
         }
@@ -833,68 +647,12 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn unix_symlink_chain(run: &mut Run) -> Result<(), String> {
-        use std::io::{BufRead, BufReader, Write};
-        use std::os::unix::net::{UnixListener, UnixStream};
-        let first = run.wait_for("serving, an error or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| {
-                    l == "serving"
-                        || l.starts_with("returned ")
-                        || l.starts_with("skipped: ")
-                        || l.starts_with("setup failed")
-                        || l.starts_with("listener error")
-                })
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
-        if skipped(run)? {
+        if !unix_serving(run)? {
             return Ok(());
-        }
-        if first.starts_with("returned Err") {
-            expect_exit_code(run, 0)?;
-            run.note(first);
-            return Ok(());
-        }
-        if first != "serving" {
-            run.signal_root(Signal::SIGTERM)?;
-            return Err(first);
         }
         let base = super::scenario::chain_base(run.pid());
         let path = base.join("root-link/s.sock");
-        let swapped = (|| -> std::io::Result<String> {
-            let theirs = base.join("theirs");
-            std::fs::create_dir(&theirs)?;
-            let impostor = UnixListener::bind(theirs.join("s.sock"))?;
-            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534))?;
-            // The link's owner re-points its own link.
-            let status = std::process::Command::new("setpriv")
-                .args([
-                    "--reuid",
-                    "65534",
-                    "--regid",
-                    "65534",
-                    "--clear-groups",
-                    "ln",
-                    "-sfn",
-                ])
-                .arg(&theirs)
-                .arg(base.join("sticky/app"))
-                .status()?;
-            if !status.success() {
-                return Err(std::io::Error::other(format!("ln as 65534: {status}")));
-            }
-            let client = std::thread::spawn(move || -> std::io::Result<String> {
-                let mut line = String::new();
-                BufReader::new(UnixStream::connect(&path)?).read_line(&mut line)?;
-                Ok(line)
-            });
-            impostor.set_nonblocking(false)?;
-            let (mut conn, _) = impostor.accept()?;
-            conn.write_all(b"impostor\n")?;
-            client
-                .join()
-                .unwrap_or_else(|_| Ok("client panicked".to_owned()))
-        })();
+        let swapped = impostor_swap(&base, path);
         run.signal_root(Signal::SIGTERM)?;
         expect_exit_code(run, 0)?;
         Err(format!(
@@ -906,12 +664,11 @@ pub(crate) mod drive {
     /// may not (no `CAP_SETUID`), as it refuses one run by another user
     /// than root; not accept it and fail its setup for ever.
     pub(crate) fn users_without_caps(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("start()'s answer, or a worker", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("returned ") || l.starts_with("whoami "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let first = wait_any(
+            run,
+            "start()'s answer, or a worker",
+            &["returned ", "whoami "],
+        )?;
         if first.starts_with("whoami ") {
             run.signal_root(Signal::SIGTERM)?;
             let _ = expect_exit_code(run, 0);
@@ -967,12 +724,11 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn reach_more(run: &mut Run) -> Result<(), String> {
-        let first = run.wait_for("the attempts, or a skip", |run| {
-            run.stdout()
-                .into_iter()
-                .find(|l| l.starts_with("reacher done") || l.starts_with("skipped: "))
-                .ok_or_else(|| "not yet".to_owned())
-        })?;
+        let first = wait_any(
+            run,
+            "the attempts, or a skip",
+            &["reacher done", "skipped: "],
+        )?;
         if skipped(run)? {
             return Ok(());
         }

@@ -177,6 +177,17 @@ pub(crate) fn wait_line(run: &mut Run, prefix: &str) -> Result<String, String> {
     })
 }
 
+/// Waits for the first stdout line that starts with one of `prefixes`
+/// (`what`: what it waits for, named when it times out).
+pub(crate) fn wait_any(run: &mut Run, what: &str, prefixes: &[&str]) -> Result<String, String> {
+    run.wait_for(what, |run| {
+        run.stdout()
+            .into_iter()
+            .find(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .ok_or_else(|| "not yet".to_owned())
+    })
+}
+
 /// The pid in an event line: `... (pid <pid>) ...`.
 pub(crate) fn pid_in(line: &str) -> Result<i32, String> {
     line.split("(pid ")

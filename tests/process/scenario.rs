@@ -33,6 +33,27 @@ pub(crate) fn run(name: &str) -> ! {
     std::process::exit(0)
 }
 
+/// Events, with the time they reached the root.
+pub(crate) fn events(tree: supertrees::Supertree) -> supertrees::Supertree {
+    tree.on_event(|event| println!("event {event} at {}", crate::observe::now_ms()))
+}
+
+/// Restarts are allowed often: a hung kill is counted by the runner,
+/// not turned into the end of the tree.
+pub(crate) fn lenient() -> supertrees::Intensity {
+    supertrees::Intensity::new(1000, std::time::Duration::from_secs(10))
+}
+
+/// Whether this process is not root; if so, it says `skipped: <why>` (the
+/// scenario then returns).
+pub(crate) fn not_root(why: &str) -> bool {
+    let not = !nix::unistd::geteuid().is_root();
+    if not {
+        println!("skipped: {why}");
+    }
+    not
+}
+
 /// Prints what `start()` returned, in a form the runner can match.
 pub(crate) fn report(result: Result<(), Error>) {
     match result {

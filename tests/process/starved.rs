@@ -50,18 +50,17 @@ pub(crate) fn hog() -> ! {
 pub(crate) mod scenario {
     use std::time::{Duration, Instant};
 
-    use supertrees::{Intensity, RestartPolicy, Supertree};
+    use supertrees::{RestartPolicy, Supertree};
 
     use crate::observe::now_ms;
-    use crate::scenario::{report, Life};
+    use crate::scenario::{events, lenient, not_root, report, Life};
 
     const PERIOD: Duration = Duration::from_millis(200);
 
     /// Whether this process is in the runner's cpu cgroup: waits up to 5 s
     /// for the runner to move it there; if it can not be, says it skips.
     fn in_starved_cgroup() -> bool {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipped: making cgroups needs root");
+        if not_root("making cgroups needs root") {
             return false;
         }
         let until = Instant::now() + Duration::from_secs(5);
@@ -93,17 +92,6 @@ pub(crate) mod scenario {
         });
         idle.restart = RestartPolicy::Always;
         idle
-    }
-
-    /// Events, with the time they reached the root.
-    fn events(tree: Supertree) -> Supertree {
-        tree.on_event(|event| println!("event {event} at {}", now_ms()))
-    }
-
-    /// Restarts are allowed often: a hung kill is counted by the runner,
-    /// not turned into the end of the tree.
-    fn lenient() -> Intensity {
-        Intensity::new(1000, Duration::from_secs(10))
     }
 
     /// An idle watched subtree (a supervisor with three idle workers and a
