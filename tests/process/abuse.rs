@@ -54,6 +54,7 @@ pub(crate) mod scenario {
         let root = std::process::id();
         let note = std::env::temp_dir().join(format!("supertrees-abuse-sup-{root}"));
         let written = note.clone();
+        let leftover = note.clone();
         let stuck_noting = move |n: u32| {
             let _ = std::fs::write(&written, nix::unistd::getppid().as_raw().to_string());
             stuck(n)
@@ -94,6 +95,8 @@ pub(crate) mod scenario {
                 .add_supervisor(|s| s.add_worker(flooder))
                 .start(),
         );
+        // Written again by each child built after the worker read it.
+        let _ = std::fs::remove_file(leftover);
     }
 
     /// `start_child` and `terminate_child` to a supervisor that the client
@@ -102,6 +105,7 @@ pub(crate) mod scenario {
         let root = std::process::id();
         let note = std::env::temp_dir().join(format!("supertrees-abuse-sup-{root}"));
         let written = note.clone();
+        let leftover = note.clone();
         let noting = move |n: u32| {
             let _ = std::fs::write(&written, nix::unistd::getppid().as_raw().to_string());
             let mut life = stuck(n);
@@ -155,6 +159,8 @@ pub(crate) mod scenario {
                 .add_supervisor(|s| s.add_worker(client))
                 .start(),
         );
+        // Written again by each child built after the client read it.
+        let _ = std::fs::remove_file(leftover);
     }
 
     /// 5000 concurrent calls with 50 ms timeouts on a full mailbox (its
