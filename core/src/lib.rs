@@ -325,6 +325,7 @@ pub mod listen;
 mod machine;
 pub mod message;
 mod observe;
+mod path;
 mod policy;
 mod reactor;
 mod ready;

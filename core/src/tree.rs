@@ -788,12 +788,6 @@ impl<K> Tree<K> {
     }
 }
 
-/// Whether supervisor `path` (e.g. `root/1/0`) is `ancestor` or below it.
-pub(crate) fn within(path: &str, ancestor: &str) -> bool {
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
 /// What the engine reads off a whole tree before it starts.
 impl Tree<Nested> {
     /// The users the processes of this subtree run as, when this

@@ -17,7 +17,8 @@ use crate::engine::host;
 use crate::engine::sys::{self, AbortMark};
 use crate::machine::{ChildIdx, Grant, RecordState, Report};
 use crate::message::Kind;
-use crate::tree::{within, Child};
+use crate::path::within;
+use crate::tree::Child;
 use crate::wire::{Command, Note};
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 
