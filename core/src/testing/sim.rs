@@ -234,7 +234,7 @@ struct Sim<'a> {
     parent: Parent,
     observer: Shared<Observer>,
     /// The tree's simulated mailboxes and templates.
-    services: MemoryServices,
+    services: MemoryServices<FakeTimer>,
     /// The same, as this supervisor's workers reach them.
     mine: Arc<dyn Services>,
     /// The request queues of this supervisor's templates, in the order of
@@ -270,7 +270,7 @@ fn supervise<'a>(
     timer: FakeTimer,
     parent: Parent,
     observer: Shared<Observer>,
-    services: MemoryServices,
+    services: MemoryServices<FakeTimer>,
 ) -> SupervisorFuture<'a> {
     supervise_with_stop(sup, path, timer, parent, observer, services, Arc::default())
 }
@@ -283,7 +283,7 @@ fn supervise_with_stop<'a>(
     timer: FakeTimer,
     parent: Parent,
     observer: Shared<Observer>,
-    services: MemoryServices,
+    services: MemoryServices<FakeTimer>,
     stop: Arc<AtomicBool>,
 ) -> SupervisorFuture<'a> {
     let mine = services.for_owner(&path);
