@@ -327,6 +327,7 @@ pub mod message;
 mod observe;
 mod path;
 mod policy;
+mod port;
 mod reactor;
 mod ready;
 mod rt;

@@ -20,10 +20,9 @@ use crate::lease::{run_leased, Leases};
 use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
 use crate::message::memory::Queue;
 use crate::message::{codec, dynamic};
-use crate::message::{
-    Answer, Declared, MemoryServices, Received, Refusal, Replier, Request, Services,
-};
+use crate::message::{Answer, Declared, MemoryServices, Refusal, Request};
 use crate::observe::Observed;
+use crate::port::{Received, Replier, Services};
 use crate::ready::{run_worker, StopFlag};
 use crate::tree::worker_policy;
 use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
