@@ -106,7 +106,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use nix::sys::socket::SockaddrStorage;
 
 use crate::engine::sys::SharedFlag;
-use crate::tree::within;
+use crate::path::within;
 
 /// How many connections wait for `accept` while the serving worker
 /// restarts (capped by the kernel's `somaxconn`).
@@ -526,18 +526,4 @@ pub(crate) fn is_stale_socket(path: &Path) -> bool {
         std::os::unix::net::UnixStream::connect(path),
         Err(err) if err.kind() == io::ErrorKind::ConnectionRefused
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_subtree_sees_the_listeners_of_its_supervisor_and_those_above() {
-        assert!(within("root/1/0", "root/1"));
-        assert!(within("root/1", "root/1"));
-        assert!(within("root/1", "root"));
-        assert!(!within("root/10", "root/1"));
-        assert!(!within("root", "root/1"));
-    }
 }

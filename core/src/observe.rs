@@ -9,10 +9,23 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::tree::Observers;
 use crate::{Event, EventKind, TreeStatus};
+
+/// The callback of [`Tree::on_event`](crate::Tree::on_event).
+type OnEvent = Box<dyn FnMut(&Event) + Send>;
+/// The callback of [`Tree::on_ready`](crate::Tree::on_ready).
+type OnReady = Box<dyn FnOnce(&TreeStatus) + Send>;
+
+/// What the root process does with the tree's events, besides running it.
+#[derive(Default)]
+pub(crate) struct Observers {
+    pub(crate) on_event: Option<OnEvent>,
+    pub(crate) on_ready: Option<OnReady>,
+    pub(crate) status_socket: Option<PathBuf>,
+}
 
 /// How many calls of the user's callbacks wait at most in the root; when
 /// more come, the oldest events are dropped and counted. Room for the

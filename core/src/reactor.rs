@@ -35,6 +35,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
@@ -134,7 +135,7 @@ impl Waiting {
 impl Reactor {
     /// Makes the self-pipe and starts the thread.
     fn start(pid: Pid) -> io::Result<Arc<Self>> {
-        let (wake_rx, wake_tx) = crate::engine::sys::pipe()?;
+        let (wake_rx, wake_tx) = self_pipe()?;
         let reactor = Arc::new(Self {
             pid,
             state: Mutex::new(State::default()),
@@ -281,6 +282,12 @@ impl Reactor {
             }
         }
     }
+}
+
+/// A non-blocking, close-on-exec pipe for the self-pipe: `(read end,
+/// write end)`.
+fn self_pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
 }
 
 /// Empties the (non-blocking) self-pipe.

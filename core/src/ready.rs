@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
-use crate::message::Services;
+use crate::port::Services;
 use crate::{BoxFuture, Readiness, Worker};
 
 /// Fires a callback at most once.

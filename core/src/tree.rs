@@ -43,6 +43,7 @@ use serde::Serialize;
 use crate::machine::{ChildPolicy, Machine};
 use crate::message::codec::{self, Undecoded};
 use crate::message::Refusal;
+use crate::observe::Observers;
 use crate::{
     Backend, BackoffPolicy, Error, Event, Intensity, Limits, Listen, RestartPolicy, Restartable,
     Shutdown, Spawner, Strategy, Timer, TreeStatus, Worker,
@@ -346,19 +347,6 @@ pub struct Root<B> {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Manual {}
-
-/// The callback of [`Tree::on_event`].
-type OnEvent = Box<dyn FnMut(&Event) + Send>;
-/// The callback of [`Tree::on_ready`].
-type OnReady = Box<dyn FnOnce(&TreeStatus) + Send>;
-
-/// What the root process does with the tree's events, besides running it.
-#[derive(Default)]
-pub(crate) struct Observers {
-    pub(crate) on_event: Option<OnEvent>,
-    pub(crate) on_ready: Option<OnReady>,
-    pub(crate) status_socket: Option<PathBuf>,
-}
 
 /// A root tree taken apart for the process engine and the simulation: the
 /// root as a plain supervisor (its kind's policies are never applied: it has
@@ -786,12 +774,6 @@ impl<K> Tree<K> {
             machine.with_dynamic(self.max_children, first_id)
         }
     }
-}
-
-/// Whether supervisor `path` (e.g. `root/1/0`) is `ancestor` or below it.
-pub(crate) fn within(path: &str, ancestor: &str) -> bool {
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// What the engine reads off a whole tree before it starts.

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use super::cgroup::{self, apply_rlimits, Group, Hierarchies, Mechanism, Plan};
 use crate::limits::bytes;
-use crate::tree::{within, Supervisor};
+use crate::path::{is_below, within};
+use crate::tree::Supervisor;
 use crate::{Error, Limits};
 
 /// One limited supervisor's subtree.
@@ -266,11 +267,6 @@ impl Containment {
     }
 }
 
-/// Whether `path` is strictly below supervisor `ancestor`.
-fn is_below(path: &str, ancestor: &str) -> bool {
-    path != ancestor && within(path, ancestor)
-}
-
 /// The descriptors a process of the subtree of `path` holds before any of
 /// its own: the floor of [`Limits::open_files`] (16, for its pipes,
 /// channel and runtime), a sending socket for each mailbox and template of
@@ -456,14 +452,6 @@ impl OomWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ancestry_is_by_whole_segments() {
-        assert!(is_below("root/1/0", "root/1"));
-        assert!(is_below("root/1", "root"));
-        assert!(!is_below("root/10", "root/1"));
-        assert!(!is_below("root/1", "root/1"));
-    }
 
     #[test]
     fn open_files_must_leave_room_for_the_descriptors_of_the_tree() {

@@ -18,8 +18,7 @@ use super::events::{Decoder, EventSink, RETRY_AFTER};
 use super::status_socket::StatusServer;
 use super::sys;
 use super::systemd::Notifier;
-use crate::observe::{Observed, QUEUE_CAPACITY};
-use crate::tree::Observers;
+use crate::observe::{Observed, Observers, QUEUE_CAPACITY};
 use crate::{Error, Event};
 
 /// The pipe size the root asks for, so a burst of events (a whole tree

@@ -1,5 +1,6 @@
 //! Mailboxes in the simulation: bounded in-memory queues, and call
-//! timeouts on the [`FakeTimer`]'s virtual time.
+//! timeouts on the time of the [`Timer`] they are given (the simulation's
+//! [`FakeTimer`](crate::testing::FakeTimer), virtual time).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -10,7 +11,6 @@ use futures::channel::oneshot;
 use futures::future::{select, Either};
 
 use super::{Declared, InboxPort, Kind, Op, Outbox, Received, Replier, Services};
-use crate::testing::FakeTimer;
 use crate::{Error, Timer};
 
 /// How many messages a simulated mailbox holds before `send` waits: about
@@ -100,17 +100,17 @@ impl Replier for MemoryReplier {
 }
 
 /// The simulated mailboxes of a tree, as the workers of one supervisor
-/// reach them.
+/// reach them, whose calls time out on the clock of timer `T`.
 #[derive(Clone)]
-pub(crate) struct MemoryServices {
+pub(crate) struct MemoryServices<T> {
     endpoints: Arc<Vec<(Declared, Arc<Queue>)>>,
     owner: String,
-    timer: FakeTimer,
+    timer: T,
 }
 
-impl MemoryServices {
+impl<T: Timer> MemoryServices<T> {
     /// A queue for each of `declared`, on `timer`'s time.
-    pub(crate) fn new(declared: Vec<Declared>, timer: FakeTimer) -> Self {
+    pub(crate) fn new(declared: Vec<Declared>, timer: T) -> Self {
         Self {
             endpoints: Arc::new(
                 declared
@@ -152,7 +152,7 @@ impl MemoryServices {
     }
 }
 
-impl Services for MemoryServices {
+impl<T: Timer> Services for MemoryServices<T> {
     fn outbox(&self, name: &str, kind: Kind) -> Result<Arc<dyn Outbox>, Error> {
         let (_, queue) = self.find(name, kind)?;
         Ok(Arc::new(MemoryOutbox {
@@ -178,13 +178,13 @@ impl Services for MemoryServices {
     }
 }
 
-struct MemoryOutbox {
+struct MemoryOutbox<T> {
     name: Arc<str>,
     queue: Arc<Queue>,
-    timer: FakeTimer,
+    timer: T,
 }
 
-impl MemoryOutbox {
+impl<T> MemoryOutbox<T> {
     /// Queues `item` once there is room.
     async fn push(&self, item: Item) {
         let mut item = Some(item);
@@ -215,7 +215,7 @@ impl MemoryOutbox {
     }
 }
 
-impl Outbox for MemoryOutbox {
+impl<T: Timer> Outbox for MemoryOutbox<T> {
     fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>> {
         Box::pin(async move {
             self.push(Item { body, reply: None }).await;

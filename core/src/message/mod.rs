@@ -154,7 +154,6 @@ pub(crate) mod socket;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -167,6 +166,7 @@ use codec::Undecoded;
 pub(crate) use directory::{Declared, Directory};
 pub(crate) use memory::MemoryServices;
 
+use crate::port::{InboxPort, Kind, Op, Outbox, Received, Replier, Services};
 use crate::{ChildId, Error};
 
 /// The largest message (and reply) in bytes, once encoded, with the name
@@ -179,71 +179,6 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// How long [`start_child()`] and [`terminate_child()`] wait for the
 /// supervisor's answer, waiting for room to ask included.
 pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A boxed, sendable future with an output.
-pub(crate) type Op<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// The sending side of one named endpoint: a mailbox, or the requests of a
-/// dynamic-children template.
-///
-/// A future of `send` or `call` that is dropped, or kept without being
-/// polled, holds up no other sender.
-pub(crate) trait Outbox: Send + Sync {
-    /// Queues `body`, waiting while the endpoint is full.
-    fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>>;
-    /// Queues `body` if the endpoint has room now, else
-    /// [`Error::MailboxFull`].
-    fn try_send(&self, body: &[u8]) -> Result<(), Error>;
-    /// Queues `body` with a way to reply, and waits for the reply: the
-    /// whole call, waiting for room included, at most `timeout`.
-    fn call(self: Arc<Self>, body: Vec<u8>, timeout: Duration) -> Op<Result<Vec<u8>, Error>>;
-}
-
-/// The serving side of a mailbox.
-pub(crate) trait InboxPort: Send {
-    /// The next message, once there is one; `None` once the mailbox is gone.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>>;
-}
-
-/// A message taken from a mailbox, with its reply path if it is a call.
-pub(crate) struct Received {
-    pub(crate) body: Vec<u8>,
-    pub(crate) reply: Option<Box<dyn Replier>>,
-}
-
-/// Where the reply to one call goes.
-pub(crate) trait Replier: Send {
-    /// Sends the reply; the caller may be gone.
-    fn reply(self: Box<Self>, body: Vec<u8>);
-}
-
-/// What a worker's messages go through: the process engine's sockets, or
-/// the simulation's queues.
-pub(crate) trait Services: Send + Sync {
-    /// The sending side of `name`, which must be declared as `kind`.
-    fn outbox(&self, name: &str, kind: Kind) -> Result<Arc<dyn Outbox>, Error>;
-    /// The serving side of mailbox `name`, for a worker of its supervisor.
-    fn inbox(&self, name: &str) -> Result<Box<dyn InboxPort>, Error>;
-    /// The type of the argument of template `name`.
-    fn argument_type(&self, name: &str) -> Result<&'static str, Error>;
-}
-
-/// What a name was declared as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Mailbox,
-    Template,
-}
-
-impl Kind {
-    /// What it is called in messages.
-    pub(crate) fn noun(self) -> &'static str {
-        match self {
-            Kind::Mailbox => "mailbox",
-            Kind::Template => "dynamic-children template",
-        }
-    }
-}
 
 /// The services of this process, set by a worker host before it runs any
 /// worker: what [`mailbox()`] and friends use outside a worker's own run

@@ -20,10 +20,9 @@ use crate::lease::{run_leased, Leases};
 use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
 use crate::message::memory::Queue;
 use crate::message::{codec, dynamic};
-use crate::message::{
-    Answer, Declared, MemoryServices, Received, Refusal, Replier, Request, Services,
-};
+use crate::message::{Answer, Declared, MemoryServices, Refusal, Request};
 use crate::observe::Observed;
+use crate::port::{Received, Replier, Services};
 use crate::ready::{run_worker, StopFlag};
 use crate::tree::worker_policy;
 use crate::tree::{Child, Root, Supervisor, Tree, TreeParts};
@@ -234,7 +233,7 @@ struct Sim<'a> {
     parent: Parent,
     observer: Shared<Observer>,
     /// The tree's simulated mailboxes and templates.
-    services: MemoryServices,
+    services: MemoryServices<FakeTimer>,
     /// The same, as this supervisor's workers reach them.
     mine: Arc<dyn Services>,
     /// The request queues of this supervisor's templates, in the order of
@@ -270,7 +269,7 @@ fn supervise<'a>(
     timer: FakeTimer,
     parent: Parent,
     observer: Shared<Observer>,
-    services: MemoryServices,
+    services: MemoryServices<FakeTimer>,
 ) -> SupervisorFuture<'a> {
     supervise_with_stop(sup, path, timer, parent, observer, services, Arc::default())
 }
@@ -283,7 +282,7 @@ fn supervise_with_stop<'a>(
     timer: FakeTimer,
     parent: Parent,
     observer: Shared<Observer>,
-    services: MemoryServices,
+    services: MemoryServices<FakeTimer>,
     stop: Arc<AtomicBool>,
 ) -> SupervisorFuture<'a> {
     let mine = services.for_owner(&path);

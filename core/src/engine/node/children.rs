@@ -15,7 +15,8 @@ use crate::engine::channel::{Channel, PipeState};
 use crate::engine::sys::{self, AbortMark, SignalPipe};
 use crate::engine::Shared;
 use crate::machine::ChildIdx;
-use crate::tree::{within, Child};
+use crate::path::within;
+use crate::tree::Child;
 use crate::wire::{Ending, Note};
 use crate::{ChildExit, Spawner, Timer};
 

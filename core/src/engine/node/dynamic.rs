@@ -26,8 +26,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::Node;
 use crate::machine::ChildIdx;
 use crate::message::socket::{recv_queued, reply_on};
-use crate::message::Kind;
 use crate::message::{codec, dynamic, Answer, Directory, Refusal, Request};
+use crate::port::Kind;
 use crate::{ChildId, Spawner, Timer};
 
 /// How many requests are read from one template's socket per turn of the

@@ -16,8 +16,9 @@ use crate::engine::channel::{Channel, PipeState};
 use crate::engine::host;
 use crate::engine::sys::{self, AbortMark};
 use crate::machine::{ChildIdx, Grant, RecordState, Report};
-use crate::message::Kind;
-use crate::tree::{within, Child};
+use crate::path::within;
+use crate::port::Kind;
+use crate::tree::Child;
 use crate::wire::{Command, Note};
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 
