@@ -564,7 +564,9 @@ pub(crate) fn thread_count() -> usize {
 /// Whether process `pid`, whose main thread ended, is exiting as a whole
 /// (`exit_group`, which is how a process ends; the kernel then queues a
 /// SIGKILL to each of its other threads): every other thread of it has
-/// ended or has SIGKILL pending. A main thread that ended by itself (a raw
+/// ended, has SIGKILL pending, or has begun to exit (`PF_EXITING`: it took
+/// its SIGKILL, and under a CPU quota may wait long for a CPU to end). A
+/// main thread that ended by itself (a raw
 /// `SYS_exit`) leaves the others running: not exiting. A process that can
 /// no longer be read counts as exiting.
 pub(crate) fn group_exiting(pid: Pid) -> bool {
@@ -580,8 +582,23 @@ pub(crate) fn group_exiting(pid: Pid) -> bool {
             return true;
         }
         // A thread gone meanwhile has ended.
-        std::fs::read_to_string(task.path().join("status")).map_or(true, |s| thread_ends(&s))
+        let exiting = std::fs::read_to_string(task.path().join("stat"))
+            .map_or(true, |stat| stat_exiting(&stat));
+        exiting
+            || std::fs::read_to_string(task.path().join("status")).map_or(true, |s| thread_ends(&s))
     })
+}
+
+/// `PF_EXITING`, in a task's flags: it has begun to exit.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether the task of this `stat` file has begun to exit (`PF_EXITING` in
+/// its flags, the 9th field): once it took its SIGKILL, until it is gone.
+fn stat_exiting(stat: &str) -> bool {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(6))
+        .and_then(|flags| flags.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 /// Whether a thread with this `status` file has ended or is being ended
@@ -758,6 +775,10 @@ mod tests {
         assert!(!thread_ends(
             "State:\tS (sleeping)\nSigPnd:\t0000000000004000\n"
         ));
+        // Flags 0x400044: PF_EXITING among others; 0x400040: without.
+        assert!(stat_exiting("7 (a b) R 1 7 7 0 -1 4194372 0 0"));
+        assert!(!stat_exiting("7 (a b) S 1 7 7 0 -1 4194368 0 0"));
+        assert!(!stat_exiting("garbage"));
         // This process is not exiting; one that is gone counts as exiting.
         assert!(!group_exiting(nix::unistd::Pid::this()) || thread_count() == 1);
         assert!(group_exiting(nix::unistd::Pid::from_raw(i32::MAX)));
