@@ -213,7 +213,6 @@ impl Containment {
                     &self.subtrees,
                     &subtree.path,
                     &subtree.limits,
-                    subtree.user,
                 );
                 match made {
                     Ok(again) if again.is_at(group) => {}
@@ -357,7 +356,17 @@ fn plan_subtree(
     let mut group = None;
     let mut failure = None;
     if plan.uses_cgroups() {
-        match make_group(hierarchies, made, &path, &limits, user) {
+        let made = make_group(hierarchies, made, &path, &limits).and_then(|made| {
+            // Entered as another user: through descriptors root opens now.
+            if user.is_some() {
+                if let Err(err) = made.hold_entry() {
+                    made.remove();
+                    return Err(err);
+                }
+            }
+            Ok(made)
+        });
+        match made {
             Ok(made) => group = Some(made),
             Err(err) => {
                 tracing::warn!(supervisor = %path, %err, "could not make the subtree's cgroup; its limits fall back to rlimits");
@@ -388,30 +397,20 @@ fn plan_subtree(
 
 /// Makes (or makes again) the group of limited supervisor `path`, inside
 /// the group of the nearest limited supervisor above it among `made`. Its
-/// files stay root's: when `user` is set (the supervisor enters it as that
-/// user), it holds write descriptors of its leaves' `cgroup.procs`, opened
-/// here by root (see [`Group::hold_entry`]); the processes that need them
-/// keep them (see [`Containment::keep_entries`]).
+/// files stay root's; where its supervisor enters it as another user, the
+/// caller opens the descriptors it enters through ([`Group::hold_entry`]).
 fn make_group(
     hierarchies: &Hierarchies,
     made: &[Subtree],
     path: &str,
     limits: &Limits,
-    user: User,
 ) -> std::io::Result<Group> {
     let parent = made
         .iter()
         .filter(|s| is_below(path, &s.path))
         .max_by_key(|s| s.path.len())
         .and_then(|s| s.group.as_ref());
-    let group = hierarchies.create(parent, &path.replace('/', "-"), limits)?;
-    if user.is_some() {
-        if let Err(err) = group.hold_entry() {
-            group.remove();
-            return Err(err);
-        }
-    }
-    Ok(group)
+    hierarchies.create(parent, &path.replace('/', "-"), limits)
 }
 
 /// `n` bytes, rounded to a readable unit.
