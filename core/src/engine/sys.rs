@@ -132,10 +132,7 @@ const CAP_SETUID: u32 = 7;
 
 /// Whether the `CapEff` of a `status` file holds every capability of `caps`.
 fn has_caps(status: &str, caps: &[u32]) -> bool {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+    status_mask(status, "CapEff:")
         .is_some_and(|mask| caps.iter().all(|&cap| mask & (1u64 << cap) != 0))
 }
 
@@ -582,10 +579,12 @@ pub(crate) fn group_exiting(pid: Pid) -> bool {
             return true;
         }
         // A thread gone meanwhile has ended.
-        let exiting = std::fs::read_to_string(task.path().join("stat"))
-            .map_or(true, |stat| stat_exiting(&stat));
-        exiting
-            || std::fs::read_to_string(task.path().join("status")).map_or(true, |s| thread_ends(&s))
+        let ending = std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            stat_state(&stat).is_some_and(state_ended) || stat_exiting(&stat)
+        });
+        ending
+            || std::fs::read_to_string(task.path().join("status"))
+                .map_or(true, |status| kill_pending(&status))
     })
 }
 
@@ -601,22 +600,24 @@ fn stat_exiting(stat: &str) -> bool {
         .is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
-/// Whether a thread with this `status` file has ended or is being ended
-/// (SIGKILL pending).
-fn thread_ends(status: &str) -> bool {
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-    };
-    let ended = field("State:")
-        .and_then(|s| s.chars().next())
-        .is_some_and(|c| matches!(c, 'Z' | 'X' | 'x'));
-    let killed = field("SigPnd:")
-        .and_then(|mask| u64::from_str_radix(mask, 16).ok())
-        .is_some_and(|mask| mask & (1 << (libc::SIGKILL - 1)) != 0);
-    ended || killed
+/// Whether the thread of this `status` file has SIGKILL pending (the
+/// kernel queued it: its process is exiting).
+fn kill_pending(status: &str) -> bool {
+    status_mask(status, "SigPnd:").is_some_and(|mask| mask & (1 << (libc::SIGKILL - 1)) != 0)
+}
+
+/// The hexadecimal mask of field `name` (with its colon) of a `status`
+/// file, such as `SigPnd:` or `CapEff:`.
+fn status_mask(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+}
+
+/// Whether a thread in state `state` ended: a zombie (`Z`), or dead (`X`).
+fn state_ended(state: char) -> bool {
+    matches!(state, 'Z' | 'X' | 'x')
 }
 
 /// What the scheduler has done with some threads of a process
@@ -659,7 +660,7 @@ impl ThreadSched {
     /// one until every thread of it ended, and the process until it is
     /// reaped), or dead (`X`).
     pub(crate) fn ended(&self) -> bool {
-        matches!(self.state, 'Z' | 'X' | 'x')
+        state_ended(self.state)
     }
 }
 
@@ -762,17 +763,16 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_ends_once_a_zombie_or_killed() {
-        assert!(thread_ends(
-            "Name:\tx\nState:\tZ (zombie)\nSigPnd:\t0000000000000000\n"
-        ));
-        assert!(thread_ends(
+    fn a_thread_ends_once_a_zombie_exiting_or_killed() {
+        assert!(stat_state("7 (a b) Z 1 7 7 0 -1 4194368 0 0").is_some_and(state_ended));
+        assert!(!stat_state("7 (a b) R 1 7 7 0 -1 4194368 0 0").is_some_and(state_ended));
+        assert!(kill_pending(
             "State:\tR (running)\nSigPnd:\t0000000000000100\n"
         ));
-        assert!(!thread_ends(
+        assert!(!kill_pending(
             "State:\tS (sleeping)\nSigPnd:\t0000000000000000\n"
         ));
-        assert!(!thread_ends(
+        assert!(!kill_pending(
             "State:\tS (sleeping)\nSigPnd:\t0000000000004000\n"
         ));
         // Flags 0x400044: PF_EXITING among others; 0x400040: without.
