@@ -45,6 +45,23 @@ pub(crate) mod scenario {
         life
     }
 
+    /// Where the children of template `stuck` note their supervisor's pid
+    /// (their host's parent), for the tree whose root is `root`.
+    fn note_path(root: u32) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("supertrees-abuse-sup-{root}"))
+    }
+
+    /// The supervisor's pid a child noted at `note` (0 if none), the note
+    /// removed.
+    fn noted_supervisor(note: &std::path::Path) -> i32 {
+        let sup = std::fs::read_to_string(note)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let _ = std::fs::remove_file(note);
+        sup
+    }
+
     /// A flood of 300 `terminate_child` requests for a child whose stop
     /// takes longer than their 5 s, from another supervisor's worker,
     /// against a supervisor limited to 128 open files: if it kept a reply
@@ -52,7 +69,7 @@ pub(crate) mod scenario {
     /// `start_child` of an unrelated child would no longer be answered.
     pub(crate) fn terminate_flood() {
         let root = std::process::id();
-        let note = std::env::temp_dir().join(format!("supertrees-abuse-sup-{root}"));
+        let note = note_path(root);
         let written = note.clone();
         let leftover = note.clone();
         let stuck_noting = move |n: u32| {
@@ -64,11 +81,7 @@ pub(crate) mod scenario {
             Box::pin(async move {
                 let id = start_child("stuck", 1u32).await.expect("started");
                 tokio::time::sleep(ms(300)).await;
-                let sup: i32 = std::fs::read_to_string(&note)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                let _ = std::fs::remove_file(&note);
+                let sup = noted_supervisor(&note);
                 println!("target sup fds before {}", fds_of(sup));
                 let asks = (0..300).map(|_| terminate_child("stuck", id));
                 let results = futures::future::join_all(asks).await;
@@ -103,7 +116,7 @@ pub(crate) mod scenario {
     /// SIGSTOPs, then SIGKILLs: each answers within 5 s.
     pub(crate) fn ask_stopped_supervisor() {
         let root = std::process::id();
-        let note = std::env::temp_dir().join(format!("supertrees-abuse-sup-{root}"));
+        let note = note_path(root);
         let written = note.clone();
         let leftover = note.clone();
         let noting = move |n: u32| {
@@ -117,11 +130,7 @@ pub(crate) mod scenario {
             Box::pin(async move {
                 let id = start_child("stuck", 1u32).await.expect("started");
                 tokio::time::sleep(ms(300)).await;
-                let sup: i32 = std::fs::read_to_string(&note)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                let _ = std::fs::remove_file(&note);
+                let sup = noted_supervisor(&note);
                 let pid = Pid::from_raw(sup);
                 let _ = kill(pid, Signal::SIGSTOP);
                 let at = std::time::Instant::now();
