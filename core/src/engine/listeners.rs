@@ -245,16 +245,7 @@ fn bind_tcp(addr: &std::net::SocketAddr) -> io::Result<OwnedFd> {
 /// socket file there and refusing anything else: never follows a symlink,
 /// never removes what is not a socket.
 fn bind_unix(path: &Path, mode: u32) -> io::Result<OwnedFd> {
-    let dir = match path.parent() {
-        Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
-        Some(dir) if path.file_name().is_some() => dir,
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("`{}` is not a path for a socket", path.display()),
-            ))
-        }
-    };
+    let dir = trusted_dir::socket_dir(path, "a socket")?;
     trusted_dir::check_socket_dir(dir, &format!("the socket {}", path.display()))?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         let what = if meta.file_type().is_symlink() {

@@ -103,6 +103,20 @@ fn foreign_link(path: &Path, uid: u32) -> Option<(PathBuf, u32)> {
     None
 }
 
+/// The directory that holds the socket at `path` (`.` for a bare file
+/// name); an error naming `path` when it names no file (`/`, `..`, or
+/// empty), `what` saying what the socket is for (e.g. `a status socket`).
+pub(crate) fn socket_dir<'p>(path: &'p Path, what: &str) -> io::Result<&'p Path> {
+    match path.parent() {
+        Some(dir) if dir.as_os_str().is_empty() => Ok(Path::new(".")),
+        Some(dir) if path.file_name().is_some() => Ok(dir),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{}` is not a path for {what}", path.display()),
+        )),
+    }
+}
+
 /// `err` with `context` prepended to its message, keeping its kind.
 fn with_context(err: io::Error, context: String) -> io::Error {
     io::Error::new(err.kind(), format!("{context}: {err}"))

@@ -158,16 +158,7 @@ impl StatusServer {
     /// again if binding fails, and when the server is dropped (if empty).
     pub(crate) fn bind(path: &Path) -> Result<Self, io::Error> {
         let uid = nix::unistd::geteuid().as_raw();
-        let dir = match path.parent() {
-            Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
-            Some(dir) if path.file_name().is_some() => dir,
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("`{}` is not a path for a status socket", path.display()),
-                ))
-            }
-        };
+        let dir = crate::engine::trusted_dir::socket_dir(path, "a status socket")?;
         check_length(path)?;
         check_ancestors(dir)?;
         let created = prepare_directory(dir, uid)?;
