@@ -489,22 +489,15 @@ pub(crate) mod drive {
             return Ok(());
         };
         let judge = pid_in(&wait_line(run, "event root/0 (pid ")?)?;
-        let host = wait_line(run, "start ")?;
-        let host: i32 = host
-            .split(' ')
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("no pid in {host:?}"))?;
+        let host = started_host(run)?;
         // The blocked worker's host.
         let blocked = at(&wait_line(run, "blocking at ")?)?;
         let blocked_took = death_of(run, host, "the blocked host")?.saturating_sub(blocked);
-        run.wait_for("the host's hung event", |run| {
-            let hung = hung_events(run);
-            hung.iter()
-                .any(|l| l.starts_with(&format!("event root/0/host (pid {host})")))
-                .then_some(())
-                .ok_or_else(|| format!("hung events: {hung:?}"))
-        })?;
+        wait_hung(
+            run,
+            "the host's hung event",
+            &format!("event root/0/host (pid {host})"),
+        )?;
         // The stopped supervisor, judged by a supervisor (root/0) now out
         // of the group, whose own wait for a CPU is then not measured.
         starver.release(run.pid())?;
@@ -514,13 +507,7 @@ pub(crate) mod drive {
         run.signal(supervisor, Signal::SIGSTOP)?;
         let stopped_took =
             death_of(run, supervisor, "the stopped supervisor")?.saturating_sub(stopped);
-        run.wait_for("the supervisor's hung event", |run| {
-            let hung = hung_events(run);
-            hung.iter()
-                .any(|l| l.starts_with("event root/0/1: hung"))
-                .then_some(())
-                .ok_or_else(|| format!("hung events: {hung:?}"))
-        })?;
+        wait_hung(run, "the supervisor's hung event", "event root/0/1: hung")?;
         let stat = starver.stat();
         stop_tree(run)?;
         let cgroup = starver.describe();
@@ -535,24 +522,37 @@ pub(crate) mod drive {
         Ok(())
     }
 
+    /// The pid of the worker host that printed `start <pid>`.
+    fn started_host(run: &mut Run) -> Result<i32, String> {
+        let host = wait_line(run, "start ")?;
+        host.split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("no pid in {host:?}"))
+    }
+
+    /// Waits for `what`: a `hung` event starting with `prefix`.
+    fn wait_hung(run: &mut Run, what: &str, prefix: &str) -> Result<(), String> {
+        run.wait_for(what, |run| {
+            let hung = hung_events(run);
+            hung.iter()
+                .any(|l| l.starts_with(prefix))
+                .then_some(())
+                .ok_or_else(|| format!("hung events: {hung:?}"))
+        })
+    }
+
     /// A host whose worker spins (on a CPU, silent) is hung: killed within
     /// 2 × the period, the scheduler's word notwithstanding.
     pub(crate) fn busy_host(run: &mut Run) -> Result<(), String> {
-        let host = wait_line(run, "start ")?;
-        let host: i32 = host
-            .split(' ')
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("no pid in {host:?}"))?;
+        let host = started_host(run)?;
         let spinning = at(&wait_line(run, "spinning at ")?)?;
         let took = death_of(run, host, "the spinning host")?.saturating_sub(spinning);
-        run.wait_for("the host's hung event", |run| {
-            let hung = hung_events(run);
-            hung.iter()
-                .any(|l| l.starts_with(&format!("event root/0/host (pid {host})")))
-                .then_some(())
-                .ok_or_else(|| format!("hung events: {hung:?}"))
-        })?;
+        wait_hung(
+            run,
+            "the host's hung event",
+            &format!("event root/0/host (pid {host})"),
+        )?;
         let why = run.stderr_count(|l| l.contains("killing it") && l.contains("not starved"));
         stop_tree(run)?;
         if took > BUSY_WITHIN_MS {
