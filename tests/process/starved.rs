@@ -303,6 +303,18 @@ pub(crate) mod drive {
                 .map_err(|e| format!("moving {pid} to {}: {e}", path.display()))
         }
 
+        /// Ends the starvation before the tree is stopped (a starved tree
+        /// takes seconds to stop, one subtree after another): the hogs
+        /// are killed and the quota lifted.
+        fn relieve(&mut self) -> Result<(), String> {
+            for hog in &mut self.hogs {
+                let _ = hog.kill();
+                let _ = hog.wait();
+            }
+            self.hogs.clear();
+            self.write("cpu.cfs_quota_us", -1)
+        }
+
         /// The group's `cpu.stat` (how often and how long it was
         /// throttled), on one line.
         fn stat(&self) -> String {
@@ -405,7 +417,7 @@ pub(crate) mod drive {
     /// The whole tree starved, then all of it but the root (whose
     /// judgement of its starved child supervisor is then on time).
     pub(crate) fn starved(run: &mut Run) -> Result<(), String> {
-        let Some(starver) = starve(run, LONG_THROTTLES)? else {
+        let Some(mut starver) = starve(run, LONG_THROTTLES)? else {
             return Ok(());
         };
         run.wait_for("the five idle workers", |run| {
@@ -421,6 +433,7 @@ pub(crate) mod drive {
         let hung = hung_events(run);
         let starved = run.stderr_count(|l| l.contains("starved of CPU"));
         let stat = starver.stat();
+        starver.relieve()?;
         stop_tree(run)?;
         let cgroup = starver.describe();
         drop(starver);
@@ -485,7 +498,7 @@ pub(crate) mod drive {
     }
 
     pub(crate) fn still_hung(run: &mut Run) -> Result<(), String> {
-        let Some(starver) = starve(run, SHORT_THROTTLES)? else {
+        let Some(mut starver) = starve(run, SHORT_THROTTLES)? else {
             return Ok(());
         };
         let judge = pid_in(&wait_line(run, "event root/0 (pid ")?)?;
@@ -509,6 +522,7 @@ pub(crate) mod drive {
             death_of(run, supervisor, "the stopped supervisor")?.saturating_sub(stopped);
         wait_hung(run, "the supervisor's hung event", "event root/0/1: hung")?;
         let stat = starver.stat();
+        starver.relieve()?;
         stop_tree(run)?;
         let cgroup = starver.describe();
         drop(starver);
