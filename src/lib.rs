@@ -141,13 +141,75 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub use listen::{tcp_listener, unix_listener, Listen};
 pub use supertrees_core::{
-    inbox, listen, mailbox, message, query_status, ready, spawn, start_child, stopping,
-    tcp_listener, terminate_child, unix_listener, Backend, BackoffPolicy, BoxFuture, ChildExit,
-    ChildId, Envelope, Error, Event, EventKind, Inbox, Intensity, Interest, IoSource, Limits,
-    Listen, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy, Restartable,
-    Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker, MAX_MESSAGE,
+    inbox, mailbox, message, ready, spawn, start_child, stopping, terminate_child, Backend,
+    BackoffPolicy, BoxFuture, ChildExit, ChildId, Envelope, Error, Event, EventKind, Inbox,
+    Intensity, Limits, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
+    Restartable, Runner, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
+    MAX_MESSAGE,
 };
+#[cfg(target_os = "linux")]
+pub use supertrees_engine::{query_status, Interest, IoSource, Register};
+
+/// Asks the tree whose root serves `path` for its status; the process
+/// engine, which serves it, runs on Linux only.
+///
+/// # Errors
+///
+/// Always [`Error::Unsupported`] on this system.
+#[cfg(not(target_os = "linux"))]
+pub fn query_status(path: impl AsRef<std::path::Path>) -> Result<String, Error> {
+    let _ = path;
+    Err(Error::Unsupported)
+}
+
+pub mod listen {
+    //! Listening sockets that belong to the tree: [`Listen`], declared with
+    //! [`with_listener`](crate::Tree::with_listener), and reached by
+    //! workers with [`tcp_listener`] and [`unix_listener`].
+    //!
+    //! The root binds each listener before it forks anything, the processes
+    //! of the subtree that sees it inherit it, and a worker takes a fresh,
+    //! checked handle on it at each (re)start: connections that arrive
+    //! while the serving worker restarts wait in the socket's backlog. What
+    //! a worker can break (blocking mode, a shutdown, a closed descriptor),
+    //! what the tree repairs, and what happens to the listeners when the
+    //! tree stops are told in [`Listen`]'s module of `supertrees-core`,
+    //! and in [`tcp_listener`].
+
+    pub use supertrees_core::listen::Listen;
+    #[cfg(target_os = "linux")]
+    pub use supertrees_engine::{tcp_listener, unix_listener};
+
+    /// A fresh handle on the TCP listener `name` of the tree; the process
+    /// engine, which holds the tree's listeners, runs on Linux only.
+    ///
+    /// # Errors
+    ///
+    /// Always [`std::io::ErrorKind::Unsupported`] on this system.
+    #[cfg(not(target_os = "linux"))]
+    pub fn tcp_listener(name: &str) -> std::io::Result<std::net::TcpListener> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("supertrees::tcp_listener({name:?}): the process engine runs on Linux only"),
+        ))
+    }
+
+    /// A fresh handle on the Unix listener `name` of the tree; the process
+    /// engine, which holds the tree's listeners, runs on Linux only.
+    ///
+    /// # Errors
+    ///
+    /// Always [`std::io::ErrorKind::Unsupported`] on this system.
+    #[cfg(all(unix, not(target_os = "linux")))]
+    pub fn unix_listener(name: &str) -> std::io::Result<std::os::unix::net::UnixListener> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("supertrees::unix_listener({name:?}): the process engine runs on Linux only"),
+        ))
+    }
+}
 
 pub mod tree {
     //! The tree model: [`Tree`], the one builder behind [`Supertree`] (the root)
@@ -179,7 +241,133 @@ pub mod tree {
     //! ```
 
     pub use crate::Supertree;
-    pub use supertrees_core::tree::{Manual, Nested, Root, Supervisor, Tree};
+    pub use supertrees_core::tree::{Nested, Root, Supervisor, Tree};
+
+    use crate::{Error, Runner, Spawner, Timer};
+
+    /// The backend of a root that has none: a `Tree<Root<Manual>>` has no
+    /// `start()` and is run with [`start_with`](Tree::start_with) or
+    /// [`run_simulated`](crate::testing::run_simulated).
+    ///
+    /// A type only: it has no values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees::tree::{Manual, Root};
+    /// use supertrees::Tree;
+    ///
+    /// let tree = Tree::<Root<Manual>>::new();
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Manual {}
+
+    /// Runs a root of no backend with [`run_processes`].
+    impl Runner for Manual {
+        fn run<S: Spawner, T: Timer>(
+            tree: Tree<Root<Self>>,
+            spawner: S,
+            timer: T,
+        ) -> Result<(), Error> {
+            run_processes(tree, spawner, timer)
+        }
+    }
+
+    /// Runs a root tree in processes on the fork-per-supervisor engine
+    /// (`supertrees-engine`): what [`start_with`](Tree::start_with) does,
+    /// and what a [`Runner`] of your own calls (see
+    /// [`Backend`](crate::Backend)).
+    ///
+    /// The engine registers the tree's sockets with a reactor: a
+    /// `TokioSpawner` (feature `tokio`) or `SmolSpawner` (feature `smol`)
+    /// with its runtime's, any other spawner with the engine's default
+    /// reactor (a thread per process that `poll(2)`s the fds tasks wait
+    /// on). The spawner's type tells which: it is looked up with
+    /// [`std::any::Any`], so a spawner that wraps a `TokioSpawner` counts
+    /// as any other.
+    ///
+    /// # Errors
+    ///
+    /// As [`start_with`](Tree::start_with); [`Error::Unsupported`] on a
+    /// system the engine does not support (it runs on Linux).
+    ///
+    /// # Examples
+    ///
+    /// A backend of your own, here on `futures`' executor and a
+    /// thread-sleeping timer:
+    ///
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// use supertrees::tree::Root;
+    /// use supertrees::{Backend, BoxFuture, Error, Runner, Spawner, Timer, Tree};
+    ///
+    /// #[derive(Clone)]
+    /// struct Blocking;
+    /// impl Spawner for Blocking {
+    ///     fn block_on(&self, fut: BoxFuture) {
+    ///         futures::executor::block_on(fut)
+    ///     }
+    ///     fn spawn(&self, fut: BoxFuture) {
+    ///         std::thread::spawn(move || futures::executor::block_on(fut));
+    ///     }
+    /// }
+    ///
+    /// #[derive(Clone)]
+    /// struct ThreadTimer;
+    /// impl Timer for ThreadTimer {
+    ///     fn now(&self) -> Instant {
+    ///         Instant::now()
+    ///     }
+    ///     fn sleep(&self, duration: Duration) -> BoxFuture {
+    ///         Box::pin(async move { std::thread::sleep(duration) })
+    ///     }
+    /// }
+    ///
+    /// enum MyBackend {}
+    /// impl Runner for MyBackend {
+    ///     fn run<S: Spawner, T: Timer>(tree: Tree<Root<Self>>, spawner: S, timer: T) -> Result<(), Error> {
+    ///         supertrees::tree::run_processes(tree, spawner, timer)
+    ///     }
+    /// }
+    /// impl Backend for MyBackend {
+    ///     type Spawner = Blocking;
+    ///     type Timer = ThreadTimer;
+    ///     fn spawner() -> Blocking {
+    ///         Blocking
+    ///     }
+    ///     fn timer() -> ThreadTimer {
+    ///         ThreadTimer
+    ///     }
+    /// }
+    ///
+    /// Tree::<Root<MyBackend>>::new().start()?;
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
+    pub fn run_processes<B, S: Spawner, T: Timer>(
+        tree: Tree<Root<B>>,
+        spawner: S,
+        timer: T,
+    ) -> Result<(), Error> {
+        #[cfg(target_os = "linux")]
+        {
+            let any: &dyn std::any::Any = &spawner;
+            #[cfg(feature = "tokio")]
+            if let Some(tokio) = any.downcast_ref::<supertrees_tokio::TokioSpawner>() {
+                return supertrees_engine::run(tree, tokio.clone(), timer);
+            }
+            #[cfg(feature = "smol")]
+            if let Some(smol) = any.downcast_ref::<supertrees_smol::SmolSpawner>() {
+                return supertrees_engine::run(tree, *smol, timer);
+            }
+            let _ = any;
+            supertrees_engine::run(tree, supertrees_engine::DefaultReactor(spawner), timer)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (tree, spawner, timer);
+            Err(Error::Unsupported)
+        }
+    }
 }
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) runs a

@@ -31,15 +31,22 @@
 #![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
+#[cfg(target_os = "linux")]
 use std::io;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
+#[cfg(target_os = "linux")]
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_executor::LocalExecutor;
+#[cfg(target_os = "linux")]
 use async_io::Async;
-use supertrees_core::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
+use supertrees_core::tree::Root;
+use supertrees_core::{Backend, BoxFuture, Error, Runner, Spawner, Timer, Tree};
+#[cfg(target_os = "linux")]
+use supertrees_engine::{Interest, IoSource, Register};
 
 thread_local! {
     /// The executor of the `block_on` running on this thread, if any.
@@ -106,7 +113,11 @@ impl Spawner for SmolSpawner {
     fn is_inside_runtime(&self) -> bool {
         INSIDE.with(Cell::get)
     }
+}
 
+/// The fd registration of the process engine: the `async-io` reactor.
+#[cfg(target_os = "linux")]
+impl Register for SmolSpawner {
     /// Registers `fd` with the `async-io` reactor, as an
     /// [`async_io::Async`]. The fd's flags are left as they are.
     ///
@@ -123,13 +134,14 @@ impl Spawner for SmolSpawner {
     /// ```
     /// # mod supertrees {
     /// #     pub use supertrees_core::*;
+    /// #     pub use supertrees_engine::{Interest, Register};
     /// #     pub mod smol {
     /// #         pub use supertrees_smol::*;
     /// #     }
     /// # }
     /// use std::os::fd::AsRawFd;
     /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-    /// use supertrees::{Interest, Spawner};
+    /// use supertrees::{Interest, Register, Spawner};
     /// use supertrees::smol::SmolSpawner;
     ///
     /// let (ours, theirs) =
@@ -159,10 +171,13 @@ impl Spawner for SmolSpawner {
     }
 }
 
-/// An fd on the `async-io` reactor: what [`SmolSpawner::register`] returns.
+/// An fd on the `async-io` reactor: what [`SmolSpawner`]'s
+/// [`register`](Register::register) returns.
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 struct SmolSource(Async<OwnedFd>);
 
+#[cfg(target_os = "linux")]
 impl IoSource for SmolSource {
     fn poll_io(
         &self,
@@ -258,6 +273,34 @@ impl Timer for SmolTimer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Smol {}
 
+/// Runs a tree of this backend on the process engine (`supertrees-engine`,
+/// Linux; elsewhere [`Error::Unsupported`]). A [`SmolSpawner`] registers
+/// the tree's sockets with the `async-io` reactor; any other spawner given
+/// to `start_with` (which only knows `block_on` and `spawn`) gets the
+/// engine's default reactor.
+impl Runner for Smol {
+    fn run<S: Spawner, T: Timer>(
+        tree: Tree<Root<Self>>,
+        spawner: S,
+        timer: T,
+    ) -> Result<(), Error> {
+        #[cfg(target_os = "linux")]
+        {
+            match (&spawner as &dyn std::any::Any).downcast_ref::<SmolSpawner>() {
+                Some(smol) => supertrees_engine::run(tree, *smol, timer),
+                None => {
+                    supertrees_engine::run(tree, supertrees_engine::DefaultReactor(spawner), timer)
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (tree, spawner, timer);
+            Err(Error::Unsupported)
+        }
+    }
+}
+
 impl Backend for Smol {
     type Spawner = SmolSpawner;
     type Timer = SmolTimer;
@@ -271,12 +314,12 @@ impl Backend for Smol {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
     #[test]
     fn register_passes_the_conformance_check() {
-        supertrees_core::testing::check_register(&SmolSpawner::new());
+        supertrees_engine::check_register(&SmolSpawner::new());
     }
 }

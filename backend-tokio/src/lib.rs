@@ -28,12 +28,19 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(target_os = "linux")]
 use std::io;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use supertrees_core::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
+use supertrees_core::tree::Root;
+use supertrees_core::{Backend, BoxFuture, Error, Runner, Spawner, Timer, Tree};
+#[cfg(target_os = "linux")]
+use supertrees_engine::{Interest, IoSource, Register};
+#[cfg(target_os = "linux")]
 use tokio::io::unix::AsyncFd;
 
 /// Which Tokio scheduler a worker host runs.
@@ -149,7 +156,11 @@ impl Spawner for TokioSpawner {
     fn is_inside_runtime(&self) -> bool {
         tokio::runtime::Handle::try_current().is_ok()
     }
+}
 
+/// The fd registration of the process engine: Tokio's I/O driver.
+#[cfg(target_os = "linux")]
+impl Register for TokioSpawner {
     /// Registers `fd` with the I/O driver of the current Tokio runtime, as a
     /// [`tokio::io::unix::AsyncFd`]. The fd's flags are left as they are.
     ///
@@ -168,13 +179,14 @@ impl Spawner for TokioSpawner {
     /// ```
     /// # mod supertrees {
     /// #     pub use supertrees_core::*;
+    /// #     pub use supertrees_engine::{Interest, Register};
     /// #     pub mod tokio {
     /// #         pub use supertrees_tokio::*;
     /// #     }
     /// # }
     /// use std::os::fd::AsRawFd;
     /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-    /// use supertrees::{Interest, Spawner};
+    /// use supertrees::{Interest, Register, Spawner};
     /// use supertrees::tokio::TokioSpawner;
     ///
     /// let (ours, theirs) =
@@ -216,10 +228,13 @@ impl Spawner for TokioSpawner {
     }
 }
 
-/// An fd on Tokio's I/O driver: what [`TokioSpawner::register`] returns.
+/// An fd on Tokio's I/O driver: what [`TokioSpawner`]'s
+/// [`register`](Register::register) returns.
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 struct TokioSource(AsyncFd<OwnedFd>);
 
+#[cfg(target_os = "linux")]
 impl IoSource for TokioSource {
     fn poll_io(
         &self,
@@ -317,6 +332,34 @@ impl Timer for TokioTimer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tokio {}
 
+/// Runs a tree of this backend on the process engine (`supertrees-engine`,
+/// Linux; elsewhere [`Error::Unsupported`]). A [`TokioSpawner`] registers
+/// the tree's sockets with Tokio's I/O driver; any other spawner given to
+/// `start_with` (which only knows `block_on` and `spawn`) gets the engine's
+/// default reactor.
+impl Runner for Tokio {
+    fn run<S: Spawner, T: Timer>(
+        tree: Tree<Root<Self>>,
+        spawner: S,
+        timer: T,
+    ) -> Result<(), Error> {
+        #[cfg(target_os = "linux")]
+        {
+            match (&spawner as &dyn std::any::Any).downcast_ref::<TokioSpawner>() {
+                Some(tokio) => supertrees_engine::run(tree, tokio.clone(), timer),
+                None => {
+                    supertrees_engine::run(tree, supertrees_engine::DefaultReactor(spawner), timer)
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (tree, spawner, timer);
+            Err(Error::Unsupported)
+        }
+    }
+}
+
 impl Backend for Tokio {
     type Spawner = TokioSpawner;
     type Timer = TokioTimer;
@@ -330,14 +373,14 @@ impl Backend for Tokio {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
     #[test]
     fn register_passes_the_conformance_check_on_both_flavors() {
-        supertrees_core::testing::check_register(&TokioSpawner::current_thread());
-        supertrees_core::testing::check_register(&TokioSpawner::multi_thread());
+        supertrees_engine::check_register(&TokioSpawner::current_thread());
+        supertrees_engine::check_register(&TokioSpawner::multi_thread());
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub struct ChildId(u64);
 
 impl ChildId {
     /// The id numbered `n` (a supervisor numbers its children from 1).
-    pub(crate) fn new(n: u64) -> Self {
+    pub fn new(n: u64) -> Self {
         Self(n)
     }
 

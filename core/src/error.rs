@@ -52,6 +52,11 @@ pub enum Error {
     /// within `#[tokio::main]`). Forking such a process is unsound, so the tree
     /// refuses to start; start it from a plain `fn main` instead.
     InsideRuntime,
+    /// The tree was started on a system the process engine does not
+    /// support: it runs on Linux. Elsewhere the crates still build, and a
+    /// tree runs in the simulation
+    /// ([`run_simulated`](crate::testing::run_simulated)).
+    Unsupported,
     /// A simulated tree can make no more progress: every task waits, and no
     /// timer is pending (e.g. a worker awaits a future that nothing will wake).
     Stalled,
@@ -313,6 +318,10 @@ impl fmt::Display for Error {
                 "a supervision tree can not be started from inside a running async runtime; \
                  call start() from a plain fn main",
             ),
+            Error::Unsupported => f.write_str(
+                "the process engine does not support this system (it runs on Linux); \
+                 run_simulated runs a tree anywhere",
+            ),
             Error::Stalled => {
                 f.write_str("simulation stalled: every task waits and no timer is pending")
             }
@@ -409,6 +418,48 @@ impl std::error::Error for Error {
         match self {
             Error::Os { source, .. } | Error::Listener { source, .. } => Some(source),
             _ => None,
+        }
+    }
+}
+
+/// Constructors of the variants the process engine (`supertrees-engine`)
+/// makes: `#[non_exhaustive]` variants can not be built outside this crate.
+/// The engine's seam, not part of the API.
+#[doc(hidden)]
+impl Error {
+    pub fn os(context: &'static str, source: std::io::Error) -> Self {
+        Error::Os { context, source }
+    }
+    pub fn unenforceable_limit(path: String, field: &'static str, reason: String) -> Self {
+        Error::UnenforceableLimit {
+            path,
+            field,
+            reason,
+        }
+    }
+    pub fn listener(name: String, source: std::io::Error) -> Self {
+        Error::Listener { name, source }
+    }
+    pub fn unknown_name(name: String, kind: &'static str) -> Self {
+        Error::UnknownName { name, kind }
+    }
+    pub fn not_owner(name: String, owner: String) -> Self {
+        Error::NotOwner { name, owner }
+    }
+    pub fn timeout(name: String, after: Duration) -> Self {
+        Error::Timeout { name, after }
+    }
+    pub fn no_reply(name: String) -> Self {
+        Error::NoReply { name }
+    }
+    pub fn mailbox_full(name: String) -> Self {
+        Error::MailboxFull { name }
+    }
+    pub fn intensity_exceeded(path: String, max_restarts: u32, within: Duration) -> Self {
+        Error::IntensityExceeded {
+            path,
+            max_restarts,
+            within,
         }
     }
 }

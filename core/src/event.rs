@@ -207,6 +207,37 @@ impl fmt::Display for Event {
     }
 }
 
+/// Constructors of what the process engine (`supertrees-engine`) makes:
+/// `#[non_exhaustive]` structs and variants can not be built outside this
+/// crate. The engine's seam, not part of the API.
+#[doc(hidden)]
+impl Event {
+    pub fn new(path: String, pid: Option<u32>, kind: EventKind) -> Self {
+        Event { path, pid, kind }
+    }
+}
+
+#[doc(hidden)]
+impl EventKind {
+    pub fn exited(exit: ChildExit, restart: Option<Duration>, reason: Option<String>) -> Self {
+        EventKind::Exited {
+            exit,
+            restart,
+            reason,
+        }
+    }
+    pub fn host_exited(exit: ChildExit, workers: u32, restart: Option<Duration>) -> Self {
+        EventKind::HostExited {
+            exit,
+            workers,
+            restart,
+        }
+    }
+    pub fn stopping(gave_up: bool) -> Self {
+        EventKind::Stopping { gave_up }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ use crate::{ChildExit, Timer};
 /// The leases a worker host holds: one per worker started with one, and the
 /// supervisor's latest grant.
 #[derive(Debug)]
-pub(crate) struct Leases {
+pub struct Leases {
     /// The policies of the workers that may be restarted in place.
     policies: Vec<Option<ChildPolicy>>,
     /// The current record of each worker that holds a lease.
@@ -42,7 +42,7 @@ pub(crate) struct Leases {
 
 impl Leases {
     /// Leases for the workers whose `policies` are given, under `grant`.
-    pub(crate) fn new(policies: Vec<Option<ChildPolicy>>, grant: Grant) -> Self {
+    pub fn new(policies: Vec<Option<ChildPolicy>>, grant: Grant) -> Self {
         let records = policies.iter().map(|_| None).collect();
         Self {
             policies,
@@ -54,7 +54,7 @@ impl Leases {
 
     /// Worker `child` starts, with this lease (or none: then every exit of
     /// this run goes back to the supervisor).
-    pub(crate) fn start(&mut self, child: ChildIdx, lease: Option<RecordState>) {
+    pub fn start(&mut self, child: ChildIdx, lease: Option<RecordState>) {
         if let Some(slot) = self.records.get_mut(child.get()) {
             *slot = lease;
         }
@@ -62,7 +62,7 @@ impl Leases {
 
     /// Worker `child` (one started at run time) may be restarted in place
     /// by `policy`.
-    pub(crate) fn set_policy(&mut self, child: ChildIdx, policy: ChildPolicy) {
+    pub fn set_policy(&mut self, child: ChildIdx, policy: ChildPolicy) {
         let n = child.get();
         if self.policies.len() <= n {
             self.policies.resize(n + 1, None);
@@ -72,7 +72,7 @@ impl Leases {
     }
 
     /// The supervisor's new grant.
-    pub(crate) fn grant(&mut self, grant: Grant) {
+    pub fn grant(&mut self, grant: Grant) {
         self.grant = grant;
     }
 
@@ -80,7 +80,7 @@ impl Leases {
     /// before it runs again in place and its record after this restart, or
     /// `None` when its supervisor must decide (no lease, the rule says no,
     /// or the budget is spent). Nothing changes when it returns `None`.
-    pub(crate) fn spend(
+    pub fn spend(
         &mut self,
         child: ChildIdx,
         exit: &ChildExit,
@@ -104,7 +104,7 @@ impl Leases {
 
 /// One run of a worker, as [`run_worker`](crate::ready::run_worker) makes
 /// it: ends with the panic, if it panicked.
-pub(crate) type Run = Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>>;
+pub type Run = Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>>;
 
 /// Runs worker `child` (its `first` run, then each run made by `run`; a
 /// panic is handed to `panicked`) and restarts it in place while its lease
@@ -116,7 +116,7 @@ pub(crate) type Run = Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>>;
 /// tick in whole milliseconds), zero included: a worker that ends at once
 /// must still let the rest of the host run.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn run_leased<T: Timer>(
+pub async fn run_leased<T: Timer>(
     child: ChildIdx,
     first: Run,
     mut run: impl FnMut() -> Run,

@@ -12,7 +12,7 @@
 //!   [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`], [`Intensity`],
 //!   [`Shutdown`];
 //! * the [`Spawner`] and [`Timer`] traits a backend implements, and
-//!   [`IoSource`], the readiness of a file descriptor on its reactor (with
+//!   `IoSource` (`supertrees-engine`), the readiness of a file descriptor on its reactor (with
 //!   a default reactor for executors that have none);
 //! * the fork-per-supervisor process engine behind
 //!   [`Supertree::start_with`];
@@ -218,7 +218,7 @@
 //! is cheap, so the root empties the pipe quickly (up to 256 KiB of events
 //! per turn of its loop) and the status stays current under a flood; it
 //! counts the events it missed. The status is printed as an indented tree
-//! and served on the status socket ([`query_status`] reads it).
+//! and served on the status socket (`supertrees::query_status` reads it).
 //!
 //! The callbacks are the user's code and may be slow, yet they never hold
 //! the root's loop (which stays single-threaded: it forks). Events wait for
@@ -253,7 +253,7 @@
 //! the template, whose machine decides, and whose worker host builds the
 //! child from the template and its encoded argument (sent over the host's
 //! channel). Waiting on these sockets is the runtime's business:
-//! [`Spawner::register`] hands a socket to the backend's reactor.
+//! `supertrees-engine`'s `Register` hands a socket to the backend's reactor.
 //!
 //! ## Containment and listening sockets
 //!
@@ -319,24 +319,42 @@ mod child_id;
 mod error;
 mod event;
 mod exit;
-mod lease;
-mod limits;
 pub mod listen;
-mod machine;
 pub mod message;
-mod observe;
-mod path;
 mod policy;
-mod port;
-mod reactor;
-mod ready;
 mod rt;
 mod status;
 pub mod tree;
-mod wire;
 mod worker;
 
-mod engine;
+// The seam of `supertrees-engine`, the Linux process engine: the internals
+// it builds on, public for it alone. Not part of the API; hidden from the
+// docs, and they may change in any release.
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod lease;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod limits;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod machine;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod observe;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod path;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod port;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod ready;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod wire;
+
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -347,14 +365,13 @@ pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use limits::Limits;
-pub use listen::{tcp_listener, unix_listener, Listen};
+pub use listen::Listen;
 pub use message::{
     inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox, MAX_MESSAGE,
 };
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
 pub use ready::{ready, spawn, stopping};
-pub use rt::{Backend, BoxFuture, Interest, IoSource, Spawner, Timer};
-pub use status::query_status;
+pub use rt::{Backend, BoxFuture, Runner, Spawner, Timer};
 pub use status::{NodeState, NodeStatus, TreeStatus};
 pub use tree::{Supertree, Supervisor, Tree};
 pub use worker::{Readiness, Restartable, Worker};

@@ -56,10 +56,10 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[must_use]
 pub struct Limits {
-    pub(crate) memory: Option<u64>,
-    pub(crate) processes: Option<u32>,
-    pub(crate) open_files: Option<u64>,
-    pub(crate) cpu: Option<f64>,
+    pub memory: Option<u64>,
+    pub processes: Option<u32>,
+    pub open_files: Option<u64>,
+    pub cpu: Option<f64>,
 }
 
 impl Limits {
@@ -169,7 +169,7 @@ impl Limits {
     }
 
     /// Checks the values; `start()` returns this error before forking.
-    pub(crate) fn check(&self) -> Result<(), Error> {
+    pub fn check(&self) -> Result<(), Error> {
         let bad = |field, reason| Err(Error::InvalidLimits { field, reason });
         if self.memory == Some(0) {
             return bad("memory", "must be greater than zero");
@@ -191,7 +191,7 @@ impl Limits {
 }
 
 /// `n` bytes in the largest binary unit that divides them.
-pub(crate) fn bytes(n: u64) -> String {
+pub fn bytes(n: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, unit) in UNITS {
         if n >= size && n.is_multiple_of(size) {

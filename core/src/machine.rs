@@ -4,7 +4,7 @@
 //! view of its children and their restart history, takes events with the time
 //! they happened (`handle_*`), and hands back what to do (`poll_action`,
 //! `poll_timeout`). It never reads a clock, forks, or sleeps. The simulation
-//! ([`crate::testing`]) and the process engine ([`crate::engine`]) are thin
+//! ([`crate::testing`]) and the process engine (`supertrees-engine`) are thin
 //! drivers around it, so a timeline proven in simulation holds in processes.
 //!
 //! The delay before a restart is decided here alone, including the floor
@@ -62,14 +62,14 @@ use serde::{Deserialize, Serialize};
 
 mod child;
 
-pub(crate) use child::{ChildIdx, ChildPolicy, ChildRecord, RecordState};
+pub use child::{ChildIdx, ChildPolicy, ChildRecord, RecordState};
 
 use crate::policy::RestartHistory;
 use crate::{ChildExit, ChildId, EventKind, Intensity, Strategy};
 
 /// What a driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Action {
+pub enum Action {
     /// Start (or restart) this child. A worker that
     /// [`lease`](Machine::lease) names may be restarted in place by its host.
     Start(ChildIdx),
@@ -92,7 +92,7 @@ pub(crate) enum Action {
 /// What the machine decided, for the lifecycle events a driver reports
 /// (starts are reported by the driver itself, which knows the pids).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Report {
+pub enum Report {
     /// Child `child` exited with `exit`; it runs again after `restart`, or
     /// not at all (`None`).
     Exited {
@@ -115,7 +115,7 @@ pub(crate) enum Report {
 
 /// Why [`Machine::handle_add`] started no child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AddError {
+pub enum AddError {
     /// The supervisor takes no children at run time
     /// (see [`Machine::with_dynamic`]).
     NotDynamic,
@@ -145,7 +145,7 @@ impl fmt::Display for AddError {
 
 /// Why [`Machine::handle_remove`] removed no child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RemoveError {
+pub enum RemoveError {
     /// No child of the supervisor has this id: it never had, the child was
     /// already removed, or the supervisor has ended.
     Unknown,
@@ -163,7 +163,7 @@ impl fmt::Display for RemoveError {
 
 /// What a lifecycle event made from a [`Report`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Subject {
+pub enum Subject {
     /// One of the supervisor's children.
     Child(ChildIdx),
     /// The supervisor itself.
@@ -172,7 +172,7 @@ pub(crate) enum Subject {
 
 /// How a supervisor ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Its work is done, or it was asked to shut down.
     Normal,
     /// Its restart intensity was exceeded.
@@ -185,9 +185,9 @@ pub(crate) enum Outcome {
 /// restarts it made since, so a grant and restarts crossing on the wire
 /// never double-spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Grant {
-    pub(crate) budget: Option<u32>,
-    pub(crate) as_of: u64,
+pub struct Grant {
+    pub budget: Option<u32>,
+    pub as_of: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,7 +359,7 @@ enum Phase {
 /// `handle_*`, drain `poll_report` and `poll_action`, then wait for the next
 /// event or `poll_timeout`.
 #[derive(Debug)]
-pub(crate) struct Machine {
+pub struct Machine {
     path: String,
     children: Vec<ChildSlot>,
     strategy: Strategy,
@@ -396,7 +396,7 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    pub(crate) fn new(
+    pub fn new(
         path: String,
         children: impl IntoIterator<Item = ChildPolicy>,
         strategy: Strategy,
@@ -453,7 +453,7 @@ impl Machine {
     /// `first_id` above every id the earlier ones handed out, so that ids
     /// are never reused for the tree's whole life (0 counts as 1).
     #[must_use]
-    pub(crate) fn with_dynamic(mut self, max_children: Option<u32>, first_id: u64) -> Self {
+    pub fn with_dynamic(mut self, max_children: Option<u32>, first_id: u64) -> Self {
         self.dynamic = true;
         self.max_children = max_children;
         self.next_id = first_id.max(1);
@@ -463,19 +463,19 @@ impl Machine {
     // ----- getters
 
     /// The supervisor's path in the tree, e.g. `root/1/0`.
-    pub(crate) fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The intensity this supervisor applies.
-    pub(crate) fn intensity(&self) -> Intensity {
+    pub fn intensity(&self) -> Intensity {
         self.intensity
     }
 
     /// `n` as the index of one of this supervisor's slots, if it is one:
     /// a child given to `new`, or a slot of children started at run time
     /// (which may be free at the moment: see [`child_id`](Self::child_id)).
-    pub(crate) fn child(&self, n: usize) -> Option<ChildIdx> {
+    pub fn child(&self, n: usize) -> Option<ChildIdx> {
         (n < self.children.len())
             .then(|| ChildIdx::new(n))
             .flatten()
@@ -483,7 +483,7 @@ impl Machine {
 
     /// Every child's index, in order: the children given to `new`, then
     /// the dynamic children that exist now (a free slot is skipped).
-    pub(crate) fn child_indices(&self) -> impl Iterator<Item = ChildIdx> {
+    pub fn child_indices(&self) -> impl Iterator<Item = ChildIdx> {
         // Collected: the iterator borrows nothing, as drivers expect.
         let taken: Vec<ChildIdx> = (0..self.children.len())
             .filter(|&n| self.children[n].kind != Kind::Free)
@@ -495,14 +495,14 @@ impl Machine {
     /// Whether `child` is a slot of children started at run time (taken
     /// or free), not one of the children given to `new`.
     #[cfg(test)]
-    pub(crate) fn is_dynamic(&self, child: ChildIdx) -> bool {
+    pub fn is_dynamic(&self, child: ChildIdx) -> bool {
         (self.statics..self.children.len()).contains(&child.get())
     }
 
     /// The id of the child started at run time that `child` holds now;
     /// `None` for a static child or a free slot.
     #[cfg(test)]
-    pub(crate) fn child_id(&self, child: ChildIdx) -> Option<ChildId> {
+    pub fn child_id(&self, child: ChildIdx) -> Option<ChildId> {
         match self.children.get(child.get())?.kind {
             Kind::Dynamic { id, .. } => Some(id),
             Kind::Static | Kind::Free => None,
@@ -511,25 +511,25 @@ impl Machine {
 
     /// Where the child started at run time as `id` is, while it exists
     /// (until its [`Report::Removed`]).
-    pub(crate) fn find(&self, id: ChildId) -> Option<ChildIdx> {
+    pub fn find(&self, id: ChildId) -> Option<ChildIdx> {
         ChildIdx::new(*self.ids.get(&id)?)
     }
 
     /// How many children started at run time exist now: running, waiting
     /// for a restart, or stopping (being removed included).
     #[cfg(test)]
-    pub(crate) fn dynamic_count(&self) -> usize {
+    pub fn dynamic_count(&self) -> usize {
         self.dynamic_count
     }
 
     /// The id the next child started at run time will have: above every
     /// id this machine handed out.
-    pub(crate) fn next_id(&self) -> u64 {
+    pub fn next_id(&self) -> u64 {
         self.next_id
     }
 
     /// Whether the supervisor is stopping all its children for good.
-    pub(crate) fn is_shutting_down(&self) -> bool {
+    pub fn is_shutting_down(&self) -> bool {
         matches!(self.phase, Phase::ShuttingDown(_))
     }
 
@@ -537,7 +537,7 @@ impl Machine {
     /// position (`None` for the others and for free slots): workers, under
     /// `OneForOne` or started at run time, where a worker's restart
     /// concerns it alone.
-    pub(crate) fn leasable(&self) -> Vec<Option<ChildPolicy>> {
+    pub fn leasable(&self) -> Vec<Option<ChildPolicy>> {
         self.children
             .iter()
             .map(|c| self.is_leasable(c).then_some(c.record.policy))
@@ -546,21 +546,21 @@ impl Machine {
 
     /// The lease for a start of `child`: its record as this machine has it,
     /// for a worker its host may restart in place; `None` for the others.
-    pub(crate) fn lease(&self, child: ChildIdx) -> Option<RecordState> {
+    pub fn lease(&self, child: ChildIdx) -> Option<RecordState> {
         let slot = self.children.get(child.get())?;
         self.is_leasable(slot).then_some(slot.record.state)
     }
 
     /// How many in-place restarts the intensity still allows from `now` on
     /// (see [`Grant`]); `None` when unlimited.
-    pub(crate) fn budget(&self, now: Instant) -> Option<u32> {
+    pub fn budget(&self, now: Instant) -> Option<u32> {
         self.history.budget(&self.intensity, now)
     }
 
     /// The lifecycle event `report` makes, the same in every driver: what it
     /// is about, and what happened. A child supervisor's readiness makes
     /// none here: that supervisor reports it itself.
-    pub(crate) fn event(&self, report: &Report) -> Option<(Subject, EventKind)> {
+    pub fn event(&self, report: &Report) -> Option<(Subject, EventKind)> {
         Some(match *report {
             Report::Exited {
                 child,
@@ -613,7 +613,7 @@ impl Machine {
     // ----- handle_*
 
     /// Starts every child, in order.
-    pub(crate) fn handle_start(&mut self, now: Instant) {
+    pub fn handle_start(&mut self, now: Instant) {
         if !matches!(self.phase, Phase::Created) {
             return;
         }
@@ -644,7 +644,7 @@ impl Machine {
     /// [`with_dynamic`](Self::with_dynamic); [`AddError::ShuttingDown`] once
     /// it stops all its children; [`AddError::Full`] when `max_children`
     /// dynamic children exist already.
-    pub(crate) fn handle_add(
+    pub fn handle_add(
         &mut self,
         policy: ChildPolicy,
         now: Instant,
@@ -708,11 +708,7 @@ impl Machine {
     ///
     /// [`RemoveError::Unknown`] when no child has this id (any more), or
     /// the supervisor has ended.
-    pub(crate) fn handle_remove(
-        &mut self,
-        id: ChildId,
-        now: Instant,
-    ) -> Result<ChildIdx, RemoveError> {
+    pub fn handle_remove(&mut self, id: ChildId, now: Instant) -> Result<ChildIdx, RemoveError> {
         if matches!(self.phase, Phase::Exited) {
             return Err(RemoveError::Unknown);
         }
@@ -750,7 +746,7 @@ impl Machine {
     }
 
     /// Child `child` declared itself ready at `now`.
-    pub(crate) fn handle_ready(&mut self, child: ChildIdx, now: Instant) {
+    pub fn handle_ready(&mut self, child: ChildIdx, now: Instant) {
         let n = child.get();
         let Some(slot) = self.children.get_mut(n) else {
             return;
@@ -770,7 +766,7 @@ impl Machine {
     /// `Stopped` even when its future was dropped at its deadline, and
     /// [`ChildExit::StartTimeout`] when it was dropped for not being ready
     /// in time.
-    pub(crate) fn handle_exit(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
+    pub fn handle_exit(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
         let n = child.get();
         let Some(slot) = self.children.get(n) else {
             tracing::warn!(supervisor = %self.path, %child, "exit of an unknown child ignored");
@@ -806,7 +802,7 @@ impl Machine {
 
     /// As [`handle_exit`](Self::handle_exit), with why the child failed
     /// (a panic's message), for its `Exited` report.
-    pub(crate) fn handle_exit_because(
+    pub fn handle_exit_because(
         &mut self,
         child: ChildIdx,
         exit: ChildExit,
@@ -821,7 +817,7 @@ impl Machine {
     /// again in place after `delay`, spending its lease: `state` is the
     /// record the host applied the rule to, which this machine adopts, and
     /// the restart counts towards the intensity here.
-    pub(crate) fn handle_restarted(
+    pub fn handle_restarted(
         &mut self,
         child: ChildIdx,
         exit: ChildExit,
@@ -866,7 +862,7 @@ impl Machine {
     /// Time has reached `now`: start the restarts that are due, kill the
     /// children that did not stop in time, drop the workers not ready
     /// within their start timeout.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         let due = |set: &BTreeSet<(Instant, usize)>| -> Vec<usize> {
             let mut due: Vec<usize> = set.range(..=(now, usize::MAX)).map(|&(_, n)| n).collect();
             // Reverse order of position, as stops go.
@@ -919,7 +915,7 @@ impl Machine {
     }
 
     /// Stops every child in reverse order, then exits normally.
-    pub(crate) fn handle_shutdown(&mut self, now: Instant) {
+    pub fn handle_shutdown(&mut self, now: Instant) {
         self.shut_down(Outcome::Normal);
         self.after_event(now);
     }
@@ -928,7 +924,7 @@ impl Machine {
 
     /// The next decision to report, if any.
     #[must_use]
-    pub(crate) fn poll_report(&mut self) -> Option<Report> {
+    pub fn poll_report(&mut self) -> Option<Report> {
         let report = self.reports.pop_front();
         if let Some(Report::Removed { child, .. }) = &report {
             // The driver knows now: the slot may take another child.
@@ -939,14 +935,14 @@ impl Machine {
 
     /// The next thing to do, if any.
     #[must_use]
-    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+    pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
     /// When `handle_timeout` must be called next: a scheduled restart, a
     /// stop's kill deadline, or a worker's start timeout.
     #[must_use]
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let kill = self.index.kill.first().map(|&(at, _)| at);
         if !matches!(self.phase, Phase::Running) {
             return kill;
@@ -1424,6 +1420,6 @@ impl Machine {
 #[cfg(test)]
 mod bookkeeping;
 #[cfg(test)]
-pub(crate) mod model;
+pub mod model;
 #[cfg(test)]
 mod tests;

@@ -21,17 +21,17 @@ type OnReady = Box<dyn FnOnce(&TreeStatus) + Send>;
 
 /// What the root process does with the tree's events, besides running it.
 #[derive(Default)]
-pub(crate) struct Observers {
-    pub(crate) on_event: Option<OnEvent>,
-    pub(crate) on_ready: Option<OnReady>,
-    pub(crate) status_socket: Option<PathBuf>,
+pub struct Observers {
+    pub on_event: Option<OnEvent>,
+    pub on_ready: Option<OnReady>,
+    pub status_socket: Option<PathBuf>,
 }
 
 /// How many calls of the user's callbacks wait at most in the root; when
 /// more come, the oldest events are dropped and counted. Room for the
 /// `Exited` and `Removed` of thousands of children started at run time
 /// whose supervisor died at once (a few MiB at most).
-pub(crate) const QUEUE_CAPACITY: usize = 16 * 1024;
+pub const QUEUE_CAPACITY: usize = 16 * 1024;
 
 /// A call of a user callback that is due.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ enum Call {
 
 /// The user's `on_event`/`on_ready` callbacks and the [`TreeStatus`] folded
 /// from the events they are given.
-pub(crate) struct Observed {
+pub struct Observed {
     observers: Observers,
     status: TreeStatus,
     /// `None`: callbacks are made at once (the simulation). `Some(n)`:
@@ -61,7 +61,7 @@ pub(crate) struct Observed {
 impl Observed {
     /// Starts watching at `now`, from the process `pid`; callbacks are
     /// made at once.
-    pub(crate) fn new(observers: Observers, pid: u32, now: Instant) -> Self {
+    pub fn new(observers: Observers, pid: u32, now: Instant) -> Self {
         Self {
             observers,
             status: TreeStatus::new(pid, now),
@@ -74,25 +74,25 @@ impl Observed {
     /// Starts watching at `now`, from the process `pid`; callbacks wait,
     /// at most `capacity` of them, until [`deliver`](Self::deliver) or
     /// [`finish`](Self::finish) makes them.
-    pub(crate) fn queued(observers: Observers, pid: u32, now: Instant, capacity: usize) -> Self {
+    pub fn queued(observers: Observers, pid: u32, now: Instant, capacity: usize) -> Self {
         Self {
             capacity: Some(capacity.max(1)),
             ..Self::new(observers, pid, now)
         }
     }
 
-    pub(crate) fn status(&self) -> &TreeStatus {
+    pub fn status(&self) -> &TreeStatus {
         &self.status
     }
 
     /// Shows `text` (a subtree's limits and usage) on node `path` of the
     /// status.
-    pub(crate) fn set_resources(&mut self, path: &str, text: String) {
+    pub fn set_resources(&mut self, path: &str, text: String) {
         self.status.set_resources(path, text);
     }
 
     /// Moves the status's clock to `now`.
-    pub(crate) fn advance(&mut self, now: Instant) {
+    pub fn advance(&mut self, now: Instant) {
         self.status.advance(now);
     }
 
@@ -106,7 +106,7 @@ impl Observed {
     /// a `Removed`, before the supervisor's own `Exited`. A late event of
     /// such a child (sent before its supervisor died, read after) is
     /// dropped.
-    pub(crate) fn event(&mut self, event: Event, now: Instant) {
+    pub fn event(&mut self, event: Event, now: Instant) {
         if self.status.is_from_ended_supervisor(&event.path) {
             tracing::debug!(path = %event.path, "an event of a supervisor's ended incarnation was dropped");
             return;
@@ -166,7 +166,7 @@ impl Observed {
 
     /// The whole tree is up: calls `on_ready` once, at once or queued
     /// after the events before it.
-    pub(crate) fn ready(&mut self) {
+    pub fn ready(&mut self) {
         if self.observers.on_ready.is_none() {
             return;
         }
@@ -178,14 +178,14 @@ impl Observed {
     }
 
     /// Whether callbacks wait to be made.
-    pub(crate) fn has_pending(&self) -> bool {
+    pub fn has_pending(&self) -> bool {
         !self.queue.is_empty()
     }
 
     /// Makes the waiting calls, oldest first: at least one, then more while
     /// `more()` says so (the root gives a time budget). A count of dropped
     /// events goes to `on_event` before the event that follows them.
-    pub(crate) fn deliver(&mut self, mut more: impl FnMut() -> bool) {
+    pub fn deliver(&mut self, mut more: impl FnMut() -> bool) {
         let mut first = true;
         while !self.queue.is_empty() && (std::mem::take(&mut first) || more()) {
             self.call_next();
@@ -196,7 +196,7 @@ impl Observed {
     /// oldest matter least now) and makes the waiting calls while `more()`
     /// says so; then `on_ready` if it is still due, and, if events were
     /// dropped, tells `on_event` how many it missed.
-    pub(crate) fn finish(&mut self, keep: usize, mut more: impl FnMut() -> bool) {
+    pub fn finish(&mut self, keep: usize, mut more: impl FnMut() -> bool) {
         let events = self
             .queue
             .iter()

@@ -2,13 +2,13 @@
 //! position of a supervisor under its parent), and their ancestry.
 
 /// Whether supervisor `path` (e.g. `root/1/0`) is `ancestor` or below it.
-pub(crate) fn within(path: &str, ancestor: &str) -> bool {
+pub fn within(path: &str, ancestor: &str) -> bool {
     path.strip_prefix(ancestor)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Whether `path` is strictly below supervisor `ancestor`.
-pub(crate) fn is_below(path: &str, ancestor: &str) -> bool {
+pub fn is_below(path: &str, ancestor: &str) -> bool {
     path != ancestor && within(path, ancestor)
 }
 

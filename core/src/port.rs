@@ -14,14 +14,14 @@ use std::time::Duration;
 use crate::Error;
 
 /// A boxed, sendable future with an output.
-pub(crate) type Op<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub type Op<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The sending side of one named endpoint: a mailbox, or the requests of a
 /// dynamic-children template.
 ///
 /// A future of `send` or `call` that is dropped, or kept without being
 /// polled, holds up no other sender.
-pub(crate) trait Outbox: Send + Sync {
+pub trait Outbox: Send + Sync {
     /// Queues `body`, waiting while the endpoint is full.
     fn send(self: Arc<Self>, body: Vec<u8>) -> Op<Result<(), Error>>;
     /// Queues `body` if the endpoint has room now, else
@@ -33,26 +33,26 @@ pub(crate) trait Outbox: Send + Sync {
 }
 
 /// The serving side of a mailbox.
-pub(crate) trait InboxPort: Send {
+pub trait InboxPort: Send {
     /// The next message, once there is one; `None` once the mailbox is gone.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>>;
 }
 
 /// A message taken from a mailbox, with its reply path if it is a call.
-pub(crate) struct Received {
-    pub(crate) body: Vec<u8>,
-    pub(crate) reply: Option<Box<dyn Replier>>,
+pub struct Received {
+    pub body: Vec<u8>,
+    pub reply: Option<Box<dyn Replier>>,
 }
 
 /// Where the reply to one call goes.
-pub(crate) trait Replier: Send {
+pub trait Replier: Send {
     /// Sends the reply; the caller may be gone.
     fn reply(self: Box<Self>, body: Vec<u8>);
 }
 
 /// What a worker's messages go through: the process engine's sockets, or
 /// the simulation's queues.
-pub(crate) trait Services: Send + Sync {
+pub trait Services: Send + Sync {
     /// The sending side of `name`, which must be declared as `kind`.
     fn outbox(&self, name: &str, kind: Kind) -> Result<Arc<dyn Outbox>, Error>;
     /// The serving side of mailbox `name`, for a worker of its supervisor.
@@ -63,14 +63,14 @@ pub(crate) trait Services: Send + Sync {
 
 /// What a name was declared as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     Mailbox,
     Template,
 }
 
 impl Kind {
     /// What it is called in messages.
-    pub(crate) fn noun(self) -> &'static str {
+    pub fn noun(self) -> &'static str {
         match self {
             Kind::Mailbox => "mailbox",
             Kind::Template => "dynamic-children template",

@@ -41,7 +41,7 @@ impl Signal {
 /// The stop request of one start of a worker (its runs restarted in place
 /// included), shared by the driver that asks and the runs that listen.
 #[derive(Default)]
-pub(crate) struct StopFlag {
+pub struct StopFlag {
     state: Mutex<StopState>,
 }
 
@@ -61,7 +61,7 @@ impl StopFlag {
 
     /// Asks the worker to stop; returns whether it listens (called
     /// [`stopping()`]): if not, the driver drops it at once.
-    pub(crate) fn request(&self) -> bool {
+    pub fn request(&self) -> bool {
         let mut state = self.lock();
         state.requested = true;
         for waker in state.wakers.drain(..) {
@@ -71,12 +71,12 @@ impl StopFlag {
     }
 
     /// Whether a stop was requested.
-    pub(crate) fn is_requested(&self) -> bool {
+    pub fn is_requested(&self) -> bool {
         self.lock().requested
     }
 
     /// Resolves once a stop is requested.
-    pub(crate) fn wait(self: &Arc<Self>) -> Stopping {
+    pub fn wait(self: &Arc<Self>) -> Stopping {
         Stopping(Some(self.clone()))
     }
 }
@@ -97,12 +97,12 @@ thread_local! {
 
 /// Whether a worker's run is being polled on this thread (in either
 /// engine).
-pub(crate) fn in_run() -> bool {
+pub fn in_run() -> bool {
     CURRENT.with(|c| c.borrow().is_some())
 }
 
 /// The message services of the run being polled on this thread, if any.
-pub(crate) fn current_services() -> Option<Arc<dyn Services>> {
+pub fn current_services() -> Option<Arc<dyn Services>> {
     CURRENT.with(|c| c.borrow().as_ref().and_then(|cur| cur.services.clone()))
 }
 
@@ -225,7 +225,7 @@ fn warn_outside_run(warned: &AtomicBool) {
 }
 
 /// What [`stopping()`] returns.
-pub(crate) struct Stopping(Option<Arc<StopFlag>>);
+pub struct Stopping(Option<Arc<StopFlag>>);
 
 impl Future for Stopping {
     type Output = ();
@@ -298,13 +298,13 @@ pub fn spawn(fut: impl Future<Output = ()> + Send + 'static) {
 }
 
 /// The payload of a worker's panic.
-pub(crate) type Panic = Box<dyn Any + Send>;
+pub type Panic = Box<dyn Any + Send>;
 
 /// The most bytes of a panic message that travel to the root.
-pub(crate) const REASON_MAX: usize = 256;
+pub const REASON_MAX: usize = 256;
 
 /// Cuts `text` to at most [`REASON_MAX`] bytes, at a char boundary.
-pub(crate) fn cap_reason(mut text: String) -> String {
+pub fn cap_reason(mut text: String) -> String {
     if text.len() > REASON_MAX {
         let mut end = REASON_MAX;
         while !text.is_char_boundary(end) {
@@ -316,7 +316,7 @@ pub(crate) fn cap_reason(mut text: String) -> String {
 }
 
 /// The message of a panic, capped (see [`cap_reason`]).
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -332,7 +332,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 ///
 /// `services` are what the run's mailboxes and dynamic children go
 /// through ([`crate::message`]).
-pub(crate) fn run_worker(
+pub fn run_worker(
     worker: &dyn Worker,
     stop: Arc<StopFlag>,
     notify: impl Fn() + Send + Sync + 'static,

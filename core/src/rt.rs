@@ -1,6 +1,6 @@
-//! The seams between the engine and an async runtime: [`Spawner`] (with
-//! [`Spawner::register`] and its [`IoSource`] for readiness of file
-//! descriptors) and [`Timer`].
+//! The seams between the engine and an async runtime: [`Spawner`] and
+//! [`Timer`]; and between a root tree and the engine that runs it:
+//! [`Runner`], and [`Backend`], a spawner and timer known by type.
 //!
 //! The engine never names a runtime. Each worker host (a forked process that
 //! runs one supervisor's workers) calls [`Spawner::block_on`] once, right
@@ -9,11 +9,11 @@
 //! anything else that can drive futures plugs in the same way.
 
 use std::future::Future;
-use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use crate::tree::Root;
+use crate::{Error, Tree};
 
 /// A boxed, sendable future with no output: the unit of work the engine hands
 /// to a [`Spawner`].
@@ -80,167 +80,6 @@ pub trait Spawner: Clone + Send + Sync + 'static {
     fn is_inside_runtime(&self) -> bool {
         false
     }
-
-    /// Registers `fd` with the reactor of the runtime that
-    /// [`block_on`](Self::block_on) runs, for use by tasks on it: they wait
-    /// for the fd to become readable or writable with
-    /// [`IoSource::poll_io`].
-    ///
-    /// The returned source owns `fd`: dropping it deregisters and closes it.
-    /// Call it from inside `block_on` (a backend's reactor may only exist
-    /// there).
-    ///
-    /// The default, for executors that have no reactor of their own, is a
-    /// small one in this crate: a background thread per process, started by
-    /// the first registration in that process, that `poll(2)`s the fds tasks
-    /// currently wait on and wakes them. A source from the default belongs
-    /// to the process that registered it: after a `fork`, register again in
-    /// the child. Backends with a reactor (Tokio, smol) override this method
-    /// with it.
-    ///
-    /// # Errors
-    ///
-    /// If the fd can not be registered; with the default, if the reactor
-    /// thread (or its pipe) can not be made.
-    ///
-    /// # Examples
-    ///
-    /// A spawner that only knows how to run futures gets the default
-    /// reactor; here a task waits for a datagram that another thread sends
-    /// a little later:
-    ///
-    /// ```
-    /// # extern crate supertrees_core as supertrees;
-    /// use std::os::fd::AsRawFd;
-    /// use std::time::Duration;
-    /// use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-    /// use supertrees::{BoxFuture, Interest, Spawner};
-    ///
-    /// #[derive(Clone)]
-    /// struct Blocking;
-    /// impl Spawner for Blocking {
-    ///     fn block_on(&self, fut: BoxFuture) {
-    ///         futures::executor::block_on(fut)
-    ///     }
-    ///     fn spawn(&self, fut: BoxFuture) {
-    ///         std::thread::spawn(move || futures::executor::block_on(fut));
-    ///     }
-    /// }
-    ///
-    /// let (ours, theirs) =
-    ///     socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC)?;
-    /// std::thread::spawn(move || {
-    ///     std::thread::sleep(Duration::from_millis(20));
-    ///     send(theirs.as_raw_fd(), b"hello", MsgFlags::empty())
-    /// });
-    ///
-    /// Blocking.block_on(Box::pin(async move {
-    ///     let source = Blocking.register(ours).expect("register");
-    ///     let mut buf = [0; 16];
-    ///     let mut len = 0;
-    ///     futures::future::poll_fn(|cx| {
-    ///         source.poll_io(cx, Interest::Readable, &mut |fd| {
-    ///             len = recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT)?;
-    ///             Ok(())
-    ///         })
-    ///     })
-    ///     .await
-    ///     .expect("recv");
-    ///     assert_eq!(&buf[..len], b"hello");
-    /// }));
-    /// # Ok::<(), nix::Error>(())
-    /// ```
-    fn register(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
-        crate::reactor::register(fd)
-    }
-}
-
-/// Which readiness an I/O operation waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Interest {
-    /// The fd has data to read (or the peer hung up, or an error is
-    /// pending): a `recv` will not block.
-    Readable,
-    /// The fd has room to write (or an error is pending): a `send` will not
-    /// block.
-    Writable,
-}
-
-/// A file descriptor registered with a runtime's reactor (see
-/// [`Spawner::register`]).
-///
-/// The source owns its fd; dropping the source deregisters and closes it.
-/// It does no I/O of its own: the caller's operation does, non-blocking
-/// (e.g. `recv` with `MSG_DONTWAIT`), and the source waits for readiness
-/// whenever the operation would block. An implementation may, but need not,
-/// put the fd in non-blocking mode.
-///
-/// One task may wait for [`Readable`](Interest::Readable) while another
-/// waits for [`Writable`](Interest::Writable) on the same source (one
-/// sending, one receiving). As with Tokio's `AsyncFd` and async-io's
-/// `Async`, only the task that waited last for an interest is sure to be
-/// woken for it: give each direction a single task.
-///
-/// # Examples
-///
-/// A future that sends a datagram as soon as the socket has room, written
-/// once for every backend:
-///
-/// ```
-/// # extern crate supertrees_core as supertrees;
-/// use std::future::Future;
-/// use std::io;
-/// use std::os::fd::AsRawFd;
-/// use nix::sys::socket::{send, MsgFlags};
-/// use supertrees::{Interest, IoSource};
-///
-/// fn send_to<'a>(
-///     source: &'a dyn IoSource,
-///     msg: &'a [u8],
-/// ) -> impl Future<Output = io::Result<usize>> + 'a {
-///     let mut sent = 0;
-///     futures::future::poll_fn(move |cx| {
-///         source
-///             .poll_io(cx, Interest::Writable, &mut |fd| {
-///                 sent = send(fd.as_raw_fd(), msg, MsgFlags::MSG_DONTWAIT)?;
-///                 Ok(())
-///             })
-///             .map_ok(|()| sent)
-///     })
-/// }
-///
-/// # use nix::sys::socket::{recv, socketpair, AddressFamily, SockFlag, SockType};
-/// # use supertrees::{BoxFuture, Spawner};
-/// # #[derive(Clone)]
-/// # struct Blocking;
-/// # impl Spawner for Blocking {
-/// #     fn block_on(&self, fut: BoxFuture) { futures::executor::block_on(fut) }
-/// #     fn spawn(&self, fut: BoxFuture) { std::thread::spawn(move || futures::executor::block_on(fut)); }
-/// # }
-/// let (ours, theirs) =
-///     socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
-/// let source = Blocking.register(ours)?;
-/// assert_eq!(futures::executor::block_on(send_to(&*source, b"ping"))?, 4);
-/// let mut buf = [0; 8];
-/// assert_eq!(recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty())?, 4);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub trait IoSource: Send + Sync {
-    /// Runs `op` on the fd; while `op` fails with
-    /// [`io::ErrorKind::WouldBlock`], waits (registering `cx`'s waker) until
-    /// the fd is ready for `interest`, then tries again.
-    ///
-    /// Returns `Ready` with `op`'s first result that is not `WouldBlock`,
-    /// an error of its own if the reactor can not wait for the fd, and
-    /// `Pending` (with `cx`'s waker registered, no wake-up lost between the
-    /// two) while `op` would block. Readiness can be spurious: `op` is
-    /// simply run again.
-    fn poll_io(
-        &self,
-        cx: &mut Context<'_>,
-        interest: Interest,
-        op: &mut dyn FnMut(BorrowedFd<'_>) -> io::Result<()>,
-    ) -> Poll<io::Result<()>>;
 }
 
 /// A clock and a way to sleep on it.
@@ -319,6 +158,40 @@ pub trait Timer: Clone + Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture;
 }
 
+/// What runs a root tree of kind [`Root<Self>`](crate::tree::Root) in real
+/// processes: the hook behind [`start_with`](crate::Tree::start_with) (and
+/// so [`start`](crate::Tree::start)), which this crate, portable and free
+/// of any OS code, can not run itself.
+///
+/// This crate holds the tree and its state machine; the fork-per-supervisor
+/// process engine is `supertrees-engine`, for Linux. A root kind implements
+/// `Runner` in a crate that can reach the engine: the backend crates'
+/// marker types (`supertrees_tokio::Tokio`, `supertrees_smol::Smol`) and
+/// the `supertrees` facade's `tree::Manual` (a root of no backend). Each
+/// `run` hands the tree to the engine on Linux, and returns
+/// [`Error::Unsupported`] on any other system. [`testing::run_simulated`]
+/// needs no runner: it runs any root, on every system.
+///
+/// Implement it for a backend of your own (see [`Backend`]) by calling
+/// `supertrees::tree::run_processes(tree, spawner, timer)`, the facade's
+/// door to the engine, which does exactly that.
+///
+/// [`testing::run_simulated`]: crate::testing::run_simulated
+pub trait Runner: 'static {
+    /// Runs `tree` in this process as the root supervisor, with its worker
+    /// hosts on `spawner` and every supervisor's time on `timer`, and
+    /// returns when the tree ends: what [`start_with`](crate::Tree::start_with)
+    /// does (see there for the process model and the errors).
+    ///
+    /// # Errors
+    ///
+    /// As [`start_with`](crate::Tree::start_with), and
+    /// [`Error::Unsupported`] where no process engine runs.
+    fn run<S: Spawner, T: Timer>(tree: Tree<Root<Self>>, spawner: S, timer: T) -> Result<(), Error>
+    where
+        Self: Sized;
+}
+
 /// A [`Spawner`] and a [`Timer`] known by type, so that a tree can be
 /// started without naming them: `start()` exists on every
 /// [`Tree<Root<B>>`](crate::Tree) whose `B` is a `Backend`.
@@ -326,19 +199,29 @@ pub trait Timer: Clone + Send + Sync + 'static {
 /// Backend crates implement it on a marker type (`supertrees_tokio::Tokio`,
 /// `supertrees_smol::Smol`); `supertrees::Supertree` is the root tree of
 /// the default backend, which is how its `start()` works. A root of no
-/// backend ([`Manual`](crate::tree::Manual)) is started with
+/// backend (the facade's `tree::Manual`) is started with
 /// [`start_with`](crate::Tree::start_with).
+///
+/// A backend is also a [`Runner`]: what runs the tree in processes.
 ///
 /// # Examples
 ///
 /// A backend of your own, here on `futures`' executor and a thread-sleeping
-/// timer (the paths are the `supertrees` facade's, which re-exports these):
+/// timer (the paths are the `supertrees` facade's, which re-exports these
+/// and has the process engine; this example is compiled there, in the docs
+/// of `supertrees::tree::run_processes`):
 ///
 /// ```no_run
-/// # extern crate supertrees_core as supertrees;
+/// # mod supertrees {
+/// #     pub use supertrees_core::*;
+/// #     pub mod tree {
+/// #         pub use supertrees_core::tree::*;
+/// #         pub fn run_processes<B, S, T>(_: supertrees_core::Tree<Root<B>>, _: S, _: T) -> Result<(), supertrees_core::Error> { Ok(()) }
+/// #     }
+/// # }
 /// use std::time::{Duration, Instant};
 /// use supertrees::tree::Root;
-/// use supertrees::{Backend, BoxFuture, Spawner, Timer, Tree};
+/// use supertrees::{Backend, BoxFuture, Error, Runner, Spawner, Timer, Tree};
 ///
 /// #[derive(Clone)]
 /// struct Blocking;
@@ -363,6 +246,11 @@ pub trait Timer: Clone + Send + Sync + 'static {
 /// }
 ///
 /// enum MyBackend {}
+/// impl Runner for MyBackend {
+///     fn run<S: Spawner, T: Timer>(tree: Tree<Root<Self>>, spawner: S, timer: T) -> Result<(), Error> {
+///         supertrees::tree::run_processes(tree, spawner, timer)
+///     }
+/// }
 /// impl Backend for MyBackend {
 ///     type Spawner = Blocking;
 ///     type Timer = ThreadTimer;
@@ -380,7 +268,7 @@ pub trait Timer: Clone + Send + Sync + 'static {
 /// MyTree::new().start()?;
 /// # Ok::<(), supertrees::Error>(())
 /// ```
-pub trait Backend: 'static {
+pub trait Backend: Runner {
     /// The executor of this backend.
     type Spawner: Spawner;
     /// The clock of this backend.

@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::path::Path;
+
 use std::time::{Duration, Instant};
 
-use crate::{ChildExit, Error, Event, EventKind, NodeKind};
+use crate::{ChildExit, Event, EventKind, NodeKind};
 
 /// What a supervisor, worker or worker host is doing now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -286,7 +286,7 @@ impl TreeStatus {
 
     /// Shows `text` (its subtree's limits and usage) on the node of
     /// supervisor `path`, if the status has it.
-    pub(crate) fn set_resources(&mut self, path: &str, text: String) {
+    pub fn set_resources(&mut self, path: &str, text: String) {
         if let Some(node) = self.nodes.get_mut(&key(path)) {
             node.resources = Some(text);
         }
@@ -299,7 +299,7 @@ impl TreeStatus {
 
     /// The children started at run time below node `path` (at any depth),
     /// in tree order, with their state.
-    pub(crate) fn dynamic_below(&self, path: &str) -> Vec<(String, NodeState)> {
+    pub fn dynamic_below(&self, path: &str) -> Vec<(String, NodeState)> {
         let top = key(path);
         self.nodes
             .range(top.clone()..)
@@ -313,7 +313,7 @@ impl TreeStatus {
     /// (its worker host, workers and child supervisors, which ended with
     /// it, SIGKILLed or not) is stopped, with no pid, until it starts
     /// again.
-    pub(crate) fn end_below(&mut self, path: &str) {
+    pub fn end_below(&mut self, path: &str) {
         let top = key(path);
         for (_, node) in self
             .nodes
@@ -330,7 +330,7 @@ impl TreeStatus {
     /// supervisor that has ended: `path` is a child started at run time
     /// (or below one), and a supervisor above it is known to be down
     /// (exited: restarting or stopped). Its children were removed with it.
-    pub(crate) fn is_from_ended_supervisor(&self, path: &str) -> bool {
+    pub fn is_from_ended_supervisor(&self, path: &str) -> bool {
         let k = key(path);
         let Some(first) = k.iter().position(|s| matches!(s, Segment::Dynamic(..))) else {
             return false;
@@ -342,31 +342,6 @@ impl TreeStatus {
             })
         })
     }
-}
-
-/// Asks the tree whose root serves `path` (see
-/// [`status_socket`](crate::Tree::status_socket)) for its
-/// status, as the indented text of [`TreeStatus`]. Gives up after 5 s.
-///
-/// # Errors
-///
-/// [`Error::Os`] with a message that names `path`: no socket there, nothing
-/// serving it, a socket of another user, a timeout, or an error line from
-/// the root.
-///
-/// # Examples
-///
-/// ```no_run
-/// # extern crate supertrees_core as supertrees;
-/// let text = supertrees::query_status("/run/user/1000/my-service/status.sock")?;
-/// print!("{text}");
-/// # Ok::<(), supertrees::Error>(())
-/// ```
-pub fn query_status(path: impl AsRef<Path>) -> Result<String, Error> {
-    crate::engine::query_status(path.as_ref(), Duration::from_secs(5)).map_err(|source| Error::Os {
-        context: "asking the status socket",
-        source,
-    })
 }
 
 fn uptime(d: Duration) -> String {

@@ -9,8 +9,9 @@
 //!   policy, applied by its parent ([`Supervisor`] is `Tree<Nested>`);
 //! * [`Root<B>`], the root: the callbacks and status socket of the tree, and
 //!   the backend `B` that [`start`](Tree::start) runs on
-//!   ([`Supertree`] is `Tree<Root<Manual>>` here, and the `supertrees`
-//!   facade's `Supertree` is the root of its default backend).
+//!   ([`Supertree`] is `Tree<Root<NoEngine>>` here, which runs in the
+//!   simulation only, and the `supertrees` facade's `Supertree` is the root
+//!   of its default backend).
 //!
 //! Every builder method is defined once: those all supervisors share on
 //! `Tree<K>`, the others on the kind they belong to.
@@ -46,7 +47,7 @@ use crate::message::Refusal;
 use crate::observe::Observers;
 use crate::{
     Backend, BackoffPolicy, Error, Event, Intensity, Limits, Listen, RestartPolicy, Restartable,
-    Shutdown, Spawner, Strategy, Timer, TreeStatus, Worker,
+    Runner, Shutdown, Spawner, Strategy, Timer, TreeStatus, Worker,
 };
 
 /// One child of a supervisor, in the order it was added.
@@ -54,7 +55,8 @@ use crate::{
 /// Both variants are boxed: a tree's children lists stay small, and
 /// so do the holes their growth leaves in the heap that every forked process
 /// of the tree inherits (and copies where it allocates into them).
-pub(crate) enum Child {
+#[doc(hidden)]
+pub enum Child {
     Worker(Box<dyn Worker>),
     Supervisor(Box<Supervisor>),
 }
@@ -70,7 +72,8 @@ impl Child {
     /// timeouts (its own [`with_shutdown`](Tree::with_shutdown)), and a
     /// timeout of the parent's running at the same time would kill it in
     /// the middle of its stop and orphan the processes it was stopping.
-    pub(crate) fn policy(&self) -> ChildPolicy {
+    #[doc(hidden)]
+    pub fn policy(&self) -> ChildPolicy {
         match self {
             Child::Worker(w) => worker_policy(w.as_ref()),
             Child::Supervisor(s) => ChildPolicy {
@@ -87,7 +90,8 @@ impl Child {
 /// The policies a supervisor applies to worker `w`: those of its
 /// [`Restartable`] methods (its `start_timeout` only if it is a
 /// [`Readiness::Notify`](crate::Readiness::Notify) worker).
-pub(crate) fn worker_policy(w: &dyn Worker) -> ChildPolicy {
+#[doc(hidden)]
+pub fn worker_policy(w: &dyn Worker) -> ChildPolicy {
     ChildPolicy {
         restart: w.restart_policy(),
         backoff: w.backoff_policy(),
@@ -149,48 +153,66 @@ impl fmt::Debug for Child {
 /// ```
 #[must_use = "a tree does nothing until it is started, and each builder method returns the changed tree"]
 pub struct Tree<K> {
-    pub(crate) children: Vec<Child>,
-    pub(crate) strategy: Strategy,
-    pub(crate) intensity: Intensity,
-    pub(crate) shutdown: Shutdown,
+    #[doc(hidden)]
+    pub children: Vec<Child>,
+    #[doc(hidden)]
+    pub strategy: Strategy,
+    #[doc(hidden)]
+    pub intensity: Intensity,
+    #[doc(hidden)]
+    pub shutdown: Shutdown,
     /// The mailboxes it declared ([`with_mailbox`](Tree::with_mailbox)).
-    pub(crate) mailboxes: Vec<String>,
+    #[doc(hidden)]
+    pub mailboxes: Vec<String>,
     /// Its templates of children started at run time
     /// ([`add_dynamic`](Tree::add_dynamic)).
-    pub(crate) templates: Vec<Template>,
+    #[doc(hidden)]
+    pub templates: Vec<Template>,
     /// The most children started at run time it runs at once.
-    pub(crate) max_children: Option<u32>,
+    #[doc(hidden)]
+    pub max_children: Option<u32>,
     /// What its subtree may use ([`with_limits`](Tree::with_limits)).
-    pub(crate) limits: Limits,
+    #[doc(hidden)]
+    pub limits: Limits,
     /// How often its processes must show life
     /// ([`with_watchdog`](Tree::with_watchdog)); `None`: its parent's.
-    pub(crate) watchdog: Option<Duration>,
+    #[doc(hidden)]
+    pub watchdog: Option<Duration>,
     /// The user and group its subtree runs as
     /// ([`with_user`](Tree::with_user)).
-    pub(crate) user: Option<(u32, u32)>,
+    #[doc(hidden)]
+    pub user: Option<(u32, u32)>,
     /// The listening sockets it declared
     /// ([`with_listener`](Tree::with_listener)).
-    pub(crate) listeners: Vec<(String, Listen)>,
-    pub(crate) kind: K,
+    #[doc(hidden)]
+    pub listeners: Vec<(String, Listen)>,
+    #[doc(hidden)]
+    pub kind: K,
 }
 
 /// Builds a worker from an encoded argument.
-pub(crate) type Build = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Worker>, Undecoded> + Send + Sync>;
+#[doc(hidden)]
+pub type Build = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Worker>, Undecoded> + Send + Sync>;
 
 /// A template of children started at run time.
 #[derive(Clone)]
-pub(crate) struct Template {
-    pub(crate) name: String,
+#[doc(hidden)]
+pub struct Template {
+    #[doc(hidden)]
+    pub name: String,
     /// The type name of its argument, checked by `start_child`.
-    pub(crate) argument: &'static str,
-    pub(crate) build: Build,
+    #[doc(hidden)]
+    pub argument: &'static str,
+    #[doc(hidden)]
+    pub build: Build,
 }
 
 impl Template {
     /// A worker built from this template and the encoded argument `arg`;
     /// why not, if the argument is of another type than the template's,
     /// is malformed (bytes left over included), or the template panics.
-    pub(crate) fn worker(&self, arg: &[u8]) -> Result<Box<dyn Worker>, Refusal> {
+    #[doc(hidden)]
+    pub fn worker(&self, arg: &[u8]) -> Result<Box<dyn Worker>, Refusal> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.build)(arg))) {
             Ok(Ok(worker)) => Ok(worker),
             Ok(Err(Undecoded::WrongType(found))) => Err(Refusal::WrongType {
@@ -249,11 +271,11 @@ pub type Supervisor = Tree<Nested>;
 /// A supervision tree: the root supervisor and everything below it.
 ///
 /// Build it with chained calls (the methods of [`Tree`]), then run it with
-/// [`start_with`](Tree::start_with) (real processes) or
 /// [`testing::run_simulated`](crate::testing::run_simulated) (one thread,
-/// virtual time). This crate's `Supertree` names no backend
-/// ([`Manual`]); the `supertrees` facade's `Supertree` is the same tree on
-/// its default backend, which adds [`start()`](Tree::start).
+/// virtual time). This crate's `Supertree` reaches no engine
+/// ([`NoEngine`]); the `supertrees` facade's `Supertree` is the same tree on
+/// its default backend, which adds [`start_with`](Tree::start_with) and
+/// [`start()`](Tree::start) (real processes).
 ///
 /// # Examples
 ///
@@ -278,7 +300,7 @@ pub type Supervisor = Tree<Nested>;
 ///     .add_supervisor(|s| s.add_worker(W(2)).add_supervisor(|s| s.add_worker(W(3))));
 /// println!("{tree:#?}");
 /// ```
-pub type Supertree = Tree<Root<Manual>>;
+pub type Supertree = Tree<Root<NoEngine>>;
 
 /// The kind of a [`Supervisor`]: what a supervisor below the root has and
 /// the root has not, its own restart and backoff policy, applied by its
@@ -308,7 +330,8 @@ pub struct Nested {
 /// the whole tree ([`on_event`](Tree::on_event),
 /// [`on_ready`](Tree::on_ready), [`status_socket`](Tree::status_socket)),
 /// and the backend `B` that [`start`](Tree::start) runs the tree on: any
-/// [`Backend`], or [`Manual`] for none.
+/// [`Backend`]; any [`Runner`] for [`start_with`](Tree::start_with) alone
+/// (the facade's `tree::Manual`); or [`NoEngine`] for none.
 ///
 /// # Examples
 ///
@@ -330,9 +353,12 @@ pub struct Root<B> {
     backend: PhantomData<fn() -> B>,
 }
 
-/// The backend of a root that has none: a `Tree<Root<Manual>>` has no
-/// `start()` and is run with [`start_with`](Tree::start_with) or
-/// [`run_simulated`](crate::testing::run_simulated).
+/// The backend of this crate's [`Supertree`]: none, and no engine either.
+/// A `Tree<Root<NoEngine>>` has neither `start()` nor `start_with`, as this
+/// crate holds no process engine; it runs in
+/// [`run_simulated`](crate::testing::run_simulated). The `supertrees`
+/// facade's roots (`supertrees::Supertree`, and `supertrees::tree::Manual`
+/// for a root of no backend) reach the engine.
 ///
 /// A type only: it has no values.
 ///
@@ -340,20 +366,26 @@ pub struct Root<B> {
 ///
 /// ```
 /// # extern crate supertrees_core as supertrees;
-/// use supertrees::tree::{Manual, Root};
+/// use supertrees::testing::{run_simulated, FakeTimer};
+/// use supertrees::tree::{NoEngine, Root};
 /// use supertrees::Tree;
 ///
-/// let tree = Tree::<Root<Manual>>::new();
+/// let tree = Tree::<Root<NoEngine>>::new();
+/// run_simulated(tree, FakeTimer::new())?;
+/// # Ok::<(), supertrees::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Manual {}
+pub enum NoEngine {}
 
 /// A root tree taken apart for the process engine and the simulation: the
 /// root as a plain supervisor (its kind's policies are never applied: it has
 /// no parent), and what the root process does besides supervising.
-pub(crate) struct TreeParts {
-    pub(crate) root: Supervisor,
-    pub(crate) observers: Observers,
+#[doc(hidden)]
+pub struct TreeParts {
+    #[doc(hidden)]
+    pub root: Supervisor,
+    #[doc(hidden)]
+    pub observers: Observers,
 }
 
 impl<B> From<Tree<Root<B>>> for TreeParts {
@@ -678,8 +710,8 @@ impl<K> Tree<K> {
     /// before anything is forked, the processes of this subtree (and the
     /// supervisors above it) inherit it, no other process holds it, and the
     /// workers of this supervisor and of those below it take a
-    /// fresh handle at each run with [`tcp_listener`](crate::tcp_listener)
-    /// or [`unix_listener`](crate::unix_listener). Connections that arrive
+    /// fresh handle at each run with `supertrees::tcp_listener`
+    /// or `supertrees::unix_listener`. Connections that arrive
     /// while the serving worker restarts wait in the backlog: none is
     /// refused. See [`Listen`] for the kinds of socket.
     ///
@@ -765,7 +797,8 @@ impl<K> Tree<K> {
     /// the simulation and the process engine drive one per supervisor. Its
     /// children started at run time are numbered from `first_id` on (see
     /// [`Machine::with_dynamic`]).
-    pub(crate) fn machine(&self, path: String, first_id: u64) -> Machine {
+    #[doc(hidden)]
+    pub fn machine(&self, path: String, first_id: u64) -> Machine {
         let policies = self.children.iter().map(Child::policy);
         let machine = Machine::new(path, policies, self.strategy, self.intensity);
         if self.templates.is_empty() {
@@ -782,7 +815,8 @@ impl Tree<Nested> {
     /// supervisor's parent runs as `inherited`: its own
     /// ([`with_user`](Self::with_user), else `inherited`) and those below
     /// it; each once.
-    pub(crate) fn users(&self, inherited: u32) -> Vec<u32> {
+    #[doc(hidden)]
+    pub fn users(&self, inherited: u32) -> Vec<u32> {
         let own = self.user.map_or(inherited, |(uid, _)| uid);
         let mut users = vec![own];
         for child in &self.children {
@@ -797,7 +831,8 @@ impl Tree<Nested> {
 
     /// This supervisor (at `path`) and every one below it, with their
     /// paths, each before the supervisors below it.
-    pub(crate) fn supervisors(&self, path: &str) -> Vec<(String, &Supervisor)> {
+    #[doc(hidden)]
+    pub fn supervisors(&self, path: &str) -> Vec<(String, &Supervisor)> {
         let mut all = vec![(path.to_owned(), self)];
         for (n, child) in self.children.iter().enumerate() {
             if let Child::Supervisor(sup) = child {
@@ -808,18 +843,16 @@ impl Tree<Nested> {
     }
 
     /// Checks the limits of this supervisor (at `path`) and every one
-    /// below; with `users`, that each supervisor's
-    /// [`with_user`](Tree::with_user) can be honoured where it is forked.
-    pub(crate) fn check(&self, path: &str, users: bool) -> Result<(), Error> {
+    /// below; with `users`, the uid and gid the calling process runs as and
+    /// whether it may switch users (see `check_users`), that each
+    /// supervisor's [`with_user`](Tree::with_user) can be honoured where it
+    /// is forked.
+    #[doc(hidden)]
+    pub fn check(&self, path: &str, users: Option<((u32, u32), bool)>) -> Result<(), Error> {
         for (_, sup) in self.supervisors(path) {
             sup.limits.check()?;
         }
-        if users {
-            let me = (
-                nix::unistd::geteuid().as_raw(),
-                nix::unistd::getegid().as_raw(),
-            );
-            let may = crate::engine::sys::may_switch_users();
+        if let Some((me, may)) = users {
             self.check_users(path, me, may, "this process")?;
         }
         Ok(())
@@ -1127,7 +1160,7 @@ impl<B> Tree<Root<B>> {
     }
 
     /// Serves the live [`TreeStatus`] on a Unix socket at `path` while the
-    /// tree runs; [`query_status`](crate::query_status) (or the `status`
+    /// tree runs; `supertrees::query_status` (or the `status`
     /// example) prints it from another terminal.
     ///
     /// The socket is created with mode 0600 in a directory only its owner can
@@ -1165,7 +1198,10 @@ impl<B> Tree<Root<B>> {
         self.kind.observers.status_socket = Some(path.into());
         self
     }
+}
 
+/// Running a root in processes, on the engine its kind's [`Runner`] reaches.
+impl<B: Runner> Tree<Root<B>> {
     /// Runs the tree with real processes on `spawner`'s executor, with
     /// `timer` as the clock of every supervisor, and returns when the tree
     /// ends.
@@ -1187,14 +1223,23 @@ impl<B> Tree<Root<B>> {
     /// * [`Error::IntensityExceeded`] if the root's restart intensity was
     ///   exceeded;
     /// * [`Error::Os`] if the root's signal handling or status socket could
-    ///   not be set up.
+    ///   not be set up;
+    /// * [`Error::Unsupported`] on a system the process engine does not
+    ///   support (it runs on Linux; [`run_simulated`](crate::testing::run_simulated)
+    ///   runs everywhere).
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # extern crate supertrees_core as supertrees;
+    /// # // The facade's `Supertree`, whose backend reaches the engine.
+    /// # enum Tokio {}
+    /// # impl supertrees::Runner for Tokio {
+    /// #     fn run<S: Spawner, T: Timer>(_: supertrees::Tree<supertrees::tree::Root<Self>>, _: S, _: T) -> Result<(), supertrees::Error> { Ok(()) }
+    /// # }
+    /// # type Supertree = supertrees::Tree<supertrees::tree::Root<Tokio>>;
     /// use std::time::{Duration, Instant};
-    /// use supertrees::{BoxFuture, Spawner, Supertree, Timer};
+    /// use supertrees::{BoxFuture, Spawner, Timer};
     ///
     /// #[derive(Clone)]
     /// struct Blocking;
@@ -1229,7 +1274,7 @@ impl<B> Tree<Root<B>> {
     /// # Ok::<(), supertrees::Error>(())
     /// ```
     pub fn start_with(self, spawner: impl Spawner, timer: impl Timer) -> Result<(), Error> {
-        crate::engine::run(TreeParts::from(self), spawner, timer)
+        B::run(self, spawner, timer)
     }
 }
 
@@ -1256,7 +1301,13 @@ impl<B: Backend> Tree<Root<B>> {
     /// `supertrees` facade's, which re-exports these):
     ///
     /// ```no_run
-    /// # extern crate supertrees_core as supertrees;
+    /// # mod supertrees {
+    /// #     pub use supertrees_core::*;
+    /// #     pub mod tree {
+    /// #         pub use supertrees_core::tree::*;
+    /// #         pub fn run_processes<B, S, T>(_: supertrees_core::Tree<Root<B>>, _: S, _: T) -> Result<(), supertrees_core::Error> { Ok(()) }
+    /// #     }
+    /// # }
     /// # use std::time::{Duration, Instant};
     /// # use supertrees::{BoxFuture, Spawner, Timer};
     /// # #[derive(Clone)]
@@ -1272,9 +1323,14 @@ impl<B: Backend> Tree<Root<B>> {
     /// #     fn sleep(&self, d: Duration) -> BoxFuture { Box::pin(async move { std::thread::sleep(d) }) }
     /// # }
     /// use supertrees::tree::Root;
-    /// use supertrees::{Backend, Tree};
+    /// use supertrees::{Backend, Error, Runner, Tree};
     ///
     /// enum Threads {}
+    /// impl Runner for Threads {
+    ///     fn run<S: Spawner, T: Timer>(tree: Tree<Root<Self>>, spawner: S, timer: T) -> Result<(), Error> {
+    ///         supertrees::tree::run_processes(tree, spawner, timer)
+    ///     }
+    /// }
     /// impl Backend for Threads {
     ///     type Spawner = Blocking;
     ///     type Timer = ThreadTimer;

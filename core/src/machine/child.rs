@@ -18,7 +18,7 @@ use crate::{BackoffPolicy, ChildExit, RestartPolicy, Shutdown};
 /// wire (`u32`). It names a child of *some* supervisor: the machine checks
 /// it against its own children before use.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub(crate) struct ChildIdx(u32);
+pub struct ChildIdx(u32);
 
 /// The bare position, as in log lines (`children=[0, 3]`).
 impl fmt::Debug for ChildIdx {
@@ -29,12 +29,12 @@ impl fmt::Debug for ChildIdx {
 
 impl ChildIdx {
     /// The index of the `n`-th child, if it fits.
-    pub(crate) fn new(n: usize) -> Option<Self> {
+    pub fn new(n: usize) -> Option<Self> {
         u32::try_from(n).ok().map(Self)
     }
 
     /// The position, for indexing.
-    pub(crate) fn get(self) -> usize {
+    pub fn get(self) -> usize {
         self.0 as usize
     }
 }
@@ -47,48 +47,44 @@ impl fmt::Display for ChildIdx {
 
 /// The policies a supervisor applies to one child.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ChildPolicy {
-    pub(crate) restart: RestartPolicy,
-    pub(crate) backoff: BackoffPolicy,
+pub struct ChildPolicy {
+    pub restart: RestartPolicy,
+    pub backoff: BackoffPolicy,
     /// How the child is stopped: its TERM→KILL deadline (for a worker:
     /// the time it has to return after its stop request, then it is dropped).
-    pub(crate) shutdown: Shutdown,
+    pub shutdown: Shutdown,
     /// How long a worker may take to be ready after each start (only for a
     /// `Readiness::Notify` worker); past it, it is dropped and fails.
-    pub(crate) start_timeout: Option<Duration>,
+    pub start_timeout: Option<Duration>,
     /// A supervisor that exits normally has finished its work: it is never
     /// restarted, whatever its restart policy.
-    pub(crate) is_supervisor: bool,
+    pub is_supervisor: bool,
 }
 
 /// Where a child stands: restarts so far and its place in the backoff
 /// sequence. What a lease hands to a worker host and gets back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct RecordState {
-    pub(crate) restarts: u32,
-    pub(crate) backoff: BackoffState,
+pub struct RecordState {
+    pub restarts: u32,
+    pub backoff: BackoffState,
 }
 
 /// A child's policies and where it stands.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ChildRecord {
-    pub(crate) policy: ChildPolicy,
-    pub(crate) state: RecordState,
+pub struct ChildRecord {
+    pub policy: ChildPolicy,
+    pub state: RecordState,
 }
 
 impl ChildRecord {
-    pub(crate) fn new(policy: ChildPolicy, state: RecordState) -> Self {
+    pub fn new(policy: ChildPolicy, state: RecordState) -> Self {
         Self { policy, state }
     }
 
     /// The child ran for `ran_for` and exited with `exit` on its own: the
     /// delay before it runs again (advancing its backoff), or `None` when it
     /// is done for good.
-    pub(crate) fn restart_delay(
-        &mut self,
-        exit: &ChildExit,
-        ran_for: Duration,
-    ) -> Option<Duration> {
+    pub fn restart_delay(&mut self, exit: &ChildExit, ran_for: Duration) -> Option<Duration> {
         let finished = self.policy.is_supervisor && !exit.is_failure();
         if finished
             || !self
@@ -102,13 +98,13 @@ impl ChildRecord {
     }
 
     /// The child has been started again.
-    pub(crate) fn restarted(&mut self) {
+    pub fn restarted(&mut self) {
         self.state.restarts = self.state.restarts.saturating_add(1);
     }
 
     /// Whether the child may run again after its supervisor stopped it to
     /// restart a group of siblings.
-    pub(crate) fn allows_another_run(&self) -> bool {
+    pub fn allows_another_run(&self) -> bool {
         self.policy.restart.allows_another_run(self.state.restarts)
     }
 }

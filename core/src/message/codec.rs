@@ -34,7 +34,7 @@ const REFUSAL: u8 = 1;
 
 /// Why a typed body was not decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Undecoded {
+pub enum Undecoded {
     /// It is of another type: the one it names.
     WrongType(String),
     /// It is not what postcard makes of a value of the type it names (cut
@@ -45,7 +45,7 @@ pub(crate) enum Undecoded {
 impl Undecoded {
     /// What the receiving side of endpoint `name`, which takes an
     /// `expected`, makes of it.
-    pub(crate) fn into_error(self, name: &str, expected: &str) -> Error {
+    pub fn into_error(self, name: &str, expected: &str) -> Error {
         match self {
             Undecoded::WrongType(found) => Error::WrongType {
                 name: name.to_owned(),
@@ -67,13 +67,13 @@ impl Undecoded {
 /// [`Error::Encoding`] if `value` can not be encoded,
 /// [`Error::MessageTooLarge`] over [`MAX_MESSAGE`] (its type's name
 /// included).
-pub(crate) fn encode<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>, Error> {
+pub fn encode<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>, Error> {
     typed_after(name, Vec::new(), value)
 }
 
 /// Decodes a typed body as a `T`: only if it names `T`, and to its last
 /// byte.
-pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Undecoded> {
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Undecoded> {
     let (found, rest) = postcard::take_from_bytes::<&str>(body)
         .map_err(|err| Undecoded::Malformed(format!("no type name: {err}")))?;
     if found != type_name::<T>() {
@@ -87,7 +87,7 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Undecoded> {
 /// # Errors
 ///
 /// Those of [`encode`].
-pub(crate) fn encode_reply<R: Serialize + ?Sized>(name: &str, reply: &R) -> Result<Vec<u8>, Error> {
+pub fn encode_reply<R: Serialize + ?Sized>(name: &str, reply: &R) -> Result<Vec<u8>, Error> {
     let mut head = Vec::with_capacity(64);
     head.push(ANSWER);
     typed_after(name, head, reply)
@@ -95,7 +95,7 @@ pub(crate) fn encode_reply<R: Serialize + ?Sized>(name: &str, reply: &R) -> Resu
 
 /// The reply refusing a call whose message is not the `expected` the
 /// server takes.
-pub(crate) fn encode_refusal(expected: &str) -> Vec<u8> {
+pub fn encode_refusal(expected: &str) -> Vec<u8> {
     // A string always encodes into a vector.
     postcard::to_extend(expected, vec![REFUSAL]).unwrap_or_else(|_| vec![REFUSAL])
 }
@@ -108,7 +108,7 @@ pub(crate) fn encode_refusal(expected: &str) -> Vec<u8> {
 /// [`Error::WrongType`] if the reply is not an `R` (`expected` is `R`), or
 /// if the server refused the message (`expected` is the server's type,
 /// `found` is `M`); [`Error::Encoding`] if it is malformed.
-pub(crate) fn decode_reply<M, R: DeserializeOwned>(name: &str, reply: &[u8]) -> Result<R, Error> {
+pub fn decode_reply<M, R: DeserializeOwned>(name: &str, reply: &[u8]) -> Result<R, Error> {
     let malformed = |reason: String| Error::Encoding {
         name: name.to_owned(),
         reason,
@@ -133,7 +133,7 @@ pub(crate) fn decode_reply<M, R: DeserializeOwned>(name: &str, reply: &[u8]) -> 
 /// # Errors
 ///
 /// As [`encode`].
-pub(crate) fn encode_plain<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>, Error> {
+pub fn encode_plain<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>, Error> {
     let body = postcard::to_stdvec(value).map_err(|err| Error::Encoding {
         name: name.to_owned(),
         reason: err.to_string(),
@@ -143,7 +143,7 @@ pub(crate) fn encode_plain<T: Serialize + ?Sized>(name: &str, value: &T) -> Resu
 
 /// Decodes `bytes` as a `T`, to the last byte: bytes left over make it
 /// malformed.
-pub(crate) fn strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub fn strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(format!(
@@ -157,7 +157,7 @@ pub(crate) fn strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 
 /// The name a `T` travels under: its [`type_name`], without references
 /// (`&` and `&mut`), which serde encodes as what they refer to.
-pub(crate) fn wire_name<T: ?Sized>() -> Cow<'static, str> {
+pub fn wire_name<T: ?Sized>() -> Cow<'static, str> {
     let name = type_name::<T>();
     if name.contains('&') {
         Cow::Owned(name.replace("&mut ", "").replace('&', ""))

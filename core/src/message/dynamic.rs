@@ -10,7 +10,7 @@ use crate::{ChildId, Worker};
 
 /// Builds a worker from `template` and `arg`, and has `machine` add it as a
 /// child started at run time: its index and id, and the worker built.
-pub(crate) fn add(
+pub fn add(
     machine: &mut Machine,
     template: &Template,
     arg: &[u8],
@@ -26,18 +26,14 @@ pub(crate) fn add(
 
 /// Has `machine` stop and remove child `id`; it reports `Removed` once
 /// done.
-pub(crate) fn remove(
-    machine: &mut Machine,
-    id: ChildId,
-    now: Instant,
-) -> Result<ChildIdx, Refusal> {
+pub fn remove(machine: &mut Machine, id: ChildId, now: Instant) -> Result<ChildIdx, Refusal> {
     machine
         .handle_remove(id, now)
         .map_err(|_| Refusal::UnknownChild(id))
 }
 
 /// `answer`, encoded for the requester.
-pub(crate) fn encode_answer(answer: &Answer) -> Vec<u8> {
+pub fn encode_answer(answer: &Answer) -> Vec<u8> {
     // An `Answer` is a small enum of plain data: encoding it can not fail.
     postcard::to_stdvec(answer).unwrap_or_default()
 }

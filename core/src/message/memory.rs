@@ -15,7 +15,7 @@ use crate::{Error, Timer};
 
 /// How many messages a simulated mailbox holds before `send` waits: about
 /// what a process engine's mailbox holds of small messages.
-pub(crate) const CAPACITY: usize = 256;
+pub const CAPACITY: usize = 256;
 
 struct Item {
     body: Vec<u8>,
@@ -31,7 +31,7 @@ struct QueueState {
 
 /// One simulated mailbox (or template's request queue).
 #[derive(Default)]
-pub(crate) struct Queue {
+pub struct Queue {
     state: Mutex<QueueState>,
 }
 
@@ -70,7 +70,7 @@ impl Queue {
     }
 
     /// The next item, once there is one.
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Received> {
+    pub fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Received> {
         let mut state = self.lock();
         let Some(item) = state.items.pop_front() else {
             remember(&mut state.receivers, cx.waker());
@@ -102,7 +102,7 @@ impl Replier for MemoryReplier {
 /// The simulated mailboxes of a tree, as the workers of one supervisor
 /// reach them, whose calls time out on the clock of timer `T`.
 #[derive(Clone)]
-pub(crate) struct MemoryServices<T> {
+pub struct MemoryServices<T> {
     endpoints: Arc<Vec<(Declared, Arc<Queue>)>>,
     owner: String,
     timer: T,
@@ -110,7 +110,7 @@ pub(crate) struct MemoryServices<T> {
 
 impl<T: Timer> MemoryServices<T> {
     /// A queue for each of `declared`, on `timer`'s time.
-    pub(crate) fn new(declared: Vec<Declared>, timer: T) -> Self {
+    pub fn new(declared: Vec<Declared>, timer: T) -> Self {
         Self {
             endpoints: Arc::new(
                 declared
@@ -124,7 +124,7 @@ impl<T: Timer> MemoryServices<T> {
     }
 
     /// The same mailboxes, for the workers of supervisor `owner`.
-    pub(crate) fn for_owner(&self, owner: &str) -> Arc<dyn Services> {
+    pub fn for_owner(&self, owner: &str) -> Arc<dyn Services> {
         Arc::new(Self {
             owner: owner.to_owned(),
             ..self.clone()
@@ -133,7 +133,7 @@ impl<T: Timer> MemoryServices<T> {
 
     /// The request queues of the templates supervisor `owner` declared,
     /// with their names.
-    pub(crate) fn templates_of(&self, owner: &str) -> Vec<(Declared, Arc<Queue>)> {
+    pub fn templates_of(&self, owner: &str) -> Vec<(Declared, Arc<Queue>)> {
         self.endpoints
             .iter()
             .filter(|(d, _)| d.kind == Kind::Template && d.owner == owner)

@@ -144,12 +144,13 @@
 //! # let _ = tree;
 //! ```
 
-pub(crate) mod codec;
-mod directory;
-pub(crate) mod dynamic;
-pub(crate) mod memory;
-#[allow(unsafe_code)]
-pub(crate) mod socket;
+#[doc(hidden)]
+pub mod codec;
+mod declared;
+#[doc(hidden)]
+pub mod dynamic;
+#[doc(hidden)]
+pub mod memory;
 
 use std::fmt;
 use std::future::Future;
@@ -163,8 +164,10 @@ use serde::{Deserialize, Serialize};
 
 use codec::Undecoded;
 
-pub(crate) use directory::{Declared, Directory};
-pub(crate) use memory::MemoryServices;
+#[doc(hidden)]
+pub use declared::Declared;
+#[doc(hidden)]
+pub use memory::MemoryServices;
 
 use crate::port::{InboxPort, Kind, Op, Outbox, Received, Replier, Services};
 use crate::{ChildId, Error};
@@ -178,7 +181,8 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// How long [`start_child()`] and [`terminate_child()`] wait for the
 /// supervisor's answer, waiting for room to ask included.
-pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+#[doc(hidden)]
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The services of this process, set by a worker host before it runs any
 /// worker: what [`mailbox()`] and friends use outside a worker's own run
@@ -186,7 +190,8 @@ pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 static PROCESS: OnceLock<Arc<dyn Services>> = OnceLock::new();
 
 /// Makes `services` this process's (in a worker host, once).
-pub(crate) fn install(services: Arc<dyn Services>) {
+#[doc(hidden)]
+pub fn install(services: Arc<dyn Services>) {
     let _ = PROCESS.set(services);
 }
 
@@ -362,6 +367,28 @@ pub struct Mailbox<M> {
     name: Arc<str>,
     outbox: Arc<dyn Outbox>,
     message: PhantomData<fn(M)>,
+}
+
+/// The engine's seam (its tests), not part of the API.
+#[doc(hidden)]
+impl<M> Mailbox<M> {
+    /// The mailbox `name` that sends through `outbox`.
+    pub fn from_outbox(name: &str, outbox: Arc<dyn Outbox>) -> Self {
+        Mailbox {
+            name: name.into(),
+            outbox,
+            message: PhantomData,
+        }
+    }
+
+    /// This mailbox, as one of messages of type `N`.
+    pub fn retyped<N>(&self) -> Mailbox<N> {
+        Mailbox {
+            name: self.name.clone(),
+            outbox: self.outbox.clone(),
+            message: PhantomData,
+        }
+    }
 }
 
 impl<M> Clone for Mailbox<M> {
@@ -611,6 +638,19 @@ pub struct Inbox<M> {
     name: Arc<str>,
     port: Box<dyn InboxPort>,
     message: PhantomData<fn() -> M>,
+}
+
+/// The engine's seam (its tests), not part of the API.
+#[doc(hidden)]
+impl<M> Inbox<M> {
+    /// The inbox of mailbox `name` that reads from `port`.
+    pub fn from_port(name: &str, port: Box<dyn InboxPort>) -> Self {
+        Inbox {
+            name: name.into(),
+            port,
+            message: PhantomData,
+        }
+    }
 }
 
 impl<M> fmt::Debug for Inbox<M> {
@@ -1048,7 +1088,8 @@ impl<M> Envelope<M> {
 
 /// A request to a supervisor about its dynamic children.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Request {
+#[doc(hidden)]
+pub enum Request {
     /// Build a worker from the template and this argument, and start it.
     Start(Vec<u8>),
     /// Stop and remove this child.
@@ -1057,7 +1098,8 @@ pub(crate) enum Request {
 
 /// Why a supervisor refused a [`Request`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Refusal {
+#[doc(hidden)]
+pub enum Refusal {
     /// It already runs its maximum number of dynamic children.
     Full { max: u32 },
     /// No such child (never was, or already removed).
@@ -1089,7 +1131,8 @@ impl fmt::Display for Refusal {
 }
 
 /// A supervisor's answer to a [`Request`].
-pub(crate) type Answer = Result<Option<ChildId>, Refusal>;
+#[doc(hidden)]
+pub type Answer = Result<Option<ChildId>, Refusal>;
 
 impl Refusal {
     fn into_error(self, name: &str) -> Error {
@@ -1110,7 +1153,8 @@ impl Refusal {
 
 /// Asks the supervisor that declared template `name` about its children,
 /// waiting at most [`ASK_TIMEOUT`]: past it, [`Error::NoReply`].
-async fn ask(
+#[doc(hidden)]
+pub async fn ask(
     outbox: Arc<dyn Outbox>,
     name: Arc<str>,
     request: Request,

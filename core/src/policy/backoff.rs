@@ -187,14 +187,14 @@ impl Default for BackoffPolicy {
 
 /// One child's place in its backoff sequence.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct BackoffState {
+pub struct BackoffState {
     consecutive: u32,
 }
 
 impl BackoffState {
     /// The delay before restarting a child that ran for `ran_for` before it
     /// exited, advancing the sequence.
-    pub(crate) fn next_delay(&mut self, policy: &BackoffPolicy, ran_for: Duration) -> Duration {
+    pub fn next_delay(&mut self, policy: &BackoffPolicy, ran_for: Duration) -> Duration {
         if ran_for >= policy.reset_after() {
             self.consecutive = 0;
         }

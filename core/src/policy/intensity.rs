@@ -57,14 +57,14 @@ impl Intensity {
 
 /// The recent restarts of one supervisor, as many as its intensity needs.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct RestartHistory {
+pub struct RestartHistory {
     times: VecDeque<Instant>,
 }
 
 impl RestartHistory {
     /// Records a restart at `now`; returns `true` when it makes more than
     /// `max_restarts` restarts inside the last `within`.
-    pub(crate) fn record(&mut self, intensity: &Intensity, now: Instant) -> bool {
+    pub fn record(&mut self, intensity: &Intensity, now: Instant) -> bool {
         let Some((max, within)) = intensity.limit else {
             return false;
         };
@@ -90,7 +90,7 @@ impl RestartHistory {
     /// Restarts only leave the window as time passes, so a restart allowed
     /// by the budget is allowed by [`record`](Self::record) at any later
     /// time too: a worker host may spend it without asking.
-    pub(crate) fn budget(&self, intensity: &Intensity, now: Instant) -> Option<u32> {
+    pub fn budget(&self, intensity: &Intensity, now: Instant) -> Option<u32> {
         let (max, within) = intensity.limit?;
         if within.is_zero() {
             return None;

@@ -11,9 +11,9 @@ mod shutdown;
 mod strategy;
 
 pub use backoff::BackoffPolicy;
-pub(crate) use backoff::BackoffState;
+pub use backoff::BackoffState;
 pub use intensity::Intensity;
-pub(crate) use intensity::RestartHistory;
+pub use intensity::RestartHistory;
 pub use restart::RestartPolicy;
 pub use shutdown::Shutdown;
 pub use strategy::Strategy;

@@ -96,7 +96,7 @@ pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Err
         next_ids: HashMap::new(),
     }));
     // Limits are checked, then ignored; so are users and watchdogs.
-    tree.root.check("root", false)?;
+    tree.root.check("root", None)?;
     let services = MemoryServices::new(Declared::collect(&tree.root)?, timer.clone());
     let root = supervise(
         &tree.root,
@@ -461,7 +461,7 @@ impl<'a> Sim<'a> {
                         drop(self.running.0[n].take());
                         self.asked.retain(|&m| m != n);
                         let killed = if self.child_stops[n].is_some() {
-                            ChildExit::Signaled(nix::libc::SIGKILL)
+                            ChildExit::Signaled(crate::exit::SIGKILL)
                         } else {
                             // A worker's future is dropped: it is stopped.
                             ChildExit::Stopped

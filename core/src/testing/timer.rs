@@ -115,7 +115,7 @@ impl FakeTimer {
     }
 
     /// Jumps to the earliest pending deadline; `false` if there is none.
-    pub(crate) fn jump_to_next_deadline(&self) -> bool {
+    pub fn jump_to_next_deadline(&self) -> bool {
         let next = {
             let clock = self.clock();
             let now = clock.elapsed;

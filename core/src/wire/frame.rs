@@ -32,16 +32,16 @@ use crate::MAX_MESSAGE;
 /// The first bytes of every frame.
 const MAGIC: [u8; 2] = [0x5A, 0x17];
 /// Magic and length.
-pub(crate) const HEADER: usize = MAGIC.len() + 4;
+pub const HEADER: usize = MAGIC.len() + 4;
 /// The largest body a reader accepts; a longer length is taken as garbage.
 /// The largest message is a [`Command::Add`](crate::wire::Command::Add):
 /// its argument came in a request of at most [`MAX_MESSAGE`] bytes once
 /// encoded, and its own fields take at most 14 bytes more (a tag, two
 /// `u32`s and the argument's length, as varints).
-pub(crate) const MAX_BODY: usize = MAX_MESSAGE + 64;
+pub const MAX_BODY: usize = MAX_MESSAGE + 64;
 
 /// Encodes `message` as one frame.
-pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     let mut out = Vec::new();
     encode_into(&mut out, message);
     out
@@ -52,7 +52,7 @@ pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// Every message type of the engine serializes infallibly (no maps with
 /// non-string keys, no unsized sequences); a failure would be a bug, and
 /// yields an empty body, which the reader drops and logs.
-pub(crate) fn encode_into<T: Serialize>(out: &mut Vec<u8>, message: &T) {
+pub fn encode_into<T: Serialize>(out: &mut Vec<u8>, message: &T) {
     let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[0; 4]);
@@ -82,7 +82,7 @@ impl Extend<u8> for Append<'_> {
 
 /// Reassembles frames from bytes as they arrive.
 #[derive(Debug, Default)]
-pub(crate) struct FrameReader {
+pub struct FrameReader {
     buf: Vec<u8>,
     /// Where the bytes not decoded yet start in `buf`: consumed bytes are
     /// dropped once per batch, not once per frame.
@@ -91,12 +91,12 @@ pub(crate) struct FrameReader {
 
 impl FrameReader {
     /// Bytes received and not decoded yet.
-    pub(crate) fn pending(&self) -> usize {
+    pub fn pending(&self) -> usize {
         self.buf.len() - self.at
     }
 
     /// Appends bytes read off the wire.
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
+    pub fn push(&mut self, bytes: &[u8]) {
         if self.at > 0 {
             self.buf.drain(..self.at);
             self.at = 0;
@@ -107,7 +107,8 @@ impl FrameReader {
     /// The next whole message, or `None` until more bytes arrive. Garbled
     /// bytes and frames whose body is not exactly one `T` are logged and
     /// skipped.
-    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Option<T> {
+    #[allow(clippy::should_implement_trait)] // generic over the message type: not an Iterator
+    pub fn next<T: DeserializeOwned>(&mut self) -> Option<T> {
         loop {
             let rest = &self.buf[self.at..];
             let start = rest.windows(MAGIC.len()).position(|w| w == MAGIC);
@@ -160,7 +161,7 @@ impl FrameReader {
 }
 
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) mod check;
+pub mod check;
 #[cfg(test)]
 mod props;
 

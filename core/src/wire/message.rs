@@ -9,7 +9,7 @@ use crate::ChildExit;
 
 /// Supervisor → worker host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Command {
+pub enum Command {
     /// Start (or restart) worker `child`. With a `lease` (its restart record
     /// as the supervisor's machine has it), the host restarts it in place
     /// while the rule and the [`Grant`] allow; see `crate::lease`.
@@ -45,7 +45,7 @@ pub(crate) enum Command {
 /// child supervisor sends `Ready` once and `Ended` last. Either sends
 /// `SetupFailed` alone, and exits, when it could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Note {
+pub enum Note {
     /// Worker `child` declared itself ready.
     WorkerReady(ChildIdx),
     /// Worker `child`, started at run time, was built from its template
@@ -91,17 +91,17 @@ pub(crate) enum Note {
 
 /// How a supervisor process ended, as it tells its parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Ending {
-    pub(crate) outcome: Outcome,
+pub struct Ending {
+    pub outcome: Outcome,
     /// The signal (SIGTERM; at the root also SIGINT, SIGHUP, SIGQUIT) that
     /// asked it to stop, if any.
-    pub(crate) signal: Option<i32>,
+    pub signal: Option<i32>,
 }
 
 impl Ending {
     /// How its parent reports a child supervisor that ended this way (when
     /// the parent did not ask it to stop; then it is `Stopped`).
-    pub(crate) fn exit(self) -> ChildExit {
+    pub fn exit(self) -> ChildExit {
         match (self.outcome, self.signal) {
             (Outcome::GaveUp, _) => ChildExit::GaveUp,
             (Outcome::Normal, Some(signal)) => ChildExit::Signaled(signal),

@@ -8,7 +8,7 @@
 //! serialized with postcard, length-prefixed, resynchronising on garbage.
 //! No meaning travels in exit codes.
 
-pub(crate) mod frame;
+pub mod frame;
 mod message;
 
-pub(crate) use message::{Command, Ending, Note};
+pub use message::{Command, Ending, Note};

@@ -18,10 +18,7 @@ use crate::wire::{Command, Note};
 /// no more than that and the last chunk; and it never hands out more than
 /// one message per `HEADER + 1` bytes received (so taking messages ends).
 /// Returns the messages, and how many bytes the reader holds at the end.
-pub(crate) fn decode_chunked<T: DeserializeOwned>(
-    bytes: &[u8],
-    chunks: &[usize],
-) -> (Vec<T>, usize) {
+pub fn decode_chunked<T: DeserializeOwned>(bytes: &[u8], chunks: &[usize]) -> (Vec<T>, usize) {
     let mut reader = FrameReader::default();
     let mut messages = Vec::new();
     let mut sizes = chunks.iter().cycle();
@@ -57,7 +54,7 @@ pub(crate) fn decode_chunked<T: DeserializeOwned>(
 /// messages and what is left over are the same in `chunks` as all at once
 /// and byte by byte, and each message decoded encodes to a frame that
 /// decodes back to it. Returns the messages.
-pub(crate) fn any_bytes_as<T>(bytes: &[u8], chunks: &[usize]) -> Vec<T>
+pub fn any_bytes_as<T>(bytes: &[u8], chunks: &[usize]) -> Vec<T>
 where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
@@ -81,7 +78,7 @@ where
 
 /// The fuzz target: the first byte of `data` (if any) sets a chunk size,
 /// the rest is read as [`Note`]s and as [`Command`]s by [`any_bytes_as`].
-pub(crate) fn fuzz(data: &[u8]) {
+pub fn fuzz(data: &[u8]) {
     let Some((&chunk, bytes)) = data.split_first() else {
         return;
     };

@@ -1,0 +1,282 @@
+//! # supertrees-engine
+//!
+//! The Linux process engine of [supertrees]: every supervisor a forked
+//! process, every supervisor's workers tasks of one forked worker host, and
+//! around them the channels, mailbox and listener sockets, cgroups, status
+//! socket and systemd notifications of a running tree. The tree, its
+//! policies and the state machine that decides every restart are
+//! `supertrees-core`'s, portable; this crate drives that machine with what
+//! happens to real processes. The process model is described in the crate
+//! docs of `supertrees-core` (`## Process model`), which is what this
+//! crate implements.
+//!
+//! Most users depend on the `supertrees` facade, whose `start()` and
+//! `start_with` come here ([`run`]). Off Linux this crate is empty, and
+//! the facade's `start()` returns `Error::Unsupported`.
+//!
+//! ## Module map
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `lib.rs` | [`run`]: the root supervisor of a tree; what the root makes before it forks (`Shared`) |
+//! | `node/` | one supervisor's loop: its machine, its children's processes, dynamic children, reports, the watchdog |
+//! | `host.rs` | the worker host: a supervisor's workers as tasks on the user's runtime |
+//! | `channel.rs` | the framed pipes between a supervisor and each child process |
+//! | `events.rs`, `root.rs`, `outlet.rs` | lifecycle events to the root, its observers and status |
+//! | `sys.rs`, `sys/` | fork, signals, the self-pipe, shared memory words, the abort mark |
+//! | `ratelimit.rs` | one log line per period for repeated failures |
+//! | `cgroup/`, `containment.rs` | limited subtrees: cgroups and rlimits, out-of-memory watch |
+//! | `status_socket/` | the status socket: its server, its directory, and [`query_status`] |
+//! | `listeners.rs`, `listen.rs`, `listen/` | listeners: bound by the root, kept per process, handed out ([`tcp_listener`], [`unix_listener`]), stopped with the tree |
+//! | `trusted_dir.rs` | the checks of a socket's directory (status socket, Unix listeners) |
+//! | `systemd.rs` | socket activation and `sd_notify` |
+//! | `directory.rs`, `socket.rs`, `socket/` | mailboxes' socket pairs and their transport (the `port` seam's socket services) |
+//! | `register.rs`, `reactor.rs` | [`Register`], [`IoSource`], [`Interest`]; the default reactor ([`DefaultReactor`]) |
+//! | `testing.rs` | [`check_register`], a conformance check of a [`Register`] |
+//! | `fuzzing.rs` | the parsers' entry points for `fuzz/` (feature `fuzzing`) |
+//!
+//! [supertrees]: https://docs.rs/supertrees
+#![cfg(target_os = "linux")]
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod cgroup;
+mod channel;
+mod containment;
+mod directory;
+mod events;
+mod host;
+mod listen;
+mod listeners;
+mod node;
+mod outlet;
+pub(crate) mod ratelimit;
+mod reactor;
+mod register;
+mod root;
+#[allow(unsafe_code)]
+mod socket;
+mod status_socket;
+#[allow(unsafe_code)]
+pub(crate) mod sys;
+mod systemd;
+mod testing;
+mod trusted_dir;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
+/// The engine's parsers, for the fuzz targets (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz {
+    pub(crate) use super::cgroup::fuzz_parsers as cgroup_parsers;
+    pub(crate) use super::status_socket::fuzz_request as status_request;
+}
+
+// The core's internals the engine builds on (its seam), named as they were
+// when the engine was a module of the core.
+#[cfg(test)]
+use supertrees_core::Supertree;
+use supertrees_core::{lease, limits, machine, message, observe, path, port, ready, tree, wire};
+use supertrees_core::{
+    ChildExit, ChildId, Error, Event, EventKind, Limits, Listen, NodeKind, Timer,
+};
+
+pub use listen::{tcp_listener, unix_listener};
+pub use register::{DefaultReactor, Interest, IoSource, Register};
+pub use testing::check_register;
+
+/// What the engine needs of an executor: to run futures
+/// ([`supertrees_core::Spawner`]) and to register fds with its reactor
+/// ([`Register`]).
+pub(crate) trait Spawner: supertrees_core::Spawner + Register {}
+impl<S: supertrees_core::Spawner + Register> Spawner for S {}
+
+use std::sync::Arc;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::directory::Directory;
+use crate::machine::Outcome;
+use crate::message::Declared;
+use crate::tree::{Root, Tree, TreeParts};
+use containment::Containment;
+use listeners::Listeners;
+use node::Node;
+use outlet::Outlet;
+use root::Events;
+use sys::SignalPipe;
+
+/// What the root makes for the whole tree before it forks anything, so
+/// that every process of the tree inherits it (each child keeps what its
+/// role needs: see [`Directory::for_child`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    /// The mailboxes and templates, with their sockets.
+    pub(crate) directory: Arc<Directory>,
+    /// The limited subtrees, with their cgroups.
+    pub(crate) containment: Arc<Containment>,
+    /// Where the ids of a supervisor's children started at run time begin
+    /// (see [`ChildIds`]).
+    pub(crate) ids: ChildIds,
+}
+
+/// Where each incarnation of a supervisor numbers its children started at
+/// run time from, so that a [`ChildId`](crate::ChildId) is never reused in
+/// the tree's life, restarts of the supervisor included, without the
+/// incarnations telling each other anything.
+///
+/// The first incarnation of a supervisor (the root's, or one forked for the
+/// first time by a first incarnation of its parent) numbers them from 1.
+/// Any later one numbers them from the nanoseconds that passed since the
+/// root started ([`std::time::Instant`] is the same monotonic clock in
+/// every process), read when its parent forks it: each earlier
+/// incarnation of it ended before that, and handed out fewer ids than
+/// nanoseconds passed while it ran, so every id it gave is below.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildIds {
+    /// When the root started.
+    pub(crate) epoch: std::time::Instant,
+    /// The first id of this incarnation.
+    pub(crate) first: u64,
+}
+
+impl ChildIds {
+    /// The ids of the root, which runs once.
+    fn root() -> Self {
+        Self {
+            epoch: std::time::Instant::now(),
+            first: 1,
+        }
+    }
+
+    /// The ids of a child supervisor forked now, for the first time in this
+    /// incarnation (`again`: not) of this supervisor.
+    pub(crate) fn for_child(self, again: bool) -> Self {
+        let first = if self.first == 1 && !again {
+            1
+        } else {
+            let nanos = self.epoch.elapsed().as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX / 2).max(2)
+        };
+        Self { first, ..self }
+    }
+}
+
+/// Runs `tree` in this process as the root supervisor, with its worker
+/// hosts on `spawner` (and its fds on the reactor of `spawner`'s
+/// [`Register`]) and every supervisor's time on `timer`, and returns when
+/// the tree ends: what `start_with` does, documented there
+/// (`supertrees_core::Tree::start_with`). A backend's `Runner` calls it;
+/// wrap a spawner that has no [`Register`] of its own in
+/// [`DefaultReactor`].
+///
+/// # Errors
+///
+/// As `start_with`: [`Error::InsideRuntime`], [`Error::IntensityExceeded`],
+/// [`Error::Os`], and the errors of a tree that can not start (limits,
+/// users, names, listeners, the status socket).
+pub fn run<B, S, T>(tree: Tree<Root<B>>, spawner: S, timer: T) -> Result<(), Error>
+where
+    S: supertrees_core::Spawner + Register,
+    T: Timer,
+{
+    run_parts(TreeParts::from(tree), spawner, timer)
+}
+
+/// Asks the tree whose root serves `path` (see `status_socket` on the
+/// root tree) for its status, as the indented text of
+/// `supertrees_core::TreeStatus`. Gives up after 5 s.
+///
+/// # Errors
+///
+/// [`Error::Os`] with a message that names `path`: no socket there, nothing
+/// serving it, a socket of another user, a timeout, or an error line from
+/// the root.
+///
+/// # Examples
+///
+/// ```no_run
+/// let text = supertrees_engine::query_status("/run/user/1000/my-service/status.sock")?;
+/// print!("{text}");
+/// # Ok::<(), supertrees_core::Error>(())
+/// ```
+pub fn query_status(path: impl AsRef<Path>) -> Result<String, Error> {
+    status_socket::query(path.as_ref(), Duration::from_secs(5))
+        .map_err(|source| Error::os("asking the status socket", source))
+}
+
+/// [`run`], on the tree taken apart.
+fn run_parts<S: Spawner, T: Timer>(mut tree: TreeParts, spawner: S, timer: T) -> Result<(), Error> {
+    if spawner.is_inside_runtime() {
+        return Err(Error::InsideRuntime);
+    }
+    let threads = sys::thread_count();
+    if threads > 1 {
+        tracing::warn!(
+            threads,
+            "starting a supervision tree in a multi-threaded process: fork copies only the calling \
+             thread, so locks held by the others stay locked in every child; start the tree from \
+             a single-threaded fn main"
+        );
+    }
+    let me = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    tree.root
+        .check("root", Some((me, sys::may_switch_users())))?;
+    // The limited subtrees' cgroups, made first: a limit nothing can
+    // enforce ends `start()` here, before anything is bound or forked.
+    let containment = Arc::new(Containment::new(&tree.root)?);
+    let made = (|| {
+        // Bound before anything is forked (each process keeps those its
+        // subtree sees), and a bind that fails ends `start()` here.
+        let listeners = Listeners::bind(&tree.root)?;
+        // Every mailbox and template, made before anything is forked: a
+        // queue per name for each user the tree runs as (see `Directory`).
+        let users = tree.root.users(nix::unistd::geteuid().as_raw());
+        let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?, &users)?);
+        let signals = SignalPipe::install(&sys::SUPERVISOR_SIGNALS).map_err(|errno| {
+            Error::os(
+                "installing the root supervisor's signal handlers",
+                errno.into(),
+            )
+        })?;
+        let root = Events::new(std::mem::take(&mut tree.observers), timer.now())?;
+        Ok((listeners, directory, signals, root))
+    })();
+    // What failed ends `start()` with the cgroups made for it removed.
+    let (_listeners, directory, signals, root) = made.inspect_err(|_| containment.remove())?;
+    let mut node = Node::new(
+        &mut tree.root,
+        "root".to_owned(),
+        spawner,
+        timer,
+        signals,
+        Outlet::Events(Box::new(root.with_usage(containment.clone()))),
+        Shared {
+            directory,
+            containment: containment.clone(),
+            ids: ChildIds::root(),
+        },
+    );
+    if sys::is_pid_one() {
+        tracing::info!("running as PID 1: reaping every orphan of the PID namespace");
+        node = node.init_process();
+    }
+    let intensity = node.intensity();
+    let ending = node.run();
+    containment.remove();
+    match ending.outcome {
+        Outcome::Normal => Ok(()),
+        Outcome::GaveUp => Err(Error::intensity_exceeded(
+            "root".to_owned(),
+            intensity.max_restarts().unwrap_or(u32::MAX),
+            intensity.within().unwrap_or_default(),
+        )),
+    }
+}

@@ -1,0 +1,410 @@
+//! A supervisor's child supervisors: each a forked process with a channel of
+//! its own, stopped with signals, reaped when it exits.
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nix::poll::PollFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::watch::{Hung, Watch};
+use super::{take_children, Node};
+use crate::channel::{Channel, PipeState};
+use crate::machine::ChildIdx;
+use crate::path::within;
+use crate::sys::{self, AbortMark, SignalPipe};
+use crate::tree::Child;
+use crate::wire::{Ending, Note};
+use crate::Shared;
+use crate::{ChildExit, Spawner, Timer};
+
+/// A running child supervisor.
+#[derive(Debug)]
+struct Proc {
+    pid: Pid,
+    channel: Channel,
+    /// What it said of its end, once it did.
+    ending: Option<Ending>,
+    /// It said it could not be set up ([`Note::SetupFailed`]).
+    setup_failed: bool,
+    /// With a watchdog: when it must show life by, and what the scheduler
+    /// says of it when it does not.
+    watchdog: Option<Watch>,
+    /// It was killed as hung: its exit is [`ChildExit::Hung`].
+    hung: bool,
+    /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
+    abort: Option<AbortMark>,
+}
+
+/// The child supervisor processes of one supervisor, by position.
+#[derive(Debug)]
+pub(super) struct ChildProcs {
+    /// Boxed: most children are workers, and a slot costs a word.
+    procs: Vec<Option<Box<Proc>>>,
+    /// Which children have been forked before, by position.
+    forked: Vec<bool>,
+}
+
+impl ChildProcs {
+    pub(super) fn new(children: usize) -> Self {
+        Self {
+            procs: (0..children).map(|_| None).collect(),
+            forked: vec![false; children],
+        }
+    }
+
+    /// Notes that child `child` is forked now: whether it was before.
+    fn forked(&mut self, child: ChildIdx) -> bool {
+        self.forked
+            .get_mut(child.get())
+            .is_some_and(|forked| std::mem::replace(forked, true))
+    }
+
+    fn get(&self, child: ChildIdx) -> Option<&Proc> {
+        self.procs.get(child.get()).and_then(Option::as_deref)
+    }
+
+    pub(super) fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.procs.iter().flatten().map(|p| p.pid)
+    }
+
+    pub(super) fn child_of(&self, pid: Pid) -> Option<ChildIdx> {
+        let n = self
+            .procs
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.pid == pid))?;
+        ChildIdx::new(n)
+    }
+
+    /// Asks child `child` to stop (SIGTERM); `false` if it does not run.
+    pub(super) fn terminate(&self, child: ChildIdx) -> bool {
+        self.signal(child, Signal::SIGTERM)
+    }
+
+    /// Kills child `child` (SIGKILL); `false` if it does not run.
+    pub(super) fn kill(&self, child: ChildIdx) -> bool {
+        self.signal(child, Signal::SIGKILL)
+    }
+
+    fn signal(&self, child: ChildIdx, signal: Signal) -> bool {
+        let Some(proc) = self.get(child) else {
+            return false;
+        };
+        sys::send(proc.pid, signal);
+        true
+    }
+
+    /// The earliest time a child supervisor must show life by.
+    pub(super) fn alive_by(&self) -> Option<Instant> {
+        self.procs
+            .iter()
+            .flatten()
+            .filter_map(|p| p.watchdog.as_ref().map(Watch::next))
+            .min()
+    }
+
+    /// Looks at the child supervisors whose watchdog is due: those judged
+    /// hung (see [`Watch::check`]), to be killed by
+    /// [`kill_hung`](Self::kill_hung) once what they said is read.
+    pub(super) fn judge(&mut self, now: Instant) -> Vec<(ChildIdx, Hung)> {
+        let mut hung = Vec::new();
+        for (n, proc) in self.procs.iter_mut().enumerate() {
+            let Some(proc) = proc.as_mut() else { continue };
+            let pid = proc.pid;
+            let Some(watch) = proc.watchdog.as_mut().filter(|_| !proc.hung) else {
+                continue;
+            };
+            if let (Some(why), Some(child)) =
+                (watch.check(pid, "child supervisor", now), ChildIdx::new(n))
+            {
+                hung.push((child, why));
+            }
+        }
+        hung
+    }
+
+    /// Kills the child supervisors judged `hung` at `now` that still
+    /// showed no life (none came in since their judgement).
+    pub(super) fn kill_hung(&mut self, hung: Vec<(ChildIdx, Hung)>, now: Instant) {
+        for (child, why) in hung {
+            let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some(watch) = proc.watchdog.as_ref().filter(|w| w.next() <= now) else {
+                // It showed life meanwhile.
+                continue;
+            };
+            let (pid, period) = (proc.pid, watch.period());
+            proc.hung = true;
+            proc.watchdog = None;
+            tracing::warn!(child = child.get(), pid = pid.as_raw(), ?period, %why,
+                "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
+            sys::send(pid, Signal::SIGKILL);
+        }
+    }
+
+    /// What to wait on for each child, with the child it belongs to.
+    pub(super) fn interest(&self) -> impl Iterator<Item = (ChildIdx, BorrowedFd<'_>, PollFlags)> {
+        self.procs.iter().enumerate().flat_map(|(n, p)| {
+            let child = ChildIdx::new(n);
+            p.iter()
+                .flat_map(|p| p.channel.interest())
+                .filter_map(move |(fd, events)| Some((child?, fd, events)))
+        })
+    }
+}
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// Forks child supervisor `child`.
+    pub(super) fn start_supervisor(&mut self, child: ChildIdx) {
+        let path = self.child_path(child);
+        // Its own period, or the one it inherits from this supervisor.
+        let watchdog = match self.sup.children.get(child.get()) {
+            Some(Child::Supervisor(sup)) => sup.watchdog.or(self.host.watchdog),
+            _ => None,
+        };
+        let (ours, theirs) = match Channel::up_only() {
+            Ok(pair) => pair,
+            Err(err) => {
+                self.fork_failed(
+                    &[child],
+                    "could not make a channel for a child supervisor",
+                    err,
+                );
+                return;
+            }
+        };
+        let ours_fds = ours.raw_fds();
+        let parent = nix::unistd::Pid::this();
+        let again = self.procs.forked(child);
+        // The users its subtree runs as: it hands their sending sockets on.
+        let users = match self.sup.children.get(child.get()) {
+            Some(Child::Supervisor(sup)) => sup.users(nix::unistd::geteuid().as_raw()),
+            _ => Vec::new(),
+        };
+        self.containment.prepare(&path);
+        let abort = self.abort_mark(&path);
+        let forked = sys::fork_child(|| {
+            // The parent's end, which this process must not hold.
+            sys::close_in_child(ours_fds);
+            let outlet = self.outlet.take_for_child();
+            // Only what its subtree needs: the receiving sockets of the
+            // names declared in it, the listeners it sees or holds for a
+            // supervisor below (see `Directory`).
+            let directory = self
+                .dynamic
+                .directory()
+                .for_child(|d| within(&d.owner, &path), &users)
+                .map(Arc::new);
+            let listeners = crate::listen::keep_in_child(|b| {
+                within(&path, &b.owner) || within(&b.owner, &path)
+            });
+            // The descriptors of the groups of its subtree: its own, which
+            // it enters through, and those below, for the supervisors it
+            // forks (see `Containment::keep_entries`).
+            let containment = self.containment.clone();
+            containment.keep_entries(|s| within(s, &path));
+            let ids = self.ids.for_child(again);
+            self.leave_parent_state();
+            let n = child.get();
+            let mut mine = take_children(&mut self.sup.children, |m, _| m == n);
+            let Some(Some(Child::Supervisor(mut sup))) = mine.get_mut(n).map(Option::take) else {
+                return sys::EXIT_PANICKED;
+            };
+            sys::ignore_terminal_signals();
+            let mut theirs = theirs;
+            let directory = match (directory, listeners) {
+                (Ok(directory), Ok(())) => directory,
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::error!(supervisor = %path, %err, "could not keep the sockets of the subtree");
+                    let _ = theirs.send(&Note::SetupFailed);
+                    return 1;
+                }
+            };
+            // Its limits first (entering a cgroup takes root, or below
+            // another user a descriptor root opened), then its user.
+            if let Err(err) = containment.enter(&path) {
+                tracing::error!(supervisor = %path, %err, "could not apply the subtree's limits");
+                let _ = theirs.send(&Note::SetupFailed);
+                return 1;
+            }
+            if let Some(Err(err)) = abort.as_ref().map(AbortMark::install) {
+                tracing::warn!(supervisor = %path, %err, "could not watch its aborts");
+            }
+            if let Some((uid, gid)) = sup.user {
+                if let Err(err) = sys::become_user(uid, gid, parent) {
+                    tracing::error!(supervisor = %path, uid, gid, %err, "could not switch to the supervisor's user");
+                    let _ = theirs.send(&Note::SetupFailed);
+                    return 1;
+                }
+            }
+            let signals = match SignalPipe::install(&[Signal::SIGCHLD, Signal::SIGTERM]) {
+                Ok(signals) => signals,
+                Err(err) => {
+                    tracing::error!(supervisor = %path, %err, "could not set up signal handling");
+                    // Said on the channel: the exit code means nothing.
+                    let _ = theirs.send(&Note::SetupFailed);
+                    return 1;
+                }
+            };
+            Node::new(
+                &mut sup,
+                path,
+                self.spawner.clone(),
+                self.timer.clone(),
+                signals,
+                outlet,
+                Shared {
+                    directory,
+                    containment,
+                    ids,
+                },
+            )
+            .forked(theirs, watchdog)
+            .run();
+            0
+        });
+        match forked {
+            Ok(pid) => {
+                tracing::info!(supervisor = %self.machine.path(), %child, pid = pid.as_raw(), "child supervisor started");
+                if let Some(Err(err)) = abort.as_ref().map(AbortMark::keep_from_forks) {
+                    tracing::warn!(supervisor = %self.machine.path(), %child, %err, "its abort mark may reach processes forked later");
+                }
+                // The first sign of life may take its start-up.
+                let now = self.timer.now();
+                self.procs.procs[child.get()] = Some(Box::new(Proc {
+                    pid,
+                    channel: ours,
+                    ending: None,
+                    setup_failed: false,
+                    watchdog: watchdog.map(|period| Watch::new(period, now)),
+                    hung: false,
+                    abort,
+                }));
+                // Its `Started` event is its own (see `Node::run`).
+            }
+            Err(err) => self.fork_failed(&[child], "fork failed", err),
+        }
+    }
+
+    /// In a freshly forked child: lets go of the parent's child processes.
+    pub(super) fn leave_procs(&mut self) {
+        let procs = std::mem::take(&mut self.procs.procs);
+        for proc in procs.iter().flatten() {
+            // The descriptors are closed; the rest is forgotten, not freed.
+            sys::close_in_child(proc.channel.raw_fds());
+        }
+        std::mem::forget(procs);
+    }
+
+    /// Reads what the child supervisors `children` said.
+    pub(super) fn read_procs(&mut self, children: &[ChildIdx], now: Instant) {
+        for &child in children {
+            self.read_proc(child, now);
+        }
+    }
+
+    fn read_proc(&mut self, child: ChildIdx, now: Instant) {
+        let Some(proc) = self
+            .procs
+            .procs
+            .get_mut(child.get())
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if !proc.channel.is_open() {
+            return;
+        }
+        if let PipeState::Failed(err) = proc.channel.receive(usize::MAX) {
+            tracing::warn!(supervisor = %self.machine.path(), %child, %err, "reading a child supervisor's channel failed");
+        }
+        while let Some(note) = self.procs.procs[child.get()]
+            .as_mut()
+            .and_then(|p| p.channel.next::<Note>())
+        {
+            match note {
+                Note::Ready => self.machine.handle_ready(child, now),
+                Note::Ended(ending) => {
+                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
+                        proc.ending = Some(ending);
+                    }
+                }
+                Note::SetupFailed => {
+                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
+                        proc.setup_failed = true;
+                    }
+                }
+                Note::Alive { thread } => {
+                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
+                        if let Some(watch) = proc.watchdog.as_mut() {
+                            watch.alive(now, thread);
+                        }
+                    }
+                }
+                other => {
+                    tracing::warn!(supervisor = %self.machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
+                }
+            }
+        }
+    }
+
+    /// Child supervisor `child` exited with status `exit`.
+    pub(super) fn supervisor_exited(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
+        self.read_proc(child, now);
+        let Some(proc) = self.procs.procs[child.get()].take() else {
+            return;
+        };
+        let proc = *proc;
+        // A supervisor that exited by itself said how; the exit code only
+        // says that it did.
+        let path = self.child_path(child);
+        let exit = self.oom_or(exit, &path, false, proc.abort.as_ref());
+        let exit = match (exit, proc.ending) {
+            _ if proc.setup_failed => ChildExit::SetupFailed,
+            _ if proc.hung => ChildExit::Hung,
+            (ChildExit::Exited(0), Some(ending)) => ending.exit(),
+            (exit, _) => exit,
+        };
+        proc.channel.abandon();
+        if !proc.setup_failed {
+            tracing::info!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
+        } else if self.engine_failure_logged() {
+            tracing::error!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(),
+                "child supervisor could not be set up; will retry after its backoff, and at least a floor delay");
+        }
+        self.machine.handle_exit(child, exit, now);
+    }
+
+    /// Tells the parent that every child of this supervisor is ready, once
+    /// its events (its own `Ready` among them) are all in the pipe to the
+    /// root: until then, it waits (see [`Node::wait`]).
+    pub(super) fn tell_parent_ready(&mut self) {
+        if !self.ready_unsent || self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
+            return;
+        }
+        self.ready_unsent = false;
+        if let Some(parent) = &mut self.parent {
+            if let Err(err) = parent.send(&Note::Ready) {
+                tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");
+            }
+        }
+    }
+
+    /// In a freshly forked child: let go of this supervisor's descriptors and
+    /// signal handling, which belong to the parent.
+    pub(super) fn leave_parent_state(&mut self) {
+        if let Some(signals) = self.signals.take() {
+            signals.abandon_in_child();
+        }
+        self.leave_host_link();
+        self.leave_procs();
+        if let Some(parent) = self.parent.take() {
+            parent.abandon();
+        }
+        drop(self.outlet.take_for_child());
+        self.dynamic.leave();
+    }
+}

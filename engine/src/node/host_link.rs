@@ -1,0 +1,607 @@
+//! The link from a supervisor to its worker host: forking it, the commands
+//! sent to it, the notes read from it, and its end.
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::PollFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::watch::{Hung, Watch};
+use super::{take_children, Node};
+use crate::channel::{Channel, PipeState};
+use crate::host;
+use crate::machine::{ChildIdx, Grant, RecordState, Report};
+use crate::path::within;
+use crate::port::Kind;
+use crate::sys::{self, AbortMark};
+use crate::tree::Child;
+use crate::wire::{Command, Note};
+use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
+
+/// The most reads of the host's channel per turn of the loop (each up to
+/// 2 KiB of notes): a host restarting workers in a tight loop must not keep
+/// its supervisor from its signals.
+const NOTE_READS_PER_TURN: usize = 16;
+
+/// How long a worker whose future the host was told to drop may take to
+/// report its end before the host is SIGKILLed: a future is dropped
+/// between two polls, so a worker that blocks its thread stalls its host.
+pub(crate) const DROP_GRACE: Duration = Duration::from_secs(1);
+
+/// The running worker host.
+#[derive(Debug)]
+struct Host {
+    pid: Pid,
+    channel: Channel,
+    /// When it is killed if it has not exited (after `Shutdown`).
+    kill_at: Option<Instant>,
+    /// Told to stop all its workers and exit.
+    shutting_down: bool,
+    /// `Restarted` notes received from it: what its grants are counted from.
+    restarted: u64,
+    /// It said it could not be set up ([`Note::SetupFailed`]): its exit is
+    /// [`ChildExit::SetupFailed`] for the workers it was to run.
+    setup_failed: bool,
+    /// Workers it was told to drop, and when the host is killed if one has
+    /// not reported its end (see [`DROP_GRACE`]).
+    dropping: Vec<(ChildIdx, Instant)>,
+    /// With a watchdog: when it must show life by, and what the scheduler
+    /// says of it when it does not.
+    watch: Option<Watch>,
+    /// It was killed as hung: its exit is [`ChildExit::Hung`].
+    hung: bool,
+    /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
+    abort: Option<AbortMark>,
+    /// Its channel was cut (it closed an end of it) while it ran: when it
+    /// is killed, unless it exits meanwhile (see [`CUT_GRACE`]).
+    cut_at: Option<Instant>,
+    /// Whether its channel was found cut (once is enough).
+    cut: bool,
+}
+
+/// How long a worker host whose channel is cut may take to exit before
+/// it is killed: a host that ends closes its channel a moment before it
+/// is reaped; one that runs on without its channel (a worker closed or
+/// broke its descriptors) can no more be told what to do, nor tell, so
+/// it is killed, and its workers come back in a new host with a new
+/// channel.
+const CUT_GRACE: Duration = Duration::from_millis(100);
+
+/// What a supervisor knows of its worker host and the workers in it.
+#[derive(Debug)]
+pub(super) struct HostLink {
+    host: Option<Host>,
+    /// Which workers run in the host (or wait for it to be forked).
+    live: Vec<bool>,
+    /// Workers to start in a host that is forked once the current batch of
+    /// actions is done, with their leases.
+    unhosted: Vec<Start>,
+    /// The supervisor's watchdog period, which its host must show life in.
+    pub(super) watchdog: Option<Duration>,
+}
+
+/// A start of a worker: its lease, and for a child started at run time its
+/// template and argument.
+type Start = (ChildIdx, Option<RecordState>, Option<(u32, Vec<u8>)>);
+
+/// Queues the commands of a start on `channel`.
+fn queue_start(channel: &mut Channel, (child, lease, add): Start) {
+    if let Some((template, arg)) = add {
+        channel.queue(&Command::Add {
+            child,
+            template,
+            arg,
+        });
+    }
+    channel.queue(&Command::Start { child, lease });
+}
+
+impl HostLink {
+    pub(super) fn new(children: usize) -> Self {
+        Self {
+            host: None,
+            live: vec![false; children],
+            unhosted: Vec::new(),
+            watchdog: None,
+        }
+    }
+
+    /// Makes room for workers up to index `len`.
+    pub(super) fn grow(&mut self, len: usize) {
+        if self.live.len() < len {
+            self.live.resize(len, false);
+        }
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// Whether workers wait for a host to be forked.
+    pub(super) fn awaits_launch(&self) -> bool {
+        self.host.is_none() && !self.unhosted.is_empty()
+    }
+
+    pub(super) fn pid(&self) -> Option<Pid> {
+        self.host.as_ref().map(|h| h.pid)
+    }
+
+    /// Whether worker `child` runs in the host.
+    pub(super) fn runs(&self, child: ChildIdx) -> bool {
+        self.host.is_some() && self.is_live(child)
+    }
+
+    fn is_live(&self, child: ChildIdx) -> bool {
+        self.live.get(child.get()) == Some(&true)
+    }
+
+    /// Starts worker `child` in the host, or once it is forked; the host's
+    /// pid if it runs.
+    pub(super) fn start(
+        &mut self,
+        child: ChildIdx,
+        lease: Option<RecordState>,
+        add: Option<(u32, Vec<u8>)>,
+    ) -> Option<Pid> {
+        self.live[child.get()] = true;
+        match &mut self.host {
+            Some(host) => {
+                queue_start(&mut host.channel, (child, lease, add));
+                Some(host.pid)
+            }
+            None => {
+                self.unhosted.push((child, lease, add));
+                None
+            }
+        }
+    }
+
+    /// Asks the host to stop `workers`, in this order; with `whole_host`
+    /// and every live worker among them, to stop them all and exit. Returns
+    /// the workers that were not running in a host.
+    pub(super) fn stop(&mut self, workers: &[ChildIdx], whole_host: bool) -> Vec<ChildIdx> {
+        self.unhosted.retain(|(c, _, _)| !workers.contains(c));
+        let mut not_running = Vec::new();
+        let mut stops = Vec::new();
+        for &child in workers {
+            if self.is_live(child) && self.host.is_some() {
+                stops.push(child);
+            } else {
+                self.live[child.get()] = false;
+                not_running.push(child);
+            }
+        }
+        // Only a shutdown asks for the whole host: checked then alone, as
+        // the check reads every worker.
+        let all_live = || {
+            let stopped: std::collections::HashSet<usize> = stops.iter().map(|c| c.get()).collect();
+            (0..self.live.len())
+                .filter(|&n| self.live[n])
+                .all(|n| stopped.contains(&n))
+        };
+        if whole_host && all_live() {
+            self.shut_down(None);
+        } else if let Some(host) = &mut self.host {
+            for child in stops {
+                host.channel.queue(&Command::Stop(child));
+            }
+        }
+        not_running
+    }
+
+    /// Tells the host to drop worker `child`'s future, if it runs there;
+    /// the host is killed if the worker has not ended by `now` +
+    /// [`DROP_GRACE`].
+    pub(super) fn kill(&mut self, child: ChildIdx, now: Instant) -> bool {
+        let live = self.is_live(child);
+        match &mut self.host {
+            Some(host) if live => {
+                tracing::debug!(pid = host.pid.as_raw(), %child, "dropping a worker");
+                host.channel.queue(&Command::Drop(child));
+                host.dropping.push((child, now + DROP_GRACE));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends the host a new restart budget.
+    pub(super) fn grant(&mut self, budget: Option<u32>) {
+        if let Some(host) = &mut self.host {
+            let grant = Grant {
+                budget,
+                as_of: host.restarted,
+            };
+            host.channel.queue(&Command::Grant(grant));
+        }
+    }
+
+    /// Tells the host to stop every worker and exit (once), to be killed at
+    /// `kill_at` if it has not.
+    pub(super) fn shut_down(&mut self, kill_at: Option<Instant>) {
+        let Some(host) = &mut self.host else { return };
+        if !host.shutting_down {
+            host.shutting_down = true;
+            host.channel.queue(&Command::Shutdown);
+        }
+        if host.kill_at.is_none() {
+            host.kill_at = kill_at;
+        }
+    }
+
+    /// Looks at the host if its watchdog is due: `Some` if it is judged
+    /// hung (see [`Watch::check`]), to be killed by
+    /// [`kill_if_overdue`](Self::kill_if_overdue) once what it said is
+    /// read.
+    pub(super) fn judge_watch(&mut self, now: Instant) -> Option<Hung> {
+        let host = self.host.as_mut()?;
+        let pid = host.pid;
+        host.watch.as_mut()?.check(pid, "worker host", now)
+    }
+
+    pub(super) fn kill_at(&self) -> Option<Instant> {
+        let host = self.host.as_ref()?;
+        let drops = host.dropping.iter().map(|&(_, at)| at);
+        host.kill_at
+            .into_iter()
+            .chain(drops)
+            .chain(host.watch.as_ref().map(Watch::next))
+            .chain(host.cut_at)
+            .min()
+    }
+
+    /// Kills the host if it is overdue: judged `hung` at `now` (by
+    /// [`judge_watch`](Self::judge_watch)) and still showing no life, not
+    /// exited in time, or a dropped worker did not end in time. Returns
+    /// those workers (for the log line, which names their paths).
+    pub(super) fn kill_if_overdue(&mut self, now: Instant, hung: Option<Hung>) -> Vec<ChildIdx> {
+        let Some(host) = &mut self.host else {
+            return Vec::new();
+        };
+        let pid = host.pid;
+        // Unless it showed life since it was judged.
+        let silent = host.watch.as_ref().is_some_and(|w| w.next() <= now);
+        if let Some(why) = hung.filter(|_| silent) {
+            host.watch = None;
+            host.hung = true;
+            tracing::warn!(
+                pid = pid.as_raw(), period = ?self.watchdog, %why,
+                "worker host showed no life within its watchdog period (a worker blocks its thread, a deadlock, SIGSTOP?); killing it"
+            );
+            sys::send(pid, Signal::SIGKILL);
+        }
+        if host.kill_at.is_some_and(|t| t <= now) {
+            host.kill_at = None;
+            tracing::warn!(
+                pid = host.pid.as_raw(),
+                "worker host did not exit in time; killing it"
+            );
+            sys::send(host.pid, Signal::SIGKILL);
+        }
+        if host.cut_at.is_some_and(|t| t <= now) {
+            host.cut_at = None;
+            tracing::warn!(
+                pid = host.pid.as_raw(),
+                "worker host runs on without its channel (a worker closed or broke its \
+                 descriptors?); killing it, so that its workers run again in a new host"
+            );
+            sys::send(host.pid, Signal::SIGKILL);
+        }
+        if host.dropping.iter().any(|&(_, at)| at <= now) {
+            sys::send(host.pid, Signal::SIGKILL);
+            return host.dropping.drain(..).map(|(c, _)| c).collect();
+        }
+        Vec::new()
+    }
+
+    pub(super) fn flush(&mut self) {
+        if let Some(host) = &mut self.host {
+            host.channel.flush();
+        }
+    }
+
+    /// What to wait for on the host's channel.
+    pub(super) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
+        self.host.iter().flat_map(|host| host.channel.interest())
+    }
+}
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// Reports that worker `child` started in the host `pid`.
+    pub(super) fn worker_started(&mut self, child: ChildIdx, pid: Pid) {
+        tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
+        self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
+    }
+
+    /// Forks a worker host for the workers waiting for one. Returns whether
+    /// that failed, which the machine has been told (so it has new actions).
+    pub(super) fn launch_host(&mut self) -> bool {
+        if self.host.unhosted.is_empty() || self.host.host.is_some() {
+            return false;
+        }
+        let starts = std::mem::take(&mut self.host.unhosted);
+        match self.fork_host(&starts) {
+            Ok(pid) => {
+                for (child, _, _) in starts {
+                    self.worker_started(child, pid);
+                }
+                false
+            }
+            Err(err) => {
+                let workers: Vec<ChildIdx> = starts.iter().map(|(c, _, _)| *c).collect();
+                for child in &workers {
+                    self.host.live[child.get()] = false;
+                }
+                self.fork_failed(&workers, "fork of the worker host failed", err);
+                true
+            }
+        }
+    }
+
+    /// Forks the worker host, with `Start` commands for `starts` already in
+    /// its channel, so it starts them before anything else.
+    fn fork_host(&mut self, starts: &[Start]) -> Result<Pid, Errno> {
+        let (mut channel, theirs) = Channel::both_ways()?;
+        channel.reserve(32 * starts.len() + 64);
+        for start in starts {
+            queue_start(&mut channel, start.clone());
+        }
+        // A fresh socket takes far more than a tree's first starts; any rest
+        // is flushed by the loop.
+        channel.flush();
+        let grant = Grant {
+            budget: self.machine.budget(self.timer.now()),
+            as_of: 0,
+        };
+        let ours = channel.raw_fds();
+        let abort = self.abort_mark(self.machine.path());
+        let pid = sys::fork_child(|| {
+            // The parent's end, which this process must not hold.
+            sys::close_in_child(ours);
+            if let Some(Err(err)) = abort.as_ref().map(AbortMark::install) {
+                tracing::warn!(supervisor = %self.machine.path(), %err, "the worker host could not watch its aborts");
+            }
+            // Built here, in the host: the supervisor neither allocates nor
+            // frees them, and keeps its heap compact for the next fork.
+            let path = format!("{}/host", self.machine.path());
+            let leasable = self.machine.leasable();
+            let owner = self.machine.path().to_owned();
+            let templates = self.sup.templates.clone();
+            // Only what its workers need: the receiving sockets of this
+            // supervisor's mailboxes, the listeners they may take.
+            let directory = self
+                .dynamic
+                .directory()
+                .for_child(
+                    |d| d.kind == Kind::Mailbox && d.owner == owner,
+                    &[nix::unistd::geteuid().as_raw()],
+                )
+                .map(Arc::new);
+            let listeners = crate::listen::keep_in_child(|b| within(&owner, &b.owner));
+            // No way into a cgroup: a worker must not move itself.
+            self.containment.keep_entries(|_| false);
+            let watchdog = self.host.watchdog;
+            self.leave_parent_state();
+            let directory = match (directory, listeners) {
+                (Ok(directory), Ok(())) => directory,
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::error!(host = %path, %err, "could not keep the sockets of the worker host");
+                    let mut channel = theirs;
+                    let _ = channel.send(&Note::SetupFailed);
+                    return 1;
+                }
+            };
+            // The child supervisors' specs stay where they are, never
+            // dropped: see `take_children`.
+            let workers =
+                take_children(&mut self.sup.children, |_, c| matches!(c, Child::Worker(_)))
+                    .into_iter()
+                    .map(|c| match c {
+                        Some(Child::Worker(w)) => Some(w),
+                        _ => None,
+                    })
+                    .collect();
+            host::run(
+                self.spawner.clone(),
+                self.timer.clone(),
+                host::Setup {
+                    path,
+                    workers,
+                    leasable,
+                    grant,
+                    channel: theirs,
+                    templates,
+                    directory,
+                    owner,
+                    watchdog,
+                },
+            )
+        })?;
+        if let Some(Err(err)) = abort.as_ref().map(AbortMark::keep_from_forks) {
+            tracing::warn!(supervisor = %self.machine.path(), %err, "the worker host's abort mark may reach processes forked later");
+        }
+        tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
+        let host_path = format!("{}/host", self.machine.path());
+        self.emit(
+            host_path,
+            Some(pid),
+            EventKind::Started(NodeKind::WorkerHost),
+        );
+        self.host.host = Some(Host {
+            pid,
+            channel,
+            kill_at: None,
+            shutting_down: false,
+            restarted: 0,
+            setup_failed: false,
+            dropping: Vec::new(),
+            // The first sign of life may take a runtime's start-up.
+            watch: self.host.watchdog.map(|p| Watch::new(p, self.timer.now())),
+            hung: false,
+            cut_at: None,
+            cut: false,
+            abort,
+        });
+        Ok(pid)
+    }
+
+    /// In a freshly forked child: lets go of the parent's host link.
+    pub(super) fn leave_host_link(&mut self) {
+        if let Some(host) = self.host.host.take() {
+            host.channel.abandon();
+        }
+        std::mem::forget(std::mem::take(&mut self.host.unhosted));
+    }
+
+    /// Reads and handles the host's notes: what the channel holds, up to a
+    /// bound per turn of the loop, or everything when the host is gone
+    /// (`all`).
+    pub(super) fn read_host(&mut self, now: Instant, all: bool) {
+        let Some(host) = &mut self.host.host else {
+            return;
+        };
+        let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
+        if let PipeState::Failed(err) = host.channel.receive(max_reads) {
+            tracing::warn!(supervisor = %self.machine.path(), %err, "reading the worker host's channel failed");
+        }
+        if host.channel.is_cut() && !host.cut {
+            host.cut = true;
+            host.cut_at = Some(now + CUT_GRACE);
+        }
+        while let Some(note) = self
+            .host
+            .host
+            .as_mut()
+            .and_then(|h| h.channel.next::<Note>())
+        {
+            self.host_note(note, now);
+        }
+    }
+
+    fn host_note(&mut self, note: Note, now: Instant) {
+        match note {
+            Note::Restarted {
+                child,
+                exit,
+                reason,
+                delay,
+                state,
+            } => {
+                if let Some(host) = &mut self.host.host {
+                    host.restarted += 1;
+                }
+                if self.host.is_live(child) {
+                    self.machine
+                        .handle_restarted(child, exit, reason, delay, state, now);
+                }
+            }
+            Note::WorkerReady(child) if self.host.is_live(child) => {
+                self.machine.handle_ready(child, now);
+            }
+            Note::Began(child) if self.host.is_live(child) => self.began(child),
+            Note::SetupFailed => {
+                if let Some(host) = &mut self.host.host {
+                    host.setup_failed = true;
+                }
+            }
+            Note::Alive { thread } => {
+                if let Some(watch) = self.host.host.as_mut().and_then(|h| h.watch.as_mut()) {
+                    watch.alive(now, thread);
+                }
+            }
+            Note::Exited {
+                child,
+                exit,
+                reason,
+            } if self.host.is_live(child) => {
+                self.host.live[child.get()] = false;
+                if let Some(host) = &mut self.host.host {
+                    host.dropping.retain(|&(c, _)| c != child);
+                }
+                tracing::debug!(supervisor = %self.machine.path(), %child, %exit, ?reason, "worker exited");
+                self.machine.handle_exit_because(child, exit, reason, now);
+            }
+            other => {
+                tracing::warn!(supervisor = %self.machine.path(), ?other, "unexpected note from the worker host dropped");
+            }
+        }
+    }
+
+    /// The host process ended with `exit`: every worker it still ran failed
+    /// with it.
+    pub(super) fn host_exited(&mut self, exit: ChildExit, now: Instant) {
+        self.read_host(now, true);
+        // What it said before it died is reported while its pid is known.
+        self.report();
+        let Some(host) = self.host.host.take() else {
+            return;
+        };
+        let pid = host.pid;
+        let asked = host.shutting_down;
+        let setup_failed = host.setup_failed;
+        let hung = host.hung;
+        let abort = host.abort;
+        host.channel.abandon();
+        // What its workers started ends with it (it leads its own group).
+        sys::kill_group(pid);
+        // What the host said, never its exit code, tells a setup failure.
+        let path = self.machine.path().to_owned();
+        let exit = self.oom_or(exit, &path, true, abort.as_ref());
+        let exit = match exit {
+            _ if setup_failed => ChildExit::SetupFailed,
+            _ if hung => ChildExit::Hung,
+            ChildExit::Exited(0) if asked => ChildExit::Stopped,
+            other => other,
+        };
+        let live: Vec<ChildIdx> = self
+            .machine
+            .child_indices()
+            .filter(|&c| self.host.is_live(c))
+            .collect();
+        if setup_failed {
+            if self.engine_failure_logged() {
+                tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(), workers = %self.paths(&live),
+                    "worker host could not be set up (its runtime or threads did not start; see its \
+                     own lines); will retry after its workers' backoff, and at least a floor delay");
+            }
+        } else if live.is_empty() {
+            tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
+        } else {
+            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = %self.paths(&live), "worker host died with running workers");
+        }
+        // The host's end with what it means for its workers, then each
+        // worker's exit.
+        for &child in &live {
+            self.host.live[child.get()] = false;
+            self.machine.handle_exit(child, exit, now);
+        }
+        let mut reports = Vec::new();
+        while let Some(report) = self.machine.poll_report() {
+            reports.push(report);
+        }
+        let restart = reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Exited {
+                    child,
+                    restart: Some(delay),
+                    ..
+                } if live.contains(child) => Some(*delay),
+                _ => None,
+            })
+            .min();
+        let host_path = format!("{}/host", self.machine.path());
+        self.emit(
+            host_path,
+            Some(pid),
+            EventKind::host_exited(exit, u32::try_from(live.len()).unwrap_or(u32::MAX), restart),
+        );
+        for report in reports {
+            self.report_one(report);
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! One supervisor process: the poll loop that drives a [`Machine`] with real
+//! children — forked child supervisors ([`children`]), and one worker host
+//! for all worker children ([`host_link`]) — and reports what happens
+//! ([`report`]).
+//!
+//! It reads like a sans-IO driver: what happens (a note on a channel, a
+//! reaped child, a signal, a deadline) goes into the machine with the time
+//! it happened; what the machine decides comes out as actions, carried out
+//! here. No rule lives in this module.
+
+mod children;
+mod dynamic;
+mod host_link;
+mod report;
+mod watch;
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::PollFlags;
+use nix::sys::signal::Signal;
+
+use super::channel::Channel;
+use super::containment::{Containment, OomWatch};
+use super::outlet::Outlet;
+use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
+use super::sys::{self, AbortMark, SignalPipe};
+use super::Shared;
+use crate::machine::{Action, ChildIdx, Machine, Outcome};
+use crate::tree::{Child, Supervisor};
+use crate::wire::{Ending, Note};
+use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
+use children::ChildProcs;
+use dynamic::Dynamic;
+use host_link::HostLink;
+
+pub(crate) struct Node<'a, S, T> {
+    sup: &'a mut Supervisor,
+    machine: Machine,
+    spawner: S,
+    timer: T,
+    signals: Option<SignalPipe>,
+    is_worker: Vec<bool>,
+    host: HostLink,
+    procs: ChildProcs,
+    stop_signal: Option<Signal>,
+    ending: Option<Outcome>,
+    /// Whether it reaps any exited child (`waitpid(-1)`), matching pids to
+    /// its children: in a forked supervisor, whose children are all the
+    /// engine's (and which adopts orphans as a subreaper), and in a root
+    /// that is PID 1, which inherits every orphan of its PID namespace and
+    /// must reap them, as init does. Otherwise only its children's pids.
+    reaps_any: bool,
+    outlet: Outlet,
+    /// The channel to the parent supervisor, in a forked supervisor.
+    parent: Option<Channel>,
+    /// What the loop waits on, and the child supervisors that said
+    /// something in the last wait: kept across turns, not reallocated.
+    poller: sys::Poller,
+    /// Each child supervisor's channel's place in `poller`.
+    watched: Vec<(ChildIdx, usize)>,
+    said: Vec<ChildIdx>,
+    /// The log lines of failures of the engine's own machinery (forks,
+    /// pipes, hosts that could not be set up): one, then at most one
+    /// summary per second, however often they happen.
+    engine_log: LogLimit,
+    /// Children started at run time, and the requests about them.
+    dynamic: Dynamic,
+    /// In a forked supervisor with a watchdog: when it next tells its
+    /// parent it is alive.
+    next_alive: Option<Instant>,
+    /// The limited subtrees of the tree, and the OOM counters this
+    /// supervisor has read from them.
+    containment: Arc<Containment>,
+    oom: OomWatch,
+    /// Where this incarnation's children started at run time are numbered
+    /// from, and its child supervisors'.
+    ids: super::ChildIds,
+    /// This supervisor is ready and its parent has not been told yet.
+    ready_unsent: bool,
+}
+
+impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
+    pub(crate) fn new(
+        sup: &'a mut Supervisor,
+        path: String,
+        spawner: S,
+        timer: T,
+        signals: SignalPipe,
+        outlet: Outlet,
+        shared: Shared,
+    ) -> Self {
+        let is_worker: Vec<bool> = sup
+            .children
+            .iter()
+            .map(|c| matches!(c, Child::Worker(_)))
+            .collect();
+        let count = is_worker.len();
+        Self {
+            machine: sup.machine(path, shared.ids.first),
+            sup,
+            spawner,
+            timer,
+            signals: Some(signals),
+            is_worker,
+            host: HostLink::new(count),
+            procs: ChildProcs::new(count),
+            stop_signal: None,
+            ending: None,
+            reaps_any: false,
+            outlet,
+            parent: None,
+            poller: sys::Poller::default(),
+            watched: Vec::new(),
+            said: Vec::new(),
+            engine_log: LogLimit::new(REPEAT_LOG_PERIOD),
+            dynamic: Dynamic::new(shared.directory),
+            next_alive: None,
+            containment: shared.containment,
+            oom: OomWatch::default(),
+            ids: shared.ids,
+            ready_unsent: false,
+        }
+        .watched(None)
+    }
+
+    /// Sets the watchdog period of this supervisor's processes: its own,
+    /// else `inherited`.
+    fn watched(mut self, inherited: Option<Duration>) -> Self {
+        self.host.watchdog = self.sup.watchdog.or(inherited);
+        self
+    }
+
+    /// Makes room for children up to index `len` (children started at run
+    /// time are workers, which have no process of their own here).
+    fn grow(&mut self, len: usize) {
+        if self.is_worker.len() < len {
+            self.is_worker.resize(len, true);
+            self.host.grow(len);
+        }
+    }
+
+    /// Marks this node as a forked supervisor process, whose children are all
+    /// the engine's: it becomes their subreaper and reaps any exited child.
+    /// It reports to its parent on `parent`.
+    /// Its watchdog period is `watchdog` (its own or its parent's): it
+    /// shows life to its parent four times per period.
+    pub(crate) fn forked(mut self, parent: Channel, watchdog: Option<Duration>) -> Self {
+        sys::become_subreaper();
+        self.reaps_any = true;
+        self.parent = Some(parent);
+        self.next_alive = watchdog.map(|_| self.timer.now());
+        self.watched(watchdog)
+    }
+
+    /// Reads the OOM counters that this supervisor's processes (its own
+    /// worker host) and its limited child supervisors will be compared
+    /// with when they die.
+    fn oom_baseline(&mut self) {
+        let path = self.machine.path().to_owned();
+        self.oom.baseline(&self.containment, &path, true);
+        let children: Vec<String> = self
+            .machine
+            .child_indices()
+            .filter(|c| !self.is_worker[c.get()])
+            .map(|c| self.child_path(c))
+            .collect();
+        for child in children {
+            self.oom.baseline(&self.containment, &child, false);
+        }
+    }
+
+    /// What ended a process of this supervisor (its worker host, `own`)
+    /// or child supervisor `path` with `exit`: its memory limit, if a
+    /// SIGKILL came with an OOM kill in its cgroup, or a SIGABRT with an
+    /// [`AbortMark`] (`abort`, where `RLIMIT_AS` bounds it) that reads as an
+    /// allocation that failed.
+    fn oom_or(
+        &mut self,
+        exit: ChildExit,
+        path: &str,
+        own: bool,
+        abort: Option<&AbortMark>,
+    ) -> ChildExit {
+        let killed = exit == ChildExit::Signaled(Signal::SIGKILL as i32);
+        if killed && self.oom.struck(&self.containment, path, own) {
+            return ChildExit::OutOfMemory;
+        }
+        let aborted = exit == ChildExit::Signaled(Signal::SIGABRT as i32);
+        if aborted && abort.is_some_and(AbortMark::out_of_memory) {
+            tracing::info!(supervisor = %self.machine.path(), process = %if own { format!("{path}/host") } else { path.to_owned() },
+                "aborted when an allocation failed at its RLIMIT_AS memory limit");
+            return ChildExit::OutOfMemory;
+        }
+        exit
+    }
+
+    /// An [`AbortMark`] for a process of supervisor `path` about to be
+    /// forked, if `RLIMIT_AS` bounds its memory (`None` if the mark can not
+    /// be made: its aborts are then what they are, `SIGABRT`).
+    fn abort_mark(&self, path: &str) -> Option<AbortMark> {
+        if !self.containment.memory_by_rlimit(path) {
+            return None;
+        }
+        AbortMark::new()
+            .inspect_err(|err| tracing::warn!(supervisor = %self.machine.path(), %err, "could not make the mark that tells an allocation failure from other aborts"))
+            .ok()
+    }
+
+    /// Tells the parent this supervisor is alive, when it is time to.
+    fn show_life(&mut self, now: Instant) {
+        let (Some(at), Some(period), Some(parent)) =
+            (self.next_alive, self.host.watchdog, self.parent.as_mut())
+        else {
+            return;
+        };
+        if at <= now {
+            self.next_alive = Some(now + period / 4);
+            let thread = nix::unistd::gettid().as_raw();
+            if let Err(err) = parent.send(&Note::Alive { thread }) {
+                tracing::debug!(supervisor = %self.machine.path(), %err, "could not show life to the parent");
+            }
+        }
+    }
+
+    /// Marks this node as the root running as PID 1 (of a container or
+    /// PID namespace): every orphan of the namespace is re-parented to it,
+    /// so it reaps any exited child, as init must, and feeds the exits of
+    /// its own children to its machine. A child that the calling program
+    /// forked itself is reaped too.
+    pub(crate) fn init_process(mut self) -> Self {
+        self.reaps_any = true;
+        self
+    }
+
+    /// Runs the supervisor until it ends. A forked supervisor tells its
+    /// parent how it ended before it returns.
+    pub(crate) fn run(mut self) -> Ending {
+        tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
+        if self.parent.is_some() {
+            // A forked supervisor says it started itself, first thing: its
+            // own events go up the same pipe after it, so the root never
+            // folds in its start after what it did since.
+            let path = self.machine.path().to_owned();
+            self.emit(
+                path,
+                Some(nix::unistd::Pid::this()),
+                EventKind::Started(NodeKind::Supervisor),
+            );
+        }
+        self.oom_baseline();
+        self.machine.handle_start(self.timer.now());
+        loop {
+            self.carry_out();
+            if self.launch_host() {
+                // The machine knows: carry out what it decided. A retry
+                // waits at least the engine's floor, and every turn goes
+                // through `wait`, which handles signals, whatever fails.
+                self.carry_out();
+            }
+            self.host.flush();
+            if let (Some(outcome), false) = (self.ending, self.host.is_up()) {
+                tracing::info!(supervisor = %self.machine.path(), ?outcome, "supervisor stopped");
+                let ending = Ending {
+                    outcome,
+                    signal: self.stop_signal.map(|s| s as i32),
+                };
+                if let Some(parent) = &mut self.parent {
+                    if let Err(err) = parent.send(&Note::Ended(ending)) {
+                        tracing::warn!(supervisor = %self.machine.path(), %err, "could not tell the parent how this supervisor ended");
+                    }
+                }
+                return ending;
+            }
+            self.wait();
+        }
+    }
+
+    /// The intensity this supervisor applied.
+    pub(crate) fn intensity(&self) -> supertrees_core::Intensity {
+        self.machine.intensity()
+    }
+
+    /// Carries out what the machine decided, reporting each decision before
+    /// the actions that follow it (an exit before the restart's start).
+    fn carry_out(&mut self) {
+        loop {
+            self.report();
+            let Some(action) = self.machine.poll_action() else {
+                return;
+            };
+            if self.machine.is_shutting_down() {
+                self.outlet.stopping();
+            }
+            let now = self.timer.now();
+            match action {
+                Action::Start(child) => self.start(child),
+                Action::Stop(children) => self.stop(&children, now),
+                Action::Kill(children) => self.kill(&children, now),
+                Action::Grant => {
+                    let budget = self.machine.budget(now);
+                    self.host.grant(budget);
+                }
+                Action::Exit(outcome) => {
+                    self.ending = Some(outcome);
+                    let grace = self
+                        .sup
+                        .shutdown
+                        .kill_after()
+                        .unwrap_or(Duration::from_secs(5));
+                    self.host.shut_down(Some(now + grace));
+                    if let Some(events) = self.outlet.events() {
+                        events.stopping();
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, child: ChildIdx) {
+        if self.is_worker[child.get()] {
+            let lease = self.machine.lease(child);
+            let add = self.dynamic.get(child).map(|d| (d.template, d.arg.clone()));
+            if let Some(pid) = self.host.start(child, lease, add) {
+                self.worker_started(child, pid);
+            }
+        } else {
+            self.start_supervisor(child);
+        }
+    }
+
+    fn stop(&mut self, children: &[ChildIdx], now: Instant) {
+        for &child in children {
+            if self.is_worker[child.get()] {
+                continue;
+            }
+            if !self.procs.terminate(child) {
+                self.machine.handle_exit(child, ChildExit::Stopped, now);
+            }
+        }
+        let workers: Vec<ChildIdx> = children
+            .iter()
+            .copied()
+            .filter(|c| self.is_worker[c.get()])
+            .collect();
+        if workers.is_empty() {
+            return;
+        }
+        // When a shutdown stops every worker of the host, one command stops
+        // them all, in the same order, and the host exits.
+        let whole_host = self.machine.is_shutting_down();
+        for child in self.host.stop(&workers, whole_host) {
+            // Never reached its host: nothing runs to stop.
+            self.machine.handle_exit(child, ChildExit::Stopped, now);
+        }
+    }
+
+    fn kill(&mut self, children: &[ChildIdx], now: Instant) {
+        for &child in children {
+            let killed = if self.is_worker[child.get()] {
+                // A worker is dropped by its host (which is killed if the
+                // worker blocks it: see `DROP_GRACE`).
+                self.host.kill(child, now)
+            } else {
+                self.procs.kill(child)
+            };
+            if !killed {
+                self.machine
+                    .handle_exit(child, ChildExit::Signaled(Signal::SIGKILL as i32), now);
+            }
+        }
+    }
+
+    /// Whether to log a failure of the engine's machinery that happened
+    /// now: one, then a summary per second (see [`Self::wait`]).
+    fn engine_failure_logged(&mut self) -> bool {
+        let now = self.timer.now();
+        self.engine_log.admit(now)
+    }
+
+    /// What `children` need to run could not be made (`what` failed with
+    /// `err`): logs it, rate-limited, and tells the machine, which retries
+    /// after their backoff and at least the engine's floor delay.
+    fn fork_failed(&mut self, children: &[ChildIdx], what: &str, err: Errno) {
+        if self.engine_failure_logged() {
+            tracing::error!(supervisor = %self.machine.path(), children = %self.paths(children), %err,
+                "{what}; will retry after its backoff, and at least a floor delay");
+        }
+        let now = self.timer.now();
+        for &child in children {
+            self.machine
+                .handle_exit(child, ChildExit::ForkFailed(err as i32), now);
+        }
+    }
+
+    /// Sleeps until something happens, then feeds it to the machine.
+    fn wait(&mut self) {
+        let now = self.timer.now();
+        // Workers waiting for a host that has yet to be forked: at once.
+        let launch = self.host.awaits_launch().then_some(now);
+        let deadline = self
+            .machine
+            .poll_timeout()
+            .into_iter()
+            .chain(self.host.kill_at())
+            .chain(self.outlet.events().and_then(|root| root.deadline()))
+            .chain(self.engine_log.due())
+            .chain(launch)
+            .chain(self.next_alive)
+            .chain(self.procs.alive_by())
+            .min();
+        let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        // Child supervisors whose channel has something to read: only
+        // those are read, so a turn costs no syscall per idle child.
+        self.said.clear();
+        if timeout != Some(Duration::ZERO) {
+            let Some(signals) = &self.signals else { return };
+            self.poller.clear();
+            self.watched.clear();
+            self.poller.add(signals.fd(), PollFlags::POLLIN);
+            for (child, fd, events) in self.procs.interest() {
+                let at = self.poller.add(fd, events);
+                self.watched.push((child, at));
+            }
+            for (fd, events) in self.host.interest() {
+                self.poller.add(fd, events);
+            }
+            self.watch_templates();
+            if let Outlet::Events(events) = &self.outlet {
+                for fd in events.poll_fds() {
+                    self.poller
+                        .add(fd.as_fd(), fd.events() & !PollFlags::POLLNVAL);
+                }
+            }
+            self.poller.wait(timeout);
+            for &(child, at) in &self.watched {
+                if self.poller.ready(at) {
+                    self.said.push(child);
+                }
+            }
+        }
+        let signals = match self.signals.as_mut().map(|s| (s.drain(), s)) {
+            None => Vec::new(),
+            Some((Ok(signals), _)) => signals,
+            Some((Err(err), pipe)) => {
+                // Polled again, it would be ready at once for ever.
+                tracing::error!(supervisor = %self.machine.path(), %err, "the supervisor's signal pipe is broken; making it again");
+                if let Err(err) = pipe.renew() {
+                    tracing::error!(supervisor = %self.machine.path(), %err, "could not make the signal pipe again; ending the supervisor");
+                    sys::exit_now(sys::EXIT_PANICKED)
+                }
+                // A child's end may have come meanwhile.
+                vec![Signal::SIGCHLD]
+            }
+        };
+        let now = self.timer.now();
+        self.read_host(now, false);
+        let said = std::mem::take(&mut self.said);
+        self.read_procs(&said, now);
+        self.said = said;
+        if timeout != Some(Duration::ZERO) {
+            self.read_requests(now);
+        }
+        if let Some(events) = self.outlet.events() {
+            events.handle(now);
+        }
+        self.tell_parent_ready();
+        self.host.flush();
+        for sig in &signals {
+            if sys::STOP_SIGNALS.contains(sig) && self.stop_signal.is_none() {
+                tracing::info!(supervisor = %self.machine.path(), signal = %sig, "shutdown requested");
+                self.stop_signal = Some(*sig);
+                self.machine.handle_shutdown(now);
+            }
+        }
+        if signals.contains(&Signal::SIGCHLD) {
+            self.reap(now);
+        }
+        // A process its watchdog judges hung is read once more before it
+        // is killed, after the scheduler was asked: a sign of life it sent
+        // before then (maybe just before, from another CPU, or one this
+        // turn did not poll for) is never judged as silence.
+        let host_hung = self.host.judge_watch(now);
+        if host_hung.is_some() {
+            self.read_host(now, true);
+        }
+        let hung = self.procs.judge(now);
+        if !hung.is_empty() {
+            let children: Vec<ChildIdx> = hung.iter().map(|&(child, _)| child).collect();
+            self.read_procs(&children, now);
+        }
+        let stuck = self.host.kill_if_overdue(now, host_hung);
+        if !stuck.is_empty() {
+            tracing::warn!(
+                supervisor = %self.machine.path(), pid = ?self.host.pid().map(|p| p.as_raw()), workers = %self.paths(&stuck),
+                "dropped workers did not end in time (a worker blocks its thread?); killing their worker host"
+            );
+        }
+        self.procs.kill_hung(hung, now);
+        self.show_life(now);
+        if self.machine.poll_timeout().is_some_and(|t| t <= now) {
+            self.machine.handle_timeout(now);
+        }
+        if let Some(failures) = self.engine_log.summary(now) {
+            tracing::warn!(supervisor = %self.machine.path(), failures, period = ?REPEAT_LOG_PERIOD,
+                "the engine's machinery (fork, pipes, worker host setup) failed this many more times since the last line; each is retried after a floor delay");
+        }
+    }
+
+    fn reap(&mut self, now: Instant) {
+        if self.reaps_any {
+            while let Some((pid, exit)) = sys::reap_any() {
+                self.reaped(pid, exit, now);
+            }
+            return;
+        }
+        let pids: Vec<_> = self.procs.pids().chain(self.host.pid()).collect();
+        for pid in pids {
+            if let Some(exit) = sys::try_reap(pid) {
+                self.reaped(pid, exit, now);
+            }
+        }
+    }
+
+    /// Feeds the exit of process `pid` to the machine.
+    fn reaped(&mut self, pid: nix::unistd::Pid, exit: ChildExit, now: Instant) {
+        if let Some(child) = self.procs.child_of(pid) {
+            self.supervisor_exited(child, exit, now);
+            return;
+        }
+        if self.host.pid() == Some(pid) {
+            self.host_exited(exit, now);
+            return;
+        }
+        tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "reaped an orphaned descendant");
+    }
+}
+
+/// In a freshly forked child: moves out of `children` what `keep` keeps,
+/// by position. The rest (the parent's share of the tree) is forgotten, not
+/// dropped: freeing it would run users' destructors in the child and touch
+/// (copy) every page of the inherited tree, which made starting a large tree
+/// grow faster than linearly. The child ends with `_exit`, so nothing leaks.
+fn take_children(
+    children: &mut Vec<Child>,
+    keep: impl Fn(usize, &Child) -> bool,
+) -> Vec<Option<Child>> {
+    std::mem::take(children)
+        .into_iter()
+        .enumerate()
+        .map(|(n, child)| {
+            if keep(n, &child) {
+                Some(child)
+            } else {
+                std::mem::forget(child);
+                None
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! What a supervisor process tells the world: lifecycle events to the root,
+//! readiness to its parent.
+
+use nix::unistd::Pid;
+
+use super::Node;
+use crate::machine::{ChildIdx, Report, Subject};
+use crate::{Event, EventKind, Spawner, Timer};
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// The path of child `child` in events: `<supervisor>/<index>`, and
+    /// for a child started at run time `<supervisor>/<template>#<id>`.
+    pub(super) fn child_path(&self, child: ChildIdx) -> String {
+        let path = self.machine.path();
+        match self.dynamic.get(child) {
+            Some(started) => {
+                let template = self
+                    .sup
+                    .templates
+                    .get(started.template as usize)
+                    .map_or("?", |t| t.name.as_str());
+                format!("{path}/{template}#{}", started.id)
+            }
+            None => format!("{path}/{child}"),
+        }
+    }
+
+    /// The paths of `children`, for a log line: `root/1/0, root/1/conn#7`.
+    pub(super) fn paths(&self, children: &[ChildIdx]) -> String {
+        let paths: Vec<String> = children.iter().map(|&c| self.child_path(c)).collect();
+        paths.join(", ")
+    }
+
+    /// Sends a lifecycle event about `path` to the root, if anyone listens.
+    pub(super) fn emit(&mut self, path: String, pid: Option<Pid>, kind: EventKind) {
+        self.outlet
+            .emit(|| Event::new(path, pid.and_then(|p| u32::try_from(p.as_raw()).ok()), kind));
+    }
+
+    /// Sends a lifecycle event about child `child`.
+    pub(super) fn emit_child(&mut self, child: ChildIdx, pid: Option<Pid>, kind: EventKind) {
+        if !self.outlet.is_quiet() {
+            let path = self.child_path(child);
+            self.emit(path, pid, kind);
+        }
+    }
+
+    /// Turns the machine's decisions into lifecycle events, and passes this
+    /// supervisor's readiness up.
+    pub(super) fn report(&mut self) {
+        while let Some(report) = self.machine.poll_report() {
+            self.report_one(report);
+        }
+    }
+
+    pub(super) fn report_one(&mut self, report: Report) {
+        self.report_event(&report);
+        if let Report::Exited {
+            child,
+            restart: None,
+            ..
+        } = report
+        {
+            if !self.is_worker[child.get()] {
+                // Its subtree ended for good: so do its cgroups.
+                let path = self.child_path(child);
+                self.containment.ended(&path);
+            }
+        }
+        if let Report::Removed { child, id } = report {
+            self.removed(child, id);
+        }
+    }
+
+    fn report_event(&mut self, report: &Report) {
+        // The event first: it is in the pipe to the root before the
+        // parent learns of the readiness, so the status shows every node
+        // ready by the time the root is.
+        self.emit_report(report);
+        match report {
+            Report::Ready => self.ready(),
+            Report::Stopping(_) => {
+                if let Some(events) = self.outlet.events() {
+                    events.stopping();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn emit_report(&mut self, report: &Report) {
+        if self.outlet.is_quiet() {
+            return;
+        }
+        let Some((subject, kind)) = self.machine.event(report) else {
+            return;
+        };
+        match subject {
+            Subject::Supervisor => {
+                let path = self.machine.path().to_owned();
+                self.emit(path, Some(Pid::this()), kind);
+            }
+            Subject::Child(child) => {
+                // A worker's pid is its host's, while it runs there: after
+                // an in-place restart, or when it is ready.
+                let in_host = match &kind {
+                    EventKind::Exited { restart, .. } => restart.is_some() && self.host.runs(child),
+                    EventKind::Removed => false,
+                    _ => true,
+                };
+                let pid = if self.is_worker[child.get()] && in_host {
+                    self.host.pid()
+                } else {
+                    None
+                };
+                self.emit_child(child, pid, kind);
+            }
+        }
+    }
+
+    /// Every child of this supervisor is ready.
+    fn ready(&mut self) {
+        tracing::debug!(supervisor = %self.machine.path(), "supervisor ready");
+        if let Some(events) = self.outlet.events() {
+            events.tree_ready();
+        }
+        self.ready_unsent = true;
+        self.tell_parent_ready();
+    }
+}

@@ -1,0 +1,551 @@
+//! The part of a supervisor process's loop that deals with lifecycle events
+//! ([`Events`]). In the root process ([`Main`]): gather the tree's events into
+//! a [`TreeStatus`](crate::TreeStatus), hand them to the user's callbacks a
+//! few per turn, serve the status socket, and talk to systemd. In a forked
+//! supervisor ([`Relay`]): send its events up the event pipe, coming back to
+//! those that found it full.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::FcntlArg;
+use nix::poll::{PollFd, PollFlags};
+
+use super::containment::Containment;
+use super::events::{Decoder, EventSink, RETRY_AFTER};
+use super::status_socket::StatusServer;
+use super::sys;
+use super::systemd::Notifier;
+use crate::observe::{Observed, Observers, QUEUE_CAPACITY};
+use crate::{Error, Event};
+
+/// The pipe size the root asks for, so a burst of events (a whole tree
+/// starting) fits while the root catches up. Best effort.
+const EVENT_PIPE_SIZE: i32 = 1 << 20;
+/// The size of one read off the event pipe.
+const READ_CHUNK: usize = 16 << 10;
+/// The most bytes read off the event pipe per turn of the root's loop.
+/// Folding an event into the status is cheap (a microsecond or so), and the
+/// callbacks are queued, so a turn takes a lot: the pipe's backlog stays
+/// small and the status current.
+const READ_PER_TURN: usize = 256 << 10;
+/// The most bytes read off the event pipe once the tree has ended.
+const READ_AT_END: usize = 4 << 20;
+/// How long the user's callbacks may run per turn of the root's loop; one
+/// call is made per turn however long it takes.
+const CALLBACK_BUDGET: Duration = Duration::from_millis(5);
+/// How many of the events still waiting for the callback are kept once the
+/// tree has ended: the newest (its end among them); older ones are dropped
+/// and counted.
+const EVENTS_KEPT_AT_END: usize = 64;
+/// How long the callbacks still waiting may run once the tree has ended;
+/// the events left then are dropped and counted.
+const CALLBACK_BUDGET_AT_END: Duration = Duration::from_secs(1);
+
+/// The part of a supervisor process's loop that deals with lifecycle
+/// events; the loop reaches it through
+/// [`Outlet::events`](super::outlet::Outlet::events), and calls
+/// [`poll_fds`](Self::poll_fds), [`deadline`](Self::deadline) and
+/// [`handle`](Self::handle) every turn.
+// Always boxed (in `Outlet::Events`): the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Events {
+    /// In the root process.
+    Main(Main),
+    /// In a forked supervisor: readiness and shutdown are the root's
+    /// business, so [`tree_ready`](Self::tree_ready) and
+    /// [`stopping`](Self::stopping) do nothing here.
+    Relay(Relay),
+}
+
+impl Events {
+    /// The root process's: sets up what `observers` asks for, and systemd
+    /// notification when `NOTIFY_SOCKET` is set; the tree starts at `now`.
+    pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
+        Main::new(observers, now).map(Events::Main)
+    }
+
+    /// Shows the limits and usage of `containment`'s subtrees in the
+    /// status the root serves.
+    pub(crate) fn with_usage(self, containment: Arc<Containment>) -> Self {
+        match self {
+            Events::Main(mut main) => {
+                main.usage = Some(containment);
+                Events::Main(main)
+            }
+            relay => relay,
+        }
+    }
+
+    /// In a freshly forked child supervisor: what it does with its own
+    /// events (`None`: nobody listens). See [`Main::leave_in_child`] and
+    /// [`EventSink::for_child`].
+    pub(crate) fn leave_in_child(self) -> Option<Events> {
+        match self {
+            Events::Main(main) => main.leave_in_child(),
+            Events::Relay(relay) => relay.for_child(),
+        }
+        .map(Events::Relay)
+    }
+
+    /// Records (in the root) or sends up (in a forked supervisor) an event.
+    pub(crate) fn emit(&mut self, event: Event) {
+        match self {
+            Events::Main(main) => main.emit(event),
+            Events::Relay(relay) => relay.send(event),
+        }
+    }
+
+    /// The whole tree is up (in the root; nothing in a forked supervisor).
+    pub(crate) fn tree_ready(&mut self) {
+        if let Events::Main(main) = self {
+            main.tree_ready();
+        }
+    }
+
+    /// The tree begins to shut down, or has no work left (in the root;
+    /// nothing in a forked supervisor). Called again and again while it
+    /// shuts down; acts once.
+    pub(crate) fn stopping(&mut self) {
+        if let Events::Main(main) = self {
+            main.stopping();
+        }
+    }
+
+    /// The fds the loop must watch for this.
+    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        match self {
+            Events::Main(main) => main.poll_fds(),
+            Events::Relay(_) => Vec::new(),
+        }
+    }
+
+    /// When the loop must wake up for this at the latest.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self {
+            Events::Main(main) => main.deadline(),
+            Events::Relay(relay) => relay.deadline(),
+        }
+    }
+
+    /// Starts a turn of the loop at `now` and does what is due.
+    pub(crate) fn handle(&mut self, now: Instant) {
+        match self {
+            Events::Main(main) => main.handle(now),
+            Events::Relay(relay) => relay.handle(now),
+        }
+    }
+}
+
+/// A forked supervisor's events on their way up the pipe.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    /// Always there; taken only to hand it to a forked child.
+    sink: Option<EventSink>,
+    /// The time of the current turn of the loop (at first: of the parent's
+    /// turn that forked this process), for the sink's retries.
+    now: Instant,
+}
+
+impl Relay {
+    fn new(sink: EventSink, now: Instant) -> Self {
+        Self {
+            sink: Some(sink),
+            now,
+        }
+    }
+
+    /// In a freshly forked child: the same pipe, without this process's
+    /// waiting events (see [`EventSink::for_child`]).
+    fn for_child(mut self) -> Option<Relay> {
+        let now = self.now;
+        self.sink
+            .take()
+            .map(|sink| Relay::new(sink.for_child(), now))
+    }
+
+    fn send(&mut self, event: Event) {
+        if let Some(sink) = &mut self.sink {
+            sink.send(event, self.now);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.sink.as_ref().and_then(EventSink::deadline)
+    }
+
+    fn handle(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(sink) = &mut self.sink {
+            sink.tick(now);
+        }
+    }
+}
+
+impl Drop for Relay {
+    /// The supervisor ends: one last try, without waiting, to send its
+    /// events that found the pipe full (its last ones among them).
+    fn drop(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.tick(self.now + RETRY_AFTER);
+        }
+    }
+}
+
+/// What only the root process does besides supervising.
+pub(crate) struct Main {
+    /// The status and the user's callbacks, which wait in a bounded queue
+    /// and are made a few per turn.
+    observed: Observed,
+    /// The event pipe: read end, and the write end forked supervisors take.
+    events: Option<(OwnedFd, OwnedFd)>,
+    decoder: Decoder,
+    server: Option<StatusServer>,
+    notifier: Option<Notifier>,
+    next_watchdog: Option<Instant>,
+    /// Whether the tree is stopping (its listeners stopped, systemd told
+    /// `STOPPING=1`).
+    stopping: bool,
+    /// The limited subtrees, whose limits and usage the status shows.
+    usage: Option<Arc<Containment>>,
+    /// The time of the current turn of the root's loop, as its timer read
+    /// it: given to [`new`](Self::new), then to [`handle`](Self::handle)
+    /// once per turn, before any event of that turn is emitted. Events are
+    /// recorded at it. The only clock read here is the monotonic one that
+    /// measures how long the user's callbacks run.
+    now: Instant,
+}
+
+impl Main {
+    /// Sets up what `observers` asks for, and systemd notification when
+    /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
+    fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
+        // `on_ready` is given the status, which is folded from the events.
+        let wants_events = observers.on_event.is_some()
+            || observers.status_socket.is_some()
+            || observers.on_ready.is_some();
+        let events = if wants_events {
+            let (read, write) =
+                sys::pipe().map_err(|errno| Error::os("creating the event pipe", errno.into()))?;
+            // Best effort: the default 64 KiB works, only sooner full.
+            let _ = nix::fcntl::fcntl(&write, FcntlArg::F_SETPIPE_SZ(EVENT_PIPE_SIZE));
+            Some((read, write))
+        } else {
+            None
+        };
+        let server = match &observers.status_socket {
+            Some(path) => Some(
+                StatusServer::bind(path)
+                    .map_err(|source| Error::os("creating the status socket", source))?,
+            ),
+            None => None,
+        };
+        let notifier = Notifier::from_env();
+        let next_watchdog = notifier
+            .as_ref()
+            .and_then(Notifier::watchdog_interval)
+            .map(|_| now);
+        Ok(Self {
+            observed: Observed::queued(observers, std::process::id(), now, QUEUE_CAPACITY),
+            events,
+            decoder: Decoder::default(),
+            server,
+            notifier,
+            next_watchdog,
+            stopping: false,
+            usage: None,
+            now,
+        })
+    }
+
+    /// In a freshly forked child supervisor: the write end of the event pipe
+    /// for its own events. The rest is the root's: the status server's fds
+    /// are closed (its `Drop` leaves the socket file to the process that
+    /// made it), and the rest is forgotten: no user destructor or callback
+    /// runs in the child (the root's `Drop` does not either), and no heap
+    /// page shared with the root is written (copied) just to free it.
+    fn leave_in_child(mut self) -> Option<Relay> {
+        let events = self.events.take();
+        drop(self.server.take());
+        let now = self.now;
+        std::mem::forget(self);
+        events.map(|(read, write)| {
+            drop(read);
+            Relay::new(EventSink::new(write), now)
+        })
+    }
+
+    /// Records an event of the root's own children, or one read off the
+    /// pipe, at the time of the current turn: in the status at once, for
+    /// the callback in its queue.
+    fn emit(&mut self, event: Event) {
+        self.observed.event(event, self.now);
+    }
+
+    /// The whole tree is up. Every supervisor wrote its `Ready` event
+    /// before it told its parent: what the pipe holds is read first, so
+    /// the status `on_ready` gets (and the one served when systemd hears
+    /// `READY=1`) shows every node ready.
+    fn tree_ready(&mut self) {
+        self.read_events(READ_AT_END);
+        if let Some(n) = &mut self.notifier {
+            n.notify("READY=1");
+        }
+        self.observed.ready();
+    }
+
+    /// The tree begins to shut down, or has no work left: once, its
+    /// listeners stop taking connections and systemd is told.
+    fn stopping(&mut self) {
+        if std::mem::replace(&mut self.stopping, true) {
+            return;
+        }
+        crate::listen::tree_stops();
+        if let Some(n) = &mut self.notifier {
+            n.notify("STOPPING=1");
+        }
+    }
+
+    /// The fds the root's poll loop must watch for this.
+    fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let mut fds: Vec<PollFd<'_>> = Vec::new();
+        if let Some((read, write)) = &self.events {
+            fds.push(sys::readable(read.as_fd()));
+            if self.observed.has_pending() {
+                // Callbacks are due, so the loop must come back at once,
+                // yet still poll (to learn what else is ready): the pipe is
+                // either not full (its write end is writable) or holds
+                // events (its read end is readable), so one of the two is
+                // always ready.
+                fds.push(PollFd::new(write.as_fd(), PollFlags::POLLOUT));
+            }
+        }
+        if let Some(server) = &self.server {
+            fds.extend(server.poll_fds());
+        }
+        fds
+    }
+
+    /// When the root's poll loop must wake up for this at the latest.
+    fn deadline(&self) -> Option<Instant> {
+        let server = self.server.as_ref().and_then(StatusServer::next_deadline);
+        // Callbacks due without an event pipe to poll (only `on_ready` was
+        // asked for): come back at once.
+        let due = (self.events.is_none() && self.observed.has_pending()).then_some(self.now);
+        server
+            .into_iter()
+            .chain(self.next_watchdog)
+            .chain(due)
+            .min()
+    }
+
+    /// Starts a turn of the root's loop at `now` and does what is due:
+    /// reads events into the status, serves status requests, pings the
+    /// watchdog, then makes the waiting callbacks for up to
+    /// [`CALLBACK_BUDGET`] (at least one call), so that the loop gets back
+    /// to its signals and children soon whatever the callbacks do.
+    fn handle(&mut self, now: Instant) {
+        self.now = now;
+        self.observed.advance(now);
+        self.read_events(READ_PER_TURN);
+        if let Some(server) = &mut self.server {
+            let (observed, usage) = (&mut self.observed, &self.usage);
+            // Rendered once per turn however many clients ask in it (the
+            // status of 100 000 nodes takes tens of milliseconds).
+            let mut rendered: Option<String> = None;
+            server.handle(now, &mut || {
+                rendered
+                    .get_or_insert_with(|| {
+                        // Read when asked: the cgroups' files, not every turn.
+                        for (path, text) in usage.iter().flat_map(|c| c.usage()) {
+                            observed.set_resources(&path, text);
+                        }
+                        observed.status().to_string()
+                    })
+                    .clone()
+            });
+        }
+        if let (Some(at), Some(n)) = (self.next_watchdog, &mut self.notifier) {
+            if at <= now {
+                n.notify("WATCHDOG=1");
+                self.next_watchdog = n.watchdog_interval().map(|i| now + i);
+            }
+        }
+        let until = Instant::now() + CALLBACK_BUDGET;
+        self.observed.deliver(|| Instant::now() < until);
+    }
+
+    /// Reads up to `limit` bytes of events off the pipe, as far as it holds
+    /// any, and records them.
+    fn read_events(&mut self, limit: usize) {
+        let Some((read, _)) = &self.events else {
+            return;
+        };
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut total = 0;
+        while total < limit {
+            let n = match nix::unistd::read(read, &mut chunk) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                // EAGAIN: the pipe is empty.
+                Err(_) => return,
+            };
+            total += n;
+            self.decoder.push(&chunk[..n]);
+            while let Some(event) = self.decoder.next_event() {
+                self.observed.event(event, self.now);
+            }
+            if n < chunk.len() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Main {
+    /// The tree has ended: records the events still in the pipe, then gives
+    /// the newest [`EVENTS_KEPT_AT_END`] waiting events to the callback,
+    /// for up to [`CALLBACK_BUDGET_AT_END`]; `on_event` is told how many
+    /// events it missed.
+    fn drop(&mut self) {
+        self.read_events(READ_AT_END);
+        if self.decoder.pending() > 0 {
+            tracing::debug!(
+                bytes = self.decoder.pending(),
+                "the event pipe ended with part of an event"
+            );
+        }
+        let until = Instant::now() + CALLBACK_BUDGET_AT_END;
+        self.observed
+            .finish(EVENTS_KEPT_AT_END, || Instant::now() < until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventKind, NodeKind};
+    use std::sync::{Arc, Mutex};
+
+    fn started(n: u32) -> Event {
+        Event::new(
+            format!("root/{n}"),
+            Some(1000 + n),
+            EventKind::Started(NodeKind::Worker),
+        )
+    }
+
+    /// A root whose `on_event` takes `delay` and logs the paths it gets.
+    fn slow_root(delay: Duration) -> (Events, Arc<Mutex<Vec<String>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = log.clone();
+        let observers = Observers {
+            on_event: Some(Box::new(move |event: &Event| {
+                std::thread::sleep(delay);
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(match event.kind {
+                        EventKind::Dropped(n) => format!("dropped {n}"),
+                        _ => event.path.clone(),
+                    });
+                }
+            })),
+            ..Observers::default()
+        };
+        let root = Events::new(observers, Instant::now()).expect("a root");
+        (root, log)
+    }
+
+    fn calls(log: &Arc<Mutex<Vec<String>>>) -> usize {
+        log.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_slow_callback_gets_a_bounded_share_of_each_turn() {
+        let (mut root, log) = slow_root(Duration::from_millis(2));
+        for n in 0..100 {
+            root.emit(started(n));
+        }
+        let Events::Main(main) = &root else {
+            panic!("not the root")
+        };
+        // The status has them all already; the callback none.
+        assert_eq!(main.observed.status().nodes().count(), 101);
+        assert_eq!(calls(&log), 0);
+        // The loop is told to come back at once.
+        assert_eq!(root.poll_fds().len(), 2);
+        let began = Instant::now();
+        root.handle(Instant::now());
+        let took = began.elapsed();
+        let made = calls(&log);
+        assert!((1..=4).contains(&made), "{made} calls in one turn");
+        assert!(
+            took < CALLBACK_BUDGET + Duration::from_millis(50),
+            "{took:?}"
+        );
+        // Turns go on until every call is made; then the loop may sleep.
+        while root.poll_fds().len() > 1 {
+            root.handle(Instant::now());
+        }
+        assert_eq!(calls(&log), 100);
+    }
+
+    #[test]
+    fn at_the_end_the_newest_events_are_still_delivered() {
+        let (mut root, log) = slow_root(Duration::ZERO);
+        for n in 0..(EVENTS_KEPT_AT_END as u32 + 10) {
+            root.emit(started(n));
+        }
+        drop(root);
+        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(log.len(), EVENTS_KEPT_AT_END + 1);
+        assert_eq!(log[0], "dropped 10");
+        assert_eq!(log[1], "root/10");
+    }
+
+    #[test]
+    fn a_forked_supervisor_relays_its_events_and_ignores_the_roots_business() {
+        let (root, _log) = slow_root(Duration::ZERO);
+        assert!(matches!(root.leave_in_child(), Some(Events::Relay(_))));
+        let (read, write) = sys::pipe().expect("a pipe");
+        let mut relay = Events::Relay(Relay::new(EventSink::new(write), Instant::now()));
+        relay.tree_ready();
+        relay.stopping();
+        relay.emit(started(1));
+        relay.handle(Instant::now());
+        assert!(relay.poll_fds().is_empty());
+        assert_eq!(relay.deadline(), None);
+        let mut buf = [0u8; 512];
+        let n = nix::unistd::read(&read, &mut buf).expect("the event");
+        let mut decoder = Decoder::default();
+        decoder.push(&buf[..n]);
+        assert_eq!(decoder.next_event(), Some(started(1)));
+        assert_eq!(decoder.next_event(), None);
+    }
+
+    #[test]
+    fn an_ending_supervisor_sends_what_waits_if_it_can() {
+        let (read, write) = sys::pipe().expect("a pipe");
+        let mut relay = Relay::new(EventSink::new(write), Instant::now());
+        let mut sent = 0;
+        while relay.deadline().is_none() {
+            relay.send(started(sent));
+            sent += 1;
+        }
+        // The pipe is full and the last event waits; the root reads.
+        let mut decoder = Decoder::default();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = nix::unistd::read(&read, &mut buf) {
+            decoder.push(&buf[..n]);
+            got.extend(std::iter::from_fn(|| decoder.next_event()));
+        }
+        assert_eq!(got.len() as u32, sent - 1);
+        drop(relay);
+        let n = nix::unistd::read(&read, &mut buf).expect("the last event");
+        decoder.push(&buf[..n]);
+        assert_eq!(decoder.next_event(), Some(started(sent - 1)));
+    }
+}

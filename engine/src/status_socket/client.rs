@@ -1,0 +1,305 @@
+//! The client: [`query`] asks a running status server for the status, as
+//! the `status` command of a program does.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+
+use super::{after, with_context};
+
+/// The longest answer [`query`] accepts.
+const MAX_ANSWER: usize = 64 << 20;
+
+/// Asks the status server at `path` for the status: connects, sends
+/// `status\n` and reads the answer until the server closes, all within
+/// `timeout`.
+///
+/// Fails with a message naming `path` when there is no socket (`NotFound`),
+/// nothing serves it (`ConnectionRefused`), it is not ours or we are not
+/// allowed (`PermissionDenied`), time runs out (`TimedOut`), or the server
+/// answers with an `error: ...` line.
+pub(crate) fn query(path: &Path, timeout: Duration) -> Result<String, io::Error> {
+    let deadline = after(Instant::now(), timeout);
+    let stream = UnixStream::from(connect_until(path, deadline)?);
+    let uid = nix::unistd::geteuid().as_raw();
+    match socket::getsockopt(&stream, sockopt::PeerCredentials) {
+        Ok(peer) if peer.uid() == uid => {}
+        Ok(peer) => {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the status socket {} is served by uid {}, not by us (uid {uid})",
+                    path.display(),
+                    peer.uid()
+                ),
+            ))
+        }
+        Err(err) => {
+            return Err(with_context(
+                err.into(),
+                format!("checking who serves the status socket {}", path.display()),
+            ))
+        }
+    }
+    let mut request: &[u8] = b"status\n";
+    // Set when the server closed before taking our request: it may have
+    // refused us (busy, permission denied) and its answer says why.
+    let mut unsent = None;
+    while !request.is_empty() {
+        match socket::send(stream.as_raw_fd(), request, MsgFlags::MSG_NOSIGNAL) {
+            Ok(sent) => request = &request[sent..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait_for(&stream, PollFlags::POLLOUT, deadline, path)?,
+            Err(err) => {
+                let err = with_context(
+                    err.into(),
+                    format!("sending a request to the status socket {}", path.display()),
+                );
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) {
+                    unsent = Some(err);
+                    break;
+                }
+                return Err(err);
+            }
+        }
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match (&stream).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.len() > MAX_ANSWER {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the status socket {} answered with more than {MAX_ANSWER} bytes",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                wait_for(&stream, PollFlags::POLLIN, deadline, path)?;
+            }
+            // The server closed with some of our input unread, after its
+            // answer: that ends the answer like EOF.
+            Err(err) if err.kind() == io::ErrorKind::ConnectionReset && !answer.is_empty() => break,
+            Err(err) => {
+                return Err(unsent.unwrap_or_else(|| {
+                    with_context(
+                        err,
+                        format!("reading from the status socket {}", path.display()),
+                    )
+                }));
+            }
+        }
+    }
+    if let (true, Some(err)) = (answer.is_empty(), unsent) {
+        return Err(err);
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    if let Some(message) = answer.strip_prefix("error: ") {
+        let message = message.lines().next().unwrap_or_default();
+        let kind = match message {
+            "permission denied" => io::ErrorKind::PermissionDenied,
+            "timed out waiting for a request" => io::ErrorKind::TimedOut,
+            _ => io::ErrorKind::Other,
+        };
+        return Err(io::Error::new(
+            kind,
+            format!(
+                "the status server at {} answered: {message}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(answer)
+}
+
+/// Connects to `path`, retrying while the server's backlog is full, until
+/// `deadline`.
+fn connect_until(path: &Path, deadline: Instant) -> Result<OwnedFd, io::Error> {
+    loop {
+        let errno = match connect_nonblocking(path) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => errno,
+        };
+        let (kind, reason) = match errno {
+            Errno::EAGAIN => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    (io::ErrorKind::TimedOut, "timed out connecting".to_owned())
+                } else {
+                    std::thread::sleep(remaining.min(Duration::from_millis(10)));
+                    continue;
+                }
+            }
+            Errno::ENOENT => (
+                io::ErrorKind::NotFound,
+                "no such socket (is the supervision tree running?)".to_owned(),
+            ),
+            Errno::ECONNREFUSED => (
+                io::ErrorKind::ConnectionRefused,
+                "nothing is serving it (a stale socket?)".to_owned(),
+            ),
+            Errno::EACCES | Errno::EPERM => (
+                io::ErrorKind::PermissionDenied,
+                "permission denied".to_owned(),
+            ),
+            errno => (io::Error::from(errno).kind(), errno.desc().to_owned()),
+        };
+        return Err(io::Error::new(
+            kind,
+            format!(
+                "can't connect to the status socket {}: {reason}",
+                path.display()
+            ),
+        ));
+    }
+}
+
+/// Waits until `stream` is ready for `events`, failing with `TimedOut` once
+/// `deadline` has passed.
+fn wait_for(
+    stream: &UnixStream,
+    events: PollFlags,
+    deadline: Instant,
+    path: &Path,
+) -> Result<(), io::Error> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timed out waiting for the status socket {}", path.display()),
+        ));
+    }
+    // Round up, so that the wait doesn't end just before the deadline.
+    let millis = remaining.as_nanos().div_ceil(1_000_000);
+    let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+    match nix::poll::poll(&mut [PollFd::new(stream.as_fd(), events)], timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(err) => Err(with_context(
+            err.into(),
+            format!("waiting for the status socket {}", path.display()),
+        )),
+    }
+}
+
+/// Connects a non-blocking, close-on-exec stream socket to `path` without
+/// waiting (a full backlog gives `EAGAIN`).
+pub(super) fn connect_nonblocking(path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = UnixAddr::new(path)?;
+    socket::connect(fd.as_raw_fd(), &addr)?;
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status_socket::testing::{turn, TempDir};
+    use crate::status_socket::StatusServer;
+    use std::os::unix::net::UnixListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// Runs `server` on a helper thread until the returned flag is set.
+    fn serve_in_background(
+        mut server: StatusServer,
+        text: &'static str,
+    ) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut render = || text.to_owned();
+            while !stopping.load(Ordering::Relaxed) {
+                turn(&mut server, &mut render);
+            }
+        });
+        (stop, thread)
+    }
+
+    #[test]
+    fn query_returns_the_status() {
+        let dir = TempDir::new("query");
+        let path = dir.join("status.sock");
+        let server = StatusServer::bind(&path).expect("bind");
+        let (stop, thread) = serve_in_background(server, "root: running\n");
+        let answers: Vec<_> = (0..3)
+            .map(|_| query(&path, Duration::from_secs(5)))
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        thread.join().expect("the server thread");
+        for answer in answers {
+            assert_eq!(answer.expect("an answer"), "root: running\n");
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn query_reports_server_errors() {
+        let dir = TempDir::new("query-busy");
+        let path = dir.join("status.sock");
+        // A server that answers everyone `busy`.
+        let listener = UnixListener::bind(&path).expect("bind");
+        let thread = std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut request = [0u8; 7];
+                let _ = stream.read_exact(&mut request);
+                let _ = std::io::Write::write_all(&mut stream, b"error: busy\n");
+            }
+        });
+        let answer = query(&path, Duration::from_secs(5));
+        thread.join().expect("the server thread");
+        let err = answer.expect_err("a busy server");
+        assert!(err.to_string().contains("answered: busy"), "{err}");
+    }
+
+    #[test]
+    fn query_without_a_server_is_a_clear_error() {
+        let dir = TempDir::new("query-missing");
+        let path = dir.join("status.sock");
+        let err = query(&path, Duration::from_secs(1)).expect_err("no socket");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no such socket"), "{err}");
+
+        drop(UnixListener::bind(&path).expect("bind a socket that will go stale"));
+        let err = query(&path, Duration::from_secs(1)).expect_err("a stale socket");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+
+    #[test]
+    fn query_times_out_on_a_silent_server() {
+        let dir = TempDir::new("query-silent");
+        let path = dir.join("status.sock");
+        // Connections queue in the backlog, but nobody ever answers.
+        let _listener = UnixListener::bind(&path).expect("bind");
+        let start = Instant::now();
+        let err = query(&path, Duration::from_millis(100)).expect_err("a silent server");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}
