@@ -1,7 +1,7 @@
 //! The cgroup file parsers on any text: see
-//! `supertrees_core::fuzzing::cgroup_parsers`.
+//! `supertrees_engine::fuzzing::cgroup_parsers`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    supertrees_core::fuzzing::cgroup_parsers(data);
+    supertrees_engine::fuzzing::cgroup_parsers(data);
 });
