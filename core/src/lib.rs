@@ -4,18 +4,19 @@
 //! trees for async Rust, where every supervisor is its own forked process and
 //! workers are async tasks.
 //!
-//! This crate holds everything that does not depend on an async runtime:
+//! This crate holds everything that depends neither on an async runtime
+//! nor on the operating system (no `nix`, `libc` or `std::os::unix`: it
+//! builds wherever Rust's std does):
 //!
 //! * the tree model — [`Supertree`] and [`Supervisor`] (the two kinds of
 //!   one builder, [`Tree`]), [`Worker`], [`Restartable`];
 //! * the policies, as plain values with pure functions —
 //!   [`RestartPolicy`], [`BackoffPolicy`], [`Strategy`], [`Intensity`],
 //!   [`Shutdown`];
-//! * the [`Spawner`] and [`Timer`] traits a backend implements, and
-//!   `IoSource` (`supertrees-engine`), the readiness of a file descriptor on its reactor (with
-//!   a default reactor for executors that have none);
-//! * the fork-per-supervisor process engine behind
-//!   [`Supertree::start_with`];
+//! * the [`Spawner`] and [`Timer`] traits a backend implements;
+//! * [`Runner`], the hook through which the fork-per-supervisor process
+//!   engine (`supertrees-engine`, Linux, with the fd-registration seam
+//!   `Register`/`IoSource`) runs a tree: [`Tree::start_with`];
 //! * [`testing`]: a deterministic simulation on a fake clock.
 //!
 //! Most users depend on the `supertrees` facade instead, whose `Supertree`
