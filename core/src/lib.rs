@@ -333,6 +333,9 @@ mod worker;
 // docs, and they may change in any release.
 #[doc(hidden)]
 #[allow(rustdoc::private_intra_doc_links)]
+pub mod codec;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
 pub mod lease;
 #[doc(hidden)]
 #[allow(rustdoc::private_intra_doc_links)]
@@ -367,12 +370,11 @@ pub use event::{Event, EventKind, NodeKind};
 pub use exit::ChildExit;
 pub use limits::Limits;
 pub use listen::Listen;
-pub use message::{
-    inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox, MAX_MESSAGE,
-};
+pub use message::{inbox, mailbox, start_child, terminate_child, Envelope, Inbox, Mailbox};
 pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
+pub use port::MAX_MESSAGE;
 pub use ready::{ready, spawn, stopping};
-pub use rt::{Backend, BoxFuture, Runner, Spawner, Timer};
+pub use rt::{BoxFuture, Spawner, Timer};
 pub use status::{NodeState, NodeStatus, TreeStatus};
-pub use tree::{Supertree, Supervisor, Tree};
+pub use tree::{Backend, Runner, Supertree, Supervisor, Tree};
 pub use worker::{Readiness, Restartable, Worker};

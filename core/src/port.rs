@@ -13,6 +13,13 @@ use std::time::Duration;
 
 use crate::Error;
 
+/// The largest message (and reply) in bytes, once encoded, with the name
+/// of its type: 64 KiB. A larger one is refused by [`Mailbox::send`](crate::Mailbox::send),
+/// [`Mailbox::try_send`](crate::Mailbox::try_send) and [`Mailbox::call`](crate::Mailbox::call) with
+/// [`Error::MessageTooLarge`](crate::Error::MessageTooLarge); a larger reply is dropped and logged (its
+/// caller gets [`Error::NoReply`](crate::Error::NoReply)).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
 /// A boxed, sendable future with an output.
 pub type Op<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

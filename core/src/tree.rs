@@ -41,14 +41,17 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::{self, Undecoded};
 use crate::machine::{ChildPolicy, Machine};
-use crate::message::codec::{self, Undecoded};
-use crate::message::Refusal;
 use crate::observe::Observers;
 use crate::{
-    Backend, BackoffPolicy, Error, Event, Intensity, Limits, Listen, RestartPolicy, Restartable,
-    Runner, Shutdown, Spawner, Strategy, Timer, TreeStatus, Worker,
+    BackoffPolicy, Error, Event, Intensity, Limits, Listen, RestartPolicy, Restartable, Shutdown,
+    Spawner, Strategy, Timer, TreeStatus, Worker,
 };
+
+mod run;
+
+pub use run::{Backend, Runner};
 
 /// One child of a supervisor, in the order it was added.
 ///
@@ -205,24 +208,6 @@ pub struct Template {
     pub argument: &'static str,
     #[doc(hidden)]
     pub build: Build,
-}
-
-impl Template {
-    /// A worker built from this template and the encoded argument `arg`;
-    /// why not, if the argument is of another type than the template's,
-    /// is malformed (bytes left over included), or the template panics.
-    #[doc(hidden)]
-    pub fn worker(&self, arg: &[u8]) -> Result<Box<dyn Worker>, Refusal> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.build)(arg))) {
-            Ok(Ok(worker)) => Ok(worker),
-            Ok(Err(Undecoded::WrongType(found))) => Err(Refusal::WrongType {
-                expected: self.argument.to_owned(),
-                found,
-            }),
-            Ok(Err(Undecoded::Malformed(reason))) => Err(Refusal::BadArgument(reason)),
-            Err(_) => Err(Refusal::BadArgument("the template panicked".to_owned())),
-        }
-    }
 }
 
 impl fmt::Debug for Template {
@@ -1426,31 +1411,6 @@ mod tests {
     }
     impl Restartable for Noop {}
 
-    #[test]
-    fn a_template_decodes_only_its_argument_type_to_the_last_byte() {
-        let tree = TreeParts::from(Supertree::new().add_dynamic("t", |_: u32| Noop));
-        let template = &tree.root.templates[0];
-        let seven = codec::encode("t", &7u32).expect("encoded");
-        assert!(template.worker(&seven).is_ok());
-        // A u64, which postcard alone would read as a u32.
-        let wide = codec::encode("t", &7u64).expect("encoded");
-        assert!(matches!(
-            template.worker(&wide).map(drop),
-            Err(Refusal::WrongType { expected, found }) if expected == "u32" && found == "u64"
-        ));
-        // A byte left over.
-        let mut longer = seven;
-        longer.push(0);
-        assert!(matches!(
-            template.worker(&longer).map(drop),
-            Err(Refusal::BadArgument(reason)) if reason == "1 trailing byte(s) after a u32"
-        ));
-        // Plain postcard, without a type name: malformed.
-        assert!(matches!(
-            template.worker(&[7, 0]).map(drop),
-            Err(Refusal::BadArgument(_))
-        ));
-    }
     fn users(tree: Supertree, runs_as: (u32, u32)) -> Result<(), Error> {
         TreeParts::from(tree)
             .root

@@ -548,8 +548,7 @@ impl<S, T> Ctx<S, T> {
             tracing::error!(host = %self.path, template, "a worker of an unknown template was not built");
             return None;
         };
-        found
-            .worker(arg)
+        crate::message::dynamic::build(found, arg)
             .map_err(|err| {
                 tracing::error!(host = %self.path, template = %found.name, %err, "a dynamic child could not be built");
             })

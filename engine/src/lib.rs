@@ -31,8 +31,8 @@
 //! | `trusted_dir.rs` | the checks of a socket's directory (status socket, Unix listeners) |
 //! | `systemd.rs` | socket activation and `sd_notify` |
 //! | `directory.rs`, `socket.rs`, `socket/` | mailboxes' socket pairs and their transport (the `port` seam's socket services) |
-//! | `register.rs`, `reactor.rs` | [`Register`], [`IoSource`], [`Interest`]; the default reactor ([`DefaultReactor`]) |
-//! | `testing.rs` | [`check_register`], a conformance check of a [`Register`] |
+//! | `io.rs`, `io/` | [`Register`], [`IoSource`], [`Interest`]; the default reactor ([`DefaultReactor`], `io/reactor.rs`); [`check_register`], a conformance check of a [`Register`] (`io/check.rs`) |
+//! | `testing.rs` | helpers of the engine's own tests |
 //! | `fuzzing.rs` | the parsers' entry points for `fuzz/` (feature `fuzzing`) |
 //!
 //! [supertrees]: https://docs.rs/supertrees
@@ -47,13 +47,12 @@ mod containment;
 mod directory;
 mod events;
 mod host;
+mod io;
 mod listen;
 mod listeners;
 mod node;
 mod outlet;
 pub(crate) mod ratelimit;
-mod reactor;
-mod register;
 mod root;
 #[allow(unsafe_code)]
 mod socket;
@@ -61,6 +60,7 @@ mod status_socket;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 mod systemd;
+#[cfg(test)]
 mod testing;
 mod trusted_dir;
 
@@ -84,9 +84,8 @@ use supertrees_core::{
     ChildExit, ChildId, Error, Event, EventKind, Limits, Listen, NodeKind, Timer,
 };
 
+pub use io::{check_register, DefaultReactor, Interest, IoSource, Register};
 pub use listen::{tcp_listener, unix_listener};
-pub use register::{DefaultReactor, Interest, IoSource, Register};
-pub use testing::check_register;
 
 /// What the engine needs of an executor: to run futures
 /// ([`supertrees_core::Spawner`]) and to register fds with its reactor

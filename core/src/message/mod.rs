@@ -145,7 +145,7 @@
 //! ```
 
 #[doc(hidden)]
-pub mod codec;
+pub use crate::codec;
 mod declared;
 #[doc(hidden)]
 pub mod dynamic;
@@ -172,12 +172,7 @@ pub use memory::MemoryServices;
 use crate::port::{InboxPort, Kind, Op, Outbox, Received, Replier, Services};
 use crate::{ChildId, Error};
 
-/// The largest message (and reply) in bytes, once encoded, with the name
-/// of its type: 64 KiB. A larger one is refused by [`Mailbox::send`],
-/// [`Mailbox::try_send`] and [`Mailbox::call`] with
-/// [`Error::MessageTooLarge`]; a larger reply is dropped and logged (its
-/// caller gets [`Error::NoReply`]).
-pub const MAX_MESSAGE: usize = 64 * 1024;
+pub use crate::port::MAX_MESSAGE;
 
 /// How long [`start_child()`] and [`terminate_child()`] wait for the
 /// supervisor's answer, waiting for room to ask included.

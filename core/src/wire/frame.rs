@@ -27,7 +27,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::MAX_MESSAGE;
+use crate::port::MAX_MESSAGE;
 
 /// The first bytes of every frame.
 const MAGIC: [u8; 2] = [0x5A, 0x17];

@@ -193,28 +193,6 @@ mod tests {
         );
     }
 
-    /// The largest `Add` a supervisor sends (the argument of the largest
-    /// request to start a child, the largest indexes) fits a frame: the
-    /// reader once took it for garbage, and the child never began.
-    #[test]
-    fn the_largest_add_fits_a_frame() {
-        use crate::message::{codec, Request};
-        let mut arg = vec![0x5A; crate::MAX_MESSAGE];
-        while codec::encode_plain("t", &Request::Start(arg.clone())).is_err() {
-            arg.pop();
-        }
-        let add = Command::Add {
-            child: ChildIdx::new(u32::MAX as usize).unwrap(),
-            template: u32::MAX,
-            arg,
-        };
-        let mut r = FrameReader::default();
-        r.push(&encode(&add));
-        // Not `assert_eq`: it would print 64 KiB.
-        assert!(r.next::<Command>() == Some(add), "the largest Add dropped");
-        assert_eq!(r.pending(), 0);
-    }
-
     #[test]
     fn endings_say_what_happened() {
         let end = |outcome, signal| Ending { outcome, signal }.exit();

@@ -50,7 +50,7 @@ fn services() -> SocketServices {
         directory: Arc::new(Directory::open(declared, &[uid()]).expect("sockets")),
         uid: uid(),
         owner: "root".into(),
-        register: Arc::new(crate::reactor::register),
+        register: Arc::new(crate::io::reactor::register),
         sleep: Arc::new(sleep),
     }
 }

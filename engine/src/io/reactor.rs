@@ -39,7 +39,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use crate::register::{Interest, IoSource};
+use super::{Interest, IoSource};
 
 /// The reactor of this process, once one was started (here, or before a
 /// fork by the parent: then its `pid` tells).
@@ -336,7 +336,7 @@ mod tests {
     use nix::sys::socket::{recv, send, MsgFlags};
 
     use super::*;
-    use crate::testing::{pair, recv_from, send_to};
+    use crate::io::check::{pair, recv_from, send_to};
 
     const DELAY: Duration = Duration::from_millis(50);
 
@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_default_passes_the_conformance_check() {
-        crate::testing::check_register(&Blocking);
+        crate::io::check_register(&Blocking);
     }
 
     #[test]

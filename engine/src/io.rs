@@ -15,6 +15,11 @@ use std::task::{Context, Poll};
 
 use supertrees_core::{BoxFuture, Spawner};
 
+mod check;
+pub(crate) mod reactor;
+
+pub use check::check_register;
+
 /// Registration of file descriptors with the reactor of a [`Spawner`]'s
 /// runtime: what the engine needs of a spawner besides running futures.
 ///
@@ -97,7 +102,7 @@ pub trait Register {
     /// # Ok::<(), nix::Error>(())
     /// ```
     fn register(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
-        crate::reactor::register(fd)
+        reactor::register(fd)
     }
 }
 

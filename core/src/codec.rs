@@ -23,7 +23,7 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::MAX_MESSAGE;
+use crate::port::MAX_MESSAGE;
 use crate::Error;
 
 /// The kind of a reply that answers the call.
