@@ -184,9 +184,10 @@ pub mod tree {
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) runs a
 /// tree in one thread on a [`FakeTimer`](testing::FakeTimer)'s virtual
-/// time.
+/// time, where [`hang()`](testing::hang) scripts a worker that hangs its
+/// worker host (for watchdog, drop and stop timelines).
 pub mod testing {
-    pub use supertrees_core::testing::{run_simulated, FakeTimer};
+    pub use supertrees_core::testing::{hang, run_simulated, FakeTimer};
 }
 
 /// The Tokio backend (feature `tokio`, on by default).

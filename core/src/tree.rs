@@ -79,6 +79,7 @@ impl Child {
                 shutdown: Shutdown::Infinity,
                 start_timeout: None,
                 is_supervisor: true,
+                watchdog: s.watchdog,
             },
         }
     }
@@ -96,6 +97,7 @@ pub(crate) fn worker_policy(w: &dyn Worker) -> ChildPolicy {
             .start_timeout()
             .filter(|_| w.readiness() == crate::Readiness::Notify),
         is_supervisor: false,
+        watchdog: None,
     }
 }
 
@@ -764,10 +766,23 @@ impl<K> Tree<K> {
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor. Its
     /// children started at run time are numbered from `first_id` on (see
-    /// [`Machine::with_dynamic`]).
-    pub(crate) fn machine(&self, path: String, first_id: u64) -> Machine {
+    /// [`Machine::with_dynamic`]); its processes are watched with its own
+    /// watchdog period, else `inherited`, its parent's.
+    pub(crate) fn machine(
+        &self,
+        path: String,
+        first_id: u64,
+        inherited: Option<Duration>,
+    ) -> Machine {
         let policies = self.children.iter().map(Child::policy);
-        let machine = Machine::new(path, policies, self.strategy, self.intensity);
+        let machine = Machine::new(
+            path,
+            policies,
+            self.strategy,
+            self.intensity,
+            self.shutdown,
+            self.watchdog.or(inherited),
+        );
         if self.templates.is_empty() {
             machine
         } else {

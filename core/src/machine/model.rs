@@ -201,6 +201,7 @@ fn a_child() -> impl Gen<Value = (ChildPolicy, bool)> {
                 shutdown,
                 start_timeout: None,
                 is_supervisor,
+                watchdog: None,
             };
             (policy, auto_ready)
         })
@@ -400,6 +401,8 @@ impl Driver {
             tree.children[..tree.statics].iter().copied(),
             tree.strategy,
             tree.intensity,
+            Shutdown::Infinity,
+            None,
         );
         if let Some(max) = tree.dynamic {
             m = m.with_dynamic(max, 1);
@@ -519,6 +522,7 @@ impl Driver {
         let mut started = Vec::new();
         for action in &actions {
             match action {
+                Action::KillHost(_) => {}
                 Action::Start(child) => {
                     let lease = self.m.lease(*child);
                     self.procs[child.get()] = Proc {
@@ -584,6 +588,7 @@ impl Driver {
                 shutdown: Shutdown::Kill,
                 start_timeout: None,
                 is_supervisor: false,
+                watchdog: None,
             })
     }
 
@@ -1058,6 +1063,7 @@ impl<'a> Model<'a> {
         let at = step.at;
         for action in &step.actions {
             match action {
+                Action::KillHost(_) => {}
                 Action::Start(c) => {
                     let c = &mut self.children[c.get()];
                     c.run = Run::Up { ready: false };
@@ -1280,6 +1286,7 @@ fn check_lifecycle(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
         }
         for (k, action) in step.actions.iter().enumerate() {
             match action {
+                Action::KillHost(_) => {}
                 Action::Start(c) => {
                     let c = c.get();
                     if runs[c] != Run::Down {
@@ -2045,6 +2052,7 @@ fn quick_worker(shutdown: Shutdown) -> ChildPolicy {
         shutdown,
         start_timeout: None,
         is_supervisor: false,
+        watchdog: None,
     }
 }
 
@@ -2062,6 +2070,8 @@ fn a_queued_child_waits_for_an_earlier_sibling_to_restart() {
         [worker, worker],
         Strategy::OneForAll,
         Intensity::unlimited(),
+        Shutdown::Infinity,
+        None,
     );
     let t0 = Instant::now();
     m.handle_start(t0);
@@ -2089,6 +2099,8 @@ fn a_shutdown_batch_keeps_reverse_order_across_stop_and_kill() {
         ],
         Strategy::OneForOne,
         Intensity::unlimited(),
+        Shutdown::Infinity,
+        None,
     );
     let t0 = Instant::now();
     m.handle_start(t0);
@@ -2116,6 +2128,8 @@ fn overdue_children_are_killed_in_reverse_order() {
         [worker, worker],
         Strategy::OneForOne,
         Intensity::unlimited(),
+        Shutdown::Infinity,
+        None,
     );
     let t0 = Instant::now();
     m.handle_start(t0);

@@ -48,10 +48,12 @@
 //! assert_eq!(ms, [0, 100, 300, 700, 1500, 2300]);
 //! ```
 
+mod hang;
 pub(crate) mod io_source;
 mod sim;
 mod timer;
 
+pub use hang::hang;
 pub use io_source::check_register;
 pub use sim::run_simulated;
 pub use timer::FakeTimer;
