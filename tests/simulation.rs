@@ -1693,6 +1693,26 @@ fn a_hung_host_with_an_infinite_shutdown_is_killed_by_the_watchdog_only() {
 }
 
 #[test]
+fn a_watched_tree_that_only_shows_life_stalls() {
+    // Signs of life keep nothing going: workers waiting on nothing stall
+    // the simulation, watchdog or not (a hung host does not: it is killed
+    // at its deadline, and its worker restarted).
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .with_watchdog(ms(100))
+        .add_worker(Probe::new("a", &timer, &log, &[Run::Pending]))
+        .add_supervisor(move |s| s.add_worker(Probe::new("b", &t, &l, &[Run::Pending])));
+    assert!(matches!(simulate(tree, &timer), Err(Error::Stalled)));
+    assert_eq!(timer.elapsed(), Duration::ZERO);
+    assert_eq!(
+        log.events(),
+        ["0 a start", "0 b start", "0 b dropped", "0 a dropped"]
+    );
+}
+
+#[test]
 fn limits_and_users_are_ignored_and_a_watchdog_changes_nothing_for_a_live_tree_in_simulation() {
     let run = |contained: bool| {
         let timer = FakeTimer::new();

@@ -385,7 +385,7 @@ impl Liveness {
 
 /// What the machine knows of the supervisor's worker host, and its
 /// deadlines.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct HostState {
     /// It runs (from [`Machine::handle_host_started`] to
     /// [`Machine::handle_host_exit`]).
@@ -426,7 +426,7 @@ struct Indexed {
     kill: Option<Instant>,
     /// A child supervisor's deadline to show life by.
     alive: Option<Instant>,
-    /// Whether it is `Stopping`.
+    /// Whether it is `Stopping`, or running but killed as hung.
     stopping: bool,
     /// Whether it is neither `Done` nor `Idle`.
     live: bool,
@@ -452,11 +452,13 @@ impl ChildSlot {
             }
             _ => None,
         };
+        // One killed as hung is on its way out, as a stop is.
+        let dying = self.hung && matches!(self.state, State::Running { .. });
         Indexed {
             run,
             kill,
             alive,
-            stopping: self.state.is_stopping(),
+            stopping: self.state.is_stopping() || dying,
             live: !matches!(self.state, State::Done | State::Idle),
         }
     }
@@ -1287,9 +1289,32 @@ impl Machine {
     /// host's deadline to exit.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout(true)
+    }
+
+    /// [`poll_timeout`](Self::poll_timeout) but for the deadlines of the
+    /// watched processes to show life: what a driver must wake for when it
+    /// knows they show life in time (the simulation's, but a hung host).
+    pub(crate) fn poll_timeout_but_liveness(&self) -> Option<Instant> {
+        self.next_timeout(false)
+    }
+
+    /// The next timeout, with the deadlines to show life or without.
+    fn next_timeout(&self, liveness: bool) -> Option<Instant> {
         let kill = self.index.kill.first().map(|&(at, _)| at);
-        let alive = self.index.alive.first().map(|&(at, _)| at);
-        let always = kill.into_iter().chain(alive).chain(self.host.deadline());
+        let alive = liveness
+            .then(|| self.index.alive.first().map(|&(at, _)| at))
+            .flatten();
+        let host = if liveness {
+            self.host.deadline()
+        } else {
+            let host = HostState {
+                alive: None,
+                ..self.host
+            };
+            host.deadline()
+        };
+        let always = kill.into_iter().chain(alive).chain(host);
         if !matches!(self.phase, Phase::Running) {
             return always.min();
         }
@@ -1705,8 +1730,11 @@ impl Machine {
         if self.index.stopping_static > 0 || (all && self.index.stopping_dynamic > 0) {
             return;
         }
-        let running =
-            |this: &Self, m: usize| matches!(this.children[m].state, State::Running { .. });
+        // One killed as hung is not asked to stop: its exit is awaited.
+        let running = |this: &Self, m: usize| {
+            let child = &this.children[m];
+            matches!(child.state, State::Running { .. }) && !child.hung
+        };
         let last = if all {
             (0..self.children.len()).rev().find(|&m| running(self, m))
         } else {

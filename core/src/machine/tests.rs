@@ -2647,3 +2647,33 @@ fn a_kill_decided_before_the_host_ended_is_taken_back() {
     assert_eq!(exit, ChildExit::Hung);
     assert_eq!(h.drain(), []);
 }
+
+#[test]
+fn a_shutdown_awaits_a_child_killed_as_hung_without_asking_it_to_stop() {
+    // Found by the model: a child supervisor killed as hung was asked to
+    // stop by a shutdown that came before its exit, and read as stopped.
+    let mut h = Harness::watched(
+        vec![
+            supervisor(RestartPolicy::Always),
+            supervisor(RestartPolicy::Always),
+        ],
+        Shutdown::Infinity,
+        Some(ms(20)),
+    );
+    h.start(0);
+    h.alive(Watched::Child(idx(0)), 0);
+    h.alive(Watched::Child(idx(1)), 30);
+    assert_eq!(h.timeout(20), [kill([0])]);
+    h.reports();
+    // Its kill is under way, as a stop: the next stop waits for its exit,
+    // which is its hang; it is never asked to stop.
+    assert_eq!(h.shutdown(21), []);
+    assert_eq!(h.exit(0, Signaled(9), 22), [Stop([1])]);
+    assert_eq!(h.exit(1, Signaled(SIGTERM), 23), [Exit(Outcome::Normal)]);
+    let exits: Vec<Report> = h
+        .reports()
+        .into_iter()
+        .filter(|r| matches!(r, Report::Exited { .. }))
+        .collect();
+    assert_eq!(exits, [hung(0, None), stopped_for_good(1)]);
+}

@@ -383,15 +383,31 @@ impl<'a> Sim<'a> {
     /// supervisor exits.
     async fn step(&mut self) -> Option<Outcome> {
         let timer = &self.timer;
-        let host_alive = self.host.next_alive.filter(|_| !self.host.is_hung());
-        let mut sleep = self
+        let was_hung = self.host.is_hung();
+        // What keeps the simulation going: the machine's deadlines, but
+        // those to show life of processes that do (all but a hung host).
+        // Signs of life, and those deadlines, are waited for in the
+        // background: a tree that only shows life has stalled.
+        let decisions = self.machine.poll_timeout_but_liveness();
+        let hung_by = self
+            .machine
+            .alive_by(Watched::Host)
+            .filter(|_| self.host.up && was_hung);
+        let host_alive = self.host.next_alive.filter(|_| !was_hung);
+        let background = self
             .machine
             .poll_timeout()
             .into_iter()
             .chain(host_alive)
             .chain(self.parent_alive)
+            .min();
+        let until = |at: Instant| at.saturating_duration_since(timer.now());
+        let mut sleep = decisions
+            .into_iter()
+            .chain(hung_by)
             .min()
-            .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
+            .map(|at| timer.sleep(until(at)));
+        let mut idle = background.map(|at| timer.sleep_in_background(until(at)));
         let (running, notes, stop, stopping, templates, asked, hung, supervisors) = (
             &mut self.running,
             &self.notes,
@@ -434,12 +450,21 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
+            // Hung just now: what to wait for changed.
+            if !was_hung && hung.load(Ordering::SeqCst) {
+                return Poll::Ready(Happened::Other);
+            }
             if notes.lock().is_ok_and(|q| !q.is_empty()) {
                 return Poll::Ready(Happened::Other);
             }
             for (t, (_, queue)) in templates.iter().enumerate() {
                 if let Poll::Ready(request) = queue.poll_take(cx) {
                     return Poll::Ready(Happened::Request(t, request));
+                }
+            }
+            if let Some(idle) = &mut idle {
+                if idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Happened::Other);
                 }
             }
             match &mut sleep {
