@@ -67,7 +67,8 @@
 //!   restarts and mistakes: [`Tree::with_listener`], [`Listen`],
 //!   [`tcp_listener()`], [`unix_listener()`]; see [`listen`].
 //! * [`testing`]: [`testing::run_simulated`] runs a tree in one thread on a
-//!   [`testing::FakeTimer`], for exact, instant policy tests (mailboxes and
+//!   [`testing::FakeTimer`], for exact, instant policy tests (with
+//!   [`testing::hang()`] for hung workers, watchdogs and drops; mailboxes and
 //!   dynamic children included).
 //!
 //! ## Outside a worker's run

@@ -1,4 +1,5 @@
-//! The supervisor state machine: every restart decision is made here.
+//! The supervisor state machine: every restart decision, and every
+//! deadline of a supervisor, is made here.
 //!
 //! Sans-IO, in the manner of quinn-proto: the machine owns one supervisor's
 //! view of its children and their restart history, takes events with the time
@@ -13,8 +14,35 @@
 //! delay or hasten a restart of their own accord.
 //!
 //! Call order for a driver: `handle_start` once; then, after every
-//! `handle_exit`/`handle_timeout`/`handle_shutdown`, drain `poll_action` and
-//! sleep until `poll_timeout` (or the next child exit).
+//! `handle_*`, drain `poll_report` and `poll_action`, and sleep until
+//! `poll_timeout` (or the next thing that happens).
+//!
+//! ## Deadlines
+//!
+//! Every deadline of a supervisor is a timer of the machine, decided on its
+//! state and reported by `poll_timeout`; `handle_timeout` acts on those that
+//! passed. Drivers keep none of their own (the engine's only other waits
+//! are its own: sending its signs of life, and when to read the scheduler
+//! about a silent process).
+//!
+//! | deadline | set by | at | then |
+//! |---|---|---|---|
+//! | restart | an exit its policy restarts | its backoff (at least [`engine_floor`] after the engine's own failure) | [`Action::Start`] |
+//! | group restart | a failure under `OneForAll`/`RestForOne` | once the group stopped, the latest backoff | [`Action::Start`] of each, in order |
+//! | start timeout | a start of a `Notify` worker | `start_timeout` on, unless it is ready | [`Action::Kill`]; it fails [`ChildExit::StartTimeout`] |
+//! | stop | [`Action::Stop`] | its [`Shutdown`] time on | [`Action::Kill`] |
+//! | drop grace | [`Action::Kill`] of a worker | [`DROP_GRACE`] on, unless it ended | [`Action::KillHost`] ([`HostKill::DropOverdue`]) |
+//! | liveness, worker host | [`handle_host_started`](Machine::handle_host_started): 2 periods; [`handle_alive`](Machine::handle_alive): 1; [`handle_reprieve`](Machine::handle_reprieve): [`Reprieve::delay`] | with a watchdog | [`Action::KillHost`] ([`HostKill::Hung`]); its workers exit [`ChildExit::Hung`] |
+//! | liveness, child supervisor | its start: 2 periods (its own, else this supervisor's); then as the host's | with a watchdog | [`Action::Kill`]; it exits [`ChildExit::Hung`] |
+//! | host exit | [`Action::Exit`], while a host runs | [`host_exit_grace`] on | [`Action::KillHost`] ([`HostKill::ExitOverdue`]) |
+//! | cut channel | [`handle_host_cut`](Machine::handle_host_cut) | [`CUT_GRACE`] on | [`Action::KillHost`] ([`HostKill::Cut`]) |
+//!
+//! A watched process found silent at its deadline is killed unless the
+//! driver tells the machine first that it is not hung (the engine reads
+//! the scheduler: starved of CPU, exiting), which moves its deadline on
+//! ([`Reprieve`]; starved is logged once). The simulation has no scheduler
+//! to read: a simulated host hung by `testing::hang()` is killed at its
+//! deadline.
 //!
 //! ## Children started at run time
 //!
@@ -77,9 +105,12 @@ pub(crate) enum Action {
     /// run of workers of one host, stopped one after the other, or one child
     /// supervisor), then report each exit with `handle_exit`.
     Stop(Vec<ChildIdx>),
-    /// These children did not stop within their [`Shutdown`](crate::Shutdown)
-    /// time (or it is `Kill`), or a worker was not ready within its start
-    /// timeout: kill them (a worker: drop its future), then report each exit.
+    /// These children did not stop within their [`Shutdown`]
+    /// time (or it is `Kill`), a worker was not ready within its start
+    /// timeout, or a child supervisor showed no life by its watchdog
+    /// deadline (its exit is then [`ChildExit::Hung`]): kill them (a
+    /// worker: drop its future; its host is killed if it has not ended
+    /// within [`DROP_GRACE`]), then report each exit.
     Kill(Vec<ChildIdx>),
     /// The budget of in-place restarts shrank because this machine recorded
     /// a restart of its own: send the worker host a new [`Grant`] of
@@ -914,7 +945,7 @@ impl Machine {
 
     /// Terminates the child started at run time as `id`, at `now`, and
     /// removes it: a running child is asked to stop at once, as any stop
-    /// (killed at its [`Shutdown`](crate::Shutdown) deadline), its exit is
+    /// (killed at its [`Shutdown`] deadline), its exit is
     /// [`ChildExit::Stopped`] and it is not restarted; then
     /// [`Report::Removed`]. One waiting for its restart is removed at once.
     /// During a shutdown, its stop is the shutdown's (in order). Asking
@@ -1783,7 +1814,7 @@ impl Machine {
     }
 
     /// Child `m` is asked to stop at `now`, to be killed at its
-    /// [`Shutdown`](crate::Shutdown) deadline: whether it is killed at once
+    /// [`Shutdown`] deadline: whether it is killed at once
     /// instead (`Shutdown::Kill`).
     fn begin_stop(&mut self, m: usize, now: Instant) -> bool {
         let kill_after = self.children[m].record.policy.shutdown.kill_after();

@@ -745,7 +745,11 @@ impl<K> Tree<K> {
     ///   read is judged hung.
     ///
     /// The root process itself is watched by systemd's `WatchdogSec`. The
-    /// simulation ignores watchdogs.
+    /// deadlines, and the kill of a process that missed its own, are its
+    /// supervisor's state machine's, so the simulation keeps them too: its
+    /// simulated worker hosts and supervisors show life four times per
+    /// period, and a host hung by [`testing::hang()`](crate::testing::hang)
+    /// is killed at its deadline, on virtual time.
     ///
     /// # Examples
     ///

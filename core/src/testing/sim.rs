@@ -46,6 +46,16 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 ///
 /// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
 /// or on each other: a Tokio or smol timer has no runtime to fire it.
+///
+/// Each supervisor's workers run in a simulated worker host, which begins
+/// with its first worker and, with a [watchdog](crate::Tree::with_watchdog),
+/// shows life four times per period from then on, as child supervisors
+/// show their parents. A worker that awaits [`hang()`](super::hang()) hangs
+/// its host: the host's supervisor kills it at its watchdog deadline, or a
+/// second after dropping one of its workers, and its workers exit with it
+/// ([`ChildExit::Hung`] when it was hung), to run again by their policies.
+/// Signs of life alone keep nothing going: a watched tree whose workers
+/// wait on nothing stalls as an unwatched one does.
 /// Stopping a worker asks it to stop, as in processes: one that called
 /// [`stopping()`](crate::stopping()) has its
 /// [`shutdown`](crate::Restartable::shutdown) time (virtual) to return, then
