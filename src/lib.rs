@@ -67,7 +67,8 @@
 //!   restarts and mistakes: [`Tree::with_listener`], [`Listen`],
 //!   [`tcp_listener()`], [`unix_listener()`]; see [`listen`].
 //! * [`testing`]: [`testing::run_simulated`] runs a tree in one thread on a
-//!   [`testing::FakeTimer`], for exact, instant policy tests (mailboxes and
+//!   [`testing::FakeTimer`], for exact, instant policy tests (with
+//!   [`testing::hang()`] for hung workers, watchdogs and drops; mailboxes and
 //!   dynamic children included).
 //!
 //! ## Outside a worker's run
@@ -372,9 +373,10 @@ pub mod tree {
 
 /// Deterministic testing: [`run_simulated`](testing::run_simulated) runs a
 /// tree in one thread on a [`FakeTimer`](testing::FakeTimer)'s virtual
-/// time.
+/// time, where [`hang()`](testing::hang) scripts a worker that hangs its
+/// worker host (for watchdog, drop and stop timelines).
 pub mod testing {
-    pub use supertrees_core::testing::{run_simulated, FakeTimer};
+    pub use supertrees_core::testing::{hang, run_simulated, FakeTimer};
 }
 
 /// The Tokio backend (feature `tokio`, on by default).

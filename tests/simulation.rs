@@ -44,6 +44,9 @@ enum Run {
     /// Sleeps the first ms, logs `ready` and calls `ready()`, sleeps the
     /// second ms, then returns.
     ReadyThenExit(u64, u64),
+    /// Sleeps on the fake timer for this many ms, logs `hang`, then hangs
+    /// its worker host ([`supertrees::testing::hang`]).
+    SleepHang(u64),
 }
 
 /// The shared timeline: `"<ms> <name> <event>"`.
@@ -198,6 +201,12 @@ impl Worker for Probe {
                 }
                 Run::Pending => {
                     futures::future::pending::<()>().await;
+                    false
+                }
+                Run::SleepHang(t) => {
+                    timer.sleep(ms(t)).await;
+                    guard.log.push(&timer, name, "hang");
+                    supertrees::testing::hang().await;
                     false
                 }
                 Run::ReadyThenExit(ready, exit) => {
@@ -1426,8 +1435,285 @@ fn a_start_timeout_restarts_a_silent_worker() {
 // Containment in simulation: accepted, checked, ignored
 // ---------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------
+// Deadlines of hung workers: the watchdog, a drop's grace, on virtual time
+// ---------------------------------------------------------------------------
+
 #[test]
-fn limits_watchdogs_and_users_are_accepted_and_ignored_in_simulation() {
+fn a_hung_worker_is_killed_at_the_watchdog_deadline_and_restarted_by_its_policy() {
+    // A 200 ms period: the host shows life at 0, 50 and 100 ms (four times
+    // per period); its worker `a` hangs it at 120 ms, so it missed its
+    // deadline at 300 ms and is killed then, with its siblings. `a` and `b`
+    // exit hung and come back after their backoff (100 ms), in a new host,
+    // and end normally; `c` is not restarted.
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (events, record) = record_events(&timer);
+    let tree = Supertree::new()
+        .with_watchdog(ms(200))
+        .add_worker(
+            Probe::new(
+                "a",
+                &timer,
+                &log,
+                &[Run::SleepHang(120), Run::SleepExit(30)],
+            )
+            .restart(RestartPolicy::OnFailure),
+        )
+        .add_worker(
+            Probe::new("b", &timer, &log, &[Run::Pending, Run::SleepExit(10)])
+                .restart(RestartPolicy::OnFailure),
+        )
+        .on_event(record);
+    let tree = tree.add_worker(
+        Probe::new("c", &timer, &log, &[Run::SleepExit(430)]).restart(RestartPolicy::Never),
+    );
+    simulate(tree, &timer).unwrap();
+    assert_eq!(
+        log.of("a"),
+        [
+            "0 start",
+            "120 hang",
+            "300 dropped",
+            "400 start",
+            "430 exit"
+        ]
+    );
+    assert_eq!(
+        log.of("b"),
+        ["0 start", "300 dropped", "400 start", "410 exit"]
+    );
+    // `c` ran in the same host: killed with it, and not restarted.
+    assert_eq!(log.of("c"), ["0 start", "300 dropped"]);
+    let exits: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.contains("hung") || e.contains("exited") || e.contains("stopped"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        exits,
+        [
+            "300 root/0: hung: no sign of life within its watchdog period; killed; restarting after 100ms",
+            "300 root/1: hung: no sign of life within its watchdog period; killed; restarting after 100ms",
+            "300 root/2: hung: no sign of life within its watchdog period; killed; not restarted",
+            "410 root/1: exited normally; not restarted",
+            "430 root/0: exited normally; not restarted",
+        ]
+    );
+    assert_eq!(timer.elapsed(), ms(430));
+}
+
+#[test]
+fn a_hang_is_caught_a_period_after_the_last_sign_of_life_whenever_it_starts() {
+    // The host shows life every 50 ms from its start; a hang at 0 (before
+    // its first sign?) — at the start, the host has shown life already:
+    // deadline 200. A hang at 49: last sign at 0, deadline 200; at 50:
+    // the sign due then is not given (the worker runs first), deadline
+    // 200; at 51: deadline 250.
+    for (hang_at, killed_at) in [(0, 200), (49, 200), (50, 200), (51, 250), (150, 300)] {
+        let timer = FakeTimer::new();
+        let log = Log::default();
+        let tree = Supertree::new()
+            .with_watchdog(ms(200))
+            .with_intensity(Intensity::new(0, secs(1)))
+            .add_worker(Probe::new("a", &timer, &log, &[Run::SleepHang(hang_at)]));
+        assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+        assert_eq!(
+            log.of("a"),
+            [
+                "0 start".to_owned(),
+                format!("{hang_at} hang"),
+                format!("{killed_at} dropped")
+            ],
+            "hung at {hang_at}"
+        );
+        assert_eq!(timer.elapsed(), ms(killed_at));
+    }
+}
+
+#[test]
+fn a_nested_supervisor_shows_life_while_its_hung_host_is_killed() {
+    // The child supervisor inherits the root's period: its own host is
+    // killed at its deadline; the child supervisor itself shows life to the
+    // root all along, and is never killed.
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (events, record) = record_events(&timer);
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .with_watchdog(ms(100))
+        .add_supervisor(move |s| {
+            s.with_intensity(Intensity::new(1, secs(1)))
+                .with_restart_policy(RestartPolicy::Never)
+                .add_worker(
+                    Probe::new("a", &t, &l, &[Run::SleepHang(10)]).restart(RestartPolicy::Always),
+                )
+        })
+        .add_worker(
+            Probe::new("b", &timer, &log, &[Run::SleepExit(1_000)]).restart(RestartPolicy::Never),
+        )
+        .on_event(record);
+    simulate(tree, &timer).unwrap();
+    // Its host showed life last at 0: killed at 100. Restarted at 200 (its
+    // backoff), it hangs at 210 (its host showed life at 200): killed at
+    // 300, one restart too many for the child supervisor, which gives up
+    // (and is not restarted). Never is the child supervisor hung.
+    assert_eq!(
+        log.of("a"),
+        [
+            "0 start",
+            "10 hang",
+            "100 dropped",
+            "200 start",
+            "210 hang",
+            "300 dropped"
+        ]
+    );
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            "0 root/0: supervisor started",
+            "0 root/0/0: worker started",
+            "0 root/1: worker started",
+            "0 root/0/0: ready",
+            "0 root/0: ready",
+            "0 root/1: ready",
+            "0 root: ready",
+            "100 root/0/0: hung: no sign of life within its watchdog period; killed; restarting after 100ms",
+            "200 root/0/0: worker started",
+            "200 root/0/0: ready",
+            "300 root/0/0: hung: no sign of life within its watchdog period; killed; not restarted",
+            "300 root/0: restart intensity exceeded; stopping all children",
+            "300 root/0: gave up: restart intensity exceeded; not restarted",
+            "1000 root/1: exited normally; not restarted",
+        ]
+    );
+}
+
+#[test]
+fn a_dropped_worker_that_hangs_its_host_gets_it_killed_after_the_drop_grace() {
+    // No watchdog. Giving up at 100 ms stops `a`, which hangs its host when
+    // asked to stop: its stop is not carried out, it is dropped at its
+    // shutdown time (400 ms), which a hung host does not carry out either,
+    // and the host is killed a second later. Its end is its stop's.
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let mut hangs = Life::new(|| {
+        Box::pin(async {
+            supertrees::stopping().await;
+            supertrees::testing::hang().await;
+        })
+    });
+    hangs.shutdown = Shutdown::Timeout(ms(300));
+    let tree = Supertree::new()
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(hangs)
+        .add_worker(gives_up_after(&timer, 100))
+        .on_event(record);
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    assert_eq!(timer.elapsed(), ms(1_400));
+    let events = events.lock().unwrap().clone();
+    let ends: Vec<&String> = events
+        .iter()
+        .filter(|e| e.contains("root/0:") || e.contains("root: "))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            "0 root/0: worker started",
+            "0 root/0: ready",
+            "0 root: ready",
+            "100 root: restart intensity exceeded; stopping all children",
+            "1400 root/0: stopped; not restarted",
+        ]
+    );
+}
+
+#[test]
+fn a_worker_that_ignores_stopping_is_killed_at_its_shutdown_time_in_a_watched_tree() {
+    // A watchdog changes nothing for a host that shows life: `a` ignores
+    // its stop and is dropped at its shutdown time, 300 ms after the stop.
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let mut ignores = Life::new(|| {
+        Box::pin(async {
+            let _ignored = supertrees::stopping();
+            std::future::pending::<()>().await;
+        })
+    });
+    ignores.shutdown = Shutdown::Timeout(ms(300));
+    let tree = Supertree::new()
+        .with_watchdog(ms(40))
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(ignores)
+        .add_worker(gives_up_after(&timer, 100))
+        .on_event(record);
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    assert_eq!(timer.elapsed(), ms(400));
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events.contains(&"400 root/0: stopped; not restarted".to_owned()),
+        "{events:#?}"
+    );
+    assert!(!events.iter().any(|e| e.contains("hung")), "{events:#?}");
+}
+
+#[test]
+fn a_hung_host_with_an_infinite_shutdown_is_killed_by_the_watchdog_only() {
+    // `Shutdown::Infinity` for the worker: its stop waits as long as it
+    // takes, and a hung host never ends it; the watchdog does, at its
+    // deadline, as hung.
+    let timer = FakeTimer::new();
+    let (events, record) = record_events(&timer);
+    let mut hangs = Life::new(|| {
+        Box::pin(async {
+            supertrees::stopping().await;
+            supertrees::testing::hang().await;
+        })
+    });
+    hangs.shutdown = Shutdown::Infinity;
+    let tree = Supertree::new()
+        .with_watchdog(ms(200))
+        .with_shutdown(Shutdown::Infinity)
+        .with_intensity(Intensity::new(0, secs(1)))
+        .add_worker(hangs)
+        .add_worker(gives_up_after(&timer, 100))
+        .on_event(record);
+    assert_intensity_exceeded(simulate(tree, &timer), 0, secs(1));
+    // Its host showed life last at 100 (its sign due then came before the
+    // stop that hung it): killed at 300.
+    assert_eq!(timer.elapsed(), ms(300));
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events.contains(&"300 root/0: stopped; not restarted".to_owned()),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn a_watched_tree_that_only_shows_life_stalls() {
+    // Signs of life keep nothing going: workers waiting on nothing stall
+    // the simulation, watchdog or not (a hung host does not: it is killed
+    // at its deadline, and its worker restarted).
+    let timer = FakeTimer::new();
+    let log = Log::default();
+    let (t, l) = (timer.clone(), log.clone());
+    let tree = Supertree::new()
+        .with_watchdog(ms(100))
+        .add_worker(Probe::new("a", &timer, &log, &[Run::Pending]))
+        .add_supervisor(move |s| s.add_worker(Probe::new("b", &t, &l, &[Run::Pending])));
+    assert!(matches!(simulate(tree, &timer), Err(Error::Stalled)));
+    assert_eq!(timer.elapsed(), Duration::ZERO);
+    assert_eq!(
+        log.events(),
+        ["0 a start", "0 b start", "0 b dropped", "0 a dropped"]
+    );
+}
+
+#[test]
+fn limits_and_users_are_ignored_and_a_watchdog_changes_nothing_for_a_live_tree_in_simulation() {
     let run = |contained: bool| {
         let timer = FakeTimer::new();
         let log = Log::default();

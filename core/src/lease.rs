@@ -210,6 +210,7 @@ mod tests {
             shutdown: Shutdown::default(),
             start_timeout: None,
             is_supervisor: false,
+            watchdog: None,
         }
     }
 

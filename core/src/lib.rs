@@ -17,7 +17,8 @@
 //! * [`Runner`], the hook through which the fork-per-supervisor process
 //!   engine (`supertrees-engine`, Linux, with the fd-registration seam
 //!   `Register`/`IoSource`) runs a tree: [`Tree::start_with`];
-//! * [`testing`]: a deterministic simulation on a fake clock.
+//! * [`testing`]: a deterministic simulation on a fake clock, where
+//!   [`testing::hang()`] scripts a worker that hangs its worker host.
 //!
 //! Most users depend on the `supertrees` facade instead, whose `Supertree`
 //! is the same tree on the Tokio (default) or smol [`Backend`], so it has
@@ -111,8 +112,16 @@
 //!
 //! * **Who decides.** Every supervisor process drives one state machine —
 //!   the same state machine the simulation drives — with everything that
-//!   happens to its children. Restart, backoff, strategy, intensity and the
-//!   TERM→KILL deadlines of stops are decided there and nowhere else.
+//!   happens to its children. Restart, backoff, strategy, intensity, and
+//!   every deadline of a supervisor are decided there and nowhere else:
+//!   a stop's TERM→KILL (the child's [`Restartable::shutdown`]), a worker's
+//!   start timeout, the grace of a dropped worker (its worker host is
+//!   killed if it has not ended 1 s on), the worker host's exit once the
+//!   supervisor ended (its [`with_shutdown`](Tree::with_shutdown), 5 s for
+//!   [`Shutdown::Infinity`]), a cut channel's (the host is killed 100 ms
+//!   on), and the watchdog's (below). The engine carries out the kills the
+//!   machine decides, and tells it what it saw: an exit, a sign of life, a
+//!   silent process the scheduler starves.
 //! * **One channel per child.** Each child process talks to its supervisor
 //!   over one channel (a pipe each way for a worker host, one up for a child
 //!   supervisor), in one framing for everything: typed
@@ -285,7 +294,11 @@
 //! (stopped, asleep: blocked, deadlocked; or silent after that much CPU: a
 //! busy loop, under a quota too): hung. Other threads of the process (a
 //! worker's background thread) count for nothing. Nothing is read while
-//! processes show life in time.
+//! processes show life in time. When a process must show life, and what
+//! follows when it has not, is the state machine's (the engine reads the
+//! scheduler and tells it "starved"), so [`testing::run_simulated`] keeps
+//! watchdogs too: a worker that awaits [`testing::hang()`] hangs its
+//! simulated worker host, which is killed at its deadline on virtual time.
 //!
 //! [supertrees]: https://docs.rs/supertrees
 //!

@@ -1,4 +1,5 @@
-//! The supervisor state machine: every restart decision is made here.
+//! The supervisor state machine: every restart decision, and every
+//! deadline of a supervisor, is made here.
 //!
 //! Sans-IO, in the manner of quinn-proto: the machine owns one supervisor's
 //! view of its children and their restart history, takes events with the time
@@ -13,8 +14,35 @@
 //! delay or hasten a restart of their own accord.
 //!
 //! Call order for a driver: `handle_start` once; then, after every
-//! `handle_exit`/`handle_timeout`/`handle_shutdown`, drain `poll_action` and
-//! sleep until `poll_timeout` (or the next child exit).
+//! `handle_*`, drain `poll_report` and `poll_action`, and sleep until
+//! `poll_timeout` (or the next thing that happens).
+//!
+//! ## Deadlines
+//!
+//! Every deadline of a supervisor is a timer of the machine, decided on its
+//! state and reported by `poll_timeout`; `handle_timeout` acts on those that
+//! passed. Drivers keep none of their own (the engine's only other waits
+//! are its own: sending its signs of life, and when to read the scheduler
+//! about a silent process).
+//!
+//! | deadline | set by | at | then |
+//! |---|---|---|---|
+//! | restart | an exit its policy restarts | its backoff (at least [`engine_floor`] after the engine's own failure) | [`Action::Start`] |
+//! | group restart | a failure under `OneForAll`/`RestForOne` | once the group stopped, the latest backoff | [`Action::Start`] of each, in order |
+//! | start timeout | a start of a `Notify` worker | `start_timeout` on, unless it is ready | [`Action::Kill`]; it fails [`ChildExit::StartTimeout`] |
+//! | stop | [`Action::Stop`] | its [`Shutdown`] time on | [`Action::Kill`] |
+//! | drop grace | [`Action::Kill`] of a worker | [`DROP_GRACE`] on, unless it ended | [`Action::KillHost`] ([`HostKill::DropOverdue`]) |
+//! | liveness, worker host | [`handle_host_started`](Machine::handle_host_started): 2 periods; [`handle_alive`](Machine::handle_alive): 1; [`handle_reprieve`](Machine::handle_reprieve): [`Reprieve::delay`] | with a watchdog | [`Action::KillHost`] ([`HostKill::Hung`]); its workers exit [`ChildExit::Hung`] |
+//! | liveness, child supervisor | its start: 2 periods (its own, else this supervisor's); then as the host's | with a watchdog | [`Action::Kill`]; it exits [`ChildExit::Hung`] |
+//! | host exit | [`Action::Exit`], while a host runs | [`host_exit_grace`] on | [`Action::KillHost`] ([`HostKill::ExitOverdue`]) |
+//! | cut channel | [`handle_host_cut`](Machine::handle_host_cut) | [`CUT_GRACE`] on | [`Action::KillHost`] ([`HostKill::Cut`]) |
+//!
+//! A watched process found silent at its deadline is killed unless the
+//! driver tells the machine first that it is not hung (the engine reads
+//! the scheduler: starved of CPU, exiting), which moves its deadline on
+//! ([`Reprieve`]; starved is logged once). The simulation has no scheduler
+//! to read: a simulated host hung by `testing::hang()` is killed at its
+//! deadline.
 //!
 //! ## Children started at run time
 //!
@@ -65,7 +93,7 @@ mod child;
 pub use child::{ChildIdx, ChildPolicy, ChildRecord, RecordState};
 
 use crate::policy::RestartHistory;
-use crate::{ChildExit, ChildId, EventKind, Intensity, Strategy};
+use crate::{ChildExit, ChildId, EventKind, Intensity, Shutdown, Strategy};
 
 /// What a driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,16 +105,112 @@ pub enum Action {
     /// run of workers of one host, stopped one after the other, or one child
     /// supervisor), then report each exit with `handle_exit`.
     Stop(Vec<ChildIdx>),
-    /// These children did not stop within their [`Shutdown`](crate::Shutdown)
-    /// time (or it is `Kill`), or a worker was not ready within its start
-    /// timeout: kill them (a worker: drop its future), then report each exit.
+    /// These children did not stop within their [`Shutdown`]
+    /// time (or it is `Kill`), a worker was not ready within its start
+    /// timeout, or a child supervisor showed no life by its watchdog
+    /// deadline (its exit is then [`ChildExit::Hung`]): kill them (a
+    /// worker: drop its future; its host is killed if it has not ended
+    /// within [`DROP_GRACE`]), then report each exit.
     Kill(Vec<ChildIdx>),
     /// The budget of in-place restarts shrank because this machine recorded
     /// a restart of its own: send the worker host a new [`Grant`] of
     /// [`budget`](Machine::budget).
     Grant,
-    /// Every child has stopped: the supervisor ends with this outcome.
+    /// Kill the worker host (SIGKILL), for this reason; the exits of the
+    /// workers it ran follow ([`handle_host_exit`](Machine::handle_host_exit),
+    /// then `handle_exit` for each).
+    KillHost(HostKill),
+    /// Every child has stopped: the supervisor ends with this outcome. A
+    /// worker host that runs is told to exit now; the machine has it killed
+    /// ([`HostKill::ExitOverdue`]) if it has not within the supervisor's
+    /// shutdown time.
     Exit(Outcome),
+}
+
+/// Why the machine has a worker host killed ([`Action::KillHost`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKill {
+    /// It showed no life by its watchdog deadline (and the engine did not
+    /// find it starved): its workers' exit is [`ChildExit::Hung`].
+    Hung,
+    /// These workers, which it was told to drop, did not report their end
+    /// within [`DROP_GRACE`]: a worker blocks its thread.
+    DropOverdue(Vec<ChildIdx>),
+    /// The supervisor ended and the host did not exit within the
+    /// supervisor's shutdown time ([`host_exit_grace`]).
+    ExitOverdue,
+    /// Its channel was cut and it did not exit within [`CUT_GRACE`]: it
+    /// runs on without a way to be told, or to tell.
+    Cut,
+}
+
+/// A process whose signs of life a supervisor with a watchdog awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// Its worker host.
+    Host,
+    /// A child supervisor.
+    Child(ChildIdx),
+}
+
+impl fmt::Display for Watched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Watched::Host => f.write_str("worker host"),
+            Watched::Child(child) => write!(f, "child supervisor {child}"),
+        }
+    }
+}
+
+/// Why a process silent at its watchdog deadline is not hung (yet), as the
+/// engine's look at the scheduler found ([`Machine::handle_reprieve`]): its
+/// deadline moves on by [`Reprieve::delay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reprieve {
+    /// Runnable, but given next to no CPU: half a period more, for as long
+    /// as it is (logged once).
+    Starved,
+    /// It exits (its main thread returned): half a period more to end.
+    Exiting,
+    /// It was looked at late (its supervisor was busy or starved itself):
+    /// half a period more, to judge it over.
+    LookedLate,
+    /// What it was judged over is too short to tell: a quarter period more.
+    ShortWindow,
+}
+
+impl Reprieve {
+    /// How much later a process watched with `period` is due to show life.
+    pub fn delay(self, period: Duration) -> Duration {
+        match self {
+            Reprieve::Starved | Reprieve::Exiting | Reprieve::LookedLate => period / 2,
+            Reprieve::ShortWindow => period / 4,
+        }
+    }
+}
+
+/// How long a worker host told to drop a worker's future may take to report
+/// the worker's end before it is killed: a future is dropped between two
+/// polls, so a worker that blocks its thread stalls its host.
+pub const DROP_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a worker host whose channel is cut may take to exit before it
+/// is killed: a host that ends closes its channel a moment before it is
+/// reaped; one that runs on without its channel (a worker closed or broke
+/// its descriptors) can no more be told what to do, nor tell, so it is
+/// killed, and its workers come back in a new host with a new channel.
+pub const CUT_GRACE: Duration = Duration::from_millis(100);
+
+/// How long a worker host has to exit once its supervisor ended, when the
+/// supervisor's shutdown is [`Shutdown::Infinity`].
+pub const HOST_EXIT_INFINITY: Duration = Duration::from_secs(5);
+
+/// How long a worker host has to exit after its supervisor, whose shutdown
+/// is `shutdown`, ended: its timeout, none for `Kill`, and
+/// [`HOST_EXIT_INFINITY`] for `Infinity` (its workers have all stopped by
+/// then: what is left is the host's own end).
+pub fn host_exit_grace(shutdown: Shutdown) -> Duration {
+    shutdown.kill_after().unwrap_or(HOST_EXIT_INFINITY)
 }
 
 /// What the machine decided, for the lifecycle events a driver reports
@@ -258,8 +382,68 @@ struct ChildSlot {
     /// ([`ChildExit::is_engine_failure`]): what its [`engine_floor`] grows
     /// with. Reset once it runs (it is ready, or exits any other way).
     engine_failures: u32,
+    /// With a watchdog, a child supervisor's deadline to show life by
+    /// (set at each start).
+    alive: Option<Liveness>,
+    /// It was killed for showing no life: its exit is [`ChildExit::Hung`].
+    hung: bool,
     /// What the machine's indexes hold for it (see [`Index`]).
     indexed: Indexed,
+}
+
+/// When a watched process (the worker host, a child supervisor) must next
+/// show life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Liveness {
+    period: Duration,
+    /// It is killed as hung if it has not shown life by then.
+    by: Instant,
+    /// It was found starved before (logged once).
+    starved: bool,
+}
+
+impl Liveness {
+    /// A process started `now`, watched with `period`: its first sign of
+    /// life may take its start-up, so it has two periods.
+    fn started(period: Duration, now: Instant) -> Self {
+        Self {
+            period,
+            by: now + period.saturating_mul(2),
+            starved: false,
+        }
+    }
+}
+
+/// What the machine knows of the supervisor's worker host, and its
+/// deadlines.
+#[derive(Debug, Default, Clone, Copy)]
+struct HostState {
+    /// It runs (from [`Machine::handle_host_started`] to
+    /// [`Machine::handle_host_exit`]).
+    up: bool,
+    /// With a watchdog: when it must show life by.
+    alive: Option<Liveness>,
+    /// When it is killed if it has not exited: the supervisor ended.
+    exit_by: Option<Instant>,
+    /// When it is killed if it has not exited: its channel was cut.
+    cut_by: Option<Instant>,
+    /// It was killed (`Some`), as hung (`Some(true)`).
+    killed: Option<bool>,
+}
+
+impl HostState {
+    /// Its next deadline, while it runs and was not killed.
+    fn deadline(&self) -> Option<Instant> {
+        if !self.up || self.killed.is_some() {
+            return None;
+        }
+        let alive = self.alive.map(|a| a.by);
+        alive
+            .into_iter()
+            .chain(self.exit_by)
+            .chain(self.cut_by)
+            .min()
+    }
 }
 
 /// What [`Index`] holds for one child, so that its entries can be taken
@@ -268,9 +452,12 @@ struct ChildSlot {
 struct Indexed {
     /// Its restart time (`Waiting`) or start timeout (running, not ready).
     run: Option<Instant>,
-    /// Its kill deadline (`Stopping`).
+    /// Its kill deadline (`Stopping`), or for a worker dropped, when its
+    /// host is killed if it has not ended.
     kill: Option<Instant>,
-    /// Whether it is `Stopping`.
+    /// A child supervisor's deadline to show life by.
+    alive: Option<Instant>,
+    /// Whether it is `Stopping`, or running but killed as hung.
     stopping: bool,
     /// Whether it is neither `Done` nor `Idle`.
     live: bool,
@@ -290,10 +477,19 @@ impl ChildSlot {
             State::Stopping { kill_at, .. } => kill_at,
             _ => None,
         };
+        let alive = match self.state {
+            State::Running { .. } | State::Stopping { killed: false, .. } => {
+                self.alive.map(|a| a.by)
+            }
+            _ => None,
+        };
+        // One killed as hung is on its way out, as a stop is.
+        let dying = self.hung && matches!(self.state, State::Running { .. });
         Indexed {
             run,
             kill,
-            stopping: self.state.is_stopping(),
+            alive,
+            stopping: self.state.is_stopping() || dying,
             live: !matches!(self.state, State::Done | State::Idle),
         }
     }
@@ -308,8 +504,10 @@ impl ChildSlot {
 struct Index {
     /// Restart times and start timeouts, with the child.
     run: BTreeSet<(Instant, usize)>,
-    /// Kill deadlines of stops, with the child.
+    /// Kill deadlines of stops (and drops), with the child.
     kill: BTreeSet<(Instant, usize)>,
+    /// Child supervisors' deadlines to show life by, with the child.
+    alive: BTreeSet<(Instant, usize)>,
     /// Children stopping: static ones, and ones started at run time.
     stopping_static: usize,
     stopping_dynamic: usize,
@@ -393,14 +591,28 @@ pub struct Machine {
     /// Whether a static child may be restarted in place by its host.
     static_leasable: bool,
     index: Index,
+    /// How this supervisor's worker host is stopped once it ended.
+    shutdown: Shutdown,
+    /// The watchdog period of this supervisor's processes: its worker
+    /// host, and the child supervisors without one of their own.
+    watchdog: Option<Duration>,
+    host: HostState,
 }
 
 impl Machine {
+    /// A machine for the supervisor at `path` with `children`, in order,
+    /// which restarts them by `strategy` within `intensity`. Its worker host
+    /// has the supervisor's `shutdown` time to exit once the supervisor
+    /// ended; with a `watchdog` period, its worker host and its child
+    /// supervisors (with their own period, else this one) must show life
+    /// within each period.
     pub fn new(
         path: String,
         children: impl IntoIterator<Item = ChildPolicy>,
         strategy: Strategy,
         intensity: Intensity,
+        shutdown: Shutdown,
+        watchdog: Option<Duration>,
     ) -> Self {
         // `ChildIdx` is a u32: a supervisor with more children could not be
         // built in memory anyway.
@@ -413,6 +625,8 @@ impl Machine {
                 kind: Kind::Static,
                 ready: false,
                 engine_failures: 0,
+                alive: None,
+                hung: false,
                 indexed: Indexed::default(),
             })
             .collect::<Vec<_>>();
@@ -439,6 +653,9 @@ impl Machine {
             dynamic_count: 0,
             static_leasable,
             index: Index::default(),
+            shutdown,
+            watchdog,
+            host: HostState::default(),
         }
     }
 
@@ -470,6 +687,34 @@ impl Machine {
     /// The intensity this supervisor applies.
     pub fn intensity(&self) -> Intensity {
         self.intensity
+    }
+
+    /// The watchdog period of this supervisor's processes (`None`: not
+    /// watched): its worker host shows life four times per period.
+    pub fn watchdog(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    /// The watchdog period of child supervisor `child`'s processes: its
+    /// own, else this supervisor's.
+    pub fn watchdog_of(&self, child: ChildIdx) -> Option<Duration> {
+        let slot = self.children.get(child.get())?;
+        slot.record.policy.watchdog.or(self.watchdog)
+    }
+
+    /// When `watched` must show life by, while it is watched: what the
+    /// engine's look at a silent process is timed by.
+    pub fn alive_by(&self, watched: Watched) -> Option<Instant> {
+        match watched {
+            Watched::Host => {
+                let host = &self.host;
+                if !host.up || host.killed.is_some() {
+                    return None;
+                }
+                host.alive.map(|a| a.by)
+            }
+            Watched::Child(child) => self.children.get(child.get())?.indexed.alive,
+        }
     }
 
     /// `n` as the index of one of this supervisor's slots, if it is one:
@@ -678,6 +923,8 @@ impl Machine {
             },
             ready: false,
             engine_failures: 0,
+            alive: None,
+            hung: false,
             indexed: Indexed::default(),
         };
         if n == self.children.len() {
@@ -698,7 +945,7 @@ impl Machine {
 
     /// Terminates the child started at run time as `id`, at `now`, and
     /// removes it: a running child is asked to stop at once, as any stop
-    /// (killed at its [`Shutdown`](crate::Shutdown) deadline), its exit is
+    /// (killed at its [`Shutdown`] deadline), its exit is
     /// [`ChildExit::Stopped`] and it is not restarted; then
     /// [`Report::Removed`]. One waiting for its restart is removed at once.
     /// During a shutdown, its stop is the shutdown's (in order). Asking
@@ -768,10 +1015,18 @@ impl Machine {
     /// in time.
     pub fn handle_exit(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
         let n = child.get();
-        let Some(slot) = self.children.get(n) else {
+        let Some(slot) = self.children.get_mut(n) else {
             tracing::warn!(supervisor = %self.path, %child, "exit of an unknown child ignored");
             return;
         };
+        // Killed for showing no life: whatever ended it, it hung (unless
+        // it said it could not be set up).
+        let exit = if std::mem::take(&mut slot.hung) && exit != ChildExit::SetupFailed {
+            ChildExit::Hung
+        } else {
+            exit
+        };
+        let slot = &self.children[n];
         match slot.state {
             State::Stopping {
                 timed_out: Some(limit),
@@ -870,17 +1125,39 @@ impl Machine {
             due
         };
         let mut overdue = Vec::new();
+        let mut dropped = Vec::new();
         for n in due(&self.index.kill) {
-            if let State::Stopping { timed_out, .. } = self.children[n].state {
-                self.set_state(
-                    n,
-                    State::Stopping {
-                        kill_at: None,
-                        killed: true,
-                        timed_out,
-                    },
-                );
-                overdue.extend(ChildIdx::new(n));
+            match self.children[n].state {
+                // A worker dropped that did not end within its grace: its
+                // host is killed.
+                State::Stopping {
+                    killed: true,
+                    timed_out,
+                    ..
+                } => {
+                    self.set_state(
+                        n,
+                        State::Stopping {
+                            kill_at: None,
+                            killed: true,
+                            timed_out,
+                        },
+                    );
+                    dropped.extend(ChildIdx::new(n));
+                }
+                State::Stopping { timed_out, .. } => {
+                    let kill_at = self.drop_deadline(n, now);
+                    self.set_state(
+                        n,
+                        State::Stopping {
+                            kill_at,
+                            killed: true,
+                            timed_out,
+                        },
+                    );
+                    overdue.extend(ChildIdx::new(n));
+                }
+                _ => {}
             }
         }
         let mut late = Vec::new();
@@ -892,10 +1169,11 @@ impl Machine {
                 else {
                     continue;
                 };
+                let kill_at = self.drop_deadline(n, now);
                 self.set_state(
                     n,
                     State::Stopping {
-                        kill_at: None,
+                        kill_at,
                         killed: true,
                         timed_out: Some(limit),
                     },
@@ -911,7 +1189,100 @@ impl Machine {
             tracing::warn!(supervisor = %self.path, children = ?overdue, "children did not stop in time; killing them");
             self.actions.push_back(Action::Kill(overdue));
         }
+        let mut hung = Vec::new();
+        for n in due(&self.index.alive) {
+            let slot = &mut self.children[n];
+            slot.alive = None;
+            slot.hung = true;
+            if let State::Stopping { timed_out, .. } = slot.state {
+                self.set_state(
+                    n,
+                    State::Stopping {
+                        kill_at: None,
+                        killed: true,
+                        timed_out,
+                    },
+                );
+            } else {
+                self.reindex(n);
+            }
+            hung.extend(ChildIdx::new(n));
+        }
+        if !hung.is_empty() {
+            // The engine says what it found of them, with their pids.
+            tracing::debug!(supervisor = %self.path, children = ?hung, period = ?self.watchdog,
+                "child supervisors missed their watchdog deadline: killed as hung");
+            self.actions.push_back(Action::Kill(hung));
+        }
+        self.host_timeout(dropped, now);
         self.after_event(now);
+    }
+
+    /// The worker host was forked at `now` (a simulated one began): with a
+    /// watchdog, it must show life within two periods (its start-up), then
+    /// within each period.
+    pub fn handle_host_started(&mut self, now: Instant) {
+        self.host = HostState {
+            up: true,
+            alive: self.watchdog.map(|period| Liveness::started(period, now)),
+            ..HostState::default()
+        };
+    }
+
+    /// The worker host ended with `exit` at `now`; returns the exit its
+    /// workers had: [`ChildExit::Hung`] if the machine had it killed as hung
+    /// (unless it could not be set up), else `exit`. Report each worker
+    /// that ran in it with `handle_exit` and that exit, after this call.
+    pub fn handle_host_exit(&mut self, exit: ChildExit, _now: Instant) -> ChildExit {
+        let hung = self.host.killed == Some(true);
+        self.host = HostState::default();
+        // A kill decided before it ended has nothing left to do.
+        self.actions.retain(|a| !matches!(a, Action::KillHost(_)));
+        if hung && exit != ChildExit::SetupFailed {
+            ChildExit::Hung
+        } else {
+            exit
+        }
+    }
+
+    /// `watched` showed life at `now`: it must next by a period on.
+    pub fn handle_alive(&mut self, watched: Watched, now: Instant) {
+        self.move_deadline(watched, now, |period| period);
+    }
+
+    /// `watched` was silent at its deadline, and the engine's look at the
+    /// scheduler found it not hung, for `why`, at `now`: its deadline moves
+    /// on by [`Reprieve::delay`]. A starved process is logged once.
+    pub fn handle_reprieve(&mut self, watched: Watched, why: Reprieve, now: Instant) {
+        let Some(liveness) = self.move_deadline(watched, now, |period| why.delay(period)) else {
+            return;
+        };
+        let (period, path) = (liveness.period, &self.path);
+        match why {
+            Reprieve::Starved if !liveness.starved => {
+                tracing::info!(supervisor = %path, %watched, ?period,
+                    "missed its watchdog deadline starved of CPU (runnable, given none), not hung; \
+                     its deadline moves on by half a period while it is (logged once)");
+                self.set_starved(watched);
+            }
+            Reprieve::Starved => {
+                tracing::debug!(supervisor = %path, %watched, ?period,
+                    "still starved of CPU; its watchdog deadline moves on");
+            }
+            Reprieve::Exiting | Reprieve::LookedLate | Reprieve::ShortWindow => {
+                tracing::debug!(supervisor = %path, %watched, ?period, ?why,
+                    "missed its watchdog deadline, not judged hung; looked at again later");
+            }
+        }
+    }
+
+    /// The worker host's channel was found cut at `now`: it is killed if
+    /// it has not exited within [`CUT_GRACE`].
+    pub fn handle_host_cut(&mut self, now: Instant) {
+        let host = &mut self.host;
+        if host.up && host.killed.is_none() && host.cut_by.is_none() {
+            host.cut_by = Some(now + CUT_GRACE);
+        }
     }
 
     /// Stops every child in reverse order, then exits normally.
@@ -940,12 +1311,39 @@ impl Machine {
     }
 
     /// When `handle_timeout` must be called next: a scheduled restart, a
-    /// stop's kill deadline, or a worker's start timeout.
+    /// stop's kill deadline, a worker's start timeout, a dropped worker's
+    /// grace, a watched process's deadline to show life by, or the worker
+    /// host's deadline to exit.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout(true)
+    }
+
+    /// [`poll_timeout`](Self::poll_timeout) but for the deadlines of the
+    /// watched processes to show life: what a driver must wake for when it
+    /// knows they show life in time (the simulation's, but a hung host).
+    pub fn poll_timeout_but_liveness(&self) -> Option<Instant> {
+        self.next_timeout(false)
+    }
+
+    /// The next timeout, with the deadlines to show life or without.
+    fn next_timeout(&self, liveness: bool) -> Option<Instant> {
         let kill = self.index.kill.first().map(|&(at, _)| at);
+        let alive = liveness
+            .then(|| self.index.alive.first().map(|&(at, _)| at))
+            .flatten();
+        let host = if liveness {
+            self.host.deadline()
+        } else {
+            let host = HostState {
+                alive: None,
+                ..self.host
+            };
+            host.deadline()
+        };
+        let always = kill.into_iter().chain(alive).chain(host);
         if !matches!(self.phase, Phase::Running) {
-            return kill;
+            return always.min();
         }
         let run = self.index.run.first().map(|&(at, _)| at);
         let group = self
@@ -953,7 +1351,7 @@ impl Machine {
             .as_ref()
             .filter(|g| self.group_stopped(g))
             .map(|g| g.at);
-        run.into_iter().chain(group).chain(kill).min()
+        run.into_iter().chain(group).chain(always).min()
     }
 
     // ----- the indexes
@@ -988,6 +1386,14 @@ impl Machine {
             }
             if let Some(at) = new.kill {
                 index.kill.insert((at, n));
+            }
+        }
+        if old.alive != new.alive {
+            if let Some(at) = old.alive {
+                index.alive.remove(&(at, n));
+            }
+            if let Some(at) = new.alive {
+                index.alive.insert((at, n));
             }
         }
         let stopping = if dynamic {
@@ -1029,10 +1435,18 @@ impl Machine {
         let Some(child) = ChildIdx::new(n) else {
             return;
         };
+        let period = self.children[n]
+            .record
+            .policy
+            .is_supervisor
+            .then(|| self.children[n].record.policy.watchdog.or(self.watchdog))
+            .flatten();
         let slot = &mut self.children[n];
         if restart {
             slot.record.restarted();
         }
+        slot.alive = period.map(|period| Liveness::started(period, now));
+        slot.hung = false;
         slot.state = State::Running { since: now };
         slot.ready = false;
         self.reindex(n);
@@ -1252,6 +1666,11 @@ impl Machine {
                 children.retain(|&c| c != child);
                 !children.is_empty()
             }
+            Action::KillHost(HostKill::DropOverdue(children)) => {
+                // The host is killed all the same: only the log names it.
+                children.retain(|&c| c != child);
+                true
+            }
             _ => true,
         });
         tracing::debug!(supervisor = %self.path, %child, %id, "child removed");
@@ -1312,13 +1731,12 @@ impl Machine {
                 }
                 self.start_queued(now);
                 self.check_ready();
-                self.check_done();
+                self.check_done(now);
             }
             Phase::ShuttingDown(outcome) => {
                 self.stop_next(now);
                 if self.index.live == 0 {
-                    self.phase = Phase::Exited;
-                    self.actions.push_back(Action::Exit(outcome));
+                    self.exit(outcome, now);
                 }
             }
             Phase::Created | Phase::Exited => {}
@@ -1339,8 +1757,11 @@ impl Machine {
         if self.index.stopping_static > 0 || (all && self.index.stopping_dynamic > 0) {
             return;
         }
-        let running =
-            |this: &Self, m: usize| matches!(this.children[m].state, State::Running { .. });
+        // One killed as hung is not asked to stop: its exit is awaited.
+        let running = |this: &Self, m: usize| {
+            let child = &this.children[m];
+            matches!(child.state, State::Running { .. }) && !child.hung
+        };
         let last = if all {
             (0..self.children.len()).rev().find(|&m| running(self, m))
         } else {
@@ -1389,15 +1810,20 @@ impl Machine {
     }
 
     /// Child `m` is asked to stop at `now`, to be killed at its
-    /// [`Shutdown`](crate::Shutdown) deadline: whether it is killed at once
+    /// [`Shutdown`] deadline: whether it is killed at once
     /// instead (`Shutdown::Kill`).
     fn begin_stop(&mut self, m: usize, now: Instant) -> bool {
         let kill_after = self.children[m].record.policy.shutdown.kill_after();
         let kill_now = kill_after == Some(Duration::ZERO);
+        let kill_at = if kill_now {
+            self.drop_deadline(m, now)
+        } else {
+            kill_after.map(|d| now + d)
+        };
         self.set_state(
             m,
             State::Stopping {
-                kill_at: kill_after.filter(|_| !kill_now).map(|d| now + d),
+                kill_at,
                 killed: kill_now,
                 timed_out: None,
             },
@@ -1407,12 +1833,101 @@ impl Machine {
 
     /// Ends the supervisor once no child runs or will restart; never one
     /// that serves dynamic children.
-    fn check_done(&mut self) {
+    fn check_done(&mut self, now: Instant) {
         // While it runs, no child is `Idle` (all were started or queued).
         if matches!(self.phase, Phase::Running) && !self.dynamic && self.index.live == 0 {
             tracing::debug!(supervisor = %self.path, "no child runs or will restart; done");
-            self.phase = Phase::Exited;
-            self.actions.push_back(Action::Exit(Outcome::Normal));
+            self.exit(Outcome::Normal, now);
+        }
+    }
+
+    /// The supervisor ends at `now` with `outcome`: its worker host, if it
+    /// runs, is told to exit, and killed if it has not by the supervisor's
+    /// shutdown time ([`host_exit_grace`]).
+    fn exit(&mut self, outcome: Outcome, now: Instant) {
+        self.phase = Phase::Exited;
+        if self.host.up && self.host.killed.is_none() {
+            self.host.exit_by = Some(now + host_exit_grace(self.shutdown));
+        }
+        self.actions.push_back(Action::Exit(outcome));
+    }
+
+    /// When the host of child `n`, dropped at `now`, is killed if the
+    /// child has not ended: [`DROP_GRACE`] on, for a worker; never for a
+    /// child supervisor (SIGKILL ends it).
+    fn drop_deadline(&self, n: usize, now: Instant) -> Option<Instant> {
+        (!self.children[n].record.policy.is_supervisor).then(|| now + DROP_GRACE)
+    }
+
+    /// The worker host's deadlines at `now`, and `dropped`, the workers
+    /// dropped that did not end within their grace: kills it (once) if one
+    /// passed, a hang first (its workers' exit says so).
+    fn host_timeout(&mut self, dropped: Vec<ChildIdx>, now: Instant) {
+        let host = &self.host;
+        if !host.up || host.killed.is_some() {
+            return;
+        }
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        let why = if due(host.alive.map(|a| a.by)) {
+            HostKill::Hung
+        } else if !dropped.is_empty() {
+            HostKill::DropOverdue(dropped)
+        } else if due(host.exit_by) {
+            HostKill::ExitOverdue
+        } else if due(host.cut_by) {
+            HostKill::Cut
+        } else {
+            return;
+        };
+        // The engine says what it found of it, with its pid.
+        tracing::debug!(supervisor = %self.path, ?why, "the worker host is killed");
+        self.host.killed = Some(why == HostKill::Hung);
+        self.actions.push_back(Action::KillHost(why));
+    }
+
+    /// Moves `watched`'s deadline to `now` plus `by` its period, if it is
+    /// watched (and was not killed); returns its liveness as it was.
+    fn move_deadline(
+        &mut self,
+        watched: Watched,
+        now: Instant,
+        by: impl Fn(Duration) -> Duration,
+    ) -> Option<Liveness> {
+        match watched {
+            Watched::Host => {
+                let host = &mut self.host;
+                if !host.up || host.killed.is_some() {
+                    return None;
+                }
+                let alive = host.alive.as_mut()?;
+                let was = *alive;
+                alive.by = now + by(alive.period);
+                Some(was)
+            }
+            Watched::Child(child) => {
+                let n = child.get();
+                // Only while it is watched: a running child not killed.
+                self.children.get(n)?.indexed.alive?;
+                let alive = self.children[n].alive.as_mut()?;
+                let was = *alive;
+                alive.by = now + by(alive.period);
+                self.reindex(n);
+                Some(was)
+            }
+        }
+    }
+
+    /// `watched` was found starved: later findings are logged at debug.
+    fn set_starved(&mut self, watched: Watched) {
+        let alive = match watched {
+            Watched::Host => self.host.alive.as_mut(),
+            Watched::Child(child) => self
+                .children
+                .get_mut(child.get())
+                .and_then(|c| c.alive.as_mut()),
+        };
+        if let Some(alive) = alive {
+            alive.starved = true;
         }
     }
 }

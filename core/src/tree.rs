@@ -85,6 +85,7 @@ impl Child {
                 shutdown: Shutdown::Infinity,
                 start_timeout: None,
                 is_supervisor: true,
+                watchdog: s.watchdog,
             },
         }
     }
@@ -103,6 +104,7 @@ pub fn worker_policy(w: &dyn Worker) -> ChildPolicy {
             .start_timeout()
             .filter(|_| w.readiness() == crate::Readiness::Notify),
         is_supervisor: false,
+        watchdog: None,
     }
 }
 
@@ -760,7 +762,11 @@ impl<K> Tree<K> {
     ///   read is judged hung.
     ///
     /// The root process itself is watched by systemd's `WatchdogSec`. The
-    /// simulation ignores watchdogs.
+    /// deadlines, and the kill of a process that missed its own, are its
+    /// supervisor's state machine's, so the simulation keeps them too: its
+    /// simulated worker hosts and supervisors show life four times per
+    /// period, and a host hung by [`testing::hang()`](crate::testing::hang)
+    /// is killed at its deadline, on virtual time.
     ///
     /// # Examples
     ///
@@ -781,11 +787,19 @@ impl<K> Tree<K> {
     /// The state machine that supervises this supervisor's children; both
     /// the simulation and the process engine drive one per supervisor. Its
     /// children started at run time are numbered from `first_id` on (see
-    /// [`Machine::with_dynamic`]).
+    /// [`Machine::with_dynamic`]); its processes are watched with its own
+    /// watchdog period, else `inherited`, its parent's.
     #[doc(hidden)]
-    pub fn machine(&self, path: String, first_id: u64) -> Machine {
+    pub fn machine(&self, path: String, first_id: u64, inherited: Option<Duration>) -> Machine {
         let policies = self.children.iter().map(Child::policy);
-        let machine = Machine::new(path, policies, self.strategy, self.intensity);
+        let machine = Machine::new(
+            path,
+            policies,
+            self.strategy,
+            self.intensity,
+            self.shutdown,
+            self.watchdog.or(inherited),
+        );
         if self.templates.is_empty() {
             machine
         } else {

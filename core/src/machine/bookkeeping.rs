@@ -73,6 +73,7 @@ fn policy(restart: RestartPolicy) -> ChildPolicy {
         shutdown: Shutdown::Timeout(Duration::from_millis(20)),
         start_timeout: None,
         is_supervisor: false,
+        watchdog: None,
     }
 }
 
@@ -109,6 +110,7 @@ impl Driver {
                 return Ok(());
             };
             match action {
+                Action::KillHost(_) => {}
                 Action::Start(child) => {
                     let n = child.get();
                     // The driver builds the child from what the slot holds:
@@ -243,7 +245,7 @@ proptest! {
         max in prop::option::of(1..6u32),
         first_id in 1..1_000u64,
     ) {
-        let m = Machine::new("root".to_owned(), [], Strategy::OneForOne, Intensity::unlimited())
+        let m = Machine::new("root".to_owned(), [], Strategy::OneForOne, Intensity::unlimited(), Shutdown::Infinity, None)
             .with_dynamic(max, first_id);
         let mut d = Driver {
             m,

@@ -59,6 +59,9 @@ pub struct ChildPolicy {
     /// A supervisor that exits normally has finished its work: it is never
     /// restarted, whatever its restart policy.
     pub is_supervisor: bool,
+    /// A child supervisor's own watchdog period, if it has one (else its
+    /// parent's applies: see [`Machine::watchdog_of`](super::Machine::watchdog_of)).
+    pub watchdog: Option<Duration>,
 }
 
 /// Where a child stands: restarts so far and its place in the backoff

@@ -201,6 +201,7 @@ fn a_child() -> impl Gen<Value = (ChildPolicy, bool)> {
                 shutdown,
                 start_timeout: None,
                 is_supervisor,
+                watchdog: None,
             };
             (policy, auto_ready)
         })
@@ -400,6 +401,8 @@ impl Driver {
             tree.children[..tree.statics].iter().copied(),
             tree.strategy,
             tree.intensity,
+            Shutdown::Infinity,
+            None,
         );
         if let Some(max) = tree.dynamic {
             m = m.with_dynamic(max, 1);
@@ -519,6 +522,7 @@ impl Driver {
         let mut started = Vec::new();
         for action in &actions {
             match action {
+                Action::KillHost(_) => {}
                 Action::Start(child) => {
                     let lease = self.m.lease(*child);
                     self.procs[child.get()] = Proc {
@@ -584,6 +588,7 @@ impl Driver {
                 shutdown: Shutdown::Kill,
                 start_timeout: None,
                 is_supervisor: false,
+                watchdog: None,
             })
     }
 
@@ -1058,6 +1063,7 @@ impl<'a> Model<'a> {
         let at = step.at;
         for action in &step.actions {
             match action {
+                Action::KillHost(_) => {}
                 Action::Start(c) => {
                     let c = &mut self.children[c.get()];
                     c.run = Run::Up { ready: false };
@@ -1280,6 +1286,7 @@ fn check_lifecycle(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
         }
         for (k, action) in step.actions.iter().enumerate() {
             match action {
+                Action::KillHost(_) => {}
                 Action::Start(c) => {
                     let c = c.get();
                     if runs[c] != Run::Down {
@@ -2045,6 +2052,7 @@ fn quick_worker(shutdown: Shutdown) -> ChildPolicy {
         shutdown,
         start_timeout: None,
         is_supervisor: false,
+        watchdog: None,
     }
 }
 
@@ -2062,6 +2070,8 @@ fn a_queued_child_waits_for_an_earlier_sibling_to_restart() {
         [worker, worker],
         Strategy::OneForAll,
         Intensity::unlimited(),
+        Shutdown::Infinity,
+        None,
     );
     let t0 = Instant::now();
     m.handle_start(t0);
@@ -2089,6 +2099,8 @@ fn a_shutdown_batch_keeps_reverse_order_across_stop_and_kill() {
         ],
         Strategy::OneForOne,
         Intensity::unlimited(),
+        Shutdown::Infinity,
+        None,
     );
     let t0 = Instant::now();
     m.handle_start(t0);
@@ -2116,6 +2128,8 @@ fn overdue_children_are_killed_in_reverse_order() {
         [worker, worker],
         Strategy::OneForOne,
         Intensity::unlimited(),
+        Shutdown::Infinity,
+        None,
     );
     let t0 = Instant::now();
     m.handle_start(t0);
@@ -2125,4 +2139,645 @@ fn overdue_children_are_killed_in_reverse_order() {
     m.handle_timeout(t0 + ms(10));
     // The machine used to issue Kill([0, 1]).
     assert_eq!(drain(&mut m), [Action::Kill(vec![idx(1), idx(0)])]);
+}
+
+// ---------------------------------------------------------------------------
+// Deadlines of processes: liveness, hangs, starvation, drops, the host's end
+// ---------------------------------------------------------------------------
+//
+// A driver of its own plays the processes around a machine with a watchdog
+// and a worker host: the host is forked when a worker starts while none
+// runs, shows life (or not), is found starved (or exiting, or looked at
+// late), has its channel cut, dies on its own, or dies when the machine has
+// it killed; child supervisors show life (or not); children exit and answer
+// stops and kills. A checker replays the deadlines from the documented
+// rules (a period after each sign of life, two after a start, a reprieve's
+// delay, a second's grace for a drop, the supervisor's shutdown time for the
+// host's exit, 100 ms once cut) and checks that every kill comes at or after
+// its deadline, none is missed, `poll_timeout` never sleeps past one, and a
+// process killed as hung exits `Hung`.
+
+/// A deadline scenario: children, the supervisor's shutdown and watchdog,
+/// and events.
+#[derive(Debug, Clone)]
+struct Watchful {
+    children: Vec<ChildPolicy>,
+    strategy: Strategy,
+    shutdown: Shutdown,
+    watchdog: Option<Duration>,
+    ops: Vec<Lively>,
+}
+
+/// What the deadline driver makes happen.
+#[derive(Debug, Clone, Copy)]
+enum Lively {
+    /// A running child exits on its own (a worker: its host reports it).
+    Exit {
+        pick: usize,
+        exit: ChildExit,
+    },
+    /// A child asked to stop or killed exits.
+    AnswerStop {
+        pick: usize,
+    },
+    /// A watched process (the host, or the `pick`-th child supervisor)
+    /// shows life.
+    Alive {
+        pick: usize,
+    },
+    /// The engine found a silent watched process not hung.
+    Reprieve {
+        pick: usize,
+        why: Reprieve,
+    },
+    /// The host's channel is found cut.
+    Cut,
+    /// The host dies: on its own with `exit`, or of the machine's kill.
+    HostDies {
+        exit: ChildExit,
+    },
+    Advance {
+        by: Duration,
+    },
+    Wake,
+    Shutdown,
+}
+
+fn a_reprieve() -> impl Gen<Value = Reprieve> {
+    prop_oneof![
+        3 => Just(Reprieve::Starved),
+        1 => Just(Reprieve::Exiting),
+        1 => Just(Reprieve::LookedLate),
+        1 => Just(Reprieve::ShortWindow),
+    ]
+}
+
+fn a_lively_op() -> impl Gen<Value = Lively> {
+    let pick = 0..6usize;
+    prop_oneof![
+        8 => (pick.clone(), an_exit()).prop_map(|(pick, exit)| Lively::Exit { pick, exit }),
+        10 => pick.clone().prop_map(|pick| Lively::AnswerStop { pick }),
+        16 => pick.clone().prop_map(|pick| Lively::Alive { pick }),
+        6 => (pick, a_reprieve()).prop_map(|(pick, why)| Lively::Reprieve { pick, why }),
+        1 => Just(Lively::Cut),
+        4 => an_exit().prop_map(|exit| Lively::HostDies { exit }),
+        12 => (0..=400u64).prop_map(|n| Lively::Advance { by: ms(n) }),
+        16 => Just(Lively::Wake),
+        1 => Just(Lively::Shutdown),
+    ]
+}
+
+/// One to five children (workers and child supervisors, some with a
+/// watchdog of their own), with a watchdog on the supervisor most of the
+/// time.
+fn a_watchful_scenario() -> impl Gen<Value = Watchful> {
+    let child = (
+        prop::bool::weighted(0.4),
+        a_restart_policy(),
+        a_backoff(),
+        a_shutdown(),
+        prop::option::weighted(0.3, (20..=300u64).prop_map(ms)),
+    )
+        .prop_map(
+            |(is_supervisor, restart, backoff, shutdown, own)| ChildPolicy {
+                restart,
+                backoff,
+                shutdown,
+                start_timeout: None,
+                is_supervisor,
+                watchdog: own.filter(|_| is_supervisor),
+            },
+        );
+    (
+        prop::collection::vec(child, 1..=5),
+        a_strategy(),
+        a_shutdown(),
+        prop::option::weighted(0.8, (20..=300u64).prop_map(ms)),
+        prop::collection::vec(a_lively_op(), 1..=60),
+    )
+        .prop_map(|(children, strategy, shutdown, watchdog, ops)| Watchful {
+            children,
+            strategy,
+            shutdown,
+            watchdog,
+            ops,
+        })
+}
+
+/// What the deadline driver fed the machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LiveInput {
+    Start,
+    Exit(usize, ChildExit),
+    Timeout,
+    Shutdown,
+    HostStarted,
+    /// `handle_host_exit` with this exit; the machine answered the second.
+    HostExit(ChildExit, ChildExit),
+    Alive(Watched),
+    Reprieve(Watched, Reprieve),
+    Cut,
+}
+
+#[derive(Debug, Clone)]
+struct LiveStep {
+    at: Duration,
+    input: LiveInput,
+    reports: Vec<Report>,
+    actions: Vec<Action>,
+    timeout: Option<Duration>,
+}
+
+/// Where the worker host stands, for the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostRun {
+    Down,
+    Up,
+    /// The machine had it killed: it dies at the next `HostDies`.
+    Killed,
+}
+
+struct LiveDriver {
+    m: Machine,
+    base: Instant,
+    now: Duration,
+    policies: Vec<ChildPolicy>,
+    runs: Vec<Run>,
+    host: HostRun,
+    exited: bool,
+    steps: Vec<LiveStep>,
+}
+
+impl LiveDriver {
+    fn new(s: &Watchful) -> Self {
+        Self {
+            m: Machine::new(
+                "root".to_owned(),
+                s.children.iter().copied(),
+                s.strategy,
+                Intensity::unlimited(),
+                s.shutdown,
+                s.watchdog,
+            ),
+            base: Instant::now(),
+            now: Duration::ZERO,
+            policies: s.children.clone(),
+            runs: vec![Run::Down; s.children.len()],
+            host: HostRun::Down,
+            exited: false,
+            steps: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, input: LiveInput) {
+        let now = self.base + self.now;
+        let mut input = input;
+        match input {
+            LiveInput::Start => self.m.handle_start(now),
+            LiveInput::Exit(n, exit) => self.m.handle_exit(idx(n), exit, now),
+            LiveInput::Timeout => self.m.handle_timeout(now),
+            LiveInput::Shutdown => self.m.handle_shutdown(now),
+            LiveInput::HostStarted => self.m.handle_host_started(now),
+            LiveInput::HostExit(exit, _) => {
+                let theirs = self.m.handle_host_exit(exit, now);
+                input = LiveInput::HostExit(exit, theirs);
+            }
+            LiveInput::Alive(w) => self.m.handle_alive(w, now),
+            LiveInput::Reprieve(w, why) => self.m.handle_reprieve(w, why, now),
+            LiveInput::Cut => self.m.handle_host_cut(now),
+        }
+        let reports: Vec<Report> = std::iter::from_fn(|| self.m.poll_report()).collect();
+        let actions: Vec<Action> = std::iter::from_fn(|| self.m.poll_action()).collect();
+        if let LiveInput::Exit(n, _) = input {
+            self.runs[n] = Run::Down;
+        }
+        let mut fork = false;
+        for action in &actions {
+            match action {
+                Action::Start(c) => {
+                    self.runs[c.get()] = Run::Up { ready: true };
+                    fork |= !self.policies[c.get()].is_supervisor && self.host == HostRun::Down;
+                }
+                Action::Stop(cs) => {
+                    for c in cs {
+                        if let Run::Up { .. } = self.runs[c.get()] {
+                            self.runs[c.get()] = Run::Stopping { killed: false };
+                        }
+                    }
+                }
+                Action::Kill(cs) => {
+                    for c in cs {
+                        if self.runs[c.get()] != Run::Down {
+                            self.runs[c.get()] = Run::Stopping { killed: true };
+                        }
+                    }
+                }
+                Action::KillHost(_) => self.host = HostRun::Killed,
+                Action::Exit(_) => self.exited = true,
+                Action::Grant => {}
+            }
+        }
+        let timeout = self
+            .m
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(self.base));
+        self.steps.push(LiveStep {
+            at: self.now,
+            input,
+            reports,
+            actions,
+            timeout,
+        });
+        if fork {
+            self.host = HostRun::Up;
+            self.feed(LiveInput::HostStarted);
+            // A host shows life as soon as it runs.
+            self.feed(LiveInput::Alive(Watched::Host));
+        }
+    }
+
+    /// The watched processes now: the host if it runs, then the running
+    /// child supervisors.
+    fn watched(&self) -> Vec<Watched> {
+        let host = (self.host == HostRun::Up).then_some(Watched::Host);
+        let children = (0..self.runs.len())
+            .filter(|&n| self.policies[n].is_supervisor && self.runs[n] != Run::Down)
+            .map(|n| Watched::Child(idx(n)));
+        host.into_iter().chain(children).collect()
+    }
+
+    /// The `pick`-th child for which `f` holds.
+    fn pick(&self, pick: usize, f: impl Fn(usize, Run) -> bool) -> Option<usize> {
+        let all: Vec<usize> = (0..self.runs.len())
+            .filter(|&n| f(n, self.runs[n]))
+            .collect();
+        (!all.is_empty()).then(|| all[pick % all.len()])
+    }
+
+    /// The host dies with `exit` (SIGKILL if it was killed): its workers
+    /// with it, as the machine says.
+    fn host_dies(&mut self, exit: ChildExit) {
+        let exit = match self.host {
+            HostRun::Down => return,
+            HostRun::Killed => ChildExit::Signaled(9),
+            HostRun::Up => exit,
+        };
+        self.host = HostRun::Down;
+        self.feed(LiveInput::HostExit(exit, exit));
+        let Some(LiveInput::HostExit(_, theirs)) = self.steps.last().map(|s| s.input) else {
+            return;
+        };
+        let workers: Vec<usize> = (0..self.runs.len())
+            .filter(|&n| !self.policies[n].is_supervisor && self.runs[n] != Run::Down)
+            .collect();
+        for n in workers {
+            self.feed(LiveInput::Exit(n, theirs));
+        }
+    }
+
+    fn op(&mut self, op: Lively) {
+        match op {
+            Lively::Exit { pick, exit } => {
+                if let Some(n) = self.pick(pick, |_, r| matches!(r, Run::Up { .. })) {
+                    self.feed(LiveInput::Exit(n, exit));
+                }
+            }
+            Lively::AnswerStop { pick } => {
+                if let Some(n) = self.pick(pick, |_, r| matches!(r, Run::Stopping { .. })) {
+                    let exit = match self.runs[n] {
+                        Run::Stopping { killed: true } => ChildExit::Signaled(9),
+                        _ => ChildExit::Signaled(15),
+                    };
+                    // A worker killed (dropped) whose host was killed ends
+                    // with the host.
+                    if !self.policies[n].is_supervisor && self.host == HostRun::Killed {
+                        return self.host_dies(ChildExit::Signaled(9));
+                    }
+                    self.feed(LiveInput::Exit(n, exit));
+                }
+            }
+            Lively::Alive { pick } => {
+                let watched = self.watched();
+                if !watched.is_empty() {
+                    self.feed(LiveInput::Alive(watched[pick % watched.len()]));
+                }
+            }
+            Lively::Reprieve { pick, why } => {
+                let watched = self.watched();
+                if !watched.is_empty() {
+                    self.feed(LiveInput::Reprieve(watched[pick % watched.len()], why));
+                }
+            }
+            Lively::Cut => {
+                if self.host == HostRun::Up {
+                    self.feed(LiveInput::Cut);
+                }
+            }
+            Lively::HostDies { exit } => self.host_dies(exit),
+            Lively::Advance { by } => {
+                self.now += by;
+                self.feed(LiveInput::Timeout);
+            }
+            Lively::Wake => {
+                if let Some(at) = self.m.poll_timeout() {
+                    self.now = self.now.max(at.saturating_duration_since(self.base));
+                    self.feed(LiveInput::Timeout);
+                }
+            }
+            Lively::Shutdown => self.feed(LiveInput::Shutdown),
+        }
+    }
+
+    /// Shuts down; answers every stop and kill, and lets every deadline
+    /// pass, until the supervisor ended and its host is gone.
+    fn finish(&mut self) {
+        if !self.exited {
+            self.feed(LiveInput::Shutdown);
+        }
+        for _ in 0..1000 {
+            if self.host == HostRun::Killed {
+                self.host_dies(ChildExit::Signaled(9));
+            } else if let Some(n) =
+                (0..self.runs.len()).find(|&n| matches!(self.runs[n], Run::Stopping { .. }))
+            {
+                let exit = match self.runs[n] {
+                    Run::Stopping { killed: true } => ChildExit::Signaled(9),
+                    _ => ChildExit::Signaled(15),
+                };
+                self.feed(LiveInput::Exit(n, exit));
+            } else if let Some(at) = self.m.poll_timeout() {
+                self.now = self.now.max(at.saturating_duration_since(self.base));
+                self.feed(LiveInput::Timeout);
+            } else if self.exited && self.host == HostRun::Up {
+                self.host_dies(ChildExit::Exited(0));
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// The deadlines the checker replays.
+#[derive(Debug, Default)]
+struct Due {
+    /// The host: running, killed, and its deadlines.
+    host_up: bool,
+    host_killed: bool,
+    host_hung: bool,
+    host_by: Option<Duration>,
+    exit_by: Option<Duration>,
+    cut_by: Option<Duration>,
+    /// Children: running or stopping (not killed yet), and their deadline
+    /// to show life by.
+    up: BTreeSet<usize>,
+    stopping: BTreeSet<usize>,
+    killed: BTreeSet<usize>,
+    child_by: Vec<Option<Duration>>,
+    /// Child supervisors killed while their deadline had passed: they may
+    /// exit `Hung`; those killed while running (not stopping) must.
+    may_hang: BTreeSet<usize>,
+    must_hang: BTreeSet<usize>,
+    /// Workers dropped, and when their host is killed if they have not
+    /// ended.
+    drops: Vec<(usize, Duration)>,
+}
+
+fn check_deadlines(s: &Watchful, steps: &[LiveStep]) -> Result<(), TestCaseError> {
+    let fail = |i: usize, what: String| {
+        let mut out = String::new();
+        for (k, st) in steps.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  #{k} t={:?} {:?} -> reports {:?} actions {:?} timeout {:?}",
+                st.at, st.input, st.reports, st.actions, st.timeout
+            );
+        }
+        TestCaseError::fail(format!("step #{i}: {what}\n{s:?}\n{out}"))
+    };
+    let period_of = |n: usize| s.children[n].watchdog.or(s.watchdog);
+    let grace = |sd: Shutdown| sd.kill_after().unwrap_or(ms(5_000));
+    let mut d = Due {
+        child_by: vec![None; s.children.len()],
+        ..Due::default()
+    };
+    for (i, step) in steps.iter().enumerate() {
+        let at = step.at;
+        // What the input says.
+        match step.input {
+            LiveInput::HostStarted => {
+                d.host_up = true;
+                d.host_killed = false;
+                d.host_hung = false;
+                d.host_by = s.watchdog.map(|p| at + 2 * p);
+                d.exit_by = None;
+                d.cut_by = None;
+            }
+            LiveInput::HostExit(exit, theirs) => {
+                let want = if d.host_hung && exit != ChildExit::SetupFailed {
+                    ChildExit::Hung
+                } else {
+                    exit
+                };
+                if theirs != want {
+                    return Err(fail(
+                        i,
+                        format!("the host's workers exit {theirs:?}, not {want:?}"),
+                    ));
+                }
+                d.host_up = false;
+                d.drops.clear();
+                d.host_killed = false;
+                d.host_hung = false;
+                d.host_by = None;
+                d.exit_by = None;
+                d.cut_by = None;
+            }
+            LiveInput::Alive(Watched::Host) => {
+                if d.host_up && !d.host_killed {
+                    d.host_by = s.watchdog.map(|p| at + p);
+                }
+            }
+            LiveInput::Reprieve(Watched::Host, why) => {
+                if d.host_up && !d.host_killed {
+                    d.host_by = s.watchdog.map(|p| at + why.delay(p));
+                }
+            }
+            LiveInput::Alive(Watched::Child(c)) => {
+                let n = c.get();
+                if d.child_by[n].is_some() {
+                    d.child_by[n] = period_of(n).map(|p| at + p);
+                }
+            }
+            LiveInput::Reprieve(Watched::Child(c), why) => {
+                let n = c.get();
+                if d.child_by[n].is_some() {
+                    d.child_by[n] = period_of(n).map(|p| at + why.delay(p));
+                }
+            }
+            LiveInput::Cut => {
+                if d.host_up && !d.host_killed && d.cut_by.is_none() {
+                    d.cut_by = Some(at + ms(100));
+                }
+            }
+            LiveInput::Exit(n, _) => {
+                d.up.remove(&n);
+                d.stopping.remove(&n);
+                d.killed.remove(&n);
+                d.child_by[n] = None;
+                d.drops.retain(|&(c, _)| c != n);
+            }
+            LiveInput::Start | LiveInput::Timeout | LiveInput::Shutdown => {}
+        }
+        // A hung child supervisor's exit says so, and only a hung one's.
+        for report in &step.reports {
+            if let Report::Exited { child, exit, .. } = report {
+                let n = child.get();
+                let (may, must) = (d.may_hang.remove(&n), d.must_hang.remove(&n));
+                if must && *exit != ChildExit::Hung {
+                    return Err(fail(i, format!("child {n} killed as hung exits {exit:?}")));
+                }
+                if s.children[n].is_supervisor && *exit == ChildExit::Hung && !may {
+                    return Err(fail(
+                        i,
+                        format!("child {n} exits hung, never killed as such"),
+                    ));
+                }
+            }
+        }
+        let timeout = step.input == LiveInput::Timeout;
+        for action in &step.actions {
+            match action {
+                Action::Start(c) => {
+                    let n = c.get();
+                    d.up.insert(n);
+                    d.child_by[n] = period_of(n)
+                        .filter(|_| s.children[n].is_supervisor)
+                        .map(|p| at + 2 * p);
+                }
+                Action::Stop(cs) => {
+                    for c in cs {
+                        d.up.remove(&c.get());
+                        d.stopping.insert(c.get());
+                    }
+                }
+                Action::Kill(cs) => {
+                    for c in cs {
+                        let n = c.get();
+                        let due = timeout && d.child_by[n].is_some_and(|by| by <= at);
+                        let at_once = s.children[n].shutdown.kill_after() == Some(Duration::ZERO);
+                        if d.up.contains(&n) && !at_once && !due {
+                            return Err(fail(
+                                i,
+                                format!("child {n} killed while it runs, not due"),
+                            ));
+                        }
+                        if due {
+                            d.may_hang.insert(n);
+                            if d.up.contains(&n) && !at_once {
+                                d.must_hang.insert(n);
+                            }
+                        }
+                        d.up.remove(&n);
+                        d.stopping.remove(&n);
+                        d.killed.insert(n);
+                        d.child_by[n] = None;
+                        if !s.children[n].is_supervisor {
+                            d.drops.push((n, at + DROP_GRACE));
+                        }
+                    }
+                }
+                Action::KillHost(why) => {
+                    if !timeout {
+                        return Err(fail(i, "the host killed outside a timeout".to_owned()));
+                    }
+                    if !d.host_up || d.host_killed {
+                        return Err(fail(i, "a host killed that is not up, or twice".to_owned()));
+                    }
+                    let due = |by: Option<Duration>| by.is_some_and(|by| by <= at);
+                    let ok = match why {
+                        HostKill::Hung => due(d.host_by),
+                        HostKill::DropOverdue(cs) => {
+                            !due(d.host_by)
+                                && !cs.is_empty()
+                                && cs.iter().all(|c| {
+                                    d.drops.iter().any(|&(n, by)| n == c.get() && by <= at)
+                                })
+                        }
+                        HostKill::ExitOverdue => !due(d.host_by) && due(d.exit_by),
+                        HostKill::Cut => !due(d.host_by) && due(d.cut_by),
+                    };
+                    if !ok {
+                        return Err(fail(
+                            i,
+                            format!("host killed ({why:?}) before its deadline: {d:?}"),
+                        ));
+                    }
+                    d.host_killed = true;
+                    d.host_hung = *why == HostKill::Hung;
+                    d.drops.clear();
+                }
+                Action::Exit(_) => {
+                    if d.host_up && !d.host_killed {
+                        d.exit_by = Some(at + grace(s.shutdown));
+                    }
+                }
+                Action::Grant => {}
+            }
+        }
+        // Nothing due is missed by a timeout, and nothing pending is slept
+        // past.
+        let host_live = d.host_up && !d.host_killed;
+        let mut pending: Vec<Duration> = Vec::new();
+        if host_live {
+            pending.extend(d.host_by);
+            pending.extend(d.exit_by);
+            pending.extend(d.cut_by);
+            pending.extend(d.drops.iter().map(|&(_, by)| by));
+        }
+        pending.extend(d.child_by.iter().flatten());
+        if timeout {
+            if let Some(missed) = pending.iter().find(|&&by| by <= at) {
+                return Err(fail(
+                    i,
+                    format!("a deadline at {missed:?} passed unacted: {d:?}"),
+                ));
+            }
+        }
+        if let Some(&first) = pending.iter().min() {
+            if step.timeout.is_none_or(|t| t > first) {
+                return Err(fail(
+                    i,
+                    format!(
+                        "poll_timeout {:?} sleeps past a deadline at {first:?}",
+                        step.timeout
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Every deadline of a process is the machine's and is kept: a
+    /// watched process (the worker host, a child supervisor) is killed as
+    /// hung exactly once its deadline passed (two periods after its start,
+    /// a period after its last sign of life, a reprieve's delay after being
+    /// found starved), never before, and exits `Hung`; a dropped worker
+    /// that did not end gets its host killed a second on; a host that did
+    /// not exit within the supervisor's shutdown time after its end, or
+    /// 100 ms after its channel was cut, is killed; `poll_timeout` never
+    /// sleeps past a deadline, and a timeout never leaves one unacted.
+    #[test]
+    fn process_deadlines_are_kept(s in a_watchful_scenario()) {
+        let mut d = LiveDriver::new(&s);
+        d.feed(LiveInput::Start);
+        for &op in &s.ops {
+            d.op(op);
+        }
+        d.finish();
+        check_deadlines(&s, &d.steps)?;
+    }
 }

@@ -26,6 +26,7 @@ fn worker(restart: RestartPolicy) -> ChildPolicy {
         shutdown: Shutdown::Infinity,
         start_timeout: None,
         is_supervisor: false,
+        watchdog: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn supervisor(restart: RestartPolicy) -> ChildPolicy {
     ChildPolicy {
         start_timeout: None,
         is_supervisor: true,
+        watchdog: None,
         ..worker(restart)
     }
 }
@@ -54,7 +56,14 @@ impl Harness {
     fn new(children: Vec<ChildPolicy>, strategy: Strategy, intensity: Intensity) -> Self {
         let base = Instant::now();
         Self {
-            m: Machine::new("root".to_owned(), children, strategy, intensity),
+            m: Machine::new(
+                "root".to_owned(),
+                children,
+                strategy,
+                intensity,
+                Shutdown::Infinity,
+                None,
+            ),
             base,
             now: base,
             auto_ready: true,
@@ -268,6 +277,7 @@ fn backoff_resets_after_a_run_of_reset_after() {
         shutdown: Shutdown::default(),
         start_timeout: None,
         is_supervisor: false,
+        watchdog: None,
     };
     let mut h = Harness::one_for_one(vec![policy]);
     assert_eq!(h.start(0), [Start(0)]);
@@ -646,6 +656,7 @@ fn restarts_that_left_the_window_do_not_count() {
             shutdown: Shutdown::default(),
             start_timeout: None,
             is_supervisor: false,
+            watchdog: None,
         }],
         Strategy::OneForOne,
         Intensity::new(1, ms(150)),
@@ -1105,7 +1116,8 @@ fn shutdown_kill_kills_at_once_and_infinity_waits_forever() {
     let mut h = Harness::one_for_one(vec![kill_policy; 2]);
     h.start(0);
     assert_eq!(h.shutdown(10), [kill([1, 0])]);
-    assert_eq!(h.next_timeout(), None);
+    // Their host is killed if they have not ended within the drop grace.
+    assert_eq!(h.next_timeout(), Some(1010));
     assert_eq!(h.exit(1, Signaled(9), 11), []);
     assert_eq!(h.exit(0, Signaled(9), 11), [Exit(Outcome::Normal)]);
 
@@ -1136,7 +1148,7 @@ fn a_child_supervisor_is_waited_for_and_workers_have_their_own_shutdown() {
         .add_worker(Idle)
         .add_supervisor(|s| s.with_shutdown(Shutdown::Timeout(ms(300))).add_worker(Idle));
     let mut h = Harness::one_for_one(vec![]);
-    h.m = tree.machine("root".to_owned(), 1);
+    h.m = tree.machine("root".to_owned(), 1, None);
     assert_eq!(h.start(0), [Start(0), Start(1)]);
     assert_eq!(h.shutdown(10), [Stop([1])]);
     // No deadline: the child supervisor kills its own stuck workers.
@@ -1789,6 +1801,8 @@ fn ids_start_where_the_driver_says_and_are_never_reused() {
         [],
         Strategy::OneForOne,
         Intensity::unlimited(),
+        Shutdown::Infinity,
+        None,
     )
     .with_dynamic(None, 1_000);
     h.start(0);
@@ -1884,7 +1898,8 @@ fn a_child_that_does_not_stop_in_time_is_killed_then_removed() {
     assert_eq!(h.next_timeout(), Some(400));
     assert_eq!(h.timeout(399), []);
     assert_eq!(h.timeout(400), [kill([0])]);
-    assert_eq!(h.next_timeout(), None);
+    // Dropped: its host is killed if it has not ended a second on.
+    assert_eq!(h.next_timeout(), Some(1400));
     assert_eq!(h.exit(0, Signaled(9), 401), []);
     assert_eq!(h.reports(), [stopped_for_good(0), removed(0, id)]);
     // `Shutdown::Kill`: killed at once.
@@ -1895,8 +1910,9 @@ fn a_child_that_does_not_stop_in_time_is_killed_then_removed() {
     h.reports();
     assert_eq!(h.remove(id, 600), Ok(n));
     assert_eq!(h.drain(), [kill([0])]);
-    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.next_timeout(), Some(1600));
     assert_eq!(h.exit(0, Signaled(9), 601), []);
+    assert_eq!(h.next_timeout(), None);
     assert_eq!(h.reports(), [stopped_for_good(0), removed(0, id)]);
 }
 
@@ -2219,4 +2235,445 @@ fn a_child_dropped_for_its_start_timeout_and_removed_meanwhile_is_not_restarted(
     assert_eq!(h.exit(n, ChildExit::Stopped, 1_120), []);
     assert_eq!(h.reports(), [stopped_for_good(2), removed(2, id)]);
     assert_eq!(h.next_timeout(), None);
+}
+
+// ---------------------------------------------------------------------------
+// Deadlines of processes: the watchdog, a drop's grace, the host's exit
+// ---------------------------------------------------------------------------
+
+impl Harness {
+    /// A `OneForOne` machine whose supervisor has `shutdown` and
+    /// `watchdog`.
+    fn watched(children: Vec<ChildPolicy>, shutdown: Shutdown, watchdog: Option<Duration>) -> Self {
+        let mut h = Self::one_for_one(vec![]);
+        h.m = Machine::new(
+            "root".to_owned(),
+            children,
+            Strategy::OneForOne,
+            Intensity::unlimited(),
+            shutdown,
+            watchdog,
+        );
+        h
+    }
+
+    fn host_started(&mut self, t: u64) -> Vec<Action> {
+        let now = self.at(t);
+        self.m.handle_host_started(now);
+        self.drain()
+    }
+
+    /// The host ended with `exit` at `t`, and each of `workers` with it:
+    /// the exit the machine gave them, and the actions.
+    fn host_exit(
+        &mut self,
+        exit: ChildExit,
+        workers: &[usize],
+        t: u64,
+    ) -> (ChildExit, Vec<Action>) {
+        let now = self.at(t);
+        let exit = self.m.handle_host_exit(exit, now);
+        for &n in workers {
+            self.m.handle_exit(idx(n), exit, now);
+        }
+        (exit, self.drain())
+    }
+
+    fn alive(&mut self, watched: Watched, t: u64) -> Vec<Action> {
+        let now = self.at(t);
+        self.m.handle_alive(watched, now);
+        self.drain()
+    }
+
+    fn reprieve(&mut self, watched: Watched, why: Reprieve, t: u64) -> Vec<Action> {
+        let now = self.at(t);
+        self.m.handle_reprieve(watched, why, now);
+        self.drain()
+    }
+
+    fn cut(&mut self, t: u64) -> Vec<Action> {
+        let now = self.at(t);
+        self.m.handle_host_cut(now);
+        self.drain()
+    }
+}
+
+#[allow(non_snake_case)]
+fn KillHost(why: HostKill) -> Action {
+    Action::KillHost(why)
+}
+
+/// `Report::Exited` of child `n`, which hung, restarted after `ms`.
+fn hung(n: usize, restart: Option<u64>) -> Report {
+    Report::Exited {
+        child: idx(n),
+        exit: ChildExit::Hung,
+        restart: restart.map(ms),
+        reason: None,
+    }
+}
+
+#[test]
+fn a_silent_host_is_killed_as_hung_a_period_after_its_last_sign_of_life() {
+    let mut h = Harness::watched(
+        vec![worker(RestartPolicy::Always), worker(RestartPolicy::Never)],
+        Shutdown::Infinity,
+        Some(ms(200)),
+    );
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    // No host yet: nothing to watch.
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.m.alive_by(Watched::Host), None);
+    // Forked at 5: two periods for its start-up.
+    assert_eq!(h.host_started(5), []);
+    assert_eq!(h.next_timeout(), Some(405));
+    assert_eq!(h.alive(Watched::Host, 10), []);
+    assert_eq!(h.next_timeout(), Some(210));
+    assert_eq!(h.alive(Watched::Host, 60), []);
+    assert_eq!(h.next_timeout(), Some(260));
+    assert_eq!(h.timeout(259), []);
+    assert_eq!(h.timeout(260), [KillHost(HostKill::Hung)]);
+    // Once: nothing more is due, a late sign of life changes nothing.
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.alive(Watched::Host, 261), []);
+    assert_eq!(h.timeout(1000), []);
+    h.reports();
+    // Its workers exit hung, whatever killed it: restarted by their policy.
+    let (exit, actions) = h.host_exit(Signaled(9), &[0, 1], 1001);
+    assert_eq!((exit, actions), (ChildExit::Hung, vec![]));
+    assert_eq!(h.reports(), [hung(0, Some(100)), hung(1, None)]);
+    assert_eq!(h.next_timeout(), Some(1101));
+    assert_eq!(h.timeout(1101), [Start(0)]);
+    // A new host is watched from its own start.
+    assert_eq!(h.host_started(1102), []);
+    assert_eq!(h.next_timeout(), Some(1502));
+    // One that ends by itself (not killed) gives its workers its exit.
+    let (exit, _) = h.host_exit(Signaled(6), &[0], 1200);
+    assert_eq!(exit, Signaled(6));
+    assert_eq!(h.next_timeout(), Some(1400));
+}
+
+#[test]
+fn a_starved_process_gets_more_time_for_as_long_as_it_is() {
+    let mut h = Harness::watched(
+        vec![worker(RestartPolicy::Always)],
+        Shutdown::Infinity,
+        Some(ms(200)),
+    );
+    h.start(0);
+    h.host_started(0);
+    h.alive(Watched::Host, 0);
+    assert_eq!(h.next_timeout(), Some(200));
+    // Starved, exiting, looked at late: half a period more each time.
+    assert_eq!(h.reprieve(Watched::Host, Reprieve::Starved, 200), []);
+    assert_eq!(h.next_timeout(), Some(300));
+    assert_eq!(h.m.alive_by(Watched::Host), Some(h.base + ms(300)));
+    assert_eq!(h.reprieve(Watched::Host, Reprieve::Starved, 300), []);
+    assert_eq!(h.reprieve(Watched::Host, Reprieve::LookedLate, 400), []);
+    assert_eq!(h.reprieve(Watched::Host, Reprieve::Exiting, 500), []);
+    assert_eq!(h.next_timeout(), Some(600));
+    // A window too short to judge: a quarter period.
+    assert_eq!(h.reprieve(Watched::Host, Reprieve::ShortWindow, 600), []);
+    assert_eq!(h.next_timeout(), Some(650));
+    assert_eq!(h.timeout(649), []);
+    // It answers: a period from then.
+    assert_eq!(h.alive(Watched::Host, 640), []);
+    assert_eq!(h.next_timeout(), Some(840));
+    assert_eq!(h.timeout(840), [KillHost(HostKill::Hung)]);
+    // A reprieve after the kill changes nothing.
+    assert_eq!(h.reprieve(Watched::Host, Reprieve::Starved, 841), []);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn an_unwatched_supervisor_has_no_liveness_deadline() {
+    let mut h = Harness::watched(
+        vec![
+            worker(RestartPolicy::Always),
+            supervisor(RestartPolicy::Always),
+        ],
+        Shutdown::Infinity,
+        None,
+    );
+    h.start(0);
+    h.host_started(0);
+    assert_eq!(h.alive(Watched::Host, 10), []);
+    assert_eq!(
+        h.reprieve(Watched::Child(idx(1)), Reprieve::Starved, 10),
+        []
+    );
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.m.alive_by(Watched::Host), None);
+    assert_eq!(h.m.alive_by(Watched::Child(idx(1))), None);
+    assert_eq!(h.m.watchdog_of(idx(1)), None);
+}
+
+#[test]
+fn a_silent_child_supervisor_is_killed_and_exits_hung() {
+    let own = ChildPolicy {
+        watchdog: Some(ms(100)),
+        ..supervisor(RestartPolicy::Always)
+    };
+    let mut h = Harness::watched(
+        vec![
+            own,
+            supervisor(RestartPolicy::Always),
+            worker(RestartPolicy::Always),
+        ],
+        Shutdown::Infinity,
+        Some(ms(300)),
+    );
+    assert_eq!(h.m.watchdog_of(idx(0)), Some(ms(100)));
+    assert_eq!(h.m.watchdog_of(idx(1)), Some(ms(300)));
+    assert_eq!(h.start(0), [Start(0), Start(1), Start(2)]);
+    h.reports();
+    // Two periods for their start-up: 200 (its own), 600 (inherited).
+    assert_eq!(h.next_timeout(), Some(200));
+    assert_eq!(h.alive(Watched::Child(idx(0)), 50), []);
+    assert_eq!(h.next_timeout(), Some(150));
+    assert_eq!(h.timeout(150), [kill([0])]);
+    // Killed once; it exits hung whatever ended it, and is restarted.
+    assert_eq!(h.timeout(151), []);
+    assert_eq!(h.exit(0, Signaled(9), 155), []);
+    assert_eq!(h.reports(), [hung(0, Some(100))]);
+    assert_eq!(h.next_timeout(), Some(255));
+    assert_eq!(h.timeout(255), [Start(0)]);
+    h.reports();
+    // Its new run is watched from its start; the other still from 0.
+    assert_eq!(h.m.alive_by(Watched::Child(idx(0))), Some(h.base + ms(455)));
+    assert_eq!(h.next_timeout(), Some(455));
+    // Starved: half its period more.
+    assert_eq!(
+        h.reprieve(Watched::Child(idx(0)), Reprieve::Starved, 455),
+        []
+    );
+    assert_eq!(h.next_timeout(), Some(505));
+    assert_eq!(h.alive(Watched::Child(idx(0)), 501), []);
+    assert_eq!(h.next_timeout(), Some(600));
+    assert_eq!(h.timeout(600), [kill([1])]);
+    // An exit of its own after the kill is still the hang.
+    assert_eq!(h.exit(1, Normal, 601), []);
+    assert_eq!(h.reports(), [hung(1, Some(100))]);
+}
+
+#[test]
+fn a_child_supervisor_that_stops_is_watched_until_it_is_killed() {
+    let mut h = Harness::watched(
+        vec![supervisor(RestartPolicy::Always)],
+        Shutdown::Infinity,
+        Some(ms(100)),
+    );
+    h.start(0);
+    h.alive(Watched::Child(idx(0)), 0);
+    assert_eq!(h.shutdown(50), [Stop([0])]);
+    // Its stop has no deadline (`Infinity`), its silence has.
+    assert_eq!(h.next_timeout(), Some(100));
+    assert_eq!(h.timeout(100), [kill([0])]);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.exit(0, Signaled(9), 101), [Exit(Outcome::Normal)]);
+    assert_eq!(
+        h.reports()
+            .into_iter()
+            .filter(|r| matches!(r, Report::Exited { .. }))
+            .collect::<Vec<_>>(),
+        [Report::Exited {
+            child: idx(0),
+            exit: ChildExit::Hung,
+            restart: None,
+            reason: None,
+        }]
+    );
+}
+
+#[test]
+fn a_dropped_worker_that_does_not_end_gets_its_host_killed_after_the_drop_grace() {
+    let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(300)));
+    let mut h = Harness::watched(vec![policy; 2], Shutdown::Infinity, None);
+    h.start(0);
+    h.host_started(0);
+    assert_eq!(h.shutdown(100), [Stop([1, 0])]);
+    assert_eq!(h.exit(1, Normal, 150), []);
+    assert_eq!(h.next_timeout(), Some(400));
+    assert_eq!(h.timeout(400), [kill([0])]);
+    // Dropped: its host is killed if it has not ended a second on.
+    assert_eq!(h.next_timeout(), Some(1400));
+    assert_eq!(h.timeout(1399), []);
+    assert_eq!(
+        h.timeout(1400),
+        [KillHost(HostKill::DropOverdue(vec![idx(0)]))]
+    );
+    assert_eq!(h.next_timeout(), None);
+    let (exit, actions) = h.host_exit(Signaled(9), &[0], 1401);
+    assert_eq!(exit, Signaled(9));
+    // Its exit is its stop's; the host is gone: nothing to wait for.
+    assert_eq!(actions, [Exit(Outcome::Normal)]);
+    assert_eq!(h.next_timeout(), None);
+
+    // One that ends within its grace: no kill.
+    let mut h = Harness::watched(vec![policy], Shutdown::Infinity, None);
+    h.start(0);
+    h.host_started(0);
+    h.shutdown(0);
+    assert_eq!(h.timeout(300), [kill([0])]);
+    assert_eq!(h.exit(0, Normal, 1299), [Exit(Outcome::Normal)]);
+    assert_eq!(h.next_timeout(), Some(1299 + 5000));
+    // A worker dropped with no host to kill (the driver has none).
+    let mut h = Harness::watched(vec![policy], Shutdown::Infinity, None);
+    h.start(0);
+    h.shutdown(0);
+    assert_eq!(h.timeout(300), [kill([0])]);
+    assert_eq!(h.timeout(1300), []);
+}
+
+#[test]
+fn a_worker_dropped_at_its_start_timeout_or_at_once_has_the_same_grace() {
+    let late = ChildPolicy {
+        start_timeout: Some(ms(100)),
+        ..worker(RestartPolicy::Always)
+    };
+    let at_once = with_shutdown(worker(RestartPolicy::Always), Shutdown::Kill);
+    let mut h = Harness::watched(vec![late, at_once], Shutdown::Infinity, None);
+    h.auto_ready = false;
+    assert_eq!(h.start(0), [Start(0), Start(1)]);
+    h.host_started(0);
+    assert_eq!(h.timeout(100), [kill([0])]);
+    assert_eq!(h.next_timeout(), Some(1100));
+    assert_eq!(
+        h.timeout(1100),
+        [KillHost(HostKill::DropOverdue(vec![idx(0)]))]
+    );
+    let (_, actions) = h.host_exit(Signaled(9), &[0, 1], 1101);
+    assert_eq!(actions, []);
+    h.reports();
+    // Both run again (child 0 after its start timeout, 1 after the host).
+    assert_eq!(h.timeout(1201), [Start(0), Start(1)]);
+    h.host_started(1201);
+    assert_eq!(h.ready(1, 1201), []);
+    h.ready(0, 1202);
+    assert_eq!(h.shutdown(1300), [kill([1]), Stop([0])]);
+    assert_eq!(h.next_timeout(), Some(2300));
+}
+
+#[test]
+fn the_host_has_the_supervisors_shutdown_time_to_exit_after_it_ended() {
+    for (shutdown, grace) in [
+        (Shutdown::Timeout(ms(300)), 300),
+        (Shutdown::Infinity, 5_000),
+        (Shutdown::Kill, 0),
+    ] {
+        let mut h = Harness::watched(vec![worker(RestartPolicy::Never)], shutdown, None);
+        h.start(0);
+        h.host_started(0);
+        assert_eq!(h.exit(0, Normal, 10), [Exit(Outcome::Normal)]);
+        assert_eq!(h.next_timeout(), Some(10 + grace), "{shutdown:?}");
+        if grace > 0 {
+            assert_eq!(h.timeout(10 + grace - 1), [], "{shutdown:?}");
+        }
+        assert_eq!(h.timeout(10 + grace), [KillHost(HostKill::ExitOverdue)]);
+        assert_eq!(h.next_timeout(), None);
+        assert_eq!(h.host_exit(Signaled(9), &[], 11 + grace).0, Signaled(9));
+    }
+    // A host that exits in time is not killed; no host, no deadline.
+    let mut h = Harness::watched(vec![worker(RestartPolicy::Never)], Shutdown::Infinity, None);
+    h.start(0);
+    h.host_started(0);
+    h.exit(0, Normal, 10);
+    h.host_exit(ChildExit::Stopped, &[], 20);
+    assert_eq!(h.next_timeout(), None);
+    assert_eq!(h.timeout(5_010), []);
+    let mut h = Harness::watched(vec![worker(RestartPolicy::Never)], Shutdown::Infinity, None);
+    h.start(0);
+    assert_eq!(h.exit(0, Normal, 10), [Exit(Outcome::Normal)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn a_hung_host_after_the_end_is_killed_as_hung_first() {
+    // The supervisor ended; the host neither exits nor shows life: its
+    // watchdog deadline comes first.
+    let mut h = Harness::watched(
+        vec![worker(RestartPolicy::Never)],
+        Shutdown::Infinity,
+        Some(ms(200)),
+    );
+    h.start(0);
+    h.host_started(0);
+    h.alive(Watched::Host, 0);
+    assert_eq!(h.exit(0, Normal, 10), [Exit(Outcome::Normal)]);
+    assert_eq!(h.next_timeout(), Some(200));
+    assert_eq!(h.timeout(200), [KillHost(HostKill::Hung)]);
+    assert_eq!(h.next_timeout(), None);
+}
+
+#[test]
+fn a_host_whose_channel_is_cut_is_killed_unless_it_exits_in_time() {
+    let mut h = Harness::watched(
+        vec![worker(RestartPolicy::Always)],
+        Shutdown::Infinity,
+        None,
+    );
+    h.start(0);
+    h.host_started(0);
+    assert_eq!(h.cut(50), []);
+    // Once is enough: a second finding does not move it.
+    assert_eq!(h.cut(60), []);
+    assert_eq!(h.next_timeout(), Some(150));
+    assert_eq!(h.timeout(150), [KillHost(HostKill::Cut)]);
+    let (exit, _) = h.host_exit(Signaled(9), &[0], 151);
+    assert_eq!(exit, Signaled(9));
+    // Its worker runs again, in a new host that is not cut.
+    assert_eq!(h.timeout(251), [Start(0)]);
+    h.host_started(251);
+    assert_eq!(h.next_timeout(), None);
+    // Cut, then exits within the grace: not killed.
+    h.cut(300);
+    h.host_exit(Signaled(9), &[0], 350);
+    assert_eq!(h.timeout(400), []);
+}
+
+#[test]
+fn a_kill_decided_before_the_host_ended_is_taken_back() {
+    let mut h = Harness::watched(
+        vec![worker(RestartPolicy::Always)],
+        Shutdown::Infinity,
+        Some(ms(100)),
+    );
+    h.start(0);
+    h.host_started(0);
+    let now = h.at(200);
+    h.m.handle_timeout(now);
+    // The host died before the driver carried the kill out.
+    let exit = h.m.handle_host_exit(Signaled(6), now);
+    assert_eq!(exit, ChildExit::Hung);
+    assert_eq!(h.drain(), []);
+}
+
+#[test]
+fn a_shutdown_awaits_a_child_killed_as_hung_without_asking_it_to_stop() {
+    // Found by the model: a child supervisor killed as hung was asked to
+    // stop by a shutdown that came before its exit, and read as stopped.
+    let mut h = Harness::watched(
+        vec![
+            supervisor(RestartPolicy::Always),
+            supervisor(RestartPolicy::Always),
+        ],
+        Shutdown::Infinity,
+        Some(ms(20)),
+    );
+    h.start(0);
+    h.alive(Watched::Child(idx(0)), 0);
+    h.alive(Watched::Child(idx(1)), 30);
+    assert_eq!(h.timeout(20), [kill([0])]);
+    h.reports();
+    // Its kill is under way, as a stop: the next stop waits for its exit,
+    // which is its hang; it is never asked to stop.
+    assert_eq!(h.shutdown(21), []);
+    assert_eq!(h.exit(0, Signaled(9), 22), [Stop([1])]);
+    assert_eq!(h.exit(1, Signaled(SIGTERM), 23), [Exit(Outcome::Normal)]);
+    let exits: Vec<Report> = h
+        .reports()
+        .into_iter()
+        .filter(|r| matches!(r, Report::Exited { .. }))
+        .collect();
+    assert_eq!(exits, [hung(0, None), stopped_for_good(1)]);
 }

@@ -7,6 +7,14 @@
 //! off for hours finishes in microseconds, and every run gives the same
 //! timeline.
 //!
+//! Every deadline of a supervisor is its state machine's, so it is kept
+//! here as in processes: a stop's kill, the grace of a dropped worker, the
+//! worker host's exit, and with a [watchdog](crate::Tree::with_watchdog)
+//! the deadlines of worker hosts and supervisors to show life. A worker
+//! that awaits [`hang()`] hangs its simulated worker host (as a worker that
+//! blocks its thread hangs a real one), so a `hung` timeline is proven on
+//! virtual time like a restart timeline.
+//!
 //! # Examples
 //!
 //! A worker that exits at once, restarted `Always` with a 100 ms → 800 ms
@@ -48,8 +56,10 @@
 //! assert_eq!(ms, [0, 100, 300, 700, 1500, 2300]);
 //! ```
 
+mod hang;
 mod sim;
 mod timer;
 
+pub use hang::hang;
 pub use sim::run_simulated;
 pub use timer::FakeTimer;

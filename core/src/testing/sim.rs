@@ -11,13 +11,13 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
 use super::FakeTimer;
 use crate::lease::{run_leased, Leases};
-use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject};
+use crate::machine::{Action, ChildIdx, Grant, Machine, Outcome, Report, Subject, Watched};
 use crate::message::memory::Queue;
 use crate::message::{codec, dynamic};
 use crate::message::{Answer, Declared, MemoryServices, Refusal, Request};
@@ -46,6 +46,16 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 ///
 /// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
 /// or on each other: a Tokio or smol timer has no runtime to fire it.
+///
+/// Each supervisor's workers run in a simulated worker host, which begins
+/// with its first worker and, with a [watchdog](crate::Tree::with_watchdog),
+/// shows life four times per period from then on, as child supervisors
+/// show their parents. A worker that awaits [`hang()`](super::hang()) hangs
+/// its host: the host's supervisor kills it at its watchdog deadline, or a
+/// second after dropping one of its workers, and its workers exit with it
+/// ([`ChildExit::Hung`] when it was hung), to run again by their policies.
+/// Signs of life alone keep nothing going: a watched tree whose workers
+/// wait on nothing stalls as an unwatched one does.
 /// Stopping a worker asks it to stop, as in processes: one that called
 /// [`stopping()`](crate::stopping()) has its
 /// [`shutdown`](crate::Restartable::shutdown) time (virtual) to return, then
@@ -95,7 +105,8 @@ pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Err
         timer: timer.clone(),
         next_ids: HashMap::new(),
     }));
-    // Limits are checked, then ignored; so are users and watchdogs.
+    // Limits are checked, then ignored; so are users. Watchdogs are kept
+    // by the machines, and simulated hosts and supervisors show life.
     tree.root.check("root", None)?;
     let services = MemoryServices::new(Declared::collect(&tree.root)?, timer.clone());
     let root = supervise(
@@ -201,10 +212,35 @@ impl Drop for Running<'_> {
 /// host or a child supervisor would write on its channel.
 type Notes = Arc<Mutex<VecDeque<(ChildIdx, Note)>>>;
 
-/// Whom a simulated supervisor tells that it is ready.
+/// Whom a simulated supervisor tells that it is ready (and shows life to).
 enum Parent {
     Root(Shared<Observer>),
-    Supervisor { notes: Notes, index: ChildIdx },
+    Supervisor {
+        notes: Notes,
+        index: ChildIdx,
+        /// The parent's watchdog period, which this one inherits unless it
+        /// has its own.
+        watchdog: Option<Duration>,
+    },
+}
+
+/// A supervisor's simulated worker host: up from the first start of a
+/// worker until it is killed (or the supervisor ends), showing life four
+/// times per watchdog period unless a worker hung it ([`super::hang()`]).
+#[derive(Default)]
+struct Host {
+    up: bool,
+    /// Set by a [`super::hang()`] polled in one of its workers: it runs
+    /// nothing, carries out nothing and reports nothing until killed.
+    hung: Arc<AtomicBool>,
+    /// With a watchdog: when it next shows life.
+    next_alive: Option<Instant>,
+}
+
+impl Host {
+    fn is_hung(&self) -> bool {
+        self.hung.load(Ordering::SeqCst)
+    }
 }
 
 /// One simulated supervisor's driving state.
@@ -243,6 +279,16 @@ struct Sim<'a> {
     dynamic: Vec<Option<Dynamic>>,
     /// Who waits for a child to be removed.
     terminating: Vec<(ChildId, Box<dyn Replier>)>,
+    /// The simulated worker host, and which workers run in it (started,
+    /// their exit not yet fed to the machine), by position.
+    host: Host,
+    hosted: Vec<bool>,
+    /// With a watchdog, in a child supervisor: when it next shows life to
+    /// its parent.
+    parent_alive: Option<Instant>,
+    /// How the machine ended, once it did: the supervisor ends with it once
+    /// its host is gone.
+    ending: Option<Outcome>,
 }
 
 /// A child started at run time.
@@ -288,7 +334,16 @@ fn supervise_with_stop<'a>(
     let mine = services.for_owner(&path);
     let templates = services.templates_of(&path);
     let first_id = observer.borrow().next_ids.get(&path).copied().unwrap_or(1);
-    let machine = sup.machine(path, first_id);
+    let inherited = match &parent {
+        Parent::Root(_) => None,
+        Parent::Supervisor { watchdog, .. } => *watchdog,
+    };
+    let machine = sup.machine(path, first_id, inherited);
+    // A child supervisor shows life to its parent from its start on.
+    let parent_alive = match &parent {
+        Parent::Supervisor { .. } => machine.watchdog().map(|_| timer.now()),
+        Parent::Root(_) => None,
+    };
     let grant = Grant {
         budget: machine.budget(timer.now()),
         as_of: 0,
@@ -313,6 +368,10 @@ fn supervise_with_stop<'a>(
         templates,
         dynamic: Vec::new(),
         terminating: Vec::new(),
+        host: Host::default(),
+        hosted: sup.children.iter().map(|_| false).collect(),
+        parent_alive,
+        ending: None,
     };
     sim.machine.handle_start(sim.timer.now());
     let started = sim.apply();
@@ -334,17 +393,40 @@ impl<'a> Sim<'a> {
     /// supervisor exits.
     async fn step(&mut self) -> Option<Outcome> {
         let timer = &self.timer;
-        let mut sleep = self
+        let was_hung = self.host.is_hung();
+        // What keeps the simulation going: the machine's deadlines, but
+        // those to show life of processes that do (all but a hung host).
+        // Signs of life, and those deadlines, are waited for in the
+        // background: a tree that only shows life has stalled.
+        let decisions = self.machine.poll_timeout_but_liveness();
+        let hung_by = self
+            .machine
+            .alive_by(Watched::Host)
+            .filter(|_| self.host.up && was_hung);
+        let host_alive = self.host.next_alive.filter(|_| !was_hung);
+        let background = self
             .machine
             .poll_timeout()
-            .map(|at| timer.sleep(at.saturating_duration_since(timer.now())));
-        let (running, notes, stop, stopping, templates, asked) = (
+            .into_iter()
+            .chain(host_alive)
+            .chain(self.parent_alive)
+            .min();
+        let until = |at: Instant| at.saturating_duration_since(timer.now());
+        let mut sleep = decisions
+            .into_iter()
+            .chain(hung_by)
+            .min()
+            .map(|at| timer.sleep(until(at)));
+        let mut idle = background.map(|at| timer.sleep_in_background(until(at)));
+        let (running, notes, stop, stopping, templates, asked, hung, supervisors) = (
             &mut self.running,
             &self.notes,
             &self.stop,
             self.stopping,
             &self.templates,
             &self.asked,
+            &self.host.hung,
+            &self.child_stops,
         );
         let happened = futures::future::poll_fn(|cx| {
             if !stopping && stop.load(Ordering::SeqCst) {
@@ -356,12 +438,31 @@ impl<'a> Sim<'a> {
                 let Some(slot) = running.0.get_mut(n) else {
                     continue;
                 };
+                let worker = supervisors.get(n).is_none_or(Option::is_none);
+                // A hung host runs none of its workers.
+                if worker && hung.load(Ordering::SeqCst) {
+                    continue;
+                }
                 if let Some(child) = slot {
-                    if let Poll::Ready(exit) = child.as_mut().poll(cx) {
+                    let polled = if worker {
+                        super::hang::polling(hung, || child.as_mut().poll(cx))
+                    } else {
+                        child.as_mut().poll(cx)
+                    };
+                    if let Poll::Ready(exit) = polled {
                         *slot = None;
+                        // Hung in that very poll: its host reports nothing
+                        // more (the worker ends with it).
+                        if worker && hung.load(Ordering::SeqCst) {
+                            continue;
+                        }
                         return Poll::Ready(Happened::Exited(n, exit));
                     }
                 }
+            }
+            // Hung just now: what to wait for changed.
+            if !was_hung && hung.load(Ordering::SeqCst) {
+                return Poll::Ready(Happened::Other);
             }
             if notes.lock().is_ok_and(|q| !q.is_empty()) {
                 return Poll::Ready(Happened::Other);
@@ -369,6 +470,11 @@ impl<'a> Sim<'a> {
             for (t, (_, queue)) in templates.iter().enumerate() {
                 if let Poll::Ready(request) = queue.poll_take(cx) {
                     return Poll::Ready(Happened::Request(t, request));
+                }
+            }
+            if let Some(idle) = &mut idle {
+                if idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Happened::Other);
                 }
             }
             match &mut sleep {
@@ -398,17 +504,17 @@ impl<'a> Sim<'a> {
                     self.machine
                         .handle_restarted(child, exit, reason, delay, state, now);
                 }
+                Note::Alive { .. } => self.machine.handle_alive(Watched::Child(child), now),
                 // Nothing is forked or set up here, so nothing fails to be.
-                Note::Exited { .. }
-                | Note::Began(_)
-                | Note::Ended(_)
-                | Note::SetupFailed
-                | Note::Alive { .. } => {}
+                Note::Exited { .. } | Note::Began(_) | Note::Ended(_) | Note::SetupFailed => {}
             }
         }
         match happened {
             Happened::Exited(n, (exit, reason)) => {
                 self.asked.retain(|&m| m != n);
+                if let Some(hosted) = self.hosted.get_mut(n) {
+                    *hosted = false;
+                }
                 if let Some(child) = self.machine.child(n) {
                     self.machine.handle_exit_because(child, exit, reason, now);
                 }
@@ -420,21 +526,30 @@ impl<'a> Sim<'a> {
             Happened::Request(t, request) => self.request(t, request, now),
             Happened::Other => {}
         }
+        self.show_life(now);
         if self.machine.poll_timeout().is_some_and(|at| at <= now) {
             self.machine.handle_timeout(now);
         }
         self.apply()
     }
 
-    /// Carries out the machine's pending actions; the outcome once it exits.
+    /// Carries out the machine's pending actions; the outcome once it
+    /// exited and its worker host is gone.
     fn apply(&mut self) -> Option<Outcome> {
         loop {
             self.report();
+            if let (Some(outcome), false) = (self.ending, self.host.up) {
+                return Some(outcome);
+            }
             match self.machine.poll_action()? {
                 Action::Start(child) => self.start(child),
                 Action::Stop(children) => {
                     for child in children {
                         let n = child.get();
+                        // A hung host carries out nothing.
+                        if self.child_stops[n].is_none() && self.host.is_hung() {
+                            continue;
+                        }
                         let listens = self.running.0[n].is_some()
                             && self.worker_stops[n].as_ref().is_some_and(|s| s.request());
                         match self.child_stops[n].as_ref() {
@@ -446,6 +561,7 @@ impl<'a> Sim<'a> {
                             _ if listens => self.asked.push(n),
                             _ => {
                                 drop(self.running.0[n].take());
+                                self.hosted[n] = false;
                                 self.machine.handle_exit(
                                     child,
                                     ChildExit::Stopped,
@@ -458,17 +574,25 @@ impl<'a> Sim<'a> {
                 Action::Kill(children) => {
                     for child in children {
                         let n = child.get();
+                        let worker = self.child_stops[n].is_none();
+                        // A hung host drops nothing: the machine has it
+                        // killed after the drop's grace.
+                        if worker && self.host.is_hung() {
+                            continue;
+                        }
                         drop(self.running.0[n].take());
                         self.asked.retain(|&m| m != n);
-                        let killed = if self.child_stops[n].is_some() {
-                            ChildExit::Signaled(crate::exit::SIGKILL)
-                        } else {
+                        let killed = if worker {
                             // A worker's future is dropped: it is stopped.
+                            self.hosted[n] = false;
                             ChildExit::Stopped
+                        } else {
+                            ChildExit::Signaled(crate::exit::SIGKILL)
                         };
                         self.machine.handle_exit(child, killed, self.timer.now());
                     }
                 }
+                Action::KillHost(_) => self.kill_host(),
                 Action::Grant => {
                     let grant = Grant {
                         budget: self.machine.budget(self.timer.now()),
@@ -478,7 +602,71 @@ impl<'a> Sim<'a> {
                         leases.grant(grant);
                     }
                 }
-                Action::Exit(outcome) => return Some(outcome),
+                Action::Exit(outcome) => {
+                    self.ending = Some(outcome);
+                    // Its workers all ended: a host that is not hung exits
+                    // at once; a hung one is killed at the machine's
+                    // deadline.
+                    if self.host.up && !self.host.is_hung() {
+                        self.host = Host::default();
+                        let exit = self
+                            .machine
+                            .handle_host_exit(ChildExit::Stopped, self.timer.now());
+                        debug_assert_eq!(exit, ChildExit::Stopped);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kills the simulated worker host: every worker it ran exits with it
+    /// (as a SIGKILLed host's, unless the machine says it hung).
+    fn kill_host(&mut self) {
+        let now = self.timer.now();
+        let mut workers = Vec::new();
+        for n in 0..self.hosted.len() {
+            if std::mem::take(&mut self.hosted[n]) {
+                drop(self.running.0[n].take());
+                workers.extend(ChildIdx::new(n));
+            }
+        }
+        self.asked.retain(|&n| self.running.0[n].is_some());
+        self.host = Host::default();
+        let exit = self
+            .machine
+            .handle_host_exit(ChildExit::Signaled(crate::exit::SIGKILL), now);
+        for child in workers {
+            self.machine.handle_exit(child, exit, now);
+        }
+    }
+
+    /// The simulated host shows life at `now` (unless it is hung), and next
+    /// a quarter period on.
+    fn show_life_host(&mut self, now: Instant) {
+        if let (Some(period), true, false) =
+            (self.machine.watchdog(), self.host.up, self.host.is_hung())
+        {
+            self.host.next_alive = Some(now + period / 4);
+            self.machine.handle_alive(Watched::Host, now);
+        }
+    }
+
+    /// Shows life as the simulated host (unless hung) and this supervisor
+    /// (to its parent) do, four times per watchdog period.
+    fn show_life(&mut self, now: Instant) {
+        let Some(period) = self.machine.watchdog() else {
+            return;
+        };
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if due(self.host.next_alive) {
+            self.show_life_host(now);
+        }
+        if due(self.parent_alive) {
+            self.parent_alive = Some(now + period / 4);
+            if let Parent::Supervisor { notes, index, .. } = &self.parent {
+                if let Ok(mut q) = notes.lock() {
+                    q.push_back((*index, Note::Alive { thread: 0 }));
+                }
             }
         }
     }
@@ -517,6 +705,7 @@ impl<'a> Sim<'a> {
             self.running.0.resize_with(n + 1, || None);
             self.child_stops.resize_with(n + 1, || None);
             self.worker_stops.resize_with(n + 1, || None);
+            self.hosted.resize(n + 1, false);
         }
         self.dynamic[n] = Some(Dynamic {
             worker: Rc::from(worker),
@@ -531,7 +720,7 @@ impl<'a> Sim<'a> {
             if report == Report::Ready {
                 match &self.parent {
                     Parent::Root(observer) => observer.borrow_mut().observed.ready(),
-                    Parent::Supervisor { notes, index } => {
+                    Parent::Supervisor { notes, index, .. } => {
                         if let Ok(mut q) = notes.lock() {
                             q.push_back((*index, Note::Ready));
                         }
@@ -578,6 +767,9 @@ impl<'a> Sim<'a> {
             self.observer
                 .borrow_mut()
                 .event(path, EventKind::Started(NodeKind::Worker));
+            if !self.host_runs(n) {
+                return;
+            }
             if let Ok(mut leases) = self.leases.lock() {
                 leases.set_policy(child, worker_policy(worker.get()));
                 leases.start(child, self.machine.lease(child));
@@ -594,6 +786,9 @@ impl<'a> Sim<'a> {
             .event(path.clone(), EventKind::Started(kind));
         let future: ChildFuture<'a> = match &self.sup.children[n] {
             Child::Worker(worker) => {
+                if !self.host_runs(n) {
+                    return;
+                }
                 if let Ok(mut leases) = self.leases.lock() {
                     leases.start(child, self.machine.lease(child));
                 }
@@ -605,6 +800,7 @@ impl<'a> Sim<'a> {
                 let parent = Parent::Supervisor {
                     notes: self.notes.clone(),
                     index: child,
+                    watchdog: self.machine.watchdog(),
                 };
                 let fut = supervise_with_stop(
                     sup,
@@ -622,6 +818,24 @@ impl<'a> Sim<'a> {
             }
         };
         self.running.0[n] = Some(future);
+    }
+
+    /// Worker `n` runs in the simulated host, which begins now if it does
+    /// not run (with a watchdog, showing life at once): whether it starts
+    /// there (a hung host starts nothing).
+    fn host_runs(&mut self, n: usize) -> bool {
+        if !self.host.up {
+            let now = self.timer.now();
+            self.host = Host {
+                up: true,
+                hung: Arc::default(),
+                next_alive: None,
+            };
+            self.machine.handle_host_started(now);
+            self.show_life_host(now);
+        }
+        self.hosted[n] = true;
+        !self.host.is_hung()
     }
 
     /// Worker `child` in the simulated host: its runs, restarted in place

@@ -1,6 +1,6 @@
 //! [`FakeTimer`]: a clock that only moves when told to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +42,9 @@ struct Clock {
     next_id: u64,
     /// Pending sleeps by (deadline, id).
     sleepers: BTreeMap<(Duration, u64), Option<Waker>>,
+    /// The ids of the pending sleeps made in the background
+    /// ([`FakeTimer::sleep_in_background`]).
+    background: BTreeSet<u64>,
 }
 
 impl FakeTimer {
@@ -53,6 +56,7 @@ impl FakeTimer {
                 elapsed: Duration::ZERO,
                 next_id: 0,
                 sleepers: BTreeMap::new(),
+                background: BTreeSet::new(),
             })),
         }
     }
@@ -114,17 +118,23 @@ impl FakeTimer {
         due.into_iter().for_each(Waker::wake);
     }
 
-    /// Jumps to the earliest pending deadline; `false` if there is none.
+    /// Jumps to the earliest pending deadline; `false` if there is none
+    /// but those of sleeps in the background, which keep nothing going.
     pub fn jump_to_next_deadline(&self) -> bool {
         let next = {
             let clock = self.clock();
             let now = clock.elapsed;
             // Deadlines at or before now were woken already.
-            clock
-                .sleepers
-                .keys()
-                .map(|(deadline, _)| *deadline)
-                .find(|d| *d > now)
+            let pending = || {
+                clock
+                    .sleepers
+                    .keys()
+                    .filter(move |(deadline, _)| *deadline > now)
+            };
+            let going = pending().any(|(_, id)| !clock.background.contains(id));
+            going
+                .then(|| pending().map(|(deadline, _)| *deadline).next())
+                .flatten()
         };
         match next {
             Some(deadline) => {
@@ -132,6 +142,30 @@ impl FakeTimer {
                 true
             }
             None => false,
+        }
+    }
+}
+
+impl FakeTimer {
+    /// A sleep that does not keep a simulation going by itself: while
+    /// nothing but such sleeps is pending, the simulation has stalled (the
+    /// simulated processes' signs of life, which a tree shows as long as
+    /// it runs).
+    pub(crate) fn sleep_in_background(&self, duration: Duration) -> BoxFuture {
+        let sleep = self.sleep_keyed(duration);
+        self.clock().background.insert(sleep.key.1);
+        Box::pin(sleep)
+    }
+
+    fn sleep_keyed(&self, duration: Duration) -> Sleep {
+        let mut clock = self.clock();
+        let id = clock.next_id;
+        clock.next_id += 1;
+        let deadline = clock.elapsed.saturating_add(duration);
+        clock.sleepers.insert((deadline, id), None);
+        Sleep {
+            timer: self.clone(),
+            key: (deadline, id),
         }
     }
 }
@@ -148,15 +182,7 @@ impl Timer for FakeTimer {
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture {
-        let mut clock = self.clock();
-        let id = clock.next_id;
-        clock.next_id += 1;
-        let deadline = clock.elapsed.saturating_add(duration);
-        clock.sleepers.insert((deadline, id), None);
-        Box::pin(Sleep {
-            timer: self.clone(),
-            key: (deadline, id),
-        })
+        Box::pin(self.sleep_keyed(duration))
     }
 }
 
@@ -174,6 +200,7 @@ impl Future for Sleep {
         let mut clock = self.timer.clock();
         if clock.elapsed >= self.key.0 {
             clock.sleepers.remove(&self.key);
+            clock.background.remove(&self.key.1);
             return Poll::Ready(());
         }
         clock.sleepers.insert(self.key, Some(cx.waker().clone()));
@@ -183,7 +210,9 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        self.timer.clock().sleepers.remove(&self.key);
+        let mut clock = self.timer.clock();
+        clock.sleepers.remove(&self.key);
+        clock.background.remove(&self.key.1);
     }
 }
 

@@ -9,10 +9,10 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::watch::{Hung, Watch};
+use super::watch::{Hung, Judged, Watch};
 use super::{take_children, Node};
 use crate::channel::{Channel, PipeState};
-use crate::machine::ChildIdx;
+use crate::machine::{ChildIdx, Watched};
 use crate::path::within;
 use crate::sys::{self, AbortMark, SignalPipe};
 use crate::tree::Child;
@@ -29,11 +29,12 @@ struct Proc {
     ending: Option<Ending>,
     /// It said it could not be set up ([`Note::SetupFailed`]).
     setup_failed: bool,
-    /// With a watchdog: when it must show life by, and what the scheduler
-    /// says of it when it does not.
+    /// With a watchdog: what the scheduler says of it when it is silent
+    /// (when it must show life by is its machine's).
     watchdog: Option<Watch>,
-    /// It was killed as hung: its exit is [`ChildExit::Hung`].
-    hung: bool,
+    /// Why it was last judged hung, since its last sign of life (for the
+    /// line that says it is killed).
+    judged: Option<Hung>,
     /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
     abort: Option<AbortMark>,
 }
@@ -83,8 +84,17 @@ impl ChildProcs {
         self.signal(child, Signal::SIGTERM)
     }
 
-    /// Kills child `child` (SIGKILL); `false` if it does not run.
-    pub(super) fn kill(&self, child: ChildIdx) -> bool {
+    /// Kills child `child` (SIGKILL); `false` if it does not run. One
+    /// judged hung is said to be.
+    pub(super) fn kill(&mut self, child: ChildIdx) -> bool {
+        let proc = self.procs.get_mut(child.get()).and_then(Option::as_mut);
+        if let Some(proc) = proc {
+            if let Some(why) = proc.judged.take() {
+                let period = proc.watchdog.as_ref().map(Watch::period);
+                tracing::warn!(%child, pid = proc.pid.as_raw(), ?period, %why,
+                    "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
+            }
+        }
         self.signal(child, Signal::SIGKILL)
     }
 
@@ -94,55 +104,6 @@ impl ChildProcs {
         };
         sys::send(proc.pid, signal);
         true
-    }
-
-    /// The earliest time a child supervisor must show life by.
-    pub(super) fn alive_by(&self) -> Option<Instant> {
-        self.procs
-            .iter()
-            .flatten()
-            .filter_map(|p| p.watchdog.as_ref().map(Watch::next))
-            .min()
-    }
-
-    /// Looks at the child supervisors whose watchdog is due: those judged
-    /// hung (see [`Watch::check`]), to be killed by
-    /// [`kill_hung`](Self::kill_hung) once what they said is read.
-    pub(super) fn judge(&mut self, now: Instant) -> Vec<(ChildIdx, Hung)> {
-        let mut hung = Vec::new();
-        for (n, proc) in self.procs.iter_mut().enumerate() {
-            let Some(proc) = proc.as_mut() else { continue };
-            let pid = proc.pid;
-            let Some(watch) = proc.watchdog.as_mut().filter(|_| !proc.hung) else {
-                continue;
-            };
-            if let (Some(why), Some(child)) =
-                (watch.check(pid, "child supervisor", now), ChildIdx::new(n))
-            {
-                hung.push((child, why));
-            }
-        }
-        hung
-    }
-
-    /// Kills the child supervisors judged `hung` at `now` that still
-    /// showed no life (none came in since their judgement).
-    pub(super) fn kill_hung(&mut self, hung: Vec<(ChildIdx, Hung)>, now: Instant) {
-        for (child, why) in hung {
-            let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
-                continue;
-            };
-            let Some(watch) = proc.watchdog.as_ref().filter(|w| w.next() <= now) else {
-                // It showed life meanwhile.
-                continue;
-            };
-            let (pid, period) = (proc.pid, watch.period());
-            proc.hung = true;
-            proc.watchdog = None;
-            tracing::warn!(child = child.get(), pid = pid.as_raw(), ?period, %why,
-                "child supervisor showed no life within its watchdog period (stopped, stuck?); killing it");
-            sys::send(pid, Signal::SIGKILL);
-        }
     }
 
     /// What to wait on for each child, with the child it belongs to.
@@ -157,14 +118,57 @@ impl ChildProcs {
 }
 
 impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// When the next silent child supervisor is looked at.
+    pub(super) fn procs_look_at(&self) -> Option<Instant> {
+        self.procs
+            .procs
+            .iter()
+            .enumerate()
+            .filter_map(|(n, proc)| {
+                let by = self.machine.alive_by(Watched::Child(ChildIdx::new(n)?))?;
+                Some(proc.as_ref()?.watchdog.as_ref()?.next(by))
+            })
+            .min()
+    }
+
+    /// Looks at the child supervisors that are silent and due to be (see
+    /// [`Watch::check`]): reprieves are the machine's at once; returns
+    /// those judged hung, to be killed by the machine's timeout once what
+    /// they said is read.
+    pub(super) fn judge_procs(&mut self, now: Instant) -> Vec<ChildIdx> {
+        let mut hung = Vec::new();
+        for n in 0..self.procs.procs.len() {
+            let Some(child) = ChildIdx::new(n) else { break };
+            let Some(by) = self.machine.alive_by(Watched::Child(child)) else {
+                continue;
+            };
+            let Some(proc) = self.procs.procs[n].as_mut() else {
+                continue;
+            };
+            let pid = proc.pid;
+            let Some(watch) = proc.watchdog.as_mut() else {
+                continue;
+            };
+            match watch.check(pid, "child supervisor", now, by) {
+                None => {}
+                Some(Judged::NotHung(why)) => {
+                    self.machine
+                        .handle_reprieve(Watched::Child(child), why, now);
+                }
+                Some(Judged::Hung(why)) => {
+                    proc.judged = Some(why);
+                    hung.push(child);
+                }
+            }
+        }
+        hung
+    }
+
     /// Forks child supervisor `child`.
     pub(super) fn start_supervisor(&mut self, child: ChildIdx) {
         let path = self.child_path(child);
         // Its own period, or the one it inherits from this supervisor.
-        let watchdog = match self.sup.children.get(child.get()) {
-            Some(Child::Supervisor(sup)) => sup.watchdog.or(self.host.watchdog),
-            _ => None,
-        };
+        let watchdog = self.machine.watchdog_of(child);
         let (ours, theirs) = match Channel::up_only() {
             Ok(pair) => pair,
             Err(err) => {
@@ -272,15 +276,14 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 if let Some(Err(err)) = abort.as_ref().map(AbortMark::keep_from_forks) {
                     tracing::warn!(supervisor = %self.machine.path(), %child, %err, "its abort mark may reach processes forked later");
                 }
-                // The first sign of life may take its start-up.
-                let now = self.timer.now();
+                // When it must show life by is the machine's, from its start.
                 self.procs.procs[child.get()] = Some(Box::new(Proc {
                     pid,
                     channel: ours,
                     ending: None,
                     setup_failed: false,
-                    watchdog: watchdog.map(|period| Watch::new(period, now)),
-                    hung: false,
+                    watchdog: watchdog.map(Watch::new),
+                    judged: None,
                     abort,
                 }));
                 // Its `Started` event is its own (see `Node::run`).
@@ -339,10 +342,12 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 }
                 Note::Alive { thread } => {
                     if let Some(proc) = self.procs.procs[child.get()].as_mut() {
+                        proc.judged = None;
                         if let Some(watch) = proc.watchdog.as_mut() {
-                            watch.alive(now, thread);
+                            watch.alive(thread);
                         }
                     }
+                    self.machine.handle_alive(Watched::Child(child), now);
                 }
                 other => {
                     tracing::warn!(supervisor = %self.machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
@@ -362,9 +367,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // says that it did.
         let path = self.child_path(child);
         let exit = self.oom_or(exit, &path, false, proc.abort.as_ref());
+        // Killed as hung, the machine says so (`Hung`).
         let exit = match (exit, proc.ending) {
             _ if proc.setup_failed => ChildExit::SetupFailed,
-            _ if proc.hung => ChildExit::Hung,
             (ChildExit::Exited(0), Some(ending)) => ending.exit(),
             (exit, _) => exit,
         };

@@ -3,18 +3,18 @@
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::watch::{Hung, Watch};
+use super::watch::{Hung, Judged, Watch};
 use super::{take_children, Node};
 use crate::channel::{Channel, PipeState};
 use crate::host;
-use crate::machine::{ChildIdx, Grant, RecordState, Report};
+use crate::machine::{ChildIdx, Grant, HostKill, RecordState, Report, Watched};
 use crate::path::within;
 use crate::port::Kind;
 use crate::sys::{self, AbortMark};
@@ -27,18 +27,11 @@ use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 /// its supervisor from its signals.
 const NOTE_READS_PER_TURN: usize = 16;
 
-/// How long a worker whose future the host was told to drop may take to
-/// report its end before the host is SIGKILLed: a future is dropped
-/// between two polls, so a worker that blocks its thread stalls its host.
-pub(crate) const DROP_GRACE: Duration = Duration::from_secs(1);
-
 /// The running worker host.
 #[derive(Debug)]
 struct Host {
     pid: Pid,
     channel: Channel,
-    /// When it is killed if it has not exited (after `Shutdown`).
-    kill_at: Option<Instant>,
     /// Told to stop all its workers and exit.
     shutting_down: bool,
     /// `Restarted` notes received from it: what its grants are counted from.
@@ -46,30 +39,19 @@ struct Host {
     /// It said it could not be set up ([`Note::SetupFailed`]): its exit is
     /// [`ChildExit::SetupFailed`] for the workers it was to run.
     setup_failed: bool,
-    /// Workers it was told to drop, and when the host is killed if one has
-    /// not reported its end (see [`DROP_GRACE`]).
-    dropping: Vec<(ChildIdx, Instant)>,
-    /// With a watchdog: when it must show life by, and what the scheduler
-    /// says of it when it does not.
+    /// With a watchdog: what the scheduler says of it when it is silent
+    /// (when it must show life by is its machine's).
     watch: Option<Watch>,
-    /// It was killed as hung: its exit is [`ChildExit::Hung`].
-    hung: bool,
+    /// Why it was last judged hung, since its last sign of life (for the
+    /// line that says it is killed).
+    judged: Option<Hung>,
     /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
     abort: Option<AbortMark>,
-    /// Its channel was cut (it closed an end of it) while it ran: when it
-    /// is killed, unless it exits meanwhile (see [`CUT_GRACE`]).
-    cut_at: Option<Instant>,
-    /// Whether its channel was found cut (once is enough).
+    /// Whether its channel was found cut (once is enough: the machine
+    /// has it killed if it does not exit, see
+    /// [`CUT_GRACE`](crate::machine::CUT_GRACE)).
     cut: bool,
 }
-
-/// How long a worker host whose channel is cut may take to exit before
-/// it is killed: a host that ends closes its channel a moment before it
-/// is reaped; one that runs on without its channel (a worker closed or
-/// broke its descriptors) can no more be told what to do, nor tell, so
-/// it is killed, and its workers come back in a new host with a new
-/// channel.
-const CUT_GRACE: Duration = Duration::from_millis(100);
 
 /// What a supervisor knows of its worker host and the workers in it.
 #[derive(Debug)]
@@ -80,8 +62,6 @@ pub(super) struct HostLink {
     /// Workers to start in a host that is forked once the current batch of
     /// actions is done, with their leases.
     unhosted: Vec<Start>,
-    /// The supervisor's watchdog period, which its host must show life in.
-    pub(super) watchdog: Option<Duration>,
 }
 
 /// A start of a worker: its lease, and for a child started at run time its
@@ -106,7 +86,6 @@ impl HostLink {
             host: None,
             live: vec![false; children],
             unhosted: Vec::new(),
-            watchdog: None,
         }
     }
 
@@ -184,7 +163,7 @@ impl HostLink {
                 .all(|n| stopped.contains(&n))
         };
         if whole_host && all_live() {
-            self.shut_down(None);
+            self.shut_down();
         } else if let Some(host) = &mut self.host {
             for child in stops {
                 host.channel.queue(&Command::Stop(child));
@@ -193,16 +172,15 @@ impl HostLink {
         not_running
     }
 
-    /// Tells the host to drop worker `child`'s future, if it runs there;
-    /// the host is killed if the worker has not ended by `now` +
-    /// [`DROP_GRACE`].
-    pub(super) fn kill(&mut self, child: ChildIdx, now: Instant) -> bool {
+    /// Tells the host to drop worker `child`'s future, if it runs there
+    /// (the machine has the host killed if the worker has not ended within
+    /// [`DROP_GRACE`](crate::machine::DROP_GRACE)).
+    pub(super) fn kill(&mut self, child: ChildIdx) -> bool {
         let live = self.is_live(child);
         match &mut self.host {
             Some(host) if live => {
                 tracing::debug!(pid = host.pid.as_raw(), %child, "dropping a worker");
                 host.channel.queue(&Command::Drop(child));
-                host.dropping.push((child, now + DROP_GRACE));
                 true
             }
             _ => false,
@@ -220,82 +198,25 @@ impl HostLink {
         }
     }
 
-    /// Tells the host to stop every worker and exit (once), to be killed at
-    /// `kill_at` if it has not.
-    pub(super) fn shut_down(&mut self, kill_at: Option<Instant>) {
+    /// Tells the host to stop every worker and exit (once).
+    pub(super) fn shut_down(&mut self) {
         let Some(host) = &mut self.host else { return };
         if !host.shutting_down {
             host.shutting_down = true;
             host.channel.queue(&Command::Shutdown);
         }
-        if host.kill_at.is_none() {
-            host.kill_at = kill_at;
-        }
     }
 
-    /// Looks at the host if its watchdog is due: `Some` if it is judged
-    /// hung (see [`Watch::check`]), to be killed by
-    /// [`kill_if_overdue`](Self::kill_if_overdue) once what it said is
-    /// read.
-    pub(super) fn judge_watch(&mut self, now: Instant) -> Option<Hung> {
-        let host = self.host.as_mut()?;
-        let pid = host.pid;
-        host.watch.as_mut()?.check(pid, "worker host", now)
+    /// SIGKILLs the host, if it runs.
+    pub(super) fn kill_host(&mut self) -> Option<Pid> {
+        let pid = self.host.as_ref()?.pid;
+        sys::send(pid, Signal::SIGKILL);
+        Some(pid)
     }
 
-    pub(super) fn kill_at(&self) -> Option<Instant> {
-        let host = self.host.as_ref()?;
-        let drops = host.dropping.iter().map(|&(_, at)| at);
-        host.kill_at
-            .into_iter()
-            .chain(drops)
-            .chain(host.watch.as_ref().map(Watch::next))
-            .chain(host.cut_at)
-            .min()
-    }
-
-    /// Kills the host if it is overdue: judged `hung` at `now` (by
-    /// [`judge_watch`](Self::judge_watch)) and still showing no life, not
-    /// exited in time, or a dropped worker did not end in time. Returns
-    /// those workers (for the log line, which names their paths).
-    pub(super) fn kill_if_overdue(&mut self, now: Instant, hung: Option<Hung>) -> Vec<ChildIdx> {
-        let Some(host) = &mut self.host else {
-            return Vec::new();
-        };
-        let pid = host.pid;
-        // Unless it showed life since it was judged.
-        let silent = host.watch.as_ref().is_some_and(|w| w.next() <= now);
-        if let Some(why) = hung.filter(|_| silent) {
-            host.watch = None;
-            host.hung = true;
-            tracing::warn!(
-                pid = pid.as_raw(), period = ?self.watchdog, %why,
-                "worker host showed no life within its watchdog period (a worker blocks its thread, a deadlock, SIGSTOP?); killing it"
-            );
-            sys::send(pid, Signal::SIGKILL);
-        }
-        if host.kill_at.is_some_and(|t| t <= now) {
-            host.kill_at = None;
-            tracing::warn!(
-                pid = host.pid.as_raw(),
-                "worker host did not exit in time; killing it"
-            );
-            sys::send(host.pid, Signal::SIGKILL);
-        }
-        if host.cut_at.is_some_and(|t| t <= now) {
-            host.cut_at = None;
-            tracing::warn!(
-                pid = host.pid.as_raw(),
-                "worker host runs on without its channel (a worker closed or broke its \
-                 descriptors?); killing it, so that its workers run again in a new host"
-            );
-            sys::send(host.pid, Signal::SIGKILL);
-        }
-        if host.dropping.iter().any(|&(_, at)| at <= now) {
-            sys::send(host.pid, Signal::SIGKILL);
-            return host.dropping.drain(..).map(|(c, _)| c).collect();
-        }
-        Vec::new()
+    /// When the host, which must show life `by`, is next looked at.
+    pub(super) fn look_at(&self, by: Option<Instant>) -> Option<Instant> {
+        Some(self.host.as_ref()?.watch.as_ref()?.next(by?))
     }
 
     pub(super) fn flush(&mut self) {
@@ -315,6 +236,63 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     pub(super) fn worker_started(&mut self, child: ChildIdx, pid: Pid) {
         tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
         self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
+    }
+
+    /// Looks at the worker host if it is silent and due to be (see
+    /// [`Watch::check`]): a reprieve is the machine's at once; whether it
+    /// was judged hung, to be killed by the machine's timeout once what it
+    /// said is read.
+    pub(super) fn judge_host(&mut self, now: Instant) -> bool {
+        let Some(by) = self.machine.alive_by(Watched::Host) else {
+            return false;
+        };
+        let Some(host) = &mut self.host.host else {
+            return false;
+        };
+        let pid = host.pid;
+        let Some(watch) = host.watch.as_mut() else {
+            return false;
+        };
+        match watch.check(pid, "worker host", now, by) {
+            None => false,
+            Some(Judged::NotHung(why)) => {
+                self.machine.handle_reprieve(Watched::Host, why, now);
+                false
+            }
+            Some(Judged::Hung(why)) => {
+                host.judged = Some(why);
+                true
+            }
+        }
+    }
+
+    /// Kills the worker host, as the machine decided (`why`).
+    pub(super) fn kill_host(&mut self, why: &HostKill) {
+        let judged = self.host.host.as_mut().and_then(|h| h.judged.take());
+        let Some(pid) = self.host.kill_host() else {
+            return;
+        };
+        let (path, pid) = (self.machine.path(), pid.as_raw());
+        match why {
+            HostKill::Hung => {
+                let why = judged.map_or_else(|| "not judged".to_owned(), |why| why.to_string());
+                tracing::warn!(supervisor = %path, pid, period = ?self.machine.watchdog(), %why,
+                    "worker host showed no life within its watchdog period (a worker blocks its thread, \
+                     a deadlock, SIGSTOP?); killing it");
+            }
+            HostKill::DropOverdue(workers) => {
+                tracing::warn!(supervisor = %path, pid, workers = %self.paths(workers),
+                    "dropped workers did not end in time (a worker blocks its thread?); killing their worker host");
+            }
+            HostKill::ExitOverdue => {
+                tracing::warn!(supervisor = %path, pid, "worker host did not exit in time; killing it");
+            }
+            HostKill::Cut => {
+                tracing::warn!(supervisor = %path, pid,
+                    "worker host runs on without its channel (a worker closed or broke its \
+                     descriptors?); killing it, so that its workers run again in a new host");
+            }
+        }
     }
 
     /// Forks a worker host for the workers waiting for one. Returns whether
@@ -384,7 +362,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let listeners = crate::listen::keep_in_child(|b| within(&owner, &b.owner));
             // No way into a cgroup: a worker must not move itself.
             self.containment.keep_entries(|_| false);
-            let watchdog = self.host.watchdog;
+            let watchdog = self.machine.watchdog();
             self.leave_parent_state();
             let directory = match (directory, listeners) {
                 (Ok(directory), Ok(())) => directory,
@@ -434,18 +412,17 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         self.host.host = Some(Host {
             pid,
             channel,
-            kill_at: None,
             shutting_down: false,
             restarted: 0,
             setup_failed: false,
-            dropping: Vec::new(),
-            // The first sign of life may take a runtime's start-up.
-            watch: self.host.watchdog.map(|p| Watch::new(p, self.timer.now())),
-            hung: false,
-            cut_at: None,
+            watch: self.machine.watchdog().map(Watch::new),
+            judged: None,
             cut: false,
             abort,
         });
+        // Its deadlines start now (the first sign of life may take a
+        // runtime's start-up: the machine gives it two periods).
+        self.machine.handle_host_started(self.timer.now());
         Ok(pid)
     }
 
@@ -470,7 +447,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
         if host.channel.is_cut() && !host.cut {
             host.cut = true;
-            host.cut_at = Some(now + CUT_GRACE);
+            self.machine.handle_host_cut(now);
         }
         while let Some(note) = self
             .host
@@ -509,9 +486,13 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 }
             }
             Note::Alive { thread } => {
-                if let Some(watch) = self.host.host.as_mut().and_then(|h| h.watch.as_mut()) {
-                    watch.alive(now, thread);
+                if let Some(host) = self.host.host.as_mut() {
+                    host.judged = None;
+                    if let Some(watch) = host.watch.as_mut() {
+                        watch.alive(thread);
+                    }
                 }
+                self.machine.handle_alive(Watched::Host, now);
             }
             Note::Exited {
                 child,
@@ -519,9 +500,6 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 reason,
             } if self.host.is_live(child) => {
                 self.host.live[child.get()] = false;
-                if let Some(host) = &mut self.host.host {
-                    host.dropping.retain(|&(c, _)| c != child);
-                }
                 tracing::debug!(supervisor = %self.machine.path(), %child, %exit, ?reason, "worker exited");
                 self.machine.handle_exit_because(child, exit, reason, now);
             }
@@ -543,7 +521,6 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let pid = host.pid;
         let asked = host.shutting_down;
         let setup_failed = host.setup_failed;
-        let hung = host.hung;
         let abort = host.abort;
         host.channel.abandon();
         // What its workers started ends with it (it leads its own group).
@@ -553,10 +530,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let exit = self.oom_or(exit, &path, true, abort.as_ref());
         let exit = match exit {
             _ if setup_failed => ChildExit::SetupFailed,
-            _ if hung => ChildExit::Hung,
             ChildExit::Exited(0) if asked => ChildExit::Stopped,
             other => other,
         };
+        // `Hung` if the machine had it killed as hung.
+        let exit = self.machine.handle_host_exit(exit, now);
         let live: Vec<ChildIdx> = self
             .machine
             .child_indices()

@@ -28,7 +28,7 @@ use super::outlet::Outlet;
 use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use super::sys::{self, AbortMark, SignalPipe};
 use super::Shared;
-use crate::machine::{Action, ChildIdx, Machine, Outcome};
+use crate::machine::{Action, ChildIdx, Machine, Outcome, Watched};
 use crate::tree::{Child, Supervisor};
 use crate::wire::{Ending, Note};
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
@@ -99,7 +99,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .collect();
         let count = is_worker.len();
         Self {
-            machine: sup.machine(path, shared.ids.first),
+            machine: sup.machine(path, shared.ids.first, None),
             sup,
             spawner,
             timer,
@@ -123,14 +123,6 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             ids: shared.ids,
             ready_unsent: false,
         }
-        .watched(None)
-    }
-
-    /// Sets the watchdog period of this supervisor's processes: its own,
-    /// else `inherited`.
-    fn watched(mut self, inherited: Option<Duration>) -> Self {
-        self.host.watchdog = self.sup.watchdog.or(inherited);
-        self
     }
 
     /// Makes room for children up to index `len` (children started at run
@@ -152,7 +144,11 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self.reaps_any = true;
         self.parent = Some(parent);
         self.next_alive = watchdog.map(|_| self.timer.now());
-        self.watched(watchdog)
+        // Nothing ran yet: its machine is made again, with the period its
+        // processes are watched with (its own, or its parent's).
+        let path = self.machine.path().to_owned();
+        self.machine = self.sup.machine(path, self.ids.first, watchdog);
+        self
     }
 
     /// Reads the OOM counters that this supervisor's processes (its own
@@ -211,9 +207,11 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
 
     /// Tells the parent this supervisor is alive, when it is time to.
     fn show_life(&mut self, now: Instant) {
-        let (Some(at), Some(period), Some(parent)) =
-            (self.next_alive, self.host.watchdog, self.parent.as_mut())
-        else {
+        let (Some(at), Some(period), Some(parent)) = (
+            self.next_alive,
+            self.machine.watchdog(),
+            self.parent.as_mut(),
+        ) else {
             return;
         };
         if at <= now {
@@ -303,14 +301,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     let budget = self.machine.budget(now);
                     self.host.grant(budget);
                 }
+                Action::KillHost(why) => self.kill_host(&why),
                 Action::Exit(outcome) => {
                     self.ending = Some(outcome);
-                    let grace = self
-                        .sup
-                        .shutdown
-                        .kill_after()
-                        .unwrap_or(Duration::from_secs(5));
-                    self.host.shut_down(Some(now + grace));
+                    // Killed by the machine's decision if it does not exit
+                    // in time.
+                    self.host.shut_down();
                     if let Some(events) = self.outlet.events() {
                         events.stopping();
                     }
@@ -360,9 +356,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     fn kill(&mut self, children: &[ChildIdx], now: Instant) {
         for &child in children {
             let killed = if self.is_worker[child.get()] {
-                // A worker is dropped by its host (which is killed if the
-                // worker blocks it: see `DROP_GRACE`).
-                self.host.kill(child, now)
+                // A worker is dropped by its host (which the machine has
+                // killed if the worker blocks it: see `DROP_GRACE`).
+                self.host.kill(child)
             } else {
                 self.procs.kill(child)
             };
@@ -404,12 +400,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .machine
             .poll_timeout()
             .into_iter()
-            .chain(self.host.kill_at())
+            .chain(self.host.look_at(self.machine.alive_by(Watched::Host)))
             .chain(self.outlet.events().and_then(|root| root.deadline()))
             .chain(self.engine_log.due())
             .chain(launch)
             .chain(self.next_alive)
-            .chain(self.procs.alive_by())
+            .chain(self.procs_look_at())
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         // Child supervisors whose channel has something to read: only
@@ -478,27 +474,19 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if signals.contains(&Signal::SIGCHLD) {
             self.reap(now);
         }
-        // A process its watchdog judges hung is read once more before it
-        // is killed, after the scheduler was asked: a sign of life it sent
-        // before then (maybe just before, from another CPU, or one this
-        // turn did not poll for) is never judged as silence.
-        let host_hung = self.host.judge_watch(now);
-        if host_hung.is_some() {
+        // A watched process silent at its deadline is looked at (the
+        // machine kills it at its timeout, unless told it is starved), and
+        // one judged hung is read once more before the machine's timeout,
+        // after the scheduler was asked: a sign of life it sent before
+        // then (maybe just before, from another CPU, or one this turn did
+        // not poll for) is never judged as silence.
+        if self.judge_host(now) {
             self.read_host(now, true);
         }
-        let hung = self.procs.judge(now);
+        let hung = self.judge_procs(now);
         if !hung.is_empty() {
-            let children: Vec<ChildIdx> = hung.iter().map(|&(child, _)| child).collect();
-            self.read_procs(&children, now);
+            self.read_procs(&hung, now);
         }
-        let stuck = self.host.kill_if_overdue(now, host_hung);
-        if !stuck.is_empty() {
-            tracing::warn!(
-                supervisor = %self.machine.path(), pid = ?self.host.pid().map(|p| p.as_raw()), workers = %self.paths(&stuck),
-                "dropped workers did not end in time (a worker blocks its thread?); killing their worker host"
-            );
-        }
-        self.procs.kill_hung(hung, now);
         self.show_life(now);
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
             self.machine.handle_timeout(now);

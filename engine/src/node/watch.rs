@@ -1,6 +1,15 @@
-//! The watchdog's deadline for one watched process (a worker host, or a
-//! child supervisor), and its judgement of a process that missed it:
-//! starved is not hung.
+//! The watchdog's judgement of a watched process (a worker host, or a
+//! child supervisor) that missed its deadline: starved is not hung.
+//!
+//! The deadline itself is a timer of the supervisor's machine
+//! ([`crate::machine`]), as is what follows from it: a sign of life moves it
+//! a period on ([`Machine::handle_alive`]), a process found not hung here
+//! has it moved on ([`Machine::handle_reprieve`]), and one silent past it
+//! is killed by the machine's decision, as hung. This module only looks at
+//! the scheduler, which the machine can not.
+//!
+//! [`Machine::handle_alive`]: crate::machine::Machine::handle_alive
+//! [`Machine::handle_reprieve`]: crate::machine::Machine::handle_reprieve
 //!
 //! # Who answers
 //!
@@ -107,6 +116,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
+use crate::machine::Reprieve;
 use crate::sys::{self, Sched, ThreadSched};
 
 /// How many threads that answer for a process are remembered: the most
@@ -277,40 +287,48 @@ impl std::fmt::Display for Hung {
     }
 }
 
-/// The deadline of one watched process, the threads that answer for it,
-/// and what the scheduler had done with them when it was last looked at.
+/// What the engine keeps to judge one watched process: the threads that
+/// answer for it, and what the scheduler had done with them when its
+/// silence was first looked at. When it is due to show life is its
+/// supervisor's machine's ([`Machine::alive_by`]), and so is what happens
+/// when it has not: the judgement only tells the machine that a silent
+/// process is not hung (yet) ([`Machine::handle_reprieve`]).
+///
+/// [`Machine::alive_by`]: crate::machine::Machine::alive_by
+/// [`Machine::handle_reprieve`]: crate::machine::Machine::handle_reprieve
 #[derive(Debug)]
 pub(super) struct Watch {
     period: Duration,
-    /// When it must have shown life by.
-    by: Instant,
-    /// When it is next looked at: halfway through a silence, then at its
-    /// deadline.
-    look_at: Instant,
+    /// Whether its current silence was looked at halfway (or judged
+    /// since): it is next looked at at its deadline.
+    halfway: bool,
     /// What the scheduler had done with its answering threads when this
     /// silence was first looked at: where the judged window starts.
     seen: Option<Sched>,
     /// The threads its signs of life came from, the most recent last (at
     /// most [`ANSWERING`]); none before the first.
     answering: Vec<i32>,
-    /// It was judged starved before: later judgements are logged at debug.
-    starved_before: bool,
+}
+
+/// What a look at a process silent at its deadline found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Judged {
+    /// It is hung: its machine kills it, unless a sign of life it sent
+    /// meanwhile is read first.
+    Hung(Hung),
+    /// It is not hung (yet): its machine moves its deadline on.
+    NotHung(Reprieve),
 }
 
 impl Watch {
-    /// A process forked `now`: its first sign of life may take its
-    /// start-up, so it has two periods.
-    pub(super) fn new(period: Duration, now: Instant) -> Self {
-        let mut watch = Self {
+    /// A process forked with a watchdog `period`.
+    pub(super) fn new(period: Duration) -> Self {
+        Self {
             period,
-            by: now,
-            look_at: now,
+            halfway: false,
             seen: None,
             answering: Vec::new(),
-            starved_before: false,
-        };
-        watch.until(now + 2 * period);
-        watch
+        }
     }
 
     /// Its watchdog period.
@@ -318,8 +336,8 @@ impl Watch {
         self.period
     }
 
-    /// It showed life `now`, from its thread `thread`.
-    pub(super) fn alive(&mut self, now: Instant, thread: i32) {
+    /// It showed life, from its thread `thread`: its silence ended.
+    pub(super) fn alive(&mut self, thread: i32) {
         if self.answering.last() != Some(&thread) {
             self.answering.retain(|&t| t != thread);
             if self.answering.len() >= ANSWERING {
@@ -327,19 +345,18 @@ impl Watch {
             }
             self.answering.push(thread);
         }
-        self.until(now + self.period);
-    }
-
-    /// Its deadline is `by`; it is looked at halfway through a silence.
-    fn until(&mut self, by: Instant) {
-        self.by = by;
-        self.look_at = by.checked_sub(self.period / 2).unwrap_or(by);
+        self.halfway = false;
         self.seen = None;
     }
 
-    /// When it must next be looked at (with [`Watch::check`]).
-    pub(super) fn next(&self) -> Instant {
-        self.look_at
+    /// When it must next be looked at (with [`Watch::check`]), if it must
+    /// show life `by`: halfway through a silence, then at the deadline.
+    pub(super) fn next(&self, by: Instant) -> Instant {
+        if self.halfway {
+            by
+        } else {
+            by.checked_sub(self.period / 2).unwrap_or(by)
+        }
     }
 
     /// The threads of process `pid` to read: its main thread, and those
@@ -367,81 +384,77 @@ impl Watch {
         }
     }
 
-    /// Looks at process `pid` (a `what`) if it is time to: `Some` if it is
-    /// hung, to be killed.
-    pub(super) fn check(&mut self, pid: Pid, what: &str, now: Instant) -> Option<Hung> {
-        if now < self.look_at {
+    /// Looks at process `pid` (a `what`), due to show life `by`, if it is
+    /// time to: `Some` once its deadline passed, with what was found.
+    pub(super) fn check(
+        &mut self,
+        pid: Pid,
+        what: &str,
+        now: Instant,
+        by: Instant,
+    ) -> Option<Judged> {
+        if now < self.next(by) {
             return None;
         }
         let sched = Sched::read(pid, &self.to_read(pid));
-        self.look(pid, what, now, sched)
+        self.look(pid, what, now, by, sched)
     }
 
     /// [`check`](Self::check), with what the scheduler had done with its
     /// threads (see [`to_read`](Self::to_read)) read at `now` (`None`:
     /// they could not be).
-    fn look(&mut self, pid: Pid, what: &str, now: Instant, sched: Option<Sched>) -> Option<Hung> {
-        if now < self.by {
+    fn look(
+        &mut self,
+        pid: Pid,
+        what: &str,
+        now: Instant,
+        by: Instant,
+        sched: Option<Sched>,
+    ) -> Option<Judged> {
+        self.halfway = true;
+        if now < by {
             // Halfway through its silence: where the window starts.
             self.seen = sched;
-            self.look_at = self.by;
             return None;
         }
         let Some(after) = sched else {
-            return Some(Hung::Unread);
+            return Some(Judged::Hung(Hung::Unread));
         };
         if after.exiting(pid) {
             if !sys::group_exiting(pid) {
                 // Its executor thread is gone (a raw `SYS_exit`), and the
                 // process would run on with nothing to answer for it.
-                return Some(Hung::MainThreadEnded);
+                return Some(Judged::Hung(Hung::MainThreadEnded));
             }
             // Its main thread returned: it exits (its other threads need a
             // CPU to end, too), or has, and is reaped once it has. Neither
-            // hung nor starved: looked at again half a period on.
+            // hung nor starved: looked at again later.
             tracing::debug!(pid = pid.as_raw(), period = ?self.period,
-                "{what} missed its watchdog deadline exiting; looked at again half a period on");
-            self.by = now + self.period / 2;
-            self.look_at = self.by;
-            return None;
+                "{what} missed its watchdog deadline exiting");
+            return Some(Judged::NotHung(Reprieve::Exiting));
         }
         if after.stopped() {
-            return Some(Hung::Stopped);
+            return Some(Judged::Hung(Hung::Stopped));
         }
         let Some(before) = &self.seen else {
             // Looked at late (this supervisor was starved or busy itself),
             // or not read then: the window starts now.
             tracing::debug!(pid = pid.as_raw(), period = ?self.period,
-                "{what} missed its watchdog deadline, looked at late; judged over the next half period");
+                "{what} missed its watchdog deadline, looked at late; judged over the window from now");
             self.seen = Some(after);
-            self.by = now + self.period / 2;
-            self.look_at = self.by;
-            return None;
+            return Some(Judged::NotHung(Reprieve::LookedLate));
         };
         let window = Window::between(before, &after, &self.answering(pid, &after));
-        match judge(self.period, &window) {
-            Verdict::Hung => Some(Hung::NotStarved(window, budget(self.period))),
-            Verdict::TooShort => {
-                self.look_at = now + self.period / 4;
-                self.by = self.look_at;
-                None
-            }
+        Some(match judge(self.period, &window) {
+            Verdict::Hung => Judged::Hung(Hung::NotStarved(window, budget(self.period))),
+            Verdict::TooShort => Judged::NotHung(Reprieve::ShortWindow),
             Verdict::Starved => {
-                if self.starved_before {
-                    tracing::debug!(pid = pid.as_raw(), period = ?self.period, %window,
-                        "{what} still starved of CPU; its watchdog deadline moves on");
-                } else {
-                    self.starved_before = true;
-                    tracing::info!(pid = pid.as_raw(), period = ?self.period, %window,
-                        "{what} missed its watchdog deadline starved of CPU (runnable, given none), not hung; \
-                         its deadline moves on by half a period while it is (logged once)");
-                }
                 // The window keeps its start: what it runs adds up.
-                self.by = now + self.period / 2;
-                self.look_at = self.by;
-                None
+                tracing::debug!(pid = pid.as_raw(), period = ?self.period, %window,
+                    "{what} missed its watchdog deadline starved of CPU");
+                Judged::NotHung(Reprieve::Starved)
             }
-        }
+        })
     }
 }
 
@@ -480,6 +493,67 @@ mod tests {
             length: ms(length),
             threads: vec![answerer(MAIN, ran, waited, state)],
             stopped: matches!(state, 'T' | 't'),
+        }
+    }
+
+    /// A watch with the deadline its machine keeps for it: two periods
+    /// after its start, a period after each sign of life, moved on by each
+    /// reprieve.
+    struct Timed {
+        watch: Watch,
+        by: Instant,
+    }
+
+    impl Timed {
+        fn new(t0: Instant) -> Self {
+            Self {
+                watch: Watch::new(PERIOD),
+                by: t0 + 2 * PERIOD,
+            }
+        }
+
+        fn alive(&mut self, now: Instant, thread: i32) {
+            self.watch.alive(thread);
+            self.by = now + PERIOD;
+        }
+
+        fn next(&self) -> Instant {
+            self.watch.next(self.by)
+        }
+
+        /// What the machine learns: a reprieve moves the deadline on.
+        fn judged(&mut self, at: Instant, judged: Option<Judged>) -> Option<Hung> {
+            match judged? {
+                Judged::Hung(why) => Some(why),
+                Judged::NotHung(why) => {
+                    self.by = at + why.delay(PERIOD);
+                    None
+                }
+            }
+        }
+
+        fn look(
+            &mut self,
+            pid: Pid,
+            what: &str,
+            at: Instant,
+            sched: Option<Sched>,
+        ) -> Option<Hung> {
+            let judged = self.watch.look(pid, what, at, self.by, sched);
+            self.judged(at, judged)
+        }
+
+        fn check(&mut self, pid: Pid, what: &str, at: Instant) -> Option<Hung> {
+            let judged = self.watch.check(pid, what, at, self.by);
+            self.judged(at, judged)
+        }
+    }
+
+    impl std::ops::Deref for Timed {
+        type Target = Watch;
+
+        fn deref(&self) -> &Watch {
+            &self.watch
         }
     }
 
@@ -725,11 +799,11 @@ mod tests {
         // starved, and what it ran adds up.
         let pid = Pid::from_raw(MAIN);
         let t0 = Instant::now();
-        let mut watch = Watch::new(PERIOD, t0);
+        let mut watch = Timed::new(t0);
         watch.alive(t0, MAIN);
         let halfway = t0 + ms(100);
         assert_eq!(watch.next(), halfway);
-        let look = |watch: &mut Watch, at: Instant, ran| {
+        let look = |watch: &mut Timed, at: Instant, ran| {
             watch.look(pid, "test", at, reading(at, ran, ms(0), 'R'))
         };
         assert_eq!(look(&mut watch, halfway, ms(100)), None);
@@ -750,7 +824,7 @@ mod tests {
     fn a_starved_idle_thread_stays_starved_and_a_stopped_one_is_hung() {
         let pid = Pid::from_raw(MAIN);
         let t0 = Instant::now();
-        let mut watch = Watch::new(PERIOD, t0);
+        let mut watch = Timed::new(t0);
         watch.alive(t0, MAIN);
         let mut at = t0 + ms(100);
         let mut ran = ms(50);
@@ -781,7 +855,7 @@ mod tests {
     fn a_watch_judges_the_threads_that_showed_life() {
         let now = Instant::now();
         let pid = Pid::from_raw(MAIN);
-        let mut watch = Watch::new(PERIOD, now);
+        let mut watch = Timed::new(now);
         let all = |tids: &[i32]| Sched {
             at: now,
             threads: tids
@@ -815,7 +889,7 @@ mod tests {
         // threads 7 and 8; the main thread (in `block_on`) sleeps.
         let pid = Pid::from_raw(MAIN);
         let t0 = Instant::now();
-        let mut watch = Watch::new(PERIOD, t0);
+        let mut watch = Timed::new(t0);
         watch.alive(t0, 7);
         watch.alive(t0, 8);
         let read = |at, seven: char, eight: char| {
@@ -849,7 +923,7 @@ mod tests {
     fn an_exiting_process_is_neither_hung_nor_starved() {
         let pid = Pid::from_raw(MAIN);
         let t0 = Instant::now();
-        let mut watch = Watch::new(PERIOD, t0);
+        let mut watch = Timed::new(t0);
         watch.alive(t0, MAIN);
         let halfway = t0 + ms(100);
         assert_eq!(
@@ -875,7 +949,7 @@ mod tests {
     fn a_watch_looks_halfway_then_at_the_deadline() {
         let now = Instant::now();
         let this = nix::unistd::gettid().as_raw();
-        let mut watch = Watch::new(PERIOD, now);
+        let mut watch = Timed::new(now);
         assert_eq!(watch.next(), now + ms(300));
         watch.alive(now + ms(10), this);
         assert_eq!(watch.next(), now + ms(110));
@@ -890,7 +964,7 @@ mod tests {
             .is_some_and(|s| s.thread(this).is_some()));
         assert_eq!(watch.next(), now + ms(210));
         // A process that is gone is hung.
-        let mut gone = Watch::new(PERIOD, now);
+        let mut gone = Timed::new(now);
         let pid = Pid::from_raw(i32::MAX);
         assert_eq!(gone.check(pid, "test", now + ms(300)), None);
         assert_eq!(gone.check(pid, "test", now + ms(400)), Some(Hung::Unread));
