@@ -377,6 +377,13 @@ pub mod wire;
 pub mod fuzzing;
 pub mod testing;
 
+// Tests above the modules they test: the machine and the leases against
+// a model of the documented rules, and machines built from trees.
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod props;
+
 pub use child_id::ChildId;
 pub use error::Error;
 pub use event::{Event, EventKind, NodeKind};

@@ -1935,6 +1935,4 @@ impl Machine {
 #[cfg(test)]
 mod bookkeeping;
 #[cfg(test)]
-pub mod model;
-#[cfg(test)]
-mod tests;
+pub(crate) mod tests;

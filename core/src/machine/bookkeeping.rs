@@ -20,8 +20,8 @@ use proptest::prelude::{prop, prop_assert, prop_assert_eq, prop_oneof, proptest,
 use proptest::strategy::Strategy as Gen;
 use proptest::test_runner::TestCaseError;
 
-use super::model::config;
 use super::*;
+use crate::props::config;
 use crate::{BackoffPolicy, RestartPolicy, Shutdown};
 
 /// One thing that happens to the supervisor.

@@ -7,18 +7,18 @@ use crate::{BackoffPolicy, RestartPolicy, Shutdown};
 
 use crate::ChildExit::{GaveUp, Normal, Panicked, Signaled};
 
-const SIGTERM: i32 = 15;
+pub(crate) const SIGTERM: i32 = 15;
 
-fn ms(n: u64) -> Duration {
+pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 /// 100 ms → 800 ms, ×2, reset after 10 s.
-fn backoff() -> BackoffPolicy {
+pub(crate) fn backoff() -> BackoffPolicy {
     BackoffPolicy::new(ms(100), ms(800), Duration::from_secs(10), 2.0)
 }
 
-fn worker(restart: RestartPolicy) -> ChildPolicy {
+pub(crate) fn worker(restart: RestartPolicy) -> ChildPolicy {
     ChildPolicy {
         restart,
         backoff: backoff(),
@@ -30,7 +30,7 @@ fn worker(restart: RestartPolicy) -> ChildPolicy {
     }
 }
 
-fn supervisor(restart: RestartPolicy) -> ChildPolicy {
+pub(crate) fn supervisor(restart: RestartPolicy) -> ChildPolicy {
     ChildPolicy {
         start_timeout: None,
         is_supervisor: true,
@@ -40,20 +40,24 @@ fn supervisor(restart: RestartPolicy) -> ChildPolicy {
 }
 
 /// A machine and the instant its timeline starts at.
-struct Harness {
-    m: Machine,
-    base: Instant,
+pub(crate) struct Harness {
+    pub(crate) m: Machine,
+    pub(crate) base: Instant,
     /// The time of the last event fed in.
-    now: Instant,
+    pub(crate) now: Instant,
     /// Whether every started child declares itself ready at once, as a
     /// worker with `Readiness::OnStart` does when it is first polled.
-    auto_ready: bool,
+    pub(crate) auto_ready: bool,
     /// `Action::Grant`s issued so far.
-    grants: usize,
+    pub(crate) grants: usize,
 }
 
 impl Harness {
-    fn new(children: Vec<ChildPolicy>, strategy: Strategy, intensity: Intensity) -> Self {
+    pub(crate) fn new(
+        children: Vec<ChildPolicy>,
+        strategy: Strategy,
+        intensity: Intensity,
+    ) -> Self {
         let base = Instant::now();
         Self {
             m: Machine::new(
@@ -71,17 +75,17 @@ impl Harness {
         }
     }
 
-    fn one_for_one(children: Vec<ChildPolicy>) -> Self {
+    pub(crate) fn one_for_one(children: Vec<ChildPolicy>) -> Self {
         Self::new(children, Strategy::OneForOne, Intensity::unlimited())
     }
 
-    fn at(&mut self, t: u64) -> Instant {
+    pub(crate) fn at(&mut self, t: u64) -> Instant {
         self.now = self.base + ms(t);
         self.now
     }
 
     /// The actions issued, but for `Grant`s, which are counted in `grants`.
-    fn drain(&mut self) -> Vec<Action> {
+    pub(crate) fn drain(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(action) = self.m.poll_action() {
             if action == Action::Grant {
@@ -96,23 +100,23 @@ impl Harness {
         actions
     }
 
-    fn ready(&mut self, n: usize, t: u64) -> Vec<Action> {
+    pub(crate) fn ready(&mut self, n: usize, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_ready(idx(n), now);
         self.drain()
     }
 
-    fn reports(&mut self) -> Vec<Report> {
+    pub(crate) fn reports(&mut self) -> Vec<Report> {
         std::iter::from_fn(|| self.m.poll_report()).collect()
     }
 
-    fn start(&mut self, t: u64) -> Vec<Action> {
+    pub(crate) fn start(&mut self, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_start(now);
         self.drain()
     }
 
-    fn exit(&mut self, n: usize, exit: ChildExit, t: u64) -> Vec<Action> {
+    pub(crate) fn exit(&mut self, n: usize, exit: ChildExit, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_exit(idx(n), exit, now);
         self.drain()
@@ -120,29 +124,29 @@ impl Harness {
 
     /// The driver's answer to `Action::Stop(n)`: the child's exit, as a
     /// signal, at `t`.
-    fn stopped(&mut self, n: usize, t: u64) -> Vec<Action> {
+    pub(crate) fn stopped(&mut self, n: usize, t: u64) -> Vec<Action> {
         self.exit(n, Signaled(SIGTERM), t)
     }
 
-    fn timeout(&mut self, t: u64) -> Vec<Action> {
+    pub(crate) fn timeout(&mut self, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_timeout(now);
         self.drain()
     }
 
-    fn shutdown(&mut self, t: u64) -> Vec<Action> {
+    pub(crate) fn shutdown(&mut self, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_shutdown(now);
         self.drain()
     }
 
     /// The machine's restart budget at `t`.
-    fn budget(&self, t: u64) -> Option<u32> {
+    pub(crate) fn budget(&self, t: u64) -> Option<u32> {
         self.m.budget(self.base + ms(t))
     }
 
     /// The next timeout, in ms after `base`.
-    fn next_timeout(&self) -> Option<u64> {
+    pub(crate) fn next_timeout(&self) -> Option<u64> {
         self.m
             .poll_timeout()
             .map(|at| at.duration_since(self.base).as_millis() as u64)
@@ -151,19 +155,19 @@ impl Harness {
 
 use Action::Exit;
 
-fn idx(n: usize) -> ChildIdx {
+pub(crate) fn idx(n: usize) -> ChildIdx {
     ChildIdx::new(n).unwrap()
 }
 
 /// `Action::Start` of child `n`.
 #[allow(non_snake_case)]
-fn Start(n: usize) -> Action {
+pub(crate) fn Start(n: usize) -> Action {
     Action::Start(idx(n))
 }
 
 /// `Action::Stop` of the children `n`, in this order.
 #[allow(non_snake_case)]
-fn Stop<const N: usize>(n: [usize; N]) -> Action {
+pub(crate) fn Stop<const N: usize>(n: [usize; N]) -> Action {
     Action::Stop(n.iter().map(|&n| idx(n)).collect())
 }
 
@@ -397,11 +401,11 @@ fn supervisor_child_is_restarted_after_a_failure() {
 // OneForAll, RestForOne
 // ---------------------------------------------------------------------------
 
-fn always(n: usize) -> Vec<ChildPolicy> {
+pub(crate) fn always(n: usize) -> Vec<ChildPolicy> {
     vec![worker(RestartPolicy::Always); n]
 }
 
-fn supervisors(n: usize) -> Vec<ChildPolicy> {
+pub(crate) fn supervisors(n: usize) -> Vec<ChildPolicy> {
     vec![supervisor(RestartPolicy::Always); n]
 }
 
@@ -1050,13 +1054,13 @@ fn shutdown_and_give_up_are_reported() {
 // Stops: words, kill deadlines
 // ---------------------------------------------------------------------------
 
-fn with_shutdown(mut policy: ChildPolicy, shutdown: Shutdown) -> ChildPolicy {
+pub(crate) fn with_shutdown(mut policy: ChildPolicy, shutdown: Shutdown) -> ChildPolicy {
     policy.shutdown = shutdown;
     policy
 }
 
 /// `Action::Kill` of the children `n`.
-fn kill<const N: usize>(n: [usize; N]) -> Action {
+pub(crate) fn kill<const N: usize>(n: [usize; N]) -> Action {
     Action::Kill(n.iter().map(|&n| idx(n)).collect())
 }
 
@@ -1128,43 +1132,6 @@ fn shutdown_kill_kills_at_once_and_infinity_waits_forever() {
     assert_eq!(h.timeout(1_000_000), []);
 }
 
-/// A worker that never ends, for machines built from a tree.
-struct Idle;
-
-impl crate::Worker for Idle {
-    fn init(&self) -> crate::BoxFuture {
-        Box::pin(std::future::pending())
-    }
-}
-
-impl crate::Restartable for Idle {}
-
-#[test]
-fn a_child_supervisor_is_waited_for_and_workers_have_their_own_shutdown() {
-    // Built from a tree, as both drivers build it: the root's 100 ms would
-    // race the child supervisor's own 300 ms if it applied to it.
-    let tree = crate::Supertree::new()
-        .with_shutdown(Shutdown::Timeout(ms(100)))
-        .add_worker(Idle)
-        .add_supervisor(|s| s.with_shutdown(Shutdown::Timeout(ms(300))).add_worker(Idle));
-    let mut h = Harness::one_for_one(vec![]);
-    h.m = tree.machine("root".to_owned(), 1, None);
-    assert_eq!(h.start(0), [Start(0), Start(1)]);
-    assert_eq!(h.shutdown(10), [Stop([1])]);
-    // No deadline: the child supervisor kills its own stuck workers.
-    assert_eq!(h.next_timeout(), None);
-    assert_eq!(h.timeout(10_000), []);
-    assert_eq!(h.exit(1, Signaled(SIGTERM), 10_310), [Stop([0])]);
-    // The root's own workers: dropped after their own `shutdown()` (the
-    // default 5 s), not the supervisor's 100 ms.
-    assert_eq!(h.next_timeout(), Some(15_310));
-    assert_eq!(h.timeout(15_310), [kill([0])]);
-    assert_eq!(
-        h.exit(0, ChildExit::Stopped, 15_311),
-        [Exit(Outcome::Normal)]
-    );
-}
-
 #[test]
 fn a_group_restart_kills_a_sibling_that_does_not_stop_in_time() {
     let policy = with_shutdown(worker(RestartPolicy::Always), Shutdown::Timeout(ms(50)));
@@ -1184,7 +1151,7 @@ fn a_group_restart_kills_a_sibling_that_does_not_stop_in_time() {
 // ---------------------------------------------------------------------------
 
 /// A worker restarted at once after any exit.
-fn immediate(restart: RestartPolicy) -> ChildPolicy {
+pub(crate) fn immediate(restart: RestartPolicy) -> ChildPolicy {
     ChildPolicy {
         backoff: BackoffPolicy::immediate(),
         ..worker(restart)
@@ -1192,7 +1159,7 @@ fn immediate(restart: RestartPolicy) -> ChildPolicy {
 }
 
 /// The restart delays of the `Exited` reports issued so far, in ms.
-fn restart_delays(h: &mut Harness) -> Vec<Option<u128>> {
+pub(crate) fn restart_delays(h: &mut Harness) -> Vec<Option<u128>> {
     h.reports()
         .into_iter()
         .filter_map(|r| match r {
@@ -1308,39 +1275,6 @@ fn the_floor_is_what_the_rule_says() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn a_host_death_after_in_place_restarts_continues_the_backoff() {
-    // 20 ms ×2: the host restarted the worker in place after 20, 40, 80,
-    // 160 ms; its death is the fifth consecutive failure: 320 ms.
-    let policy = ChildPolicy {
-        backoff: BackoffPolicy::new(ms(20), ms(10_000), Duration::from_secs(60), 2.0),
-        ..worker(RestartPolicy::Always)
-    };
-    let mut h = Harness::one_for_one(vec![policy]);
-    h.start(0);
-    let lease = h.m.lease(idx(0)).expect("a OneForOne worker is leased");
-    let mut leases = crate::lease::Leases::new(
-        h.m.leasable(),
-        Grant {
-            budget: None,
-            as_of: 0,
-        },
-    );
-    leases.start(idx(0), Some(lease));
-    let mut t = 0;
-    for expected in [20, 40, 80, 160] {
-        t += 1;
-        let (delay, state) = leases.spend(idx(0), &Panicked, ms(1)).unwrap();
-        assert_eq!(delay, ms(expected));
-        let now = h.at(t);
-        h.m.handle_restarted(idx(0), Panicked, None, delay, state, now);
-        t += expected;
-    }
-    assert_eq!(h.drain(), []);
-    assert_eq!(h.exit(0, Signaled(9), t + 5), []);
-    assert_eq!(h.next_timeout(), Some(t + 5 + 320));
-}
-
-#[test]
 fn restarts_decided_here_shrink_the_grant_and_in_place_ones_do_not() {
     let mut h = Harness::new(
         vec![
@@ -1400,7 +1334,7 @@ fn events_made_from_reports_name_their_subject() {
 // ---------------------------------------------------------------------------
 
 /// The `Exited` reports issued so far: (child, exit, restart delay in ms).
-fn exits(h: &mut Harness) -> Vec<(usize, ChildExit, Option<u128>)> {
+pub(crate) fn exits(h: &mut Harness) -> Vec<(usize, ChildExit, Option<u128>)> {
     h.reports()
         .into_iter()
         .filter_map(|r| match r {
@@ -1561,7 +1495,7 @@ fn a_panic_message_reaches_the_exit_report() {
 impl Harness {
     /// A machine with these static children that also serves dynamic ones,
     /// at most `max` of them.
-    fn dynamic(
+    pub(crate) fn dynamic(
         children: Vec<ChildPolicy>,
         strategy: Strategy,
         intensity: Intensity,
@@ -1576,33 +1510,37 @@ impl Harness {
 
     /// Adds a dynamic child at `t`: its position and id. Its actions are
     /// left to drain.
-    fn add(&mut self, policy: ChildPolicy, t: u64) -> Result<(usize, ChildId), AddError> {
+    pub(crate) fn add(
+        &mut self,
+        policy: ChildPolicy,
+        t: u64,
+    ) -> Result<(usize, ChildId), AddError> {
         let now = self.at(t);
         self.m.handle_add(policy, now).map(|(c, id)| (c.get(), id))
     }
 
     /// Adds a dynamic child at `t`, which must be accepted: its position,
     /// id and the actions that followed.
-    fn added(&mut self, policy: ChildPolicy, t: u64) -> (usize, ChildId, Vec<Action>) {
+    pub(crate) fn added(&mut self, policy: ChildPolicy, t: u64) -> (usize, ChildId, Vec<Action>) {
         let (n, id) = self.add(policy, t).expect("the child is added");
         (n, id, self.drain())
     }
 
     /// Asks at `t` for the removal of the dynamic child `id`. Its actions
     /// are left to drain.
-    fn remove(&mut self, id: ChildId, t: u64) -> Result<usize, RemoveError> {
+    pub(crate) fn remove(&mut self, id: ChildId, t: u64) -> Result<usize, RemoveError> {
         let now = self.at(t);
         self.m.handle_remove(id, now).map(|c| c.get())
     }
 }
 
 /// `Report::Removed` of child `n`, started as `id`.
-fn removed(n: usize, id: ChildId) -> Report {
+pub(crate) fn removed(n: usize, id: ChildId) -> Report {
     Report::Removed { child: idx(n), id }
 }
 
 /// `Report::Exited` of child `n` stopped on request, not restarted.
-fn stopped_for_good(n: usize) -> Report {
+pub(crate) fn stopped_for_good(n: usize) -> Report {
     Report::Exited {
         child: idx(n),
         exit: ChildExit::Stopped,
@@ -2244,7 +2182,11 @@ fn a_child_dropped_for_its_start_timeout_and_removed_meanwhile_is_not_restarted(
 impl Harness {
     /// A `OneForOne` machine whose supervisor has `shutdown` and
     /// `watchdog`.
-    fn watched(children: Vec<ChildPolicy>, shutdown: Shutdown, watchdog: Option<Duration>) -> Self {
+    pub(crate) fn watched(
+        children: Vec<ChildPolicy>,
+        shutdown: Shutdown,
+        watchdog: Option<Duration>,
+    ) -> Self {
         let mut h = Self::one_for_one(vec![]);
         h.m = Machine::new(
             "root".to_owned(),
@@ -2257,7 +2199,7 @@ impl Harness {
         h
     }
 
-    fn host_started(&mut self, t: u64) -> Vec<Action> {
+    pub(crate) fn host_started(&mut self, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_host_started(now);
         self.drain()
@@ -2265,7 +2207,7 @@ impl Harness {
 
     /// The host ended with `exit` at `t`, and each of `workers` with it:
     /// the exit the machine gave them, and the actions.
-    fn host_exit(
+    pub(crate) fn host_exit(
         &mut self,
         exit: ChildExit,
         workers: &[usize],
@@ -2279,19 +2221,19 @@ impl Harness {
         (exit, self.drain())
     }
 
-    fn alive(&mut self, watched: Watched, t: u64) -> Vec<Action> {
+    pub(crate) fn alive(&mut self, watched: Watched, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_alive(watched, now);
         self.drain()
     }
 
-    fn reprieve(&mut self, watched: Watched, why: Reprieve, t: u64) -> Vec<Action> {
+    pub(crate) fn reprieve(&mut self, watched: Watched, why: Reprieve, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_reprieve(watched, why, now);
         self.drain()
     }
 
-    fn cut(&mut self, t: u64) -> Vec<Action> {
+    pub(crate) fn cut(&mut self, t: u64) -> Vec<Action> {
         let now = self.at(t);
         self.m.handle_host_cut(now);
         self.drain()
@@ -2299,12 +2241,12 @@ impl Harness {
 }
 
 #[allow(non_snake_case)]
-fn KillHost(why: HostKill) -> Action {
+pub(crate) fn KillHost(why: HostKill) -> Action {
     Action::KillHost(why)
 }
 
 /// `Report::Exited` of child `n`, which hung, restarted after `ms`.
-fn hung(n: usize, restart: Option<u64>) -> Report {
+pub(crate) fn hung(n: usize, restart: Option<u64>) -> Report {
     Report::Exited {
         child: idx(n),
         exit: ChildExit::Hung,

@@ -19,9 +19,9 @@ use proptest::strategy::Strategy as Gen;
 
 use super::check::{any_bytes_as, decode_chunked};
 use super::{encode, encode_into, HEADER, MAGIC, MAX_BODY};
-use crate::machine::model::config;
 use crate::machine::{ChildIdx, Grant, Outcome, RecordState};
 use crate::policy::BackoffState;
+use crate::props::config;
 use crate::wire::{Command, Ending, Note};
 use crate::ChildExit;
 

@@ -32,14 +32,18 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::{any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest, Just};
 use proptest::strategy::Strategy as Gen;
-use proptest::test_runner::{Config, TestCaseError};
+use proptest::test_runner::TestCaseError;
 
-use super::*;
+use crate::machine::*;
+
+mod timelines;
 use crate::lease::Leases;
-use crate::{BackoffPolicy, RestartPolicy, Shutdown};
+use crate::props::config;
+use crate::{BackoffPolicy, ChildExit, ChildId, Intensity, RestartPolicy, Shutdown, Strategy};
 
 /// `n` milliseconds.
 fn ms(n: u64) -> Duration {
@@ -1934,20 +1938,6 @@ fn check_dynamic(tree: &Tree, trace: &Trace) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------
 // The properties
 // ---------------------------------------------------------------------------
-
-/// 256 cases per property; `PROPTEST_CASES` overrides it, to search longer.
-/// The property tests of the parsers use it too.
-pub(crate) fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 proptest! {
     #![proptest_config(config())]
