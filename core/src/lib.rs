@@ -349,6 +349,9 @@ mod worker;
 pub mod codec;
 #[doc(hidden)]
 #[allow(rustdoc::private_intra_doc_links)]
+pub mod control;
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
 pub mod lease;
 #[doc(hidden)]
 #[allow(rustdoc::private_intra_doc_links)]

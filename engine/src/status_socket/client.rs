@@ -12,6 +12,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 
 use super::{after, with_context};
+use supertrees_core::control::Request;
 
 /// The longest answer [`query`] accepts.
 const MAX_ANSWER: usize = 64 << 20;
@@ -47,7 +48,8 @@ pub(crate) fn query(path: &Path, timeout: Duration) -> Result<String, io::Error>
             ))
         }
     }
-    let mut request: &[u8] = b"status\n";
+    let request = format!("{}\n", Request::Status.line());
+    let mut request: &[u8] = request.as_bytes();
     // Set when the server closed before taking our request: it may have
     // refused us (busy, permission denied) and its answer says why.
     let mut unsent = None;

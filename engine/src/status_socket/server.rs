@@ -10,7 +10,6 @@
 //! say nothing holds no one else out for long, and a client that sends its
 //! request at once is answered as soon as it is accepted.
 
-use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -26,6 +25,7 @@ use super::dir::{
     check_ancestors, check_length, prepare_directory, remove_created_directory, remove_stale_socket,
 };
 use super::{after, with_context, MAX_REQUEST};
+use supertrees_core::control::{sanitize, Request};
 
 /// How long a client has, from accept, to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -49,8 +49,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Unix stream socket with unread input makes the peer's reads fail with
 /// `ECONNRESET` instead of ending cleanly after our answer.
 const DRAIN_LIMIT: usize = 64 * 1024;
-/// How many bytes of an unknown request are echoed in the error line.
-const ECHOED_REQUEST: usize = 32;
 
 /// The answer to a peer that is not our user.
 const PERMISSION_DENIED: &[u8] = b"error: permission denied\n";
@@ -128,7 +126,7 @@ enum ClientState {
 }
 
 /// What reading a client's request came to.
-enum Request {
+enum Received {
     /// No complete line yet; wait for more.
     Pending,
     /// A complete line, without its `'\n'`.
@@ -493,19 +491,19 @@ enum Reply {
 
 /// What to do with a client after reading its request came to `request`,
 /// past its deadline (`timed_out`) or not.
-fn reply(request: Request, timed_out: bool, render: &mut dyn FnMut() -> String) -> Reply {
+fn reply(request: Received, timed_out: bool, render: &mut dyn FnMut() -> String) -> Reply {
     Reply::Answer(match request {
-        Request::Pending if !timed_out => return Reply::Wait,
-        Request::Pending => {
+        Received::Pending if !timed_out => return Reply::Wait,
+        Received::Pending => {
             tracing::debug!("status client sent no request in time");
             TIMED_OUT.to_owned()
         }
-        Request::Line(line) => answer(&line, render),
-        Request::TooLong => {
+        Received::Line(line) => answer(&line, render),
+        Received::TooLong => {
             tracing::debug!("status client sent an overlong request");
             TOO_LONG.to_owned()
         }
-        Request::Incomplete(part) => {
+        Received::Incomplete(part) => {
             tracing::debug!("status client ended an incomplete request");
             format!(
                 "error: incomplete request `{}`: the connection ended before its \
@@ -513,36 +511,36 @@ fn reply(request: Request, timed_out: bool, render: &mut dyn FnMut() -> String) 
                 sanitize(&part)
             )
         }
-        Request::Gone => return Reply::Drop,
+        Received::Gone => return Reply::Drop,
     })
 }
 
 /// Reads what has arrived of a request from `stream` (a client's
 /// non-blocking connection) into `buf`, never more than [`MAX_REQUEST`]
 /// bytes in all.
-fn read_request(mut stream: impl Read, buf: &mut Vec<u8>) -> Request {
+fn read_request(mut stream: impl Read, buf: &mut Vec<u8>) -> Received {
     loop {
         if let Some(end) = buf.iter().position(|&b| b == b'\n') {
             buf.truncate(end);
-            return Request::Line(std::mem::take(buf));
+            return Received::Line(std::mem::take(buf));
         }
         if buf.len() >= MAX_REQUEST {
-            return Request::TooLong;
+            return Received::TooLong;
         }
         let mut chunk = [0u8; MAX_REQUEST];
         let room = MAX_REQUEST - buf.len();
         match stream.read(&mut chunk[..room]) {
-            Ok(0) if !buf.is_empty() => return Request::Incomplete(std::mem::take(buf)),
+            Ok(0) if !buf.is_empty() => return Received::Incomplete(std::mem::take(buf)),
             Ok(0) => {
                 tracing::debug!("status client hung up before a request");
-                return Request::Gone;
+                return Received::Gone;
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Request::Pending,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Received::Pending,
             Err(err) => {
                 tracing::debug!(%err, "reading a status request failed");
-                return Request::Gone;
+                return Received::Gone;
             }
         }
     }
@@ -550,33 +548,13 @@ fn read_request(mut stream: impl Read, buf: &mut Vec<u8>) -> Request {
 
 /// The answer to the request `line` (without its `'\n'`).
 fn answer(line: &[u8], render: &mut dyn FnMut() -> String) -> String {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line == b"status" {
-        return render();
-    }
-    tracing::debug!(request = %sanitize(line), "unknown status request");
-    format!(
-        "error: unknown request `{}`; send `status`\n",
-        sanitize(line)
-    )
-}
-
-/// The first [`ECHOED_REQUEST`] bytes of `request` as printable ASCII
-/// without backquotes: other bytes are written `\xNN`.
-fn sanitize(request: &[u8]) -> String {
-    let mut out = String::new();
-    for &b in request.iter().take(ECHOED_REQUEST) {
-        if (b.is_ascii_graphic() || b == b' ') && b != b'`' && b != b'\\' {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String never fails.
-            let _ = write!(out, "\\x{b:02x}");
+    match Request::parse(line) {
+        Ok(Request::Status) => render(),
+        Err(unknown) => {
+            tracing::debug!(request = %unknown.echoed(), "unknown status request");
+            format!("error: {unknown}\n")
         }
     }
-    if request.len() > ECHOED_REQUEST {
-        out.push_str("...");
-    }
-    out
 }
 
 /// Writes `line` if the socket takes it at once, then closes the connection.

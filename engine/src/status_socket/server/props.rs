@@ -10,8 +10,9 @@ use proptest::prelude::{any, prop, prop_assert, prop_assert_eq, prop_oneof, prop
 use proptest::strategy::Strategy as Gen;
 
 use super::check::{check, echoed, expected, End, STATUS};
-use super::{sanitize, MAX_REQUEST};
+use super::MAX_REQUEST;
 use crate::testing::proptest_config as config;
+use supertrees_core::control::sanitize;
 
 /// A piece of what a client may send.
 fn a_piece() -> impl Gen<Value = Vec<u8>> {
