@@ -33,7 +33,7 @@
 //! | stop | [`Action::Stop`] | its [`Shutdown`] time on | [`Action::Kill`] |
 //! | drop grace | [`Action::Kill`] of a worker | [`DROP_GRACE`] on, unless it ended | [`Action::KillHost`] ([`HostKill::DropOverdue`]) |
 //! | liveness, worker host | [`handle_host_started`](Machine::handle_host_started): 2 periods; [`handle_alive`](Machine::handle_alive): 1; [`handle_reprieve`](Machine::handle_reprieve): [`Reprieve::delay`] | with a watchdog | [`Action::KillHost`] ([`HostKill::Hung`]); its workers exit [`ChildExit::Hung`] |
-//! | liveness, child supervisor | its start: 2 periods (its own, else this supervisor's); then as the host's | with a watchdog | [`Action::Kill`]; it exits [`ChildExit::Hung`] |
+//! | liveness, child supervisor | its start (and [`handle_forked`](Machine::handle_forked)): 2 periods (its own, else this supervisor's); then as the host's | with a watchdog | [`Action::Kill`]; it exits [`ChildExit::Hung`] |
 //! | host exit | [`Action::Exit`], while a host runs | [`host_exit_grace`] on | [`Action::KillHost`] ([`HostKill::ExitOverdue`]) |
 //! | cut channel | [`handle_host_cut`](Machine::handle_host_cut) | [`CUT_GRACE`] on | [`Action::KillHost`] ([`HostKill::Cut`]) |
 //!
@@ -1227,6 +1227,16 @@ impl Machine {
             alive: self.watchdog.map(|period| Liveness::started(period, now)),
             ..HostState::default()
         };
+    }
+
+    /// Child supervisor `child`'s process was forked at `now`, later than
+    /// its [`Action::Start`] (a starved supervisor may take a while): with
+    /// a watchdog, its first sign of life is due two periods from now (its
+    /// start-up).
+    pub(crate) fn handle_forked(&mut self, child: ChildIdx, now: Instant) {
+        self.move_deadline(Watched::Child(child), now, |period| {
+            period.saturating_mul(2)
+        });
     }
 
     /// The worker host ended with `exit` at `now`; returns the exit its

@@ -2371,6 +2371,13 @@ fn a_silent_child_supervisor_is_killed_and_exits_hung() {
     h.reports();
     // Two periods for their start-up: 200 (its own), 600 (inherited).
     assert_eq!(h.next_timeout(), Some(200));
+    // Forked late (a starved supervisor): from then on.
+    let forked = h.at(30);
+    h.m.handle_forked(idx(0), forked);
+    assert_eq!(h.next_timeout(), Some(230));
+    // A worker is not watched: nothing moves.
+    h.m.handle_forked(idx(2), forked);
+    assert_eq!(h.next_timeout(), Some(230));
     assert_eq!(h.alive(Watched::Child(idx(0)), 50), []);
     assert_eq!(h.next_timeout(), Some(150));
     assert_eq!(h.timeout(150), [kill([0])]);

@@ -276,7 +276,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 if let Some(Err(err)) = abort.as_ref().map(AbortMark::keep_from_forks) {
                     tracing::warn!(supervisor = %self.machine.path(), %child, %err, "its abort mark may reach processes forked later");
                 }
-                // When it must show life by is the machine's, from its start.
+                // When it must show life by is the machine's, from its fork.
+                let now = self.timer.now();
+                self.machine.handle_forked(child, now);
                 self.procs.procs[child.get()] = Some(Box::new(Proc {
                     pid,
                     channel: ours,
