@@ -1233,7 +1233,7 @@ impl Machine {
     /// its [`Action::Start`] (a starved supervisor may take a while): with
     /// a watchdog, its first sign of life is due two periods from now (its
     /// start-up).
-    pub(crate) fn handle_forked(&mut self, child: ChildIdx, now: Instant) {
+    pub fn handle_forked(&mut self, child: ChildIdx, now: Instant) {
         self.move_deadline(Watched::Child(child), now, |period| {
             period.saturating_mul(2)
         });
