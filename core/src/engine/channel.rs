@@ -200,7 +200,7 @@ impl Channel {
     }
 
     /// In a freshly forked child: lets go of this end. The buffers are
-    /// forgotten rather than freed (see `take_children`).
+    /// forgotten rather than freed (see `take_child`).
     pub(crate) fn abandon(self) {
         let Self {
             rx,

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::watch::{Hung, Watch};
-use super::{take_children, Node};
+use super::{take_child, Node};
 use crate::engine::channel::{Channel, PipeState};
 use crate::engine::sys::{self, AbortMark, SignalPipe};
 use crate::engine::Shared;
@@ -208,9 +208,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             containment.keep_entries(|s| within(s, &path));
             let ids = self.ids.for_child(again);
             self.leave_parent_state();
-            let n = child.get();
-            let mut mine = take_children(&mut self.sup.children, |m, _| m == n);
-            let Some(Some(Child::Supervisor(mut sup))) = mine.get_mut(n).map(Option::take) else {
+            let Some(Child::Supervisor(mut sup)) = take_child(&mut self.sup.children, child.get())
+            else {
                 return sys::EXIT_PANICKED;
             };
             sys::ignore_terminal_signals();

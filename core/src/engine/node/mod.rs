@@ -538,23 +538,32 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 }
 
-/// In a freshly forked child: moves out of `children` what `keep` keeps,
-/// by position. The rest (the parent's share of the tree) is forgotten, not
-/// dropped: freeing it would run users' destructors in the child and touch
-/// (copy) every page of the inherited tree, which made starting a large tree
-/// grow faster than linearly. The child ends with `_exit`, so nothing leaks.
-fn take_children(
-    children: &mut Vec<Child>,
-    keep: impl Fn(usize, &Child) -> bool,
-) -> Vec<Option<Child>> {
+/// In a freshly forked child supervisor: moves child `n` out of `children`.
+/// The rest (the parent's share of the tree) is forgotten, not dropped:
+/// freeing it would run users' destructors in the child and touch (copy)
+/// every page of the inherited tree, which made starting a large tree grow
+/// faster than linearly. Nothing is allocated either: a buffer sized by the
+/// parent's children, made in every child, cost each a page or more of its
+/// own, and a large allocation in a fresh child makes the allocator tidy up
+/// (and so copy) the free chunks it inherited. The child ends with `_exit`,
+/// so nothing leaks.
+fn take_child(children: &mut Vec<Child>, n: usize) -> Option<Child> {
+    let mut children = std::mem::take(children);
+    let child = (n < children.len()).then(|| children.swap_remove(n));
+    std::mem::forget(children);
+    child
+}
+
+/// In a freshly forked worker host: the workers of `children`, by position
+/// (`None` for a child supervisor, whose spec is forgotten, as in
+/// [`take_child`]). Collected in place, in the inherited buffer.
+fn take_workers(children: &mut Vec<Child>) -> Vec<Option<Box<dyn crate::Worker>>> {
     std::mem::take(children)
         .into_iter()
-        .enumerate()
-        .map(|(n, child)| {
-            if keep(n, &child) {
-                Some(child)
-            } else {
-                std::mem::forget(child);
+        .map(|child| match child {
+            Child::Worker(worker) => Some(worker),
+            supervisor => {
+                std::mem::forget(supervisor);
                 None
             }
         })
