@@ -159,6 +159,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// worker host) and its limited child supervisors will be compared
     /// with when they die.
     fn oom_baseline(&mut self) {
+        if !self.containment.limits_any() {
+            // No group to read (and nothing to allocate in a fresh child).
+            return;
+        }
         let path = self.machine.path().to_owned();
         self.oom.baseline(&self.containment, &path, true);
         let children: Vec<String> = self
