@@ -186,6 +186,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         };
         self.containment.prepare(&path);
         let abort = self.abort_mark(&path);
+        // What this supervisor said so far reaches the root before what
+        // the child says (its start after an exit of its last run).
+        self.events_out();
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
@@ -381,7 +384,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// its events (its own `Ready` among them) are all in the pipe to the
     /// root: until then, it waits (see [`Node::wait`]).
     pub(super) fn tell_parent_ready(&mut self) {
-        if !self.ready_unsent || self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
+        if !self.ready_unsent {
+            return;
+        }
+        self.events_out();
+        if self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
             return;
         }
         self.ready_unsent = false;

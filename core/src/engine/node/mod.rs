@@ -271,6 +271,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     outcome,
                     signal: self.stop_signal.map(|s| s as i32),
                 };
+                self.events_out();
                 if let Some(parent) = &mut self.parent {
                     if let Err(err) = parent.send(&Note::Ended(ending)) {
                         tracing::warn!(supervisor = %self.machine.path(), %err, "could not tell the parent how this supervisor ended");
@@ -399,8 +400,17 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
+    /// Sends this turn's events up the pipe, in a forked supervisor (see
+    /// [`Events::end_turn`](super::root::Events::end_turn)).
+    pub(super) fn events_out(&mut self) {
+        if let Some(events) = self.outlet.events() {
+            events.end_turn();
+        }
+    }
+
     /// Sleeps until something happens, then feeds it to the machine.
     fn wait(&mut self) {
+        self.events_out();
         let now = self.timer.now();
         // Workers waiting for a host that has yet to be forked: at once.
         let launch = self.host.awaits_launch().then_some(now);
@@ -453,6 +463,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 tracing::error!(supervisor = %self.machine.path(), %err, "the supervisor's signal pipe is broken; making it again");
                 if let Err(err) = pipe.renew() {
                     tracing::error!(supervisor = %self.machine.path(), %err, "could not make the signal pipe again; ending the supervisor");
+                    self.events_out();
                     sys::exit_now(sys::EXIT_PANICKED)
                 }
                 // A child's end may have come meanwhile.
