@@ -187,6 +187,20 @@ impl Channel {
         }
     }
 
+    /// Writes what is queued now, waiting for room if need be (see
+    /// [`send`](Self::send)).
+    pub(crate) fn send_queued(&mut self) -> Result<(), Errno> {
+        let Some(tx) = &self.tx else {
+            return Err(Errno::EBADF);
+        };
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let written = sys::write_all(tx.as_fd(), &self.outbox);
+        self.outbox.clear();
+        written
+    }
+
     /// Writes `message` now (after anything queued), waiting for room if
     /// need be: for a child process, whose supervisor always reads.
     pub(crate) fn send<T: Serialize>(&mut self, message: &T) -> Result<(), Errno> {
@@ -200,7 +214,7 @@ impl Channel {
     }
 
     /// In a freshly forked child: lets go of this end. The buffers are
-    /// forgotten rather than freed (see `take_children`).
+    /// forgotten rather than freed (see `take_child`).
     pub(crate) fn abandon(self) {
         let Self {
             rx,

@@ -155,6 +155,11 @@ impl Containment {
         group.map(Group::oom_kills)
     }
 
+    /// Whether any subtree of the tree is limited.
+    pub(crate) fn limits_any(&self) -> bool {
+        !self.subtrees.is_empty()
+    }
+
     /// Whether the processes of supervisor `path` (it, and its worker host)
     /// are under an `RLIMIT_AS` memory limit: its own, or one of a limited
     /// supervisor above it (rlimits are inherited, and can not be raised).

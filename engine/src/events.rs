@@ -88,6 +88,11 @@ pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub(crate) struct EventSink {
     fd: OwnedFd,
+    /// This turn's events, written together at its end (see
+    /// [`end_turn`](Self::end_turn)).
+    turn: Vec<Event>,
+    /// Where a write of several events is put together.
+    chunk: Vec<u8>,
     /// Set when the pipe was found full: until then, events wait.
     retry_at: Option<Instant>,
     /// The events the pipe had no room for.
@@ -101,6 +106,8 @@ impl EventSink {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         Self {
             fd,
+            turn: Vec::new(),
+            chunk: Vec::new(),
             retry_at: None,
             pending: Pending::default(),
             dropped: 0,
@@ -111,23 +118,73 @@ impl EventSink {
     /// the parent's waiting events (they are the parent's to send). They are
     /// forgotten, not freed: no page shared with the parent is written.
     pub(crate) fn for_child(self) -> Self {
-        let EventSink { fd, pending, .. } = self;
-        std::mem::forget(pending);
+        let EventSink {
+            fd,
+            pending,
+            turn,
+            chunk,
+            ..
+        } = self;
+        std::mem::forget((pending, turn, chunk));
         Self::new(fd)
     }
 
     /// Sends `event`, which happens at `now` (the time of the loop's turn),
-    /// without blocking: after whatever waits, if the pipe takes it; else
-    /// it waits (see the module docs).
+    /// without blocking, at the end of the turn (see
+    /// [`end_turn`](Self::end_turn)); while the pipe is full it waits (see
+    /// the module docs).
     pub(crate) fn send(&mut self, event: Event, now: Instant) {
         if self.retry_at.is_some_and(|at| now < at) {
             self.wait(event);
             return;
         }
-        self.retry_at = None;
-        if !(self.flush(now) && self.write(&encode(&event), now)) {
+        self.turn.push(event);
+    }
+
+    /// At the end of a turn of the loop (before it sleeps, forks a child
+    /// supervisor or tells its parent something that follows its events),
+    /// at `now`: writes the turn's events after whatever waits, as far as
+    /// the pipe takes them, in as few writes as whole messages allow, each
+    /// at most `PIPE_BUF` bytes (so still atomic). What it does not take
+    /// waits. A supervisor's turn often has a dozen events (its workers'
+    /// starts); one write each woke the root once each.
+    pub(crate) fn end_turn(&mut self, now: Instant) {
+        if self.turn.is_empty() {
+            return;
+        }
+        let mut turn = std::mem::take(&mut self.turn);
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.clear();
+        let mut sent = if self.retry_at.is_some_and(|at| now < at) {
+            false
+        } else {
+            self.retry_at = None;
+            self.flush(now)
+        };
+        // The first event not known to be in the pipe.
+        let mut unsent = 0;
+        for (n, event) in turn.iter().enumerate() {
+            if !sent {
+                break;
+            }
+            let message = encode(event);
+            if chunk.len() + message.len() > nix::libc::PIPE_BUF {
+                sent = self.write(&chunk, now);
+                if sent {
+                    unsent = n;
+                    chunk.clear();
+                }
+            }
+            chunk.extend_from_slice(&message);
+        }
+        if sent && (chunk.is_empty() || self.write(&chunk, now)) {
+            unsent = turn.len();
+        }
+        for event in turn.drain(..).skip(unsent) {
             self.wait(event);
         }
+        self.turn = turn;
+        self.chunk = chunk;
     }
 
     /// At each turn of the loop, at `now`: sends what waits, if it is
@@ -367,6 +424,7 @@ mod tests {
         let t0 = Instant::now();
         while sink.pending.order.is_empty() {
             sink.send(filler.clone(), t0);
+            sink.end_turn(t0);
             sent += 1;
         }
         // The pipe is full; the last filler waits. These wait too: the
@@ -397,6 +455,7 @@ mod tests {
         assert_eq!(sink.pending.order.len(), 4);
         let later = Event::new("root/3".into(), None, EventKind::Ready);
         sink.send(later.clone(), t0 + RETRY_AFTER);
+        sink.end_turn(t0 + RETRY_AFTER);
         let after = drain(&read, &mut d);
         assert_eq!(after[0].kind, EventKind::Dropped(2));
         assert_eq!(
@@ -421,6 +480,7 @@ mod tests {
         let filler = samples()[0].clone();
         while sink.pending.order.is_empty() {
             sink.send(filler.clone(), t0);
+            sink.end_turn(t0);
         }
         // The host is killed while the pipe is full; then nothing more.
         let killed = samples()[1].clone();
@@ -465,9 +525,36 @@ mod tests {
         let mut sink = EventSink::new(write);
         sink.dropped = 3;
         sink.pending.push(samples()[1].clone(), MAX_PENDING);
+        sink.send(samples()[0].clone(), Instant::now());
         let mut child = sink.for_child();
         child.send(samples()[2].clone(), Instant::now());
+        child.end_turn(Instant::now());
         let got = drain(&read, &mut Decoder::default());
         assert_eq!(got, [samples()[2].clone()]);
+    }
+
+    #[test]
+    fn a_turns_events_go_together_at_its_end() {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+        let mut sink = EventSink::new(write);
+        let t0 = Instant::now();
+        // More than one write holds (PIPE_BUF): cut between whole messages.
+        let events: Vec<Event> = (0..40)
+            .map(|n| {
+                exited(
+                    &format!("root/{n}/{}", "x".repeat(200)),
+                    n,
+                    ChildExit::Panicked,
+                )
+            })
+            .collect();
+        for event in &events {
+            sink.send(event.clone(), t0);
+        }
+        let mut d = Decoder::default();
+        assert!(drain(&read, &mut d).is_empty());
+        sink.end_turn(t0);
+        assert_eq!(drain(&read, &mut d), events);
+        assert_eq!(sink.deadline(), None);
     }
 }

@@ -69,7 +69,7 @@ struct Ctx<S, T> {
     path: String,
     /// The host's end of its channel; notes are written whole, under the
     /// lock, so tasks on several threads never interleave.
-    channel: Mutex<Channel>,
+    channel: Mutex<Outgoing>,
     leases: Mutex<Leases>,
     /// Worker panics are logged at most once per period, with a count.
     panics: Mutex<LogLimit>,
@@ -79,11 +79,67 @@ struct Ctx<S, T> {
     templates: Vec<Template>,
 }
 
+/// The host's end of its channel, and how many started workers' tasks have
+/// yet to be polled for the first time. While some have, the `WorkerReady`s
+/// of the others are held back, and go with the last one's (or right after
+/// its first poll): workers started together (a new host's, a restart's)
+/// wake their supervisor once, not once per worker, each of which took the
+/// CPU from the host on its way to the next worker. Any other note is
+/// written at once, after what was held back.
+struct Outgoing {
+    channel: Channel,
+    unpolled: usize,
+}
+
 impl<S, T> Ctx<S, T> {
+    fn outgoing(&self) -> std::sync::MutexGuard<'_, Outgoing> {
+        self.channel.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn note(&self, note: &Note) {
-        let mut channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(err) = channel.send(note) {
+        let sent = self.outgoing().channel.send(note);
+        self.sent(sent);
+    }
+
+    fn sent(&self, sent: Result<(), nix::errno::Errno>) {
+        if let Err(err) = sent {
             tracing::error!(host = %self.path, %err, "worker host could not report to its supervisor");
+        }
+    }
+
+    /// Worker `child` is ready: told now, unless workers started with it
+    /// have yet to be polled.
+    fn ready(&self, child: ChildIdx) {
+        let mut out = self.outgoing();
+        if out.unpolled > 0 {
+            out.channel.queue(&Note::WorkerReady(child));
+            return;
+        }
+        let sent = out.channel.send(&Note::WorkerReady(child));
+        drop(out);
+        self.sent(sent);
+    }
+
+    /// A worker's task is about to be started (spawned).
+    fn will_start(&self) {
+        self.outgoing().unpolled += 1;
+    }
+
+    /// A worker's task is polled for the first time.
+    fn first_poll(&self) {
+        let mut out = self.outgoing();
+        out.unpolled = out.unpolled.saturating_sub(1);
+    }
+
+    /// A worker's task was polled for the first time: once no other waits
+    /// for its first poll, what was held back is written (the last one's
+    /// own `WorkerReady` took it along, unless the worker is not ready yet).
+    fn first_polled(&self) {
+        let mut out = self.outgoing();
+        if out.unpolled == 0 {
+            let sent = out.channel.send_queued();
+            drop(out);
+            self.sent(sent);
         }
     }
 }
@@ -194,7 +250,10 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         templates,
         timer,
         path,
-        channel: Mutex::new(notes),
+        channel: Mutex::new(Outgoing {
+            channel: notes,
+            unpolled: 0,
+        }),
         leases: Mutex::new(Leases::new(leasable, grant)),
         panics: Mutex::new(LogLimit::new(REPEAT_LOG_PERIOD)),
     });
@@ -388,6 +447,7 @@ async fn serve<S: Spawner, T: Timer>(
                 if let Ok(mut leases) = ctx.leases.lock() {
                     leases.start(child, lease);
                 }
+                ctx.will_start();
                 running[child.get()] = Some(start(&ctx, child, worker.clone()));
                 if built.remove(&child.get()) {
                     ctx.note(&Note::Began(child));
@@ -490,6 +550,7 @@ fn start<S: Spawner, T: Timer>(
     let ctx = ctx.clone();
     let flag = stop.clone();
     ctx.spawner.clone().spawn(Box::pin(async move {
+        ctx.first_poll();
         let run_once = || {
             // A poisoned lock still holds the worker (`run_worker` catches
             // panics, so it can only come from elsewhere).
@@ -499,7 +560,7 @@ fn start<S: Spawner, T: Timer>(
             run_worker(
                 worker.as_ref(),
                 flag.clone(),
-                move || ready.note(&Note::WorkerReady(child)),
+                move || ready.ready(child),
                 Some(services),
             )
         };
@@ -516,7 +577,16 @@ fn start<S: Spawner, T: Timer>(
                 SPIN_BELOW,
                 |note| ctx.note(&note),
             ));
-            match select(runs, drop_rx).await {
+            let mut both = select(runs, drop_rx);
+            let mut first = true;
+            let both = std::future::poll_fn(|cx| {
+                let polled = std::future::Future::poll(std::pin::Pin::new(&mut both), cx);
+                if std::mem::take(&mut first) {
+                    ctx.first_polled();
+                }
+                polled
+            });
+            match both.await {
                 Either::Left((ended, _)) => ended,
                 Either::Right((dropped, _)) => (dropped.unwrap_or(ChildExit::Stopped), None),
             }

@@ -137,6 +137,16 @@ impl Events {
             Events::Relay(relay) => relay.handle(now),
         }
     }
+
+    /// The end of a turn of the loop, or of what must reach the root
+    /// before what follows (a fork, a note to the parent): in a forked
+    /// supervisor, its events go up the pipe (the root records its own at
+    /// once).
+    pub(crate) fn end_turn(&mut self) {
+        if let Events::Relay(relay) = self {
+            relay.end_turn();
+        }
+    }
 }
 
 /// A forked supervisor's events on their way up the pipe.
@@ -172,6 +182,12 @@ impl Relay {
         }
     }
 
+    fn end_turn(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.end_turn(self.now);
+        }
+    }
+
     fn deadline(&self) -> Option<Instant> {
         self.sink.as_ref().and_then(EventSink::deadline)
     }
@@ -189,6 +205,7 @@ impl Drop for Relay {
     /// events that found the pipe full (its last ones among them).
     fn drop(&mut self) {
         if let Some(sink) = &mut self.sink {
+            sink.end_turn(self.now);
             sink.tick(self.now + RETRY_AFTER);
         }
     }
@@ -515,6 +532,7 @@ mod tests {
         relay.stopping();
         relay.emit(started(1));
         relay.handle(Instant::now());
+        relay.end_turn();
         assert!(relay.poll_fds().is_empty());
         assert_eq!(relay.deadline(), None);
         let mut buf = [0u8; 512];
@@ -532,6 +550,7 @@ mod tests {
         let mut sent = 0;
         while relay.deadline().is_none() {
             relay.send(started(sent));
+            relay.end_turn();
             sent += 1;
         }
         // The pipe is full and the last event waits; the root reads.

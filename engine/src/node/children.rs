@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::watch::{Hung, Judged, Watch};
-use super::{take_children, Node};
+use super::{take_child, Node};
 use crate::channel::{Channel, PipeState};
 use crate::machine::{ChildIdx, Watched};
 use crate::path::within;
@@ -190,6 +190,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         };
         self.containment.prepare(&path);
         let abort = self.abort_mark(&path);
+        // What this supervisor said so far reaches the root before what
+        // the child says (its start after an exit of its last run).
+        self.events_out();
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
@@ -212,9 +215,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             containment.keep_entries(|s| within(s, &path));
             let ids = self.ids.for_child(again);
             self.leave_parent_state();
-            let n = child.get();
-            let mut mine = take_children(&mut self.sup.children, |m, _| m == n);
-            let Some(Some(Child::Supervisor(mut sup))) = mine.get_mut(n).map(Option::take) else {
+            let Some(Child::Supervisor(mut sup)) = take_child(&mut self.sup.children, child.get())
+            else {
                 return sys::EXIT_PANICKED;
             };
             sys::ignore_terminal_signals();
@@ -389,7 +391,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// its events (its own `Ready` among them) are all in the pipe to the
     /// root: until then, it waits (see [`Node::wait`]).
     pub(super) fn tell_parent_ready(&mut self) {
-        if !self.ready_unsent || self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
+        if !self.ready_unsent {
+            return;
+        }
+        self.events_out();
+        if self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
             return;
         }
         self.ready_unsent = false;

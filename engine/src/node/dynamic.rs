@@ -191,6 +191,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 return;
             }
         };
+        // What the request changed reaches the root's status first.
+        self.events_out();
         answer_on(&reply, &answer);
     }
 
@@ -216,6 +218,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             return;
         };
         if let Some(reply) = self.dynamic.starting.remove(&id) {
+            self.events_out();
             answer_on(&reply, &Ok(Some(id)));
         }
     }
@@ -231,7 +234,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // Never began: its requester learns from the end of its socket.
         self.dynamic.starting.remove(&id);
         let answer: Answer = Ok(None);
-        for reply in self.dynamic.terminating.take(id) {
+        let replies = self.dynamic.terminating.take(id);
+        if !replies.is_empty() {
+            self.events_out();
+        }
+        for reply in replies {
             answer_on(&reply, &answer);
         }
     }

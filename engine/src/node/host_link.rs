@@ -11,14 +11,13 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::watch::{Hung, Judged, Watch};
-use super::{take_children, Node};
+use super::{take_workers, Node};
 use crate::channel::{Channel, PipeState};
 use crate::host;
 use crate::machine::{ChildIdx, Grant, HostKill, RecordState, Report, Watched};
 use crate::path::within;
 use crate::port::Kind;
 use crate::sys::{self, AbortMark};
-use crate::tree::Child;
 use crate::wire::{Command, Note};
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 
@@ -374,15 +373,8 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 }
             };
             // The child supervisors' specs stay where they are, never
-            // dropped: see `take_children`.
-            let workers =
-                take_children(&mut self.sup.children, |_, c| matches!(c, Child::Worker(_)))
-                    .into_iter()
-                    .map(|c| match c {
-                        Some(Child::Worker(w)) => Some(w),
-                        _ => None,
-                    })
-                    .collect();
+            // dropped: see `take_workers`.
+            let workers = take_workers(&mut self.sup.children);
             host::run(
                 self.spawner.clone(),
                 self.timer.clone(),

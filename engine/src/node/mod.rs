@@ -155,6 +155,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// worker host) and its limited child supervisors will be compared
     /// with when they die.
     fn oom_baseline(&mut self) {
+        if !self.containment.limits_any() {
+            // No group to read (and nothing to allocate in a fresh child).
+            return;
+        }
         let path = self.machine.path().to_owned();
         self.oom.baseline(&self.containment, &path, true);
         let children: Vec<String> = self
@@ -265,6 +269,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     outcome,
                     signal: self.stop_signal.map(|s| s as i32),
                 };
+                self.events_out();
                 if let Some(parent) = &mut self.parent {
                     if let Err(err) = parent.send(&Note::Ended(ending)) {
                         tracing::warn!(supervisor = %self.machine.path(), %err, "could not tell the parent how this supervisor ended");
@@ -391,8 +396,17 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
+    /// Sends this turn's events up the pipe, in a forked supervisor (see
+    /// [`Events::end_turn`](super::root::Events::end_turn)).
+    pub(super) fn events_out(&mut self) {
+        if let Some(events) = self.outlet.events() {
+            events.end_turn();
+        }
+    }
+
     /// Sleeps until something happens, then feeds it to the machine.
     fn wait(&mut self) {
+        self.events_out();
         let now = self.timer.now();
         // Workers waiting for a host that has yet to be forked: at once.
         let launch = self.host.awaits_launch().then_some(now);
@@ -445,6 +459,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 tracing::error!(supervisor = %self.machine.path(), %err, "the supervisor's signal pipe is broken; making it again");
                 if let Err(err) = pipe.renew() {
                     tracing::error!(supervisor = %self.machine.path(), %err, "could not make the signal pipe again; ending the supervisor");
+                    self.events_out();
                     sys::exit_now(sys::EXIT_PANICKED)
                 }
                 // A child's end may have come meanwhile.
@@ -526,23 +541,32 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 }
 
-/// In a freshly forked child: moves out of `children` what `keep` keeps,
-/// by position. The rest (the parent's share of the tree) is forgotten, not
-/// dropped: freeing it would run users' destructors in the child and touch
-/// (copy) every page of the inherited tree, which made starting a large tree
-/// grow faster than linearly. The child ends with `_exit`, so nothing leaks.
-fn take_children(
-    children: &mut Vec<Child>,
-    keep: impl Fn(usize, &Child) -> bool,
-) -> Vec<Option<Child>> {
+/// In a freshly forked child supervisor: moves child `n` out of `children`.
+/// The rest (the parent's share of the tree) is forgotten, not dropped:
+/// freeing it would run users' destructors in the child and touch (copy)
+/// every page of the inherited tree, which made starting a large tree grow
+/// faster than linearly. Nothing is allocated either: a buffer sized by the
+/// parent's children, made in every child, cost each a page or more of its
+/// own, and a large allocation in a fresh child makes the allocator tidy up
+/// (and so copy) the free chunks it inherited. The child ends with `_exit`,
+/// so nothing leaks.
+fn take_child(children: &mut Vec<Child>, n: usize) -> Option<Child> {
+    let mut children = std::mem::take(children);
+    let child = (n < children.len()).then(|| children.swap_remove(n));
+    std::mem::forget(children);
+    child
+}
+
+/// In a freshly forked worker host: the workers of `children`, by position
+/// (`None` for a child supervisor, whose spec is forgotten, as in
+/// [`take_child`]). Collected in place, in the inherited buffer.
+fn take_workers(children: &mut Vec<Child>) -> Vec<Option<Box<dyn supertrees_core::Worker>>> {
     std::mem::take(children)
         .into_iter()
-        .enumerate()
-        .map(|(n, child)| {
-            if keep(n, &child) {
-                Some(child)
-            } else {
-                std::mem::forget(child);
+        .map(|child| match child {
+            Child::Worker(worker) => Some(worker),
+            supervisor => {
+                std::mem::forget(supervisor);
                 None
             }
         })
