@@ -9,7 +9,7 @@ use nix::poll::PollFlags;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::sys;
+use crate::os::sys;
 use crate::wire::frame::{self, FrameReader};
 
 /// What a read found of the descriptor beyond its data.

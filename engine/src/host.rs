@@ -38,13 +38,13 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use nix::sys::signal::Signal;
 
-use super::channel::{Channel, PipeState};
-use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
-use super::sys::{self, SignalPipe};
+use crate::channel::{Channel, PipeState};
 use crate::directory::Directory;
 use crate::lease::{run_leased, Leases};
 use crate::machine::{ChildIdx, ChildPolicy, Grant};
 use crate::message;
+use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
+use crate::os::sys::{self, SignalPipe};
 use crate::port::Services;
 use crate::ready::{run_worker, StopFlag};
 use crate::socket::SocketServices;

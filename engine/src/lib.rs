@@ -16,22 +16,41 @@
 //!
 //! ## Module map
 //!
+//! One place per process role, then what passes between processes, then
+//! the OS pieces every role builds on. Each row depends only on rows below
+//! it (`tests/layers.rs` checks there is no loop).
+//!
 //! | file | what it holds |
 //! |---|---|
-//! | `lib.rs` | [`run`]: the root supervisor of a tree; what the root makes before it forks (`Shared`) |
-//! | `node/` | one supervisor's loop: its machine, its children's processes, dynamic children, reports, the watchdog |
+//! | `lib.rs` | [`run`]: the root supervisor of a tree, assembled (`run_parts`); what the root makes before it forks (`Shared`, `ChildIds`); [`query_status`] |
+//! | **supervisor** | |
+//! | `supervisor/mod.rs` | one supervisor process's poll loop (`Node`): its machine, its signals, its deadlines, the actions it carries out |
+//! | `supervisor/children.rs` | its child supervisors' processes (`ChildProcs`): fork, reap, stop, the abort marks |
+//! | `supervisor/host_link.rs` | its link to its worker host (`HostLink`): fork the host, its channel, the workers it runs |
+//! | `supervisor/dynamic.rs` | children started at run time (`Dynamic`): the start requests of the tree's workers, and their answers |
+//! | `supervisor/report.rs` | the lifecycle events it reports, and its readiness to its parent |
+//! | `supervisor/watch.rs` | the watchdog: a late heartbeat judged against `/proc` (starved or hung) |
+//! | `supervisor/outlet.rs`, `supervisor/events.rs` | where its events go (`Outlet`): nowhere, or to the part of its loop that deals with them (`Events`): the root's own (`root/`), or the relay up the event pipe (`relay.rs`) |
+//! | **worker host** | |
 //! | `host.rs` | the worker host: a supervisor's workers as tasks on the user's runtime |
+//! | **root** | |
+//! | `root/mod.rs` | what only the root does besides supervising (`Main`): the tree's events into its status, the user's callbacks, the status server and systemd in its loop |
+//! | `root/status_socket/` | the status socket: its server, its directory, and the client behind [`query_status`] |
+//! | `root/systemd.rs` | socket activation and `sd_notify` |
+//! | `root/listeners.rs` | the tree's listeners, bound by the root before anything is forked; their socket files removed at the end |
+//! | **forked supervisors' events** | |
+//! | `relay.rs` | the event pipe from every forked supervisor up to the root: a forked supervisor's end (`Relay`, `EventSink`: events that find it full wait, latest state kept), its messages, the root's `Decoder` |
+//! | **between processes** | |
 //! | `channel.rs` | the framed pipes between a supervisor and each child process |
-//! | `events.rs`, `root.rs`, `outlet.rs` | lifecycle events to the root, its observers and status |
-//! | `sys.rs`, `sys/` | fork, signals, the self-pipe, shared memory words, the abort mark |
-//! | `ratelimit.rs` | one log line per period for repeated failures |
-//! | `cgroup/`, `containment.rs` | limited subtrees: cgroups and rlimits, out-of-memory watch |
-//! | `status_socket/` | the status socket: its server, its directory, and [`query_status`] |
-//! | `listeners.rs`, `listen.rs`, `listen/` | listeners: bound by the root, kept per process, handed out ([`tcp_listener`], [`unix_listener`]), stopped with the tree |
-//! | `trusted_dir.rs` | the checks of a socket's directory (status socket, Unix listeners) |
-//! | `systemd.rs` | socket activation and `sd_notify` |
 //! | `directory.rs`, `socket.rs`, `socket/` | mailboxes' socket pairs and their transport (the `port` seam's socket services) |
-//! | `io.rs`, `io/` | [`Register`], [`IoSource`], [`Interest`]; the default reactor ([`DefaultReactor`], `io/reactor.rs`); [`check_register`], a conformance check of a [`Register`] (`io/check.rs`) |
+//! | `listen.rs`, `listen/` | listeners kept per process, handed out ([`tcp_listener`], [`unix_listener`]), stopped with the tree |
+//! | **OS pieces** | |
+//! | `os/sys.rs`, `os/sys/` | fork, signals, the self-pipe, shared memory words, the abort mark |
+//! | `os/containment.rs`, `os/cgroup/` | limited subtrees: cgroups and rlimits, out-of-memory watch |
+//! | `os/trusted_dir.rs` | the checks of a socket's directory (status socket, Unix listeners) |
+//! | `os/ratelimit.rs` | one log line per period for repeated failures |
+//! | `io.rs`, `io/` | the fd-registration seam, public: [`Register`], [`IoSource`], [`Interest`]; the default reactor ([`DefaultReactor`], `io/reactor.rs`); [`check_register`], a conformance check of a [`Register`] (`io/check.rs`) |
+//! | **tests** | |
 //! | `testing.rs` | helpers of the engine's own tests |
 //! | `fuzzing.rs` | the parsers' entry points for `fuzz/` (feature `fuzzing`) |
 //!
@@ -41,28 +60,19 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod cgroup;
 mod channel;
-mod containment;
 mod directory;
-mod events;
 mod host;
 mod io;
 mod listen;
-mod listeners;
-mod node;
-mod outlet;
-pub(crate) mod ratelimit;
+mod os;
+mod relay;
 mod root;
 #[allow(unsafe_code)]
 mod socket;
-mod status_socket;
-#[allow(unsafe_code)]
-pub(crate) mod sys;
-mod systemd;
+mod supervisor;
 #[cfg(test)]
 mod testing;
-mod trusted_dir;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -71,8 +81,8 @@ pub mod fuzzing;
 /// The engine's parsers, for the fuzz targets (`crate::fuzzing`).
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz {
-    pub(crate) use super::cgroup::fuzz_parsers as cgroup_parsers;
-    pub(crate) use super::status_socket::fuzz_request as status_request;
+    pub(crate) use super::os::cgroup::fuzz_parsers as cgroup_parsers;
+    pub(crate) use super::root::status_socket::fuzz_request as status_request;
 }
 
 // The core's internals the engine builds on (its seam), named as they were
@@ -102,12 +112,10 @@ use crate::directory::Directory;
 use crate::machine::Outcome;
 use crate::message::Declared;
 use crate::tree::{Root, Tree, TreeParts};
-use containment::Containment;
-use listeners::Listeners;
-use node::Node;
-use outlet::Outlet;
-use root::Events;
-use sys::SignalPipe;
+use os::containment::Containment;
+use os::sys::{self, SignalPipe};
+use root::listeners::Listeners;
+use supervisor::{Events, Node, Outlet};
 
 /// What the root makes for the whole tree before it forks anything, so
 /// that every process of the tree inherits it (each child keeps what its
@@ -204,7 +212,7 @@ where
 /// # Ok::<(), supertrees_core::Error>(())
 /// ```
 pub fn query_status(path: impl AsRef<Path>) -> Result<String, Error> {
-    status_socket::query(path.as_ref(), Duration::from_secs(5))
+    root::status_socket::query(path.as_ref(), Duration::from_secs(5))
         .map_err(|source| Error::os("asking the status socket", source))
 }
 

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use nix::sys::socket::SockaddrStorage;
 
+use crate::os::sys::SharedFlag;
 use crate::path::within;
-use crate::sys::SharedFlag;
 pub(crate) use supertrees_core::listen::*;
 
 /// What kind of socket a bound listener is.

@@ -78,7 +78,7 @@ pub enum Note {
     Alive {
         /// The thread that sent it (its Linux thread id): one that answers
         /// for the process, which the watchdog judges when the process
-        /// misses its deadline (see `engine::node::watch`).
+        /// misses its deadline (see `engine::supervisor::watch`).
         thread: i32,
     },
     /// A child supervisor's last word before it exits.

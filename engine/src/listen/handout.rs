@@ -15,7 +15,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::socket::{self, getsockname, getsockopt, sockopt, Backlog, SockaddrStorage};
 
 use super::{Bound, Family, OnStop, BACKLOG};
-use crate::sys::SharedFlag;
+use crate::os::sys::SharedFlag;
 
 /// A fresh non-blocking handle on `bound`, which listens; `stopping` is the
 /// tree's stop mark (see [`stop`](super::stop)).

@@ -28,7 +28,7 @@
 //! made it listen, or is seen by the second read, and the hand-out shuts it
 //! down itself. Either way the tree's stop stands.
 //!
-//! [`SharedFlag`]: crate::sys::SharedFlag
+//! [`SharedFlag`]: crate::os::sys::SharedFlag
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};

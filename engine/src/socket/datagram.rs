@@ -21,7 +21,7 @@ use nix::libc;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::message::MAX_MESSAGE;
-use crate::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
+use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 
 /// The lines about dropped messages with unexpected descriptors.
 static UNEXPECTED_LOG: Mutex<LogLimit> = Mutex::new(LogLimit::new(REPEAT_LOG_PERIOD));

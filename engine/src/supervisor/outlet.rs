@@ -1,9 +1,9 @@
 //! Where a supervisor process's lifecycle events go: nowhere, or to the
 //! part of its loop that deals with them ([`Events`]): in the root process,
-//! straight into its status and the user's callback; in a forked
-//! supervisor, up the event pipe to the root.
+//! straight into its status and the user's callback (`crate::root`); in a
+//! forked supervisor, up the event pipe to the root (`crate::relay`).
 
-use super::root::Events;
+use super::events::Events;
 use crate::Event;
 
 /// Where a supervisor's lifecycle events go.

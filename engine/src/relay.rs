@@ -1,5 +1,7 @@
-//! Lifecycle events on their way to the root: every forked supervisor
-//! writes [`Event`]s to one pipe the root created before it forked anything.
+//! The forked supervisors' event relay: every forked supervisor sends its
+//! lifecycle [`Event`]s up one pipe the root created before it forked
+//! anything ([`Relay`], through an [`EventSink`]); the root reads them back
+//! with a [`Decoder`] (what it does with them is `crate::root`'s).
 //!
 //! A message is at most [`MAX_MESSAGE`] bytes, below `PIPE_BUF`, so each
 //! write is atomic and writers never interleave. Writes never block: the pipe
@@ -21,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use super::sys;
+use crate::os::sys;
 use crate::wire::frame::{self, FrameReader};
 use crate::{Event, EventKind};
 
@@ -243,6 +245,71 @@ impl EventSink {
             self.retry_at = Some(now + RETRY_AFTER);
         }
         written
+    }
+}
+
+/// A forked supervisor's events on their way up the pipe.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    /// Always there; taken only to hand it to a forked child.
+    sink: Option<EventSink>,
+    /// The time of the current turn of the loop (at first: of the parent's
+    /// turn that forked this process), for the sink's retries.
+    now: Instant,
+}
+
+impl Relay {
+    pub(crate) fn new(sink: EventSink, now: Instant) -> Self {
+        Self {
+            sink: Some(sink),
+            now,
+        }
+    }
+
+    /// In a freshly forked child: the same pipe, without this process's
+    /// waiting events (see [`EventSink::for_child`]).
+    pub(crate) fn for_child(mut self) -> Option<Relay> {
+        let now = self.now;
+        self.sink
+            .take()
+            .map(|sink| Relay::new(sink.for_child(), now))
+    }
+
+    pub(crate) fn send(&mut self, event: Event) {
+        if let Some(sink) = &mut self.sink {
+            sink.send(event, self.now);
+        }
+    }
+
+    /// The end of a turn of the loop, or of what must reach the root
+    /// before what follows (a fork, a note to the parent): the turn's
+    /// events go up the pipe.
+    pub(crate) fn end_turn(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.end_turn(self.now);
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.sink.as_ref().and_then(EventSink::deadline)
+    }
+
+    pub(crate) fn handle(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(sink) = &mut self.sink {
+            sink.tick(now);
+        }
+    }
+}
+
+impl Drop for Relay {
+    /// The supervisor ends: one last try, without waiting, to send its
+    /// events that found the pipe full (its last ones among them).
+    fn drop(&mut self) {
+        if let Some(sink) = &mut self.sink {
+            sink.end_turn(self.now);
+            sink.tick(self.now + RETRY_AFTER);
+        }
     }
 }
 
@@ -556,5 +623,38 @@ mod tests {
         sink.end_turn(t0);
         assert_eq!(drain(&read, &mut d), events);
         assert_eq!(sink.deadline(), None);
+    }
+
+    fn started(n: u32) -> Event {
+        Event::new(
+            format!("root/{n}"),
+            Some(1000 + n),
+            EventKind::Started(NodeKind::Worker),
+        )
+    }
+
+    #[test]
+    fn an_ending_supervisor_sends_what_waits_if_it_can() {
+        let (read, write) = sys::pipe().expect("a pipe");
+        let mut relay = Relay::new(EventSink::new(write), Instant::now());
+        let mut sent = 0;
+        while relay.deadline().is_none() {
+            relay.send(started(sent));
+            relay.end_turn();
+            sent += 1;
+        }
+        // The pipe is full and the last event waits; the root reads.
+        let mut decoder = Decoder::default();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = nix::unistd::read(&read, &mut buf) {
+            decoder.push(&buf[..n]);
+            got.extend(std::iter::from_fn(|| decoder.next_event()));
+        }
+        assert_eq!(got.len() as u32, sent - 1);
+        drop(relay);
+        let n = nix::unistd::read(&read, &mut buf).expect("the last event");
+        decoder.push(&buf[..n]);
+        assert_eq!(decoder.next_event(), Some(started(sent - 1)));
     }
 }

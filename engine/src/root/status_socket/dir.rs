@@ -40,9 +40,9 @@ pub(super) fn check_length(path: &Path) -> Result<(), io::Error> {
 /// Refuses `dir` when a directory above it can be changed by another user
 /// (owned by one, or writable by others without the sticky bit): the rule
 /// the tree's Unix listeners follow too, in
-/// [`trusted_dir`](crate::trusted_dir).
+/// [`trusted_dir`](crate::os::trusted_dir).
 pub(super) fn check_ancestors(dir: &Path) -> Result<(), io::Error> {
-    crate::trusted_dir::check_ancestors(dir, "the status socket")
+    crate::os::trusted_dir::check_ancestors(dir, "the status socket")
 }
 
 /// Makes sure `dir` exists and only the owner (`uid`) can enter it;
@@ -177,8 +177,8 @@ pub(super) fn remove_stale_socket(path: &Path) -> Result<(), io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status_socket::testing::{exchange, TempDir};
-    use crate::status_socket::StatusServer;
+    use crate::root::status_socket::testing::{exchange, TempDir};
+    use crate::root::status_socket::StatusServer;
     use std::os::unix::net::UnixListener;
 
     fn mode(path: &Path) -> u32 {

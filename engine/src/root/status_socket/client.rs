@@ -217,8 +217,8 @@ pub(super) fn connect_nonblocking(path: &Path) -> Result<OwnedFd, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status_socket::testing::{turn, TempDir};
-    use crate::status_socket::StatusServer;
+    use crate::root::status_socket::testing::{turn, TempDir};
+    use crate::root::status_socket::StatusServer;
     use std::os::unix::net::UnixListener;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;

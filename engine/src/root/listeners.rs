@@ -18,12 +18,12 @@ use nix::sys::socket::{
 };
 use nix::sys::stat::Mode;
 
-use super::sys::{self, SharedFlag};
-use super::trusted_dir;
 use crate::listen::{
     self, is_stale_socket, Bound, Family, OnStop, SocketFile, Source, TreeListeners, BACKLOG,
     DEFAULT_MODE,
 };
+use crate::os::sys::{self, SharedFlag};
+use crate::os::trusted_dir;
 use crate::tree::Supervisor;
 use crate::{Error, Listen};
 

@@ -623,7 +623,7 @@ fn state_ended(state: char) -> bool {
 /// What the scheduler has done with some threads of a process
 /// (`/proc/<pid>/task/<tid>/stat` and `schedstat`): the threads that
 /// answer for it. Read by the watchdog before it calls a silent process
-/// hung (see `node::watch`).
+/// hung (see `supervisor::watch`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sched {
     /// When it was read.

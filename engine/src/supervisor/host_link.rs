@@ -15,9 +15,9 @@ use super::{take_workers, Node};
 use crate::channel::{Channel, PipeState};
 use crate::host;
 use crate::machine::{ChildIdx, Grant, HostKill, RecordState, Report, Watched};
+use crate::os::sys::{self, AbortMark};
 use crate::path::within;
 use crate::port::Kind;
-use crate::sys::{self, AbortMark};
 use crate::wire::{Command, Note};
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 

@@ -117,7 +117,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 
 use crate::machine::Reprieve;
-use crate::sys::{self, Sched, ThreadSched};
+use crate::os::sys::{self, Sched, ThreadSched};
 
 /// How many threads that answer for a process are remembered: the most
 /// recent distinct senders of its signs of life.

@@ -156,7 +156,7 @@ impl StatusServer {
     /// again if binding fails, and when the server is dropped (if empty).
     pub(crate) fn bind(path: &Path) -> Result<Self, io::Error> {
         let uid = nix::unistd::geteuid().as_raw();
-        let dir = crate::trusted_dir::socket_dir(path, "a status socket")?;
+        let dir = crate::os::trusted_dir::socket_dir(path, "a status socket")?;
         check_length(path)?;
         check_ancestors(dir)?;
         let created = prepare_directory(dir, uid)?;
@@ -589,7 +589,7 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status_socket::testing::{exchange, turn, TempDir};
+    use crate::root::status_socket::testing::{exchange, turn, TempDir};
     use std::io::Write;
 
     #[test]

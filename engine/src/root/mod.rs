@@ -1,9 +1,17 @@
-//! The part of a supervisor process's loop that deals with lifecycle events
-//! ([`Events`]). In the root process ([`Main`]): gather the tree's events into
-//! a [`TreeStatus`](crate::TreeStatus), hand them to the user's callbacks a
-//! few per turn, serve the status socket, and talk to systemd. In a forked
-//! supervisor ([`Relay`]): send its events up the event pipe, coming back to
-//! those that found it full.
+//! The root process's own part of its loop, besides supervising ([`Main`]):
+//! gather the tree's events (its own children's, and those the forked
+//! supervisors relay up the event pipe, see [`crate::relay`]) into a
+//! [`TreeStatus`](crate::TreeStatus), hand them to the user's callbacks a
+//! few per turn, serve the status socket ([`status_socket`]), and talk to
+//! systemd ([`systemd`]). Also the root's before anything is forked: the
+//! tree's listeners, bound ([`listeners`]).
+//!
+//! The supervisor's loop reaches [`Main`] through its outlet
+//! (`crate::supervisor::Outlet`, as `Events::Main`).
+
+pub(crate) mod listeners;
+pub(crate) mod status_socket;
+pub(crate) mod systemd;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -13,13 +21,13 @@ use nix::errno::Errno;
 use nix::fcntl::FcntlArg;
 use nix::poll::{PollFd, PollFlags};
 
-use super::containment::Containment;
-use super::events::{Decoder, EventSink, RETRY_AFTER};
-use super::status_socket::StatusServer;
-use super::sys;
-use super::systemd::Notifier;
 use crate::observe::{Observed, Observers, QUEUE_CAPACITY};
+use crate::os::containment::Containment;
+use crate::os::sys;
+use crate::relay::{Decoder, EventSink, Relay};
 use crate::{Error, Event};
+use status_socket::StatusServer;
+use systemd::Notifier;
 
 /// The pipe size the root asks for, so a burst of events (a whole tree
 /// starting) fits while the root catches up. Best effort.
@@ -43,173 +51,6 @@ const EVENTS_KEPT_AT_END: usize = 64;
 /// How long the callbacks still waiting may run once the tree has ended;
 /// the events left then are dropped and counted.
 const CALLBACK_BUDGET_AT_END: Duration = Duration::from_secs(1);
-
-/// The part of a supervisor process's loop that deals with lifecycle
-/// events; the loop reaches it through
-/// [`Outlet::events`](super::outlet::Outlet::events), and calls
-/// [`poll_fds`](Self::poll_fds), [`deadline`](Self::deadline) and
-/// [`handle`](Self::handle) every turn.
-// Always boxed (in `Outlet::Events`): the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Events {
-    /// In the root process.
-    Main(Main),
-    /// In a forked supervisor: readiness and shutdown are the root's
-    /// business, so [`tree_ready`](Self::tree_ready) and
-    /// [`stopping`](Self::stopping) do nothing here.
-    Relay(Relay),
-}
-
-impl Events {
-    /// The root process's: sets up what `observers` asks for, and systemd
-    /// notification when `NOTIFY_SOCKET` is set; the tree starts at `now`.
-    pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
-        Main::new(observers, now).map(Events::Main)
-    }
-
-    /// Shows the limits and usage of `containment`'s subtrees in the
-    /// status the root serves.
-    pub(crate) fn with_usage(self, containment: Arc<Containment>) -> Self {
-        match self {
-            Events::Main(mut main) => {
-                main.usage = Some(containment);
-                Events::Main(main)
-            }
-            relay => relay,
-        }
-    }
-
-    /// In a freshly forked child supervisor: what it does with its own
-    /// events (`None`: nobody listens). See [`Main::leave_in_child`] and
-    /// [`EventSink::for_child`].
-    pub(crate) fn leave_in_child(self) -> Option<Events> {
-        match self {
-            Events::Main(main) => main.leave_in_child(),
-            Events::Relay(relay) => relay.for_child(),
-        }
-        .map(Events::Relay)
-    }
-
-    /// Records (in the root) or sends up (in a forked supervisor) an event.
-    pub(crate) fn emit(&mut self, event: Event) {
-        match self {
-            Events::Main(main) => main.emit(event),
-            Events::Relay(relay) => relay.send(event),
-        }
-    }
-
-    /// The whole tree is up (in the root; nothing in a forked supervisor).
-    pub(crate) fn tree_ready(&mut self) {
-        if let Events::Main(main) = self {
-            main.tree_ready();
-        }
-    }
-
-    /// The tree begins to shut down, or has no work left (in the root;
-    /// nothing in a forked supervisor). Called again and again while it
-    /// shuts down; acts once.
-    pub(crate) fn stopping(&mut self) {
-        if let Events::Main(main) = self {
-            main.stopping();
-        }
-    }
-
-    /// The fds the loop must watch for this.
-    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        match self {
-            Events::Main(main) => main.poll_fds(),
-            Events::Relay(_) => Vec::new(),
-        }
-    }
-
-    /// When the loop must wake up for this at the latest.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        match self {
-            Events::Main(main) => main.deadline(),
-            Events::Relay(relay) => relay.deadline(),
-        }
-    }
-
-    /// Starts a turn of the loop at `now` and does what is due.
-    pub(crate) fn handle(&mut self, now: Instant) {
-        match self {
-            Events::Main(main) => main.handle(now),
-            Events::Relay(relay) => relay.handle(now),
-        }
-    }
-
-    /// The end of a turn of the loop, or of what must reach the root
-    /// before what follows (a fork, a note to the parent): in a forked
-    /// supervisor, its events go up the pipe (the root records its own at
-    /// once).
-    pub(crate) fn end_turn(&mut self) {
-        if let Events::Relay(relay) = self {
-            relay.end_turn();
-        }
-    }
-}
-
-/// A forked supervisor's events on their way up the pipe.
-#[derive(Debug)]
-pub(crate) struct Relay {
-    /// Always there; taken only to hand it to a forked child.
-    sink: Option<EventSink>,
-    /// The time of the current turn of the loop (at first: of the parent's
-    /// turn that forked this process), for the sink's retries.
-    now: Instant,
-}
-
-impl Relay {
-    fn new(sink: EventSink, now: Instant) -> Self {
-        Self {
-            sink: Some(sink),
-            now,
-        }
-    }
-
-    /// In a freshly forked child: the same pipe, without this process's
-    /// waiting events (see [`EventSink::for_child`]).
-    fn for_child(mut self) -> Option<Relay> {
-        let now = self.now;
-        self.sink
-            .take()
-            .map(|sink| Relay::new(sink.for_child(), now))
-    }
-
-    fn send(&mut self, event: Event) {
-        if let Some(sink) = &mut self.sink {
-            sink.send(event, self.now);
-        }
-    }
-
-    fn end_turn(&mut self) {
-        if let Some(sink) = &mut self.sink {
-            sink.end_turn(self.now);
-        }
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.sink.as_ref().and_then(EventSink::deadline)
-    }
-
-    fn handle(&mut self, now: Instant) {
-        self.now = now;
-        if let Some(sink) = &mut self.sink {
-            sink.tick(now);
-        }
-    }
-}
-
-impl Drop for Relay {
-    /// The supervisor ends: one last try, without waiting, to send its
-    /// events that found the pipe full (its last ones among them).
-    fn drop(&mut self) {
-        if let Some(sink) = &mut self.sink {
-            sink.end_turn(self.now);
-            sink.tick(self.now + RETRY_AFTER);
-        }
-    }
-}
 
 /// What only the root process does besides supervising.
 pub(crate) struct Main {
@@ -238,7 +79,7 @@ pub(crate) struct Main {
 impl Main {
     /// Sets up what `observers` asks for, and systemd notification when
     /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
-    fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
+    pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
         // `on_ready` is given the status, which is folded from the events.
         let wants_events = observers.on_event.is_some()
             || observers.status_socket.is_some()
@@ -277,13 +118,20 @@ impl Main {
         })
     }
 
+    /// Shows the limits and usage of `containment`'s subtrees in the
+    /// status the root serves.
+    pub(crate) fn with_usage(mut self, containment: Arc<Containment>) -> Self {
+        self.usage = Some(containment);
+        self
+    }
+
     /// In a freshly forked child supervisor: the write end of the event pipe
     /// for its own events. The rest is the root's: the status server's fds
     /// are closed (its `Drop` leaves the socket file to the process that
     /// made it), and the rest is forgotten: no user destructor or callback
     /// runs in the child (the root's `Drop` does not either), and no heap
     /// page shared with the root is written (copied) just to free it.
-    fn leave_in_child(mut self) -> Option<Relay> {
+    pub(crate) fn leave_in_child(mut self) -> Option<Relay> {
         let events = self.events.take();
         drop(self.server.take());
         let now = self.now;
@@ -297,7 +145,7 @@ impl Main {
     /// Records an event of the root's own children, or one read off the
     /// pipe, at the time of the current turn: in the status at once, for
     /// the callback in its queue.
-    fn emit(&mut self, event: Event) {
+    pub(crate) fn emit(&mut self, event: Event) {
         self.observed.event(event, self.now);
     }
 
@@ -305,7 +153,7 @@ impl Main {
     /// before it told its parent: what the pipe holds is read first, so
     /// the status `on_ready` gets (and the one served when systemd hears
     /// `READY=1`) shows every node ready.
-    fn tree_ready(&mut self) {
+    pub(crate) fn tree_ready(&mut self) {
         self.read_events(READ_AT_END);
         if let Some(n) = &mut self.notifier {
             n.notify("READY=1");
@@ -315,7 +163,7 @@ impl Main {
 
     /// The tree begins to shut down, or has no work left: once, its
     /// listeners stop taking connections and systemd is told.
-    fn stopping(&mut self) {
+    pub(crate) fn stopping(&mut self) {
         if std::mem::replace(&mut self.stopping, true) {
             return;
         }
@@ -326,7 +174,7 @@ impl Main {
     }
 
     /// The fds the root's poll loop must watch for this.
-    fn poll_fds(&self) -> Vec<PollFd<'_>> {
+    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds: Vec<PollFd<'_>> = Vec::new();
         if let Some((read, write)) = &self.events {
             fds.push(sys::readable(read.as_fd()));
@@ -346,7 +194,7 @@ impl Main {
     }
 
     /// When the root's poll loop must wake up for this at the latest.
-    fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         let server = self.server.as_ref().and_then(StatusServer::next_deadline);
         // Callbacks due without an event pipe to poll (only `on_ready` was
         // asked for): come back at once.
@@ -363,7 +211,7 @@ impl Main {
     /// watchdog, then makes the waiting callbacks for up to
     /// [`CALLBACK_BUDGET`] (at least one call), so that the loop gets back
     /// to its signals and children soon whatever the callbacks do.
-    fn handle(&mut self, now: Instant) {
+    pub(crate) fn handle(&mut self, now: Instant) {
         self.now = now;
         self.observed.advance(now);
         self.read_events(READ_PER_TURN);
@@ -442,12 +290,12 @@ impl Drop for Main {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{EventKind, NodeKind};
     use std::sync::{Arc, Mutex};
 
-    fn started(n: u32) -> Event {
+    pub(crate) fn started(n: u32) -> Event {
         Event::new(
             format!("root/{n}"),
             Some(1000 + n),
@@ -456,7 +304,7 @@ mod tests {
     }
 
     /// A root whose `on_event` takes `delay` and logs the paths it gets.
-    fn slow_root(delay: Duration) -> (Events, Arc<Mutex<Vec<String>>>) {
+    pub(crate) fn slow_root(delay: Duration) -> (Main, Arc<Mutex<Vec<String>>>) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let seen = log.clone();
         let observers = Observers {
@@ -471,7 +319,7 @@ mod tests {
             })),
             ..Observers::default()
         };
-        let root = Events::new(observers, Instant::now()).expect("a root");
+        let root = Main::new(observers, Instant::now()).expect("a root");
         (root, log)
     }
 
@@ -485,11 +333,8 @@ mod tests {
         for n in 0..100 {
             root.emit(started(n));
         }
-        let Events::Main(main) = &root else {
-            panic!("not the root")
-        };
         // The status has them all already; the callback none.
-        assert_eq!(main.observed.status().nodes().count(), 101);
+        assert_eq!(root.observed.status().nodes().count(), 101);
         assert_eq!(calls(&log), 0);
         // The loop is told to come back at once.
         assert_eq!(root.poll_fds().len(), 2);
@@ -520,51 +365,5 @@ mod tests {
         assert_eq!(log.len(), EVENTS_KEPT_AT_END + 1);
         assert_eq!(log[0], "dropped 10");
         assert_eq!(log[1], "root/10");
-    }
-
-    #[test]
-    fn a_forked_supervisor_relays_its_events_and_ignores_the_roots_business() {
-        let (root, _log) = slow_root(Duration::ZERO);
-        assert!(matches!(root.leave_in_child(), Some(Events::Relay(_))));
-        let (read, write) = sys::pipe().expect("a pipe");
-        let mut relay = Events::Relay(Relay::new(EventSink::new(write), Instant::now()));
-        relay.tree_ready();
-        relay.stopping();
-        relay.emit(started(1));
-        relay.handle(Instant::now());
-        relay.end_turn();
-        assert!(relay.poll_fds().is_empty());
-        assert_eq!(relay.deadline(), None);
-        let mut buf = [0u8; 512];
-        let n = nix::unistd::read(&read, &mut buf).expect("the event");
-        let mut decoder = Decoder::default();
-        decoder.push(&buf[..n]);
-        assert_eq!(decoder.next_event(), Some(started(1)));
-        assert_eq!(decoder.next_event(), None);
-    }
-
-    #[test]
-    fn an_ending_supervisor_sends_what_waits_if_it_can() {
-        let (read, write) = sys::pipe().expect("a pipe");
-        let mut relay = Relay::new(EventSink::new(write), Instant::now());
-        let mut sent = 0;
-        while relay.deadline().is_none() {
-            relay.send(started(sent));
-            relay.end_turn();
-            sent += 1;
-        }
-        // The pipe is full and the last event waits; the root reads.
-        let mut decoder = Decoder::default();
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
-        while let Ok(n) = nix::unistd::read(&read, &mut buf) {
-            decoder.push(&buf[..n]);
-            got.extend(std::iter::from_fn(|| decoder.next_event()));
-        }
-        assert_eq!(got.len() as u32, sent - 1);
-        drop(relay);
-        let n = nix::unistd::read(&read, &mut buf).expect("the last event");
-        decoder.push(&buf[..n]);
-        assert_eq!(decoder.next_event(), Some(started(sent - 1)));
     }
 }

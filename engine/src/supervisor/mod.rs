@@ -10,7 +10,9 @@
 
 mod children;
 mod dynamic;
+mod events;
 mod host_link;
+mod outlet;
 mod report;
 mod watch;
 
@@ -22,19 +24,20 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
-use super::channel::Channel;
-use super::containment::{Containment, OomWatch};
-use super::outlet::Outlet;
-use super::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
-use super::sys::{self, AbortMark, SignalPipe};
-use super::Shared;
+use crate::channel::Channel;
 use crate::machine::{Action, ChildIdx, Machine, Outcome, Watched};
+use crate::os::containment::{Containment, OomWatch};
+use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
+use crate::os::sys::{self, AbortMark, SignalPipe};
 use crate::tree::{Child, Supervisor};
 use crate::wire::{Ending, Note};
+use crate::Shared;
 use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
 use children::ChildProcs;
 use dynamic::Dynamic;
+pub(crate) use events::Events;
 use host_link::HostLink;
+pub(crate) use outlet::Outlet;
 
 pub(crate) struct Node<'a, S, T> {
     sup: &'a mut Supervisor,
@@ -77,7 +80,7 @@ pub(crate) struct Node<'a, S, T> {
     oom: OomWatch,
     /// Where this incarnation's children started at run time are numbered
     /// from, and its child supervisors'.
-    ids: super::ChildIds,
+    ids: crate::ChildIds,
     /// This supervisor is ready and its parent has not been told yet.
     ready_unsent: bool,
 }
@@ -397,7 +400,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     }
 
     /// Sends this turn's events up the pipe, in a forked supervisor (see
-    /// [`Events::end_turn`](super::root::Events::end_turn)).
+    /// [`Events::end_turn`](events::Events::end_turn)).
     pub(super) fn events_out(&mut self) {
         if let Some(events) = self.outlet.events() {
             events.end_turn();
