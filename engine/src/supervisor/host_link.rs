@@ -479,7 +479,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             Note::WorkerReady(child) if self.host.is_live(child) => {
                 self.machine.handle_ready(child, now);
             }
-            Note::Began(child) if self.host.is_live(child) => self.began(child),
+            Note::Began(child) if self.host.is_live(child) => self.dynamic.began(child),
             Note::SetupFailed => {
                 if let Some(host) = &mut self.host.host {
                     host.setup_failed = true;

@@ -426,7 +426,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             for (fd, events) in self.host.interest() {
                 self.poller.add(fd, events);
             }
-            self.watch_templates();
+            let owner = self.machine.path();
+            self.dynamic
+                .watch(&self.sup.templates, owner, &mut self.poller);
             if let Outlet::Events(events) = &self.outlet {
                 for fd in events.poll_fds() {
                     self.poller
@@ -460,7 +462,13 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self.read_procs(&said, now);
         self.said = said;
         if timeout != Some(Duration::ZERO) {
-            self.read_requests(now);
+            let room = self.dynamic.handle_requests(
+                &self.sup.templates,
+                &mut self.machine,
+                &self.poller,
+                now,
+            );
+            self.grow(room);
         }
         if let Some(events) = self.outlet.events() {
             events.handle(now);

@@ -68,7 +68,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             }
         }
         if let Report::Removed { child, id } = report {
-            self.removed(child, id);
+            self.dynamic.removed(child, id);
         }
     }
 
