@@ -154,6 +154,21 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self
     }
 
+    /// In a freshly forked child: let go of this supervisor's descriptors and
+    /// signal handling, which belong to the parent.
+    fn leave_parent_state(&mut self) {
+        if let Some(signals) = self.signals.take() {
+            signals.abandon_in_child();
+        }
+        self.leave_host_link();
+        self.procs.leave();
+        if let Some(parent) = self.parent.take() {
+            parent.abandon();
+        }
+        drop(self.outlet.take_for_child());
+        self.dynamic.leave();
+    }
+
     /// Reads the OOM counters that this supervisor's processes (its own
     /// worker host) and its limited child supervisors will be compared
     /// with when they die.
@@ -408,7 +423,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .chain(self.engine_log.due())
             .chain(launch)
             .chain(self.next_alive)
-            .chain(self.procs_look_at())
+            .chain(self.procs.look_at(&self.machine))
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         // Child supervisors whose channel has something to read: only
@@ -459,7 +474,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let now = self.timer.now();
         self.read_host(now, false);
         let said = std::mem::take(&mut self.said);
-        self.read_procs(&said, now);
+        self.procs.read(&said, &mut self.machine, now);
         self.said = said;
         if timeout != Some(Duration::ZERO) {
             let room = self.dynamic.handle_requests(
@@ -494,9 +509,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if self.judge_host(now) {
             self.read_host(now, true);
         }
-        let hung = self.judge_procs(now);
+        let hung = self.procs.judge(&mut self.machine, now);
         if !hung.is_empty() {
-            self.read_procs(&hung, now);
+            self.procs.read(&hung, &mut self.machine, now);
         }
         self.show_life(now);
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
@@ -521,6 +536,22 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 self.reaped(pid, exit, now);
             }
         }
+    }
+
+    /// Child supervisor `child` exited with status `exit`.
+    fn supervisor_exited(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
+        let Some(proc) = self.procs.exited(child, &mut self.machine, now) else {
+            return;
+        };
+        let path = self.child_path(child);
+        let exit = proc.exit(self.oom_or(exit, &path, false, proc.abort.as_ref()));
+        if !proc.setup_failed {
+            tracing::info!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
+        } else if self.engine_failure_logged() {
+            tracing::error!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(),
+                "child supervisor could not be set up; will retry after its backoff, and at least a floor delay");
+        }
+        self.machine.handle_exit(child, exit, now);
     }
 
     /// Feeds the exit of process `pid` to the machine.

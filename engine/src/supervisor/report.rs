@@ -5,6 +5,7 @@ use nix::unistd::Pid;
 
 use super::Node;
 use crate::machine::{ChildIdx, Report, Subject};
+use crate::wire::Note;
 use crate::{Event, EventKind, Spawner, Timer};
 
 impl<S: Spawner, T: Timer> Node<'_, S, T> {
@@ -126,5 +127,20 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
         self.ready_unsent = true;
         self.tell_parent_ready();
+    }
+
+    /// Tells the parent that every child of this supervisor is ready, once
+    /// its events (its own `Ready` among them) are all in the pipe to the
+    /// root: until then, it waits (see [`Node::wait`]).
+    pub(super) fn tell_parent_ready(&mut self) {
+        if !self.ready_unsent || self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
+            return;
+        }
+        self.ready_unsent = false;
+        if let Some(parent) = &mut self.parent {
+            if let Err(err) = parent.send(&Note::Ready) {
+                tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");
+            }
+        }
     }
 }
