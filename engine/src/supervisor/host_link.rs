@@ -10,11 +10,12 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::dynamic::Dynamic;
 use super::watch::{Hung, Judged, Watch};
 use super::{take_children, Node};
 use crate::channel::{Channel, PipeState};
 use crate::host;
-use crate::machine::{ChildIdx, Grant, HostKill, RecordState, Report, Watched};
+use crate::machine::{ChildIdx, Grant, HostKill, Machine, RecordState, Report, Watched};
 use crate::os::sys::{self, AbortMark};
 use crate::path::within;
 use crate::port::Kind;
@@ -229,24 +230,16 @@ impl HostLink {
     pub(super) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
         self.host.iter().flat_map(|host| host.channel.interest())
     }
-}
-
-impl<S: Spawner, T: Timer> Node<'_, S, T> {
-    /// Reports that worker `child` started in the host `pid`.
-    pub(super) fn worker_started(&mut self, child: ChildIdx, pid: Pid) {
-        tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
-        self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
-    }
 
     /// Looks at the worker host if it is silent and due to be (see
-    /// [`Watch::check`]): a reprieve is the machine's at once; whether it
+    /// [`Watch::check`]): a reprieve is `machine`'s at once; whether it
     /// was judged hung, to be killed by the machine's timeout once what it
     /// said is read.
-    pub(super) fn judge_host(&mut self, now: Instant) -> bool {
-        let Some(by) = self.machine.alive_by(Watched::Host) else {
+    pub(super) fn judge(&mut self, machine: &mut Machine, now: Instant) -> bool {
+        let Some(by) = machine.alive_by(Watched::Host) else {
             return false;
         };
-        let Some(host) = &mut self.host.host else {
+        let Some(host) = &mut self.host else {
             return false;
         };
         let pid = host.pid;
@@ -256,7 +249,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         match watch.check(pid, "worker host", now, by) {
             None => false,
             Some(Judged::NotHung(why)) => {
-                self.machine.handle_reprieve(Watched::Host, why, now);
+                machine.handle_reprieve(Watched::Host, why, now);
                 false
             }
             Some(Judged::Hung(why)) => {
@@ -264,6 +257,98 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 true
             }
         }
+    }
+
+    /// In a freshly forked child: lets go of the parent's host link.
+    pub(super) fn leave(&mut self) {
+        if let Some(host) = self.host.take() {
+            host.channel.abandon();
+        }
+        std::mem::forget(std::mem::take(&mut self.unhosted));
+    }
+
+    /// Reads the host's notes and has `machine` handle them (and
+    /// `dynamic`, the start of a child started at run time): what the
+    /// channel holds, up to a bound per turn of the loop, or everything
+    /// when the host is gone (`all`).
+    pub(super) fn read(
+        &mut self,
+        machine: &mut Machine,
+        dynamic: &mut Dynamic,
+        now: Instant,
+        all: bool,
+    ) {
+        let Some(host) = &mut self.host else {
+            return;
+        };
+        let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
+        if let PipeState::Failed(err) = host.channel.receive(max_reads) {
+            tracing::warn!(supervisor = %machine.path(), %err, "reading the worker host's channel failed");
+        }
+        if host.channel.is_cut() && !host.cut {
+            host.cut = true;
+            machine.handle_host_cut(now);
+        }
+        while let Some(note) = self.host.as_mut().and_then(|h| h.channel.next::<Note>()) {
+            self.note(note, machine, dynamic, now);
+        }
+    }
+
+    fn note(&mut self, note: Note, machine: &mut Machine, dynamic: &mut Dynamic, now: Instant) {
+        match note {
+            Note::Restarted {
+                child,
+                exit,
+                reason,
+                delay,
+                state,
+            } => {
+                if let Some(host) = &mut self.host {
+                    host.restarted += 1;
+                }
+                if self.is_live(child) {
+                    machine.handle_restarted(child, exit, reason, delay, state, now);
+                }
+            }
+            Note::WorkerReady(child) if self.is_live(child) => {
+                machine.handle_ready(child, now);
+            }
+            Note::Began(child) if self.is_live(child) => dynamic.began(child),
+            Note::SetupFailed => {
+                if let Some(host) = &mut self.host {
+                    host.setup_failed = true;
+                }
+            }
+            Note::Alive { thread } => {
+                if let Some(host) = self.host.as_mut() {
+                    host.judged = None;
+                    if let Some(watch) = host.watch.as_mut() {
+                        watch.alive(thread);
+                    }
+                }
+                machine.handle_alive(Watched::Host, now);
+            }
+            Note::Exited {
+                child,
+                exit,
+                reason,
+            } if self.is_live(child) => {
+                self.live[child.get()] = false;
+                tracing::debug!(supervisor = %machine.path(), %child, %exit, ?reason, "worker exited");
+                machine.handle_exit_because(child, exit, reason, now);
+            }
+            other => {
+                tracing::warn!(supervisor = %machine.path(), ?other, "unexpected note from the worker host dropped");
+            }
+        }
+    }
+}
+
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
+    /// Reports that worker `child` started in the host `pid`.
+    pub(super) fn worker_started(&mut self, child: ChildIdx, pid: Pid) {
+        tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
+        self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
     }
 
     /// Kills the worker host, as the machine decided (`why`).
@@ -426,93 +511,11 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         Ok(pid)
     }
 
-    /// In a freshly forked child: lets go of the parent's host link.
-    pub(super) fn leave_host_link(&mut self) {
-        if let Some(host) = self.host.host.take() {
-            host.channel.abandon();
-        }
-        std::mem::forget(std::mem::take(&mut self.host.unhosted));
-    }
-
-    /// Reads and handles the host's notes: what the channel holds, up to a
-    /// bound per turn of the loop, or everything when the host is gone
-    /// (`all`).
-    pub(super) fn read_host(&mut self, now: Instant, all: bool) {
-        let Some(host) = &mut self.host.host else {
-            return;
-        };
-        let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
-        if let PipeState::Failed(err) = host.channel.receive(max_reads) {
-            tracing::warn!(supervisor = %self.machine.path(), %err, "reading the worker host's channel failed");
-        }
-        if host.channel.is_cut() && !host.cut {
-            host.cut = true;
-            self.machine.handle_host_cut(now);
-        }
-        while let Some(note) = self
-            .host
-            .host
-            .as_mut()
-            .and_then(|h| h.channel.next::<Note>())
-        {
-            self.host_note(note, now);
-        }
-    }
-
-    fn host_note(&mut self, note: Note, now: Instant) {
-        match note {
-            Note::Restarted {
-                child,
-                exit,
-                reason,
-                delay,
-                state,
-            } => {
-                if let Some(host) = &mut self.host.host {
-                    host.restarted += 1;
-                }
-                if self.host.is_live(child) {
-                    self.machine
-                        .handle_restarted(child, exit, reason, delay, state, now);
-                }
-            }
-            Note::WorkerReady(child) if self.host.is_live(child) => {
-                self.machine.handle_ready(child, now);
-            }
-            Note::Began(child) if self.host.is_live(child) => self.dynamic.began(child),
-            Note::SetupFailed => {
-                if let Some(host) = &mut self.host.host {
-                    host.setup_failed = true;
-                }
-            }
-            Note::Alive { thread } => {
-                if let Some(host) = self.host.host.as_mut() {
-                    host.judged = None;
-                    if let Some(watch) = host.watch.as_mut() {
-                        watch.alive(thread);
-                    }
-                }
-                self.machine.handle_alive(Watched::Host, now);
-            }
-            Note::Exited {
-                child,
-                exit,
-                reason,
-            } if self.host.is_live(child) => {
-                self.host.live[child.get()] = false;
-                tracing::debug!(supervisor = %self.machine.path(), %child, %exit, ?reason, "worker exited");
-                self.machine.handle_exit_because(child, exit, reason, now);
-            }
-            other => {
-                tracing::warn!(supervisor = %self.machine.path(), ?other, "unexpected note from the worker host dropped");
-            }
-        }
-    }
-
     /// The host process ended with `exit`: every worker it still ran failed
     /// with it.
     pub(super) fn host_exited(&mut self, exit: ChildExit, now: Instant) {
-        self.read_host(now, true);
+        self.host
+            .read(&mut self.machine, &mut self.dynamic, now, true);
         // What it said before it died is reported while its pid is known.
         self.report();
         let Some(host) = self.host.host.take() else {

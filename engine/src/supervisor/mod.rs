@@ -160,7 +160,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         if let Some(signals) = self.signals.take() {
             signals.abandon_in_child();
         }
-        self.leave_host_link();
+        self.host.leave();
         self.procs.leave();
         if let Some(parent) = self.parent.take() {
             parent.abandon();
@@ -472,7 +472,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             }
         };
         let now = self.timer.now();
-        self.read_host(now, false);
+        self.host
+            .read(&mut self.machine, &mut self.dynamic, now, false);
         let said = std::mem::take(&mut self.said);
         self.procs.read(&said, &mut self.machine, now);
         self.said = said;
@@ -506,8 +507,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         // after the scheduler was asked: a sign of life it sent before
         // then (maybe just before, from another CPU, or one this turn did
         // not poll for) is never judged as silence.
-        if self.judge_host(now) {
-            self.read_host(now, true);
+        if self.host.judge(&mut self.machine, now) {
+            self.host
+                .read(&mut self.machine, &mut self.dynamic, now, true);
         }
         let hung = self.procs.judge(&mut self.machine, now);
         if !hung.is_empty() {
