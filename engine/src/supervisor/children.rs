@@ -300,7 +300,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
-            let outlet = self.outlet.take_for_child();
+            let outlet = self.reporter.outlet.take_for_child();
             // Only what its subtree needs: the receiving sockets of the
             // names declared in it, the listeners it sees or holds for a
             // supervisor below (see `Directory`).

@@ -489,7 +489,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
         let host_path = format!("{}/host", self.machine.path());
-        self.emit(
+        self.reporter.emit(
             host_path,
             Some(pid),
             EventKind::Started(NodeKind::WorkerHost),
@@ -576,7 +576,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             })
             .min();
         let host_path = format!("{}/host", self.machine.path());
-        self.emit(
+        self.reporter.emit(
             host_path,
             Some(pid),
             EventKind::host_exited(exit, u32::try_from(live.len()).unwrap_or(u32::MAX), restart),

@@ -25,7 +25,7 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
 use crate::channel::Channel;
-use crate::machine::{Action, ChildIdx, Machine, Outcome, Watched};
+use crate::machine::{Action, ChildIdx, Machine, Outcome, Report, Watched};
 use crate::os::containment::{Containment, OomWatch};
 use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use crate::os::sys::{self, AbortMark, SignalPipe};
@@ -38,6 +38,7 @@ use dynamic::Dynamic;
 pub(crate) use events::Events;
 use host_link::HostLink;
 pub(crate) use outlet::Outlet;
+use report::Reporter;
 
 pub(crate) struct Node<'a, S, T> {
     sup: &'a mut Supervisor,
@@ -56,9 +57,8 @@ pub(crate) struct Node<'a, S, T> {
     /// that is PID 1, which inherits every orphan of its PID namespace and
     /// must reap them, as init does. Otherwise only its children's pids.
     reaps_any: bool,
-    outlet: Outlet,
-    /// The channel to the parent supervisor, in a forked supervisor.
-    parent: Option<Channel>,
+    /// Where its lifecycle events go, and its parent.
+    reporter: Reporter,
     /// What the loop waits on, and the child supervisors that said
     /// something in the last wait: kept across turns, not reallocated.
     poller: sys::Poller,
@@ -81,8 +81,6 @@ pub(crate) struct Node<'a, S, T> {
     /// Where this incarnation's children started at run time are numbered
     /// from, and its child supervisors'.
     ids: crate::ChildIds,
-    /// This supervisor is ready and its parent has not been told yet.
-    ready_unsent: bool,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -113,8 +111,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             stop_signal: None,
             ending: None,
             reaps_any: false,
-            outlet,
-            parent: None,
+            reporter: Reporter::new(outlet),
             poller: sys::Poller::default(),
             watched: Vec::new(),
             said: Vec::new(),
@@ -124,7 +121,6 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             containment: shared.containment,
             oom: OomWatch::default(),
             ids: shared.ids,
-            ready_unsent: false,
         }
     }
 
@@ -145,7 +141,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     pub(crate) fn forked(mut self, parent: Channel, watchdog: Option<Duration>) -> Self {
         sys::become_subreaper();
         self.reaps_any = true;
-        self.parent = Some(parent);
+        self.reporter.parent = Some(parent);
         self.next_alive = watchdog.map(|_| self.timer.now());
         // Nothing ran yet: its machine is made again, with the period its
         // processes are watched with (its own, or its parent's).
@@ -162,10 +158,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         self.host.leave();
         self.procs.leave();
-        if let Some(parent) = self.parent.take() {
+        if let Some(parent) = self.reporter.parent.take() {
             parent.abandon();
         }
-        drop(self.outlet.take_for_child());
+        drop(self.reporter.outlet.take_for_child());
         self.dynamic.leave();
     }
 
@@ -228,7 +224,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let (Some(at), Some(period), Some(parent)) = (
             self.next_alive,
             self.machine.watchdog(),
-            self.parent.as_mut(),
+            self.reporter.parent.as_mut(),
         ) else {
             return;
         };
@@ -255,12 +251,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// parent how it ended before it returns.
     pub(crate) fn run(mut self) -> Ending {
         tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
-        if self.parent.is_some() {
+        if self.reporter.parent.is_some() {
             // A forked supervisor says it started itself, first thing: its
             // own events go up the same pipe after it, so the root never
             // folds in its start after what it did since.
             let path = self.machine.path().to_owned();
-            self.emit(
+            self.reporter.emit(
                 path,
                 Some(nix::unistd::Pid::this()),
                 EventKind::Started(NodeKind::Supervisor),
@@ -283,7 +279,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     outcome,
                     signal: self.stop_signal.map(|s| s as i32),
                 };
-                if let Some(parent) = &mut self.parent {
+                if let Some(parent) = &mut self.reporter.parent {
                     if let Err(err) = parent.send(&Note::Ended(ending)) {
                         tracing::warn!(supervisor = %self.machine.path(), %err, "could not tell the parent how this supervisor ended");
                     }
@@ -308,7 +304,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 return;
             };
             if self.machine.is_shutting_down() {
-                self.outlet.stopping();
+                self.reporter.outlet.stopping();
             }
             let now = self.timer.now();
             match action {
@@ -325,7 +321,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     // Killed by the machine's decision if it does not exit
                     // in time.
                     self.host.shut_down();
-                    if let Some(events) = self.outlet.events() {
+                    if let Some(events) = self.reporter.outlet.events() {
                         events.stopping();
                     }
                 }
@@ -419,7 +415,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .poll_timeout()
             .into_iter()
             .chain(self.host.look_at(self.machine.alive_by(Watched::Host)))
-            .chain(self.outlet.events().and_then(|root| root.deadline()))
+            .chain(
+                self.reporter
+                    .outlet
+                    .events()
+                    .and_then(|root| root.deadline()),
+            )
             .chain(self.engine_log.due())
             .chain(launch)
             .chain(self.next_alive)
@@ -444,7 +445,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             let owner = self.machine.path();
             self.dynamic
                 .watch(&self.sup.templates, owner, &mut self.poller);
-            if let Outlet::Events(events) = &self.outlet {
+            if let Outlet::Events(events) = &self.reporter.outlet {
                 for fd in events.poll_fds() {
                     self.poller
                         .add(fd.as_fd(), fd.events() & !PollFlags::POLLNVAL);
@@ -486,10 +487,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             );
             self.grow(room);
         }
-        if let Some(events) = self.outlet.events() {
+        if let Some(events) = self.reporter.outlet.events() {
             events.handle(now);
         }
-        self.tell_parent_ready();
+        self.reporter.tell_parent_ready(self.machine.path());
         self.host.flush();
         for sig in &signals {
             if sys::STOP_SIGNALS.contains(sig) && self.stop_signal.is_none() {
@@ -556,6 +557,73 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self.machine.handle_exit(child, exit, now);
     }
 
+    /// What its reporter reads of this supervisor.
+    fn view(&self) -> View<'_> {
+        View {
+            machine: &self.machine,
+            sup: self.sup,
+            dynamic: &self.dynamic,
+            is_worker: &self.is_worker,
+            host: &self.host,
+        }
+    }
+
+    /// The path of child `child` in events (see [`View::child_path`]).
+    fn child_path(&self, child: ChildIdx) -> String {
+        self.view().child_path(child)
+    }
+
+    /// The paths of `children`, for a log line.
+    fn paths(&self, children: &[ChildIdx]) -> String {
+        self.view().paths(children)
+    }
+
+    /// Sends a lifecycle event about child `child`.
+    fn emit_child(&mut self, child: ChildIdx, pid: Option<nix::unistd::Pid>, kind: EventKind) {
+        let view = View {
+            machine: &self.machine,
+            sup: self.sup,
+            dynamic: &self.dynamic,
+            is_worker: &self.is_worker,
+            host: &self.host,
+        };
+        self.reporter.emit_child(&view, child, pid, kind);
+    }
+
+    /// Turns the machine's decisions into lifecycle events, and passes this
+    /// supervisor's readiness up.
+    fn report(&mut self) {
+        while let Some(report) = self.machine.poll_report() {
+            self.report_one(report);
+        }
+    }
+
+    fn report_one(&mut self, report: Report) {
+        let view = View {
+            machine: &self.machine,
+            sup: self.sup,
+            dynamic: &self.dynamic,
+            is_worker: &self.is_worker,
+            host: &self.host,
+        };
+        self.reporter.report(&report, &view);
+        if let Report::Exited {
+            child,
+            restart: None,
+            ..
+        } = report
+        {
+            if !self.is_worker[child.get()] {
+                // Its subtree ended for good: so do its cgroups.
+                let path = self.child_path(child);
+                self.containment.ended(&path);
+            }
+        }
+        if let Report::Removed { child, id } = report {
+            self.dynamic.removed(child, id);
+        }
+    }
+
     /// Feeds the exit of process `pid` to the machine.
     fn reaped(&mut self, pid: nix::unistd::Pid, exit: ChildExit, now: Instant) {
         if let Some(child) = self.procs.child_of(pid) {
@@ -568,6 +636,17 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "reaped an orphaned descendant");
     }
+}
+
+/// What a supervisor's [`Reporter`] reads of it: its machine, its
+/// children (which are workers, which were started at run time, from
+/// which templates), its worker host.
+struct View<'a> {
+    machine: &'a Machine,
+    sup: &'a Supervisor,
+    dynamic: &'a Dynamic,
+    is_worker: &'a [bool],
+    host: &'a HostLink,
 }
 
 /// In a freshly forked child: moves out of `children` what `keep` keeps,
