@@ -270,6 +270,7 @@ impl Exited {
     }
 }
 
+// The fork is the node's: the child process is made from all of it.
 impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// Forks child supervisor `child`.
     pub(super) fn start_supervisor(&mut self, child: ChildIdx) {

@@ -3,6 +3,15 @@
 //! for all worker children ([`host_link`]) — and reports what happens
 //! ([`report`]).
 //!
+//! The loop ([`Node`]) owns its parts, each with its own methods, given
+//! the machine where they feed it: its child supervisors' processes
+//! ([`ChildProcs`]), its link to its worker host ([`HostLink`]), its
+//! children started at run time ([`Dynamic`]), and what it tells the
+//! world ([`Reporter`], through its [`Outlet`]). Only the forks are the
+//! node's own in those files (`start_supervisor` in `children.rs`,
+//! `launch_host` and `fork_host` in `host_link.rs`): the forked process is
+//! made from the whole node, which it leaves or becomes.
+//!
 //! It reads like a sans-IO driver: what happens (a note on a channel, a
 //! reaped child, a signal, a deadline) goes into the machine with the time
 //! it happened; what the machine decides comes out as actions, carried out
@@ -25,7 +34,7 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
 use crate::channel::Channel;
-use crate::machine::{Action, ChildIdx, Machine, Outcome, Report, Watched};
+use crate::machine::{Action, ChildIdx, HostKill, Machine, Outcome, Report, Watched};
 use crate::os::containment::{Containment, OomWatch};
 use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use crate::os::sys::{self, AbortMark, SignalPipe};
@@ -621,6 +630,98 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         if let Report::Removed { child, id } = report {
             self.dynamic.removed(child, id);
+        }
+    }
+
+    /// Reports that worker `child` started in the host `pid`.
+    fn worker_started(&mut self, child: ChildIdx, pid: nix::unistd::Pid) {
+        tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
+        self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
+    }
+
+    /// Kills the worker host, as the machine decided (`why`).
+    fn kill_host(&mut self, why: &HostKill) {
+        let Some((pid, judged)) = self.host.kill_host() else {
+            return;
+        };
+        let (path, pid) = (self.machine.path(), pid.as_raw());
+        match why {
+            HostKill::Hung => {
+                let why = judged.map_or_else(|| "not judged".to_owned(), |why| why.to_string());
+                tracing::warn!(supervisor = %path, pid, period = ?self.machine.watchdog(), %why,
+                    "worker host showed no life within its watchdog period (a worker blocks its thread, \
+                     a deadlock, SIGSTOP?); killing it");
+            }
+            HostKill::DropOverdue(workers) => {
+                tracing::warn!(supervisor = %path, pid, workers = %self.paths(workers),
+                    "dropped workers did not end in time (a worker blocks its thread?); killing their worker host");
+            }
+            HostKill::ExitOverdue => {
+                tracing::warn!(supervisor = %path, pid, "worker host did not exit in time; killing it");
+            }
+            HostKill::Cut => {
+                tracing::warn!(supervisor = %path, pid,
+                    "worker host runs on without its channel (a worker closed or broke its \
+                     descriptors?); killing it, so that its workers run again in a new host");
+            }
+        }
+    }
+
+    /// The host process ended with `exit`: every worker it still ran failed
+    /// with it.
+    fn host_exited(&mut self, exit: ChildExit, now: Instant) {
+        self.host
+            .read(&mut self.machine, &mut self.dynamic, now, true);
+        // What it said before it died is reported while its pid is known.
+        self.report();
+        let Some(host) = self.host.ended() else {
+            return;
+        };
+        let pid = host.pid;
+        let path = self.machine.path().to_owned();
+        let exit = host.exit(self.oom_or(exit, &path, true, host.abort.as_ref()));
+        // `Hung` if the machine had it killed as hung.
+        let exit = self.machine.handle_host_exit(exit, now);
+        let live = self.host.lost(&self.machine);
+        if host.setup_failed {
+            if self.engine_failure_logged() {
+                tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(), workers = %self.paths(&live),
+                    "worker host could not be set up (its runtime or threads did not start; see its \
+                     own lines); will retry after its workers' backoff, and at least a floor delay");
+            }
+        } else if live.is_empty() {
+            tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
+        } else {
+            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = %self.paths(&live), "worker host died with running workers");
+        }
+        // The host's end with what it means for its workers, then each
+        // worker's exit.
+        for &child in &live {
+            self.machine.handle_exit(child, exit, now);
+        }
+        let mut reports = Vec::new();
+        while let Some(report) = self.machine.poll_report() {
+            reports.push(report);
+        }
+        let restart = reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Exited {
+                    child,
+                    restart: Some(delay),
+                    ..
+                } if live.contains(child) => Some(*delay),
+                _ => None,
+            })
+            .min();
+        let host_path = format!("{}/host", self.machine.path());
+        self.reporter.emit(
+            host_path,
+            Some(pid),
+            EventKind::host_exited(exit, u32::try_from(live.len()).unwrap_or(u32::MAX), restart),
+        );
+        for report in reports {
+            self.report_one(report);
         }
     }
 
