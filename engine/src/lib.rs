@@ -24,11 +24,11 @@
 //! |---|---|
 //! | `lib.rs` | [`run`]: the root supervisor of a tree, assembled (`run_parts`); what the root makes before it forks (`Shared`, `ChildIds`); [`query_status`] |
 //! | **supervisor** | |
-//! | `supervisor/mod.rs` | one supervisor process's poll loop (`Node`): its machine, its signals, its deadlines, the actions it carries out |
-//! | `supervisor/children.rs` | its child supervisors' processes (`ChildProcs`): fork, reap, stop, the abort marks |
-//! | `supervisor/host_link.rs` | its link to its worker host (`HostLink`): fork the host, its channel, the workers it runs |
+//! | `supervisor/mod.rs` | one supervisor process's poll loop (`Node`): its machine, its signals, its deadlines, the actions it carries out; it owns the parts below and handles what they return (a child supervisor's exit, the worker host's end) |
+//! | `supervisor/children.rs` | its child supervisors' processes (`ChildProcs`): their channels, signals, watchdog, exits; and their fork (`Node::start_supervisor`) |
+//! | `supervisor/host_link.rs` | its link to its worker host (`HostLink`): its channel, its notes, the workers it runs, its end; and its fork (`Node::launch_host`) |
 //! | `supervisor/dynamic.rs` | children started at run time (`Dynamic`): the start requests of the tree's workers, and their answers |
-//! | `supervisor/report.rs` | the lifecycle events it reports, and its readiness to its parent |
+//! | `supervisor/report.rs` | what it tells the world (`Reporter`): the lifecycle events it reports, its readiness to its parent; its children's paths (`View`) |
 //! | `supervisor/watch.rs` | the watchdog: a late heartbeat judged against `/proc` (starved or hung) |
 //! | `supervisor/outlet.rs`, `supervisor/events.rs` | where its events go (`Outlet`): nowhere, or to the part of its loop that deals with them (`Events`): the root's own (`root/`), or the relay up the event pipe (`relay.rs`) |
 //! | **worker host** | |

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use super::watch::{Hung, Judged, Watch};
 use super::{take_child, Node};
 use crate::channel::{Channel, PipeState};
-use crate::machine::{ChildIdx, Watched};
+use crate::machine::{ChildIdx, Machine, Watched};
 use crate::os::sys::{self, AbortMark, SignalPipe};
 use crate::path::within;
 use crate::tree::Child;
@@ -115,34 +115,32 @@ impl ChildProcs {
                 .filter_map(move |(fd, events)| Some((child?, fd, events)))
         })
     }
-}
 
-impl<S: Spawner, T: Timer> Node<'_, S, T> {
-    /// When the next silent child supervisor is looked at.
-    pub(super) fn procs_look_at(&self) -> Option<Instant> {
+    /// When the next silent child supervisor is looked at (when each must
+    /// show life by is `machine`'s).
+    pub(super) fn look_at(&self, machine: &Machine) -> Option<Instant> {
         self.procs
-            .procs
             .iter()
             .enumerate()
             .filter_map(|(n, proc)| {
-                let by = self.machine.alive_by(Watched::Child(ChildIdx::new(n)?))?;
+                let by = machine.alive_by(Watched::Child(ChildIdx::new(n)?))?;
                 Some(proc.as_ref()?.watchdog.as_ref()?.next(by))
             })
             .min()
     }
 
     /// Looks at the child supervisors that are silent and due to be (see
-    /// [`Watch::check`]): reprieves are the machine's at once; returns
+    /// [`Watch::check`]): reprieves are `machine`'s at once; returns
     /// those judged hung, to be killed by the machine's timeout once what
     /// they said is read.
-    pub(super) fn judge_procs(&mut self, now: Instant) -> Vec<ChildIdx> {
+    pub(super) fn judge(&mut self, machine: &mut Machine, now: Instant) -> Vec<ChildIdx> {
         let mut hung = Vec::new();
-        for n in 0..self.procs.procs.len() {
+        for n in 0..self.procs.len() {
             let Some(child) = ChildIdx::new(n) else { break };
-            let Some(by) = self.machine.alive_by(Watched::Child(child)) else {
+            let Some(by) = machine.alive_by(Watched::Child(child)) else {
                 continue;
             };
-            let Some(proc) = self.procs.procs[n].as_mut() else {
+            let Some(proc) = self.procs[n].as_mut() else {
                 continue;
             };
             let pid = proc.pid;
@@ -152,8 +150,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             match watch.check(pid, "child supervisor", now, by) {
                 None => {}
                 Some(Judged::NotHung(why)) => {
-                    self.machine
-                        .handle_reprieve(Watched::Child(child), why, now);
+                    machine.handle_reprieve(Watched::Child(child), why, now);
                 }
                 Some(Judged::Hung(why)) => {
                     proc.judged = Some(why);
@@ -164,6 +161,117 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         hung
     }
 
+    /// In a freshly forked child: lets go of the parent's child processes.
+    pub(super) fn leave(&mut self) {
+        let procs = std::mem::take(&mut self.procs);
+        for proc in procs.iter().flatten() {
+            // The descriptors are closed; the rest is forgotten, not freed.
+            sys::close_in_child(proc.channel.raw_fds());
+        }
+        std::mem::forget(procs);
+    }
+
+    /// Reads what the child supervisors `children` said, and has
+    /// `machine` handle it.
+    pub(super) fn read(&mut self, children: &[ChildIdx], machine: &mut Machine, now: Instant) {
+        for &child in children {
+            self.read_one(child, machine, now);
+        }
+    }
+
+    fn read_one(&mut self, child: ChildIdx, machine: &mut Machine, now: Instant) {
+        let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
+            return;
+        };
+        if !proc.channel.is_open() {
+            return;
+        }
+        if let PipeState::Failed(err) = proc.channel.receive(usize::MAX) {
+            tracing::warn!(supervisor = %machine.path(), %child, %err, "reading a child supervisor's channel failed");
+        }
+        while let Some(note) = self.procs[child.get()]
+            .as_mut()
+            .and_then(|p| p.channel.next::<Note>())
+        {
+            match note {
+                Note::Ready => machine.handle_ready(child, now),
+                Note::Ended(ending) => {
+                    if let Some(proc) = self.procs[child.get()].as_mut() {
+                        proc.ending = Some(ending);
+                    }
+                }
+                Note::SetupFailed => {
+                    if let Some(proc) = self.procs[child.get()].as_mut() {
+                        proc.setup_failed = true;
+                    }
+                }
+                Note::Alive { thread } => {
+                    if let Some(proc) = self.procs[child.get()].as_mut() {
+                        proc.judged = None;
+                        if let Some(watch) = proc.watchdog.as_mut() {
+                            watch.alive(thread);
+                        }
+                    }
+                    machine.handle_alive(Watched::Child(child), now);
+                }
+                other => {
+                    tracing::warn!(supervisor = %machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
+                }
+            }
+        }
+    }
+
+    /// Child supervisor `child` exited: what it said before it did (read
+    /// now, and handled by `machine`), if it ran.
+    pub(super) fn exited(
+        &mut self,
+        child: ChildIdx,
+        machine: &mut Machine,
+        now: Instant,
+    ) -> Option<Exited> {
+        self.read_one(child, machine, now);
+        let proc = *self.procs[child.get()].take()?;
+        proc.channel.abandon();
+        Some(Exited {
+            pid: proc.pid,
+            ending: proc.ending,
+            setup_failed: proc.setup_failed,
+            abort: proc.abort,
+        })
+    }
+
+    /// Keeps child supervisor `child`, forked now.
+    fn insert(&mut self, child: ChildIdx, proc: Proc) {
+        self.procs[child.get()] = Some(Box::new(proc));
+    }
+}
+
+/// A child supervisor that exited, as it said.
+pub(super) struct Exited {
+    pub(super) pid: Pid,
+    /// What it said of its end, if it did.
+    ending: Option<Ending>,
+    /// It said it could not be set up.
+    pub(super) setup_failed: bool,
+    /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
+    pub(super) abort: Option<AbortMark>,
+}
+
+impl Exited {
+    /// How it ended, given its exit status `exit` (read for an OOM kill):
+    /// a supervisor that exited by itself said how; the exit code only
+    /// says that it did. Killed as hung, the machine says so (`Hung`).
+    pub(super) fn exit(&self, exit: ChildExit) -> ChildExit {
+        match (exit, self.ending) {
+            _ if self.setup_failed => ChildExit::SetupFailed,
+            (ChildExit::Exited(0), Some(ending)) => ending.exit(),
+            (exit, _) => exit,
+        }
+    }
+}
+
+// The fork is the node's: the child process is made from all of it.
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// Forks child supervisor `child`.
     pub(super) fn start_supervisor(&mut self, child: ChildIdx) {
         let path = self.child_path(child);
@@ -196,7 +304,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let forked = sys::fork_child(|| {
             // The parent's end, which this process must not hold.
             sys::close_in_child(ours_fds);
-            let outlet = self.outlet.take_for_child();
+            let outlet = self.reporter.outlet.take_for_child();
             // Only what its subtree needs: the receiving sockets of the
             // names declared in it, the listeners it sees or holds for a
             // supervisor below (see `Directory`).
@@ -281,143 +389,21 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 // When it must show life by is the machine's, from its fork.
                 let now = self.timer.now();
                 self.machine.handle_forked(child, now);
-                self.procs.procs[child.get()] = Some(Box::new(Proc {
-                    pid,
-                    channel: ours,
-                    ending: None,
-                    setup_failed: false,
-                    watchdog: watchdog.map(Watch::new),
-                    judged: None,
-                    abort,
-                }));
+                self.procs.insert(
+                    child,
+                    Proc {
+                        pid,
+                        channel: ours,
+                        ending: None,
+                        setup_failed: false,
+                        watchdog: watchdog.map(Watch::new),
+                        judged: None,
+                        abort,
+                    },
+                );
                 // Its `Started` event is its own (see `Node::run`).
             }
             Err(err) => self.fork_failed(&[child], "fork failed", err),
         }
-    }
-
-    /// In a freshly forked child: lets go of the parent's child processes.
-    pub(super) fn leave_procs(&mut self) {
-        let procs = std::mem::take(&mut self.procs.procs);
-        for proc in procs.iter().flatten() {
-            // The descriptors are closed; the rest is forgotten, not freed.
-            sys::close_in_child(proc.channel.raw_fds());
-        }
-        std::mem::forget(procs);
-    }
-
-    /// Reads what the child supervisors `children` said.
-    pub(super) fn read_procs(&mut self, children: &[ChildIdx], now: Instant) {
-        for &child in children {
-            self.read_proc(child, now);
-        }
-    }
-
-    fn read_proc(&mut self, child: ChildIdx, now: Instant) {
-        let Some(proc) = self
-            .procs
-            .procs
-            .get_mut(child.get())
-            .and_then(Option::as_mut)
-        else {
-            return;
-        };
-        if !proc.channel.is_open() {
-            return;
-        }
-        if let PipeState::Failed(err) = proc.channel.receive(usize::MAX) {
-            tracing::warn!(supervisor = %self.machine.path(), %child, %err, "reading a child supervisor's channel failed");
-        }
-        while let Some(note) = self.procs.procs[child.get()]
-            .as_mut()
-            .and_then(|p| p.channel.next::<Note>())
-        {
-            match note {
-                Note::Ready => self.machine.handle_ready(child, now),
-                Note::Ended(ending) => {
-                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
-                        proc.ending = Some(ending);
-                    }
-                }
-                Note::SetupFailed => {
-                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
-                        proc.setup_failed = true;
-                    }
-                }
-                Note::Alive { thread } => {
-                    if let Some(proc) = self.procs.procs[child.get()].as_mut() {
-                        proc.judged = None;
-                        if let Some(watch) = proc.watchdog.as_mut() {
-                            watch.alive(thread);
-                        }
-                    }
-                    self.machine.handle_alive(Watched::Child(child), now);
-                }
-                other => {
-                    tracing::warn!(supervisor = %self.machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
-                }
-            }
-        }
-    }
-
-    /// Child supervisor `child` exited with status `exit`.
-    pub(super) fn supervisor_exited(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
-        self.read_proc(child, now);
-        let Some(proc) = self.procs.procs[child.get()].take() else {
-            return;
-        };
-        let proc = *proc;
-        // A supervisor that exited by itself said how; the exit code only
-        // says that it did.
-        let path = self.child_path(child);
-        let exit = self.oom_or(exit, &path, false, proc.abort.as_ref());
-        // Killed as hung, the machine says so (`Hung`).
-        let exit = match (exit, proc.ending) {
-            _ if proc.setup_failed => ChildExit::SetupFailed,
-            (ChildExit::Exited(0), Some(ending)) => ending.exit(),
-            (exit, _) => exit,
-        };
-        proc.channel.abandon();
-        if !proc.setup_failed {
-            tracing::info!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
-        } else if self.engine_failure_logged() {
-            tracing::error!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(),
-                "child supervisor could not be set up; will retry after its backoff, and at least a floor delay");
-        }
-        self.machine.handle_exit(child, exit, now);
-    }
-
-    /// Tells the parent that every child of this supervisor is ready, once
-    /// its events (its own `Ready` among them) are all in the pipe to the
-    /// root: until then, it waits (see [`Node::wait`]).
-    pub(super) fn tell_parent_ready(&mut self) {
-        if !self.ready_unsent {
-            return;
-        }
-        self.events_out();
-        if self.outlet.events().is_some_and(|e| e.deadline().is_some()) {
-            return;
-        }
-        self.ready_unsent = false;
-        if let Some(parent) = &mut self.parent {
-            if let Err(err) = parent.send(&Note::Ready) {
-                tracing::warn!(supervisor = %self.machine.path(), %err, "could not report readiness to the parent");
-            }
-        }
-    }
-
-    /// In a freshly forked child: let go of this supervisor's descriptors and
-    /// signal handling, which belong to the parent.
-    pub(super) fn leave_parent_state(&mut self) {
-        if let Some(signals) = self.signals.take() {
-            signals.abandon_in_child();
-        }
-        self.leave_host_link();
-        self.leave_procs();
-        if let Some(parent) = self.parent.take() {
-            parent.abandon();
-        }
-        drop(self.outlet.take_for_child());
-        self.dynamic.leave();
     }
 }

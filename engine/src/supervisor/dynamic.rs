@@ -23,13 +23,14 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::Node;
 use crate::directory::Directory;
-use crate::machine::ChildIdx;
+use crate::machine::{ChildIdx, Machine};
 use crate::message::{codec, dynamic, Answer, Refusal, Request};
+use crate::os::sys::Poller;
 use crate::port::Kind;
 use crate::socket::{recv_queued, reply_on};
-use crate::{ChildId, Spawner, Timer};
+use crate::tree::Template;
+use crate::ChildId;
 
 /// How many requests are read from one template's socket per turn of the
 /// loop: a flood of requests must not keep the supervisor from its
@@ -93,16 +94,14 @@ impl Dynamic {
         self.starting.clear();
         std::mem::forget(std::mem::take(&mut self.children));
     }
-}
 
-impl<S: Spawner, T: Timer> Node<'_, S, T> {
-    /// Adds the receiving ends of this supervisor's templates to the
-    /// poller (one per user the tree runs as), but those that failed.
-    pub(super) fn watch_templates(&mut self) {
-        self.dynamic.watched.clear();
-        let path = self.machine.path();
-        for (n, template) in self.sup.templates.iter().enumerate() {
-            let Ok(endpoint) = self.dynamic.directory.find(&template.name, Kind::Template) else {
+    /// Adds to `poller` the receiving ends of the templates (`templates`)
+    /// of the supervisor at `path` (one per user the tree runs as), but
+    /// those that failed.
+    pub(super) fn watch(&mut self, templates: &[Template], path: &str, poller: &mut Poller) {
+        self.watched.clear();
+        for (n, template) in templates.iter().enumerate() {
+            let Ok(endpoint) = self.directory.find(&template.name, Kind::Template) else {
                 continue;
             };
             if endpoint.declared.owner != path {
@@ -110,35 +109,41 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             }
             let Ok(n) = u32::try_from(n) else { break };
             for (queue, rx) in endpoint.receivers().enumerate() {
-                if self.dynamic.broken.contains(&(n, queue)) {
+                if self.broken.contains(&(n, queue)) {
                     continue;
                 }
-                let at = self.poller.add(rx, PollFlags::POLLIN);
-                self.dynamic.watched.push((n, queue, at));
+                let at = poller.add(rx, PollFlags::POLLIN);
+                self.watched.push((n, queue, at));
             }
         }
     }
 
-    /// Reads and handles the requests waiting on the templates' sockets
-    /// that were ready.
-    pub(super) fn read_requests(&mut self, now: Instant) {
+    /// Reads the requests waiting on the templates' sockets that `poller`
+    /// found ready, and has `machine` handle them. Returns how many
+    /// children the supervisor must have room for (the children it added
+    /// among them; 0 if none). An answer given at once goes after `flush`
+    /// sent this turn's events, so what the request changed reaches the
+    /// root's status first.
+    pub(super) fn handle_requests(
+        &mut self,
+        templates: &[Template],
+        machine: &mut Machine,
+        poller: &Poller,
+        flush: &mut dyn FnMut(),
+        now: Instant,
+    ) -> usize {
+        let mut room = 0;
         let ready: Vec<(u32, usize)> = self
-            .dynamic
             .watched
             .iter()
-            .filter(|&&(_, _, at)| self.poller.ready(at))
+            .filter(|&&(_, _, at)| poller.ready(at))
             .map(|&(t, queue, _)| (t, queue))
             .collect();
         for (template, queue) in ready {
-            let Some(name) = self
-                .sup
-                .templates
-                .get(template as usize)
-                .map(|t| t.name.clone())
-            else {
+            let Some(name) = templates.get(template as usize).map(|t| t.name.clone()) else {
                 continue;
             };
-            let directory = self.dynamic.directory.clone();
+            let directory = self.directory.clone();
             let Some(rx) = directory
                 .find(&name, Kind::Template)
                 .ok()
@@ -150,93 +155,124 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                 match recv_queued(rx, &name) {
                     Ok(Some(datagram)) => {
                         let Some(reply) = datagram.passed else {
-                            tracing::warn!(supervisor = %self.machine.path(), template = %name, "a request without a reply socket was dropped");
+                            tracing::warn!(supervisor = %machine.path(), template = %name, "a request without a reply socket was dropped");
                             continue;
                         };
-                        self.request(template, &name, &datagram.body, reply, now);
+                        let added = self.request(
+                            templates,
+                            machine,
+                            (template, &name),
+                            &datagram.body,
+                            reply,
+                            flush,
+                            now,
+                        );
+                        room = room.max(added);
                     }
                     Ok(None) => {}
                     Err(err) if err.raw_os_error() == Some(Errno::EAGAIN as i32) => break,
                     Err(err) => {
                         // Shut down by a process of this supervisor, or
                         // broken otherwise: it would poll ready for ever.
-                        tracing::error!(supervisor = %self.machine.path(), template = %name, %err,
+                        tracing::error!(supervisor = %machine.path(), template = %name, %err,
                             "reading requests failed; this queue of the template is read no more in this incarnation");
-                        self.dynamic.broken.push((template, queue));
+                        self.broken.push((template, queue));
                         break;
                     }
                 }
             }
         }
+        room
     }
 
-    fn request(&mut self, template: u32, name: &str, body: &[u8], reply: OwnedFd, now: Instant) {
+    /// Handles one request on the socket of template `template` (`name`):
+    /// how many children the supervisor must have room for (0: none added).
+    fn request(
+        &mut self,
+        templates: &[Template],
+        machine: &mut Machine,
+        (template, name): (u32, &str),
+        body: &[u8],
+        reply: OwnedFd,
+        flush: &mut dyn FnMut(),
+        now: Instant,
+    ) -> usize {
         let answer = match codec::strict::<Request>(body) {
-            Ok(Request::Start(arg)) => match self.add(template, arg, now) {
-                Ok(id) => {
-                    self.dynamic.starting.insert(id, reply);
-                    return;
+            Ok(Request::Start(arg)) => match self.add(templates, machine, template, arg, now) {
+                Ok((id, room)) => {
+                    self.starting.insert(id, reply);
+                    return room;
                 }
                 Err(refusal) => Err(refusal),
             },
-            Ok(Request::Terminate(id)) => match dynamic::remove(&mut self.machine, id, now) {
+            Ok(Request::Terminate(id)) => match dynamic::remove(machine, id, now) {
                 Ok(_) => {
-                    self.dynamic.terminating.push(id, reply);
-                    return;
+                    self.terminating.push(id, reply);
+                    return 0;
                 }
                 Err(refusal) => Err(refusal),
             },
             Err(err) => {
-                tracing::warn!(supervisor = %self.machine.path(), template = %name, %err, "a malformed request was dropped");
-                return;
+                tracing::warn!(supervisor = %machine.path(), template = %name, %err, "a malformed request was dropped");
+                return 0;
             }
         };
         // What the request changed reaches the root's status first.
-        self.events_out();
+        flush();
         answer_on(&reply, &answer);
+        0
     }
 
-    /// Has the machine add a child of `template` with `arg`: its id.
-    fn add(&mut self, template: u32, arg: Vec<u8>, now: Instant) -> Result<ChildId, Refusal> {
-        let Some(found) = self.sup.templates.get(template as usize) else {
+    /// Has `machine` add a child of `template` with `arg`: its id, and how
+    /// many children the supervisor must have room for.
+    fn add(
+        &mut self,
+        templates: &[Template],
+        machine: &mut Machine,
+        template: u32,
+        arg: Vec<u8>,
+        now: Instant,
+    ) -> Result<(ChildId, usize), Refusal> {
+        let Some(found) = templates.get(template as usize) else {
             return Err(Refusal::BadArgument("no such template".to_owned()));
         };
         // Built to learn its policies; its host builds its own.
-        let (child, id, _worker) = dynamic::add(&mut self.machine, found, &arg, now)?;
+        let (child, id, _worker) = dynamic::add(machine, found, &arg, now)?;
         let n = child.get();
-        if self.dynamic.children.len() <= n {
-            self.dynamic.children.resize_with(n + 1, || None);
+        if self.children.len() <= n {
+            self.children.resize_with(n + 1, || None);
         }
-        self.dynamic.children[n] = Some(Started { template, arg, id });
-        self.grow(n + 1);
-        Ok(id)
+        self.children[n] = Some(Started { template, arg, id });
+        Ok((id, n + 1))
     }
 
-    /// Dynamic child `child` began in its host: answers who started it.
-    pub(super) fn began(&mut self, child: ChildIdx) {
-        let Some(id) = self.dynamic.get(child).map(|started| started.id) else {
+    /// Dynamic child `child` began in its host: answers who started it,
+    /// after `flush` sent this turn's events (its start among them).
+    pub(super) fn began(&mut self, child: ChildIdx, flush: &mut dyn FnMut()) {
+        let Some(id) = self.get(child).map(|started| started.id) else {
             return;
         };
-        if let Some(reply) = self.dynamic.starting.remove(&id) {
-            self.events_out();
+        if let Some(reply) = self.starting.remove(&id) {
+            flush();
             answer_on(&reply, &Ok(Some(id)));
         }
     }
 
     /// Dynamic child `child` (`id`) is gone: answers who asked to
-    /// terminate it.
-    pub(super) fn removed(&mut self, child: ChildIdx, id: ChildId) {
-        if let Some(slot) = self.dynamic.children.get_mut(child.get()) {
+    /// terminate it, after `flush` sent this turn's events (its exit among
+    /// them).
+    pub(super) fn removed(&mut self, child: ChildIdx, id: ChildId, flush: &mut dyn FnMut()) {
+        if let Some(slot) = self.children.get_mut(child.get()) {
             if slot.as_ref().is_some_and(|started| started.id == id) {
                 *slot = None;
             }
         }
         // Never began: its requester learns from the end of its socket.
-        self.dynamic.starting.remove(&id);
+        self.starting.remove(&id);
         let answer: Answer = Ok(None);
-        let replies = self.dynamic.terminating.take(id);
+        let replies = self.terminating.take(id);
         if !replies.is_empty() {
-            self.events_out();
+            flush();
         }
         for reply in replies {
             answer_on(&reply, &answer);

@@ -10,11 +10,12 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::dynamic::Dynamic;
 use super::watch::{Hung, Judged, Watch};
 use super::{take_workers, Node};
 use crate::channel::{Channel, PipeState};
 use crate::host;
-use crate::machine::{ChildIdx, Grant, HostKill, RecordState, Report, Watched};
+use crate::machine::{ChildIdx, Grant, Machine, RecordState, Watched};
 use crate::os::sys::{self, AbortMark};
 use crate::path::within;
 use crate::port::Kind;
@@ -50,6 +51,29 @@ struct Host {
     /// has it killed if it does not exit, see
     /// [`CUT_GRACE`](crate::machine::CUT_GRACE)).
     cut: bool,
+}
+
+/// A worker host that ended, as it said.
+pub(super) struct HostEnd {
+    pub(super) pid: Pid,
+    /// It was told to stop all its workers and exit.
+    asked: bool,
+    /// It said it could not be set up.
+    pub(super) setup_failed: bool,
+    /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
+    pub(super) abort: Option<AbortMark>,
+}
+
+impl HostEnd {
+    /// How it ended, given its exit status `exit` (read for an OOM kill):
+    /// what the host said, never its exit code, tells a setup failure.
+    pub(super) fn exit(&self, exit: ChildExit) -> ChildExit {
+        match exit {
+            _ if self.setup_failed => ChildExit::SetupFailed,
+            ChildExit::Exited(0) if self.asked => ChildExit::Stopped,
+            other => other,
+        }
+    }
 }
 
 /// What a supervisor knows of its worker host and the workers in it.
@@ -206,11 +230,13 @@ impl HostLink {
         }
     }
 
-    /// SIGKILLs the host, if it runs.
-    pub(super) fn kill_host(&mut self) -> Option<Pid> {
+    /// SIGKILLs the host, if it runs: its pid, and why it was judged hung
+    /// if it was since its last sign of life.
+    pub(super) fn kill_host(&mut self) -> Option<(Pid, Option<Hung>)> {
+        let judged = self.host.as_mut().and_then(|h| h.judged.take());
         let pid = self.host.as_ref()?.pid;
         sys::send(pid, Signal::SIGKILL);
-        Some(pid)
+        Some((pid, judged))
     }
 
     /// When the host, which must show life `by`, is next looked at.
@@ -228,24 +254,46 @@ impl HostLink {
     pub(super) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
         self.host.iter().flat_map(|host| host.channel.interest())
     }
-}
 
-impl<S: Spawner, T: Timer> Node<'_, S, T> {
-    /// Reports that worker `child` started in the host `pid`.
-    pub(super) fn worker_started(&mut self, child: ChildIdx, pid: Pid) {
-        tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
-        self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
+    /// The host process ended: lets go of it, and kills what its workers
+    /// started (it leads its own group). What it said, if it ran.
+    pub(super) fn ended(&mut self) -> Option<HostEnd> {
+        let host = self.host.take()?;
+        let pid = host.pid;
+        let end = HostEnd {
+            pid,
+            asked: host.shutting_down,
+            setup_failed: host.setup_failed,
+            abort: host.abort,
+        };
+        host.channel.abandon();
+        // What its workers started ends with it (it leads its own group).
+        sys::kill_group(pid);
+        Some(end)
+    }
+
+    /// The workers the host that ended still ran (among `machine`'s
+    /// children), which run no more.
+    pub(super) fn lost(&mut self, machine: &Machine) -> Vec<ChildIdx> {
+        let live: Vec<ChildIdx> = machine
+            .child_indices()
+            .filter(|&c| self.is_live(c))
+            .collect();
+        for &child in &live {
+            self.live[child.get()] = false;
+        }
+        live
     }
 
     /// Looks at the worker host if it is silent and due to be (see
-    /// [`Watch::check`]): a reprieve is the machine's at once; whether it
+    /// [`Watch::check`]): a reprieve is `machine`'s at once; whether it
     /// was judged hung, to be killed by the machine's timeout once what it
     /// said is read.
-    pub(super) fn judge_host(&mut self, now: Instant) -> bool {
-        let Some(by) = self.machine.alive_by(Watched::Host) else {
+    pub(super) fn judge(&mut self, machine: &mut Machine, now: Instant) -> bool {
+        let Some(by) = machine.alive_by(Watched::Host) else {
             return false;
         };
-        let Some(host) = &mut self.host.host else {
+        let Some(host) = &mut self.host else {
             return false;
         };
         let pid = host.pid;
@@ -255,7 +303,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         match watch.check(pid, "worker host", now, by) {
             None => false,
             Some(Judged::NotHung(why)) => {
-                self.machine.handle_reprieve(Watched::Host, why, now);
+                machine.handle_reprieve(Watched::Host, why, now);
                 false
             }
             Some(Judged::Hung(why)) => {
@@ -265,35 +313,101 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
     }
 
-    /// Kills the worker host, as the machine decided (`why`).
-    pub(super) fn kill_host(&mut self, why: &HostKill) {
-        let judged = self.host.host.as_mut().and_then(|h| h.judged.take());
-        let Some(pid) = self.host.kill_host() else {
+    /// In a freshly forked child: lets go of the parent's host link.
+    pub(super) fn leave(&mut self) {
+        if let Some(host) = self.host.take() {
+            host.channel.abandon();
+        }
+        std::mem::forget(std::mem::take(&mut self.unhosted));
+    }
+
+    /// Reads the host's notes and has `machine` handle them (and
+    /// `dynamic`, the start of a child started at run time): what the
+    /// channel holds, up to a bound per turn of the loop, or everything
+    /// when the host is gone (`all`).
+    pub(super) fn read(
+        &mut self,
+        machine: &mut Machine,
+        dynamic: &mut Dynamic,
+        flush: &mut dyn FnMut(),
+        now: Instant,
+        all: bool,
+    ) {
+        let Some(host) = &mut self.host else {
             return;
         };
-        let (path, pid) = (self.machine.path(), pid.as_raw());
-        match why {
-            HostKill::Hung => {
-                let why = judged.map_or_else(|| "not judged".to_owned(), |why| why.to_string());
-                tracing::warn!(supervisor = %path, pid, period = ?self.machine.watchdog(), %why,
-                    "worker host showed no life within its watchdog period (a worker blocks its thread, \
-                     a deadlock, SIGSTOP?); killing it");
-            }
-            HostKill::DropOverdue(workers) => {
-                tracing::warn!(supervisor = %path, pid, workers = %self.paths(workers),
-                    "dropped workers did not end in time (a worker blocks its thread?); killing their worker host");
-            }
-            HostKill::ExitOverdue => {
-                tracing::warn!(supervisor = %path, pid, "worker host did not exit in time; killing it");
-            }
-            HostKill::Cut => {
-                tracing::warn!(supervisor = %path, pid,
-                    "worker host runs on without its channel (a worker closed or broke its \
-                     descriptors?); killing it, so that its workers run again in a new host");
-            }
+        let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
+        if let PipeState::Failed(err) = host.channel.receive(max_reads) {
+            tracing::warn!(supervisor = %machine.path(), %err, "reading the worker host's channel failed");
+        }
+        if host.channel.is_cut() && !host.cut {
+            host.cut = true;
+            machine.handle_host_cut(now);
+        }
+        while let Some(note) = self.host.as_mut().and_then(|h| h.channel.next::<Note>()) {
+            self.note(note, machine, dynamic, flush, now);
         }
     }
 
+    fn note(
+        &mut self,
+        note: Note,
+        machine: &mut Machine,
+        dynamic: &mut Dynamic,
+        flush: &mut dyn FnMut(),
+        now: Instant,
+    ) {
+        match note {
+            Note::Restarted {
+                child,
+                exit,
+                reason,
+                delay,
+                state,
+            } => {
+                if let Some(host) = &mut self.host {
+                    host.restarted += 1;
+                }
+                if self.is_live(child) {
+                    machine.handle_restarted(child, exit, reason, delay, state, now);
+                }
+            }
+            Note::WorkerReady(child) if self.is_live(child) => {
+                machine.handle_ready(child, now);
+            }
+            Note::Began(child) if self.is_live(child) => dynamic.began(child, flush),
+            Note::SetupFailed => {
+                if let Some(host) = &mut self.host {
+                    host.setup_failed = true;
+                }
+            }
+            Note::Alive { thread } => {
+                if let Some(host) = self.host.as_mut() {
+                    host.judged = None;
+                    if let Some(watch) = host.watch.as_mut() {
+                        watch.alive(thread);
+                    }
+                }
+                machine.handle_alive(Watched::Host, now);
+            }
+            Note::Exited {
+                child,
+                exit,
+                reason,
+            } if self.is_live(child) => {
+                self.live[child.get()] = false;
+                tracing::debug!(supervisor = %machine.path(), %child, %exit, ?reason, "worker exited");
+                machine.handle_exit_because(child, exit, reason, now);
+            }
+            other => {
+                tracing::warn!(supervisor = %machine.path(), ?other, "unexpected note from the worker host dropped");
+            }
+        }
+    }
+}
+
+// The fork is the node's: the host process is made from all of it.
+impl<S: Spawner, T: Timer> Node<'_, S, T> {
     /// Forks a worker host for the workers waiting for one. Returns whether
     /// that failed, which the machine has been told (so it has new actions).
     pub(super) fn launch_host(&mut self) -> bool {
@@ -396,7 +510,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         }
         tracing::info!(supervisor = %self.machine.path(), pid = pid.as_raw(), "worker host started");
         let host_path = format!("{}/host", self.machine.path());
-        self.emit(
+        self.reporter.emit(
             host_path,
             Some(pid),
             EventKind::Started(NodeKind::WorkerHost),
@@ -416,162 +530,5 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         // runtime's start-up: the machine gives it two periods).
         self.machine.handle_host_started(self.timer.now());
         Ok(pid)
-    }
-
-    /// In a freshly forked child: lets go of the parent's host link.
-    pub(super) fn leave_host_link(&mut self) {
-        if let Some(host) = self.host.host.take() {
-            host.channel.abandon();
-        }
-        std::mem::forget(std::mem::take(&mut self.host.unhosted));
-    }
-
-    /// Reads and handles the host's notes: what the channel holds, up to a
-    /// bound per turn of the loop, or everything when the host is gone
-    /// (`all`).
-    pub(super) fn read_host(&mut self, now: Instant, all: bool) {
-        let Some(host) = &mut self.host.host else {
-            return;
-        };
-        let max_reads = if all { usize::MAX } else { NOTE_READS_PER_TURN };
-        if let PipeState::Failed(err) = host.channel.receive(max_reads) {
-            tracing::warn!(supervisor = %self.machine.path(), %err, "reading the worker host's channel failed");
-        }
-        if host.channel.is_cut() && !host.cut {
-            host.cut = true;
-            self.machine.handle_host_cut(now);
-        }
-        while let Some(note) = self
-            .host
-            .host
-            .as_mut()
-            .and_then(|h| h.channel.next::<Note>())
-        {
-            self.host_note(note, now);
-        }
-    }
-
-    fn host_note(&mut self, note: Note, now: Instant) {
-        match note {
-            Note::Restarted {
-                child,
-                exit,
-                reason,
-                delay,
-                state,
-            } => {
-                if let Some(host) = &mut self.host.host {
-                    host.restarted += 1;
-                }
-                if self.host.is_live(child) {
-                    self.machine
-                        .handle_restarted(child, exit, reason, delay, state, now);
-                }
-            }
-            Note::WorkerReady(child) if self.host.is_live(child) => {
-                self.machine.handle_ready(child, now);
-            }
-            Note::Began(child) if self.host.is_live(child) => self.began(child),
-            Note::SetupFailed => {
-                if let Some(host) = &mut self.host.host {
-                    host.setup_failed = true;
-                }
-            }
-            Note::Alive { thread } => {
-                if let Some(host) = self.host.host.as_mut() {
-                    host.judged = None;
-                    if let Some(watch) = host.watch.as_mut() {
-                        watch.alive(thread);
-                    }
-                }
-                self.machine.handle_alive(Watched::Host, now);
-            }
-            Note::Exited {
-                child,
-                exit,
-                reason,
-            } if self.host.is_live(child) => {
-                self.host.live[child.get()] = false;
-                tracing::debug!(supervisor = %self.machine.path(), %child, %exit, ?reason, "worker exited");
-                self.machine.handle_exit_because(child, exit, reason, now);
-            }
-            other => {
-                tracing::warn!(supervisor = %self.machine.path(), ?other, "unexpected note from the worker host dropped");
-            }
-        }
-    }
-
-    /// The host process ended with `exit`: every worker it still ran failed
-    /// with it.
-    pub(super) fn host_exited(&mut self, exit: ChildExit, now: Instant) {
-        self.read_host(now, true);
-        // What it said before it died is reported while its pid is known.
-        self.report();
-        let Some(host) = self.host.host.take() else {
-            return;
-        };
-        let pid = host.pid;
-        let asked = host.shutting_down;
-        let setup_failed = host.setup_failed;
-        let abort = host.abort;
-        host.channel.abandon();
-        // What its workers started ends with it (it leads its own group).
-        sys::kill_group(pid);
-        // What the host said, never its exit code, tells a setup failure.
-        let path = self.machine.path().to_owned();
-        let exit = self.oom_or(exit, &path, true, abort.as_ref());
-        let exit = match exit {
-            _ if setup_failed => ChildExit::SetupFailed,
-            ChildExit::Exited(0) if asked => ChildExit::Stopped,
-            other => other,
-        };
-        // `Hung` if the machine had it killed as hung.
-        let exit = self.machine.handle_host_exit(exit, now);
-        let live: Vec<ChildIdx> = self
-            .machine
-            .child_indices()
-            .filter(|&c| self.host.is_live(c))
-            .collect();
-        if setup_failed {
-            if self.engine_failure_logged() {
-                tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(), workers = %self.paths(&live),
-                    "worker host could not be set up (its runtime or threads did not start; see its \
-                     own lines); will retry after its workers' backoff, and at least a floor delay");
-            }
-        } else if live.is_empty() {
-            tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
-        } else {
-            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = %self.paths(&live), "worker host died with running workers");
-        }
-        // The host's end with what it means for its workers, then each
-        // worker's exit.
-        for &child in &live {
-            self.host.live[child.get()] = false;
-            self.machine.handle_exit(child, exit, now);
-        }
-        let mut reports = Vec::new();
-        while let Some(report) = self.machine.poll_report() {
-            reports.push(report);
-        }
-        let restart = reports
-            .iter()
-            .filter_map(|r| match r {
-                Report::Exited {
-                    child,
-                    restart: Some(delay),
-                    ..
-                } if live.contains(child) => Some(*delay),
-                _ => None,
-            })
-            .min();
-        let host_path = format!("{}/host", self.machine.path());
-        self.emit(
-            host_path,
-            Some(pid),
-            EventKind::host_exited(exit, u32::try_from(live.len()).unwrap_or(u32::MAX), restart),
-        );
-        for report in reports {
-            self.report_one(report);
-        }
     }
 }

@@ -3,6 +3,15 @@
 //! for all worker children ([`host_link`]) — and reports what happens
 //! ([`report`]).
 //!
+//! The loop ([`Node`]) owns its parts, each with its own methods, given
+//! the machine where they feed it: its child supervisors' processes
+//! ([`ChildProcs`]), its link to its worker host ([`HostLink`]), its
+//! children started at run time ([`Dynamic`]), and what it tells the
+//! world ([`Reporter`], through its [`Outlet`]). Only the forks are the
+//! node's own in those files (`start_supervisor` in `children.rs`,
+//! `launch_host` and `fork_host` in `host_link.rs`): the forked process is
+//! made from the whole node, which it leaves or becomes.
+//!
 //! It reads like a sans-IO driver: what happens (a note on a channel, a
 //! reaped child, a signal, a deadline) goes into the machine with the time
 //! it happened; what the machine decides comes out as actions, carried out
@@ -25,7 +34,7 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
 use crate::channel::Channel;
-use crate::machine::{Action, ChildIdx, Machine, Outcome, Watched};
+use crate::machine::{Action, ChildIdx, HostKill, Machine, Outcome, Report, Watched};
 use crate::os::containment::{Containment, OomWatch};
 use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use crate::os::sys::{self, AbortMark, SignalPipe};
@@ -38,6 +47,7 @@ use dynamic::Dynamic;
 pub(crate) use events::Events;
 use host_link::HostLink;
 pub(crate) use outlet::Outlet;
+use report::Reporter;
 
 pub(crate) struct Node<'a, S, T> {
     sup: &'a mut Supervisor,
@@ -56,9 +66,8 @@ pub(crate) struct Node<'a, S, T> {
     /// that is PID 1, which inherits every orphan of its PID namespace and
     /// must reap them, as init does. Otherwise only its children's pids.
     reaps_any: bool,
-    outlet: Outlet,
-    /// The channel to the parent supervisor, in a forked supervisor.
-    parent: Option<Channel>,
+    /// Where its lifecycle events go, and its parent.
+    reporter: Reporter,
     /// What the loop waits on, and the child supervisors that said
     /// something in the last wait: kept across turns, not reallocated.
     poller: sys::Poller,
@@ -81,8 +90,6 @@ pub(crate) struct Node<'a, S, T> {
     /// Where this incarnation's children started at run time are numbered
     /// from, and its child supervisors'.
     ids: crate::ChildIds,
-    /// This supervisor is ready and its parent has not been told yet.
-    ready_unsent: bool,
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
@@ -113,8 +120,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             stop_signal: None,
             ending: None,
             reaps_any: false,
-            outlet,
-            parent: None,
+            reporter: Reporter::new(outlet),
             poller: sys::Poller::default(),
             watched: Vec::new(),
             said: Vec::new(),
@@ -124,7 +130,6 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             containment: shared.containment,
             oom: OomWatch::default(),
             ids: shared.ids,
-            ready_unsent: false,
         }
     }
 
@@ -145,13 +150,28 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     pub(crate) fn forked(mut self, parent: Channel, watchdog: Option<Duration>) -> Self {
         sys::become_subreaper();
         self.reaps_any = true;
-        self.parent = Some(parent);
+        self.reporter.parent = Some(parent);
         self.next_alive = watchdog.map(|_| self.timer.now());
         // Nothing ran yet: its machine is made again, with the period its
         // processes are watched with (its own, or its parent's).
         let path = self.machine.path().to_owned();
         self.machine = self.sup.machine(path, self.ids.first, watchdog);
         self
+    }
+
+    /// In a freshly forked child: let go of this supervisor's descriptors and
+    /// signal handling, which belong to the parent.
+    fn leave_parent_state(&mut self) {
+        if let Some(signals) = self.signals.take() {
+            signals.abandon_in_child();
+        }
+        self.host.leave();
+        self.procs.leave();
+        if let Some(parent) = self.reporter.parent.take() {
+            parent.abandon();
+        }
+        drop(self.reporter.outlet.take_for_child());
+        self.dynamic.leave();
     }
 
     /// Reads the OOM counters that this supervisor's processes (its own
@@ -217,7 +237,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let (Some(at), Some(period), Some(parent)) = (
             self.next_alive,
             self.machine.watchdog(),
-            self.parent.as_mut(),
+            self.reporter.parent.as_mut(),
         ) else {
             return;
         };
@@ -244,12 +264,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// parent how it ended before it returns.
     pub(crate) fn run(mut self) -> Ending {
         tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
-        if self.parent.is_some() {
+        if self.reporter.parent.is_some() {
             // A forked supervisor says it started itself, first thing: its
             // own events go up the same pipe after it, so the root never
             // folds in its start after what it did since.
             let path = self.machine.path().to_owned();
-            self.emit(
+            self.reporter.emit(
                 path,
                 Some(nix::unistd::Pid::this()),
                 EventKind::Started(NodeKind::Supervisor),
@@ -272,8 +292,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     outcome,
                     signal: self.stop_signal.map(|s| s as i32),
                 };
-                self.events_out();
-                if let Some(parent) = &mut self.parent {
+                self.reporter.events_out();
+                if let Some(parent) = &mut self.reporter.parent {
                     if let Err(err) = parent.send(&Note::Ended(ending)) {
                         tracing::warn!(supervisor = %self.machine.path(), %err, "could not tell the parent how this supervisor ended");
                     }
@@ -298,7 +318,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 return;
             };
             if self.machine.is_shutting_down() {
-                self.outlet.stopping();
+                self.reporter.outlet.stopping();
             }
             let now = self.timer.now();
             match action {
@@ -315,7 +335,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                     // Killed by the machine's decision if it does not exit
                     // in time.
                     self.host.shut_down();
-                    if let Some(events) = self.outlet.events() {
+                    if let Some(events) = self.reporter.outlet.events() {
                         events.stopping();
                     }
                 }
@@ -402,9 +422,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// Sends this turn's events up the pipe, in a forked supervisor (see
     /// [`Events::end_turn`](events::Events::end_turn)).
     pub(super) fn events_out(&mut self) {
-        if let Some(events) = self.outlet.events() {
-            events.end_turn();
-        }
+        self.reporter.events_out();
     }
 
     /// Sleeps until something happens, then feeds it to the machine.
@@ -418,11 +436,16 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .poll_timeout()
             .into_iter()
             .chain(self.host.look_at(self.machine.alive_by(Watched::Host)))
-            .chain(self.outlet.events().and_then(|root| root.deadline()))
+            .chain(
+                self.reporter
+                    .outlet
+                    .events()
+                    .and_then(|root| root.deadline()),
+            )
             .chain(self.engine_log.due())
             .chain(launch)
             .chain(self.next_alive)
-            .chain(self.procs_look_at())
+            .chain(self.procs.look_at(&self.machine))
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(now));
         // Child supervisors whose channel has something to read: only
@@ -440,8 +463,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             for (fd, events) in self.host.interest() {
                 self.poller.add(fd, events);
             }
-            self.watch_templates();
-            if let Outlet::Events(events) = &self.outlet {
+            let owner = self.machine.path();
+            self.dynamic
+                .watch(&self.sup.templates, owner, &mut self.poller);
+            if let Outlet::Events(events) = &self.reporter.outlet {
                 for fd in events.poll_fds() {
                     self.poller
                         .add(fd.as_fd(), fd.events() & !PollFlags::POLLNVAL);
@@ -470,17 +495,32 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             }
         };
         let now = self.timer.now();
-        self.read_host(now, false);
+        let reporter = &mut self.reporter;
+        self.host.read(
+            &mut self.machine,
+            &mut self.dynamic,
+            &mut || reporter.events_out(),
+            now,
+            false,
+        );
         let said = std::mem::take(&mut self.said);
-        self.read_procs(&said, now);
+        self.procs.read(&said, &mut self.machine, now);
         self.said = said;
         if timeout != Some(Duration::ZERO) {
-            self.read_requests(now);
+            let reporter = &mut self.reporter;
+            let room = self.dynamic.handle_requests(
+                &self.sup.templates,
+                &mut self.machine,
+                &self.poller,
+                &mut || reporter.events_out(),
+                now,
+            );
+            self.grow(room);
         }
-        if let Some(events) = self.outlet.events() {
+        if let Some(events) = self.reporter.outlet.events() {
             events.handle(now);
         }
-        self.tell_parent_ready();
+        self.reporter.tell_parent_ready(self.machine.path());
         self.host.flush();
         for sig in &signals {
             if sys::STOP_SIGNALS.contains(sig) && self.stop_signal.is_none() {
@@ -498,12 +538,19 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         // after the scheduler was asked: a sign of life it sent before
         // then (maybe just before, from another CPU, or one this turn did
         // not poll for) is never judged as silence.
-        if self.judge_host(now) {
-            self.read_host(now, true);
+        if self.host.judge(&mut self.machine, now) {
+            let reporter = &mut self.reporter;
+            self.host.read(
+                &mut self.machine,
+                &mut self.dynamic,
+                &mut || reporter.events_out(),
+                now,
+                true,
+            );
         }
-        let hung = self.judge_procs(now);
+        let hung = self.procs.judge(&mut self.machine, now);
         if !hung.is_empty() {
-            self.read_procs(&hung, now);
+            self.procs.read(&hung, &mut self.machine, now);
         }
         self.show_life(now);
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
@@ -530,6 +577,189 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
+    /// Child supervisor `child` exited with status `exit`.
+    fn supervisor_exited(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
+        let Some(proc) = self.procs.exited(child, &mut self.machine, now) else {
+            return;
+        };
+        let path = self.child_path(child);
+        let exit = proc.exit(self.oom_or(exit, &path, false, proc.abort.as_ref()));
+        if !proc.setup_failed {
+            tracing::info!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(), %exit, "child supervisor exited");
+        } else if self.engine_failure_logged() {
+            tracing::error!(supervisor = %self.machine.path(), %child, pid = proc.pid.as_raw(),
+                "child supervisor could not be set up; will retry after its backoff, and at least a floor delay");
+        }
+        self.machine.handle_exit(child, exit, now);
+    }
+
+    /// What its reporter reads of this supervisor.
+    fn view(&self) -> View<'_> {
+        View {
+            machine: &self.machine,
+            sup: self.sup,
+            dynamic: &self.dynamic,
+            is_worker: &self.is_worker,
+            host: &self.host,
+        }
+    }
+
+    /// The path of child `child` in events (see [`View::child_path`]).
+    fn child_path(&self, child: ChildIdx) -> String {
+        self.view().child_path(child)
+    }
+
+    /// The paths of `children`, for a log line.
+    fn paths(&self, children: &[ChildIdx]) -> String {
+        self.view().paths(children)
+    }
+
+    /// Sends a lifecycle event about child `child`.
+    fn emit_child(&mut self, child: ChildIdx, pid: Option<nix::unistd::Pid>, kind: EventKind) {
+        let view = View {
+            machine: &self.machine,
+            sup: self.sup,
+            dynamic: &self.dynamic,
+            is_worker: &self.is_worker,
+            host: &self.host,
+        };
+        self.reporter.emit_child(&view, child, pid, kind);
+    }
+
+    /// Turns the machine's decisions into lifecycle events, and passes this
+    /// supervisor's readiness up.
+    fn report(&mut self) {
+        while let Some(report) = self.machine.poll_report() {
+            self.report_one(report);
+        }
+    }
+
+    fn report_one(&mut self, report: Report) {
+        let view = View {
+            machine: &self.machine,
+            sup: self.sup,
+            dynamic: &self.dynamic,
+            is_worker: &self.is_worker,
+            host: &self.host,
+        };
+        self.reporter.report(&report, &view);
+        if let Report::Exited {
+            child,
+            restart: None,
+            ..
+        } = report
+        {
+            if !self.is_worker[child.get()] {
+                // Its subtree ended for good: so do its cgroups.
+                let path = self.child_path(child);
+                self.containment.ended(&path);
+            }
+        }
+        if let Report::Removed { child, id } = report {
+            let reporter = &mut self.reporter;
+            self.dynamic
+                .removed(child, id, &mut || reporter.events_out());
+        }
+    }
+
+    /// Reports that worker `child` started in the host `pid`.
+    fn worker_started(&mut self, child: ChildIdx, pid: nix::unistd::Pid) {
+        tracing::debug!(supervisor = %self.machine.path(), %child, "worker started");
+        self.emit_child(child, Some(pid), EventKind::Started(NodeKind::Worker));
+    }
+
+    /// Kills the worker host, as the machine decided (`why`).
+    fn kill_host(&mut self, why: &HostKill) {
+        let Some((pid, judged)) = self.host.kill_host() else {
+            return;
+        };
+        let (path, pid) = (self.machine.path(), pid.as_raw());
+        match why {
+            HostKill::Hung => {
+                let why = judged.map_or_else(|| "not judged".to_owned(), |why| why.to_string());
+                tracing::warn!(supervisor = %path, pid, period = ?self.machine.watchdog(), %why,
+                    "worker host showed no life within its watchdog period (a worker blocks its thread, \
+                     a deadlock, SIGSTOP?); killing it");
+            }
+            HostKill::DropOverdue(workers) => {
+                tracing::warn!(supervisor = %path, pid, workers = %self.paths(workers),
+                    "dropped workers did not end in time (a worker blocks its thread?); killing their worker host");
+            }
+            HostKill::ExitOverdue => {
+                tracing::warn!(supervisor = %path, pid, "worker host did not exit in time; killing it");
+            }
+            HostKill::Cut => {
+                tracing::warn!(supervisor = %path, pid,
+                    "worker host runs on without its channel (a worker closed or broke its \
+                     descriptors?); killing it, so that its workers run again in a new host");
+            }
+        }
+    }
+
+    /// The host process ended with `exit`: every worker it still ran failed
+    /// with it.
+    fn host_exited(&mut self, exit: ChildExit, now: Instant) {
+        let reporter = &mut self.reporter;
+        self.host.read(
+            &mut self.machine,
+            &mut self.dynamic,
+            &mut || reporter.events_out(),
+            now,
+            true,
+        );
+        // What it said before it died is reported while its pid is known.
+        self.report();
+        let Some(host) = self.host.ended() else {
+            return;
+        };
+        let pid = host.pid;
+        let path = self.machine.path().to_owned();
+        let exit = host.exit(self.oom_or(exit, &path, true, host.abort.as_ref()));
+        // `Hung` if the machine had it killed as hung.
+        let exit = self.machine.handle_host_exit(exit, now);
+        let live = self.host.lost(&self.machine);
+        if host.setup_failed {
+            if self.engine_failure_logged() {
+                tracing::error!(supervisor = %self.machine.path(), pid = pid.as_raw(), workers = %self.paths(&live),
+                    "worker host could not be set up (its runtime or threads did not start; see its \
+                     own lines); will retry after its workers' backoff, and at least a floor delay");
+            }
+        } else if live.is_empty() {
+            tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "worker host exited");
+        } else {
+            tracing::warn!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, workers = %self.paths(&live), "worker host died with running workers");
+        }
+        // The host's end with what it means for its workers, then each
+        // worker's exit.
+        for &child in &live {
+            self.machine.handle_exit(child, exit, now);
+        }
+        let mut reports = Vec::new();
+        while let Some(report) = self.machine.poll_report() {
+            reports.push(report);
+        }
+        let restart = reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Exited {
+                    child,
+                    restart: Some(delay),
+                    ..
+                } if live.contains(child) => Some(*delay),
+                _ => None,
+            })
+            .min();
+        let host_path = format!("{}/host", self.machine.path());
+        self.reporter.emit(
+            host_path,
+            Some(pid),
+            EventKind::host_exited(exit, u32::try_from(live.len()).unwrap_or(u32::MAX), restart),
+        );
+        for report in reports {
+            self.report_one(report);
+        }
+    }
+
     /// Feeds the exit of process `pid` to the machine.
     fn reaped(&mut self, pid: nix::unistd::Pid, exit: ChildExit, now: Instant) {
         if let Some(child) = self.procs.child_of(pid) {
@@ -542,6 +772,17 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         tracing::debug!(supervisor = %self.machine.path(), pid = pid.as_raw(), %exit, "reaped an orphaned descendant");
     }
+}
+
+/// What a supervisor's [`Reporter`] reads of it: its machine, its
+/// children (which are workers, which were started at run time, from
+/// which templates), its worker host.
+struct View<'a> {
+    machine: &'a Machine,
+    sup: &'a Supervisor,
+    dynamic: &'a Dynamic,
+    is_worker: &'a [bool],
+    host: &'a HostLink,
 }
 
 /// In a freshly forked child supervisor: moves child `n` out of `children`.
