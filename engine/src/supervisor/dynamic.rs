@@ -158,16 +158,22 @@ impl Dynamic {
                             tracing::warn!(supervisor = %machine.path(), template = %name, "a request without a reply socket was dropped");
                             continue;
                         };
-                        let added = self.request(
+                        match self.request(
                             templates,
                             machine,
                             (template, &name),
                             &datagram.body,
                             reply,
-                            flush,
                             now,
-                        );
-                        room = room.max(added);
+                        ) {
+                            Ok(added) => room = room.max(added),
+                            Err((reply, answer)) => {
+                                // What the request changed reaches the
+                                // root's status first.
+                                flush();
+                                answer_on(&reply, &answer);
+                            }
+                        }
                     }
                     Ok(None) => {}
                     Err(err) if err.raw_os_error() == Some(Errno::EAGAIN as i32) => break,
@@ -186,7 +192,8 @@ impl Dynamic {
     }
 
     /// Handles one request on the socket of template `template` (`name`):
-    /// how many children the supervisor must have room for (0: none added).
+    /// how many children the supervisor must have room for (0: none
+    /// added), or the answer to give now, on `reply`.
     fn request(
         &mut self,
         templates: &[Template],
@@ -194,33 +201,29 @@ impl Dynamic {
         (template, name): (u32, &str),
         body: &[u8],
         reply: OwnedFd,
-        flush: &mut dyn FnMut(),
         now: Instant,
-    ) -> usize {
+    ) -> Result<usize, (OwnedFd, Answer)> {
         let answer = match codec::strict::<Request>(body) {
             Ok(Request::Start(arg)) => match self.add(templates, machine, template, arg, now) {
                 Ok((id, room)) => {
                     self.starting.insert(id, reply);
-                    return room;
+                    return Ok(room);
                 }
                 Err(refusal) => Err(refusal),
             },
             Ok(Request::Terminate(id)) => match dynamic::remove(machine, id, now) {
                 Ok(_) => {
                     self.terminating.push(id, reply);
-                    return 0;
+                    return Ok(0);
                 }
                 Err(refusal) => Err(refusal),
             },
             Err(err) => {
                 tracing::warn!(supervisor = %machine.path(), template = %name, %err, "a malformed request was dropped");
-                return 0;
+                return Ok(0);
             }
         };
-        // What the request changed reaches the root's status first.
-        flush();
-        answer_on(&reply, &answer);
-        0
+        Err((reply, answer))
     }
 
     /// Has `machine` add a child of `template` with `arg`: its id, and how
