@@ -632,6 +632,12 @@ impl Machine {
             .collect::<Vec<_>>();
         let static_leasable = strategy == Strategy::OneForOne
             && children.iter().any(|c| !c.record.policy.is_supervisor);
+        // Room for what a start decides (a `Start` per child) and reports
+        // (a `ChildReady` per child, and the rest): a driver that makes the
+        // machine before forking the process that runs it (the engine) hands
+        // it queues that need not grow there, where every reallocation
+        // writes to (and so copies) pages shared with its parent.
+        let (actions, reports) = (children.len() + 4, 2 * children.len() + 4);
         Self {
             statics: children.len(),
             path,
@@ -641,8 +647,8 @@ impl Machine {
             history: RestartHistory::default(),
             group: None,
             phase: Phase::Created,
-            actions: VecDeque::new(),
-            reports: VecDeque::new(),
+            actions: VecDeque::with_capacity(actions),
+            reports: VecDeque::with_capacity(reports),
             ready: false,
             reason: None,
             dynamic: false,

@@ -258,9 +258,11 @@ fn run_parts<S: Spawner, T: Timer>(mut tree: TreeParts, spawner: S, timer: T) ->
     })();
     // What failed ends `start()` with the cgroups made for it removed.
     let (_listeners, directory, signals, root) = made.inspect_err(|_| containment.remove())?;
+    let ids = ChildIds::root();
+    let machine = tree.root.machine("root".to_owned(), ids.first, None);
     let mut node = Node::new(
         &mut tree.root,
-        "root".to_owned(),
+        machine,
         spawner,
         timer,
         signals,
@@ -268,7 +270,7 @@ fn run_parts<S: Spawner, T: Timer>(mut tree: TreeParts, spawner: S, timer: T) ->
         Shared {
             directory,
             containment: containment.clone(),
-            ids: ChildIds::root(),
+            ids,
         },
     );
     if sys::is_pid_one() {

@@ -292,9 +292,15 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let parent = nix::unistd::Pid::this();
         let again = self.procs.forked(child);
         // The users its subtree runs as: it hands their sending sockets on.
-        let users = match self.sup.children.get(child.get()) {
-            Some(Child::Supervisor(sup)) => sup.users(nix::unistd::geteuid().as_raw()),
-            _ => Vec::new(),
+        // And its machine, made here so that the child inherits it rather
+        // than allocating it (watched with its own period, or this one's).
+        let ids = self.ids.for_child(again);
+        let (users, machine) = match self.sup.children.get(child.get()) {
+            Some(Child::Supervisor(sup)) => (
+                sup.users(nix::unistd::geteuid().as_raw()),
+                Some(sup.machine(path.clone(), ids.first, watchdog)),
+            ),
+            _ => (Vec::new(), None),
         };
         self.containment.prepare(&path);
         let abort = self.abort_mark(&path);
@@ -321,9 +327,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             // forks (see `Containment::keep_entries`).
             let containment = self.containment.clone();
             containment.keep_entries(|s| within(s, &path));
-            let ids = self.ids.for_child(again);
             self.leave_parent_state();
-            let Some(Child::Supervisor(mut sup)) = take_child(&mut self.sup.children, child.get())
+            let (Some(Child::Supervisor(mut sup)), Some(machine)) =
+                (take_child(&mut self.sup.children, child.get()), machine)
             else {
                 return sys::EXIT_PANICKED;
             };
@@ -365,7 +371,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             };
             Node::new(
                 &mut sup,
-                path,
+                machine,
                 self.spawner.clone(),
                 self.timer.clone(),
                 signals,

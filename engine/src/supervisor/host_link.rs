@@ -108,7 +108,9 @@ impl HostLink {
         Self {
             host: None,
             live: vec![false; children],
-            unhosted: Vec::new(),
+            // At most one start per child waits for the host at first: one
+            // allocation, not one per doubling.
+            unhosted: Vec::with_capacity(children),
         }
     }
 

@@ -93,9 +93,12 @@ pub(crate) struct Node<'a, S, T> {
 }
 
 impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
+    /// `machine` is `sup`'s (see [`Supervisor::machine`]): a forked
+    /// supervisor's is made by its parent before the fork, so the child
+    /// inherits it instead of allocating it (see [`take_child`]).
     pub(crate) fn new(
         sup: &'a mut Supervisor,
-        path: String,
+        machine: Machine,
         spawner: S,
         timer: T,
         signals: SignalPipe,
@@ -109,7 +112,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             .collect();
         let count = is_worker.len();
         Self {
-            machine: sup.machine(path, shared.ids.first, None),
+            machine,
             sup,
             spawner,
             timer,
@@ -152,10 +155,6 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         self.reaps_any = true;
         self.reporter.parent = Some(parent);
         self.next_alive = watchdog.map(|_| self.timer.now());
-        // Nothing ran yet: its machine is made again, with the period its
-        // processes are watched with (its own, or its parent's).
-        let path = self.machine.path().to_owned();
-        self.machine = self.sup.machine(path, self.ids.first, watchdog);
         self
     }
 
