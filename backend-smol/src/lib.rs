@@ -286,12 +286,7 @@ impl Runner for Smol {
     ) -> Result<(), Error> {
         #[cfg(target_os = "linux")]
         {
-            match (&spawner as &dyn std::any::Any).downcast_ref::<SmolSpawner>() {
-                Some(smol) => supertrees_engine::run(tree, *smol, timer),
-                None => {
-                    supertrees_engine::run(tree, supertrees_engine::DefaultReactor(spawner), timer)
-                }
-            }
+            supertrees_engine::run_preferring::<SmolSpawner, _, _, _>(tree, spawner, timer)
         }
         #[cfg(not(target_os = "linux"))]
         {

@@ -345,12 +345,7 @@ impl Runner for Tokio {
     ) -> Result<(), Error> {
         #[cfg(target_os = "linux")]
         {
-            match (&spawner as &dyn std::any::Any).downcast_ref::<TokioSpawner>() {
-                Some(tokio) => supertrees_engine::run(tree, tokio.clone(), timer),
-                None => {
-                    supertrees_engine::run(tree, supertrees_engine::DefaultReactor(spawner), timer)
-                }
-            }
+            supertrees_engine::run_preferring::<TokioSpawner, _, _, _>(tree, spawner, timer)
         }
         #[cfg(not(target_os = "linux"))]
         {

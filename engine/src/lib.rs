@@ -194,6 +194,56 @@ where
     run_parts(TreeParts::from(tree), spawner, timer)
 }
 
+/// [`run`] with `spawner`'s own reactor if it is an `R` (a backend's
+/// spawner, which registers fds with its runtime), else with the engine's
+/// default reactor ([`DefaultReactor`]): what a backend's `Runner` does
+/// with the spawner `start_with` was given, which is known only as a
+/// `Spawner`. A spawner that wraps an `R` counts as any other.
+///
+/// # Errors
+///
+/// As [`run`].
+///
+/// # Examples
+///
+/// A backend's runner (here with the default reactor for every spawner
+/// but `DefaultReactor<MySpawner>` itself):
+///
+/// ```no_run
+/// use supertrees_core::tree::Root;
+/// use supertrees_core::{BoxFuture, Error, Runner, Spawner, Timer, Tree};
+/// use supertrees_engine::DefaultReactor;
+///
+/// #[derive(Clone)]
+/// struct MySpawner;
+/// impl Spawner for MySpawner {
+///     fn block_on(&self, fut: BoxFuture) {
+///         futures::executor::block_on(fut)
+///     }
+///     fn spawn(&self, fut: BoxFuture) {
+///         std::thread::spawn(move || futures::executor::block_on(fut));
+///     }
+/// }
+///
+/// enum Mine {}
+/// impl Runner for Mine {
+///     fn run<S: Spawner, T: Timer>(tree: Tree<Root<Self>>, spawner: S, timer: T) -> Result<(), Error> {
+///         supertrees_engine::run_preferring::<DefaultReactor<MySpawner>, _, _, _>(tree, spawner, timer)
+///     }
+/// }
+/// ```
+pub fn run_preferring<R, B, S, T>(tree: Tree<Root<B>>, spawner: S, timer: T) -> Result<(), Error>
+where
+    R: supertrees_core::Spawner + Register,
+    S: supertrees_core::Spawner,
+    T: Timer,
+{
+    match (&spawner as &dyn std::any::Any).downcast_ref::<R>() {
+        Some(own) => run(tree, own.clone(), timer),
+        None => run(tree, DefaultReactor(spawner), timer),
+    }
+}
+
 /// Asks the tree whose root serves `path` (see `status_socket` on the
 /// root tree) for its status, as the indented text of
 /// `supertrees_core::TreeStatus`. Gives up after 5 s.

@@ -418,6 +418,20 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
     }
 
+    /// Reads the worker host's notes (see [`HostLink::read`]; `all`: every
+    /// one), answering who waits for a dynamic child's start after this
+    /// turn's events went up.
+    fn read_host(&mut self, now: Instant, all: bool) {
+        let reporter = &mut self.reporter;
+        self.host.read(
+            &mut self.machine,
+            &mut self.dynamic,
+            &mut || reporter.events_out(),
+            now,
+            all,
+        );
+    }
+
     /// Sends this turn's events up the pipe, in a forked supervisor (see
     /// [`Events::end_turn`](events::Events::end_turn)).
     pub(super) fn events_out(&mut self) {
@@ -494,14 +508,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             }
         };
         let now = self.timer.now();
-        let reporter = &mut self.reporter;
-        self.host.read(
-            &mut self.machine,
-            &mut self.dynamic,
-            &mut || reporter.events_out(),
-            now,
-            false,
-        );
+        self.read_host(now, false);
         let said = std::mem::take(&mut self.said);
         self.procs.read(&said, &mut self.machine, now);
         self.said = said;
@@ -538,14 +545,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         // then (maybe just before, from another CPU, or one this turn did
         // not poll for) is never judged as silence.
         if self.host.judge(&mut self.machine, now) {
-            let reporter = &mut self.reporter;
-            self.host.read(
-                &mut self.machine,
-                &mut self.dynamic,
-                &mut || reporter.events_out(),
-                now,
-                true,
-            );
+            self.read_host(now, true);
         }
         let hung = self.procs.judge(&mut self.machine, now);
         if !hung.is_empty() {
@@ -698,14 +698,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// The host process ended with `exit`: every worker it still ran failed
     /// with it.
     fn host_exited(&mut self, exit: ChildExit, now: Instant) {
-        let reporter = &mut self.reporter;
-        self.host.read(
-            &mut self.machine,
-            &mut self.dynamic,
-            &mut || reporter.events_out(),
-            now,
-            true,
-        );
+        self.read_host(now, true);
         // What it said before it died is reported while its pid is known.
         self.report();
         let Some(host) = self.host.ended() else {
