@@ -1416,14 +1416,7 @@ impl<B> fmt::Debug for Root<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Noop;
-    impl Worker for Noop {
-        fn init(&self) -> crate::BoxFuture {
-            Box::pin(async {})
-        }
-    }
-    impl Restartable for Noop {}
+    use crate::worker::Noop;
 
     fn users(tree: Supertree, runs_as: (u32, u32)) -> Result<(), Error> {
         TreeParts::from(tree)

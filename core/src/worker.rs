@@ -228,3 +228,18 @@ pub enum Readiness {
     /// Ready once its future calls [`ready()`](crate::ready()).
     Notify,
 }
+
+/// A worker that does nothing and ends at once, for the crate's tests that
+/// build trees.
+#[cfg(test)]
+pub(crate) struct Noop;
+
+#[cfg(test)]
+impl Worker for Noop {
+    fn init(&self) -> crate::BoxFuture {
+        Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+impl Restartable for Noop {}

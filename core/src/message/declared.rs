@@ -66,6 +66,7 @@ fn declared_by(sup: &Supervisor, path: &str) -> Vec<Declared> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::Noop;
     use crate::Supertree;
 
     #[test]
@@ -102,12 +103,4 @@ mod tests {
             "the name \"a\" is declared twice, by root and by root/0: names of mailboxes and templates are unique in a tree"
         );
     }
-
-    struct Noop;
-    impl crate::Worker for Noop {
-        fn init(&self) -> crate::BoxFuture {
-            Box::pin(async {})
-        }
-    }
-    impl crate::Restartable for Noop {}
 }

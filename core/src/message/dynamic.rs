@@ -59,15 +59,8 @@ mod tests {
     use super::*;
     use crate::codec;
     use crate::tree::TreeParts;
-    use crate::{Restartable, Supertree};
-
-    struct Noop;
-    impl Worker for Noop {
-        fn init(&self) -> crate::BoxFuture {
-            Box::pin(async {})
-        }
-    }
-    impl Restartable for Noop {}
+    use crate::worker::Noop;
+    use crate::Supertree;
 
     #[test]
     fn a_template_decodes_only_its_argument_type_to_the_last_byte() {
