@@ -36,6 +36,7 @@
 //! | liveness, child supervisor | its start (and [`handle_forked`](Machine::handle_forked)): 2 periods (its own, else this supervisor's); then as the host's | with a watchdog | [`Action::Kill`]; it exits [`ChildExit::Hung`] |
 //! | host exit | [`Action::Exit`], while a host runs | [`host_exit_grace`] on | [`Action::KillHost`] ([`HostKill::ExitOverdue`]) |
 //! | cut channel | [`handle_host_cut`](Machine::handle_host_cut) | [`CUT_GRACE`] on | [`Action::KillHost`] ([`HostKill::Cut`]) |
+//! | operator's order | [`handle_order`](Machine::handle_order) | [`control::bound`] on (the child's shutdown time and 5 s) | [`Report::Answered`] with [`Refusal::TimedOut`] |
 //!
 //! A watched process found silent at its deadline is killed unless the
 //! driver tells the machine first that it is not hung (the engine reads
@@ -92,7 +93,8 @@ mod child;
 
 pub use child::{ChildIdx, ChildPolicy, ChildRecord, RecordState};
 
-use crate::policy::RestartHistory;
+use crate::control::{self, Answer, Busy, Op, Order, Refusal};
+use crate::policy::{BackoffState, RestartHistory};
 use crate::{ChildExit, ChildId, EventKind, Intensity, Shutdown, Strategy};
 
 /// What a driver must do next.
@@ -235,6 +237,9 @@ pub enum Report {
     /// Child `child`, started at run time as `id`, is gone (after its last
     /// `Exited`, if it was running): its slot may take another child.
     Removed { child: ChildIdx, id: ChildId },
+    /// An operator's order ([`Machine::handle_order`]) came to this: the
+    /// driver passes it back to who asked.
+    Answered(Answer),
 }
 
 /// Why [`Machine::handle_add`] started no child.
@@ -387,6 +392,9 @@ struct ChildSlot {
     alive: Option<Liveness>,
     /// It was killed for showing no life: its exit is [`ChildExit::Hung`].
     hung: bool,
+    /// Its stop under way is an operator's restart: once it stopped, it
+    /// starts again at once.
+    restart_asked: bool,
     /// What the machine's indexes hold for it (see [`Index`]).
     indexed: Indexed,
 }
@@ -597,6 +605,18 @@ pub struct Machine {
     /// host, and the child supervisors without one of their own.
     watchdog: Option<Duration>,
     host: HostState,
+    /// Operators' orders not answered yet, in the order they came.
+    orders: Vec<Pending>,
+}
+
+/// An operator's order about child `child`, answered when the child is
+/// started again, or with [`Refusal::TimedOut`] at `by`.
+#[derive(Debug)]
+struct Pending {
+    order: Order,
+    child: usize,
+    by: Instant,
+    bound: Duration,
 }
 
 impl Machine {
@@ -627,6 +647,7 @@ impl Machine {
                 engine_failures: 0,
                 alive: None,
                 hung: false,
+                restart_asked: false,
                 indexed: Indexed::default(),
             })
             .collect::<Vec<_>>();
@@ -662,6 +683,7 @@ impl Machine {
             shutdown,
             watchdog,
             host: HostState::default(),
+            orders: Vec::new(),
         }
     }
 
@@ -730,6 +752,12 @@ impl Machine {
         (n < self.children.len())
             .then(|| ChildIdx::new(n))
             .flatten()
+    }
+
+    /// Whether `child` is one of the children given to `new` (not a slot
+    /// of children started at run time).
+    pub fn is_static(&self, child: ChildIdx) -> bool {
+        child.get() < self.statics
     }
 
     /// Every child's index, in order: the children given to `new`, then
@@ -841,6 +869,7 @@ impl Machine {
                 },
             ),
             Report::Removed { child, .. } => (Subject::Child(child), EventKind::Removed),
+            Report::Answered(_) => return None,
         })
     }
 
@@ -931,6 +960,7 @@ impl Machine {
             engine_failures: 0,
             alive: None,
             hung: false,
+            restart_asked: false,
             indexed: Indexed::default(),
         };
         if n == self.children.len() {
@@ -1221,6 +1251,7 @@ impl Machine {
             self.actions.push_back(Action::Kill(hung));
         }
         self.host_timeout(dropped, now);
+        self.expire_orders(now);
         self.after_event(now);
     }
 
@@ -1307,6 +1338,122 @@ impl Machine {
         self.after_event(now);
     }
 
+    /// An operator's `order` about child `child` (the child its path
+    /// names), at `now`: decided here, and answered with
+    /// [`Report::Answered`] once carried out or refused, at the latest at
+    /// its bound ([`control::bound`] of the child's shutdown; the work goes
+    /// on after a timed-out answer).
+    ///
+    /// [`Op::Restart`]: a running child is stopped in order (as any stop:
+    /// its shutdown time, then killed) and, once it stopped, started again
+    /// at once (under `OneForAll`/`RestForOne` in its place in the order,
+    /// once the siblings before it are ready); one waiting for its
+    /// restart, or finished for good, is started now; one queued to start
+    /// (in a group restart) starts with its group. The restart is not
+    /// counted in the intensity, nor in the count its restart policy keeps,
+    /// and its backoff starts over. Answered `Ok` when the machine starts
+    /// it ([`Action::Start`]). Refused ([`Refusal`]) before the supervisor
+    /// started and once it shuts down, for a slot no child holds, and for
+    /// a child being stopped, killed as hung, or removed.
+    pub fn handle_order(&mut self, order: Order, child: ChildIdx, now: Instant) {
+        let n = child.get();
+        let refusal = match (&self.phase, self.children.get(n)) {
+            (Phase::Created, _) => Some(Refusal::NotRunning),
+            (Phase::ShuttingDown(_) | Phase::Exited, _) => Some(Refusal::ShuttingDown),
+            (Phase::Running, None) => Some(Refusal::NotFound),
+            (Phase::Running, Some(slot)) => {
+                if slot.kind == Kind::Free {
+                    Some(Refusal::NotFound)
+                } else if slot.is_removing() {
+                    Some(Refusal::Busy(Busy::Removing))
+                } else if slot.hung {
+                    Some(Refusal::Busy(Busy::Hung))
+                } else if slot.state.is_stopping() {
+                    Some(Refusal::Busy(Busy::Stopping))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(refusal) = refusal {
+            tracing::info!(supervisor = %self.path, path = %order.path, op = order.op.verb(), %refusal, "an operator's order refused");
+            self.reports
+                .push_back(Report::Answered(order.answer(Err(refusal))));
+            return;
+        }
+        tracing::info!(supervisor = %self.path, path = %order.path, op = order.op.verb(), "an operator's order");
+        let (op, bound) = (
+            order.op,
+            control::bound(self.children[n].record.policy.shutdown),
+        );
+        // Waiting before it is carried out: a start it makes answers it.
+        self.orders.push(Pending {
+            order,
+            child: n,
+            by: now + bound,
+            bound,
+        });
+        match op {
+            Op::Restart => self.restart_by_operator(n, now),
+        }
+        self.after_event(now);
+    }
+
+    /// Child `n`, which runs or waits to, is restarted by an operator (see
+    /// [`handle_order`](Self::handle_order)).
+    fn restart_by_operator(&mut self, n: usize, now: Instant) {
+        let slot = &mut self.children[n];
+        slot.record.state.backoff = BackoffState::default();
+        match slot.state {
+            State::Running { .. } => {
+                slot.restart_asked = true;
+                let Some(child) = ChildIdx::new(n) else {
+                    return;
+                };
+                let action = if self.begin_stop(n, now) {
+                    Action::Kill(vec![child])
+                } else {
+                    Action::Stop(vec![child])
+                };
+                self.actions.push_back(action);
+            }
+            State::Waiting { .. } | State::Done => self.start_child(n, now, false),
+            // It starts soon: its order is answered then.
+            State::Idle | State::Queued { .. } | State::Pending | State::Stopping { .. } => {}
+        }
+    }
+
+    /// Answers the orders waiting about child `child` (all of them for
+    /// `None`) with `result`.
+    fn answer_orders(&mut self, child: Option<usize>, result: Result<(), Refusal>) {
+        let mut n = 0;
+        while n < self.orders.len() {
+            if child.is_some_and(|c| self.orders[n].child != c) {
+                n += 1;
+                continue;
+            }
+            let pending = self.orders.remove(n);
+            self.reports
+                .push_back(Report::Answered(pending.order.answer(result)));
+        }
+    }
+
+    /// Answers the orders whose bound passed at `now`.
+    fn expire_orders(&mut self, now: Instant) {
+        let mut n = 0;
+        while n < self.orders.len() {
+            if self.orders[n].by > now {
+                n += 1;
+                continue;
+            }
+            let pending = self.orders.remove(n);
+            tracing::warn!(supervisor = %self.path, path = %pending.order.path, bound = ?pending.bound,
+                "an operator's order was not carried out within its bound");
+            let answer = pending.order.answer(Err(Refusal::TimedOut(pending.bound)));
+            self.reports.push_back(Report::Answered(answer));
+        }
+    }
+
     // ----- poll_*
 
     /// The next decision to report, if any.
@@ -1357,7 +1504,8 @@ impl Machine {
             };
             host.deadline()
         };
-        let always = kill.into_iter().chain(alive).chain(host);
+        let orders = self.orders.iter().map(|p| p.by).min();
+        let always = kill.into_iter().chain(alive).chain(host).chain(orders);
         if !matches!(self.phase, Phase::Running) {
             return always.min();
         }
@@ -1467,6 +1615,9 @@ impl Machine {
         slot.ready = false;
         self.reindex(n);
         self.actions.push_back(Action::Start(child));
+        if !self.orders.is_empty() {
+            self.answer_orders(Some(n), Ok(()));
+        }
     }
 
     /// Starts queued children in order, each once every earlier sibling is
@@ -1622,8 +1773,22 @@ impl Machine {
         let Some(child) = ChildIdx::new(n) else {
             return;
         };
-        let in_group = matches!(self.phase, Phase::Running)
-            && self.group.as_ref().is_some_and(|g| g.members.contains(&n));
+        let running = matches!(self.phase, Phase::Running);
+        let in_group = running && self.group.as_ref().is_some_and(|g| g.members.contains(&n));
+        let asked = std::mem::take(&mut self.children[n].restart_asked);
+        if asked && running && !in_group && !self.children[n].is_removing() {
+            // An operator's restart: at once, counted nowhere.
+            self.set_state(n, State::Done);
+            self.reports.push_back(Report::Exited {
+                child,
+                exit,
+                restart: Some(Duration::ZERO),
+                reason: None,
+            });
+            tracing::info!(supervisor = %self.path, %child, "stopped for an operator's restart; starting it again");
+            self.start_child(n, now, false);
+            return;
+        }
         let again = in_group && self.children[n].record.allows_another_run();
         let state = if again {
             State::Pending
@@ -1691,6 +1856,9 @@ impl Machine {
         });
         tracing::debug!(supervisor = %self.path, %child, %id, "child removed");
         self.reports.push_back(Report::Removed { child, id });
+        if !self.orders.is_empty() {
+            self.answer_orders(Some(n), Err(Refusal::NotFound));
+        }
     }
 
     fn shut_down(&mut self, outcome: Outcome) {
@@ -1701,6 +1869,7 @@ impl Machine {
         tracing::info!(supervisor = %self.path, ?outcome, "stopping all children in reverse order");
         self.phase = Phase::ShuttingDown(outcome);
         self.reports.push_back(Report::Stopping(outcome));
+        self.answer_orders(None, Err(Refusal::ShuttingDown));
         self.group = None;
         for n in 0..self.children.len() {
             if matches!(

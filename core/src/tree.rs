@@ -1172,9 +1172,16 @@ impl<B> Tree<Root<B>> {
     /// Linux). A directory the root creates for the socket is removed with
     /// it when the tree ends, and at once if the socket can not be created.
     ///
-    /// One request per connection: the line `status`. A client that sends
-    /// anything else, or ends the connection before its newline, gets an
-    /// error line; one that sends nothing is dropped after 2 s. Up to 16
+    /// One request per connection, one line:
+    ///
+    /// | request | answer |
+    /// |---|---|
+    /// | `status` | the text tree (see [`TreeStatus`]) |
+    /// | `restart PATH` | an operator's restart of the node at PATH (`root/1/0`; a supervisor: its whole subtree): stopped in order, started again at once, not counted in its supervisor's intensity, its backoff reset. Decided by the state machine of the supervisor that owns PATH, in whatever process it runs; answered `ok restarted PATH` once started again, or one `error: ...` line (`not found`, `not running`, `busy`, `shutting down`, `timed out after ...`) naming PATH, within the child's shutdown time plus 5 s (30 s for `Shutdown::Infinity`) |
+    ///
+    /// Every `restart` is logged with the peer's uid and pid. A client that
+    /// sends anything else, or ends the connection before its newline, gets
+    /// an error line; one that sends nothing is dropped after 2 s. Up to 16
     /// clients are served at a time; more wait their turn in order, and a
     /// client that has not sent its request 20 ms after it was accepted is
     /// cut off (`error: busy`) when another waits, so a flood of idle

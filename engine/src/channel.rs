@@ -54,14 +54,6 @@ impl Channel {
         ))
     }
 
-    /// A channel up only, from the child: `(the supervisor's end, the
-    /// child's end)`. What travels down to a child supervisor today are
-    /// signals; the other direction is added when something needs it.
-    pub(crate) fn up_only() -> Result<(Channel, Channel), Errno> {
-        let (rx, tx) = sys::pipe()?;
-        Ok((Channel::new(Some(rx), None), Channel::new(None, Some(tx))))
-    }
-
     fn new(rx: Option<OwnedFd>, tx: Option<OwnedFd>) -> Self {
         Self {
             rx,

@@ -89,7 +89,9 @@ pub(crate) mod fuzz {
 // when the engine was a module of the core.
 #[cfg(test)]
 use supertrees_core::Supertree;
-use supertrees_core::{lease, limits, machine, message, observe, path, port, ready, tree, wire};
+use supertrees_core::{
+    control, lease, limits, machine, message, observe, path, port, ready, tree, wire,
+};
 use supertrees_core::{
     ChildExit, ChildId, Error, Event, EventKind, Limits, Listen, NodeKind, Timer,
 };

@@ -53,7 +53,8 @@
 //! systemd socket activation, errors), [`listener_dirs`] (where a Unix
 //! listener may go, and its mode), [`listener_faults`] (listeners
 //! against their workers' mistakes and through the tree's stop), [`containment`]
-//! (watchdogs, users, limits), [`limits_unprivileged`] (limits without
+//! (watchdogs, users, limits), [`control`] (operators' requests that name a
+//! node), [`limits_unprivileged`] (limits without
 //! cgroups, as another user) and [`starved`] (the watchdog under a CPU
 //! quota beside CPU hogs: starved is not hung). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
@@ -66,6 +67,7 @@ mod attack20;
 mod attack20b;
 mod boundaries;
 mod containment;
+mod control;
 mod decisions;
 mod drive;
 mod dynamic;
@@ -881,6 +883,13 @@ const SCENARIOS: &[Scenario] = &[
         abuse::scenario::handout_race,
         abuse::drive::handout_race,
         20,
+    ),
+    // Issue 21: a request naming a node reaches the supervisor that owns it.
+    scenario(
+        "control_restart",
+        control::scenario::restart,
+        control::drive::restart,
+        30,
     ),
 ];
 

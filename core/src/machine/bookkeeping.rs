@@ -12,7 +12,9 @@
 //! and every report about a slot is about the child the driver has there
 //! (a start runs its own argument); ids are handed out in increasing order
 //! from the machine's first id and never again; a removal names exactly
-//! the child with that id, or none.
+//! the child with that id, or none; an operator's order (a restart of the
+//! child in a slot, or of a slot nobody holds) is answered exactly once,
+//! within its bound.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,6 +38,8 @@ enum Op {
     /// `terminate_child` of the `pick`-th id handed out so far (removed
     /// ones included), or of one never handed out.
     Remove { pick: usize },
+    /// An operator's restart of slot `slot`, held or not.
+    Order { slot: usize },
     /// Time passes; the timeout is handled if due.
     Advance { ms: u64 },
     /// The driver polls the reports and actions, as `carry_out` does.
@@ -54,6 +58,7 @@ fn an_op() -> impl Gen<Value = Op> {
         (0..8usize, prop::bool::ANY).prop_map(|(pick, failed)| Op::Exit { pick, failed }),
         (0..8usize).prop_map(|pick| Op::AnswerStop { pick }),
         (0..12usize).prop_map(|pick| Op::Remove { pick }),
+        (0..8usize).prop_map(|slot| Op::Order { slot }),
         (0..30u64).prop_map(|ms| Op::Advance { ms }),
         Just(Op::Poll),
     ]
@@ -92,6 +97,9 @@ struct Driver {
     /// Every id handed out, in order.
     ids: Vec<ChildId>,
     first_id: u64,
+    /// Orders given and not answered yet, and how many were given.
+    orders: BTreeSet<u64>,
+    given: u64,
 }
 
 impl Driver {
@@ -153,6 +161,13 @@ impl Driver {
                     self.slots.contains_key(&child.get()),
                     "a report about slot {} which the driver holds nothing for",
                     child
+                );
+            }
+            Report::Answered(answer) => {
+                prop_assert!(
+                    self.orders.remove(&answer.ticket.0),
+                    "an answer to order {} which is not waiting",
+                    answer.ticket.0
                 );
             }
             Report::Ready | Report::Stopping(_) => {}
@@ -217,6 +232,18 @@ impl Driver {
                     }
                 }
             }
+            Op::Order { slot } => {
+                let ticket = self.given;
+                self.given += 1;
+                self.orders.insert(ticket);
+                let order = crate::control::Order {
+                    ticket: crate::control::Ticket(ticket),
+                    path: crate::control::NodePath::parse(&format!("root/{slot}"))
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?,
+                    op: crate::control::Op::Restart,
+                };
+                self.m.handle_order(order, idx(slot), now);
+            }
             Op::Advance { ms } => {
                 self.now += Duration::from_millis(ms);
                 let now = self.at();
@@ -256,12 +283,19 @@ proptest! {
             stopping: BTreeSet::new(),
             ids: Vec::new(),
             first_id,
+            orders: BTreeSet::new(),
+            given: 0,
         };
         d.m.handle_start(d.at());
         for op in ops {
             d.op(op)?;
         }
         d.poll()?;
+        // Every order's bound (20 ms of stop and 5 s) passes: each was
+        // answered once.
+        d.op(Op::Advance { ms: 6_000 })?;
+        d.poll()?;
+        prop_assert!(d.orders.is_empty(), "orders never answered: {:?}", d.orders);
         let distinct: BTreeSet<ChildId> = d.ids.iter().copied().collect();
         prop_assert_eq!(distinct.len(), d.ids.len());
     }

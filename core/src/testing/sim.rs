@@ -505,8 +505,13 @@ impl<'a> Sim<'a> {
                         .handle_restarted(child, exit, reason, delay, state, now);
                 }
                 Note::Alive { .. } => self.machine.handle_alive(Watched::Child(child), now),
-                // Nothing is forked or set up here, so nothing fails to be.
-                Note::Exited { .. } | Note::Began(_) | Note::Ended(_) | Note::SetupFailed => {}
+                // Nothing is forked or set up here, so nothing fails to
+                // be; no operator sends orders here.
+                Note::Exited { .. }
+                | Note::Began(_)
+                | Note::Ended(_)
+                | Note::SetupFailed
+                | Note::Answered(_) => {}
             }
         }
         match happened {

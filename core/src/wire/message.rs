@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::control::{Answer, Order};
 use crate::machine::{ChildIdx, Grant, Outcome, RecordState};
 use crate::ChildExit;
 
@@ -38,6 +39,16 @@ pub enum Command {
     /// those named by `Drop`s that follow; report each, and exit once they
     /// all ended.
     Shutdown,
+}
+
+/// Supervisor → child supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Down {
+    /// An operator's order about a node of the child's subtree: the child
+    /// hands it to its machine if the node is its own child, or on down
+    /// (see [`NodePath::hop`](crate::control::NodePath::hop)); its
+    /// [`Note::Answered`] comes back up.
+    Order(Order),
 }
 
 /// Child process → supervisor. A worker host sends exactly one `Exited` per
@@ -87,6 +98,9 @@ pub enum Note {
     /// signal handling; a worker host's runtime), and exits: its exit is
     /// [`ChildExit::SetupFailed`], whatever its exit code.
     SetupFailed,
+    /// A child supervisor: what an [`Order`] sent down to it came to. Its
+    /// supervisor passes it up only if it sent that order down.
+    Answered(Answer),
 }
 
 /// How a supervisor process ended, as it tells its parent.
@@ -113,6 +127,7 @@ impl Ending {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::{NodePath, Op, Refusal, Ticket};
     use crate::wire::frame::{encode, FrameReader};
 
     #[test]
@@ -174,6 +189,12 @@ mod tests {
                 signal: Some(15),
             }),
             Note::SetupFailed,
+            Note::Answered(Answer {
+                ticket: Ticket(9),
+                path: NodePath::parse("root/1/conn#3").expect("a path"),
+                op: Op::Restart,
+                result: Err(Refusal::TimedOut(Duration::from_secs(35))),
+            }),
             Note::Exited {
                 child,
                 exit: ChildExit::SetupFailed,
@@ -190,6 +211,16 @@ mod tests {
         assert_eq!(
             std::iter::from_fn(|| r.next::<Note>()).collect::<Vec<_>>(),
             notes
+        );
+        let down = vec![Down::Order(Order {
+            ticket: Ticket(u64::MAX),
+            path: NodePath::parse("root/0/1").expect("a path"),
+            op: Op::Restart,
+        })];
+        r.push(&down.iter().flat_map(encode).collect::<Vec<u8>>());
+        assert_eq!(
+            std::iter::from_fn(|| r.next::<Down>()).collect::<Vec<_>>(),
+            down
         );
     }
 

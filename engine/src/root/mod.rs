@@ -21,6 +21,7 @@ use nix::errno::Errno;
 use nix::fcntl::FcntlArg;
 use nix::poll::{PollFd, PollFlags};
 
+use crate::control::{Answer, Order};
 use crate::observe::{Observed, Observers, QUEUE_CAPACITY};
 use crate::os::containment::Containment;
 use crate::os::sys;
@@ -240,6 +241,22 @@ impl Main {
         }
         let until = Instant::now() + CALLBACK_BUDGET;
         self.observed.deliver(|| Instant::now() < until);
+    }
+
+    /// The orders made of status-socket requests since the last call, for
+    /// the root's loop to route down the tree.
+    pub(crate) fn take_orders(&mut self) -> Vec<Order> {
+        self.server
+            .as_mut()
+            .map(StatusServer::take_orders)
+            .unwrap_or_default()
+    }
+
+    /// What an order came to: for the status client that asked.
+    pub(crate) fn answer(&mut self, answer: &Answer) {
+        if let Some(server) = &mut self.server {
+            server.answer(answer, self.now);
+        }
     }
 
     /// Reads up to `limit` bytes of events off the pipe, as far as it holds

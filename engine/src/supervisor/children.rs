@@ -12,11 +12,12 @@ use nix::unistd::Pid;
 use super::watch::{Hung, Judged, Watch};
 use super::{take_child, Node};
 use crate::channel::{Channel, PipeState};
+use crate::control::{Answer, Order, Refusal};
 use crate::machine::{ChildIdx, Machine, Watched};
 use crate::os::sys::{self, AbortMark, SignalPipe};
 use crate::path::within;
 use crate::tree::Child;
-use crate::wire::{Ending, Note};
+use crate::wire::{Down, Ending, Note};
 use crate::Shared;
 use crate::{ChildExit, Spawner, Timer};
 
@@ -37,6 +38,9 @@ struct Proc {
     judged: Option<Hung>,
     /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
     abort: Option<AbortMark>,
+    /// The operators' orders sent down to it and not answered yet: only
+    /// their answers are passed up.
+    orders: Vec<Order>,
 }
 
 /// The child supervisor processes of one supervisor, by position.
@@ -46,6 +50,9 @@ pub(super) struct ChildProcs {
     procs: Vec<Option<Box<Proc>>>,
     /// Which children have been forked before, by position.
     forked: Vec<bool>,
+    /// Answers to orders sent down, to pass up (see
+    /// [`take_answers`](Self::take_answers)).
+    answers: Vec<Answer>,
 }
 
 impl ChildProcs {
@@ -53,7 +60,28 @@ impl ChildProcs {
         Self {
             procs: (0..children).map(|_| None).collect(),
             forked: vec![false; children],
+            answers: Vec::new(),
         }
+    }
+
+    /// Sends `order` down to child supervisor `child`, whose subtree holds
+    /// the node it names; answered [`Refusal::NotRunning`] (see
+    /// [`take_answers`](Self::take_answers)) if it does not run.
+    pub(super) fn send_order(&mut self, child: ChildIdx, order: Order) {
+        let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
+            self.answers.push(order.answer(Err(Refusal::NotRunning)));
+            return;
+        };
+        proc.channel.queue(&Down::Order(order.clone()));
+        proc.channel.flush();
+        proc.orders.push(order);
+    }
+
+    /// The answers that came up from child supervisors since the last
+    /// call, and those given here for them (a child that was not running,
+    /// or ended before it answered).
+    pub(super) fn take_answers(&mut self) -> Vec<Answer> {
+        std::mem::take(&mut self.answers)
     }
 
     /// Notes that child `child` is forked now: whether it was before.
@@ -183,6 +211,8 @@ impl ChildProcs {
         let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
             return;
         };
+        // Orders that found its pipe full go now.
+        proc.channel.flush();
         if !proc.channel.is_open() {
             return;
         }
@@ -214,6 +244,7 @@ impl ChildProcs {
                     }
                     machine.handle_alive(Watched::Child(child), now);
                 }
+                Note::Answered(answer) => self.answered(child, answer, machine.path()),
                 other => {
                     tracing::warn!(supervisor = %machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
                 }
@@ -232,12 +263,33 @@ impl ChildProcs {
         self.read_one(child, machine, now);
         let proc = *self.procs[child.get()].take()?;
         proc.channel.abandon();
+        // What it did not answer, it never will.
+        for order in proc.orders {
+            self.answers.push(order.answer(Err(Refusal::Lost)));
+        }
         Some(Exited {
             pid: proc.pid,
             ending: proc.ending,
             setup_failed: proc.setup_failed,
             abort: proc.abort,
         })
+    }
+
+    /// Child supervisor `child` answered: passed up if it is the answer to
+    /// an order sent down to it, else dropped (a child supervisor answers
+    /// only what it was asked).
+    fn answered(&mut self, child: ChildIdx, answer: Answer, owner: &str) {
+        let Some(proc) = self.procs[child.get()].as_mut() else {
+            return;
+        };
+        let asked = |o: &Order| o.ticket == answer.ticket && o.path == answer.path;
+        let Some(n) = proc.orders.iter().position(asked) else {
+            tracing::warn!(supervisor = %owner, %child, ticket = answer.ticket.0,
+                "an answer to no order sent to this child supervisor dropped");
+            return;
+        };
+        proc.orders.swap_remove(n);
+        self.answers.push(answer);
     }
 
     /// Keeps child supervisor `child`, forked now.
@@ -277,7 +329,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let path = self.child_path(child);
         // Its own period, or the one it inherits from this supervisor.
         let watchdog = self.machine.watchdog_of(child);
-        let (ours, theirs) = match Channel::up_only() {
+        let (ours, theirs) = match Channel::both_ways() {
             Ok(pair) => pair,
             Err(err) => {
                 self.fork_failed(
@@ -405,6 +457,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                         watchdog: watchdog.map(Watch::new),
                         judged: None,
                         abort,
+                        orders: Vec::new(),
                     },
                 );
                 // Its `Started` event is its own (see `Node::run`).

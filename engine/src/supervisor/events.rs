@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use nix::poll::PollFd;
 
+use crate::control::{Answer, Order};
 use crate::observe::Observers;
 use crate::os::containment::Containment;
 use crate::relay::Relay;
@@ -102,6 +103,24 @@ impl Events {
         match self {
             Events::Main(main) => main.handle(now),
             Events::Relay(relay) => relay.handle(now),
+        }
+    }
+
+    /// The operators' orders the root's status socket took since the last
+    /// call (none in a forked supervisor, which gets its orders from its
+    /// parent).
+    pub(crate) fn take_orders(&mut self) -> Vec<Order> {
+        match self {
+            Events::Main(main) => main.take_orders(),
+            Events::Relay(_) => Vec::new(),
+        }
+    }
+
+    /// What an order the root's status socket took came to (nothing in a
+    /// forked supervisor, which passes answers to its parent).
+    pub(crate) fn answer(&mut self, answer: Answer) {
+        if let Events::Main(main) = self {
+            main.answer(&answer);
         }
     }
 

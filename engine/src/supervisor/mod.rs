@@ -33,15 +33,16 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, PipeState};
+use crate::control::{Answer, Hop, Order, Refusal, Segment};
 use crate::machine::{Action, ChildIdx, HostKill, Machine, Outcome, Report, Watched};
 use crate::os::containment::{Containment, OomWatch};
 use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
 use crate::os::sys::{self, AbortMark, SignalPipe};
 use crate::tree::{Child, Supervisor};
-use crate::wire::{Ending, Note};
+use crate::wire::{Down, Ending, Note};
 use crate::Shared;
-use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
+use crate::{ChildExit, ChildId, EventKind, NodeKind, Spawner, Timer};
 use children::ChildProcs;
 use dynamic::Dynamic;
 pub(crate) use events::Events;
@@ -74,6 +75,8 @@ pub(crate) struct Node<'a, S, T> {
     /// Each child supervisor's channel's place in `poller`.
     watched: Vec<(ChildIdx, usize)>,
     said: Vec<ChildIdx>,
+    /// In a forked supervisor, its parent's channel's place in `poller`.
+    parent_at: Option<usize>,
     /// The log lines of failures of the engine's own machinery (forks,
     /// pipes, hosts that could not be set up): one, then at most one
     /// summary per second, however often they happen.
@@ -127,6 +130,7 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             poller: sys::Poller::default(),
             watched: Vec::new(),
             said: Vec::new(),
+            parent_at: None,
             engine_log: LogLimit::new(REPEAT_LOG_PERIOD),
             dynamic: Dynamic::new(shared.directory),
             next_alive: None,
@@ -476,6 +480,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             for (fd, events) in self.host.interest() {
                 self.poller.add(fd, events);
             }
+            self.parent_at = None;
+            if let Some(parent) = &self.reporter.parent {
+                for (fd, events) in parent.interest() {
+                    self.parent_at = Some(self.poller.add(fd, events));
+                }
+            }
             let owner = self.machine.path();
             self.dynamic
                 .watch(&self.sup.templates, owner, &mut self.poller);
@@ -492,6 +502,8 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 }
             }
         }
+        let parent_said = timeout != Some(Duration::ZERO)
+            && self.parent_at.is_some_and(|at| self.poller.ready(at));
         let signals = match self.signals.as_mut().map(|s| (s.drain(), s)) {
             None => Vec::new(),
             Some((Ok(signals), _)) => signals,
@@ -512,6 +524,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         let said = std::mem::take(&mut self.said);
         self.procs.read(&said, &mut self.machine, now);
         self.said = said;
+        if parent_said {
+            self.read_parent(now);
+        }
         if timeout != Some(Duration::ZERO) {
             let reporter = &mut self.reporter;
             let room = self.dynamic.handle_requests(
@@ -525,6 +540,12 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         }
         if let Some(events) = self.reporter.outlet.events() {
             events.handle(now);
+            for order in events.take_orders() {
+                self.route(order, now);
+            }
+        }
+        for answer in self.procs.take_answers() {
+            self.answer(answer);
         }
         self.reporter.tell_parent_ready(self.machine.path());
         self.host.flush();
@@ -658,6 +679,70 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             let reporter = &mut self.reporter;
             self.dynamic
                 .removed(child, id, &mut || reporter.events_out());
+        }
+        if let Report::Answered(answer) = report {
+            self.answer(answer);
+        }
+    }
+
+    /// Reads the operators' orders its parent sent down, and routes them.
+    fn read_parent(&mut self, now: Instant) {
+        let Some(parent) = self.reporter.parent.as_mut() else {
+            return;
+        };
+        if let PipeState::Failed(err) = parent.receive(usize::MAX) {
+            tracing::warn!(supervisor = %self.machine.path(), %err, "reading the parent's channel failed");
+        }
+        let mut orders = Vec::new();
+        while let Some(Down::Order(order)) = parent.next::<Down>() {
+            orders.push(order);
+        }
+        for order in orders {
+            self.route(order, now);
+        }
+    }
+
+    /// Takes an operator's `order` one step on: to this supervisor's
+    /// machine if it names one of its children, down to the child
+    /// supervisor below which its node is, or answered `not found`.
+    fn route(&mut self, order: Order, now: Instant) {
+        let hop = order.path.hop(self.machine.path()).map(|hop| match hop {
+            Hop::Child(segment) => (self.find_child(segment), true),
+            Hop::Below(segment) => (self.find_child(segment), false),
+        });
+        match hop {
+            Some((Some(child), true)) => self.machine.handle_order(order, child, now),
+            Some((Some(child), false)) if !self.is_worker[child.get()] => {
+                self.procs.send_order(child, order);
+            }
+            _ => self.answer(order.answer(Err(Refusal::NotFound))),
+        }
+    }
+
+    /// The child a path's `segment` names here, if any.
+    fn find_child(&self, segment: Segment<'_>) -> Option<ChildIdx> {
+        match segment {
+            Segment::Position(n) => ChildIdx::new(n).filter(|&c| self.machine.is_static(c)),
+            Segment::Started { template, id } => {
+                let child = self.machine.find(ChildId::new(id))?;
+                let started = self.dynamic.get(child)?;
+                let name = self.sup.templates.get(started.template as usize)?;
+                (name.name == template).then_some(child)
+            }
+        }
+    }
+
+    /// Passes `answer` up: to the parent in a forked supervisor, to the
+    /// status server in the root.
+    fn answer(&mut self, answer: Answer) {
+        if let Some(parent) = self.reporter.parent.as_mut() {
+            if let Err(err) = parent.send(&Note::Answered(answer)) {
+                tracing::warn!(supervisor = %self.machine.path(), %err, "could not pass an answer up to the parent");
+            }
+            return;
+        }
+        if let Some(events) = self.reporter.outlet.events() {
+            events.answer(answer);
         }
     }
 

@@ -12,7 +12,9 @@
 //! uid is checked against ours.
 //!
 //! Protocol: one request line per connection, at most [`MAX_REQUEST`] bytes
-//! including its `'\n'`. `status` is answered with the status text; anything
+//! including its `'\n'`. `status` is answered with the status text;
+//! `restart PATH` (see `supertrees_core::control`) with one line, `ok ...`
+//! or `error: ...`, once the supervisor that owns PATH answered; anything
 //! else, an overlong line, a line cut short by the end of the connection or
 //! silence is answered with one line starting with `error: `. The server
 //! closes the connection after its answer. Clients beyond the limit wait in
@@ -33,8 +35,8 @@ pub(crate) use client::query;
 pub(crate) use server::check::fuzz as fuzz_request;
 pub(super) use server::StatusServer;
 
-/// The longest request line, including its `'\n'`.
-const MAX_REQUEST: usize = 64;
+/// The longest request line, including its `'\n'`: room for a long path.
+const MAX_REQUEST: usize = 1024;
 
 /// `now + duration`, saturating far in the future instead of overflowing.
 fn after(now: Instant, duration: Duration) -> Instant {

@@ -25,7 +25,7 @@ use super::dir::{
     check_ancestors, check_length, prepare_directory, remove_created_directory, remove_stale_socket,
 };
 use super::{after, with_context, MAX_REQUEST};
-use supertrees_core::control::{sanitize, Request};
+use supertrees_core::control::{sanitize, Answer, NodePath, Op, Order, Request, Ticket};
 
 /// How long a client has, from accept, to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -95,6 +95,27 @@ pub(crate) struct StatusServer {
     room_at: Option<Instant>,
     /// The connections being served, oldest first.
     clients: Vec<Client>,
+    /// The requests that name a node, on their way to the supervisor that
+    /// owns it.
+    orders: Orders,
+}
+
+/// The orders made of requests, for the root's loop to take
+/// ([`StatusServer::take_orders`]), and the number of the next.
+#[derive(Debug, Default)]
+struct Orders {
+    made: Vec<Order>,
+    next: u64,
+}
+
+impl Orders {
+    /// An order of `op` on `path`, for a client: its ticket.
+    fn make(&mut self, op: Op, path: NodePath) -> Ticket {
+        let ticket = Ticket(self.next);
+        self.next = self.next.wrapping_add(1);
+        self.made.push(Order { ticket, path, op });
+        ticket
+    }
 }
 
 /// One accepted connection.
@@ -104,6 +125,8 @@ struct Client {
     stream: UnixStream,
     /// When it was accepted.
     since: Instant,
+    /// Who it is (`SO_PEERCRED`), for the log of its orders.
+    peer: (u32, i32),
     /// When the client is dropped, or answered with [`TIMED_OUT`], if it
     /// hasn't finished its current phase.
     deadline: Instant,
@@ -116,6 +139,10 @@ struct Client {
 enum ClientState {
     /// Reading the request line; holds what has arrived so far.
     Reading(Vec<u8>),
+    /// Waiting for the answer to its order (see [`Orders`]): nothing to
+    /// read, write, nor time out here; the supervisor that owns the node
+    /// bounds it, and a supervisor on the way that ends answers for it.
+    Awaiting(Ticket),
     /// Writing the answer; `written` bytes of `out` are sent.
     Writing {
         /// The whole answer.
@@ -203,6 +230,7 @@ impl StatusServer {
             can_accept: true,
             room_at: None,
             clients: Vec::new(),
+            orders: Orders::default(),
         })
     }
 
@@ -249,14 +277,44 @@ impl StatusServer {
         if self.accept_paused_until.is_none() && self.can_accept {
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         }
-        fds.extend(self.clients.iter().map(|client| {
+        fds.extend(self.clients.iter().filter_map(|client| {
             let events = match client.state {
                 ClientState::Reading(_) => PollFlags::POLLIN,
                 ClientState::Writing { .. } => PollFlags::POLLOUT,
+                ClientState::Awaiting(_) => return None,
             };
-            PollFd::new(client.stream.as_fd(), events)
+            Some(PollFd::new(client.stream.as_fd(), events))
         }));
         fds
+    }
+
+    /// The orders made of requests since the last call, for the root's
+    /// loop to route (see `crate::supervisor`); each is answered with
+    /// [`answer`](Self::answer).
+    pub(crate) fn take_orders(&mut self) -> Vec<Order> {
+        std::mem::take(&mut self.orders.made)
+    }
+
+    /// What an order came to, at `now`: written to the client that asked
+    /// (dropped if it went away).
+    pub(crate) fn answer(&mut self, answer: &Answer, now: Instant) {
+        let asked = self
+            .clients
+            .iter_mut()
+            .find(|c| matches!(c.state, ClientState::Awaiting(t) if t == answer.ticket));
+        let Some(client) = asked else {
+            tracing::debug!(
+                ticket = answer.ticket.0,
+                "an answer for a client that went away"
+            );
+            return;
+        };
+        tracing::info!(peer_uid = client.peer.0, peer_pid = client.peer.1, answer = %answer.line().trim_end(), "an operator's request answered");
+        client.state = ClientState::Writing {
+            out: answer.line().into_bytes(),
+            written: 0,
+        };
+        client.deadline = after(now, self.write_timeout);
     }
 
     /// The earliest time [`StatusServer::handle`] must be called even if no
@@ -265,6 +323,7 @@ impl StatusServer {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.clients
             .iter()
+            .filter(|client| !matches!(client.state, ClientState::Awaiting(_)))
             .map(|client| client.deadline)
             .chain(self.accept_paused_until)
             .chain(self.room_at)
@@ -282,8 +341,9 @@ impl StatusServer {
             self.accept_paused_until = None;
         }
         let write_timeout = self.write_timeout;
+        let orders = &mut self.orders;
         self.clients
-            .retain_mut(|client| client.advance(now, write_timeout, render));
+            .retain_mut(|client| client.advance(now, write_timeout, render, orders));
         if self.accept_paused_until.is_none() {
             self.accept(now, render);
         }
@@ -353,8 +413,8 @@ impl StatusServer {
                 tracing::warn!(%err, "making a status client non-blocking failed; dropping it");
                 continue;
             }
-            match socket::getsockopt(&stream, sockopt::PeerCredentials) {
-                Ok(peer) if peer.uid() == self.uid => {}
+            let peer = match socket::getsockopt(&stream, sockopt::PeerCredentials) {
+                Ok(peer) if peer.uid() == self.uid => (peer.uid(), peer.pid()),
                 Ok(peer) => {
                     tracing::warn!(
                         path = %self.path.display(),
@@ -370,16 +430,17 @@ impl StatusServer {
                     refuse(stream, PERMISSION_DENIED);
                     continue;
                 }
-            }
+            };
             tracing::debug!("status client connected");
             let mut client = Client {
                 stream,
                 since: now,
+                peer,
                 deadline: after(now, self.request_timeout),
                 state: ClientState::Reading(Vec::new()),
             };
             // Its request is likely there already: then it needs no room.
-            if !client.advance(now, self.write_timeout, render) {
+            if !client.advance(now, self.write_timeout, render, &mut self.orders) {
                 continue;
             }
             if self.clients.len() >= self.max_clients {
@@ -432,12 +493,20 @@ impl Client {
         now: Instant,
         write_timeout: Duration,
         render: &mut dyn FnMut() -> String,
+        orders: &mut Orders,
     ) -> bool {
         if let ClientState::Reading(buf) = &mut self.state {
             let request = read_request(&self.stream, buf);
             let answer = match reply(request, now >= self.deadline, render) {
                 Reply::Wait => return true,
                 Reply::Answer(answer) => answer,
+                Reply::Order(op, path) => {
+                    tracing::info!(peer_uid = self.peer.0, peer_pid = self.peer.1, request = op.verb(), %path,
+                        "an operator's request");
+                    // Answered when the answer comes (see `answer`).
+                    self.state = ClientState::Awaiting(orders.make(op, path));
+                    return true;
+                }
                 Reply::Drop => return false,
             };
             self.state = ClientState::Writing {
@@ -485,6 +554,8 @@ enum Reply {
     Wait,
     /// Write it this answer, then close the connection.
     Answer(String),
+    /// Carry out this order (answered later).
+    Order(Op, NodePath),
     /// Close the connection without an answer.
     Drop,
 }
@@ -498,7 +569,7 @@ fn reply(request: Received, timed_out: bool, render: &mut dyn FnMut() -> String)
             tracing::debug!("status client sent no request in time");
             TIMED_OUT.to_owned()
         }
-        Received::Line(line) => answer(&line, render),
+        Received::Line(line) => return answer(&line, render),
         Received::TooLong => {
             tracing::debug!("status client sent an overlong request");
             TOO_LONG.to_owned()
@@ -546,13 +617,14 @@ fn read_request(mut stream: impl Read, buf: &mut Vec<u8>) -> Received {
     }
 }
 
-/// The answer to the request `line` (without its `'\n'`).
-fn answer(line: &[u8], render: &mut dyn FnMut() -> String) -> String {
+/// What to do with the request `line` (without its `'\n'`).
+fn answer(line: &[u8], render: &mut dyn FnMut() -> String) -> Reply {
     match Request::parse(line) {
-        Ok(Request::Status) => render(),
-        Err(unknown) => {
-            tracing::debug!(request = %unknown.echoed(), "unknown status request");
-            format!("error: {unknown}\n")
+        Ok(Request::Status) => Reply::Answer(render()),
+        Ok(Request::Restart(path)) => Reply::Order(Op::Restart, path),
+        Err(bad) => {
+            tracing::debug!(request = %bad.echoed(), "bad status request");
+            Reply::Answer(format!("error: {bad}\n"))
         }
     }
 }
@@ -614,23 +686,78 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_becomes_an_order_whose_answer_the_client_gets() {
+        use supertrees_core::control::Refusal;
+        let dir = TempDir::new("order");
+        let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
+        let mut render = || -> String { panic!("rendered for an order") };
+        let mut clients: Vec<UnixStream> = ["restart root/1/0\n", "restart root/2\n"]
+            .into_iter()
+            .map(|request| {
+                let mut client = UnixStream::connect(server.path()).expect("connect");
+                client.write_all(request.as_bytes()).expect("send");
+                client
+            })
+            .collect();
+        let mut orders = Vec::new();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while orders.len() < 2 {
+            assert!(Instant::now() < give_up, "no orders: {orders:?}");
+            turn(&mut server, &mut render);
+            orders.extend(server.take_orders());
+        }
+        assert_eq!(orders[0].path.as_str(), "root/1/0");
+        assert_eq!(orders[1].path.as_str(), "root/2");
+        assert_ne!(orders[0].ticket, orders[1].ticket);
+        // Waiting for their answers, neither is polled nor timed out.
+        assert_eq!(server.poll_fds().len(), 1, "the listener alone");
+        assert_eq!(server.next_deadline(), None);
+        // Answered in any order; an answer for no one is dropped.
+        server.answer(&orders[1].answer(Err(Refusal::NotFound)), Instant::now());
+        server.answer(&orders[0].answer(Ok(())), Instant::now());
+        server.answer(&orders[0].answer(Ok(())), Instant::now());
+        let mut answers = Vec::new();
+        for client in &mut clients {
+            client.set_nonblocking(true).expect("non-blocking");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            loop {
+                assert!(Instant::now() < give_up, "no answer: {got:?}");
+                turn(&mut server, &mut render);
+                match client.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => panic!("read: {err}"),
+                }
+            }
+            answers.push(String::from_utf8(got).expect("UTF-8"));
+        }
+        assert_eq!(
+            answers,
+            ["ok restarted root/1/0\n", "error: not found: root/2\n"]
+        );
+        assert!(server.clients.is_empty());
+    }
+
+    #[test]
     fn unknown_request_gets_an_error_line() {
         let dir = TempDir::new("unknown");
         let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
         let mut render = || -> String { panic!("rendered for an unknown request") };
         assert_eq!(
             exchange(&mut server, b"stats\n", &mut render),
-            "error: unknown request `stats`; send `status`\n"
+            "error: unknown request `stats`; send `status` or `restart PATH`\n"
         );
         assert_eq!(
             exchange(&mut server, b"a`b\\c\x1b[2J\xff\n", &mut render),
-            "error: unknown request `a\\x60b\\x5cc\\x1b[2J\\xff`; send `status`\n"
+            "error: unknown request `a\\x60b\\x5cc\\x1b[2J\\xff`; send `status` or `restart PATH`\n"
         );
         let long = format!("{}\n", "y".repeat(40));
         assert_eq!(
             exchange(&mut server, long.as_bytes(), &mut render),
             format!(
-                "error: unknown request `{}...`; send `status`\n",
+                "error: unknown request `{}...`; send `status` or `restart PATH`\n",
                 "y".repeat(32)
             )
         );
@@ -660,14 +787,14 @@ mod tests {
         let dir = TempDir::new("overlong");
         let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
         let mut render = String::new;
-        for len in [MAX_REQUEST, 100, 10_000] {
+        for len in [MAX_REQUEST, MAX_REQUEST + 1, 10_000] {
             assert_eq!(
                 exchange(&mut server, "x".repeat(len).as_bytes(), &mut render),
                 "error: request too long\n",
                 "{len} bytes"
             );
         }
-        // The longest request that fits: 63 bytes and the newline.
+        // The longest request that fits: its bytes and the newline.
         let longest = format!("{}\n", "z".repeat(MAX_REQUEST - 1));
         assert!(exchange(&mut server, longest.as_bytes(), &mut render)
             .starts_with("error: unknown request `zzz"));

@@ -8,6 +8,7 @@
 use std::io::{self, Read};
 
 use super::{read_request, reply, Reply, MAX_REQUEST};
+use supertrees_core::control::NodePath;
 
 /// How a client's side of the connection ends once it sent its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,10 @@ pub(crate) fn serve(mut peer: Peer<'_>) -> Option<String> {
                 );
                 return Some(answer);
             }
+            Reply::Order(op, path) => {
+                assert_eq!(renders, 0);
+                return Some(format!("order {} {path}\n", op.verb()));
+            }
             Reply::Drop => {
                 assert_eq!(renders, 0);
                 return None;
@@ -162,8 +167,15 @@ pub(crate) fn expected(data: &[u8], end: End) -> Option<String> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         return Some(if line == b"status" {
             STATUS.to_owned()
+        } else if line == b"restart" {
+            "error: `restart` needs the path of a node: `restart root/1/0`\n".to_owned()
+        } else if let Some(path) = line.strip_prefix(b"restart ") {
+            restart(path)
         } else {
-            format!("error: unknown request `{}`; send `status`\n", echoed(line))
+            format!(
+                "error: unknown request `{}`; send `status` or `restart PATH`\n",
+                echoed(line)
+            )
         });
     }
     if head.len() == MAX_REQUEST {
@@ -181,13 +193,50 @@ pub(crate) fn expected(data: &[u8], end: End) -> Option<String> {
     }
 }
 
+/// What the protocol makes of `restart PATH`: an order (shown as `order
+/// restart PATH` by [`serve`]) when PATH is `root/` and segments of 1 to
+/// 128 ASCII letters, digits, `_`, `-` and `#`, at most 900 bytes in all;
+/// else an error line naming it (why in the parser's words, which must
+/// agree that it is bad).
+fn restart(path: &[u8]) -> String {
+    let segment_ok = |segment: &[u8]| {
+        (1..=128).contains(&segment.len())
+            && segment
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"_-#".contains(&b))
+    };
+    let good = path.len() <= 900
+        && path
+            .strip_prefix(b"root/")
+            .is_some_and(|rest| rest.split(|&b| b == b'/').all(segment_ok));
+    let parsed = std::str::from_utf8(path).map(NodePath::parse);
+    match parsed {
+        Ok(Ok(node)) => {
+            assert!(good, "the parser took {path:?}");
+            format!("order restart {node}\n")
+        }
+        Ok(Err(why)) => {
+            assert!(!good, "the parser refused {path:?}: {why}");
+            format!("error: bad path `{}`: {why}\n", echoed(path))
+        }
+        Err(_) => {
+            assert!(!good, "{path:?} is not text");
+            format!(
+                "error: bad path `{}`: a segment holds ASCII letters, digits, `_`, `-` and `#` only\n",
+                echoed(path)
+            )
+        }
+    }
+}
+
 /// Checks the server's answer to a client that sends `data` in `chunks`
 /// (interrupted reads with `interrupt`), then `end`: it is the protocol's,
 /// and, unless the status, one line of printable ASCII starting with
 /// `error: `.
 pub(crate) fn check(data: &[u8], chunks: &[usize], interrupt: bool, end: End) {
     let got = serve(Peer::new(data, chunks, interrupt, end));
-    if let Some(answer) = got.as_deref().filter(|&a| a != STATUS) {
+    let ordered = |a: &str| a.starts_with("order restart root/");
+    if let Some(answer) = got.as_deref().filter(|&a| a != STATUS && !ordered(a)) {
         assert!(answer.starts_with("error: "), "{answer:?}");
         assert!(answer.ends_with('\n'), "{answer:?}");
         assert!(

@@ -18,6 +18,9 @@ use supertrees_core::control::sanitize;
 fn a_piece() -> impl Gen<Value = Vec<u8>> {
     prop_oneof![
         Just(b"status".to_vec()),
+        Just(b"restart ".to_vec()),
+        Just(b"root/".to_vec()),
+        Just(b"1/0".to_vec()),
         Just(b"\n".to_vec()),
         Just(b"\r\n".to_vec()),
         Just(b"\r".to_vec()),
