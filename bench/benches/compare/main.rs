@@ -10,7 +10,10 @@
 //! Scenarios: `restart_rate`, `host_kill`, `panic_restart`, `tree_start`,
 //! `memory`, `shutdown` (default: all). `BENCH_RUNS` (default 5) sets the
 //! runs per figure; `BENCH_MAX_N` leaves out the `tree_start` scaling sizes
-//! above it (e.g. `BENCH_MAX_N=100` skips N=1000).
+//! above it (e.g. `BENCH_MAX_N=100` skips N=1000). `BENCH_SMAPS` (any
+//! value) prints, per N=100 tree, each mapping's share of the PSS of its
+//! supervisor processes and worker hosts, and their page faults (see
+//! `memory::breakdown`).
 //!
 //! Layout: this file is the driver (arguments, the results, stopping a run's
 //! tree); one file per scenario runs it and records its figures:

@@ -1,6 +1,8 @@
 //! `memory`: the PSS of the processes of an N=100 `tree_start` tree, by
 //! kind of process.
 
+use std::collections::BTreeMap;
+
 use crate::procs::{self, Snapshot};
 use crate::stats::Series;
 
@@ -50,4 +52,64 @@ pub fn memory(snap: &Snapshot, root: i32, descendants: &[i32]) -> Option<Mem> {
         sups: sups.len(),
         hosts: hosts.len(),
     })
+}
+
+/// With `BENCH_SMAPS` set: prints to stderr, for the supervisor processes
+/// and for the worker hosts of one N=100 tree, the mean per process of each
+/// mapping's `Pss`, `Private_Dirty` and `Private_Clean` (KiB, from
+/// `/proc/PID/smaps`), and the mean minor page faults since each was forked
+/// (`minflt` of `/proc/PID/stat`): where the memory of a process that is
+/// not shared with its parent comes from.
+pub fn breakdown(label: &str, snap: &Snapshot, descendants: &[i32]) {
+    if std::env::var_os("BENCH_SMAPS").is_none() {
+        return;
+    }
+    let (sups, hosts): (Vec<i32>, Vec<i32>) = descendants
+        .iter()
+        .partition(|&&pid| !snap.live_children(pid).is_empty());
+    for (kind, pids) in [("supervisor", sups), ("host", hosts)] {
+        let mut rows: BTreeMap<String, [f64; 3]> = BTreeMap::new();
+        let (mut faults, mut seen) = (0.0, 0usize);
+        for &pid in &pids {
+            let Some(maps) = procs::smaps(pid) else {
+                continue;
+            };
+            seen += 1;
+            faults += procs::minflt(pid).unwrap_or(0) as f64;
+            for (name, v) in maps {
+                let row = rows.entry(name).or_default();
+                for (sum, x) in row.iter_mut().zip(v) {
+                    *sum += x as f64;
+                }
+            }
+        }
+        if seen == 0 {
+            continue;
+        }
+        let n = seen as f64;
+        let total = rows.values().fold([0.0; 3], |mut t, r| {
+            for (t, x) in t.iter_mut().zip(r) {
+                *t += x;
+            }
+            t
+        });
+        eprintln!(
+            "  smaps {label} {kind} (mean of {seen}): Pss {:.1} Private_Dirty {:.1} \
+             Private_Clean {:.1} KiB, minflt {:.1}",
+            total[0] / n,
+            total[1] / n,
+            total[2] / n,
+            faults / n
+        );
+        for (name, [pss, dirty, clean]) in rows {
+            if pss / n >= 0.5 || dirty > 0.0 {
+                eprintln!(
+                    "    {:>7.1} {:>7.1} {:>7.1}  {name}",
+                    pss / n,
+                    dirty / n,
+                    clean / n
+                );
+            }
+        }
+    }
 }

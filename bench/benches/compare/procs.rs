@@ -319,3 +319,46 @@ fn reap_all() -> bool {
         }
     }
 }
+
+/// The mappings of `pid` (`/proc/PID/smaps`), each as a name (its path, or
+/// `[anon]`, with its permissions and size in KiB) and its `Pss`,
+/// `Private_Dirty` and `Private_Clean` in KiB.
+pub fn smaps(pid: i32) -> Option<Vec<(String, [u64; 3])>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let mut out: Vec<(String, [u64; 3])> = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else {
+            continue;
+        };
+        let field = ["Pss:", "Private_Dirty:", "Private_Clean:"]
+            .iter()
+            .position(|k| *k == first);
+        if let Some(idx) = field {
+            if let (Some(last), Some(v)) = (out.last_mut(), fields.next()) {
+                last.1[idx] = v.parse().unwrap_or(0);
+            }
+        } else if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: "start-end perms offset dev inode [path]".
+            let (start, end) = first.split_once('-')?;
+            let size = u64::from_str_radix(end, 16).ok()? - u64::from_str_radix(start, 16).ok()?;
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("[anon]");
+            let path = path.rsplit('/').next().unwrap_or(path);
+            out.push((format!("{path} {perms} {}K", size / 1024), [0; 3]));
+        }
+    }
+    Some(out)
+}
+
+/// Minor page faults of `pid` since it was forked (`minflt` of
+/// `/proc/PID/stat`).
+pub fn minflt(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After "(comm)": state ppid pgrp session tty_nr tpgid flags minflt.
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()
+}

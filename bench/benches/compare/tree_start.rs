@@ -48,6 +48,7 @@ impl Bench {
             let descendants = snap.live_descendants(root);
             self.r.processes[krate.idx()].push(descendants.len());
             let mem = memory(&snap, root, &descendants);
+            crate::memory::breakdown(krate.name(), &snap, &descendants);
             let series = &mut self.r.memory[krate.idx()];
             match mem {
                 Some(m) => {
