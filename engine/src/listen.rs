@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use nix::sys::socket::SockaddrStorage;
@@ -67,6 +67,10 @@ struct Registry {
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { tree: None });
+/// Whether the tree has listeners: read, never written, by a freshly
+/// forked child of a tree without any, which so does not lock (write)
+/// [`REGISTRY`], and leaves the page it lies on shared with its parent.
+static ANY_BOUND: AtomicBool = AtomicBool::new(false);
 /// The supervisor whose workers run in this process (set by each worker
 /// host).
 static OWNER: OnceLock<String> = OnceLock::new();
@@ -78,7 +82,9 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 /// Makes `tree` the tree's listeners (the root, before it forks), or
 /// forgets them (`None`, when the tree has ended).
 pub(crate) fn set_bound(tree: Option<Arc<TreeListeners>>) {
-    registry().tree = tree;
+    let mut registry = registry();
+    ANY_BOUND.store(tree.is_some(), Ordering::Relaxed);
+    registry.tree = tree;
 }
 
 /// In a freshly forked child: keeps the listeners its role needs (those
@@ -92,6 +98,10 @@ pub(crate) fn set_bound(tree: Option<Arc<TreeListeners>>) {
 /// The system's, if a descriptor can not be duplicated (out of
 /// descriptors).
 pub(crate) fn keep_in_child(keep: impl Fn(&Bound) -> bool) -> io::Result<()> {
+    // Set before the forks, by the root: a child sees its parent's value.
+    if !ANY_BOUND.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut registry = registry();
     let Some(theirs) = registry.tree.take() else {
         return Ok(());
