@@ -392,6 +392,11 @@ pub fn bound(shutdown: Shutdown) -> Duration {
         .map_or(ORDER_BOUND, |stop| stop.saturating_add(ORDER_GRACE))
 }
 
+/// What a supervisor that sent an order down to a child supervisor waits
+/// beyond the bound of the node's own supervisor before it answers
+/// [`Refusal::TimedOut`] itself: the way up and down.
+pub const FORWARD_GRACE: Duration = Duration::from_secs(1);
+
 /// The bound of an order about a child stopped without a deadline.
 pub const ORDER_BOUND: Duration = Duration::from_secs(30);
 

@@ -168,6 +168,19 @@ pub enum Error {
         /// What was asked for: `"mailbox"` or `"dynamic-children template"`.
         kind: &'static str,
     },
+    /// A name that paths, status and operators' requests could not carry:
+    /// a dynamic-children template's name (the segment of its children's
+    /// paths, `root/1/conn#7`) is 1 to 64 ASCII letters, digits, `_` and
+    /// `-`. From `start()`.
+    #[non_exhaustive]
+    InvalidName {
+        /// The name, as given.
+        name: String,
+        /// The path of the supervisor that declared it.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Two supervisors (or one, twice) declared the same name for a mailbox
     /// or a template; names are unique in a tree. From `start()`.
     #[non_exhaustive]
@@ -328,6 +341,9 @@ impl fmt::Display for Error {
             Error::Os { context, source } => write!(f, "{context}: {source}"),
             Error::InvalidLimits { field, reason } => {
                 write!(f, "invalid limits: {field} {reason}")
+            }
+            Error::InvalidName { name, path, reason } => {
+                write!(f, "supervisor {path}: invalid name {name:?}: {reason}")
             }
             Error::UnenforceableLimit {
                 path,

@@ -609,14 +609,17 @@ pub struct Machine {
     orders: Vec<Pending>,
 }
 
-/// An operator's order about child `child`, answered when the child is
-/// started again, or with [`Refusal::TimedOut`] at `by`.
+/// An operator's order about child `child` (or, `sent_down`, about a
+/// node below child supervisor `child`, sent on to it), answered when the
+/// child is started again (or the answer comes up), or with
+/// [`Refusal::TimedOut`] at `by`.
 #[derive(Debug)]
 struct Pending {
     order: Order,
     child: usize,
     by: Instant,
     bound: Duration,
+    sent_down: bool,
 }
 
 impl Machine {
@@ -1051,8 +1054,15 @@ impl Machine {
     /// in time.
     pub fn handle_exit(&mut self, child: ChildIdx, exit: ChildExit, now: Instant) {
         let n = child.get();
-        let Some(slot) = self.children.get_mut(n) else {
+        if n >= self.children.len() {
             tracing::warn!(supervisor = %self.path, %child, "exit of an unknown child ignored");
+            return;
+        }
+        if !self.orders.is_empty() {
+            // What it was sent and did not answer, it never will.
+            self.answer_orders(Some(n), true, Err(Refusal::Lost));
+        }
+        let Some(slot) = self.children.get_mut(n) else {
             return;
         };
         // Killed for showing no life: whatever ended it, it hung (unless
@@ -1392,6 +1402,7 @@ impl Machine {
             child: n,
             by: now + bound,
             bound,
+            sent_down: false,
         });
         match op {
             Op::Restart => self.restart_by_operator(n, now),
@@ -1399,12 +1410,80 @@ impl Machine {
         self.after_event(now);
     }
 
+    /// An operator's `order` about a node below child supervisor `child`,
+    /// whose state machine decides it, at `now`: whether the driver sends
+    /// it down to that child. If so, this machine waits for the answer
+    /// ([`handle_answer`](Self::handle_answer)) for `bound` (the bound of
+    /// the node's own supervisor, [`control::bound`] of its shutdown) and
+    /// [`control::FORWARD_GRACE`], and answers [`Refusal::TimedOut`] then,
+    /// or [`Refusal::Lost`] if the child exits first: an order is answered
+    /// whatever happens below (a child supervisor stopped by SIGSTOP, one
+    /// that dies). If not, it is answered now: refused while this
+    /// supervisor does not run, or the child does not
+    /// ([`Refusal::NotRunning`]).
+    pub fn handle_forward(
+        &mut self,
+        order: Order,
+        child: ChildIdx,
+        bound: Duration,
+        now: Instant,
+    ) -> bool {
+        let n = child.get();
+        let refusal = match (&self.phase, self.children.get(n).map(|c| c.state)) {
+            (Phase::Running, Some(State::Running { .. })) => None,
+            (Phase::Running, Some(_)) | (Phase::Created, _) => Some(Refusal::NotRunning),
+            (Phase::Running, None) => Some(Refusal::NotFound),
+            (Phase::ShuttingDown(_) | Phase::Exited, _) => Some(Refusal::ShuttingDown),
+        };
+        if let Some(refusal) = refusal {
+            self.reports
+                .push_back(Report::Answered(order.answer(Err(refusal))));
+            return false;
+        }
+        let bound = bound.saturating_add(control::FORWARD_GRACE);
+        self.orders.push(Pending {
+            order,
+            child: n,
+            by: now + bound,
+            bound,
+            sent_down: true,
+        });
+        true
+    }
+
+    /// Child supervisor `child` sent up `answer`: passed on
+    /// ([`Report::Answered`]) if it answers an order this machine sent down
+    /// to that child and still waits for; else dropped (a child supervisor
+    /// answers only what it was asked, and once).
+    pub fn handle_answer(&mut self, child: ChildIdx, answer: Answer) {
+        let asked = self.orders.iter().position(|p| {
+            p.sent_down
+                && p.child == child.get()
+                && p.order.ticket == answer.ticket
+                && p.order.path == answer.path
+        });
+        match asked {
+            Some(n) => {
+                self.orders.remove(n);
+                self.reports.push_back(Report::Answered(answer));
+            }
+            None => {
+                tracing::warn!(supervisor = %self.path, %child, ticket = answer.ticket.0,
+                    "an answer to no order sent down to this child supervisor (or one answered already) dropped");
+            }
+        }
+    }
+
     /// Child `n`, which runs or waits to, is restarted by an operator (see
     /// [`handle_order`](Self::handle_order)).
     fn restart_by_operator(&mut self, n: usize, now: Instant) {
+        let in_group = self.group.as_ref().is_some_and(|g| g.members.contains(&n));
         let slot = &mut self.children[n];
         slot.record.state.backoff = BackoffState::default();
         match slot.state {
+            // A group restart stops and starts it, one child at a time, in
+            // its order: its order is answered when the group starts it.
+            State::Running { .. } if in_group => {}
             State::Running { .. } => {
                 slot.restart_asked = true;
                 let Some(child) = ChildIdx::new(n) else {
@@ -1424,11 +1503,18 @@ impl Machine {
     }
 
     /// Answers the orders waiting about child `child` (all of them for
-    /// `None`) with `result`.
-    fn answer_orders(&mut self, child: Option<usize>, result: Result<(), Refusal>) {
+    /// `None`; those sent down to it, `sent_down`, or those about it) with
+    /// `result`.
+    fn answer_orders(
+        &mut self,
+        child: Option<usize>,
+        sent_down: bool,
+        result: Result<(), Refusal>,
+    ) {
         let mut n = 0;
         while n < self.orders.len() {
-            if child.is_some_and(|c| self.orders[n].child != c) {
+            let pending = &self.orders[n];
+            if child.is_some_and(|c| pending.child != c || pending.sent_down != sent_down) {
                 n += 1;
                 continue;
             }
@@ -1616,7 +1702,7 @@ impl Machine {
         self.reindex(n);
         self.actions.push_back(Action::Start(child));
         if !self.orders.is_empty() {
-            self.answer_orders(Some(n), Ok(()));
+            self.answer_orders(Some(n), false, Ok(()));
         }
     }
 
@@ -1857,7 +1943,7 @@ impl Machine {
         tracing::debug!(supervisor = %self.path, %child, %id, "child removed");
         self.reports.push_back(Report::Removed { child, id });
         if !self.orders.is_empty() {
-            self.answer_orders(Some(n), Err(Refusal::NotFound));
+            self.answer_orders(Some(n), false, Err(Refusal::NotFound));
         }
     }
 
@@ -1869,7 +1955,7 @@ impl Machine {
         tracing::info!(supervisor = %self.path, ?outcome, "stopping all children in reverse order");
         self.phase = Phase::ShuttingDown(outcome);
         self.reports.push_back(Report::Stopping(outcome));
-        self.answer_orders(None, Err(Refusal::ShuttingDown));
+        self.answer_orders(None, false, Err(Refusal::ShuttingDown));
         self.group = None;
         for n in 0..self.children.len() {
             if matches!(

@@ -42,6 +42,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{self, Undecoded};
+use crate::control;
 use crate::machine::{ChildPolicy, Machine};
 use crate::observe::Observers;
 use crate::{
@@ -625,8 +626,13 @@ impl<K> Tree<K> {
     ///   children only, as OTP's `DynamicSupervisor` does; requests sent
     ///   meanwhile wait for it, as messages wait in a mailbox;
     /// * appears in events and the status as `<supervisor>/<name>#<id>`,
-    ///   e.g. `root/1/conn#7`, and gets an [`EventKind::Removed`](crate::EventKind::Removed)
+    ///   e.g. `root/1/conn#7` (the path the status socket's `restart`
+    ///   takes), and gets an [`EventKind::Removed`](crate::EventKind::Removed)
     ///   when removed.
+    ///
+    /// `name` is 1 to 64 ASCII letters, digits, `_` and `-`, unique in the
+    /// tree among mailboxes and templates; `start()` refuses another with
+    /// [`Error::InvalidName`] (or [`Error::DuplicateName`]).
     ///
     /// A supervisor with a template never ends for having no child left:
     /// it runs until the tree stops or it gives up. At most
@@ -782,6 +788,34 @@ impl<K> Tree<K> {
     pub fn with_watchdog(mut self, period: Duration) -> Self {
         self.watchdog = Some(period);
         self
+    }
+
+    /// The bound of an operator's order about node `path`, below this
+    /// supervisor at `own`: [`control::bound`] of its shutdown, as its
+    /// own supervisor's machine bounds it. For a child started at run time
+    /// (whose policies are its worker's, built from its argument) and a
+    /// path this tree does not have, [`control::ORDER_BOUND`].
+    #[doc(hidden)]
+    pub fn order_bound(&self, own: &str, path: &control::NodePath) -> Duration {
+        let mut children: &[Child] = &self.children;
+        let mut rest = path
+            .as_str()
+            .strip_prefix(own)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or_default()
+            .split('/')
+            .peekable();
+        while let Some(segment) = rest.next() {
+            let Some(control::Segment::Position(n)) = control::Segment::parse(segment) else {
+                break;
+            };
+            match (children.get(n), rest.peek()) {
+                (Some(child), None) => return control::bound(child.policy().shutdown),
+                (Some(Child::Supervisor(below)), Some(_)) => children = &below.children,
+                _ => break,
+            }
+        }
+        control::ORDER_BOUND
     }
 
     /// The state machine that supervises this supervisor's children; both
@@ -1179,7 +1213,13 @@ impl<B> Tree<Root<B>> {
     /// | `status` | the text tree (see [`TreeStatus`]) |
     /// | `restart PATH` | an operator's restart of the node at PATH (`root/1/0`; a supervisor: its whole subtree): stopped in order, started again at once, not counted in its supervisor's intensity, its backoff reset. Decided by the state machine of the supervisor that owns PATH, in whatever process it runs; answered `ok restarted PATH` once started again, or one `error: ...` line (`not found`, `not running`, `busy`, `shutting down`, `timed out after ...`) naming PATH, within the child's shutdown time plus 5 s (30 s for `Shutdown::Infinity`) |
     ///
-    /// Every `restart` is logged with the peer's uid and pid. A client that
+    /// Every supervisor on the way down to the node's own waits for its
+    /// answer no longer than that bound and 1 s (a supervisor stopped or
+    /// hung on the way makes `error: timed out`, one that ends `error:
+    /// lost`); an order delayed on the way may still be carried out later.
+    /// Every `restart` is logged with the peer's uid and pid. Up to 64
+    /// clients may wait for answers (more get `error: busy`) besides the 16
+    /// served, so waiting orders never keep `status` out. A client that
     /// sends anything else, or ends the connection before its newline, gets
     /// an error line; one that sends nothing is dropped after 2 s. Up to 16
     /// clients are served at a time; more wait their turn in order, and a

@@ -7,7 +7,7 @@
 pub(crate) mod scenario {
     use std::time::Duration;
 
-    use supertrees::{BoxFuture, Intensity, Restartable, Supertree, Worker};
+    use supertrees::{BoxFuture, Intensity, Restartable, Shutdown, Supertree, Worker};
 
     use crate::observe::{now_ms, test_dir};
 
@@ -27,6 +27,38 @@ pub(crate) mod scenario {
     }
 
     impl Restartable for Polite {}
+
+    /// A [`Polite`] worker killed at once when stopped: the bound of an
+    /// order about it is 5 s.
+    struct Brief(&'static str);
+
+    impl Worker for Brief {
+        fn init(&self) -> BoxFuture {
+            Polite(self.0).init()
+        }
+    }
+
+    impl Restartable for Brief {
+        fn shutdown(&self) -> Shutdown {
+            Shutdown::Kill
+        }
+    }
+
+    /// `root/0` a supervisor of two workers (the runner SIGSTOPs it),
+    /// `root/1` a worker.
+    pub(crate) fn stopped() {
+        let result = Supertree::new()
+            .add_supervisor(|s| {
+                s.add_worker(Brief("root/0/0"))
+                    .add_worker(Brief("root/0/1"))
+            })
+            .add_worker(Polite("root/1"))
+            .status_socket(test_dir().join("status.sock"))
+            .on_event(|event| println!("event {event}"))
+            .on_ready(|_| println!("tree-ready"))
+            .start();
+        crate::scenario::report(result);
+    }
 
     /// Three levels, two of them forked supervisors, each allowing one
     /// restart a minute: an operator's restarts must not count.
@@ -65,10 +97,19 @@ pub(crate) mod drive {
     use super::super::runner::Run;
 
     /// Sends `request` on the status socket and reads its answer.
-    fn ask(socket: &Path, request: &str) -> Result<String, String> {
+    pub(super) fn ask(socket: &Path, request: &str) -> Result<String, String> {
+        ask_within(socket, request, Duration::from_secs(10))
+    }
+
+    /// Sends `request` and reads its answer, waiting at most `wait`.
+    pub(super) fn ask_within(
+        socket: &Path,
+        request: &str,
+        wait: Duration,
+    ) -> Result<String, String> {
         let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
         stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(wait))
             .map_err(|e| e.to_string())?;
         stream
             .write_all(format!("{request}\n").as_bytes())
@@ -80,7 +121,7 @@ pub(crate) mod drive {
         Ok(answer)
     }
 
-    fn expect_answer(socket: &Path, request: &str, want: &str) -> Result<(), String> {
+    pub(super) fn expect_answer(socket: &Path, request: &str, want: &str) -> Result<(), String> {
         let got = ask(socket, request)?;
         if got == want {
             Ok(())
@@ -179,6 +220,89 @@ pub(crate) mod drive {
             return Err(
                 "start() did not return Ok: an operator's restart gave up a supervisor?".to_owned(),
             );
+        }
+        Ok(())
+    }
+}
+
+pub(crate) mod drive_stopped {
+    //! An order into a subtree whose supervisor is stopped (SIGSTOP: a
+    //! worker of a `with_user` subtree may do that to its own supervisor)
+    //! is answered at its bound by the supervisor that sent it down, and
+    //! orders waiting for answers never keep `status` out.
+
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::Signal;
+
+    use super::drive::{ask, ask_within};
+    use crate::drive::{pid_in, wait_line};
+    use crate::observe::dir_of;
+    use crate::runner::Run;
+
+    pub(crate) fn stopped(run: &mut Run) -> Result<(), String> {
+        let socket = dir_of(run.pid()).join("status.sock");
+        wait_line(run, "tree-ready")?;
+        let sup = run
+            .stdout()
+            .into_iter()
+            .find(|l| l.starts_with("event root/0 (pid ") && l.contains("supervisor started"))
+            .ok_or("no start of root/0")?;
+        let sup = pid_in(&sup)?;
+        run.signal(sup, Signal::SIGSTOP)?;
+        // More orders than the server serves clients at once, whose
+        // clients go away at once; one that waits.
+        for _ in 0..20 {
+            let mut gone = UnixStream::connect(&socket).map_err(|e| format!("connect: {e}"))?;
+            gone.write_all(b"restart root/0/0\n")
+                .map_err(|e| format!("send: {e}"))?;
+        }
+        let waiting = {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let began = Instant::now();
+                (
+                    ask_within(&socket, "restart root/0/1", Duration::from_secs(20)),
+                    began.elapsed(),
+                )
+            })
+        };
+        let began = Instant::now();
+        let status = ask_within(&socket, "status", Duration::from_secs(2))?;
+        if !status.contains("root/0/1  worker") {
+            return Err(format!("status with 21 orders waiting:\n{status}"));
+        }
+        run.note(format!(
+            "status served in {:?} with 21 orders waiting",
+            began.elapsed()
+        ));
+        let (answer, took) = waiting.join().map_err(|_| "the waiting client panicked")?;
+        let answer = answer?;
+        // Its bound (5 s: `Shutdown::Kill`) and the way up (1 s).
+        if answer != "error: timed out after 6s: root/0/1\n" || took > Duration::from_secs(8) {
+            return Err(format!(
+                "an order into a stopped supervisor: {answer:?} after {took:?}"
+            ));
+        }
+        run.note(format!(
+            "an order into a stopped supervisor answered {answer:?} after {took:?}"
+        ));
+        // Running again, it carries out what waited in its pipe (the
+        // timed-out order too: "it may be still"); then orders are ok.
+        run.signal(sup, Signal::SIGCONT)?;
+        run.wait_for(
+            "an order into the subtree to be carried out again",
+            |_| match ask(&socket, "restart root/0/1")?.as_str() {
+                "ok restarted root/0/1\n" => Ok(()),
+                other => Err(format!("answered {other:?}")),
+            },
+        )?;
+        run.signal_root(Signal::SIGTERM)?;
+        run.wait_exit()?;
+        if !run.stdout().iter().any(|l| l == "returned Ok") {
+            return Err("start() did not return Ok".to_owned());
         }
         Ok(())
     }

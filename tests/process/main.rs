@@ -891,6 +891,12 @@ const SCENARIOS: &[Scenario] = &[
         control::drive::restart,
         30,
     ),
+    scenario(
+        "control_stopped_supervisor",
+        control::scenario::stopped,
+        control::drive_stopped::stopped,
+        30,
+    ),
 ];
 
 /// Examples run as they are, when their binaries have been built.

@@ -25,13 +25,23 @@ impl Declared {
     /// # Errors
     ///
     /// [`Error::DuplicateName`] naming the first name declared twice, and
-    /// both supervisors.
+    /// both supervisors; [`Error::InvalidName`] for a template whose name
+    /// can not be a path's segment.
     pub fn collect(root: &Supervisor) -> Result<Vec<Declared>, Error> {
         let names: Vec<Declared> = root
             .supervisors("root")
             .into_iter()
             .flat_map(|(path, sup)| declared_by(sup, &path))
             .collect();
+        for declared in names.iter().filter(|d| d.kind == Kind::Template) {
+            if let Some(reason) = bad_segment(&declared.name) {
+                return Err(Error::InvalidName {
+                    name: declared.name.clone(),
+                    path: declared.owner.clone(),
+                    reason,
+                });
+            }
+        }
         let mut seen: std::collections::HashMap<&str, &Declared> = std::collections::HashMap::new();
         for declared in &names {
             if let Some(first) = seen.insert(&declared.name, declared) {
@@ -44,6 +54,17 @@ impl Declared {
         }
         Ok(names)
     }
+}
+
+/// Why `name` can not be a segment of a path (`None`: it can): 1 to 64
+/// ASCII letters, digits, `_` and `-`.
+fn bad_segment(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Some("a template's name is 1 to 64 characters long");
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    (!name.bytes().all(allowed))
+        .then_some("a template's name holds ASCII letters, digits, `_` and `-` only")
 }
 
 /// The names supervisor `sup`, at `path`, declares.
@@ -68,6 +89,35 @@ mod tests {
     use super::*;
     use crate::worker::Noop;
     use crate::Supertree;
+
+    #[test]
+    fn a_template_whose_name_can_not_be_a_path_segment_is_refused() {
+        for (name, reason) in [
+            ("my.job", "holds ASCII letters"),
+            ("a/b", "holds ASCII letters"),
+            ("", "1 to 64"),
+            (&"x".repeat(65), "1 to 64"),
+        ] {
+            let tree = crate::tree::TreeParts::from(
+                Supertree::new().add_supervisor(|s| s.add_dynamic(name, |_: u8| Noop)),
+            );
+            match Declared::collect(&tree.root) {
+                Err(Error::InvalidName {
+                    name: n,
+                    path,
+                    reason: r,
+                }) => {
+                    assert_eq!((n.as_str(), path.as_str()), (name, "root/0"));
+                    assert!(r.contains(reason), "{r}");
+                }
+                other => panic!("{name:?}: {other:?}"),
+            }
+        }
+        let ok = crate::tree::TreeParts::from(
+            Supertree::new().add_supervisor(|s| s.add_dynamic(&"a-Z_9".repeat(12), |_: u8| Noop)),
+        );
+        assert!(Declared::collect(&ok.root).is_ok());
+    }
 
     #[test]
     fn names_are_collected_with_their_supervisors_and_must_be_unique() {

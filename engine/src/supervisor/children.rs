@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use super::watch::{Hung, Judged, Watch};
 use super::{take_child, Node};
 use crate::channel::{Channel, PipeState};
-use crate::control::{Answer, Order, Refusal};
+use crate::control::Order;
 use crate::machine::{ChildIdx, Machine, Watched};
 use crate::os::sys::{self, AbortMark, SignalPipe};
 use crate::path::within;
@@ -38,9 +38,6 @@ struct Proc {
     judged: Option<Hung>,
     /// What it found if it aborted, where `RLIMIT_AS` bounds its memory.
     abort: Option<AbortMark>,
-    /// The operators' orders sent down to it and not answered yet: only
-    /// their answers are passed up.
-    orders: Vec<Order>,
 }
 
 /// The child supervisor processes of one supervisor, by position.
@@ -50,9 +47,6 @@ pub(super) struct ChildProcs {
     procs: Vec<Option<Box<Proc>>>,
     /// Which children have been forked before, by position.
     forked: Vec<bool>,
-    /// Answers to orders sent down, to pass up (see
-    /// [`take_answers`](Self::take_answers)).
-    answers: Vec<Answer>,
 }
 
 impl ChildProcs {
@@ -60,28 +54,18 @@ impl ChildProcs {
         Self {
             procs: (0..children).map(|_| None).collect(),
             forked: vec![false; children],
-            answers: Vec::new(),
         }
     }
 
     /// Sends `order` down to child supervisor `child`, whose subtree holds
-    /// the node it names; answered [`Refusal::NotRunning`] (see
-    /// [`take_answers`](Self::take_answers)) if it does not run.
-    pub(super) fn send_order(&mut self, child: ChildIdx, order: Order) {
-        let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
-            self.answers.push(order.answer(Err(Refusal::NotRunning)));
-            return;
-        };
-        proc.channel.queue(&Down::Order(order.clone()));
-        proc.channel.flush();
-        proc.orders.push(order);
-    }
-
-    /// The answers that came up from child supervisors since the last
-    /// call, and those given here for them (a child that was not running,
-    /// or ended before it answered).
-    pub(super) fn take_answers(&mut self) -> Vec<Answer> {
-        std::mem::take(&mut self.answers)
+    /// the node it names (its machine, which waits for the answer, says
+    /// whether to: see [`Machine::handle_forward`]). Nothing if it does not
+    /// run: the machine answers at its deadline.
+    pub(super) fn send_order(&mut self, child: ChildIdx, order: &Order) {
+        if let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) {
+            proc.channel.queue(&Down::Order(order.clone()));
+            proc.channel.flush();
+        }
     }
 
     /// Notes that child `child` is forked now: whether it was before.
@@ -244,7 +228,7 @@ impl ChildProcs {
                     }
                     machine.handle_alive(Watched::Child(child), now);
                 }
-                Note::Answered(answer) => self.answered(child, answer, machine.path()),
+                Note::Answered(answer) => machine.handle_answer(child, answer),
                 other => {
                     tracing::warn!(supervisor = %machine.path(), %child, ?other, "unexpected note from a child supervisor dropped");
                 }
@@ -263,33 +247,12 @@ impl ChildProcs {
         self.read_one(child, machine, now);
         let proc = *self.procs[child.get()].take()?;
         proc.channel.abandon();
-        // What it did not answer, it never will.
-        for order in proc.orders {
-            self.answers.push(order.answer(Err(Refusal::Lost)));
-        }
         Some(Exited {
             pid: proc.pid,
             ending: proc.ending,
             setup_failed: proc.setup_failed,
             abort: proc.abort,
         })
-    }
-
-    /// Child supervisor `child` answered: passed up if it is the answer to
-    /// an order sent down to it, else dropped (a child supervisor answers
-    /// only what it was asked).
-    fn answered(&mut self, child: ChildIdx, answer: Answer, owner: &str) {
-        let Some(proc) = self.procs[child.get()].as_mut() else {
-            return;
-        };
-        let asked = |o: &Order| o.ticket == answer.ticket && o.path == answer.path;
-        let Some(n) = proc.orders.iter().position(asked) else {
-            tracing::warn!(supervisor = %owner, %child, ticket = answer.ticket.0,
-                "an answer to no order sent to this child supervisor dropped");
-            return;
-        };
-        proc.orders.swap_remove(n);
-        self.answers.push(answer);
     }
 
     /// Keeps child supervisor `child`, forked now.
@@ -457,7 +420,6 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                         watchdog: watchdog.map(Watch::new),
                         judged: None,
                         abort,
-                        orders: Vec::new(),
                     },
                 );
                 // Its `Started` event is its own (see `Node::run`).

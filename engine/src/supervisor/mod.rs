@@ -544,9 +544,6 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 self.route(order, now);
             }
         }
-        for answer in self.procs.take_answers() {
-            self.answer(answer);
-        }
         self.reporter.tell_parent_ready(self.machine.path());
         self.host.flush();
         for sig in &signals {
@@ -713,7 +710,14 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         match hop {
             Some((Some(child), true)) => self.machine.handle_order(order, child, now),
             Some((Some(child), false)) if !self.is_worker[child.get()] => {
-                self.procs.send_order(child, order);
+                let own = self.machine.path();
+                let bound = self.sup.order_bound(own, &order.path);
+                if self
+                    .machine
+                    .handle_forward(order.clone(), child, bound, now)
+                {
+                    self.procs.send_order(child, &order);
+                }
             }
             _ => self.answer(order.answer(Err(Refusal::NotFound))),
         }

@@ -199,3 +199,93 @@ fn a_restart_of_a_child_supervisor_restarts_its_subtree_and_a_removed_child_is_n
     let answers = h.answers();
     assert_eq!(answers, vec![(2, Err(Refusal::NotFound))]);
 }
+
+#[test]
+fn a_restart_of_a_member_of_a_group_restart_under_way_waits_for_the_group() {
+    // root/0 fails; under OneForAll the group stops root/2, then root/1,
+    // one at a time: an operator's restart of root/1 meanwhile does not
+    // stop it out of turn, and is answered when the group starts it.
+    let mut h = Harness::new(
+        vec![worker(Permanent), worker(Permanent), worker(Permanent)],
+        Strategy::OneForAll,
+        Intensity::unlimited(),
+    );
+    h.start(0);
+    h.reports();
+    assert_eq!(h.exit(0, Panicked, 10), vec![Action::Stop(vec![idx(2)])]);
+    assert!(h.restart(1, 1, 20).is_empty(), "stopped out of turn");
+    assert!(h.answers().is_empty());
+    assert_eq!(h.stopped(2, 30), vec![Action::Stop(vec![idx(1)])]);
+    assert!(h.stopped(1, 40).is_empty());
+    let starts = h.timeout(110);
+    assert_eq!(
+        starts,
+        vec![
+            Action::Start(idx(0)),
+            Action::Start(idx(1)),
+            Action::Start(idx(2))
+        ]
+    );
+    assert_eq!(h.answers(), vec![(1, Ok(()))]);
+}
+
+fn deep(ticket: u64) -> Order {
+    Order {
+        ticket: Ticket(ticket),
+        path: NodePath::parse("root/0/3").expect("a path"),
+        op: Op::Restart,
+    }
+}
+
+#[test]
+fn an_order_sent_down_is_answered_by_the_child_once_or_lost_or_timed_out() {
+    let mut h = Harness::one_for_one(vec![supervisor(Permanent), supervisor(Permanent)]);
+    h.start(0);
+    h.reports();
+    let bound = Duration::from_secs(7);
+    let now = h.at(10);
+    assert!(h.m.handle_forward(deep(1), idx(0), bound, now));
+    assert!(h.m.handle_forward(deep(2), idx(0), bound, now));
+    // Its bound and the grace of the way up: the machine wakes for it.
+    assert_eq!(h.m.poll_timeout(), Some(now + ms(8_000)));
+    // An answer to what was not sent to that child, or about another
+    // path, is dropped; the real one goes up, once.
+    h.m.handle_answer(idx(1), deep(1).answer(Ok(())));
+    let mut other = deep(1).answer(Ok(()));
+    other.path = NodePath::parse("root/0/4").expect("a path");
+    h.m.handle_answer(idx(0), other);
+    assert!(h.answers().is_empty());
+    h.m.handle_answer(idx(0), deep(1).answer(Ok(())));
+    h.m.handle_answer(idx(0), deep(1).answer(Ok(())));
+    assert_eq!(h.answers(), vec![(1, Ok(()))]);
+    // The child exits before it answers order 2: lost.
+    h.exit(0, Signaled(9), 20);
+    assert_eq!(h.answers(), vec![(2, Err(Refusal::Lost))]);
+    // A child that never answers (stopped): timed out at the bound.
+    let now = h.at(30);
+    assert!(h.m.handle_forward(deep(3), idx(1), bound, now));
+    // (root/0's restart is due meanwhile.)
+    assert_eq!(h.timeout(8_029), vec![Action::Start(idx(0))]);
+    assert!(h.answers().is_empty());
+    h.timeout(8_030);
+    assert_eq!(h.answers(), vec![(3, Err(Refusal::TimedOut(ms(8_000))))]);
+}
+
+#[test]
+fn an_order_is_not_sent_down_to_a_child_that_does_not_run() {
+    let mut h = Harness::one_for_one(vec![supervisor(Permanent)]);
+    let early = h.at(0);
+    assert!(!h.m.handle_forward(deep(1), idx(0), ms(100), early));
+    assert_eq!(h.answers(), vec![(1, Err(Refusal::NotRunning))]);
+    h.start(0);
+    h.exit(0, Signaled(9), 10);
+    h.reports();
+    // Waiting for its restart.
+    let now = h.at(20);
+    assert!(!h.m.handle_forward(deep(2), idx(0), ms(100), now));
+    assert_eq!(h.answers(), vec![(2, Err(Refusal::NotRunning))]);
+    h.shutdown(30);
+    let now = h.at(40);
+    assert!(!h.m.handle_forward(deep(3), idx(0), ms(100), now));
+    assert_eq!(h.answers(), vec![(3, Err(Refusal::ShuttingDown))]);
+}

@@ -33,7 +33,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// doesn't read it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many clients are served at the same time; more wait to be accepted.
+/// Clients that wait for the answer to an order are not counted.
 const MAX_CLIENTS: usize = 16;
+/// How many clients may wait for the answers to their orders at a time;
+/// more orders are answered [`BUSY_ORDERS`] at once.
+const MAX_AWAITING: usize = 64;
 /// How long a client that has not sent a complete request yet is safe from
 /// being cut off to make room for a waiting one.
 const IDLE_GRACE: Duration = Duration::from_millis(20);
@@ -54,6 +58,8 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 const PERMISSION_DENIED: &[u8] = b"error: permission denied\n";
 /// The answer to an idle client cut off to make room for another.
 const BUSY: &[u8] = b"error: busy\n";
+/// The answer to an order while [`MAX_AWAITING`] clients wait for theirs.
+const BUSY_ORDERS: &str = "error: busy: 64 requests wait for their answers; try again later\n";
 /// The answer to a request line longer than [`MAX_REQUEST`].
 const TOO_LONG: &str = "error: request too long\n";
 /// The answer to a client that sent no complete request line in time.
@@ -101,20 +107,27 @@ pub(crate) struct StatusServer {
 }
 
 /// The orders made of requests, for the root's loop to take
-/// ([`StatusServer::take_orders`]), and the number of the next.
+/// ([`StatusServer::take_orders`]), the number of the next, and how many
+/// clients wait for answers.
 #[derive(Debug, Default)]
 struct Orders {
     made: Vec<Order>,
     next: u64,
+    waiting: usize,
 }
 
 impl Orders {
-    /// An order of `op` on `path`, for a client: its ticket.
-    fn make(&mut self, op: Op, path: NodePath) -> Ticket {
+    /// An order of `op` on `path`, for a client that waits for its answer:
+    /// its ticket; `None` while [`MAX_AWAITING`] clients wait.
+    fn make(&mut self, op: Op, path: NodePath) -> Option<Ticket> {
+        if self.waiting >= MAX_AWAITING {
+            return None;
+        }
         let ticket = Ticket(self.next);
         self.next = self.next.wrapping_add(1);
+        self.waiting += 1;
         self.made.push(Order { ticket, path, op });
-        ticket
+        Some(ticket)
     }
 }
 
@@ -139,9 +152,10 @@ struct Client {
 enum ClientState {
     /// Reading the request line; holds what has arrived so far.
     Reading(Vec<u8>),
-    /// Waiting for the answer to its order (see [`Orders`]): nothing to
-    /// read, write, nor time out here; the supervisor that owns the node
-    /// bounds it, and a supervisor on the way that ends answers for it.
+    /// Waiting for the answer to its order (see [`Orders`]): not timed out
+    /// here (the supervisors on the way bound it; the root's machine
+    /// answers at its deadline whatever happens below), only read for its
+    /// end, which drops it (the order is carried out all the same).
     Awaiting(Ticket),
     /// Writing the answer; `written` bytes of `out` are sent.
     Writing {
@@ -270,20 +284,19 @@ impl StatusServer {
 
     /// The fds to poll and their events: the listener (readable, unless
     /// accepting is paused after an error or no connection can be accepted
-    /// now) and each client (readable while its request is read, writable
-    /// while it has output pending).
+    /// now) and each client (readable while its request is read or it
+    /// waits for an order's answer, writable while it has output pending).
     pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds = Vec::with_capacity(1 + self.clients.len());
         if self.accept_paused_until.is_none() && self.can_accept {
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         }
-        fds.extend(self.clients.iter().filter_map(|client| {
+        fds.extend(self.clients.iter().map(|client| {
             let events = match client.state {
-                ClientState::Reading(_) => PollFlags::POLLIN,
+                ClientState::Reading(_) | ClientState::Awaiting(_) => PollFlags::POLLIN,
                 ClientState::Writing { .. } => PollFlags::POLLOUT,
-                ClientState::Awaiting(_) => return None,
             };
-            Some(PollFd::new(client.stream.as_fd(), events))
+            PollFd::new(client.stream.as_fd(), events)
         }));
         fds
     }
@@ -310,6 +323,7 @@ impl StatusServer {
             return;
         };
         tracing::info!(peer_uid = client.peer.0, peer_pid = client.peer.1, answer = %answer.line().trim_end(), "an operator's request answered");
+        self.orders.waiting = self.orders.waiting.saturating_sub(1);
         client.state = ClientState::Writing {
             out: answer.line().into_bytes(),
             written: 0,
@@ -350,6 +364,16 @@ impl StatusServer {
         self.plan_room(now);
     }
 
+    /// How many clients are served (not waiting for an order's answer).
+    fn served(&self) -> usize {
+        let awaiting = self
+            .clients
+            .iter()
+            .filter(|c| matches!(c.state, ClientState::Awaiting(_)))
+            .count();
+        self.clients.len() - awaiting
+    }
+
     /// The oldest client that has sent no complete request and may be cut
     /// off at `now`.
     fn idle_to_cut_off(&self, now: Instant) -> Option<usize> {
@@ -363,7 +387,7 @@ impl StatusServer {
     /// when it can at the latest (without counting on clients to finish).
     fn plan_room(&mut self, now: Instant) {
         self.room_at = None;
-        self.can_accept = self.clients.len() < self.max_clients;
+        self.can_accept = self.served() < self.max_clients;
         if self.can_accept {
             return;
         }
@@ -385,7 +409,7 @@ impl StatusServer {
     /// to cut off.
     fn accept(&mut self, now: Instant, render: &mut dyn FnMut() -> String) {
         for _ in 0..ACCEPTS_PER_CALL {
-            if self.clients.len() >= self.max_clients && self.idle_to_cut_off(now).is_none() {
+            if self.served() >= self.max_clients && self.idle_to_cut_off(now).is_none() {
                 return;
             }
             let stream = match self.listener.accept() {
@@ -443,7 +467,8 @@ impl StatusServer {
             if !client.advance(now, self.write_timeout, render, &mut self.orders) {
                 continue;
             }
-            if self.clients.len() >= self.max_clients {
+            let awaits = matches!(client.state, ClientState::Awaiting(_));
+            if !awaits && self.served() >= self.max_clients {
                 if let Some(idle) = self.idle_to_cut_off(now) {
                     let idle = self.clients.remove(idle);
                     tracing::debug!(
@@ -503,9 +528,14 @@ impl Client {
                 Reply::Order(op, path) => {
                     tracing::info!(peer_uid = self.peer.0, peer_pid = self.peer.1, request = op.verb(), %path,
                         "an operator's request");
-                    // Answered when the answer comes (see `answer`).
-                    self.state = ClientState::Awaiting(orders.make(op, path));
-                    return true;
+                    match orders.make(op, path) {
+                        Some(ticket) => {
+                            // Answered when the answer comes (see `answer`).
+                            self.state = ClientState::Awaiting(ticket);
+                            return true;
+                        }
+                        None => BUSY_ORDERS.to_owned(),
+                    }
                 }
                 Reply::Drop => return false,
             };
@@ -514,6 +544,14 @@ impl Client {
                 written: 0,
             };
             self.deadline = after(now, write_timeout);
+        }
+        if let ClientState::Awaiting(_) = self.state {
+            if ended(&self.stream) {
+                tracing::debug!("a status client went away before its order was answered");
+                orders.waiting = orders.waiting.saturating_sub(1);
+                return false;
+            }
+            return true;
         }
         let ClientState::Writing { out, written } = &mut self.state else {
             return true;
@@ -639,6 +677,21 @@ fn refuse(stream: UnixStream, line: &[u8]) {
     drain(&stream);
 }
 
+/// Whether the client at the other end of `stream` ended the connection
+/// (or it failed); what it sent meanwhile is discarded. Never blocks.
+fn ended(mut stream: &UnixStream) -> bool {
+    let mut buf = [0u8; 256];
+    for _ in 0..DRAIN_LIMIT / buf.len() {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return err.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+    false
+}
+
 /// Discards up to [`DRAIN_LIMIT`] bytes of unread input, without blocking.
 fn drain(mut stream: &UnixStream) {
     let mut buf = [0u8; 4096];
@@ -709,8 +762,10 @@ mod tests {
         assert_eq!(orders[0].path.as_str(), "root/1/0");
         assert_eq!(orders[1].path.as_str(), "root/2");
         assert_ne!(orders[0].ticket, orders[1].ticket);
-        // Waiting for their answers, neither is polled nor timed out.
-        assert_eq!(server.poll_fds().len(), 1, "the listener alone");
+        // Waiting for their answers, they are polled for their end
+        // only, and not timed out here.
+        let polled: Vec<PollFlags> = server.poll_fds().iter().map(PollFd::events).collect();
+        assert_eq!(polled, [PollFlags::POLLIN; 3], "the listener and the two");
         assert_eq!(server.next_deadline(), None);
         // Answered in any order; an answer for no one is dropped.
         server.answer(&orders[1].answer(Err(Refusal::NotFound)), Instant::now());
@@ -738,6 +793,45 @@ mod tests {
             ["ok restarted root/1/0\n", "error: not found: root/2\n"]
         );
         assert!(server.clients.is_empty());
+    }
+
+    #[test]
+    fn orders_waiting_for_answers_are_bounded_and_leave_room_for_others() {
+        let dir = TempDir::new("orders");
+        let mut server = StatusServer::bind(&dir.join("status.sock")).expect("bind");
+        let mut render = || "root: running\n".to_owned();
+        let mut waiting = Vec::new();
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while server.orders.waiting < MAX_AWAITING {
+            assert!(
+                Instant::now() < give_up,
+                "{} waiting",
+                server.orders.waiting
+            );
+            if waiting.len() < MAX_AWAITING {
+                let mut client = UnixStream::connect(server.path()).expect("connect");
+                client.write_all(b"restart root/0\n").expect("send");
+                waiting.push(client);
+            }
+            turn(&mut server, &mut render);
+        }
+        // One more is refused at once; `status` is served meanwhile.
+        assert_eq!(
+            exchange(&mut server, b"restart root/1\n", &mut render),
+            BUSY_ORDERS
+        );
+        assert_eq!(
+            exchange(&mut server, b"status\n", &mut render),
+            "root: running\n"
+        );
+        // A client that goes away frees its place.
+        drop(waiting.pop());
+        while server.orders.waiting == MAX_AWAITING {
+            assert!(Instant::now() < give_up, "the client's end was not seen");
+            turn(&mut server, &mut render);
+        }
+        assert_eq!(server.orders.waiting, MAX_AWAITING - 1);
+        assert_eq!(server.take_orders().len(), MAX_AWAITING);
     }
 
     #[test]
