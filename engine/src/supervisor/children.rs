@@ -176,10 +176,15 @@ impl ChildProcs {
     /// In a freshly forked child: lets go of the parent's child processes.
     pub(super) fn leave(&mut self) {
         let procs = std::mem::take(&mut self.procs);
+        // The descriptors are closed, in runs; the rest is forgotten, not
+        // freed.
+        let mut ranges = sys::CloseRanges::default();
         for proc in procs.iter().flatten() {
-            // The descriptors are closed; the rest is forgotten, not freed.
-            sys::close_in_child(proc.channel.raw_fds());
+            let mut fds = proc.channel.raw_fds();
+            fds.sort_unstable();
+            fds.into_iter().flatten().for_each(|fd| ranges.add(fd));
         }
+        drop(ranges);
         std::mem::forget(procs);
     }
 
