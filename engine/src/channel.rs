@@ -1,6 +1,6 @@
 //! One end of a channel between a supervisor and a child process: its
-//! non-blocking pipe ends, the frames read so far, and the frames waiting to
-//! be written.
+//! non-blocking pipe ends (or socket), the frames read so far, and the
+//! frames waiting to be written.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -24,14 +24,23 @@ pub(crate) enum PipeState {
 }
 
 /// One end of a channel: what it reads from (`rx`) and writes to (`tx`),
-/// each a non-blocking pipe end. Pipes, not a socket pair: a message on a
-/// pipe costs a copy into the pipe's pages, where a Unix socket allocates
-/// (and accounts) a buffer per write, which halved the in-place restart
-/// rate; and a write of up to `PIPE_BUF` bytes to a pipe is atomic.
+/// each a non-blocking pipe end, or one socket both ways (`duplex`).
+///
+/// Pipes to a worker host ([`both_ways`](Self::both_ways)), not a socket
+/// pair: a message on a pipe costs a copy into the pipe's pages, where a
+/// Unix socket allocates (and accounts) a buffer per write, which halved
+/// the in-place restart rate; and a write of up to `PIPE_BUF` bytes to a
+/// pipe is atomic. A socket to a child supervisor
+/// ([`duplex`](Self::duplex)), which says little: one descriptor in the
+/// parent, not two, and every process the parent forks inherits and
+/// closes each of its parent's channels to its siblings, so a root of a
+/// thousand supervisors would otherwise have each close two thousand.
 #[derive(Debug)]
 pub(crate) struct Channel {
     rx: Option<OwnedFd>,
     tx: Option<OwnedFd>,
+    /// `rx` is a socket, written to as well (`tx` is `None`).
+    duplex: bool,
     reader: FrameReader,
     outbox: Vec<u8>,
     /// Whether the other end may still send: a closed descriptor polls as
@@ -44,7 +53,19 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    /// A channel both ways: `(the supervisor's end, the child's end)`.
+    /// A channel both ways on one non-blocking Unix socket pair: `(the
+    /// supervisor's end, the child's end)`. Not [`split`](Self::split).
+    pub(crate) fn duplex() -> Result<(Channel, Channel), Errno> {
+        let (ours, theirs) = sys::socket_pair()?;
+        let end = |fd| Channel {
+            duplex: true,
+            ..Channel::new(Some(fd), None)
+        };
+        Ok((end(ours), end(theirs)))
+    }
+
+    /// A channel both ways on two pipes: `(the supervisor's end, the
+    /// child's end)`.
     pub(crate) fn both_ways() -> Result<(Channel, Channel), Errno> {
         let (down_rx, down_tx) = sys::pipe()?;
         let (up_rx, up_tx) = sys::pipe()?;
@@ -58,6 +79,7 @@ impl Channel {
         Self {
             rx,
             tx,
+            duplex: false,
             reader: FrameReader::default(),
             outbox: Vec::new(),
             open: true,
@@ -70,11 +92,14 @@ impl Channel {
         self.outbox.reserve(bytes);
     }
 
-    /// This end split in two: its reading half and its writing half.
+    /// This end of two pipes split in two: its reading half and its
+    /// writing half (a [`duplex`](Self::duplex) end is not split: its
+    /// reading half would keep the socket).
     pub(crate) fn split(self) -> (Channel, Channel) {
         let Channel {
             rx,
             tx,
+            duplex,
             reader,
             outbox,
             open,
@@ -84,6 +109,7 @@ impl Channel {
             Channel {
                 rx,
                 tx: None,
+                duplex,
                 reader,
                 outbox: Vec::new(),
                 open,
@@ -92,6 +118,7 @@ impl Channel {
             Channel {
                 rx: None,
                 tx,
+                duplex: false,
                 reader: FrameReader::default(),
                 outbox,
                 open,
@@ -100,17 +127,33 @@ impl Channel {
         )
     }
 
+    /// What this end writes to: its pipe's write end, or its socket.
+    fn tx(&self) -> Option<BorrowedFd<'_>> {
+        if self.duplex {
+            self.rx.as_ref().map(AsFd::as_fd)
+        } else {
+            self.tx.as_ref().map(AsFd::as_fd)
+        }
+    }
+
     /// What to wait for on this end: its reading descriptor while the other
-    /// end may send, its writing one while frames wait.
+    /// end may send, its writing one while frames wait (one socket both
+    /// ways is one entry).
     pub(crate) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
-        let rx = self.rx.as_ref().filter(|_| self.open);
-        let tx = self
-            .tx
+        let rx = self
+            .rx
             .as_ref()
-            .filter(|_| self.writable && !self.outbox.is_empty());
-        rx.map(|fd| (fd.as_fd(), PollFlags::POLLIN))
-            .into_iter()
-            .chain(tx.map(|fd| (fd.as_fd(), PollFlags::POLLOUT)))
+            .filter(|_| self.open)
+            .map(|fd| (fd.as_fd(), PollFlags::POLLIN));
+        let tx = self
+            .tx()
+            .filter(|_| self.writable && !self.outbox.is_empty())
+            .map(|fd| (fd, PollFlags::POLLOUT));
+        let ends = match (self.duplex, rx, tx) {
+            (true, Some((fd, read)), Some((_, write))) => [Some((fd, read | write)), None],
+            (_, rx, tx) => [rx, tx],
+        };
+        ends.into_iter().flatten()
     }
 
     /// The descriptors of this end, to close in a forked child that must
@@ -130,7 +173,7 @@ impl Channel {
     /// Whether the channel is cut: the other end closed what it sends on
     /// (read its end) or what it reads from (a write failed).
     pub(crate) fn is_cut(&self) -> bool {
-        (self.rx.is_some() && !self.open) || (self.tx.is_some() && !self.writable)
+        (self.rx.is_some() && !self.open) || (self.tx().is_some() && !self.writable)
     }
 
     /// Reads what the descriptor holds, at most `max_reads` reads (each up
@@ -162,8 +205,8 @@ impl Channel {
     /// Writes as much of the outbox as the descriptor takes, without
     /// blocking.
     pub(crate) fn flush(&mut self) {
-        let Some(tx) = &self.tx else { return };
         while !self.outbox.is_empty() {
+            let Some(tx) = self.tx() else { return };
             match sys::write(tx, &self.outbox) {
                 Ok(n) => {
                     self.outbox.drain(..n);
@@ -182,13 +225,13 @@ impl Channel {
     /// Writes what is queued now, waiting for room if need be (see
     /// [`send`](Self::send)).
     pub(crate) fn send_queued(&mut self) -> Result<(), Errno> {
-        let Some(tx) = &self.tx else {
+        let Some(tx) = self.tx() else {
             return Err(Errno::EBADF);
         };
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let written = sys::write_all(tx.as_fd(), &self.outbox);
+        let written = sys::write_all(tx, &self.outbox);
         self.outbox.clear();
         written
     }
@@ -196,11 +239,14 @@ impl Channel {
     /// Writes `message` now (after anything queued), waiting for room if
     /// need be: for a child process, whose supervisor always reads.
     pub(crate) fn send<T: Serialize>(&mut self, message: &T) -> Result<(), Errno> {
-        let Some(tx) = &self.tx else {
+        if self.tx().is_none() {
+            return Err(Errno::EBADF);
+        }
+        frame::encode_into(&mut self.outbox, message);
+        let Some(tx) = self.tx() else {
             return Err(Errno::EBADF);
         };
-        frame::encode_into(&mut self.outbox, message);
-        let written = sys::write_all(tx.as_fd(), &self.outbox);
+        let written = sys::write_all(tx, &self.outbox);
         self.outbox.clear();
         written
     }
@@ -246,6 +292,39 @@ mod tests {
     use super::*;
     use crate::machine::ChildIdx;
     use crate::wire::Note;
+
+    #[test]
+    fn a_duplex_channel_carries_messages_both_ways_on_one_descriptor_each() {
+        let (mut parent, mut child) = Channel::duplex().unwrap();
+        assert_eq!(parent.raw_fds()[1], None);
+        let notes: Vec<Note> = (0..5000)
+            .map(|n| Note::WorkerReady(ChildIdx::new(n).unwrap()))
+            .collect();
+        for note in &notes {
+            child.queue(note);
+        }
+        child.flush();
+        // What did not fit waits: one entry, readable and writable.
+        let waits: Vec<PollFlags> = child.interest().map(|(_, f)| f).collect();
+        assert!(waits.len() == 1, "{waits:?}");
+        let mut got = Vec::new();
+        while got.len() < notes.len() {
+            parent.receive(usize::MAX);
+            got.extend(std::iter::from_fn(|| parent.next::<Note>()));
+            child.flush();
+        }
+        assert_eq!(got, notes);
+        parent.send(&Note::Ready).unwrap();
+        child.receive(usize::MAX);
+        assert_eq!(child.next::<Note>(), Some(Note::Ready));
+        drop(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while parent.receive(usize::MAX) == PipeState::Open && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(parent.is_cut(), "the end of the channel was not seen");
+    }
 
     #[test]
     fn a_channel_carries_messages_both_ways_and_sees_the_end() {

@@ -297,7 +297,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
         let path = self.child_path(child);
         // Its own period, or the one it inherits from this supervisor.
         let watchdog = self.machine.watchdog_of(child);
-        let (ours, theirs) = match Channel::both_ways() {
+        let (ours, theirs) = match Channel::duplex() {
             Ok(pair) => pair,
             Err(err) => {
                 self.fork_failed(
