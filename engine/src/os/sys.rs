@@ -484,6 +484,17 @@ pub(crate) fn try_reap(pid: Pid) -> Option<ChildExit> {
     }
 }
 
+/// A child of this process that has exited, left unreaped (`WNOWAIT`);
+/// `None` when none has.
+pub(crate) fn exited_child() -> Option<Pid> {
+    use nix::sys::wait::{waitid, Id};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::All, flags) {
+        Ok(status) => status.pid(),
+        Err(_) => None,
+    }
+}
+
 /// Reaps any exited child of this process (including adopted orphans, see
 /// [`become_subreaper`]); `None` when none has exited.
 pub(crate) fn reap_any() -> Option<(Pid, ChildExit)> {

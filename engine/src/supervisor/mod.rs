@@ -586,10 +586,24 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             }
             return;
         }
-        let pids: Vec<_> = self.procs.pids().chain(self.host.pid()).collect();
-        for pid in pids {
-            if let Some(exit) = sys::try_reap(pid) {
-                self.reaped(pid, exit, now);
+        // The children that exited, one at a time while they are ours (a
+        // thousand children, each looked at on every SIGCHLD, made a
+        // large tree's stop grow with the square of its size).
+        while let Some(pid) = sys::exited_child() {
+            let ours = self.procs.child_of(pid).is_some() || self.host.pid() == Some(pid);
+            let Some(exit) = ours.then(|| sys::try_reap(pid)).flatten() else {
+                break;
+            };
+            self.reaped(pid, exit, now);
+        }
+        // One of the calling program's own children exited (it reaps it
+        // itself): each of ours is looked at.
+        if sys::exited_child().is_some() {
+            let pids: Vec<_> = self.procs.pids().chain(self.host.pid()).collect();
+            for pid in pids {
+                if let Some(exit) = sys::try_reap(pid) {
+                    self.reaped(pid, exit, now);
+                }
             }
         }
     }
