@@ -1259,7 +1259,9 @@ impl<B: Runner> Tree<Root<B>> {
     ///
     /// Returns `Ok(())` once no child runs or will restart, or after SIGTERM,
     /// SIGINT, SIGHUP or SIGQUIT stopped the tree in order (the handlers
-    /// that were installed before are put back). No forked process ever returns
+    /// that were installed before are put back; SIGPIPE, ignored while the
+    /// tree runs in every process of it, as Rust programs do by default,
+    /// too). No forked process ever returns
     /// from this call. Call it from a plain, single-threaded `fn main`.
     ///
     /// # Errors

@@ -44,6 +44,37 @@ pub(crate) mod scenario {
         }
     }
 
+    /// Two child supervisors under a root whose program set SIGPIPE back
+    /// to its default (as command-line programs do): the runner has the
+    /// root send an order to a child supervisor that just died. After
+    /// `start()`, says whether SIGPIPE is back to the program's setting.
+    #[allow(unsafe_code)]
+    pub(crate) fn sigpipe() {
+        use nix::sys::signal::{signal, SigHandler, Signal};
+        // SAFETY: SIG_DFL installs no handler code.
+        if let Err(err) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+            println!("skipped: SIGPIPE can not be set to its default: {err}");
+            return;
+        }
+        let result = Supertree::new()
+            .add_supervisor(|s| s.add_worker(Polite("root/0/0")))
+            .add_supervisor(|s| s.add_worker(Polite("root/1/0")))
+            .status_socket(test_dir().join("status.sock"))
+            .on_event(|event| println!("event {event}"))
+            .on_ready(|_| println!("tree-ready"))
+            .start();
+        // SigIgn is a mask with bit 12 for SIGPIPE (13).
+        let ignored = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let mask = s.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .map(|mask| mask & (1 << 12) != 0);
+        println!("sigpipe ignored after start: {ignored:?}");
+        crate::scenario::report(result);
+    }
+
     /// `root/0` a supervisor of two workers (the runner SIGSTOPs it),
     /// `root/1` a worker.
     pub(crate) fn stopped() {
@@ -303,6 +334,84 @@ pub(crate) mod drive_stopped {
         run.wait_exit()?;
         if !run.stdout().iter().any(|l| l == "returned Ok") {
             return Err("start() did not return Ok".to_owned());
+        }
+        Ok(())
+    }
+}
+
+pub(crate) mod drive_sigpipe {
+    //! An order into a child supervisor that has just died (its socket's
+    //! other end closed, not reaped yet) fails to be written with EPIPE,
+    //! and is answered: the root, whose program set SIGPIPE to its
+    //! default, is not killed by it.
+
+    use std::time::Duration;
+
+    use nix::sys::signal::Signal;
+
+    use super::drive::ask_within;
+    use crate::drive::{pid_in, wait_line};
+    use crate::observe::dir_of;
+    use crate::runner::Run;
+
+    fn sup_pid(run: &Run, path: &str) -> Result<i32, String> {
+        let prefix = format!("event {path} (pid ");
+        let line = run
+            .stdout()
+            .into_iter()
+            .filter(|l| l.starts_with(&prefix) && l.contains("supervisor started"))
+            .next_back()
+            .ok_or_else(|| format!("no start of {path}"))?;
+        pid_in(&line)
+    }
+
+    pub(crate) fn sigpipe(run: &mut Run) -> Result<(), String> {
+        if run.stdout().iter().any(|l| l.starts_with("skipped: ")) {
+            return Ok(());
+        }
+        let socket = dir_of(run.pid()).join("status.sock");
+        wait_line(run, "tree-ready")?;
+        for round in 1..=2 {
+            let child = sup_pid(run, "root/1")?;
+            // The root sees the order before it learns of the death.
+            run.signal_root(Signal::SIGSTOP)?;
+            run.signal(child, Signal::SIGKILL)?;
+            std::thread::sleep(Duration::from_millis(100));
+            let asking = {
+                let socket = socket.clone();
+                std::thread::spawn(move || {
+                    ask_within(&socket, "restart root/1/0", Duration::from_secs(10))
+                })
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            run.signal_root(Signal::SIGCONT)?;
+            let answer = asking.join().map_err(|_| "the client panicked")??;
+            if !answer.starts_with("error: ") || !answer.ends_with(": root/1/0\n") {
+                return Err(format!(
+                    "round {round}: an order into a dead root/1: {answer:?}"
+                ));
+            }
+            run.note(format!("round {round}: {answer:?}"));
+            run.wait_for("root/1 to start again", |run| {
+                if sup_pid(run, "root/1")? != child {
+                    Ok(())
+                } else {
+                    Err("not yet".to_owned())
+                }
+            })?;
+            wait_line(run, "start root/1/0 ")?;
+        }
+        run.signal_root(Signal::SIGTERM)?;
+        run.wait_exit()?;
+        let out = run.stdout();
+        if !out.iter().any(|l| l == "returned Ok") {
+            return Err("start() did not return Ok".to_owned());
+        }
+        if !out
+            .iter()
+            .any(|l| l == "sigpipe ignored after start: Some(false)")
+        {
+            return Err("SIGPIPE is not back to the program's default after start()".to_owned());
         }
         Ok(())
     }

@@ -897,6 +897,12 @@ const SCENARIOS: &[Scenario] = &[
         control::drive_stopped::stopped,
         30,
     ),
+    scenario(
+        "control_sigpipe",
+        control::scenario::sigpipe,
+        control::drive_sigpipe::sigpipe,
+        30,
+    ),
 ];
 
 /// Examples run as they are, when their binaries have been built.

@@ -307,8 +307,12 @@ extern "C" fn on_signal(signo: libc::c_int) {
     }
 }
 
-/// Delivery of `signals` as bytes on a pipe, for a poll loop. Dropping it
-/// puts the previous handlers back.
+/// Delivery of `signals` as bytes on a pipe, for a poll loop; and SIGPIPE
+/// ignored meanwhile: a write to a child (or parent) that has just died
+/// fails with `EPIPE`, which the engine handles, instead of killing the
+/// process that wrote (Rust programs ignore it from the start, but a
+/// program may have set it back to its default). Dropping it puts the
+/// previous actions back.
 #[derive(Debug)]
 pub(crate) struct SignalPipe {
     read: OwnedFd,
@@ -355,6 +359,10 @@ impl SignalPipe {
             let old = unsafe { signal::sigaction(sig, &action) }?;
             pipe.previous.push((sig, old));
         }
+        let ignored = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: SIG_IGN installs no handler code.
+        let old = unsafe { signal::sigaction(Signal::SIGPIPE, &ignored) }?;
+        pipe.previous.push((Signal::SIGPIPE, old));
         // A forked child starts with the stop signals blocked (see
         // `fork_child`); now that they have somewhere to go, let them in.
         pipe.previous_mask =
