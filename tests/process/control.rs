@@ -359,8 +359,7 @@ pub(crate) mod drive_sigpipe {
         let line = run
             .stdout()
             .into_iter()
-            .filter(|l| l.starts_with(&prefix) && l.contains("supervisor started"))
-            .next_back()
+            .rfind(|l| l.starts_with(&prefix) && l.contains("supervisor started"))
             .ok_or_else(|| format!("no start of {path}"))?;
         pid_in(&line)
     }
