@@ -59,9 +59,7 @@ pub(crate) mod scenario {
         let result = Supertree::new()
             .add_supervisor(|s| s.add_worker(Polite("root/0/0")))
             .add_supervisor(|s| s.add_worker(Polite("root/1/0")))
-            .status_socket(test_dir().join("status.sock"))
-            .on_event(|event| println!("event {event}"))
-            .on_ready(|_| println!("tree-ready"))
+            .observed()
             .start();
         // SigIgn is a mask with bit 12 for SIGPIPE (13).
         let ignored = std::fs::read_to_string("/proc/self/status")
@@ -84,11 +82,23 @@ pub(crate) mod scenario {
                     .add_worker(Brief("root/0/1"))
             })
             .add_worker(Polite("root/1"))
-            .status_socket(test_dir().join("status.sock"))
-            .on_event(|event| println!("event {event}"))
-            .on_ready(|_| println!("tree-ready"))
+            .observed()
             .start();
         crate::scenario::report(result);
+    }
+
+    /// What the drives read of every tree here: its status socket, events
+    /// and readiness.
+    trait Observed {
+        fn observed(self) -> Self;
+    }
+
+    impl Observed for Supertree {
+        fn observed(self) -> Self {
+            self.status_socket(test_dir().join("status.sock"))
+                .on_event(|event| println!("event {event}"))
+                .on_ready(|_| println!("tree-ready"))
+        }
     }
 
     /// Three levels, two of them forked supervisors, each allowing one
@@ -107,9 +117,7 @@ pub(crate) mod scenario {
                             .add_worker(Polite("root/1/1/1"))
                     })
             })
-            .status_socket(test_dir().join("status.sock"))
-            .on_event(|event| println!("event {event}"))
-            .on_ready(|_| println!("tree-ready"))
+            .observed()
             .start();
         crate::scenario::report(result);
     }
