@@ -345,6 +345,9 @@ pub enum Busy {
     Hung,
     /// It is being removed (a child started at run time).
     Removing,
+    /// A supervisor on the way does not read its orders (stopped, hung):
+    /// what was sent to it before fills its channel.
+    Backlog,
 }
 
 impl fmt::Display for Refusal {
@@ -355,6 +358,9 @@ impl fmt::Display for Refusal {
             Refusal::Busy(Busy::Stopping) => f.write_str("busy (it is stopping)"),
             Refusal::Busy(Busy::Hung) => f.write_str("busy (it is killed as hung)"),
             Refusal::Busy(Busy::Removing) => f.write_str("busy (it is being removed)"),
+            Refusal::Busy(Busy::Backlog) => {
+                f.write_str("busy (a supervisor on the way does not read its orders)")
+            }
             Refusal::ShuttingDown => f.write_str("shutting down"),
             Refusal::TimedOut(bound) => write!(f, "timed out after {bound:?}"),
             Refusal::Lost => f.write_str("lost (a supervisor on the way ended)"),

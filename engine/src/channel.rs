@@ -165,6 +165,12 @@ impl Channel {
         ]
     }
 
+    /// Whether frames wait that the descriptor did not take: the other end
+    /// has not read what fills it.
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.writable && !self.outbox.is_empty()
+    }
+
     /// Whether the other end may still send.
     pub(crate) fn is_open(&self) -> bool {
         self.open && self.rx.is_some()
@@ -324,6 +330,27 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert!(parent.is_cut(), "the end of the channel was not seen");
+    }
+
+    #[test]
+    fn a_channel_whose_other_end_does_not_read_has_a_backlog_until_it_does() {
+        let (mut parent, mut child) = Channel::duplex().unwrap();
+        let note = Note::WorkerReady(ChildIdx::new(7).unwrap());
+        let mut sent = 0;
+        while !parent.has_backlog() {
+            assert!(sent < 1_000_000, "the socket never filled");
+            parent.queue(&note);
+            parent.flush();
+            sent += 1;
+        }
+        let mut got = 0;
+        while parent.has_backlog() || got < sent {
+            child.receive(usize::MAX);
+            got += std::iter::from_fn(|| child.next::<Note>()).count();
+            parent.flush();
+        }
+        assert_eq!(got, sent);
+        assert!(!parent.has_backlog());
     }
 
     #[test]

@@ -57,6 +57,17 @@ impl ChildProcs {
         }
     }
 
+    /// Whether child supervisor `child` has left what was written to it
+    /// unread until its channel is full (it is stopped or hung): it is sent
+    /// no more orders, which would pile up in this process.
+    pub(super) fn backlogged(&mut self, child: ChildIdx) -> bool {
+        let Some(proc) = self.procs.get_mut(child.get()).and_then(Option::as_mut) else {
+            return false;
+        };
+        proc.channel.flush();
+        proc.channel.has_backlog()
+    }
+
     /// Sends `order` down to child supervisor `child`, whose subtree holds
     /// the node it names (its machine, which waits for the answer, says
     /// whether to: see [`Machine::handle_forward`]). Nothing if it does not

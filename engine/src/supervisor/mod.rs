@@ -34,7 +34,7 @@ use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
 use crate::channel::{Channel, PipeState};
-use crate::control::{Answer, Hop, Order, Refusal, Segment};
+use crate::control::{Answer, Busy, Hop, Order, Refusal, Segment};
 use crate::machine::{Action, ChildIdx, HostKill, Machine, Outcome, Report, Watched};
 use crate::os::containment::{Containment, OomWatch};
 use crate::os::ratelimit::{LogLimit, REPEAT_LOG_PERIOD};
@@ -724,6 +724,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
         match hop {
             Some((Some(child), true)) => self.machine.handle_order(order, child, now),
             Some((Some(child), false)) if !self.is_worker[child.get()] => {
+                if self.procs.backlogged(child) {
+                    self.answer(order.answer(Err(Refusal::Busy(Busy::Backlog))));
+                    return;
+                }
                 let own = self.machine.path();
                 let bound = self.sup.order_bound(own, &order.path);
                 if self
