@@ -357,6 +357,21 @@ impl State {
 }
 
 impl ChildSlot {
+    /// A child with `policy` that has not run yet.
+    fn new(policy: ChildPolicy, kind: Kind) -> Self {
+        Self {
+            record: ChildRecord::new(policy, RecordState::default()),
+            state: State::Idle,
+            kind,
+            ready: false,
+            engine_failures: 0,
+            alive: None,
+            hung: false,
+            restart_asked: false,
+            indexed: Indexed::default(),
+        }
+    }
+
     /// Whether this child was started at run time and its removal asked.
     fn is_removing(&self) -> bool {
         matches!(self.kind, Kind::Dynamic { removing: true, .. })
@@ -642,17 +657,7 @@ impl Machine {
         let children = children
             .into_iter()
             .take(u32::MAX as usize)
-            .map(|policy| ChildSlot {
-                record: ChildRecord::new(policy, RecordState::default()),
-                state: State::Idle,
-                kind: Kind::Static,
-                ready: false,
-                engine_failures: 0,
-                alive: None,
-                hung: false,
-                restart_asked: false,
-                indexed: Indexed::default(),
-            })
+            .map(|policy| ChildSlot::new(policy, Kind::Static))
             .collect::<Vec<_>>();
         let static_leasable = strategy == Strategy::OneForOne
             && children.iter().any(|c| !c.record.policy.is_supervisor);
@@ -952,20 +957,13 @@ impl Machine {
         self.free.remove(&n);
         let id = ChildId::new(self.next_id);
         self.next_id = next;
-        let slot = ChildSlot {
-            record: ChildRecord::new(policy, RecordState::default()),
-            state: State::Idle,
-            kind: Kind::Dynamic {
+        let slot = ChildSlot::new(
+            policy,
+            Kind::Dynamic {
                 id,
                 removing: false,
             },
-            ready: false,
-            engine_failures: 0,
-            alive: None,
-            hung: false,
-            restart_asked: false,
-            indexed: Indexed::default(),
-        };
+        );
         if n == self.children.len() {
             self.children.push(slot);
         } else {
