@@ -249,12 +249,7 @@ impl Channel {
             return Err(Errno::EBADF);
         }
         frame::encode_into(&mut self.outbox, message);
-        let Some(tx) = self.tx() else {
-            return Err(Errno::EBADF);
-        };
-        let written = sys::write_all(tx, &self.outbox);
-        self.outbox.clear();
-        written
+        self.send_queued()
     }
 
     /// In a freshly forked child: lets go of this end. The buffers are

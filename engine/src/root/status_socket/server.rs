@@ -364,14 +364,10 @@ impl StatusServer {
         self.plan_room(now);
     }
 
-    /// How many clients are served (not waiting for an order's answer).
+    /// How many clients are served (not waiting for an order's answer:
+    /// those [`Orders`] counts).
     fn served(&self) -> usize {
-        let awaiting = self
-            .clients
-            .iter()
-            .filter(|c| matches!(c.state, ClientState::Awaiting(_)))
-            .count();
-        self.clients.len() - awaiting
+        self.clients.len().saturating_sub(self.orders.waiting)
     }
 
     /// The oldest client that has sent no complete request and may be cut
