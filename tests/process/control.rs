@@ -131,7 +131,7 @@ pub(crate) mod drive {
 
     use nix::sys::signal::Signal;
 
-    use super::super::drive::wait_line;
+    use super::super::drive::{pid_in, wait_line};
     use super::super::observe::dir_of;
     use super::super::runner::Run;
 
@@ -172,6 +172,17 @@ pub(crate) mod drive {
     fn starts(run: &Run, name: &str) -> usize {
         let prefix = format!("start {name} ");
         run.count(|l| l.starts_with(&prefix))
+    }
+
+    /// The pid of the latest start of supervisor `path`.
+    pub(super) fn sup_pid(run: &Run, path: &str) -> Result<i32, String> {
+        let prefix = format!("event {path} (pid ");
+        let line = run
+            .stdout()
+            .into_iter()
+            .rfind(|l| l.starts_with(&prefix) && l.contains("supervisor started"))
+            .ok_or_else(|| format!("no start of {path}"))?;
+        pid_in(&line)
     }
 
     fn supervisor_starts(run: &Run, path: &str) -> usize {
@@ -276,20 +287,15 @@ pub(crate) mod drive_stopped {
 
     use nix::sys::signal::Signal;
 
-    use super::drive::{ask, ask_within};
-    use crate::drive::{pid_in, wait_line};
+    use super::drive::{ask, ask_within, sup_pid};
+    use crate::drive::wait_line;
     use crate::observe::dir_of;
     use crate::runner::Run;
 
     pub(crate) fn stopped(run: &mut Run) -> Result<(), String> {
         let socket = dir_of(run.pid()).join("status.sock");
         wait_line(run, "tree-ready")?;
-        let sup = run
-            .stdout()
-            .into_iter()
-            .find(|l| l.starts_with("event root/0 (pid ") && l.contains("supervisor started"))
-            .ok_or("no start of root/0")?;
-        let sup = pid_in(&sup)?;
+        let sup = sup_pid(run, "root/0")?;
         run.signal(sup, Signal::SIGSTOP)?;
         // More orders than the server serves clients at once, whose
         // clients go away at once; one that waits.
@@ -357,20 +363,10 @@ pub(crate) mod drive_sigpipe {
 
     use nix::sys::signal::Signal;
 
-    use super::drive::ask_within;
-    use crate::drive::{pid_in, wait_line};
+    use super::drive::{ask_within, sup_pid};
+    use crate::drive::wait_line;
     use crate::observe::dir_of;
     use crate::runner::Run;
-
-    fn sup_pid(run: &Run, path: &str) -> Result<i32, String> {
-        let prefix = format!("event {path} (pid ");
-        let line = run
-            .stdout()
-            .into_iter()
-            .rfind(|l| l.starts_with(&prefix) && l.contains("supervisor started"))
-            .ok_or_else(|| format!("no start of {path}"))?;
-        pid_in(&line)
-    }
 
     pub(crate) fn sigpipe(run: &mut Run) -> Result<(), String> {
         if run.stdout().iter().any(|l| l.starts_with("skipped: ")) {
