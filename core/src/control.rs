@@ -29,7 +29,8 @@ pub const MAX_PATH: usize = 900;
 pub const MAX_SEGMENT: usize = 128;
 
 /// What every request a client may send looks like, for error lines.
-const REQUESTS: &str = "`status` or `restart PATH`";
+const REQUESTS: &str =
+    "`status`, `status json`, `watch`, `restart PATH`, `stop PATH`, `start PATH` or `metrics`";
 
 /// A request on the status socket.
 /// Not `#[non_exhaustive]`: the server matches every request, so a new
@@ -38,10 +39,23 @@ const REQUESTS: &str = "`status` or `restart PATH`";
 pub enum Request {
     /// `status`: the tree as text, one line per node.
     Status,
+    /// `status json`: the tree as one JSON document (`schema: 1`), the
+    /// fields of [`TreeStatus`](crate::TreeStatus).
+    StatusJson,
+    /// `watch`: a stream of JSON lines, one per lifecycle event, until the
+    /// client hangs up.
+    Watch,
+    /// `metrics`: the tree's metrics in the Prometheus text format.
+    Metrics,
     /// `restart PATH`: an operator's restart of the child at PATH (a
     /// supervisor: its whole subtree), answered by the supervisor that
     /// owns it (see [`Op::Restart`]).
     Restart(NodePath),
+    /// `stop PATH`: an operator's stop; the child stays down until
+    /// `start PATH` (see [`Op::Stop`]).
+    Stop(NodePath),
+    /// `start PATH`: starts a child an operator stopped (see [`Op::Start`]).
+    Start(NodePath),
 }
 
 impl Request {
@@ -53,17 +67,28 @@ impl Request {
     /// [`BadRequest`] for anything else, echoing what was sent.
     pub fn parse(line: &[u8]) -> Result<Self, BadRequest> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line == b"status" {
-            return Ok(Request::Status);
+        match line {
+            b"status" => return Ok(Request::Status),
+            b"status json" => return Ok(Request::StatusJson),
+            b"watch" => return Ok(Request::Watch),
+            b"metrics" => return Ok(Request::Metrics),
+            _ => {}
         }
-        if line == b"restart" {
-            return Err(BadRequest::MissingPath { verb: "restart" });
-        }
-        if let Some(path) = line.strip_prefix(b"restart ") {
+        for op in Op::ALL {
+            let verb = op.verb();
+            let Some(rest) = line.strip_prefix(verb.as_bytes()) else {
+                continue;
+            };
+            if rest.is_empty() {
+                return Err(BadRequest::MissingPath { verb });
+            }
+            let Some(path) = rest.strip_prefix(b" ") else {
+                continue;
+            };
             return std::str::from_utf8(path)
                 .map_err(|_| BadPath::Byte)
                 .and_then(NodePath::parse)
-                .map(Request::Restart)
+                .map(|path| Request::order(op, path))
                 .map_err(|why| BadRequest::Path {
                     echoed: sanitize(path),
                     why,
@@ -74,11 +99,25 @@ impl Request {
         })
     }
 
+    /// The request that carries out `op` on the node at `path`.
+    pub fn order(op: Op, path: NodePath) -> Self {
+        match op {
+            Op::Restart => Request::Restart(path),
+            Op::Stop => Request::Stop(path),
+            Op::Start => Request::Start(path),
+        }
+    }
+
     /// The request's line, as a client sends it (without its `'\n'`).
     pub fn line(&self) -> String {
         match self {
             Request::Status => "status".to_owned(),
+            Request::StatusJson => "status json".to_owned(),
+            Request::Watch => "watch".to_owned(),
+            Request::Metrics => "metrics".to_owned(),
             Request::Restart(path) => format!("restart {path}"),
+            Request::Stop(path) => format!("stop {path}"),
+            Request::Start(path) => format!("start {path}"),
         }
     }
 }
@@ -274,13 +313,27 @@ pub enum Op {
     /// under `OneForAll` and `RestForOne` its siblings are left alone (it
     /// is started in its place in the order, as any start).
     Restart,
+    /// An operator's stop: the child is stopped in order and stays down,
+    /// restarted neither by its own policy nor with its group (`OneForAll`,
+    /// `RestForOne`), until [`Op::Start`]. A child started at run time is
+    /// terminated and removed. Refused with [`Refusal::AlreadyStopped`]
+    /// for a child an operator already stopped.
+    Stop,
+    /// Starts a child an operator stopped, at once (backoff reset).
+    /// Refused with [`Refusal::AlreadyRunning`] for any other child.
+    Start,
 }
 
 impl Op {
+    /// Every operation, in the order [`Request::parse`] tries their words.
+    pub const ALL: [Op; 3] = [Op::Restart, Op::Stop, Op::Start];
+
     /// The request's word.
     pub fn verb(self) -> &'static str {
         match self {
             Op::Restart => "restart",
+            Op::Stop => "stop",
+            Op::Start => "start",
         }
     }
 
@@ -288,6 +341,8 @@ impl Op {
     fn done(self) -> &'static str {
         match self {
             Op::Restart => "restarted",
+            Op::Stop => "stopped",
+            Op::Start => "started",
         }
     }
 }
@@ -333,6 +388,11 @@ pub enum Refusal {
     TimedOut(Duration),
     /// A supervisor on the way ended before the answer came back.
     Lost,
+    /// `stop` of a child an operator stopped already.
+    AlreadyStopped,
+    /// `start` of a child no operator stopped: it runs, or its own policy
+    /// restarts it.
+    AlreadyRunning,
 }
 
 /// What keeps a child from an operator's restart now.
@@ -364,6 +424,8 @@ impl fmt::Display for Refusal {
             Refusal::ShuttingDown => f.write_str("shutting down"),
             Refusal::TimedOut(bound) => write!(f, "timed out after {bound:?}"),
             Refusal::Lost => f.write_str("lost (a supervisor on the way ended)"),
+            Refusal::AlreadyStopped => f.write_str("already stopped"),
+            Refusal::AlreadyRunning => f.write_str("already running"),
         }
     }
 }
@@ -503,8 +565,37 @@ mod tests {
         let unknown = Request::parse(b"st`a\x01").expect_err("unknown");
         assert_eq!(
             unknown.to_string(),
-            "unknown request `st\\x60a\\x01`; send `status` or `restart PATH`"
+            "unknown request `st\\x60a\\x01`; send `status`, `status json`, `watch`, \
+             `restart PATH`, `stop PATH`, `start PATH` or `metrics`"
         );
+    }
+
+    #[test]
+    fn every_request_parses_from_its_own_line() {
+        let requests = [
+            Request::Status,
+            Request::StatusJson,
+            Request::Watch,
+            Request::Metrics,
+            Request::Restart(path("root/1")),
+            Request::Stop(path("root/api/web")),
+            Request::Start(path("root/2/conn#7")),
+        ];
+        for request in requests {
+            assert_eq!(Request::parse(request.line().as_bytes()), Ok(request));
+        }
+        let bad = |line: &[u8]| Request::parse(line).expect_err("refused").to_string();
+        assert_eq!(
+            bad(b"stop"),
+            "`stop` needs the path of a node: `stop root/1/0`"
+        );
+        assert_eq!(
+            bad(b"start"),
+            "`start` needs the path of a node: `start root/1/0`"
+        );
+        assert!(bad(b"stopp root/1").starts_with("unknown request `stopp root/1`"));
+        assert!(bad(b"status  json").starts_with("unknown request"));
+        assert!(bad(b"watch root/1").starts_with("unknown request"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Lifecycle events: what happened where in the tree, as the root sees it.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub enum NodeKind {
 /// ```
 /// # extern crate supertrees_core as supertrees;
 /// use std::sync::{Arc, Mutex};
-/// use std::time::Duration;
+/// use std::time::{Duration, SystemTime};
 /// use supertrees::testing::{run_simulated, FakeTimer};
 /// use supertrees::{BackoffPolicy, BoxFuture, ChildExit, EventKind, RestartPolicy};
 /// use supertrees::{Restartable, Supertree, Worker};
@@ -89,6 +89,10 @@ pub struct Event {
     pub pid: Option<u32>,
     /// What happened.
     pub kind: EventKind,
+    /// When it happened, on the wall clock of the process that saw it (in
+    /// [`run_simulated`](crate::testing::run_simulated): the Unix epoch
+    /// plus the virtual time since the simulation began).
+    pub at: SystemTime,
 }
 
 /// What happened, in an [`Event`].
@@ -146,6 +150,10 @@ pub enum EventKind {
     /// tree (and the status): its id is never given to another child.
     /// Follows its last `Exited`.
     Removed,
+    /// An operator stopped it (`stop PATH` on the status socket): it stays
+    /// down, restarted neither by its policy nor with its siblings, until
+    /// an operator starts it (`start PATH`). Follows its last `Exited`.
+    Held,
 }
 
 impl fmt::Display for NodeKind {
@@ -203,6 +211,7 @@ impl fmt::Display for Event {
             EventKind::Stopping { gave_up: false } => f.write_str("stopping all children"),
             EventKind::Dropped(n) => write!(f, "{n} events were dropped"),
             EventKind::Removed => f.write_str("removed"),
+            EventKind::Held => f.write_str("stopped by an operator; held down until started"),
         }
     }
 }
@@ -212,8 +221,19 @@ impl fmt::Display for Event {
 /// crate. The engine's seam, not part of the API.
 #[doc(hidden)]
 impl Event {
+    /// An event that happens now (on the wall clock).
     pub fn new(path: String, pid: Option<u32>, kind: EventKind) -> Self {
-        Event { path, pid, kind }
+        Self::happened(path, pid, kind, SystemTime::now())
+    }
+
+    /// An event that happened at `at`.
+    pub fn happened(path: String, pid: Option<u32>, kind: EventKind, at: SystemTime) -> Self {
+        Event {
+            path,
+            pid,
+            kind,
+            at,
+        }
     }
 }
 
@@ -243,11 +263,7 @@ mod tests {
     use super::*;
 
     fn event(path: &str, pid: Option<u32>, kind: EventKind) -> Event {
-        Event {
-            path: path.to_owned(),
-            pid,
-            kind,
-        }
+        Event::happened(path.to_owned(), pid, kind, SystemTime::UNIX_EPOCH)
     }
 
     #[test]

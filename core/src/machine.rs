@@ -240,6 +240,9 @@ pub enum Report {
     /// An operator's order ([`Machine::handle_order`]) came to this: the
     /// driver passes it back to who asked.
     Answered(Answer),
+    /// An operator stopped child `child` ([`Op::Stop`]): it stays down
+    /// until an operator starts it (after its `Exited`, if it was running).
+    Held(ChildIdx),
 }
 
 /// Why [`Machine::handle_add`] started no child.
@@ -368,6 +371,7 @@ impl ChildSlot {
             alive: None,
             hung: false,
             restart_asked: false,
+            held: false,
             indexed: Indexed::default(),
         }
     }
@@ -410,6 +414,9 @@ struct ChildSlot {
     /// Its stop under way is an operator's restart: once it stopped, it
     /// starts again at once.
     restart_asked: bool,
+    /// An operator stopped it ([`Op::Stop`]): it stays down, whatever its
+    /// policy and its group, until an operator starts it.
+    held: bool,
     /// What the machine's indexes hold for it (see [`Index`]).
     indexed: Indexed,
 }
@@ -877,6 +884,7 @@ impl Machine {
                 },
             ),
             Report::Removed { child, .. } => (Subject::Child(child), EventKind::Removed),
+            Report::Held(child) => (Subject::Child(child), EventKind::Held),
             Report::Answered(_) => return None,
         })
     }
@@ -1372,6 +1380,8 @@ impl Machine {
             (Phase::Running, Some(slot)) => {
                 if slot.kind == Kind::Free {
                     Some(Refusal::NotFound)
+                } else if slot.held && order.op == Op::Stop {
+                    Some(Refusal::AlreadyStopped)
                 } else if slot.is_removing() {
                     Some(Refusal::Busy(Busy::Removing))
                 } else if slot.hung {
@@ -1404,6 +1414,8 @@ impl Machine {
         });
         match op {
             Op::Restart => self.restart_by_operator(n, now),
+            Op::Stop => self.stop_by_operator(n, now),
+            Op::Start => self.start_by_operator(n, now),
         }
         self.after_event(now);
     }
@@ -1478,6 +1490,8 @@ impl Machine {
         let in_group = self.group.as_ref().is_some_and(|g| g.members.contains(&n));
         let slot = &mut self.children[n];
         slot.record.state.backoff = BackoffState::default();
+        // A held child is wanted up again.
+        slot.held = false;
         match slot.state {
             // A group restart stops and starts it, one child at a time, in
             // its order: its order is answered when the group starts it.
@@ -1500,6 +1514,69 @@ impl Machine {
         }
     }
 
+    /// Child `n`, which is not held, is stopped by an operator and held
+    /// down (see [`Op::Stop`]); a child started at run time is removed.
+    fn stop_by_operator(&mut self, n: usize, now: Instant) {
+        let Some(child) = ChildIdx::new(n) else {
+            return;
+        };
+        if self.is_dyn_slot(n) {
+            if let Kind::Dynamic { id, .. } = self.children[n].kind {
+                // Its removal answers the order.
+                let _ = self.handle_remove(id, now);
+            }
+            return;
+        }
+        let slot = &mut self.children[n];
+        slot.held = true;
+        slot.restart_asked = false;
+        match slot.state {
+            State::Running { .. } => {
+                // Its stop answers the order (`stopped`); a group restart
+                // under way stops it in its turn.
+                let in_group = self.group.as_ref().is_some_and(|g| g.members.contains(&n));
+                if !in_group {
+                    let action = if self.begin_stop(n, now) {
+                        Action::Kill(vec![child])
+                    } else {
+                        Action::Stop(vec![child])
+                    };
+                    self.actions.push_back(action);
+                }
+            }
+            State::Idle
+            | State::Queued { .. }
+            | State::Waiting { .. }
+            | State::Pending
+            | State::Done => {
+                if let Some(g) = self.group.as_mut() {
+                    g.members.remove(&n);
+                }
+                self.set_state(n, State::Done);
+                self.reports.push_back(Report::Held(child));
+                self.answer_orders(Some(n), false, Ok(()));
+            }
+            // Refused before (busy).
+            State::Stopping { .. } => {}
+        }
+    }
+
+    /// Child `n` is started by an operator: at once, backoff reset, if an
+    /// operator held it down; else refused ([`Refusal::AlreadyRunning`]).
+    fn start_by_operator(&mut self, n: usize, now: Instant) {
+        let slot = &mut self.children[n];
+        if !slot.held {
+            self.answer_orders(Some(n), false, Err(Refusal::AlreadyRunning));
+            return;
+        }
+        slot.held = false;
+        slot.record.state.backoff = BackoffState::default();
+        if slot.state == State::Done {
+            // Its start answers the order.
+            self.start_child(n, now, false);
+        }
+    }
+
     /// Answers the orders waiting about child `child` (all of them for
     /// `None`; those sent down to it, `sent_down`, or those about it) with
     /// `result`.
@@ -1509,6 +1586,17 @@ impl Machine {
         sent_down: bool,
         result: Result<(), Refusal>,
     ) {
+        self.answer_orders_by(child, sent_down, |_| result);
+    }
+
+    /// [`answer_orders`](Self::answer_orders), each with the result
+    /// `result` gives for its operation.
+    fn answer_orders_by(
+        &mut self,
+        child: Option<usize>,
+        sent_down: bool,
+        result: impl Fn(Op) -> Result<(), Refusal>,
+    ) {
         let mut n = 0;
         while n < self.orders.len() {
             let pending = &self.orders[n];
@@ -1517,6 +1605,7 @@ impl Machine {
                 continue;
             }
             let pending = self.orders.remove(n);
+            let result = result(pending.order.op);
             self.reports
                 .push_back(Report::Answered(pending.order.answer(result)));
         }
@@ -1859,6 +1948,23 @@ impl Machine {
         };
         let running = matches!(self.phase, Phase::Running);
         let in_group = running && self.group.as_ref().is_some_and(|g| g.members.contains(&n));
+        if running && self.children[n].held {
+            // An operator's stop: it stays down, out of any group.
+            if let Some(g) = self.group.as_mut() {
+                g.members.remove(&n);
+            }
+            self.set_state(n, State::Done);
+            self.reports.push_back(Report::Exited {
+                child,
+                exit,
+                restart: None,
+                reason: None,
+            });
+            self.reports.push_back(Report::Held(child));
+            tracing::info!(supervisor = %self.path, %child, "stopped by an operator; held down until started");
+            self.answer_orders(Some(n), false, Ok(()));
+            return;
+        }
         let asked = std::mem::take(&mut self.children[n].restart_asked);
         if asked && running && !in_group && !self.children[n].is_removing() {
             // An operator's restart: at once, counted nowhere.
@@ -1941,7 +2047,12 @@ impl Machine {
         tracing::debug!(supervisor = %self.path, %child, %id, "child removed");
         self.reports.push_back(Report::Removed { child, id });
         if !self.orders.is_empty() {
-            self.answer_orders(Some(n), false, Err(Refusal::NotFound));
+            // An operator's stop of it is done; any other order finds no
+            // child.
+            self.answer_orders_by(Some(n), false, |op| match op {
+                Op::Stop => Ok(()),
+                Op::Restart | Op::Start => Err(Refusal::NotFound),
+            });
         }
     }
 
@@ -2104,7 +2215,13 @@ impl Machine {
     /// that serves dynamic children.
     fn check_done(&mut self, now: Instant) {
         // While it runs, no child is `Idle` (all were started or queued).
-        if matches!(self.phase, Phase::Running) && !self.dynamic && self.index.live == 0 {
+        // One an operator holds down may be started again: the supervisor
+        // waits for it.
+        if matches!(self.phase, Phase::Running)
+            && !self.dynamic
+            && self.index.live == 0
+            && !self.children.iter().any(|c| c.held)
+        {
             tracing::debug!(supervisor = %self.path, "no child runs or will restart; done");
             self.exit(Outcome::Normal, now);
         }

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crate::{Event, EventKind, TreeStatus};
 
@@ -56,6 +56,9 @@ pub struct Observed {
     /// Events dropped from the queue since `on_event` was last told: it is
     /// told with an [`EventKind::Dropped`] before its next event.
     lost: u64,
+    /// When the last of them happened: when the `Dropped` event says they
+    /// were.
+    lost_at: SystemTime,
 }
 
 impl Observed {
@@ -68,6 +71,7 @@ impl Observed {
             capacity: None,
             queue: VecDeque::new(),
             lost: 0,
+            lost_at: SystemTime::UNIX_EPOCH,
         }
     }
 
@@ -120,24 +124,21 @@ impl Observed {
                 for (path, state) in self.status.dynamic_below(&event.path) {
                     if state != crate::NodeState::Stopped {
                         self.record(
-                            Event {
-                                path: path.clone(),
-                                pid: None,
-                                kind: EventKind::Exited {
+                            Event::happened(
+                                path.clone(),
+                                None,
+                                EventKind::Exited {
                                     exit: *exit,
                                     restart: None,
                                     reason: Some(format!("its supervisor {} ended", event.path)),
                                 },
-                            },
+                                event.at,
+                            ),
                             now,
                         );
                     }
                     self.record(
-                        Event {
-                            path,
-                            pid: None,
-                            kind: EventKind::Removed,
-                        },
+                        Event::happened(path, None, EventKind::Removed, event.at),
                         now,
                     );
                 }
@@ -210,7 +211,7 @@ impl Observed {
         }
         for call in std::mem::take(&mut self.queue) {
             match call {
-                Call::Event(_) => self.lost = self.lost.saturating_add(1),
+                Call::Event(event) => self.count_lost(&event),
                 Call::Ready => self.call_on_ready(),
             }
         }
@@ -237,21 +238,27 @@ impl Observed {
             .queue
             .iter()
             .position(|call| matches!(call, Call::Event(_)));
-        if let Some(at) = oldest {
-            self.queue.remove(at);
-            self.lost = self.lost.saturating_add(1);
+        if let Some(Call::Event(event)) = oldest.and_then(|at| self.queue.remove(at)) {
+            self.count_lost(&event);
         }
+    }
+
+    /// Counts `event` as lost.
+    fn count_lost(&mut self, event: &Event) {
+        self.lost = self.lost.saturating_add(1);
+        self.lost_at = self.lost_at.max(event.at);
     }
 
     /// Tells `on_event` how many events it missed, if it missed any.
     fn report_lost(&mut self) {
         let lost = std::mem::take(&mut self.lost);
         if lost > 0 {
-            self.call_on_event(&Event {
-                path: "root".to_owned(),
-                pid: None,
-                kind: EventKind::Dropped(lost),
-            });
+            self.call_on_event(&Event::happened(
+                "root".to_owned(),
+                None,
+                EventKind::Dropped(lost),
+                self.lost_at,
+            ));
         }
     }
 
@@ -315,11 +322,12 @@ mod tests {
     }
 
     fn started(n: u32) -> Event {
-        Event {
-            path: format!("root/{n}"),
-            pid: Some(100 + n),
-            kind: EventKind::Started(NodeKind::Worker),
-        }
+        Event::happened(
+            format!("root/{n}"),
+            Some(100 + n),
+            EventKind::Started(NodeKind::Worker),
+            SystemTime::UNIX_EPOCH,
+        )
     }
 
     fn taken(log: &Log) -> Vec<String> {

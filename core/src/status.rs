@@ -39,6 +39,9 @@ pub struct NodeStatus {
     pub state: NodeState,
     /// How many times it has been restarted.
     pub restarts: u32,
+    /// An operator stopped it (`stop PATH`): it is wanted down until an
+    /// operator starts it ([`EventKind::Held`]).
+    pub held: bool,
     /// How it ended last time, if it ever did.
     pub last_exit: Option<ChildExit>,
     /// Why it ended last time, where known (a worker's panic message).
@@ -156,6 +159,7 @@ impl TreeStatus {
                 pid: Some(root_pid),
                 state: NodeState::Starting,
                 restarts: 0,
+                held: false,
                 last_exit: None,
                 last_reason: None,
                 since: Some(now),
@@ -219,6 +223,7 @@ impl TreeStatus {
                 pid: None,
                 state: NodeState::Starting,
                 restarts: 0,
+                held: false,
                 last_exit: None,
                 last_reason: None,
                 since: None,
@@ -231,6 +236,7 @@ impl TreeStatus {
                 }
                 node.kind = *kind;
                 node.pid = event.pid;
+                node.held = false;
                 node.state = match kind {
                     NodeKind::WorkerHost => NodeState::Running,
                     _ => NodeState::Starting,
@@ -270,6 +276,11 @@ impl TreeStatus {
                 node.pid = None;
             }
             EventKind::Stopping { .. } => node.state = NodeState::Stopping,
+            EventKind::Held => {
+                node.held = true;
+                node.state = NodeState::Stopped;
+                node.pid = None;
+            }
             EventKind::Dropped(_) | EventKind::Removed => {}
         }
     }
@@ -456,11 +467,7 @@ mod tests {
     }
 
     fn ev(path: &str, pid: Option<u32>, kind: EventKind) -> Event {
-        Event {
-            path: path.into(),
-            pid,
-            kind,
-        }
+        Event::happened(path.into(), pid, kind, std::time::SystemTime::UNIX_EPOCH)
     }
 
     #[test]

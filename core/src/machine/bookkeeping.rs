@@ -156,7 +156,7 @@ impl Driver {
                 );
                 prop_assert!(!self.running.contains(&n), "{} removed while it runs", id);
             }
-            Report::Exited { child, .. } | Report::ChildReady(child) => {
+            Report::Exited { child, .. } | Report::ChildReady(child) | Report::Held(child) => {
                 prop_assert!(
                     self.slots.contains_key(&child.get()),
                     "a report about slot {} which the driver holds nothing for",

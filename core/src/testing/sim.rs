@@ -103,6 +103,7 @@ pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Err
     let observer = Rc::new(RefCell::new(Observer {
         observed: Observed::new(observers, std::process::id(), timer.now()),
         timer: timer.clone(),
+        began: timer.now(),
         next_ids: HashMap::new(),
     }));
     // Limits are checked, then ignored; so are users. Watchdogs are kept
@@ -160,6 +161,9 @@ impl Wake for Flag {
 struct Observer {
     observed: Observed,
     timer: FakeTimer,
+    /// When the simulation began: events happen at the Unix epoch plus
+    /// the virtual time since.
+    began: Instant,
     /// The id each supervisor's next child started at run time takes,
     /// by path: a new incarnation of a supervisor goes on from there, so
     /// ids are never reused in the tree's life.
@@ -168,12 +172,10 @@ struct Observer {
 
 impl Observer {
     fn event(&mut self, path: String, kind: EventKind) {
-        let event = Event {
-            path,
-            pid: None,
-            kind,
-        };
-        self.observed.event(event, self.timer.now());
+        let now = self.timer.now();
+        let at = std::time::SystemTime::UNIX_EPOCH + now.saturating_duration_since(self.began);
+        self.observed
+            .event(Event::happened(path, None, kind, at), now);
     }
 }
 

@@ -655,7 +655,15 @@ fn read_request(mut stream: impl Read, buf: &mut Vec<u8>) -> Received {
 fn answer(line: &[u8], render: &mut dyn FnMut() -> String) -> Reply {
     match Request::parse(line) {
         Ok(Request::Status) => Reply::Answer(render()),
+        Ok(request @ (Request::StatusJson | Request::Watch | Request::Metrics)) => {
+            Reply::Answer(format!(
+                "error: `{}` is not served by this tree yet\n",
+                request.line()
+            ))
+        }
         Ok(Request::Restart(path)) => Reply::Order(Op::Restart, path),
+        Ok(Request::Stop(path)) => Reply::Order(Op::Stop, path),
+        Ok(Request::Start(path)) => Reply::Order(Op::Start, path),
         Err(bad) => {
             tracing::debug!(request = %bad.echoed(), "bad status request");
             Reply::Answer(format!("error: {bad}\n"))
