@@ -18,6 +18,68 @@ use serde::{Deserialize, Serialize};
 
 use crate::Shutdown;
 
+/// One line of the stream that answers `watch`: an event, or how many
+/// events this client missed because it read too slowly (the tree never
+/// waits for a watcher).
+///
+/// Each is one JSON object on its own line: `{"at": 1765130000123, "path":
+/// "root/1/0", "pid": 4242, "kind": "exited", "text": "root/1/0 (pid
+/// 4242): panicked: boom; restarting after 10ms"}`, or `{"dropped": 3}`.
+///
+/// # Examples
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::control::WatchLine;
+///
+/// let line: WatchLine = serde_json::from_str(r#"{"dropped": 3}"#)?;
+/// assert_eq!(line, WatchLine::Dropped { dropped: 3 });
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WatchLine {
+    /// An event of the tree.
+    Event(Watched),
+    /// This many events were not sent to this client.
+    Dropped {
+        /// How many.
+        dropped: u64,
+    },
+}
+
+/// An event as `watch` streams it (see [`WatchLine`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Watched {
+    /// When it happened: milliseconds since the Unix epoch.
+    pub at: u64,
+    /// Where ([`Event::path`](crate::Event::path)).
+    pub path: String,
+    /// The process, where known.
+    pub pid: Option<u32>,
+    /// What happened: [`EventKind::name`](crate::EventKind::name).
+    pub kind: String,
+    /// The event's `Display`.
+    pub text: String,
+}
+
+impl From<&crate::Event> for Watched {
+    fn from(event: &crate::Event) -> Self {
+        let at = event
+            .at
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Watched {
+            at,
+            path: event.path.clone(),
+            pid: event.pid,
+            kind: event.kind.name().to_owned(),
+            text: event.to_string(),
+        }
+    }
+}
+
 /// How many bytes of an unknown request its error line echoes.
 pub const ECHOED_REQUEST: usize = 32;
 

@@ -156,6 +156,33 @@ pub enum EventKind {
     Held,
 }
 
+impl EventKind {
+    /// The kind's name in the JSON lines of `watch` on the status socket:
+    /// `started`, `ready`, `exited`, `host_exited`, `stopping`, `dropped`,
+    /// `removed` or `held`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::EventKind;
+    ///
+    /// assert_eq!(EventKind::Ready.name(), "ready");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Started(_) => "started",
+            EventKind::Ready => "ready",
+            EventKind::Exited { .. } => "exited",
+            EventKind::HostExited { .. } => "host_exited",
+            EventKind::Stopping { .. } => "stopping",
+            EventKind::Dropped(_) => "dropped",
+            EventKind::Removed => "removed",
+            EventKind::Held => "held",
+        }
+    }
+}
+
 impl fmt::Display for NodeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
