@@ -1340,13 +1340,21 @@ impl<B> Tree<Root<B>> {
     /// | request | answer |
     /// |---|---|
     /// | `status` | the text tree (see [`TreeStatus`]) |
+    /// | `status json` | the same as one JSON document, `{"schema": 1, ...}` (see [`TreeStatus`]) |
+    /// | `watch` | a stream of JSON lines, one per lifecycle event from then on (see [`control::WatchLine`]), until the client hangs up; a client that reads too slowly is sent `{"dropped": n}` for what it missed, and never slows the tree |
+    /// | `stop PATH` | an operator's stop: the node is stopped in order and held down, restarted neither by its policy nor with its group (`OneForAll`, `RestForOne`), until `start PATH` ([`EventKind::Held`](crate::EventKind::Held)); a supervisor is stopped with its subtree; a child started at run time is terminated and removed. `ok stopped PATH`, or `error: already stopped: PATH` |
+    /// | `start PATH` | starts a node an operator stopped, at once, its backoff reset: `ok started PATH`, or `error: already running: PATH` for any other |
     /// | `restart PATH` | an operator's restart of the node at PATH (`root/1/0`; a supervisor: its whole subtree): stopped in order, started again at once, not counted in its supervisor's intensity, its backoff reset. Decided by the state machine of the supervisor that owns PATH, in whatever process it runs; answered `ok restarted PATH` once started again, or one `error: ...` line (`not found`, `not running`, `busy`, `shutting down`, `timed out after ...`) naming PATH, within the child's shutdown time plus 5 s (30 s for `Shutdown::Infinity`) |
     ///
     /// Every supervisor on the way down to the node's own waits for its
     /// answer no longer than that bound and 1 s (a supervisor stopped or
     /// hung on the way makes `error: timed out`, one that ends `error:
     /// lost`); an order delayed on the way may still be carried out later.
-    /// Every `restart` is logged with the peer's uid and pid. Up to 64
+    /// Every command is logged with the peer's uid and pid; `restart`,
+    /// `stop` and `start` share the bound and the refusals above. A node
+    /// is named by its path: a named child's segment is its name
+    /// ([`add_named_worker`](Self::add_named_worker),
+    /// [`with_name`](Self::with_name)), any other's its position. Up to 64
     /// clients may wait for answers (more get `error: busy`) besides the 16
     /// served, so waiting orders never keep `status` out. A client that
     /// sends anything else, or ends the connection before its newline, gets
