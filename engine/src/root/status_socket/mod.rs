@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 pub(crate) use client::query;
 #[cfg(feature = "fuzzing")]
 pub(crate) use server::check::fuzz as fuzz_request;
-pub(super) use server::StatusServer;
+pub(super) use server::{StatusServer, View};
 
 /// The longest request line, including its `'\n'`: room for a long path.
 const MAX_REQUEST: usize = 1024;
