@@ -75,6 +75,8 @@ const WATCH_QUEUE_BYTES: usize = 256 * 1024;
 const WATCH_STALL: Duration = Duration::from_secs(60);
 /// How many queued lines one `sendmsg` hands to a watcher's socket at most.
 const WATCH_BATCH: usize = 64;
+/// The longest `{"dropped": n}` line, with its `'\n'`.
+const MAX_DROPPED_LINE: usize = r#"{"dropped":18446744073709551615}"#.len() + 1;
 
 /// How many connections one [`StatusServer::handle`] call accepts at most, so
 /// a flood of connections can't starve the rest of the poll loop.
@@ -269,8 +271,8 @@ enum WatchEnd {
     HungUp,
     /// Writing to it failed.
     Failed(Errno),
-    /// Its socket took no byte for [`WATCH_STALL`].
-    Stalled,
+    /// Its socket took no byte for this long ([`WATCH_STALL`]).
+    Stalled(Duration),
     /// The tree ended.
     TreeEnded,
 }
@@ -895,7 +897,7 @@ impl Watcher {
     /// Queues `{"dropped": n}` if events found its queue full and there is
     /// room for it now.
     fn tell_dropped(&mut self, bounds: WatchBounds) {
-        if self.dropped == 0 {
+        if self.dropped == 0 || !self.has_room(MAX_DROPPED_LINE, bounds) {
             return;
         }
         let told = WatchLine::Dropped {
@@ -906,10 +908,8 @@ impl Watcher {
             return;
         };
         line.push('\n');
-        if self.has_room(line.len(), bounds) {
-            self.push(Arc::from(line.into_bytes()));
-            self.dropped = 0;
-        }
+        self.push(Arc::from(line.into_bytes()));
+        self.dropped = 0;
     }
 
     /// Writes what its socket takes now, then queues the count of the
@@ -926,7 +926,7 @@ impl Watcher {
         }
         let since = *self.stalled_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= bounds.stall {
-            return Err(WatchEnd::Stalled);
+            return Err(WatchEnd::Stalled(bounds.stall));
         }
         Ok(())
     }
@@ -997,8 +997,8 @@ impl Watcher {
             WatchEnd::Failed(errno) => {
                 tracing::info!(peer_uid = uid, peer_pid = pid, lines, missed, %errno, "an operator's watch ended: writing to it failed")
             }
-            WatchEnd::Stalled => {
-                tracing::info!(peer_uid = uid, peer_pid = pid, lines, missed, stalled_for = ?WATCH_STALL, "an operator's watch ended: its client read nothing for too long")
+            WatchEnd::Stalled(stall) => {
+                tracing::info!(peer_uid = uid, peer_pid = pid, lines, missed, stalled_for = ?stall, "an operator's watch ended: its client read nothing for too long")
             }
             WatchEnd::TreeEnded => tracing::info!(
                 peer_uid = uid,
