@@ -412,23 +412,28 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
             listeners,
             kind,
         } = tree;
+        let root = Tree {
+            children,
+            names,
+            strategy,
+            intensity,
+            shutdown,
+            mailboxes,
+            templates,
+            max_children,
+            limits,
+            watchdog,
+            user,
+            listeners,
+            kind: Nested::default(),
+        };
+        let named = root.named_positions("root");
         Self {
-            root: Tree {
-                children,
-                names,
-                strategy,
-                intensity,
-                shutdown,
-                mailboxes,
-                templates,
-                max_children,
-                limits,
-                watchdog,
-                user,
-                listeners,
-                kind: Nested::default(),
+            root,
+            observers: Observers {
+                named,
+                ..kind.observers
             },
-            observers: kind.observers,
         }
     }
 }
@@ -979,6 +984,22 @@ impl Tree<Nested> {
             }
         }
         all
+    }
+
+    /// Every named child of this supervisor (at `path`) and below, with its
+    /// position among its siblings: what a [`TreeStatus`] needs to list
+    /// them in tree order.
+    #[doc(hidden)]
+    pub fn named_positions(&self, path: &str) -> Vec<(String, u32)> {
+        let mut named = Vec::new();
+        for (path, sup) in self.supervisors(path) {
+            for (n, name) in sup.names.iter().enumerate() {
+                if let (Some(name), Ok(n)) = (name, u32::try_from(n)) {
+                    named.push((format!("{path}/{name}"), n));
+                }
+            }
+        }
+        named
     }
 
     /// Checks the limits of this supervisor (at `path`) and every one

@@ -177,9 +177,8 @@ fn status_json(tree: &Tree) -> Result<Vec<(String, f64)>, String> {
     let parse = |text: &str| -> Result<serde_json::Value, String> {
         serde_json::from_str(text).map_err(|e| format!("status json: {e}: {text:.200}"))
     };
-    let spins = |status: &serde_json::Value| {
-        node(status, "root/spin").and_then(|n| n["restarts"].as_f64())
-    };
+    let spins =
+        |status: &serde_json::Value| node(status, "root/spin").and_then(|n| n["restarts"].as_f64());
     let first = parse(&tree.ask("status json")?)?;
     let nodes = first["nodes"].as_array().map_or(0, Vec::len);
     if nodes < 1000 {
