@@ -14,6 +14,9 @@ fn order(ticket: u64, n: usize, op: Op) -> Order {
     }
 }
 
+/// The answers told, as (ticket, result), and the children held.
+type Told = (Vec<(u64, Result<(), Refusal>)>, Vec<usize>);
+
 impl Harness {
     fn op(&mut self, op: Op, ticket: u64, n: usize, t: u64) -> Vec<Action> {
         let now = self.at(t);
@@ -23,7 +26,7 @@ impl Harness {
 
     /// The reports so far: answers as (ticket, result), `Held` as the
     /// child, the rest dropped.
-    fn told(&mut self) -> (Vec<(u64, Result<(), Refusal>)>, Vec<usize>) {
+    fn told(&mut self) -> Told {
         let (mut answers, mut held) = (Vec::new(), Vec::new());
         for report in self.reports() {
             match report {
@@ -115,7 +118,7 @@ fn under_one_for_all_a_held_child_is_left_out_of_its_group() {
     assert_eq!(h.exit(0, Panicked, 30), [Stop([2])]);
     assert!(h.stopped(2, 40).is_empty());
     assert_eq!(h.timeout(130), [Start(0), Start(2)]);
-    assert!(h.m.is_shutting_down() == false);
+    assert!(!h.m.is_shutting_down());
     assert_eq!(h.op(Op::Start, 2, 1, 200), [Start(1)]);
 }
 
