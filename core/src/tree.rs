@@ -500,15 +500,20 @@ impl<K> Tree<K> {
     /// ```
     /// # extern crate supertrees_core as supertrees;
     /// use supertrees::testing::{run_simulated, FakeTimer};
-    /// use supertrees::{BoxFuture, Restartable, Supertree, Worker};
+    /// use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
     ///
+    /// // Runs once.
     /// struct Job;
     /// impl Worker for Job {
     ///     fn init(&self) -> BoxFuture {
     ///         Box::pin(async {})
     ///     }
     /// }
-    /// impl Restartable for Job {}
+    /// impl Restartable for Job {
+    ///     fn restart_policy(&self) -> RestartPolicy {
+    ///         RestartPolicy::Never
+    ///     }
+    /// }
     ///
     /// let tree = Supertree::new()
     ///     .add_supervisor(|s| s.with_name("api").add_named_worker("web", Job).add_worker(Job))
