@@ -146,9 +146,9 @@ pub use listen::{tcp_listener, unix_listener, Listen};
 pub use supertrees_core::{
     inbox, mailbox, message, ready, spawn, start_child, stopping, terminate_child, Backend,
     BackoffPolicy, BoxFuture, ChildExit, ChildId, Envelope, Error, Event, EventKind, Inbox,
-    Intensity, Limits, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, RestartPolicy,
-    Restartable, Runner, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree, TreeStatus, Worker,
-    MAX_MESSAGE,
+    Intensity, Limits, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, Resources,
+    RestartPolicy, Restartable, Runner, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree,
+    TreeStatus, Worker, MAX_MESSAGE,
 };
 #[cfg(target_os = "linux")]
 pub use supertrees_engine::{query_status, Interest, IoSource, Register};

@@ -124,6 +124,91 @@ impl ChildExit {
     }
 }
 
+impl ChildExit {
+    /// The exit whose `Display` is `text` (how `status json` shows it),
+    /// if `text` is one. Exact for every exit but
+    /// [`ForkFailed`](ChildExit::ForkFailed) with an errno Linux does not
+    /// name, whose text does not hold its number: read as
+    /// `ForkFailed(0)`.
+    pub(crate) fn from_display(text: &str) -> Option<ChildExit> {
+        let unit = [
+            ChildExit::Normal,
+            ChildExit::Stopped,
+            ChildExit::Panicked,
+            ChildExit::GaveUp,
+            ChildExit::SetupFailed,
+            ChildExit::OutOfMemory,
+            ChildExit::Hung,
+        ];
+        if let Some(exit) = unit.into_iter().find(|exit| exit.to_string() == text) {
+            return Some(exit);
+        }
+        if let Some(code) = text.strip_prefix("exited with code ") {
+            return plain_int(code).map(ChildExit::Exited);
+        }
+        if let Some(signal) = text.strip_prefix("killed by signal ") {
+            let named = SIGNALS
+                .iter()
+                .find(|(_, name)| *name == signal)
+                .map(|(number, _)| *number);
+            return named.or_else(|| plain_int(signal)).map(ChildExit::Signaled);
+        }
+        if let Some(rest) = text.strip_prefix("could not be forked: ") {
+            let (name, desc) = rest.split_once(": ")?;
+            if (name, desc) == errno_text(0) {
+                return Some(ChildExit::ForkFailed(0));
+            }
+            return ERRNOS
+                .iter()
+                .find(|(_, n, d)| (*n, *d) == (name, desc))
+                .map(|(number, _, _)| ChildExit::ForkFailed(*number));
+        }
+        if let Some(limit) = text.strip_prefix("not ready within ") {
+            return duration_from_debug(limit).map(ChildExit::StartTimeout);
+        }
+        None
+    }
+}
+
+/// `text` as an `i32` written as `Display` writes one (no `+`, no
+/// leading zeros).
+fn plain_int(text: &str) -> Option<i32> {
+    text.parse().ok().filter(|n: &i32| n.to_string() == text)
+}
+
+/// The [`Duration`](std::time::Duration) whose `Debug` is `text`
+/// (`30s`, `1.5ms`, `10µs`, `1.000000001s`, `0ns`), if `text` is one.
+fn duration_from_debug(text: &str) -> Option<std::time::Duration> {
+    // Each unit and its size in nanoseconds, with how many digits its
+    // fraction may have.
+    const UNITS: [(&str, u128, usize); 4] = [
+        ("ns", 1, 0),
+        ("µs", 1_000, 3),
+        ("ms", 1_000_000, 6),
+        ("s", 1_000_000_000, 9),
+    ];
+    let (number, size, places) = UNITS
+        .iter()
+        .find_map(|&(unit, size, places)| Some((text.strip_suffix(unit)?, size, places)))?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > places {
+        return None;
+    }
+    let whole: u128 = whole.parse().ok()?;
+    let mut nanos = whole.checked_mul(size)?;
+    if !fraction.is_empty() {
+        let scale = 10u128.pow(u32::try_from(fraction.len()).ok()?);
+        let part: u128 = fraction.parse().ok()?;
+        nanos = nanos.checked_add(part * size / scale)?;
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
+    let sub = u32::try_from(nanos % 1_000_000_000).ok()?;
+    let duration = std::time::Duration::new(secs, sub);
+    // The form `Debug` writes, and no other (`1.50s`, `1000ms`).
+    (format!("{duration:?}") == text).then_some(duration)
+}
+
 impl fmt::Display for ChildExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -374,8 +459,37 @@ const ERRNOS: &[(i32, &str, &str)] = &[
 ];
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::{any, prop_assert_eq, prop_oneof, proptest, Just};
+    use proptest::strategy::Strategy as Gen;
+
     use super::*;
+    use crate::props::config;
+
+    /// Every exit, with the numbers and times that shape its text.
+    pub(crate) fn an_exit() -> impl Gen<Value = ChildExit> {
+        prop_oneof![
+            Just(ChildExit::Normal),
+            Just(ChildExit::Stopped),
+            Just(ChildExit::Panicked),
+            Just(ChildExit::GaveUp),
+            Just(ChildExit::SetupFailed),
+            Just(ChildExit::OutOfMemory),
+            Just(ChildExit::Hung),
+            any::<i32>().prop_map(ChildExit::Exited),
+            any::<i32>().prop_map(ChildExit::Signaled),
+            (0..ERRNOS.len()).prop_map(|i| ChildExit::ForkFailed(ERRNOS[i].0)),
+            Just(ChildExit::ForkFailed(0)),
+            prop_oneof![
+                (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+                (0u64..10_000_000_000).prop_map(Duration::from_nanos),
+                (0u64..100_000).prop_map(Duration::from_millis),
+            ]
+            .prop_map(ChildExit::StartTimeout),
+        ]
+    }
 
     #[test]
     fn signals_and_errnos_are_named_as_the_process_engine_names_them() {
@@ -399,6 +513,45 @@ mod tests {
         assert_eq!(
             ChildExit::ForkFailed(0).to_string(),
             "could not be forked: UnknownErrno: Unknown errno"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Every exit's text reads back as that exit.
+        #[test]
+        fn every_exit_reads_back_from_its_text(exit in an_exit()) {
+            prop_assert_eq!(ChildExit::from_display(&exit.to_string()), Some(exit));
+        }
+
+        /// No other text reads as an exit whose text it is not.
+        #[test]
+        fn other_texts_read_as_no_exit(text in "(exited with code |killed by signal |not ready within |could not be forked: )?[-+0-9.a-zµA-Z: ]{0,12}") {
+            if let Some(exit) = ChildExit::from_display(&text) {
+                prop_assert_eq!(exit.to_string(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn odd_texts_are_no_exit() {
+        for text in [
+            "",
+            "exited with code +3",
+            "exited with code 03",
+            "killed by signal SIGNOPE",
+            "not ready within 1.50s",
+            "not ready within 1000ms",
+            "not ready within 1.0000000001s",
+            "not ready within s",
+            "could not be forked: EAGAIN: Nope",
+        ] {
+            assert_eq!(ChildExit::from_display(text), None, "{text:?}");
+        }
+        assert_eq!(
+            ChildExit::from_display("could not be forked: UnknownErrno: Unknown errno"),
+            Some(ChildExit::ForkFailed(0))
         );
     }
 }

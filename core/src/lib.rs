@@ -398,6 +398,6 @@ pub use policy::{BackoffPolicy, Intensity, RestartPolicy, Shutdown, Strategy};
 pub use port::MAX_MESSAGE;
 pub use ready::{ready, spawn, stopping};
 pub use rt::{BoxFuture, Spawner, Timer};
-pub use status::{NodeState, NodeStatus, TreeStatus};
+pub use status::{NodeState, NodeStatus, Resources, TreeStatus};
 pub use tree::{Backend, Runner, Supertree, Supervisor, Tree};
 pub use worker::{Readiness, Restartable, Worker};

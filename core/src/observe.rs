@@ -89,10 +89,10 @@ impl Observed {
         &self.status
     }
 
-    /// Shows `text` (a subtree's limits and usage) on node `path` of the
-    /// status.
-    pub fn set_resources(&mut self, path: &str, text: String) {
-        self.status.set_resources(path, text);
+    /// Shows `resources` (a subtree's limits and usage) on node `path` of
+    /// the status.
+    pub fn set_resources(&mut self, path: &str, resources: crate::Resources) {
+        self.status.set_resources(path, resources);
     }
 
     /// Moves the status's clock to `now`.
@@ -111,6 +111,14 @@ impl Observed {
     /// such a child (sent before its supervisor died, read after) is
     /// dropped.
     pub fn event(&mut self, event: Event, now: Instant) {
+        self.event_seen(event, now, |_| {});
+    }
+
+    /// As [`event`](Self::event), and shows `seen` each event recorded
+    /// (the one given, and those made for the children that ended with a
+    /// supervisor), in order, as it is recorded: the root's status server
+    /// streams them to its watchers.
+    pub fn event_seen(&mut self, event: Event, now: Instant, mut seen: impl FnMut(&Event)) {
         if self.status.is_from_ended_supervisor(&event.path) {
             tracing::debug!(path = %event.path, "an event of a supervisor's ended incarnation was dropped");
             return;
@@ -122,7 +130,7 @@ impl Observed {
                 .is_some_and(|node| node.kind == crate::NodeKind::Supervisor);
             if supervisor {
                 for (path, state) in self.status.dynamic_below(&event.path) {
-                    if state != crate::NodeState::Stopped {
+                    if !matches!(state, crate::NodeState::Stopped | crate::NodeState::Failed) {
                         self.record(
                             Event::happened(
                                 path.clone(),
@@ -135,22 +143,26 @@ impl Observed {
                                 event.at,
                             ),
                             now,
+                            &mut seen,
                         );
                     }
                     self.record(
                         Event::happened(path, None, EventKind::Removed, event.at),
                         now,
+                        &mut seen,
                     );
                 }
                 self.status.end_below(&event.path);
             }
         }
-        self.record(event, now);
+        self.record(event, now, &mut seen);
     }
 
-    /// Records `event` in the status and hands it to `on_event`.
-    fn record(&mut self, event: Event, now: Instant) {
+    /// Records `event` in the status, shows it to `seen` and hands it to
+    /// `on_event`.
+    fn record(&mut self, event: Event, now: Instant, seen: &mut impl FnMut(&Event)) {
         self.status.record(&event, now);
+        seen(&event);
         if self.observers.on_event.is_none() {
             return;
         }

@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 
 use super::cgroup::{self, apply_rlimits, Group, Hierarchies, Mechanism, Plan};
-use crate::limits::bytes;
 use crate::path::{is_below, within};
 use crate::tree::Supervisor;
 use crate::{Error, Limits};
+use supertrees_core::Resources;
 
 /// One limited supervisor's subtree.
 #[derive(Debug)]
@@ -240,24 +240,17 @@ impl Containment {
 
     /// What the status shows of each limited subtree: its limits and what
     /// it uses now.
-    pub(crate) fn usage(&self) -> Vec<(String, String)> {
+    pub(crate) fn usage(&self) -> Vec<(String, Resources)> {
         self.subtrees
             .iter()
             .map(|s| {
-                let mut text = format!("limits: {}", s.limits);
+                let mut used = Resources::new(s.limits);
                 if let Some(group) = &s.group {
-                    if let Some(memory) = group.memory_usage() {
-                        text.push_str(&format!("; memory in use {}", human(memory)));
-                    }
-                    if let Some(n) = group.processes() {
-                        text.push_str(&format!("; processes {n}"));
-                    }
-                    let ooms = group.oom_kills();
-                    if ooms > 0 {
-                        text.push_str(&format!("; OOM kills {ooms}"));
-                    }
+                    used.memory_bytes = group.memory_usage();
+                    used.processes = group.processes();
+                    used.oom_kills = group.oom_kills();
                 }
-                (s.path.clone(), text)
+                (s.path.clone(), used)
             })
             .collect()
     }
@@ -414,15 +407,6 @@ fn make_group(
     hierarchies.create(parent, &path.replace('/', "-"), limits)
 }
 
-/// `n` bytes, rounded to a readable unit.
-fn human(n: u64) -> String {
-    match n {
-        0..=8191 => bytes(n),
-        8192..=1_048_575 => format!("{:.1} KiB", n as f64 / 1024.0),
-        _ => format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0)),
-    }
-}
-
 /// What a supervisor process remembers of the OOM counters it reads, so
 /// that a kill is counted once.
 #[derive(Debug, Default)]
@@ -562,13 +546,5 @@ mod tests {
             subtree.plan.to_string(),
             "memory 64 MiB by RLIMIT_AS, open files 64 by RLIMIT_NOFILE"
         );
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human(512), "512 bytes");
-        assert_eq!(human(12 * 1024 * 1024 + 300_000), "12.3 MiB");
-        assert_eq!(human(3_678_208), "3.5 MiB");
-        assert_eq!(human(20_480), "20.0 KiB");
     }
 }
