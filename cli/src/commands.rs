@@ -138,7 +138,7 @@ fn live(client: &Client, timeout: Duration, err: &mut dyn Write) -> Exit {
     }
 }
 
-/// `probe ready`: every node is up (see [`ready`](crate::ready)).
+/// `probe ready`: every node is up (see [`crate::ready`]).
 fn ready(client: &Client, timeout: Duration, err: &mut dyn Write) -> Exit {
     let text = match client.clone().with_timeout(timeout).status_json() {
         Ok(text) => text,

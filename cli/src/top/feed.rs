@@ -83,7 +83,7 @@ fn poll_status(client: &Client, tell: &Sender<(Feed, Instant)>, asked: &Receiver
                 },
             },
             Err(err) => Feed::NoStatus {
-                why: err.to_string(),
+                why: without_socket(&err.to_string(), client),
                 refused: err.is_refused(),
             },
         };
@@ -96,6 +96,12 @@ fn poll_status(client: &Client, tell: &Sender<(Feed, Instant)>, asked: &Receiver
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// `why` without the socket's path, which the header shows already:
+/// `can't connect to the status socket: no such socket ...`.
+fn without_socket(why: &str, client: &Client) -> String {
+    why.replace(&format!(" {}", client.socket().display()), "")
 }
 
 /// Follows the event stream, opening it again whenever it ends, until

@@ -77,7 +77,7 @@ fn header(model: &Model, socket: &Path, now: Instant) -> Line<'static> {
             refused,
         } => (
             format!(
-                "{} for {}: {}; trying again",
+                "{} for {}, trying again: {}",
                 if *refused {
                     "no status"
                 } else {

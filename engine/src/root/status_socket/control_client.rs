@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use supertrees_core::control::{sanitize, BadPath, NodePath, Op, Request, WatchLine};
+use supertrees_core::TreeStatus;
 
 use super::after;
 use super::client::{check_peer, connect_error, connect_nonblocking, exchange, open};
@@ -170,6 +171,46 @@ impl Client {
             return Err(self.unexpected(&Request::StatusJson, &answer));
         }
         Ok(answer)
+    }
+
+    /// The tree's status (`status json`), read into a
+    /// [`TreeStatus`]: every node with its kind, pid, state, restarts,
+    /// last exit, uptime (measured up to when it was read) and a limited
+    /// subtree's resources.
+    ///
+    /// # Errors
+    ///
+    /// As [`status_json`](Self::status_json); a document that does not
+    /// read as a `TreeStatus` (another schema, a state this version does
+    /// not know) is an [`io::ErrorKind::InvalidData`] error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use supertrees_core::NodeState;
+    ///
+    /// let tree = supertrees_engine::Client::connect("/tmp/my-service/status.sock")?;
+    /// let status = tree.status()?;
+    /// let down: Vec<_> = status
+    ///     .nodes()
+    ///     .filter(|node| node.state != NodeState::Ready)
+    ///     .map(|node| node.path.as_str())
+    ///     .collect();
+    /// println!("not ready: {down:?}");
+    /// # Ok::<(), supertrees_engine::ClientError>(())
+    /// ```
+    pub fn status(&self) -> Result<TreeStatus, ClientError> {
+        let text = self.status_json()?;
+        serde_json::from_str(&text).map_err(|err| {
+            ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the status socket {} answered `status json` with no status of this \
+                     version: {err}",
+                    self.socket.display()
+                ),
+            ))
+        })
     }
 
     /// The tree's metrics in the Prometheus text format (`metrics`).
@@ -646,7 +687,13 @@ mod tests {
             "stop root/1/0" => "error: already stopped: root/1/0\n".to_owned(),
             "start root/1/0" => "ok started root/1/0\nmore\n".to_owned(),
             "restart root/1/9" => "error: not found: root/1/9\n".to_owned(),
-            "status json" => r#"{"schema": 1, "generation": 1, "nodes": []}"#.to_owned() + "\n",
+            "status json" => concat!(
+                r#"{"schema": 1, "generation": 1, "dropped": 0, "nodes": ["#,
+                r#"{"path": "root", "kind": "supervisor", "pid": 4100, "state": "ready", "wanted": "up", "#,
+                r#""restarts": 0, "last_exit": null, "up_ms": 93512}]}"#,
+                "\n"
+            )
+            .to_owned(),
             "metrics" => "error: `metrics` is not served by this tree yet\n".to_owned(),
             other => format!("error: unknown request `{other}`\n"),
         }
@@ -674,9 +721,15 @@ mod tests {
             Err(ClientError::Io(err)) => assert_eq!(err.kind(), io::ErrorKind::InvalidData),
             other => panic!("{other:?}"),
         }
+        assert!(tree
+            .status_json()
+            .expect("json")
+            .starts_with(r#"{"schema": 1, "generation": 1,"#));
+        let status = tree.status().expect("a status");
+        let root = status.get("root").expect("the root");
         assert_eq!(
-            tree.status_json().expect("json"),
-            "{\"schema\": 1, \"generation\": 1, \"nodes\": []}\n"
+            (root.pid, root.state),
+            (Some(4100), supertrees_core::NodeState::Ready)
         );
         let refused = tree.metrics().expect_err("not served");
         assert_eq!(
@@ -687,7 +740,7 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::Other);
         drop(tree);
         let got = fake.got();
-        assert_eq!(got.len(), 6, "{got:?}");
+        assert_eq!(got.len(), 7, "{got:?}");
     }
 
     #[test]
