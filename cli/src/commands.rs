@@ -1,6 +1,5 @@
 //! Each subcommand, carried out with a [`Client`]: answers to `out`,
-//! errors to `err` as `supertrees: <message>`, and the [`Exit`] it ends
-//! with.
+//! errors to `err` ([`say`]), and the [`Exit`] it ends with.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -9,7 +8,7 @@ use supertrees::control::{Client, ClientError, WatchLine};
 
 use crate::args::{Command, Probe};
 use crate::doc::StatusDoc;
-use crate::exit::Exit;
+use crate::exit::{fail, say, Exit};
 use crate::{ready, show, top};
 
 /// Carries out `command` on the tree of `client`.
@@ -50,17 +49,6 @@ pub fn run(command: &Command, client: &Client, out: &mut dyn Write, err: &mut dy
 fn line(mut text: String) -> String {
     text.push('\n');
     text
-}
-
-/// Says what went wrong on `err`, and the exit it ends with.
-pub fn fail(failure: &ClientError, err: &mut dyn Write) -> Exit {
-    say(err, &failure.to_string());
-    Exit::of(failure)
-}
-
-/// Writes `supertrees: <message>` on `err` (which may be gone).
-pub fn say(err: &mut dyn Write, message: &str) {
-    let _ = writeln!(err, "supertrees: {}", show::printable(message));
 }
 
 /// The end of writing to stdout: a reader that went away (`| head`) is

@@ -1,6 +1,7 @@
-//! Exit codes, as s6's tools have them, and which error gets which.
+//! Exit codes, as s6's tools have them, which error gets which, and how
+//! an error is said (`supertrees: <message>` on stderr).
 
-use std::io;
+use std::io::{self, Write};
 
 use supertrees::control::ClientError;
 
@@ -44,6 +45,17 @@ impl Exit {
         let _ = err;
         Exit::System
     }
+}
+
+/// Says what went wrong on `err`, and the exit it ends with.
+pub fn fail(failure: &ClientError, err: &mut dyn Write) -> Exit {
+    say(err, &failure.to_string());
+    Exit::of(failure)
+}
+
+/// Writes `supertrees: <message>` on `err` (which may be gone).
+pub fn say(err: &mut dyn Write, message: &str) {
+    let _ = writeln!(err, "supertrees: {}", crate::show::printable(message));
 }
 
 #[cfg(test)]

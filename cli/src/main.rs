@@ -18,7 +18,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `args.rs` | the command line (clap), help/version and usage errors |
-//! | `exit.rs` | the exit codes, and which error gets which |
+//! | `exit.rs` | the exit codes, which error gets which, and how errors are said |
 //! | `commands.rs` | each subcommand but `top` |
 //! | `doc.rs` | the `status json` document as read here |
 //! | `ready.rs` | what `probe ready` calls ready |
@@ -75,7 +75,7 @@ fn run() -> exit::Exit {
     let client = match supertrees::control::Client::connect(&socket) {
         Ok(client) => client,
         Err(e) => {
-            commands::say(&mut err, &e.to_string());
+            exit::say(&mut err, &e.to_string());
             return exit::Exit::of_io(&e);
         }
     };

@@ -23,9 +23,8 @@ use ratatui::widgets::TableState;
 use ratatui::DefaultTerminal;
 use supertrees::control::Client;
 
-use crate::commands::{fail, say};
 use crate::doc::StatusDoc;
-use crate::exit::Exit;
+use crate::exit::{fail, say, Exit};
 use feed::{Feed, Feeds};
 use model::Model;
 
