@@ -104,8 +104,9 @@ pub enum Request {
     /// `status json`: the tree as one JSON document (`schema: 1`), the
     /// fields of [`TreeStatus`](crate::TreeStatus).
     StatusJson,
-    /// `watch`: a stream of JSON lines, one per lifecycle event, until the
-    /// client hangs up.
+    /// `watch`: a stream of JSON lines ([`WatchLine`]), one per lifecycle
+    /// event from the request on, until the client hangs up or the tree
+    /// ends.
     Watch,
     /// `metrics`: the tree's metrics in the Prometheus text format.
     Metrics,

@@ -42,10 +42,11 @@ pub(crate) fn encode(event: &Event) -> Vec<u8> {
     while !event.path.is_char_boundary(cut) {
         cut -= 1;
     }
-    frame::encode(&Event::new(
+    frame::encode(&Event::happened(
         event.path[..cut].to_owned(),
         event.pid,
         event.kind.clone(),
+        event.at,
     ))
 }
 
@@ -375,16 +376,22 @@ impl Pending {
 mod tests {
     use super::*;
     use crate::{ChildExit, NodeKind};
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
+
+    /// An event at a fixed time: the same whenever it is made.
+    fn event(path: String, pid: Option<u32>, kind: EventKind) -> Event {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_000_000);
+        Event::happened(path, pid, kind, at)
+    }
 
     fn samples() -> Vec<Event> {
         vec![
-            Event::new(
+            event(
                 "root/1/0".into(),
                 Some(42),
                 EventKind::Started(NodeKind::Worker),
             ),
-            Event::new(
+            event(
                 "root/1/host".into(),
                 Some(43),
                 EventKind::exited(
@@ -393,14 +400,14 @@ mod tests {
                     Some("boom ✓".into()),
                 ),
             ),
-            Event::new("root".into(), None, EventKind::stopping(true)),
-            Event::new(
+            event("root".into(), None, EventKind::stopping(true)),
+            event(
                 "root/2".into(),
                 None,
                 EventKind::exited(ChildExit::ForkFailed(11), None, None),
             ),
-            Event::new("root/3".into(), None, EventKind::Dropped(7)),
-            Event::new("root/0".into(), Some(1), EventKind::Ready),
+            event("root/3".into(), None, EventKind::Dropped(7)),
+            event("root/0".into(), Some(1), EventKind::Ready),
         ]
     }
 
@@ -453,7 +460,7 @@ mod tests {
 
     #[test]
     fn long_paths_are_cut_to_fit_one_message() {
-        let long = Event::new(format!("root/{}", "é".repeat(400)), None, EventKind::Ready);
+        let long = event(format!("root/{}", "é".repeat(400)), None, EventKind::Ready);
         let bytes = encode(&long);
         assert!(bytes.len() <= MAX_MESSAGE);
         let got = decode_all(&bytes);
@@ -475,7 +482,7 @@ mod tests {
     }
 
     fn exited(path: &str, pid: u32, exit: ChildExit) -> Event {
-        Event::new(
+        event(
             path.into(),
             Some(pid),
             EventKind::exited(exit, Some(Duration::from_micros(1)), None),
@@ -496,7 +503,7 @@ mod tests {
         }
         // The pipe is full; the last filler waits. These wait too: the
         // worker's three exits are one state, its latest.
-        let host = Event::new(
+        let host = event(
             "root/1/host".into(),
             Some(9),
             EventKind::Started(NodeKind::WorkerHost),
@@ -514,13 +521,13 @@ mod tests {
         assert!(got.iter().all(|e| e == &filler));
         // Room again: the count, then the latest states in order, then the
         // new event.
-        let last = Event::new("root/2".into(), None, EventKind::Ready);
+        let last = event("root/2".into(), None, EventKind::Ready);
         // Not before RETRY_AFTER: it waits too.
         sink.send(last.clone(), t0);
         sink.tick(t0 + RETRY_AFTER / 2);
         assert!(drain(&read, &mut d).is_empty());
         assert_eq!(sink.pending.order.len(), 4);
-        let later = Event::new("root/3".into(), None, EventKind::Ready);
+        let later = event("root/3".into(), None, EventKind::Ready);
         sink.send(later.clone(), t0 + RETRY_AFTER);
         sink.end_turn(t0 + RETRY_AFTER);
         let after = drain(&read, &mut d);
@@ -626,7 +633,7 @@ mod tests {
     }
 
     fn started(n: u32) -> Event {
-        Event::new(
+        event(
             format!("root/{n}"),
             Some(1000 + n),
             EventKind::Started(NodeKind::Worker),

@@ -1,8 +1,9 @@
 //! Scenarios for operators' requests on the status socket that name a
 //! node (`restart PATH`): each reaches the state machine of the supervisor
 //! that owns the node, in whatever process it runs, and its answer comes
-//! back. Included by `main.rs`: each scenario body runs in its own process,
-//! each drive in the runner.
+//! back; and for `status json` and `watch`, what dashboards read. Included
+//! by `main.rs`: each scenario body runs in its own process, each drive in
+//! the runner.
 
 pub(crate) mod scenario {
     use std::time::Duration;
@@ -99,6 +100,17 @@ pub(crate) mod scenario {
                 .on_event(|event| println!("event {event}"))
                 .on_ready(|_| println!("tree-ready"))
         }
+    }
+
+    /// A worker of the root's and a forked supervisor with a worker: the
+    /// runner reads `status json` and watches while it restarts them.
+    pub(crate) fn watch() {
+        let result = Supertree::new()
+            .add_worker(Polite("root/0"))
+            .add_supervisor(|s| s.add_worker(Polite("root/1/0")))
+            .observed()
+            .start();
+        crate::scenario::report(result);
     }
 
     /// Three levels, two of them forked supervisors, each allowing one
@@ -415,6 +427,169 @@ pub(crate) mod drive_sigpipe {
             .any(|l| l == "sigpipe ignored after start: Some(false)")
         {
             return Err("SIGPIPE is not back to the program's default after start()".to_owned());
+        }
+        Ok(())
+    }
+}
+
+pub(crate) mod drive_watch {
+    //! `status json` is one JSON document of the tree as it runs, and
+    //! `watch` streams the events that follow the request, as JSON lines,
+    //! until the client hangs up or the tree ends.
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use nix::sys::signal::Signal;
+    use serde_json::Value;
+
+    use super::drive::{ask, expect_answer, sup_pid};
+    use crate::drive::{pid_in, wait_line};
+    use crate::observe::{dir_of, now_ms};
+    use crate::runner::Run;
+
+    /// Asks for `watch` on a connection of its own.
+    fn open_watch(socket: &std::path::Path) -> Result<BufReader<UnixStream>, String> {
+        let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"watch\n")
+            .map_err(|e| format!("send watch: {e}"))?;
+        Ok(BufReader::new(stream))
+    }
+
+    /// The next line of a watch, as JSON.
+    fn next_line(watch: &mut BufReader<UnixStream>) -> Result<Value, String> {
+        let mut line = String::new();
+        match watch.read_line(&mut line) {
+            Ok(0) => Err("the watch ended".to_owned()),
+            Ok(_) => serde_json::from_str(&line).map_err(|e| format!("{line:?}: {e}")),
+            Err(e) => Err(format!("reading the watch: {e}")),
+        }
+    }
+
+    /// The node at `path` of a `status json` document.
+    fn node<'a>(doc: &'a Value, path: &str) -> Result<&'a Value, String> {
+        doc["nodes"]
+            .as_array()
+            .and_then(|nodes| nodes.iter().find(|n| n["path"] == path))
+            .ok_or_else(|| format!("no {path} in {doc}"))
+    }
+
+    /// The pid of the latest `started` event of worker `path`.
+    fn worker_pid(run: &Run, path: &str) -> Result<i32, String> {
+        let prefix = format!("event {path} (pid ");
+        let line = run
+            .stdout()
+            .into_iter()
+            .rfind(|l| l.starts_with(&prefix) && l.contains("worker started"))
+            .ok_or_else(|| format!("no start of {path}"))?;
+        pid_in(&line)
+    }
+
+    pub(crate) fn watch(run: &mut Run) -> Result<(), String> {
+        let socket = dir_of(run.pid()).join("status.sock");
+        wait_line(run, "tree-ready")?;
+        // The status as one document, in tree order, the root first.
+        let answer = ask(&socket, "status json")?;
+        let doc: Value =
+            serde_json::from_str(&answer).map_err(|e| format!("status json {answer:?}: {e}"))?;
+        if doc["schema"] != 1 || doc["generation"] != 1 {
+            return Err(format!("status json: {doc}"));
+        }
+        let root = &doc["nodes"][0];
+        if root["path"] != "root" || root["kind"] != "supervisor" || root["pid"] != run.pid() {
+            return Err(format!("the first node is not the root: {root}"));
+        }
+        let worker = node(&doc, "root/1/0")?;
+        let host = worker_pid(run, "root/1/0")?;
+        if worker["kind"] != "worker"
+            || worker["pid"] != host
+            || worker["state"] != "ready"
+            || worker["wanted"] != "up"
+            || !worker["up_ms"].is_u64()
+        {
+            return Err(format!(
+                "root/1/0 in status json (host pid {host}): {worker}"
+            ));
+        }
+        if node(&doc, "root/1")?["pid"] != sup_pid(run, "root/1")? {
+            return Err(format!("root/1 in status json: {doc}"));
+        }
+        let status: supertrees::TreeStatus =
+            serde_json::from_str(&answer).map_err(|e| format!("as a TreeStatus: {e}"))?;
+        if status.get("root/1/0").map(|n| n.state) != Some(supertrees::NodeState::Ready) {
+            return Err(format!("read back as a TreeStatus:\n{status}"));
+        }
+        // Two watch; an operator's restart, on another connection,
+        // shows up in both, in order.
+        let began = now_ms();
+        let mut first = open_watch(&socket)?;
+        let mut second = open_watch(&socket)?;
+        expect_answer(&socket, "restart root/1/0", "ok restarted root/1/0\n")?;
+        let mut seen: Vec<(String, u64)> = Vec::new();
+        while !seen.iter().any(|(kind, _)| kind == "started") {
+            let line = next_line(&mut first)?;
+            let at = line["at"]
+                .as_u64()
+                .ok_or_else(|| format!("no at: {line}"))?;
+            if u128::from(at) + 1000 < began || u128::from(at) > now_ms() + 1000 {
+                return Err(format!("an event at {at}, watched from {began}: {line}"));
+            }
+            if line["path"] == "root/1/0" {
+                let kind = line["kind"].as_str().unwrap_or_default().to_owned();
+                let text = line["text"].as_str().unwrap_or_default();
+                if !text.starts_with("root/1/0") {
+                    return Err(format!("its text: {line}"));
+                }
+                seen.push((kind, at));
+            }
+        }
+        let kinds: Vec<&str> = seen.iter().map(|(kind, _)| kind.as_str()).collect();
+        let ordered = seen.windows(2).all(|w| w[0].1 <= w[1].1);
+        if kinds.first() != Some(&"exited") || !ordered {
+            return Err(format!("root/1/0's events in the watch: {seen:?}"));
+        }
+        run.note(format!("watched root/1/0's restart: {seen:?}"));
+        let second_lines: Vec<Value> = (0..kinds.len())
+            .map(|_| next_line(&mut second))
+            .collect::<Result<_, _>>()?;
+        if second_lines.iter().all(|l| l["path"] != "root/1/0") {
+            return Err(format!("the second watcher got {second_lines:?}"));
+        }
+        // Who watches is logged; a watcher that hangs up is let go.
+        drop(first);
+        run.wait_for("the end of a watch in the log", |run| {
+            let ended = run.stderr_count(|l| l.contains("watch ended") && l.contains("peer_uid"));
+            let began = run.stderr_count(|l| {
+                l.contains("an operator watches the tree's events") && l.contains("peer_pid")
+            });
+            if ended == 1 && began == 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{began} watches began and {ended} ended in the log"
+                ))
+            }
+        })?;
+        // The tree's end ends the other watch.
+        run.signal_root(Signal::SIGTERM)?;
+        run.wait_exit()?;
+        let mut rest = String::new();
+        second
+            .read_to_string(&mut rest)
+            .map_err(|e| format!("the watch after the tree's end: {e}"))?;
+        if !rest
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok())
+        {
+            return Err(format!("the end of the watch: {rest:?}"));
+        }
+        if !run.stdout().iter().any(|l| l == "returned Ok") {
+            return Err("start() did not return Ok".to_owned());
         }
         Ok(())
     }

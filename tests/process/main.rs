@@ -54,7 +54,7 @@
 //! listener may go, and its mode), [`listener_faults`] (listeners
 //! against their workers' mistakes and through the tree's stop), [`containment`]
 //! (watchdogs, users, limits), [`control`] (operators' requests that name a
-//! node), [`limits_unprivileged`] (limits without
+//! node, `status json` and `watch`), [`limits_unprivileged`] (limits without
 //! cgroups, as another user) and [`starved`] (the watchdog under a CPU
 //! quota beside CPU hogs: starved is not hung). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
@@ -901,6 +901,13 @@ const SCENARIOS: &[Scenario] = &[
         "control_sigpipe",
         control::scenario::sigpipe,
         control::drive_sigpipe::sigpipe,
+        30,
+    ),
+    // Issue 22: the structured status and the stream of events.
+    scenario(
+        "control_watch",
+        control::scenario::watch,
+        control::drive_watch::watch,
         30,
     ),
 ];

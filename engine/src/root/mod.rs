@@ -27,7 +27,7 @@ use crate::os::containment::Containment;
 use crate::os::sys;
 use crate::relay::{Decoder, EventSink, Relay};
 use crate::{Error, Event};
-use status_socket::StatusServer;
+use status_socket::{StatusServer, View};
 use systemd::Notifier;
 
 /// The pipe size the root asks for, so a burst of events (a whole tree
@@ -145,9 +145,9 @@ impl Main {
 
     /// Records an event of the root's own children, or one read off the
     /// pipe, at the time of the current turn: in the status at once, for
-    /// the callback in its queue.
+    /// the callback in its queue, and for the status socket's watchers.
     pub(crate) fn emit(&mut self, event: Event) {
-        self.observed.event(event, self.now);
+        record(&mut self.observed, &mut self.server, event, self.now);
     }
 
     /// The whole tree is up. Every supervisor wrote its `Ready` event
@@ -219,18 +219,21 @@ impl Main {
         if let Some(server) = &mut self.server {
             let (observed, usage) = (&mut self.observed, &self.usage);
             // Rendered once per turn however many clients ask in it (the
-            // status of 100 000 nodes takes tens of milliseconds).
-            let mut rendered: Option<String> = None;
-            server.handle(now, &mut || {
-                rendered
-                    .get_or_insert_with(|| {
-                        // Read when asked: the cgroups' files, not every turn.
-                        for (path, text) in usage.iter().flat_map(|c| c.usage()) {
-                            observed.set_resources(&path, text);
-                        }
-                        observed.status().to_string()
-                    })
-                    .clone()
+            // status of 100 000 nodes takes tens of milliseconds), and the
+            // cgroups' files read once, when asked, not every turn.
+            let mut read = false;
+            let (mut text, mut json): (Option<String>, Option<String>) = (None, None);
+            server.handle(now, &mut |view| {
+                if !std::mem::replace(&mut read, true) {
+                    for (path, resources) in usage.iter().flat_map(|c| c.usage()) {
+                        observed.set_resources(&path, resources);
+                    }
+                }
+                let status = observed.status();
+                match view {
+                    View::Text => text.get_or_insert_with(|| status.to_string()).clone(),
+                    View::Json => json.get_or_insert_with(|| render_json(status)).clone(),
+                }
             });
         }
         if let (Some(at), Some(n)) = (self.next_watchdog, &mut self.notifier) {
@@ -278,11 +281,36 @@ impl Main {
             total += n;
             self.decoder.push(&chunk[..n]);
             while let Some(event) = self.decoder.next_event() {
-                self.observed.event(event, self.now);
+                record(&mut self.observed, &mut self.server, event, self.now);
             }
             if n < chunk.len() {
                 return;
             }
+        }
+    }
+}
+
+/// Records `event`, which happened at `now`, in `observed`, and hands
+/// each event recorded to the watchers of `server`.
+fn record(observed: &mut Observed, server: &mut Option<StatusServer>, event: Event, now: Instant) {
+    observed.event_seen(event, now, |event| {
+        if let Some(server) = server {
+            server.publish(event);
+        }
+    });
+}
+
+/// The status's JSON document (see `TreeStatus`), with a `'\n'`; an
+/// error line if it could not be written.
+pub(crate) fn render_json(status: &supertrees_core::TreeStatus) -> String {
+    match serde_json::to_string(status) {
+        Ok(mut json) => {
+            json.push('\n');
+            json
+        }
+        Err(err) => {
+            tracing::error!(%err, "the status could not be written as JSON");
+            format!("error: the status could not be written as JSON: {err}\n")
         }
     }
 }
@@ -312,11 +340,14 @@ pub(crate) mod tests {
     use crate::{EventKind, NodeKind};
     use std::sync::{Arc, Mutex};
 
+    /// Worker `root/{n}` started (at a fixed time: the same event
+    /// whenever it is made).
     pub(crate) fn started(n: u32) -> Event {
-        Event::new(
+        Event::happened(
             format!("root/{n}"),
             Some(1000 + n),
             EventKind::Started(NodeKind::Worker),
+            std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_000_000),
         )
     }
 

@@ -278,7 +278,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
-            let mut render = || text.to_owned();
+            let mut render = |_| text.to_owned();
             while !stopping.load(Ordering::Relaxed) {
                 turn(&mut server, &mut render);
             }

@@ -774,13 +774,22 @@ mod tests {
 
     #[test]
     fn the_status_comes_from_a_real_server_and_orders_are_answered() {
+        use crate::root::status_socket::server::View;
+        use supertrees_core::{Event, EventKind, NodeState};
+
         let dir = TempDir::new("client-real");
         let path = dir.join("status.sock");
         let mut server = StatusServer::bind(&path).expect("bind");
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
-            let mut render = || "root  supervisor  ready\n".to_owned();
+            let mut render = |view| match view {
+                View::Text => "root  supervisor  ready\n".to_owned(),
+                View::Json => {
+                    let status = TreeStatus::new(4100, Instant::now());
+                    format!("{}\n", serde_json::to_string(&status).expect("json"))
+                }
+            };
             while !stopping.load(Ordering::Relaxed) {
                 turn(&mut server, &mut render);
                 for order in server.take_orders() {
@@ -791,27 +800,36 @@ mod tests {
                     };
                     server.answer(&order.answer(result), Instant::now());
                 }
+                server.publish(&Event::new("root/0".into(), Some(7), EventKind::Ready));
             }
         });
         let tree = Client::connect(&path).expect("connect");
         let status = tree.status_text();
+        let json = tree.status();
         let restarted = tree.restart("root/0");
         let stopped = tree.stop("root/7");
-        let watch = tree.watch().map(|mut w| w.next_line());
+        let event = tree.watch().map(|mut events| events.next());
         stop.store(true, Ordering::Relaxed);
         thread.join().expect("the server thread");
         assert_eq!(status.expect("status"), "root  supervisor  ready\n");
+        let json = json.expect("a status");
+        assert_eq!(
+            json.get("root").map(|root| (root.pid, root.state)),
+            Some((Some(4100), NodeState::Starting))
+        );
         assert_eq!(restarted.expect("restarted"), "restarted root/0");
         assert_eq!(
             stopped.expect_err("refused").to_string(),
             "not found: root/7"
         );
-        // Refused by this server (served by the status json work) or an
-        // event stream: either way an answer, never a hang.
-        match watch.expect("watch sent") {
-            Some(Err(ClientError::Refused { request, .. })) => assert_eq!(request, "watch"),
-            Some(Ok(_)) | None => {}
-            Some(Err(other)) => panic!("{other}"),
+        match event.expect("watch sent") {
+            Some(Ok(WatchLine::Event(event))) => {
+                assert_eq!(
+                    (event.path.as_str(), event.pid, event.kind.as_str()),
+                    ("root/0", Some(7), "ready")
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 

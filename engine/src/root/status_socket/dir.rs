@@ -296,7 +296,7 @@ mod tests {
         drop(UnixListener::bind(&path).expect("bind a socket that will go stale"));
         assert!(path.exists());
         let mut server = StatusServer::bind(&path).expect("replace the stale socket");
-        let mut render = || "replaced\n".to_owned();
+        let mut render = |_| "replaced\n".to_owned();
         assert_eq!(
             exchange(&mut server, b"status\n", &mut render),
             "replaced\n"

@@ -1,5 +1,7 @@
 //! The live-status Unix socket: the root supervisor answers `status`
-//! requests from processes of the same user with a rendering of the tree.
+//! requests from processes of the same user with a rendering of the tree,
+//! carries out operators' requests, and streams the tree's events to
+//! watchers.
 //!
 //! The server is driven by the root's single-threaded poll loop: it hands out
 //! the fds to poll ([`StatusServer::poll_fds`]) and the next time it must
@@ -13,13 +15,18 @@
 //!
 //! Protocol: one request line per connection, at most [`MAX_REQUEST`] bytes
 //! including its `'\n'`. `status` is answered with the status text;
-//! `restart PATH` (see `supertrees_core::control`) with one line, `ok ...`
-//! or `error: ...`, once the supervisor that owns PATH answered; anything
-//! else, an overlong line, a line cut short by the end of the connection or
-//! silence is answered with one line starting with `error: `. The server
-//! closes the connection after its answer. Clients beyond the limit wait in
-//! the backlog, and idle ones are cut off to make room for them (see
-//! `server`).
+//! `status json` with the status's JSON document (`TreeStatus`'s
+//! `Serialize`) and a `'\n'`; `restart PATH`, `stop PATH` and `start PATH`
+//! (see `supertrees_core::control`) with one line, `ok ...` or `error:
+//! ...`, once the supervisor that owns PATH answered; `metrics` (not served
+//! yet), anything else, an overlong line, a line cut short by the end of
+//! the connection or silence with one line starting with `error: `. The
+//! server closes the connection after its answer. Clients beyond the limit
+//! wait in the backlog, and idle ones are cut off to make room for them
+//! (see `server`). `watch` is a stream: one JSON line per event the root
+//! records from then on (`control::WatchLine`), or `{"dropped": n}` for
+//! those a slow reader missed, until the client closes the connection or
+//! the tree ends; watchers have a bound of their own (see `server`).
 
 mod client;
 mod control_client;
@@ -35,7 +42,7 @@ pub(crate) use client::query;
 pub use control_client::{Client, ClientError, Watch, COMMAND_TIMEOUT, STATUS_TIMEOUT};
 #[cfg(feature = "fuzzing")]
 pub(crate) use server::check::fuzz as fuzz_request;
-pub(super) use server::StatusServer;
+pub(super) use server::{StatusServer, View};
 
 /// The longest request line, including its `'\n'`: room for a long path.
 const MAX_REQUEST: usize = 1024;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::PollTimeout;
 
-use super::StatusServer;
+use super::{StatusServer, View};
 
 /// A fresh mode-0700 directory under the temp dir, removed on drop.
 pub(super) struct TempDir(PathBuf);
@@ -45,7 +45,7 @@ impl Drop for TempDir {
 
 /// One round of the poll loop: waits up to 5 ms for the server's fds,
 /// then lets it work.
-pub(super) fn turn(server: &mut StatusServer, render: &mut dyn FnMut() -> String) {
+pub(super) fn turn(server: &mut StatusServer, render: &mut dyn FnMut(View) -> String) {
     {
         let mut fds = server.poll_fds();
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(5u8));
@@ -58,7 +58,7 @@ pub(super) fn turn(server: &mut StatusServer, render: &mut dyn FnMut() -> String
 pub(super) fn exchange(
     server: &mut StatusServer,
     request: &[u8],
-    render: &mut dyn FnMut() -> String,
+    render: &mut dyn FnMut(View) -> String,
 ) -> String {
     let mut client = UnixStream::connect(server.path()).expect("connect");
     client.write_all(request).expect("send the request");

@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use super::{read_request, reply, Reply, MAX_REQUEST};
+use super::{read_request, reply, Reply, View, MAX_REQUEST};
 use supertrees_core::control::NodePath;
 
 /// How a client's side of the connection ends once it sent its bytes.
@@ -96,6 +96,10 @@ impl Read for Peer<'_> {
 
 /// What a status request's rendering is, in these checks.
 pub(crate) const STATUS: &str = "root: running\n";
+/// What a `status json` request's rendering is, in these checks.
+pub(crate) const STATUS_JSON: &str = "{\"schema\": 1}\n";
+/// What [`serve`] shows of a client that becomes a watcher.
+pub(crate) const WATCHING: &str = "watching\n";
 
 /// Serves `peer` as the server does a client, from accept to its answer
 /// (`None`: closed without one): reads what has arrived each time the
@@ -107,9 +111,12 @@ pub(crate) const STATUS: &str = "root: running\n";
 pub(crate) fn serve(mut peer: Peer<'_>) -> Option<String> {
     let mut buf = Vec::new();
     let mut renders = 0;
-    let mut render = || {
+    let mut render = |view| {
         renders += 1;
-        STATUS.to_owned()
+        match view {
+            View::Text => STATUS.to_owned(),
+            View::Json => STATUS_JSON.to_owned(),
+        }
     };
     for _ in 0..peer.data.len() + 2 {
         let request = read_request(&mut peer, &mut buf);
@@ -120,10 +127,14 @@ pub(crate) fn serve(mut peer: Peer<'_>) -> Option<String> {
             Reply::Wait => {}
             Reply::Answer(answer) => {
                 assert!(
-                    renders == usize::from(answer == STATUS),
+                    renders == usize::from(answer == STATUS || answer == STATUS_JSON),
                     "{renders} renders"
                 );
                 return Some(answer);
+            }
+            Reply::Watch => {
+                assert_eq!(renders, 0);
+                return Some(WATCHING.to_owned());
             }
             Reply::Order(op, path) => {
                 assert_eq!(renders, 0);
@@ -165,17 +176,12 @@ pub(crate) fn expected(data: &[u8], end: End) -> Option<String> {
     if let Some(newline) = head.iter().position(|&b| b == b'\n') {
         let line = &head[..newline];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        return Some(if line == b"status" {
-            STATUS.to_owned()
-        } else if line == b"restart" {
-            "error: `restart` needs the path of a node: `restart root/1/0`\n".to_owned()
-        } else if let Some(path) = line.strip_prefix(b"restart ") {
-            restart(path)
-        } else {
-            format!(
-                "error: unknown request `{}`; send `status` or `restart PATH`\n",
-                echoed(line)
-            )
+        return Some(match line {
+            b"status" => STATUS.to_owned(),
+            b"status json" => STATUS_JSON.to_owned(),
+            b"watch" => WATCHING.to_owned(),
+            b"metrics" => "error: `metrics` is not served by this tree yet\n".to_owned(),
+            _ => order(line),
         });
     }
     if head.len() == MAX_REQUEST {
@@ -193,12 +199,33 @@ pub(crate) fn expected(data: &[u8], end: End) -> Option<String> {
     }
 }
 
-/// What the protocol makes of `restart PATH`: an order (shown as `order
-/// restart PATH` by [`serve`]) when PATH is `root/` and segments of 1 to
-/// 128 ASCII letters, digits, `_`, `-` and `#`, at most 900 bytes in all;
-/// else an error line naming it (why in the parser's words, which must
-/// agree that it is bad).
-fn restart(path: &[u8]) -> String {
+/// What the protocol makes of any other line: `restart PATH`, `stop PATH`
+/// or `start PATH` (see [`path_order`]), one of those words alone (an
+/// error line asking for the path), or an unknown request.
+fn order(line: &[u8]) -> String {
+    for verb in ["restart", "stop", "start"] {
+        if line == verb.as_bytes() {
+            return format!("error: `{verb}` needs the path of a node: `{verb} root/1/0`\n");
+        }
+        let mut prefix = verb.as_bytes().to_vec();
+        prefix.push(b' ');
+        if let Some(path) = line.strip_prefix(&prefix[..]) {
+            return path_order(verb, path);
+        }
+    }
+    format!(
+        "error: unknown request `{}`; send `status`, `status json`, `watch`, `restart PATH`, \
+         `stop PATH`, `start PATH` or `metrics`\n",
+        echoed(line)
+    )
+}
+
+/// What the protocol makes of `VERB PATH`: an order (shown as `order VERB
+/// PATH` by [`serve`]) when PATH is `root/` and segments of 1 to 128 ASCII
+/// letters, digits, `_`, `-` and `#`, at most 900 bytes in all; else an
+/// error line naming it (why in the parser's words, which must agree that
+/// it is bad).
+fn path_order(verb: &str, path: &[u8]) -> String {
     let segment_ok = |segment: &[u8]| {
         (1..=128).contains(&segment.len())
             && segment
@@ -213,7 +240,7 @@ fn restart(path: &[u8]) -> String {
     match parsed {
         Ok(Ok(node)) => {
             assert!(good, "the parser took {path:?}");
-            format!("order restart {node}\n")
+            format!("order {verb} {node}\n")
         }
         Ok(Err(why)) => {
             assert!(!good, "the parser refused {path:?}: {why}");
@@ -235,8 +262,9 @@ fn restart(path: &[u8]) -> String {
 /// `error: `.
 pub(crate) fn check(data: &[u8], chunks: &[usize], interrupt: bool, end: End) {
     let got = serve(Peer::new(data, chunks, interrupt, end));
-    let ordered = |a: &str| a.starts_with("order restart root/");
-    if let Some(answer) = got.as_deref().filter(|&a| a != STATUS && !ordered(a)) {
+    let ordered = |a: &str| a.starts_with("order ") && a.contains(" root/");
+    let given = |a: &str| [STATUS, STATUS_JSON, WATCHING].contains(&a);
+    if let Some(answer) = got.as_deref().filter(|&a| !given(a) && !ordered(a)) {
         assert!(answer.starts_with("error: "), "{answer:?}");
         assert!(answer.ends_with('\n'), "{answer:?}");
         assert!(

@@ -18,7 +18,12 @@ use supertrees_core::control::sanitize;
 fn a_piece() -> impl Gen<Value = Vec<u8>> {
     prop_oneof![
         Just(b"status".to_vec()),
+        Just(b"status json".to_vec()),
+        Just(b"watch".to_vec()),
+        Just(b"metrics".to_vec()),
         Just(b"restart ".to_vec()),
+        Just(b"stop ".to_vec()),
+        Just(b"start".to_vec()),
         Just(b"root/".to_vec()),
         Just(b"1/0".to_vec()),
         Just(b"\n".to_vec()),
