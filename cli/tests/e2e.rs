@@ -56,6 +56,10 @@ fn main() {
         tree(Path::new(&socket));
         return;
     }
+    // The processes tmux leaves behind (its server, the shells of its
+    // sessions) come back to this process when they lose theirs, to be
+    // reaped here (see `reap`), not left as zombies.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut run = Run::default();
     let dir = std::env::temp_dir().join(format!("supertrees-cli-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -63,16 +67,56 @@ fn main() {
     match Tree::start(&socket) {
         Ok(mut tree) => {
             checks(&mut run, &socket, &dir, &mut tree);
+            let watching = match not_served(&socket, &["watch"]) {
+                None => command(&["watch", "--socket", socket.to_str().unwrap_or_default()])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .ok(),
+                Some(answer) => {
+                    run.skip(
+                        "watch ends with exit 0 when the tree stops",
+                        &format!("pending: {answer}"),
+                    );
+                    None
+                }
+            };
+            // The stream is open once the command runs a moment.
+            std::thread::sleep(Duration::from_millis(300));
             tree.stop(&mut run);
+            if let Some(mut watch) = watching {
+                run.check(
+                    "watch ends with exit 0 when the tree stops",
+                    match wait_exit(&mut watch, Duration::from_secs(10)) {
+                        Ok(0) => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    },
+                );
+            }
         }
         Err(why) => run.fail("the tree starts", why),
     }
     let _ = std::fs::remove_dir_all(&dir);
+    reap();
     println!(
         "\n{} passed, {} failed, {} skipped",
         run.passed, run.failed, run.skipped
     );
     std::process::exit(i32::from(run.failed > 0));
+}
+
+/// Reaps every child that is left (at most 5 s for those still ending).
+fn reap() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// The results so far.
