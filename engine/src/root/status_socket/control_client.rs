@@ -18,12 +18,24 @@ use super::client::{check_peer, connect_error, connect_nonblocking, exchange, op
 
 /// How long [`Client`] waits for the answer to `status`, `status json` and
 /// `metrics` unless told otherwise ([`Client::with_timeout`]).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(supertrees_engine::STATUS_TIMEOUT.as_secs(), 10);
+/// ```
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long [`Client`] waits for the answer to `restart`, `stop` and
 /// `start` unless told otherwise ([`Client::with_timeout`]): beyond the
 /// tree's own bound of an order (30 s, or the child's shutdown time plus
 /// 5 s, and 1 s more per supervisor on the way).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(supertrees_engine::COMMAND_TIMEOUT.as_secs(), 45);
+/// ```
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The longest line of a [`Watch`] stream accepted.
@@ -334,8 +346,9 @@ impl Client {
     }
 
     /// Sends `request` and returns the whole answer, as the tree wrote it,
-    /// unless it is an error line. What the other methods are made of; for
-    /// a [`Request::Watch`], it reads the stream until the tree closes it.
+    /// unless it is an error line: what the other methods are made of. It
+    /// reads until the tree closes the connection, within the timeout: a
+    /// [`Request::Watch`] is read with [`watch`](Self::watch) instead.
     ///
     /// # Errors
     ///
@@ -439,6 +452,16 @@ impl Watch {
     /// [`ClientError::Refused`] for an error line (the stream ends after
     /// it); [`ClientError::Io`] when reading fails or a line is longer
     /// than 1 MiB.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let tree = supertrees_engine::Client::connect("/tmp/my-service/status.sock")?;
+    /// if let Some(first) = tree.watch()?.next_line() {
+    ///     println!("{}", first?);
+    /// }
+    /// # Ok::<(), supertrees_engine::ClientError>(())
+    /// ```
     pub fn next_line(&mut self) -> Option<Result<String, ClientError>> {
         if self.done {
             return None;
@@ -562,6 +585,19 @@ pub enum ClientError {
 impl ClientError {
     /// Whether the tree refused the request or the command failed
     /// ([`ClientError::Refused`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supertrees_engine::ClientError;
+    ///
+    /// let refused = ClientError::Refused {
+    ///     request: "stop root/1/0".into(),
+    ///     answer: "already stopped: root/1/0".into(),
+    /// };
+    /// assert!(refused.is_refused());
+    /// assert_eq!(refused.to_string(), "already stopped: root/1/0");
+    /// ```
     pub fn is_refused(&self) -> bool {
         matches!(self, ClientError::Refused { .. })
     }
