@@ -8,7 +8,10 @@
 //!   systemd (`NOTIFY_SOCKET`) the root sends `READY=1`; see
 //!   `examples/systemd/supertrees-observe.service`.
 //! * The live status is served on a Unix socket: in another terminal, run
-//!   `cargo run --example status` (or pass the socket path).
+//!   `cargo run --example status` (or pass the socket path), or the
+//!   `supertrees` command (`cargo run -p supertrees-cli -- --socket PATH
+//!   status`, `top`, `stop root/flaky`, ...). Its nodes have names:
+//!   `root/server`, `root/flaky`, `root/steady/...`.
 //! * The engine's own `tracing` events go to stderr, coloured only when
 //!   stderr is a terminal (`RUST_LOG=debug` for more).
 //!
@@ -100,10 +103,12 @@ fn main() {
     println!("status socket: {}", socket.display());
     let tree = Supertree::new()
         .with_intensity(Intensity::new(20, Duration::from_secs(10)))
-        .add_worker(Server)
-        .add_worker(Flaky)
+        // Named: root/server, root/flaky, root/steady/0, root/steady/1/0.
+        .add_named_worker("server", Server)
+        .add_named_worker("flaky", Flaky)
         .add_supervisor(|s| {
-            s.add_worker(Steady)
+            s.with_name("steady")
+                .add_worker(Steady)
                 .add_supervisor(|s| s.add_worker(Steady))
         })
         .on_event(|event| println!("event: {event}"))

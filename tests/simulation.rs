@@ -1928,3 +1928,50 @@ fn free_functions_outside_a_run_do_what_the_crate_docs_say() {
     // No tree at all, on the test's own thread.
     assert_outside_a_run(ids[0]);
 }
+
+#[test]
+fn a_simulated_tree_reports_named_paths() {
+    // Each worker runs once.
+    struct Once;
+    impl Worker for Once {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {})
+        }
+    }
+    impl Restartable for Once {
+        fn restart_policy(&self) -> RestartPolicy {
+            RestartPolicy::Never
+        }
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let tree = Supertree::new()
+        .add_supervisor(|s| {
+            s.with_name("api")
+                .add_named_worker("web", Once)
+                .add_worker(Once)
+                .add_supervisor(|s| s.add_named_worker("cache", Once))
+        })
+        .add_worker(Once)
+        .add_named_worker("jobs", Once)
+        .on_event(move |e| {
+            if let EventKind::Started(_) = e.kind {
+                sink.lock().unwrap().push(e.path.clone());
+            }
+        });
+    run_simulated(tree, FakeTimer::new()).unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "root/1",
+            "root/api",
+            "root/api/1",
+            "root/api/2",
+            "root/api/2/cache",
+            "root/api/web",
+            "root/jobs"
+        ]
+    );
+}

@@ -45,10 +45,9 @@ pub fn run(command: &Command, client: &Client, out: &mut dyn Write, err: &mut dy
     }
 }
 
-/// `text` and its newline.
-fn line(mut text: String) -> String {
-    text.push('\n');
-    text
+/// The tree's answer to a command, `ok <done>`, and its newline.
+fn line(done: String) -> String {
+    format!("ok {done}\n")
 }
 
 /// The end of writing to stdout: a reader that went away (`| head`) is

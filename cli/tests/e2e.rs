@@ -11,10 +11,12 @@
 //! summary says so.
 //!
 //! Each check passes, fails, or is *pending*: a request this tree does not
-//! serve yet (`status json`, `watch`, `metrics` until the server side of
-//! the status json work is merged) makes the checks that need it pending,
-//! with the tree's answer, instead of passing; once the tree serves them
-//! they run. The run ends with `N passed, N failed, N skipped` (pending
+//! serve yet (`error: ... is not served by this tree yet`; `metrics`, for
+//! now) makes the checks that need it pending, with the tree's answer,
+//! instead of passing; once the tree serves it they run. `status --json`,
+//! `probe ready`, `watch` and `top` also run against a fake status server
+//! of this test's own (`Fake`), which can send any event and go away and
+//! come back. The run ends with `N passed, N failed, N skipped` (pending
 //! and skipped checks counted as skipped), and fails if any check failed.
 
 use std::io::{BufRead, BufReader, Read};
@@ -29,7 +31,8 @@ use nix::unistd::Pid;
 /// The variable that makes this binary the tree, serving this socket.
 const TREE_VAR: &str = "SUPERTREES_E2E_TREE";
 
-/// The tree: `root/0` a worker, `root/1` a supervisor of two workers.
+/// The tree: `root/0` a worker, `root/1` a supervisor of two workers,
+/// `root/api` a named supervisor of the named worker `root/api/web`.
 fn tree(socket: &Path) {
     use supertrees::{BoxFuture, Restartable, Supertree, Worker};
 
@@ -45,6 +48,7 @@ fn tree(socket: &Path) {
     let result = Supertree::new()
         .add_worker(Polite)
         .add_supervisor(|s| s.add_worker(Polite).add_worker(Polite))
+        .add_supervisor(|s| s.with_name("api").add_named_worker("web", Polite))
         .status_socket(socket)
         .on_ready(|_| println!("tree-ready"))
         .start();
@@ -358,7 +362,7 @@ fn checks(run: &mut Run, socket: &Path, dir: &Path, tree: &mut Tree) {
                 "restarted root/1/0\n",
                 "",
             )?;
-            if out.stdout != "restarted root/1/0\n" {
+            if out.stdout != "ok restarted root/1/0\n" {
                 return Err(format!("stdout {:?}", out.stdout));
             }
             eventually(Duration::from_secs(10), || {
@@ -395,6 +399,30 @@ fn checks(run: &mut Run, socket: &Path, dir: &Path, tree: &mut Tree) {
                     _ => Err(format!("root/1 was pid {old}; now:\n{status}")),
                 }
             })
+        })(),
+    );
+    run.check(
+        "stop and start of a named node: root/api/web",
+        (|| {
+            expect(
+                st(socket, &["stop", "root/api/web"]),
+                0,
+                "ok stopped root/api/web\n",
+                "",
+            )?;
+            expect(
+                st(socket, &["start", "root/api/web"]),
+                0,
+                "ok started root/api/web\n",
+                "",
+            )?;
+            expect(
+                st(socket, &["restart", "root/api"]),
+                0,
+                "ok restarted root/api\n",
+                "",
+            )
+            .map(drop)
         })(),
     );
     run.check(

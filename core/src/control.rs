@@ -90,6 +90,46 @@ pub const MAX_PATH: usize = 900;
 /// started at run time (`template#id`).
 pub const MAX_SEGMENT: usize = 128;
 
+/// The longest name of a child or a template, in bytes.
+pub const MAX_NAME: usize = 64;
+
+/// Why `name` can not name a node in a path (`None`: it can): a name is 1
+/// to [`MAX_NAME`] ASCII letters, digits, `_` and `-`. The names of
+/// children ([`Tree::add_named_worker`](crate::Tree::add_named_worker),
+/// [`Tree::with_name`](crate::Tree::with_name)) must also not be digits
+/// only (a position) nor `host` (a supervisor's worker host).
+///
+/// # Examples
+///
+/// ```
+/// # extern crate supertrees_core as supertrees;
+/// use supertrees::control::bad_name;
+///
+/// assert_eq!(bad_name("web-1"), None);
+/// assert!(bad_name("web/1").is_some());
+/// ```
+pub fn bad_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Some("a name is 1 to 64 characters long");
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    (!name.bytes().all(allowed)).then_some("a name holds ASCII letters, digits, `_` and `-` only")
+}
+
+/// Why `name` can not name a child (`None`: it can): [`bad_name`], and
+/// neither digits only (read as a position) nor `host`.
+pub fn bad_child_name(name: &str) -> Option<&'static str> {
+    bad_name(name).or_else(|| {
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            Some("a name of digits only reads as a position")
+        } else if name == "host" {
+            Some("`host` names a supervisor's worker host")
+        } else {
+            None
+        }
+    })
+}
+
 /// What every request a client may send looks like, for error lines.
 const REQUESTS: &str =
     "`status`, `status json`, `watch`, `restart PATH`, `stop PATH`, `start PATH` or `metrics`";
@@ -345,6 +385,10 @@ pub enum Segment<'a> {
     Position(usize),
     /// A child started at run time: `template#id`.
     Started { template: &'a str, id: u64 },
+    /// A child given to the builder with a name
+    /// ([`add_named_worker`](crate::Tree::add_named_worker),
+    /// [`with_name`](crate::Tree::with_name)).
+    Named(&'a str),
 }
 
 impl<'a> Segment<'a> {
@@ -357,6 +401,7 @@ impl<'a> Segment<'a> {
             plain.then(|| digits.parse().ok()).flatten()
         }
         match text.split_once('#') {
+            None if bad_child_name(text).is_none() => Some(Segment::Named(text)),
             None => number(text).map(Segment::Position),
             Some((template, id)) if !template.is_empty() => Some(Segment::Started {
                 template,
@@ -677,10 +722,18 @@ mod tests {
                 id: 7
             }))
         );
-        // Neither a position nor a started child: no child has it.
+        assert_eq!(
+            path("root/api/web").hop("root"),
+            Some(Hop::Below(Segment::Named("api")))
+        );
+        assert_eq!(
+            path("root/api/web").hop("root/api"),
+            Some(Hop::Child(Segment::Named("web")))
+        );
+        // Neither a position, a name nor a started child: no child has it.
         for odd in [
             "root/01",
-            "root/x",
+            "root/host",
             "root/#7",
             "root/a#",
             "root/a#b",

@@ -170,8 +170,11 @@ pub enum Error {
     },
     /// A name that paths, status and operators' requests could not carry:
     /// a dynamic-children template's name (the segment of its children's
-    /// paths, `root/1/conn#7`) is 1 to 64 ASCII letters, digits, `_` and
-    /// `-`. From `start()`.
+    /// paths, `root/1/conn#7`) and a child's name
+    /// ([`add_named_worker`](crate::Tree::add_named_worker),
+    /// [`with_name`](crate::Tree::with_name)) are 1 to 64 ASCII letters,
+    /// digits, `_` and `-`; a child's is not digits only nor `host`, and
+    /// no sibling has it. From `start()`.
     #[non_exhaustive]
     InvalidName {
         /// The name, as given.

@@ -25,6 +25,9 @@ pub struct Observers {
     pub on_event: Option<OnEvent>,
     pub on_ready: Option<OnReady>,
     pub status_socket: Option<PathBuf>,
+    /// The tree's named children and their positions (see
+    /// [`TreeStatus::know_positions`]).
+    pub named: Vec<(String, u32)>,
 }
 
 /// How many calls of the user's callbacks wait at most in the root; when
@@ -64,10 +67,12 @@ pub struct Observed {
 impl Observed {
     /// Starts watching at `now`, from the process `pid`; callbacks are
     /// made at once.
-    pub fn new(observers: Observers, pid: u32, now: Instant) -> Self {
+    pub fn new(mut observers: Observers, pid: u32, now: Instant) -> Self {
+        let mut status = TreeStatus::new(pid, now);
+        status.know_positions(std::mem::take(&mut observers.named));
         Self {
             observers,
-            status: TreeStatus::new(pid, now),
+            status,
             capacity: None,
             queue: VecDeque::new(),
             lost: 0,
@@ -323,7 +328,7 @@ mod tests {
                     log.push("ready".to_owned());
                 }
             })),
-            status_socket: None,
+            ..Observers::default()
         };
         let now = Instant::now();
         let observed = match capacity {

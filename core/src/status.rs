@@ -1,6 +1,6 @@
 //! The live status of a whole tree, as the root knows it from the events.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use std::time::{Duration, Instant};
@@ -295,6 +295,9 @@ pub struct TreeStatus {
     generation: u64,
     /// The latest time given: uptimes are measured up to it.
     now: Instant,
+    /// The position of each named child among its siblings, by path
+    /// (`root/api` -> 0): named nodes show in tree order too.
+    positions: HashMap<String, u32>,
 }
 
 /// A path segment, ordered so that `root/2` comes before `root/10`, a
@@ -308,8 +311,23 @@ enum Segment {
     Other(String),
 }
 
-fn key(path: &str) -> Vec<Segment> {
-    path.split('/').skip(1).map(segment).collect()
+/// The key of `path`: a named segment is ordered by its position among its
+/// siblings, where `positions` knows it (else after the others, by name).
+fn key(path: &str, positions: &HashMap<String, u32>) -> Vec<Segment> {
+    let mut end = "root".len();
+    path.split('/')
+        .skip(1)
+        .map(|s| {
+            end += 1 + s.len();
+            match segment(s) {
+                Segment::Other(name) => match path.get(..end).and_then(|p| positions.get(p)) {
+                    Some(&n) => Segment::Child(n),
+                    None => Segment::Other(name),
+                },
+                other => other,
+            }
+        })
+        .collect()
 }
 
 fn segment(s: &str) -> Segment {
@@ -350,7 +368,22 @@ impl TreeStatus {
             dropped: 0,
             generation: 1,
             now,
+            positions: HashMap::new(),
         }
+    }
+
+    /// Tells the status where the named children are among their siblings
+    /// (`("root/api", 0)`), so that it lists them in tree order; a status
+    /// that does not know a name lists that node after its positioned
+    /// siblings. The root and the simulation tell it the tree's names.
+    #[doc(hidden)]
+    pub fn know_positions(&mut self, named: impl IntoIterator<Item = (String, u32)>) {
+        self.positions.extend(named);
+    }
+
+    /// The key of `path` in this status.
+    fn key(&self, path: &str) -> Vec<Segment> {
+        key(path, &self.positions)
     }
 
     /// Moves the status's clock to `now` (never back): its `Display`
@@ -371,7 +404,7 @@ impl TreeStatus {
                 return;
             }
             EventKind::Removed => {
-                let gone = key(&event.path);
+                let gone = self.key(&event.path);
                 if !gone.is_empty() {
                     // Its subtree follows it in tree order.
                     let below: Vec<Vec<Segment>> = self
@@ -396,7 +429,7 @@ impl TreeStatus {
         };
         let node = self
             .nodes
-            .entry(key(&event.path))
+            .entry(self.key(&event.path))
             .or_insert_with(|| NodeStatus {
                 path: event.path.clone(),
                 kind,
@@ -479,13 +512,13 @@ impl TreeStatus {
 
     /// The node at `path`, if the root has heard of it.
     pub fn get(&self, path: &str) -> Option<&NodeStatus> {
-        self.nodes.get(&key(path))
+        self.nodes.get(&self.key(path))
     }
 
     /// Shows `resources` (its subtree's limits and usage) on the node of
     /// supervisor `path`, if the status has it.
     pub fn set_resources(&mut self, path: &str, resources: Resources) {
-        if let Some(node) = self.nodes.get_mut(&key(path)) {
+        if let Some(node) = self.nodes.get_mut(&self.key(path)) {
             node.resources = Some(resources);
         }
     }
@@ -511,7 +544,7 @@ impl TreeStatus {
     /// The children started at run time below node `path` (at any depth),
     /// in tree order, with their state.
     pub fn dynamic_below(&self, path: &str) -> Vec<(String, NodeState)> {
-        let top = key(path);
+        let top = self.key(path);
         self.nodes
             .range(top.clone()..)
             .take_while(|(k, _)| k.starts_with(&top))
@@ -525,7 +558,7 @@ impl TreeStatus {
     /// it, SIGKILLed or not) is stopped, with no pid, until it starts
     /// again.
     pub fn end_below(&mut self, path: &str) {
-        let top = key(path);
+        let top = self.key(path);
         for (_, node) in self
             .nodes
             .range_mut(top.clone()..)
@@ -543,7 +576,7 @@ impl TreeStatus {
     /// (or below one), and a supervisor above it is known to be down
     /// (exited: restarting or stopped). Its children were removed with it.
     pub fn is_from_ended_supervisor(&self, path: &str) -> bool {
-        let k = key(path);
+        let k = self.key(path);
         let Some(first) = k.iter().position(|s| matches!(s, Segment::Dynamic(..))) else {
             return false;
         };
@@ -940,6 +973,30 @@ impl<'de> Deserialize<'de> for TreeStatus {
                 .ok_or_else(|| D::Error::custom("an uptime too long for this clock"))?,
         };
         let mut nodes = BTreeMap::new();
+        // The document lists nodes in tree order: a named child that comes
+        // before any child started at run time of its supervisor is given
+        // the next position after the siblings (and their subtrees) listed
+        // before it, so the order reads back as it was written.
+        let mut positions: HashMap<String, u32> = HashMap::new();
+        let mut next: HashMap<String, (u32, bool)> = HashMap::new();
+        for node in &wire.nodes {
+            let mut end = "root".len();
+            for seg in node.path.split('/').skip(1) {
+                let parent = node.path.get(..end).unwrap_or_default().to_owned();
+                end += 1 + seg.len();
+                let prefix = node.path.get(..end).unwrap_or_default();
+                let (after, dynamic) = next.entry(parent).or_default();
+                match segment(seg) {
+                    Segment::Child(n) => *after = (*after).max(n.saturating_add(1)),
+                    Segment::Dynamic(..) => *dynamic = true,
+                    Segment::Other(_) if !*dynamic && !positions.contains_key(prefix) => {
+                        positions.insert(prefix.to_owned(), *after);
+                        *after = after.saturating_add(1);
+                    }
+                    Segment::Other(_) | Segment::Host => {}
+                }
+            }
+        }
         for node in wire.nodes {
             let (last_exit, last_reason) = match node.last_exit {
                 Some(ExitIn { exit, reason }) => {
@@ -960,7 +1017,7 @@ impl<'de> Deserialize<'de> for TreeStatus {
                 oom_kills: node.oom_kills,
             });
             nodes.insert(
-                key(&node.path),
+                key(&node.path, &positions),
                 NodeStatus {
                     path: node.path,
                     kind: node.kind.into(),
@@ -980,6 +1037,7 @@ impl<'de> Deserialize<'de> for TreeStatus {
             dropped: wire.dropped,
             generation: wire.generation,
             now,
+            positions,
         })
     }
 }
@@ -1005,6 +1063,8 @@ mod tests {
 
     #[test]
     fn paths_sort_numerically_with_hosts_first() {
+        let none = HashMap::new();
+        let key = |p| key(p, &none);
         let mut paths = ["root/10", "root/2", "root/2/0", "root/host", "root"]
             .map(key)
             .to_vec();
@@ -1013,6 +1073,45 @@ mod tests {
             paths,
             ["root", "root/host", "root/2", "root/2/0", "root/10"].map(key)
         );
+    }
+
+    #[test]
+    fn named_nodes_list_in_tree_order_and_read_back_so() {
+        // root/api is child 0, root/1 child 1, root/jobs child 2.
+        let mut s = TreeStatus::new(1, Instant::now());
+        s.know_positions([
+            ("root/api".to_owned(), 0),
+            ("root/jobs".to_owned(), 2),
+            ("root/api/web".to_owned(), 1),
+        ]);
+        for path in [
+            "root/jobs",
+            "root/1",
+            "root/api/web",
+            "root/api/0",
+            "root/api",
+            "root/api/host",
+        ] {
+            record(
+                &mut s,
+                &ev(path, Some(2), EventKind::Started(NodeKind::Worker)),
+            );
+        }
+        let order = |s: &TreeStatus| s.nodes().map(|n| n.path.clone()).collect::<Vec<_>>();
+        let want = [
+            "root",
+            "root/api",
+            "root/api/host",
+            "root/api/0",
+            "root/api/web",
+            "root/1",
+            "root/jobs",
+        ];
+        assert_eq!(order(&s), want);
+        let json = serde_json::to_string(&s).expect("JSON");
+        let read: TreeStatus = serde_json::from_str(&json).expect("read back");
+        assert_eq!(order(&read), want);
+        assert!(read.get("root/jobs").is_some());
     }
 
     #[test]
@@ -1508,7 +1607,7 @@ mod tests {
             (status.dropped, status.generation) = (dropped, generation);
             for (mut node, up) in nodes {
                 node.since = up.map(|up| now - Duration::from_nanos(up));
-                status.nodes.insert(key(&node.path), node);
+                status.nodes.insert(key(&node.path, &HashMap::new()), node);
             }
             let json = serde_json::to_string(&status).expect("JSON");
             let read: TreeStatus = serde_json::from_str(&json).expect("read back");

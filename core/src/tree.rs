@@ -92,6 +92,18 @@ impl Child {
     }
 }
 
+/// The child of a supervisor whose children have `names` that a path's
+/// `segment` names: a named child by its name, another by its position.
+fn child_by(names: &[Option<String>], segment: control::Segment<'_>) -> Option<usize> {
+    match segment {
+        control::Segment::Position(n) => matches!(names.get(n), Some(None)).then_some(n),
+        control::Segment::Named(name) => names
+            .iter()
+            .position(|given| given.as_deref() == Some(name)),
+        control::Segment::Started { .. } => None,
+    }
+}
+
 /// The policies a supervisor applies to worker `w`: those of its
 /// [`Restartable`] methods (its `start_timeout` only if it is a
 /// [`Readiness::Notify`](crate::Readiness::Notify) worker).
@@ -161,6 +173,10 @@ impl fmt::Debug for Child {
 pub struct Tree<K> {
     #[doc(hidden)]
     pub children: Vec<Child>,
+    /// The name of each child (the same length as `children`): its path
+    /// segment; `None` for a child known by its position.
+    #[doc(hidden)]
+    pub names: Vec<Option<String>>,
     #[doc(hidden)]
     pub strategy: Strategy,
     #[doc(hidden)]
@@ -312,6 +328,9 @@ pub type Supertree = Tree<Root<NoEngine>>;
 pub struct Nested {
     restart_policy: RestartPolicy,
     backoff_policy: BackoffPolicy,
+    /// Its name, from [`with_name`](Tree::with_name), until its parent
+    /// takes it as its child's name.
+    name: Option<String>,
 }
 
 /// The kind of the root of a tree: what only the root has, the observers of
@@ -380,6 +399,7 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
     fn from(tree: Tree<Root<B>>) -> Self {
         let Tree {
             children,
+            names,
             strategy,
             intensity,
             shutdown,
@@ -392,22 +412,28 @@ impl<B> From<Tree<Root<B>>> for TreeParts {
             listeners,
             kind,
         } = tree;
+        let root = Tree {
+            children,
+            names,
+            strategy,
+            intensity,
+            shutdown,
+            mailboxes,
+            templates,
+            max_children,
+            limits,
+            watchdog,
+            user,
+            listeners,
+            kind: Nested::default(),
+        };
+        let named = root.named_positions("root");
         Self {
-            root: Tree {
-                children,
-                strategy,
-                intensity,
-                shutdown,
-                mailboxes,
-                templates,
-                max_children,
-                limits,
-                watchdog,
-                user,
-                listeners,
-                kind: Nested::default(),
+            root,
+            observers: Observers {
+                named,
+                ..kind.observers
             },
-            observers: kind.observers,
         }
     }
 }
@@ -417,6 +443,7 @@ impl<K> Tree<K> {
     fn with_kind(kind: K) -> Self {
         Self {
             children: Vec::new(),
+            names: Vec::new(),
             strategy: Strategy::default(),
             intensity: Intensity::default(),
             shutdown: Shutdown::default(),
@@ -453,6 +480,46 @@ impl<K> Tree<K> {
     /// ```
     pub fn add_worker(mut self, worker: impl Worker) -> Self {
         self.children.push(Child::Worker(Box::new(worker)));
+        self.names.push(None);
+        self
+    }
+
+    /// Adds a worker named `name` as this supervisor's next child: its path
+    /// is its supervisor's and its name (`root/api/web`) in events, the
+    /// status and the commands of the status socket, instead of its
+    /// position (`root/0/0`).
+    ///
+    /// A name is 1 to 64 ASCII letters, digits, `_` and `-`, not only
+    /// digits (which read as a position) and not `host` (a supervisor's
+    /// worker host), and unique among its siblings; `start()` (and
+    /// [`run_simulated`](crate::testing::run_simulated)) fails with
+    /// [`Error::InvalidName`] naming it otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::testing::{run_simulated, FakeTimer};
+    /// use supertrees::{BoxFuture, Restartable, Supertree, Worker};
+    ///
+    /// struct Job;
+    /// impl Worker for Job {
+    ///     fn init(&self) -> BoxFuture {
+    ///         Box::pin(async {})
+    ///     }
+    /// }
+    /// impl Restartable for Job {}
+    ///
+    /// let tree = Supertree::new()
+    ///     .add_supervisor(|s| s.with_name("api").add_named_worker("web", Job).add_worker(Job))
+    ///     .add_named_worker("jobs", Job);
+    /// // Paths: root/api, root/api/web, root/api/1, root/jobs.
+    /// run_simulated(tree, FakeTimer::new())?;
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
+    pub fn add_named_worker(mut self, name: &str, worker: impl Worker) -> Self {
+        self.children.push(Child::Worker(Box::new(worker)));
+        self.names.push(Some(name.to_owned()));
         self
     }
 
@@ -479,10 +546,9 @@ impl<K> Tree<K> {
     where
         F: FnOnce(Supervisor) -> Supervisor,
     {
-        self.children
-            .push(Child::Supervisor(Box::new(f(Tree::with_kind(
-                Nested::default(),
-            )))));
+        let mut sup = f(Tree::with_kind(Nested::default()));
+        self.names.push(sup.kind.name.take());
+        self.children.push(Child::Supervisor(Box::new(sup)));
         self
     }
 
@@ -797,7 +863,7 @@ impl<K> Tree<K> {
     /// path this tree does not have, [`control::ORDER_BOUND`].
     #[doc(hidden)]
     pub fn order_bound(&self, own: &str, path: &control::NodePath) -> Duration {
-        let mut children: &[Child] = &self.children;
+        let (mut children, mut names) = (&self.children[..], &self.names[..]);
         let mut rest = path
             .as_str()
             .strip_prefix(own)
@@ -806,16 +872,61 @@ impl<K> Tree<K> {
             .split('/')
             .peekable();
         while let Some(segment) = rest.next() {
-            let Some(control::Segment::Position(n)) = control::Segment::parse(segment) else {
+            let Some(n) = control::Segment::parse(segment).and_then(|s| child_by(names, s)) else {
                 break;
             };
             match (children.get(n), rest.peek()) {
                 (Some(child), None) => return control::bound(child.policy().shutdown),
-                (Some(Child::Supervisor(below)), Some(_)) => children = &below.children,
+                (Some(Child::Supervisor(below)), Some(_)) => {
+                    (children, names) = (&below.children, &below.names);
+                }
                 _ => break,
             }
         }
         control::ORDER_BOUND
+    }
+
+    /// The path segment of child `n`: its name, or its position.
+    #[doc(hidden)]
+    pub fn segment(&self, n: usize) -> String {
+        match self.names.get(n) {
+            Some(Some(name)) => name.clone(),
+            _ => n.to_string(),
+        }
+    }
+
+    /// The path of child `n` of this supervisor, whose path is `path`.
+    #[doc(hidden)]
+    pub fn child_path(&self, path: &str, n: usize) -> String {
+        format!("{path}/{}", self.segment(n))
+    }
+
+    /// The child given to the builder that a path's `segment` names: a
+    /// named child by its name, another by its position.
+    #[doc(hidden)]
+    pub fn child_by(&self, segment: control::Segment<'_>) -> Option<usize> {
+        child_by(&self.names, segment)
+    }
+
+    /// Checks the names of this supervisor's children (it is at `path`):
+    /// each a path segment, unique among them.
+    fn check_names(&self, path: &str) -> Result<(), Error> {
+        for (n, name) in self.names.iter().enumerate() {
+            let Some(name) = name else { continue };
+            let reason = control::bad_child_name(name).or_else(|| {
+                self.names[..n]
+                    .contains(&Some(name.clone()))
+                    .then_some("another child of this supervisor has this name")
+            });
+            if let Some(reason) = reason {
+                return Err(Error::InvalidName {
+                    name: name.clone(),
+                    path: path.to_owned(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The state machine that supervises this supervisor's children; both
@@ -869,10 +980,26 @@ impl Tree<Nested> {
         let mut all = vec![(path.to_owned(), self)];
         for (n, child) in self.children.iter().enumerate() {
             if let Child::Supervisor(sup) = child {
-                all.extend(sup.supervisors(&format!("{path}/{n}")));
+                all.extend(sup.supervisors(&self.child_path(path, n)));
             }
         }
         all
+    }
+
+    /// Every named child of this supervisor (at `path`) and below, with its
+    /// position among its siblings: what a [`TreeStatus`] needs to list
+    /// them in tree order.
+    #[doc(hidden)]
+    pub fn named_positions(&self, path: &str) -> Vec<(String, u32)> {
+        let mut named = Vec::new();
+        for (path, sup) in self.supervisors(path) {
+            for (n, name) in sup.names.iter().enumerate() {
+                if let (Some(name), Ok(n)) = (name, u32::try_from(n)) {
+                    named.push((format!("{path}/{name}"), n));
+                }
+            }
+        }
+        named
     }
 
     /// Checks the limits of this supervisor (at `path`) and every one
@@ -882,8 +1009,9 @@ impl Tree<Nested> {
     /// is forked.
     #[doc(hidden)]
     pub fn check(&self, path: &str, users: Option<((u32, u32), bool)>) -> Result<(), Error> {
-        for (_, sup) in self.supervisors(path) {
+        for (path, sup) in self.supervisors(path) {
             sup.limits.check()?;
+            sup.check_names(&path)?;
         }
         if let Some((me, may)) = users {
             self.check_users(path, me, may, "this process")?;
@@ -931,7 +1059,7 @@ impl Tree<Nested> {
         };
         for (n, child) in self.children.iter().enumerate() {
             if let Child::Supervisor(sup) = child {
-                sup.check_users(&format!("{path}/{n}"), runs_as, may, &who)?;
+                sup.check_users(&self.child_path(path, n), runs_as, may, &who)?;
             }
         }
         Ok(())
@@ -941,6 +1069,28 @@ impl Tree<Nested> {
 /// The builder methods only a supervisor below the root has: its own
 /// policies, applied by its parent.
 impl Tree<Nested> {
+    /// Names this supervisor: its path segment is `name` (`root/api`)
+    /// rather than its position (`root/0`), for it and every node below
+    /// it. The rules of [`add_named_worker`](Tree::add_named_worker) apply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use supertrees::Supertree;
+    /// # use supertrees::{BoxFuture, Restartable, Worker};
+    /// # struct Http;
+    /// # impl Worker for Http { fn init(&self) -> BoxFuture { Box::pin(async {}) } }
+    /// # impl Restartable for Http {}
+    ///
+    /// // The worker's path is root/api/web.
+    /// let tree = Supertree::new().add_supervisor(|s| s.with_name("api").add_named_worker("web", Http));
+    /// ```
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.kind.name = Some(name.to_owned());
+        self
+    }
+
     /// When the parent restarts this supervisor after it *fails* (killed by a
     /// signal, or its restart intensity exceeded); default
     /// [`RestartPolicy::Always`]. A supervisor that finishes its work is
@@ -1211,13 +1361,21 @@ impl<B> Tree<Root<B>> {
     /// | request | answer |
     /// |---|---|
     /// | `status` | the text tree (see [`TreeStatus`]) |
+    /// | `status json` | the same as one JSON document, `{"schema": 1, ...}` (see [`TreeStatus`]) |
+    /// | `watch` | a stream of JSON lines, one per lifecycle event from then on (see [`control::WatchLine`]), until the client hangs up; a client that reads too slowly is sent `{"dropped": n}` for what it missed, and never slows the tree |
+    /// | `stop PATH` | an operator's stop: the node is stopped in order and held down, restarted neither by its policy nor with its group (`OneForAll`, `RestForOne`), until `start PATH` ([`EventKind::Held`](crate::EventKind::Held)); a supervisor is stopped with its subtree; a child started at run time is terminated and removed. `ok stopped PATH`, or `error: already stopped: PATH` |
+    /// | `start PATH` | starts a node an operator stopped, at once, its backoff reset: `ok started PATH`, or `error: already running: PATH` for any other |
     /// | `restart PATH` | an operator's restart of the node at PATH (`root/1/0`; a supervisor: its whole subtree): stopped in order, started again at once, not counted in its supervisor's intensity, its backoff reset. Decided by the state machine of the supervisor that owns PATH, in whatever process it runs; answered `ok restarted PATH` once started again, or one `error: ...` line (`not found`, `not running`, `busy`, `shutting down`, `timed out after ...`) naming PATH, within the child's shutdown time plus 5 s (30 s for `Shutdown::Infinity`) |
     ///
     /// Every supervisor on the way down to the node's own waits for its
     /// answer no longer than that bound and 1 s (a supervisor stopped or
     /// hung on the way makes `error: timed out`, one that ends `error:
     /// lost`); an order delayed on the way may still be carried out later.
-    /// Every `restart` is logged with the peer's uid and pid. Up to 64
+    /// Every command is logged with the peer's uid and pid; `restart`,
+    /// `stop` and `start` share the bound and the refusals above. A node
+    /// is named by its path: a named child's segment is its name
+    /// ([`add_named_worker`](Self::add_named_worker),
+    /// [`with_name`](Self::with_name)), any other's its position. Up to 64
     /// clients may wait for answers (more get `error: busy`) besides the 16
     /// served, so waiting orders never keep `status` out. A client that
     /// sends anything else, or ends the connection before its newline, gets
@@ -1529,5 +1687,113 @@ mod tests {
                 "only root may switch to uid 1001 and gid 1000; this process runs as uid 1000 and gid 1000".to_owned()
             )
         );
+    }
+
+    fn named_tree() -> Supertree {
+        Supertree::new()
+            .add_supervisor(|s| {
+                s.with_name("api")
+                    .add_named_worker("web", Noop)
+                    .add_worker(Noop)
+                    .add_supervisor(|s| s.add_named_worker("cache", Noop))
+            })
+            .add_worker(Noop)
+            .add_named_worker("jobs", Noop)
+    }
+
+    #[test]
+    fn named_children_are_known_by_their_names_and_the_others_by_position() {
+        let root = TreeParts::from(named_tree()).root;
+        let paths: Vec<String> = root
+            .supervisors("root")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(paths, ["root", "root/api", "root/api/2"]);
+        assert_eq!(
+            (0..3)
+                .map(|n| root.child_path("root", n))
+                .collect::<Vec<_>>(),
+            ["root/api", "root/1", "root/jobs"]
+        );
+        let seg = |s| control::Segment::parse(s).expect("a segment");
+        assert_eq!(root.child_by(seg("api")), Some(0));
+        assert_eq!(root.child_by(seg("1")), Some(1));
+        assert_eq!(root.child_by(seg("jobs")), Some(2));
+        // A named child is not known by its position.
+        assert_eq!(root.child_by(seg("0")), None);
+        assert_eq!(root.child_by(seg("2")), None);
+        assert_eq!(root.child_by(seg("web")), None);
+        // The bound of an order walks the names down.
+        let path = control::NodePath::parse("root/api/2/cache").expect("a path");
+        let Some(Child::Worker(cache)) = root.children.first().and_then(|c| match c {
+            Child::Supervisor(api) => match api.children.get(2) {
+                Some(Child::Supervisor(inner)) => inner.children.first(),
+                _ => None,
+            },
+            Child::Worker(_) => None,
+        }) else {
+            panic!("the tree has root/api/2/cache");
+        };
+        assert_eq!(
+            root.order_bound("root", &path),
+            control::bound(cache.shutdown())
+        );
+        assert_ne!(control::bound(cache.shutdown()), control::ORDER_BOUND);
+        root.check("root", None).expect("the names are good");
+    }
+
+    #[test]
+    fn bad_and_duplicate_names_fail_naming_them() {
+        let refused = |tree: Supertree| match TreeParts::from(tree).root.check("root", None) {
+            Err(Error::InvalidName { name, path, reason }) => format!("{path} {name}: {reason}"),
+            other => panic!("expected an invalid name, got {other:?}"),
+        };
+        assert_eq!(
+            refused(
+                Supertree::new()
+                    .add_named_worker("a", Noop)
+                    .add_named_worker("a", Noop)
+            ),
+            "root a: another child of this supervisor has this name"
+        );
+        assert_eq!(
+            refused(
+                Supertree::new()
+                    .add_supervisor(|s| s.with_name("web"))
+                    .add_named_worker("web", Noop)
+            ),
+            "root web: another child of this supervisor has this name"
+        );
+        assert_eq!(
+            refused(
+                Supertree::new().add_supervisor(|s| s.with_name("api").add_named_worker("7", Noop))
+            ),
+            "root/api 7: a name of digits only reads as a position"
+        );
+        assert_eq!(
+            refused(Supertree::new().add_named_worker("host", Noop)),
+            "root host: `host` names a supervisor's worker host"
+        );
+        assert_eq!(
+            refused(Supertree::new().add_named_worker("a/b", Noop)),
+            "root a/b: a name holds ASCII letters, digits, `_` and `-` only"
+        );
+        assert_eq!(
+            refused(Supertree::new().add_named_worker(&"x".repeat(65), Noop)),
+            format!("root {}: a name is 1 to 64 characters long", "x".repeat(65))
+        );
+        assert_eq!(
+            refused(Supertree::new().add_named_worker("", Noop)),
+            "root : a name is 1 to 64 characters long"
+        );
+        // Siblings only: the same name in two supervisors is fine.
+        let fine = Supertree::new()
+            .add_supervisor(|s| s.add_named_worker("web", Noop))
+            .add_supervisor(|s| s.add_named_worker("web", Noop));
+        TreeParts::from(fine)
+            .root
+            .check("root", None)
+            .expect("fine");
     }
 }

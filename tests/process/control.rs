@@ -102,6 +102,25 @@ pub(crate) mod scenario {
         }
     }
 
+    /// Prints `start <name> <ms>` when it starts; asked to stop, prints
+    /// `stopping <name>`, takes 1.5 s, prints `stopped <name>` and ends.
+    struct Slow(&'static str);
+
+    impl Worker for Slow {
+        fn init(&self) -> BoxFuture {
+            let name = self.0;
+            Box::pin(async move {
+                println!("start {name} {}", now_ms());
+                supertrees::stopping().await;
+                println!("stopping {name}");
+                std::thread::sleep(Duration::from_millis(1500));
+                println!("stopped {name}");
+            })
+        }
+    }
+
+    impl Restartable for Slow {}
+
     /// A worker of the root's and a forked supervisor with a worker: the
     /// runner reads `status json` and watches while it restarts them.
     pub(crate) fn watch() {
@@ -109,6 +128,36 @@ pub(crate) mod scenario {
             .add_worker(Polite("root/0"))
             .add_supervisor(|s| s.add_worker(Polite("root/1/0")))
             .observed()
+            .start();
+        crate::scenario::report(result);
+    }
+
+    /// Named nodes for an operator: `root/api` (a forked `OneForAll`
+    /// supervisor of `web`, `cache` and an unnamed worker, `root/api/2`)
+    /// and `root/jobs`, `root/slow` under a root that allows three
+    /// restarts a minute.
+    pub(crate) fn operator() {
+        let result = Supertree::new()
+            .with_intensity(Intensity::new(3, Duration::from_secs(60)))
+            .add_supervisor(|s| {
+                s.with_name("api")
+                    .with_strategy(supertrees::Strategy::OneForAll)
+                    .add_named_worker("web", Polite("root/api/web"))
+                    .add_named_worker("cache", Polite("root/api/cache"))
+                    .add_worker(Polite("root/api/2"))
+            })
+            .add_named_worker("jobs", Polite("root/jobs"))
+            .add_named_worker("slow", Slow("root/slow"))
+            .observed()
+            .start();
+        crate::scenario::report(result);
+    }
+
+    /// Two children of the root with one name: `start()` fails naming it.
+    pub(crate) fn duplicate_name() {
+        let result = Supertree::new()
+            .add_named_worker("jobs", Polite("root/jobs"))
+            .add_supervisor(|s| s.with_name("jobs").add_worker(Polite("root/jobs/0")))
             .start();
         crate::scenario::report(result);
     }
@@ -148,7 +197,7 @@ pub(crate) mod drive {
     use super::super::runner::Run;
 
     /// Sends `request` on the status socket and reads its answer.
-    pub(super) fn ask(socket: &Path, request: &str) -> Result<String, String> {
+    pub(crate) fn ask(socket: &Path, request: &str) -> Result<String, String> {
         ask_within(socket, request, Duration::from_secs(10))
     }
 
@@ -172,7 +221,7 @@ pub(crate) mod drive {
         Ok(answer)
     }
 
-    pub(super) fn expect_answer(socket: &Path, request: &str, want: &str) -> Result<(), String> {
+    pub(crate) fn expect_answer(socket: &Path, request: &str, want: &str) -> Result<(), String> {
         let got = ask(socket, request)?;
         if got == want {
             Ok(())
@@ -181,7 +230,7 @@ pub(crate) mod drive {
         }
     }
 
-    fn starts(run: &Run, name: &str) -> usize {
+    pub(crate) fn starts(run: &Run, name: &str) -> usize {
         let prefix = format!("start {name} ");
         run.count(|l| l.starts_with(&prefix))
     }
@@ -429,6 +478,195 @@ pub(crate) mod drive_sigpipe {
             return Err("SIGPIPE is not back to the program's default after start()".to_owned());
         }
         Ok(())
+    }
+}
+
+pub(crate) mod drive_operator {
+    //! An operator's `stop` holds a named child down through its group's
+    //! restart until `start`; five operator's restarts under a root that
+    //! allows three restarts a minute leave it running; bad requests and
+    //! requests during the shutdown get one `error:` line.
+
+    use nix::sys::signal::Signal;
+
+    use super::drive::{ask, expect_answer, starts};
+    use crate::drive::{pid_in, wait_line};
+    use crate::observe::dir_of;
+    use crate::runner::Run;
+
+    /// The pid of the latest start of the worker host of supervisor `path`.
+    fn host_pid(run: &Run, path: &str) -> Result<i32, String> {
+        let prefix = format!("event {path}/host (pid ");
+        let line = run
+            .stdout()
+            .into_iter()
+            .rfind(|l| l.starts_with(&prefix) && l.contains("worker host started"))
+            .ok_or_else(|| format!("no start of {path}/host"))?;
+        pid_in(&line)
+    }
+
+    pub(crate) fn operator(run: &mut Run) -> Result<(), String> {
+        let socket = dir_of(run.pid()).join("status.sock");
+        wait_line(run, "tree-ready")?;
+        // Named paths everywhere: events and the status.
+        let status = ask(&socket, "status")?;
+        for path in [
+            "root/api  supervisor",
+            "root/api/web  worker",
+            "root/api/2  worker",
+            "root/jobs  worker",
+        ] {
+            if !status.contains(path) {
+                return Err(format!("no {path:?} in the status:\n{status}"));
+            }
+        }
+        expect_answer(
+            &socket,
+            "stop root/api/cache",
+            "ok stopped root/api/cache\n",
+        )?;
+        if run.count(|l| l == "stopped root/api/cache") != 1 {
+            return Err("root/api/cache was not stopped in order".to_owned());
+        }
+        if !run.stdout().iter().any(|l| {
+            l.starts_with("event root/api/cache")
+                && l.ends_with("stopped by an operator; held down until started")
+        }) {
+            return Err("no held event for root/api/cache".to_owned());
+        }
+        expect_answer(
+            &socket,
+            "stop root/api/cache",
+            "error: already stopped: root/api/cache\n",
+        )?;
+        // Its group restarts (its worker host is killed): web and root/api/2
+        // start again, cache stays down.
+        let host = host_pid(run, "root/api")?;
+        run.signal(host, Signal::SIGKILL)?;
+        run.wait_for("the group of root/api to start again", |run| {
+            let (web, other) = (starts(run, "root/api/web"), starts(run, "root/api/2"));
+            if web == 2 && other == 2 {
+                Ok(())
+            } else {
+                Err(format!("web started {web} times, root/api/2 {other}"))
+            }
+        })?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if starts(run, "root/api/cache") != 1 {
+            return Err("the held root/api/cache was started with its group".to_owned());
+        }
+        let status = ask(&socket, "status")?;
+        if !status
+            .lines()
+            .any(|l| l.contains("root/api/cache  worker  stopped"))
+        {
+            return Err(format!("the held child in the status:\n{status}"));
+        }
+        expect_answer(
+            &socket,
+            "start root/api/cache",
+            "ok started root/api/cache\n",
+        )?;
+        run.wait_for("root/api/cache to start again", |run| {
+            match starts(run, "root/api/cache") {
+                2 => Ok(()),
+                n => Err(format!("started {n} times")),
+            }
+        })?;
+        expect_answer(
+            &socket,
+            "start root/api/cache",
+            "error: already running: root/api/cache\n",
+        )?;
+        // Five operator's restarts under three a minute: counted nowhere.
+        for round in 2..=6 {
+            expect_answer(&socket, "restart root/jobs", "ok restarted root/jobs\n")?;
+            run.wait_for("root/jobs to start again", |run| {
+                let n = starts(run, "root/jobs");
+                if n >= round {
+                    Ok(())
+                } else {
+                    Err(format!("root/jobs started {n} times"))
+                }
+            })?;
+        }
+        // A stopped supervisor is its whole subtree, held down.
+        expect_answer(&socket, "stop root/api", "ok stopped root/api\n")?;
+        for worker in ["root/api/web", "root/api/cache", "root/api/2"] {
+            if run.count(|l| l == format!("stopped {worker}")) < 1 {
+                return Err(format!("{worker} was not stopped with its supervisor"));
+            }
+        }
+        expect_answer(
+            &socket,
+            "restart root/api/web",
+            "error: not running: root/api/web\n",
+        )?;
+        expect_answer(&socket, "start root/api", "ok started root/api\n")?;
+        run.wait_for("root/api's workers to start again", |run| {
+            match starts(run, "root/api/web") {
+                3 => Ok(()),
+                n => Err(format!("web started {n} times")),
+            }
+        })?;
+        // Bad requests: one line each.
+        for (request, want) in [
+            ("stop root/nope", "error: not found: root/nope\n"),
+            ("stop root/0", "error: not found: root/0\n"),
+            ("start root/api/9", "error: not found: root/api/9\n"),
+            (
+                "stop root",
+                "error: bad path `root`: the root itself can not be named; name a node below it\n",
+            ),
+            (
+                "stop",
+                "error: `stop` needs the path of a node: `stop root/1/0`\n",
+            ),
+        ] {
+            expect_answer(&socket, request, want)?;
+        }
+        let unknown = ask(&socket, "frobnicate root/jobs")?;
+        if !unknown.starts_with("error: unknown request `frobnicate root/jobs`") {
+            return Err(format!("an unknown request was answered {unknown:?}"));
+        }
+        // While the tree shuts down (root/slow takes 1.5 s to stop), a
+        // command is refused in one line.
+        run.signal_root(Signal::SIGTERM)?;
+        wait_line(run, "stopping root/slow")?;
+        let late = ask(&socket, "restart root/jobs")?;
+        if late != "error: shutting down: root/jobs\n" {
+            return Err(format!(
+                "a command during the shutdown was answered {late:?}"
+            ));
+        }
+        run.wait_exit()?;
+        if !run.stdout().iter().any(|l| l == "returned Ok") {
+            return Err(
+                "start() did not return Ok: five operator's restarts gave the root up?".to_owned(),
+            );
+        }
+        let logged =
+            run.stderr_count(|l| l.contains("an operator's request") && l.contains("peer_uid"));
+        if logged < 15 {
+            return Err(format!(
+                "{logged} operator's requests logged with their peer"
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn duplicate_name(run: &mut Run) -> Result<(), String> {
+        run.wait_exit()?;
+        let want = ": supervisor root: invalid name \"jobs\": another child of this supervisor has this name";
+        if run
+            .stdout()
+            .iter()
+            .any(|l| l.starts_with("returned Err ") && l.ends_with(want))
+        {
+            Ok(())
+        } else {
+            Err(format!("no {want:?} in {:?}", run.stdout()))
+        }
     }
 }
 

@@ -903,6 +903,19 @@ const SCENARIOS: &[Scenario] = &[
         control::drive_sigpipe::sigpipe,
         30,
     ),
+    // Issue 22: the operator's door.
+    scenario(
+        "control_operator",
+        control::scenario::operator,
+        control::drive_operator::operator,
+        40,
+    ),
+    scenario(
+        "control_duplicate_name",
+        control::scenario::duplicate_name,
+        control::drive_operator::duplicate_name,
+        20,
+    ),
     // Issue 22: the structured status and the stream of events.
     scenario(
         "control_watch",

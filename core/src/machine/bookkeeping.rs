@@ -12,9 +12,9 @@
 //! and every report about a slot is about the child the driver has there
 //! (a start runs its own argument); ids are handed out in increasing order
 //! from the machine's first id and never again; a removal names exactly
-//! the child with that id, or none; an operator's order (a restart of the
-//! child in a slot, or of a slot nobody holds) is answered exactly once,
-//! within its bound.
+//! the child with that id, or none; an operator's order (a restart, stop
+//! or start of the child in a slot, or of a slot nobody holds) is answered
+//! exactly once, within its bound.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,8 +38,9 @@ enum Op {
     /// `terminate_child` of the `pick`-th id handed out so far (removed
     /// ones included), or of one never handed out.
     Remove { pick: usize },
-    /// An operator's restart of slot `slot`, held or not.
-    Order { slot: usize },
+    /// An operator's restart, stop or start (`op` 0, 1, 2) of slot
+    /// `slot`, held or not.
+    Order { slot: usize, op: u8 },
     /// Time passes; the timeout is handled if due.
     Advance { ms: u64 },
     /// The driver polls the reports and actions, as `carry_out` does.
@@ -58,7 +59,7 @@ fn an_op() -> impl Gen<Value = Op> {
         (0..8usize, prop::bool::ANY).prop_map(|(pick, failed)| Op::Exit { pick, failed }),
         (0..8usize).prop_map(|pick| Op::AnswerStop { pick }),
         (0..12usize).prop_map(|pick| Op::Remove { pick }),
-        (0..8usize).prop_map(|slot| Op::Order { slot }),
+        (0..8usize, 0..3u8).prop_map(|(slot, op)| Op::Order { slot, op }),
         (0..30u64).prop_map(|ms| Op::Advance { ms }),
         Just(Op::Poll),
     ]
@@ -232,7 +233,7 @@ impl Driver {
                     }
                 }
             }
-            Op::Order { slot } => {
+            Op::Order { slot, op } => {
                 let ticket = self.given;
                 self.given += 1;
                 self.orders.insert(ticket);
@@ -240,7 +241,7 @@ impl Driver {
                     ticket: crate::control::Ticket(ticket),
                     path: crate::control::NodePath::parse(&format!("root/{slot}"))
                         .map_err(|e| TestCaseError::fail(e.to_string()))?,
-                    op: crate::control::Op::Restart,
+                    op: crate::control::Op::ALL[usize::from(op) % 3],
                 };
                 self.m.handle_order(order, idx(slot), now);
             }

@@ -2627,4 +2627,5 @@ fn a_shutdown_awaits_a_child_killed_as_hung_without_asking_it_to_stop() {
     assert_eq!(exits, [hung(0, None), stopped_for_good(1)]);
 }
 
+mod operator;
 mod orders;

@@ -57,14 +57,9 @@ impl Declared {
 }
 
 /// Why `name` can not be a segment of a path (`None`: it can): 1 to 64
-/// ASCII letters, digits, `_` and `-`.
+/// ASCII letters, digits, `_` and `-` (see [`control::bad_name`]).
 fn bad_segment(name: &str) -> Option<&'static str> {
-    if name.is_empty() || name.len() > 64 {
-        return Some("a template's name is 1 to 64 characters long");
-    }
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-    (!name.bytes().all(allowed))
-        .then_some("a template's name holds ASCII letters, digits, `_` and `-` only")
+    crate::control::bad_name(name)
 }
 
 /// The names supervisor `sup`, at `path`, declares.

@@ -760,7 +760,7 @@ impl<'a> Sim<'a> {
     fn child_path(&self, child: ChildIdx) -> String {
         match self.dynamic.get(child.get()).and_then(Option::as_ref) {
             Some(d) => format!("{}/{}#{}", self.machine.path(), d.template, d.id),
-            None => format!("{}/{child}", self.machine.path()),
+            None => self.sup.child_path(self.machine.path(), child.get()),
         }
     }
 

@@ -744,7 +744,11 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// The child a path's `segment` names here, if any.
     fn find_child(&self, segment: Segment<'_>) -> Option<ChildIdx> {
         match segment {
-            Segment::Position(n) => ChildIdx::new(n).filter(|&c| self.machine.is_static(c)),
+            Segment::Position(_) | Segment::Named(_) => self
+                .sup
+                .child_by(segment)
+                .and_then(ChildIdx::new)
+                .filter(|&c| self.machine.is_static(c)),
             Segment::Started { template, id } => {
                 let child = self.machine.find(ChildId::new(id))?;
                 let started = self.dynamic.get(child)?;

@@ -23,7 +23,7 @@ impl View<'_> {
                     .map_or("?", |t| t.name.as_str());
                 format!("{path}/{template}#{}", started.id)
             }
-            None => format!("{path}/{child}"),
+            None => self.sup.child_path(path, child.get()),
         }
     }
 
