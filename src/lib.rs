@@ -165,6 +165,38 @@ pub fn query_status(path: impl AsRef<std::path::Path>) -> Result<String, Error> 
     Err(Error::Unsupported)
 }
 
+pub mod control {
+    //! The operator's side of a running tree: its status socket (see
+    //! [`status_socket`](crate::Tree::status_socket)), the requests it
+    //! answers ([`Request`]), the events it streams ([`WatchLine`]), and
+    //! on Linux the [`Client`] that asks them, which the `supertrees`
+    //! command (package `supertrees-cli`) is made of.
+    //!
+    //! # Examples
+    //!
+    //! ```no_run
+    //! # #[cfg(target_os = "linux")] {
+    //! use supertrees::control::{Client, WatchLine};
+    //!
+    //! let tree = Client::connect("/run/user/1000/my-service/status.sock")?;
+    //! print!("{}", tree.status_text()?);
+    //! println!("{}", tree.restart("root/1/0")?); // "restarted root/1/0"
+    //! for line in tree.watch()? {
+    //!     if let WatchLine::Event(event) = line? {
+    //!         println!("{} {}", event.path, event.text);
+    //!     }
+    //! }
+    //! # }
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! ```
+
+    pub use supertrees_core::control::{
+        BadPath, BadRequest, NodePath, Op, Request, WatchLine, Watched,
+    };
+    #[cfg(target_os = "linux")]
+    pub use supertrees_engine::{Client, ClientError, Watch, COMMAND_TIMEOUT, STATUS_TIMEOUT};
+}
+
 pub mod listen {
     //! Listening sockets that belong to the tree: [`Listen`], declared with
     //! [`with_listener`](crate::Tree::with_listener), and reached by

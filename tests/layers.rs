@@ -27,6 +27,7 @@ const CRATES: &[&str] = &[
     "backend-tokio",
     "backend-smol",
     "bench",
+    "cli",
 ];
 
 /// Where an edge comes from: a file and a line.

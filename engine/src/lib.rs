@@ -35,7 +35,7 @@
 //! | `host.rs` | the worker host: a supervisor's workers as tasks on the user's runtime |
 //! | **root** | |
 //! | `root/mod.rs` | what only the root does besides supervising (`Main`): the tree's events into its status, the user's callbacks, the status server and systemd in its loop |
-//! | `root/status_socket/` | the status socket: its server, its directory, and the client behind [`query_status`] |
+//! | `root/status_socket/` | the status socket: its server, its directory, the client behind [`query_status`], and the operator's [`Client`] (`control_client.rs`) |
 //! | `root/systemd.rs` | socket activation and `sd_notify` |
 //! | `root/listeners.rs` | the tree's listeners, bound by the root before anything is forked; their socket files removed at the end |
 //! | **forked supervisors' events** | |
@@ -98,6 +98,7 @@ use supertrees_core::{
 
 pub use io::{check_register, DefaultReactor, Interest, IoSource, Register};
 pub use listen::{tcp_listener, unix_listener};
+pub use root::status_socket::{Client, ClientError, Watch, COMMAND_TIMEOUT, STATUS_TIMEOUT};
 
 /// What the engine needs of an executor: to run futures
 /// ([`supertrees_core::Spawner`]) and to register fds with its reactor

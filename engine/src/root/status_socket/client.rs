@@ -1,5 +1,7 @@
-//! The client: [`query`] asks a running status server for the status, as
-//! the `status` command of a program does.
+//! The client side of the status socket: [`query`] asks a running status
+//! server for the status, as the `status` command of a program does; the
+//! pieces it is made of ([`open`], [`read_answer`], [`exchange`]) serve
+//! the public [`Client`](super::control_client::Client) too.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -14,7 +16,7 @@ use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockTyp
 use super::{after, with_context};
 use supertrees_core::control::Request;
 
-/// The longest answer [`query`] accepts.
+/// The longest answer [`read_answer`] accepts.
 const MAX_ANSWER: usize = 64 << 20;
 
 /// Asks the status server at `path` for the status: connects, sends
@@ -26,32 +28,83 @@ const MAX_ANSWER: usize = 64 << 20;
 /// allowed (`PermissionDenied`), time runs out (`TimedOut`), or the server
 /// answers with an `error: ...` line.
 pub(crate) fn query(path: &Path, timeout: Duration) -> Result<String, io::Error> {
-    let deadline = after(Instant::now(), timeout);
-    let stream = UnixStream::from(connect_until(path, deadline)?);
-    let uid = nix::unistd::geteuid().as_raw();
-    match socket::getsockopt(&stream, sockopt::PeerCredentials) {
-        Ok(peer) if peer.uid() == uid => {}
-        Ok(peer) => {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "the status socket {} is served by uid {}, not by us (uid {uid})",
-                    path.display(),
-                    peer.uid()
-                ),
-            ))
-        }
-        Err(err) => {
-            return Err(with_context(
-                err.into(),
-                format!("checking who serves the status socket {}", path.display()),
-            ))
-        }
+    let answer = exchange(path, &Request::Status, timeout)?;
+    if let Some(message) = answer.strip_prefix("error: ") {
+        let message = message.lines().next().unwrap_or_default();
+        let kind = match message {
+            "timed out waiting for a request" => io::ErrorKind::TimedOut,
+            _ => io::ErrorKind::Other,
+        };
+        return Err(io::Error::new(
+            kind,
+            format!(
+                "the status server at {} answered: {message}",
+                path.display()
+            ),
+        ));
     }
-    let request = format!("{}\n", Request::Status.line());
+    Ok(answer)
+}
+
+/// Sends `request` to the status server at `path` and reads its whole
+/// answer, until the server closes, all within `timeout`: the answer as
+/// the server wrote it (an `error: ...` line included), but for
+/// `error: permission denied`, which fails with `PermissionDenied`.
+pub(crate) fn exchange(path: &Path, request: &Request, timeout: Duration) -> io::Result<String> {
+    let deadline = after(Instant::now(), timeout);
+    let sent = open(path, request, deadline)?;
+    let answer = read_answer(sent, path, deadline)?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    if answer.lines().next() == Some("error: permission denied") {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the status server at {} answered: permission denied",
+                path.display()
+            ),
+        ));
+    }
+    Ok(answer)
+}
+
+/// A connection to a status server, its request sent.
+#[derive(Debug)]
+pub(super) struct Sent {
+    /// The non-blocking connection.
+    pub(super) stream: UnixStream,
+    /// Set when the server closed before taking our whole request: it may
+    /// have refused us (busy, permission denied) and its answer says why.
+    unsent: Option<io::Error>,
+}
+
+/// Checks that the server at the other end of `stream` runs as our user
+/// (or as root), as its `SO_PEERCRED` says.
+pub(super) fn check_peer(stream: &UnixStream, path: &Path) -> io::Result<()> {
+    let uid = nix::unistd::geteuid().as_raw();
+    match socket::getsockopt(stream, sockopt::PeerCredentials) {
+        Ok(peer) if peer.uid() == uid || peer.uid() == 0 => Ok(()),
+        Ok(peer) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the status socket {} is served by uid {}, not by us (uid {uid}) nor root",
+                path.display(),
+                peer.uid()
+            ),
+        )),
+        Err(err) => Err(with_context(
+            err.into(),
+            format!("checking who serves the status socket {}", path.display()),
+        )),
+    }
+}
+
+/// Connects to the status server at `path`, checks who serves it
+/// ([`check_peer`]) and sends `request` and its `'\n'`, by `deadline`.
+pub(super) fn open(path: &Path, request: &Request, deadline: Instant) -> io::Result<Sent> {
+    let stream = UnixStream::from(connect_until(path, deadline)?);
+    check_peer(&stream, path)?;
+    let request = format!("{}\n", request.line());
     let mut request: &[u8] = request.as_bytes();
-    // Set when the server closed before taking our request: it may have
-    // refused us (busy, permission denied) and its answer says why.
     let mut unsent = None;
     while !request.is_empty() {
         match socket::send(stream.as_raw_fd(), request, MsgFlags::MSG_NOSIGNAL) {
@@ -74,6 +127,12 @@ pub(crate) fn query(path: &Path, timeout: Duration) -> Result<String, io::Error>
             }
         }
     }
+    Ok(Sent { stream, unsent })
+}
+
+/// Reads the answer on `sent` until the server closes, by `deadline`.
+pub(super) fn read_answer(sent: Sent, path: &Path, deadline: Instant) -> io::Result<Vec<u8>> {
+    let Sent { stream, unsent } = sent;
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -111,22 +170,6 @@ pub(crate) fn query(path: &Path, timeout: Duration) -> Result<String, io::Error>
     if let (true, Some(err)) = (answer.is_empty(), unsent) {
         return Err(err);
     }
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    if let Some(message) = answer.strip_prefix("error: ") {
-        let message = message.lines().next().unwrap_or_default();
-        let kind = match message {
-            "permission denied" => io::ErrorKind::PermissionDenied,
-            "timed out waiting for a request" => io::ErrorKind::TimedOut,
-            _ => io::ErrorKind::Other,
-        };
-        return Err(io::Error::new(
-            kind,
-            format!(
-                "the status server at {} answered: {message}",
-                path.display()
-            ),
-        ));
-    }
     Ok(answer)
 }
 
@@ -139,43 +182,47 @@ fn connect_until(path: &Path, deadline: Instant) -> Result<OwnedFd, io::Error> {
             Err(Errno::EINTR) => continue,
             Err(errno) => errno,
         };
-        let (kind, reason) = match errno {
-            Errno::EAGAIN => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    (io::ErrorKind::TimedOut, "timed out connecting".to_owned())
-                } else {
-                    std::thread::sleep(remaining.min(Duration::from_millis(10)));
-                    continue;
-                }
+        if errno == Errno::EAGAIN {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if !remaining.is_zero() {
+                std::thread::sleep(remaining.min(Duration::from_millis(10)));
+                continue;
             }
-            Errno::ENOENT => (
-                io::ErrorKind::NotFound,
-                "no such socket (is the supervision tree running?)".to_owned(),
-            ),
-            Errno::ECONNREFUSED => (
-                io::ErrorKind::ConnectionRefused,
-                "nothing is serving it (a stale socket?)".to_owned(),
-            ),
-            Errno::EACCES | Errno::EPERM => (
-                io::ErrorKind::PermissionDenied,
-                "permission denied".to_owned(),
-            ),
-            errno => (io::Error::from(errno).kind(), errno.desc().to_owned()),
-        };
-        return Err(io::Error::new(
-            kind,
-            format!(
-                "can't connect to the status socket {}: {reason}",
-                path.display()
-            ),
-        ));
+        }
+        return Err(connect_error(path, errno));
     }
+}
+
+/// What failing to connect to the status socket `path` with `errno` means.
+pub(super) fn connect_error(path: &Path, errno: Errno) -> io::Error {
+    let (kind, reason) = match errno {
+        Errno::EAGAIN => (io::ErrorKind::TimedOut, "timed out connecting".to_owned()),
+        Errno::ENOENT => (
+            io::ErrorKind::NotFound,
+            "no such socket (is the supervision tree running?)".to_owned(),
+        ),
+        Errno::ECONNREFUSED => (
+            io::ErrorKind::ConnectionRefused,
+            "nothing is serving it (a stale socket?)".to_owned(),
+        ),
+        Errno::EACCES | Errno::EPERM => (
+            io::ErrorKind::PermissionDenied,
+            "permission denied".to_owned(),
+        ),
+        errno => (io::Error::from(errno).kind(), errno.desc().to_owned()),
+    };
+    io::Error::new(
+        kind,
+        format!(
+            "can't connect to the status socket {}: {reason}",
+            path.display()
+        ),
+    )
 }
 
 /// Waits until `stream` is ready for `events`, failing with `TimedOut` once
 /// `deadline` has passed.
-fn wait_for(
+pub(super) fn wait_for(
     stream: &UnixStream,
     events: PollFlags,
     deadline: Instant,

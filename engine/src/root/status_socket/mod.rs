@@ -29,6 +29,7 @@
 //! the tree ends; watchers have a bound of their own (see `server`).
 
 mod client;
+mod control_client;
 mod dir;
 mod server;
 #[cfg(test)]
@@ -38,6 +39,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 pub(crate) use client::query;
+pub use control_client::{Client, ClientError, Watch, COMMAND_TIMEOUT, STATUS_TIMEOUT};
 #[cfg(feature = "fuzzing")]
 pub(crate) use server::check::fuzz as fuzz_request;
 pub(super) use server::{StatusServer, View};
