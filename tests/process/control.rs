@@ -525,15 +525,18 @@ pub(crate) mod drive_operator {
             "stop root/api/cache",
             "ok stopped root/api/cache\n",
         )?;
-        if run.count(|l| l == "stopped root/api/cache") != 1 {
-            return Err("root/api/cache was not stopped in order".to_owned());
-        }
-        if !run.stdout().iter().any(|l| {
-            l.starts_with("event root/api/cache")
-                && l.ends_with("stopped by an operator; held down until started")
-        }) {
-            return Err("no held event for root/api/cache".to_owned());
-        }
+        // Its output and the root's callback come on their own ways.
+        run.wait_for("root/api/cache to be stopped in order, and held", |run| {
+            let stopped = run.count(|l| l == "stopped root/api/cache");
+            let held = run.count(|l| {
+                l.starts_with("event root/api/cache")
+                    && l.ends_with("stopped by an operator; held down until started")
+            });
+            match (stopped, held) {
+                (1, 1) => Ok(()),
+                _ => Err(format!("stopped {stopped} times, held {held} times")),
+            }
+        })?;
         expect_answer(
             &socket,
             "stop root/api/cache",
@@ -592,11 +595,14 @@ pub(crate) mod drive_operator {
         }
         // A stopped supervisor is its whole subtree, held down.
         expect_answer(&socket, "stop root/api", "ok stopped root/api\n")?;
-        for worker in ["root/api/web", "root/api/cache", "root/api/2"] {
-            if run.count(|l| l == format!("stopped {worker}")) < 1 {
-                return Err(format!("{worker} was not stopped with its supervisor"));
+        run.wait_for("root/api's workers to be stopped with it", |run| {
+            for worker in ["root/api/web", "root/api/cache", "root/api/2"] {
+                if run.count(|l| l == format!("stopped {worker}")) < 1 {
+                    return Err(format!("{worker} was not stopped with its supervisor"));
+                }
             }
-        }
+            Ok(())
+        })?;
         expect_answer(
             &socket,
             "restart root/api/web",
