@@ -15,7 +15,11 @@ use crate::{ChildExit, Event, EventKind, Limits, NodeKind};
 const STATUS_SCHEMA: u32 = 1;
 
 /// What a supervisor, worker or worker host is doing now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// In `status json` (its `Serialize`), each state is its `Display`:
+/// `"starting"`, `"running"`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NodeState {
     /// Started, not ready yet.
@@ -732,47 +736,6 @@ impl From<KindName> for NodeKind {
     }
 }
 
-/// How `status json` names a node's state: as its `Display`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum StateName {
-    Starting,
-    Running,
-    Ready,
-    Restarting,
-    Stopping,
-    Stopped,
-    Failed,
-}
-
-impl From<NodeState> for StateName {
-    fn from(state: NodeState) -> Self {
-        match state {
-            NodeState::Starting => StateName::Starting,
-            NodeState::Running => StateName::Running,
-            NodeState::Ready => StateName::Ready,
-            NodeState::Restarting => StateName::Restarting,
-            NodeState::Stopping => StateName::Stopping,
-            NodeState::Stopped => StateName::Stopped,
-            NodeState::Failed => StateName::Failed,
-        }
-    }
-}
-
-impl From<StateName> for NodeState {
-    fn from(state: StateName) -> Self {
-        match state {
-            StateName::Starting => NodeState::Starting,
-            StateName::Running => NodeState::Running,
-            StateName::Ready => NodeState::Ready,
-            StateName::Restarting => NodeState::Restarting,
-            StateName::Stopping => NodeState::Stopping,
-            StateName::Stopped => NodeState::Stopped,
-            StateName::Failed => NodeState::Failed,
-        }
-    }
-}
-
 /// Whether a node is wanted up, or down (an operator stopped it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -807,7 +770,7 @@ struct NodeOut<'a> {
     path: &'a str,
     kind: KindName,
     pid: Option<u32>,
-    state: StateName,
+    state: NodeState,
     wanted: Wanted,
     restarts: u32,
     last_exit: Option<ExitOut<'a>>,
@@ -829,7 +792,7 @@ impl<'a> NodeOut<'a> {
             path: &node.path,
             kind: node.kind.into(),
             pid: node.pid,
-            state: node.state.into(),
+            state: node.state,
             wanted: if node.held { Wanted::Down } else { Wanted::Up },
             restarts: node.restarts,
             last_exit: node.last_exit.map(|exit| ExitOut {
@@ -907,7 +870,7 @@ struct NodeIn {
     kind: KindName,
     #[serde(default)]
     pid: Option<u32>,
-    state: StateName,
+    state: NodeState,
     wanted: Wanted,
     restarts: u32,
     #[serde(default)]
@@ -1022,7 +985,7 @@ impl<'de> Deserialize<'de> for TreeStatus {
                     path: node.path,
                     kind: node.kind.into(),
                     pid: node.pid,
-                    state: node.state.into(),
+                    state: node.state,
                     restarts: node.restarts,
                     held: node.wanted == Wanted::Down,
                     last_exit,
@@ -1421,7 +1384,7 @@ mod tests {
             NodeState::Stopped,
             NodeState::Failed,
         ] {
-            let json = serde_json::to_value(StateName::from(state)).expect("a name");
+            let json = serde_json::to_value(state).expect("a name");
             assert_eq!(json, serde_json::Value::String(state.to_string()));
         }
     }
