@@ -88,7 +88,7 @@ pub enum Command {
 /// What `probe` checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Probe {
-    /// Every node is up (workers and supervisors ready, hosts running), but those an operator stopped
+    /// Every node is up (workers and supervisors ready, hosts running) or done (ended by design, or stopped by an operator)
     Ready,
     /// The root answers `status`
     Live,

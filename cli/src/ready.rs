@@ -1,9 +1,11 @@
 //! What `probe ready` calls ready: every node up, as its kind is when up
-//! (workers and supervisors `ready`, worker hosts `running`), except the
-//! nodes an operator stopped (wanted `down`): they are down on purpose,
-//! and a tree with one stopped for maintenance still serves. A node
-//! starting, restarting, stopping, stopped (by its own policy: a worker
-//! that finished counts as not ready) or failed makes the tree not ready.
+//! (workers and supervisors `ready`, worker hosts `running`), or done:
+//! `stopped` by its own policy (a one-shot worker that finished, the host
+//! of workers that all did) is done, as a supervisor counts a child that
+//! ended for good when it says it is ready; so are the nodes an operator
+//! stopped (wanted `down`): they are down on purpose, and a tree with one
+//! stopped for maintenance still serves. A node starting, restarting,
+//! stopping or failed makes the tree not ready.
 
 use crate::doc::{Node, StatusDoc};
 
@@ -20,11 +22,13 @@ pub fn unready(doc: &StatusDoc) -> Vec<String> {
         .collect()
 }
 
-/// Whether `node` is up, as its kind is when up.
+/// Whether `node` is up, as its kind is when up, or done.
 fn is_up(node: &Node) -> bool {
-    match node.kind.as_str() {
-        "host" => matches!(node.state.as_str(), "running" | "ready"),
-        _ => node.state == "ready",
+    match (node.kind.as_str(), node.state.as_str()) {
+        // The root is done only when the tree is.
+        (_, "stopped") => node.path != "root",
+        ("host", state) => matches!(state, "running" | "ready"),
+        (_, state) => state == "ready",
     }
 }
 
@@ -59,6 +63,13 @@ mod tests {
             ("root/0", "worker", "stopping", "down"),
         ]);
         assert!(unready(&held).is_empty());
+        // A one-shot worker that finished, and its host: done.
+        let done = doc(&[
+            ("root", "supervisor", "ready", "up"),
+            ("root/host", "host", "stopped", "up"),
+            ("root/0", "worker", "stopped", "up"),
+        ]);
+        assert!(unready(&done).is_empty());
     }
 
     #[test]
@@ -67,7 +78,6 @@ mod tests {
             "starting",
             "restarting",
             "stopping",
-            "stopped",
             "failed",
             "running",
             "something new",
@@ -92,6 +102,8 @@ mod tests {
         );
         let root = doc(&[("root", "supervisor", "starting", "up")]);
         assert_eq!(unready(&root).len(), 1);
+        let ended = doc(&[("root", "supervisor", "stopped", "up")]);
+        assert_eq!(unready(&ended).len(), 1);
         assert_eq!(
             unready(&doc(&[])),
             vec!["the status has no nodes".to_owned()]
