@@ -45,10 +45,32 @@ fn tree(socket: &Path) {
     }
     impl Restartable for Polite {}
 
+    /// Runs until asked to stop, then takes 1 s to stop: the tree's
+    /// shutdown lasts that long.
+    struct Slow;
+    impl Worker for Slow {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {
+                supertrees::stopping().await;
+                std::thread::sleep(Duration::from_secs(1));
+            })
+        }
+    }
+    impl Restartable for Slow {}
+
+    // Three restarts a minute at the root: an operator's five must not
+    // count.
     let result = Supertree::new()
+        .with_intensity(supertrees::Intensity::new(3, Duration::from_secs(60)))
         .add_worker(Polite)
         .add_supervisor(|s| s.add_worker(Polite).add_worker(Polite))
-        .add_supervisor(|s| s.with_name("api").add_named_worker("web", Polite))
+        .add_supervisor(|s| {
+            s.with_name("api")
+                .with_strategy(supertrees::Strategy::OneForAll)
+                .add_named_worker("web", Polite)
+                .add_named_worker("cache", Polite)
+        })
+        .add_named_worker("slow", Slow)
         .status_socket(socket)
         .on_ready(|_| println!("tree-ready"))
         .start();
@@ -86,6 +108,19 @@ fn main() {
             };
             // The stream is open once the command runs a moment.
             std::thread::sleep(Duration::from_millis(300));
+            // While it stops (root/slow takes 1 s), a command is refused.
+            let _ = kill(tree.pid(), Signal::SIGTERM);
+            std::thread::sleep(Duration::from_millis(300));
+            run.check(
+                "a command while the tree shuts down: exit 1, shutting down",
+                expect(
+                    st(&socket, &["restart", "root/0"]),
+                    1,
+                    "",
+                    "supertrees: shutting down: root/0\n",
+                )
+                .map(drop),
+            );
             tree.stop(&mut run);
             if let Some(mut watch) = watching {
                 run.check(
@@ -301,6 +336,79 @@ fn expect(out: Result<Out, String>, code: i32, stdout: &str, stderr: &str) -> Re
         ));
     }
     Ok(out)
+}
+
+/// The tree's `status json`, read with the command.
+fn status_doc(socket: &Path) -> Result<serde_json::Value, String> {
+    let out = expect(st(socket, &["status", "--json"]), 0, "\"schema\"", "")?;
+    serde_json::from_str(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// The node at `path` of a `status json` document (`Null` if none).
+fn node<'a>(doc: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    doc["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["path"] == path))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+/// `root/api/cache` stopped, then its group restarted (its worker host
+/// SIGKILLed under `OneForAll`): `web` comes back, `cache` stays down
+/// until `start`; a second stop or start is refused (exit 1).
+fn held_through_the_group(socket: &Path) -> Result<(), String> {
+    expect(
+        st(socket, &["stop", "root/api/cache"]),
+        0,
+        "ok stopped root/api/cache\n",
+        "",
+    )?;
+    expect(
+        st(socket, &["stop", "root/api/cache"]),
+        1,
+        "",
+        "supertrees: already stopped: root/api/cache\n",
+    )?;
+    let doc = status_doc(socket)?;
+    let web_restarts = node(&doc, "root/api/web")["restarts"].as_u64().unwrap_or(0);
+    let host = node(&doc, "root/api/host")["pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or_else(|| format!("no pid of root/api/host in {doc}"))?;
+    kill(Pid::from_raw(host), Signal::SIGKILL).map_err(|e| e.to_string())?;
+    eventually(Duration::from_secs(10), || {
+        let doc = status_doc(socket)?;
+        let (web, cache) = (node(&doc, "root/api/web"), node(&doc, "root/api/cache"));
+        let back = web["state"] == "ready"
+            && web["restarts"].as_u64().unwrap_or(0) > web_restarts
+            && node(&doc, "root/api/host")["pid"].as_i64() != Some(i64::from(host));
+        if back && cache["state"] == "stopped" && cache["wanted"] == "down" {
+            Ok(())
+        } else {
+            Err(format!("web {web}, cache {cache}"))
+        }
+    })?;
+    expect(
+        st(socket, &["start", "root/api/cache"]),
+        0,
+        "ok started root/api/cache\n",
+        "",
+    )?;
+    expect(
+        st(socket, &["start", "root/api/cache"]),
+        1,
+        "",
+        "supertrees: already running: root/api/cache\n",
+    )?;
+    eventually(Duration::from_secs(10), || {
+        let doc = status_doc(socket)?;
+        let cache = node(&doc, "root/api/cache");
+        if cache["state"] == "ready" && cache["wanted"] == "up" {
+            Ok(())
+        } else {
+            Err(format!("cache {cache}"))
+        }
+    })
+    .map(drop)
 }
 
 /// The pid that the text status shows for the node at `path`.
@@ -632,6 +740,35 @@ fn checks(run: &mut Run, socket: &Path, dir: &Path, tree: &mut Tree) {
             run.check("watch --json prints the JSON lines", watch(socket, true));
         }
     }
+    run.check(
+        "a stop survives a OneForAll restart of its group, until start",
+        held_through_the_group(socket),
+    );
+    run.check(
+        "five operator's restarts under a root intensity of 3 in 60 s: the root runs on",
+        (|| {
+            for _ in 0..5 {
+                expect(
+                    st(socket, &["restart", "root/0"]),
+                    0,
+                    "ok restarted root/0\n",
+                    "",
+                )?;
+            }
+            eventually(Duration::from_secs(10), || {
+                expect(st(socket, &["probe", "ready"]), 0, "", "")
+            })?;
+            let doc = status_doc(socket)?;
+            match node(&doc, "root/0")["restarts"].as_u64() {
+                Some(n) if n >= 5 => Ok(()),
+                other => Err(format!("root/0 restarts: {other:?}")),
+            }
+        })(),
+    );
+    run.check(
+        "the root's own path: exit 100, refused before it is sent",
+        expect(st(socket, &["stop", "root"]), 100, "", "the root itself").map(drop),
+    );
     top(run, socket, tree);
     commands_on_a_fake(run, dir);
     top_on_a_fake(run, dir);
