@@ -14,7 +14,13 @@ use crate::{ready, show, top};
 /// Carries out `command` on the tree of `client`.
 pub fn run(command: &Command, client: &Client, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let result = match command {
-        Command::Status { json: false } => client.status_text(),
+        // Each line as printable text: a worker's panic message may hold
+        // a terminal's escapes.
+        Command::Status { json: false } => client.status_text().map(|text| {
+            text.lines()
+                .map(|l| show::printable(l) + "\n")
+                .collect::<String>()
+        }),
         Command::Status { json: true } => client.status_json(),
         Command::Metrics => client.metrics(),
         Command::Restart { path } => client.restart(path).map(line),

@@ -516,6 +516,10 @@ pub enum Busy {
     /// A supervisor on the way does not read its orders (stopped, hung):
     /// what was sent to it before fills its channel.
     Backlog,
+    /// Another order about it waits to be carried out: orders about one
+    /// node are carried out one at a time, each answered by its own
+    /// outcome.
+    Ordered,
 }
 
 impl fmt::Display for Refusal {
@@ -528,6 +532,9 @@ impl fmt::Display for Refusal {
             Refusal::Busy(Busy::Removing) => f.write_str("busy (it is being removed)"),
             Refusal::Busy(Busy::Backlog) => {
                 f.write_str("busy (a supervisor on the way does not read its orders)")
+            }
+            Refusal::Busy(Busy::Ordered) => {
+                f.write_str("busy (another order about it is under way)")
             }
             Refusal::ShuttingDown => f.write_str("shutting down"),
             Refusal::TimedOut(bound) => write!(f, "timed out after {bound:?}"),

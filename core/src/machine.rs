@@ -1369,8 +1369,14 @@ impl Machine {
     /// counted in the intensity, nor in the count its restart policy keeps,
     /// and its backoff starts over. Answered `Ok` when the machine starts
     /// it ([`Action::Start`]). Refused ([`Refusal`]) before the supervisor
-    /// started and once it shuts down, for a slot no child holds, and for
-    /// a child being stopped, killed as hung, or removed.
+    /// started and once it shuts down, for a slot no child holds, for a
+    /// child being stopped, killed as hung, or removed, and while another
+    /// order about the same child waits ([`Busy::Ordered`]: each order is
+    /// answered by its own outcome).
+    ///
+    /// [`Op::Stop`] and [`Op::Start`]: see there; a stop is answered once
+    /// the child stopped (at once if it was not running), a start once the
+    /// machine starts it.
     pub fn handle_order(&mut self, order: Order, child: ChildIdx, now: Instant) {
         let n = child.get();
         let refusal = match (&self.phase, self.children.get(n)) {
@@ -1380,6 +1386,8 @@ impl Machine {
             (Phase::Running, Some(slot)) => {
                 if slot.kind == Kind::Free {
                     Some(Refusal::NotFound)
+                } else if self.orders.iter().any(|p| p.child == n && !p.sent_down) {
+                    Some(Refusal::Busy(Busy::Ordered))
                 } else if slot.held && order.op == Op::Stop {
                     Some(Refusal::AlreadyStopped)
                 } else if slot.is_removing() {

@@ -504,6 +504,16 @@ impl TreeStatus {
                 node.state = NodeState::Stopped;
                 node.pid = None;
                 node.since = None;
+                // A supervisor held down is its whole subtree: every node
+                // below it is wanted down with it, until it starts again.
+                let top = self.key(&event.path);
+                for (_, below) in self
+                    .nodes
+                    .range_mut(top.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&top))
+                {
+                    below.held = true;
+                }
             }
             EventKind::Dropped(_) | EventKind::Removed => {}
         }
@@ -1036,6 +1046,36 @@ mod tests {
             paths,
             ["root", "root/host", "root/2", "root/2/0", "root/10"].map(key)
         );
+    }
+
+    #[test]
+    fn a_supervisor_held_down_holds_its_subtree_until_it_starts_again() {
+        let mut s = TreeStatus::new(1, Instant::now());
+        let started = |kind| EventKind::Started(kind);
+        for (path, kind) in [
+            ("root/1", NodeKind::Supervisor),
+            ("root/1/host", NodeKind::WorkerHost),
+            ("root/1/0", NodeKind::Worker),
+            ("root/2", NodeKind::Worker),
+        ] {
+            record(&mut s, &ev(path, Some(2), started(kind)));
+        }
+        let stopped = EventKind::exited(ChildExit::Stopped, None, None);
+        record(&mut s, &ev("root/1/0", None, stopped.clone()));
+        record(&mut s, &ev("root/1", None, stopped));
+        record(&mut s, &ev("root/1", None, EventKind::Held));
+        let held = |s: &TreeStatus, p: &str| s.get(p).map(|n| n.held);
+        for path in ["root/1", "root/1/host", "root/1/0"] {
+            assert_eq!(held(&s, path), Some(true), "{path}");
+        }
+        assert_eq!(held(&s, "root/2"), Some(false));
+        record(
+            &mut s,
+            &ev("root/1", Some(3), started(NodeKind::Supervisor)),
+        );
+        record(&mut s, &ev("root/1/0", Some(4), started(NodeKind::Worker)));
+        assert_eq!(held(&s, "root/1"), Some(false));
+        assert_eq!(held(&s, "root/1/0"), Some(false));
     }
 
     #[test]

@@ -65,6 +65,7 @@ use std::time::Duration;
 mod abuse;
 mod attack20;
 mod attack20b;
+mod attack22;
 mod boundaries;
 mod containment;
 mod control;
@@ -922,6 +923,31 @@ const SCENARIOS: &[Scenario] = &[
         control::scenario::watch,
         control::drive_watch::watch,
         30,
+    ),
+    // attack22: the review of issue 22 (see attack22.rs).
+    scenario(
+        "attack22_crossed_answers",
+        attack22::scenario::crossed_answers,
+        attack22::drive::crossed_answers,
+        60,
+    ),
+    scenario(
+        "attack22_held_through_supervisor_crash",
+        attack22::scenario::api,
+        attack22::drive::held_through_supervisor_crash,
+        30,
+    ),
+    scenario(
+        "attack22_stopped_subtree_wanted",
+        attack22::scenario::api,
+        attack22::drive::stopped_subtree_wanted,
+        30,
+    ),
+    scenario(
+        "attack22_restart_hung_host_gives_up",
+        attack22::scenario::hung_host,
+        attack22::drive::restart_hung_host,
+        40,
     ),
 ];
 

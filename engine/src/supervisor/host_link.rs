@@ -200,6 +200,10 @@ impl HostLink {
     /// Tells the host to drop worker `child`'s future, if it runs there
     /// (the machine has the host killed if the worker has not ended within
     /// [`DROP_GRACE`](crate::machine::DROP_GRACE)).
+    ///
+    /// One that waits for a host to be forked is not started at all (as
+    /// [`stop`](Self::stop) does): the machine counts it ended, so no host
+    /// may run it behind its back.
     pub(super) fn kill(&mut self, child: ChildIdx) -> bool {
         let live = self.is_live(child);
         match &mut self.host {
@@ -208,7 +212,13 @@ impl HostLink {
                 host.channel.queue(&Command::Drop(child));
                 true
             }
-            _ => false,
+            _ => {
+                self.unhosted.retain(|(c, _, _)| *c != child);
+                if let Some(live) = self.live.get_mut(child.get()) {
+                    *live = false;
+                }
+                false
+            }
         }
     }
 

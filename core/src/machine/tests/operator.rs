@@ -228,3 +228,27 @@ fn no_stop_or_start_while_the_supervisor_shuts_down() {
         ]
     );
 }
+
+#[test]
+fn a_second_order_about_a_child_waits_its_turn_and_each_is_answered_its_own_way() {
+    // Child 0 fails; under OneForAll the group stops 2, then 1; child 1's
+    // restart waits for the group: a stop or start of it meanwhile is
+    // refused, and the restart is answered when the group starts it.
+    let mut h = Harness::new(always(3), Strategy::OneForAll, Intensity::unlimited());
+    h.start(0);
+    h.reports();
+    assert_eq!(h.exit(0, Panicked, 10), [Stop([2])]);
+    assert!(h.op(Op::Restart, 1, 1, 20).is_empty());
+    assert!(h.op(Op::Stop, 2, 1, 21).is_empty());
+    assert!(h.op(Op::Start, 3, 1, 22).is_empty());
+    let busy = Err(Refusal::Busy(crate::control::Busy::Ordered));
+    assert_eq!(h.told(), (vec![(2, busy), (3, busy)], vec![]));
+    assert_eq!(h.stopped(2, 30), [Stop([1])]);
+    assert!(h.stopped(1, 40).is_empty());
+    assert_eq!(h.timeout(110), [Start(0), Start(1), Start(2)]);
+    assert_eq!(h.told(), (vec![(1, Ok(()))], vec![]));
+    // Its turn over, the next order is carried out.
+    assert_eq!(h.op(Op::Stop, 4, 1, 120), [Stop([1])]);
+    assert!(h.stopped(1, 130).is_empty());
+    assert_eq!(h.told(), (vec![(4, Ok(()))], vec![1]));
+}

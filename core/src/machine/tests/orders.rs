@@ -129,7 +129,7 @@ fn orders_are_refused_for_what_is_not_there_or_busy() {
     assert_eq!(h.answers(), vec![(2, Err(Refusal::NotFound))]);
     h.restart(3, 0, 20);
     assert!(h.restart(4, 0, 30).is_empty());
-    assert_eq!(h.answers(), vec![(4, Err(Refusal::Busy(Busy::Stopping)))]);
+    assert_eq!(h.answers(), vec![(4, Err(Refusal::Busy(Busy::Ordered)))]);
     // A shutdown answers what waits, and refuses what comes.
     h.shutdown(40);
     assert_eq!(h.answers(), vec![(3, Err(Refusal::ShuttingDown))]);

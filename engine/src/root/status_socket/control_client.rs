@@ -500,6 +500,17 @@ impl Watch {
                 }
                 let line = String::from_utf8_lossy(&line).into_owned();
                 match line.strip_prefix("error: ") {
+                    // Not the tree's refusal: the server's, of us.
+                    Some("permission denied") => {
+                        self.done = true;
+                        Some(Err(ClientError::Io(io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            format!(
+                                "the status server at {} answered: permission denied",
+                                self.socket.display()
+                            ),
+                        ))))
+                    }
                     Some(refusal) => {
                         self.done = true;
                         Some(Err(ClientError::Refused {
@@ -914,6 +925,19 @@ mod tests {
         assert_eq!(
             raw.next_line().expect("a line").expect("ok"),
             r#"{"at": 1765130000123, "path": "root/1/0", "pid": 4242, "kind": "exited", "text": "root/1/0 (pid 4242): panicked"}"#
+        );
+    }
+
+    #[test]
+    fn a_watch_the_server_refuses_us_is_a_system_error() {
+        let dir = TempDir::new("client-watch-denied");
+        let path = dir.join("status.sock");
+        let _fake = Fake::serve(&path, |_| "error: permission denied\n".to_owned());
+        let tree = Client::connect(&path).expect("connect");
+        let lines: Vec<_> = tree.watch().expect("watch").collect();
+        assert!(
+            matches!(&lines[..], [Err(ClientError::Io(e))] if e.kind() == io::ErrorKind::PermissionDenied),
+            "{lines:?}"
         );
     }
 

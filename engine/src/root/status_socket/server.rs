@@ -732,6 +732,21 @@ impl Drop for StatusServer {
         if std::process::id() != self.owner_pid {
             return;
         }
+        // Answers the tree gave but the loop did not write yet go now, as
+        // far as each socket takes them at once (a short line: all of it);
+        // an order still waiting is told the tree ended.
+        for client in self.clients.drain(..) {
+            let line: &[u8] = match &client.state {
+                ClientState::Writing { out, written } => out.get(*written..).unwrap_or_default(),
+                ClientState::Awaiting(_) => b"error: lost (the tree ended before answering)\n",
+                ClientState::Reading(_) => continue,
+            };
+            let _ = socket::send(
+                client.stream.as_raw_fd(),
+                line,
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            );
+        }
         let bounds = self.watch_bounds;
         for mut watcher in self.watchers.drain(..) {
             // Best effort: what does not fit now is lost with the tree.
