@@ -1377,7 +1377,11 @@ impl<B> Tree<Root<B>> {
     /// hung on the way makes `error: timed out`, one that ends `error:
     /// lost`); an order delayed on the way may still be carried out later.
     /// Every command is logged with the peer's uid and pid; `restart`,
-    /// `stop` and `start` share the bound and the refusals above. A node
+    /// `stop` and `start` share the bound and the refusals above, and are
+    /// carried out one at a time per node: while an order about a node
+    /// waits, another about it is refused `busy (another order about it is
+    /// under way)`. A worker host (`root/1/host`) takes no command: its
+    /// supervisor starts and stops it with its workers. A node
     /// is named by its path: a named child's segment is its name
     /// ([`add_named_worker`](Self::add_named_worker),
     /// [`with_name`](Self::with_name)), any other's its position. Up to 64
