@@ -92,11 +92,18 @@ impl Child {
     }
 }
 
-/// The child of a supervisor whose children have `names` that a path's
-/// `segment` names: a named child by its name, another by its position.
-fn child_by(names: &[Option<String>], segment: control::Segment<'_>) -> Option<usize> {
+/// The child of a supervisor of `count` children with `names` that a
+/// path's `segment` names: a named child by its name, another by its
+/// position.
+fn child_by(
+    count: usize,
+    names: &[Option<String>],
+    segment: control::Segment<'_>,
+) -> Option<usize> {
     match segment {
-        control::Segment::Position(n) => matches!(names.get(n), Some(None)).then_some(n),
+        control::Segment::Position(n) => {
+            (n < count && matches!(names.get(n), Some(None) | None)).then_some(n)
+        }
         control::Segment::Named(name) => names
             .iter()
             .position(|given| given.as_deref() == Some(name)),
@@ -173,8 +180,10 @@ impl fmt::Debug for Child {
 pub struct Tree<K> {
     #[doc(hidden)]
     pub children: Vec<Child>,
-    /// The name of each child (the same length as `children`): its path
-    /// segment; `None` for a child known by its position.
+    /// The name of each child: its path segment; `None` (or no entry: the
+    /// vector stays empty until a child is named, and shorter than
+    /// `children` after the last named one) for a child known by its
+    /// position. Nothing is allocated for a tree without names.
     #[doc(hidden)]
     pub names: Vec<Option<String>>,
     #[doc(hidden)]
@@ -480,7 +489,6 @@ impl<K> Tree<K> {
     /// ```
     pub fn add_worker(mut self, worker: impl Worker) -> Self {
         self.children.push(Child::Worker(Box::new(worker)));
-        self.names.push(None);
         self
     }
 
@@ -523,8 +531,8 @@ impl<K> Tree<K> {
     /// # Ok::<(), supertrees::Error>(())
     /// ```
     pub fn add_named_worker(mut self, name: &str, worker: impl Worker) -> Self {
+        self.name_next(Some(name.to_owned()));
         self.children.push(Child::Worker(Box::new(worker)));
-        self.names.push(Some(name.to_owned()));
         self
     }
 
@@ -552,7 +560,7 @@ impl<K> Tree<K> {
         F: FnOnce(Supervisor) -> Supervisor,
     {
         let mut sup = f(Tree::with_kind(Nested::default()));
-        self.names.push(sup.kind.name.take());
+        self.name_next(sup.kind.name.take());
         self.children.push(Child::Supervisor(Box::new(sup)));
         self
     }
@@ -877,7 +885,9 @@ impl<K> Tree<K> {
             .split('/')
             .peekable();
         while let Some(segment) = rest.next() {
-            let Some(n) = control::Segment::parse(segment).and_then(|s| child_by(names, s)) else {
+            let found =
+                control::Segment::parse(segment).and_then(|s| child_by(children.len(), names, s));
+            let Some(n) = found else {
                 break;
             };
             match (children.get(n), rest.peek()) {
@@ -910,7 +920,16 @@ impl<K> Tree<K> {
     /// named child by its name, another by its position.
     #[doc(hidden)]
     pub fn child_by(&self, segment: control::Segment<'_>) -> Option<usize> {
-        child_by(&self.names, segment)
+        child_by(self.children.len(), &self.names, segment)
+    }
+
+    /// Names the next child added (`None`: none), which takes its place
+    /// in `names` then.
+    fn name_next(&mut self, name: Option<String>) {
+        if let Some(name) = name {
+            self.names.resize(self.children.len(), None);
+            self.names.push(Some(name));
+        }
     }
 
     /// Checks the names of this supervisor's children (it is at `path`):
@@ -997,6 +1016,11 @@ impl Tree<Nested> {
     #[doc(hidden)]
     pub fn named_positions(&self, path: &str) -> Vec<(String, u32)> {
         let mut named = Vec::new();
+        // A tree without names (most) allocates nothing here: the root's
+        // heap, which every process forks from, stays as it was.
+        if !self.has_names() {
+            return named;
+        }
         for (path, sup) in self.supervisors(path) {
             for (n, name) in sup.names.iter().enumerate() {
                 if let (Some(name), Ok(n)) = (name, u32::try_from(n)) {
@@ -1005,6 +1029,15 @@ impl Tree<Nested> {
             }
         }
         named
+    }
+
+    /// Whether this supervisor or any below it names a child.
+    fn has_names(&self) -> bool {
+        !self.names.is_empty()
+            || self.children.iter().any(|child| match child {
+                Child::Supervisor(sup) => sup.has_names(),
+                Child::Worker(_) => false,
+            })
     }
 
     /// Checks the limits of this supervisor (at `path`) and every one

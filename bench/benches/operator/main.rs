@@ -190,8 +190,14 @@ fn status_json(tree: &Tree) -> Result<Vec<(String, f64)>, String> {
         let began = Instant::now();
         last = tree.ask("status json")?;
         took.push(began.elapsed().as_secs_f64() * 1e3);
+        // Every answer is the whole document, not an error line.
+        if !last.starts_with("{\"schema\":1,") || !last.ends_with("]}\n") {
+            return Err(format!("status json answered {:.200}", last));
+        }
     }
+    let bytes = last.len();
     let last = parse(&last)?;
+    let shown = last["nodes"].as_array().map_or(0, Vec::len);
     let restarted = match (spins(&first), spins(&last)) {
         (Some(a), Some(b)) => b - a,
         _ => return Err("no restarts of root/spin in the status".to_owned()),
@@ -199,6 +205,8 @@ fn status_json(tree: &Tree) -> Result<Vec<(String, f64)>, String> {
     took.sort_by(f64::total_cmp);
     Ok(vec![
         ("nodes".to_owned(), nodes as f64),
+        ("nodes_last".to_owned(), shown as f64),
+        ("bytes_last".to_owned(), bytes as f64),
         ("p50_ms".to_owned(), percentile(&took, 0.50)),
         ("p99_ms".to_owned(), percentile(&took, 0.99)),
         ("max_ms".to_owned(), took[took.len() - 1]),

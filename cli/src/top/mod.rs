@@ -48,6 +48,7 @@ pub fn run(client: &Client, err: &mut dyn Write) -> Exit {
     };
     let mut model = Model::new();
     model.apply_status(&doc, Instant::now());
+    model.read_memory(rss);
     let feeds = feed::start(client);
     let mut terminal = match ratatui::try_init() {
         Ok(terminal) => terminal,
@@ -118,10 +119,28 @@ fn on_key(code: KeyCode, modifiers: KeyModifiers, table: &mut TableState, model:
     true
 }
 
+/// The resident memory of process `pid`, from `/proc` (`top` runs on the
+/// tree's machine; `None` where that process is not ours to see).
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Applies one thing the threads heard at `at`.
 fn apply(model: &mut Model, feed: Feed, at: Instant) {
     match feed {
-        Feed::Status(doc) => model.apply_status(&doc, at),
+        Feed::Status(doc) => {
+            model.apply_status(&doc, at);
+            model.read_memory(rss);
+        }
         Feed::NoStatus { why, refused: true } => model.status_refused(why, at),
         Feed::NoStatus {
             why,

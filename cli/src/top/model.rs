@@ -35,6 +35,9 @@ pub struct Row {
     pub since: Option<Instant>,
     /// A limited subtree's memory in use, at the latest status.
     pub memory_bytes: Option<u64>,
+    /// Its own process's resident memory (a supervisor's or a worker
+    /// host's; a worker's is its host's), as last read here.
+    pub rss_bytes: Option<u64>,
     /// How it ended last time.
     pub last_exit: Option<String>,
 }
@@ -53,7 +56,18 @@ impl Row {
                 .up_ms
                 .and_then(|ms| now.checked_sub(Duration::from_millis(ms))),
             memory_bytes: node.memory_bytes,
+            rss_bytes: None,
             last_exit: node.last_exit.as_ref().map(crate::doc::LastExit::text),
+        }
+    }
+
+    /// What its memory cell says: a limited subtree's memory in use, else
+    /// its own process's resident memory, where known.
+    pub fn memory(&self) -> Option<String> {
+        match (self.memory_bytes, self.rss_bytes) {
+            (Some(subtree), _) => Some(format!("{} subtree", crate::when::bytes(subtree))),
+            (None, Some(rss)) => Some(crate::when::bytes(rss)),
+            (None, None) => None,
         }
     }
 
@@ -195,6 +209,17 @@ impl Model {
                 self.note("connected again".to_owned());
             }
             self.link = Link::Up;
+        }
+    }
+
+    /// Reads the resident memory of each supervisor's and worker host's
+    /// process with `rss` (by pid; `None` where it can not be read).
+    pub fn read_memory(&mut self, rss: impl Fn(u32) -> Option<u64>) {
+        for row in &mut self.rows {
+            row.rss_bytes = match (row.kind.as_str(), row.pid) {
+                ("supervisor" | "host", Some(pid)) => rss(pid),
+                _ => None,
+            };
         }
     }
 
@@ -384,6 +409,7 @@ impl Model {
                 restarts: 0,
                 since: None,
                 memory_bytes: None,
+                rss_bytes: None,
                 last_exit: None,
             },
         );
@@ -502,6 +528,21 @@ mod tests {
             model.row("root/1").and_then(|r| r.memory_bytes),
             Some(12 << 20)
         );
+    }
+
+    #[test]
+    fn supervisors_and_hosts_show_their_own_memory_limited_subtrees_theirs() {
+        let mut model = loaded(Instant::now());
+        model.read_memory(|pid| Some(u64::from(pid) << 10));
+        let memory = |path: &str| model.row(path).and_then(Row::memory);
+        // root/1 is limited: its subtree's memory; root/1/host its own.
+        assert_eq!(memory("root/1").as_deref(), Some("12.0 MiB subtree"));
+        let host = model.row("root/1/host").expect("a host");
+        let pid = host.pid.expect("a pid");
+        assert_eq!(host.rss_bytes, Some(u64::from(pid) << 10));
+        assert!(memory("root/1/host").is_some());
+        // A worker's process is its host's: shown there, not twice.
+        assert_eq!(memory("root/1/0"), None);
     }
 
     #[test]

@@ -138,7 +138,7 @@ fn cells(row: &Row, now: Instant, narrow: bool) -> Vec<Cell<'static>> {
         return vec![path.into(), state.into(), pid.into()];
     }
     let up = row.uptime(now).map_or_else(|| "-".to_owned(), when::uptime);
-    let memory = row.memory_bytes.map_or_else(String::new, when::bytes);
+    let memory = row.memory().unwrap_or_default();
     vec![
         path.into(),
         row.kind.clone().into(),
