@@ -338,6 +338,29 @@ fn expect(out: Result<Out, String>, code: i32, stdout: &str, stderr: &str) -> Re
     Ok(out)
 }
 
+/// `top` in a terminal too small says so, and draws its table again once
+/// the terminal is larger.
+fn small_terminal(tmux: &Tmux) -> Result<(), String> {
+    tmux.run(&["resize-window", "-t", "top", "-x", "30", "-y", "6"])?;
+    tmux.wait_for(&["terminal too small"], Duration::from_secs(5))?;
+    tmux.run(&["resize-window", "-t", "top", "-x", "60", "-y", "20"])?;
+    tmux.wait_for(&["root/1/0", "STATE"], Duration::from_secs(5))
+        .map(drop)
+}
+
+/// `q` ends `top` with exit 0 and restores the screen: `table` (a word of
+/// its table) is gone.
+fn quits_on_q(tmux: &Tmux, table: &str) -> Result<(), String> {
+    tmux.run(&["send-keys", "-t", "top", "q"])?;
+    let screen = tmux.wait_for(&["top exited 0"], Duration::from_secs(5))?;
+    if screen.contains(table) {
+        return Err(format!(
+            "the table is still on the screen after q:\n{screen}"
+        ));
+    }
+    Ok(())
+}
+
 /// The tree's `status json`, read with the command.
 fn status_doc(socket: &Path) -> Result<serde_json::Value, String> {
     let out = expect(st(socket, &["status", "--json"]), 0, "\"schema\"", "")?;
@@ -968,29 +991,8 @@ fn top(run: &mut Run, socket: &Path, tree: &mut Tree) {
             .map(drop)
         })(),
     );
-    run.check(
-        names[2],
-        (|| {
-            tmux.run(&["resize-window", "-t", "top", "-x", "30", "-y", "6"])?;
-            tmux.wait_for(&["terminal too small"], Duration::from_secs(5))?;
-            tmux.run(&["resize-window", "-t", "top", "-x", "60", "-y", "20"])?;
-            tmux.wait_for(&["root/1/0", "STATE"], Duration::from_secs(5))
-                .map(drop)
-        })(),
-    );
-    run.check(
-        names[3],
-        (|| {
-            tmux.run(&["send-keys", "-t", "top", "q"])?;
-            let screen = tmux.wait_for(&["top exited 0"], Duration::from_secs(5))?;
-            if screen.contains("PATH") {
-                return Err(format!(
-                    "the table is still on the screen after q:\n{screen}"
-                ));
-            }
-            Ok(())
-        })(),
-    );
+    run.check(names[2], small_terminal(&tmux));
+    run.check(names[3], quits_on_q(&tmux, "PATH"));
 }
 
 /// A status server of this test's own that serves `status json` and
@@ -1213,29 +1215,8 @@ fn top_on_a_fake(run: &mut Run, dir: &Path) {
             screen.map(drop)
         })(),
     );
-    run.check(
-        names[3],
-        (|| {
-            tmux.run(&["resize-window", "-t", "top", "-x", "30", "-y", "6"])?;
-            tmux.wait_for(&["terminal too small"], Duration::from_secs(5))?;
-            tmux.run(&["resize-window", "-t", "top", "-x", "60", "-y", "20"])?;
-            tmux.wait_for(&["root/1/0", "STATE"], Duration::from_secs(5))
-                .map(drop)
-        })(),
-    );
-    run.check(
-        names[4],
-        (|| {
-            tmux.run(&["send-keys", "-t", "top", "q"])?;
-            let screen = tmux.wait_for(&["top exited 0"], Duration::from_secs(5))?;
-            if screen.contains("STATE") {
-                return Err(format!(
-                    "the table is still on the screen after q:\n{screen}"
-                ));
-            }
-            Ok(())
-        })(),
-    );
+    run.check(names[3], small_terminal(&tmux));
+    run.check(names[4], quits_on_q(&tmux, "STATE"));
 }
 
 /// `status --json`, `probe ready` and `watch` against [`Fake`], which
