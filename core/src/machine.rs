@@ -1017,12 +1017,7 @@ impl Machine {
         match slot.state {
             State::Running { .. } if running => {
                 tracing::debug!(supervisor = %self.path, %child, %id, "stopping a child to remove it");
-                let action = if self.begin_stop(n, now) {
-                    Action::Kill(vec![child])
-                } else {
-                    Action::Stop(vec![child])
-                };
-                self.actions.push_back(action);
+                self.stop_alone(child, now);
             }
             // The shutdown stops it, or its stop is under way: its exit
             // removes it.
@@ -1509,12 +1504,7 @@ impl Machine {
                 let Some(child) = ChildIdx::new(n) else {
                     return;
                 };
-                let action = if self.begin_stop(n, now) {
-                    Action::Kill(vec![child])
-                } else {
-                    Action::Stop(vec![child])
-                };
-                self.actions.push_back(action);
+                self.stop_alone(child, now);
             }
             State::Waiting { .. } | State::Done => self.start_child(n, now, false),
             // It starts soon: its order is answered then.
@@ -1544,12 +1534,7 @@ impl Machine {
                 // under way stops it in its turn.
                 let in_group = self.group.as_ref().is_some_and(|g| g.members.contains(&n));
                 if !in_group {
-                    let action = if self.begin_stop(n, now) {
-                        Action::Kill(vec![child])
-                    } else {
-                        Action::Stop(vec![child])
-                    };
-                    self.actions.push_back(action);
+                    self.stop_alone(child, now);
                 }
             }
             State::Idle
@@ -2217,6 +2202,19 @@ impl Machine {
             },
         );
         kill_now
+    }
+
+    /// Child `child` alone is asked to stop at `now` (a removal, an
+    /// operator's restart or stop): [`Action::Stop`], or [`Action::Kill`]
+    /// for one stopped with `Shutdown::Kill` (see
+    /// [`begin_stop`](Self::begin_stop)).
+    fn stop_alone(&mut self, child: ChildIdx, now: Instant) {
+        let action = if self.begin_stop(child.get(), now) {
+            Action::Kill(vec![child])
+        } else {
+            Action::Stop(vec![child])
+        };
+        self.actions.push_back(action);
     }
 
     /// Ends the supervisor once no child runs or will restart; never one
