@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 
-use super::{after, with_context};
+use super::{after, with_context, PERMISSION_DENIED};
 use supertrees_core::control::Request;
 
 /// The longest answer [`read_answer`] accepts.
@@ -55,16 +55,22 @@ pub(crate) fn exchange(path: &Path, request: &Request, timeout: Duration) -> io:
     let sent = open(path, request, deadline)?;
     let answer = read_answer(sent, path, deadline)?;
     let answer = String::from_utf8_lossy(&answer).into_owned();
-    if answer.lines().next() == Some("error: permission denied") {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "the status server at {} answered: permission denied",
-                path.display()
-            ),
-        ));
+    if answer.lines().next() == Some(PERMISSION_DENIED) {
+        return Err(denied(path));
     }
     Ok(answer)
+}
+
+/// What a client is told when the server at `path` answered
+/// [`PERMISSION_DENIED`].
+pub(super) fn denied(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "the status server at {} answered: permission denied",
+            path.display()
+        ),
+    )
 }
 
 /// A connection to a status server, its request sent.

@@ -13,8 +13,8 @@ use nix::errno::Errno;
 use supertrees_core::control::{sanitize, BadPath, NodePath, Op, Request, WatchLine};
 use supertrees_core::TreeStatus;
 
-use super::after;
-use super::client::{check_peer, connect_error, connect_nonblocking, exchange, open};
+use super::client::{self, check_peer, connect_error, connect_nonblocking, exchange, open};
+use super::{after, PERMISSION_DENIED};
 
 /// How long [`Client`] waits for the answer to `status`, `status json` and
 /// `metrics` unless told otherwise ([`Client::with_timeout`]).
@@ -499,18 +499,11 @@ impl Watch {
                     line.pop();
                 }
                 let line = String::from_utf8_lossy(&line).into_owned();
+                if line == PERMISSION_DENIED {
+                    self.done = true;
+                    return Some(Err(ClientError::Io(client::denied(&self.socket))));
+                }
                 match line.strip_prefix("error: ") {
-                    // Not the tree's refusal: the server's, of us.
-                    Some("permission denied") => {
-                        self.done = true;
-                        Some(Err(ClientError::Io(io::Error::new(
-                            io::ErrorKind::PermissionDenied,
-                            format!(
-                                "the status server at {} answered: permission denied",
-                                self.socket.display()
-                            ),
-                        ))))
-                    }
                     Some(refusal) => {
                         self.done = true;
                         Some(Err(ClientError::Refused {

@@ -47,6 +47,10 @@ pub(super) use server::{StatusServer, View};
 /// The longest request line, including its `'\n'`: room for a long path.
 const MAX_REQUEST: usize = 1024;
 
+/// The line a server refuses a peer of another uid with, before any
+/// request: the server's refusal of the client, not the tree's answer.
+const PERMISSION_DENIED: &str = "error: permission denied";
+
 /// `now + duration`, saturating far in the future instead of overflowing.
 fn after(now: Instant, duration: Duration) -> Instant {
     now.checked_add(duration)

@@ -39,7 +39,7 @@ use nix::sys::socket::{self, sockopt, MsgFlags, UnixAddr};
 use super::dir::{
     check_ancestors, check_length, prepare_directory, remove_created_directory, remove_stale_socket,
 };
-use super::{after, with_context, MAX_REQUEST};
+use super::{after, with_context, MAX_REQUEST, PERMISSION_DENIED};
 use crate::Event;
 use supertrees_core::control::{
     sanitize, Answer, NodePath, Op, Order, Request, Ticket, WatchLine, Watched,
@@ -90,8 +90,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// `ECONNRESET` instead of ending cleanly after our answer.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
-/// The answer to a peer that is not our user.
-const PERMISSION_DENIED: &[u8] = b"error: permission denied\n";
 /// The answer to an idle client cut off to make room for another.
 const BUSY: &[u8] = b"error: busy\n";
 /// The answer to an order while [`MAX_AWAITING`] clients wait for theirs.
@@ -681,12 +679,12 @@ impl StatusServer {
                         peer_pid = peer.pid(),
                         "refusing a status client of another user"
                     );
-                    refuse(stream, PERMISSION_DENIED);
+                    refuse(stream, format!("{PERMISSION_DENIED}\n").as_bytes());
                     continue;
                 }
                 Err(err) => {
                     tracing::warn!(%err, "can't tell who a status client is; refusing it");
-                    refuse(stream, PERMISSION_DENIED);
+                    refuse(stream, format!("{PERMISSION_DENIED}\n").as_bytes());
                     continue;
                 }
             };
