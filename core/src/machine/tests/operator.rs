@@ -6,7 +6,8 @@ use super::*;
 use crate::control::{NodePath, Op, Order, Refusal, Ticket};
 use crate::RestartPolicy::Always as Permanent;
 
-fn order(ticket: u64, n: usize, op: Op) -> Order {
+/// Order `ticket`: `op` of child `n` of the root.
+pub(super) fn order(ticket: u64, n: usize, op: Op) -> Order {
     Order {
         ticket: Ticket(ticket),
         path: NodePath::parse(&format!("root/{n}")).expect("a path"),

@@ -5,12 +5,9 @@ use super::*;
 use crate::control::{Busy, NodePath, Op, Order, Refusal, Ticket};
 use crate::RestartPolicy::Always as Permanent;
 
+/// An operator's restart of child `n`.
 fn order(ticket: u64, n: usize) -> Order {
-    Order {
-        ticket: Ticket(ticket),
-        path: NodePath::parse(&format!("root/{n}")).expect("a path"),
-        op: Op::Restart,
-    }
+    super::operator::order(ticket, n, Op::Restart)
 }
 
 impl Harness {
