@@ -31,23 +31,8 @@ pub(crate) mod scenario {
 
     use supertrees::{BoxFuture, Intensity, Restartable, Shutdown, Strategy, Supertree, Worker};
 
+    use crate::control::scenario::{Brief, Observed, Polite};
     use crate::observe::{now_ms, test_dir};
-
-    /// Prints `start <name> <ms>`, and `stopped <name>` when asked to stop.
-    struct Polite(&'static str);
-
-    impl Worker for Polite {
-        fn init(&self) -> BoxFuture {
-            let name = self.0;
-            Box::pin(async move {
-                println!("start {name} {}", now_ms());
-                supertrees::stopping().await;
-                println!("stopped {name}");
-            })
-        }
-    }
-
-    impl Restartable for Polite {}
 
     /// Takes 2 s to stop when asked.
     struct Slow(&'static str);
@@ -71,7 +56,7 @@ pub(crate) mod scenario {
         }
     }
 
-    /// Panics when the file `crash` appears in the test directory.
+    /// Ends when the file `crash` appears in the test directory.
     struct OnDemand(&'static str);
 
     impl Worker for OnDemand {
@@ -93,71 +78,47 @@ pub(crate) mod scenario {
 
     impl Restartable for OnDemand {}
 
-    fn observed(tree: Supertree) -> Supertree {
-        tree.status_socket(test_dir().join("status.sock"))
-            .on_event(|event| println!("event {event}"))
-            .on_ready(|_| println!("tree-ready"))
-    }
-
     /// `root/g`: a `OneForAll` group of `x`, `slow` (2 s to stop) and
-    /// `crash` (panics when asked to).
+    /// `crash` (ends when asked to).
     pub(crate) fn crossed_answers() {
-        let result = observed(
-            Supertree::new()
-                .with_intensity(Intensity::unlimited())
-                .add_supervisor(|s| {
-                    s.with_name("g")
-                        .with_intensity(Intensity::unlimited())
-                        .with_strategy(Strategy::OneForAll)
-                        .add_named_worker("x", Polite("root/g/x"))
-                        .add_named_worker("slow", Slow("root/g/slow"))
-                        .add_named_worker("crash", OnDemand("root/g/crash"))
-                }),
-        )
-        .start();
+        let result = Supertree::new()
+            .with_intensity(Intensity::unlimited())
+            .add_supervisor(|s| {
+                s.with_name("g")
+                    .with_intensity(Intensity::unlimited())
+                    .with_strategy(Strategy::OneForAll)
+                    .add_named_worker("x", Polite("root/g/x"))
+                    .add_named_worker("slow", Slow("root/g/slow"))
+                    .add_named_worker("crash", OnDemand("root/g/crash"))
+            })
+            .observed()
+            .start();
         crate::scenario::report(result);
     }
 
     /// Two workers in the root's worker host, one restart a minute.
     pub(crate) fn hung_host() {
-        let result = observed(
-            Supertree::new()
-                .with_intensity(Intensity::new(1, Duration::from_secs(60)))
-                .add_named_worker("jobs", Brief("root/jobs"))
-                .add_named_worker("other", Polite("root/other")),
-        )
-        .start();
+        let result = Supertree::new()
+            .with_intensity(Intensity::new(1, Duration::from_secs(60)))
+            .add_named_worker("jobs", Brief("root/jobs"))
+            .add_named_worker("other", Polite("root/other"))
+            .observed()
+            .start();
         crate::scenario::report(result);
-    }
-
-    /// A [`Polite`] worker killed at once when stopped.
-    struct Brief(&'static str);
-
-    impl Worker for Brief {
-        fn init(&self) -> BoxFuture {
-            Polite(self.0).init()
-        }
-    }
-
-    impl Restartable for Brief {
-        fn shutdown(&self) -> Shutdown {
-            Shutdown::Kill
-        }
     }
 
     /// `root/api`: a forked supervisor of `web` and `cache`.
     pub(crate) fn api() {
-        let result = observed(
-            Supertree::new()
-                .with_intensity(Intensity::new(3, Duration::from_secs(60)))
-                .add_supervisor(|s| {
-                    s.with_name("api")
-                        .add_named_worker("web", Polite("root/api/web"))
-                        .add_named_worker("cache", Polite("root/api/cache"))
-                })
-                .add_named_worker("jobs", Polite("root/jobs")),
-        )
-        .start();
+        let result = Supertree::new()
+            .with_intensity(Intensity::new(3, Duration::from_secs(60)))
+            .add_supervisor(|s| {
+                s.with_name("api")
+                    .add_named_worker("web", Polite("root/api/web"))
+                    .add_named_worker("cache", Polite("root/api/cache"))
+            })
+            .add_named_worker("jobs", Polite("root/jobs"))
+            .observed()
+            .start();
         crate::scenario::report(result);
     }
 }

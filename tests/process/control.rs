@@ -14,7 +14,7 @@ pub(crate) mod scenario {
 
     /// Prints `start <name> <ms>` when it starts and `stopped <name>` when
     /// it is asked to stop (then ends): its stops are in order.
-    struct Polite(&'static str);
+    pub(crate) struct Polite(pub(crate) &'static str);
 
     impl Worker for Polite {
         fn init(&self) -> BoxFuture {
@@ -31,7 +31,7 @@ pub(crate) mod scenario {
 
     /// A [`Polite`] worker killed at once when stopped: the bound of an
     /// order about it is 5 s.
-    struct Brief(&'static str);
+    pub(crate) struct Brief(pub(crate) &'static str);
 
     impl Worker for Brief {
         fn init(&self) -> BoxFuture {
@@ -90,7 +90,7 @@ pub(crate) mod scenario {
 
     /// What the drives read of every tree here: its status socket, events
     /// and readiness.
-    trait Observed {
+    pub(crate) trait Observed {
         fn observed(self) -> Self;
     }
 
