@@ -21,7 +21,6 @@
 //! worker prints `result <figure> key=value ...` lines and ends the tree
 //! with SIGTERM to the root. The driver prints a Markdown table.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -33,6 +32,9 @@ use supertrees::{
     query_status, start_child, terminate_child, BoxFuture, Error, RestartPolicy, Restartable,
     Supertree, Worker,
 };
+
+#[path = "../common/figures.rs"]
+mod figures;
 
 /// The environment variable that makes this binary run one figure's tree.
 const TREE_VAR: &str = "SUPERTREES_BENCH_TREE";
@@ -49,36 +51,7 @@ fn main() {
     if let Ok(figure) = std::env::var(TREE_VAR) {
         tree(&figure);
     }
-    let wanted: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    let figures: Vec<&str> = ["start", "cycles"]
-        .into_iter()
-        .filter(|f| wanted.is_empty() || wanted.iter().any(|w| f.contains(w.as_str())))
-        .collect();
-    let mut results: HashMap<(String, String), Vec<f64>> = HashMap::new();
-    for run in 1..=runs {
-        for figure in &figures {
-            eprintln!("run {run}/{runs}: {figure}");
-            match run_tree(figure) {
-                Ok(fields) => {
-                    for (key, value) in fields {
-                        results
-                            .entry((figure.to_string(), key))
-                            .or_default()
-                            .push(value);
-                    }
-                }
-                Err(err) => eprintln!("  failed: {err}"),
-            }
-        }
-    }
-    report(&results, runs);
+    figures::run(&["start", "cycles"], run_tree);
 }
 
 /// Runs `figure`'s tree as a subprocess and returns the fields of its
@@ -137,27 +110,6 @@ fn run_tree(figure: &str) -> Result<Vec<(String, f64)>, String> {
         Some(err) => Err(err),
         None if fields.is_empty() => Err("no result".to_owned()),
         None => Ok(fields),
-    }
-}
-
-/// The table: each field's min and median over the runs.
-fn report(results: &HashMap<(String, String), Vec<f64>>, runs: usize) {
-    let mut keys: Vec<&(String, String)> = results.keys().collect();
-    keys.sort();
-    println!("| figure | field | min | median | runs |");
-    println!("|---|---|---|---|---|");
-    for key in keys {
-        let mut values = results[key].clone();
-        values.sort_by(f64::total_cmp);
-        let median = values[(values.len() - 1) / 2];
-        println!(
-            "| {} | {} | {:.3} | {:.3} | {}/{runs} |",
-            key.0,
-            key.1,
-            values[0],
-            median,
-            values.len()
-        );
     }
 }
 

@@ -20,7 +20,6 @@
 //! SIGTERM. It prints a Markdown table of each field's min and median
 //! over the runs.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -31,6 +30,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use supertrees::{BackoffPolicy, BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+
+#[path = "../common/figures.rs"]
+mod figures;
 
 /// The environment variable that makes this binary run one figure's tree.
 const TREE_VAR: &str = "SUPERTREES_BENCH_TREE";
@@ -47,37 +49,13 @@ fn main() {
     if let Ok(figure) = std::env::var(TREE_VAR) {
         tree(&figure);
     }
-    let wanted: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    let figures: Vec<&str> = ["status_json", "restart"]
-        .into_iter()
-        .filter(|f| wanted.is_empty() || wanted.iter().any(|w| f.contains(w.as_str())))
-        .collect();
-    let mut results: HashMap<(String, String), Vec<f64>> = HashMap::new();
-    for run in 1..=runs {
-        for figure in &figures {
-            eprintln!("run {run}/{runs}: {figure}");
-            match measure(figure) {
-                Ok(fields) => {
-                    for (key, value) in fields {
-                        eprintln!("  {key} = {value:.3}");
-                        results
-                            .entry((figure.to_string(), key))
-                            .or_default()
-                            .push(value);
-                    }
-                }
-                Err(err) => eprintln!("  failed: {err}"),
-            }
+    figures::run(&["status_json", "restart"], |figure| {
+        let fields = measure(figure)?;
+        for (key, value) in &fields {
+            eprintln!("  {key} = {value:.3}");
         }
-    }
-    report(&results, runs);
+        Ok(fields)
+    });
 }
 
 /// A running tree of one figure, ended (its process group killed) when
@@ -255,27 +233,6 @@ fn restart(tree: &Tree) -> Result<Vec<(String, f64)>, String> {
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
-}
-
-/// The table: each field's min and median over the runs.
-fn report(results: &HashMap<(String, String), Vec<f64>>, runs: usize) {
-    let mut keys: Vec<&(String, String)> = results.keys().collect();
-    keys.sort();
-    println!("| figure | field | min | median | runs |");
-    println!("|---|---|---|---|---|");
-    for key in keys {
-        let mut values = results[key].clone();
-        values.sort_by(f64::total_cmp);
-        let median = values[(values.len() - 1) / 2];
-        println!(
-            "| {} | {} | {:.3} | {:.3} | {}/{runs} |",
-            key.0,
-            key.1,
-            values[0],
-            median,
-            values.len()
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------
