@@ -349,15 +349,25 @@ pub(crate) mod drive {
         let socket = dir_of(run.pid()).join("status.sock");
         wait_line(run, "tree-ready")?;
         let mut answers = Vec::new();
+        let mut last_host = None;
         for round in 1..=2 {
-            let line = run
-                .stdout()
-                .into_iter()
-                .rfind(|l| {
-                    l.starts_with("event root/host (pid ") && l.contains("worker host started")
-                })
-                .ok_or("no start of root/host")?;
-            let host = pid_in(&line)?;
+            // The host's start event, which may come after its worker's
+            // own output: the next host, not the one killed last round.
+            let host = run.wait_for("the worker host to be started (again)", |run| {
+                let line = run
+                    .stdout()
+                    .into_iter()
+                    .rfind(|l| {
+                        l.starts_with("event root/host (pid ") && l.contains("worker host started")
+                    })
+                    .ok_or("no start of root/host")?;
+                let host = pid_in(&line)?;
+                if Some(host) == last_host {
+                    return Err(format!("the latest host is still {host}, killed"));
+                }
+                Ok(host)
+            })?;
+            last_host = Some(host);
             run.signal(host, Signal::SIGSTOP)?;
             let answer = ask(&socket, "restart root/jobs")?;
             run.note(format!("round {round}: {answer:?}"));
