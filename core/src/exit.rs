@@ -151,7 +151,9 @@ impl ChildExit {
                 .iter()
                 .find(|(_, name)| *name == signal)
                 .map(|(number, _)| *number);
-            return named.or_else(|| plain_int(signal)).map(ChildExit::Signaled);
+            // A number only for a signal that has no name (its text).
+            let unnamed = || plain_int(signal).filter(|n| !SIGNALS.iter().any(|(k, _)| k == n));
+            return named.or_else(unnamed).map(ChildExit::Signaled);
         }
         if let Some(rest) = text.strip_prefix("could not be forked: ") {
             let (name, desc) = rest.split_once(": ")?;
@@ -538,6 +540,8 @@ pub(crate) mod tests {
     fn odd_texts_are_no_exit() {
         for text in [
             "",
+            // SIGHUP's number: its text is its name.
+            "killed by signal 1",
             "exited with code +3",
             "exited with code 03",
             "killed by signal SIGNOPE",

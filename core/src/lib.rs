@@ -350,6 +350,7 @@ pub mod codec;
 #[doc(hidden)]
 #[allow(rustdoc::private_intra_doc_links)]
 pub mod control;
+pub mod figures;
 #[doc(hidden)]
 #[allow(rustdoc::private_intra_doc_links)]
 pub mod lease;

@@ -12,6 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
+use crate::figures::Figures;
 use crate::{Event, EventKind, TreeStatus};
 
 /// The callback of [`Tree::on_event`](crate::Tree::on_event).
@@ -25,9 +26,21 @@ pub struct Observers {
     pub on_event: Option<OnEvent>,
     pub on_ready: Option<OnReady>,
     pub status_socket: Option<PathBuf>,
+    /// [`Tree::with_metrics`](crate::Tree::with_metrics): the figures are
+    /// published to the `metrics` facade's recorder once a second.
+    pub metrics: bool,
     /// The tree's named children and their positions (see
     /// [`TreeStatus::know_positions`]).
     pub named: Vec<(String, u32)>,
+}
+
+impl Observers {
+    /// Whether the root keeps the tree's figures: for the recorder
+    /// ([`metrics`](Self::metrics)), or for the status socket's `metrics`
+    /// request.
+    pub fn keep_figures(&self) -> bool {
+        self.metrics || self.status_socket.is_some()
+    }
 }
 
 /// How many calls of the user's callbacks wait at most in the root; when
@@ -50,6 +63,8 @@ enum Call {
 pub struct Observed {
     observers: Observers,
     status: TreeStatus,
+    /// The figures, when the tree keeps them ([`Observers::keep_figures`]).
+    figures: Option<Figures>,
     /// `None`: callbacks are made at once (the simulation). `Some(n)`:
     /// they wait in `queue`, at most `n` of them, until
     /// [`deliver`](Self::deliver) makes them (the root process).
@@ -71,6 +86,7 @@ impl Observed {
         let mut status = TreeStatus::new(pid, now);
         status.know_positions(std::mem::take(&mut observers.named));
         Self {
+            figures: observers.keep_figures().then(Figures::default),
             observers,
             status,
             capacity: None,
@@ -92,6 +108,24 @@ impl Observed {
 
     pub fn status(&self) -> &TreeStatus {
         &self.status
+    }
+
+    /// Whether the figures are published to the `metrics` facade's
+    /// recorder ([`Tree::with_metrics`](crate::Tree::with_metrics)).
+    pub fn publishes_metrics(&self) -> bool {
+        self.observers.metrics
+    }
+
+    /// Publishes the tree's figures into the current recorder of the
+    /// `metrics` facade, with the traffic of `mailboxes` (see
+    /// [`Figures::publish`]); nothing if the tree keeps none.
+    pub fn publish_figures<'a>(
+        &self,
+        mailboxes: impl IntoIterator<Item = (&'a str, crate::figures::MailboxCounts)>,
+    ) {
+        if let Some(figures) = &self.figures {
+            figures.publish(&self.status, mailboxes);
+        }
     }
 
     /// Shows `resources` (a subtree's limits and usage) on node `path` of
@@ -166,7 +200,10 @@ impl Observed {
     /// Records `event` in the status, shows it to `seen` and hands it to
     /// `on_event`.
     fn record(&mut self, event: Event, now: Instant, seen: &mut impl FnMut(&Event)) {
-        self.status.record(&event, now);
+        let restarted = self.status.fold(&event, now);
+        if let Some(figures) = &mut self.figures {
+            figures.record(&event, restarted);
+        }
         seen(&event);
         if self.observers.on_event.is_none() {
             return;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::figures::Tally;
 use crate::Error;
 
 /// The largest message (and reply) in bytes, once encoded, with the name
@@ -66,6 +67,12 @@ pub trait Services: Send + Sync {
     fn inbox(&self, name: &str) -> Result<Box<dyn InboxPort>, Error>;
     /// The type of the argument of template `name`.
     fn argument_type(&self, name: &str) -> Result<&'static str, Error>;
+    /// Where this process counts its traffic to mailbox `name`: nowhere
+    /// unless the tree keeps its figures.
+    fn tally(&self, name: &str) -> Tally {
+        let _ = name;
+        Tally::default()
+    }
 }
 
 /// What a name was declared as.

@@ -331,12 +331,16 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// with the panic, if the worker (or its `init`, or a subtask) panicked.
 ///
 /// `services` are what the run's mailboxes and dynamic children go
-/// through ([`crate::message`]).
+/// through ([`crate::message`]). `span` (the engines' `worker` span, with
+/// the node's `path` and `pid`) is entered while `init` runs and whenever
+/// the run (its future and its subtasks) is polled, so that what the
+/// worker's own code logs says which node it is.
 pub fn run_worker(
     worker: &dyn Worker,
     stop: Arc<StopFlag>,
     notify: impl Fn() + Send + Sync + 'static,
     services: Option<Arc<dyn Services>>,
+    span: tracing::Span,
 ) -> Pin<Box<dyn Future<Output = Result<(), Panic>> + Send>> {
     let signal = Arc::new(Signal {
         fired: AtomicBool::new(false),
@@ -345,6 +349,7 @@ pub fn run_worker(
     // `init` is part of the run: `stopping()`, `ready()` and `spawn()`
     // called in it (not only in the future it returns) act for the run.
     let began = catch_unwind(AssertUnwindSafe(|| {
+        let _span = span.enter();
         let entered = Entered::new(Current {
             signal: signal.clone(),
             stop: stop.clone(),
@@ -363,6 +368,7 @@ pub fn run_worker(
                 stop,
                 services,
                 on_start: readiness == Readiness::OnStart,
+                span,
             })
             .catch_unwind(),
         ),
@@ -407,22 +413,25 @@ struct ReadyScope {
     stop: Arc<StopFlag>,
     services: Option<Arc<dyn Services>>,
     on_start: bool,
+    /// The `worker` span: entered whenever the run is polled.
+    span: tracing::Span,
 }
 
 impl Future for ReadyScope {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::take(&mut self.on_start) {
-            self.signal.fire();
+        let this = &mut *self;
+        let _span = this.span.enter();
+        if std::mem::take(&mut this.on_start) {
+            this.signal.fire();
         }
         let entered = Entered::new(Current {
-            signal: self.signal.clone(),
-            stop: self.stop.clone(),
+            signal: this.signal.clone(),
+            stop: this.stop.clone(),
             spawned: Vec::new(),
-            services: self.services.clone(),
+            services: this.services.clone(),
         });
-        let this = &mut *self;
         if this.fut.as_mut().poll(cx).is_ready() {
             return Poll::Ready(());
         }
@@ -473,6 +482,7 @@ mod tests {
             stop,
             services,
             on_start: readiness == Readiness::OnStart,
+            span: tracing::Span::none(),
         }
     }
 

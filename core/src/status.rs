@@ -401,11 +401,17 @@ impl TreeStatus {
     /// A [`Removed`](EventKind::Removed) child is deleted, with every node
     /// below it (the root is never).
     pub fn record(&mut self, event: &Event, now: Instant) {
+        self.fold(event, now);
+    }
+
+    /// As [`record`](Self::record); says whether the event restarted its
+    /// node (its [`restarts`](NodeStatus::restarts) went up).
+    pub(crate) fn fold(&mut self, event: &Event, now: Instant) -> bool {
         self.advance(now);
         match event.kind {
             EventKind::Dropped(n) => {
                 self.dropped = self.dropped.saturating_add(n);
-                return;
+                return false;
             }
             EventKind::Removed => {
                 let gone = self.key(&event.path);
@@ -422,7 +428,7 @@ impl TreeStatus {
                         self.nodes.remove(&k);
                     }
                 }
-                return;
+                return false;
             }
             _ => {}
         }
@@ -446,10 +452,12 @@ impl TreeStatus {
                 since: None,
                 resources: None,
             });
+        let mut restarted = false;
         match &event.kind {
             EventKind::Started(kind) => {
                 if matches!(node.state, NodeState::Restarting) {
                     node.restarts = node.restarts.saturating_add(1);
+                    restarted = true;
                 }
                 node.kind = *kind;
                 node.pid = event.pid;
@@ -472,6 +480,7 @@ impl TreeStatus {
                     // Restarted in place by its host: running again already.
                     Some(_) if node.kind == NodeKind::Worker && event.pid.is_some() => {
                         node.restarts = node.restarts.saturating_add(1);
+                        restarted = true;
                         node.state = NodeState::Starting;
                         node.since = Some(now);
                     }
@@ -517,6 +526,7 @@ impl TreeStatus {
             }
             EventKind::Dropped(_) | EventKind::Removed => {}
         }
+        restarted
     }
 
     /// Every node, in tree order (the root first).

@@ -1444,6 +1444,59 @@ impl<B> Tree<Root<B>> {
         self.kind.observers.status_socket = Some(path.into());
         self
     }
+
+    /// Publishes the tree's figures (restarts, exits by reason, up and
+    /// ready per path, mailbox traffic, ...: see [`figures`](crate::figures)
+    /// for every family and its labels) through the
+    /// [`metrics`](https://docs.rs/metrics) facade, into the recorder that is
+    /// global when the tree starts: install yours (OpenTelemetry, StatsD,
+    /// `metrics-exporter-prometheus`'s `build_recorder`) with
+    /// `metrics::set_global_recorder` in `main`, before
+    /// [`start`](Self::start).
+    ///
+    /// The root process records them all, once a second while anything
+    /// changed (and the traffic counted by the other processes reaches it
+    /// within that second); every other process of the tree, a worker's
+    /// included, records none. A worker that counts its own figures
+    /// records them in its own process: serve them from there (see the
+    /// `metrics_http` example). The root forks: a recorder that starts a
+    /// thread or needs a runtime belongs in a worker, not in `main` (with
+    /// a thread, `start` refuses to fork), and there it can read the
+    /// tree's figures from the status socket
+    /// ([`Client::metrics`](https://docs.rs/supertrees/latest/supertrees/control/struct.Client.html#method.metrics)).
+    ///
+    /// A [`status_socket`](Self::status_socket) serves the same figures
+    /// (its `metrics` request, in the Prometheus text format) with or
+    /// without this. In [`run_simulated`](crate::testing::run_simulated),
+    /// the figures are published once, when the run ends, into the
+    /// calling thread's recorder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # extern crate supertrees_core as supertrees;
+    /// use metrics_util::debugging::DebuggingRecorder;
+    /// use supertrees::testing::{run_simulated, FakeTimer};
+    /// use supertrees::Supertree;
+    ///
+    /// let recorder = DebuggingRecorder::new();
+    /// let snapshotter = recorder.snapshotter();
+    /// metrics::with_local_recorder(&recorder, || {
+    ///     run_simulated(Supertree::new().with_metrics(), FakeTimer::new())
+    /// })?;
+    /// let names: Vec<String> = snapshotter
+    ///     .snapshot()
+    ///     .into_vec()
+    ///     .into_iter()
+    ///     .map(|(key, ..)| key.key().name().to_owned())
+    ///     .collect();
+    /// assert!(names.iter().any(|name| name == "supertrees_child_up"));
+    /// # Ok::<(), supertrees::Error>(())
+    /// ```
+    pub fn with_metrics(mut self) -> Self {
+        self.kind.observers.metrics = true;
+        self
+    }
 }
 
 /// Running a root in processes, on the engine its kind's [`Runner`] reaches.

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use crate::message::Declared;
+use crate::os::sys::SharedTallies;
 use crate::port::Kind;
+use supertrees_core::figures::{HoldsTally, MailboxCounts, MailboxTally, Tally};
 use supertrees_core::Error;
 
 /// One declared name and its queues: a Unix datagram socket pair for each
@@ -79,9 +81,27 @@ impl Endpoint {
 /// process of the tree holds a receiving end it does not serve. The
 /// server reads every queue of its name; each is bounded by its socket
 /// buffer, and messages of one sender stay in order.
+///
+/// When the tree keeps its figures, each user also has the tallies of
+/// every mailbox ([`SharedTallies`]), which its processes count their
+/// traffic into and the root reads; a process keeps those of the users it
+/// keeps sending ends of.
 #[derive(Debug, Default)]
 pub(crate) struct Directory {
     endpoints: Vec<Endpoint>,
+    tallies: Vec<(u32, Arc<SharedTallies>)>,
+}
+
+/// Tally `n` of a user's [`SharedTallies`].
+struct MappedTally {
+    tallies: Arc<SharedTallies>,
+    n: usize,
+}
+
+impl HoldsTally for MappedTally {
+    fn tally(&self) -> Option<&MailboxTally> {
+        self.tallies.get(self.n)
+    }
 }
 
 impl Directory {
@@ -91,7 +111,15 @@ impl Directory {
     ///
     /// [`Error::Os`] if a socket pair can not be made (out of file
     /// descriptors).
-    pub(crate) fn open(declared: Vec<Declared>, uids: &[u32]) -> Result<Self, Error> {
+    ///
+    /// With `tallies`, the tallies of its mailboxes for each user too
+    /// (made before anything is forked, shared with every process of that
+    /// user).
+    pub(crate) fn open(
+        declared: Vec<Declared>,
+        uids: &[u32],
+        tallies: bool,
+    ) -> Result<Self, Error> {
         let mut uids = uids.to_vec();
         uids.sort_unstable();
         uids.dedup();
@@ -122,8 +150,62 @@ impl Directory {
                     .collect::<Result<_, Error>>()?;
                 Ok(Endpoint { declared, queues })
             })
-            .collect::<Result<_, Error>>()?;
-        Ok(Self { endpoints })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mailboxes = endpoints
+            .iter()
+            .filter(|e| e.declared.kind == Kind::Mailbox)
+            .count();
+        let tallies = match std::num::NonZeroUsize::new(mailboxes) {
+            Some(count) if tallies => uids
+                .iter()
+                .map(|&uid| {
+                    SharedTallies::new(count)
+                        .map(|t| (uid, Arc::new(t)))
+                        .map_err(|errno| {
+                            Error::os("mapping the tallies of the mailboxes", errno.into())
+                        })
+                })
+                .collect::<Result<_, Error>>()?,
+            _ => Vec::new(),
+        };
+        Ok(Self { endpoints, tallies })
+    }
+
+    /// Where a process of user `uid` counts its traffic to mailbox
+    /// `name`: nowhere if the tree keeps no figures, or the process holds
+    /// no tallies of that user.
+    pub(crate) fn tally(&self, name: &str, uid: u32) -> Tally {
+        let n = self.mailboxes().position(|d| d.name == name);
+        let tallies = self.tallies.iter().find(|(u, _)| *u == uid);
+        match (n, tallies) {
+            (Some(n), Some((_, tallies))) => Tally::new(Arc::new(MappedTally {
+                tallies: tallies.clone(),
+                n,
+            })),
+            _ => Tally::default(),
+        }
+    }
+
+    /// The traffic of each mailbox, by name: what the processes of every
+    /// user whose tallies this process holds (in the root: all) counted.
+    pub(crate) fn mailbox_counts(&self) -> Vec<(&str, MailboxCounts)> {
+        self.mailboxes()
+            .enumerate()
+            .map(|(n, d)| {
+                let mut sum = MailboxCounts::default();
+                for tally in self.tallies.iter().filter_map(|(_, t)| t.get(n)) {
+                    sum += tally.counts();
+                }
+                (d.name.as_str(), sum)
+            })
+            .collect()
+    }
+
+    fn mailboxes(&self) -> impl Iterator<Item = &Declared> {
+        self.endpoints
+            .iter()
+            .map(|e| &e.declared)
+            .filter(|d| d.kind == Kind::Mailbox)
     }
 
     /// The endpoint named `name`, checked to be a `kind`.
@@ -136,8 +218,9 @@ impl Directory {
 
     /// In a freshly forked child: the directory of its role, holding the
     /// receiving ends of the names `read` keeps and the sending ends of
-    /// the users in `users`, duplicated; every descriptor of `self`, the
-    /// parent's, is closed in this process. `self` must never be dropped
+    /// the users in `users`, duplicated, with their tallies; every
+    /// descriptor of `self`, the parent's, is closed in this process, and
+    /// the tallies of other users are unmapped. `self` must never be dropped
     /// here after (the child ends with `_exit`; its parent's state is
     /// forgotten).
     ///
@@ -184,8 +267,17 @@ impl Directory {
                 let _ = nix::unistd::close(fd);
             }
         }
+        let mut tallies = Vec::new();
+        for (uid, mine) in &self.tallies {
+            if users.contains(uid) {
+                tallies.push((*uid, Arc::new(mine.for_child())));
+            } else {
+                mine.unmap_in_child();
+            }
+        }
         Ok(Directory {
             endpoints: endpoints?,
+            tallies,
         })
     }
 }
@@ -198,8 +290,8 @@ mod tests {
     #[test]
     fn a_name_is_found_only_as_what_it_was_declared() {
         let tree = crate::tree::TreeParts::from(Supertree::new().with_mailbox("kv"));
-        let dir =
-            Directory::open(Declared::collect(&tree.root).expect("unique"), &[0]).expect("sockets");
+        let dir = Directory::open(Declared::collect(&tree.root).expect("unique"), &[0], false)
+            .expect("sockets");
         assert!(dir.find("kv", Kind::Mailbox).is_ok());
         let err = dir.find("kv", Kind::Template).unwrap_err();
         assert_eq!(

@@ -50,7 +50,7 @@ use crate::ready::{run_worker, StopFlag};
 use crate::socket::SocketServices;
 use crate::tree::{worker_policy, Template};
 use crate::wire::{Command, Note};
-use crate::{ChildExit, Spawner, Timer};
+use crate::{ChildExit, ChildId, Spawner, Timer};
 use supertrees_core::Worker;
 
 /// Backoff delays shorter than this are waited out by yielding to the
@@ -67,6 +67,10 @@ struct Ctx<S, T> {
     spawner: S,
     timer: T,
     path: String,
+    /// This process's id (the `pid` of its workers' spans).
+    pid: u32,
+    /// The path of the supervisor whose workers run here.
+    owner: String,
     /// The host's end of its channel; notes are written whole, under the
     /// lock, so tasks on several threads never interleave.
     channel: Mutex<Outgoing>,
@@ -172,6 +176,9 @@ pub(crate) struct Setup {
     /// run here (the mailboxes they may serve).
     pub(crate) directory: Arc<Directory>,
     pub(crate) owner: String,
+    /// The path of each child of its supervisor, by index (the workers'
+    /// are the `path` of their `worker` span).
+    pub(crate) paths: Vec<String>,
     /// Its supervisor's watchdog period: a task on the executor shows life
     /// four times per period.
     pub(crate) watchdog: Option<Duration>,
@@ -190,6 +197,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         templates,
         directory,
         owner,
+        paths,
         watchdog,
     } = setup;
     // Everything the workers start is in the host's own process group, and
@@ -250,6 +258,8 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         templates,
         timer,
         path,
+        pid: std::process::id(),
+        owner: owner_path.clone(),
         channel: Mutex::new(Outgoing {
             channel: notes,
             unpolled: 0,
@@ -272,7 +282,7 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
                 let ctx = ctx.clone();
                 ctx.spawner.clone().spawn(Box::pin(show_life(ctx, period)));
             }
-            serve(ctx, workers, rx, start_reader).await;
+            serve(ctx, workers, paths, rx, start_reader).await;
         }
     };
     let ran = catch_unwind(AssertUnwindSafe(|| spawner.block_on(Box::pin(main))));
@@ -404,10 +414,13 @@ impl Running {
 async fn serve<S: Spawner, T: Timer>(
     ctx: Arc<Ctx<S, T>>,
     mut workers: Vec<Option<SharedWorker>>,
+    paths: Vec<String>,
     mut inputs: mpsc::UnboundedReceiver<Input>,
     start_reader: impl FnOnce() + Send + 'static,
 ) {
     let mut running: Vec<Option<Running>> = workers.iter().map(|_| None).collect();
+    // Each child's path, for its `worker` span.
+    let mut paths: Vec<Arc<str>> = paths.into_iter().map(Arc::from).collect();
     // Children started at run time built since their last start: their
     // next start is told (`Note::Began`).
     let mut built: std::collections::HashSet<usize> = std::collections::HashSet::new();
@@ -448,7 +461,11 @@ async fn serve<S: Spawner, T: Timer>(
                     leases.start(child, lease);
                 }
                 ctx.will_start();
-                running[child.get()] = Some(start(&ctx, child, worker.clone()));
+                let path = paths
+                    .get(child.get())
+                    .cloned()
+                    .unwrap_or_else(|| "?".into());
+                running[child.get()] = Some(start(&ctx, child, worker.clone(), path));
                 if built.remove(&child.get()) {
                     ctx.note(&Note::Began(child));
                 }
@@ -456,6 +473,7 @@ async fn serve<S: Spawner, T: Timer>(
             Command::Add {
                 child,
                 template,
+                id,
                 arg,
             } => {
                 let Some(worker) = ctx.build(template, &arg) else {
@@ -466,6 +484,10 @@ async fn serve<S: Spawner, T: Timer>(
                     workers.resize_with(n + 1, || None);
                     running.resize_with(n + 1, || None);
                 }
+                if paths.len() <= n {
+                    paths.resize_with(n + 1, || "?".into());
+                }
+                paths[n] = ctx.dynamic_path(template, id).into();
                 if let Ok(mut leases) = ctx.leases.lock() {
                     leases.set_policy(child, worker_policy(worker.as_ref()));
                 }
@@ -543,6 +565,7 @@ fn start<S: Spawner, T: Timer>(
     ctx: &Arc<Ctx<S, T>>,
     child: ChildIdx,
     worker: SharedWorker,
+    path: Arc<str>,
 ) -> Running {
     let (drop_tx, drop_rx) = oneshot::channel::<ChildExit>();
     let (done_tx, done_rx) = oneshot::channel();
@@ -557,11 +580,13 @@ fn start<S: Spawner, T: Timer>(
             let worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
             let ready = ctx.clone();
             let services = ready.services.clone();
+            let span = tracing::info_span!("worker", path = %path, pid = ctx.pid);
             run_worker(
                 worker.as_ref(),
                 flag.clone(),
                 move || ready.ready(child),
                 Some(services),
+                span,
             )
         };
         let first = run_once();
@@ -607,6 +632,15 @@ fn start<S: Spawner, T: Timer>(
 }
 
 impl<S, T> Ctx<S, T> {
+    /// The path of child `id` of template `template`: `root/1/conn#7`.
+    fn dynamic_path(&self, template: u32, id: ChildId) -> String {
+        let name = usize::try_from(template)
+            .ok()
+            .and_then(|t| self.templates.get(t))
+            .map_or("?", |t| t.name.as_str());
+        format!("{}/{name}#{id}", self.owner)
+    }
+
     /// Builds a worker from template `template` and its argument `arg`
     /// (its supervisor built one from the same bytes already, so this
     /// fails only if the tree is inconsistent; it is logged).

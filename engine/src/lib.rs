@@ -299,7 +299,12 @@ fn run_parts<S: Spawner, T: Timer>(mut tree: TreeParts, spawner: S, timer: T) ->
         // Every mailbox and template, made before anything is forked: a
         // queue per name for each user the tree runs as (see `Directory`).
         let users = tree.root.users(nix::unistd::geteuid().as_raw());
-        let directory = Arc::new(Directory::open(Declared::collect(&tree.root)?, &users)?);
+        let tallies = tree.observers.keep_figures();
+        let directory = Arc::new(Directory::open(
+            Declared::collect(&tree.root)?,
+            &users,
+            tallies,
+        )?);
         let signals = SignalPipe::install(&sys::SUPERVISOR_SIGNALS).map_err(|errno| {
             Error::os(
                 "installing the root supervisor's signal handlers",
@@ -319,7 +324,9 @@ fn run_parts<S: Spawner, T: Timer>(mut tree: TreeParts, spawner: S, timer: T) ->
         spawner,
         timer,
         signals,
-        Outlet::Events(Box::new(root.with_usage(containment.clone()))),
+        Outlet::Events(Box::new(
+            root.with_readings(containment.clone(), directory.clone()),
+        )),
         Shared {
             directory,
             containment: containment.clone(),

@@ -141,6 +141,10 @@ impl Services for SocketServices {
     fn argument_type(&self, name: &str) -> Result<&'static str, Error> {
         Ok(self.directory.find(name, Kind::Template)?.declared.argument)
     }
+
+    fn tally(&self, name: &str) -> supertrees_core::figures::Tally {
+        self.directory.tally(name, self.uid)
+    }
 }
 
 /// The sending side of a mailbox in this process.

@@ -104,6 +104,7 @@ mod tests {
         let add = Command::Add {
             child: ChildIdx::new(u32::MAX as usize).unwrap(),
             template: u32::MAX,
+            id: crate::ChildId::new(u64::MAX),
             arg,
         };
         let mut r = FrameReader::default();

@@ -2,6 +2,7 @@
 //! timeouts on the time of the [`Timer`] they are given (the simulation's
 //! [`FakeTimer`](crate::testing::FakeTimer), virtual time).
 
+use crate::figures::{MailboxCounts, MailboxTally, Tally};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -33,6 +34,8 @@ struct QueueState {
 #[derive(Default)]
 pub struct Queue {
     state: Mutex<QueueState>,
+    /// What the tree's workers sent to it, for the figures.
+    tally: Arc<MailboxTally>,
 }
 
 /// Adds `waker` to `wakers` unless it is there already (a task polled
@@ -141,6 +144,15 @@ impl<T: Timer> MemoryServices<T> {
             .collect()
     }
 
+    /// The traffic of each mailbox so far, by name.
+    pub fn mailbox_counts(&self) -> Vec<(&str, MailboxCounts)> {
+        self.endpoints
+            .iter()
+            .filter(|(d, _)| d.kind == Kind::Mailbox)
+            .map(|(d, queue)| (d.name.as_str(), queue.tally.counts()))
+            .collect()
+    }
+
     fn find(&self, name: &str, kind: Kind) -> Result<&(Declared, Arc<Queue>), Error> {
         self.endpoints
             .iter()
@@ -175,6 +187,13 @@ impl<T: Timer> Services for MemoryServices<T> {
 
     fn argument_type(&self, name: &str) -> Result<&'static str, Error> {
         Ok(self.find(name, Kind::Template)?.0.argument)
+    }
+
+    fn tally(&self, name: &str) -> Tally {
+        match self.find(name, Kind::Mailbox) {
+            Ok((_, queue)) => Tally::new(queue.tally.clone()),
+            Err(_) => Tally::default(),
+        }
     }
 }
 

@@ -164,6 +164,8 @@ use serde::{Deserialize, Serialize};
 
 use codec::Undecoded;
 
+use crate::figures::Tally;
+
 #[doc(hidden)]
 pub use declared::Declared;
 #[doc(hidden)]
@@ -263,10 +265,12 @@ fn services(function: &'static str) -> Result<Arc<dyn Services>, Error> {
 /// assert!(matches!(err, supertrees::Error::NotInTree { function: "mailbox", .. }));
 /// ```
 pub fn mailbox<M: Serialize>(name: &str) -> Result<Mailbox<M>, Error> {
-    let outbox = services("mailbox")?.outbox(name, Kind::Mailbox)?;
+    let services = services("mailbox")?;
+    let outbox = services.outbox(name, Kind::Mailbox)?;
     Ok(Mailbox {
         name: name.into(),
         outbox,
+        tally: services.tally(name),
         message: PhantomData,
     })
 }
@@ -361,6 +365,8 @@ pub fn inbox<M: DeserializeOwned + Send + 'static>(name: &str) -> Result<Inbox<M
 pub struct Mailbox<M> {
     name: Arc<str>,
     outbox: Arc<dyn Outbox>,
+    /// Where its casts and calls are counted (the tree's figures).
+    tally: Tally,
     message: PhantomData<fn(M)>,
 }
 
@@ -372,6 +378,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             name: name.into(),
             outbox,
+            tally: Tally::default(),
             message: PhantomData,
         }
     }
@@ -381,6 +388,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             name: self.name.clone(),
             outbox: self.outbox.clone(),
+            tally: self.tally.clone(),
             message: PhantomData,
         }
     }
@@ -391,6 +399,7 @@ impl<M> Clone for Mailbox<M> {
         Self {
             name: self.name.clone(),
             outbox: self.outbox.clone(),
+            tally: self.tally.clone(),
             message: PhantomData,
         }
     }
@@ -495,7 +504,15 @@ impl<M: Serialize> Mailbox<M> {
     /// ```
     pub fn send(&self, msg: M) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let queued = codec::encode(&self.name, &msg).map(|body| self.outbox.clone().send(body));
-        async move { queued?.await }
+        let tally = self.tally.clone();
+        async move {
+            let sent = match queued {
+                Ok(sending) => sending.await,
+                Err(err) => Err(err),
+            };
+            tally.sent(&sent);
+            sent
+        }
     }
 
     /// Sends `msg` (a cast) if the mailbox has room now; never waits.
@@ -549,7 +566,9 @@ impl<M: Serialize> Mailbox<M> {
     /// ```
     pub fn try_send(&self, msg: M) -> Result<(), Error> {
         let body = codec::encode(&self.name, &msg)?;
-        self.outbox.try_send(&body)
+        let sent = self.outbox.try_send(&body);
+        self.tally.sent(&sent);
+        sent
     }
 
     /// Sends `msg` and waits for the server's reply, decoded as `R`: the
@@ -620,9 +639,16 @@ impl<M: Serialize> Mailbox<M> {
         let name = self.name.clone();
         let asked =
             codec::encode(&self.name, &msg).map(|body| self.outbox.clone().call(body, timeout));
+        let tally = self.tally.clone();
         async move {
-            let reply = asked?.await?;
-            codec::decode_reply::<M, R>(&name, &reply)
+            let replied = match asked {
+                Ok(asking) => asking
+                    .await
+                    .and_then(|reply| codec::decode_reply::<M, R>(&name, &reply)),
+                Err(err) => Err(err),
+            };
+            tally.called(&replied);
+            replied
         }
     }
 }

@@ -115,10 +115,15 @@ pub fn run_simulated<B>(tree: Tree<Root<B>>, timer: FakeTimer) -> Result<(), Err
         "root".to_owned(),
         timer.clone(),
         Parent::Root(observer.clone()),
-        observer,
-        services,
+        observer.clone(),
+        services.clone(),
     );
-    let outcome = drive(root, &timer)?;
+    let outcome = drive(root, &timer);
+    observer
+        .borrow()
+        .observed
+        .publish_figures(services.mailbox_counts());
+    let outcome = outcome?;
     match outcome {
         Outcome::Normal => Ok(()),
         Outcome::GaveUp => {
@@ -854,8 +859,10 @@ impl<'a> Sim<'a> {
         self.worker_stops[child.get()] = Some(stop.clone());
         let flag = stop.clone();
         let services = self.mine.clone();
+        let path = self.child_path(child);
         let run = move || {
             let ready = ready.clone();
+            let span = tracing::info_span!("worker", path = %path, pid = std::process::id());
             run_worker(
                 worker.get(),
                 flag.clone(),
@@ -865,6 +872,7 @@ impl<'a> Sim<'a> {
                     }
                 },
                 Some(services.clone()),
+                span,
             )
         };
         // Its first run starts now (`init` is called at the start, in order).

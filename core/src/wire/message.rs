@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::control::{Answer, Order};
 use crate::machine::{ChildIdx, Grant, Outcome, RecordState};
-use crate::ChildExit;
+use crate::{ChildExit, ChildId};
 
 /// Supervisor → worker host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,8 @@ pub enum Command {
     Add {
         child: ChildIdx,
         template: u32,
+        /// Its id (`conn#7`): what the host names it in its logs.
+        id: ChildId,
         arg: Vec<u8>,
     },
     /// Ask worker `child` to stop: resolve its `stopping()`, or, if its run
@@ -143,6 +145,7 @@ mod tests {
             Command::Add {
                 child,
                 template: 1,
+                id: ChildId::new(7),
                 arg: vec![0, 7],
             },
             Command::Stop(child),

@@ -23,8 +23,8 @@ use crate::ChildExit;
 mod abort;
 mod shared;
 pub(crate) use abort::AbortMark;
-pub(crate) use shared::SharedFlag;
 use shared::SharedWord;
+pub(crate) use shared::{SharedFlag, SharedTallies};
 
 /// Exit code of a forked process whose own code panicked (an engine bug, or
 /// a runtime that panicked after it ran): Rust's own code for a panic. The

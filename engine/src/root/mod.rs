@@ -9,6 +9,7 @@
 //! The supervisor's loop reaches [`Main`] through its outlet
 //! (`crate::supervisor::Outlet`, as `Events::Main`).
 
+mod figures;
 pub(crate) mod listeners;
 pub(crate) mod status_socket;
 pub(crate) mod systemd;
@@ -22,11 +23,13 @@ use nix::fcntl::FcntlArg;
 use nix::poll::{PollFd, PollFlags};
 
 use crate::control::{Answer, Order};
+use crate::directory::Directory;
 use crate::observe::{Observed, Observers, QUEUE_CAPACITY};
 use crate::os::containment::Containment;
 use crate::os::sys;
 use crate::relay::{Decoder, EventSink, Relay};
 use crate::{Error, Event};
+use figures::Publisher;
 use status_socket::{StatusServer, View};
 use systemd::Notifier;
 
@@ -69,6 +72,12 @@ pub(crate) struct Main {
     stopping: bool,
     /// The limited subtrees, whose limits and usage the status shows.
     usage: Option<Arc<Containment>>,
+    /// The tree's mailboxes, whose tallies the figures show.
+    directory: Option<Arc<Directory>>,
+    /// Where the figures go, and when.
+    figures: Publisher,
+    /// How many events were recorded so far.
+    recorded: u64,
     /// The time of the current turn of the root's loop, as its timer read
     /// it: given to [`new`](Self::new), then to [`handle`](Self::handle)
     /// once per turn, before any event of that turn is emitted. Events are
@@ -101,6 +110,7 @@ impl Main {
             ),
             None => None,
         };
+        let figures = Publisher::new(observers.metrics, now);
         let notifier = Notifier::from_env();
         let next_watchdog = notifier
             .as_ref()
@@ -115,14 +125,23 @@ impl Main {
             next_watchdog,
             stopping: false,
             usage: None,
+            directory: None,
+            figures,
+            recorded: 0,
             now,
         })
     }
 
     /// Shows the limits and usage of `containment`'s subtrees in the
-    /// status the root serves.
-    pub(crate) fn with_usage(mut self, containment: Arc<Containment>) -> Self {
+    /// status the root serves, and the traffic counted in `directory`'s
+    /// tallies in its figures.
+    pub(crate) fn with_readings(
+        mut self,
+        containment: Arc<Containment>,
+        directory: Arc<Directory>,
+    ) -> Self {
         self.usage = Some(containment);
+        self.directory = Some(directory);
         self
     }
 
@@ -147,6 +166,7 @@ impl Main {
     /// pipe, at the time of the current turn: in the status at once, for
     /// the callback in its queue, and for the status socket's watchers.
     pub(crate) fn emit(&mut self, event: Event) {
+        self.recorded += 1;
         record(&mut self.observed, &mut self.server, event, self.now);
     }
 
@@ -203,6 +223,7 @@ impl Main {
         server
             .into_iter()
             .chain(self.next_watchdog)
+            .chain(self.figures.deadline())
             .chain(due)
             .min()
     }
@@ -218,23 +239,38 @@ impl Main {
         self.read_events(READ_PER_TURN);
         if let Some(server) = &mut self.server {
             let (observed, usage) = (&mut self.observed, &self.usage);
+            let (figures, directory) = (&mut self.figures, self.directory.as_deref());
             // Rendered once per turn however many clients ask in it (the
             // status of 100 000 nodes takes tens of milliseconds), and the
             // cgroups' files read once, when asked, not every turn.
             let mut read = false;
-            let (mut text, mut json): (Option<String>, Option<String>) = (None, None);
+            let (mut text, mut json, mut metrics): (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            ) = (None, None, None);
             server.handle(now, &mut |view| {
                 if !std::mem::replace(&mut read, true) {
-                    for (path, resources) in usage.iter().flat_map(|c| c.usage()) {
-                        observed.set_resources(&path, resources);
-                    }
+                    read_usage(observed, usage.as_deref());
                 }
                 let status = observed.status();
                 match view {
                     View::Text => text.get_or_insert_with(|| status.to_string()).clone(),
                     View::Json => json.get_or_insert_with(|| render_json(status)).clone(),
+                    View::Metrics => metrics
+                        .get_or_insert_with(|| figures.render(observed, directory))
+                        .clone(),
                 }
             });
+        }
+        if self.figures.deadline().is_some_and(|at| at <= now) {
+            let limited = self.usage.as_ref().is_some_and(|c| c.limits_any());
+            if limited {
+                read_usage(&mut self.observed, self.usage.as_deref());
+            }
+            let directory = self.directory.as_deref();
+            self.figures
+                .publish_due(now, &self.observed, directory, self.recorded, limited);
         }
         if let (Some(at), Some(n)) = (self.next_watchdog, &mut self.notifier) {
             if at <= now {
@@ -281,12 +317,21 @@ impl Main {
             total += n;
             self.decoder.push(&chunk[..n]);
             while let Some(event) = self.decoder.next_event() {
+                self.recorded += 1;
                 record(&mut self.observed, &mut self.server, event, self.now);
             }
             if n < chunk.len() {
                 return;
             }
         }
+    }
+}
+
+/// Shows the limits and usage of `usage`'s subtrees, read now, in
+/// `observed`'s status.
+fn read_usage(observed: &mut Observed, usage: Option<&Containment>) {
+    for (path, resources) in usage.iter().flat_map(|c| c.usage()) {
+        observed.set_resources(&path, resources);
     }
 }
 

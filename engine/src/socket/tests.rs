@@ -47,7 +47,7 @@ fn services() -> SocketServices {
         },
     ];
     SocketServices {
-        directory: Arc::new(Directory::open(declared, &[uid()]).expect("sockets")),
+        directory: Arc::new(Directory::open(declared, &[uid()], true).expect("sockets")),
         uid: uid(),
         owner: "root".into(),
         register: Arc::new(crate::io::reactor::register),

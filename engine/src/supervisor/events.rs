@@ -9,6 +9,7 @@ use std::time::Instant;
 use nix::poll::PollFd;
 
 use crate::control::{Answer, Order};
+use crate::directory::Directory;
 use crate::observe::Observers;
 use crate::os::containment::Containment;
 use crate::relay::Relay;
@@ -39,10 +40,15 @@ impl Events {
     }
 
     /// Shows the limits and usage of `containment`'s subtrees in the
-    /// status the root serves.
-    pub(crate) fn with_usage(self, containment: Arc<Containment>) -> Self {
+    /// status the root serves, and the traffic counted in `directory`'s
+    /// tallies in its figures.
+    pub(crate) fn with_readings(
+        self,
+        containment: Arc<Containment>,
+        directory: Arc<Directory>,
+    ) -> Self {
         match self {
-            Events::Main(main) => Events::Main(main.with_usage(containment)),
+            Events::Main(main) => Events::Main(main.with_readings(containment, directory)),
             relay => relay,
         }
     }

@@ -20,7 +20,7 @@ use crate::os::sys::{self, AbortMark};
 use crate::path::within;
 use crate::port::Kind;
 use crate::wire::{Command, Note};
-use crate::{ChildExit, EventKind, NodeKind, Spawner, Timer};
+use crate::{ChildExit, ChildId, EventKind, NodeKind, Spawner, Timer};
 
 /// The most reads of the host's channel per turn of the loop (each up to
 /// 2 KiB of notes): a host restarting workers in a tight loop must not keep
@@ -89,14 +89,19 @@ pub(super) struct HostLink {
 
 /// A start of a worker: its lease, and for a child started at run time its
 /// template and argument.
-type Start = (ChildIdx, Option<RecordState>, Option<(u32, Vec<u8>)>);
+type Start = (
+    ChildIdx,
+    Option<RecordState>,
+    Option<(u32, ChildId, Vec<u8>)>,
+);
 
 /// Queues the commands of a start on `channel`.
 fn queue_start(channel: &mut Channel, (child, lease, add): Start) {
-    if let Some((template, arg)) = add {
+    if let Some((template, id, arg)) = add {
         channel.queue(&Command::Add {
             child,
             template,
+            id,
             arg,
         });
     }
@@ -149,7 +154,7 @@ impl HostLink {
         &mut self,
         child: ChildIdx,
         lease: Option<RecordState>,
-        add: Option<(u32, Vec<u8>)>,
+        add: Option<(u32, ChildId, Vec<u8>)>,
     ) -> Option<Pid> {
         self.live[child.get()] = true;
         match &mut self.host {
@@ -474,6 +479,9 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
             let leasable = self.machine.leasable();
             let owner = self.machine.path().to_owned();
             let templates = self.sup.templates.clone();
+            let paths = (0..self.sup.children.len())
+                .map(|n| self.sup.child_path(&owner, n))
+                .collect();
             // Only what its workers need: the receiving sockets of this
             // supervisor's mailboxes, the listeners they may take.
             let directory = self
@@ -513,6 +521,7 @@ impl<S: Spawner, T: Timer> Node<'_, S, T> {
                     templates,
                     directory,
                     owner,
+                    paths,
                     watchdog,
                 },
             )

@@ -266,6 +266,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// Runs the supervisor until it ends. A forked supervisor tells its
     /// parent how it ended before it returns.
     pub(crate) fn run(mut self) -> Ending {
+        // Every line this process logs says which node it is.
+        let span = tracing::info_span!("supervisor", path = %self.machine.path(), pid = std::process::id());
+        let _span = span.enter();
         tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
         if self.reporter.parent.is_some() {
             // A forked supervisor says it started itself, first thing: its
@@ -349,7 +352,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     fn start(&mut self, child: ChildIdx) {
         if self.is_worker[child.get()] {
             let lease = self.machine.lease(child);
-            let add = self.dynamic.get(child).map(|d| (d.template, d.arg.clone()));
+            let add = self
+                .dynamic
+                .get(child)
+                .map(|d| (d.template, d.id, d.arg.clone()));
             if let Some(pid) = self.host.start(child, lease, add) {
                 self.worker_started(child, pid);
             }

@@ -109,10 +109,13 @@ fn a_command() -> impl Gen<Value = Command> {
     prop_oneof![
         (a_child(), prop::option::of(a_record()))
             .prop_map(|(child, lease)| Command::Start { child, lease }),
-        (a_child(), any::<u32>(), an_arg()).prop_map(|(child, template, arg)| Command::Add {
-            child,
-            template,
-            arg,
+        (a_child(), any::<u32>(), any::<u64>(), an_arg()).prop_map(|(child, template, id, arg)| {
+            Command::Add {
+                child,
+                template,
+                id: crate::ChildId::new(id),
+                arg,
+            }
         }),
         a_child().prop_map(Command::Stop),
         a_child().prop_map(Command::Drop),

@@ -1,7 +1,9 @@
 //! Memory shared between processes of the tree: a word a supervisor shares
 //! with the one process it forks next ([`SharedWord`], what an
-//! [`AbortMark`](super::AbortMark) records in), and the tree's stop mark,
-//! which only the root can set and every process reads ([`SharedFlag`]).
+//! [`AbortMark`](super::AbortMark) records in), the tree's stop mark,
+//! which only the root can set and every process reads ([`SharedFlag`]),
+//! and the mailboxes' tallies of the processes of one user
+//! ([`SharedTallies`]).
 //!
 //! A shared writable mapping is a channel as much as a descriptor is: a
 //! process that holds it can change what another process reads. So:
@@ -26,6 +28,7 @@ use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{madvise, mmap, mmap_anonymous, munmap, MapFlags, MmapAdvise, ProtFlags};
 use nix::unistd::Pid;
+use supertrees_core::figures::MailboxTally;
 
 /// The length of a shared word's mapping (the kernel maps a page).
 const LEN: NonZeroUsize = match NonZeroUsize::new(size_of::<AtomicU32>()) {
@@ -246,5 +249,103 @@ mod tests {
         word.keep_from_forks().expect("madvise");
         word.get().store(7, Ordering::SeqCst);
         assert_eq!(format!("{word:?}"), "SharedWord(7)");
+    }
+}
+
+/// The tallies of a tree's mailboxes for the processes of one user
+/// ([`MailboxTally`], one per mailbox): an anonymous `MAP_SHARED` mapping
+/// the root makes before it forks anything, into which every process of
+/// that user counts what it sends, and from which the root reads.
+///
+/// Writable by whoever holds it: so each user the tree runs as has its own
+/// (see `Directory::for_child`), and a process keeps only those of the
+/// users of its subtree; the others are unmapped in it right after its
+/// fork ([`unmap_in_child`](Self::unmap_in_child)). A process can then
+/// miscount only its own user's traffic.
+pub(crate) struct SharedTallies {
+    first: NonNull<MailboxTally>,
+    count: NonZeroUsize,
+}
+
+// SAFETY: the mapping is reached only through the tallies' atomics, which
+// any thread may use, and it lives until the `SharedTallies` is dropped.
+unsafe impl Send for SharedTallies {}
+// SAFETY: as for `Send`: `&SharedTallies` gives only atomic access.
+unsafe impl Sync for SharedTallies {}
+
+impl SharedTallies {
+    /// `count` tallies, all zero.
+    pub(crate) fn new(count: NonZeroUsize) -> Result<Self, Errno> {
+        let len = NonZeroUsize::new(size_of::<MailboxTally>().saturating_mul(count.get()))
+            .ok_or(Errno::EINVAL)?;
+        // SAFETY: a new anonymous mapping at an address the kernel picks:
+        // it overlaps nothing this process uses.
+        let mapped = unsafe {
+            mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }?;
+        Ok(Self {
+            first: mapped.cast(),
+            count,
+        })
+    }
+
+    /// Tally `n`, if there is one.
+    pub(crate) fn get(&self, n: usize) -> Option<&MailboxTally> {
+        (n < self.count.get()).then(|| {
+            // SAFETY: `n` is within the mapping, which is live while `self`
+            // is, page-aligned (so every `MailboxTally`, a `repr(C)` array
+            // of `AtomicU64`s, is aligned), zero-filled (valid zero
+            // counts), and only ever reached through those atomics, in
+            // every process that shares it.
+            unsafe { self.first.add(n).as_ref() }
+        })
+    }
+
+    /// Another handle on the same mapping, for a freshly forked child's
+    /// own directory. The parent's handle must never be dropped in the
+    /// child (its state is forgotten there), so the mapping is unmapped
+    /// once, by whichever handle the child drops.
+    pub(crate) fn for_child(&self) -> Self {
+        Self {
+            first: self.first,
+            count: self.count,
+        }
+    }
+
+    /// Unmaps the tallies in a freshly forked child that must not hold
+    /// them. The parent's handle is forgotten there, never used again.
+    pub(crate) fn unmap_in_child(&self) {
+        // SAFETY: the mapping made by `new`, with its length; in this child
+        // no reference to it was handed out (a process hands out tallies
+        // only for its own user's mailboxes, and only in worker hosts,
+        // after this), and the parent's handle is never used or dropped
+        // here again.
+        let _ = unsafe { munmap(self.first.cast(), self.len()) };
+    }
+
+    fn len(&self) -> usize {
+        size_of::<MailboxTally>() * self.count.get()
+    }
+}
+
+impl Drop for SharedTallies {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `new` with this length, and no
+        // reference to it outlives `self` (tallies are reached through an
+        // `Arc` of it). Processes forked meanwhile keep their own view.
+        let _ = unsafe { munmap(self.first.cast(), self.len()) };
+    }
+}
+
+impl std::fmt::Debug for SharedTallies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTallies")
+            .field("count", &self.count)
+            .finish()
     }
 }

@@ -734,7 +734,7 @@ mod tests {
                 "\n"
             )
             .to_owned(),
-            "metrics" => "error: `metrics` is not served by this tree yet\n".to_owned(),
+            "metrics" => "# TYPE supertrees_generation gauge\nsupertrees_generation 1\n".to_owned(),
             other => format!("error: unknown request `{other}`\n"),
         }
     }
@@ -771,16 +771,18 @@ mod tests {
             (root.pid, root.state),
             (Some(4100), supertrees_core::NodeState::Ready)
         );
-        let refused = tree.metrics().expect_err("not served");
         assert_eq!(
-            refused.to_string(),
-            "`metrics` is not served by this tree yet"
+            tree.metrics().expect("metrics"),
+            "# TYPE supertrees_generation gauge\nsupertrees_generation 1\n"
         );
+        // An error line is the tree's refusal, whatever was asked.
+        let refused = tree.status_text().expect_err("unknown here");
+        assert_eq!(refused.to_string(), "unknown request `status`");
         let err: io::Error = refused.into();
         assert_eq!(err.kind(), io::ErrorKind::Other);
         drop(tree);
         let got = fake.got();
-        assert_eq!(got.len(), 7, "{got:?}");
+        assert_eq!(got.len(), 8, "{got:?}");
     }
 
     #[test]
@@ -829,6 +831,7 @@ mod tests {
                     let status = TreeStatus::new(4100, Instant::now());
                     format!("{}\n", serde_json::to_string(&status).expect("json"))
                 }
+                View::Metrics => "supertrees_generation 1\n".to_owned(),
             };
             while !stopping.load(Ordering::Relaxed) {
                 turn(&mut server, &mut render);

@@ -101,14 +101,16 @@ const TIMED_OUT: &str = "error: timed out waiting for a request\n";
 /// The answer to `watch` while [`MAX_WATCHERS`] clients watch.
 const BUSY_WATCHERS: &str = "error: busy: too many watchers\n";
 
-/// What the root renders for a request: the status's text (`status`), or
-/// its JSON document (`status json`).
+/// What the root renders for a request: the status's text (`status`),
+/// its JSON document (`status json`), or the tree's figures (`metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum View {
     /// The text tree.
     Text,
     /// The JSON document (see `TreeStatus`), with a `'\n'` after it.
     Json,
+    /// The figures in the Prometheus text format.
+    Metrics,
 }
 
 /// The bounds of each watcher's queue: see [`WATCH_QUEUE_LINES`],
@@ -1104,10 +1106,7 @@ fn answer(line: &[u8], render: &mut dyn FnMut(View) -> String) -> Reply {
         Ok(Request::Status) => Reply::Answer(render(View::Text)),
         Ok(Request::StatusJson) => Reply::Answer(render(View::Json)),
         Ok(Request::Watch) => Reply::Watch,
-        Ok(request @ Request::Metrics) => Reply::Answer(format!(
-            "error: `{}` is not served by this tree yet\n",
-            request.line()
-        )),
+        Ok(Request::Metrics) => Reply::Answer(render(View::Metrics)),
         Ok(Request::Restart(path)) => Reply::Order(Op::Restart, path),
         Ok(Request::Stop(path)) => Reply::Order(Op::Stop, path),
         Ok(Request::Start(path)) => Reply::Order(Op::Start, path),
@@ -1559,6 +1558,7 @@ mod tests {
         match view {
             View::Text => status.to_string(),
             View::Json => crate::root::render_json(status),
+            View::Metrics => "supertrees_generation 1\n".to_owned(),
         }
     }
 

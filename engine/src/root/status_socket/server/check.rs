@@ -98,6 +98,8 @@ impl Read for Peer<'_> {
 pub(crate) const STATUS: &str = "root: running\n";
 /// What a `status json` request's rendering is, in these checks.
 pub(crate) const STATUS_JSON: &str = "{\"schema\": 1}\n";
+/// What a `metrics` request's rendering is, in these checks.
+pub(crate) const METRICS: &str = "supertrees_generation 1\n";
 /// What [`serve`] shows of a client that becomes a watcher.
 pub(crate) const WATCHING: &str = "watching\n";
 
@@ -116,6 +118,7 @@ pub(crate) fn serve(mut peer: Peer<'_>) -> Option<String> {
         match view {
             View::Text => STATUS.to_owned(),
             View::Json => STATUS_JSON.to_owned(),
+            View::Metrics => METRICS.to_owned(),
         }
     };
     for _ in 0..peer.data.len() + 2 {
@@ -127,7 +130,10 @@ pub(crate) fn serve(mut peer: Peer<'_>) -> Option<String> {
             Reply::Wait => {}
             Reply::Answer(answer) => {
                 assert!(
-                    renders == usize::from(answer == STATUS || answer == STATUS_JSON),
+                    renders
+                        == usize::from(
+                            answer == STATUS || answer == STATUS_JSON || answer == METRICS
+                        ),
                     "{renders} renders"
                 );
                 return Some(answer);
@@ -180,7 +186,7 @@ pub(crate) fn expected(data: &[u8], end: End) -> Option<String> {
             b"status" => STATUS.to_owned(),
             b"status json" => STATUS_JSON.to_owned(),
             b"watch" => WATCHING.to_owned(),
-            b"metrics" => "error: `metrics` is not served by this tree yet\n".to_owned(),
+            b"metrics" => METRICS.to_owned(),
             _ => order(line),
         });
     }

@@ -1,0 +1,84 @@
+//! The tree's figures, as the root publishes them: into a Prometheus
+//! recorder of its own for the status socket's `metrics` request, and,
+//! with [`Tree::with_metrics`](crate::Tree::with_metrics), into the
+//! `metrics` facade's global recorder once a second while anything
+//! changed. What they are is `supertrees_core::figures`; this is when and
+//! where they go.
+
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use supertrees_core::figures::MailboxCounts;
+
+use crate::directory::Directory;
+use crate::observe::Observed;
+
+/// How often the figures are published to the global recorder, at most.
+pub(crate) const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
+
+/// Where the root's figures go, and when.
+pub(crate) struct Publisher {
+    /// The recorder behind the `metrics` request: built at the first one.
+    prometheus: Option<PrometheusRecorder>,
+    /// When the figures are next published to the global recorder
+    /// (`None`: never, the tree was not built `with_metrics`).
+    next: Option<Instant>,
+    /// What was published last: how many events had been recorded, and
+    /// the mailboxes' counts (`None`: nothing yet).
+    last: Option<(u64, Vec<MailboxCounts>)>,
+}
+
+impl Publisher {
+    /// Publishes to the global recorder if `global`, from `now` on.
+    pub(crate) fn new(global: bool, now: Instant) -> Self {
+        Self {
+            prometheus: None,
+            next: global.then_some(now),
+            last: None,
+        }
+    }
+
+    /// When the root must wake up to publish.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// The figures in the Prometheus text format, with the traffic of
+    /// `directory`'s mailboxes.
+    pub(crate) fn render(&mut self, observed: &Observed, directory: Option<&Directory>) -> String {
+        let recorder = self
+            .prometheus
+            .get_or_insert_with(|| PrometheusBuilder::new().build_recorder());
+        let counts = directory.map(Directory::mailbox_counts).unwrap_or_default();
+        metrics::with_local_recorder(recorder, || observed.publish_figures(counts));
+        recorder.handle().render()
+    }
+
+    /// If it is time at `now`, publishes to the global recorder: when
+    /// events were recorded since the last time (`events` in all), the
+    /// mailboxes' counts changed, or `always` (a limited subtree's memory
+    /// changes by itself).
+    pub(crate) fn publish_due(
+        &mut self,
+        now: Instant,
+        observed: &Observed,
+        directory: Option<&Directory>,
+        events: u64,
+        always: bool,
+    ) {
+        let Some(at) = self.next.filter(|at| *at <= now) else {
+            return;
+        };
+        self.next = Some(at.max(now - PUBLISH_PERIOD) + PUBLISH_PERIOD);
+        let counts = directory.map(Directory::mailbox_counts).unwrap_or_default();
+        let totals: Vec<MailboxCounts> = counts.iter().map(|(_, c)| *c).collect();
+        let changed = self
+            .last
+            .as_ref()
+            .is_none_or(|(seen, last)| *seen != events || *last != totals);
+        if changed || always {
+            observed.publish_figures(counts);
+            self.last = Some((events, totals));
+        }
+    }
+}
