@@ -200,6 +200,10 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         paths,
         watchdog,
     } = setup;
+    // Every line this process logs says which node it is (its workers'
+    // runs are in `worker` spans of their own, within it).
+    let span = tracing::info_span!("host", path = %path, pid = std::process::id());
+    let _span = span.enter();
     // Everything the workers start is in the host's own process group, and
     // is killed with it when the host ends (see `HostLink`).
     sys::become_group_leader();
@@ -596,7 +600,7 @@ fn start<S: Spawner, T: Timer>(
                 first,
                 run_once,
                 &flag,
-                |panic| ctx.log_panic(child, panic.as_ref()),
+                |panic| ctx.log_panic(&path, panic.as_ref()),
                 &ctx.leases,
                 &ctx.timer,
                 SPIN_BELOW,
@@ -664,7 +668,7 @@ impl<S, T: Timer> Ctx<S, T> {
     /// Logs a worker's panic, unless one was logged less than a period ago
     /// (a worker that panics as fast as it restarts); the next line says
     /// how many were not logged.
-    fn log_panic(&self, child: ChildIdx, payload: &(dyn std::any::Any + Send)) {
+    fn log_panic(&self, worker: &str, payload: &(dyn std::any::Any + Send)) {
         let now = self.timer.now();
         let told = self
             .panics
@@ -676,6 +680,6 @@ impl<S, T: Timer> Ctx<S, T> {
             .copied()
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("(non-string panic payload)");
-        tracing::warn!(host = %self.path, %child, message, not_logged, "worker panicked");
+        tracing::warn!(host = %self.path, path = %worker, panic = message, not_logged, "worker panicked");
     }
 }

@@ -56,7 +56,9 @@
 //! (watchdogs, users, limits), [`control`] (operators' requests that name a
 //! node, `status json` and `watch`), [`limits_unprivileged`] (limits without
 //! cgroups, as another user) and [`starved`] (the watchdog under a CPU
-//! quota beside CPU hogs: starved is not hung). A new scenario is a body and a drive in its topic module,
+//! quota beside CPU hogs: starved is not hung) and [`figures`] (the
+//! tree's metrics: a scripted history read back and parsed, bounded series,
+//! the user's recorder). A new scenario is a body and a drive in its topic module,
 //! and a line in [`SCENARIOS`].
 #![deny(unsafe_code)]
 
@@ -75,6 +77,7 @@ mod dynamic;
 #[path = "../common/echo_client.rs"]
 mod echo_client;
 mod failures;
+mod figures;
 mod hardening;
 mod hardening_root;
 mod host_children;
@@ -915,6 +918,26 @@ const SCENARIOS: &[Scenario] = &[
         "control_duplicate_name",
         control::scenario::duplicate_name,
         control::drive_operator::duplicate_name,
+        20,
+    ),
+    // Issue 23: the tree's figures, through the status socket and the
+    // user's recorder.
+    scenario(
+        "panic_metrics_history",
+        figures::scenario::history,
+        figures::drive::history,
+        60,
+    ),
+    scenario(
+        "panic_metrics_recorder",
+        figures::scenario::recorder,
+        figures::drive::recorder,
+        40,
+    ),
+    scenario(
+        "worker_spans",
+        figures::scenario::spans,
+        figures::drive::spans,
         20,
     ),
     // Issue 22: the structured status and the stream of events.

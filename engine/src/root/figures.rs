@@ -66,10 +66,10 @@ impl Publisher {
         events: u64,
         always: bool,
     ) {
-        let Some(at) = self.next.filter(|at| *at <= now) else {
+        if self.next.is_none_or(|at| at > now) {
             return;
-        };
-        self.next = Some(at.max(now - PUBLISH_PERIOD) + PUBLISH_PERIOD);
+        }
+        self.next = Some(now + PUBLISH_PERIOD);
         let counts = directory.map(Directory::mailbox_counts).unwrap_or_default();
         let totals: Vec<MailboxCounts> = counts.iter().map(|(_, c)| *c).collect();
         let changed = self

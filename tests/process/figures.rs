@@ -1,0 +1,595 @@
+//! Scenarios for the tree's figures: a scripted history read back from the
+//! status socket's `metrics` request and parsed whole; the series stay
+//! bounded however many children of a template come and go; and a
+//! recorder of the user's own gets the figures within a second, from a
+//! root that wakes at most once a second; and every log line a worker's
+//! code emits says which node it is. Included by `main.rs`: each scenario
+//! body runs in its own process, each drive in the runner.
+
+pub(crate) mod scenario {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata};
+    use metrics::{Recorder, SharedString, Unit};
+    use supertrees::{BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
+
+    use crate::observe::test_dir;
+
+    /// Panics in its first three runs, then runs until stopped.
+    struct Flaky;
+
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+
+    impl Worker for Flaky {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {
+                if RUNS.fetch_add(1, SeqCst) < 3 {
+                    panic!("flaky");
+                }
+                supertrees::stopping().await;
+            })
+        }
+    }
+
+    impl Restartable for Flaky {}
+
+    /// Serves `kv`: answers a call with its number plus one.
+    struct Server;
+
+    impl Worker for Server {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {
+                let Ok(mut inbox) = supertrees::inbox::<u32>("kv") else {
+                    println!("no inbox");
+                    return;
+                };
+                while let Some(envelope) = inbox.recv().await {
+                    if envelope.is_call() {
+                        let n = *envelope.message();
+                        envelope.reply(n + 1);
+                    }
+                }
+            })
+        }
+    }
+
+    impl Restartable for Server {}
+
+    /// 100 casts and 50 calls to `kv`, three children of `conn` that stay,
+    /// then `jobs` children of `job` that end at once; prints
+    /// `client-done` and waits to be stopped.
+    struct Client {
+        jobs: u32,
+    }
+
+    impl Worker for Client {
+        fn init(&self) -> BoxFuture {
+            let jobs = self.jobs;
+            Box::pin(async move {
+                if let Err(err) = traffic(jobs).await {
+                    println!("client failed: {err}");
+                    return;
+                }
+                println!("client-done");
+                supertrees::stopping().await;
+            })
+        }
+    }
+
+    impl Restartable for Client {
+        fn restart_policy(&self) -> RestartPolicy {
+            RestartPolicy::Never
+        }
+    }
+
+    async fn traffic(jobs: u32) -> Result<(), supertrees::Error> {
+        let kv = supertrees::mailbox::<u32>("kv")?;
+        for n in 0..100 {
+            kv.send(n).await?;
+        }
+        for n in 0..50 {
+            let got: u32 = kv.call(n, Duration::from_secs(5)).await?;
+            assert_eq!(got, n + 1);
+        }
+        for port in 0..3u16 {
+            supertrees::start_child("conn", port).await?;
+        }
+        for n in 0..jobs {
+            supertrees::start_child("job", n).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs until stopped.
+    struct Idle;
+
+    impl Worker for Idle {
+        fn init(&self) -> BoxFuture {
+            Box::pin(supertrees::stopping())
+        }
+    }
+
+    impl Restartable for Idle {}
+
+    /// Ends at once, for good.
+    struct Done;
+
+    impl Worker for Done {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {})
+        }
+    }
+
+    impl Restartable for Done {
+        fn restart_policy(&self) -> RestartPolicy {
+            RestartPolicy::Never
+        }
+    }
+
+    /// The scripted history: `root/0` panics three times; `root/1` (a
+    /// supervisor process) declares `kv` and the templates; the client,
+    /// in `root/2` (another process), sends, calls, and starts three
+    /// children that stay and 1 000 that end.
+    fn scripted(jobs: u32) -> Supertree {
+        Supertree::new()
+            .with_intensity(crate::scenario::lenient())
+            .status_socket(test_dir().join("status.sock"))
+            .on_ready(|_| println!("tree-ready"))
+            .add_worker(Flaky)
+            .add_supervisor(|s| {
+                s.with_mailbox("kv")
+                    .add_dynamic("conn", |_port: u16| Idle)
+                    .add_dynamic("job", |_n: u32| Done)
+                    .add_worker(Server)
+            })
+            .add_supervisor(|s| s.add_worker(Client { jobs }))
+    }
+
+    pub(crate) fn history() {
+        crate::scenario::report(scripted(1000).start());
+    }
+
+    /// Logs from its `init`, its future, a subtask, and starts a child of
+    /// `conn` that logs; then prints `talked <pid>` and waits.
+    struct Talker(&'static str);
+
+    impl Worker for Talker {
+        fn init(&self) -> BoxFuture {
+            let name = self.0;
+            tracing::info!("{name} talks from init");
+            Box::pin(async move {
+                tracing::info!("{name} talks from its future");
+                let (tx, rx) = futures::channel::oneshot::channel();
+                supertrees::spawn(async move {
+                    tracing::info!("{name} talks from a subtask");
+                    let _ = tx.send(());
+                });
+                let _ = rx.await;
+                if name == "talker" {
+                    if let Err(err) = supertrees::start_child("conn", 7u16).await {
+                        println!("no child: {err}");
+                    }
+                }
+                println!("talked {name} {}", std::process::id());
+                supertrees::stopping().await;
+            })
+        }
+    }
+
+    impl Restartable for Talker {}
+
+    /// Logs once it runs, then waits.
+    struct Conn;
+
+    impl Worker for Conn {
+        fn init(&self) -> BoxFuture {
+            Box::pin(async {
+                tracing::info!("conn talks");
+                println!("talked conn {}", std::process::id());
+                supertrees::stopping().await;
+            })
+        }
+    }
+
+    impl Restartable for Conn {}
+
+    /// Workers that log, named and not, and a child started at run time.
+    pub(crate) fn spans() {
+        let tree = Supertree::new()
+            .add_worker(Talker("talker"))
+            .add_supervisor(|s| {
+                s.with_name("api")
+                    .add_dynamic("conn", |_port: u16| Conn)
+                    .add_named_worker("web", Talker("web"))
+            });
+        crate::scenario::report(tree.start());
+    }
+
+    /// A recorder that prints every value a counter or gauge is set to:
+    /// `figure <name>{<label>=<value>,...} <value>`.
+    #[derive(Debug)]
+    struct Printer;
+
+    #[derive(Debug)]
+    struct Printed(String);
+
+    impl Printed {
+        fn print(&self, value: f64) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "figure {} {value}", self.0);
+            let _ = out.flush();
+        }
+    }
+
+    impl CounterFn for Printed {
+        fn increment(&self, value: u64) {
+            self.print(value as f64);
+        }
+        fn absolute(&self, value: u64) {
+            self.print(value as f64);
+        }
+    }
+
+    impl GaugeFn for Printed {
+        fn increment(&self, value: f64) {
+            self.print(value);
+        }
+        fn decrement(&self, value: f64) {
+            self.print(-value);
+        }
+        fn set(&self, value: f64) {
+            self.print(value);
+        }
+    }
+
+    fn series(key: &Key) -> Arc<Printed> {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        Arc::new(Printed(format!("{}{{{}}}", key.name(), labels.join(","))))
+    }
+
+    impl Recorder for Printer {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(series(key))
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(series(key))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    /// The scripted history without the 1 000 jobs, `with_metrics`, and
+    /// the user's recorder (the [`Printer`]) installed in `main`: no
+    /// status socket.
+    pub(crate) fn recorder() {
+        if metrics::set_global_recorder(Printer).is_err() {
+            println!("a recorder was installed already");
+            return;
+        }
+        let tree = Supertree::new()
+            .with_intensity(crate::scenario::lenient())
+            .with_metrics()
+            .on_ready(|_| println!("tree-ready"))
+            .add_worker(Flaky)
+            .add_supervisor(|s| {
+                s.with_mailbox("kv")
+                    .add_dynamic("conn", |_port: u16| Idle)
+                    .add_dynamic("job", |_n: u32| Done)
+                    .add_worker(Server)
+            })
+            .add_supervisor(|s| s.add_worker(Client { jobs: 0 }));
+        crate::scenario::report(tree.start());
+    }
+}
+
+pub(crate) mod drive {
+    use std::collections::BTreeMap;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::Signal;
+    use prometheus_parse::{Scrape, Value};
+
+    use super::super::drive::wait_line;
+    use super::super::observe::dir_of;
+    use super::super::runner::Run;
+
+    /// Every family of the contract.
+    const FAMILIES: [&str; 13] = [
+        "supertrees_child_restarts_total",
+        "supertrees_child_exits_total",
+        "supertrees_child_up",
+        "supertrees_child_ready",
+        "supertrees_intensity_exceeded_total",
+        "supertrees_dynamic_children",
+        "supertrees_mailbox_sent_total",
+        "supertrees_mailbox_calls_total",
+        "supertrees_events_dropped_total",
+        "supertrees_memory_bytes",
+        "supertrees_upgrades_total",
+        "supertrees_generation",
+        "supertrees_build_info",
+    ];
+
+    /// The answer to `metrics` on `socket`.
+    fn scrape(socket: &Path) -> Result<String, String> {
+        let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"metrics\n")
+            .map_err(|e| format!("send: {e}"))?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(answer)
+    }
+
+    /// Parses the whole exposition: every sample line is a sample of a
+    /// family with its `# TYPE` (a counter or a gauge) and its `# HELP`.
+    /// Returns `name{label=value,...}` (labels sorted) → value.
+    fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
+        let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .map_err(|e| format!("the exposition does not parse: {e}"))?;
+        let lines = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count();
+        if scrape.samples.len() != lines {
+            return Err(format!(
+                "{} samples parsed of {lines} sample lines:\n{text}",
+                scrape.samples.len()
+            ));
+        }
+        let mut figures = BTreeMap::new();
+        for sample in scrape.samples {
+            let value = match sample.value {
+                Value::Counter(v) | Value::Gauge(v) => v,
+                other => return Err(format!("{} has no TYPE: {other:?}", sample.metric)),
+            };
+            if !scrape.docs.contains_key(&sample.metric) {
+                return Err(format!("{} has no HELP", sample.metric));
+            }
+            let mut labels: Vec<String> = sample
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            labels.sort();
+            figures.insert(format!("{}{{{}}}", sample.metric, labels.join(",")), value);
+        }
+        Ok(figures)
+    }
+
+    fn expect(figures: &BTreeMap<String, f64>, want: &[(&str, f64)]) -> Result<(), String> {
+        for (series, value) in want {
+            match figures.get(*series) {
+                Some(got) if got == value => {}
+                got => return Err(format!("{series} is {got:?}, not {value}: {figures:#?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// What the scripted history must read, however it was published.
+    const HISTORY: &[(&str, f64)] = &[
+        ("supertrees_child_restarts_total{path=root/0}", 3.0),
+        (
+            "supertrees_child_exits_total{path=root/0,reason=panicked}",
+            3.0,
+        ),
+        ("supertrees_child_up{path=root/0}", 1.0),
+        ("supertrees_child_ready{path=root/0}", 1.0),
+        ("supertrees_child_up{path=root/1/conn}", 3.0),
+        ("supertrees_dynamic_children{template=root/1/conn}", 3.0),
+        ("supertrees_child_restarts_total{path=root/1/conn}", 0.0),
+        ("supertrees_mailbox_sent_total{mailbox=kv}", 100.0),
+        (
+            "supertrees_mailbox_calls_total{mailbox=kv,outcome=ok}",
+            50.0,
+        ),
+        (
+            "supertrees_mailbox_calls_total{mailbox=kv,outcome=timeout}",
+            0.0,
+        ),
+        (
+            "supertrees_mailbox_calls_total{mailbox=kv,outcome=no_reply}",
+            0.0,
+        ),
+        (
+            "supertrees_mailbox_calls_total{mailbox=kv,outcome=error}",
+            0.0,
+        ),
+        ("supertrees_intensity_exceeded_total{supervisor=root}", 0.0),
+        (
+            "supertrees_intensity_exceeded_total{supervisor=root/1}",
+            0.0,
+        ),
+        ("supertrees_events_dropped_total{}", 0.0),
+        ("supertrees_generation{}", 1.0),
+        ("supertrees_upgrades_total{outcome=committed}", 0.0),
+        ("supertrees_child_ready{path=root/2/0}", 1.0),
+    ];
+
+    pub(crate) fn history(run: &mut Run) -> Result<(), String> {
+        let socket = dir_of(run.pid()).join("status.sock");
+        wait_line(run, "tree-ready")?;
+        wait_line(run, "client-done")?;
+        // The client's counts are in the root's figures at once (shared
+        // memory), the events of the last jobs within moments.
+        let figures = run.wait_for("the scripted history in the figures", |_| {
+            let figures = parse(&scrape(&socket)?)?;
+            let jobs = "supertrees_child_exits_total{path=root/1/job,reason=exited}";
+            match figures.get(jobs) {
+                Some(&n) if n == 1000.0 => Ok(figures),
+                got => Err(format!("{jobs} is {got:?}")),
+            }
+        })?;
+        expect(&figures, HISTORY)?;
+        expect(
+            &figures,
+            &[
+                ("supertrees_dynamic_children{template=root/1/job}", 0.0),
+                ("supertrees_child_up{path=root/1/job}", 0.0),
+            ],
+        )?;
+        let version = env!("CARGO_PKG_VERSION");
+        expect(
+            &figures,
+            &[(&format!("supertrees_build_info{{version={version}}}"), 1.0)],
+        )?;
+        // Every family there (memory only for a limited subtree: none here).
+        for family in FAMILIES.iter().filter(|f| **f != "supertrees_memory_bytes") {
+            if !figures
+                .keys()
+                .any(|s| s.starts_with(&format!("{family}{{")))
+            {
+                return Err(format!("no {family}: {figures:#?}"));
+            }
+        }
+        // Bounded: no series names a child's id, nor a worker host; one
+        // series per family and label set however many jobs came and went.
+        if let Some(bad) = figures
+            .keys()
+            .find(|s| s.contains('#') || s.contains("host"))
+        {
+            return Err(format!("a series names an id or a host: {bad}"));
+        }
+        if figures.len() > 60 {
+            return Err(format!("{} series: {figures:#?}", figures.len()));
+        }
+        run.note(format!(
+            "{} series after 1000 jobs came and went",
+            figures.len()
+        ));
+        run.signal_root(Signal::SIGTERM)?;
+        let status = run.wait_exit()?;
+        if status.code() != Some(0) {
+            return Err(format!("the tree did not stop cleanly: {status:?}"));
+        }
+        Ok(())
+    }
+
+    /// Waits for `talked <name> <pid>`; the pid.
+    fn talked(run: &mut Run, name: &str) -> Result<i32, String> {
+        let line = wait_line(run, &format!("talked {name} "))?;
+        line.rsplit(' ')
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .ok_or_else(|| format!("no pid in {line:?}"))
+    }
+
+    pub(crate) fn spans(run: &mut Run) -> Result<(), String> {
+        let talker = talked(run, "talker")?;
+        let web = talked(run, "web")?;
+        let conn = talked(run, "conn")?;
+        let expect = [
+            ("root/0", talker, "talker talks from init"),
+            ("root/0", talker, "talker talks from its future"),
+            ("root/0", talker, "talker talks from a subtask"),
+            ("root/api/web", web, "web talks from its future"),
+            ("root/api/web", web, "web talks from a subtask"),
+            ("root/api/conn#1", conn, "conn talks"),
+        ];
+        for (path, pid, message) in expect {
+            let span = format!("worker{{path={path} pid={pid}}}");
+            let lines = run.stderr_count(|l| l.contains(&span) && l.ends_with(message));
+            if lines != 1 {
+                return Err(format!("{lines} lines {message:?} in span {span}"));
+            }
+        }
+        // The engine's own lines say which node speaks too.
+        let host = format!("host{{path=root/api/host pid={web}}}");
+        if run.stderr_count(|l| l.contains(&host)) == 0 {
+            return Err(format!("no line of the engine in span {host}"));
+        }
+        run.signal_root(Signal::SIGTERM)?;
+        let status = run.wait_exit()?;
+        if status.code() != Some(0) {
+            return Err(format!("the tree did not stop cleanly: {status:?}"));
+        }
+        Ok(())
+    }
+
+    /// The latest value printed for each series: `figure <series> <value>`.
+    fn printed(run: &Run) -> BTreeMap<String, f64> {
+        run.stdout()
+            .iter()
+            .filter_map(|l| l.strip_prefix("figure "))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(series, value)| Some((series.to_owned(), value.parse().ok()?)))
+            .collect()
+    }
+
+    /// How many times process `pid` gave up the CPU of its own accord
+    /// (each wait in `poll` that slept).
+    fn voluntary_switches(pid: i32) -> Result<u64, String> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("no voluntary_ctxt_switches in /proc/{pid}/status"))
+    }
+
+    pub(crate) fn recorder(run: &mut Run) -> Result<(), String> {
+        wait_line(run, "tree-ready")?;
+        wait_line(run, "client-done")?;
+        let done = Instant::now();
+        // The user's recorder, in the root, gets the client's counts
+        // (counted in another process) within a second.
+        let figures = run.wait_for("the client's traffic in the user's recorder", |run| {
+            let figures = printed(run);
+            let sent = "supertrees_mailbox_sent_total{mailbox=kv}";
+            match figures.get(sent) {
+                Some(&n) if n == 100.0 => Ok(figures),
+                got => Err(format!("{sent} is {got:?}")),
+            }
+        })?;
+        let took = done.elapsed();
+        // The runner polls every 10 ms and reads output as it comes.
+        if took > Duration::from_millis(1300) {
+            return Err(format!("the figures took {took:?} to reach the recorder"));
+        }
+        expect(&figures, HISTORY)?;
+        run.note(format!("the recorder had the traffic {took:?} after it"));
+        // An idle tree: the root wakes about once a second, no more.
+        std::thread::sleep(Duration::from_millis(500));
+        let before = voluntary_switches(run.pid())?;
+        std::thread::sleep(Duration::from_secs(4));
+        let woke = voluntary_switches(run.pid())? - before;
+        if woke > 6 {
+            return Err(format!("the idle root woke {woke} times in 4 s"));
+        }
+        run.note(format!("the idle root woke {woke} times in 4 s"));
+        let lines = run.count(|l| l.starts_with("figure "));
+        std::thread::sleep(Duration::from_millis(2500));
+        let more = run.count(|l| l.starts_with("figure ")) - lines;
+        if more != 0 {
+            return Err(format!(
+                "{more} figures published again while nothing changed"
+            ));
+        }
+        run.signal_root(Signal::SIGTERM)?;
+        let status = run.wait_exit()?;
+        if status.code() != Some(0) {
+            return Err(format!("the tree did not stop cleanly: {status:?}"));
+        }
+        Ok(())
+    }
+}
