@@ -139,14 +139,33 @@
 //! `child`, `pid`, `exit`, `delay`, ...). Install any subscriber before
 //! `start()`, e.g. `tracing_subscriber::fmt().init()`; forked processes
 //! inherit it.
+//!
+//! Every line says which node spoke: each process logs inside a span of
+//! its own, `supervisor` or `host` (fields `path` and `pid`), and every
+//! run of a worker is inside a `worker` span (`path`, `pid`: its host's),
+//! entered whenever its future and its [`spawn`] subtasks are polled; so
+//! a line the worker's own code logs carries `path`, e.g. with
+//! `tracing_subscriber::fmt().json().init()`:
+//! `{"fields":{"message":"listening"},"span":{"path":"root/api/web","pid":4242,"name":"worker"},...}`.
+//! A task a worker spawns on the runtime itself (`tokio::spawn`) is
+//! outside it: spawn `fut.in_current_span()` ([`tracing::Instrument`]).
+//!
+//! The tree's figures (restarts and exits by reason per path, up and
+//! ready, mailbox traffic by outcome, memory of limited subtrees, ...: see
+//! [`figures`]) are served in the Prometheus text format by the status
+//! socket's `metrics` request (`supertrees metrics`,
+//! [`control::Client::metrics`]), and published into your own `metrics`
+//! recorder with [`Tree::with_metrics`].
+//!
+//! [`tracing::Instrument`]: https://docs.rs/tracing/latest/tracing/trait.Instrument.html
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub use listen::{tcp_listener, unix_listener, Listen};
 pub use supertrees_core::{
-    inbox, mailbox, message, ready, spawn, start_child, stopping, terminate_child, Backend,
-    BackoffPolicy, BoxFuture, ChildExit, ChildId, Envelope, Error, Event, EventKind, Inbox,
-    Intensity, Limits, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, Resources,
+    figures, inbox, mailbox, message, ready, spawn, start_child, stopping, terminate_child,
+    Backend, BackoffPolicy, BoxFuture, ChildExit, ChildId, Envelope, Error, Event, EventKind,
+    Inbox, Intensity, Limits, Mailbox, NodeKind, NodeState, NodeStatus, Readiness, Resources,
     RestartPolicy, Restartable, Runner, Shutdown, Spawner, Strategy, Supervisor, Timer, Tree,
     TreeStatus, Worker, MAX_MESSAGE,
 };

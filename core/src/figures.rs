@@ -331,10 +331,10 @@ impl Figures {
             EventKind::Stopping { gave_up: true, .. } => {
                 *self.gave_up.entry(label.to_string()).or_default() += 1;
             }
-            EventKind::Started(_) if is_dynamic(&event.path) => {
-                if !self.templates.contains(label.as_ref()) {
-                    self.templates.insert(label.to_string());
-                }
+            EventKind::Started(_)
+                if is_dynamic(&event.path) && !self.templates.contains(label.as_ref()) =>
+            {
+                self.templates.insert(label.to_string());
             }
             _ => {}
         }
@@ -491,4 +491,19 @@ fn describe() {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_take_run_time_ids_out() {
+        assert_eq!(path_label("root"), "root");
+        assert_eq!(path_label("root/1/conn#7"), "root/1/conn");
+        assert_eq!(path_label("root/pool#3/worker#12/0"), "root/pool/worker/0");
+        // Not an id: kept.
+        assert_eq!(path_label("root/a#b"), "root/a#b");
+        assert_eq!(path_label("root/a#"), "root/a#");
+        assert!(is_dynamic("root/1/conn#7"));
+        assert!(!is_dynamic("root/pool#3/0"));
+        assert!(!is_dynamic("root/1"));
+    }
+}

@@ -468,12 +468,27 @@ impl TreeStatus {
                 };
                 node.since = Some(now);
             }
-            EventKind::Ready => node.state = NodeState::Ready,
+            EventKind::Ready => {
+                if node.state == NodeState::Restarting {
+                    // Restarted in place where its events carry no pid
+                    // (the simulation's host): it runs again.
+                    node.restarts = node.restarts.saturating_add(1);
+                    restarted = true;
+                    node.since = Some(now);
+                }
+                node.state = NodeState::Ready;
+            }
             EventKind::Exited {
                 exit,
                 restart,
                 reason,
             } => {
+                if node.state == NodeState::Restarting && node.kind == NodeKind::Worker {
+                    // It ran again before it ended again: restarted in
+                    // place where its events carry no pid.
+                    node.restarts = node.restarts.saturating_add(1);
+                    restarted = true;
+                }
                 node.last_exit = Some(*exit);
                 node.last_reason.clone_from(reason);
                 match restart {

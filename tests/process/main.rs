@@ -935,6 +935,12 @@ const SCENARIOS: &[Scenario] = &[
         40,
     ),
     scenario(
+        "attack23_forge_tallies",
+        figures::scenario::forge_tallies,
+        figures::drive::forge_tallies,
+        30,
+    ),
+    scenario(
         "worker_spans",
         figures::scenario::spans,
         figures::drive::spans,

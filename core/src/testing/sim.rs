@@ -41,11 +41,8 @@ use crate::{ChildExit, ChildId, Error, Event, EventKind, NodeKind, Timer};
 ///
 /// The tree's [`on_event`](crate::Tree::on_event) callback gets the same
 /// [`Event`]s as in processes, with `pid: None` (worker hosts, which do not
-/// exist here, have none) but for the `Exited` of a worker its simulated
-/// host restarted in place, which carries this process's pid as a real
-/// host's (the status counts it a restart, as in processes), and
-/// [`on_ready`](crate::Tree::on_ready) is called once the whole tree is
-/// ready.
+/// exist here, have none), and [`on_ready`](crate::Tree::on_ready) is called
+/// once the whole tree is ready.
 ///
 /// Workers run here must only wait on the [`FakeTimer`] (a clone of `timer`)
 /// or on each other: a Tokio or smol timer has no runtime to fire it.
@@ -180,15 +177,10 @@ struct Observer {
 
 impl Observer {
     fn event(&mut self, path: String, kind: EventKind) {
-        self.event_of(path, None, kind);
-    }
-
-    /// An event of the process `pid` (see [`run_simulated`]).
-    fn event_of(&mut self, path: String, pid: Option<u32>, kind: EventKind) {
         let now = self.timer.now();
         let at = std::time::SystemTime::UNIX_EPOCH + now.saturating_duration_since(self.began);
         self.observed
-            .event(Event::happened(path, pid, kind, at), now);
+            .event(Event::happened(path, None, kind, at), now);
     }
 }
 
@@ -748,11 +740,11 @@ impl<'a> Sim<'a> {
                 }
             }
             if let Some((subject, kind)) = self.machine.event(&report) {
-                let (path, pid) = match subject {
-                    Subject::Supervisor => (self.machine.path().to_owned(), None),
-                    Subject::Child(child) => (self.child_path(child), self.in_host(child, &kind)),
+                let path = match subject {
+                    Subject::Supervisor => self.machine.path().to_owned(),
+                    Subject::Child(child) => self.child_path(child),
                 };
-                self.observer.borrow_mut().event_of(path, pid, kind);
+                self.observer.borrow_mut().event(path, kind);
             }
             if let Report::Removed { child, id } = report {
                 if let Some(slot) = self.dynamic.get_mut(child.get()) {
@@ -775,24 +767,6 @@ impl<'a> Sim<'a> {
             Some(d) => format!("{}/{}#{}", self.machine.path(), d.template, d.id),
             None => self.sup.child_path(self.machine.path(), child.get()),
         }
-    }
-
-    /// The pid an event `kind` of child `child` carries: this process's,
-    /// as its simulated host's, for a worker its host restarted in place
-    /// (as a real host's, so that the status counts the restart); else
-    /// none.
-    fn in_host(&self, child: ChildIdx, kind: &EventKind) -> Option<u32> {
-        let n = child.get();
-        let worker = self.dynamic.get(n).is_some_and(Option::is_some)
-            || matches!(self.sup.children.get(n), Some(Child::Worker(_)));
-        let in_place = matches!(
-            kind,
-            EventKind::Exited {
-                restart: Some(_),
-                ..
-            }
-        ) && self.host.up;
-        (worker && in_place).then(std::process::id)
     }
 
     /// Starts child `child`; its start is reported first, as its parent

@@ -90,9 +90,10 @@ impl Main {
     /// Sets up what `observers` asks for, and systemd notification when
     /// `NOTIFY_SOCKET` is set; the tree starts at `now`.
     pub(crate) fn new(observers: Observers, now: Instant) -> Result<Self, Error> {
-        // `on_ready` is given the status, which is folded from the events.
+        // `on_ready` is given the status, and the figures are kept, folded
+        // from the events.
         let wants_events = observers.on_event.is_some()
-            || observers.status_socket.is_some()
+            || observers.keep_figures()
             || observers.on_ready.is_some();
         let events = if wants_events {
             let (read, write) =

@@ -1,5 +1,6 @@
 //! The figures on virtual time: a scripted history in `run_simulated`,
-//! read back through a recorder.
+//! read back through a recorder (see also the process scenarios
+//! `panic_metrics_*` in the facade's tests).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -8,9 +9,11 @@ use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-use super::*;
-use crate::testing::{run_simulated, FakeTimer};
-use crate::{BoxFuture, Intensity, RestartPolicy, Restartable, Supertree, Worker};
+use supertrees_core::figures::{exit_reason, CallOutcome, VERSION};
+use supertrees_core::testing::{run_simulated, FakeTimer};
+use supertrees_core::{
+    BoxFuture, ChildExit, Intensity, RestartPolicy, Restartable, Supertree, Worker,
+};
 
 /// A worker made of a function, with a restart policy.
 struct Run(Arc<dyn Fn() -> BoxFuture + Send + Sync>, RestartPolicy);
@@ -34,12 +37,14 @@ fn worker(policy: RestartPolicy, f: impl Fn() -> BoxFuture + Send + Sync + 'stat
 /// Every series the recorder got when `tree` ended, or stalled (a
 /// supervisor of templates waits for more requests): `name{label=value,...}`
 /// → its value.
-fn figures_of<B>(tree: crate::Tree<crate::tree::Root<B>>) -> BTreeMap<String, f64> {
+fn figures_of<B>(
+    tree: supertrees_core::Tree<supertrees_core::tree::Root<B>>,
+) -> BTreeMap<String, f64> {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let ended = metrics::with_local_recorder(&recorder, || run_simulated(tree, FakeTimer::new()));
     assert!(
-        matches!(ended, Ok(()) | Err(crate::Error::Stalled)),
+        matches!(ended, Ok(()) | Err(supertrees_core::Error::Stalled)),
         "{ended:?}"
     );
     snapshotter
@@ -85,7 +90,7 @@ fn a_scripted_history_reads_back_exactly() {
     });
     let server = worker(RestartPolicy::Never, || {
         Box::pin(async {
-            let mut inbox = crate::inbox::<u32>("kv").expect("kv");
+            let mut inbox = supertrees_core::inbox::<u32>("kv").expect("kv");
             for _ in 0..150 {
                 let envelope = inbox.recv().await.expect("a message");
                 if envelope.is_call() {
@@ -97,7 +102,7 @@ fn a_scripted_history_reads_back_exactly() {
     });
     let client = worker(RestartPolicy::Never, || {
         Box::pin(async {
-            let kv = crate::mailbox::<u32>("kv").expect("kv");
+            let kv = supertrees_core::mailbox::<u32>("kv").expect("kv");
             for n in 0..100 {
                 kv.send(n).await.expect("sent");
             }
@@ -106,7 +111,9 @@ fn a_scripted_history_reads_back_exactly() {
                 assert_eq!(got, n + 1);
             }
             for port in 0..3u16 {
-                crate::start_child("conn", port).await.expect("started");
+                supertrees_core::start_child("conn", port)
+                    .await
+                    .expect("started");
             }
         })
     });
@@ -197,7 +204,9 @@ fn a_thousand_children_of_a_template_make_one_series_per_family() {
     let spawner = worker(RestartPolicy::Never, || {
         Box::pin(async {
             for n in 0..1000u32 {
-                crate::start_child("job", n).await.expect("started");
+                supertrees_core::start_child("job", n)
+                    .await
+                    .expect("started");
             }
         })
     });
@@ -269,19 +278,6 @@ fn without_metrics_nothing_is_published() {
     let ended = metrics::with_local_recorder(&recorder, || run_simulated(tree, FakeTimer::new()));
     assert!(ended.is_ok());
     assert!(snapshotter.snapshot().into_vec().is_empty());
-}
-
-#[test]
-fn labels_take_run_time_ids_out() {
-    assert_eq!(path_label("root"), "root");
-    assert_eq!(path_label("root/1/conn#7"), "root/1/conn");
-    assert_eq!(path_label("root/pool#3/worker#12/0"), "root/pool/worker/0");
-    // Not an id: kept.
-    assert_eq!(path_label("root/a#b"), "root/a#b");
-    assert_eq!(path_label("root/a#"), "root/a#");
-    assert!(is_dynamic("root/1/conn#7"));
-    assert!(!is_dynamic("root/pool#3/0"));
-    assert!(!is_dynamic("root/1"));
 }
 
 #[test]
