@@ -38,7 +38,7 @@
 //! [`TreeStatus`]: crate::TreeStatus
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -255,15 +255,32 @@ impl Tally {
 /// assert_eq!(exit_reason(ChildExit::Normal), "exited");
 /// ```
 pub fn exit_reason(exit: ChildExit) -> &'static str {
+    REASONS[reason_index(exit)]
+}
+
+/// Every `reason` label, by [`reason_index`].
+const REASONS: [&str; 8] = [
+    "exited",
+    "stopped",
+    "panicked",
+    "signal",
+    "setup_failed",
+    "start_timeout",
+    "out_of_memory",
+    "hung",
+];
+
+/// The index in [`REASONS`] of `exit`'s reason.
+fn reason_index(exit: ChildExit) -> usize {
     match exit {
-        ChildExit::Normal | ChildExit::Exited(_) | ChildExit::GaveUp => "exited",
-        ChildExit::Stopped => "stopped",
-        ChildExit::Panicked => "panicked",
-        ChildExit::Signaled(_) => "signal",
-        ChildExit::ForkFailed(_) | ChildExit::SetupFailed => "setup_failed",
-        ChildExit::StartTimeout(_) => "start_timeout",
-        ChildExit::OutOfMemory => "out_of_memory",
-        ChildExit::Hung => "hung",
+        ChildExit::Normal | ChildExit::Exited(_) | ChildExit::GaveUp => 0,
+        ChildExit::Stopped => 1,
+        ChildExit::Panicked => 2,
+        ChildExit::Signaled(_) => 3,
+        ChildExit::ForkFailed(_) | ChildExit::SetupFailed => 4,
+        ChildExit::StartTimeout(_) => 5,
+        ChildExit::OutOfMemory => 6,
+        ChildExit::Hung => 7,
     }
 }
 
@@ -306,37 +323,50 @@ fn is_dynamic(path: &str) -> bool {
 #[doc(hidden)]
 #[derive(Debug, Default)]
 pub struct Figures {
-    restarts: BTreeMap<String, u64>,
-    exits: BTreeMap<(String, &'static str), u64>,
-    gave_up: BTreeMap<String, u64>,
+    /// What was counted of each node, by label.
+    nodes: HashMap<String, Counted>,
     /// The templates whose children were ever seen, by path.
     templates: BTreeSet<String>,
+}
+
+/// What was counted of one node (or a template's children).
+#[derive(Debug, Default)]
+struct Counted {
+    restarts: u64,
+    /// Exits by [`reason_index`].
+    exits: [u64; REASONS.len()],
+    /// Times it gave up (a supervisor).
+    gave_up: u64,
 }
 
 impl Figures {
     /// Folds in `event`, which the status recorded as a restart of its node
     /// if `restarted`.
     pub fn record(&mut self, event: &Event, restarted: bool) {
-        let label = path_label(&event.path);
-        if restarted {
-            *self.restarts.entry(label.to_string()).or_default() += 1;
+        let exit = match &event.kind {
+            EventKind::Exited { exit, .. } if !event.path.ends_with("/host") => Some(*exit),
+            _ => None,
+        };
+        let gave_up = matches!(event.kind, EventKind::Stopping { gave_up: true, .. });
+        if !restarted && exit.is_none() && !gave_up {
+            if matches!(event.kind, EventKind::Started(_)) && is_dynamic(&event.path) {
+                let label = path_label(&event.path);
+                if !self.templates.contains(label.as_ref()) {
+                    self.templates.insert(label.into_owned());
+                }
+            }
+            return;
         }
-        match &event.kind {
-            EventKind::Exited { exit, .. } if !event.path.ends_with("/host") => {
-                *self
-                    .exits
-                    .entry((label.to_string(), exit_reason(*exit)))
-                    .or_default() += 1;
-            }
-            EventKind::Stopping { gave_up: true, .. } => {
-                *self.gave_up.entry(label.to_string()).or_default() += 1;
-            }
-            EventKind::Started(_)
-                if is_dynamic(&event.path) && !self.templates.contains(label.as_ref()) =>
-            {
-                self.templates.insert(label.to_string());
-            }
-            _ => {}
+        let label = path_label(&event.path);
+        // One lookup, and an allocation only the first time.
+        let counted = match self.nodes.get_mut(label.as_ref()) {
+            Some(counted) => counted,
+            None => self.nodes.entry(label.into_owned()).or_default(),
+        };
+        counted.restarts += u64::from(restarted);
+        counted.gave_up += u64::from(gave_up);
+        if let Some(exit) = exit {
+            counted.exits[reason_index(exit)] += 1;
         }
     }
 
@@ -368,10 +398,11 @@ impl Figures {
                 gauge!("supertrees_memory_bytes", "supervisor" => path_label(&node.path).into_owned())
                     .set(memory as f64);
             }
-            let label = path_label(&node.path);
-            if node.kind == NodeKind::Supervisor && !self.gave_up.contains_key(label.as_ref()) {
+            if node.kind == NodeKind::Supervisor {
+                let label = path_label(&node.path);
+                let gave_up = self.nodes.get(label.as_ref()).map_or(0, |c| c.gave_up);
                 counter!("supertrees_intensity_exceeded_total", "supervisor" => label.into_owned())
-                    .absolute(0);
+                    .absolute(gave_up);
             }
         }
         let mut children: BTreeMap<&str, u32> =
@@ -386,18 +417,16 @@ impl Figures {
         }
         for (label, (up, ready)) in &nodes {
             let path = label.to_string();
-            let restarts = self.restarts.get(label.as_ref()).copied().unwrap_or(0);
+            let restarts = self.nodes.get(label.as_ref()).map_or(0, |c| c.restarts);
             counter!("supertrees_child_restarts_total", "path" => path.clone()).absolute(restarts);
             gauge!("supertrees_child_up", "path" => path.clone()).set(f64::from(*up));
             gauge!("supertrees_child_ready", "path" => path).set(f64::from(*ready));
         }
-        for ((path, reason), n) in &self.exits {
-            counter!("supertrees_child_exits_total", "path" => path.clone(), "reason" => *reason)
-                .absolute(*n);
-        }
-        for (supervisor, n) in &self.gave_up {
-            counter!("supertrees_intensity_exceeded_total", "supervisor" => supervisor.clone())
-                .absolute(*n);
+        for (path, counted) in &self.nodes {
+            for (reason, n) in REASONS.iter().zip(counted.exits).filter(|(_, n)| *n > 0) {
+                counter!("supertrees_child_exits_total", "path" => path.clone(), "reason" => *reason)
+                    .absolute(n);
+            }
         }
         for (template, n) in children {
             gauge!("supertrees_dynamic_children", "template" => template.to_owned())

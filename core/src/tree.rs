@@ -1455,9 +1455,9 @@ impl<B> Tree<Root<B>> {
     /// [`start`](Self::start).
     ///
     /// The root process records them all, once a second while anything
-    /// changed (and the traffic counted by the other processes reaches it
-    /// within that second); every other process of the tree, a worker's
-    /// included, records none. A worker that counts its own figures
+    /// changed (the traffic counted by the other processes included) and
+    /// once more when the tree ends; every other process of the tree, a
+    /// worker's included, records none. A worker that counts its own figures
     /// records them in its own process: serve them from there (see the
     /// `metrics_http` example). The root forks: a recorder that starts a
     /// thread or needs a runtime belongs in a worker, not in `main` (with

@@ -732,6 +732,16 @@ pub(crate) mod drive {
         if status.code() != Some(0) {
             return Err(format!("the tree did not stop cleanly: {status:?}"));
         }
-        Ok(())
+        // Published once more as the tree ended: its stops are in.
+        expect(
+            &printed(run),
+            &[
+                (
+                    "supertrees_child_exits_total{path=root/2/0,reason=stopped}",
+                    1.0,
+                ),
+                ("supertrees_child_up{path=root/2/0}", 0.0),
+            ],
+        )
     }
 }

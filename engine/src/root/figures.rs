@@ -70,6 +70,30 @@ impl Publisher {
             return;
         }
         self.next = Some(now + PUBLISH_PERIOD);
+        self.publish(observed, directory, events, always);
+    }
+
+    /// The tree has ended: publishes to the global recorder a last time,
+    /// if anything changed since the last time (see
+    /// [`publish_due`](Self::publish_due)).
+    pub(crate) fn publish_last(
+        &mut self,
+        observed: &Observed,
+        directory: Option<&Directory>,
+        events: u64,
+    ) {
+        if self.next.take().is_some() {
+            self.publish(observed, directory, events, false);
+        }
+    }
+
+    fn publish(
+        &mut self,
+        observed: &Observed,
+        directory: Option<&Directory>,
+        events: u64,
+        always: bool,
+    ) {
         let counts = directory.map(Directory::mailbox_counts).unwrap_or_default();
         let totals: Vec<MailboxCounts> = counts.iter().map(|(_, c)| *c).collect();
         let changed = self

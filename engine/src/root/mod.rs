@@ -374,6 +374,8 @@ impl Drop for Main {
                 "the event pipe ended with part of an event"
             );
         }
+        self.figures
+            .publish_last(&self.observed, self.directory.as_deref(), self.recorded);
         let until = Instant::now() + CALLBACK_BUDGET_AT_END;
         self.observed
             .finish(EVENTS_KEPT_AT_END, || Instant::now() < until);
