@@ -5,6 +5,7 @@
 //! changed. What they are is `supertrees_core::figures`; this is when and
 //! where they go.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
@@ -21,7 +22,8 @@ pub(crate) struct Publisher {
     /// The recorder behind the `metrics` request: built at the first one.
     prometheus: Option<PrometheusRecorder>,
     /// When the figures are next published to the global recorder
-    /// (`None`: never, the tree was not built `with_metrics`).
+    /// (`None`: never, the tree was not built `with_metrics`, or its
+    /// recorder panicked).
     next: Option<Instant>,
     /// What was published last: how many events had been recorded, and
     /// the mailboxes' counts (`None`: nothing yet).
@@ -100,9 +102,17 @@ impl Publisher {
             .last
             .as_ref()
             .is_none_or(|(seen, last)| *seen != events || *last != totals);
-        if changed || always {
-            observed.publish_figures(counts);
-            self.last = Some((events, totals));
+        if !changed && !always {
+            return;
+        }
+        self.last = Some((events, totals));
+        // The recorder is the user's: a panic in it must not end the root.
+        let published = catch_unwind(AssertUnwindSafe(|| observed.publish_figures(counts)));
+        if published.is_err() {
+            tracing::error!(
+                "the metrics recorder panicked: the tree's figures are no longer published to it"
+            );
+            self.next = None;
         }
     }
 }
