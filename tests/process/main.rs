@@ -68,6 +68,7 @@ mod abuse;
 mod attack20;
 mod attack20b;
 mod attack22;
+mod attack23;
 mod boundaries;
 mod containment;
 mod control;
@@ -977,6 +978,37 @@ const SCENARIOS: &[Scenario] = &[
         attack22::scenario::hung_host,
         attack22::drive::restart_hung_host,
         40,
+    ),
+    // attack23: the review of issue 23 (see attack23.rs).
+    scenario(
+        "attack23_exact_traffic",
+        attack23::scenario::exact_traffic,
+        attack23::drive::exact_traffic,
+        90,
+    ),
+    scenario(
+        "attack23_spans_escape",
+        attack23::scenario::spans_escape,
+        attack23::drive::spans_escape,
+        30,
+    ),
+    scenario(
+        "attack23_supervisor_killed",
+        attack23::scenario::supervisor_killed,
+        attack23::drive::supervisor_killed,
+        40,
+    ),
+    scenario(
+        "attack23_span_churn",
+        attack23::scenario::span_churn,
+        attack23::drive::span_churn,
+        60,
+    ),
+    scenario(
+        "attack23_scrape_large",
+        attack23::scenario::scrape_large,
+        attack23::drive::scrape_large,
+        120,
     ),
 ];
 

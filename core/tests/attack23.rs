@@ -1,0 +1,181 @@
+//! Attacks on the figures (review of issue 23), on virtual time.
+//!
+//! * A template's label is `<supervisor>/<template>`: a template named
+//!   like a child of the same supervisor (a named child, or a position,
+//!   since a template's name may be digits only) shares that child's
+//!   series, so neither reads right. `start()` must refuse such a tree,
+//!   or their series must differ.
+//! * A call whose future is dropped after its message was queued (the
+//!   server got it) is counted under no outcome.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+use supertrees_core::testing::{run_simulated, FakeTimer};
+use supertrees_core::{BoxFuture, Error, RestartPolicy, Restartable, Supertree, Worker};
+
+struct Run(Arc<dyn Fn() -> BoxFuture + Send + Sync>, RestartPolicy);
+
+impl Worker for Run {
+    fn init(&self) -> BoxFuture {
+        (self.0)()
+    }
+}
+
+impl Restartable for Run {
+    fn restart_policy(&self) -> RestartPolicy {
+        self.1
+    }
+}
+
+fn worker(policy: RestartPolicy, f: impl Fn() -> BoxFuture + Send + Sync + 'static) -> Run {
+    Run(Arc::new(f), policy)
+}
+
+/// What the tree ended with: `Err` if `start` refused it, else every
+/// series.
+fn run<B>(
+    tree: supertrees_core::Tree<supertrees_core::tree::Root<B>>,
+) -> Result<BTreeMap<String, f64>, Error> {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let ended = metrics::with_local_recorder(&recorder, || run_simulated(tree, FakeTimer::new()));
+    match ended {
+        Ok(()) | Err(Error::Stalled) => {}
+        Err(err) => return Err(err),
+    }
+    Ok(snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let value = match value {
+                DebugValue::Counter(n) => n as f64,
+                DebugValue::Gauge(g) => g.into_inner(),
+                DebugValue::Histogram(_) => f64::NAN,
+            };
+            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+        })
+        .collect())
+}
+
+/// Starts two children of `template`, one after the other.
+fn starter(template: &'static str) -> Run {
+    worker(RestartPolicy::Never, move || {
+        Box::pin(async move {
+            for n in 0..2u32 {
+                supertrees_core::start_child(template, n)
+                    .await
+                    .expect("started");
+            }
+        })
+    })
+}
+
+/// A child that returns at once: one exit `exited` each.
+fn done() -> Run {
+    worker(RestartPolicy::Never, || Box::pin(async {}))
+}
+
+/// A child that runs until the tree stalls.
+fn forever() -> Run {
+    worker(RestartPolicy::Never, || {
+        Box::pin(std::future::pending::<()>())
+    })
+}
+
+fn check_apart(figures: Result<BTreeMap<String, f64>, Error>, child: &str, template: &str) {
+    let figures = match figures {
+        // Refused: fine.
+        Err(Error::InvalidName { .. } | Error::DuplicateName { .. }) => return,
+        Err(other) => panic!("{other}"),
+        Ok(figures) => figures,
+    };
+    // The static child runs (up 1) and never exited; the template's two
+    // children exited once each and are gone (up 0).
+    let up = format!("supertrees_child_up{{path={child}}}");
+    let exits = format!("supertrees_child_exits_total{{path={child},reason=exited}}");
+    assert_eq!(
+        figures.get(&up),
+        Some(&1.0),
+        "the child {child} runs: {figures:#?}"
+    );
+    assert_eq!(
+        figures.get(&exits),
+        None,
+        "the child {child} never exited, its template {template}'s children did: {figures:#?}"
+    );
+}
+
+#[test]
+fn a_template_named_like_a_named_child_shares_its_series() {
+    let tree = Supertree::new().with_metrics().add_supervisor(|s| {
+        s.add_dynamic("conn", |_n: u32| done())
+            .add_named_worker("conn", forever())
+            .add_worker(starter("conn"))
+    });
+    check_apart(run(tree), "root/0/conn", "root/0/conn");
+}
+
+#[test]
+fn a_template_named_like_a_position_shares_its_series() {
+    let tree = Supertree::new().with_metrics().add_supervisor(|s| {
+        s.add_dynamic("0", |_n: u32| done())
+            .add_worker(forever())
+            .add_worker(starter("0"))
+    });
+    check_apart(run(tree), "root/0/0", "root/0/0");
+}
+
+#[test]
+fn a_call_dropped_after_its_message_was_queued_is_counted() {
+    // The server takes the call and holds it; the caller gives up on it
+    // (its future dropped by a select, not by the call's own timeout).
+    let server = worker(RestartPolicy::Never, || {
+        Box::pin(async {
+            let mut inbox = supertrees_core::inbox::<u32>("kv").expect("kv");
+            let held = inbox.recv().await.expect("the call");
+            assert!(held.is_call());
+            println!("the server got the call");
+            std::future::pending::<()>().await;
+        })
+    });
+    let client = worker(RestartPolicy::Never, || {
+        Box::pin(async {
+            let kv = supertrees_core::mailbox::<u32>("kv").expect("kv");
+            let call = kv.call::<u32>(1, Duration::from_secs(3600));
+            let gave_up =
+                futures::future::select(Box::pin(call), Box::pin(futures::future::ready(())));
+            // Polled once: the message is queued, then the call dropped.
+            let _ = gave_up.await;
+        })
+    });
+    let tree = Supertree::new()
+        .with_metrics()
+        .add_supervisor(|s| s.with_mailbox("kv").add_worker(server))
+        .add_worker(client);
+    let figures = run(tree).expect("ran");
+    let calls: f64 = ["ok", "timeout", "no_reply", "error"]
+        .iter()
+        .map(|o| {
+            figures
+                .get(&format!(
+                    "supertrees_mailbox_calls_total{{mailbox=kv,outcome={o}}}"
+                ))
+                .copied()
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(
+        calls, 1.0,
+        "one call was made (the server got it): {figures:#?}"
+    );
+}
