@@ -92,7 +92,7 @@ impl Worker for MetricsHttp {
                 // A panic: the event shows it, and the worker is restarted.
                 .unwrap_or_else(|err| panic!("the tree's listener: {err}"));
             match listener.local_addr() {
-                Ok(addr) => tracing::info!("serving http://{addr}/metrics"),
+                Ok(addr) => println!("serving http://{addr}/metrics"),
                 Err(err) => tracing::info!("serving /metrics on an unknown address: {err}"),
             }
             supertrees::ready();
@@ -334,7 +334,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|err| format!("creating {}: {err}", dir.display()))?;
     let socket: Arc<Path> = Arc::from(dir.join("status.sock"));
     println!("status socket: {}", socket.display());
-    println!("figures: http://{addr}/metrics");
     let ran = Supertree::new()
         .status_socket(PathBuf::from(&*socket))
         // root/store/server serves kv; root/load/client uses it.

@@ -19,7 +19,7 @@
 //! | `supertrees_intensity_exceeded_total` | `supervisor` | times it gave up |
 //! | `supertrees_dynamic_children` | `template` | children of a template now |
 //! | `supertrees_mailbox_sent_total` | `mailbox` | casts queued (`send`, `try_send`) |
-//! | `supertrees_mailbox_calls_total` | `mailbox`, `outcome` | calls, by [`CallOutcome`] |
+//! | `supertrees_mailbox_calls_total` | `mailbox`, `outcome` | calls that ended, by [`CallOutcome`] (a call whose future was dropped first is not counted) |
 //! | `supertrees_events_dropped_total` | | events the root never got |
 //! | `supertrees_memory_bytes` | `supervisor` | a limited subtree's memory in use |
 //! | `supertrees_upgrades_total` | `outcome` | upgrades (`committed`, `rolled_back`, `refused`) |
@@ -357,16 +357,28 @@ impl Figures {
             }
             return;
         }
-        let label = path_label(&event.path);
-        // One lookup, and an allocation only the first time.
-        let counted = match self.nodes.get_mut(label.as_ref()) {
-            Some(counted) => counted,
-            None => self.nodes.entry(label.into_owned()).or_default(),
-        };
-        counted.restarts += u64::from(restarted);
-        counted.gave_up += u64::from(gave_up);
-        if let Some(exit) = exit {
-            counted.exits[reason_index(exit)] += 1;
+        self.update(&event.path, |counted| {
+            counted.restarts += u64::from(restarted);
+            counted.gave_up += u64::from(gave_up);
+            if let Some(exit) = exit {
+                counted.exits[reason_index(exit)] += 1;
+            }
+        });
+    }
+
+    /// Counts an exit of node `path` that had no event of its own (it ended
+    /// with its supervisor, which exited with `exit`).
+    pub fn count_exit(&mut self, path: &str, exit: ChildExit) {
+        self.update(path, |counted| counted.exits[reason_index(exit)] += 1);
+    }
+
+    /// Updates what was counted of node `path` with `f`: one lookup, and
+    /// an allocation only the first time.
+    fn update(&mut self, path: &str, f: impl FnOnce(&mut Counted)) {
+        let label = path_label(path);
+        match self.nodes.get_mut(label.as_ref()) {
+            Some(counted) => f(counted),
+            None => f(self.nodes.entry(label.into_owned()).or_default()),
         }
     }
 

@@ -191,7 +191,14 @@ impl Observed {
                         &mut seen,
                     );
                 }
-                self.status.end_below(&event.path);
+                // Its other children ended with it, without an event:
+                // the figures count their exits as its.
+                let figures = &mut self.figures;
+                self.status.end_below_running(&event.path, |path| {
+                    if let Some(figures) = figures.as_mut() {
+                        figures.count_exit(path, *exit);
+                    }
+                });
             }
         }
         self.record(event, now, &mut seen);

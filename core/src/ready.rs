@@ -417,6 +417,17 @@ struct ReadyScope {
     span: tracing::Span,
 }
 
+impl Drop for ReadyScope {
+    /// The run's future and subtasks are dropped in its span too (a
+    /// guard's `Drop` that logs says which node it was).
+    fn drop(&mut self) {
+        let _span = self.span.enter();
+        drop(self.subtasks.take());
+        // A pending future is zero-sized: nothing is allocated.
+        self.fut = Box::pin(std::future::pending());
+    }
+}
+
 impl Future for ReadyScope {
     type Output = ();
 

@@ -597,6 +597,13 @@ impl TreeStatus {
     /// it, SIGKILLed or not) is stopped, with no pid, until it starts
     /// again.
     pub fn end_below(&mut self, path: &str) {
+        self.end_below_running(path, |_| {});
+    }
+
+    /// As [`end_below`](Self::end_below); shows `ended` the path of every
+    /// worker and supervisor that ran until then (so ended without an
+    /// event of its own).
+    pub(crate) fn end_below_running(&mut self, path: &str, mut ended: impl FnMut(&str)) {
         let top = self.key(path);
         for (_, node) in self
             .nodes
@@ -604,6 +611,13 @@ impl TreeStatus {
             .take_while(|(k, _)| k.starts_with(&top))
             .filter(|(k, _)| k.len() > top.len())
         {
+            let ran = matches!(
+                node.state,
+                NodeState::Starting | NodeState::Ready | NodeState::Stopping
+            );
+            if ran && node.kind != NodeKind::WorkerHost {
+                ended(&node.path);
+            }
             node.state = NodeState::Stopped;
             node.pid = None;
             node.since = None;

@@ -1459,11 +1459,14 @@ impl<B> Tree<Root<B>> {
     /// once more when the tree ends; every other process of the tree, a
     /// worker's included, records none. A worker that counts its own figures
     /// records them in its own process: serve them from there (see the
-    /// `metrics_http` example). The root forks: a recorder that starts a
-    /// thread or needs a runtime belongs in a worker, not in `main` (with
-    /// a thread, `start` refuses to fork), and there it can read the
-    /// tree's figures from the status socket
+    /// `metrics_http` example). The root forks, and a fork copies only the
+    /// calling thread: a recorder that starts a thread or needs a runtime
+    /// belongs in a worker, not in `main` (`start` warns when it is called
+    /// in a multi-threaded process), and there it can read the tree's
+    /// figures from the status socket
     /// ([`Client::metrics`](https://docs.rs/supertrees/latest/supertrees/control/struct.Client.html#method.metrics)).
+    /// The recorder is called on the root's only thread: one that blocks
+    /// stalls the root; one that panics is no longer published to (logged).
     ///
     /// A [`status_socket`](Self::status_socket) serves the same figures
     /// (its `metrics` request, in the Prometheus text format) with or

@@ -201,7 +201,8 @@ pub(crate) fn run<S: Spawner, T: Timer>(spawner: S, timer: T, setup: Setup) -> i
         watchdog,
     } = setup;
     // Every line this process logs says which node it is (its workers'
-    // runs are in `worker` spans of their own, within it).
+    // runs are in `worker` spans of their own, within it), and only it.
+    crate::spans::leave_inherited();
     let span = tracing::info_span!("host", path = %path, pid = std::process::id());
     let _span = span.enter();
     // Everything the workers start is in the host's own process group, and

@@ -70,6 +70,7 @@ mod relay;
 mod root;
 #[allow(unsafe_code)]
 mod socket;
+mod spans;
 mod supervisor;
 #[cfg(test)]
 mod testing;

@@ -16,12 +16,13 @@
 //!
 //! Failed when written:
 //!
-//! * `attack23_spans_escape`: what a worker's own code logs from a task it
-//!   `tokio::spawn`s, and from destructors the engine runs when it drops
-//!   a run (a subtask still pending when the run's future returned, a
-//!   future dropped when asked to stop), carries no `worker` span (the
-//!   contract: "every log line a worker's own code emits carries its
-//!   path").
+//! * `attack23_spans_escape`: what a worker's own code logs from
+//!   destructors the engine runs when it drops a run (a subtask still
+//!   pending when the run's future returned, a future dropped when asked
+//!   to stop) carries no `worker` span (the contract: "every log line a
+//!   worker's own code emits carries its path"). A task the worker
+//!   `tokio::spawn`s itself is the runtime's, outside the run: spawned
+//!   `.in_current_span()`, as the docs say, it carries the span too.
 //! * `attack23_supervisor_killed`: a supervisor process SIGKILLed: the
 //!   children of its template are counted in
 //!   `supertrees_child_exits_total{reason="signal"}`, its static children,
@@ -254,18 +255,23 @@ pub(crate) mod scenario {
         }
     }
 
-    /// Logs from a task it `tokio::spawn`s; keeps a subtask pending with a
-    /// guard; returns when stopped.
+    /// Logs from a task it `tokio::spawn`s in its span (as the docs say:
+    /// the runtime's own tasks are outside the run); keeps a subtask
+    /// pending with a guard; returns when stopped.
     struct Spawner;
 
     impl Worker for Spawner {
         fn init(&self) -> BoxFuture {
             Box::pin(async {
+                use tracing::Instrument;
                 let (tx, rx) = futures::channel::oneshot::channel();
-                tokio::spawn(async move {
-                    tracing::info!("spawner talks from a tokio task");
-                    let _ = tx.send(());
-                });
+                tokio::spawn(
+                    async move {
+                        tracing::info!("spawner talks from a tokio task");
+                        let _ = tx.send(());
+                    }
+                    .in_current_span(),
+                );
                 let _ = rx.await;
                 supertrees::spawn(async {
                     let _guard = Guard("subtask guard");
@@ -354,7 +360,7 @@ pub(crate) mod scenario {
                 if n == 0 {
                     println!("host {}", std::process::id());
                 }
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     println!("runs {n}");
                 }
             })

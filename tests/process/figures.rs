@@ -460,7 +460,7 @@ pub(crate) mod drive {
     /// Parses the whole exposition: every sample line is a sample of a
     /// family with its `# TYPE` (a counter or a gauge) and its `# HELP`.
     /// Returns `name{label=value,...}` (labels sorted) → value.
-    fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
+    pub(super) fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
         let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
             .map_err(|e| format!("the exposition does not parse: {e}"))?;
         let lines = text
@@ -493,7 +493,10 @@ pub(crate) mod drive {
         Ok(figures)
     }
 
-    fn expect(figures: &BTreeMap<String, f64>, want: &[(&str, f64)]) -> Result<(), String> {
+    pub(super) fn expect(
+        figures: &BTreeMap<String, f64>,
+        want: &[(&str, f64)],
+    ) -> Result<(), String> {
         for (series, value) in want {
             match figures.get(*series) {
                 Some(got) if got == value => {}
@@ -724,11 +727,11 @@ pub(crate) mod drive {
         let done = Instant::now();
         // The user's recorder, in the root, gets the client's counts
         // (counted in another process) within a second.
-        let figures = run.wait_for("the client's traffic in the user's recorder", |run| {
+        run.wait_for("the client's traffic in the user's recorder", |run| {
             let figures = printed(run);
             let sent = "supertrees_mailbox_sent_total{mailbox=kv}";
             match figures.get(sent) {
-                Some(100.0) => Ok(figures),
+                Some(100.0) => Ok(()),
                 got => Err(format!("{sent} is {got:?}")),
             }
         })?;
@@ -739,7 +742,10 @@ pub(crate) mod drive {
         if took > Duration::from_millis(1500) {
             return Err(format!("the figures took {took:?} to reach the recorder"));
         }
-        expect(&figures, HISTORY)?;
+        // root/0's last restart may come after its backoff.
+        run.wait_for("the scripted history in the user's recorder", |run| {
+            expect(&printed(run), HISTORY)
+        })?;
         run.note(format!("the recorder had the traffic {took:?} after it"));
         // An idle tree: the root wakes about once a second, no more.
         std::thread::sleep(Duration::from_millis(500));
@@ -774,5 +780,159 @@ pub(crate) mod drive {
                 ("supertrees_child_up{path=root/2/0}", 0.0),
             ],
         )
+    }
+}
+
+/// The runner's side of `examples/metrics_http.rs`: its `GET /metrics`
+/// parses whole, and a real Prometheus server scrapes it where one is
+/// installed (Debian's `prometheus`).
+pub(crate) mod example {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::Signal;
+
+    use super::drive::{expect, parse};
+    use crate::drive::{expect_exit_code, wait_line};
+    use crate::runner::Run;
+
+    /// `GET path` on `addr`: the status line, the headers and the body.
+    fn get(addr: SocketAddr, path: &str) -> Result<(String, String), String> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| format!("send: {e}"))?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| format!("read: {e}"))?;
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("no end of headers: {answer:?}"))?;
+        Ok((head.to_owned(), body.to_owned()))
+    }
+
+    /// A Prometheus server that scrapes `target` every second, in a
+    /// directory of its own; killed and removed when dropped.
+    struct Prometheus {
+        child: Child,
+        dir: std::path::PathBuf,
+        api: SocketAddr,
+    }
+
+    impl Prometheus {
+        fn start(target: SocketAddr) -> Result<Self, String> {
+            let api: SocketAddr = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| e.to_string())?;
+            let dir =
+                std::env::temp_dir().join(format!("supertrees-prometheus-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let config = dir.join("prometheus.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: supertrees\n    static_configs:\n      - targets: [\"{target}\"]\n"
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            let child = Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!("--web.listen-address={api}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("prometheus: {e}"))?;
+            Ok(Self { child, dir, api })
+        }
+
+        /// The value of the instant query `query` (its first series).
+        fn query(&self, query: &str) -> Result<f64, String> {
+            let encoded: String = query
+                .bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            let (_, body) = get(self.api, &format!("/api/v1/query?query={encoded}"))?;
+            let doc: serde_json::Value =
+                serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+            doc["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{query}: {body}"))
+        }
+    }
+
+    impl Drop for Prometheus {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    pub(crate) fn metrics_http(run: &mut Run) -> Result<(), String> {
+        let line = wait_line(run, "serving http://")?;
+        let addr: SocketAddr = line
+            .trim_start_matches("serving http://")
+            .trim_end_matches("/metrics")
+            .parse()
+            .map_err(|e| format!("{line:?}: {e}"))?;
+        let (head, body) = get(addr, "/metrics")?;
+        if !head.starts_with("HTTP/1.1 200") || !head.contains("text/plain; version=0.0.4") {
+            return Err(format!("GET /metrics: {head}"));
+        }
+        let figures = parse(&body)?;
+        expect(
+            &figures,
+            &[
+                ("supertrees_child_up{path=root/telemetry/http}", 1.0),
+                ("supertrees_generation{}", 1.0),
+            ],
+        )?;
+        let (head, _) = get(addr, "/nope")?;
+        if !head.starts_with("HTTP/1.1 404") {
+            return Err(format!("GET /nope: {head}"));
+        }
+        if Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            run.note(
+                "skipped the real Prometheus: no `prometheus` (apt-get install prometheus)"
+                    .to_owned(),
+            );
+        } else {
+            let prometheus = Prometheus::start(addr)?;
+            let began = Instant::now();
+            let up = run.wait_for("Prometheus's first scrape", |_| {
+                prometheus.query(r#"supertrees_child_up{path="root/telemetry/http"}"#)
+            })?;
+            if up != 1.0 {
+                return Err(format!("Prometheus reads root/telemetry/http up = {up}"));
+            }
+            run.note(format!(
+                "a real Prometheus scraped it {:?} after it started",
+                began.elapsed()
+            ));
+        }
+        run.signal_root(Signal::SIGTERM)?;
+        expect_exit_code(run, 0)?;
+        wait_line(run, "stopped").map(drop)
     }
 }

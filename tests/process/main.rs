@@ -1012,14 +1012,17 @@ const SCENARIOS: &[Scenario] = &[
     ),
 ];
 
-/// Examples run as they are, when their binaries have been built.
-const EXAMPLES: &[(&str, Drive)] = &[
-    ("seed_tree", start::drive::seed),
-    ("smol_tree", start::drive::example),
-    ("custom_executor", messages::examples::custom_executor),
-    ("echo", lifecycle::echo_example::drive),
-    ("echo_smol", lifecycle::echo_example::drive),
-    ("kv", messages::examples::kv),
-    ("conn_pool", messages::examples::conn_pool),
-    ("listener", listeners::example::drive),
+/// Examples run as they are, when their binaries have been built, with
+/// their timeouts in seconds (`metrics_http` waits for a real Prometheus
+/// server's first scrape).
+const EXAMPLES: &[(&str, Drive, u64)] = &[
+    ("seed_tree", start::drive::seed, 10),
+    ("smol_tree", start::drive::example, 10),
+    ("custom_executor", messages::examples::custom_executor, 10),
+    ("echo", lifecycle::echo_example::drive, 10),
+    ("echo_smol", lifecycle::echo_example::drive, 10),
+    ("kv", messages::examples::kv, 10),
+    ("conn_pool", messages::examples::conn_pool, 10),
+    ("listener", listeners::example::drive, 10),
+    ("metrics_http", figures::example::metrics_http, 30),
 ];

@@ -26,22 +26,30 @@ impl Declared {
     ///
     /// [`Error::DuplicateName`] naming the first name declared twice, and
     /// both supervisors; [`Error::InvalidName`] for a template whose name
-    /// can not be a path's segment.
+    /// can not name a child (its children's paths are `<name>#<id>`, and
+    /// figures count them under `<supervisor>/<name>`): not one a child of
+    /// its supervisor has, nor digits only (a position's), nor `host`.
     pub fn collect(root: &Supervisor) -> Result<Vec<Declared>, Error> {
-        let names: Vec<Declared> = root
-            .supervisors("root")
-            .into_iter()
-            .flat_map(|(path, sup)| declared_by(sup, &path))
-            .collect();
-        for declared in names.iter().filter(|d| d.kind == Kind::Template) {
-            if let Some(reason) = bad_segment(&declared.name) {
-                return Err(Error::InvalidName {
-                    name: declared.name.clone(),
-                    path: declared.owner.clone(),
-                    reason,
-                });
+        let supervisors = root.supervisors("root");
+        for (path, sup) in &supervisors {
+            for template in &sup.templates {
+                let named = sup.names.iter().flatten().any(|n| *n == template.name);
+                let reason = crate::control::bad_child_name(&template.name).or(named.then_some(
+                    "a child of its supervisor has that name: their paths would be one",
+                ));
+                if let Some(reason) = reason {
+                    return Err(Error::InvalidName {
+                        name: template.name.clone(),
+                        path: path.clone(),
+                        reason,
+                    });
+                }
             }
         }
+        let names: Vec<Declared> = supervisors
+            .iter()
+            .flat_map(|(path, sup)| declared_by(sup, path))
+            .collect();
         let mut seen: std::collections::HashMap<&str, &Declared> = std::collections::HashMap::new();
         for declared in &names {
             if let Some(first) = seen.insert(&declared.name, declared) {
@@ -54,12 +62,6 @@ impl Declared {
         }
         Ok(names)
     }
-}
-
-/// Why `name` can not be a segment of a path (`None`: it can): 1 to 64
-/// ASCII letters, digits, `_` and `-` (see [`control::bad_name`]).
-fn bad_segment(name: &str) -> Option<&'static str> {
-    crate::control::bad_name(name)
 }
 
 /// The names supervisor `sup`, at `path`, declares.

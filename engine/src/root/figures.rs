@@ -21,13 +21,38 @@ pub(crate) const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 pub(crate) struct Publisher {
     /// The recorder behind the `metrics` request: built at the first one.
     prometheus: Option<PrometheusRecorder>,
+    /// The text rendered last, and what it was rendered from: rendered
+    /// again only when that changed (rendering takes ~1 µs a series).
+    rendered: Option<(Readings, String)>,
     /// When the figures are next published to the global recorder
     /// (`None`: never, the tree was not built `with_metrics`, or its
     /// recorder panicked).
     next: Option<Instant>,
-    /// What was published last: how many events had been recorded, and
-    /// the mailboxes' counts (`None`: nothing yet).
-    last: Option<(u64, Vec<MailboxCounts>)>,
+    /// What was published last (`None`: nothing yet).
+    last: Option<Readings>,
+}
+
+/// What the figures are made of, as far as it changes: how many events
+/// were recorded, the mailboxes' counts, and the limited subtrees' memory.
+#[derive(Debug, PartialEq, Eq)]
+struct Readings {
+    events: u64,
+    mailboxes: Vec<MailboxCounts>,
+    memory: Vec<Option<u64>>,
+}
+
+impl Readings {
+    fn of(observed: &Observed, events: u64, mailboxes: &[(&str, MailboxCounts)]) -> Self {
+        Self {
+            events,
+            mailboxes: mailboxes.iter().map(|(_, counts)| *counts).collect(),
+            memory: observed
+                .status()
+                .nodes()
+                .filter_map(|node| node.resources.map(|r| r.memory_bytes))
+                .collect(),
+        }
+    }
 }
 
 impl Publisher {
@@ -35,6 +60,7 @@ impl Publisher {
     pub(crate) fn new(global: bool, now: Instant) -> Self {
         Self {
             prometheus: None,
+            rendered: None,
             next: global.then_some(now),
             last: None,
         }
@@ -46,14 +72,25 @@ impl Publisher {
     }
 
     /// The figures in the Prometheus text format, with the traffic of
-    /// `directory`'s mailboxes.
-    pub(crate) fn render(&mut self, observed: &Observed, directory: Option<&Directory>) -> String {
+    /// `directory`'s mailboxes, `events` having been recorded in all.
+    pub(crate) fn render(
+        &mut self,
+        observed: &Observed,
+        directory: Option<&Directory>,
+        events: u64,
+    ) -> String {
+        let counts = directory.map(Directory::mailbox_counts).unwrap_or_default();
+        let readings = Readings::of(observed, events, &counts);
+        if let Some((_, text)) = self.rendered.as_ref().filter(|(r, _)| *r == readings) {
+            return text.clone();
+        }
         let recorder = self
             .prometheus
             .get_or_insert_with(|| PrometheusBuilder::new().build_recorder());
-        let counts = directory.map(Directory::mailbox_counts).unwrap_or_default();
         metrics::with_local_recorder(recorder, || observed.publish_figures(counts));
-        recorder.handle().render()
+        let text = recorder.handle().render();
+        self.rendered = Some((readings, text.clone()));
+        text
     }
 
     /// If it is time at `now`, publishes to the global recorder: when
@@ -97,15 +134,11 @@ impl Publisher {
         always: bool,
     ) {
         let counts = directory.map(Directory::mailbox_counts).unwrap_or_default();
-        let totals: Vec<MailboxCounts> = counts.iter().map(|(_, c)| *c).collect();
-        let changed = self
-            .last
-            .as_ref()
-            .is_none_or(|(seen, last)| *seen != events || *last != totals);
-        if !changed && !always {
+        let readings = Readings::of(observed, events, &counts);
+        if !always && self.last.as_ref() == Some(&readings) {
             return;
         }
-        self.last = Some((events, totals));
+        self.last = Some(readings);
         // The recorder is the user's: a panic in it must not end the root.
         let published = catch_unwind(AssertUnwindSafe(|| observed.publish_figures(counts)));
         if published.is_err() {

@@ -241,6 +241,7 @@ impl Main {
         if let Some(server) = &mut self.server {
             let (observed, usage) = (&mut self.observed, &self.usage);
             let (figures, directory) = (&mut self.figures, self.directory.as_deref());
+            let recorded = self.recorded;
             // Rendered once per turn however many clients ask in it (the
             // status of 100 000 nodes takes tens of milliseconds), and the
             // cgroups' files read once, when asked, not every turn.
@@ -259,7 +260,7 @@ impl Main {
                     View::Text => text.get_or_insert_with(|| status.to_string()).clone(),
                     View::Json => json.get_or_insert_with(|| render_json(status)).clone(),
                     View::Metrics => metrics
-                        .get_or_insert_with(|| figures.render(observed, directory))
+                        .get_or_insert_with(|| figures.render(observed, directory, recorded))
                         .clone(),
                 }
             });

@@ -266,7 +266,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
     /// Runs the supervisor until it ends. A forked supervisor tells its
     /// parent how it ended before it returns.
     pub(crate) fn run(mut self) -> Ending {
-        // Every line this process logs says which node it is.
+        // Every line this process logs says which node it is, and only it.
+        if self.reporter.parent.is_some() {
+            crate::spans::leave_inherited();
+        }
         let span = tracing::info_span!("supervisor", path = %self.machine.path(), pid = std::process::id());
         let _span = span.enter();
         tracing::info!(supervisor = %self.machine.path(), pid = std::process::id(), "supervisor started");
