@@ -588,6 +588,12 @@ impl Poller {
         self.fds.clear();
     }
 
+    /// How many descriptors it waits for: the index the next one added
+    /// gets.
+    pub(crate) fn len(&self) -> usize {
+        self.fds.len()
+    }
+
     /// Waits for `events` on `fd` in the next [`wait`](Self::wait); returns
     /// its index for [`ready`](Self::ready). `fd` must stay open until then.
     pub(crate) fn add(&mut self, fd: BorrowedFd<'_>, events: PollFlags) -> usize {

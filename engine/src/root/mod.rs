@@ -195,6 +195,26 @@ impl Main {
         }
     }
 
+    /// How many of [`poll_fds`](Self::poll_fds) are the root's own (the
+    /// event pipe's), before the status server's.
+    fn own_fds(&self) -> usize {
+        match &self.events {
+            Some(_) => 1 + usize::from(self.observed.has_pending()),
+            None => 0,
+        }
+    }
+
+    /// What the poll of [`poll_fds`](Self::poll_fds) found (`ready(n)`:
+    /// the `n`-th had events), called before anything else of this turn:
+    /// the status server accepts a client only when its listener was
+    /// readable.
+    pub(crate) fn polled(&mut self, ready: &dyn Fn(usize) -> bool) {
+        let own = self.own_fds();
+        if let Some(server) = &mut self.server {
+            server.polled(&|n| ready(own + n));
+        }
+    }
+
     /// The fds the root's poll loop must watch for this.
     pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds: Vec<PollFd<'_>> = Vec::new();

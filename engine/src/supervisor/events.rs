@@ -96,6 +96,14 @@ impl Events {
         }
     }
 
+    /// What the poll of [`poll_fds`](Self::poll_fds) found, in their
+    /// order (see [`Main::polled`](crate::root::Main::polled)).
+    pub(crate) fn polled(&mut self, ready: &dyn Fn(usize) -> bool) {
+        if let Events::Main(main) = self {
+            main.polled(ready);
+        }
+    }
+
     /// When the loop must wake up for this at the latest.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self {

@@ -498,6 +498,9 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
             let owner = self.machine.path();
             self.dynamic
                 .watch(&self.sup.templates, owner, &mut self.poller);
+            // The root's own fds follow the others: the n-th is at
+            // `first + n`.
+            let first = self.poller.len();
             if let Outlet::Events(events) = &self.reporter.outlet {
                 for fd in events.poll_fds() {
                     self.poller
@@ -505,6 +508,10 @@ impl<'a, S: Spawner, T: Timer> Node<'a, S, T> {
                 }
             }
             self.poller.wait(timeout);
+            if let Outlet::Events(events) = &mut self.reporter.outlet {
+                let poller = &self.poller;
+                events.polled(&|n| poller.ready(first + n));
+            }
             for &(child, at) in &self.watched {
                 if self.poller.ready(at) {
                     self.said.push(child);
