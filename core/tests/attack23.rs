@@ -11,63 +11,12 @@
 //!   ended); the test holds it to that.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use supertrees_core::{Error, RestartPolicy, Supertree};
 
-use supertrees_core::testing::{run_simulated, FakeTimer};
-use supertrees_core::{BoxFuture, Error, RestartPolicy, Restartable, Supertree, Worker};
-
-struct Run(Arc<dyn Fn() -> BoxFuture + Send + Sync>, RestartPolicy);
-
-impl Worker for Run {
-    fn init(&self) -> BoxFuture {
-        (self.0)()
-    }
-}
-
-impl Restartable for Run {
-    fn restart_policy(&self) -> RestartPolicy {
-        self.1
-    }
-}
-
-fn worker(policy: RestartPolicy, f: impl Fn() -> BoxFuture + Send + Sync + 'static) -> Run {
-    Run(Arc::new(f), policy)
-}
-
-/// What the tree ended with: `Err` if `start` refused it, else every
-/// series.
-fn run<B>(
-    tree: supertrees_core::Tree<supertrees_core::tree::Root<B>>,
-) -> Result<BTreeMap<String, f64>, Error> {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let ended = metrics::with_local_recorder(&recorder, || run_simulated(tree, FakeTimer::new()));
-    match ended {
-        Ok(()) | Err(Error::Stalled) => {}
-        Err(err) => return Err(err),
-    }
-    Ok(snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let value = match value {
-                DebugValue::Counter(n) => n as f64,
-                DebugValue::Gauge(g) => g.into_inner(),
-                DebugValue::Histogram(_) => f64::NAN,
-            };
-            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
-        })
-        .collect())
-}
+mod common;
+use common::{run, worker, Run};
 
 /// Starts two children of `template`, one after the other.
 fn starter(template: &'static str) -> Run {

@@ -4,67 +4,25 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 use supertrees_core::figures::{exit_reason, CallOutcome, VERSION};
 use supertrees_core::testing::{run_simulated, FakeTimer};
-use supertrees_core::{
-    BoxFuture, ChildExit, Intensity, RestartPolicy, Restartable, Supertree, Worker,
-};
+use supertrees_core::{ChildExit, Intensity, RestartPolicy, Supertree};
 
-/// A worker made of a function, with a restart policy.
-struct Run(Arc<dyn Fn() -> BoxFuture + Send + Sync>, RestartPolicy);
+mod common;
+use common::{run, worker};
 
-impl Worker for Run {
-    fn init(&self) -> BoxFuture {
-        (self.0)()
-    }
-}
-
-impl Restartable for Run {
-    fn restart_policy(&self) -> RestartPolicy {
-        self.1
-    }
-}
-
-fn worker(policy: RestartPolicy, f: impl Fn() -> BoxFuture + Send + Sync + 'static) -> Run {
-    Run(Arc::new(f), policy)
-}
-
-/// Every series the recorder got when `tree` ended, or stalled (a
-/// supervisor of templates waits for more requests): `name{label=value,...}`
-/// → its value.
+/// Every series of `tree`'s run, which must not be refused.
 fn figures_of<B>(
     tree: supertrees_core::Tree<supertrees_core::tree::Root<B>>,
 ) -> BTreeMap<String, f64> {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let ended = metrics::with_local_recorder(&recorder, || run_simulated(tree, FakeTimer::new()));
-    assert!(
-        matches!(ended, Ok(()) | Err(supertrees_core::Error::Stalled)),
-        "{ended:?}"
-    );
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let value = match value {
-                DebugValue::Counter(n) => n as f64,
-                DebugValue::Gauge(g) => g.into_inner(),
-                DebugValue::Histogram(_) => f64::NAN,
-            };
-            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
-        })
-        .collect()
+    match run(tree) {
+        Ok(figures) => figures,
+        Err(err) => panic!("the tree was refused: {err}"),
+    }
 }
 
 fn value(figures: &BTreeMap<String, f64>, series: &str) -> f64 {

@@ -407,56 +407,18 @@ pub(crate) mod scenario {
 
 pub(crate) mod drive {
     use std::collections::BTreeMap;
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixStream;
+    use std::io::Write;
     use std::path::Path;
     use std::time::{Duration, Instant};
 
     use nix::sys::signal::Signal;
-    use prometheus_parse::{Scrape, Value};
     use serde_json::Value as Json;
 
-    use crate::control::drive::ask;
+    use crate::control::drive::{ask, ask_within as request};
     use crate::drive::wait_line;
+    use crate::figures::drive::parse;
     use crate::observe::dir_of;
     use crate::runner::Run;
-
-    /// The answer to `request` on `socket`, within `wait`.
-    fn request(socket: &Path, request: &str, wait: Duration) -> Result<String, String> {
-        let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(wait))
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(format!("{request}\n").as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .map_err(|e| format!("read: {e}"))?;
-        Ok(answer)
-    }
-
-    /// `name{label=value,...}` (labels sorted) → value.
-    fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
-        let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-            .map_err(|e| format!("the exposition does not parse: {e}"))?;
-        let mut figures = BTreeMap::new();
-        for sample in scrape.samples {
-            let value = match sample.value {
-                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-                other => return Err(format!("{}: {other:?}", sample.metric)),
-            };
-            let mut labels: Vec<String> = sample
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            labels.sort();
-            figures.insert(format!("{}{{{}}}", sample.metric, labels.join(",")), value);
-        }
-        Ok(figures)
-    }
 
     /// The counts of a `tally` line: field → value.
     fn tally(line: &str) -> BTreeMap<String, u64> {

@@ -202,7 +202,7 @@ pub(crate) mod drive {
     }
 
     /// Sends `request` and reads its answer, waiting at most `wait`.
-    pub(super) fn ask_within(
+    pub(crate) fn ask_within(
         socket: &Path,
         request: &str,
         wait: Duration,

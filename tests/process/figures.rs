@@ -407,14 +407,13 @@ pub(crate) mod scenario {
 
 pub(crate) mod drive {
     use std::collections::BTreeMap;
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixStream;
     use std::path::Path;
     use std::time::{Duration, Instant};
 
     use nix::sys::signal::Signal;
     use prometheus_parse::{Scrape, Value};
 
+    use super::super::control::drive::ask;
     use super::super::drive::wait_line;
     use super::super::observe::dir_of;
     use super::super::runner::Run;
@@ -441,26 +440,10 @@ pub(crate) mod drive {
         ask(socket, "metrics")
     }
 
-    /// The answer to `request` on `socket`.
-    fn ask(socket: &Path, request: &str) -> Result<String, String> {
-        let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(format!("{request}\n").as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .map_err(|e| format!("read: {e}"))?;
-        Ok(answer)
-    }
-
     /// Parses the whole exposition: every sample line is a sample of a
     /// family with its `# TYPE` (a counter or a gauge) and its `# HELP`.
     /// Returns `name{label=value,...}` (labels sorted) → value.
-    pub(super) fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
+    pub(crate) fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
         let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
             .map_err(|e| format!("the exposition does not parse: {e}"))?;
         let lines = text

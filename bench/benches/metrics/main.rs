@@ -50,12 +50,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -73,6 +72,8 @@ mod figures;
 #[allow(dead_code)]
 #[path = "../compare/shm.rs"]
 mod shm;
+#[path = "../common/socket_tree.rs"]
+mod socket_tree;
 #[allow(dead_code)]
 #[path = "../compare/stats.rs"]
 mod stats;
@@ -82,6 +83,7 @@ mod stats;
 mod procs;
 
 use shm::{Behavior, Shared};
+use socket_tree::SocketTree;
 use stats::percentile;
 
 /// The environment variable that makes this binary run one tree.
@@ -230,80 +232,14 @@ fn socket_dir(spec: &str) -> PathBuf {
     ))
 }
 
-/// A running `scrape` tree, ended (its process group killed) when dropped.
-struct ScrapeTree {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl ScrapeTree {
-    /// Starts it and waits until every node is up.
-    fn start() -> Result<Self, String> {
-        let dir = socket_dir("scrape");
-        let socket = dir.join("status.sock");
-        let child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-            .env(TREE_VAR, "scrape")
-            .env(SOCKET_VAR, &socket)
-            .env("RUST_LOG", "error")
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let tree = ScrapeTree { child, socket, dir };
-        let began = Instant::now();
-        loop {
-            if let Ok(status) = tree.ask("status json") {
-                if status.contains("\"path\":\"root\"") && !status.contains("\"starting\"") {
-                    return Ok(tree);
-                }
-            }
-            if began.elapsed() > TIMEOUT {
-                return Err(format!("the scrape tree was not up in {TIMEOUT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends `request` and reads the answer to its end.
-    fn ask(&self, request: &str) -> Result<String, String> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(format!("{request}\n").as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .map_err(|e| format!("read: {e}"))?;
-        Ok(answer)
-    }
-}
-
-impl Drop for ScrapeTree {
-    fn drop(&mut self) {
-        let group = Pid::from_raw(self.child.id() as i32);
-        let _ = killpg(group, Signal::SIGTERM);
-        let began = Instant::now();
-        while began.elapsed() < Duration::from_secs(10) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// One run of `scrape`.
 fn scrape() -> Result<Vec<(String, f64)>, String> {
-    let tree = ScrapeTree::start()?;
+    let tree = SocketTree::start(
+        (TREE_VAR, "scrape"),
+        SOCKET_VAR,
+        socket_dir("scrape"),
+        TIMEOUT,
+    )?;
     let status: serde_json::Value =
         serde_json::from_str(&tree.ask("status json")?).map_err(|e| format!("status json: {e}"))?;
     let nodes = status["nodes"].as_array().map_or(0, Vec::len);

@@ -20,19 +20,17 @@
 //! SIGTERM. It prints a Markdown table of each field's min and median
 //! over the runs.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use supertrees::{BackoffPolicy, BoxFuture, RestartPolicy, Restartable, Supertree, Worker};
 
 #[path = "../common/figures.rs"]
 mod figures;
+#[path = "../common/socket_tree.rs"]
+mod socket_tree;
+
+use socket_tree::SocketTree;
 
 /// The environment variable that makes this binary run one figure's tree.
 const TREE_VAR: &str = "SUPERTREES_BENCH_TREE";
@@ -58,81 +56,6 @@ fn main() {
     });
 }
 
-/// A running tree of one figure, ended (its process group killed) when
-/// dropped.
-struct Tree {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl Tree {
-    fn start(figure: &str) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let dir = std::env::temp_dir().join(format!(
-            "supertrees-bench-operator-{}-{figure}",
-            std::process::id()
-        ));
-        let socket = dir.join("status.sock");
-        let child = Command::new(exe)
-            .env(TREE_VAR, figure)
-            .env(SOCKET_VAR, &socket)
-            .env("RUST_LOG", "error")
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let tree = Tree { child, socket, dir };
-        let began = Instant::now();
-        loop {
-            if let Ok(status) = tree.ask("status json") {
-                if status.contains("\"path\":\"root\"") && !status.contains("\"starting\"") {
-                    return Ok(tree);
-                }
-            }
-            if began.elapsed() > UP_TIMEOUT {
-                return Err(format!("the {figure} tree was not up in {UP_TIMEOUT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends `request` and reads the answer to its end.
-    fn ask(&self, request: &str) -> Result<String, String> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(format!("{request}\n").as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .map_err(|e| format!("read: {e}"))?;
-        Ok(answer)
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let group = Pid::from_raw(self.child.id() as i32);
-        let _ = killpg(group, Signal::SIGTERM);
-        let began = Instant::now();
-        while began.elapsed() < Duration::from_secs(10) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The node at `path` in a `status json` answer.
 fn node<'a>(status: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
     status["nodes"]
@@ -143,7 +66,11 @@ fn node<'a>(status: &'a serde_json::Value, path: &str) -> Option<&'a serde_json:
 
 /// Runs `figure` once: its fields.
 fn measure(figure: &str) -> Result<Vec<(String, f64)>, String> {
-    let tree = Tree::start(figure)?;
+    let dir = std::env::temp_dir().join(format!(
+        "supertrees-bench-operator-{}-{figure}",
+        std::process::id()
+    ));
+    let tree = SocketTree::start((TREE_VAR, figure), SOCKET_VAR, dir, UP_TIMEOUT)?;
     match figure {
         "status_json" => status_json(&tree),
         "restart" => restart(&tree),
@@ -151,7 +78,7 @@ fn measure(figure: &str) -> Result<Vec<(String, f64)>, String> {
     }
 }
 
-fn status_json(tree: &Tree) -> Result<Vec<(String, f64)>, String> {
+fn status_json(tree: &SocketTree) -> Result<Vec<(String, f64)>, String> {
     let parse = |text: &str| -> Result<serde_json::Value, String> {
         serde_json::from_str(text).map_err(|e| format!("status json: {e}: {text:.200}"))
     };
@@ -192,8 +119,8 @@ fn status_json(tree: &Tree) -> Result<Vec<(String, f64)>, String> {
     ])
 }
 
-fn restart(tree: &Tree) -> Result<Vec<(String, f64)>, String> {
-    let pid_of = |tree: &Tree| -> Result<(Option<u64>, bool), String> {
+fn restart(tree: &SocketTree) -> Result<Vec<(String, f64)>, String> {
+    let pid_of = |tree: &SocketTree| -> Result<(Option<u64>, bool), String> {
         let status: serde_json::Value =
             serde_json::from_str(&tree.ask("status json")?).map_err(|e| e.to_string())?;
         let api = node(&status, "root/api").ok_or("no root/api in the status")?;

@@ -36,6 +36,21 @@ const LEN: NonZeroUsize = match NonZeroUsize::new(size_of::<AtomicU32>()) {
     None => NonZeroUsize::MIN,
 };
 
+/// `len` bytes of new memory, zero, readable and writable, shared with the
+/// processes forked after (an anonymous `MAP_SHARED` mapping).
+fn map_shared(len: NonZeroUsize) -> Result<NonNull<std::ffi::c_void>, Errno> {
+    // SAFETY: a new anonymous mapping at an address the kernel picks: it
+    // overlaps nothing this process uses.
+    unsafe {
+        mmap_anonymous(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }
+}
+
 /// A word in memory shared with the processes forked after it is made (an
 /// anonymous `MAP_SHARED` mapping): what one process stores, all see, until
 /// [`keep_from_forks`](Self::keep_from_forks) stops later forks inheriting
@@ -53,18 +68,8 @@ unsafe impl Sync for SharedWord {}
 impl SharedWord {
     /// A new word, zero.
     pub(crate) fn new() -> Result<Self, Errno> {
-        // SAFETY: a new anonymous mapping at an address the kernel picks:
-        // it overlaps nothing this process uses.
-        let mapped = unsafe {
-            mmap_anonymous(
-                None,
-                LEN,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }?;
         Ok(Self {
-            word: mapped.cast(),
+            word: map_shared(LEN)?.cast(),
         })
     }
 
@@ -278,18 +283,8 @@ impl SharedTallies {
     pub(crate) fn new(count: NonZeroUsize) -> Result<Self, Errno> {
         let len = NonZeroUsize::new(size_of::<MailboxTally>().saturating_mul(count.get()))
             .ok_or(Errno::EINVAL)?;
-        // SAFETY: a new anonymous mapping at an address the kernel picks:
-        // it overlaps nothing this process uses.
-        let mapped = unsafe {
-            mmap_anonymous(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }?;
         Ok(Self {
-            first: mapped.cast(),
+            first: map_shared(len)?.cast(),
             count,
         })
     }
