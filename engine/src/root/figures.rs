@@ -15,7 +15,7 @@ use crate::directory::Directory;
 use crate::observe::Observed;
 
 /// How often the figures are published to the global recorder, at most.
-pub(crate) const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
+const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 
 /// Where the root's figures go, and when.
 pub(crate) struct Publisher {

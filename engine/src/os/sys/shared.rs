@@ -218,45 +218,6 @@ impl std::fmt::Debug for SharedFlag {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_shared_flag_starts_unset_and_stays_set() {
-        let flag = SharedFlag::new().expect("a mapping");
-        assert!(!flag.is_set());
-        flag.set();
-        flag.set();
-        assert!(flag.is_set());
-        assert_eq!(format!("{flag:?}"), "SharedFlag(true)");
-    }
-
-    #[test]
-    fn the_view_forked_processes_inherit_can_not_be_made_writable() {
-        let flag = SharedFlag::new().expect("a mapping");
-        // SAFETY: the flag's own read-only view; on success (the defect
-        // this test looks for) it is left writable until the flag drops.
-        let made = unsafe {
-            nix::sys::mman::mprotect(
-                flag.view.cast(),
-                LEN.get(),
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-            )
-        };
-        assert_eq!(made, Err(Errno::EACCES));
-        assert!(!flag.is_set());
-    }
-
-    #[test]
-    fn a_word_kept_from_forks_is_still_shared_here() {
-        let word = SharedWord::new().expect("a mapping");
-        word.keep_from_forks().expect("madvise");
-        word.get().store(7, Ordering::SeqCst);
-        assert_eq!(format!("{word:?}"), "SharedWord(7)");
-    }
-}
-
 /// The tallies of a tree's mailboxes for the processes of one user
 /// ([`MailboxTally`], one per mailbox): an anonymous `MAP_SHARED` mapping
 /// the root makes before it forks anything, into which every process of
@@ -342,5 +303,44 @@ impl std::fmt::Debug for SharedTallies {
         f.debug_struct("SharedTallies")
             .field("count", &self.count)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_flag_starts_unset_and_stays_set() {
+        let flag = SharedFlag::new().expect("a mapping");
+        assert!(!flag.is_set());
+        flag.set();
+        flag.set();
+        assert!(flag.is_set());
+        assert_eq!(format!("{flag:?}"), "SharedFlag(true)");
+    }
+
+    #[test]
+    fn the_view_forked_processes_inherit_can_not_be_made_writable() {
+        let flag = SharedFlag::new().expect("a mapping");
+        // SAFETY: the flag's own read-only view; on success (the defect
+        // this test looks for) it is left writable until the flag drops.
+        let made = unsafe {
+            nix::sys::mman::mprotect(
+                flag.view.cast(),
+                LEN.get(),
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            )
+        };
+        assert_eq!(made, Err(Errno::EACCES));
+        assert!(!flag.is_set());
+    }
+
+    #[test]
+    fn a_word_kept_from_forks_is_still_shared_here() {
+        let word = SharedWord::new().expect("a mapping");
+        word.keep_from_forks().expect("madvise");
+        word.get().store(7, Ordering::SeqCst);
+        assert_eq!(format!("{word:?}"), "SharedWord(7)");
     }
 }
