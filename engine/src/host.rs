@@ -639,21 +639,22 @@ fn start<S: Spawner, T: Timer>(
 impl<S, T> Ctx<S, T> {
     /// The path of child `id` of template `template`: `root/1/conn#7`.
     fn dynamic_path(&self, template: u32, id: ChildId) -> String {
-        let name = usize::try_from(template)
+        let name = self.template(template).map_or("?", |t| t.name.as_str());
+        format!("{}/{name}#{id}", self.owner)
+    }
+
+    /// The supervisor's template `template`, if it has one.
+    fn template(&self, template: u32) -> Option<&Template> {
+        usize::try_from(template)
             .ok()
             .and_then(|t| self.templates.get(t))
-            .map_or("?", |t| t.name.as_str());
-        format!("{}/{name}#{id}", self.owner)
     }
 
     /// Builds a worker from template `template` and its argument `arg`
     /// (its supervisor built one from the same bytes already, so this
     /// fails only if the tree is inconsistent; it is logged).
     fn build(&self, template: u32, arg: &[u8]) -> Option<Box<dyn Worker>> {
-        let found = usize::try_from(template)
-            .ok()
-            .and_then(|t| self.templates.get(t));
-        let Some(found) = found else {
+        let Some(found) = self.template(template) else {
             tracing::error!(host = %self.path, template, "a worker of an unknown template was not built");
             return None;
         };

@@ -195,13 +195,19 @@ impl Main {
         }
     }
 
-    /// How many of [`poll_fds`](Self::poll_fds) are the root's own (the
-    /// event pipe's), before the status server's.
-    fn own_fds(&self) -> usize {
-        match &self.events {
-            Some(_) => 1 + usize::from(self.observed.has_pending()),
-            None => 0,
-        }
+    /// The root's own fds of [`poll_fds`](Self::poll_fds) (the event
+    /// pipe's), before the status server's.
+    fn own_fds(&self) -> impl Iterator<Item = PollFd<'_>> {
+        let pipe = self.events.as_ref();
+        let read = pipe.map(|(read, _)| sys::readable(read.as_fd()));
+        // Callbacks are due, so the loop must come back at once, yet still
+        // poll (to learn what else is ready): the pipe is either not full
+        // (its write end is writable) or holds events (its read end is
+        // readable), so one of the two is always ready.
+        let write = pipe
+            .filter(|_| self.observed.has_pending())
+            .map(|(_, write)| PollFd::new(write.as_fd(), PollFlags::POLLOUT));
+        read.into_iter().chain(write)
     }
 
     /// What the poll of [`poll_fds`](Self::poll_fds) found (`ready(n)`:
@@ -209,7 +215,7 @@ impl Main {
     /// the status server accepts a client only when its listener was
     /// readable.
     pub(crate) fn polled(&mut self, ready: &dyn Fn(usize) -> bool) {
-        let own = self.own_fds();
+        let own = self.own_fds().count();
         if let Some(server) = &mut self.server {
             server.polled(&|n| ready(own + n));
         }
@@ -217,18 +223,7 @@ impl Main {
 
     /// The fds the root's poll loop must watch for this.
     pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let mut fds: Vec<PollFd<'_>> = Vec::new();
-        if let Some((read, write)) = &self.events {
-            fds.push(sys::readable(read.as_fd()));
-            if self.observed.has_pending() {
-                // Callbacks are due, so the loop must come back at once,
-                // yet still poll (to learn what else is ready): the pipe is
-                // either not full (its write end is writable) or holds
-                // events (its read end is readable), so one of the two is
-                // always ready.
-                fds.push(PollFd::new(write.as_fd(), PollFlags::POLLOUT));
-            }
-        }
+        let mut fds: Vec<PollFd<'_>> = self.own_fds().collect();
         if let Some(server) = &self.server {
             fds.extend(server.poll_fds());
         }
@@ -258,14 +253,15 @@ impl Main {
         self.now = now;
         self.observed.advance(now);
         self.read_events(READ_PER_TURN);
+        // The cgroups' files are read at most once per turn, when the
+        // status or the figures need them, not every turn.
+        let mut read = false;
         if let Some(server) = &mut self.server {
             let (observed, usage) = (&mut self.observed, &self.usage);
             let (figures, directory) = (&mut self.figures, self.directory.as_deref());
             let recorded = self.recorded;
             // Rendered once per turn however many clients ask in it (the
-            // status of 100 000 nodes takes tens of milliseconds), and the
-            // cgroups' files read once, when asked, not every turn.
-            let mut read = false;
+            // status of 100 000 nodes takes tens of milliseconds).
             let (mut text, mut json, mut metrics): (
                 Option<String>,
                 Option<String>,
@@ -287,7 +283,7 @@ impl Main {
         }
         if self.figures.deadline().is_some_and(|at| at <= now) {
             let limited = self.usage.as_ref().is_some_and(|c| c.limits_any());
-            if limited {
+            if limited && !read {
                 read_usage(&mut self.observed, self.usage.as_deref());
             }
             let directory = self.directory.as_deref();
